@@ -1,0 +1,44 @@
+# The project's front door. `make demo` runs the system; `make test` proves it.
+# Both install what they need and start a genuine Kafka broker and mongod (scripts/infra.sh).
+
+SHELL := /bin/bash
+UV := uv
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status test test-unit test-integration test-e2e demo docs bench
+
+help:
+	@echo "make demo   - run the services on a real Kafka + MongoDB and play a scenario"
+	@echo "make test   - run every test tier against a real Kafka + MongoDB"
+	@echo "make up / down / status - the local Kafka broker and mongod"
+	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/"
+
+setup:
+	@bash scripts/setup.sh
+
+up: setup
+	@bash scripts/infra.sh up
+
+down:
+	@bash scripts/infra.sh down
+
+status:
+	@bash scripts/infra.sh status
+
+test: up
+	$(UV) run pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(UV) run pytest -m unit $(PYTEST_ARGS)
+
+test-integration: up
+	$(UV) run pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: up
+	$(UV) run pytest -m e2e $(PYTEST_ARGS)
+
+demo: up
+	$(UV) run python -m scripts.demo
+
+docs: setup
+	$(UV) run python -m scripts.asyncapi docs/asyncapi

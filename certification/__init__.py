@@ -1,0 +1,1 @@
+"""Certification: carries candidates from enrolment to an exam seat and a certificate."""

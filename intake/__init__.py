@@ -1,0 +1,1 @@
+"""Intake: turns phone calls, e-mails and web forms into `TrainingRequestReceived` events."""

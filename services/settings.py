@@ -1,0 +1,61 @@
+"""Configuration shared by every service: where Kafka and MongoDB are, how to log, where to listen.
+
+Each service subclasses `ServiceSettings` once, with its own environment prefix
+(`ROUTING_`, `INTAKE_`, ...). Infrastructure settings are read from unprefixed
+variables (`KAFKA_BOOTSTRAP_SERVERS`, `MONGODB_URI`, ...) because every service
+of one deployment talks to the same cluster; secrets come from the environment only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the Kafka cluster, including SASL/TLS for production."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = Field(None, description="CA bundle that signed the brokers' certificates.")
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    topic_replication_factor: int = Field(1, ge=1, description="For topics the services create at start-up.")
+
+
+class MongoSettings(BaseSettings):
+    """How to reach MongoDB; credentials belong in the URI, which comes from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MONGODB_", extra="ignore")
+
+    uri: SecretStr = Field(
+        SecretStr("mongodb://127.0.0.1:27017/?replicaSet=rs0"),
+        description="A replica-set URI: transactions and change streams need one.",
+    )
+    database: str = Field("formation", description="Database holding every service's collections.")
+    server_selection_timeout_ms: int = 10_000
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set `env_prefix` and add their own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    service_name: str = "service"
+    instance_id: str | None = Field(None, description="Distinguishes replicas in logs; defaults to host:pid.")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, JSON otherwise."
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+    graceful_timeout_s: float = Field(15.0, description="How long shutdown waits for in-flight messages.")

@@ -1,0 +1,46 @@
+"""Fixtures shared by every tier: where the real Kafka broker and mongod are, and fresh names."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.settings import KafkaSettings, MongoSettings
+
+KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def kafka_settings() -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP)
+
+
+@pytest.fixture
+def mongo_settings(unique: str) -> MongoSettings:
+    """A database of its own for each test, dropped afterwards by `mongo_db`."""
+    return MongoSettings(uri=MONGODB_URI, database=f"test_{unique}")
+
+
+@pytest.fixture
+async def mongo_client() -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI, tz_aware=True)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def mongo_db(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_settings: MongoSettings) -> AsyncIterator[Any]:
+    db = mongo_client[mongo_settings.database]
+    yield db
+    await mongo_client.drop_database(mongo_settings.database)
