@@ -1,26 +1,24 @@
-"""Intake's wiring: the HTTP API, the outbox and its relay to Kafka."""
+"""Intake's wiring: the three channels, the pipeline, and the outbox relay to Kafka."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from uuid import uuid4
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from fastapi import APIRouter, Depends, status
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, status
 from pydantic import BaseModel, Field
 
+from intake.domain import AcceptedRequest, RequestDraft
+from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
-from schemas import Channel, Contact, Language, TrainingRequestReceived
+from schemas import Channel, Language, TrainingRequestReceived
 from schemas.topics import TRAINING_REQUESTS
-from services import Runtime, create_service_app, get_runtime
+from services import Runtime, create_service_app
 from services.app import instance_name
 from services.outbox import Outbox
-from datetime import UTC, datetime
 
 
 class RequestSubmission(BaseModel):
-    """A training request as a partner site or the Cité des métiers posts it."""
-
     name: str | None = Field(None, max_length=200)
     phone: str | None = Field(None, max_length=40)
     email: str | None = Field(None, max_length=254)
@@ -30,49 +28,44 @@ class RequestSubmission(BaseModel):
     consent_to_contact: bool
 
 
-class Accepted(BaseModel):
-    request_id: str
-    status: str = "accepted"
-
-
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
 
     def register(runtime: Runtime) -> list[Any]:
-        outbox = Outbox(runtime.db, "intake_outbox")
         runtime.publishes(TRAINING_REQUESTS, TrainingRequestReceived)
-        runtime.on_startup(lambda _: outbox.ensure_indexes())
+        outbox = Outbox(runtime.db, "intake_outbox")
+        pipeline = IntakePipeline(runtime.mongo, runtime.db, outbox, link_window=timedelta(days=settings.link_window_days))
+        runtime.app_state["pipeline"] = pipeline
+        runtime.on_startup(lambda _: pipeline.ensure_indexes())
         runtime.run_in_background(
-            "intake.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=instance_name(settings))
+            "intake.outbox_relay",
+            lambda: outbox.run_relay(runtime.broker, holder=instance_name(settings), connected=runtime.kafka_connected),
         )
         router = APIRouter(prefix="/api/v1", tags=["requests"])
 
-        @router.post("/requests", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-        async def submit_request(
-            submission: RequestSubmission, rt: Annotated[Runtime, Depends(get_runtime)]
-        ) -> Accepted:
-            request_id = str(uuid4())
-            event = TrainingRequestReceived(
-                source="/intake/web/api",
-                subject=request_id,
-                request_id=request_id,
-                person_id=request_id,
-                channel=Channel.WEB,
-                received_at=datetime.now(UTC),
-                contact=Contact(name=submission.name, phone=submission.phone, email=submission.email),
-                language=submission.language,
-                need=submission.need,
-                requested_course=submission.requested_course,
-                consent_to_contact=submission.consent_to_contact,
+        @router.post("/requests", status_code=status.HTTP_202_ACCEPTED)
+        async def submit_request(submission: RequestSubmission) -> AcceptedRequest:
+            return await pipeline.accept(
+                RequestDraft(
+                    channel=Channel.WEB,
+                    source="/intake/web/api",
+                    received_at=datetime.now(UTC),
+                    language=submission.language,
+                    consent_to_contact=submission.consent_to_contact,
+                    name=submission.name,
+                    phone=submission.phone,
+                    email=submission.email,
+                    need=submission.need,
+                    requested_course=submission.requested_course,
+                )
             )
-            await outbox.add([event])
-            return Accepted(request_id=request_id)
 
         return [router]
 
     return create_service_app(
         settings,
         title="formation-events intake",
-        description="Receives job seekers' training requests and publishes them to training.requests.v1.",
+        description="Receives job seekers' training requests by phone, e-mail and web, and publishes them to training.requests.v1.",
         register=register,
+        kafka_required=False,
     )

@@ -1,5 +1,6 @@
 """Intake's configuration, from `INTAKE_*` environment variables (plus the shared infrastructure ones)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.settings import ServiceSettings
@@ -10,3 +11,4 @@ class IntakeSettings(ServiceSettings):
 
     service_name: str = "intake"
     http_port: int = 8001
+    link_window_days: int = Field(14, ge=0, description="Requests of one person within this many days are linked.")

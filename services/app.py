@@ -53,6 +53,10 @@ class Runtime:
     error_policy: ErrorPolicy
     metrics: CollectorRegistry
     processed: ProcessedEvents
+    app_state: dict[str, Any] = field(default_factory=dict)
+    """Service-specific objects (pipelines, repositories) that tests and routes reach by name."""
+    kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the broker has started; with `kafka_required=False` that may be after start-up."""
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     startup_hooks: list[Hook] = field(default_factory=list)
     shutdown_hooks: list[Hook] = field(default_factory=list)
@@ -130,8 +134,13 @@ def create_service_app(
     title: str,
     description: str,
     register: Callable[[Runtime], Sequence[Any] | None],
+    kafka_required: bool = True,
 ) -> FastAPI:
-    """Wire a service: `register(runtime)` declares subscribers and returns FastAPI routers."""
+    """Wire a service: `register(runtime)` declares subscribers and returns FastAPI routers.
+
+    With `kafka_required=False` (intake) the service starts and reports ready while Kafka is
+    unreachable, and connects in the background: its channels keep accepting into the outbox.
+    """
     configure_logging(
         service=settings.service_name,
         instance=instance_name(settings),
@@ -143,9 +152,17 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await kafka_defaults.wait_and_ensure_topics(settings.kafka)
+        async def connect_kafka(timeout_s: float) -> None:
+            await kafka_defaults.wait_and_ensure_topics(settings.kafka, timeout_s=timeout_s)
+            await runtime.broker.start()
+            runtime.kafka_connected.set()
+            log.info("kafka.connected")
+
         await runtime.processed.ensure_indexes()
-        await runtime.broker.start()
+        if kafka_required:
+            await connect_kafka(timeout_s=120.0)
+        else:
+            runtime.background.append(asyncio.create_task(connect_kafka(timeout_s=float("inf")), name="kafka.connect"))
         for hook in runtime.startup_hooks:
             await hook(runtime)
         log.info("service.started", http_port=settings.http_port)
@@ -169,11 +186,15 @@ def create_service_app(
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
+    async def kafka_ping() -> bool:
+        return runtime.kafka_connected.is_set() and await runtime.broker.ping(timeout=2.0)
+
     @app.get("/health/ready", tags=["operations"], summary="Kafka and MongoDB answer")
     async def ready() -> JSONResponse:
-        kafka_ok, mongo_ok = await asyncio.gather(runtime.broker.ping(timeout=2.0), ping(runtime.mongo))
+        kafka_ok, mongo_ok = await asyncio.gather(kafka_ping(), ping(runtime.mongo))
         body = {"kafka": "up" if kafka_ok else "down", "mongodb": "up" if mongo_ok else "down"}
-        return JSONResponse(body, status_code=200 if kafka_ok and mongo_ok else 503)
+        ok = mongo_ok and (kafka_ok or not kafka_required)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -81,8 +81,12 @@ class Outbox:
         )
         return len(entries)
 
-    async def run_relay(self, broker: KafkaBroker, *, holder: str, idle_poll_s: float = 0.25) -> None:
+    async def run_relay(
+        self, broker: KafkaBroker, *, holder: str, idle_poll_s: float = 0.25, connected: asyncio.Event | None = None
+    ) -> None:
         """Relay forever while holding the outbox's lease; retries with a pause while Kafka is down."""
+        if connected is not None:
+            await connected.wait()
         lease = Lease(self._db, f"relay:{self.name}", holder, ttl=timedelta(seconds=15))
         pause = 0.5
         while True:

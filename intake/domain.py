@@ -1,0 +1,63 @@
+"""What a channel hands to the intake pipeline, and what it gets back.
+
+Each channel adapter (phone webhook, SMTP inbox, web form and API) turns its input into a
+`RequestDraft` and calls `AcceptRequests.accept(draft)`. The pipeline normalises contact
+details, links the request to earlier ones of the same person, builds the
+`TrainingRequestReceived` event and stores it in the outbox before returning: a channel
+acknowledges its client (HTTP 202, SMTP 250) only after `accept` returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from schemas import CampaignAttribution, Channel, Language, QualificationLevel
+
+ChannelDetail = str | int | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDraft:
+    """A request as one channel understood it, before normalisation and identity linking."""
+
+    channel: Channel
+    source: str
+    """CloudEvents source of the adapter, e.g. `/intake/phone/twilio`, `/intake/email`, `/intake/web/form`."""
+    received_at: datetime
+    language: Language
+    consent_to_contact: bool
+    name: str | None = None
+    phone: str | None = None
+    """As given (any Belgian or international format); the pipeline normalises it to E.164."""
+    email: str | None = None
+    need: str = ""
+    requested_course: str | None = None
+    """A catalogue code (`services.catalogue`), when the person named a course."""
+    qualification_level: QualificationLevel | None = None
+    has_computer: bool | None = None
+    has_internet: bool | None = None
+    unemployed_since: date | None = None
+    campaign: CampaignAttribution | None = None
+    needs_triage: bool = False
+    triage_reason: str | None = None
+    channel_details: dict[str, ChannelDetail] = field(default_factory=dict)
+    dedup_key: str | None = None
+    """Same key, same request: a retried webhook (CallSid + status), a re-sent e-mail (Message-ID),
+    or a retried POST (Idempotency-Key) is accepted once and answered with the first result."""
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedRequest:
+    request_id: str
+    person_id: str
+    duplicate: bool = False
+    """True when `dedup_key` matched an earlier request: nothing new was stored."""
+    linked_request_ids: tuple[str, ...] = ()
+
+
+class AcceptRequests(Protocol):
+    """The intake pipeline as the channels see it."""
+
+    async def accept(self, draft: RequestDraft) -> AcceptedRequest: ...

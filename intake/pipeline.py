@@ -1,0 +1,168 @@
+"""The intake pipeline: every channel's drafts become `TrainingRequestReceived` events, stored
+durably before the channel acknowledges.
+
+One MongoDB transaction per request: deduplicate by the channel's key, find the person by
+normalised phone number or e-mail address, record the request, and put the event in the
+outbox. The relay (services.outbox) publishes it to Kafka, so accepting never depends on Kafka
+being up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from intake.domain import AcceptedRequest, RequestDraft
+from intake.identity import identity_keys, normalise_email, normalise_phone
+from schemas import Contact, TrainingRequestReceived
+from services.mongo import MongoDatabase
+from services.outbox import Outbox
+
+log = structlog.get_logger(__name__)
+
+
+def new_person_id() -> str:
+    """Random, so that the id reveals nothing about the person (unlike a hash of a phone number)."""
+    return f"per_{uuid.uuid4().hex}"
+
+
+def build_event(
+    draft: RequestDraft,
+    *,
+    request_id: str,
+    person_id: str,
+    phone: str | None,
+    email: str | None,
+    linked_request_ids: tuple[str, ...],
+) -> TrainingRequestReceived:
+    details = dict(draft.channel_details)
+    needs_triage, triage_reason = draft.needs_triage, draft.triage_reason
+    if draft.phone and not phone:
+        details["phone_as_given"] = draft.phone[:40]
+    if draft.email and not email:
+        details["email_as_given"] = draft.email[:254]
+    if not phone and not email and not needs_triage:
+        needs_triage, triage_reason = True, "no usable phone number or e-mail address"
+    return TrainingRequestReceived(
+        source=draft.source,
+        subject=request_id,
+        request_id=request_id,
+        person_id=person_id,
+        channel=draft.channel,
+        received_at=draft.received_at,
+        contact=Contact(name=(draft.name or "").strip()[:200] or None, phone=phone, email=email),
+        language=draft.language,
+        need=draft.need,
+        requested_course=draft.requested_course,
+        qualification_level=draft.qualification_level,
+        has_computer=draft.has_computer,
+        has_internet=draft.has_internet,
+        unemployed_since=draft.unemployed_since,
+        campaign=draft.campaign,
+        consent_to_contact=draft.consent_to_contact,
+        linked_request_ids=linked_request_ids,
+        needs_triage=needs_triage,
+        triage_reason=triage_reason,
+        channel_details=details,
+    )
+
+
+class IntakePipeline:
+    """The MongoDB-backed `intake.domain.AcceptRequests`."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        db: MongoDatabase,
+        outbox: Outbox,
+        *,
+        link_window: timedelta = timedelta(days=14),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._requests = db["intake_requests"]
+        self._identities = db["intake_identities"]
+        self._outbox = outbox
+        self.link_window = link_window
+        self._clock = clock
+
+    async def ensure_indexes(self) -> None:
+        await self._requests.create_index(
+            "dedup_key", unique=True, partialFilterExpression={"dedup_key": {"$type": "string"}}, name="dedup_key_unique"
+        )
+        await self._requests.create_index([("person_id", ASCENDING), ("received_at", DESCENDING)], name="by_person")
+        await self._outbox.ensure_indexes()
+
+    async def accept(self, draft: RequestDraft) -> AcceptedRequest:
+        phone = normalise_phone(draft.phone)
+        email = normalise_email(draft.email)
+        keys = identity_keys(phone, email)
+
+        async def transaction(session: AsyncClientSession) -> AcceptedRequest:
+            if draft.dedup_key and (earlier := await self._requests.find_one({"dedup_key": draft.dedup_key}, session=session)):
+                return AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
+            person_id = await self._person_for(keys, session)
+            since = self._clock() - self.link_window
+            recent = await self._requests.find(
+                {"person_id": person_id, "received_at": {"$gte": since}}, {"_id": 1}, session=session
+            ).sort("received_at", DESCENDING).to_list(20)
+            linked = tuple(doc["_id"] for doc in recent)
+            request_id = str(uuid.uuid4())
+            event = build_event(draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=linked)
+            await self._requests.insert_one(
+                {
+                    "_id": request_id,
+                    "person_id": person_id,
+                    "channel": draft.channel.value,
+                    "received_at": draft.received_at,
+                    "accepted_at": self._clock(),
+                    "dedup_key": draft.dedup_key,
+                    "event_id": str(event.id),
+                    "linked_request_ids": list(linked),
+                    "needs_triage": event.needs_triage,
+                },
+                session=session,
+            )
+            await self._outbox.add([event], session=session)
+            return AcceptedRequest(request_id, person_id, linked_request_ids=linked)
+
+        try:
+            async with self._client.start_session() as session:
+                accepted = await session.with_transaction(transaction)
+        except DuplicateKeyError:
+            # Two deliveries of one dedup key raced; the other one's transaction won.
+            earlier = await self._requests.find_one({"dedup_key": draft.dedup_key})
+            if earlier is None:
+                raise
+            accepted = AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
+        log.info(
+            "request.accepted",
+            request_id=accepted.request_id,
+            person_id=accepted.person_id,
+            channel=draft.channel.value,
+            duplicate=accepted.duplicate,
+            linked=len(accepted.linked_request_ids),
+        )
+        return accepted
+
+    async def _person_for(self, keys: list[str], session: AsyncClientSession) -> str:
+        known = await self._identities.find({"_id": {"$in": keys}}, session=session).sort("last_seen_at", DESCENDING).to_list(None)
+        person_id = known[0]["person_id"] if known else new_person_id()
+        now = self._clock()
+        for key in keys:
+            # Upserts inside the transaction: a concurrent request of the same new person
+            # conflicts here, is retried by with_transaction, and then finds this person.
+            await self._identities.update_one(
+                {"_id": key},
+                {"$set": {"person_id": person_id, "last_seen_at": now}, "$setOnInsert": {"first_seen_at": now}},
+                upsert=True,
+                session=session,
+            )
+        return person_id
