@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 import structlog
@@ -70,16 +71,27 @@ class Outbox:
         entries = await self._collection.find({"sent_at": None}).sort([("seq", ASCENDING), ("_id", ASCENDING)]).to_list(limit)
         if not entries:
             return 0
-        # Send all, then wait for every acknowledgement: the idempotent producer keeps order per partition.
-        futures = [
-            await broker.publish(e["value"], topic=e["topic"], key=e["key"], headers=e["headers"], no_confirm=True)
-            for e in entries
-        ]
-        await asyncio.gather(*futures)
-        await self._collection.update_many(
-            {"_id": {"$in": [e["_id"] for e in entries]}}, {"$set": {"sent_at": datetime.now(UTC)}}
-        )
-        return len(entries)
+        # Send all, then wait for every acknowledgement: the idempotent producer keeps order per
+        # partition. Entries acknowledged are marked even if others failed, so a broker that dies
+        # mid-batch costs a retry of the unacknowledged ones only, not duplicates of the rest.
+        results: list[Any] = []
+        failure: BaseException | None = None
+        for entry in entries:
+            try:
+                results.append(
+                    await broker.publish(entry["value"], topic=entry["topic"], key=entry["key"], headers=entry["headers"], no_confirm=True)
+                )
+            except Exception as error:  # noqa: BLE001 - the producer refused: keep the rest for the next round
+                failure = error
+                break
+        acknowledged = await asyncio.gather(*results, return_exceptions=True)
+        sent_ids = [entry["_id"] for entry, ack in zip(entries, acknowledged, strict=False) if not isinstance(ack, BaseException)]
+        if sent_ids:
+            await self._collection.update_many({"_id": {"$in": sent_ids}}, {"$set": {"sent_at": datetime.now(UTC)}})
+        failure = failure or next((a for a in acknowledged if isinstance(a, BaseException)), None)
+        if failure is not None:
+            raise failure
+        return len(sent_ids)
 
     async def run_relay(
         self, broker: KafkaBroker, *, holder: str, idle_poll_s: float = 0.25, connected: asyncio.Event | None = None
