@@ -26,6 +26,7 @@ status:
 	@bash scripts/infra.sh status
 
 test: up
+	@bash scripts/setup.sh --browser
 	$(UV) run pytest $(PYTEST_ARGS)
 
 test-unit: setup

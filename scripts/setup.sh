@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# Make the Python environment exist and match uv.lock. Safe to run again: a warm run takes ~1 s.
+# Make the Python environment exist and match uv.lock; with --browser, also Debian's Chromium for
+# the browser tests. Safe to run again: a warm run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v uv >/dev/null 2>&1; then
   echo "[setup] installing uv"
-  python3 -m pip install --quiet --disable-pip-version-check uv
+  python3 -m pip install --quiet --disable-pip-version-check uv \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages uv
 fi
 uv sync --frozen --quiet
+
+if [[ "${1:-}" == "--browser" && ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium for the browser tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[setup] /usr/bin/chromium is missing and cannot be installed here: browser tests will be skipped" >&2
+  fi
+fi
