@@ -19,6 +19,8 @@ from tests.conftest import KAFKA_BOOTSTRAP
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
+# One test client sends everything: the per-client abuse brake would be in the way.
+NO_RATE_LIMIT = {"INTAKE_WEB_RATE_PER_MINUTE": "1000000", "INTAKE_WEB_BURST": "100000"}
 INFRA = REPO / "scripts" / "infra.sh"
 
 
@@ -28,7 +30,7 @@ def infra(command: str) -> None:
 
 @pytest.fixture
 def intake(tmp_path: Path, unique: str) -> Iterator[ServiceProcess]:
-    process = start_service("intake", port=18101, env={"MONGODB_DATABASE": f"fault_{unique}"}, log_dir=tmp_path)
+    process = start_service("intake", port=18101, env={"MONGODB_DATABASE": f"fault_{unique}", **NO_RATE_LIMIT}, log_dir=tmp_path)
     try:
         process.wait_ready()
         yield process

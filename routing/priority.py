@@ -1,0 +1,119 @@
+"""How urgent a request is: the most vulnerable are called back first, and nobody starves.
+
+`priority_of` scores a request as a plain sum of named parts (`{"qualification": 40,
+"no_computer": 15}`) so an advisor can read why; the points are data (`PriorityWeights`, the
+`priority:` section of the rule set). `effective_priority` adds an ageing bonus that grows with
+waiting time, so a low-priority request eventually overtakes fresh high-priority ones; queues
+order by effective priority, then by callback deadline (`queue_key`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Literal
+
+from routing.rules import PriorityWeights, QualificationWeights, months_between
+from schemas import Channel, TrainingRequestReceived
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "Band",
+    "Priority",
+    "PriorityWeights",
+    "QualificationWeights",
+    "band",
+    "effective_priority",
+    "priority_of",
+    "queue_key",
+]
+
+DEFAULT_WEIGHTS = PriorityWeights()
+"""The built-in points; the shipped rule set repeats them under `priority:`."""
+
+Band = Literal["high", "medium", "low"]
+
+
+@dataclass(frozen=True)
+class Priority:
+    """A priority score and the parts it adds up from (only parts that count are listed)."""
+
+    score: int
+    parts: Mapping[str, int]
+
+
+def priority_of(
+    request: TrainingRequestReceived, *, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS
+) -> Priority:
+    """Score `request` as of `now` (for the length of unemployment); pure in its arguments.
+
+    Parts: `qualification` (none > primary > lower secondary > unknown > CESS or more),
+    `no_computer`, `no_internet`, `long_unemployment` (12 months, more from 24),
+    `language_need` (the need mentions learning French or Dutch, or the person is served in
+    another language than the advisors' main one) and `phone` (callers were promised a call).
+    Unknown facts add nothing, except an unknown qualification, which gets a middle value.
+    """
+    parts: dict[str, int] = {
+        "qualification": weights.qualification.points(request.qualification_level),
+        "no_computer": weights.no_computer if request.has_computer is False else 0,
+        "no_internet": weights.no_internet if request.has_internet is False else 0,
+        "long_unemployment": _unemployment_points(request, now, weights),
+        "language_need": (
+            weights.language_need
+            if request.language != weights.main_language or weights.mentions_language_need(request.need)
+            else 0
+        ),
+        "phone": weights.phone if request.channel is Channel.PHONE else 0,
+    }
+    counted = {name: points for name, points in parts.items() if points}
+    return Priority(score=sum(counted.values()), parts=MappingProxyType(counted))
+
+
+def _unemployment_points(request: TrainingRequestReceived, now: datetime, weights: PriorityWeights) -> int:
+    if request.unemployed_since is None:
+        return 0
+    months = months_between(request.unemployed_since, now)
+    if months >= 24:
+        return weights.unemployed_24_months
+    if months >= 12:
+        return weights.unemployed_12_months
+    return 0
+
+
+def effective_priority(base: int, waiting: timedelta, *, per_hour: float, cap: int | None) -> int:
+    """`base` plus an ageing bonus that grows with the time waited, so that nobody starves.
+
+    The bonus is `floor(hours waited x per_hour)`, at most `cap` (None: unbounded); a negative
+    wait (clock skew) counts as none. Linear ageing is the simplest rule that prevents
+    starvation and that an advisor can check by hand: with the shipped +2/hour capped at 100
+    (the largest possible score), a request of priority 0 ties a fresh request of priority 100
+    after 50 hours and, with the earlier deadline, goes first. Hours are wall-clock hours, not
+    working hours: waiting over a weekend is still waiting.
+    """
+    hours = max(waiting.total_seconds(), 0.0) / 3600
+    bonus = math.floor(hours * per_hour)
+    if cap is not None:
+        bonus = min(bonus, cap)
+    return base + bonus
+
+
+def queue_key(
+    base: int, *, received_at: datetime, deadline: datetime, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS
+) -> tuple[int, datetime]:
+    """Sort key of a queue, ascending: highest effective priority first, then earliest deadline."""
+    effective = effective_priority(
+        base, now - received_at, per_hour=weights.ageing_per_hour, cap=weights.ageing_cap
+    )
+    return (-effective, deadline)
+
+
+def band(score: int, *, weights: PriorityWeights = DEFAULT_WEIGHTS) -> Band:
+    """The report band of a score: `high` from `high_band_from`, `medium` from `medium_band_from`."""
+    if score >= weights.high_band_from:
+        return "high"
+    if score >= weights.medium_band_from:
+        return "medium"
+    return "low"
