@@ -1,17 +1,21 @@
 """`make demo`: the services as separate processes on the real broker and mongod, a scripted
 scenario played through them, and a table of what happened.
 
-Each run uses a fresh database, so the table shows this run only; the services' logs are
-kept under .local/demo/logs/ for reading afterwards.
+Each run uses a fresh database, so the table shows this run only; the services' logs are kept
+under .local/demo/logs/ for reading afterwards (and contain no personal data).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import smtplib
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from typing import Any
 
 import httpx
@@ -19,85 +23,149 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
+from intake.phone import generic_signature
 from scripts.launch import REPO, running_services
 
 console = Console(width=160)
 
-SCENARIO: list[dict[str, Any]] = [
+PHONE_SECRET = "demo-phone-webhook-secret"
+SMTP_PORT = 8025
+INBOX = "formations-en-ligne@bruxellesformation.brussels"
+DEMO_ENV = {
+    "INTAKE_PHONE_WEBHOOK_SECRET": PHONE_SECRET,
+    "INTAKE_SMTP_PORT": str(SMTP_PORT),
+}
+
+# The people of the scenario. Numbers are in the range Belgian regulators keep for fiction and
+# addresses use example domains: the demo never touches anyone real.
+PHONE_CALLS: list[dict[str, Any]] = [
     {
-        "name": "Demo Person One",
-        "phone": "+32470000101",
-        "email": "demo.one@example.org",
+        "event": "answered",
+        "caller": "0470 00 01 01",
         "language": "fr",
-        "need": "Je cherche une formation en ligne pour apprendre Excel.",
-        "requested_course": "BUREAUTIQUE-EXCEL",
-        "consent_to_contact": True,
+        "agent_notes": "Pas de diplôme, voudrait apprendre à utiliser un ordinateur.",
+        "at": timedelta(hours=-26),
+    },
+    {"event": "out_of_hours", "caller": "+32 470 00 01 02", "language": "nl", "at": timedelta(hours=-3)},
+]
+EMAILS: list[dict[str, Any]] = [
+    {
+        "from": "Jan Peeters <jan.peeters@example.be>",
+        "subject": "Opleiding Excel",
+        "body": "Goedendag,\nIk wil graag een online opleiding Excel volgen. Mijn nummer is 0470/00.01.03.\nBedankt!",
+        "charset": "iso-8859-1",
     },
     {
-        "name": "Demo Persoon Twee",
-        "phone": "+32470000102",
+        "from": "=?utf-8?q?Andr=C3=A9_Dupont?= <andre.dupont@example.org>",
+        "subject": "Formation Photoshop en ligne",
+        "body": "Bonjour,\nJe souhaiterais suivre la formation Photoshop en ligne.\nMerci d'avance,\nAndré",
+        "charset": "utf-8",
+    },
+]
+WEB_REQUESTS: list[dict[str, Any]] = [
+    {
+        "name": "Demo Persoon",
+        "email": "jan.peeters@example.be",
         "language": "nl",
-        "need": "Ik wil mijn Frans verbeteren om werk te vinden.",
+        "need": "Ik wil mijn Frans verbeteren.",
+        "requested_course": "FR-BASE",
         "consent_to_contact": True,
+        "campaign": {"utm_source": "facebook", "utm_campaign": "confine-mais-connecte"},
     },
     {
-        "email": "demo.three@example.org",
-        "language": "en",
-        "need": "I would like to learn web design online.",
-        "requested_course": "WEBDESIGN-INTRO",
-        "consent_to_contact": True,
-    },
-    {
-        "phone": "+32470000104",
+        "phone": "0470 00 01 06",
         "language": "fr",
-        "need": "Je n'ai pas d'ordinateur, comment suivre une formation ?",
+        "need": "Je n'ai pas d'ordinateur ni internet à la maison.",
+        "has_computer": False,
+        "has_internet": False,
+        "qualification_level": "primary",
         "consent_to_contact": True,
+    },
+    {
+        "email": "career@example.org",
+        "language": "en",
+        "need": "I am thinking about a career change and do not know which job suits me.",
+        "consent_to_contact": True,
+        "partner": "actiris",
     },
 ]
 
 
-async def wait_for_outcomes(db: Any, request_ids: list[str], timeout: float = 60.0) -> None:
+def call(intake_url: str, index: int, spec: dict[str, Any]) -> httpx.Response:
+    payload = {k: v for k, v in spec.items() if k != "at"}
+    payload |= {"call_id": f"demo-{time.time_ns()}-{index}", "started_at": (datetime.now(UTC) + spec["at"]).isoformat()}
+    body = json.dumps(payload).encode()
+    timestamp = str(int(time.time()))
+    return httpx.post(
+        f"{intake_url}/webhooks/phone",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Signature-Timestamp": timestamp,
+            "X-Signature": generic_signature(PHONE_SECRET, timestamp, body),
+        },
+        timeout=10,
+    )
+
+
+def mail(spec: dict[str, Any]) -> tuple[int, bytes]:
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = spec["from"]
+    message["To"] = INBOX
+    message["Subject"] = spec["subject"]
+    message.set_content(spec["body"], charset=spec["charset"], cte="quoted-printable")
+    with smtplib.SMTP("127.0.0.1", SMTP_PORT, timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail(INBOX.replace("formations-en-ligne", "demo-sender"))
+        smtp.rcpt(INBOX)
+        return smtp.data(message.as_bytes())
+
+
+async def send_scenario(intake_url: str) -> int:
+    console.rule("[bold]1. Requests arrive through the three channels")
+    sent = 0
+    for index, spec in enumerate(PHONE_CALLS):
+        response = call(intake_url, index, spec)
+        response.raise_for_status()
+        console.print(f"[cyan]phone[/]  {spec['event']:<13} -> {response.status_code} request {response.json()['request_id'][:8]}")
+        sent += 1
+    for spec in EMAILS:
+        code, _ = await asyncio.to_thread(mail, spec)
+        console.print(f"[magenta]e-mail[/] {spec['subject']:<28} -> SMTP {code}")
+        sent += 1
+    async with httpx.AsyncClient(base_url=intake_url, timeout=10.0) as http:
+        for spec in WEB_REQUESTS:
+            response = await http.post("/api/v1/requests", json=spec)
+            response.raise_for_status()
+            console.print(f"[green]web[/]    {spec['language']} {spec['need'][:40]:<40} -> {response.status_code} request {response.json()['request_id'][:8]}")
+            sent += 1
+    return sent
+
+
+async def wait_for_outcomes(db: Any, expected: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        routed = await db["routing_decisions"].count_documents({"_id": {"$in": request_ids}})
-        notified = await db["deliveries"].count_documents({"request_id": {"$in": request_ids}})
-        if routed == len(request_ids) and notified == len(request_ids):
+        routed = await db["routing_decisions"].count_documents({})
+        notified = await db["deliveries"].count_documents({})
+        if routed >= expected and notified >= expected:
             return
         await asyncio.sleep(0.2)
-    raise TimeoutError(f"only {routed}/{len(request_ids)} routed and {notified} notified after {timeout:.0f}s")
+    raise TimeoutError(f"only {routed}/{expected} routed and {notified} notified after {timeout:.0f}s")
 
 
-async def play(database: str) -> Table:
-    uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
-    try:
-        await client.drop_database(database)
-        with running_services(env={"MONGODB_DATABASE": database}, log_dir=REPO / ".local" / "demo" / "logs") as services:
-            intake = services["intake"].url
-            request_ids: list[str] = []
-            async with httpx.AsyncClient(base_url=intake, timeout=10.0) as http:
-                for submission in SCENARIO:
-                    response = await http.post("/api/v1/requests", json=submission)
-                    response.raise_for_status()
-                    request_ids.append(response.json()["request_id"])
-                    console.print(f"[green]accepted[/] web request {request_ids[-1][:8]} ({submission['language']})")
-            db = client[database]
-            await wait_for_outcomes(db, request_ids)
-            return await outcome_table(db, request_ids)
-    finally:
-        await client.close()
-
-
-async def outcome_table(db: Any, request_ids: list[str]) -> Table:
-    table = Table(title="What happened to each request")
-    for column in ("request", "channel", "routed to", "rule", "why", "notification"):
-        table.add_column(column)
-    for request_id in request_ids:
-        decision = await db["routing_decisions"].find_one({"_id": request_id})
-        delivery = await db["deliveries"].find_one({"request_id": request_id})
+async def outcome_table(db: Any) -> Table:
+    table = Table(title="2. Where each request went")
+    for column in ("request", "channel", "person", "linked to", "routed to", "rule", "why", "notification"):
+        table.add_column(column, overflow="fold")
+    intake = {doc["_id"]: doc async for doc in db["intake_requests"].find()}
+    async for decision in db["routing_decisions"].find().sort("received_at", 1):
+        request = intake.get(decision["_id"], {})
+        delivery = await db["deliveries"].find_one({"request_id": decision["_id"]})
         table.add_row(
-            request_id[:8],
+            decision["_id"][:8],
             decision["channel"],
+            decision["person_id"][-6:],
+            ", ".join(i[:8] for i in request.get("linked_request_ids", [])) or "-",
             decision["target"],
             decision["rule_id"],
             decision["explanation"],
@@ -106,12 +174,28 @@ async def outcome_table(db: Any, request_ids: list[str]) -> Table:
     return table
 
 
+async def play(database: str) -> None:
+    uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        for old in await client.list_database_names():
+            if old.startswith("demo_"):
+                await client.drop_database(old)  # the previous runs' data: one demo at a time
+        env = {"MONGODB_DATABASE": database, **DEMO_ENV}
+        with running_services(env=env, log_dir=REPO / ".local" / "demo" / "logs") as services:
+            sent = await send_scenario(services["intake"].url)
+            db = client[database]
+            await wait_for_outcomes(db, sent)
+            console.print(await outcome_table(db))
+    finally:
+        await client.close()
+
+
 def main() -> int:
     database = f"demo_{datetime.now():%Y%m%d_%H%M%S}"
     started = time.monotonic()
-    table = asyncio.run(play(database))
-    console.print(table)
-    console.print(f"demo database: {database}; took {time.monotonic() - started:.1f}s; logs in .local/demo/logs/")
+    asyncio.run(play(database))
+    console.print(f"demo database: {database}; took {time.monotonic() - started:.1f}s; service logs in .local/demo/logs/")
     return 0
 
 

@@ -44,3 +44,11 @@ async def mongo_db(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_setting
     db = mongo_client[mongo_settings.database]
     yield db
     await mongo_client.drop_database(mongo_settings.database)
+
+
+def drop_database(name: str) -> None:
+    """For fixtures that run services in their own database: leave nothing behind."""
+    from pymongo import MongoClient
+
+    with MongoClient(MONGODB_URI) as client:
+        client.drop_database(name)

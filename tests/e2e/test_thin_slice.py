@@ -4,6 +4,7 @@ intake is published, routed once, and the routing event reaches notification."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from scripts.launch import ServiceProcess, running_services
+from tests.conftest import drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -20,10 +22,11 @@ PORTS = {"intake": 18001, "routing": 18002, "notification": 18003, "certificatio
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, ServiceProcess], str]]:
-    database = f"e2e_{tmp_path_factory.mktemp('db').name.replace('-', '_')}"
+    database = f"e2e_{uuid.uuid4().hex[:12]}"
     log_dir = Path(tmp_path_factory.mktemp("logs"))
     with running_services(env={"MONGODB_DATABASE": database}, log_dir=log_dir, ports=PORTS) as started:
         yield started, database
+    drop_database(database)
 
 
 async def wait_for(predicate: Any, timeout: float = 60.0) -> None:

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from scripts.launch import REPO, ServiceProcess, start_service
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_BOOTSTRAP, drop_database
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
@@ -36,6 +36,7 @@ def intake(tmp_path: Path, unique: str) -> Iterator[ServiceProcess]:
         yield process
     finally:
         process.stop()
+        drop_database(f"fault_{unique}")
 
 
 async def test_requests_accepted_while_kafka_is_down_reach_the_topic_exactly_once(intake: ServiceProcess, unique: str) -> None:
