@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from certification.settings import CertificationSettings
 from schemas import EnrolmentConfirmed, Event, ExamSchedulingRequested
 from schemas.topics import TRAINING_ENROLMENTS
+from services.kafka import topic_name
 from services import Runtime, create_service_app, subscriber_options
 
 log = structlog.get_logger(__name__)
@@ -23,7 +24,7 @@ def create_app(settings: CertificationSettings | None = None) -> FastAPI:
     def register(runtime: Runtime) -> list[Any]:
         candidates = runtime.db["candidates"]
 
-        @runtime.broker.subscriber(TRAINING_ENROLMENTS.name, **subscriber_options("certification"))
+        @runtime.broker.subscriber(topic_name(TRAINING_ENROLMENTS), **subscriber_options("certification"))
         async def on_enrolment_event(event: Event) -> None:
             if not isinstance(event, EnrolmentConfirmed | ExamSchedulingRequested):
                 return

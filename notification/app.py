@@ -12,6 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from notification.settings import NotificationSettings
 from schemas import Event, TrainingRequestRouted
 from schemas.topics import TRAINING_ROUTING
+from services.kafka import topic_name
 from services import Runtime, create_service_app, subscriber_options
 
 log = structlog.get_logger(__name__)
@@ -23,7 +24,7 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
     def register(runtime: Runtime) -> list[Any]:
         deliveries = runtime.db["deliveries"]
 
-        @runtime.broker.subscriber(TRAINING_ROUTING.name, **subscriber_options("notification"))
+        @runtime.broker.subscriber(topic_name(TRAINING_ROUTING), **subscriber_options("notification"))
         async def on_routing_event(event: Event) -> None:
             if not isinstance(event, TrainingRequestRouted):
                 return

@@ -1,75 +1,145 @@
-"""Routing's wiring: consume requests, store decisions once, publish `TrainingRequestRouted`."""
+"""Routing's wiring: consume requests, decide and queue them once, offer them to workers, keep
+the callback timers, and serve the desk."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from pymongo.asynchronous.client_session import AsyncClientSession
 
-from routing.decision import RULE_SET_VERSION, decide_route
+from routing.assignment import AssignmentStore
+from routing.desk import admin_router, desk_router
+from routing.enrolment import CourseSeats
+from routing.programme import DigitalDivideProgramme
+from routing.roster import load_roster
+from routing.rules import load_rules
+from routing.service import RoutingPolicy, RoutingService
 from routing.settings import RoutingSettings
-from schemas import TrainingRequestReceived, TrainingRequestRouted
-from schemas.topics import TRAINING_REQUESTS, TRAINING_ROUTING
+from routing.sla import SlaPolicy
+from routing.timers import TimerStore
+from schemas import (
+    CallbackDue,
+    CallbackSlaBreached,
+    ContactAttempted,
+    EnrolmentConfirmed,
+    ExamSchedulingRequested,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+)
+from schemas.topics import TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
+from services.kafka import topic_name
 from services import Runtime, create_service_app, subscriber_options
+from services.app import instance_name
+from services.calendar import BrusselsCalendar
+from services.catalogue import load_catalogue
+from services.clock import Clock, SimulatedClock, SystemClock
+from services.leases import Lease
+from services.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
 
+def build_clock(settings: RoutingSettings) -> Clock:
+    if settings.clock == "simulated":
+        start = settings.clock_start
+        return SimulatedClock(start - datetime.now(UTC) if start else timedelta(0))
+    return SystemClock()
+
+
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     settings = settings or RoutingSettings()
+    clock = build_clock(settings)
+    catalogue = load_catalogue()
+    rules = load_rules(settings.rules_path, catalogue=catalogue) if settings.rules_path else load_rules()
+    policy = RoutingPolicy(
+        rules=rules,
+        sla=SlaPolicy(
+            mode=settings.sla_mode,
+            promise=settings.sla_promise,
+            due_before=settings.sla_due_before,
+            applies_to=settings.sla_channels,
+        ),
+        calendar=BrusselsCalendar(),
+        catalogue=catalogue,
+        ageing_per_hour=settings.ageing_per_hour,
+        ageing_cap=settings.ageing_cap,
+        retry_after_no_answer=settings.retry_after_no_answer,
+    )
+    roster = load_roster(settings.workers_path)
 
     def register(runtime: Runtime) -> list[Any]:
-        decisions = runtime.db["routing_decisions"]
-        runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted)
+        me = instance_name(settings)
+        outbox = Outbox(runtime.db, "routing_outbox")
+        assignment = AssignmentStore(
+            runtime.mongo,
+            runtime.db,
+            reservation_timeout=settings.reservation_timeout,
+            escalate_after=settings.escalate_after,
+            clock=clock.now,
+        )
+        timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me)
+        service = RoutingService(
+            runtime.mongo,
+            runtime.db,
+            policy=policy,
+            clock=clock,
+            processed=runtime.processed,
+            assignment=assignment,
+            timers=timers,
+            programme=DigitalDivideProgramme(runtime.mongo, runtime.db, quota=settings.digital_divide_quota),
+            seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
+            outbox=outbox,
+        )
+        runtime.app_state["service"] = service
+        runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
+        runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
-        @runtime.broker.subscriber(TRAINING_REQUESTS.name, **subscriber_options("routing"))
+        @runtime.broker.subscriber(topic_name(TRAINING_REQUESTS), **subscriber_options("routing"))
         async def on_training_request_received(event: TrainingRequestReceived) -> None:
-            decision = decide_route(event)
-            routed = TrainingRequestRouted.following(
-                event,
-                source="/routing",
-                request_id=event.request_id,
-                person_id=event.person_id,
-                target=decision.target,
-                rule_id=decision.rule_id,
-                rule_set_version=RULE_SET_VERSION,
-                explanation=decision.explanation,
-                priority=0,
-                priority_parts={},
-                callback_deadline=None,
-                assignee_id=None,
+            await service.route(event, publish=runtime.broker)
+
+        async def prepare(_: Runtime) -> None:
+            await asyncio.gather(
+                outbox.ensure_indexes(), assignment.ensure_indexes(), timers.ensure_indexes(), service.ensure_indexes(),
+                service.programme.ensure_indexes(),
             )
+            for worker in roster:
+                await assignment.upsert_worker(worker)
 
-            async def store(session: AsyncClientSession) -> list[TrainingRequestRouted]:
-                await decisions.insert_one(
-                    {
-                        "_id": event.request_id,
-                        "person_id": event.person_id,
-                        "channel": event.channel.value,
-                        "target": decision.target.value,
-                        "rule_id": decision.rule_id,
-                        "rule_set_version": RULE_SET_VERSION,
-                        "explanation": decision.explanation,
-                        "received_at": event.received_at,
-                        "decided_at": datetime.now(UTC),
-                        "routed_event_id": str(routed.id),
-                    },
-                    session=session,
-                )
-                return [routed]
+        runtime.on_startup(prepare)
 
-            outcome = await runtime.processed.run_once(event, store, broker=runtime.broker)
-            if outcome.applied:
-                log.info("request.routed", request_id=event.request_id, target=decision.target.value, rule_id=decision.rule_id)
+        async def dispatch_forever() -> None:
+            # One dispatcher at a time: offers are safe from any replica, but racing for the
+            # same queue only burns transactions.
+            lease = Lease(runtime.db, "routing:dispatcher", me, ttl=timedelta(seconds=10))
+            while True:
+                if await lease.acquire():
+                    await service.dispatch_once()
+                await asyncio.sleep(settings.dispatch_interval.total_seconds())
 
-        return []
+        runtime.run_in_background("routing.dispatcher", dispatch_forever)
+        runtime.run_in_background(
+            "routing.timers",
+            lambda: timers.run(service.timer_handlers(), poll_interval=settings.timer_poll_interval.total_seconds()),
+        )
+        runtime.run_in_background(
+            "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
+        )
+        routers = [desk_router(service)]
+        if isinstance(clock, SimulatedClock):
+            routers.append(admin_router(clock))
+        return routers
 
     return create_service_app(
         settings,
         title="formation-events routing",
-        description="Routes training requests to advisors or the espaces numériques team and enforces the callback SLA.",
+        description=(
+            "Routes training requests to training advisors, the BF espaces numériques team, the digital-divide "
+            "programme or the Cité des métiers; offers each to one worker; keeps the 48-hour callback promise; "
+            "serves the desk."
+        ),
         register=register,
     )

@@ -456,6 +456,25 @@ class AssignmentStore:
         log.info("routing.closed", request_id=request_id, worker_id=worker_id)
         return True
 
+    async def requeue(self, request_id: str, team: Target, *, reason: str = "") -> bool:
+        """Send a closed request to another team's queue (an advisor redirected it after a call)."""
+        now = self._clock()
+        result = await self._requests.update_one(
+            {"_id": request_id, "status": RequestStatus.CLOSED},
+            {
+                "$set": {
+                    "team": Target(team).value,
+                    "status": RequestStatus.QUEUED,
+                    "reservation": None,
+                    "declined_by": [],
+                    "escalation": EscalationLevel.TEAM.value,
+                    "updated_at": now,
+                },
+                "$push": _history(now, "requeued", None, reason=reason),
+            },
+        )
+        return result.modified_count == 1
+
     async def escalate(self, request_id: str, level: EscalationLevel, *, reason: str = "") -> bool:
         """Widen a queued request's pool to `level`; False if not queued or already as wide."""
         level = EscalationLevel(level)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -43,5 +43,6 @@ class RoutingSettings(ServiceSettings):
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."
     )
+    clock_start: datetime | None = Field(None, description="With the simulated clock: the time it starts at.")
     dispatch_interval: timedelta = Field(timedelta(seconds=1), description="How often queues are re-offered.")
     timer_poll_interval: timedelta = Field(timedelta(milliseconds=500))

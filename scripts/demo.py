@@ -25,6 +25,8 @@ from rich.table import Table
 
 from intake.phone import generic_signature
 from scripts.launch import REPO, running_services
+from services.kafka import delete_topics_with_prefix
+from services.settings import KafkaSettings
 
 console = Console(width=160)
 
@@ -181,7 +183,9 @@ async def play(database: str) -> None:
         for old in await client.list_database_names():
             if old.startswith("demo_"):
                 await client.drop_database(old)  # the previous runs' data: one demo at a time
-        env = {"MONGODB_DATABASE": database, **DEMO_ENV}
+        await delete_topics_with_prefix(KafkaSettings(), "demo_")
+        # Its own topics too, so that no other run's backlog shows up in the demo's table.
+        env = {"MONGODB_DATABASE": database, "KAFKA_TOPIC_PREFIX": f"{database}.", **DEMO_ENV}
         with running_services(env=env, log_dir=REPO / ".local" / "demo" / "logs") as services:
             sent = await send_scenario(services["intake"].url)
             db = client[database]

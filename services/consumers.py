@@ -29,12 +29,13 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
 from schemas import ContractError, Event, codec
+from services.kafka import topic_name
 
 log = structlog.get_logger(__name__)
 
 
 def dead_letter_topic(service: str) -> str:
-    return f"{service}.dead-letters.v1"
+    return topic_name(f"{service}.dead-letters.v1")
 
 
 async def decode_event(msg: StreamMessage[Any], _original: Any = None) -> Event:

@@ -25,6 +25,20 @@ from services.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 
 
+_topic_prefix = ""
+
+
+def use_topic_prefix(prefix: str) -> None:
+    """Set once by the app factory from `KAFKA_TOPIC_PREFIX`; every topic name goes through `topic_name`."""
+    global _topic_prefix
+    _topic_prefix = prefix
+
+
+def topic_name(topic: TopicSpec | str) -> str:
+    """The name of a declared topic (or of a service's own, such as its dead letters) on this cluster."""
+    return _topic_prefix + (topic.name if isinstance(topic, TopicSpec) else topic)
+
+
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     if "SSL" not in settings.security_protocol:
         return None
@@ -121,9 +135,9 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = A
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=settings.topic_replication_factor)
+            NewTopic(name=topic_name(t), num_partitions=t.partitions, replication_factor=settings.topic_replication_factor)
             for t in topics
-            if t.name not in existing
+            if topic_name(t) not in existing
         ]
         if missing:
             try:
@@ -139,10 +153,25 @@ def wire(event: Event) -> tuple[str, bytes, bytes, dict[str, str]]:
     """Topic, key, value and headers of an event as it goes on Kafka."""
     spec = topic_for(type(event))
     headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in codec.headers(event).items()}
-    return spec.name, key_for(event), codec.encode(event), headers
+    return topic_name(spec), key_for(event), codec.encode(event), headers
 
 
 async def publish(broker: KafkaBroker, event: Event) -> None:
     """Publish one event on its declared topic, keyed so one request's events stay in order."""
     topic, key, value, headers = wire(event)
     await broker.publish(value, topic=topic, key=key, headers=headers)
+
+
+async def delete_topics_with_prefix(settings: KafkaSettings, prefix: str) -> list[str]:
+    """Remove the topics of a finished test run or demo (names starting with `prefix`)."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic: give a prefix")
+    admin = AIOKafkaAdminClient(**admin_client_kwargs(settings), client_id="formation-events-admin")
+    try:
+        await admin.start()
+        doomed = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()

@@ -27,6 +27,11 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: str | None = Field(None, description="CA bundle that signed the brokers' certificates.")
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    topic_prefix: str = Field(
+        "",
+        description="Prepended to every topic name, so that environments (or test runs) can share one cluster.",
+        pattern=r"^[A-Za-z0-9._-]*$",
+    )
     topic_replication_factor: int = Field(1, ge=1, description="For topics the services create at start-up.")
 
 

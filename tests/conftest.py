@@ -47,8 +47,21 @@ async def mongo_db(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_setting
 
 
 def drop_database(name: str) -> None:
-    """For fixtures that run services in their own database: leave nothing behind."""
+    """For fixtures that run services in their own database and topics: leave nothing behind.
+
+    The topics are those named `<name>.` + a declared topic (`KAFKA_TOPIC_PREFIX`)."""
+    import asyncio
+    import threading
+
     from pymongo import MongoClient
+
+    from services.kafka import delete_topics_with_prefix
 
     with MongoClient(MONGODB_URI) as client:
         client.drop_database(name)
+    # A thread of its own: this may run while the test session's event loop is alive.
+    worker = threading.Thread(
+        target=lambda: asyncio.run(delete_topics_with_prefix(KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP), f"{name}."))
+    )
+    worker.start()
+    worker.join(timeout=60)

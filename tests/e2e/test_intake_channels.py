@@ -44,6 +44,7 @@ def intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
         port=18201,
         env={
             "MONGODB_DATABASE": database,
+            "KAFKA_TOPIC_PREFIX": f"{database}.",
             "INTAKE_PHONE_WEBHOOK_SECRET": SECRET,
             "INTAKE_SMTP_PORT": str(SMTP_PORT),
         },
@@ -51,17 +52,18 @@ def intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
     )
     try:
         process.wait_ready()
+        process.env["topic"] = f"{database}.training.requests.v1"
         yield process
     finally:
         process.stop()
         drop_database(database)
 
 
-async def on_topic(request_ids: set[str], *, timeout: float = 60) -> dict[str, TrainingRequestReceived]:
+async def on_topic(topic: str, request_ids: set[str], *, timeout: float = 60) -> dict[str, TrainingRequestReceived]:
     """The requests' events as any other Kafka client reads them, by key."""
     found: dict[str, TrainingRequestReceived] = {}
     consumer = AIOKafkaConsumer(
-        "training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
+        topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -171,10 +173,10 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
     )
 
     # The e-mail's request id is only known by its reference: look it up among the linked ids.
-    events = await on_topic({phone_request, web_nl, web_fr})
+    events = await on_topic(intake.env["topic"], {phone_request, web_nl, web_fr})
     nl_event = events[web_nl]
     mail_request = next(i for i in nl_event.linked_request_ids if i.startswith(mail_reference))
-    events.update(await on_topic({mail_request}))
+    events.update(await on_topic(intake.env["topic"], {mail_request}))
 
     phone_event, mail_event, fr_event = events[phone_request], events[mail_request], events[web_fr]
     assert phone_event.channel is Channel.PHONE and phone_event.contact.phone == "+32476123456"

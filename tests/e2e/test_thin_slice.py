@@ -23,8 +23,10 @@ PORTS = {"intake": 18001, "routing": 18002, "notification": 18003, "certificatio
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, ServiceProcess], str]]:
     database = f"e2e_{uuid.uuid4().hex[:12]}"
+    # Topics of their own: the shared ones may hold other runs' backlog.
+    env = {"MONGODB_DATABASE": database, "KAFKA_TOPIC_PREFIX": f"{database}."}
     log_dir = Path(tmp_path_factory.mktemp("logs"))
-    with running_services(env={"MONGODB_DATABASE": database}, log_dir=log_dir, ports=PORTS) as started:
+    with running_services(env=env, log_dir=log_dir, ports=PORTS) as started:
         yield started, database
     drop_database(database)
 

@@ -30,7 +30,7 @@ def infra(command: str) -> None:
 
 @pytest.fixture
 def intake(tmp_path: Path, unique: str) -> Iterator[ServiceProcess]:
-    process = start_service("intake", port=18101, env={"MONGODB_DATABASE": f"fault_{unique}", **NO_RATE_LIMIT}, log_dir=tmp_path)
+    process = start_service("intake", port=18101, env={"MONGODB_DATABASE": f"fault_{unique}", "KAFKA_TOPIC_PREFIX": f"fault_{unique}.", **NO_RATE_LIMIT}, log_dir=tmp_path)
     try:
         process.wait_ready()
         yield process
@@ -69,7 +69,7 @@ async def test_requests_accepted_while_kafka_is_down_reach_the_topic_exactly_onc
     wanted = set(accepted)
     counts: Counter[str] = Counter()
     consumer = AIOKafkaConsumer(
-        "training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"outage-check-{unique}", auto_offset_reset="earliest"
+        f"fault_{unique}.training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"outage-check-{unique}", auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

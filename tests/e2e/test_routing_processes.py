@@ -1,0 +1,230 @@
+"""Routing as ops run it (`python -m routing`) on the real broker and mongod: two replicas under
+concurrent load, callback timers across a restart, and the desk API end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas import Channel, Event, QualificationLevel, decode
+from scripts.launch import ServiceProcess, start_service
+from services.kafka import wire
+from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+from tests.factories import make_request
+
+pytestmark = pytest.mark.e2e
+
+ALWAYS = {day: [["00:00", "23:59"]] for day in range(7)}
+
+
+def roster(path: Path, *, per_team: int, capacity: int) -> Path:
+    teams = {"espaces_numeriques": ["office", "graphics", "basic_skills", "enrolment"], "advisors": ["orientation"],
+             "digital_divide": ["digital_divide"], "cite_des_metiers": ["orientation"]}
+    workers = [
+        {"worker_id": f"{team[:3]}-{i}", "display_name": f"{team} {i}", "team": team, "languages": ["fr", "nl", "en"],
+         "skills": skills, "capacity": capacity}
+        for team, skills in teams.items()
+        for i in range(per_team)
+    ]
+    workers.append({"worker_id": "adv-sup", "display_name": "supervisor", "team": "advisors", "languages": ["fr", "nl", "en"],
+                    "skills": ["orientation"], "capacity": 50, "supervisor": True})
+    path.write_text(yaml.safe_dump({"defaults": {"availability": "available", "working_hours": ALWAYS}, "workers": workers}))
+    return path
+
+
+class Run:
+    """One test's database and topics, and the services started in them."""
+
+    def __init__(self, tmp: Path, **env: str) -> None:
+        self.database = f"e2e_routing_{uuid.uuid4().hex[:10]}"
+        self.tmp = tmp
+        self.env = {"MONGODB_DATABASE": self.database, "KAFKA_TOPIC_PREFIX": f"{self.database}.", **env}
+        self.processes: list[ServiceProcess] = []
+
+    def topic(self, name: str) -> str:
+        return f"{self.database}.{name}"
+
+    def start(self, service: str, port: int, **env: str) -> ServiceProcess:
+        process = start_service(service, port=port, env={**self.env, **env}, log_dir=self.tmp / "logs", instance=f"{service}-{port}")
+        self.processes.append(process)
+        process.wait_ready()
+        return process
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.stop()
+        drop_database(self.database)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Run]:
+    started = Run(tmp_path, ROUTING_DISPATCH_INTERVAL="PT0.2S", ROUTING_TIMER_POLL_INTERVAL="PT0.2S")
+    yield started
+    started.close()
+
+
+async def produce(topic: str, events: list[Event]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    try:
+        await producer.start()
+        for event in events:
+            _, key, value, headers = wire(event)
+            await producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_events(topic: str, *, until: Any, timeout: float = 60) -> list[Event]:
+    events: list[Event] = []
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(events) and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                events += [decode(r.value, r.headers) for r in records]
+    finally:
+        await consumer.stop()
+    return events
+
+
+async def wait_for(predicate: Any, timeout: float = 90) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_two_replicas_route_each_request_once_and_respect_capacities(run: Run, mongo_client: Any) -> None:
+    workers = roster(run.tmp / "roster.yaml", per_team=3, capacity=4)
+    run.env["ROUTING_WORKERS_PATH"] = str(workers)
+    first, second = run.start("routing", 18401), run.start("routing", 18402)
+    requests = [
+        make_request(channel=Channel.PHONE if i % 3 else Channel.WEB, requested_course="EXCEL" if i % 2 else None,
+                     qualification_level=QualificationLevel.PRIMARY if i % 5 == 0 else None)
+        for i in range(400)
+    ]
+    await produce(run.topic("training.requests.v1"), requests)
+    db = mongo_client[run.database]
+
+    async def all_decided() -> bool:
+        return await db["routing_decisions"].count_documents({}) == len(requests)
+
+    await wait_for(all_decided)
+    await asyncio.sleep(1.0)  # let the dispatchers settle
+
+    processed = await db["processed_events"].count_documents({"consumer": "routing"})
+    reserved_twice = [
+        doc["_id"] async for doc in db["routing_requests"].find({}, {"history": 1})
+        if sum(1 for h in doc["history"] if h["event"] == "reserved") > 1
+    ]
+    holders: Counter[str] = Counter()
+    async for doc in db["routing_requests"].find({"status": {"$in": ["reserved", "assigned"]}}):
+        holders[doc["reservation"]["worker_id"]] += 1
+    over_capacity = []
+    async for worker in db["routing_workers"].find():
+        assert worker["open_count"] == holders[worker["_id"]], worker["_id"]
+        if worker["open_count"] > worker["capacity"]:
+            over_capacity.append(worker["_id"])
+    routed_by = Counter(
+        p.log_path.stem for p in (first, second) for line in p.log_path.read_text().splitlines() if '"request.routed"' in line
+    )
+    print(f"requests={len(requests)} decided={processed} reserved={sum(holders.values())} "
+          f"reserved_twice={len(reserved_twice)} over_capacity={len(over_capacity)} per_replica={dict(routed_by)}")
+    assert processed == len(requests)
+    assert reserved_twice == [] and over_capacity == []
+    # Far more requests than seats: every worker of the two teams that got requests is full.
+    for team in ("espaces_numeriques", "advisors"):
+        async for worker in db["routing_workers"].find({"team": team, "supervisor": False}):
+            assert worker["open_count"] == worker["capacity"] == 4
+    routed = await read_events(run.topic("training.routing.v1"), until=lambda e: len(e) >= len(requests))
+    assert Counter(str(e.request_id) for e in routed if e.type.endswith("request.routed")) == Counter(r.request_id for r in requests)
+
+
+async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_client: Any) -> None:
+    env = {"ROUTING_CLOCK": "simulated", "ROUTING_SLA_MODE": "calendar", "ROUTING_WORKERS_PATH": str(roster(run.tmp / "r.yaml", per_team=1, capacity=1))}
+    routing = run.start("routing", 18411, **env)
+    now = datetime.now(UTC)
+    call = make_request(channel=Channel.PHONE, received_at=now)
+    await produce(run.topic("training.requests.v1"), [call])
+    db = mongo_client[run.database]
+
+    async def timers_stored() -> bool:
+        return await db["routing_timers"].count_documents({"key": call.request_id}) == 2
+
+    await wait_for(timers_stored)
+    routing.kill()  # SIGKILL: nothing in memory survives
+    routing = run.start("routing", 18412, **env)
+    async with httpx.AsyncClient(base_url=routing.url) as http:
+        assert (await http.post("/admin/clock/advance", params={"hours": 45})).status_code == 200
+        await asyncio.sleep(1.5)
+        assert (await http.post("/admin/clock/advance", params={"hours": 4})).status_code == 200
+
+    def both(events: list[Event]) -> bool:
+        kinds = {e.type.rsplit(".", 2)[-2] + "." + e.type.rsplit(".", 1)[-1] for e in events}
+        return {"callback.due", "callback.sla_breached"} <= kinds
+
+    events = await read_events(run.topic("training.routing.v1"), until=both)
+    await asyncio.sleep(2)  # a second firing would come right behind
+    events = await read_events(run.topic("training.routing.v1"), until=lambda e: False, timeout=3)
+    counts = Counter(e.type.rsplit(".", 1)[-1] for e in events if getattr(e, "request_id", None) == call.request_id)
+    print(f"events for the request after restart: {dict(counts)}")
+    assert counts["due"] == 1 and counts["sla_breached"] == 1
+    case = await db["routing_cases"].find_one({"_id": call.request_id})
+    assert case["sla"] == "breached"
+
+
+async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_client: Any) -> None:
+    run.env["ROUTING_WORKERS_PATH"] = str(roster(run.tmp / "roster.yaml", per_team=2, capacity=2))
+    routing = run.start("routing", 18421)
+    request = make_request(channel=Channel.EMAIL, requested_course="EXCEL")
+    await produce(run.topic("training.requests.v1"), [request])
+
+    async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:
+
+        async def offered_to() -> str | None:
+            view = await http.get(f"/desk/requests/{request.request_id}")
+            return view.json()["assignee_id"] if view.status_code == 200 and view.json()["status"] == "reserved" else None
+
+        async def is_offered() -> bool:
+            return await offered_to() is not None
+
+        await wait_for(is_offered)
+        first = await offered_to()
+        queue = (await http.get(f"/desk/workers/{first}/queue")).json()
+        assert [item["request_id"] for item in queue] == [request.request_id] and queue[0]["status"] == "offered"
+
+        declined = await http.post(f"/desk/requests/{request.request_id}/decline", json={"worker_id": first})
+        assert declined.status_code == 200
+        second = declined.json()["offered_to"]
+        assert second and second != first
+
+        assert (await http.post(f"/desk/requests/{request.request_id}/accept", json={"worker_id": first})).status_code == 409
+        assert (await http.post(f"/desk/requests/{request.request_id}/accept", json={"worker_id": second})).status_code == 200
+        full = await http.post(
+            f"/desk/requests/{request.request_id}/outcome", json={"worker_id": second, "outcome": "enrolled", "course_code": "NOPE"}
+        )
+        assert full.status_code == 409 and "not in the catalogue" in full.json()["detail"]
+        enrolled = await http.post(
+            f"/desk/requests/{request.request_id}/outcome", json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL"}
+        )
+        assert enrolled.status_code == 200, enrolled.text
+        assert (await http.get(f"/desk/workers/{second}/queue")).json() == []
+        page = await http.get(f"/desk/ui/{second}")
+        assert page.status_code == 200 and "File d'appels" in page.text
+
+    enrolments = await read_events(run.topic("training.enrolments.v1"), until=lambda e: len(e) >= 1)
+    assert [(e.type.rsplit(".", 2)[-2], e.course_code) for e in enrolments] == [("enrolment", "EXCEL")]
+    decision = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
+    assert decision["outcome"] == "enrolled"
