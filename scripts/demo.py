@@ -14,6 +14,7 @@ import smtplib
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from typing import Any
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
+from services.calendar import BRUSSELS, BrusselsCalendar
 from scripts.launch import REPO, running_services
 from services.kafka import delete_topics_with_prefix
 from services.settings import KafkaSettings
@@ -36,7 +38,20 @@ INBOX = "formations-en-ligne@bruxellesformation.brussels"
 DEMO_ENV = {
     "INTAKE_PHONE_WEBHOOK_SECRET": PHONE_SECRET,
     "INTAKE_SMTP_PORT": str(SMTP_PORT),
+    # Routing runs on a simulated clock, so the demo can show a 48-hour deadline passing.
+    "ROUTING_CLOCK": "simulated",
+    "ROUTING_DISPATCH_INTERVAL": "PT0.3S",
+    "ROUTING_TIMER_POLL_INTERVAL": "PT0.3S",
 }
+
+
+def next_working_morning() -> datetime:
+    """10:00 in Brussels on the next working day, when the advisors are at their desks."""
+    calendar = BrusselsCalendar()
+    day = datetime.now(BRUSSELS).date() + timedelta(days=1)
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return datetime.combine(day, dtime(10, 0), tzinfo=BRUSSELS)
 
 # The people of the scenario. Numbers are in the range Belgian regulators keep for fiction and
 # addresses use example domains: the demo never touches anyone real.
@@ -157,12 +172,15 @@ async def wait_for_outcomes(db: Any, expected: int, timeout: float = 60.0) -> No
 
 async def outcome_table(db: Any) -> Table:
     table = Table(title="2. Where each request went")
-    for column in ("request", "channel", "person", "linked to", "routed to", "rule", "why", "notification"):
+    for column in ("request", "channel", "person", "linked to", "routed to", "rule", "why", "offered to", "notification"):
         table.add_column(column, overflow="fold")
     intake = {doc["_id"]: doc async for doc in db["intake_requests"].find()}
     async for decision in db["routing_decisions"].find().sort("received_at", 1):
         request = intake.get(decision["_id"], {})
         delivery = await db["deliveries"].find_one({"request_id": decision["_id"]})
+        queued = await db["routing_requests"].find_one({"_id": decision["_id"]}) or {}
+        case = await db["routing_cases"].find_one({"_id": decision["_id"]}) or {}
+        holder = (queued.get("reservation") or {}).get("worker_id") or case.get("programme") or queued.get("status", "-")
         table.add_row(
             decision["_id"][:8],
             decision["channel"],
@@ -171,9 +189,87 @@ async def outcome_table(db: Any) -> Table:
             decision["target"],
             decision["rule_id"],
             decision["explanation"],
+            holder,
             f"{delivery['template']} ({delivery['status']})" if delivery else "-",
         )
     return table
+
+
+async def wait_for_offers(db: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = await db["routing_requests"].count_documents({"status": "queued"})
+        if waiting == 0:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def at_the_desk(routing_url: str, db: Any) -> None:
+    console.rule("[bold]3. At the desk: an offer declined and re-offered, then an enrolment")
+    excel = await db["routing_decisions"].find_one({"rule_id": "named-online-course", "language": "nl"})
+    request_id = excel["_id"]
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10) as http:
+        first = (await http.get(f"/desk/requests/{request_id}")).json()["assignee_id"]
+        console.print(f"request {request_id[:8]} (Excel, in Dutch) is offered to [bold]{first}[/]")
+        declined = (await http.post(f"/desk/requests/{request_id}/decline", json={"worker_id": first})).json()
+        second = declined["offered_to"]
+        console.print(f"{first} declines -> re-offered to [bold]{second}[/] (least load, then longest idle)")
+        await http.post(f"/desk/requests/{request_id}/accept", json={"worker_id": second})
+        queue = (await http.get(f"/desk/workers/{second}/queue")).json()
+        console.print(f"{second} accepts; their queue: " + ", ".join(f"{i['request_id'][:8]} ({i['status']})" for i in queue))
+        outcome = await http.post(
+            f"/desk/requests/{request_id}/outcome",
+            json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL", "notes": "Inscrit au parcours Excel."},
+        )
+        outcome.raise_for_status()
+        console.print(f"{second} records the call: enrolled in EXCEL -> published {', '.join(t.rsplit('.', 2)[-2] + '.' + t.rsplit('.', 1)[-1] for t in outcome.json()['published'])}")
+
+
+async def time_passes(routing_url: str, db: Any) -> None:
+    console.rule("[bold]4. Time passes (simulated clock): a callback nobody made breaches its deadline")
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10) as http:
+        for hours in (12, 12, 12, 12):
+            now = (await http.post("/admin/clock/advance", params={"hours": hours})).json()["now"]
+            await asyncio.sleep(1.0)
+            due = await db["routing_cases"].count_documents({"due_sent_at": {"$ne": None}})
+            breached = await db["routing_cases"].count_documents({"sla": "breached"})
+            console.print(f"clock {now[:16]}: {due} callback(s) due soon, {breached} deadline(s) breached")
+    async for case in db["routing_cases"].find({"sla": "breached"}):
+        console.print(
+            f"request {case['_id'][:8]} ({case['channel']}): deadline {case["deadline"].astimezone(BRUSSELS):%a %d %b %H:%M} passed with no contact -> "
+            "CallbackSlaBreached, escalated to a supervisor"
+        )
+
+
+async def show_events(database: str) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from schemas import decode
+
+    console.rule("[bold]5. The events on Kafka")
+    table = Table()
+    for column in ("topic", "event", "request", "detail"):
+        table.add_column(column)
+    topics = [f"{database}.training.routing.v1", f"{database}.training.enrolments.v1"]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=3000)
+    finally:
+        await consumer.stop()
+    rows = sorted((r for records in batches.values() for r in records), key=lambda r: r.timestamp)
+    for record in rows:
+        event = decode(record.value, record.headers)
+        detail = {
+            "TrainingRequestRouted": lambda e: f"{e.target.value} ({e.rule_id})",
+            "CallbackDue": lambda e: f"deadline {e.deadline.astimezone(BRUSSELS):%a %H:%M} (Brussels)",
+            "CallbackSlaBreached": lambda e: f"escalated to {e.escalated_to}",
+            "ContactAttempted": lambda e: f"{e.outcome.value} by {e.worker_id}",
+            "EnrolmentConfirmed": lambda e: f"{e.course_code}: {e.course_title}",
+        }.get(type(event).__name__, lambda e: "")(event)
+        table.add_row(record.topic.removeprefix(f"{database}."), type(event).__name__, str(getattr(event, "request_id", ""))[:8], detail)
+    console.print(table)
 
 
 async def play(database: str) -> None:
@@ -185,12 +281,21 @@ async def play(database: str) -> None:
                 await client.drop_database(old)  # the previous runs' data: one demo at a time
         await delete_topics_with_prefix(KafkaSettings(), "demo_")
         # Its own topics too, so that no other run's backlog shows up in the demo's table.
-        env = {"MONGODB_DATABASE": database, "KAFKA_TOPIC_PREFIX": f"{database}.", **DEMO_ENV}
+        env = {
+            "MONGODB_DATABASE": database,
+            "KAFKA_TOPIC_PREFIX": f"{database}.",
+            "ROUTING_CLOCK_START": next_working_morning().isoformat(),
+            **DEMO_ENV,
+        }
         with running_services(env=env, log_dir=REPO / ".local" / "demo" / "logs") as services:
             sent = await send_scenario(services["intake"].url)
             db = client[database]
             await wait_for_outcomes(db, sent)
+            await wait_for_offers(db)
             console.print(await outcome_table(db))
+            await at_the_desk(services["routing"].url, db)
+            await time_passes(services["routing"].url, db)
+            await show_events(database)
     finally:
         await client.close()
 
