@@ -236,7 +236,7 @@ async def time_passes(routing_url: str, db: Any) -> None:
             console.print(f"clock {now[:16]}: {due} callback(s) due soon, {breached} deadline(s) breached")
     async for case in db["routing_cases"].find({"sla": "breached"}):
         console.print(
-            f"request {case['_id'][:8]} ({case['channel']}): deadline {case["deadline"].astimezone(BRUSSELS):%a %d %b %H:%M} passed with no contact -> "
+            f"request {case['_id'][:8]} ({case['channel']}): deadline {case['deadline'].astimezone(BRUSSELS):%a %d %b %H:%M} passed with no contact -> "
             "CallbackSlaBreached, escalated to a supervisor"
         )
 
