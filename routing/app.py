@@ -19,7 +19,7 @@ from routing.rules import load_rules
 from routing.service import RoutingPolicy, RoutingService
 from routing.settings import RoutingSettings
 from routing.sla import SlaPolicy
-from routing.timers import TimerStore
+from services.timers import TimerStore
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,

@@ -25,7 +25,7 @@ from routing.priority import effective_priority
 from routing.programme import DigitalDivideProgramme
 from routing.rules import RuleSet
 from routing.sla import SlaPolicy, callback_deadline, due_at
-from routing.timers import Timer, TimerKind, TimerStore
+from services.timers import Timer, TimerKind, TimerStore
 from routing.workers import EscalationLevel
 from schemas import (
     CallbackDue,

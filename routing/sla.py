@@ -2,7 +2,7 @@
 deadline falls, and whether it was kept.
 
 Pure (no I/O, no clock): routing asks it when it routes a request and schedules durable
-timers (`routing.timers`) at the instants it returns; reports measure the SLA with it.
+timers (`services.timers`) at the instants it returns; reports measure the SLA with it.
 
 Two readings of "48 hours", chosen by configuration (`SlaPolicy.mode`):
 

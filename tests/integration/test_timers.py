@@ -15,7 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from routing.timers import TIMERS_COLLECTION, Timer, TimerClaimLost, TimerHandler, TimerState, TimerStore
+from services.timers import TIMERS_COLLECTION, Timer, TimerClaimLost, TimerHandler, TimerState, TimerStore
 from services.clock import FixedClock, SimulatedClock
 from services.mongo import MongoDatabase
 from tests.conftest import MONGODB_URI

@@ -1,0 +1,573 @@
+"""RoutingService end to end on the real mongod: decide, store, queue and offer a request; the
+desk's outcomes; the callback timers on a simulated clock; linked requests; the digital-divide
+waitlist; and ageing in the queues.
+
+The service is wired as `routing.app` wires it, with a `FixedClock` and no Kafka (`publish=None`):
+what `route` produces stays in its processed-events record, everything else in `routing_outbox`,
+and the tests read both back through the wire codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pymongo import AsyncMongoClient
+
+from routing.assignment import AssignmentStore, RequestStatus
+from routing.enrolment import CourseSeats
+from routing.programme import DigitalDivideProgramme
+from routing.rules import DEFAULT_PATH as RULES_PATH
+from routing.rules import RuleSet, load_rules, parse_rules
+from routing.service import DeskError, RoutingPolicy, RoutingService
+from routing.settings import RoutingSettings
+from routing.sla import SlaPolicy, callback_deadline, due_at
+from routing.timers import TimerKind, TimerState, TimerStore
+from routing.workers import Availability, EscalationLevel, Worker, worker_hours
+from schemas import (
+    CallbackDue,
+    CallbackSlaBreached,
+    Channel,
+    ContactAttempted,
+    ContactOutcome,
+    EnrolmentConfirmed,
+    Event,
+    ExamRequestReason,
+    ExamSchedulingRequested,
+    Language,
+    QualificationLevel,
+    Target,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+    decode,
+)
+from services.calendar import BRUSSELS, BrusselsCalendar
+from services.catalogue import Catalogue, load_catalogue
+from services.clock import FixedClock
+from services.idempotency import ProcessedEvents
+from services.mongo import MongoDatabase
+from services.outbox import Outbox
+from tests.factories import make_request
+
+pytestmark = pytest.mark.integration
+
+TUESDAY_10 = datetime(2026, 3, 3, 10, 0, tzinfo=BRUSSELS)
+"""Tuesday 3 March 2026, 10:00 in Brussels: a plain working day."""
+SETTINGS = RoutingSettings()
+OFFICE_HOURS = worker_hours({day: [("08:30", "17:15")] for day in range(5)})
+NEUTRAL_NEED = "Je cherche une formation pour retrouver du travail."
+
+
+def staff(worker_id: str, team: Target, languages: Sequence[Language], skills: Sequence[str] = (), *, supervisor: bool = False) -> Worker:
+    return Worker(
+        worker_id=worker_id,
+        display_name=worker_id,
+        team=team,
+        languages=frozenset(languages),
+        skills=frozenset(skills),
+        working_hours=OFFICE_HOURS,
+        availability=Availability.AVAILABLE,
+        capacity=2,
+        supervisor=supervisor,
+    )
+
+
+FR, NL, EN = Language.FR, Language.NL, Language.EN
+ROSTER = [
+    staff("en-fr-1", Target.ESPACES_NUMERIQUES, [FR, EN], ["enrolment", "office", "graphics"]),
+    staff("en-fr-2", Target.ESPACES_NUMERIQUES, [FR], ["enrolment", "office", "basic_skills"]),
+    staff("en-nl-1", Target.ESPACES_NUMERIQUES, [NL], ["enrolment", "office", "graphics"]),
+    staff("adv-1", Target.ADVISORS, [FR, NL], ["orientation", "enrolment"]),
+    staff("adv-2", Target.ADVISORS, [FR, NL], ["orientation", "enrolment"]),
+    staff("adv-sup", Target.ADVISORS, [FR, NL, EN], ["orientation", "enrolment"], supervisor=True),
+    staff("dd-1", Target.DIGITAL_DIVIDE, [FR, NL], ["digital_divide", "basic_skills"]),
+    staff("cdm-1", Target.CITE_DES_METIERS, [FR, NL, EN], ["orientation"]),
+]
+
+
+async def build_service(
+    client: AsyncMongoClient[dict[str, Any]],
+    db: MongoDatabase,
+    clock: FixedClock,
+    *,
+    catalogue: Catalogue | None = None,
+    rules: RuleSet | None = None,
+) -> RoutingService:
+    """A RoutingService wired as `routing.app.create_app` wires it, with the test roster."""
+    catalogue = catalogue or load_catalogue()
+    policy = RoutingPolicy(
+        rules=rules or load_rules(),
+        sla=SlaPolicy(
+            mode=SETTINGS.sla_mode, promise=SETTINGS.sla_promise, due_before=SETTINGS.sla_due_before, applies_to=SETTINGS.sla_channels
+        ),
+        calendar=BrusselsCalendar(),
+        catalogue=catalogue,
+        ageing_per_hour=SETTINGS.ageing_per_hour,
+        ageing_cap=SETTINGS.ageing_cap,
+        retry_after_no_answer=SETTINGS.retry_after_no_answer,
+    )
+    processed = ProcessedEvents(client, db, consumer="routing")
+    outbox = Outbox(db, "routing_outbox")
+    assignment = AssignmentStore(
+        client, db, reservation_timeout=SETTINGS.reservation_timeout, escalate_after=SETTINGS.escalate_after, clock=clock.now
+    )
+    timers = TimerStore(client, db, clock=clock, owner="routing-test")
+    service = RoutingService(
+        client,
+        db,
+        policy=policy,
+        clock=clock,
+        processed=processed,
+        assignment=assignment,
+        timers=timers,
+        programme=DigitalDivideProgramme(client, db, quota=SETTINGS.digital_divide_quota),
+        seats=CourseSeats(client, db, catalogue),
+        outbox=outbox,
+    )
+    await processed.ensure_indexes()
+    for store in (outbox, assignment, timers, service, service.programme):
+        await store.ensure_indexes()
+    for worker in ROSTER:
+        await assignment.upsert_worker(worker)
+    return service
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(TUESDAY_10)
+
+
+@pytest.fixture
+async def service(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock) -> RoutingService:
+    return await build_service(mongo_client, mongo_db, clock)
+
+
+def received(clock: FixedClock, **overrides: Any) -> TrainingRequestReceived:
+    """A request received now, in French, with a need that triggers no rule by itself."""
+    fields: dict[str, Any] = {"received_at": clock.now(), "need": NEUTRAL_NEED}
+    return make_request(**(fields | overrides))
+
+
+def phone_call(clock: FixedClock, **overrides: Any) -> TrainingRequestReceived:
+    """A caller without a secondary-school certificate: advisors, with a callback deadline."""
+    return received(clock, **({"channel": Channel.PHONE, "qualification_level": QualificationLevel.NONE} | overrides))
+
+
+def course_email(clock: FixedClock, course: str, **overrides: Any) -> TrainingRequestReceived:
+    """An e-mail naming a course of the online catalogue: BF espaces numériques."""
+    return received(clock, **({"channel": Channel.EMAIL, "requested_course": course} | overrides))
+
+
+async def outbox_events(db: MongoDatabase, request_id: str | None = None) -> list[Event]:
+    """What routing stored for publishing, in publishing order, decoded from the wire."""
+    docs = await db["routing_outbox"].find().sort("seq", 1).to_list(None)
+    events = [decode(doc["value"], list(doc["headers"].items())) for doc in docs]
+    return [e for e in events if request_id is None or getattr(e, "request_id", None) == request_id]
+
+
+async def routed_output(db: MongoDatabase, request: TrainingRequestReceived) -> list[Event]:
+    """The events `route` kept in its processed-events record (what it publishes after the commit)."""
+    record = await db["processed_events"].find_one({"_id": f"routing:{request.id}"})
+    assert record is not None
+    return [decode(output["value"], list(output["headers"].items())) for output in record["outputs"]]
+
+
+async def holder(service: RoutingService, request_id: str) -> str | None:
+    """The worker the request is offered to or assigned to, if any."""
+    routed = await service.assignment.get_request(request_id)
+    assert routed is not None
+    return routed.reservation.worker_id if routed.reservation else None
+
+
+async def accepted(service: RoutingService, request_id: str) -> str:
+    """The worker it was offered to accepts it; returns that worker."""
+    worker_id = await holder(service, request_id)
+    assert worker_id is not None, "the request was offered to nobody"
+    assert await service.assignment.accept(request_id, worker_id)
+    return worker_id
+
+
+async def open_count(service: RoutingService, worker_id: str) -> int:
+    worker = await service.assignment.get_worker(worker_id)
+    assert worker is not None
+    return worker.open_count
+
+
+async def timer_state(service: RoutingService, kind: TimerKind, request_id: str) -> TimerState | None:
+    timer = await service.timers.get(kind, request_id)
+    return timer.state if timer else None
+
+
+# --- a request arrives ---------------------------------------------------------------------
+
+
+async def test_a_phone_request_without_certificate_is_decided_stored_timed_and_offered_once(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    routed = await service.route(request)
+
+    assert routed is not None
+    assert (routed.target, routed.rule_id) == (Target.ADVISORS, "phone-no-secondary-certificate")
+    assert routed.priority == 45
+    assert routed.priority_parts == {"qualification": 40, "phone": 5}
+    # Two working days of 8 h 45: Tuesday 10:00-17:15, Wednesday, then Thursday 08:30-10:00.
+    deadline = callback_deadline(TUESDAY_10, service.policy.sla, service.policy.calendar, channel=Channel.PHONE)
+    assert deadline == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
+    # Four hours of opening time earlier: 1 h 30 on Thursday, 2 h 30 on Wednesday.
+    due = due_at(deadline, service.policy.sla, service.policy.calendar, received_at=TUESDAY_10)
+    assert due == datetime(2026, 3, 4, 14, 45, tzinfo=BRUSSELS)
+    assert routed.callback_deadline == deadline
+    assert await routed_output(mongo_db, request) == [routed]
+
+    decision = await service.decisions.find_one({"_id": request.request_id})
+    assert decision is not None
+    assert (decision["target"], decision["rule_id"], decision["priority"]) == ("advisors", "phone-no-secondary-certificate", 45)
+    assert decision["priority_parts"] == {"qualification": 40, "phone": 5}
+    assert decision["callback_deadline"] == deadline and decision["joined_to"] is None
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None
+    assert (case["target"], case["sla"], case["deadline"], case["due_at"]) == ("advisors", "pending", deadline, due)
+
+    due_timer = await service.timers.get(TimerKind.CALLBACK_DUE, request.request_id)
+    breach_timer = await service.timers.get(TimerKind.SLA_BREACH, request.request_id)
+    assert due_timer is not None and (due_timer.state, due_timer.fire_at) == (TimerState.PENDING, due)
+    assert breach_timer is not None and (breach_timer.state, breach_timer.fire_at) == (TimerState.PENDING, deadline)
+
+    queued = await service.assignment.get_request(request.request_id)
+    assert queued is not None and queued.status == RequestStatus.RESERVED and queued.reservation is not None
+    advisor = await service.assignment.get_worker(queued.reservation.worker_id)
+    assert advisor is not None and advisor.team is Target.ADVISORS and not advisor.supervisor
+    assert queued.reservation.expires_at == TUESDAY_10 + SETTINGS.reservation_timeout
+
+    # Kafka redelivers the same event: nothing is decided, stored, scheduled or offered twice.
+    assert await service.route(request) is None
+    assert await service.decisions.count_documents({}) == 1
+    assert await service.cases.count_documents({}) == 1
+    assert await mongo_db["routing_timers"].count_documents({"key": request.request_id}) == 2
+    assert await mongo_db["processed_events"].count_documents({}) == 1
+    history = [entry["event"] for entry in await service.assignment.history(request.request_id)]
+    assert history == ["queued", "reserved"]
+    assert sum([w.open_count for w in await service.assignment.list_workers()]) == 1
+    assert await holder(service, request.request_id) == advisor.worker_id
+
+
+async def test_a_named_online_course_goes_to_a_worker_with_its_language_and_skill(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    photoshop_fr = course_email(clock, "PHOTOSHOP")
+    excel_nl = course_email(clock, "EXCEL", language=NL)
+    excel_fr = course_email(clock, "EXCEL")
+    for request in (photoshop_fr, excel_nl, excel_fr):
+        routed = await service.route(request)
+        assert routed is not None
+        assert (routed.target, routed.rule_id, routed.callback_deadline) == (Target.ESPACES_NUMERIQUES, "named-online-course", None)
+
+    photoshop = await service.assignment.get_request(photoshop_fr.request_id)
+    assert photoshop is not None and photoshop.required_skills == {"graphics"}
+    # Only en-fr-1 speaks French and has the graphics skill.
+    assert await holder(service, photoshop_fr.request_id) == "en-fr-1"
+    # Only en-nl-1 speaks Dutch.
+    assert await holder(service, excel_nl.request_id) == "en-nl-1"
+    # Both French workers do office software; the one without an open request gets it.
+    assert await holder(service, excel_fr.request_id) == "en-fr-2"
+
+
+async def test_a_declined_offer_goes_to_another_eligible_worker(service: RoutingService, clock: FixedClock) -> None:
+    request = course_email(clock, "EXCEL")
+    await service.route(request)
+    first = await holder(service, request.request_id)
+    assert first == "en-fr-1"
+
+    assert await service.assignment.decline(request.request_id, first)
+    assert await service.dispatch_once() == 1
+
+    assert await holder(service, request.request_id) == "en-fr-2"
+    assert await open_count(service, first) == 0
+    routed = await service.assignment.get_request(request.request_id)
+    assert routed is not None and routed.declined_by == {first}
+
+
+async def test_an_offer_not_accepted_in_time_is_offered_again(service: RoutingService, clock: FixedClock) -> None:
+    request = course_email(clock, "EXCEL")
+    await service.route(request)
+    assert await holder(service, request.request_id) == "en-fr-1"
+
+    clock.advance(SETTINGS.reservation_timeout / 2)
+    assert await service.dispatch_once() == 0
+    assert await holder(service, request.request_id) == "en-fr-1"
+
+    clock.advance(SETTINGS.reservation_timeout)
+    assert await service.dispatch_once() == 1
+    assert await holder(service, request.request_id) == "en-fr-2"
+    assert await open_count(service, "en-fr-1") == 0
+    assert not await service.assignment.accept(request.request_id, "en-fr-1")
+    history = [entry["event"] for entry in await service.assignment.history(request.request_id)]
+    assert history == ["queued", "reserved", "timed_out", "reserved"]
+
+
+# --- the desk ------------------------------------------------------------------------------
+
+
+async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sla_and_frees_the_worker(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock, requested_course="EXCEL")
+    routed = await service.route(request)
+    assert routed is not None and routed.target is Target.ESPACES_NUMERIQUES and routed.callback_deadline is not None
+    worker_id = await accepted(service, request.request_id)
+    assert await open_count(service, worker_id) == 1
+    clock.advance(timedelta(hours=1))
+
+    published = await service.record_outcome(
+        request.request_id, worker_id=worker_id, outcome=ContactOutcome.ENROLLED, course_code="excel"
+    )
+
+    events = await outbox_events(mongo_db, request.request_id)
+    assert events == published
+    assert [type(e) for e in events] == [ContactAttempted, EnrolmentConfirmed]
+    contact, enrolment = events
+    assert isinstance(contact, ContactAttempted) and isinstance(enrolment, EnrolmentConfirmed)
+    assert (contact.worker_id, contact.outcome, contact.attempt, contact.next_attempt_at) == (worker_id, ContactOutcome.ENROLLED, 1, None)
+    assert (enrolment.course_code, enrolment.course_title, enrolment.language) == ("EXCEL", "Excel (tableur)", FR)
+    assert enrolment.person_id == request.person_id
+
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None
+    assert (case["sla"], case["outcome"], case["attempts"], case["first_contact_at"]) == ("met", "enrolled", 1, clock.now())
+    assert await timer_state(service, TimerKind.CALLBACK_DUE, request.request_id) is TimerState.CANCELLED
+    assert await timer_state(service, TimerKind.SLA_BREACH, request.request_id) is TimerState.CANCELLED
+    closed = await service.assignment.get_request(request.request_id)
+    assert closed is not None and closed.status == RequestStatus.CLOSED
+    assert await open_count(service, worker_id) == 0
+    assert await service.seats.seats_taken("EXCEL") == 1
+
+
+async def test_enrolling_in_a_full_course_is_refused_with_the_reason_and_publishes_nothing(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    base = load_catalogue()
+    one_seat = Catalogue(
+        version=base.version,
+        courses=tuple(c.model_copy(update={"capacity": 1}) if c.code == "EXCEL" else c for c in base.courses),
+        certifications=base.certifications,
+    )
+    service = await build_service(mongo_client, mongo_db, clock, catalogue=one_seat)
+    await service.seats.enrol(course_code="EXCEL", person_id="p-first", request_id="r-first", language=FR)
+    request = course_email(clock, "EXCEL")
+    await service.route(request)
+    worker_id = await accepted(service, request.request_id)
+
+    with pytest.raises(DeskError, match=r"EXCEL is full \(1 seats taken\)") as refused:
+        await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.ENROLLED, course_code="EXCEL")
+
+    assert refused.value.status == 409
+    assert await outbox_events(mongo_db) == []
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and (case["attempts"], case["outcome"]) == (0, None)
+    assert await holder(service, request.request_id) == worker_id
+    assert await open_count(service, worker_id) == 1
+    assert await service.seats.seats_taken("EXCEL") == 1
+
+
+async def test_an_outcome_needs_the_request_accepted_by_that_worker(service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    offered_to = await holder(service, request.request_id)
+    assert offered_to is not None
+
+    with pytest.raises(DeskError, match="accept it first"):
+        await service.record_outcome(request.request_id, worker_id=offered_to, outcome=ContactOutcome.INFORMED)
+    with pytest.raises(DeskError, match="unknown") as unknown:
+        await service.record_outcome("no-such-request", worker_id=offered_to, outcome=ContactOutcome.INFORMED)
+    assert unknown.value.status == 404
+    assert await outbox_events(mongo_db) == []
+
+
+async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worker(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    worker_id = await accepted(service, request.request_id)
+
+    await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.NO_ANSWER, notes="messagerie")
+
+    [attempt] = await outbox_events(mongo_db, request.request_id)
+    assert isinstance(attempt, ContactAttempted)
+    assert (attempt.outcome, attempt.attempt, attempt.notes) == (ContactOutcome.NO_ANSWER, 1, "messagerie")
+    assert attempt.next_attempt_at == TUESDAY_10 + SETTINGS.retry_after_no_answer
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and (case["sla"], case["outcome"], case["attempts"], case["first_contact_at"]) == ("pending", None, 1, None)
+    routed = await service.assignment.get_request(request.request_id)
+    assert routed is not None and routed.status == RequestStatus.ASSIGNED and await holder(service, request.request_id) == worker_id
+    assert await open_count(service, worker_id) == 1
+    assert await timer_state(service, TimerKind.SLA_BREACH, request.request_id) is TimerState.PENDING
+
+    # The second try is attempt 2.
+    await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.NO_ANSWER)
+    attempts = [e.attempt for e in await outbox_events(mongo_db, request.request_id) if isinstance(e, ContactAttempted)]
+    assert attempts == [1, 2]
+
+
+async def test_an_exam_wanted_requests_exam_scheduling(service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    worker_id = await accepted(service, request.request_id)
+
+    await service.record_outcome(
+        request.request_id, worker_id=worker_id, outcome=ContactOutcome.EXAM_WANTED, certification_code="mos-excel"
+    )
+
+    contact, exam = await outbox_events(mongo_db, request.request_id)
+    assert isinstance(contact, ContactAttempted) and contact.outcome is ContactOutcome.EXAM_WANTED
+    assert isinstance(exam, ExamSchedulingRequested)
+    assert (exam.certification_code, exam.reason, exam.person_id) == ("MOS-EXCEL", ExamRequestReason.DESK, request.person_id)
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and (case["sla"], case["outcome"]) == ("met", "exam_wanted")
+
+
+async def test_a_redirection_routes_the_request_again_to_the_other_team_and_offers_it(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    advisor = await accepted(service, request.request_id)
+
+    await service.record_outcome(
+        request.request_id, worker_id=advisor, outcome=ContactOutcome.REDIRECTED, redirect_to=Target.CITE_DES_METIERS
+    )
+
+    contact, rerouted = await outbox_events(mongo_db, request.request_id)
+    assert isinstance(contact, ContactAttempted) and contact.outcome is ContactOutcome.REDIRECTED
+    assert isinstance(rerouted, TrainingRequestRouted)
+    assert (rerouted.target, rerouted.rule_id, rerouted.priority) == (Target.CITE_DES_METIERS, "desk-redirect", 45)
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None
+    assert (case["target"], case["redirected_from"], case["outcome"]) == ("cite_des_metiers", "advisors", None)
+    routed = await service.assignment.get_request(request.request_id)
+    assert routed is not None and routed.team is Target.CITE_DES_METIERS and routed.status == RequestStatus.RESERVED
+    assert await holder(service, request.request_id) == "cdm-1"
+    assert await open_count(service, advisor) == 0
+
+
+# --- the callback timers -------------------------------------------------------------------
+
+
+async def test_callback_due_is_published_once_the_due_time_passes_before_the_deadline(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    advisor = await accepted(service, request.request_id)
+    handlers = service.timer_handlers()
+
+    clock.advance(datetime(2026, 3, 4, 14, 44, tzinfo=BRUSSELS) - clock.now())
+    assert await service.timers.run_once(handlers) == 0
+    clock.advance(timedelta(minutes=2))
+    assert await service.timers.run_once(handlers) == 1
+    assert await service.timers.run_once(handlers) == 0
+
+    [due] = await outbox_events(mongo_db, request.request_id)
+    assert isinstance(due, CallbackDue)
+    assert (due.assignee_id, due.deadline) == (advisor, datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS))
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and case["sla"] == "pending"
+    assert await timer_state(service, TimerKind.SLA_BREACH, request.request_id) is TimerState.PENDING
+
+
+async def test_a_missed_deadline_publishes_one_breach_and_escalates_to_the_supervisor_level(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    advisor = await accepted(service, request.request_id)
+    handlers = service.timer_handlers()
+
+    clock.advance(datetime(2026, 3, 5, 10, 1, tzinfo=BRUSSELS) - clock.now())
+    assert await service.timers.run_once(handlers) == 2  # the reminder, late, then the breach
+    assert await service.timers.run_once(handlers) == 0
+
+    breaches = [e for e in await outbox_events(mongo_db, request.request_id) if isinstance(e, CallbackSlaBreached)]
+    assert len(breaches) == 1
+    assert (breaches[0].escalated_to, breaches[0].assignee_id) == ("supervisor", advisor)
+    assert breaches[0].deadline == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and case["sla"] == "breached"
+
+    await service.dispatch_once()
+
+    routed = await service.assignment.get_request(request.request_id)
+    assert routed is not None and routed.escalation is EscalationLevel.SUPERVISOR
+    assert routed.status == RequestStatus.RESERVED and routed.reservation is not None
+    assert routed.reservation.level is EscalationLevel.SUPERVISOR and routed.reservation.worker_id != advisor
+    assert await open_count(service, advisor) == 0
+    # Escalated once: another round changes nothing.
+    await service.dispatch_once()
+    assert [h["event"] for h in await service.assignment.history(request.request_id)].count("reassigned") == 1
+
+
+# --- linked requests -----------------------------------------------------------------------
+
+
+async def test_a_linked_request_joins_the_open_request_of_the_same_person(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    first = phone_call(clock)
+    await service.route(first)
+    clock.advance(timedelta(hours=1))
+    second = course_email(clock, "EXCEL", person_id=first.person_id, linked_request_ids=[first.request_id])
+
+    routed = await service.route(second)
+
+    assert routed is not None and routed.rule_id == "joins-open-request"
+    assert first.request_id[:8] in routed.explanation
+    decision = await service.decisions.find_one({"_id": second.request_id})
+    case = await service.cases.find_one({"_id": second.request_id})
+    assert decision is not None and decision["joined_to"] == first.request_id
+    assert case is not None and case["joined_to"] == first.request_id
+    assert await service.assignment.get_request(second.request_id) is None
+    assert await mongo_db["routing_requests"].count_documents({}) == 1
+    assert await service.dispatch_once() == 0
+
+
+# --- the digital-divide programme ----------------------------------------------------------
+
+
+# TODO
+
+
+# --- ageing ---------------------------------------------------------------------------------
+
+
+async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_priority_one(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    for worker in ROSTER:
+        if worker.team is Target.ADVISORS:
+            await service.assignment.set_availability(worker.worker_id, Availability.OFFLINE)
+    old = received(clock, channel=Channel.WEB, qualification_level=QualificationLevel.HIGHER)
+    await service.route(old)
+    clock.advance(timedelta(hours=22))
+    earlier = phone_call(clock)
+    await service.route(earlier)
+    clock.advance(timedelta(hours=2))
+    fresh = phone_call(clock)
+    await service.route(fresh)
+
+    queue = await service.assignment.queued(Target.ADVISORS, key=service.queue_key(clock.now()))
+    # Effective priorities now: 45 + 2 x 2 h, 0 + 2 x 24 h, 45 + 0.
+    assert [(r.request_id, r.priority) for r in queue] == [(earlier.request_id, 45), (old.request_id, 0), (fresh.request_id, 45)]
+    # Without ageing the fresh high-priority request would have gone first.
+    assert [r.request_id for r in sorted(queue, key=service.queue_key(queue[1].created_at))][-1] == old.request_id
+
+    # The dispatcher serves that order: one advisor with room for two takes the first two.
+    await service.assignment.set_availability("adv-1", Availability.AVAILABLE)
+    assert await service.dispatch_once() == 2
+    assert await holder(service, earlier.request_id) == "adv-1"
+    assert await holder(service, old.request_id) == "adv-1"
+    assert await holder(service, fresh.request_id) is None
