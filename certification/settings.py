@@ -1,5 +1,12 @@
 """Certification's configuration, from `CERTIFICATION_*` environment variables (plus the shared infrastructure ones)."""
 
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.settings import ServiceSettings
@@ -10,3 +17,48 @@ class CertificationSettings(ServiceSettings):
 
     service_name: str = "certification"
     http_port: int = 8004
+
+    offer_window: timedelta = Field(
+        timedelta(hours=48),
+        description="How long a candidate has to accept an exam seat (ISO 8601 duration, e.g. PT48H); the seat is held meanwhile.",
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8004",
+        description="Public URL of this service: credential, achievement, issuer and revocation-list ids start with it.",
+        pattern=r"^https?://\S+[^/]$",
+    )
+    issuer_url: str = Field(
+        "https://www.bruxellesformation.brussels", description="Home page of the issuer, in the credentials' issuer profile."
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Ed25519 private key (32-byte seed, base64) that signs credentials with a DataIntegrityProof "
+            "(eddsa-jcs-2022). Unset: credentials are issued without a proof."
+        ),
+    )
+    certifications_path: Path | None = Field(
+        None, description="A certifications YAML (pairings, recognising bodies); the shipped one when unset."
+    )
+    what_to_bring: list[str] = Field(
+        default_factory=lambda: ["Carte d'identité", "Convocation (imprimée ou sur smartphone)"],
+        description="Listed in every ExamScheduled (JSON list).",
+    )
+    high_priority_routed_from: int | None = Field(
+        50,
+        description=(
+            "A person routed with at least this priority score (routing's high band) gets `high_priority_boost` "
+            "as candidate priority; unset to ignore routing's priority."
+        ),
+    )
+    high_priority_boost: int = Field(1, ge=0, description="Candidate priority given to people routed with high priority.")
+
+    clock: Literal["system", "simulated"] = Field(
+        "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."
+    )
+    clock_start: datetime | None = Field(None, description="With the simulated clock: the time it starts at.")
+    timer_poll_interval: timedelta = Field(timedelta(milliseconds=500), description="How often offer deadlines are checked.")
+    allocation_interval: timedelta = Field(
+        timedelta(seconds=30),
+        description="How often a sweep offers free seats to waiting candidates (a safety net: changes trigger offers at once).",
+    )

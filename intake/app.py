@@ -12,19 +12,21 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from intake.erasure import Erasures, erasure_router
 from intake.email_server import EmailInbox, EmailInboxSettings
 from intake.phone import PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
 from intake.web import WebSettings, web_router
-from schemas import TrainingRequestReceived
-from schemas.topics import TRAINING_REQUESTS
+from schemas import PersonDataErased, TrainingRequestReceived
+from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
 from services.app import instance_name
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
 from services.clock import SystemClock
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 
 
 def create_app(
@@ -43,9 +45,16 @@ def create_app(
 
     def register(runtime: Runtime) -> list[Any]:
         runtime.publishes(TRAINING_REQUESTS, TrainingRequestReceived)
+        runtime.publishes(PRIVACY, PersonDataErased)
         outbox = Outbox(runtime.db, "intake_outbox")
+        keys = PersonKeys(runtime.db)
         pipeline = IntakePipeline(
-            runtime.mongo, runtime.db, outbox, link_window=timedelta(days=settings.link_window_days), clock=clock.now
+            runtime.mongo,
+            runtime.db,
+            outbox,
+            link_window=timedelta(days=settings.link_window_days),
+            clock=clock.now,
+            personal=PersonalData(keys),
         )
         runtime.app_state["pipeline"] = pipeline
         runtime.on_startup(lambda _: pipeline.ensure_indexes())
@@ -66,6 +75,7 @@ def create_app(
             runtime.on_startup(start_inbox)
             runtime.on_shutdown(stop_inbox)
         return [
+            erasure_router(Erasures(runtime.mongo, runtime.db, outbox, keys)),
             web_router(pipeline, web, catalogue, clock.now),
             phone_router(pipeline, phone, BrusselsCalendar(), clock.now),
         ]

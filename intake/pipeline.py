@@ -24,6 +24,7 @@ from intake.identity import identity_keys, normalise_email, normalise_phone
 from schemas import Contact, TrainingRequestReceived
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 
 log = structlog.get_logger(__name__)
 
@@ -85,11 +86,13 @@ class IntakePipeline:
         *,
         link_window: timedelta = timedelta(days=14),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        personal: PersonalData | None = None,
     ) -> None:
         self._client = client
         self._requests = db["intake_requests"]
         self._identities = db["intake_identities"]
         self._outbox = outbox
+        self._personal = personal or PersonalData(PersonKeys(db))
         self.link_window = link_window
         self._clock = clock
 
@@ -130,7 +133,8 @@ class IntakePipeline:
                 },
                 session=session,
             )
-            await self._outbox.add([event], session=session)
+            # Personal fields leave this service only as ciphertext under the person's key.
+            await self._outbox.add([await self._personal.seal(event, session=session)], session=session)
             return AcceptedRequest(request_id, person_id, linked_request_ids=linked)
 
         try:

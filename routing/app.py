@@ -26,10 +26,11 @@ from schemas import (
     ContactAttempted,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
+    PersonDataErased,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
-from schemas.topics import TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
+from schemas.topics import PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
 from services.kafka import topic_name
 from services import Runtime, create_service_app, subscriber_options
 from services.app import instance_name
@@ -100,6 +101,10 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         @runtime.broker.subscriber(topic_name(TRAINING_REQUESTS), **subscriber_options("routing"))
         async def on_training_request_received(event: TrainingRequestReceived) -> None:
             await service.route(event, publish=runtime.broker)
+
+        @runtime.broker.subscriber(topic_name(PRIVACY), **subscriber_options("routing"))
+        async def on_person_data_erased(event: PersonDataErased) -> None:
+            await service.erase_person(event.person_id)
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(

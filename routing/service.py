@@ -47,6 +47,7 @@ from services.clock import Clock
 from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 
 log = structlog.get_logger(__name__)
 
@@ -101,8 +102,10 @@ class RoutingService:
         programme: DigitalDivideProgramme,
         seats: CourseSeats,
         outbox: Outbox,
+        personal: PersonalData | None = None,
     ) -> None:
         self._client = client
+        self.personal = personal or PersonalData(PersonKeys(db))
         self.policy = policy
         self.clock = clock
         self.processed = processed
@@ -122,6 +125,8 @@ class RoutingService:
 
     async def route(self, request: TrainingRequestReceived, *, publish: Any = None) -> TrainingRequestRouted | None:
         """Decide, store and queue a request once; returns the routed event when it was new."""
+        # The desk needs the contact details: routing is one of the services that hold the keys.
+        request = await self.personal.unseal(request)
         year = request.received_at.year
         programme = await self.programme.status(year)
         state = RoutingState(digital_divide_open=programme.open, team_sizes=self.policy.team_sizes)
@@ -210,7 +215,14 @@ class RoutingService:
             return [routed]
 
         outcome = await self.processed.run_once(request, effect, broker=publish)
-        if decision.target is Target.DIGITAL_DIVIDE and not joined_to:
+        target, joined = decision.target, joined_to
+        if not outcome.applied:
+            # A redelivery: the decision stored the first time stands, whatever the programme's
+            # state or the linked requests are now.
+            stored = await self.decisions.find_one({"_id": request.request_id}, {"target": 1, "joined_to": 1})
+            if stored is not None:
+                target, joined = Target(stored["target"]), stored.get("joined_to")
+        if target is Target.DIGITAL_DIVIDE and not joined:
             # Idempotent, so it runs on every delivery: a crash after the commit above is repaired here.
             await self._admit_to_programme(request, decision, deadline, skills)
         if outcome.applied:
@@ -344,6 +356,17 @@ class RoutingService:
         await self.cases.update_one({"_id": timer.key}, {"$set": {"sla": "breached", "breached_at": self.clock.now()}}, session=session)
         log.warning("callback.sla_breached", request_id=timer.key, assignee_id=assignee, escalated_to=escalated_to)
 
+    # --- privacy ---------------------------------------------------------------------------
+
+    async def erase_person(self, person_id: str) -> int:
+        """Blank what routing holds of an erased person: contact details and free text."""
+        self.personal.keys.forget(person_id)
+        result = await self.cases.update_many(
+            {"person_id": person_id}, {"$set": {"contact": {}, "need": "", "erased": True}}
+        )
+        log.info("person.erased", person_id=person_id, cases=result.modified_count)
+        return result.modified_count
+
     # --- the desk ----------------------------------------------------------------------------
 
     async def record_outcome(
@@ -417,8 +440,16 @@ class RoutingService:
                     update["sla"] = "met" if case["deadline"] is None or now <= case["deadline"] else "breached"
                 await self.timers.cancel(TimerKind.CALLBACK_DUE, request_id, session=session)
                 await self.timers.cancel(TimerKind.SLA_BREACH, request_id, session=session)
+                # Requests that joined this one wait for the same call, which keeps their promise too.
+                for joined in await self.cases.find({"joined_to": request_id, "sla": "pending"}, session=session).to_list(None):
+                    await self.timers.cancel(TimerKind.CALLBACK_DUE, joined["_id"], session=session)
+                    await self.timers.cancel(TimerKind.SLA_BREACH, joined["_id"], session=session)
+                    kept = joined["deadline"] is None or now <= joined["deadline"]
+                    await self.cases.update_one(
+                        {"_id": joined["_id"]}, {"$set": {"sla": "met" if kept else "breached", "first_contact_at": now}}, session=session
+                    )
             await self.cases.update_one({"_id": request_id}, {"$set": update}, session=session)
-            await self.outbox.add(events, session=session)
+            await self.outbox.add([await self.personal.seal(e, session=session) for e in events], session=session)
 
         async with self._client.start_session() as session:
             await session.with_transaction(store)

@@ -59,6 +59,7 @@ from schemas.values import (
     Language,
     NotificationChannel,
     QualificationLevel,
+    SealedPersonalData,
     Target,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "Language",
     "NotificationChannel",
     "QualificationLevel",
+    "SealedPersonalData",
     "Target",
     # topics
     "ALL_TOPICS",

@@ -25,6 +25,7 @@ from schemas.values import (
     NonEmptyStr,
     NotificationChannel,
     QualificationLevel,
+    SealedPersonalData,
     Target,
 )
 
@@ -141,6 +142,11 @@ class TrainingRequestReceived(Event):
         description="Channel-specific facts: call_sid, call_status, agent_notes, attachment names…",
         examples=[{"call_sid": "CA1234", "call_status": "completed", "attachments": 0}],
     )
+    sealed: SealedPersonalData | None = Field(
+        default=None,
+        description="The personal fields (contact, need, personal channel details), encrypted with the "
+        "person's key; the clear fields are then blank.",
+    )
 
 
 # --- Routing and the 48-hour callback -----------------------------------------------
@@ -238,6 +244,9 @@ class ContactAttempted(Event):
     )
     notes: str | None = Field(
         default=None, description="Free-text notes of the worker; may hold personal data."
+    )
+    sealed: SealedPersonalData | None = Field(
+        default=None, description="The notes, encrypted with the person's key; `notes` is then blank."
     )
 
 

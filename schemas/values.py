@@ -157,3 +157,20 @@ class CampaignAttribution(BaseModel):
         description="HTTP referrer of the form page.",
         examples=["https://www.bruxellesformation.brussels/"],
     )
+
+
+class SealedPersonalData(BaseModel):
+    """Personal fields of an event, encrypted with the person's own key (crypto-shredding).
+
+    The clear fields of the event are blanked; services holding the key read them back.
+    Erasing the person deletes the key, after which every copy of this event - on Kafka, in a
+    replay, in a backup - keeps its facts but can no longer say who it was about.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alg: str = Field(default="A256GCM", description="AES-256-GCM with a 96-bit nonce.", examples=["A256GCM"])
+    key_id: str = Field(min_length=1, description="The key's id: the person's pseudonymous id.", examples=["per_7f3a"])
+    nonce: str = Field(min_length=1, description="Base64 nonce.")
+    ciphertext: str = Field(min_length=1, description="Base64 AES-GCM ciphertext (with tag) of the JSON of the fields.")
+    fields: tuple[str, ...] = Field(description="Which fields were sealed.", examples=[["contact", "need"]])

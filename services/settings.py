@@ -8,6 +8,7 @@ of one deployment talks to the same cluster; secrets come from the environment o
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -64,3 +65,12 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     graceful_timeout_s: float = Field(15.0, description="How long shutdown waits for in-flight messages.")
+    retry_delays: tuple[timedelta, ...] = Field(
+        (timedelta(seconds=1), timedelta(seconds=10), timedelta(seconds=60)),
+        min_length=1,
+        max_length=10,
+        description=(
+            "Wait before each retry level of a failed message, then dead letters (JSON list of seconds or "
+            'ISO 8601 durations, e.g. [1, 10, 60] or ["PT1S", "PT10S", "PT1M"]).'
+        ),
+    )

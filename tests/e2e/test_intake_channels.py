@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from intake.phone import generic_signature
 from schemas import Channel, Language, TrainingRequestReceived, decode
 from scripts.launch import ServiceProcess, start_service
+from services.privacy import PersonalData, PersonKeys
 from tests.conftest import KAFKA_BOOTSTRAP, drop_database
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,7 @@ def intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
     try:
         process.wait_ready()
         process.env["topic"] = f"{database}.training.requests.v1"
+        process.env["database"] = database
         yield process
     finally:
         process.stop()
@@ -142,7 +144,9 @@ async def fill_form(browser: Any, url: str, *, lang: str, name: str, phone: str,
         await context.close()
 
 
-async def test_one_person_through_three_channels_is_three_linked_events_on_kafka(intake: ServiceProcess, browser: Any) -> None:
+async def test_one_person_through_three_channels_is_three_linked_events_on_kafka(
+    intake: ServiceProcess, browser: Any, mongo_client: Any
+) -> None:
     call = call_webhook(
         intake,
         {
@@ -178,6 +182,10 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
     mail_request = next(i for i in nl_event.linked_request_ids if i.startswith(mail_reference))
     events.update(await on_topic(intake.env["topic"], {mail_request}))
 
+    # Personal data is on Kafka only as ciphertext; intake's keys open it.
+    assert all(e.sealed is not None and e.contact.phone is None and e.contact.email is None for e in events.values())
+    personal = PersonalData(PersonKeys(mongo_client[intake.env["database"]]))
+    events = {request_id: await personal.unseal(event) for request_id, event in events.items()}
     phone_event, mail_event, fr_event = events[phone_request], events[mail_request], events[web_fr]
     assert phone_event.channel is Channel.PHONE and phone_event.contact.phone == "+32476123456"
     assert phone_event.language is Language.NL

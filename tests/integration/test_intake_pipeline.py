@@ -16,6 +16,7 @@ from intake.pipeline import IntakePipeline
 from schemas import Channel, Language, TrainingRequestReceived, decode
 from services.kafka import create_broker, ensure_topics
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings
 from tests.conftest import KAFKA_BOOTSTRAP
 
@@ -48,10 +49,16 @@ async def test_accepted_request_is_in_the_outbox_before_the_call_returns(pipelin
     entry = await mongo_db["intake_outbox"].find_one({"sent_at": None})
     assert entry is not None and entry["topic"] == "training.requests.v1"
     assert entry["key"] == accepted.request_id.encode()
-    event = decode(entry["value"], list(entry["headers"].items()))
-    assert isinstance(event, TrainingRequestReceived)
-    assert event.request_id == accepted.request_id and event.person_id == accepted.person_id
+    sealed = decode(entry["value"], list(entry["headers"].items()))
+    assert isinstance(sealed, TrainingRequestReceived)
+    assert sealed.request_id == accepted.request_id and sealed.person_id == accepted.person_id
+    # Personal data leaves intake only as ciphertext under the person's key.
+    for clear in (b"+32470123456", b"amina@example.org", b"Amina", b"Excel"):
+        assert clear not in entry["value"]
+    assert sealed.contact.phone is None and sealed.sealed is not None
+    event = await PersonalData(PersonKeys(mongo_db)).unseal(sealed)
     assert event.contact.phone == "+32470123456" and event.contact.email == "amina@example.org"
+    assert event.contact.name == "Amina" and event.need == "Excel"
 
 
 async def test_a_dedup_key_makes_one_request(pipeline: IntakePipeline, mongo_db: Any) -> None:
@@ -70,9 +77,9 @@ async def test_one_person_who_calls_writes_and_fills_the_form_is_linked(pipeline
     assert call.person_id == mail.person_id == form.person_id != other.person_id
     assert mail.linked_request_ids == (call.request_id,)
     assert set(form.linked_request_ids) == {call.request_id, mail.request_id}
-    stored = decode(
+    stored = await PersonalData(PersonKeys(mongo_db)).unseal(decode(
         (await mongo_db["intake_outbox"].find_one({"_id": {"$exists": True}, "key": form.request_id.encode()}))["value"]
-    )
+    ))
     assert isinstance(stored, TrainingRequestReceived)
     assert set(stored.linked_request_ids) == {call.request_id, mail.request_id}
 
@@ -86,7 +93,7 @@ async def test_concurrent_first_contacts_of_one_person_get_one_person_id(pipelin
 async def test_unusable_contact_is_accepted_for_triage(pipeline: IntakePipeline, mongo_db: Any) -> None:
     accepted = await pipeline.accept(draft(phone="call me maybe", email="nope"))
     entry = await mongo_db["intake_outbox"].find_one({"key": accepted.request_id.encode()})
-    event = decode(entry["value"])
+    event = await PersonalData(PersonKeys(mongo_db)).unseal(decode(entry["value"]))
     assert isinstance(event, TrainingRequestReceived)
     assert event.needs_triage and event.triage_reason == "no usable phone number or e-mail address"
     assert event.channel_details["phone_as_given"] == "call me maybe"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from pymongo import AsyncMongoClient
 
-from routing.assignment import AssignmentStore, RequestStatus
+from routing.assignment import AssignmentStore, RequestStatus, default_queue_key
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
 from routing.rules import DEFAULT_PATH as RULES_PATH
@@ -26,7 +26,7 @@ from routing.rules import RuleSet, load_rules, parse_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
 from routing.settings import RoutingSettings
 from routing.sla import SlaPolicy, callback_deadline, due_at
-from routing.timers import TimerKind, TimerState, TimerStore
+from services.timers import TimerKind, TimerState, TimerStore
 from routing.workers import Availability, EscalationLevel, Worker, worker_hours
 from schemas import (
     CallbackDue,
@@ -329,6 +329,7 @@ async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sl
 
     events = await outbox_events(mongo_db, request.request_id)
     assert events == published
+    # The call first, then what came of it (the order `record_outcome` returns and stores them in).
     assert [type(e) for e in events] == [ContactAttempted, EnrolmentConfirmed]
     contact, enrolment = events
     assert isinstance(contact, ContactAttempted) and isinstance(enrolment, EnrolmentConfirmed)
@@ -381,9 +382,9 @@ async def test_an_outcome_needs_the_request_accepted_by_that_worker(service: Rou
     assert offered_to is not None
 
     with pytest.raises(DeskError, match="accept it first"):
-        await service.record_outcome(request.request_id, worker_id=offered_to, outcome=ContactOutcome.INFORMED)
+        await service.record_outcome(request.request_id, worker_id=offered_to, outcome=ContactOutcome.ADVICE_GIVEN)
     with pytest.raises(DeskError, match="unknown") as unknown:
-        await service.record_outcome("no-such-request", worker_id=offered_to, outcome=ContactOutcome.INFORMED)
+        await service.record_outcome("no-such-request", worker_id=offered_to, outcome=ContactOutcome.ADVICE_GIVEN)
     assert unknown.value.status == 404
     assert await outbox_events(mongo_db) == []
 
@@ -519,6 +520,7 @@ async def test_a_linked_request_joins_the_open_request_of_the_same_person(
 ) -> None:
     first = phone_call(clock)
     await service.route(first)
+    advisor = await accepted(service, first.request_id)
     clock.advance(timedelta(hours=1))
     second = course_email(clock, "EXCEL", person_id=first.person_id, linked_request_ids=[first.request_id])
 
@@ -533,12 +535,128 @@ async def test_a_linked_request_joins_the_open_request_of_the_same_person(
     assert await service.assignment.get_request(second.request_id) is None
     assert await mongo_db["routing_requests"].count_documents({}) == 1
     assert await service.dispatch_once() == 0
+    assert await open_count(service, advisor) == 1
+
+
+async def test_a_joined_phone_request_keeps_its_promise_when_the_person_is_reached(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    first = phone_call(clock)
+    await service.route(first)
+    advisor = await accepted(service, first.request_id)
+    clock.advance(timedelta(hours=1))
+    second = phone_call(clock, person_id=first.person_id, linked_request_ids=[first.request_id])
+    routed = await service.route(second)
+    assert routed is not None and routed.rule_id == "joins-open-request" and routed.callback_deadline is not None
+
+    clock.advance(timedelta(hours=1))
+    await service.record_outcome(first.request_id, worker_id=advisor, outcome=ContactOutcome.ADVICE_GIVEN)
+
+    # The person was called back: neither request reminds or breaches later.
+    clock.advance(timedelta(days=7))
+    assert await service.timers.run_once(service.timer_handlers()) == 0
+    assert not [e for e in await outbox_events(mongo_db) if isinstance(e, CallbackDue | CallbackSlaBreached)]
+    case = await service.cases.find_one({"_id": second.request_id})
+    assert case is not None and (case["sla"], case["first_contact_at"]) == ("met", TUESDAY_10 + timedelta(hours=2))
 
 
 # --- the digital-divide programme ----------------------------------------------------------
 
 
-# TODO
+def waitlisting_rules() -> RuleSet:
+    """The shipped rules, but people without equipment go to the programme even while it is
+    closed, where they wait (a rule set a deployment can give with ROUTING_RULES_PATH)."""
+    data = yaml.safe_load(Path(RULES_PATH).read_text(encoding="utf-8"))
+    [rule] = [r for r in data["rules"] if r["id"] == "no-equipment-digital-divide"]
+    rule["when"] = {"all": [c for c in rule["when"]["all"] if "digital_divide_open" not in c]}
+    data["version"] += "-waitlist"
+    return parse_rules(data, source="waitlisting rules")
+
+
+async def test_a_suspended_programme_waitlists_and_resuming_admits_in_priority_order(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    service = await build_service(mongo_client, mongo_db, clock, rules=waitlisting_rules())
+    await service.programme.suspend(2026)
+    low = received(clock, has_computer=False, qualification_level=QualificationLevel.HIGHER)
+    clock.advance(timedelta(minutes=5))
+    high = received(clock, has_computer=False, qualification_level=QualificationLevel.NONE)
+    for request in (low, high):
+        routed = await service.route(request)
+        assert routed is not None and (routed.target, routed.rule_id) == (Target.DIGITAL_DIVIDE, "no-equipment-digital-divide")
+
+    for request in (low, high):
+        case = await service.cases.find_one({"_id": request.request_id})
+        assert case is not None and case["programme"] == "waitlisted"
+        assert await service.assignment.get_request(request.request_id) is None
+    assert [w["_id"] for w in await service.programme.waitlist(2026)] == [high.request_id, low.request_id]
+
+    status, admitted = await service.programme.resume(2026)
+    await service.admit_waiting(admitted)
+
+    assert admitted == [high.request_id, low.request_id]
+    assert (status.admitted, status.waiting) == (2, 0)
+    for request in (low, high):
+        case = await service.cases.find_one({"_id": request.request_id})
+        assert case is not None and case["programme"] == "admitted"
+        assert await holder(service, request.request_id) == "dd-1"
+
+
+async def test_with_the_shipped_rules_a_suspended_programme_sends_people_to_an_advisor(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    await service.programme.suspend(2026)
+    request = received(clock, has_computer=False)
+
+    routed = await service.route(request)
+
+    assert routed is not None and (routed.target, routed.rule_id) == (Target.ADVISORS, "no-equipment-programme-closed")
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and case["programme"] is None
+    assert await service.programme.waitlist(2026) == []
+    assert await holder(service, request.request_id) == "adv-1"
+
+
+async def test_a_redelivery_after_the_programme_reopens_keeps_the_first_decision(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    await service.programme.suspend(2026)
+    request = received(clock, has_computer=False)
+    routed = await service.route(request)
+    assert routed is not None and routed.target is Target.ADVISORS
+    await service.programme.resume(2026)
+
+    assert await service.route(request) is None
+
+    # Routed to an advisor the first time: the redelivery takes no place in the programme.
+    assert (await service.programme.status(2026)).admitted == 0
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and (case["target"], case["programme"]) == ("advisors", None)
+    assert await holder(service, request.request_id) == "adv-1"
+
+
+async def test_a_redelivery_after_a_crash_admits_the_request_the_first_delivery_routed_to_the_programme(
+    service: RoutingService, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = received(clock, has_computer=False)
+
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the replica died after the commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(service, "_admit_to_programme", crash)
+        with pytest.raises(ConnectionError):
+            await service.route(request)
+    decision = await service.decisions.find_one({"_id": request.request_id})
+    assert decision is not None and decision["target"] == "digital_divide"
+    # The programme fills up before Kafka delivers the event again.
+    await service.programme.set_quota(2026, 0)
+
+    assert await service.route(request) is None
+
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and case["programme"] == "waitlisted"
+    assert [w["_id"] for w in await service.programme.waitlist(2026)] == [request.request_id]
 
 
 # --- ageing ---------------------------------------------------------------------------------
@@ -562,8 +680,8 @@ async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_pri
     queue = await service.assignment.queued(Target.ADVISORS, key=service.queue_key(clock.now()))
     # Effective priorities now: 45 + 2 x 2 h, 0 + 2 x 24 h, 45 + 0.
     assert [(r.request_id, r.priority) for r in queue] == [(earlier.request_id, 45), (old.request_id, 0), (fresh.request_id, 45)]
-    # Without ageing the fresh high-priority request would have gone first.
-    assert [r.request_id for r in sorted(queue, key=service.queue_key(queue[1].created_at))][-1] == old.request_id
+    # Without ageing both high-priority requests would go first.
+    assert [r.request_id for r in sorted(queue, key=default_queue_key)] == [earlier.request_id, fresh.request_id, old.request_id]
 
     # The dispatcher serves that order: one advisor with room for two takes the first two.
     await service.assignment.set_availability("adv-1", Availability.AVAILABLE)

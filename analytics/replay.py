@@ -1,0 +1,249 @@
+"""Replay: the events of some topics, read as a bystander, into a fresh read model for analysts.
+
+`replay` reads a bounded window of the topics (`analytics.window`: no consumer group, nothing
+committed, so the live services never notice) and writes the pseudonymous projection of each
+event (`analytics.readmodel`) to the `events` collection of a database of its own, never the
+services' one. Reading and writing overlap: while `insert_many` calls run in MongoDB, the next
+records are fetched and projected.
+
+Idempotent: a document's `_id` is its event id and events are immutable facts, so "insert unless
+present" is the upsert. `insert_many(ordered=False)` does it in one round trip per batch and a
+duplicate-key error only means that the event was already there (a re-run, or Kafka delivering a
+record twice); that is cheaper than one `ReplaceOne(upsert=True)` per event, which MongoDB
+executes as a lookup and a write each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import BulkWriteError
+
+from analytics.readmodel import EVENTS_COLLECTION, document_from_record
+from analytics.settings import AnalyticsSettings
+from analytics.window import open_window
+from schemas.errors import ContractError
+from schemas.topics import ALL_TOPICS, TopicSpec
+
+__all__ = ["REPLAYS_COLLECTION", "ReplayStats", "default_database_name", "mongo_client", "replay", "resolve_topics"]
+
+REPLAYS_COLLECTION: Final = "replays"
+"""One document per replay into a read model: its window, topics and counts."""
+
+_DUPLICATE_KEY: Final = 11000
+_RESERVED_DATABASES: Final = frozenset({"admin", "config", "local"})
+
+Progress = Callable[[int, int], None]
+"""Called with (records read so far, records in the window) after each batch."""
+
+
+@dataclass(frozen=True)
+class ReplayStats:
+    """What a replay read and wrote."""
+
+    database: str
+    topics: tuple[str, ...]
+    """Declared topic names, without prefix."""
+    prefix: str
+    start: datetime | None
+    end: datetime | None
+    records: int
+    """Records read within the window (those outside it in time are `outside_window`)."""
+    written: int
+    """Documents inserted; fewer than `records - unreadable` when events were already there."""
+    duplicates: int
+    unreadable: int
+    """Records that are not events of the contract; skipped, as a consumer dead-letters them."""
+    outside_window: int
+    missing_topics: tuple[str, ...]
+    by_event: Mapping[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+def default_database_name(now: datetime | None = None) -> str:
+    """`analytics_<UTC timestamp>`: a fresh read model per replay unless one is named."""
+    return f"analytics_{(now or datetime.now(UTC)):%Y%m%d_%H%M%S}"
+
+
+def resolve_topics(names: Iterable[str] | None) -> tuple[TopicSpec, ...]:
+    """Declared topics by name (`training.requests.v1`…); every declared topic when `names` is None."""
+    if names is None:
+        return ALL_TOPICS
+    known = {spec.name: spec for spec in ALL_TOPICS}
+    chosen: list[TopicSpec] = []
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        if name not in known:
+            raise ValueError(f"unknown topic {name!r}; declared topics: {', '.join(known)}")
+        if known[name] not in chosen:
+            chosen.append(known[name])
+    if not chosen:
+        raise ValueError("no topic to replay")
+    return tuple(chosen)
+
+
+def mongo_client(settings: AnalyticsSettings) -> AsyncMongoClient[dict[str, Any]]:
+    """A client for read models. Unlike the services' (`services.mongo`), it writes with w=1:
+    a read model is rebuilt from Kafka at will, so majority acknowledgement buys nothing."""
+    return AsyncMongoClient(
+        settings.mongo.uri.get_secret_value(),
+        appname="formation-analytics",
+        tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongo.server_selection_timeout_ms,
+        w=1,
+    )
+
+
+def _check_database(settings: AnalyticsSettings, into: str) -> None:
+    if into == settings.mongo.database:
+        raise ValueError(f"{into!r} is the services' database; a read model goes to a database of its own")
+    if into in _RESERVED_DATABASES or not into or any(c in into for c in '/\\. "$'):
+        raise ValueError(f"{into!r} cannot be a read model's database")
+
+
+async def replay(
+    settings: AnalyticsSettings,
+    topics: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    into: str | None = None,
+    *,
+    on_progress: Progress | None = None,
+) -> ReplayStats:
+    """Replay `topics` (declared names; all when None) from `start` (inclusive; the beginning when
+    None) to `end` (exclusive; the end offsets when the replay starts when None) into the read
+    model database `into` (default `analytics_<timestamp>`), with `settings.kafka.topic_prefix`.
+
+    Raises `ValueError` for an unknown topic or a forbidden database (the services' own).
+    """
+    specs = resolve_topics(topics)
+    into = into or default_database_name()
+    _check_database(settings, into)
+    prefix = settings.kafka.topic_prefix
+    declared_by_full_name = {prefix + spec.name: spec.name for spec in specs}
+
+    client = mongo_client(settings)
+    started = time.perf_counter()
+    records = unreadable = 0
+    by_event: Counter[str] = Counter()
+    written = [0, 0]  # inserted, duplicates
+    try:
+        events = client[into][EVENTS_COLLECTION]
+        window = await open_window(
+            settings.kafka,
+            list(declared_by_full_name),
+            start=start,
+            end=end,
+            max_records=settings.fetch_max_records,
+            idle_timeout_s=settings.idle_timeout_s,
+            client_id="formation-analytics-replay",
+        )
+        queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(maxsize=2 * settings.writers)
+
+        async def writer() -> None:
+            while (documents := await queue.get()) is not None:
+                inserted, duplicates = await _insert(events, documents)
+                written[0] += inserted
+                written[1] += duplicates
+
+        writers = [asyncio.create_task(writer()) for _ in range(settings.writers)]
+        try:
+            total = window.total
+            pending: list[dict[str, Any]] = []
+            async for batch in window.batches():
+                for record in batch:
+                    try:
+                        document = document_from_record(
+                            record.value,
+                            record.headers,
+                            topic=declared_by_full_name[record.topic],
+                            partition=record.partition,
+                            offset=record.offset,
+                        )
+                    except ContractError:
+                        unreadable += 1
+                        continue
+                    by_event[document["event"]] += 1
+                    pending.append(document)
+                    if len(pending) >= settings.write_batch:
+                        await _put(queue, pending, writers)
+                        pending = []
+                records += len(batch)
+                if on_progress is not None:
+                    on_progress(records, total)
+            if pending:
+                await _put(queue, pending, writers)
+            for _ in writers:
+                await _put(queue, None, writers)
+            await asyncio.gather(*writers)
+        finally:
+            for task in writers:
+                task.cancel()
+            await asyncio.gather(*writers, return_exceptions=True)
+            await window.close()
+        seconds = time.perf_counter() - started
+        # After the load: maintaining indexes during it would slow every insert.
+        await events.create_index([("event", ASCENDING), ("time", ASCENDING)])
+        await events.create_index([("request_id", ASCENDING)], sparse=True)
+        await events.create_index([("person_id", ASCENDING)], sparse=True)
+        stats = ReplayStats(
+            database=into,
+            topics=tuple(spec.name for spec in specs),
+            prefix=prefix,
+            start=start,
+            end=end,
+            records=records,
+            written=written[0],
+            duplicates=written[1],
+            unreadable=unreadable,
+            outside_window=window.outside_window,
+            missing_topics=tuple(declared_by_full_name[t] for t in window.missing_topics),
+            by_event=dict(sorted(by_event.items())),
+            seconds=seconds,
+        )
+        await client[into][REPLAYS_COLLECTION].insert_one(
+            {"_id": str(uuid.uuid4()), "finished_at": datetime.now(UTC), **asdict(stats), "events_per_second": stats.events_per_second}
+        )
+        return stats
+    finally:
+        await client.close()
+
+
+async def _put(queue: asyncio.Queue[Any], item: Any, writers: list[asyncio.Task[None]]) -> None:
+    """`queue.put`, but a writer that failed stops the replay instead of leaving it blocked."""
+    put = asyncio.ensure_future(queue.put(item))
+    while True:
+        for task in writers:
+            if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+                put.cancel()
+                raise error
+        done, _ = await asyncio.wait([put, *(t for t in writers if not t.done())], return_when=asyncio.FIRST_COMPLETED)
+        if put in done:
+            return
+
+
+async def _insert(collection: Any, documents: list[dict[str, Any]]) -> tuple[int, int]:
+    """Insert what is not there yet; (inserted, already there)."""
+    try:
+        result = await collection.insert_many(documents, ordered=False)
+        return len(result.inserted_ids), 0
+    except BulkWriteError as error:
+        details = error.details
+        others = [e for e in details.get("writeErrors", ()) if e.get("code") != _DUPLICATE_KEY]
+        if others or details.get("writeConcernErrors"):
+            raise
+        return details.get("nInserted", 0), len(details.get("writeErrors", ()))

@@ -1,0 +1,37 @@
+"""Configuration of the analysts' tools, from `ANALYTICS_*` variables plus the shared `KAFKA_*` and `MONGODB_*` ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.settings import KafkaSettings, MongoSettings
+
+__all__ = ["AnalyticsSettings"]
+
+
+class AnalyticsSettings(BaseSettings):
+    """Where the events and the read models are, and the knobs of replay, what-if and reports.
+
+    `kafka.topic_prefix` (`KAFKA_TOPIC_PREFIX`) picks the environment whose topics are read,
+    as it does for the services. `mongo.database` (`MONGODB_DATABASE`) is the services'
+    database: analytics only ever writes to a database of its own and refuses that one.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ANALYTICS_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+
+    fetch_max_records: int = Field(20_000, ge=1, description="Records per `getmany` call of a replay.")
+    write_batch: int = Field(2_000, ge=1, description="Documents per `insert_many` of a replay.")
+    writers: int = Field(2, ge=1, le=16, description="Concurrent `insert_many` calls, so MongoDB works while Kafka is read.")
+    idle_timeout_s: float = Field(
+        30.0, gt=0, description="A replay that gets no record for this long before its end offsets fails."
+    )
+
+    handling_time: timedelta = Field(timedelta(minutes=20), description="What-if: working time one contact takes.")
+    sla_promise: timedelta = Field(timedelta(hours=48), description="The callback promise that reports and what-ifs measure.")
+    digital_divide_quota: int = Field(350, ge=0, description="People the digital-divide programme admits per year.")

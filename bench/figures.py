@@ -1,0 +1,239 @@
+"""The measurements. Each runs in a space (database + topic prefix) of its own, starts the processes
+it measures, and returns plain numbers; the table is made in `bench.__main__`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import workload
+from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
+from bench.stats import rate, summarise_latencies
+from schemas import TrainingRequestReceived
+from scripts.launch import ServiceProcess
+
+REQUESTS_TOPIC = "training.requests.v1"
+ROUTING_TOPIC = "training.routing.v1"
+RAW_READY = "raw_routing.ready"
+INTAKE_ENV = {**NO_RATE_LIMIT, "INTAKE_SMTP_ENABLED": "false"}
+
+
+def start_router(bench: Bench, space: Space, variant: str, *, roster: Path, profile_to: Path | None = None) -> ServiceProcess:
+    """`python -m routing` ("services"), or the hand-written loop ("baseline")."""
+    env = {"ROUTING_WORKERS_PATH": str(roster)}
+    instance = f"routing-{space.database.rsplit('_', 1)[-1]}"
+    if variant == "baseline":
+        return bench.start_module("bench.raw_routing", space, instance=f"raw-{instance}", service="routing", env=env)
+    if profile_to is not None:
+        argv = ["-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(profile_to)]
+        # pyinstrument runs the module itself: `python -m pyinstrument ... -m routing`
+        return bench.start_module("routing", space, instance=f"profiled-{instance}", service="routing", env=env, argv=argv)
+    return bench.start_service("routing", space, instance=instance, env=env)
+
+
+async def wait_router(bench: Bench, process: ServiceProcess, variant: str) -> None:
+    await bench.wait_ready(process, log_line=RAW_READY if variant == "baseline" else None)
+
+
+# --- 1. pipeline throughput ---------------------------------------------------------------------
+
+
+async def pipeline(
+    bench: Bench, variant: str, events: list[TrainingRequestReceived], *, roster: Path, timeout: float, profile_to: Path | None = None
+) -> dict[str, Any]:
+    """N requests pre-loaded on the input topic; one routing process (or the baseline loop) started
+    on them; requests/s from the first message processed to the last `TrainingRequestRouted`.
+
+    The window opens at the `processed_at` of the earliest processed-events record (written inside
+    the first message's transaction) and closes at the CreateTime of the last routed record (set by
+    the routing process's producer): both the same machine's wall clock, start-up excluded."""
+    phase = f"pipe_{variant}" + ("_profiled" if profile_to else "")
+    space = bench.space(phase)
+    await bench.create_topics(space)
+    loaded = await bench.produce(space.topic(REQUESTS_TOPIC), events)
+    watcher = await bench.watch(space.topic(ROUTING_TOPIC)).start()
+    launched = time.time()
+    process = start_router(bench, space, variant, roster=roster, profile_to=profile_to)
+    try:
+        await wait_router(bench, process, variant)
+        complete = await watcher.wait_for(loaded, timeout=timeout)
+        rss = peak_rss_mib(process.process.pid)
+        db = bench.mongo[space.database]
+        first = await db["processed_events"].find_one({"consumer": "routing"}, sort=[("processed_at", 1)])
+        decisions = await db["routing_decisions"].count_documents({})
+        reserved = await db["routing_requests"].count_documents({"status": "reserved"})
+    finally:
+        await bench.stop(process)
+        await watcher.stop()
+    routed = len(watcher.created_at)
+    if not complete or first is None:
+        raise RuntimeError(f"{variant}: {routed} of {loaded} requests routed within {timeout:.0f}s; log: {process.log_path}\n{process.tail()}")
+    opened = first["processed_at"].timestamp()
+    closed = max(watcher.created_at.values())
+    return {
+        "variant": variant,
+        "requests": loaded,
+        "routed": routed,
+        "output_records": watcher.records,
+        "decisions_stored": decisions,
+        "offered_to_a_worker": reserved,
+        "startup_s": opened - launched,
+        "window_s": closed - opened,
+        "per_s": rate(routed, closed - opened),
+        "peak_rss_mib": rss,
+        "log": str(process.log_path),
+    }
+
+
+# --- 2. latency ---------------------------------------------------------------------------------
+
+
+async def _post(http: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    response = await http.post("/api/v1/requests", json=body)
+    if response.status_code != 202:
+        raise RuntimeError(f"intake answered {response.status_code}: {response.text[:300]}")
+    return str(response.json()["request_id"])
+
+
+async def latency(
+    bench: Bench, variant: str, *, per_s: float, seconds: float, roster: Path, drain_timeout: float = 60.0
+) -> dict[str, Any]:
+    """One intake process and one router (routing, or the baseline loop) on one space; requests
+    posted to the JSON API at a steady `per_s` for `seconds`; for each, the time from receiving its
+    HTTP 202 to seeing its `TrainingRequestRouted` on the routing topic (this process's clock for
+    both). Five warm-up requests go first (partitions assigned, connections open) and don't count."""
+    space = bench.space(f"lat_{variant}")
+    await bench.create_topics(space)
+    watcher = await bench.watch(space.topic(ROUTING_TOPIC)).start()
+    intake = bench.start_service("intake", space, instance=f"intake-lat-{variant}", env=INTAKE_ENV)
+    router = start_router(bench, space, variant, roster=roster)
+    accepted: dict[str, float] = {}
+    try:
+        await asyncio.gather(bench.wait_ready(intake), wait_router(bench, router, variant))
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=intake.url, limits=limits, timeout=30) as http:
+            warm = [await _post(http, workload.api_body(9_000_000 + i, f"{bench.run_id}w")) for i in range(5)]
+            if not await watcher.wait_for(warm, timeout=60):
+                raise RuntimeError(f"warm-up requests not routed; router log: {router.log_path}\n{router.tail()}")
+            total = max(1, round(per_s * seconds))
+            failures: list[BaseException] = []
+
+            async def one(i: int) -> None:
+                try:
+                    request_id = await _post(http, workload.api_body(i, bench.run_id))
+                    accepted[request_id] = time.time()
+                except Exception as error:  # noqa: BLE001 - counted and reported
+                    failures.append(error)
+
+            tasks = []
+            start = time.perf_counter()
+            for i in range(total):
+                delay = start + i / per_s - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i)))
+            sent_s = time.perf_counter() - start
+            await asyncio.gather(*tasks)
+            posted_s = time.perf_counter() - start
+        complete = await watcher.wait_for(accepted.keys(), timeout=drain_timeout)
+        rss = {"intake": peak_rss_mib(intake.process.pid), "routing": peak_rss_mib(router.process.pid)}
+    finally:
+        await bench.stop(router)
+        await bench.stop(intake)
+        await watcher.stop()
+    by_seen = summarise_latencies(accepted, watcher.seen_at)
+    by_create_time = summarise_latencies(accepted, watcher.created_at)
+    return {
+        "variant": variant,
+        "target_per_s": per_s,
+        "requests": total,
+        "accepted": len(accepted),
+        "failures": len(failures),
+        "first_failure": repr(failures[0]) if failures else None,
+        "sent_per_s": rate(total, sent_s) if sent_s > 0 else None,
+        "accepted_per_s": rate(len(accepted), posted_s),
+        "all_routed": complete,
+        "latency_seen": by_seen.as_dict(),
+        "latency_create_time": by_create_time.as_dict(),
+        "peak_rss_mib": rss,
+    }
+
+
+# --- 3. intake ----------------------------------------------------------------------------------
+
+
+async def intake_burst(bench: Bench, variant: str, *, requests: int, concurrency: int, drain_timeout: float = 120.0) -> dict[str, Any]:
+    """`requests` JSON API submissions by `concurrency` clients as fast as they are answered, to one
+    intake process ("services") or the minimal endpoint ("baseline"); requests/s answered 202
+    (stored in the outbox). For intake, also requests/s until the relay has put all of them on Kafka."""
+    space = bench.space(f"intake_{variant}")
+    if variant == "baseline":
+        process = bench.start_module("bench.minimal_intake", space, instance="minimal-intake", service="intake")
+    else:
+        await bench.create_topics(space)
+        process = bench.start_service("intake", space, instance="intake-burst", env=INTAKE_ENV)
+    outbox = bench.mongo[space.database]["intake_outbox"]
+    try:
+        await bench.wait_ready(process)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=process.url, limits=limits, timeout=30) as http:
+            for i in range(concurrency):  # warm-up: one connection per client, first requests served
+                await _post(http, workload.api_body(requests + i, f"{bench.run_id}w"))
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            for i in range(requests):
+                queue.put_nowait(i)
+            failures = 0
+
+            async def client() -> None:
+                nonlocal failures
+                while not queue.empty():
+                    i = queue.get_nowait()
+                    try:
+                        await _post(http, workload.api_body(i, bench.run_id))
+                    except Exception:  # noqa: BLE001 - counted
+                        failures += 1
+
+            start = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            accepted_s = time.perf_counter() - start
+            on_kafka_s = None
+            if variant != "baseline":
+                deadline = time.monotonic() + drain_timeout
+                while await outbox.count_documents({"sent_at": None}) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                on_kafka_s = time.perf_counter() - start
+        stored = await outbox.count_documents({})
+        rss = peak_rss_mib(process.process.pid)
+    finally:
+        await bench.stop(process)
+    return {
+        "variant": variant,
+        "requests": requests,
+        "concurrency": concurrency,
+        "failures": failures,
+        "outbox_documents": stored,
+        "accepted_per_s": rate(requests - failures, accepted_s),
+        "on_kafka_per_s": rate(requests - failures, on_kafka_s) if on_kafka_s else None,
+        "peak_rss_mib": rss,
+    }
+
+
+# --- 4. replay ----------------------------------------------------------------------------------
+
+
+def replay_available() -> bool:
+    """Whether `analytics.replay` exists yet (another engineer is writing it)."""
+    try:
+        spec = importlib.util.find_spec("analytics")
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    import analytics  # noqa: PLC0415 - only once it exists
+
+    return callable(getattr(analytics, "replay", None))

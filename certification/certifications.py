@@ -1,0 +1,160 @@
+"""The certifications as certification sees them: the catalogue's codes, titles, openness and the
+courses that prepare for each, joined with certification's own data (`data/certifications.yaml`):
+the private certification each one is paired with and the public training bodies that recognise it.
+
+Pure data, loaded once; no I/O beyond reading the two files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, HttpUrl
+
+from services.catalogue import Catalogue, load_catalogue
+
+__all__ = [
+    "DEFAULT_PATH",
+    "CertificationInfo",
+    "Certifications",
+    "Framework",
+    "PrivateCertification",
+    "Programme",
+    "RecognisingBody",
+    "load_certifications",
+]
+
+DEFAULT_PATH = Path(__file__).with_name("data") / "certifications.yaml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RecognisingBody(_Frozen):
+    """A French-speaking public training body that shares (recognises) Bruxelles Formation's certification."""
+
+    id: str
+    name: str
+    url: HttpUrl
+    region: str
+
+
+class Programme(_Frozen):
+    """A vendor's certification programme (Microsoft Office Specialist, Adobe Certified Professional…)."""
+
+    name: str
+    owner: str
+    url: HttpUrl
+
+
+class PrivateCertification(_Frozen):
+    programme: Programme
+    title: str
+
+
+class Framework(_Frozen):
+    """A competence framework a certification is aligned with when it has no private pair."""
+
+    name: str
+    url: HttpUrl
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class CertificationInfo:
+    code: str
+    title: str
+    """The catalogue's title (the private certification's name for the paired ones)."""
+    bf_title: str
+    """Bruxelles Formation's own certification, which the credential is for."""
+    family: str
+    open: bool
+    """False for the certifications announced but not yet offered: their candidates wait."""
+    private: PrivateCertification | None
+    recognised_by: tuple[RecognisingBody, ...]
+    courses: tuple[str, ...]
+    """Codes of the online learning paths that prepare for it."""
+    skills: str
+    framework: Framework | None = None
+
+
+class _Entry(_Frozen):
+    bf_title: str
+    private: dict[str, str] | None
+    skills: str
+    recognised_by: tuple[str, ...] | None = None
+    framework: Framework | None = None
+
+
+class _File(_Frozen):
+    version: str
+    issuer: dict[str, str]
+    bodies: tuple[RecognisingBody, ...]
+    programmes: dict[str, Programme]
+    defaults: dict[str, Any]
+    certifications: dict[str, _Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Certifications:
+    version: str
+    issuer_name: str
+    issuer_url: str
+    by_code: Mapping[str, CertificationInfo]
+
+    def get(self, code: str) -> CertificationInfo | None:
+        return self.by_code.get(code.upper())
+
+    def all(self) -> tuple[CertificationInfo, ...]:
+        return tuple(self.by_code.values())
+
+    def for_course(self, course_code: str) -> CertificationInfo | None:
+        """The certification a course prepares for, if any."""
+        folded = course_code.upper()
+        return next((c for c in self.by_code.values() if folded in c.courses), None)
+
+
+def load_certifications(catalogue: Catalogue | None = None, path: Path | None = None) -> Certifications:
+    """Join the catalogue and certification's data; every catalogue certification must be described."""
+    catalogue = catalogue or load_catalogue()
+    data = _File.model_validate(yaml.safe_load((path or DEFAULT_PATH).read_text(encoding="utf-8")))
+    bodies = {body.id: body for body in data.bodies}
+    default_bodies = tuple(data.defaults.get("recognised_by", ()))
+    known = {c.code for c in catalogue.certifications}
+    if unknown := sorted(set(data.certifications) - known):
+        raise ValueError(f"certifications not in the catalogue: {', '.join(unknown)}")
+    if missing := sorted(known - set(data.certifications)):
+        raise ValueError(f"catalogue certifications without certification data: {', '.join(missing)}")
+
+    by_code: dict[str, CertificationInfo] = {}
+    for cert in catalogue.certifications:
+        entry = data.certifications[cert.code]
+        private = None
+        if entry.private is not None:
+            programme = data.programmes.get(entry.private["programme"])
+            if programme is None:
+                raise ValueError(f"{cert.code}: unknown programme {entry.private['programme']!r}")
+            private = PrivateCertification(programme=programme, title=entry.private["title"])
+        body_ids = entry.recognised_by if entry.recognised_by is not None else default_bodies
+        if unknown_bodies := [b for b in body_ids if b not in bodies]:
+            raise ValueError(f"{cert.code}: unknown recognising bodies {unknown_bodies}")
+        by_code[cert.code] = CertificationInfo(
+            code=cert.code,
+            title=cert.title,
+            bf_title=entry.bf_title,
+            family=cert.family,
+            open=cert.open,
+            private=private,
+            recognised_by=tuple(bodies[b] for b in body_ids),
+            courses=tuple(course.code for course in catalogue.courses if course.certification == cert.code),
+            skills=entry.skills,
+            framework=entry.framework,
+        )
+    return Certifications(
+        version=data.version, issuer_name=data.issuer["name"], issuer_url=data.issuer["url"], by_code=by_code
+    )

@@ -1,0 +1,174 @@
+"""Messages in the person's language: Jinja2 templates in French, Dutch and English.
+
+One template per notice kind and language, `templates/<lang>/<kind>.j2`, holds four blocks:
+`subject`, `text` (the e-mail's plain part), `html` (its HTML part, put inside
+`templates/_layout.html`) and `sms`. Translators see one message in one file. The same file is
+read by two Jinja environments: without autoescaping for the subject, the text and the SMS, and
+with it for the HTML block, so a course title cannot inject markup. Both use `StrictUndefined`:
+a missing variable is an error, never an empty hole in a letter.
+
+A language without templates falls back to French (Bruxelles Formation's first language).
+Dates are shown in Europe/Brussels, written the way each language writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+from services.calendar import BRUSSELS
+
+__all__ = [
+    "BLOCKS",
+    "DEFAULT_LANGUAGE",
+    "LANGUAGES",
+    "TEMPLATES_DIR",
+    "MessageRenderer",
+    "RenderedMessage",
+    "format_date",
+    "format_datetime",
+]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+LANGUAGES = ("fr", "nl", "en")
+DEFAULT_LANGUAGE = "fr"
+BLOCKS = ("subject", "text", "html", "sms")
+
+_WEEKDAYS = {
+    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+    "nl": ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_MONTHS = {
+    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"),
+    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"),
+}
+
+
+def _as_date(value: date | str) -> date:
+    if isinstance(value, datetime):
+        return value.astimezone(BRUSSELS).date()
+    if isinstance(value, date):
+        return value
+    parsed = datetime.fromisoformat(value)
+    if "T" in value or " " in value.strip():
+        return _as_datetime(value).date()
+    return parsed.date()
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a message shows only timezone-aware instants")
+    return at.astimezone(BRUSSELS)
+
+
+def format_date(value: date | str, language: str) -> str:
+    """`mardi 3 mars 2026`, `dinsdag 3 maart 2026`, `Tuesday 3 March 2026` (1er in French)."""
+    lang = language if language in _MONTHS else DEFAULT_LANGUAGE
+    day = _as_date(value)
+    number = "1er" if lang == "fr" and day.day == 1 else str(day.day)
+    return f"{_WEEKDAYS[lang][day.weekday()]} {number} {_MONTHS[lang][day.month - 1]} {day.year}"
+
+
+def format_time(value: datetime | str, language: str) -> str:
+    """`14h30`, `14.30 uur`, `14:30`, in Brussels time."""
+    at = _as_datetime(value)
+    if language == "nl":
+        return f"{at.hour:02d}.{at.minute:02d} uur"
+    if language == "en":
+        return f"{at.hour:02d}:{at.minute:02d}"
+    return f"{at.hour}h{at.minute:02d}"
+
+
+def format_datetime(value: datetime | str, language: str) -> str:
+    """`mardi 3 mars 2026 à 14h30`, `dinsdag 3 maart 2026 om 14.30 uur`, `Tuesday 3 March 2026 at 14:30`."""
+    lang = language if language in _MONTHS else DEFAULT_LANGUAGE
+    at = _as_datetime(value)
+    joiner = {"fr": "à", "nl": "om", "en": "at"}[lang]
+    return f"{format_date(at.date(), lang)} {joiner} {format_time(at, lang)}"
+
+
+@pass_context
+def _date_filter(context: Context, value: date | str) -> str:
+    return format_date(value, context["lang"])
+
+
+@pass_context
+def _datetime_filter(context: Context, value: datetime | str) -> str:
+    return format_datetime(value, context["lang"])
+
+
+@pass_context
+def _time_filter(context: Context, value: datetime | str) -> str:
+    return format_time(value, context["lang"])
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    template: str
+    """`<kind>.<language>`, as published in NotificationSent/NotificationFailed."""
+    language: str
+    subject: str
+    text: str
+    html: str
+    sms: str
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _paragraphs(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+
+
+class MessageRenderer:
+    def __init__(self, directory: Path = TEMPLATES_DIR) -> None:
+        loader = FileSystemLoader(directory)
+        options: dict[str, Any] = {"loader": loader, "undefined": StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+        self._text_env = Environment(autoescape=False, **options)  # noqa: S701 - plain text and SMS: escaping would garble them
+        self._html_env = Environment(autoescape=True, **options)
+        for env in (self._text_env, self._html_env):
+            env.filters.update({"date": _date_filter, "datetime": _datetime_filter, "time": _time_filter})
+        self.directory = directory
+
+    def language_for(self, kind: str, requested: str | None) -> str:
+        """`requested` if this kind has a template in it, else French."""
+        if requested in LANGUAGES and (self.directory / requested / f"{kind}.j2").is_file():
+            return requested
+        return DEFAULT_LANGUAGE
+
+    def render(self, kind: str, language: str | None, facts: Mapping[str, Any], *, name: str | None = None) -> RenderedMessage:
+        """Every block of `kind` in `language` (or French); raises `jinja2.UndefinedError` on a missing variable."""
+        lang = self.language_for(kind, language)
+        path = f"{lang}/{kind}.j2"
+        if not (self.directory / path).is_file():
+            raise TemplateNotFound(path)
+        variables = {**facts, "name": name, "lang": lang}
+        text_template = self._text_env.get_template(path)
+        subject = _one_line(self._block(text_template, "subject", variables))
+        text = _paragraphs(self._block(text_template, "text", variables))
+        sms = _one_line(self._block(text_template, "sms", variables))
+        html_template = self._html_env.get_template(path)
+        body = Markup(self._block(html_template, "html", variables))  # noqa: S704 - rendered with autoescaping
+        html = self._html_env.get_template("_layout.html").render(lang=lang, subject=subject, content=body)
+        return RenderedMessage(template=f"{kind}.{lang}", language=lang, subject=subject, text=text, html=html, sms=sms)
+
+    @staticmethod
+    def _block(template: Template, block: str, variables: dict[str, Any]) -> str:
+        try:
+            render = template.blocks[block]
+        except KeyError:
+            raise LookupError(f"template {template.name} has no block {block!r}") from None
+        return "".join(render(template.new_context(variables)))

@@ -1,0 +1,155 @@
+"""The notification service's own vocabulary: what a delivery is, its states, and what we know of a person.
+
+A *delivery* is one message about one event on one channel (`_id = f"{event_id}:{channel}"`), so
+an event can never produce two messages on a channel, whatever Kafka redelivers. Its states::
+
+    queued ──claim──> sending ──provider accepted──> sent
+      ^  ^              │  └──refused for good──> failed (SMS: invalid number) / bounced (SMTP 5xx recipient)
+      │  └─transient────┤  └──transient, attempts left──> queued (next_attempt_at = backoff or Retry-After)
+      │                 │  └──transient, last attempt──> failed
+    deferred <──────────┘  (an SMS in quiet hours: next_attempt_at = 08:00 Brussels)
+    skipped                (planned or found at send time: no consent, opted out, no address, erased)
+
+A `sending` delivery whose claim expired (its replica died) is claimable again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from schemas import NotificationChannel
+
+__all__ = [
+    "FINAL_STATUSES",
+    "Delivery",
+    "DeliveryStatus",
+    "Person",
+    "Reachability",
+    "SkipReason",
+    "delivery_id",
+]
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+
+
+FINAL_STATUSES = frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.SKIPPED})
+
+
+class SkipReason(StrEnum):
+    """Why a delivery was not even tried."""
+
+    NO_CONSENT = "no_consent"
+    OPTED_OUT = "opted_out"
+    NO_ADDRESS = "no_address"
+    ERASED = "erased"
+
+
+def delivery_id(event_id: object, channel: NotificationChannel | str) -> str:
+    """The one id a message about `event_id` on `channel` can have: the guard against sending twice."""
+    return f"{event_id}:{NotificationChannel(channel).value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """What the channel policy may know about a person: booleans, never the addresses themselves."""
+
+    has_email: bool
+    has_mobile: bool
+    consent: bool
+    opted_out: frozenset[NotificationChannel] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """The contact projection of one person (`notification_people`), built from TrainingRequestReceived."""
+
+    person_id: str
+    known: bool
+    """Whether a TrainingRequestReceived was seen (a stub exists before: opt-outs, early events)."""
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    language: str | None = None
+    consent: bool = False
+    opted_out: frozenset[NotificationChannel] = frozenset()
+    erased: bool = False
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Person:
+        contact = doc.get("contact") or {}
+        return cls(
+            person_id=doc["_id"],
+            known=doc.get("contact_as_of") is not None,
+            name=contact.get("name"),
+            phone=contact.get("phone"),
+            email=contact.get("email"),
+            language=doc.get("language"),
+            consent=bool(doc.get("consent")),
+            opted_out=frozenset(NotificationChannel(c) for c in doc.get("opted_out") or ()),
+            erased=doc.get("erased_at") is not None,
+        )
+
+    @classmethod
+    def unknown(cls, person_id: str) -> Person:
+        return cls(person_id=person_id, known=False)
+
+    def reachability(self, *, is_mobile: Any) -> Reachability:
+        """`is_mobile(phone) -> bool` decides whether the phone can take an SMS (see `policy.is_mobile`)."""
+        return Reachability(
+            has_email=bool(self.email),
+            has_mobile=bool(self.phone) and bool(is_mobile(self.phone)),
+            consent=self.consent and not self.erased,
+            opted_out=self.opted_out,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery as the sender loop sees it (read from `deliveries`)."""
+
+    id: str
+    about_event_id: str
+    about_event_type: str
+    correlation_id: str
+    person_id: str
+    request_id: str | None
+    channel: NotificationChannel
+    template: str
+    facts: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = None
+    claimed_by: str | None = None
+    fallback_of: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Delivery:
+        return cls(
+            id=doc["_id"],
+            about_event_id=doc["about_event_id"],
+            about_event_type=doc.get("about_event_type", ""),
+            correlation_id=doc.get("correlation_id") or doc["about_event_id"],
+            person_id=doc["person_id"],
+            request_id=doc.get("request_id"),
+            channel=NotificationChannel(doc["channel"]),
+            template=doc["template"],
+            facts=dict(doc.get("facts") or {}),
+            status=DeliveryStatus(doc["status"]),
+            attempts=int(doc.get("attempts", 0)),
+            next_attempt_at=doc.get("next_attempt_at"),
+            claimed_by=doc.get("claimed_by"),
+            fallback_of=doc.get("fallback_of"),
+        )

@@ -1,0 +1,149 @@
+"""What an event means to the person it is about: a `Notice` (which template, with which facts).
+
+Pure translation, no I/O. The facts are JSON-safe (dates as ISO 8601 strings) because they are
+stored with each delivery and rendered only when it is sent, in the person's language of that
+moment. They hold what the message needs and nothing the person should not read: the routing
+explanation and the advisor's notes are for staff, and stay out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from schemas import (
+    CertificateIssued,
+    ContactAttempted,
+    ContactOutcome,
+    EnrolmentConfirmed,
+    Event,
+    ExamScheduled,
+    Target,
+    TrainingRequestRouted,
+)
+
+__all__ = ["NOTICE_EVENTS", "Notice", "NoticeKind", "notice_for"]
+
+
+class NoticeKind(StrEnum):
+    """One template per kind (and language); the value is the template's name."""
+
+    REQUEST_ROUTED_ADVISORS = "request_routed_advisors"
+    REQUEST_ROUTED_ESPACES_NUMERIQUES = "request_routed_espaces_numeriques"
+    REQUEST_ROUTED_DIGITAL_DIVIDE = "request_routed_digital_divide"
+    REQUEST_ROUTED_CITE_DES_METIERS = "request_routed_cite_des_metiers"
+    CONTACT_NO_ANSWER = "contact_no_answer"
+    ENROLMENT_CONFIRMED = "enrolment_confirmed"
+    EXAM_SCHEDULED = "exam_scheduled"
+    CERTIFICATE_ISSUED = "certificate_issued"
+
+    @property
+    def is_request_update(self) -> bool:
+        """A short update on a request (routed, no answer), as opposed to an enrolment, exam or certificate."""
+        return self.value.startswith("request_routed") or self is NoticeKind.CONTACT_NO_ANSWER
+
+
+_ROUTED_KIND = {
+    Target.ADVISORS: NoticeKind.REQUEST_ROUTED_ADVISORS,
+    Target.ESPACES_NUMERIQUES: NoticeKind.REQUEST_ROUTED_ESPACES_NUMERIQUES,
+    Target.DIGITAL_DIVIDE: NoticeKind.REQUEST_ROUTED_DIGITAL_DIVIDE,
+    Target.CITE_DES_METIERS: NoticeKind.REQUEST_ROUTED_CITE_DES_METIERS,
+}
+
+NOTICE_EVENTS: tuple[type[Event], ...] = (
+    TrainingRequestRouted,
+    ContactAttempted,
+    EnrolmentConfirmed,
+    ExamScheduled,
+    CertificateIssued,
+)
+"""The events that can tell a person something (a `ContactAttempted` only when nobody answered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: NoticeKind
+    about_event_id: str
+    about_event_type: str
+    correlation_id: str
+    person_id: str
+    request_id: str | None
+    facts: dict[str, Any]
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "about_event_id": self.about_event_id,
+            "about_event_type": self.about_event_type,
+            "correlation_id": self.correlation_id,
+            "person_id": self.person_id,
+            "request_id": self.request_id,
+            "facts": self.facts,
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Notice:
+        return cls(
+            kind=NoticeKind(doc["kind"]),
+            about_event_id=doc["about_event_id"],
+            about_event_type=doc["about_event_type"],
+            correlation_id=doc["correlation_id"],
+            person_id=doc["person_id"],
+            request_id=doc.get("request_id"),
+            facts=dict(doc.get("facts") or {}),
+        )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def notice_for(event: Event) -> Notice | None:
+    """The notice `event` gives its person, or None when it tells them nothing."""
+    kind: NoticeKind
+    facts: dict[str, Any]
+    request_id: str | None = getattr(event, "request_id", None)
+    match event:
+        case TrainingRequestRouted():
+            kind = _ROUTED_KIND[event.target]
+            facts = {"target": event.target.value, "deadline": _iso(event.callback_deadline)}
+        case ContactAttempted(outcome=ContactOutcome.NO_ANSWER):
+            kind = NoticeKind.CONTACT_NO_ANSWER
+            facts = {"attempt": event.attempt, "next_attempt_at": _iso(event.next_attempt_at)}
+        case EnrolmentConfirmed():
+            kind = NoticeKind.ENROLMENT_CONFIRMED
+            facts = {
+                "course_code": event.course_code,
+                "course_title": event.course_title,
+                "starts_on": _iso(event.starts_on),
+                "course_language": event.language.value,
+                "login_instructions": event.login_instructions,
+            }
+        case ExamScheduled():
+            kind = NoticeKind.EXAM_SCHEDULED
+            facts = {
+                "certification_code": event.certification_code,
+                "centre_name": event.centre_name,
+                "exam_at": _iso(event.exam_at),
+                "what_to_bring": list(event.what_to_bring),
+            }
+        case CertificateIssued():
+            kind = NoticeKind.CERTIFICATE_ISSUED
+            facts = {
+                "certification_code": event.certification_code,
+                "credential_id": event.credential_id,
+                "credential_url": event.credential_url,
+                "issued_at": _iso(event.issued_at),
+            }
+        case _:
+            return None
+    return Notice(
+        kind=kind,
+        about_event_id=str(event.id),
+        about_event_type=event.type,
+        correlation_id=str(event.correlation_id),
+        person_id=str(getattr(event, "person_id")),  # noqa: B009 - every notice event has one
+        request_id=request_id,
+        facts=facts,
+    )

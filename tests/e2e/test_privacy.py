@@ -1,0 +1,131 @@
+"""Personal data and the event log: sealed on Kafka, erased for good, and never in the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from schemas import PersonDataErased, TrainingRequestReceived, decode
+from scripts.launch import REPO, ServiceProcess, start_service
+from services.privacy import PersonalData, PersonKeys
+from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+
+pytestmark = pytest.mark.e2e
+
+PHONE, PHONE_E164, EMAIL, NAME = "0470 55 44 33", "+32470554433", "sofia.erase@example.org", "Sofia Erasmus"
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    database = f"e2e_privacy_{uuid.uuid4().hex[:10]}"
+    env = {"MONGODB_DATABASE": database, "KAFKA_TOPIC_PREFIX": f"{database}.", "INTAKE_SMTP_ENABLED": "false"}
+    started: list[ServiceProcess] = []
+    try:
+        for name, port in (("intake", 18501), ("routing", 18502)):
+            started.append(start_service(name, port=port, env=env, log_dir=tmp_path))
+        for process in started:
+            process.wait_ready()
+        yield {"database": database, "intake": started[0], "routing": started[1], "logs": tmp_path}
+    finally:
+        for process in started:
+            process.stop()
+        drop_database(database)
+
+
+async def everything_on(prefix: str) -> list[tuple[str, bytes]]:
+    """Every record of every topic of the run, read from the beginning as an analyst's replay would."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        topics = [t for t in await consumer.topics() if t.startswith(prefix)]
+        consumer.subscribe(topics)
+        records: list[tuple[str, bytes]] = []
+        while batch := await consumer.getmany(timeout_ms=2000):
+            records += [(r.topic, r.value or b"") for rs in batch.values() for r in rs]
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(predicate: Any, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_erasure_leaves_no_personal_data_in_a_full_replay(services: dict[str, Any], mongo_client: Any) -> None:
+    db = mongo_client[services["database"]]
+    async with httpx.AsyncClient(base_url=services["intake"].url, timeout=10) as http:
+        accepted = await http.post(
+            "/api/v1/requests",
+            json={"name": NAME, "phone": PHONE, "email": EMAIL, "need": "Je voudrais apprendre Excel, appelez-moi au 0470 55 44 33",
+                  "consent_to_contact": True},
+        )
+        assert accepted.status_code == 202
+        person_id = accepted.json()["person_id"]
+
+        async def routed() -> bool:
+            return await db["routing_cases"].count_documents({"person_id": person_id}) == 1
+
+        await wait_for(routed)
+        case = await db["routing_cases"].find_one({"person_id": person_id})
+        assert case["contact"]["phone"] == PHONE_E164  # the desk can call back
+
+        before = await everything_on(f"{services['database']}.")
+        assert before and not any(secret.encode() in value for _, value in before for secret in (PHONE_E164, EMAIL, NAME, "55 44 33"))
+
+        erased = await http.post("/api/v1/privacy/erasures", json={"phone": "+32 470 55 44 33", "requested_by": "dpo-test"})
+        assert erased.status_code == 202 and erased.json()["person_id"] == person_id
+
+        async def blanked() -> bool:
+            return await db["routing_cases"].count_documents({"person_id": person_id, "erased": True}) == 1
+
+        await wait_for(blanked)
+        again = await http.post("/api/v1/requests", json={"phone": PHONE, "need": "Excel", "consent_to_contact": True})
+        assert again.json()["person_id"] != person_id  # nothing links the new request to the forgotten person
+
+    case = await db["routing_cases"].find_one({"person_id": person_id})
+    assert case["contact"] == {} and case["need"] == ""
+    assert await db["intake_identities"].count_documents({"person_id": person_id}) == 0
+
+    keys = PersonalData(PersonKeys(db))
+    replay = await everything_on(f"{services['database']}.")
+    events = [decode(value) for _, value in replay]
+    theirs = [await keys.unseal(e) for e in events if getattr(e, "person_id", None) == person_id]
+    requests = [e for e in theirs if isinstance(e, TrainingRequestReceived)]
+    assert requests and all(e.contact.phone is None and e.contact.email is None and e.need == "" for e in requests)
+    assert any(isinstance(e, PersonDataErased) for e in theirs)
+    text = "\n".join(repr(e) for e in theirs)
+    assert PHONE_E164 not in text and EMAIL not in text and NAME not in text
+    print(f"replayed records={len(replay)} of the person={len(theirs)} personal data found=0")
+
+
+def test_a_full_demo_run_logs_no_personal_data(tmp_path: Path) -> None:
+    """Runs `make demo`'s script and greps every service log for the demo's numbers and addresses."""
+    import scripts.demo as demo
+
+    result = subprocess.run([sys.executable, "-m", "scripts.demo"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    logs = "\n".join(p.read_text(errors="replace") for p in (REPO / ".local" / "demo" / "logs").glob("*.log"))
+    assert logs, "the demo wrote no logs"
+    secrets = set()
+    for spec in [*demo.PHONE_CALLS, *demo.WEB_REQUESTS]:
+        secrets |= {spec.get("caller"), spec.get("phone"), spec.get("email"), spec.get("name")}
+    for spec in demo.EMAILS:
+        secrets |= set(re.findall(r"[\w.+-]+@[\w.-]+", spec["from"])) | set(re.findall(r"0\d{3}[/ .]?\d\d[ .]?\d\d[ .]?\d\d", spec["body"]))
+    secrets.discard(None)
+    digits_only = {re.sub(r"\D", "", s)[-9:] for s in secrets if re.search(r"\d{6}", re.sub(r"\D", "", s or ""))}
+    leaked = sorted(s for s in secrets if s in logs) + sorted(d for d in digits_only if d in re.sub(r"[ ./-]", "", logs))
+    print(f"log lines={logs.count(chr(10))} secrets checked={len(secrets)} leaked={leaked}")
+    assert leaked == []
