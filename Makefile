@@ -43,3 +43,8 @@ demo: up
 
 docs: setup
 	$(UV) run python -m scripts.asyncapi docs/asyncapi
+
+# Figures with same-run baselines on the real broker and mongod: reports/bench.md and reports/bench.json.
+BENCH_ARGS ?=
+bench: up
+	$(UV) run python -m bench $(BENCH_ARGS)

@@ -20,8 +20,8 @@ through `schemas.codec.decode` and `to_document`, and both paths give the same d
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import orjson
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
@@ -91,7 +91,7 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
 _INSTANTS: Final = frozenset(
     {"time", "received_at", "callback_deadline", "deadline", "next_attempt_at", "exam_at", "issued_at", "erased_at"}
 )
-_WIRE_TO_FIELD: Final = {"correlationid": "correlation_id", "causationid": "causation_id", "schemaversion": "schema_version"}
+_FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}
 _STRUCTURED: Final = codec.CONTENT_TYPE.encode()
 
 
@@ -99,7 +99,8 @@ def to_document(
     event: Event, *, topic: str | None = None, partition: int | None = None, offset: int | None = None
 ) -> dict[str, Any]:
     """The read-model document of `event`: its pseudonymous projection (see the module docstring)."""
-    return _project(type(event), event.model_dump(mode="json"), topic, partition, offset)
+    fields = event.model_dump(mode="json")
+    return _project(type(event), fields, _ENVELOPE_BY_FIELD, fields, topic, partition, offset)
 
 
 def document_from_record(
@@ -114,67 +115,81 @@ def document_from_record(
 
     Raises the codec's `ContractError`s for records that are not events of the contract.
     """
-    fields = _structured_fields(value, headers)
-    if fields is not None:
-        cls = EVENT_TYPES.get(fields.get("type"))  # type: ignore[arg-type]
-        if cls is None:
-            raise UnknownEventType(str(fields.get("type")))
+    if value and _is_structured(headers):
         try:
-            return _project(cls, fields, topic, partition, offset)
-        except (TypeError, ValueError):
-            pass  # not what our codec writes after all: let the codec say what is wrong
-    event = codec.decode(value, headers)
-    return to_document(event, topic=topic, partition=partition, offset=offset)
-
-
-def _structured_fields(value: bytes | None, headers: Headers | None) -> dict[str, Any] | None:
-    """Flat fields of a structured-mode event at the current schema version, else None (slow path)."""
-    if not value or not _is_structured(headers):
-        return None
-    try:
-        body = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedEvent("message value is not JSON in UTF-8") from None
-    if not isinstance(body, dict):
-        return None
-    data = body.pop("data", None)
-    if not isinstance(data, dict) or "id" not in body or "time" not in body:
-        return None
-    cls = EVENT_TYPES.get(body.get("type"))  # type: ignore[arg-type]
-    if cls is not None and body.get("schemaversion", 1) != cls.SCHEMA_VERSION:
-        return None  # upcasting is the codec's business
-    # Attributes win over same-named data keys, as in the codec.
-    data.update((_WIRE_TO_FIELD.get(name, name), attribute) for name, attribute in body.items())
-    return data
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise MalformedEvent("message value is not JSON in UTF-8") from None
+        if isinstance(body, dict):
+            cls = EVENT_TYPES.get(body.get("type"))  # type: ignore[arg-type]
+            if cls is None:
+                raise UnknownEventType(str(body.get("type")))
+            data = body.get("data")
+            if (
+                isinstance(data, dict)
+                and body.get("schemaversion", 1) == cls.SCHEMA_VERSION  # upcasting is the codec's business
+                and "id" in body
+                and "time" in body
+            ):
+                try:
+                    return _project(cls, body, _ENVELOPE_BY_WIRE, data, topic, partition, offset)
+                except (TypeError, ValueError):
+                    pass  # not what our codec writes after all: let the codec say what is wrong
+    return to_document(codec.decode(value, headers), topic=topic, partition=partition, offset=offset)
 
 
 def _is_structured(headers: Headers | None) -> bool:
-    if headers is None:
+    if not headers:
         return False
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    # aiokafka hands over a tuple of pairs; `isinstance(…, Mapping)` costs more than the loop.
+    pairs = headers if type(headers) is tuple or type(headers) is list else _pairs(headers)
     for name, raw in pairs:
-        if name.lower() == "content-type":
+        if name == "content-type" or name.lower() == "content-type":
             content_type = raw if isinstance(raw, bytes | bytearray) else str(raw).encode()
             return bytes(content_type).lower().startswith(_STRUCTURED)
     return False
 
 
+def _pairs(headers: Headers) -> Iterable[tuple[str, bytes | str]]:
+    return headers.items() if isinstance(headers, Mapping) else headers
+
+
+# How each kept field is copied: as is, as an instant, or as a campaign.
+_PLAIN, _INSTANT, _CAMPAIGN = 0, 1, 2
+_COPY: Mapping[type[Event], tuple[tuple[str, int], ...]] = MappingProxyType(
+    {
+        cls: tuple((name, _INSTANT if name in _INSTANTS else _CAMPAIGN if name == "campaign" else _PLAIN) for name in names)
+        for cls, names in KEPT_FIELDS.items()
+    }
+)
+# Envelope attributes kept: (document field, attribute name on the wire / in a model dump).
+_ENVELOPE_BY_WIRE: Final = tuple((name, _FIELD_TO_WIRE.get(name, name)) for name in ENVELOPE_FIELDS)
+_ENVELOPE_BY_FIELD: Final = tuple((name, name) for name in ENVELOPE_FIELDS)
+
+
 def _project(
-    cls: type[Event], fields: Mapping[str, Any], topic: str | None, partition: int | None, offset: int | None
+    cls: type[Event],
+    envelope: Mapping[str, Any],
+    envelope_names: tuple[tuple[str, str], ...],
+    data: Mapping[str, Any],
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
 ) -> dict[str, Any]:
-    document: dict[str, Any] = {"_id": str(fields["id"]), "event": cls.__name__, "time": _instant(fields["time"])}
-    for name in ENVELOPE_FIELDS:
-        value = fields.get(name)
+    # Written for speed as much as clarity: a replay runs this once per event.
+    document: dict[str, Any] = {"_id": str(envelope["id"]), "event": cls.__name__, "time": _instant(envelope["time"])}
+    for name, attribute in envelope_names:
+        value = envelope.get(attribute)
         if value is not None:
             document[name] = value
-    for name in KEPT_FIELDS.get(cls, ()):
-        value = fields.get(name)
+    for name, kind in _COPY.get(cls, ()):
+        value = data.get(name)
         if value is None:
             continue
-        if name in _INSTANTS:
+        if kind == _INSTANT:
             value = _instant(value)
-        elif name == "campaign":
-            if not isinstance(value, Mapping):
+        elif kind == _CAMPAIGN:
+            if not isinstance(value, dict):
                 raise TypeError("campaign is not an object")
             value = {key: value[key] for key in CAMPAIGN_FIELDS if value.get(key) is not None}
             if not value:
@@ -190,12 +205,9 @@ def _project(
 
 
 def _instant(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        instant = value
-    elif isinstance(value, str):
-        instant = datetime.fromisoformat(value)
-    else:
+    instant = datetime.fromisoformat(value) if type(value) is str else value
+    if not isinstance(instant, datetime):
         raise TypeError(f"not an instant: {type(value).__name__}")
-    if instant.utcoffset() is None:
+    if instant.tzinfo is None:
         raise ValueError("an instant without a timezone")
     return instant

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from services.kafka import admin_client_kwargs
@@ -141,9 +142,10 @@ async def open_window(
         fetch_max_bytes=64 * 1024 * 1024,
         fetch_max_wait_ms=100,
     )
+    partitions, missing = await _partitions(settings, topics, client_id)
     await consumer.start()
     try:
-        ranges, missing = await _plan(consumer, topics, start_ms, end_ms)
+        ranges = await _plan(consumer, partitions, start_ms, end_ms)
         consumer.assign([TopicPartition(r.topic, r.partition) for r in ranges])
         for r in ranges:
             consumer.seek(TopicPartition(r.topic, r.partition), r.start)
@@ -153,19 +155,30 @@ async def open_window(
     return Window(consumer, ranges, missing, start_ms, end_ms, max_records, idle_timeout_s)
 
 
+async def _partitions(
+    settings: KafkaSettings, topics: Sequence[str], client_id: str
+) -> tuple[list[TopicPartition], tuple[str, ...]]:
+    """The partitions of the topics that exist, and the topics that do not.
+
+    Metadata of every topic, not of the named ones: asking a broker with
+    `auto.create.topics.enable` about a missing topic would create it.
+    """
+    admin = AIOKafkaAdminClient(**admin_client_kwargs(settings), client_id=client_id)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    found = {t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if not t["error_code"]}
+    partitions = [TopicPartition(topic, p) for topic in topics for p in found.get(topic, ())]
+    return partitions, tuple(t for t in topics if t not in found)
+
+
 async def _plan(
-    consumer: AIOKafkaConsumer, topics: Sequence[str], start_ms: int | None, end_ms: int | None
-) -> tuple[tuple[PartitionRange, ...], tuple[str, ...]]:
-    existing = await consumer.topics()  # fetches the cluster's metadata
-    missing = tuple(t for t in topics if t not in existing)
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in topics
-        if topic in existing
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], start_ms: int | None, end_ms: int | None
+) -> tuple[PartitionRange, ...]:
     if not partitions:
-        return (), missing
+        return ()
     # Captured first: what is published from now on is not part of this window.
     ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     firsts: dict[TopicPartition, int] = await consumer.beginning_offsets(partitions)
@@ -175,10 +188,7 @@ async def _plan(
     stops = dict(ends)
     if end_ms is not None:
         stops = {tp: min(ends[tp], offset) for tp, offset in (await _offsets_at(consumer, partitions, end_ms, default=ends)).items()}
-    ranges = tuple(
-        PartitionRange(tp.topic, tp.partition, max(starts[tp], firsts[tp]), stops[tp]) for tp in partitions
-    )
-    return ranges, missing
+    return tuple(PartitionRange(tp.topic, tp.partition, max(starts[tp], firsts[tp]), stops[tp]) for tp in partitions)
 
 
 async def _offsets_at(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import platform
 import subprocess
@@ -25,7 +26,8 @@ from bench.report import Row, render_markdown, write_reports
 from scripts.launch import REPO
 from services.settings import KafkaSettings
 
-QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400}
+QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000}
+FIGURES = ("pipeline", "latency", "intake", "replay")
 PIPELINE_TARGET = 0.8
 REPLAY_TARGET = 0.5
 _started = time.monotonic()
@@ -42,6 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=None, help="requests/s of the latency load (default: half the pipeline's)")
     parser.add_argument("--intake-requests", type=int, default=2000, help="JSON API submissions for the intake figure (default 2000)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients for the intake figure (default 32)")
+    parser.add_argument("--replay-events", type=int, default=20_000, help="records on the replayed topics (default 20000)")
+    parser.add_argument(
+        "--figures", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)} (default: all; latency needs pipeline or --latency-rate)"
+    )
     parser.add_argument("--quick", action="store_true", help=f"small sizes for a smoke run: {QUICK}")
     parser.add_argument("--profile", action="store_true", help="also run the pipeline once with routing under pyinstrument")
     parser.add_argument("--output", type=Path, default=REPO / "reports", help="where bench.md and bench.json go")
@@ -51,83 +57,116 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
-    if args.requests < 1 or args.intake_requests < 1 or args.latency_seconds <= 0 or args.concurrency < 1:
+    if min(args.requests, args.intake_requests, args.concurrency, args.replay_events) < 1 or args.latency_seconds <= 0:
         parser.error("sizes must be positive")
+    args.figures = tuple(f.strip() for f in args.figures.split(",") if f.strip())
+    if unknown := set(args.figures) - set(FIGURES):
+        parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    if "latency" in args.figures and "pipeline" not in args.figures and args.latency_rate is None:
+        parser.error("the latency figure runs at half the pipeline's rate: add pipeline, or give --latency-rate")
     return args
 
 
-def _lat(result: dict[str, Any], key: str) -> float | None:
-    return result["latency_seen"][key] if result else None
+def _get(results: dict[str, Any], *path: str) -> Any:
+    """A nested value of the results, or None when that figure was not run."""
+    value: Any = results
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+NOT_RUN = "not run (--figures)"
+LATENCY_BASELINE = "same intake process, routing replaced by the raw loop of figure 1, same rate"
 
 
 def build_rows(results: dict[str, Any]) -> list[Row]:
-    pipe, lat, intake = results["pipeline"], results["latency"], results["intake"]
-    n = pipe["services"]["requests"]
-    at = lat["services"]["target_per_s"]
+    """The table's rows from the raw results; a figure that was not run keeps its row, marked so."""
+    n = _get(results, "pipeline", "services", "requests")
+    at = _get(results, "latency", "services", "target_per_s")
+    clients = _get(results, "intake", "services", "concurrency")
+    replay_events = _get(results, "replay", "events")
+
+    def skipped(figure: str) -> str | None:
+        return NOT_RUN if figure not in results else _get(results, figure, "pending")
+
     rows = [
         Row(
-            figure=f"1. Pipeline throughput: {n} pre-loaded requests → decision stored + TrainingRequestRouted, one process",
+            figure=f"1. Pipeline throughput: {n or 'N'} pre-loaded requests → decision stored + TrainingRequestRouted, one process",
             unit="req/s",
-            measured=pipe["services"]["per_s"],
-            baseline=pipe["baseline"]["per_s"],
+            measured=_get(results, "pipeline", "services", "per_s"),
+            baseline=_get(results, "pipeline", "baseline", "per_s"),
             baseline_is="same RoutingService.route from a raw AIOKafkaConsumer loop (commit per message) + raw idempotent AIOKafkaProducer",
             target=PIPELINE_TARGET,
+            pending=skipped("pipeline"),
         ),
+    ]
+    for label, key in (("p50", "p50_ms"), ("p99", "p99_ms")):
+        rows.append(
+            Row(
+                figure=f"2. Latency {label}, intake 202 → TrainingRequestRouted seen, at {at or 0:.0f} req/s",
+                unit="ms",
+                measured=_get(results, "latency", "services", "latency_seen", key),
+                baseline=_get(results, "latency", "baseline", "latency_seen", key),
+                baseline_is=LATENCY_BASELINE,
+                higher_is_better=False,
+                pending=skipped("latency"),
+            )
+        )
+    rows += [
         Row(
-            figure=f"2. Latency p50, intake 202 → TrainingRequestRouted seen, at {at:.0f} req/s",
-            unit="ms",
-            measured=_lat(lat["services"], "p50_ms"),
-            baseline=_lat(lat["baseline"], "p50_ms"),
-            baseline_is="same intake process, routing replaced by the raw loop of figure 1, same rate",
-            higher_is_better=False,
-        ),
-        Row(
-            figure=f"2. Latency p99, intake 202 → TrainingRequestRouted seen, at {at:.0f} req/s",
-            unit="ms",
-            measured=_lat(lat["services"], "p99_ms"),
-            baseline=_lat(lat["baseline"], "p99_ms"),
-            baseline_is="same intake process, routing replaced by the raw loop of figure 1, same rate",
-            higher_is_better=False,
-        ),
-        Row(
-            figure=f"3. Intake: JSON API requests answered 202 (in the outbox), {intake['services']['concurrency']} clients",
+            figure=f"3. Intake: JSON API requests answered 202 (in the outbox), {clients or 'N'} clients",
             unit="req/s",
-            measured=intake["services"]["accepted_per_s"],
-            baseline=intake["baseline"]["accepted_per_s"],
+            measured=_get(results, "intake", "services", "accepted_per_s"),
+            baseline=_get(results, "intake", "baseline", "accepted_per_s"),
             baseline_is="minimal FastAPI endpoint writing the same outbox document (Outbox.add), nothing else",
+            pending=skipped("intake"),
         ),
         Row(
-            figure="4. Replay into the report's read model",
+            figure=f"4. Replay into the report's read model (analytics.replay), {replay_events or 'N'} events",
             unit="events/s",
-            measured=None,
-            baseline=None,
-            baseline_is="raw aiokafka read of the same topic",
+            measured=_get(results, "replay", "replay_per_s"),
+            baseline=_get(results, "replay", "raw_read_per_s"),
+            baseline_is="raw aiokafka read of the same topics (getmany from the beginning, no decoding, no writing)",
             target=REPLAY_TARGET,
-            pending=results["replay"]["pending"],
+            pending=skipped("replay"),
         ),
         Row(
             figure="5. Peak RSS (VmHWM) of routing, figure 1's run",
             unit="MiB",
-            measured=pipe["services"]["peak_rss_mib"],
-            baseline=pipe["baseline"]["peak_rss_mib"],
+            measured=_get(results, "pipeline", "services", "peak_rss_mib"),
+            baseline=_get(results, "pipeline", "baseline", "peak_rss_mib"),
             baseline_is="the raw-loop process of figure 1 (same wiring and stores, no FastStream, no HTTP server)",
             higher_is_better=False,
+            pending=skipped("pipeline"),
         ),
         Row(
-            figure="5. Peak RSS (VmHWM) of intake under the pipeline load (figure 2's run)",
+            figure="5. Peak RSS (VmHWM) of routing under the pipeline load of figure 2",
             unit="MiB",
-            measured=lat["services"]["peak_rss_mib"]["intake"],
-            baseline=intake["baseline"]["peak_rss_mib"],
-            baseline_is="the minimal intake endpoint of figure 3 (after its burst)",
+            measured=_get(results, "latency", "services", "peak_rss_mib", "routing"),
+            baseline=_get(results, "latency", "baseline", "peak_rss_mib", "routing"),
+            baseline_is="the raw-loop process in figure 2's baseline run",
             higher_is_better=False,
+            pending=skipped("latency"),
+        ),
+        Row(
+            figure="5. Peak RSS (VmHWM) of intake under the pipeline load of figure 2",
+            unit="MiB",
+            measured=_get(results, "latency", "services", "peak_rss_mib", "intake"),
+            baseline=_get(results, "intake", "baseline", "peak_rss_mib"),
+            baseline_is="the minimal intake endpoint of figure 3, after its burst",
+            higher_is_better=False,
+            pending=skipped("latency") or skipped("intake"),
         ),
         Row(
             figure="5. Peak RSS (VmHWM) of intake after figure 3's burst",
             unit="MiB",
-            measured=intake["services"]["peak_rss_mib"],
-            baseline=intake["baseline"]["peak_rss_mib"],
+            measured=_get(results, "intake", "services", "peak_rss_mib"),
+            baseline=_get(results, "intake", "baseline", "peak_rss_mib"),
             baseline_is="the minimal intake endpoint after the same burst",
             higher_is_better=False,
+            pending=skipped("intake"),
         ),
     ]
     return rows
@@ -155,6 +194,9 @@ NOTES = [
     "against the record's CreateTime.",
     "3: the JSON API (rate limits off) driven by N httpx clients as fast as answers come; the load generator shares the "
     "two cores, so both figures are capped by it alike. bench.json also has intake's rate until the relay emptied the outbox.",
+    "4: half requests, half their routing decisions, published to two topics of a space of their own; a raw aiokafka read "
+    "of both (no group, all partitions from the beginning, `getmany` with replay's batch size, no decoding) then "
+    "`analytics.replay.replay` of the same topics into a fresh read model (its own `ReplayStats.seconds`).",
     "5: `VmHWM` of /proc/<pid>/status read just before the process is stopped.",
     "Ratios are services / baseline; a target is met (✅) or not (❌); no ratio is asserted anywhere.",
 ]
@@ -170,32 +212,44 @@ def git_revision() -> str:
 
 
 async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
-    results: dict[str, Any] = {"pipeline": {}, "latency": {}, "intake": {}}
+    results: dict[str, Any] = {}
     roster = workload.roster(bench.work_dir / "roster.yaml", capacity=100_000)
     events = workload.requests(args.requests)
     timeout = max(120.0, args.requests / 10)
-    for variant in ("baseline", "services"):
-        say(f"1. pipeline throughput, {variant}: {args.requests} requests pre-loaded")
-        result = await figures.pipeline(bench, variant, events, roster=roster, timeout=timeout)
-        results["pipeline"][variant] = result
-        say(f"   {result['per_s']:.1f} req/s over {result['window_s']:.1f} s, peak RSS {result['peak_rss_mib']:.0f} MiB")
-    per_s = args.latency_rate or results["pipeline"]["services"]["per_s"] / 2
-    for variant in ("baseline", "services"):
-        say(f"2. latency, {variant}: {per_s:.0f} req/s for {args.latency_seconds:.0f} s")
-        result = await figures.latency(bench, variant, per_s=per_s, seconds=args.latency_seconds, roster=roster)
-        results["latency"][variant] = result
-        seen = result["latency_seen"]
-        say(f"   p50 {seen['p50_ms']} ms, p99 {seen['p99_ms']} ms, {seen['missing']} not routed, {result['failures']} failures")
-    for variant in ("baseline", "services"):
-        say(f"3. intake, {variant}: {args.intake_requests} submissions, {args.concurrency} clients")
-        result = await figures.intake_burst(bench, variant, requests=args.intake_requests, concurrency=args.concurrency)
-        results["intake"][variant] = result
-        say(f"   {result['accepted_per_s']:.0f} req/s accepted, {result['failures']} failures")
-    if figures.replay_available():
-        results["replay"] = {"pending": "pending: analytics.replay exists now; the lead wires it into bench/figures.py"}
-    else:
-        results["replay"] = {"pending": "pending: analytics.replay not available"}
-    say(f"4. replay: {results['replay']['pending']}")
+    if "pipeline" in args.figures:
+        results["pipeline"] = {}
+        for variant in ("baseline", "services"):
+            say(f"1. pipeline throughput, {variant}: {args.requests} requests pre-loaded")
+            result = await figures.pipeline(bench, variant, events, roster=roster, timeout=timeout)
+            results["pipeline"][variant] = result
+            say(f"   {result['per_s']:.1f} req/s over {result['window_s']:.1f} s, peak RSS {result['peak_rss_mib']:.0f} MiB")
+    if "latency" in args.figures:
+        per_s = args.latency_rate or results["pipeline"]["services"]["per_s"] / 2
+        results["latency"] = {}
+        for variant in ("baseline", "services"):
+            say(f"2. latency, {variant}: {per_s:.1f} req/s for {args.latency_seconds:g} s")
+            result = await figures.latency(bench, variant, per_s=per_s, seconds=args.latency_seconds, roster=roster)
+            results["latency"][variant] = result
+            seen = result["latency_seen"]
+            say(
+                f"   p50 {seen['p50_ms'] or 0:.0f} ms, p99 {seen['p99_ms'] or 0:.0f} ms, {seen['missing']} not routed, "
+                f"{result['failures']} failed submissions"
+            )
+    if "intake" in args.figures:
+        results["intake"] = {}
+        for variant in ("baseline", "services"):
+            say(f"3. intake, {variant}: {args.intake_requests} submissions, {args.concurrency} clients")
+            result = await figures.intake_burst(bench, variant, requests=args.intake_requests, concurrency=args.concurrency)
+            results["intake"][variant] = result
+            say(f"   {result['accepted_per_s']:.0f} req/s accepted, {result['failures']} failures")
+    if "replay" in args.figures:
+        if (missing := figures.replay_unavailable()) is not None:
+            results["replay"] = {"pending": f"pending: analytics.replay not available ({missing})"}
+            say(f"4. replay: {results['replay']['pending']}")
+        else:
+            say(f"4. replay: {args.replay_events} events, raw read then analytics.replay")
+            results["replay"] = await figures.replay(bench, events=args.replay_events)
+            say(f"   replay {results['replay']['replay_per_s']:.0f} events/s, raw read {results['replay']['raw_read_per_s']:.0f} events/s")
     if args.profile:
         profile_to = args.output / "bench-profile.txt"
         args.output.mkdir(parents=True, exist_ok=True)
@@ -206,6 +260,8 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> int:
+    # Leader elections right after a topic is created make aiokafka log retried sends: noise here.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     bench = Bench(KafkaSettings())
     say(f"run {bench.run_id}: databases and topic prefixes {bench.root}*, logs in {bench.log_dir}")
     started = datetime.now(UTC)
@@ -224,8 +280,8 @@ async def run(args: argparse.Namespace) -> int:
         "versions": ", ".join(f"{p} {version(p)}" for p in ("faststream", "aiokafka", "pymongo", "fastapi", "uvicorn")),
         "sizes": (
             f"{args.requests} pre-loaded requests; latency {args.latency_seconds:g} s at "
-            f"{results['latency']['services']['target_per_s']:.1f} req/s; intake {args.intake_requests} submissions by "
-            f"{args.concurrency} clients"
+            f"{_get(results, 'latency', 'services', 'target_per_s') or 0:.1f} req/s; intake {args.intake_requests} "
+            f"submissions by {args.concurrency} clients; replay {args.replay_events} events"
         ),
         "duration": f"{elapsed:.0f} s",
     }

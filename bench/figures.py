@@ -4,21 +4,22 @@ it measures, and returns plain numbers; the table is made in `bench.__main__`.""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import workload
 from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
 from bench.stats import rate, summarise_latencies
-from schemas import TrainingRequestReceived
+from schemas import TRAINING_REQUESTS, TRAINING_ROUTING, TrainingRequestReceived
 from scripts.launch import ServiceProcess
+from services.kafka import admin_client_kwargs
 
-REQUESTS_TOPIC = "training.requests.v1"
-ROUTING_TOPIC = "training.routing.v1"
+REQUESTS_TOPIC = TRAINING_REQUESTS.name
+ROUTING_TOPIC = TRAINING_ROUTING.name
 RAW_READY = "raw_routing.ready"
 INTAKE_ENV = {**NO_RATE_LIMIT, "INTAKE_SMTP_ENABLED": "false"}
 
@@ -26,7 +27,7 @@ INTAKE_ENV = {**NO_RATE_LIMIT, "INTAKE_SMTP_ENABLED": "false"}
 def start_router(bench: Bench, space: Space, variant: str, *, roster: Path, profile_to: Path | None = None) -> ServiceProcess:
     """`python -m routing` ("services"), or the hand-written loop ("baseline")."""
     env = {"ROUTING_WORKERS_PATH": str(roster)}
-    instance = f"routing-{space.database.rsplit('_', 1)[-1]}"
+    instance = f"routing-{space.database.removeprefix(bench.root)}"
     if variant == "baseline":
         return bench.start_module("bench.raw_routing", space, instance=f"raw-{instance}", service="routing", env=env)
     if profile_to is not None:
@@ -223,17 +224,66 @@ async def intake_burst(bench: Bench, variant: str, *, requests: int, concurrency
     }
 
 
-# --- 4. replay ----------------------------------------------------------------------------------
+# --- 4. replay ---------------------------------------------------------------------------------
 
 
-def replay_available() -> bool:
-    """Whether `analytics.replay` exists yet (another engineer is writing it)."""
+def replay_unavailable() -> str | None:
+    """None when `analytics.replay.replay` can be used, else why not (another engineer writes it)."""
     try:
-        spec = importlib.util.find_spec("analytics")
-    except (ImportError, ValueError):
-        return False
-    if spec is None:
-        return False
-    import analytics  # noqa: PLC0415 - only once it exists
+        from analytics.replay import replay as analytics_replay  # noqa: PLC0415
+    except ImportError as error:
+        return f"{type(error).__name__}: {error}"
+    return None if callable(analytics_replay) else "analytics.replay.replay is not callable"
 
-    return callable(getattr(analytics, "replay", None))
+
+async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
+    """`analytics.replay.replay` of two topics (requests and their routing decisions, `events` records
+    in all) into a fresh read model, against a raw aiokafka read of the same topics: a consumer
+    without group, every partition assigned and read from the beginning with `getmany` (as many
+    records per call as replay asks for), no decoding, no writing: the ceiling.
+
+    Both times run from creating the consumer to the last record (ReplayStats.seconds: from before
+    its window is opened to the last insert, before the read model's indexes are built)."""
+    from analytics.replay import replay as analytics_replay  # noqa: PLC0415 - another engineer's package
+    from analytics.settings import AnalyticsSettings  # noqa: PLC0415
+
+    space = bench.space("replay")
+    await bench.create_topics(space)
+    requests = workload.requests(max(1, events // 2))
+    written = await bench.produce(space.topic(REQUESTS_TOPIC), requests)
+    written += await bench.produce(space.topic(ROUTING_TOPIC), [workload.routed(r) for r in requests])
+    settings = AnalyticsSettings()
+    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix})})
+    topics = {space.topic(spec.name): spec.partitions for spec in (TRAINING_REQUESTS, TRAINING_ROUTING)}
+    raw_s = await raw_read(bench, topics, expected=written, max_records=settings.fetch_max_records)
+    stats = await analytics_replay(settings, [REQUESTS_TOPIC, ROUTING_TOPIC], into=f"{space.database}_readmodel")
+    return {
+        "events": written,
+        "raw_read_s": raw_s,
+        "raw_read_per_s": rate(written, raw_s),
+        "replay_s": stats.seconds,
+        "replay_records": stats.records,
+        "replay_written": stats.written,
+        "replay_per_s": stats.events_per_second,
+    }
+
+
+async def raw_read(bench: Bench, topics: dict[str, int], *, expected: int, max_records: int, timeout: float = 120.0) -> float:
+    """Seconds a bare consumer takes to read `expected` records of `topics` (name: partitions) from the beginning."""
+    started = time.perf_counter()
+    consumer = AIOKafkaConsumer(**admin_client_kwargs(bench.kafka), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic, count in topics.items() for p in range(count)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        read = 0
+        deadline = time.monotonic() + timeout
+        while read < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"raw read: {read} of {expected} records in {timeout:.0f}s")
+            batches = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            read += sum(len(records) for records in batches.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()

@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError
 
 from routing.app import create_app
 from routing.settings import RoutingSettings
@@ -91,7 +92,12 @@ async def run() -> None:
                 consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
                 continue
             failures = 0
-            await consumer.commit()
+            try:
+                await consumer.commit()
+            except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError) as error:
+                # The group rebalanced (another member joined): the record may come again, and
+                # `run_once` makes that a no-op. FastStream logs and goes on the same way.
+                log.warning("offsets.commit_failed", error=type(error).__name__)
             consumed += 1
 
     task = asyncio.create_task(consume())

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from schemas import Channel, Contact, Language, QualificationLevel, TrainingRequestReceived
+from schemas import Channel, Contact, Language, QualificationLevel, Target, TrainingRequestReceived, TrainingRequestRouted
 
 ALWAYS = {day: [["00:00", "23:59"]] for day in range(7)}
 TEAMS = {
@@ -84,3 +84,21 @@ def roster(path: Path, *, capacity: int, per_team: int = 3) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"defaults": {"availability": "available", "working_hours": ALWAYS}, "workers": workers}))
     return path
+
+
+def routed(request: TrainingRequestReceived) -> TrainingRequestRouted:
+    """The decision routing would publish for `request` (for the replay figure's topics)."""
+    return TrainingRequestRouted.following(
+        request,
+        source="/routing",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        target=Target.ESPACES_NUMERIQUES if request.requested_course else Target.ADVISORS,
+        rule_id="bench",
+        rule_set_version="bench",
+        explanation="Benchmark decision.",
+        priority=20,
+        priority_parts={},
+        callback_deadline=None,
+        assignee_id=None,
+    )

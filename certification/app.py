@@ -1,52 +1,131 @@
-"""Certification's wiring: enrolments in certifying paths make candidates."""
+"""Certification's wiring: enrolments make candidates, exam requests fill waitlists, open centres and
+new sessions offer seats, offers expire on durable timers, and the HTTP API serves staff, candidates
+and anyone checking a credential."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from pymongo.asynchronous.client_session import AsyncClientSession
 
+from certification.api import admin_router, credentials_router, offers_router, staff_router
+from certification.certifications import load_certifications
+from certification.credentials import CredentialLinks, IssuerProfile
+from certification.service import CertificationService
 from certification.settings import CertificationSettings
-from schemas import EnrolmentConfirmed, Event, ExamSchedulingRequested
-from schemas.topics import TRAINING_ENROLMENTS
-from services.kafka import topic_name
+from certification.signing import CredentialSigner
+from schemas import CertificateIssued, EnrolmentConfirmed, Event, ExamScheduled, ExamSchedulingRequested, TrainingRequestRouted
+from schemas.topics import CERTIFICATION_EXAMS, TRAINING_ENROLMENTS, TRAINING_ROUTING
 from services import Runtime, create_service_app, subscriber_options
+from services.app import instance_name
+from services.clock import Clock, SimulatedClock, SystemClock
+from services.kafka import topic_name
+from services.leases import Lease
+from services.outbox import Outbox
+from services.timers import TimerStore
 
 log = structlog.get_logger(__name__)
 
+TIMERS_COLLECTION = "certification_timers"
 
-def create_app(settings: CertificationSettings | None = None) -> FastAPI:
+
+def build_clock(settings: CertificationSettings) -> Clock:
+    if settings.clock == "simulated":
+        start = settings.clock_start
+        return SimulatedClock(start - datetime.now(UTC) if start else timedelta(0))
+    return SystemClock()
+
+
+def build_service(runtime: Runtime, settings: CertificationSettings, clock: Clock) -> CertificationService:
+    """The service as the app runs it; tests build it the same way around their own runtime pieces."""
+    certifications = load_certifications(path=settings.certifications_path)
+    links = CredentialLinks(settings.public_base_url)
+    signer = (
+        CredentialSigner.from_seed(settings.signing_key.get_secret_value(), verification_method=links.signing_key)
+        if settings.signing_key is not None
+        else None
+    )
+    return CertificationService(
+        runtime.mongo,
+        runtime.db,
+        certifications=certifications,
+        clock=clock,
+        processed=runtime.processed,
+        outbox=Outbox(runtime.db, "certification_outbox"),
+        timers=TimerStore(runtime.mongo, runtime.db, clock=clock, owner=instance_name(settings), collection=TIMERS_COLLECTION),
+        links=links,
+        issuer=IssuerProfile(id=links.issuer, name=certifications.issuer_name, url=settings.issuer_url),
+        offer_window=settings.offer_window,
+        what_to_bring=settings.what_to_bring,
+        signer=signer,
+        routed_priority_from=settings.high_priority_routed_from,
+        routed_priority_boost=settings.high_priority_boost,
+    )
+
+
+def create_app(settings: CertificationSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or CertificationSettings()
+    clock = clock or build_clock(settings)
 
     def register(runtime: Runtime) -> list[Any]:
-        candidates = runtime.db["candidates"]
+        me = instance_name(settings)
+        service = build_service(runtime, settings, clock)
+        runtime.app_state["service"] = service
+        runtime.publishes(CERTIFICATION_EXAMS, ExamScheduled, CertificateIssued)
 
         @runtime.broker.subscriber(topic_name(TRAINING_ENROLMENTS), **subscriber_options("certification"))
-        async def on_enrolment_event(event: Event) -> None:
-            if not isinstance(event, EnrolmentConfirmed | ExamSchedulingRequested):
-                return
+        async def on_enrolment_event(event: EnrolmentConfirmed | ExamSchedulingRequested) -> None:
+            if isinstance(event, EnrolmentConfirmed):
+                await service.on_enrolment(event)
+            elif isinstance(event, ExamSchedulingRequested):
+                await service.on_exam_requested(event)
 
-            async def record(session: AsyncClientSession) -> list[Event]:
-                await candidates.update_one(
-                    {"_id": event.person_id},
-                    {"$setOnInsert": {"since": datetime.now(UTC)}, "$push": {"history": {"event_id": str(event.id), "type": event.type}}},
-                    upsert=True,
-                    session=session,
-                )
-                return []
+        if settings.high_priority_routed_from is not None:
+            # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.
+            @runtime.broker.subscriber(topic_name(TRAINING_ROUTING), **subscriber_options("certification-priority"))
+            async def on_routing_event(event: Event) -> None:
+                if isinstance(event, TrainingRequestRouted):
+                    await service.on_routed(event)
 
-            outcome = await runtime.processed.run_once(event, record, broker=runtime.broker)
-            if outcome.applied:
-                log.info("candidate.recorded", person_id=event.person_id, event_type=event.type)
+        async def prepare(_: Runtime) -> None:
+            await asyncio.gather(service.ensure_indexes(), service.outbox.ensure_indexes(), service.timers.ensure_indexes())
 
-        return []
+        runtime.on_startup(prepare)
+
+        async def expire_offers_forever() -> None:
+            while True:
+                await service.run_timers_once()
+                await asyncio.sleep(settings.timer_poll_interval.total_seconds())
+
+        async def sweep_forever() -> None:
+            # One sweeper at a time: offering is safe from any replica, but racing only burns transactions.
+            lease = Lease(runtime.db, "certification:allocator", me, ttl=settings.allocation_interval * 3)
+            while True:
+                if await lease.acquire():
+                    await service.fill_all()
+                await asyncio.sleep(settings.allocation_interval.total_seconds())
+
+        runtime.run_in_background("certification.offer_timers", expire_offers_forever)
+        runtime.run_in_background("certification.allocator", sweep_forever)
+        runtime.run_in_background(
+            "certification.outbox_relay",
+            lambda: service.outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected),
+        )
+        routers = [staff_router(service), offers_router(service), credentials_router(service)]
+        if isinstance(clock, SimulatedClock):
+            routers.append(admin_router(clock))
+        return routers
 
     return create_service_app(
         settings,
         title="formation-events certification",
-        description="Carries candidates from enrolment to exam seats and certificates.",
+        description=(
+            "Carries candidates from enrolment to an exam seat and a certificate: waitlists per certification, "
+            "exam sessions in training centres (closed during the lockdown), seat offers with a deadline, results, "
+            "and Open Badges 3.0 credentials that can be fetched and revoked."
+        ),
         register=register,
     )

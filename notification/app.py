@@ -1,59 +1,189 @@
-"""Notification's wiring: react to routing events with one delivery record per event and channel."""
+"""Notification's wiring: keep the contact projection, plan one delivery per event and channel,
+send them from a background loop, publish the outcomes through an outbox, and serve support."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from pymongo.asynchronous.client_session import AsyncClientSession
 
+from notification.http import notification_router
+from notification.messages import MessageRenderer
+from notification.policy import is_mobile
+from notification.ports import MailSender, SmsSender
+from notification.quiet_hours import QuietHours
+from notification.retry import RetryPolicy
+from notification.sender import DeliverySender
+from notification.service import NotificationService
 from notification.settings import NotificationSettings
-from schemas import Event, TrainingRequestRouted
-from schemas.topics import TRAINING_ROUTING
-from services.kafka import topic_name
+from notification.sms_http import HttpSmsSender
+from notification.smtp import SmtpMailSender
+from notification.store import DeliveryStore, PeopleStore
+from schemas import (
+    CallbackDue,
+    CallbackSlaBreached,
+    CertificateIssued,
+    ContactAttempted,
+    EnrolmentConfirmed,
+    ExamScheduled,
+    ExamSchedulingRequested,
+    NotificationFailed,
+    NotificationSent,
+    PersonDataErased,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+)
+from schemas.topics import CERTIFICATION_EXAMS, NOTIFICATIONS, PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
 from services import Runtime, create_service_app, subscriber_options
+from services.app import instance_name
+from services.clock import Clock, SimulatedClock, SystemClock
+from services.kafka import topic_name
+from services.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
+GROUP = "notification"
+CONSUMED = (TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICATION_EXAMS, PRIVACY)
+Consumed = (
+    TrainingRequestReceived
+    | TrainingRequestRouted
+    | ContactAttempted
+    | CallbackDue
+    | CallbackSlaBreached
+    | EnrolmentConfirmed
+    | ExamSchedulingRequested
+    | ExamScheduled
+    | CertificateIssued
+    | PersonDataErased
+)
+"""Every event on the consumed topics; the annotation is the schema FastStream validates and documents."""
 
-def create_app(settings: NotificationSettings | None = None) -> FastAPI:
+
+def build_clock(settings: NotificationSettings) -> Clock:
+    if settings.clock == "simulated":
+        start = settings.clock_start
+        return SimulatedClock(start - datetime.now(UTC) if start else timedelta(0))
+    return SystemClock()
+
+
+def _never_mobile(_: str) -> bool:
+    return False
+
+
+def create_app(
+    settings: NotificationSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    mail: MailSender | None = None,
+    sms: SmsSender | None = None,
+    rng: random.Random | None = None,
+) -> FastAPI:
+    """The notification service; tests may pass their own clock, senders and random source."""
     settings = settings or NotificationSettings()
+    clock = clock or build_clock(settings)
+    quiet_hours = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end)
+    retry = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base=settings.backoff_base,
+        factor=settings.backoff_factor,
+        cap=settings.backoff_max,
+        jitter=settings.backoff_jitter,
+    )
+    mobile = is_mobile if settings.sms_enabled else _never_mobile
+    renderer = MessageRenderer()
 
     def register(runtime: Runtime) -> list[Any]:
-        deliveries = runtime.db["deliveries"]
+        me = instance_name(settings)
+        outbox = Outbox(runtime.db, "notification_outbox")
+        people = PeopleStore(runtime.db)
+        deliveries = DeliveryStore(runtime.db)
+        mail_sender = mail or SmtpMailSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            from_address=settings.smtp_from_address,
+            message_id_domain=settings.message_id_domain,
+            tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout_s=settings.smtp_timeout.total_seconds(),
+            clock=clock,
+        )
+        sms_sender = sms or HttpSmsSender(
+            settings.sms_url,
+            token=settings.sms_token.get_secret_value() if settings.sms_token else None,
+            timeout_s=settings.sms_timeout.total_seconds(),
+            clock=clock,
+        )
+        sender = DeliverySender(
+            runtime.mongo,
+            deliveries=deliveries,
+            people=people,
+            outbox=outbox,
+            renderer=renderer,
+            mail=mail_sender,
+            sms=sms_sender,
+            clock=clock,
+            quiet_hours=quiet_hours,
+            retry=retry,
+            is_mobile=mobile,
+            owner=me,
+            lease=settings.claim_lease,
+            concurrency=settings.sender_concurrency,
+            rng=rng,
+        )
+        service = NotificationService(
+            processed=runtime.processed,
+            people=people,
+            deliveries=deliveries,
+            clock=clock,
+            quiet_hours=quiet_hours,
+            is_mobile=mobile,
+            on_planned=sender.wake,
+        )
+        runtime.app_state.update(service=service, sender=sender, deliveries=deliveries, people=people, outbox=outbox, clock=clock)
+        runtime.publishes(NOTIFICATIONS, NotificationSent, NotificationFailed)
 
-        @runtime.broker.subscriber(topic_name(TRAINING_ROUTING), **subscriber_options("notification"))
-        async def on_routing_event(event: Event) -> None:
-            if not isinstance(event, TrainingRequestRouted):
-                return
+        # One subscriber for the five topics: a replica is one member of the group, so starting
+        # or stopping it costs one rebalance, not five in a row. Order is still kept per partition.
+        @runtime.broker.subscriber(*(topic_name(t) for t in CONSUMED), **subscriber_options(GROUP))
+        async def on_event(event: Consumed) -> None:
+            match event:
+                case TrainingRequestReceived():
+                    await service.record_contact(event)
+                case PersonDataErased():
+                    await service.erase(event)
+                case _:
+                    # Routed, a contact attempt nobody answered, enrolment, exam, certificate; the
+                    # others (a callback due, an exam merely requested...) tell the person nothing.
+                    await service.notify(event)
 
-            async def queue(session: AsyncClientSession) -> list[Event]:
-                await deliveries.insert_one(
-                    {
-                        "_id": f"{event.id}:email",
-                        "about_event_id": str(event.id),
-                        "person_id": event.person_id,
-                        "request_id": event.request_id,
-                        "channel": "email",
-                        "template": "request_routed",
-                        "status": "queued",
-                        "queued_at": datetime.now(UTC),
-                    },
-                    session=session,
-                )
-                return []
+        async def prepare(_: Runtime) -> None:
+            await asyncio.gather(outbox.ensure_indexes(), deliveries.ensure_indexes())
 
-            outcome = await runtime.processed.run_once(event, queue, broker=runtime.broker)
-            if outcome.applied:
-                log.info("notification.queued", request_id=event.request_id, template="request_routed")
+        async def close_senders(_: Runtime) -> None:
+            await asyncio.gather(mail_sender.aclose(), sms_sender.aclose())
 
-        return []
+        runtime.on_startup(prepare)
+        runtime.on_shutdown(close_senders)
+        runtime.run_in_background(
+            "notification.sender",
+            lambda: sender.run(poll_interval=settings.sender_poll_interval.total_seconds(), batch=settings.sender_batch),
+        )
+        runtime.run_in_background(
+            "notification.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
+        )
+        return [notification_router(service, deliveries)]
 
     return create_service_app(
         settings,
         title="formation-events notification",
-        description="Tells job seekers what happens to their request, by e-mail and SMS.",
+        description=(
+            "Tells job seekers what happens to their request - routed, a call missed, enrolled, an exam booked, "
+            "a certificate issued - once per event and channel, by e-mail and SMS, in their language."
+        ),
         register=register,
     )

@@ -59,10 +59,9 @@ def _as_date(value: date | str) -> date:
         return value.astimezone(BRUSSELS).date()
     if isinstance(value, date):
         return value
-    parsed = datetime.fromisoformat(value)
-    if "T" in value or " " in value.strip():
-        return _as_datetime(value).date()
-    return parsed.date()
+    if len(value) == len("2026-03-03"):
+        return date.fromisoformat(value)
+    return _as_datetime(value).date()
 
 
 def _as_datetime(value: datetime | str) -> datetime:
@@ -149,13 +148,19 @@ class MessageRenderer:
             return requested
         return DEFAULT_LANGUAGE
 
-    def render(self, kind: str, language: str | None, facts: Mapping[str, Any], *, name: str | None = None) -> RenderedMessage:
-        """Every block of `kind` in `language` (or French); raises `jinja2.UndefinedError` on a missing variable."""
+    def render(
+        self, kind: str, language: str | None, facts: Mapping[str, Any], *, name: str | None = None, with_email: bool = False
+    ) -> RenderedMessage:
+        """Every block of `kind` in `language` (or French); raises `jinja2.UndefinedError` on a missing variable.
+
+        `name` is the person's name, if known; `with_email` says whether an e-mail goes with the
+        SMS, so that the text can say "details by e-mail" only when it is true.
+        """
         lang = self.language_for(kind, language)
         path = f"{lang}/{kind}.j2"
         if not (self.directory / path).is_file():
             raise TemplateNotFound(path)
-        variables = {**facts, "name": name, "lang": lang}
+        variables = {**facts, "name": name, "lang": lang, "with_email": with_email}
         text_template = self._text_env.get_template(path)
         subject = _one_line(self._block(text_template, "subject", variables))
         text = _paragraphs(self._block(text_template, "text", variables))

@@ -99,6 +99,10 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _is_web_link(url: str | None) -> bool:
+    return url is not None and url.lower().startswith(("https://", "http://"))
+
+
 def notice_for(event: Event) -> Notice | None:
     """The notice `event` gives its person, or None when it tells them nothing."""
     kind: NoticeKind
@@ -133,7 +137,8 @@ def notice_for(event: Event) -> Notice | None:
             facts = {
                 "certification_code": event.certification_code,
                 "credential_id": event.credential_id,
-                "credential_url": event.credential_url,
+                # Only a web link goes into an <a href>: never a javascript: or data: URL.
+                "credential_url": event.credential_url if _is_web_link(event.credential_url) else None,
                 "issued_at": _iso(event.issued_at),
             }
         case _:

@@ -1,5 +1,16 @@
-"""Notification's configuration, from `NOTIFICATION_*` environment variables (plus the shared infrastructure ones)."""
+"""Notification's configuration, from `NOTIFICATION_*` environment variables (plus the shared infrastructure ones).
 
+Durations are ISO 8601 (`PT5S`, `PT30M`) or seconds; times of day are `HH:MM` (Brussels).
+To send to a local SMTP sink (the demo): `NOTIFICATION_SMTP_HOST=127.0.0.1 NOTIFICATION_SMTP_PORT=1025`,
+with e.g. `python -m aiosmtpd -n -l 127.0.0.1:1025` listening.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.settings import ServiceSettings
@@ -10,3 +21,45 @@ class NotificationSettings(ServiceSettings):
 
     service_name: str = "notification"
     http_port: int = 8003
+
+    # --- e-mail -------------------------------------------------------------------------
+    smtp_host: str = Field("127.0.0.1", description="SMTP server (relay or sink) the e-mails go to.")
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_from_address: str = Field(
+        "Bruxelles Formation <no-reply@bruxellesformation.brussels>", description="From header and envelope sender."
+    )
+    smtp_tls: Literal["none", "starttls", "tls"] = Field("none", description="none, STARTTLS after connecting, or implicit TLS (465).")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: timedelta = Field(timedelta(seconds=30), description="For connecting and each SMTP reply.")
+    message_id_domain: str = Field("notification.bruxellesformation.brussels", description="Right part of each Message-ID.")
+
+    # --- SMS ----------------------------------------------------------------------------
+    sms_enabled: bool = Field(True, description="false: nobody counts as having a mobile, every message goes by e-mail.")
+    sms_url: str = Field("http://127.0.0.1:8099/v1/messages", description="The provider's endpoint for one text.")
+    sms_token: SecretStr | None = Field(None, description="Bearer token for the provider.")
+    sms_timeout: timedelta = Field(timedelta(seconds=10))
+
+    # --- when and how often -----------------------------------------------------------
+    quiet_hours_start: time = Field(time(21, 0), description="No SMS from this time (Brussels)...")
+    quiet_hours_end: time = Field(time(8, 0), description="...until this time; equal times disable quiet hours.")
+    max_attempts: int = Field(6, ge=1, description="Attempts per delivery before it fails (an SMS then falls back to e-mail).")
+    backoff_base: timedelta = Field(timedelta(seconds=5), description="Wait after the first failure.")
+    backoff_factor: float = Field(5.0, ge=1.0, description="Each further wait is this many times the previous one...")
+    backoff_max: timedelta = Field(timedelta(minutes=30), description="...up to this.")
+    backoff_jitter: float = Field(0.2, ge=0, lt=1, description="Each wait is spread by ± this fraction.")
+    sender_poll_interval: timedelta = Field(timedelta(seconds=1), description="How often the sender looks for due deliveries.")
+    sender_batch: int = Field(20, ge=1, description="Deliveries claimed at once.")
+    sender_concurrency: int = Field(8, ge=1, description="Deliveries sent at the same time.")
+    claim_lease: timedelta = Field(
+        timedelta(minutes=2), description="A claimed delivery is taken over by another replica after this; keep above the send timeouts."
+    )
+
+    clock: Literal["system", "simulated"] = Field("system", description="`simulated`: time can be started elsewhere (demo only).")
+    clock_start: datetime | None = Field(None, description="With the simulated clock: the time it starts at.")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> NotificationSettings:
+        if self.claim_lease <= max(self.smtp_timeout, self.sms_timeout):
+            raise ValueError("claim_lease must be longer than the SMTP and SMS timeouts")
+        return self

@@ -54,11 +54,12 @@ def compose_mime(message: OutgoingEmail, *, from_address: str, sent_at: datetime
     mime["Subject"] = message.subject
     mime["Date"] = format_datetime(sent_at)
     mime["Message-ID"] = message_id_for(message.delivery_id, message_id_domain)
-    mime["Content-Language"] = message.language
     # RFC 3834: an automatic message; vacation responders and our own intake inbox leave it be.
     mime["Auto-Submitted"] = "auto-generated"
     mime.set_content(message.text, subtype="plain", charset="utf-8")
     mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    # After the content: setting it clears every Content-* header.
+    mime["Content-Language"] = message.language
     return mime
 
 

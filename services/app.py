@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo import AsyncMongoClient
 
 from schemas import Event
-from schemas.topics import TopicSpec
+from schemas.topics import ALL_TOPICS, TopicSpec
 from services import kafka as kafka_defaults
 from services.consumers import ErrorPolicy
 from services.idempotency import ProcessedEvents
@@ -106,7 +106,7 @@ def instance_name(settings: ServiceSettings) -> str:
 def build_runtime(settings: ServiceSettings, *, description: str | None = None) -> Runtime:
     name = settings.service_name
     metrics = CollectorRegistry()
-    error_policy = ErrorPolicy(name)
+    error_policy = ErrorPolicy(name, retry_delays=settings.retry_delays, registry=metrics)
     broker = kafka_defaults.create_broker(
         settings.kafka,
         client_id=f"{name}-{instance_name(settings)}",
@@ -150,11 +150,13 @@ def create_service_app(
     kafka_defaults.use_topic_prefix(settings.kafka.topic_prefix)
     runtime = build_runtime(settings, description=description)
     routers = register(runtime) or ()
+    runtime.error_policy.attach_retries(runtime.broker)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async def connect_kafka(timeout_s: float) -> None:
-            await kafka_defaults.wait_and_ensure_topics(settings.kafka, timeout_s=timeout_s)
+            topics = (*ALL_TOPICS, *runtime.error_policy.topics())
+            await kafka_defaults.wait_and_ensure_topics(settings.kafka, topics, timeout_s=timeout_s)
             await runtime.broker.start()
             runtime.kafka_connected.set()
             log.info("kafka.connected")

@@ -4,34 +4,59 @@ Offsets are committed only after the handler returned (AckPolicy.NACK_ON_ERROR):
 process killed between receiving and storing gets the record again on restart
 (at-least-once), and `services.idempotency` turns that into one effect.
 
-Failures are classified once, here:
-- a `schemas.ContractError` (bad JSON, unknown type or schema version, invalid fields)
-  will never succeed: the original bytes go to the service's dead-letter topic with
-  headers saying why, and the consumer moves on;
-- anything else is taken as transient (MongoDB down, a timeout): the record is not
-  committed, the consumer seeks back to it and retries after a growing pause, so
-  nothing is committed past unstored work.
+A failure is classified by `services.retries.classify` and then:
+- dead letter: the original bytes and key go to `<service>.dead-letters.v1` with
+  headers saying where they came from and why (`services.deadletters` lists, shows and
+  redrives them); the record is committed and the consumer moves on;
+- retry later: the original bytes go to `<service>.retry.<level>.v1` with a
+  `retry_not_before` time and the record is committed, so the partition is never
+  blocked; a retry subscriber of the same service calls the same handler when the time
+  comes, and a further failure moves the message one level up, then to the dead letters;
+- retry in place (MongoDB down): the record is not committed, the consumer seeks back to
+  it and retries after a growing pause, so nothing is committed past unstored work.
+If publishing a retry or a dead letter fails, the record is retried in place too: it is
+never committed before its copy is safely on Kafka.
+
+Retry subscribers are attached by `ErrorPolicy.attach_retries(broker)`, which the app
+factory calls after the service declared its subscribers: every subscriber declared with
+`subscriber_options` (a consumer group, commit after effect) gets them, with no code in
+the service.
+
+Waiting in a retry topic does not sleep: a record that is not due yet pauses its
+partition (`AIOKafkaConsumer.pause`), is sought back to, and the partition resumes when
+the record is due. Other partitions and levels go on meanwhile, and shutdown is not held
+up by a sleeping handler; the pause is lost on a rebalance, and whoever gets the
+partition finds the record not due and pauses again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream._internal.middlewares import BaseMiddleware
+from faststream.exceptions import IgnoredException, NackMessage
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
+from prometheus_client import CollectorRegistry, Counter
 
-from schemas import ContractError, Event, codec
+from schemas import Event, codec
+from schemas.topics import TopicSpec
+from services import retries
 from services.kafka import topic_name
+from services.retries import Disposition, FailureHistory
 
 log = structlog.get_logger(__name__)
+
+RETRY_TOPIC_PARTITIONS = 3
+"""Retry topics hold only failures: a few partitions spread them over a few replicas."""
 
 
 def dead_letter_topic(service: str) -> str:
@@ -54,18 +79,55 @@ def subscriber_options(group_id: str) -> dict[str, Any]:
     }
 
 
-def _header_text(value: object) -> str:
-    return str(value).replace("\n", " ")[:1000]
+def service_topics(service: str, levels: int) -> tuple[TopicSpec, ...]:
+    """A service's own topics, unprefixed: its retry levels and its dead letters (one partition,
+    so that an offset alone names a dead letter)."""
+    def spec(name: str, partitions: int, description: str) -> TopicSpec:
+        return TopicSpec(name=name, partitions=partitions, key="", events=(), description=description)
+
+    return (
+        *(
+            spec(retries.retry_topic(service, level), RETRY_TOPIC_PARTITIONS, f"{service}: failed messages, retry level {level}")
+            for level in range(1, levels + 1)
+        ),
+        spec(f"{service}.dead-letters.v1", 1, f"{service}: messages given up on"),
+    )
 
 
 class ErrorPolicy:
     """Broker middleware factory applying the failure policy above for one service."""
 
-    def __init__(self, service: str, *, max_pause_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        max_pause_s: float = 10.0,
+        retry_delays: Sequence[timedelta] = retries.DEFAULT_RETRY_DELAYS,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.service = service
         self.max_pause_s = max_pause_s
+        self.retry_delays = retries.validate_delays(retry_delays)
         self._broker: KafkaBroker | None = None
         self._consecutive_failures = 0
+        self._retry_subscriber: DefaultSubscriber | None = None
+        self._main_topics: set[str] = set()
+        """Topics whose subscribers have retry subscribers: only their failures go to retry topics."""
+        self._levels: dict[str, int] = {}
+        """Retry topic name (prefixed) -> level."""
+        self._resumes: dict[TopicPartition, asyncio.TimerHandle] = {}
+        self.retried = Counter(
+            "consumer_retries",
+            "Failed messages retried, by service, exception type and level (or in place).",
+            ("service", "reason", "level"),
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "consumer_dead_letters",
+            "Messages moved to the dead letters, by service, exception type and cause.",
+            ("service", "reason", "cause"),
+            registry=registry,
+        )
 
     def bind(self, broker: KafkaBroker) -> None:
         self._broker = broker
@@ -73,40 +135,191 @@ class ErrorPolicy:
     def __call__(self, msg: Any, /, *, context: Any) -> _ErrorPolicyMiddleware:
         return _ErrorPolicyMiddleware(msg, context=context, policy=self)
 
-    async def dead_letter(self, record: ConsumerRecord[Any, Any], error: BaseException, attempts: int = 1) -> None:
-        if self._broker is None:
+    # -- wiring ------------------------------------------------------------------------
+
+    def topics(self) -> tuple[TopicSpec, ...]:
+        """The topics to create with the declared ones: retry levels and dead letters."""
+        return service_topics(self.service, len(self.retry_delays))
+
+    def attach_retries(self, broker: KafkaBroker | None = None) -> None:
+        """Give every commit-after-effect subscriber of `broker` a retry subscriber calling its handlers.
+
+        One subscriber (group `<service>.retries`) reads every retry level; for each main
+        handler it gets the same handler, filtered on the `retry_original_topic` header.
+        Call after the service declared its subscribers and before the broker starts;
+        calling again attaches only subscribers declared since.
+        """
+        broker = broker or self._broker
+        if broker is None:
             raise RuntimeError("ErrorPolicy.bind(broker) was not called")
-        original_headers: Mapping[str, bytes] = dict(record.headers or ())
-        headers = {k: v.decode("utf-8", "replace") for k, v in original_headers.items()}
-        headers.update(
-            {
-                "dlq_original_topic": record.topic,
-                "dlq_original_partition": str(record.partition),
-                "dlq_original_offset": str(record.offset),
-                "dlq_original_timestamp": str(record.timestamp),
-                "dlq_consumer": self.service,
-                "dlq_exception_type": type(error).__name__,
-                "dlq_exception_message": _header_text(error),
-                "dlq_attempts": str(attempts),
-                "dlq_dead_lettered_at": datetime.now(UTC).isoformat(),
-            }
+        for subscriber in list(broker.subscribers):
+            if subscriber is self._retry_subscriber or not _commits_after_effect(subscriber):
+                continue
+            names = frozenset(t.name for t in subscriber.topics)
+            if names <= self._main_topics:
+                continue
+            if shared := names & self._main_topics:
+                # A retry goes to the first handler whose filter takes it: one subscriber per
+                # topic and service is what this policy (and every service of ours) assumes.
+                log.warning("consumer.retries_shared_topic", topics=sorted(shared))
+            retry = self._ensure_retry_subscriber(broker)
+            for call in subscriber.calls:
+                retry(
+                    call.handler,
+                    filter=_from_topics(names, call.filter),
+                    parser=call.item_parser,
+                    decoder=call.item_decoder,
+                    dependencies=call.dependencies,
+                )
+            self._main_topics |= names
+            log.debug("consumer.retries_attached", topics=sorted(names), levels=len(self.retry_delays))
+
+    def _ensure_retry_subscriber(self, broker: KafkaBroker) -> DefaultSubscriber:
+        if self._retry_subscriber is None:
+            self._levels = {topic_name(retries.retry_topic(self.service, level)): level for level in range(1, len(self.retry_delays) + 1)}
+            subscriber = broker.subscriber(
+                *self._levels,
+                **subscriber_options(f"{self.service}.retries"),
+                include_in_schema=False,
+            )
+            assert isinstance(subscriber, DefaultSubscriber)
+            self._retry_subscriber = subscriber
+        return self._retry_subscriber
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    async def dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        error: BaseException,
+        *,
+        history: FailureHistory | None = None,
+        reason: str = "permanent",
+    ) -> None:
+        broker = self._bound()
+        headers = retries.text_headers(record.headers or ())
+        history = history or retries.failure_history(record.topic, record.partition, record.offset, record.timestamp, headers)
+        dlq_headers = retries.dead_letter_headers(
+            headers, history, error, consumer=self.service, failed_at=retries.now(), reason=reason
         )
-        await self._broker.publish(
-            record.value or b"", topic=dead_letter_topic(self.service), key=record.key, headers=headers
-        )
+        await broker.publish(record.value or b"", topic=dead_letter_topic(self.service), key=record.key, headers=dlq_headers)
+        self.dead_lettered.labels(self.service, type(error).__name__, reason).inc()
         log.warning(
             "event.dead_lettered",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+            topic=history.topic,
+            partition=history.partition,
+            offset=history.offset,
+            attempts=history.failed_attempts + 1,
+            error_type=type(error).__name__,
+            cause=reason,
+        )
+
+    async def retry_later(self, record: ConsumerRecord[Any, Any], error: BaseException) -> None:
+        """Publish `record` to the next retry level, or to the dead letters after the last one."""
+        broker = self._bound()
+        headers = retries.text_headers(record.headers or ())
+        history = retries.failure_history(record.topic, record.partition, record.offset, record.timestamp, headers)
+        level = self._levels.get(record.topic, 0) + 1
+        if level > len(self.retry_delays):
+            await self.dead_letter(record, error, history=history, reason="retries_exhausted")
+            return
+        delay = self.retry_delays[level - 1]
+        retry_headers = retries.retry_headers(
+            headers, history, error, consumer=self.service, failed_at=retries.now(), delay=delay
+        )
+        topic = topic_name(retries.retry_topic(self.service, level))
+        await broker.publish(record.value or b"", topic=topic, key=record.key, headers=retry_headers)
+        self.retried.labels(self.service, type(error).__name__, str(level)).inc()
+        log.warning(
+            "event.retry_scheduled",
+            topic=history.topic,
+            partition=history.partition,
+            offset=history.offset,
+            retry_topic=topic,
+            level=level,
+            delay_s=delay.total_seconds(),
             error_type=type(error).__name__,
         )
+
+    def has_retries(self, topic: str) -> bool:
+        return topic in self._main_topics or topic in self._levels
+
+    def wait_for(self, record: ConsumerRecord[Any, Any], consumer: Any) -> bool:
+        """If `record` is a retry not yet due, pause its partition until it is and say so."""
+        if record.topic not in self._levels or consumer is None:
+            return False
+        due = retries.retry_not_before(retries.text_headers(record.headers or ()))
+        wait = (due - retries.now()).total_seconds() if due else 0.0
+        if wait <= 0:
+            return False
+        tp = TopicPartition(record.topic, record.partition)
+        consumer.pause(tp)
+        if (previous := self._resumes.pop(tp, None)) is not None:
+            previous.cancel()
+        self._resumes[tp] = asyncio.get_running_loop().call_later(wait, self._resume, consumer, tp)
+        log.debug("event.retry_waiting", topic=record.topic, partition=record.partition, offset=record.offset, wait_s=round(wait, 3))
+        return True
+
+    def _resume(self, consumer: Any, tp: TopicPartition) -> None:
+        self._resumes.pop(tp, None)
+        try:
+            consumer.resume(tp)
+        except Exception as error:  # revoked meanwhile, or the consumer stopped: its new owner pauses anew
+            log.debug("event.retry_resume_skipped", topic=tp.topic, partition=tp.partition, error=repr(error))
+
+    async def pause_before_retry_in_place(self, record: Any, error: BaseException) -> None:
+        self._consecutive_failures += 1
+        pause = min(self.max_pause_s, 0.2 * 2 ** (self._consecutive_failures - 1))
+        self.retried.labels(self.service, type(error).__name__, "in_place").inc()
+        log.warning(
+            "event.retry_after_failure",
+            topic=getattr(record, "topic", None),
+            partition=getattr(record, "partition", None),
+            offset=getattr(record, "offset", None),
+            error_type=type(error).__name__,
+            error=retries.describe(error)[1][:500],
+            pause_s=pause,
+        )
+        await asyncio.sleep(pause)
+
+    def _bound(self) -> KafkaBroker:
+        if self._broker is None:
+            raise RuntimeError("ErrorPolicy.bind(broker) was not called")
+        return self._broker
+
+
+def _commits_after_effect(subscriber: Any) -> bool:
+    """Subscribers declared with `subscriber_options`: one record at a time, a group, topics by name."""
+    return (
+        isinstance(subscriber, DefaultSubscriber)
+        and bool(subscriber.group_id)
+        and subscriber.ack_policy is AckPolicy.NACK_ON_ERROR
+        and bool(subscriber.topics)
+        and subscriber.pattern is None
+    )
+
+
+def _from_topics(topics: frozenset[str], original: Any) -> Any:
+    """The main handler's filter, for retries of messages that came from its topics."""
+
+    async def came_from(message: StreamMessage[Any]) -> bool:
+        return message.headers.get(retries.RETRY_ORIGINAL_TOPIC) in topics and bool(await original(message))
+
+    return came_from
 
 
 class _ErrorPolicyMiddleware(BaseMiddleware):
     def __init__(self, msg: Any, /, *, context: Any, policy: ErrorPolicy) -> None:
         super().__init__(msg, context=context)
         self.policy = policy
+
+    async def on_receive(self) -> None:
+        record = self.msg
+        if isinstance(record, ConsumerRecord):
+            subscriber = self.context.get_local("handler_")
+            if self.policy.wait_for(record, getattr(subscriber, "consumer", None)):
+                # FastStream's acknowledgement seeks back to the record: it comes again on resume.
+                raise NackMessage
 
     async def after_processed(
         self,
@@ -118,23 +331,25 @@ class _ErrorPolicyMiddleware(BaseMiddleware):
         if exc_val is None:
             policy._consecutive_failures = 0
             return False
+        if not isinstance(exc_val, Exception) or isinstance(exc_val, IgnoredException):
+            return False  # cancellation, exits and FastStream's Ack/Nack/Reject pass through untouched
         record = self.msg
-        if isinstance(exc_val, ContractError) and isinstance(record, ConsumerRecord):
-            await policy.dead_letter(record, exc_val)
-            policy._consecutive_failures = 0
-            return True  # suppressed: the record is committed, its bytes are safe in the dead letters
-        if not isinstance(exc_val, Exception):
-            return False  # cancellation and exits pass through untouched
-        policy._consecutive_failures += 1
-        pause = min(policy.max_pause_s, 0.2 * 2 ** (policy._consecutive_failures - 1))
-        log.warning(
-            "event.retry_after_failure",
-            topic=getattr(record, "topic", None),
-            partition=getattr(record, "partition", None),
-            offset=getattr(record, "offset", None),
-            error_type=type(exc_val).__name__,
-            error=str(exc_val)[:500],
-            pause_s=pause,
-        )
-        await asyncio.sleep(pause)
-        return False  # NACK_ON_ERROR then seeks back: the record comes again
+        if not isinstance(record, ConsumerRecord):
+            await policy.pause_before_retry_in_place(record, exc_val)
+            return False
+        disposition = retries.classify(exc_val)
+        if disposition is Disposition.RETRY_LATER and not policy.has_retries(record.topic):
+            disposition = Disposition.RETRY_IN_PLACE  # a subscriber without retry topics
+        try:
+            if disposition is Disposition.DEAD_LETTER:
+                await policy.dead_letter(record, exc_val)
+            elif disposition is Disposition.RETRY_LATER:
+                await policy.retry_later(record, exc_val)
+        except Exception as error:  # Kafka unreachable: keep the record, commit nothing
+            log.warning("event.failure_not_forwarded", topic=record.topic, offset=record.offset, error=repr(error))
+            disposition = Disposition.RETRY_IN_PLACE
+        if disposition is Disposition.RETRY_IN_PLACE:
+            await policy.pause_before_retry_in_place(record, exc_val)
+            return False  # NACK_ON_ERROR then seeks back: the record comes again
+        policy._consecutive_failures = 0
+        return True  # suppressed: the record is committed, its bytes are safe in a retry topic or the dead letters

@@ -22,6 +22,16 @@ def unique() -> str:
 
 
 @pytest.fixture
+def run(tmp_path: Any) -> Any:
+    """Services started as processes in a database and topics of their own (tests.processes.Run)."""
+    from tests.processes import Run
+
+    started = Run(tmp_path, ROUTING_DISPATCH_INTERVAL="PT0.2S", ROUTING_TIMER_POLL_INTERVAL="PT0.2S")
+    yield started
+    started.close()
+
+
+@pytest.fixture
 def kafka_settings() -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP)
 

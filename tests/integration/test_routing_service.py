@@ -398,8 +398,11 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
 
     await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.NO_ANSWER, notes="messagerie")
 
-    [attempt] = await outbox_events(mongo_db, request.request_id)
-    assert isinstance(attempt, ContactAttempted)
+    [sealed] = await outbox_events(mongo_db, request.request_id)
+    assert isinstance(sealed, ContactAttempted)
+    # The notes may hold personal data: they travel sealed with the person's key.
+    assert sealed.notes is None and sealed.sealed is not None
+    attempt = await service.personal.unseal(sealed)
     assert (attempt.outcome, attempt.attempt, attempt.notes) == (ContactOutcome.NO_ANSWER, 1, "messagerie")
     assert attempt.next_attempt_at == TUESDAY_10 + SETTINGS.retry_after_no_answer
     case = await service.cases.find_one({"_id": request.request_id})

@@ -36,7 +36,7 @@ def test_a_decision_has_team_rule_version_reasons_and_priority() -> None:
     assert decision.rule_set_version == "2026.1"
     assert decision.explanation.startswith("Geen computer")
     assert decision.explanation_fr.startswith("Pas d'ordinateur")
-    assert decision.matched_conditions == ("has_computer=false", "digital_divide_open=true")
+    assert decision.matched_conditions == ("has_computer=false",)
     assert dict(decision.priority_parts) == {"qualification": 40, "no_computer": 15, "language_need": 10, "phone": 5}
     assert decision.priority == 70
     assert decision.priority_band == "high"

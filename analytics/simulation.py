@@ -1,0 +1,212 @@
+"""A deterministic queue simulation of the callback teams: when would each request be contacted?
+
+Pure (no I/O, no clock, no randomness): the same requests and model give the same answer. The
+model is deliberately small, so that an advisor can check a case by hand:
+
+- each team has N interchangeable workers (`QueueModel.team_sizes`); a team missing from it, or
+  of size 0, contacts nobody;
+- workers work the opening hours of the Brussels calendar (`services.calendar`: Monday to Friday
+  08:30-17:15 except public holidays);
+- every contact takes `handling_time` of a worker, and a worker does not start one that would run
+  past closing: they start it at the next opening instead (so the handling time must fit in a day);
+- when a worker is free, they take the waiting request with the highest *effective* priority
+  (`routing.priority.effective_priority`: the decision's score plus ageing), then the earliest
+  deadline, then the earliest arrival, then the smallest request id (ties never depend on order);
+- the first contact is when a worker starts the contact. Everyone is reached at the first
+  attempt: the simulation measures capacity, not whether people pick up.
+
+`simulate` gives the first-contact instant of every request; `sla_summary` counts how many met
+their callback deadline (`routing.sla`, in either mode).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+
+from routing.priority import effective_priority
+from routing.sla import SlaMode, SlaPolicy, callback_deadline, sla_outcome
+from schemas import Channel
+from services.calendar import BRUSSELS, BrusselsCalendar
+
+__all__ = ["QueueModel", "SimRequest", "SlaSummary", "simulate", "sla_summary"]
+
+ALL_CHANNELS = frozenset(Channel)
+
+
+@dataclass(frozen=True, slots=True)
+class SimRequest:
+    """What the simulation needs of a routed request."""
+
+    request_id: str
+    team: str
+    priority: int
+    """The decision's priority score, before ageing."""
+    received_at: datetime
+    channel: Channel = Channel.PHONE
+
+
+@dataclass(frozen=True)
+class QueueModel:
+    """Teams, how long a contact takes, when people work and how waiting raises priority."""
+
+    team_sizes: Mapping[str, int]
+    handling_time: timedelta = timedelta(minutes=20)
+    calendar: BrusselsCalendar = field(default_factory=BrusselsCalendar)
+    ageing_per_hour: float = 2.0
+    ageing_cap: int | None = 100
+    order_mode: SlaMode = "working_days"
+    """Deadline used to break ties between equal effective priorities (routing's default mode)."""
+    promise: timedelta = timedelta(hours=48)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "team_sizes", MappingProxyType({str(k): int(v) for k, v in self.team_sizes.items()}))
+        if any(size < 0 for size in self.team_sizes.values()):
+            raise ValueError("a team cannot have fewer than 0 people")
+        if self.handling_time <= timedelta(0):
+            raise ValueError("the handling time must be positive")
+        day = _span(self.calendar)
+        if self.handling_time > day:
+            raise ValueError(f"a contact of {self.handling_time} does not fit in a working day of {day}")
+
+
+def _span(calendar: BrusselsCalendar) -> timedelta:
+    any_day = date(2000, 1, 3)
+    return datetime.combine(any_day, calendar.closing) - datetime.combine(any_day, calendar.opening)
+
+
+def _utc(at: datetime) -> datetime:
+    if at.utcoffset() is None:
+        raise ValueError("a timezone-aware datetime is required")
+    return at.astimezone(UTC)
+
+
+def _start_of_contact(at: datetime, model: QueueModel) -> datetime:
+    """The first instant from `at` on when a worker may start a contact that ends by closing."""
+    start = _utc(model.calendar.next_opening(at))
+    closing = _utc(datetime.combine(start.astimezone(BRUSSELS).date(), model.calendar.closing, BRUSSELS))
+    if start + model.handling_time > closing:
+        start = _utc(model.calendar.next_opening(closing))
+    return start
+
+
+def simulate(requests: Iterable[SimRequest], model: QueueModel) -> dict[str, datetime | None]:
+    """First-contact instant (UTC) of each request by id; None for a team with nobody in it."""
+    by_team: dict[str, list[SimRequest]] = defaultdict(list)
+    for request in requests:
+        by_team[request.team].append(request)
+    contacts: dict[str, datetime | None] = {}
+    for team in sorted(by_team):
+        contacts.update(_simulate_team(by_team[team], model.team_sizes.get(team, 0), model))
+    return contacts
+
+
+def _simulate_team(requests: Sequence[SimRequest], size: int, model: QueueModel) -> dict[str, datetime | None]:
+    if size <= 0:
+        return {r.request_id: None for r in requests}
+    arrivals = sorted(requests, key=lambda r: (_utc(r.received_at), r.request_id))
+    policy = SlaPolicy(mode=model.order_mode, promise=model.promise, applies_to=ALL_CHANNELS)
+    deadlines = {
+        r.request_id: _utc(callback_deadline(r.received_at, policy, model.calendar, channel=r.channel))  # type: ignore[arg-type]
+        for r in arrivals
+    }
+    received = {r.request_id: _utc(r.received_at) for r in arrivals}
+    # (free from, worker number): the heap pops the worker free first, the lowest number on a tie.
+    first = received[arrivals[0].request_id]
+    workers = [(first, n) for n in range(size)]
+    heapq.heapify(workers)
+    contacts: dict[str, datetime | None] = {}
+    waiting: list[SimRequest] = []
+    next_arrival = 0
+
+    def admit(until: datetime) -> None:
+        nonlocal next_arrival
+        while next_arrival < len(arrivals) and received[arrivals[next_arrival].request_id] <= until:
+            waiting.append(arrivals[next_arrival])
+            next_arrival += 1
+
+    while next_arrival < len(arrivals) or waiting:
+        free_from, worker = heapq.heappop(workers)
+        at = _start_of_contact(free_from, model)
+        admit(at)
+        # Another worker may have admitted requests that arrive after this one is free.
+        candidates = [r for r in waiting if received[r.request_id] <= at]
+        if not candidates:
+            # Idle until the next request comes in (then until a contact can start).
+            upcoming = [received[r.request_id] for r in waiting]
+            if next_arrival < len(arrivals):
+                upcoming.append(received[arrivals[next_arrival].request_id])
+            at = _start_of_contact(max(free_from, min(upcoming)), model)
+            admit(at)
+            candidates = [r for r in waiting if received[r.request_id] <= at]
+
+        def order(r: SimRequest, at: datetime = at) -> tuple[int, datetime, datetime, str]:
+            effective = effective_priority(
+                r.priority, at - received[r.request_id], per_hour=model.ageing_per_hour, cap=model.ageing_cap
+            )
+            return (-effective, deadlines[r.request_id], received[r.request_id], r.request_id)
+
+        chosen = min(candidates, key=order)
+        waiting.remove(chosen)
+        contacts[chosen.request_id] = at
+        heapq.heappush(workers, (at + model.handling_time, worker))
+    return contacts
+
+
+@dataclass(frozen=True)
+class SlaSummary:
+    """How many requests met their callback deadline in one SLA mode."""
+
+    mode: SlaMode
+    met: int
+    breached: int
+    pending: int
+    """Requests not yet contacted whose deadline has not passed (only with `now`)."""
+    not_covered: int = 0
+    """Requests of channels the policy makes no promise for."""
+
+    @property
+    def measured(self) -> int:
+        return self.met + self.breached
+
+    @property
+    def compliance(self) -> float | None:
+        """Share met among those met or breached; None when there is none."""
+        return self.met / self.measured if self.measured else None
+
+
+def sla_summary(
+    requests: Iterable[SimRequest],
+    contacts: Mapping[str, datetime | None],
+    *,
+    mode: SlaMode,
+    calendar: BrusselsCalendar | None = None,
+    promise: timedelta = timedelta(hours=48),
+    channels: Iterable[Channel] = ALL_CHANNELS,
+    now: datetime | None = None,
+) -> SlaSummary:
+    """Met / breached / pending per `routing.sla.sla_outcome` for the first contacts in `contacts`.
+
+    A request never contacted is breached once `now` is past its deadline; without `now` (a
+    simulation runs to the end) it is breached outright.
+    """
+    calendar = calendar or BrusselsCalendar()
+    policy = SlaPolicy(mode=mode, promise=promise, applies_to=frozenset(channels))
+    counts = {"met": 0, "breached": 0, "pending": 0}
+    not_covered = 0
+    for request in requests:
+        deadline = callback_deadline(request.received_at, policy, calendar, channel=request.channel)
+        if deadline is None:
+            not_covered += 1
+            continue
+        contact = contacts.get(request.request_id)
+        if contact is None and now is None:
+            counts["breached"] += 1
+            continue
+        counts[sla_outcome(request.received_at, contact, deadline, now=now)] += 1
+    return SlaSummary(mode=mode, not_covered=not_covered, **counts)
+

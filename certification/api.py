@@ -1,0 +1,380 @@
+"""Certification's HTTP API (OpenAPI at /docs): staff manage centres, sessions, priorities and
+results; candidates (through the portal, or staff on the phone) answer seat offers; anyone can
+fetch and check a credential. Every action goes through `CertificationService`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from certification.credentials import achievement
+from certification.seating import CandidateStatus, CentreState, OfferStatus
+from certification.service import Centre, CertificationError, CertificationService, Offer, Session
+from services.clock import SimulatedClock
+
+__all__ = ["admin_router", "credentials_router", "offers_router", "staff_router"]
+
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _refused(error: CertificationError) -> HTTPException:
+    return HTTPException(status_code=error.status, detail=str(error))
+
+
+# --- models --------------------------------------------------------------------------
+
+
+class CentreChange(BaseModel):
+    state: CentreState = Field(description="`open`: exams can take place; `closed`: candidates wait.")
+    name: str | None = Field(None, min_length=1, max_length=200, description="Required when the centre is new.",
+                             examples=["Bruxelles Formation – centre d'examens"])
+    address: str | None = Field(None, min_length=1, max_length=300, description="Required when the centre is new.",
+                                examples=["Rue de l'Exemple 1, 1000 Bruxelles"])
+
+
+class CentreOut(BaseModel):
+    centre_id: str
+    name: str
+    address: str
+    state: CentreState
+
+    @classmethod
+    def of(cls, centre: Centre) -> CentreOut:
+        return cls(centre_id=centre.centre_id, name=centre.name, address=centre.address, state=centre.state)
+
+
+class OfferOut(BaseModel):
+    offer_id: str
+    candidate_id: str
+    person_id: str
+    certification_code: str
+    session_id: str
+    centre_id: str
+    status: OfferStatus
+    offered_at: datetime
+    expires_at: datetime = Field(description="The seat is held until then; past it, it goes to the next candidate.")
+    exam_at: datetime
+    answered_at: datetime | None
+
+    @classmethod
+    def of(cls, offer: Offer) -> OfferOut:
+        return cls(
+            offer_id=offer.offer_id, candidate_id=offer.candidate_id, person_id=offer.person_id,
+            certification_code=offer.certification_code, session_id=offer.session_id, centre_id=offer.centre_id,
+            status=offer.status, offered_at=offer.offered_at, expires_at=offer.expires_at, exam_at=offer.exam_at,
+            answered_at=offer.answered_at,
+        )
+
+
+class CentreUpdated(BaseModel):
+    centre: CentreOut
+    offers: list[OfferOut] = Field(description="Seats offered because the centre opened.")
+
+
+class NewSession(BaseModel):
+    session_id: Identifier | None = Field(None, description="Chosen by the caller, or generated.", examples=["ses_2020_06_02_am"])
+    centre_id: Identifier
+    certifications: list[str] = Field(min_length=1, description="Catalogue codes of the certifications examined.",
+                                      examples=[["MOS-WORD", "MOS-EXCEL"]])
+    starts_at: AwareDatetime = Field(examples=["2020-06-02T09:00:00+02:00"])
+    seats: int = Field(ge=1, le=500, examples=[12])
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    centre_id: str
+    certifications: list[str]
+    starts_at: datetime
+    seats: int
+    held: int = Field(description="Seats offered and not answered yet.")
+    booked: int
+    free: int
+
+    @classmethod
+    def of(cls, session: Session) -> SessionOut:
+        return cls(
+            session_id=session.session_id, centre_id=session.centre_id, certifications=list(session.certifications),
+            starts_at=session.starts_at, seats=session.seats, held=session.held, booked=session.booked, free=session.seating.free,
+        )
+
+
+class SessionAdded(BaseModel):
+    session: SessionOut
+    offers: list[OfferOut]
+
+
+class ResultIn(BaseModel):
+    person_id: Identifier
+    passed: bool
+    score: float | None = Field(None, ge=0, description="As the exam provider reports it (e.g. 0–1000 for Certiport exams).",
+                                examples=[812])
+
+
+class ResultOut(BaseModel):
+    session_id: str
+    person_id: str
+    certification_code: str
+    passed: bool
+    score: float | None
+    recorded_at: datetime
+    credential_id: str | None
+    credential_url: str | None
+
+
+class PriorityChange(BaseModel):
+    priority: int = Field(ge=-100, le=100, description="Higher is offered a seat first; 0 by default.")
+
+
+class CandidateOut(BaseModel):
+    candidate_id: str
+    person_id: str
+    certification_code: str
+    status: CandidateStatus
+    priority: int
+    waiting_since: datetime | None
+    waiting_reason: str | None = Field(description="Why a waiting candidate has no seat yet.")
+    offer_id: str | None
+    session_id: str | None
+    courses: list[str]
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> CandidateOut:
+        return cls(
+            candidate_id=doc["_id"], person_id=doc["person_id"], certification_code=doc["certification_code"],
+            status=CandidateStatus(doc["status"]), priority=doc.get("priority", 0), waiting_since=doc.get("waiting_since"),
+            waiting_reason=doc.get("waiting_reason"), offer_id=doc.get("offer_id"), session_id=doc.get("session_id"),
+            courses=doc.get("courses", []),
+        )
+
+
+class WaitlistEntry(CandidateOut):
+    position: int = Field(ge=1)
+
+
+class Accepted(BaseModel):
+    offer: OfferOut
+    published: list[str] = Field(description="Events published by this call (none when the offer was already accepted).")
+
+
+class Declined(BaseModel):
+    offer: OfferOut
+    next_offers: list[OfferOut] = Field(description="The freed seat, offered to the next candidate.")
+
+
+class Revocation(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, examples=["Issued in error: wrong session"])
+
+
+class CredentialStatusOut(BaseModel):
+    credential_id: str
+    id: str
+    status: str = Field(examples=["active", "revoked"])
+    revoked: bool
+    issued_at: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+class CertificationOut(BaseModel):
+    code: str
+    title: str
+    bf_title: str
+    family: str
+    open: bool
+    private_certification: str | None
+    programme: str | None
+    recognised_by: list[str]
+    courses: list[str]
+
+
+# --- routers -------------------------------------------------------------------------
+
+
+def staff_router(service: CertificationService) -> APIRouter:
+    router = APIRouter(tags=["staff"])
+
+    @router.get("/certifications", summary="The certifications, their pairing, recognition and preparing paths")
+    async def certifications() -> list[CertificationOut]:
+        return [
+            CertificationOut(
+                code=c.code, title=c.title, bf_title=c.bf_title, family=c.family, open=c.open,
+                private_certification=c.private.title if c.private else None,
+                programme=c.private.programme.name if c.private else None,
+                recognised_by=[b.name for b in c.recognised_by], courses=list(c.courses),
+            )
+            for c in service.certifications.all()
+        ]
+
+    @router.get("/centres", summary="Training centres and whether they are open")
+    async def centres() -> list[CentreOut]:
+        return [CentreOut.of(c) for c in await service.list_centres()]
+
+    @router.put("/centres/{centre_id}", summary="Create, open or close a centre; opening offers seats to waiting candidates")
+    async def put_centre(centre_id: Identifier, change: CentreChange) -> CentreUpdated:
+        try:
+            centre, offers = await service.put_centre(centre_id, state=change.state, name=change.name, address=change.address)
+        except CertificationError as error:
+            raise _refused(error) from error
+        return CentreUpdated(centre=CentreOut.of(centre), offers=[OfferOut.of(o) for o in offers])
+
+    @router.post("/sessions", status_code=201, summary="Add an exam session; its seats are offered at once if the centre is open")
+    async def add_session(body: NewSession) -> SessionAdded:
+        try:
+            session, offers = await service.add_session(
+                session_id=body.session_id, centre_id=body.centre_id, certifications=body.certifications,
+                starts_at=body.starts_at, seats=body.seats,
+            )
+        except CertificationError as error:
+            raise _refused(error) from error
+        return SessionAdded(session=SessionOut.of(session), offers=[OfferOut.of(o) for o in offers])
+
+    @router.get("/sessions", summary="Exam sessions, earliest first")
+    async def sessions(centre_id: str | None = None, certification: str | None = None) -> list[SessionOut]:
+        return [SessionOut.of(s) for s in await service.list_sessions(centre_id=centre_id, certification=certification)]
+
+    @router.get("/sessions/{session_id}", summary="One session and its seats")
+    async def session(session_id: str) -> SessionOut:
+        try:
+            return SessionOut.of(await service.session(session_id))
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    @router.post("/sessions/{session_id}/results", summary="Record a result; a pass issues the credential")
+    async def record_result(session_id: str, body: ResultIn) -> ResultOut:
+        try:
+            return ResultOut(**await service.record_result(session_id, person_id=body.person_id, passed=body.passed, score=body.score))
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    @router.get("/waitlist", summary="A certification's waitlist, first in line first, with why each waits")
+    async def waitlist(certification: Annotated[str, Query(min_length=1)]) -> list[WaitlistEntry]:
+        try:
+            docs = await service.waitlist(certification)
+        except CertificationError as error:
+            raise _refused(error) from error
+        return [WaitlistEntry(position=i, **CandidateOut.of(doc).model_dump()) for i, doc in enumerate(docs, start=1)]
+
+    @router.get("/candidates", summary="Candidates, by certification, status or person")
+    async def candidates(
+        certification: str | None = None, status: CandidateStatus | None = None, person_id: str | None = None
+    ) -> list[CandidateOut]:
+        docs = await service.list_candidates(certification=certification, status=status, person_id=person_id)
+        return [CandidateOut.of(doc) for doc in docs]
+
+    @router.get("/candidates/{candidate_id}", summary="One candidate, with their history")
+    async def candidate(candidate_id: str) -> dict[str, Any]:
+        try:
+            doc = await service.candidate(candidate_id)
+        except CertificationError as error:
+            raise _refused(error) from error
+        return {**CandidateOut.of(doc).model_dump(mode="json"), "history": doc.get("history", [])}
+
+    @router.put("/candidates/{candidate_id}/priority", summary="Set a candidate's priority (higher is offered a seat first)")
+    async def set_priority(candidate_id: str, body: PriorityChange) -> CandidateOut:
+        try:
+            return CandidateOut.of(await service.set_priority(candidate_id, body.priority))
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    return router
+
+
+def offers_router(service: CertificationService) -> APIRouter:
+    router = APIRouter(prefix="/offers", tags=["offers"])
+
+    @router.get("/{offer_id}", summary="A seat offer and its deadline")
+    async def offer(offer_id: str) -> OfferOut:
+        try:
+            return OfferOut.of(await service.offer(offer_id))
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    @router.post("/{offer_id}/accept", summary="Accept a seat: the exam is scheduled (ExamScheduled)")
+    async def accept(offer_id: str) -> Accepted:
+        try:
+            offer, event = await service.accept(offer_id)
+        except CertificationError as error:
+            raise _refused(error) from error
+        return Accepted(offer=OfferOut.of(offer), published=[event.type] if event else [])
+
+    @router.post("/{offer_id}/decline", summary="Decline a seat: it is offered to the next candidate")
+    async def decline(offer_id: str) -> Declined:
+        try:
+            offer, next_offers = await service.decline(offer_id)
+        except CertificationError as error:
+            raise _refused(error) from error
+        return Declined(offer=OfferOut.of(offer), next_offers=[OfferOut.of(o) for o in next_offers])
+
+    return router
+
+
+def credentials_router(service: CertificationService) -> APIRouter:
+    router = APIRouter(tags=["credentials"])
+
+    @router.get("/credentials/{credential_id}", summary="An Open Badges 3.0 credential (a revoked one says so)")
+    async def credential(credential_id: str) -> dict[str, Any]:
+        try:
+            return await service.credential_document(credential_id)
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    @router.get("/credentials/{credential_id}/status", summary="Whether a credential is active or revoked")
+    async def status(credential_id: str) -> CredentialStatusOut:
+        try:
+            return CredentialStatusOut(**await service.credential_status(credential_id))
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    @router.post("/credentials/{credential_id}/revoke", summary="Revoke a credential (staff)")
+    async def revoke(credential_id: str, body: Revocation) -> CredentialStatusOut:
+        try:
+            return CredentialStatusOut(**await service.revoke(credential_id, body.reason))
+        except CertificationError as error:
+            raise _refused(error) from error
+
+    @router.get("/revocations", summary="The 1EdTech revocation list the credentials' credentialStatus points at")
+    async def revocations() -> dict[str, Any]:
+        return await service.revocation_list()
+
+    @router.get("/achievements/{code}", summary="The Open Badges achievement of a certification")
+    async def achievement_of(code: str) -> dict[str, Any]:
+        cert = service.certifications.get(code)
+        if cert is None:
+            raise HTTPException(404, f"{code} is not a certification of the catalogue")
+        return achievement(cert, service.links, service.issuer)
+
+    @router.get("/issuer", summary="The issuer's profile, with the key that signs credentials (if any)")
+    async def issuer(response: Response) -> dict[str, Any]:
+        profile = service.issuer.as_json()
+        if service.signer is not None:
+            profile["verificationMethod"] = [
+                {
+                    "id": service.signer.verification_method,
+                    "type": "Multikey",
+                    "controller": service.issuer.id,
+                    "publicKeyMultibase": service.signer.public_key_multibase,
+                }
+            ]
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return profile
+
+    return router
+
+
+def admin_router(clock: SimulatedClock) -> APIRouter:
+    """Moves the simulated clock; mounted only when CERTIFICATION_CLOCK=simulated (the demo)."""
+    router = APIRouter(prefix="/admin", tags=["admin"])
+
+    @router.post("/clock/advance", summary="Move the simulated clock forward")
+    async def advance(hours: float = 0, minutes: float = 0) -> dict[str, str]:
+        return {"now": clock.advance(timedelta(hours=hours, minutes=minutes)).isoformat()}
+
+    @router.get("/clock", summary="The simulated clock's time")
+    async def now() -> dict[str, str]:
+        return {"now": clock.now().isoformat()}
+
+    return router

@@ -1,0 +1,143 @@
+"""Notification's HTTP API for support staff: a person's channel preferences and their deliveries.
+
+What it returns is ids, states and flags: never an address, a number or a message body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from notification.service import NotificationService
+from notification.store import DeliveryStore
+from schemas import NotificationChannel
+
+__all__ = ["ChannelChoice", "DeliveryView", "PersonPreferences", "notification_router"]
+
+
+class ChannelChoice(BaseModel):
+    channel: NotificationChannel = Field(description="The channel to opt out of, or back in to.", examples=["sms"])
+
+
+class PersonPreferences(BaseModel):
+    person_id: str
+    known: bool = Field(description="Whether the person's contact is known (a request was received).")
+    language: str | None
+    consent: bool = Field(description="Consent to be contacted, from the latest request.")
+    has_email: bool
+    has_mobile: bool
+    opted_out: list[NotificationChannel]
+    erased: bool
+
+
+class HistoryEntry(BaseModel):
+    at: datetime
+    status: str
+    reason: str | None = None
+    error: str | None = None
+    attempt: int | None = None
+
+
+class DeliveryView(BaseModel):
+    delivery_id: str
+    about_event_id: str
+    about_event_type: str
+    request_id: str | None
+    channel: NotificationChannel
+    template: str
+    status: str = Field(description="queued, sending, sent, failed, bounced, deferred, skipped or waiting_for_contact.")
+    reason: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    fallback_of: str | None = None
+    fallback_to: str | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class WaitingView(BaseModel):
+    about_event_id: str
+    about_event_type: str
+    request_id: str | None
+    template: str
+    status: str = "waiting_for_contact"
+    since: datetime
+
+
+class PersonDeliveries(BaseModel):
+    person_id: str
+    deliveries: list[DeliveryView]
+    waiting: list[WaitingView] = Field(description="Notices held until the person's contact arrives.")
+
+
+def _delivery_view(doc: dict[str, Any]) -> DeliveryView:
+    return DeliveryView(
+        delivery_id=doc["_id"],
+        about_event_id=doc["about_event_id"],
+        about_event_type=doc.get("about_event_type", ""),
+        request_id=doc.get("request_id"),
+        channel=doc["channel"],
+        template=doc["template"],
+        status=doc["status"],
+        reason=doc.get("reason"),
+        attempts=doc.get("attempts", 0),
+        next_attempt_at=doc.get("next_attempt_at"),
+        created_at=doc["created_at"],
+        sent_at=doc.get("sent_at"),
+        last_error=doc.get("last_error"),
+        fallback_of=doc.get("fallback_of"),
+        fallback_to=doc.get("fallback_to"),
+        history=[HistoryEntry(**entry) for entry in doc.get("history", [])],
+    )
+
+
+def notification_router(service: NotificationService, deliveries: DeliveryStore) -> APIRouter:
+    router = APIRouter(tags=["notification"])
+
+    async def preferences(person_id: str, channel: NotificationChannel, opted_out: bool) -> PersonPreferences:
+        person = await service.set_opted_out(person_id, channel, opted_out)
+        return PersonPreferences(**service.describe(person))
+
+    @router.post("/people/{person_id}/opt-out", summary="Stop messages to a person on one channel")
+    async def opt_out(person_id: str, choice: ChannelChoice) -> PersonPreferences:
+        return await preferences(person_id, choice.channel, True)
+
+    @router.post("/people/{person_id}/opt-in", summary="Resume messages to a person on one channel")
+    async def opt_in(person_id: str, choice: ChannelChoice) -> PersonPreferences:
+        return await preferences(person_id, choice.channel, False)
+
+    @router.get("/people/{person_id}", summary="A person's channels and preferences (flags only)")
+    async def person(person_id: str) -> PersonPreferences:
+        found = await service.people.get(person_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail="unknown person")
+        return PersonPreferences(**service.describe(found))
+
+    @router.get("/deliveries", summary="A person's deliveries, newest first, for support staff")
+    async def list_deliveries(
+        person_id: str = Query(min_length=1, description="The pseudonymous person id."),
+        limit: int = Query(100, ge=1, le=500),
+    ) -> PersonDeliveries:
+        docs = await deliveries.of_person(person_id, limit=limit)
+        waiting = await deliveries.waiting_of(person_id)
+        return PersonDeliveries(
+            person_id=person_id,
+            deliveries=[_delivery_view(d) for d in docs],
+            waiting=[
+                WaitingView(
+                    about_event_id=w["about_event_id"],
+                    about_event_type=w["about_event_type"],
+                    request_id=w.get("request_id"),
+                    template=w["kind"],
+                    since=w["created_at"],
+                )
+                for w in waiting
+            ],
+        )
+
+    return router

@@ -1,0 +1,141 @@
+"""Notification's use cases, between the handlers (Kafka, HTTP) and the stores.
+
+The Kafka handlers only *plan*: each event is applied once (`ProcessedEvents.run_once`) and its
+effect is to update the contact projection, or to create delivery records (or a waiting notice),
+in one transaction. Sending belongs to `notification.sender`, in the background, so a slow or
+failing provider never holds a Kafka partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from notification.model import Person, SkipReason
+from notification.notices import Notice, notice_for
+from notification.policy import plan_channels
+from notification.quiet_hours import QuietHours
+from notification.store import DeliveryStore, PeopleStore
+from schemas import Event, NotificationChannel, PersonDataErased, TrainingRequestReceived
+from services.clock import Clock
+from services.idempotency import Outcome, ProcessedEvents
+
+__all__ = ["NotificationService"]
+
+log = structlog.get_logger(__name__)
+
+
+class NotificationService:
+    def __init__(
+        self,
+        *,
+        processed: ProcessedEvents,
+        people: PeopleStore,
+        deliveries: DeliveryStore,
+        clock: Clock,
+        quiet_hours: QuietHours,
+        is_mobile: Callable[[str], bool],
+        on_planned: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.processed = processed
+        self.people = people
+        self.deliveries = deliveries
+        self.clock = clock
+        self.quiet_hours = quiet_hours
+        self.is_mobile = is_mobile
+        self._on_planned = on_planned
+
+    async def _plan(self, notice: Notice, person: Person, session: AsyncClientSession) -> list[str]:
+        planned = plan_channels(notice.kind, person.reachability(is_mobile=self.is_mobile))
+        return await self.deliveries.plan(notice, planned, now=self.clock.now(), quiet_hours=self.quiet_hours, session=session)
+
+    async def record_contact(self, event: TrainingRequestReceived) -> Outcome:
+        """Fold the request's contact into the projection and plan the person's waiting notices."""
+        released: list[str] = []
+
+        async def effect(session: AsyncClientSession) -> list[Event]:
+            released.clear()  # the transaction may run again
+            person = await self.people.record_contact(event, now=self.clock.now(), session=session)
+            if person.known:
+                for notice in await self.deliveries.take_waiting(person.person_id, session=session):
+                    released.extend(await self._plan(notice, person, session))
+            return []
+
+        outcome = await self.processed.run_once(event, effect)
+        if outcome.applied:
+            log.info("notification.contact_recorded", person_id=event.person_id, request_id=event.request_id, released=len(released))
+        if released:
+            self._on_planned()
+        return outcome
+
+    async def notify(self, event: Event) -> Outcome | None:
+        """Plan the deliveries `event` calls for (None if it tells the person nothing)."""
+        notice = notice_for(event)
+        if notice is None:
+            return None
+        planned: list[str] = []
+        waiting = False
+
+        async def effect(session: AsyncClientSession) -> list[Event]:
+            nonlocal waiting
+            planned.clear()
+            # A write to the person's document, so that a TrainingRequestReceived handled at the
+            # same moment conflicts with this transaction instead of missing the waiting notice.
+            person = await self.people.touch(notice.person_id, now=self.clock.now(), session=session)
+            waiting = not person.known
+            if waiting:
+                await self.deliveries.wait_for_contact(notice, now=self.clock.now(), session=session)
+            else:
+                planned.extend(await self._plan(notice, person, session))
+            return []
+
+        outcome = await self.processed.run_once(event, effect)
+        if outcome.applied:
+            log.info(
+                "notification.planned",
+                about_event_id=notice.about_event_id,
+                person_id=notice.person_id,
+                template=notice.kind.value,
+                deliveries=len(planned),
+                waiting_for_contact=waiting,
+            )
+        if planned:
+            self._on_planned()
+        return outcome
+
+    async def erase(self, event: PersonDataErased) -> Outcome:
+        """Forget the person's contact, drop waiting notices and skip unsent deliveries."""
+
+        async def effect(session: AsyncClientSession) -> list[Event]:
+            now = self.clock.now()
+            await self.people.erase(event.person_id, erased_at=event.erased_at, now=now, session=session)
+            await self.deliveries.drop_waiting(event.person_id, session=session)
+            await self.deliveries.skip_open(event.person_id, SkipReason.ERASED, now=now, session=session)
+            return []
+
+        outcome = await self.processed.run_once(event, effect)
+        if outcome.applied:
+            log.info("notification.person_erased", person_id=event.person_id)
+        return outcome
+
+    async def set_opted_out(self, person_id: str, channel: NotificationChannel, opted_out: bool) -> Person:
+        person = await self.people.set_opted_out(person_id, channel, opted_out, now=self.clock.now())
+        log.info("notification.preference_changed", person_id=person_id, channel=channel.value, opted_out=opted_out)
+        return person
+
+    def describe(self, person: Person) -> dict[str, Any]:
+        """What support may see of a person: flags, never the addresses themselves."""
+        who = person.reachability(is_mobile=self.is_mobile)
+        return {
+            "person_id": person.person_id,
+            "known": person.known,
+            "language": person.language,
+            "consent": person.consent,
+            "has_email": who.has_email,
+            "has_mobile": who.has_mobile,
+            "opted_out": sorted(c.value for c in person.opted_out),
+            "erased": person.erased,
+        }

@@ -1,0 +1,225 @@
+"""The certification app as it runs (its lifespan, subscribers, outbox relay and offer timers) on the
+real broker and mongod, driven over HTTP: enrolment and exam request from Kafka, a centre reopening,
+a session, a decline, a timeout, an acceptance that reaches the topic as `ExamScheduled`, a pass
+that issues a signed Open Badges 3.0 credential, fetched, verified and revoked.
+
+Each test has its own database and topic prefix; the clock is a `FixedClock` the test moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
+
+from certification.app import create_app
+from certification.settings import CertificationSettings
+from certification.signing import new_signing_key, public_key_from_multibase, verify_proof
+from schemas import EnrolmentConfirmed, Event, ExamRequestReason, ExamSchedulingRequested, Language, decode
+from services.clock import FixedClock
+from services.kafka import delete_topics_with_prefix, use_topic_prefix, wire
+from services.settings import KafkaSettings, MongoSettings
+from tests.conftest import KAFKA_BOOTSTRAP
+
+pytestmark = pytest.mark.integration
+
+BASE_URL = "https://certification.bruxellesformation.test"
+NOW = datetime.now(UTC).replace(microsecond=0)
+EXAM_AT = NOW + timedelta(days=10)
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    http: httpx.AsyncClient
+    clock: FixedClock
+    prefix: str
+    db: Any
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
+@pytest.fixture
+async def running(unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any) -> AsyncIterator[Running]:
+    prefix = f"test_cert_{unique}."
+    settings = CertificationSettings(
+        kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
+        mongo=mongo_settings,
+        public_base_url=BASE_URL,
+        signing_key=new_signing_key(),
+        timer_poll_interval=timedelta(milliseconds=100),
+        instance_id=f"certification-{unique}",
+    )
+    clock = FixedClock(NOW)
+    app = create_app(settings, clock=clock)
+    try:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=30) as http:
+                yield Running(app, http, clock, prefix, mongo_db)
+    finally:
+        use_topic_prefix("")
+        await delete_topics_with_prefix(kafka_settings, prefix)
+
+
+async def produce(topic: str, *events: Event) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
+    try:
+        await producer.start()
+        for event in events:
+            _, key, value, headers = wire(event)
+            await producer.send_and_wait(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+    finally:
+        await producer.stop()
+
+
+async def read_events(topic: str, *, until: Callable[[list[Event]], bool], timeout: float = 30) -> list[Event]:
+    events: list[Event] = []
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(events) and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                events += [decode(r.value or b"", list(r.headers or ())) for r in records]
+    finally:
+        await consumer.stop()
+    return events
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def candidates_from_kafka(run: Running, *people: str) -> None:
+    """Each person enrols in the Excel path and asks for the exam, in that order."""
+    events: list[Event] = []
+    for person in people:
+        events.append(EnrolmentConfirmed(source="/tests", subject=person, request_id=f"req-{person}", person_id=person,
+                                         course_code="EXCEL", course_title="Excel", language=Language.FR))
+        events.append(ExamSchedulingRequested(source="/tests", subject=person, person_id=person, certification_code="MOS-EXCEL",
+                                              reason=ExamRequestReason.PATH_COMPLETED))
+    await produce(run.topic("training.enrolments.v1"), *events)
+
+    async def all_waiting() -> bool:
+        response = await run.http.get("/waitlist", params={"certification": "MOS-EXCEL"})
+        return len(response.json()) == len(people)
+
+    await eventually(all_waiting)
+
+
+async def open_centre_with_session(run: Running, *, seats: int) -> list[dict[str, Any]]:
+    closed = await run.http.put("/centres/ctr-1", json={"state": "closed", "name": "Centre 1", "address": "Rue Exemple 1, 1000 Bruxelles"})
+    assert closed.status_code == 200 and closed.json()["offers"] == []
+    added = await run.http.post("/sessions", json={"session_id": "ses-1", "centre_id": "ctr-1", "certifications": ["MOS-EXCEL"],
+                                                   "starts_at": EXAM_AT.isoformat(), "seats": seats})
+    assert added.status_code == 201 and added.json()["offers"] == []  # the centre is closed
+    waitlist = (await run.http.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
+    assert {c["waiting_reason"] for c in waitlist} == {"training_centres_closed"}
+    opened = await run.http.put("/centres/ctr-1", json={"state": "open"})
+    assert opened.status_code == 200
+    return opened.json()["offers"]  # type: ignore[no-any-return]
+
+
+async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running) -> None:
+    run = running
+    await candidates_from_kafka(run, "prs_ada", "prs_bob", "prs_cleo")
+    [offer] = await open_centre_with_session(run, seats=1)
+    assert offer["person_id"] == "prs_ada"
+
+    # Ada declines: the seat goes to Bob. Bob does not answer in time: it goes to Cleo.
+    declined = await run.http.post(f"/offers/{offer['offer_id']}/decline")
+    assert declined.status_code == 200
+    [to_bob] = declined.json()["next_offers"]
+    assert to_bob["person_id"] == "prs_bob"
+    run.clock.advance(timedelta(hours=48, seconds=1))
+
+    async def offered_to_cleo() -> list[dict[str, Any]]:
+        candidates = (await run.http.get("/candidates", params={"status": "offered"})).json()
+        return [c for c in candidates if c["person_id"] == "prs_cleo"]
+
+    [cleo] = await eventually(offered_to_cleo)
+    assert (await run.http.get(f"/offers/{to_bob['offer_id']}")).json()["status"] == "expired"
+    refused = await run.http.post(f"/offers/{to_bob['offer_id']}/accept")
+    assert refused.status_code == 409
+
+    accepted = await run.http.post(f"/offers/{cleo['offer_id']}/accept")
+    assert accepted.status_code == 200
+    assert accepted.json()["published"] == ["be.bruxellesformation.certification.exam.scheduled"]
+    session = (await run.http.get("/sessions/ses-1")).json()
+    assert (session["seats"], session["held"], session["booked"], session["free"]) == (1, 0, 1, 0)
+
+    result = await run.http.post("/sessions/ses-1/results", json={"person_id": "prs_cleo", "passed": True, "score": 870})
+    assert result.status_code == 200
+    credential_id = result.json()["credential_id"]
+    assert result.json()["credential_url"] == f"{BASE_URL}/credentials/{credential_id}"
+
+    exams = await read_events(run.topic("certification.exams.v1"), until=lambda e: len(e) >= 2)
+    assert [e.type.rsplit(".", 2)[-2:] for e in exams] == [["exam", "scheduled"], ["certificate", "issued"]]
+    scheduled, issued = exams
+    assert (scheduled.person_id, scheduled.session_id, scheduled.centre_name, scheduled.exam_at) == ("prs_cleo", "ses-1", "Centre 1", EXAM_AT)
+    assert (issued.person_id, issued.credential_id, issued.credential_url) == ("prs_cleo", credential_id, f"{BASE_URL}/credentials/{credential_id}")
+
+    fetched = await run.http.get(f"/credentials/{credential_id}")
+    assert fetched.status_code == 200
+    document = fetched.json()
+    assert document["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+    assert document["id"] == f"{BASE_URL}/credentials/{credential_id}"
+    assert document["credentialSubject"]["achievement"]["id"] == f"{BASE_URL}/achievements/MOS-EXCEL"
+    assert "prs_cleo" not in fetched.text
+    issuer = (await run.http.get("/issuer")).json()
+    [key] = issuer["verificationMethod"]
+    assert key["id"] == document["proof"]["verificationMethod"]
+    assert verify_proof(document, public_key_from_multibase(key["publicKeyMultibase"]))
+    assert (await run.http.get("/achievements/MOS-EXCEL")).json() == document["credentialSubject"]["achievement"]
+    assert (await run.http.get(f"/credentials/{credential_id}/status")).json()["status"] == "active"
+
+    revoked = await run.http.post(f"/credentials/{credential_id}/revoke", json={"reason": "Résultat encodé par erreur"})
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    status = (await run.http.get(f"/credentials/{credential_id}/status")).json()
+    assert (status["status"], status["revocation_reason"]) == ("revoked", "Résultat encodé par erreur")
+    after = (await run.http.get(f"/credentials/{credential_id}")).json()
+    assert after["revoked"] is True and after["revocationReason"] == "Résultat encodé par erreur" and "proof" not in after
+    listing = (await run.http.get("/revocations")).json()
+    assert listing["revokedCredentials"] == [{"id": document["id"], "revocationReason": "Résultat encodé par erreur"}]
+    assert listing["id"] == document["credentialStatus"]["id"]
+    assert (await run.http.get("/credentials/unknown")).status_code == 404
+
+
+async def test_staff_api_refusals_and_priorities(running: Running) -> None:
+    run = running
+    await candidates_from_kafka(run, "prs_1", "prs_2")
+    raised = await run.http.put("/candidates/MOS-EXCEL:prs_2/priority", json={"priority": 5})
+    assert raised.status_code == 200 and raised.json()["priority"] == 5
+    waitlist = (await run.http.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
+    assert [(c["position"], c["person_id"]) for c in waitlist] == [(1, "prs_2"), (2, "prs_1")]
+
+    assert (await run.http.put("/centres/new", json={"state": "open"})).status_code == 422  # no name or address
+    await run.http.put("/centres/ctr-2", json={"state": "open", "name": "Centre 2", "address": "Rue Exemple 2, 1000 Bruxelles"})
+    drawing = await run.http.post("/sessions", json={"centre_id": "ctr-2", "certifications": ["ACU-AUTOCAD"], "starts_at": EXAM_AT.isoformat(), "seats": 3})
+    assert drawing.status_code == 422 and "not open yet" in drawing.json()["detail"]
+    past = await run.http.post("/sessions", json={"centre_id": "ctr-2", "certifications": ["MOS-EXCEL"], "starts_at": (NOW - timedelta(days=1)).isoformat(), "seats": 3})
+    assert past.status_code == 422
+    unknown = await run.http.post("/sessions", json={"centre_id": "nowhere", "certifications": ["MOS-EXCEL"], "starts_at": EXAM_AT.isoformat(), "seats": 3})
+    assert unknown.status_code == 404
+    added = await run.http.post("/sessions", json={"centre_id": "ctr-2", "certifications": ["MOS-EXCEL", "MOS-WORD"], "starts_at": EXAM_AT.isoformat(), "seats": 3})
+    assert added.status_code == 201
+    assert [o["person_id"] for o in added.json()["offers"]] == ["prs_2", "prs_1"]
+    assert (await run.http.post("/offers/nope/accept")).status_code == 404
+    assert (await run.http.get("/waitlist", params={"certification": "NOPE"})).status_code == 404
+    certifications = (await run.http.get("/certifications")).json()
+    assert len(certifications) == 11 and sum(1 for c in certifications if not c["open"]) == 2
+    assert "/waitlist" in (await run.http.get("/openapi.json")).json()["paths"]

@@ -1,0 +1,314 @@
+"""Certification on the real mongod: candidates from enrolments, waitlists while centres are closed,
+seats offered in order when a centre reopens (with two replicas racing, never overbooked), declines
+and timeouts passing the seat on, acceptance writing `ExamScheduled` to the outbox, and results.
+
+The service is wired as `certification.app` wires it, with a `FixedClock` and no Kafka: what it
+publishes stays in `certification_outbox`, read back through the wire codec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from certification.certifications import load_certifications
+from certification.credentials import CredentialLinks, IssuerProfile
+from certification.seating import CandidateStatus, CentreState, OfferStatus, WaitingReason
+from certification.service import OFFER_EXPIRY, CertificationError, CertificationService, candidate_id
+from schemas import EnrolmentConfirmed, ExamRequestReason, ExamScheduled, ExamSchedulingRequested, Language, decode
+from services.clock import FixedClock
+from services.idempotency import ProcessedEvents
+from services.mongo import MongoDatabase
+from services.outbox import Outbox
+from services.timers import TimerState, TimerStore
+from tests.conftest import MONGODB_URI
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2020, 3, 20, 9, 0, tzinfo=UTC)
+"""Friday 20 March 2020: the training centres are closed to the public."""
+EXAM_DAY = datetime(2020, 6, 2, 7, 0, tzinfo=UTC)
+WINDOW = timedelta(hours=48)
+LINKS = CredentialLinks("https://certification.test")
+
+
+async def build(client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase, clock: FixedClock, *, owner: str = "replica-a") -> CertificationService:
+    """A CertificationService wired as `certification.app.build_service` wires it."""
+    processed = ProcessedEvents(client, db, consumer="certification")
+    service = CertificationService(
+        client,
+        db,
+        certifications=load_certifications(),
+        clock=clock,
+        processed=processed,
+        outbox=Outbox(db, "certification_outbox"),
+        timers=TimerStore(client, db, clock=clock, owner=owner, collection="certification_timers"),
+        links=LINKS,
+        issuer=IssuerProfile(id=LINKS.issuer, name="Bruxelles Formation", url="https://www.bruxellesformation.brussels"),
+        offer_window=WINDOW,
+        what_to_bring=["Carte d'identité"],
+    )
+    await processed.ensure_indexes()
+    await service.ensure_indexes()
+    await service.outbox.ensure_indexes()
+    await service.timers.ensure_indexes()
+    return service
+
+
+def enrolled(person_id: str, course: str = "EXCEL") -> EnrolmentConfirmed:
+    return EnrolmentConfirmed(
+        source="/tests", subject=person_id, request_id=f"req-{person_id}", person_id=person_id,
+        course_code=course, course_title=course, language=Language.FR,
+    )
+
+
+def exam_requested(person_id: str, code: str = "MOS-EXCEL") -> ExamSchedulingRequested:
+    return ExamSchedulingRequested(
+        source="/tests", subject=person_id, person_id=person_id, certification_code=code, reason=ExamRequestReason.PATH_COMPLETED
+    )
+
+
+async def outbox_events(db: MongoDatabase) -> list[Any]:
+    return [decode(doc["value"], list(doc["headers"].items())) async for doc in db["certification_outbox"].find().sort("seq", 1)]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+async def service(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock) -> CertificationService:
+    return await build(mongo_client, mongo_db, clock)
+
+
+@pytest.fixture
+async def second_client() -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """Another connection pool, as another replica would have."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI, tz_aware=True)
+    yield client
+    await client.close()
+
+
+async def waitlisted(service: CertificationService, clock: FixedClock, people: list[tuple[str, int]], code: str = "MOS-EXCEL") -> None:
+    """Each (person, priority) asks for an exam one hour after the previous one."""
+    for person, priority in people:
+        await service.on_exam_requested(exam_requested(person, code))
+        if priority:
+            await service.set_priority(candidate_id(person, code), priority)
+        clock.advance(timedelta(hours=1))
+
+
+async def closed_centre_with_session(service: CertificationService, *, seats: int, session_id: str = "ses-june") -> None:
+    await service.put_centre("ctr-anderlecht", state=CentreState.CLOSED, name="Centre d'Anderlecht", address="Rue Exemple 1, 1070 Anderlecht")
+    await service.add_session(session_id=session_id, centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY, seats=seats)
+
+
+# --- candidates and waitlists --------------------------------------------------------
+
+
+async def test_an_enrolment_in_a_certifying_path_makes_a_candidate_once(service: CertificationService) -> None:
+    event = enrolled("p1", "EXCEL")
+    assert await service.on_enrolment(event)
+    assert not await service.on_enrolment(event)  # redelivered
+    assert not await service.on_enrolment(enrolled("p1", "FR-BASE"))  # prepares for no certification
+    [candidate] = await service.list_candidates()
+    assert candidate["_id"] == "MOS-EXCEL:p1"
+    assert (candidate["status"], candidate["priority"], candidate["courses"]) == ("preparing", 0, ["EXCEL"])
+    assert len((await service.candidate("MOS-EXCEL:p1"))["history"]) == 1
+
+
+async def test_while_centres_are_closed_candidates_wait_and_say_why(service: CertificationService, clock: FixedClock) -> None:
+    await service.on_enrolment(enrolled("p1"))
+    await waitlisted(service, clock, [("p1", 0), ("p2", 0)])
+    await closed_centre_with_session(service, seats=10)
+    waitlist = await service.waitlist("MOS-EXCEL")
+    assert [(c["person_id"], c["status"], c["waiting_reason"]) for c in waitlist] == [
+        ("p1", "waiting", WaitingReason.CENTRES_CLOSED.value),
+        ("p2", "waiting", WaitingReason.CENTRES_CLOSED.value),
+    ]
+    assert (await service.session("ses-june")).held == 0
+    # A second request while waiting changes nothing: the candidate keeps their place.
+    await service.on_exam_requested(exam_requested("p1"))
+    assert [c["person_id"] for c in await service.waitlist("MOS-EXCEL")] == ["p1", "p2"]
+
+
+async def test_a_certification_not_yet_open_keeps_its_candidates_waiting(service: CertificationService, clock: FixedClock) -> None:
+    await service.put_centre("ctr-1", state=CentreState.OPEN, name="Centre", address="Rue Exemple 1, 1000 Bruxelles")
+    await service.on_enrolment(enrolled("drafter", "AUTOCAD"))
+    await waitlisted(service, clock, [("drafter", 0)], code="ACU-AUTOCAD")
+    [candidate] = await service.waitlist("ACU-AUTOCAD")
+    assert candidate["waiting_reason"] == WaitingReason.CERTIFICATION_NOT_OPEN.value
+    with pytest.raises(CertificationError, match="not open yet") as refused:
+        await service.add_session(centre_id="ctr-1", certifications=["ACU-AUTOCAD"], starts_at=EXAM_DAY, seats=4)
+    assert refused.value.status == 422
+    await service.fill_all()
+    assert (await service.candidate("ACU-AUTOCAD:drafter"))["status"] == "waiting"
+
+
+# --- offering seats ------------------------------------------------------------------
+
+
+async def test_reopening_a_centre_offers_seats_in_priority_then_waiting_order(service: CertificationService, clock: FixedClock) -> None:
+    await closed_centre_with_session(service, seats=3)
+    await waitlisted(service, clock, [("early", 0), ("middle", 0), ("urgent", 2), ("late", 0), ("flagged", 1)])
+    assert (await service.session("ses-june")).held == 0
+
+    centre, offers = await service.put_centre("ctr-anderlecht", state=CentreState.OPEN)
+    assert centre.state is CentreState.OPEN
+    assert [o.person_id for o in offers] == ["urgent", "flagged", "early"]
+    assert all(o.expires_at == clock.now() + WINDOW and o.status is OfferStatus.OFFERED for o in offers)
+    session = await service.session("ses-june")
+    assert (session.held, session.booked, session.seating.free) == (3, 0, 0)
+    waitlist = await service.waitlist("MOS-EXCEL")
+    assert [(c["person_id"], c["waiting_reason"]) for c in waitlist] == [("middle", "no_free_seat"), ("late", "no_free_seat")]
+    # Opening it again offers nothing more: every seat is held.
+    assert (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1] == []
+
+
+async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_seat(
+    mongo_client: AsyncMongoClient[dict[str, Any]], second_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    replicas = [
+        await build(mongo_client, mongo_db, clock, owner="replica-a"),
+        await build(second_client, second_client[mongo_db.name], clock, owner="replica-b"),
+    ]
+    first = replicas[0]
+    people = [(f"p{i:02d}", i % 4) for i in range(40)]
+    await waitlisted(first, clock, people)
+    await first.put_centre("ctr-1", state=CentreState.CLOSED, name="Centre 1", address="Rue Exemple 1, 1000 Bruxelles")
+    seats = {"ses-a": 5, "ses-b": 4, "ses-c": 3}
+    for i, (session_id, count) in enumerate(seats.items()):
+        await first.add_session(
+            session_id=session_id, centre_id="ctr-1", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY + timedelta(days=i), seats=count
+        )
+
+    # Both replicas open the centre and fill every session, several times over, all at once.
+    async def replica_work(service: CertificationService) -> int:
+        made = len((await service.put_centre("ctr-1", state=CentreState.OPEN))[1])
+        results = await asyncio.gather(*(service.fill_session(sid) for sid in seats for _ in range(3)), service.fill_all())
+        return made + sum(len(r) for r in results)
+
+    started = asyncio.get_running_loop().time()
+    per_replica = await asyncio.gather(*(replica_work(r) for r in replicas))
+    elapsed = asyncio.get_running_loop().time() - started
+
+    offers = await mongo_db["certification_offers"].find().to_list(None)
+    by_candidate = Counter(o["candidate_id"] for o in offers)
+    sessions = {doc["_id"]: doc async for doc in mongo_db["certification_sessions"].find()}
+    print(
+        f"\nrace: candidates={len(people)} sessions={seats} offers_per_replica={per_replica} offers={len(offers)} "
+        f"held={ {sid: s['held'] for sid, s in sessions.items()} } max_offers_per_candidate={max(by_candidate.values())} "
+        f"attempts={[dict(r.offer_attempts) for r in replicas]} elapsed={elapsed:.2f}s"
+    )
+    for sid, doc in sessions.items():
+        assert doc["held"] + doc["booked"] <= doc["seats"], sid
+        assert doc["held"] == seats[sid] == sum(1 for o in offers if o["session_id"] == sid)
+    assert sum(per_replica) == len(offers) == sum(seats.values())
+    assert max(by_candidate.values()) == 1
+    # The seats went to the first 12 in line (priority, then who asked first), whoever raced.
+    in_line = [f"MOS-EXCEL:{person}" for person, _ in sorted(people, key=lambda p: (-p[1], people.index(p)))]
+    assert set(by_candidate) == set(in_line[:12])
+    assert await mongo_db["certification_timers"].count_documents({"kind": OFFER_EXPIRY, "state": "pending"}) == 12
+
+
+async def test_a_decline_offers_the_seat_to_the_next_candidate(service: CertificationService, clock: FixedClock) -> None:
+    await closed_centre_with_session(service, seats=1)
+    await waitlisted(service, clock, [("first", 0), ("second", 0), ("third", 0)])
+    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+    assert offer.person_id == "first"
+
+    declined, [next_offer] = await service.decline(offer.offer_id)
+    assert declined.status is OfferStatus.DECLINED
+    assert next_offer.person_id == "second"
+    assert (await service.session("ses-june")).held == 1
+    first = await service.candidate("MOS-EXCEL:first")
+    assert (first["status"], first["passed_over_sessions"], first["declined_offers"]) == ("waiting", ["ses-june"], 1)
+    assert (await service.timers.get(OFFER_EXPIRY, offer.offer_id)).state is TimerState.CANCELLED  # type: ignore[union-attr]
+    # Declining again is the same answer; accepting a declined offer is refused.
+    assert (await service.decline(offer.offer_id)) == (declined, [])
+    with pytest.raises(CertificationError, match="declined"):
+        await service.accept(offer.offer_id)
+    # A new session for the same certification: the decliner is first in line again there.
+    _, [july] = await service.add_session(
+        session_id="ses-july", centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY + timedelta(days=30), seats=1
+    )
+    assert july.person_id == "first"
+
+
+async def test_an_offer_not_answered_in_time_goes_to_the_next_candidate(service: CertificationService, clock: FixedClock) -> None:
+    await closed_centre_with_session(service, seats=1)
+    await waitlisted(service, clock, [("silent", 0), ("next", 0)])
+    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+
+    clock.advance(WINDOW - timedelta(seconds=1))
+    assert await service.run_timers_once() == 0
+    clock.advance(timedelta(seconds=1))
+    # Past the deadline the offer cannot be accepted, even before the timer has run.
+    with pytest.raises(CertificationError, match="past its deadline"):
+        await service.accept(offer.offer_id)
+    assert await service.run_timers_once() == 1
+
+    assert (await service.offer(offer.offer_id)).status is OfferStatus.EXPIRED
+    [next_offer] = [o for o in await service.offers.find({"status": "offered"}).to_list(None)]
+    assert next_offer["person_id"] == "next"
+    assert next_offer["expires_at"] == clock.now() + WINDOW
+    silent = await service.candidate("MOS-EXCEL:silent")
+    assert (silent["status"], silent["missed_offers"], silent["passed_over_sessions"]) == ("waiting", 1, ["ses-june"])
+    assert (await service.session("ses-june")).held == 1
+    assert await service.run_timers_once() == 0  # fired once
+
+
+async def test_acceptance_books_the_seat_and_writes_exam_scheduled_to_the_outbox(service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase) -> None:
+    request = exam_requested("p1")
+    await service.on_exam_requested(request)
+    await closed_centre_with_session(service, seats=2)
+    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+
+    accepted, event = await service.accept(offer.offer_id)
+    assert accepted.status is OfferStatus.ACCEPTED and isinstance(event, ExamScheduled)
+    session = await service.session("ses-june")
+    assert (session.held, session.booked) == (0, 1)
+    candidate = await service.candidate("MOS-EXCEL:p1")
+    assert (candidate["status"], candidate["session_id"]) == (CandidateStatus.SCHEDULED.value, "ses-june")
+    assert (await service.timers.get(OFFER_EXPIRY, offer.offer_id)).state is TimerState.CANCELLED  # type: ignore[union-attr]
+
+    again, none = await service.accept(offer.offer_id)  # a retried click
+    assert again.status is OfferStatus.ACCEPTED and none is None
+    [published] = await outbox_events(mongo_db)
+    assert published == event
+    assert (published.person_id, published.certification_code, published.session_id) == ("p1", "MOS-EXCEL", "ses-june")
+    assert (published.centre_id, published.centre_name, published.exam_at) == ("ctr-anderlecht", "Centre d'Anderlecht", EXAM_DAY)
+    assert published.what_to_bring == ["Carte d'identité"]
+    assert (published.correlation_id, published.causation_id) == (request.correlation_id, request.id)
+
+
+async def test_results_issue_a_credential_once_and_a_failure_can_try_again(service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase) -> None:
+    await closed_centre_with_session(service, seats=2)
+    await waitlisted(service, clock, [("pass", 0), ("fail", 0)])
+    for offer in (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]:
+        await service.accept(offer.offer_id)
+
+    passed = await service.record_result("ses-june", person_id="pass", passed=True, score=812)
+    assert passed["credential_url"] == f"https://certification.test/credentials/{passed['credential_id']}"
+    assert await service.record_result("ses-june", person_id="pass", passed=True, score=812) == passed
+    with pytest.raises(CertificationError, match="different result"):
+        await service.record_result("ses-june", person_id="pass", passed=False, score=300)
+    failed = await service.record_result("ses-june", person_id="fail", passed=False, score=540)
+    assert failed["credential_id"] is None
+    with pytest.raises(CertificationError, match="no seat booked") as unknown:
+        await service.record_result("ses-june", person_id="nobody", passed=True, score=None)
+    assert unknown.value.status == 404
+
+    issued = [e for e in await outbox_events(mongo_db) if e.type.endswith("certificate.issued")]
+    assert [(e.person_id, e.credential_id) for e in issued] == [("pass", passed["credential_id"])]
+    assert (await service.candidate("MOS-EXCEL:pass"))["status"] == "passed"
+    # A failed candidate who asks again goes back to the end of the waitlist.
+    await service.on_exam_requested(exam_requested("fail"))
+    assert (await service.candidate("MOS-EXCEL:fail"))["status"] == "waiting"

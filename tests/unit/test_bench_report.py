@@ -1,0 +1,133 @@
+"""The benchmark's table: ratios, targets, number formats and markdown (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.report import HEADER, Row, cell, format_number, markdown_table, render_markdown, write_reports
+
+pytestmark = pytest.mark.unit
+
+
+def throughput(measured: float | None, baseline: float | None, **kwargs: object) -> Row:
+    return Row(figure="Pipeline", unit="req/s", measured=measured, baseline=baseline, baseline_is="raw loop", target=0.8, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1234.5, "1234"), (123.4, "123"), (12.34, "12.3"), (1.234, "1.23"), (0.1234, "0.123"), (0.0, "0.000"), (None, "—"), (float("nan"), "—")],
+)
+def test_numbers_keep_three_significant_figures_at_most(value: float | None, text: str) -> None:
+    assert format_number(value) == text
+
+
+def test_a_row_computes_its_ratio_and_whether_it_meets_the_target() -> None:
+    assert throughput(90.0, 100.0).ratio == pytest.approx(0.9)
+    assert throughput(90.0, 100.0).met is True
+    assert throughput(70.0, 100.0).met is False
+    assert throughput(70.0, None).ratio is None and throughput(70.0, None).met is None
+
+
+def test_lower_is_better_rows_compare_the_other_way() -> None:
+    row = Row(figure="p99", unit="ms", measured=120.0, baseline=100.0, baseline_is="raw", higher_is_better=False, target=1.5)
+    assert row.ratio == pytest.approx(1.2)
+    assert row.met is True
+
+
+def test_a_pending_row_has_no_ratio_even_with_numbers() -> None:
+    row = throughput(1.0, 2.0, pending="pending: analytics.replay not available")
+    assert row.ratio is None and row.met is None
+
+
+def test_the_table_has_a_header_a_separator_and_one_line_per_row() -> None:
+    table = markdown_table([throughput(85.0, 100.0), throughput(50.0, 100.0)])
+    lines = table.strip().splitlines()
+    assert lines[0] == "| " + " | ".join(HEADER) + " |"
+    assert lines[1] == "|---|---|---|---|---|---|"
+    assert lines[2] == "| Pipeline (req/s, higher is better) | 85.0 req/s | 100 req/s | 0.85 ✅ | ≥ 0.8 | raw loop |"
+    assert lines[3] == "| Pipeline (req/s, higher is better) | 50.0 req/s | 100 req/s | 0.50 ❌ | ≥ 0.8 | raw loop |"
+    assert all(line.count("|") - line.count("\\|") == len(HEADER) + 1 for line in lines)
+
+
+def test_missing_numbers_and_pending_rows_render_as_dashes() -> None:
+    lines = markdown_table(
+        [
+            Row(figure="Memory", unit="MiB", measured=None, baseline=80.0, baseline_is="raw", higher_is_better=False),
+            throughput(None, None, pending="pending: analytics.replay not available"),
+        ]
+    ).splitlines()
+    assert lines[2] == "| Memory (MiB, lower is better) | — | 80.0 MiB | — | — | raw |"
+    assert lines[3] == "| Pipeline (req/s, higher is better) | pending: analytics.replay not available | — | — | ≥ 0.8 | raw loop |"
+
+
+def test_cells_escape_pipes_and_flatten_line_breaks() -> None:
+    assert cell("a | b\nc") == "a \\| b c"
+    table = markdown_table([Row(figure="x|y", unit="ms", measured=1.0, baseline=2.0, baseline_is="a\nb")])
+    assert "x\\|y" in table and "a b" in table
+
+
+def test_the_report_has_the_table_the_run_and_the_notes(tmp_path: Path) -> None:
+    rows = [throughput(85.0, 100.0)]
+    markdown = render_markdown(rows, title="Bench", context={"run": "abc"}, notes=["how it is measured"])
+    assert markdown.startswith("# Bench\n\n| Figure |")
+    assert "- run: abc" in markdown and "- how it is measured" in markdown
+    md_path, json_path = write_reports(tmp_path / "reports", markdown=markdown, raw={"rows": [r.as_dict() for r in rows]})
+    assert md_path.read_text(encoding="utf-8") == markdown
+    stored = json.loads(json_path.read_text(encoding="utf-8"))
+    assert stored["rows"][0]["ratio"] == pytest.approx(0.85) and stored["rows"][0]["met"] is True
+
+
+def sample_results() -> dict[str, object]:
+    latency = lambda p50, p99: {"p50_ms": p50, "p99_ms": p99}  # noqa: E731
+    return {
+        "pipeline": {
+            "baseline": {"requests": 3000, "per_s": 100.0, "peak_rss_mib": 80.0},
+            "services": {"requests": 3000, "per_s": 90.0, "peak_rss_mib": 100.0},
+        },
+        "latency": {
+            "baseline": {"target_per_s": 45.0, "latency_seen": latency(20.0, 50.0), "peak_rss_mib": {"routing": 81.0, "intake": 90.0}},
+            "services": {"target_per_s": 45.0, "latency_seen": latency(25.0, 100.0), "peak_rss_mib": {"routing": 101.0, "intake": 91.0}},
+        },
+        "intake": {
+            "baseline": {"concurrency": 32, "accepted_per_s": 400.0, "peak_rss_mib": 70.0},
+            "services": {"concurrency": 32, "accepted_per_s": 200.0, "peak_rss_mib": 95.0},
+        },
+        "replay": {"pending": "pending: analytics.replay not available"},
+    }
+
+
+def test_the_rows_pair_each_figure_with_its_baseline() -> None:
+    from bench.__main__ import build_rows
+
+    rows = {row.figure.split(",")[0]: row for row in build_rows(sample_results())}
+    assert rows["1. Pipeline throughput: 3000 pre-loaded requests → decision stored + TrainingRequestRouted"].ratio == pytest.approx(0.9)
+    assert rows["2. Latency p99"].ratio == pytest.approx(2.0) and not rows["2. Latency p99"].higher_is_better
+    assert rows["3. Intake: JSON API requests answered 202 (in the outbox)"].ratio == pytest.approx(0.5)
+    assert rows["4. Replay into the report's read model (analytics.replay)"].pending == "pending: analytics.replay not available"
+    assert rows["5. Peak RSS (VmHWM) of routing"].ratio == pytest.approx(1.25)
+    table = markdown_table(build_rows(sample_results()))
+    assert len(table.strip().splitlines()) == 2 + 9
+
+
+def test_figures_not_run_keep_their_rows() -> None:
+    from bench.__main__ import NOT_RUN, build_rows
+
+    results = sample_results()
+    del results["latency"]
+    rows = build_rows(results)
+    assert [row.pending for row in rows if row.figure.startswith("2.")] == [NOT_RUN, NOT_RUN]
+    assert all(row.ratio is None for row in rows if row.pending)
+
+
+def test_quick_shrinks_only_the_sizes_not_given() -> None:
+    from bench.__main__ import QUICK, parse_args
+
+    args = parse_args(["--quick", "--requests", "1000"])
+    assert args.requests == 1000 and args.intake_requests == QUICK["intake_requests"]
+    assert parse_args([]).requests == 3000
+    assert parse_args(["--figures", "intake,replay"]).figures == ("intake", "replay")
+    with pytest.raises(SystemExit):
+        parse_args(["--figures", "latency"])  # runs at half the pipeline's rate
