@@ -566,20 +566,33 @@ async def test_a_joined_phone_request_keeps_its_promise_when_the_person_is_reach
 # --- the digital-divide programme ----------------------------------------------------------
 
 
-def waitlisting_rules() -> RuleSet:
-    """The shipped rules, but people without equipment go to the programme even while it is
-    closed, where they wait (a rule set a deployment can give with ROUTING_RULES_PATH)."""
+def closed_programme_to_advisors_rules() -> RuleSet:
+    """The shipped rules as a deployment could change them (ROUTING_RULES_PATH): people without
+    equipment go to an advisor while the programme is closed, instead of its waitlist."""
     data = yaml.safe_load(Path(RULES_PATH).read_text(encoding="utf-8"))
-    [rule] = [r for r in data["rules"] if r["id"] == "no-equipment-digital-divide"]
-    rule["when"] = {"all": [c for c in rule["when"]["all"] if "digital_divide_open" not in c]}
-    data["version"] += "-waitlist"
-    return parse_rules(data, source="waitlisting rules")
+    [index] = [i for i, r in enumerate(data["rules"]) if r["id"] == "no-equipment-digital-divide"]
+    to_programme = data["rules"][index]
+    no_equipment = to_programme["when"]
+    to_programme["when"] = {"all": [no_equipment, {"digital_divide_open": True}]}
+    to_advisor = {
+        "id": "no-equipment-programme-closed",
+        "when": no_equipment,
+        "target": "advisors",
+        "explanation": {
+            "fr": "Pas d'équipement et le programme fracture numérique est fermé : un conseiller cherche une solution.",
+            "nl": "Geen uitrusting en het programma digitale kloof is gesloten: een adviseur zoekt een oplossing.",
+            "en": "No equipment and the digital-divide programme is closed: an advisor looks for a workaround.",
+        },
+    }
+    data["rules"].insert(index + 1, to_advisor)
+    data["version"] += "-closed-to-advisors"
+    return parse_rules(data, source="closed-programme-to-advisors rules")
 
 
 async def test_a_suspended_programme_waitlists_and_resuming_admits_in_priority_order(
-    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+    service: RoutingService, clock: FixedClock
 ) -> None:
-    service = await build_service(mongo_client, mongo_db, clock, rules=waitlisting_rules())
+    # The shipped rules: people without equipment go to the programme even while it is suspended.
     await service.programme.suspend(2026)
     low = received(clock, has_computer=False, qualification_level=QualificationLevel.HIGHER)
     clock.advance(timedelta(minutes=5))
@@ -605,9 +618,11 @@ async def test_a_suspended_programme_waitlists_and_resuming_admits_in_priority_o
         assert await holder(service, request.request_id) == "dd-1"
 
 
-async def test_with_the_shipped_rules_a_suspended_programme_sends_people_to_an_advisor(
-    service: RoutingService, clock: FixedClock
+async def test_a_rule_set_that_reads_the_programme_state_sends_people_to_an_advisor_while_it_is_suspended(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
+    # The service gives the rules the programme's state of the moment.
+    service = await build_service(mongo_client, mongo_db, clock, rules=closed_programme_to_advisors_rules())
     await service.programme.suspend(2026)
     request = received(clock, has_computer=False)
 
@@ -619,10 +634,17 @@ async def test_with_the_shipped_rules_a_suspended_programme_sends_people_to_an_a
     assert await service.programme.waitlist(2026) == []
     assert await holder(service, request.request_id) == "adv-1"
 
+    await service.programme.resume(2026)
+    reopened = await service.route(received(clock, has_computer=False))
+    assert reopened is not None and (reopened.target, reopened.rule_id) == (Target.DIGITAL_DIVIDE, "no-equipment-digital-divide")
+
 
 async def test_a_redelivery_after_the_programme_reopens_keeps_the_first_decision(
-    service: RoutingService, clock: FixedClock
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
+    # A rule set under which the programme's state changes the decision (the shipped one reads
+    # no state): the redelivery would be decided otherwise, and must not be.
+    service = await build_service(mongo_client, mongo_db, clock, rules=closed_programme_to_advisors_rules())
     await service.programme.suspend(2026)
     request = received(clock, has_computer=False)
     routed = await service.route(request)

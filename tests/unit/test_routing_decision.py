@@ -33,7 +33,7 @@ def test_a_decision_has_team_rule_version_reasons_and_priority() -> None:
 
     assert decision.target is Target.DIGITAL_DIVIDE
     assert decision.rule_id == "no-equipment-digital-divide"
-    assert decision.rule_set_version == "2026.1"
+    assert decision.rule_set_version == "2026.2"
     assert decision.explanation.startswith("Geen computer")
     assert decision.explanation_fr.startswith("Pas d'ordinateur")
     assert decision.matched_conditions == ("has_computer=false",)
@@ -54,11 +54,49 @@ def test_the_explanation_is_in_the_requests_language_and_always_in_french_too(la
     assert decision.explanation_fr.startswith(texts[Language.FR])
 
 
+def _explanation(text: str) -> dict[str, str]:
+    return {"fr": text, "nl": text, "en": text}
+
+
+CLOSED_PROGRAMME_TO_ADVISORS = parse_rules(
+    {
+        # A deployment's own rule set (ROUTING_RULES_PATH) that reads the programme's state; the
+        # shipped one does not: there, a full or suspended programme means its waitlist.
+        "version": "closed-to-advisors",
+        "rules": [
+            {
+                "id": "programme-open",
+                "when": {"all": [{"has_internet": False}, {"digital_divide_open": True}]},
+                "target": "digital_divide",
+                "explanation": _explanation("Programme ouvert"),
+            },
+            {
+                "id": "programme-closed",
+                "when": {"has_internet": False},
+                "target": "advisors",
+                "explanation": _explanation("Programme fermé"),
+            },
+        ],
+        "default": {"target": "advisors", "explanation": _explanation("Défaut")},
+    }
+)
+
+
 def test_the_state_given_changes_the_decision() -> None:
     request = make_request(has_internet=False)
-    assert decide_route(request, state=RoutingState(digital_divide_open=True)).target is Target.DIGITAL_DIVIDE
+    opened = decide_route(request, rules=CLOSED_PROGRAMME_TO_ADVISORS, state=RoutingState(digital_divide_open=True))
+    assert (opened.target, opened.rule_id) == (Target.DIGITAL_DIVIDE, "programme-open")
+    closed = decide_route(request, rules=CLOSED_PROGRAMME_TO_ADVISORS, state=RoutingState(digital_divide_open=False))
+    assert (closed.target, closed.rule_id) == (Target.ADVISORS, "programme-closed")
+
+
+def test_with_the_shipped_rules_a_closed_programme_still_takes_people_without_equipment() -> None:
+    # They join its waitlist (routing.programme) rather than go to an advisor.
+    request = make_request(has_internet=False)
+    opened = decide_route(request, state=RoutingState(digital_divide_open=True))
     closed = decide_route(request, state=RoutingState(digital_divide_open=False))
-    assert (closed.target, closed.rule_id) == (Target.ADVISORS, "no-equipment-programme-closed")
+    assert (closed.target, closed.rule_id) == (Target.DIGITAL_DIVIDE, "no-equipment-digital-divide")
+    assert closed == opened
 
 
 def test_the_rules_given_are_the_rules_applied() -> None:
@@ -175,5 +213,10 @@ def test_any_request_gets_one_deterministic_decision(
     assert "{" not in decision.explanation_fr
     if request.needs_triage:
         assert decision.rule_id == "triage-without-contact"
+    # The shipped rules do not read the programme's state: full or suspended, it keeps a waitlist.
+    assert decision == decide_route(request, rules=RULES, state=RoutingState(digital_divide_open=not state.digital_divide_open), now=now)
+    without_equipment = request.has_computer is False or request.has_internet is False
     if decision.target is Target.DIGITAL_DIVIDE:
-        assert state.digital_divide_open
+        assert without_equipment
+    if without_equipment and decision.rule_id not in {"triage-without-contact", "career-guidance"}:
+        assert decision.rule_id == "no-equipment-digital-divide"

@@ -122,18 +122,20 @@ SHIPPED_CASES: list[tuple[str, dict[str, Any], RoutingState]] = [
         dict(language=EN, need="I want to learn Excel but I have no laptop.", requested_course="EXCEL", has_computer=False),
         OPEN,
     ),
+    # The programme full or suspended (as during lockdown) changes nothing: they still go there,
+    # and its waitlist (routing.programme) holds them until a place frees or it resumes.
     (
-        "no-equipment-programme-closed",
+        "no-equipment-digital-divide",
         dict(channel=PHONE, need="Je n'ai pas d'ordinateur.", has_computer=False),
         CLOSED,
     ),
     (
-        "no-equipment-programme-closed",
+        "no-equipment-digital-divide",
         dict(language=NL, need="Geen internet thuis.", has_internet=False),
         CLOSED,
     ),
     (
-        "no-equipment-programme-closed",
+        "no-equipment-digital-divide",
         dict(language=EN, need="My computer broke down.", has_computer=False, requested_course="WORD"),
         CLOSED,
     ),
@@ -217,7 +219,6 @@ def test_every_shipped_rule_is_hit_in_each_language() -> None:
         ("triage-without-contact", Target.ADVISORS),
         ("career-guidance", Target.CITE_DES_METIERS),
         ("no-equipment-digital-divide", Target.DIGITAL_DIVIDE),
-        ("no-equipment-programme-closed", Target.ADVISORS),
         ("named-online-course", Target.ESPACES_NUMERIQUES),
         ("online-learning-in-writing", Target.ESPACES_NUMERIQUES),
         ("phone-no-secondary-certificate", Target.ADVISORS),
@@ -234,13 +235,12 @@ def test_shipped_rules_are_in_the_documented_order() -> None:
         "triage-without-contact",
         "career-guidance",
         "no-equipment-digital-divide",
-        "no-equipment-programme-closed",
         "named-online-course",
         "online-learning-in-writing",
         "phone-no-secondary-certificate",
     ]
     assert SHIPPED.default.id == "default"
-    assert SHIPPED.version == "2026.1"
+    assert SHIPPED.version == "2026.2"
 
 
 def test_career_wording_from_the_cite_des_metiers_is_not_sent_back_to_it() -> None:
@@ -265,8 +265,20 @@ def test_the_shipped_rule_set_is_loaded_once() -> None:
 
 
 def test_a_match_says_which_conditions_held() -> None:
-    match = evaluate(make_request(channel=PHONE, has_computer=False, has_internet=False))
+    request = make_request(channel=PHONE, has_computer=False, has_internet=False)
+    assert evaluate(request).matched_conditions == ("has_computer=false", "has_internet=false")
+    # A deployment's own rule set may still test the programme's state; it is reported too.
+    when = {"all": [{"any": [{"has_computer": False}, {"has_internet": False}]}, {"digital_divide_open": True}]}
+    match = evaluate(request, rules=parse_rules(rule_set(rule("open-programme", when, "digital_divide"))))
     assert match.matched_conditions == ("has_computer=false", "has_internet=false", "digital_divide_open=true")
+
+
+@pytest.mark.parametrize("fields", [dict(has_computer=False), dict(has_internet=False), dict(has_computer=False, requested_course="EXCEL")])
+def test_the_shipped_rules_send_people_without_equipment_to_the_programme_whatever_its_state(fields: dict[str, Any]) -> None:
+    # Full or suspended, the programme takes them on its waitlist: the decision does not change.
+    open_match, closed_match = evaluate(make_request(**fields), OPEN), evaluate(make_request(**fields), CLOSED)
+    assert (open_match.rule_id, open_match.target) == ("no-equipment-digital-divide", Target.DIGITAL_DIVIDE)
+    assert (closed_match.rule_id, closed_match.target) == (open_match.rule_id, open_match.target)
 
 
 def test_career_guidance_names_the_phrase_of_the_rule_not_the_persons_words() -> None:
@@ -441,7 +453,7 @@ def load_error(data: Any) -> str:
 
 def test_an_unknown_condition_key_names_the_rule_and_the_key() -> None:
     data = shipped_data()
-    data["rules"][2]["when"]["all"][0]["any"].append({"has_computr": False})
+    data["rules"][2]["when"]["any"].append({"has_computr": False})
     message = load_error(data)
     assert "rules.yaml" in message
     assert "rule 'no-equipment-digital-divide'" in message
@@ -480,7 +492,7 @@ def test_a_rule_without_a_condition_is_an_error() -> None:
 
 def test_an_unknown_placeholder_is_an_error() -> None:
     data = shipped_data()
-    data["rules"][4]["explanation"]["nl"] = "Cursus {course_name} via {channel}"
+    data["rules"][3]["explanation"]["nl"] = "Cursus {course_name} via {channel}"
     message = load_error(data)
     assert "rule 'named-online-course'" in message and "explanation.nl" in message
     assert "unknown placeholder {course_name}" in message and "{requested_course}" in message
