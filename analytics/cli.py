@@ -144,7 +144,11 @@ def what_if_command(
     current_rules: Annotated[Path | None, typer.Option(help="Current rule set (default: the shipped one).")] = None,
     roster: Annotated[Path | None, typer.Option(help="Roster giving the current team sizes (default: the shipped one).")] = None,
     digital_divide: Annotated[
-        str | None, typer.Option(help="`open` or `closed`: the programme in the alternative scenario.")
+        str | None,
+        typer.Option(
+            help="`open` or `closed`: the programme in the alternative scenario (seen by rules that test "
+            "`digital_divide_open`; the shipped ones send such requests to its waitlist either way)."
+        ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
 ) -> None:

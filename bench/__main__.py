@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import platform
@@ -26,7 +27,7 @@ from bench.report import Row, render_markdown, write_reports
 from scripts.launch import REPO
 from services.settings import KafkaSettings
 
-QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000}
+QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000, "budget_seconds": 30.0}
 FIGURES = ("pipeline", "latency", "intake", "replay")
 PIPELINE_TARGET = 0.8
 REPLAY_TARGET = 0.5
@@ -44,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=None, help="requests/s of the latency load (default: half the pipeline's)")
     parser.add_argument("--intake-requests", type=int, default=2000, help="JSON API submissions for the intake figure (default 2000)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients for the intake figure (default 32)")
+    parser.add_argument(
+        "--budget-seconds", type=float, default=75.0,
+        help="at most this long for each pipeline run and each intake burst; the rate is then over what was done (default 75)",
+    )
     parser.add_argument("--replay-events", type=int, default=20_000, help="records on the replayed topics (default 20000)")
     parser.add_argument(
         "--figures", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)} (default: all; latency needs pipeline or --latency-rate)"
@@ -57,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
-    if min(args.requests, args.intake_requests, args.concurrency, args.replay_events) < 1 or args.latency_seconds <= 0:
+    if min(args.requests, args.intake_requests, args.concurrency, args.replay_events) < 1 or min(args.latency_seconds, args.budget_seconds) <= 0:
         parser.error("sizes must be positive")
     args.figures = tuple(f.strip() for f in args.figures.split(",") if f.strip())
     if unknown := set(args.figures) - set(FIGURES):
@@ -78,6 +83,18 @@ def _get(results: dict[str, Any], *path: str) -> Any:
 
 
 NOT_RUN = "not run (--figures)"
+
+
+def _partial(results: dict[str, Any], figure: str, done: str) -> str:
+    """A note when a variant stopped at the time budget before the end of its work."""
+    parts = [
+        f"{variant} {_get(results, figure, variant, done)}"
+        for variant in ("services", "baseline")
+        if _get(results, figure, variant, "complete") is False
+    ]
+    if not parts:
+        return ""
+    return f" (time budget reached: {', '.join(parts)} of {_get(results, figure, 'services', 'requests')} done)"
 LATENCY_BASELINE = "same intake process, routing replaced by the raw loop of figure 1, same rate"
 
 
@@ -93,7 +110,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
 
     rows = [
         Row(
-            figure=f"1. Pipeline throughput: {n or 'N'} pre-loaded requests → decision stored + TrainingRequestRouted, one process",
+            figure=f"1. Pipeline throughput: {n or 'N'} pre-loaded requests → decision stored + TrainingRequestRouted, one process"
+            + _partial(results, "pipeline", "routed"),
             unit="req/s",
             measured=_get(results, "pipeline", "services", "per_s"),
             baseline=_get(results, "pipeline", "baseline", "per_s"),
@@ -116,7 +134,8 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         )
     rows += [
         Row(
-            figure=f"3. Intake: JSON API requests answered 202 (in the outbox), {clients or 'N'} clients",
+            figure=f"3. Intake: JSON API requests answered 202 (in the outbox), {clients or 'N'} clients"
+            + _partial(results, "intake", "accepted"),
             unit="req/s",
             measured=_get(results, "intake", "services", "accepted_per_s"),
             baseline=_get(results, "intake", "baseline", "accepted_per_s"),
@@ -215,14 +234,16 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     results: dict[str, Any] = {}
     roster = workload.roster(bench.work_dir / "roster.yaml", capacity=100_000)
     events = workload.requests(args.requests)
-    timeout = max(120.0, args.requests / 10)
     if "pipeline" in args.figures:
         results["pipeline"] = {}
         for variant in ("baseline", "services"):
             say(f"1. pipeline throughput, {variant}: {args.requests} requests pre-loaded")
-            result = await figures.pipeline(bench, variant, events, roster=roster, timeout=timeout)
+            result = await figures.pipeline(bench, variant, events, roster=roster, budget=args.budget_seconds)
             results["pipeline"][variant] = result
-            say(f"   {result['per_s']:.1f} req/s over {result['window_s']:.1f} s, peak RSS {result['peak_rss_mib']:.0f} MiB")
+            say(
+                f"   {result['per_s']:.1f} req/s: {result['routed']} routed in {result['window_s']:.1f} s "
+                f"(started in {result['startup_s']:.1f} s), peak RSS {result['peak_rss_mib']:.0f} MiB"
+            )
     if "latency" in args.figures:
         per_s = args.latency_rate or results["pipeline"]["services"]["per_s"] / 2
         results["latency"] = {}
@@ -239,9 +260,11 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         results["intake"] = {}
         for variant in ("baseline", "services"):
             say(f"3. intake, {variant}: {args.intake_requests} submissions, {args.concurrency} clients")
-            result = await figures.intake_burst(bench, variant, requests=args.intake_requests, concurrency=args.concurrency)
+            result = await figures.intake_burst(
+                bench, variant, requests=args.intake_requests, concurrency=args.concurrency, budget=args.budget_seconds
+            )
             results["intake"][variant] = result
-            say(f"   {result['accepted_per_s']:.0f} req/s accepted, {result['failures']} failures")
+            say(f"   {result['accepted_per_s']:.0f} req/s: {result['accepted']} accepted, {result['failures']} failures")
     if "replay" in args.figures:
         if (missing := figures.replay_unavailable()) is not None:
             results["replay"] = {"pending": f"pending: analytics.replay not available ({missing})"}
@@ -251,20 +274,40 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
             results["replay"] = await figures.replay(bench, events=args.replay_events)
             say(f"   replay {results['replay']['replay_per_s']:.0f} events/s, raw read {results['replay']['raw_read_per_s']:.0f} events/s")
     if args.profile:
-        profile_to = args.output / "bench-profile.txt"
-        args.output.mkdir(parents=True, exist_ok=True)
-        say(f"profile: the pipeline once more with routing under pyinstrument -> {profile_to}")
-        result = await figures.pipeline(bench, "services", events, roster=roster, timeout=timeout * 3, profile_to=profile_to)
-        results["profile"] = {"file": str(profile_to), "per_s_under_profiler": result["per_s"]}
+        results["profile"] = await profile(args, bench, events, roster)
     return results
+
+
+PROFILE_SHOW = r".*/(faststream|aiokafka|pymongo)/.*"
+
+
+async def profile(args: argparse.Namespace, bench: Bench, events: list[Any], roster: Path) -> dict[str, Any]:
+    """The pipeline once more, routing under pyinstrument (wall-clock samples of the whole process,
+    idle time in the event loop's select included); its session is rendered as text, with the frames
+    of FastStream, aiokafka and PyMongo shown. Needs pyinstrument: `uv run --with pyinstrument`."""
+    if importlib.util.find_spec("pyinstrument") is None:
+        say("profile: pyinstrument is not installed; run `uv run --with pyinstrument python -m bench --profile`")
+        return {"skipped": "pyinstrument not installed"}
+    args.output.mkdir(parents=True, exist_ok=True)
+    session = args.output / "bench-profile.pyisession"
+    text = args.output / "bench-profile.txt"
+    say(f"profile: the pipeline once more, routing under pyinstrument -> {text}")
+    result = await figures.pipeline(bench, "services", events, roster=roster, budget=args.budget_seconds, profile_to=session)
+    if not session.exists() or session.stat().st_size == 0:
+        say(f"profile: pyinstrument wrote no session; see {bench.log_dir}")
+        return {"skipped": "no session written", "per_s_under_profiler": result["per_s"]}
+    render = [sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", "text", "--no-color", "--show-regex", PROFILE_SHOW]
+    await asyncio.to_thread(subprocess.run, [*render, "-o", str(text)], check=True)
+    return {"file": str(text), "session": str(session), "per_s_under_profiler": result["per_s"], "routed": result["routed"]}
 
 
 async def run(args: argparse.Namespace) -> int:
     # Leader elections right after a topic is created make aiokafka log retried sends: noise here.
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     bench = Bench(KafkaSettings())
     say(f"run {bench.run_id}: databases and topic prefixes {bench.root}*, logs in {bench.log_dir}")
     started = datetime.now(UTC)
+    load_before = os.getloadavg()
     try:
         results = await measure(args, bench)
     finally:
@@ -284,6 +327,10 @@ async def run(args: argparse.Namespace) -> int:
             f"submissions by {args.concurrency} clients; replay {args.replay_events} events"
         ),
         "duration": f"{elapsed:.0f} s",
+        "load average (1, 5, 15 min) before → after": (
+            f"{' '.join(f'{x:.1f}' for x in load_before)} → {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+            f"on {os.cpu_count()} cores (other processes share the machine, broker and mongod)"
+        ),
     }
     if "profile" in results:
         context["profile"] = f"routing under pyinstrument: {results['profile']['file']}"

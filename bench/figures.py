@@ -4,6 +4,7 @@ it measures, and returns plain numbers; the table is made in `bench.__main__`.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def start_router(bench: Bench, space: Space, variant: str, *, roster: Path, prof
     if variant == "baseline":
         return bench.start_module("bench.raw_routing", space, instance=f"raw-{instance}", service="routing", env=env)
     if profile_to is not None:
-        argv = ["-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(profile_to)]
+        argv = ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile_to)]
         # pyinstrument runs the module itself: `python -m pyinstrument ... -m routing`
         return bench.start_module("routing", space, instance=f"profiled-{instance}", service="routing", env=env, argv=argv)
     return bench.start_service("routing", space, instance=instance, env=env)
@@ -45,10 +46,14 @@ async def wait_router(bench: Bench, process: ServiceProcess, variant: str) -> No
 
 
 async def pipeline(
-    bench: Bench, variant: str, events: list[TrainingRequestReceived], *, roster: Path, timeout: float, profile_to: Path | None = None
+    bench: Bench, variant: str, events: list[TrainingRequestReceived], *, roster: Path, budget: float, profile_to: Path | None = None
 ) -> dict[str, Any]:
     """N requests pre-loaded on the input topic; one routing process (or the baseline loop) started
     on them; requests/s from the first message processed to the last `TrainingRequestRouted`.
+
+    If they are not all routed within `budget` seconds of the first output, the process is stopped
+    and the rate is that of the requests routed so far (`complete` is then False): on a busy
+    machine the run stays bounded, and both variants get the same budget.
 
     The window opens at the `processed_at` of the earliest processed-events record (written inside
     the first message's transaction) and closes at the CreateTime of the last routed record (set by
@@ -62,24 +67,31 @@ async def pipeline(
     process = start_router(bench, space, variant, roster=roster, profile_to=profile_to)
     try:
         await wait_router(bench, process, variant)
-        complete = await watcher.wait_for(loaded, timeout=timeout)
+        if not await watcher.wait_for(1, timeout=120.0):
+            raise RuntimeError(f"{variant}: nothing routed within 120 s of start; log: {process.log_path}\n{process.tail()}")
+        complete = await watcher.wait_for(loaded, timeout=budget)
         rss = peak_rss_mib(process.process.pid)
         db = bench.mongo[space.database]
         first = await db["processed_events"].find_one({"consumer": "routing"}, sort=[("processed_at", 1)])
         decisions = await db["routing_decisions"].count_documents({})
         reserved = await db["routing_requests"].count_documents({"status": "reserved"})
     finally:
-        await bench.stop(process)
+        # uvicorn re-raises the signal it shut down on: SIGINT becomes a KeyboardInterrupt, on which
+        # pyinstrument still writes its session (SIGTERM would kill it first).
+        await bench.stop(process, signal.SIGINT if profile_to else signal.SIGTERM)
+        await asyncio.sleep(0.5)  # what was published before the stop reaches the watcher
         await watcher.stop()
     routed = len(watcher.created_at)
-    if not complete or first is None:
-        raise RuntimeError(f"{variant}: {routed} of {loaded} requests routed within {timeout:.0f}s; log: {process.log_path}\n{process.tail()}")
+    if first is None:
+        raise RuntimeError(f"{variant}: no processed-events record; log: {process.log_path}\n{process.tail()}")
     opened = first["processed_at"].timestamp()
     closed = max(watcher.created_at.values())
     return {
         "variant": variant,
         "requests": loaded,
         "routed": routed,
+        "complete": complete,
+        "budget_s": budget,
         "output_records": watcher.records,
         "decisions_stored": decisions,
         "offered_to_a_worker": reserved,
@@ -168,10 +180,13 @@ async def latency(
 # --- 3. intake ----------------------------------------------------------------------------------
 
 
-async def intake_burst(bench: Bench, variant: str, *, requests: int, concurrency: int, drain_timeout: float = 120.0) -> dict[str, Any]:
+async def intake_burst(
+    bench: Bench, variant: str, *, requests: int, concurrency: int, budget: float, drain_timeout: float = 60.0
+) -> dict[str, Any]:
     """`requests` JSON API submissions by `concurrency` clients as fast as they are answered, to one
     intake process ("services") or the minimal endpoint ("baseline"); requests/s answered 202
-    (stored in the outbox). For intake, also requests/s until the relay has put all of them on Kafka."""
+    (stored in the outbox). The clients stop taking new submissions after `budget` seconds.
+    For intake, also requests/s until the relay has put all of them on Kafka."""
     space = bench.space(f"intake_{variant}")
     if variant == "baseline":
         process = bench.start_module("bench.minimal_intake", space, instance="minimal-intake", service="intake")
@@ -188,14 +203,16 @@ async def intake_burst(bench: Bench, variant: str, *, requests: int, concurrency
             queue: asyncio.Queue[int] = asyncio.Queue()
             for i in range(requests):
                 queue.put_nowait(i)
-            failures = 0
+            failures = accepted = 0
+            stop_at = time.perf_counter() + budget
 
             async def client() -> None:
-                nonlocal failures
-                while not queue.empty():
+                nonlocal failures, accepted
+                while not queue.empty() and time.perf_counter() < stop_at:
                     i = queue.get_nowait()
                     try:
                         await _post(http, workload.api_body(i, bench.run_id))
+                        accepted += 1
                     except Exception:  # noqa: BLE001 - counted
                         failures += 1
 
@@ -215,11 +232,14 @@ async def intake_burst(bench: Bench, variant: str, *, requests: int, concurrency
     return {
         "variant": variant,
         "requests": requests,
+        "accepted": accepted,
+        "complete": accepted + failures == requests,
+        "budget_s": budget,
         "concurrency": concurrency,
         "failures": failures,
         "outbox_documents": stored,
-        "accepted_per_s": rate(requests - failures, accepted_s),
-        "on_kafka_per_s": rate(requests - failures, on_kafka_s) if on_kafka_s else None,
+        "accepted_per_s": rate(accepted, accepted_s),
+        "on_kafka_per_s": rate(accepted, on_kafka_s) if on_kafka_s else None,
         "peak_rss_mib": rss,
     }
 

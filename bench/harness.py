@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,8 +130,8 @@ class Bench:
                 raise TimeoutError(f"{process.name} did not log {log_line!r} within {timeout:.0f}s:\n{process.tail()}")
             await asyncio.sleep(0.1)
 
-    async def stop(self, process: ServiceProcess) -> int:
-        code = await asyncio.to_thread(process.stop)
+    async def stop(self, process: ServiceProcess, sig: int = signal.SIGTERM) -> int:
+        code = await asyncio.to_thread(process.stop, sig)
         if process in self.processes:
             self.processes.remove(process)
         return code

@@ -15,8 +15,8 @@ A `sending` delivery whose claim expired (its replica died) is claimable again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -105,11 +105,11 @@ class Person:
     def unknown(cls, person_id: str) -> Person:
         return cls(person_id=person_id, known=False)
 
-    def reachability(self, *, is_mobile: Any) -> Reachability:
+    def reachability(self, *, is_mobile: Callable[[str], bool]) -> Reachability:
         """`is_mobile(phone) -> bool` decides whether the phone can take an SMS (see `policy.is_mobile`)."""
         return Reachability(
             has_email=bool(self.email),
-            has_mobile=bool(self.phone) and bool(is_mobile(self.phone)),
+            has_mobile=self.phone is not None and is_mobile(self.phone),
             consent=self.consent and not self.erased,
             opted_out=self.opted_out,
         )
@@ -133,7 +133,6 @@ class Delivery:
     next_attempt_at: datetime | None = None
     claimed_by: str | None = None
     fallback_of: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Delivery:

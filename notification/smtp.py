@@ -117,7 +117,7 @@ class SmtpMailSender(MailSender):
                 username=self.username,
                 password=self.password,
                 use_tls=self.tls == "tls",
-                start_tls=True if self.tls == "starttls" else False,
+                start_tls=self.tls == "starttls",
                 timeout=self.timeout_s,
             )
         except Exception as error:  # noqa: BLE001 - classified; anything unknown is re-raised

@@ -74,7 +74,7 @@ class RoutingPolicy:
     calendar: BrusselsCalendar
     catalogue: Catalogue
     ageing_per_hour: float = 2.0
-    ageing_cap: int | None = 60
+    ageing_cap: int | None = 100
     retry_after_no_answer: timedelta = timedelta(hours=2)
     team_sizes: dict[Target, int] = field(default_factory=dict)
 

@@ -6,7 +6,9 @@ Three dispositions, decided by `classify` from the `CLASSIFICATION` table:
 
 - `DEAD_LETTER`: the message can never succeed as it is (it breaks the contract, it fails
   validation, a handler said so with `PermanentError`). Its original bytes go to the
-  service's dead-letter topic at once; an operator redrives it after the fix.
+  service's dead-letter topic at once; an operator redrives it after the fix. That
+  includes `UnsupportedSchemaVersion`: it goes away with a consumer upgrade, which takes
+  longer than any retry level, so it waits in the dead letters for a redrive by type.
 - `RETRY_LATER`: it might succeed later (a timeout, a Kafka error, anything we do not
   know). It is published to the service's retry topic of the next level and the original
   is committed, so the partition goes on; after the last level it is dead-lettered.
@@ -32,7 +34,7 @@ already applied or finds the state moved on and is refused, never rolling it bac
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -40,7 +42,7 @@ from typing import Final
 import pydantic
 from aiokafka.errors import KafkaError
 from faststream.exceptions import SubscriberNotFound
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from schemas import ContractError
 from services.logging import scrub
@@ -56,9 +58,12 @@ __all__ = [
     "dead_letter_headers",
     "describe",
     "failure_history",
+    "mongodb_retryable",
     "retry_headers",
     "retry_not_before",
     "retry_topic",
+    "text_headers",
+    "validate_delays",
 ]
 
 DEFAULT_RETRY_DELAYS: Final = (timedelta(seconds=1), timedelta(seconds=10), timedelta(seconds=60))
@@ -82,7 +87,20 @@ class Disposition(enum.StrEnum):
     RETRY_IN_PLACE = "retry_in_place"
 
 
-CLASSIFICATION: Final[tuple[tuple[type[BaseException], Disposition], ...]] = (
+_MONGODB_RETRYABLE_LABELS: Final = frozenset({"RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult"})
+
+
+def mongodb_retryable(error: BaseException) -> bool:
+    """A server error MongoDB itself labels retryable: a shutdown or step-down (also as a write
+    concern error), a network error inside a transaction. The driver has retried it already
+    (once for a write, for two minutes inside `with_transaction`) when it reaches a handler:
+    the server is away, this message is not the problem."""
+    return isinstance(error, PyMongoError) and any(error.has_error_label(label) for label in _MONGODB_RETRYABLE_LABELS)
+
+
+Match = type[BaseException] | Callable[[BaseException], bool]
+
+CLASSIFICATION: Final[tuple[tuple[Match, Disposition], ...]] = (
     # Permanent: the same bytes will fail the same way.
     (PermanentError, Disposition.DEAD_LETTER),
     (ContractError, Disposition.DEAD_LETTER),
@@ -91,12 +109,14 @@ CLASSIFICATION: Final[tuple[tuple[type[BaseException], Disposition], ...]] = (
     # Infrastructure down: ConnectionFailure covers AutoReconnect, NotPrimaryError (also
     # raised for a mongod shutting down), ServerSelectionTimeoutError and NetworkTimeout.
     (ConnectionFailure, Disposition.RETRY_IN_PLACE),
+    (mongodb_retryable, Disposition.RETRY_IN_PLACE),
     (DependencyUnavailable, Disposition.RETRY_IN_PLACE),
     # Transient, one message at a time. Listed though it is the default, to say so.
     (TimeoutError, Disposition.RETRY_LATER),
     (KafkaError, Disposition.RETRY_LATER),
 )
-"""First matching row wins; an exception matching no row is retried later, then dead-lettered."""
+"""First matching row (a class, or a predicate) wins; an exception matching no row is retried
+later, then dead-lettered."""
 
 
 def classify(error: BaseException) -> Disposition:
@@ -105,8 +125,8 @@ def classify(error: BaseException) -> Disposition:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        for kind, disposition in CLASSIFICATION:
-            if isinstance(current, kind):
+        for match, disposition in CLASSIFICATION:
+            if isinstance(current, match) if isinstance(match, type) else match(current):
                 return disposition
         current = current.__cause__
     return Disposition.RETRY_LATER

@@ -18,6 +18,7 @@ from pymongo.errors import (
     NotPrimaryError,
     OperationFailure,
     ServerSelectionTimeoutError,
+    WriteConcernError,
     WTimeoutError,
 )
 
@@ -87,12 +88,15 @@ def caused_by(error: BaseException, cause: BaseException) -> BaseException:
         (ServerSelectionTimeoutError("no servers"), IN_PLACE),
         (NetworkTimeout("timed out"), IN_PLACE),
         (DependencyUnavailable("smtp down"), IN_PLACE),
+        (WriteConcernError("shutdown in progress", 91, {"errorLabels": ["RetryableWriteError"]}), IN_PLACE),
+        (OperationFailure("commit outcome unknown", 6, {"errorLabels": ["UnknownTransactionCommitResult"]}), IN_PLACE),
+        (OperationFailure("write conflict", 112, {"errorLabels": ["TransientTransactionError"]}), IN_PLACE),
         # transient for one message, and the unknown: retry topics, then dead letters
         (TimeoutError(), LATER),
         (KafkaTimeoutError(), LATER),
         (KafkaConnectionError("no broker"), LATER),
         (WTimeoutError("w timeout"), LATER),
-        (OperationFailure("write conflict", code=112), LATER),
+        (OperationFailure("write conflict", code=112), LATER),  # without labels: not the server going away
         (DuplicateKeyError("dup"), LATER),
         (RuntimeError("who knows"), LATER),
         (KeyError("missing"), LATER),
