@@ -102,7 +102,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         async def on_training_request_received(event: TrainingRequestReceived) -> None:
             await service.route(event, publish=runtime.broker)
 
-        @runtime.broker.subscriber(topic_name(PRIVACY), **subscriber_options("routing"))
+        @runtime.broker.subscriber(topic_name(PRIVACY), **subscriber_options("routing.privacy"))
         async def on_person_data_erased(event: PersonDataErased) -> None:
             await service.erase_person(event.person_id)
 

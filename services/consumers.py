@@ -111,6 +111,8 @@ class ErrorPolicy:
         self._broker: KafkaBroker | None = None
         self._consecutive_failures = 0
         self._retry_subscriber: DefaultSubscriber | None = None
+        self._attached: set[int] = set()
+        """Subscribers given retries (by id: the broker keeps them alive)."""
         self._main_topics: set[str] = set()
         """Topics whose subscribers have retry subscribers: only their failures go to retry topics."""
         self._levels: dict[str, int] = {}
@@ -153,11 +155,9 @@ class ErrorPolicy:
         if broker is None:
             raise RuntimeError("ErrorPolicy.bind(broker) was not called")
         for subscriber in list(broker.subscribers):
-            if subscriber is self._retry_subscriber or not _commits_after_effect(subscriber):
+            if subscriber is self._retry_subscriber or id(subscriber) in self._attached or not _commits_after_effect(subscriber):
                 continue
             names = frozenset(t.name for t in subscriber.topics)
-            if names <= self._main_topics:
-                continue
             if shared := names & self._main_topics:
                 # A retry goes to the first handler whose filter takes it: one subscriber per
                 # topic and service is what this policy (and every service of ours) assumes.
@@ -172,6 +172,7 @@ class ErrorPolicy:
                     dependencies=call.dependencies,
                 )
             self._main_topics |= names
+            self._attached.add(id(subscriber))
             log.debug("consumer.retries_attached", topics=sorted(names), levels=len(self.retry_delays))
 
     def _ensure_retry_subscriber(self, broker: KafkaBroker) -> DefaultSubscriber:

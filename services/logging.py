@@ -45,8 +45,9 @@ def pseudonym(value: str) -> str:
 
 def scrub(text: str) -> str:
     """Replace e-mail addresses and phone numbers inside free text."""
-    text = _EMAIL.sub(lambda m: pseudonym(m.group()), text)
-    return _PHONE.sub(lambda m: pseudonym(m.group()), text)
+    # Numbers first: a pseudonym of an address may be all digits and must not be masked again.
+    text = _PHONE.sub(lambda m: pseudonym(m.group()), text)
+    return _EMAIL.sub(lambda m: pseudonym(m.group()), text)
 
 
 def _mask_value(key: str, value: Any) -> Any:
