@@ -43,6 +43,7 @@ from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
 from services.kafka import topic_name
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +143,7 @@ def create_app(
             clock=clock,
             quiet_hours=quiet_hours,
             is_mobile=mobile,
+            personal=PersonalData(PersonKeys(runtime.db)),
             on_planned=sender.wake,
         )
         runtime.app_state.update(service=service, sender=sender, deliveries=deliveries, people=people, outbox=outbox, clock=clock)

@@ -22,6 +22,7 @@ from notification.store import DeliveryStore, PeopleStore
 from schemas import Event, NotificationChannel, PersonDataErased, TrainingRequestReceived
 from services.clock import Clock
 from services.idempotency import Outcome, ProcessedEvents
+from services.privacy import PersonalData
 
 __all__ = ["NotificationService"]
 
@@ -38,6 +39,7 @@ class NotificationService:
         clock: Clock,
         quiet_hours: QuietHours,
         is_mobile: Callable[[str], bool],
+        personal: PersonalData,
         on_planned: Callable[[], None] = lambda: None,
     ) -> None:
         self.processed = processed
@@ -46,6 +48,7 @@ class NotificationService:
         self.clock = clock
         self.quiet_hours = quiet_hours
         self.is_mobile = is_mobile
+        self.personal = personal
         self._on_planned = on_planned
 
     async def _plan(self, notice: Notice, person: Person, session: AsyncClientSession) -> list[str]:
@@ -53,20 +56,36 @@ class NotificationService:
         return await self.deliveries.plan(notice, planned, now=self.clock.now(), quiet_hours=self.quiet_hours, session=session)
 
     async def record_contact(self, event: TrainingRequestReceived) -> Outcome:
-        """Fold the request's contact into the projection and plan the person's waiting notices."""
+        """Fold the request's contact into the projection and plan the person's waiting notices.
+
+        Intake seals the contact with the person's key; it is unsealed here. A request whose key
+        was erased has no contact left to read: the person is touched but stays unknown, so
+        nothing is sent, and the PersonDataErased that follows drops what waits for them.
+        """
+        request = await self.personal.unseal(event)
+        readable = request.sealed is None
         released: list[str] = []
 
         async def effect(session: AsyncClientSession) -> list[Event]:
             released.clear()  # the transaction may run again
-            person = await self.people.record_contact(event, now=self.clock.now(), session=session)
+            if not readable:
+                await self.people.touch(request.person_id, now=self.clock.now(), session=session)
+                return []
+            person = await self.people.record_contact(request, now=self.clock.now(), session=session)
             if person.known:
                 for notice in await self.deliveries.take_waiting(person.person_id, session=session):
                     released.extend(await self._plan(notice, person, session))
             return []
 
-        outcome = await self.processed.run_once(event, effect)
+        outcome = await self.processed.run_once(request, effect)
         if outcome.applied:
-            log.info("notification.contact_recorded", person_id=event.person_id, request_id=event.request_id, released=len(released))
+            log.info(
+                "notification.contact_recorded",
+                person_id=event.person_id,
+                request_id=event.request_id,
+                readable=readable,
+                released=len(released),
+            )
         if released:
             self._on_planned()
         return outcome
@@ -85,6 +104,8 @@ class NotificationService:
             # A write to the person's document, so that a TrainingRequestReceived handled at the
             # same moment conflicts with this transaction instead of missing the waiting notice.
             person = await self.people.touch(notice.person_id, now=self.clock.now(), session=session)
+            if person.erased:
+                return []  # an event replayed after the erasure: nobody to tell, nothing to keep
             waiting = not person.known
             if waiting:
                 await self.deliveries.wait_for_contact(notice, now=self.clock.now(), session=session)
@@ -108,6 +129,7 @@ class NotificationService:
 
     async def erase(self, event: PersonDataErased) -> Outcome:
         """Forget the person's contact, drop waiting notices and skip unsent deliveries."""
+        self.personal.keys.forget(event.person_id)
 
         async def effect(session: AsyncClientSession) -> list[Event]:
             now = self.clock.now()

@@ -49,6 +49,12 @@ class ClaimLost(Exception):
     raised inside the transaction so that the status change and its event are rolled back."""
 
 
+def _upserted(doc: dict[str, Any] | None) -> Person:
+    # An upsert returning the document after the update always finds one.
+    assert doc is not None
+    return Person.from_document(doc)
+
+
 def _history(status: DeliveryStatus, at: datetime, **details: Any) -> dict[str, Any]:
     return {"$each": [{"at": at, "status": status.value, **{k: v for k, v in details.items() if v is not None}}], "$slice": -_HISTORY_KEPT}
 
@@ -70,7 +76,7 @@ class PeopleStore:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
-        return Person.from_document(doc)
+        return _upserted(doc)
 
     async def record_contact(self, event: TrainingRequestReceived, *, now: datetime, session: AsyncClientSession) -> Person:
         """Fold a request's contact into the projection; the latest request wins field by field.
@@ -107,7 +113,7 @@ class PeopleStore:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
-        return Person.from_document(result)
+        return _upserted(result)
 
     async def set_opted_out(self, person_id: str, channel: NotificationChannel, opted_out: bool, *, now: datetime) -> Person:
         change = {"$addToSet": {"opted_out": channel.value}} if opted_out else {"$pull": {"opted_out": channel.value}}
@@ -117,7 +123,7 @@ class PeopleStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
-        return Person.from_document(doc)
+        return _upserted(doc)
 
     async def erase(self, person_id: str, *, erased_at: datetime, now: datetime, session: AsyncClientSession) -> None:
         """Forget the contact (the document stays as a tombstone, so an older request does not bring it back)."""
@@ -163,7 +169,9 @@ class DeliveryStore:
         created = []
         for item in planned:
             _id = delivery_id(notice.about_event_id, item.channel)
-            status, next_at, reason = DeliveryStatus.QUEUED, now, None
+            status: DeliveryStatus = DeliveryStatus.QUEUED
+            next_at: datetime | None = now
+            reason: str | None = None
             if item.skip is not None:
                 status, next_at, reason = DeliveryStatus.SKIPPED, None, item.skip.value
             elif item.channel is NotificationChannel.SMS and (allowed := quiet_hours.next_allowed(now)) != now:

@@ -47,6 +47,7 @@ from schemas import (
     Language,
     NotificationFailed,
     NotificationSent,
+    PersonDataErased,
     Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -58,6 +59,7 @@ from services.calendar import BRUSSELS
 from services.clock import FixedClock, SimulatedClock
 from services.idempotency import ProcessedEvents
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI, drop_database
 from tests.factories import make_request
@@ -378,6 +380,30 @@ async def test_an_event_before_the_person_is_known_waits_and_ends_in_one_message
         assert texts[1].startswith("Bruxelles Formation: we tried to reach you. We will call again around Tuesday 3 March 2026 at 12:00")
 
 
+async def test_a_contact_sealed_by_intake_is_unsealed_with_the_persons_key(sink: SmtpSink, provider: SmsProvider) -> None:
+    async with running(sink, provider) as service:
+        personal = PersonalData(PersonKeys(service.db))
+        request = await personal.seal(person(phone=None))  # as intake publishes it: contact blank, sealed
+        assert isinstance(request, TrainingRequestReceived) and request.contact.email is None and request.sealed is not None
+        routed = routed_after(request)
+        await service.publish(request, routed)
+        await service.wait_status(routed, "email", "sent")
+        (message,) = sink.messages
+        assert message["To"].addresses[0].addr_spec == EMAIL and str(message["To"]).startswith("Amina El Idrissi")
+
+        # Another person, whose key is erased before notification reads the request: nothing to read, nothing sent.
+        other = await personal.seal(person(phone=None))
+        await personal.keys.erase(other.person_id, requested_by="data_subject")
+        other_routed = routed_after(other)
+        await service.publish(other, other_routed)
+        await service.wait_processed(other_routed)
+        await service.wait_processed(other)
+        assert await service.delivery(other_routed, "email") is None
+        stored = await service.db["notification_people"].find_one({"_id": other.person_id})
+        assert stored is not None and stored.get("contact") is None
+        assert len(sink.messages) == 1
+
+
 async def test_no_consent_records_skipped_deliveries_and_sends_nothing(sink: SmtpSink, provider: SmsProvider) -> None:
     async with running(sink, provider) as service:
         request = person(consent_to_contact=False)
@@ -388,6 +414,33 @@ async def test_no_consent_records_skipped_deliveries_and_sends_nothing(sink: Smt
         assert email["reason"] == sms["reason"] == "no_consent"
         await asyncio.sleep(0.3)
         assert sink.messages == [] and provider.calls == []
+
+
+async def test_an_erased_person_gets_nothing_more(sink: SmtpSink, provider: SmsProvider) -> None:
+    async with running(sink, provider, start_at=datetime(2026, 3, 3, 23, 0, tzinfo=BRUSSELS)) as service:
+        request = person(email=None)
+        enrolment = enrolled(request)
+        await service.publish(request, enrolment)
+        await service.wait_status(enrolment, "sms", "deferred")  # held until 08:00
+        erased = PersonDataErased(source="/privacy", person_id=request.person_id, erased_at=datetime.now(UTC), requested_by="data_subject")
+        await service.publish(erased)
+        skipped = await service.wait_status(enrolment, "sms", "skipped")
+        assert skipped["reason"] == "erased" and skipped["facts"] == {}
+        stored = await service.db["notification_people"].find_one({"_id": request.person_id})
+        assert stored["contact"] is None and stored["erased_at"] is not None
+
+        # Events from before the erasure, read late: an older request of the person, a routed event.
+        older = person(email=None, person_id=request.person_id, received_at=request.received_at - timedelta(days=1))
+        late = routed_after(request)
+        await service.publish(older, late)
+        await service.wait_processed(late)
+        await service.wait_processed(older)
+        assert await service.db["notification_waiting"].count_documents({}) == 0
+        assert await service.delivery(late, "sms") is None
+        assert (await service.db["notification_people"].find_one({"_id": request.person_id}))["contact"] is None
+        service.clock.advance(timedelta(hours=10))
+        await asyncio.sleep(0.5)
+        assert provider.calls == [] and sink.messages == []
 
 
 # --- the claim protocol, without Kafka ---------------------------------------------------
@@ -408,7 +461,8 @@ async def replicas(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any
     people, deliveries, outbox = PeopleStore(mongo_db), DeliveryStore(mongo_db), Outbox(mongo_db, "notification_outbox")
     await deliveries.ensure_indexes()
     service = NotificationService(
-        processed=processed, people=people, deliveries=deliveries, clock=clock, quiet_hours=QuietHours(), is_mobile=is_mobile
+        processed=processed, people=people, deliveries=deliveries, clock=clock, quiet_hours=QuietHours(), is_mobile=is_mobile,
+        personal=PersonalData(PersonKeys(mongo_db)),
     )
     senders: list[DeliverySender] = []
 

@@ -103,7 +103,7 @@ def test_the_rows_pair_each_figure_with_its_baseline() -> None:
     from bench.__main__ import build_rows
 
     rows = {row.figure.split(",")[0]: row for row in build_rows(sample_results())}
-    assert rows["1. Pipeline throughput: 3000 pre-loaded requests → decision stored + TrainingRequestRouted"].ratio == pytest.approx(0.9)
+    assert rows["1. Pipeline throughput: one process on 3000 pre-loaded requests → decision stored + TrainingRequestRouted"].ratio == pytest.approx(0.9)
     assert rows["2. Latency p99"].ratio == pytest.approx(2.0) and not rows["2. Latency p99"].higher_is_better
     assert rows["3. Intake: JSON API requests answered 202 (in the outbox)"].ratio == pytest.approx(0.5)
     assert rows["4. Replay into the report's read model (analytics.replay)"].pending == "pending: analytics.replay not available"
@@ -131,3 +131,15 @@ def test_quick_shrinks_only_the_sizes_not_given() -> None:
     assert parse_args(["--figures", "intake,replay"]).figures == ("intake", "replay")
     with pytest.raises(SystemExit):
         parse_args(["--figures", "latency"])  # runs at half the pipeline's rate
+
+
+def test_pipeline_runs_of_one_variant_pool_into_one_figure() -> None:
+    from bench.__main__ import pooled
+
+    runs = [
+        {"requests": 3000, "routed": 400, "complete": False, "window_s": 40.0, "peak_rss_mib": 90.0},
+        {"requests": 3000, "routed": 200, "complete": False, "window_s": 40.0, "peak_rss_mib": 95.0},
+    ]
+    figure = pooled(runs)
+    assert figure["per_s"] == pytest.approx(7.5) and figure["routed"] == 600 and figure["peak_rss_mib"] == 95.0
+    assert figure["complete"] is False and figure["runs"] == runs

@@ -99,3 +99,12 @@ def test_latencies_of_nothing_seen_have_no_percentiles() -> None:
     summary = summarise_latencies({"a": 1.0}, {})
     assert (summary.count, summary.missing, summary.p50_ms, summary.p99_ms) == (0, 1, None, None)
     assert summary.as_dict()["missing"] == 1
+
+
+def test_pooled_rate_weighs_runs_by_their_windows() -> None:
+    from bench.stats import pooled_rate
+
+    runs = [{"routed": 100, "window_s": 10.0}, {"routed": 300, "window_s": 10.0}, {"routed": 100, "window_s": 30.0}]
+    assert pooled_rate(runs, count="routed", seconds="window_s") == pytest.approx(10.0)  # 500 / 50, not the mean 15.6
+    with pytest.raises(ValueError):
+        pooled_rate([], count="routed", seconds="window_s")
