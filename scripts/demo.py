@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import smtplib
+import socket
 import sys
+import threading
 import time
+from email import message_from_bytes
+from email.policy import default as default_policy
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from email.message import EmailMessage
@@ -20,6 +25,8 @@ from email.policy import SMTP as SMTP_POLICY
 from typing import Any
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -246,11 +253,11 @@ async def show_events(database: str) -> None:
 
     from schemas import decode
 
-    console.rule("[bold]5. The events on Kafka")
+    console.rule("[bold]7. The events on Kafka")
     table = Table()
     for column in ("topic", "event", "request", "detail"):
         table.add_column(column)
-    topics = [f"{database}.training.routing.v1", f"{database}.training.enrolments.v1"]
+    topics = [f"{database}.{t}" for t in ("training.routing.v1", "training.enrolments.v1", "certification.exams.v1", "notifications.v1")]
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
                                 group_id=None, auto_offset_reset="earliest")
     await consumer.start()
@@ -267,9 +274,127 @@ async def show_events(database: str) -> None:
             "CallbackSlaBreached": lambda e: f"escalated to {e.escalated_to}",
             "ContactAttempted": lambda e: f"{e.outcome.value} by {e.worker_id}",
             "EnrolmentConfirmed": lambda e: f"{e.course_code}: {e.course_title}",
+            "ExamSchedulingRequested": lambda e: f"{e.certification_code} ({e.reason.value})",
+            "ExamScheduled": lambda e: f"{e.certification_code} at {e.centre_name}, {e.exam_at.astimezone(BRUSSELS):%a %d %b %H:%M}",
+            "CertificateIssued": lambda e: f"{e.certification_code}: {e.credential_url}",
+            "NotificationSent": lambda e: f"{e.template} by {e.channel.value}",
+            "NotificationFailed": lambda e: f"{e.template} by {e.channel.value}: {e.reason}",
         }.get(type(event).__name__, lambda e: "")(event)
-        table.add_row(record.topic.removeprefix(f"{database}."), type(event).__name__, str(getattr(event, "request_id", ""))[:8], detail)
+        table.add_row(record.topic.removeprefix(f"{database}."), type(event).__name__, str(getattr(event, "request_id", None) or "")[:8], detail)
     console.print(table)
+
+
+class Inbox:
+    """The demo's SMTP sink and SMS provider: what the notification service sends lands here."""
+
+    def __init__(self) -> None:
+        self.mails: list[Any] = []
+        self.sms: list[dict[str, Any]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.mails.append(message_from_bytes(envelope.original_content, policy=default_policy))
+        return "250 OK"
+
+    def start(self) -> tuple[int, int]:
+        from aiosmtpd.controller import Controller
+
+        smtp_port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=smtp_port)
+        self.controller.start()
+        sms_app = FastAPI()
+
+        @sms_app.post("/sms")
+        async def send(body: dict[str, Any]) -> dict[str, str]:
+            self.sms.append(body)
+            return {"status": "queued"}
+
+        sms_port = free_port()
+        self.sms_server = uvicorn.Server(uvicorn.Config(sms_app, host="127.0.0.1", port=sms_port, log_level="warning", lifespan="off"))
+        threading.Thread(target=self.sms_server.run, daemon=True).start()
+        while not self.sms_server.started:
+            time.sleep(0.05)
+        return smtp_port, sms_port
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.sms_server.should_exit = True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def certification_journey(services: dict[str, Any], db: Any, database: str) -> None:
+    console.rule("[bold]6. From enrolment to a certificate (centres closed, then reopened)")
+    enrolled = await db["routing_cases"].find_one({"outcome": "enrolled"})
+    person_id = enrolled["person_id"]
+    # The e-learning platform reports that the person finished the Excel path: it asks for an exam.
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import ExamRequestReason, ExamSchedulingRequested
+    from services.kafka import wire
+
+    completed = ExamSchedulingRequested(
+        source="/e-learning", subject=person_id, request_id=enrolled["_id"], person_id=person_id,
+        certification_code="MOS-EXCEL", reason=ExamRequestReason.PATH_COMPLETED,
+    )
+    topic, key, value, headers = wire(completed)
+    producer = AIOKafkaProducer(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+    finally:
+        await producer.stop()
+    async with httpx.AsyncClient(base_url=services["certification"].url, timeout=10) as http:
+        waitlist: list[dict[str, Any]] = []
+        for _ in range(100):
+            waitlist = (await http.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
+            if waitlist:
+                break
+            await asyncio.sleep(0.2)
+        console.print(f"the Excel path is completed: the candidate waits for an exam ({waitlist[0]['waiting_reason']})")
+        await http.put("/centres/ctr-anderlecht", json={"state": "closed", "name": "Centre d'examens d'Anderlecht", "address": "Anderlecht"})
+        exam_at = (next_working_morning() + timedelta(days=14)).isoformat()
+        await http.post("/sessions", json={"session_id": "ses-excel-1", "centre_id": "ctr-anderlecht", "certifications": ["MOS-EXCEL"], "starts_at": exam_at, "seats": 8})
+        console.print("a session with 8 seats is planned, but the centre is closed (lockdown): nobody is offered a seat yet")
+        opened = (await http.put("/centres/ctr-anderlecht", json={"state": "open"})).json()
+        offer = opened["offers"][0]
+        console.print(f"the centre reopens -> seat offered ({offer['offer_id'][:12]}), to accept within 48 hours")
+        await http.post(f"/offers/{offer['offer_id']}/accept")
+        console.print("the candidate accepts -> ExamScheduled")
+        result = (await http.post("/sessions/ses-excel-1/results", json={"person_id": person_id, "passed": True, "score": 870})).json()
+        credential = (await http.get(f"/credentials/{result['credential_id']}")).json()
+        subject = credential["credentialSubject"]
+        console.print(
+            f"passed with 870 -> CertificateIssued; Open Badges 3.0 credential {credential['id']}\n"
+            f"  type {credential['type']}, issuer {credential['issuer']['name']}, achievement '{subject['achievement']['name']}',\n"
+            f"  subject identified only by {subject['identifier'][0]['identityHash'][:20]}… (salted hash)"
+        )
+
+
+async def wait_for_mail(inbox: Inbox, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(inbox.mails) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+
+
+def show_inbox(inbox: Inbox) -> None:
+    console.rule("[bold]8. What the job seekers received (the demo's SMTP sink and SMS provider)")
+    table = Table()
+    for column in ("channel", "to", "language", "subject / text"):
+        table.add_column(column, overflow="fold")
+    for mail in inbox.mails:
+        table.add_row("e-mail", mask(str(mail["To"])), str(mail.get("Content-Language", "")), str(mail["Subject"]))
+    for sms in inbox.sms:
+        table.add_row("sms", mask(str(sms.get("to", ""))), "", str(sms.get("text", ""))[:90])
+    console.print(table)
+
+
+def mask(address: str) -> str:
+    """Shown on the demo's screen only, and masked all the same: it is a habit worth having."""
+    return re.sub(r"(?<=.)[^@<>\s](?=[^@<>\s]*[^@<>\s]{2}(@|$|>))", "•", address)
 
 
 async def play(database: str) -> None:
@@ -287,6 +412,14 @@ async def play(database: str) -> None:
             "ROUTING_CLOCK_START": next_working_morning().isoformat(),
             **DEMO_ENV,
         }
+        inbox = Inbox()
+        smtp_port, sms_port = inbox.start()
+        env |= {
+            "NOTIFICATION_SMTP_PORT": str(smtp_port),
+            "NOTIFICATION_SMS_URL": f"http://127.0.0.1:{sms_port}/sms",
+            "NOTIFICATION_QUIET_HOURS_START": "23:59",
+            "NOTIFICATION_QUIET_HOURS_END": "00:00",
+        }
         with running_services(env=env, log_dir=REPO / ".local" / "demo" / "logs") as services:
             sent = await send_scenario(services["intake"].url)
             db = client[database]
@@ -295,7 +428,11 @@ async def play(database: str) -> None:
             console.print(await outcome_table(db))
             await at_the_desk(services["routing"].url, db)
             await time_passes(services["routing"].url, db)
+            await certification_journey(services, db, database)
+            await wait_for_mail(inbox, 5)
             await show_events(database)
+            show_inbox(inbox)
+        inbox.stop()
     finally:
         await client.close()
 
