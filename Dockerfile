@@ -38,6 +38,7 @@ COPY intake/ intake/
 COPY routing/ routing/
 COPY notification/ notification/
 COPY certification/ certification/
+COPY analytics/ analytics/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-group infra --no-editable
 

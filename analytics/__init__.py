@@ -9,6 +9,8 @@ Analysts see pseudonymous ids and facts, never contact details, names or free te
 database. The pure cores (`build_report`, `compare`, `simulate`) take plain data.
 """
 
+# `replay` names both the function (exported here) and its module: `from analytics.replay import
+# replay` works, but `import analytics.replay as m` gives the function; use importlib for the module.
 from analytics.readmodel import KEPT_FIELDS, document_from_record, to_document
 from analytics.replay import ReplayStats, replay
 from analytics.report import Report, ReportConfig, ReportTable, build_report, run_report

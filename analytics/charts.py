@@ -2,7 +2,8 @@
 
 Drawn with matplotlib's object API on an Agg canvas (`Figure` + `FigureCanvasAgg`), never
 `pyplot`: pyplot keeps global state and picks a GUI backend, which a demo process or a test
-run must not get as a side effect.
+run must not get as a side effect. matplotlib is imported when a chart is drawn, not with the
+package: it takes seconds to import, and replays and what-ifs never draw.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from analytics.report import Report, ReportTable
 
 __all__ = ["write_charts"]
@@ -31,6 +31,9 @@ def write_charts(report: Report, directory: Path) -> list[Path]:
 
 
 def _figure() -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     return figure

@@ -107,13 +107,17 @@ def replay_command(
     console.print(_stats_table(stats))
 
 
+def _from(at: datetime | None, otherwise: str) -> str:
+    return at.isoformat() if at else otherwise
+
+
 def _stats_table(stats: ReplayStats) -> Table:
     table = Table(title=f"Replayed into {stats.database}", show_header=False)
     table.add_column("")
     table.add_column("", justify="right")
     for label, value in (
         ("topics", ", ".join(stats.topics) + (f" (prefix {stats.prefix})" if stats.prefix else "")),
-        ("window", f"{stats.start.isoformat() if stats.start else 'beginning'} to {stats.end.isoformat() if stats.end else 'end offsets'}"),
+        ("window", f"{_from(stats.start, 'beginning')} to {_from(stats.end, 'end offsets')}"),
         ("records read", stats.records),
         ("documents written", stats.written),
         ("already there", stats.duplicates),

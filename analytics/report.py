@@ -320,7 +320,8 @@ def _sla_table(
         title,
         (key_name, *_SLA_COLUMNS),
         tuple(rows),
-        note or "first contact = first attempt that reached the person; pending (working days) = not contacted, deadline not passed",
+        note
+        or "first contact = first attempt that reached the person; pending (working days) = not contacted, deadline not passed",
     )
 
 
@@ -365,9 +366,10 @@ def _volume_by_day(requests: Sequence[_Request], note: str | None) -> ReportTabl
     days: dict[date, Counter[str]] = defaultdict(Counter)
     for request in requests:
         days[_day(request.received_at)][request.channel] += 1
-    rows = tuple(
-        (day.isoformat(), *(days[day][c] for c in _CHANNELS), sum(days[day].values())) for day in sorted(days)
-    )
+    # Every day from the first to the last, quiet ones included: a trend has no holes.
+    first, last = (min(days), max(days)) if days else (date.max, date.min)
+    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    rows = tuple((day.isoformat(), *(days[day][c] for c in _CHANNELS), sum(days[day].values())) for day in span)
     return ReportTable("volume_by_day", "Requests per day (Brussels)", ("day", *_CHANNELS, "total"), rows, note)
 
 
@@ -411,7 +413,8 @@ def _exam_waitlist_table(exams: Sequence[Mapping[str, Any]]) -> ReportTable:
     if not exams:
         return ReportTable(
             "exam_waitlist", "Exam waitlist length", columns, (),
-            "no ExamSchedulingRequested or ExamScheduled events in the read model (training.enrolments.v1, certification.exams.v1)",
+            "no ExamSchedulingRequested or ExamScheduled events in the read model "
+            "(training.enrolments.v1, certification.exams.v1)",
         )
     waiting: Counter[tuple[str, str]] = Counter()
     days: dict[date, list[int]] = {}

@@ -25,9 +25,15 @@ class AnalyticsSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
 
-    fetch_max_records: int = Field(20_000, ge=1, description="Records per `getmany` call of a replay.")
-    write_batch: int = Field(2_000, ge=1, description="Documents per `insert_many` of a replay.")
-    writers: int = Field(2, ge=1, le=16, description="Concurrent `insert_many` calls, so MongoDB works while Kafka is read.")
+    fetch_max_records: int = Field(
+        5_000,
+        ge=1,
+        description="Records per `getmany` call of a replay: small enough that MongoDB inserts while the next are parsed.",
+    )
+    write_batch: int = Field(1_000, ge=1, description="Documents per `insert_many` of a replay.")
+    writers: int = Field(
+        4, ge=1, le=16, description="Concurrent `insert_many` calls: MongoDB inserts on several threads while Kafka is read."
+    )
     idle_timeout_s: float = Field(
         30.0, gt=0, description="A replay that gets no record for this long before its end offsets fails."
     )

@@ -137,13 +137,18 @@ async def open_window(
         group_id=None,  # no group: nothing to join, nothing to commit
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # Large fetches: a replay reads whole logs, not the latest record.
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-        fetch_max_wait_ms=100,
+        # aiokafka's fetch sizes (1 MiB a partition): larger ones only delay the first records,
+        # since a fetch is parsed when its whole response is in.
     )
-    partitions, missing = await _partitions(settings, topics, client_id)
-    await consumer.start()
+    # Independent round trips, made at once: for a small replay they are a good part of its time.
+    started = asyncio.ensure_future(consumer.start())
+    try:
+        partitions, missing = await _partitions(settings, topics, client_id)
+    except BaseException:
+        await started
+        await consumer.stop()
+        raise
+    await started
     try:
         ranges = await _plan(consumer, partitions, start_ms, end_ms)
         consumer.assign([TopicPartition(r.topic, r.partition) for r in ranges])
@@ -179,15 +184,15 @@ async def _plan(
 ) -> tuple[PartitionRange, ...]:
     if not partitions:
         return ()
-    # Captured first: what is published from now on is not part of this window.
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-    firsts: dict[TopicPartition, int] = await consumer.beginning_offsets(partitions)
+    # The end offsets are captured now: what is published from now on is not part of this window.
+    ends, firsts = await asyncio.gather(consumer.end_offsets(partitions), consumer.beginning_offsets(partitions))
     starts = dict(firsts)
     if start_ms is not None:
         starts = await _offsets_at(consumer, partitions, start_ms, default=ends)
     stops = dict(ends)
     if end_ms is not None:
-        stops = {tp: min(ends[tp], offset) for tp, offset in (await _offsets_at(consumer, partitions, end_ms, default=ends)).items()}
+        at_end = await _offsets_at(consumer, partitions, end_ms, default=ends)
+        stops = {tp: min(ends[tp], offset) for tp, offset in at_end.items()}
     return tuple(PartitionRange(tp.topic, tp.partition, max(starts[tp], firsts[tp]), stops[tp]) for tp in partitions)
 
 

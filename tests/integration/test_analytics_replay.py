@@ -41,7 +41,6 @@ from schemas import (
     ExamSchedulingRequested,
     Language,
     QualificationLevel,
-    Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -110,7 +109,8 @@ def a_month(seed: int = 20260301) -> list[Event]:
             requested_course=rng.choice(["EXCEL", "WORD", "PHOTOSHOP", "FR-BASE"]) if named else None,
             qualification_level=rng.choice([QualificationLevel.PRIMARY, QualificationLevel.UPPER_SECONDARY, None]),
             has_computer=False if rng.random() < 0.08 else None,
-            campaign=CampaignAttribution(utm_source="facebook", utm_campaign=rng.choice(["confine-mais-connecte", "printemps-numerique"]),
+            campaign=CampaignAttribution(utm_source="facebook",
+                                         utm_campaign=rng.choice(["confine-mais-connecte", "printemps-numerique"]),
                                          referrer=f"https://example.org/?mail=testperson{n}@example.org")
             if channel is Channel.WEB and rng.random() < 0.6 else None,
             consent_to_contact=True,

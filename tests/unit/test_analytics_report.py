@@ -51,7 +51,9 @@ def routed(request: TrainingRequestReceived, priority: int, target: Target = Tar
     )
 
 
-def attempt(request: TrainingRequestReceived, after: timedelta, outcome: ContactOutcome = ContactOutcome.ADVICE_GIVEN) -> ContactAttempted:
+def attempt(
+    request: TrainingRequestReceived, after: timedelta, outcome: ContactOutcome = ContactOutcome.ADVICE_GIVEN
+) -> ContactAttempted:
     return ContactAttempted(
         source="/routing", time=request.received_at + after, request_id=request.request_id,
         person_id=request.person_id, worker_id="adv-1", outcome=outcome, attempt=1,
