@@ -397,6 +397,23 @@ def mask(address: str) -> str:
     return re.sub(r"(?<=.)[^@<>\s](?=[^@<>\s]*[^@<>\s]{2}(@|$|>))", "•", address)
 
 
+async def analysts_report(database: str) -> None:
+    """What an analyst sees: the demo's topics replayed into a pseudonymous read model, and the report."""
+    from analytics.replay import replay
+    from analytics.report import run_report
+    from analytics.settings import AnalyticsSettings
+    from services.settings import MongoSettings
+
+    console.rule("[bold]9. The analysts' report, from a replay of the demo's events")
+    settings = AnalyticsSettings(kafka=KafkaSettings(topic_prefix=f"{database}."), mongo=MongoSettings(database=database))
+    stats = await replay(settings, into=f"{database}_analytics")
+    console.print(f"replayed {stats.records} events into {database}_analytics (pseudonymous: no names, numbers or free text)")
+    out = REPO / "reports" / "demo"
+    report = await run_report(settings, f"{database}_analytics", out)
+    console.print(report)
+    console.print(f"CSV files and charts (sla_trend.png, volume_trend.png) in {out.relative_to(REPO)}/")
+
+
 async def play(database: str) -> None:
     uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
@@ -433,6 +450,7 @@ async def play(database: str) -> None:
             await show_events(database)
             show_inbox(inbox)
         inbox.stop()
+        await analysts_report(database)
     finally:
         await client.close()
 
