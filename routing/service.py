@@ -115,6 +115,7 @@ class RoutingService:
         self.seats = seats
         self.outbox = outbox
         self.decisions = db["routing_decisions"]
+        self._rules_read_programme = "digital_divide_open" in policy.rules.model_dump_json(by_alias=True)
         self.cases = db["routing_cases"]
 
     async def ensure_indexes(self) -> None:
@@ -127,9 +128,9 @@ class RoutingService:
         """Decide, store and queue a request once; returns the routed event when it was new."""
         # The desk needs the contact details: routing is one of the services that hold the keys.
         request = await self.personal.unseal(request)
-        year = request.received_at.year
-        programme = await self.programme.status(year)
-        state = RoutingState(digital_divide_open=programme.open, team_sizes=self.policy.team_sizes)
+        state = RoutingState(
+            digital_divide_open=await self._programme_open(request.received_at.year), team_sizes=self.policy.team_sizes
+        )
         decision = decide_route(request, rules=self.policy.rules, state=state, now=request.received_at)
         joined_to = await self._open_linked_request(request)
         deadline = callback_deadline(request.received_at, self.policy.sla, self.policy.calendar, channel=request.channel)
@@ -236,6 +237,13 @@ class RoutingService:
             )
         await self.assignment.offer_next(request.request_id)
         return routed if outcome.applied else None
+
+    async def _programme_open(self, year: int) -> bool:
+        """Whether the digital-divide programme takes people - read only when the rule set looks at
+        it (the shipped one does not: it waitlists instead), since it costs two round trips."""
+        if not self._rules_read_programme:
+            return True
+        return (await self.programme.status(year)).open
 
     async def _open_linked_request(self, request: TrainingRequestReceived) -> str | None:
         """An earlier request of the same person still open: the new one joins it (one advisor per person)."""
