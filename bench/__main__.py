@@ -2,7 +2,11 @@
 a baseline measured in the same run, as a markdown table on stdout and in reports/bench.md, and the
 raw numbers in reports/bench.json.
 
-    uv run python -m bench [--requests 3000] [--latency-seconds 20] [--intake-requests 2000] [--quick] [--profile]
+    uv run python -m bench [--quick] [--requests 3000] [--budget-seconds 40] [--latency-seconds 20]
+                           [--intake-requests 2000] [--replay-events 20000] [--figures pipeline,latency,intake,replay]
+    uv run --with pyinstrument python -m bench --figures "" --profile   # routing under pyinstrument only
+
+Exit status 1 when a figure failed (its row says why); no figure is ever compared with a threshold.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import figures, workload
-from bench.harness import Bench
-from bench.report import Row, render_markdown, write_reports
+from bench.harness import Bench, infra_pids
+from bench.report import Row, format_number, render_markdown, write_reports
+from bench.stats import pooled_rate
 from scripts.launch import REPO
 from services.settings import KafkaSettings
 
-QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000, "budget_seconds": 30.0}
+QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000, "budget_seconds": 15.0}
 FIGURES = ("pipeline", "latency", "intake", "replay")
 PIPELINE_TARGET = 0.8
 REPLAY_TARGET = 0.5
@@ -46,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--intake-requests", type=int, default=2000, help="JSON API submissions for the intake figure (default 2000)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients for the intake figure (default 32)")
     parser.add_argument(
-        "--budget-seconds", type=float, default=75.0,
-        help="at most this long for each pipeline run and each intake burst; the rate is then over what was done (default 75)",
+        "--budget-seconds", type=float, default=40.0,
+        help="at most this long for each pipeline run and each intake burst; the rate is then over what was done (default 40)",
     )
     parser.add_argument("--replay-events", type=int, default=20_000, help="records on the replayed topics (default 20000)")
     parser.add_argument(
@@ -85,16 +90,26 @@ def _get(results: dict[str, Any], *path: str) -> Any:
 NOT_RUN = "not run (--figures)"
 
 
-def _partial(results: dict[str, Any], figure: str, done: str) -> str:
-    """A note when a variant stopped at the time budget before the end of its work."""
+def _partial(results: dict[str, Any], figure: str, done: str, what: str) -> str:
+    """A note when a variant stopped at its time budget before the end of its work."""
     parts = [
         f"{variant} {_get(results, figure, variant, done)}"
         for variant in ("services", "baseline")
         if _get(results, figure, variant, "complete") is False
     ]
-    if not parts:
-        return ""
-    return f" (time budget reached: {', '.join(parts)} of {_get(results, figure, 'services', 'requests')} done)"
+    return f" (time budget reached; {what}: {', '.join(parts)})" if parts else ""
+
+
+def _run_rates(results: dict[str, Any]) -> str:
+    """The pipeline's runs one by one, so that the spread between runs of one variant can be seen."""
+    parts = []
+    for variant in ("services", "baseline"):
+        runs = _get(results, "pipeline", variant, "runs") or []
+        if runs:
+            parts.append(f"{variant} {' + '.join(format_number(run['per_s']) for run in runs)}")
+    return f" [runs, req/s: {'; '.join(parts)}]" if parts else ""
+
+
 LATENCY_BASELINE = "same intake process, routing replaced by the raw loop of figure 1, same rate"
 
 
@@ -110,8 +125,12 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
 
     rows = [
         Row(
-            figure=f"1. Pipeline throughput: {n or 'N'} pre-loaded requests → decision stored + TrainingRequestRouted, one process"
-            + _partial(results, "pipeline", "routed"),
+            figure=(
+                f"1. Pipeline throughput: one process on {n or 'N'} pre-loaded requests → decision stored + "
+                f"TrainingRequestRouted, {PIPELINE_ORDER.count('services')} runs each"
+            )
+            + _partial(results, "pipeline", "routed", "routed in all runs")
+            + _run_rates(results),
             unit="req/s",
             measured=_get(results, "pipeline", "services", "per_s"),
             baseline=_get(results, "pipeline", "baseline", "per_s"),
@@ -135,7 +154,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     rows += [
         Row(
             figure=f"3. Intake: JSON API requests answered 202 (in the outbox), {clients or 'N'} clients"
-            + _partial(results, "intake", "accepted"),
+            + _partial(results, "intake", "accepted", f"answered of {_get(results, 'intake', 'services', 'requests')}"),
             unit="req/s",
             measured=_get(results, "intake", "services", "accepted_per_s"),
             baseline=_get(results, "intake", "baseline", "accepted_per_s"),
@@ -192,30 +211,46 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
 
 
 NOTES = [
-    "All figures: the genuine Kafka broker and mongod of `make up`, on this machine, each measurement in a database "
-    "and topic prefix of its own (`bench_<run>_<phase>`), all deleted at the end. Services are started as ops run them "
-    "(`python -m routing`, `python -m intake`, JSON logs at INFO to a file); every process has the machine's cores to share "
-    "with Kafka, mongod and this load generator.",
-    "Roster: three workers per team on duty 24/7 with room for 100 000 requests each, so every request is offered "
-    "to a worker at once (the offer transaction is part of the work measured) and the dispatcher finds nothing queued.",
-    "Requests (figure 1): a third by phone (callback deadline: two timers), half asking for a catalogue course, one in ten "
-    "with little schooling (digital-divide programme); every request from a new person.",
-    "1: requests pre-loaded on `training.requests.v1`, then the process is started; the window runs from the earliest "
-    "processed-events record (written in the first message's transaction) to the CreateTime of the last "
-    "`TrainingRequestRouted` (stamped by the routing process's producer), so start-up and group join are excluded. "
-    "The baseline consumes a fresh copy of the same events on its own prefix and database. It builds its `RoutingService` "
-    "with `routing.app.create_app` (the app is never served, its FastStream broker never started) and runs the same start-up "
-    "hooks (indexes, roster, dispatcher and timer loops), so the domain work, the MongoDB writes and the logging are "
-    "identical; only the Kafka plumbing differs (see `bench/raw_routing.py`).",
-    "2: one intake and one router process; five warm-up requests first; then JSON API submissions at a steady rate for "
-    "the given time (open loop: each sent on schedule, whatever the previous answers). Latency = time this process saw "
-    "the request's `TrainingRequestRouted` minus time it received the 202 (same clock); bench.json also has it "
-    "against the record's CreateTime.",
-    "3: the JSON API (rate limits off) driven by N httpx clients as fast as answers come; the load generator shares the "
-    "two cores, so both figures are capped by it alike. bench.json also has intake's rate until the relay emptied the outbox.",
-    "4: half requests, half their routing decisions, published to two topics of a space of their own; a raw aiokafka read "
-    "of both (no group, all partitions from the beginning, `getmany` with replay's batch size, no decoding) then "
-    "`analytics.replay.replay` of the same topics into a fresh read model (its own `ReplayStats.seconds`).",
+    (
+        "All figures: the genuine Kafka broker and mongod of `make up`, on this machine, each measurement in a database "
+        "and topic prefix of its own (`bench_<run>_<phase>`), all deleted at the end. Services are started as ops run "
+        "them (`python -m routing`, `python -m intake`, JSON logs at INFO to a file) and share the two cores with Kafka, "
+        "mongod, this load generator and whatever else runs on the machine (see the load average and disturbances above)."
+    ),
+    (
+        "Roster: three workers per team on duty 24/7 with room for 100 000 requests each, so every request is offered "
+        "to a worker at once (the offer transaction is part of the work measured) and the dispatcher finds nothing queued."
+    ),
+    (
+        "Requests (figure 1): a third by phone (callback deadline: two timers), half asking for a catalogue course, one "
+        "in ten with little schooling (digital-divide programme); every request from a new person."
+    ),
+    (
+        "1: requests pre-loaded on `training.requests.v1` of a fresh space, then the process is started; the window runs "
+        "from the earliest processed-events record (written in the first message's transaction) to the CreateTime of the "
+        "last `TrainingRequestRouted` (stamped by the routing process's producer), so start-up and group join are "
+        "excluded; a run stops at the time budget and counts what was routed by then. Four runs in the order baseline, "
+        "services, services, baseline, each variant's rate being all it routed over all its windows. The baseline "
+        "(`bench/raw_routing.py`) builds its `RoutingService` with `routing.app.create_app` (the app is never served, "
+        "its FastStream broker never started) and runs the same start-up hooks (indexes, roster, dispatcher and timer "
+        "loops), so the domain work, the MongoDB writes and the logging are identical; only the Kafka plumbing differs."
+    ),
+    (
+        "2: one intake and one router process on a fresh space; five warm-up requests first; then JSON API submissions "
+        "at a steady rate (half the services' rate of figure 1) for the given time, open loop (each sent on schedule, "
+        "whatever the previous answers). Latency = time this process saw the request's `TrainingRequestRouted` minus "
+        "time it received the 202 (same clock); bench.json also has it against the record's CreateTime."
+    ),
+    (
+        "3: the JSON API (rate limits off) driven by N clients over keep-alive connections as fast as answers come "
+        "(`bench/http.py`, a minimal HTTP/1.1 client: httpx spends milliseconds of CPU per request on this machine and "
+        "would cap both figures itself). bench.json also has intake's rate until the relay emptied the outbox."
+    ),
+    (
+        "4: half requests, half their routing decisions, published to two topics of a space of their own; a raw aiokafka "
+        "read of both (no group, all partitions from the beginning, `getmany` with replay's batch size, no decoding) "
+        "then `analytics.replay.replay` of the same topics into a fresh read model (its own `ReplayStats.seconds`)."
+    ),
     "5: `VmHWM` of /proc/<pid>/status read just before the process is stopped.",
     "Ratios are services / baseline; a target is met (✅) or not (❌); no ratio is asserted anywhere.",
 ]
@@ -230,49 +265,116 @@ def git_revision() -> str:
     return f"{head}{' (uncommitted changes)' if dirty else ''}"
 
 
+PIPELINE_ORDER = ("baseline", "services", "services", "baseline")
+"""ABBA: a drift of the machine's load during the figure weighs on both variants alike."""
+
+
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's pipeline runs as one figure: all requests routed over all windows."""
+    return {
+        "requests": runs[0]["requests"],
+        "routed": sum(r["routed"] for r in runs),
+        "complete": all(r["complete"] for r in runs),
+        "window_s": sum(r["window_s"] for r in runs),
+        "per_s": pooled_rate(runs, count="routed", seconds="window_s"),
+        "peak_rss_mib": max((r["peak_rss_mib"] for r in runs if r["peak_rss_mib"] is not None), default=None),
+        "rebalance_log_lines": sum(r.get("rebalance_log_lines", 0) for r in runs),
+        "runs": runs,
+    }
+
+
+def disturbances(results: dict[str, Any]) -> list[str]:
+    """What the run saw happen around it that makes its figures less trustworthy."""
+    seen = []
+    for figure, pids in results.get("infrastructure", {}).items():
+        for name, (before, after) in pids.items():
+            if before != after:
+                seen.append(f"{name} restarted during {figure} (pid {before} → {after})")
+    for variant in ("services", "baseline"):
+        if lines := _get(results, "pipeline", variant, "rebalance_log_lines"):
+            seen.append(f"pipeline {variant}: {lines} log lines about the `routing` group rebalancing")
+        if failed := _get(results, "latency", variant, "failures"):
+            seen.append(f"latency {variant}: {failed} submissions failed ({_get(results, 'latency', variant, 'first_failure')})")
+        if missing := _get(results, "latency", variant, "latency_seen", "missing"):
+            seen.append(f"latency {variant}: {missing} accepted requests not seen routed")
+        if failed := _get(results, "intake", variant, "failures"):
+            seen.append(f"intake {variant}: {failed} submissions failed")
+    return seen
+
+
 async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    """Run the chosen figures in order; one that fails is recorded as such and the others still run."""
+    results: dict[str, Any] = {"infrastructure": {}}
     roster = workload.roster(bench.work_dir / "roster.yaml", capacity=100_000)
     events = workload.requests(args.requests)
-    if "pipeline" in args.figures:
-        results["pipeline"] = {}
-        for variant in ("baseline", "services"):
-            say(f"1. pipeline throughput, {variant}: {args.requests} requests pre-loaded")
-            result = await figures.pipeline(bench, variant, events, roster=roster, budget=args.budget_seconds)
-            results["pipeline"][variant] = result
+
+    async def pipeline() -> dict[str, Any]:
+        runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "services": []}
+        for number, variant in enumerate(PIPELINE_ORDER, 1):
+            say(f"1. pipeline throughput, run {number}/{len(PIPELINE_ORDER)}, {variant}: {args.requests} requests pre-loaded")
+            result = await figures.pipeline(bench, variant, events, roster=roster, budget=args.budget_seconds, run=number)
+            runs[variant].append(result)
             say(
                 f"   {result['per_s']:.1f} req/s: {result['routed']} routed in {result['window_s']:.1f} s "
-                f"(started in {result['startup_s']:.1f} s), peak RSS {result['peak_rss_mib']:.0f} MiB"
+                f"(started in {result['startup_s']:.1f} s), peak RSS {result['peak_rss_mib']:.0f} MiB, "
+                f"{result['rebalance_log_lines']} rebalance log lines"
             )
-    if "latency" in args.figures:
-        per_s = args.latency_rate or results["pipeline"]["services"]["per_s"] / 2
-        results["latency"] = {}
+        return {variant: pooled(variant_runs) for variant, variant_runs in runs.items()}
+
+    async def latency() -> dict[str, Any]:
+        per_s = args.latency_rate or _get(results, "pipeline", "services", "per_s")
+        if not per_s:
+            return {"pending": "not run: no pipeline rate to take half of (give --latency-rate)"}
+        per_s = args.latency_rate or per_s / 2
+        measured: dict[str, Any] = {}
         for variant in ("baseline", "services"):
             say(f"2. latency, {variant}: {per_s:.1f} req/s for {args.latency_seconds:g} s")
             result = await figures.latency(bench, variant, per_s=per_s, seconds=args.latency_seconds, roster=roster)
-            results["latency"][variant] = result
+            measured[variant] = result
             seen = result["latency_seen"]
             say(
                 f"   p50 {seen['p50_ms'] or 0:.0f} ms, p99 {seen['p99_ms'] or 0:.0f} ms, {seen['missing']} not routed, "
                 f"{result['failures']} failed submissions"
             )
-    if "intake" in args.figures:
-        results["intake"] = {}
+        return measured
+
+    async def intake() -> dict[str, Any]:
+        measured: dict[str, Any] = {}
         for variant in ("baseline", "services"):
             say(f"3. intake, {variant}: {args.intake_requests} submissions, {args.concurrency} clients")
             result = await figures.intake_burst(
                 bench, variant, requests=args.intake_requests, concurrency=args.concurrency, budget=args.budget_seconds
             )
-            results["intake"][variant] = result
+            measured[variant] = result
             say(f"   {result['accepted_per_s']:.0f} req/s: {result['accepted']} accepted, {result['failures']} failures")
-    if "replay" in args.figures:
+        return measured
+
+    async def replay() -> dict[str, Any]:
         if (missing := figures.replay_unavailable()) is not None:
-            results["replay"] = {"pending": f"pending: analytics.replay not available ({missing})"}
-            say(f"4. replay: {results['replay']['pending']}")
-        else:
-            say(f"4. replay: {args.replay_events} events, raw read then analytics.replay")
-            results["replay"] = await figures.replay(bench, events=args.replay_events)
-            say(f"   replay {results['replay']['replay_per_s']:.0f} events/s, raw read {results['replay']['raw_read_per_s']:.0f} events/s")
+            say(f"4. replay: analytics.replay not available ({missing})")
+            return {"pending": f"pending: analytics.replay not available ({missing})"}
+        say(f"4. replay: {args.replay_events} events, raw read then analytics.replay")
+        result = await figures.replay(bench, events=args.replay_events)
+        say(f"   replay {result['replay_per_s']:.0f} events/s, raw read {result['raw_read_per_s']:.0f} events/s")
+        return result
+
+    steps = {"pipeline": pipeline, "latency": latency, "intake": intake, "replay": replay}
+    for name in FIGURES:
+        if name not in args.figures:
+            continue
+        before = infra_pids()
+        try:
+            results[name] = await steps[name]()
+        except (Exception, asyncio.CancelledError) as error:  # the other figures still run; the table says what failed
+            current = asyncio.current_task()
+            if isinstance(error, asyncio.CancelledError) and current is not None and current.cancelling():
+                raise  # interrupted (Ctrl-C): clean up and stop
+            say(f"{name} failed: {type(error).__name__}: {error}")
+            results[name] = {"pending": f"failed: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}", "failed": True}
+            for process in list(bench.processes):
+                await bench.stop(process)
+        after = infra_pids()
+        results["infrastructure"][name] = {key: (before[key], after[key]) for key in after}
     if args.profile:
         results["profile"] = await profile(args, bench, events, roster)
     return results
@@ -298,7 +400,8 @@ async def profile(args: argparse.Namespace, bench: Bench, events: list[Any], ros
         return {"skipped": "no session written", "per_s_under_profiler": result["per_s"]}
     render = [sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", "text", "--no-color", "--show-regex", PROFILE_SHOW]
     await asyncio.to_thread(subprocess.run, [*render, "-o", str(text)], check=True)
-    return {"file": str(text), "session": str(session), "per_s_under_profiler": result["per_s"], "routed": result["routed"]}
+    session.unlink()  # ~100 MB of samples; the text is what is read
+    return {"file": str(text), "per_s_under_profiler": result["per_s"], "routed": result["routed"]}
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -313,6 +416,8 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         removed = await bench.close(keep=args.keep)
         say(f"removed {len(removed['topics'])} topics and {len(removed['databases'])} databases")
+        for error in removed["errors"]:
+            say(f"clean-up: {error}")
     elapsed = time.monotonic() - _started
     rows = build_rows(results)
     context = {
@@ -332,14 +437,21 @@ async def run(args: argparse.Namespace) -> int:
             f"on {os.cpu_count()} cores (other processes share the machine, broker and mongod)"
         ),
     }
+    context["disturbances seen"] = "; ".join(disturbances(results)) or "none"
+    if removed["errors"]:
+        context["clean-up"] = "; ".join(removed["errors"])
     if "profile" in results:
-        context["profile"] = f"routing under pyinstrument: {results['profile']['file']}"
+        profiled = results["profile"]
+        context["profile"] = f"routing under pyinstrument: {profiled.get('file') or profiled.get('skipped')}"
     markdown = render_markdown(rows, title="formation-events benchmark", context=context, notes=NOTES)
     raw = {"context": context, "rows": [row.as_dict() for row in rows], "results": results, "cleanup": removed}
     md_path, json_path = write_reports(args.output, markdown=markdown, raw=raw)
     print(markdown)
     say(f"written {md_path} and {json_path}")
-    return 0
+    failed = [name for name in FIGURES if _get(results, name, "failed")]
+    if failed:
+        say(f"failed: {', '.join(failed)} (see the table and the logs in {bench.log_dir})")
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import workload
 from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
+from bench.http import HttpClient
 from bench.stats import rate, summarise_latencies
 from schemas import TRAINING_REQUESTS, TRAINING_ROUTING, TrainingRequestReceived
 from scripts.launch import ServiceProcess
@@ -32,10 +32,21 @@ def start_router(bench: Bench, space: Space, variant: str, *, roster: Path, prof
     if variant == "baseline":
         return bench.start_module("bench.raw_routing", space, instance=f"raw-{instance}", service="routing", env=env)
     if profile_to is not None:
-        argv = ["-m", "pyinstrument", "-r", "pyisession", "-o", str(profile_to)]
+        argv = ["-m", "pyinstrument", "-i", "0.002", "-r", "pyisession", "-o", str(profile_to)]
         # pyinstrument runs the module itself: `python -m pyinstrument ... -m routing`
         return bench.start_module("routing", space, instance=f"profiled-{instance}", service="routing", env=env, argv=argv)
     return bench.start_service("routing", space, instance=instance, env=env)
+
+
+def rebalance_lines(process: ServiceProcess) -> int:
+    """Lines of a process's log about its consumer group rebalancing: the group id (`routing`) is the
+    same in every environment on the broker, so another run's routing processes joining or leaving
+    pause this one's consumption; a count > 0 says the figure was disturbed."""
+    try:
+        text = process.log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in text.splitlines() if "rebalanc" in line.lower())
 
 
 async def wait_router(bench: Bench, process: ServiceProcess, variant: str) -> None:
@@ -46,7 +57,14 @@ async def wait_router(bench: Bench, process: ServiceProcess, variant: str) -> No
 
 
 async def pipeline(
-    bench: Bench, variant: str, events: list[TrainingRequestReceived], *, roster: Path, budget: float, profile_to: Path | None = None
+    bench: Bench,
+    variant: str,
+    events: list[TrainingRequestReceived],
+    *,
+    roster: Path,
+    budget: float,
+    run: int = 1,
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     """N requests pre-loaded on the input topic; one routing process (or the baseline loop) started
     on them; requests/s from the first message processed to the last `TrainingRequestRouted`.
@@ -58,7 +76,7 @@ async def pipeline(
     The window opens at the `processed_at` of the earliest processed-events record (written inside
     the first message's transaction) and closes at the CreateTime of the last routed record (set by
     the routing process's producer): both the same machine's wall clock, start-up excluded."""
-    phase = f"pipe_{variant}" + ("_profiled" if profile_to else "")
+    phase = f"pipe{run}_{variant}" + ("_profiled" if profile_to else "")  # a space per run: nothing carries over
     space = bench.space(phase)
     await bench.create_topics(space)
     loaded = await bench.produce(space.topic(REQUESTS_TOPIC), events)
@@ -82,6 +100,7 @@ async def pipeline(
         await asyncio.sleep(0.5)  # what was published before the stop reaches the watcher
         await watcher.stop()
     routed = len(watcher.created_at)
+    rebalances = rebalance_lines(process)
     if first is None:
         raise RuntimeError(f"{variant}: no processed-events record; log: {process.log_path}\n{process.tail()}")
     opened = first["processed_at"].timestamp()
@@ -99,6 +118,7 @@ async def pipeline(
         "window_s": closed - opened,
         "per_s": rate(routed, closed - opened),
         "peak_rss_mib": rss,
+        "rebalance_log_lines": rebalances,
         "log": str(process.log_path),
     }
 
@@ -106,11 +126,11 @@ async def pipeline(
 # --- 2. latency ---------------------------------------------------------------------------------
 
 
-async def _post(http: httpx.AsyncClient, body: dict[str, Any]) -> str:
-    response = await http.post("/api/v1/requests", json=body)
-    if response.status_code != 202:
-        raise RuntimeError(f"intake answered {response.status_code}: {response.text[:300]}")
-    return str(response.json()["request_id"])
+async def _post(http: HttpClient, body: dict[str, Any]) -> str:
+    status, answer = await http.post_json("/api/v1/requests", body)
+    if status != 202:
+        raise RuntimeError(f"intake answered {status}: {str(answer)[:300]}")
+    return str(answer["request_id"])
 
 
 async def latency(
@@ -128,8 +148,7 @@ async def latency(
     accepted: dict[str, float] = {}
     try:
         await asyncio.gather(bench.wait_ready(intake), wait_router(bench, router, variant))
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=intake.url, limits=limits, timeout=30) as http:
+        async with HttpClient(intake.url, connections=64) as http:
             warm = [await _post(http, workload.api_body(9_000_000 + i, f"{bench.run_id}w")) for i in range(5)]
             if not await watcher.wait_for(warm, timeout=60):
                 raise RuntimeError(f"warm-up requests not routed; router log: {router.log_path}\n{router.tail()}")
@@ -196,8 +215,7 @@ async def intake_burst(
     outbox = bench.mongo[space.database]["intake_outbox"]
     try:
         await bench.wait_ready(process)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=process.url, limits=limits, timeout=30) as http:
+        async with HttpClient(process.url, connections=concurrency) as http:
             for i in range(concurrency):  # warm-up: one connection per client, first requests served
                 await _post(http, workload.api_body(requests + i, f"{bench.run_id}w"))
             queue: asyncio.Queue[int] = asyncio.Queue()
@@ -250,7 +268,7 @@ async def intake_burst(
 def replay_unavailable() -> str | None:
     """None when `analytics.replay.replay` can be used, else why not (another engineer writes it)."""
     try:
-        from analytics.replay import replay as analytics_replay  # noqa: PLC0415
+        from analytics.replay import replay as analytics_replay
     except ImportError as error:
         return f"{type(error).__name__}: {error}"
     return None if callable(analytics_replay) else "analytics.replay.replay is not callable"
@@ -264,8 +282,8 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
 
     Both times run from creating the consumer to the last record (ReplayStats.seconds: from before
     its window is opened to the last insert, before the read model's indexes are built)."""
-    from analytics.replay import replay as analytics_replay  # noqa: PLC0415 - another engineer's package
-    from analytics.settings import AnalyticsSettings  # noqa: PLC0415
+    from analytics.replay import replay as analytics_replay
+    from analytics.settings import AnalyticsSettings
 
     space = bench.space("replay")
     await bench.create_topics(space)

@@ -47,6 +47,18 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def infra_pids() -> dict[str, int | None]:
+    """The pids of the local broker and mongod (`make up`'s pid files; None when not run locally):
+    if one changes during a figure, something restarted it meanwhile (a fault test, say)."""
+    pids: dict[str, int | None] = {}
+    for name, path in (("kafka", REPO / ".local" / "kafka" / "kafka.pid"), ("mongod", REPO / ".local" / "mongo" / "mongod.pid")):
+        try:
+            pids[name] = int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            pids[name] = None
+    return pids
+
+
 @dataclass(frozen=True)
 class Space:
     """A database and the topics `<database>.<topic>` of one measurement."""
@@ -173,16 +185,23 @@ class Bench:
     # --- clean-up ----------------------------------------------------------------------------
 
     async def close(self, *, keep: bool = False) -> dict[str, Any]:
-        """Stop what is still running, delete this run's topics and drop its databases."""
+        """Stop what is still running, delete this run's topics and drop its databases. A broker or
+        mongod that is down does not stop the report: what could not be removed is in `errors`."""
         for process in list(self.processes):
             await self.stop(process)
-        removed: dict[str, Any] = {"topics": [], "databases": []}
+        removed: dict[str, Any] = {"topics": [], "databases": [], "errors": []}
         if not keep:
-            removed["topics"] = await delete_topics_with_prefix(self.kafka, self.root)
-            for name in await self.mongo.list_database_names():
-                if name.startswith(self.root):
-                    await self.mongo.drop_database(name)
-                    removed["databases"].append(name)
+            try:
+                removed["topics"] = await delete_topics_with_prefix(self.kafka, self.root)
+            except Exception as error:  # noqa: BLE001 - reported; the topics carry the run's prefix
+                removed["errors"].append(f"topics {self.root}* not deleted: {type(error).__name__}: {error}")
+            try:
+                for name in await self.mongo.list_database_names():
+                    if name.startswith(self.root):
+                        await self.mongo.drop_database(name)
+                        removed["databases"].append(name)
+            except Exception as error:  # noqa: BLE001 - reported
+                removed["errors"].append(f"databases {self.root}* not dropped: {type(error).__name__}: {error}")
         await self.mongo.close()
         return removed
 
@@ -250,4 +269,11 @@ class OutputWatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
-            await self._consumer.stop()
+            try:
+                await self._consumer.stop()
+            except (Exception, asyncio.CancelledError):
+                # With the broker gone, aiokafka's fetcher ends in a cancelled retry; unless this task
+                # itself is being cancelled, that is no reason to abandon the run.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise

@@ -24,7 +24,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from intake.settings import IntakeSettings
-from schemas import Channel, Contact, Language, QualificationLevel, TrainingRequestReceived
+from schemas import (
+    Channel,
+    Contact,
+    Language,
+    QualificationLevel,
+    TrainingRequestReceived,
+)
 from services.mongo import create_mongo_client, ping
 from services.outbox import Outbox
 

@@ -25,7 +25,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def rate(count: int | float, seconds: float) -> float:
+def rate(count: float, seconds: float) -> float:
     """Events per second; a window that is not positive is a measurement error, not infinity."""
     if seconds <= 0:
         raise ValueError(f"cannot compute a rate over {seconds} s")
@@ -77,3 +77,10 @@ def summarise_latencies(started: Mapping[str, float], finished: Mapping[str, flo
         max_ms=max(latencies),
         mean_ms=sum(latencies) / len(latencies),
     )
+
+
+def pooled_rate(runs: Sequence[Mapping[str, float]], *, count: str, seconds: str) -> float:
+    """The rate of several runs taken together: all their events over all their windows (a long run
+    weighs more than a short one, unlike the mean of the runs' rates)."""
+    total = sum(run[seconds] for run in runs)
+    return rate(sum(run[count] for run in runs), total)

@@ -9,7 +9,15 @@ from typing import Any
 
 import yaml
 
-from schemas import Channel, Contact, Language, QualificationLevel, Target, TrainingRequestReceived, TrainingRequestRouted
+from schemas import (
+    Channel,
+    Contact,
+    Language,
+    QualificationLevel,
+    Target,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+)
 
 ALWAYS = {day: [["00:00", "23:59"]] for day in range(7)}
 TEAMS = {

@@ -151,6 +151,9 @@ def create_service_app(
     runtime = build_runtime(settings, description=description)
     routers = register(runtime) or ()
     runtime.error_policy.attach_retries(runtime.broker)
+    from services.lag import start_lag_exporter  # noqa: PLC0415
+
+    start_lag_exporter(runtime)  # kafka_consumer_lag{group,topic,partition} on /metrics, every <SERVICE>_LAG_INTERVAL
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.report import HEADER, Row, cell, format_number, markdown_table, render_markdown, write_reports
+from bench.report import (
+    HEADER,
+    Row,
+    cell,
+    format_number,
+    markdown_table,
+    render_markdown,
+    write_reports,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -80,8 +89,8 @@ def test_the_report_has_the_table_the_run_and_the_notes(tmp_path: Path) -> None:
     assert stored["rows"][0]["ratio"] == pytest.approx(0.85) and stored["rows"][0]["met"] is True
 
 
-def sample_results() -> dict[str, object]:
-    latency = lambda p50, p99: {"p50_ms": p50, "p99_ms": p99}  # noqa: E731
+def sample_results() -> dict[str, Any]:
+    latency = lambda p50, p99: {"p50_ms": p50, "p99_ms": p99}
     return {
         "pipeline": {
             "baseline": {"requests": 3000, "per_s": 100.0, "peak_rss_mib": 80.0},
@@ -143,3 +152,27 @@ def test_pipeline_runs_of_one_variant_pool_into_one_figure() -> None:
     figure = pooled(runs)
     assert figure["per_s"] == pytest.approx(7.5) and figure["routed"] == 600 and figure["peak_rss_mib"] == 95.0
     assert figure["complete"] is False and figure["runs"] == runs
+
+
+def test_disturbances_name_restarts_rebalances_and_failures() -> None:
+    from bench.__main__ import disturbances
+
+    results = sample_results()
+    assert disturbances(results) == []
+    results["infrastructure"] = {"pipeline": {"kafka": (100, 100), "mongod": (7, 7)}, "latency": {"kafka": (100, 205), "mongod": (7, 7)}}
+    results["pipeline"]["services"]["rebalance_log_lines"] = 3
+    results["latency"]["baseline"].update(failures=2, first_failure="ConnectionResetError()")
+    assert disturbances(results) == [
+        "kafka restarted during latency (pid 100 → 205)",
+        "pipeline services: 3 log lines about the `routing` group rebalancing",
+        "latency baseline: 2 submissions failed (ConnectionResetError())",
+    ]
+
+
+def test_the_pipeline_row_lists_each_run() -> None:
+    from bench.__main__ import build_rows
+
+    results = sample_results()
+    results["pipeline"]["services"]["runs"] = [{"per_s": 13.2}, {"per_s": 18.46}]
+    results["pipeline"]["baseline"]["runs"] = [{"per_s": 10.3}, {"per_s": 24.8}]
+    assert build_rows(results)[0].figure.endswith("[runs, req/s: services 13.2 + 18.5; baseline 10.3 + 24.8]")
