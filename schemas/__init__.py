@@ -17,6 +17,7 @@ from schemas.codec import (
 from schemas.envelope import EVENT_TYPE_PREFIX, Event
 from schemas.errors import (
     ContractError,
+    EventTooLarge,
     InvalidEvent,
     MalformedEvent,
     UnknownEventType,
@@ -116,6 +117,7 @@ __all__ = [
     "json_schemas",
     # errors
     "ContractError",
+    "EventTooLarge",
     "InvalidEvent",
     "MalformedEvent",
     "UnknownEventType",

@@ -15,7 +15,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from schemas.envelope import Event
-from schemas.errors import InvalidEvent, MalformedEvent, UnknownEventType, UnsupportedSchemaVersion
+from schemas.errors import EventTooLarge, InvalidEvent, MalformedEvent, UnknownEventType, UnsupportedSchemaVersion
 from schemas.events import EVENT_TYPES
 
 __all__ = [
@@ -80,12 +80,18 @@ def headers(event: Event) -> dict[str, bytes]:
     }
 
 
+MAX_EVENT_BYTES = 256 * 1024
+"""The largest event we read: intake caps free text at a few kilobytes, so anything near this is poison."""
+
+
 def decode(value: bytes | None, headers: Headers | None = None) -> Event:
     """The event in a Kafka message, read as structured, binary or flat JSON.
 
     Raises `MalformedEvent`, `UnknownEventType`, `UnsupportedSchemaVersion` or
     `InvalidEvent`, all `ContractError`s; never a bare pydantic or JSON error.
     """
+    if value is not None and len(value) > MAX_EVENT_BYTES:
+        raise EventTooLarge(f"event of {len(value)} bytes, more than the {MAX_EVENT_BYTES} an event may have")
     header_map = _header_map(headers)
     body = _json_object(value)
     content_type = header_map.get("content-type", "").lower()

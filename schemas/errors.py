@@ -33,6 +33,10 @@ class MalformedEvent(ContractError):
     """The message is not a JSON object in UTF-8, or lacks what makes it a CloudEvent."""
 
 
+class EventTooLarge(MalformedEvent):
+    """The message is larger than any event of ours can be: a mistake or an attack, never a request."""
+
+
 class UnknownEventType(ContractError):
     """The message's `type` is not declared by any event class."""
 

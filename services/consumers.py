@@ -72,7 +72,8 @@ async def decode_event(msg: StreamMessage[Any], _original: Any = None) -> Event:
 def subscriber_options(group_id: str) -> dict[str, Any]:
     """Keyword arguments every event subscriber of ours uses."""
     return {
-        "group_id": group_id,
+        # Prefixed like the topics: environments (and test runs) sharing a cluster never share a group.
+        "group_id": topic_name(group_id),
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
         "decoder": decode_event,
