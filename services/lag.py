@@ -110,12 +110,6 @@ class LagReading:
     failures: dict[str, str] = field(default_factory=dict)
     """Group -> why its lag could not be read."""
 
-    def of(self, group: str, topic: str, partition: int) -> int | None:
-        for p in self.partitions:
-            if (p.group, p.topic, p.partition) == (group, topic, partition):
-                return p.lag
-        return None
-
 
 async def read_lag(
     settings: KafkaSettings,

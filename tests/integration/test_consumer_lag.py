@@ -133,6 +133,9 @@ async def test_a_service_exports_the_lag_of_its_subscribers_groups(
         async def handle(_: Any) -> None:  # declared only: the broker is never started
             pass
 
+        # The group as the subscriber got it (subscriber_options adds the topic prefix in force, if any).
+        (group,) = consumer_groups(runtime.broker)
+        assert group.endswith(f"test-lag-svc-{unique}")
         assert consumer_groups(runtime.broker) == {group: frozenset({topic})}
         exporter = start_lag_exporter(runtime, interval_s=0.2)
         assert exporter is not None

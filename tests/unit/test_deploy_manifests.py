@@ -501,9 +501,10 @@ def test_kafka_trigger_names_a_group_and_topic_the_service_really_consumes(
     assert all(isinstance(v, str) for v in metadata.values()), "KEDA trigger metadata is a map of strings: quote them"
     groups = apps[name]["groups"]
     group, topic = metadata["consumerGroup"], metadata["topic"]
-    assert group == name, "the service's main group, as in services.consumers.subscriber_options"
-    assert group in groups, f"{name} has no consumer group {group!r} (it has {sorted(groups)})"
     prefix = literal_env(name).get("KAFKA_TOPIC_PREFIX", "")
+    # The service's main group; subscriber_options prefixes groups like topics.
+    assert group == prefix + name
+    assert group in groups, f"{name} has no consumer group {group!r} (it has {sorted(groups)})"
     assert topic in groups[group], f"group {group} reads {groups[group]}, not {topic}"
     assert topic.removeprefix(prefix) in TOPIC_PARTITIONS, f"{topic} is not declared in schemas/topics.py"
 
