@@ -325,44 +325,36 @@ class RoutingService:
     def timer_handlers(self) -> dict[str, Any]:
         return {TimerKind.CALLBACK_DUE.value: self._on_callback_due, TimerKind.SLA_BREACH.value: self._on_sla_deadline}
 
-    async def _on_callback_due(self, timer: Timer, session: AsyncClientSession) -> None:
+    async def _callback_facts(self, timer: Timer, session: AsyncClientSession) -> dict[str, Any] | None:
+        """The envelope and payload both callback events share, or None once the person was reached."""
         case = await self.cases.find_one({"_id": timer.key}, session=session)
         if case is None or case["sla"] != "pending":
-            return
+            return None
         routed = await self.assignment.get_request(timer.key)
-        assignee = routed.reservation.worker_id if routed and routed.reservation else None
-        event = CallbackDue(
-            id=uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer.id}"),
-            source=SOURCE,
-            subject=timer.key,
-            request_id=timer.key,
-            person_id=case["person_id"],
-            assignee_id=assignee,
-            deadline=case["deadline"],
-        )
-        await self.outbox.add([event], session=session)
+        return {
+            # Derived from the timer: a timer fired again after a crash publishes the same event.
+            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer.id}"),
+            "source": SOURCE,
+            "subject": timer.key,
+            "request_id": timer.key,
+            "person_id": case["person_id"],
+            "assignee_id": routed.reservation.worker_id if routed and routed.reservation else None,
+            "deadline": case["deadline"],
+        }
+
+    async def _on_callback_due(self, timer: Timer, session: AsyncClientSession) -> None:
+        if (facts := await self._callback_facts(timer, session)) is None:
+            return
+        await self.outbox.add([CallbackDue(**facts)], session=session)
         await self.cases.update_one({"_id": timer.key}, {"$set": {"due_sent_at": self.clock.now()}}, session=session)
 
     async def _on_sla_deadline(self, timer: Timer, session: AsyncClientSession) -> None:
-        case = await self.cases.find_one({"_id": timer.key}, session=session)
-        if case is None or case["sla"] != "pending":
+        if (facts := await self._callback_facts(timer, session)) is None:
             return
-        routed = await self.assignment.get_request(timer.key)
-        assignee = routed.reservation.worker_id if routed and routed.reservation else None
         escalated_to = "supervisor" if self.policy.sla.escalate_after_breach else None
-        event = CallbackSlaBreached(
-            id=uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer.id}"),
-            source=SOURCE,
-            subject=timer.key,
-            request_id=timer.key,
-            person_id=case["person_id"],
-            assignee_id=assignee,
-            deadline=case["deadline"],
-            escalated_to=escalated_to,
-        )
-        await self.outbox.add([event], session=session)
+        await self.outbox.add([CallbackSlaBreached(**facts, escalated_to=escalated_to)], session=session)
         await self.cases.update_one({"_id": timer.key}, {"$set": {"sla": "breached", "breached_at": self.clock.now()}}, session=session)
-        log.warning("callback.sla_breached", request_id=timer.key, assignee_id=assignee, escalated_to=escalated_to)
+        log.warning("callback.sla_breached", request_id=timer.key, assignee_id=facts["assignee_id"], escalated_to=escalated_to)
 
     # --- privacy ---------------------------------------------------------------------------
 
