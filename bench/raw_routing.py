@@ -9,11 +9,11 @@ FastAPI app is never served and its FastStream broker is never started. Instead:
 
 - a raw `AIOKafkaConsumer` (group `routing`, no auto-commit) takes one record at a time with
   `getone()`, decodes it with the same `schemas.codec.decode`, calls
-  `RoutingService.route(event, publish=...)` (same MongoDB transaction through
-  `ProcessedEvents.run_once`, same offer) and commits after each message;
-- `route` publishes `TrainingRequestRouted` through a raw `AIOKafkaProducer` (idempotent,
-  acks=all, linger 5 ms: the settings of `services.kafka.create_broker`), waiting for the
-  acknowledgement of each record as FastStream's `broker.publish` does.
+  `RoutingService.route(event)` (same MongoDB transaction through `ProcessedEvents.run_once`,
+  same outbox entry, same offer) and commits after each message;
+- routing's own outbox relay publishes `TrainingRequestRouted` through a raw `AIOKafkaProducer`
+  (idempotent, acks=all, linger 5 ms: the settings of `services.kafka.create_broker`) instead of
+  FastStream's broker.
 
 What is left out is what FastStream adds: its subscriber machinery, middlewares (Prometheus,
 the error policy), the decoder/parser layers, the publisher wrapper, and the HTTP server.
@@ -44,17 +44,26 @@ log = structlog.get_logger("bench.raw_routing")
 
 
 class RawPublisher:
-    """What `ProcessedEvents.run_once` needs of a broker: `publish(value, topic=, key=, headers=)`."""
+    """What the outbox relay needs of a broker: `publish(value, topic=, key=, headers=, no_confirm=)`."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
 
-    async def publish(self, value: bytes, *, topic: str, key: bytes | str | None = None, headers: dict[str, str] | None = None) -> None:
+    async def publish(
+        self,
+        value: bytes,
+        *,
+        topic: str,
+        key: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        no_confirm: bool = False,
+    ) -> Any:
         if isinstance(key, str):
             key = key.encode()
-        await self._producer.send_and_wait(
+        delivery = await self._producer.send(
             topic, value, key=key, headers=[(k, v.encode()) for k, v in (headers or {}).items()]
         )
+        return delivery if no_confirm else await delivery
 
 
 async def run() -> None:
@@ -87,7 +96,7 @@ async def run() -> None:
             waiting = False
             try:
                 event = decode(record.value, list(record.headers or ()))
-                await service.route(event, publish=publisher)
+                await service.route(event)
             except ContractError as error:
                 log.warning("event.unreadable", offset=record.offset, error=str(error)[:200])
             except Exception as error:  # noqa: BLE001 - transient: retry the record after a pause, commit nothing
@@ -106,6 +115,9 @@ async def run() -> None:
             consumed += 1
 
     task = asyncio.create_task(consume())
+    # The runtime's own relay waits for FastStream's broker, which never starts here.
+    relay = asyncio.create_task(service.outbox.run_relay(publisher, holder=f"raw-{settings.instance_id}"))
+    runtime.background.append(relay)
 
     def stop() -> None:
         stopping.set()

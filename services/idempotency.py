@@ -3,10 +3,10 @@
 Kafka delivers every record at least once: after a crash, a rebalance or a replay the
 same event comes again. `ProcessedEvents.run_once` stores a record unique on
 (consumer, event id) in the same MongoDB transaction as the handler's effect, so the
-effect happens once. The events the effect wants to publish are stored in that record
-too and published after the commit - on the first delivery and again on any
-redelivery - because a crash can fall between the commit and the publish. Their ids
-are fixed in the record, so downstream consumers see the same events and dedupe them.
+effect happens once. The events the effect produces go into the service's transactional
+outbox in that same transaction, and only its relay publishes them: one way out for every
+effect, so a crash between the commit and the publish loses nothing, and a redelivery
+publishes nothing twice (the outbox entries are keyed by event id).
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from schemas import Event
-from services.kafka import wire
 from services.mongo import MongoDatabase
+from services.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +35,7 @@ class Outcome:
     applied: bool
     """False when the event had been processed before and its effect was skipped."""
     published: int
+    """How many events the effect put in the outbox (0 on a redelivery)."""
 
 
 class ProcessedEvents:
@@ -56,11 +56,15 @@ class ProcessedEvents:
     async def seen(self, event_id: object) -> bool:
         return await self._collection.count_documents({"consumer": self.consumer, "event_id": str(event_id)}) > 0
 
-    async def run_once(self, event: Event, effect: Effect, *, broker: KafkaBroker | None = None) -> Outcome:
-        """Apply `effect` once for `event`, then publish what it produced (again, if redelivered)."""
+    async def run_once(self, event: Event, effect: Effect, *, outbox: Outbox | None = None) -> Outcome:
+        """Apply `effect` once for `event`; what it produces goes into `outbox` in the same transaction.
+
+        An effect that produces events without an `outbox` to hold them is a programming error
+        (`ValueError`): they would be lost.
+        """
         record_id = f"{self.consumer}:{event.id}"
 
-        async def transaction(session: AsyncClientSession) -> list[dict[str, Any]]:
+        async def transaction(session: AsyncClientSession) -> int:
             # The insert comes first so that two replicas racing on one event conflict
             # before either applies the effect.
             await self._collection.insert_one(
@@ -70,33 +74,23 @@ class ProcessedEvents:
                     "event_id": str(event.id),
                     "event_type": event.type,
                     "processed_at": datetime.now(UTC),
-                    "outputs": [],
+                    "output_ids": [],
                 },
                 session=session,
             )
-            outputs = [_stored(e) for e in await effect(session)]
+            outputs = list(await effect(session))
             if outputs:
-                await self._collection.update_one({"_id": record_id}, {"$set": {"outputs": outputs}}, session=session)
-            return outputs
+                if outbox is None:
+                    raise ValueError(f"{self.consumer}: an effect produced {len(outputs)} event(s) and there is no outbox")
+                await outbox.add(outputs, session=session)
+                ids = [str(output.id) for output in outputs]
+                await self._collection.update_one({"_id": record_id}, {"$set": {"output_ids": ids}}, session=session)
+            return len(outputs)
 
         try:
             async with self._client.start_session() as session:
-                outputs = await session.with_transaction(transaction)
-            applied = True
+                added: int = await session.with_transaction(transaction)
         except DuplicateKeyError:
-            stored = await self._collection.find_one({"_id": record_id}, {"outputs": 1})
-            outputs = stored["outputs"] if stored else []
-            applied = False
             log.info("event.duplicate_skipped", consumer=self.consumer, event_id=str(event.id), event_type=event.type)
-
-        if broker is not None:
-            for output in outputs:
-                await broker.publish(
-                    output["value"], topic=output["topic"], key=output["key"], headers=output["headers"]
-                )
-        return Outcome(applied=applied, published=len(outputs) if broker is not None else 0)
-
-
-def _stored(event: Event) -> dict[str, Any]:
-    topic, key, value, headers = wire(event)
-    return {"topic": topic, "key": key, "value": value, "headers": headers, "event_id": str(event.id)}
+            return Outcome(applied=False, published=0)
+        return Outcome(applied=True, published=added)

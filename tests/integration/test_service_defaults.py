@@ -21,6 +21,7 @@ from services.app import Runtime, build_runtime
 from services.consumers import dead_letter_topic
 from services.kafka import ensure_topics, wire
 from services.settings import KafkaSettings, MongoSettings
+from services.outbox import Outbox
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.factories import make_request
 
@@ -125,10 +126,12 @@ async def test_redelivered_event_has_its_effect_once(runtime: Runtime, unique: s
     assert await runtime.processed.seen(request.id)
 
 
-async def test_outputs_are_republished_with_the_same_ids_on_redelivery(runtime: Runtime, unique: str) -> None:
-    """A crash between the commit of the effect and the publish must not lose the output."""
+async def test_outputs_go_through_the_outbox_once_and_its_relay_publishes_them(runtime: Runtime, unique: str) -> None:
+    """One way out: the effect's events are stored in the outbox in the effect's transaction, so
+    a crash before the publish loses nothing and a redelivery adds nothing."""
     await runtime.processed.ensure_indexes()
-    await runtime.broker.start()
+    outbox = Outbox(runtime.db, f"outbox_{unique}")
+    await outbox.ensure_indexes()
     request = make_request()
     produced: list[TrainingRequestRouted] = []
 
@@ -137,12 +140,18 @@ async def test_outputs_are_republished_with_the_same_ids_on_redelivery(runtime: 
         produced.append(routed)
         return [routed]
 
-    first = await runtime.processed.run_once(request, effect)  # no broker: as if the process died before publishing
-    second = await runtime.processed.run_once(request, effect, broker=runtime.broker)
-    assert first.applied and not second.applied
-    assert second.published == 1
-    assert len(produced) == 1
+    first = await runtime.processed.run_once(request, effect, outbox=outbox)  # then the process dies
+    second = await runtime.processed.run_once(request, effect, outbox=outbox)
+    assert (first.applied, first.published) == (True, 1)
+    assert (second.applied, second.published) == (False, 0)
+    assert len(produced) == 1 and await outbox.pending_count() == 1
 
+    with pytest.raises(ValueError, match="no outbox"):
+        await runtime.processed.run_once(make_request(), effect)
+
+    await runtime.broker.start()
+    assert await outbox.relay_once(runtime.broker) == 1
+    assert await outbox.pending_count() == 0
     consumer = AIOKafkaConsumer(
         "training.routing.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"check-{unique}", auto_offset_reset="earliest"
     )
@@ -156,7 +165,7 @@ async def test_outputs_are_republished_with_the_same_ids_on_redelivery(runtime: 
                 for record in records:
                     if str(produced[0].id).encode() in (record.value or b""):
                         found = record
-        assert found is not None, "the stored output was not published on redelivery"
+        assert found is not None, "the relay did not publish the stored output"
         assert found.key == request.request_id.encode()
     finally:
         await consumer.stop()
