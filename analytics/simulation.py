@@ -9,9 +9,11 @@ model is deliberately small, so that an advisor can check a case by hand:
   08:30-17:15 except public holidays);
 - every contact takes `handling_time` of a worker, and a worker does not start one that would run
   past closing: they start it at the next opening instead (so the handling time must fit in a day);
-- when a worker is free, they take the waiting request with the highest *effective* priority
-  (`routing.priority.effective_priority`: the decision's score plus ageing), then the earliest
-  deadline, then the earliest arrival, then the smallest request id (ties never depend on order);
+- when a worker is free, they take the first waiting request in routing's own queue order
+  (`routing.priority.queue_order`, with the ageing weights of the same rule set): requests past
+  their deadline, then the highest *effective* priority (the decision's score plus ageing), then
+  the earliest deadline, then the earliest arrival, then the smallest request id (ties never
+  depend on order);
 - the first contact is when a worker starts the contact. Everyone is reached at the first
   attempt: the simulation measures capacity, not whether people pick up.
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 
-from routing.priority import effective_priority
+from routing.priority import DEFAULT_WEIGHTS, PriorityWeights, queue_order
 from routing.sla import SlaMode, SlaPolicy, callback_deadline, sla_outcome
 from schemas import Channel
 from services.calendar import BRUSSELS, BrusselsCalendar
@@ -57,8 +59,8 @@ class QueueModel:
     team_sizes: Mapping[str, int]
     handling_time: timedelta = timedelta(minutes=20)
     calendar: BrusselsCalendar = field(default_factory=BrusselsCalendar)
-    ageing_per_hour: float = 2.0
-    ageing_cap: int | None = 100
+    weights: PriorityWeights = DEFAULT_WEIGHTS
+    """The rule set's priority section: its ageing is what the dispatcher applies."""
     order_mode: SlaMode = "working_days"
     """Deadline used to break ties between equal effective priorities (routing's default mode)."""
     promise: timedelta = timedelta(hours=48)
@@ -144,11 +146,15 @@ def _simulate_team(requests: Sequence[SimRequest], size: int, model: QueueModel)
             admit(at)
             candidates = [r for r in waiting if received[r.request_id] <= at]
 
-        def order(r: SimRequest, at: datetime = at) -> tuple[int, datetime, datetime, str]:
-            effective = effective_priority(
-                r.priority, at - received[r.request_id], per_hour=model.ageing_per_hour, cap=model.ageing_cap
+        def order(r: SimRequest, at: datetime = at) -> tuple[bool, int, bool, datetime, datetime, str]:
+            return queue_order(
+                r.priority,
+                waiting_since=received[r.request_id],
+                deadline=deadlines[r.request_id],
+                now=at,
+                weights=model.weights,
+                tiebreak=r.request_id,
             )
-            return (-effective, deadlines[r.request_id], received[r.request_id], r.request_id)
 
         chosen = min(candidates, key=order)
         waiting.remove(chosen)

@@ -286,8 +286,7 @@ def _serve(
         team_sizes=sizes,
         handling_time=handling_time,
         calendar=calendar,
-        ageing_per_hour=scenario.rules.priority.ageing_per_hour,
-        ageing_cap=scenario.rules.priority.ageing_cap,
+        weights=scenario.rules.priority,
         promise=promise,
     )
     sim = [

@@ -65,8 +65,6 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         ),
         calendar=BrusselsCalendar(),
         catalogue=catalogue,
-        ageing_per_hour=settings.ageing_per_hour,
-        ageing_cap=settings.ageing_cap,
         retry_after_no_answer=settings.retry_after_no_answer,
     )
     roster = load_roster(settings.workers_path)
@@ -100,7 +98,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
 
         @runtime.broker.subscriber(topic_name(TRAINING_REQUESTS), **subscriber_options("routing"))
         async def on_training_request_received(event: TrainingRequestReceived) -> None:
-            await service.route(event, publish=runtime.broker)
+            await service.route(event)
 
         @runtime.broker.subscriber(topic_name(PRIVACY), **subscriber_options("routing.privacy"))
         async def on_person_data_erased(event: PersonDataErased) -> None:

@@ -40,7 +40,6 @@ __all__ = [
     "RequestStatus",
     "Reservation",
     "RoutedRequest",
-    "default_queue_key",
 ]
 
 log = structlog.get_logger(__name__)
@@ -100,17 +99,6 @@ class RoutedRequest:
 
 
 QueueKey = Callable[[RoutedRequest], Any]
-
-
-def default_queue_key(request: RoutedRequest) -> tuple[int, bool, datetime, datetime, str]:
-    """Highest priority first, then the earliest deadline (none last), then the oldest."""
-    return (
-        -request.priority,
-        request.deadline is None,
-        request.deadline or request.created_at,
-        request.created_at,
-        request.request_id,
-    )
 
 
 class _Lost(Exception):
@@ -596,16 +584,14 @@ class AssignmentStore:
 
         return sorted(requests, key=desk_order)
 
-    async def queued(
-        self, team: Target, *, key: QueueKey | None = None, limit: int | None = None
-    ) -> list[RoutedRequest]:
+    async def queued(self, team: Target, *, key: QueueKey, limit: int | None = None) -> list[RoutedRequest]:
         """The team's queued requests in the order to offer them.
 
-        `key` sorts ascending (first is served first); the default is `default_queue_key`.
-        A key computing effective priority with ageing can be passed in its place.
+        `key` sorts ascending (first is served first): the service's `queue_key`, so that this
+        store holds no ordering policy of its own.
         """
         docs = self._requests.find({"status": RequestStatus.QUEUED, "team": Target(team).value}, {"history": 0})
-        requests = sorted([_routed(doc) async for doc in docs], key=key or default_queue_key)
+        requests = sorted([_routed(doc) async for doc in docs], key=key)
         return requests if limit is None else requests[:limit]
 
     async def history(self, request_id: str) -> list[dict[str, Any]]:

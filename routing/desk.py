@@ -117,7 +117,7 @@ def desk_router(service: RoutingService) -> APIRouter:
                     deadline=deadline,
                     deadline_in_s=int((deadline - now).total_seconds()) if deadline else None,
                     deadline_in=countdown(deadline - now) if deadline else None,
-                    priority=service.queue_key(now)(routed)[0] * -1,
+                    priority=service.effective_priority(routed, now),
                     channel=case.get("channel", "?"),
                     language=routed.language.value,
                     target=routed.team.value,

@@ -4,7 +4,8 @@
 "no_computer": 15}`) so an advisor can read why; the points are data (`PriorityWeights`, the
 `priority:` section of the rule set). `effective_priority` adds an ageing bonus that grows with
 waiting time, so a low-priority request eventually overtakes fresh high-priority ones; queues
-order by effective priority, then by callback deadline (`queue_key`).
+order requests past their deadline first, then by effective priority, then by callback deadline
+(`queue_order`, the one queue order of the dispatcher, the desk and the what-if simulation).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = [
     "band",
     "effective_priority",
     "priority_of",
-    "queue_key",
+    "queue_order",
 ]
 
 DEFAULT_WEIGHTS = PriorityWeights()
@@ -100,14 +101,32 @@ def effective_priority(base: int, waiting: timedelta, *, per_hour: float, cap: i
     return base + bonus
 
 
-def queue_key(
-    base: int, *, received_at: datetime, deadline: datetime, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS
-) -> tuple[int, datetime]:
-    """Sort key of a queue, ascending: highest effective priority first, then earliest deadline."""
+def queue_order(
+    priority: int,
+    *,
+    waiting_since: datetime,
+    deadline: datetime | None,
+    now: datetime,
+    weights: PriorityWeights = DEFAULT_WEIGHTS,
+    tiebreak: str = "",
+) -> tuple[bool, int, bool, datetime, datetime, str]:
+    """The one sort key of a team's queue, ascending: the first is offered first.
+
+    1. Requests already past their callback deadline: a broken promise keeps its place at the
+       head of the queue, with the team's own workers (the supervisor is alerted by
+       `CallbackSlaBreached`, not handed the backlog).
+    2. Highest effective priority (`priority` plus ageing since `waiting_since`).
+    3. Earliest deadline, requests without one after those with one.
+    4. Longest waiting, then `tiebreak` (the request id) so the order is total and replayable.
+
+    The dispatcher, the desk's effective-priority column and the analysts' what-if simulation
+    all sort with this function and the ageing weights of the same policy document.
+    """
+    overdue = deadline is not None and deadline <= now
     effective = effective_priority(
-        base, now - received_at, per_hour=weights.ageing_per_hour, cap=weights.ageing_cap
+        priority, now - waiting_since, per_hour=weights.ageing_per_hour, cap=weights.ageing_cap
     )
-    return (-effective, deadline)
+    return (not overdue, -effective, deadline is None, deadline or waiting_since, waiting_since, tiebreak)
 
 
 def band(score: int, *, weights: PriorityWeights = DEFAULT_WEIGHTS) -> Band:

@@ -18,15 +18,14 @@ import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from routing.assignment import AssignmentStore, RequestStatus, RoutedRequest
+from routing.assignment import AssignmentStore, QueueKey, RequestStatus, RoutedRequest
 from routing.decision import RouteDecision, RoutingState, decide_route
 from routing.enrolment import CourseSeats, EnrolmentError
-from routing.priority import effective_priority
+from routing.priority import effective_priority, queue_order
 from routing.programme import DigitalDivideProgramme
 from routing.rules import RuleSet
 from routing.sla import SlaPolicy, callback_deadline, due_at
 from services.timers import Timer, TimerKind, TimerStore
-from routing.workers import EscalationLevel
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -52,7 +51,6 @@ from services.privacy import PersonalData, PersonKeys
 log = structlog.get_logger(__name__)
 
 SOURCE = "/routing"
-OPEN_STATUSES = (RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED)
 
 _SKILL_BY_COURSE_KIND = {"software_path": "office", "design_path": "graphics", "basic_skills": "basic_skills"}
 
@@ -73,8 +71,6 @@ class RoutingPolicy:
     sla: SlaPolicy
     calendar: BrusselsCalendar
     catalogue: Catalogue
-    ageing_per_hour: float = 2.0
-    ageing_cap: int | None = 100
     retry_after_no_answer: timedelta = timedelta(hours=2)
     team_sizes: dict[Target, int] = field(default_factory=dict)
 
@@ -124,7 +120,7 @@ class RoutingService:
 
     # --- a request arrives -------------------------------------------------------------------
 
-    async def route(self, request: TrainingRequestReceived, *, publish: Any = None) -> TrainingRequestRouted | None:
+    async def route(self, request: TrainingRequestReceived) -> TrainingRequestRouted | None:
         """Decide, store and queue a request once; returns the routed event when it was new."""
         # The desk needs the contact details: routing is one of the services that hold the keys.
         request = await self.personal.unseal(request)
@@ -215,7 +211,7 @@ class RoutingService:
                 )
             return [routed]
 
-        outcome = await self.processed.run_once(request, effect, broker=publish)
+        outcome = await self.processed.run_once(request, effect, outbox=self.outbox)
         target, joined = decision.target, joined_to
         if not outcome.applied:
             # A redelivery: the decision stored the first time stands, whatever the programme's
@@ -287,38 +283,43 @@ class RoutingService:
 
     # --- the dispatcher ----------------------------------------------------------------------
 
-    def queue_key(self, now: datetime) -> Any:
-        def key(request: RoutedRequest) -> tuple[int, bool, datetime, str]:
-            effective = effective_priority(
-                request.priority, now - request.created_at, per_hour=self.policy.ageing_per_hour, cap=self.policy.ageing_cap
+    def queue_key(self, now: datetime) -> QueueKey:
+        """The queue order as of `now` (`routing.priority.queue_order`, ageing from the rule set)."""
+
+        def key(request: RoutedRequest) -> tuple[bool, int, bool, datetime, datetime, str]:
+            return queue_order(
+                request.priority,
+                waiting_since=request.created_at,
+                deadline=request.deadline,
+                now=now,
+                weights=self.policy.rules.priority,
+                tiebreak=request.request_id,
             )
-            return (-effective, request.deadline is None, request.deadline or request.created_at, request.request_id)
 
         return key
+
+    def effective_priority(self, request: RoutedRequest, now: datetime) -> int:
+        """The priority the dispatcher uses now: the decision's score plus ageing."""
+        weights = self.policy.rules.priority
+        return effective_priority(
+            request.priority, now - request.created_at, per_hour=weights.ageing_per_hour, cap=weights.ageing_cap
+        )
 
     async def dispatch_once(self, *, per_team: int = 200) -> int:
         """Expire stale offers and offer queued requests, most urgent first; returns offers made."""
         offered = 0
         for request_id in await self.assignment.expire_reservations(self.clock.now()):
             log.info("reservation.expired", request_id=request_id)
-        await self._escalate_breached()
+        # A request past its deadline is not taken from the worker who holds it, nor handed to a
+        # supervisor: `queue_order` puts it at the head of its team's queue, and the breach event
+        # alerts the supervisor. Moving breaches wholesale would land a backlog that arrives late
+        # (after an outage, a replay) on one person within a second.
         now = self.clock.now()
         for team in Target:
             for request in await self.assignment.queued(team, key=self.queue_key(now), limit=per_team):
                 if await self.assignment.offer_next(request.request_id):
                     offered += 1
         return offered
-
-    async def _escalate_breached(self) -> None:
-        async for case in self.cases.find({"sla": "breached", "escalated": {"$ne": True}}):
-            routed = await self.assignment.get_request(case["_id"])
-            if routed is not None and routed.status in OPEN_STATUSES:
-                await self.assignment.escalate(case["_id"], EscalationLevel.SUPERVISOR, reason="callback deadline passed")
-                if routed.status != RequestStatus.QUEUED and routed.reservation is not None:
-                    await self.assignment.reassign(
-                        case["_id"], routed.reservation.worker_id, level=EscalationLevel.SUPERVISOR, reason="callback deadline passed"
-                    )
-            await self.cases.update_one({"_id": case["_id"]}, {"$set": {"escalated": True}})
 
     # --- timers ------------------------------------------------------------------------------
 

@@ -35,8 +35,6 @@ class RoutingSettings(ServiceSettings):
 
     reservation_timeout: timedelta = Field(timedelta(minutes=2), description="How long a worker has to accept an offer.")
     escalate_after: timedelta = Field(timedelta(minutes=30), description="Queued this long with no eligible worker: widen the pool.")
-    ageing_per_hour: float = Field(2.0, ge=0, description="Priority points gained per hour of waiting.")
-    ageing_cap: int | None = Field(100, description="At most this many points from waiting (100: the highest score, so nobody starves).")
     retry_after_no_answer: timedelta = Field(timedelta(hours=2), description="When to call again after no answer.")
     digital_divide_quota: int = Field(350, ge=0, description="Job seekers admitted to the digital-divide programme per year.")
 

@@ -4,25 +4,81 @@ concurrent load, callback timers across a restart, and the desk API end to end."
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from schemas import Channel, Event, QualificationLevel
-from tests.factories import make_request
+from tests.factories import live_request
 from tests.processes import Run, produce, read_events, roster, wait_for
 
 pytestmark = pytest.mark.e2e
 
-async def test_two_replicas_route_each_request_once_and_respect_capacities(run: Run, mongo_client: Any) -> None:
+RELEASES = {"declined", "timed_out", "reassigned", "closed", "requeued"}
+"""History events that end a live reservation; a later `reserved` is then a legitimate re-offer."""
+
+
+def reservation_violations(history: list[dict[str, Any]]) -> tuple[list[str], int]:
+    """Checks one request's stored history: at most one live reservation at any moment.
+
+    Returns the violations found (a `reserved` while another reservation is live, an `accepted`
+    by someone who does not hold the reservation) and how many legitimate re-offers it shows.
+    """
+    live: str | None = None
+    violations: list[str] = []
+    reoffers = 0
+    offered_before = False
+    for entry in history:
+        event, worker = entry["event"], entry.get("worker_id")
+        if event == "reserved":
+            if live is not None:
+                violations.append(f"reserved to {worker} while reserved to {live}")
+            reoffers += offered_before
+            live, offered_before = worker, True
+        elif event == "accepted" and worker != live:
+            violations.append(f"accepted by {worker} while reserved to {live}")
+        elif event in RELEASES:
+            live = None
+    return violations, reoffers
+
+
+@pytest.fixture
+def cpu_pressure(request: pytest.FixtureRequest) -> Iterator[int]:
+    """With `indirect` True: both cores kept busy by spinning processes for the test's length
+    (bounded by `timeout`, so a crashed test never leaves them running)."""
+    spinners = []
+    if getattr(request, "param", False):
+        spinners = [
+            subprocess.Popen(["timeout", "600", sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
+        ]
+    yield len(spinners)
+    for spinner in spinners:
+        spinner.kill()
+        spinner.wait()
+
+
+@pytest.mark.parametrize(
+    ("replicas", "cpu_pressure"),
+    [(2, False), (3, False), (2, True)],
+    ids=["two-replicas", "three-replicas", "two-replicas-cores-busy"],
+    indirect=["cpu_pressure"],
+)
+async def test_replicas_route_each_request_once_and_respect_capacities(
+    run: Run, mongo_client: Any, replicas: int, cpu_pressure: int
+) -> None:
     workers = roster(run.tmp / "roster.yaml", per_team=3, capacity=4)
     run.env["ROUTING_WORKERS_PATH"] = str(workers)
-    first, second = run.start("routing", 18401), run.start("routing", 18402)
+    processes = [run.start("routing", 18401 + i) for i in range(replicas)]
+    # Stamped by the clock the services run on (`live_request`): from a fixed past date they
+    # would arrive already past their deadline on some days and not others.
     requests = [
-        make_request(channel=Channel.PHONE if i % 3 else Channel.WEB, requested_course="EXCEL" if i % 2 else None,
+        live_request(channel=Channel.PHONE if i % 3 else Channel.WEB, requested_course="EXCEL" if i % 2 else None,
                      qualification_level=QualificationLevel.PRIMARY if i % 5 == 0 else None)
         for i in range(400)
     ]
@@ -32,14 +88,17 @@ async def test_two_replicas_route_each_request_once_and_respect_capacities(run: 
     async def all_decided() -> bool:
         return await db["routing_decisions"].count_documents({}) == len(requests)
 
-    await wait_for(all_decided)
+    await wait_for(all_decided, timeout=240 if cpu_pressure else 90)
     await asyncio.sleep(1.0)  # let the dispatchers settle
 
     processed = await db["processed_events"].count_documents({"consumer": "routing"})
-    reserved_twice = [
-        doc["_id"] async for doc in db["routing_requests"].find({}, {"history": 1})
-        if sum(1 for h in doc["history"] if h["event"] == "reserved") > 1
-    ]
+    violations: dict[str, list[str]] = {}
+    reoffers = 0
+    async for doc in db["routing_requests"].find({}, {"history": 1}):
+        found, again = reservation_violations(doc["history"])
+        reoffers += again
+        if found:
+            violations[doc["_id"]] = found
     holders: Counter[str] = Counter()
     async for doc in db["routing_requests"].find({"status": {"$in": ["reserved", "assigned"]}}):
         holders[doc["reservation"]["worker_id"]] += 1
@@ -49,12 +108,13 @@ async def test_two_replicas_route_each_request_once_and_respect_capacities(run: 
         if worker["open_count"] > worker["capacity"]:
             over_capacity.append(worker["_id"])
     routed_by = Counter(
-        p.log_path.stem for p in (first, second) for line in p.log_path.read_text().splitlines() if '"request.routed"' in line
+        p.log_path.stem for p in processes for line in p.log_path.read_text().splitlines() if '"request.routed"' in line
     )
-    print(f"requests={len(requests)} decided={processed} reserved={sum(holders.values())} "
-          f"reserved_twice={len(reserved_twice)} over_capacity={len(over_capacity)} per_replica={dict(routed_by)}")
+    print(f"replicas={replicas} busy_spinners={cpu_pressure} requests={len(requests)} decided={processed} "
+          f"reserved={sum(holders.values())} two_live_reservations={len(violations)} reoffers={reoffers} "
+          f"over_capacity={len(over_capacity)} per_replica={dict(routed_by)}")
     assert processed == len(requests)
-    assert reserved_twice == [] and over_capacity == []
+    assert violations == {} and over_capacity == []
     # Far more requests than seats: every worker of the two teams that got requests is full.
     for team in ("espaces_numeriques", "advisors"):
         async for worker in db["routing_workers"].find({"team": team, "supervisor": False}):
@@ -63,11 +123,18 @@ async def test_two_replicas_route_each_request_once_and_respect_capacities(run: 
     assert Counter(str(e.request_id) for e in routed if e.type.endswith("request.routed")) == Counter(r.request_id for r in requests)
 
 
+def test_the_reservation_invariant_tells_a_reoffer_from_a_double_reservation() -> None:
+    offer, again = {"event": "reserved", "worker_id": "a"}, {"event": "reserved", "worker_id": "b"}
+    assert reservation_violations([offer, {"event": "declined", "worker_id": "a"}, again]) == ([], 1)
+    assert reservation_violations([offer, {"event": "timed_out", "worker_id": "a"}, again, {"event": "accepted", "worker_id": "b"}]) == ([], 1)
+    assert reservation_violations([offer, again]) == (["reserved to b while reserved to a"], 0)
+    assert reservation_violations([offer, {"event": "accepted", "worker_id": "b"}]) == (["accepted by b while reserved to a"], 0)
+
+
 async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_client: Any) -> None:
     env = {"ROUTING_CLOCK": "simulated", "ROUTING_SLA_MODE": "calendar", "ROUTING_WORKERS_PATH": str(roster(run.tmp / "r.yaml", per_team=1, capacity=1))}
     routing = run.start("routing", 18411, **env)
-    now = datetime.now(UTC)
-    call = make_request(channel=Channel.PHONE, received_at=now)
+    call = live_request(channel=Channel.PHONE)
     await produce(run.topic("training.requests.v1"), [call])
     db = mongo_client[run.database]
 
@@ -99,7 +166,7 @@ async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_c
 async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_client: Any) -> None:
     run.env["ROUTING_WORKERS_PATH"] = str(roster(run.tmp / "roster.yaml", per_team=2, capacity=2))
     routing = run.start("routing", 18421)
-    request = make_request(channel=Channel.EMAIL, requested_course="EXCEL")
+    request = live_request(channel=Channel.EMAIL, requested_course="EXCEL")
     await produce(run.topic("training.requests.v1"), [request])
 
     async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:

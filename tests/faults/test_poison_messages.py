@@ -12,14 +12,14 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import encode
 from tests.conftest import KAFKA_BOOTSTRAP
-from tests.factories import make_request
+from tests.factories import live_request
 from tests.processes import Run, produce, read_events, roster, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def poison() -> dict[str, bytes]:
-    valid = json.loads(encode(make_request()))
+    valid = json.loads(encode(live_request()))
     wrong_schema = {**valid, "data": {**valid["data"], "channel": "carrier-pigeon", "request_id": ""}}
     from_the_future = {**valid, "schemaversion": 99}
     huge = {**valid, "data": {**valid["data"], "need": "x" * 900_000}}
@@ -33,7 +33,7 @@ def poison() -> dict[str, bytes]:
 
 async def test_poison_lands_in_dead_letters_and_routing_goes_on(run: Run, mongo_client: Any) -> None:
     run.env["ROUTING_WORKERS_PATH"] = str(roster(run.tmp / "roster.yaml", per_team=1, capacity=5))
-    before, after = make_request(), make_request()
+    before, after = live_request(), live_request()
     await produce(run.topic("training.requests.v1"), [before])
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, max_request_size=2_000_000)
     await producer.start()

@@ -15,14 +15,14 @@ import pytest
 
 from schemas import Channel, TrainingRequestRouted
 from scripts.launch import REPO
-from tests.factories import make_request
+from tests.factories import live_request
 from tests.processes import Run, produce, read_events, roster, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def requests(n: int) -> list[Any]:
-    return [make_request(channel=Channel.PHONE if i % 2 else Channel.EMAIL, requested_course="EXCEL" if i % 3 == 0 else None) for i in range(n)]
+    return [live_request(channel=Channel.PHONE if i % 2 else Channel.EMAIL, requested_course="EXCEL" if i % 3 == 0 else None) for i in range(n)]
 
 
 async def decided(db: Any) -> int:

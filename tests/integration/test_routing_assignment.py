@@ -13,6 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from routing.assignment import AssignmentStore, RequestStatus, Reservation, RoutedRequest
+from routing.priority import queue_order
 from routing.workers import Availability, EscalationLevel, Worker, worker_hours
 from schemas import Language, Target
 from tests.conftest import MONGODB_URI
@@ -205,7 +206,7 @@ async def test_capacity_is_never_exceeded(store: AssignmentStore) -> None:
     reserved = [r for r in reservations if r is not None]
     assert len(reserved) == 6
     assert Counter(r.worker_id for r in reserved) == {"w0": 2, "w1": 2, "w2": 2}
-    assert len(await store.queued(TEAM)) == 14
+    assert len(await store.queued(TEAM, key=lambda r: r.request_id)) == 14
     assert [await open_count(store, f"w{i}") for i in range(3)] == [2, 2, 2]
 
 
@@ -253,7 +254,13 @@ async def test_the_queue_is_ordered_by_priority_then_deadline(store: AssignmentS
     await store.add_request("high-none", TEAM, Language.FR, priority=5)
     await store.add_request("other-team", Target.ADVISORS, Language.FR, priority=9)
 
-    assert [r.request_id for r in await store.queued(TEAM)] == ["high-soon", "high-later", "high-none", "low"]
+    def queue_order_now(r: RoutedRequest) -> Any:
+        return queue_order(r.priority, waiting_since=r.created_at, deadline=r.deadline, now=clock(), tiebreak=r.request_id)
+
+    assert [r.request_id for r in await store.queued(TEAM, key=queue_order_now)] == ["high-soon", "high-later", "high-none", "low"]
+    # Once `soon` has passed, the low-priority request past its deadline goes first.
+    clock.advance(timedelta(hours=5))
+    assert [r.request_id for r in await store.queued(TEAM, key=queue_order_now)] == ["high-soon", "low", "high-later", "high-none"]
 
     def deadline_only(r: RoutedRequest) -> datetime:
         return r.deadline or datetime.max.replace(tzinfo=UTC)

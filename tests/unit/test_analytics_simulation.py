@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from analytics.simulation import QueueModel, SimRequest, simulate, sla_summary
+from routing.priority import DEFAULT_WEIGHTS
 from schemas import Channel
 from services.calendar import BRUSSELS
 
@@ -26,6 +27,9 @@ def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
 
 def request(rid: str, received: datetime, priority: int = 0, channel: Channel = Channel.PHONE) -> SimRequest:
     return SimRequest(rid, TEAM, priority, received, channel)
+
+
+NO_AGEING = DEFAULT_WEIGHTS.model_copy(update={"ageing_per_hour": 0.0})
 
 
 def model(people: int = 1, minutes: int = 20, **kwargs: object) -> QueueModel:
@@ -90,14 +94,14 @@ def test_ageing_lets_an_old_low_priority_request_overtake_a_fresh_one() -> None:
     # has waited about 24 hours: 0 + 47 points against fresh's 10 + 1.
     assert local(simulate(requests, model(minutes=long_contact)))["old"] == at(3, 8, 30)
     # Without ageing the fresh, higher-priority request goes first.
-    no_ageing = simulate(requests, model(minutes=long_contact, ageing_per_hour=0.0))
+    no_ageing = simulate(requests, model(minutes=long_contact, weights=NO_AGEING))
     assert local(no_ageing)["fresh"] == at(3, 8, 30)
 
 
 def test_equal_priorities_go_by_deadline_then_arrival_then_id() -> None:
     requests = [request("b", at(2, 7, 0)), request("a", at(2, 7, 0)), request("c", at(2, 6, 0))]
     # c came first (earlier deadline); a and b tie on everything but their ids.
-    contacts = local(simulate(requests, model(ageing_per_hour=0.0)))
+    contacts = local(simulate(requests, model(weights=NO_AGEING)))
     assert contacts == {"c": at(2, 8, 30), "a": at(2, 8, 50), "b": at(2, 9, 10)}
 
 

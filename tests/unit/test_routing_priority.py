@@ -17,7 +17,7 @@ from routing.priority import (
     band,
     effective_priority,
     priority_of,
-    queue_key,
+    queue_order,
 )
 from schemas import Channel, Language, QualificationLevel, TrainingRequestReceived
 from tests.factories import make_request
@@ -221,8 +221,8 @@ def test_an_old_low_priority_request_overtakes_a_fresh_high_one_after_enough_hou
     def first_in_queue(low_waited: timedelta) -> str:
         low_received = NOW - low_waited
         queue = {
-            "low": queue_key(low, received_at=low_received, deadline=low_received + timedelta(hours=48), now=NOW),
-            "high": queue_key(high, received_at=NOW, deadline=NOW + timedelta(hours=48), now=NOW),
+            "low": queue_order(low, waiting_since=low_received, deadline=low_received + timedelta(hours=48), now=NOW),
+            "high": queue_order(high, waiting_since=NOW, deadline=NOW + timedelta(hours=48), now=NOW),
         }
         return min(queue, key=queue.__getitem__)
 
@@ -250,9 +250,23 @@ def test_nobody_starves_even_behind_the_highest_possible_score() -> None:
 
 
 def test_equal_effective_priorities_are_ordered_by_deadline() -> None:
-    soon = queue_key(40, received_at=NOW, deadline=NOW + timedelta(hours=2), now=NOW)
-    later = queue_key(40, received_at=NOW, deadline=NOW + timedelta(hours=20), now=NOW)
+    soon = queue_order(40, waiting_since=NOW, deadline=NOW + timedelta(hours=2), now=NOW)
+    later = queue_order(40, waiting_since=NOW, deadline=NOW + timedelta(hours=20), now=NOW)
     assert sorted([later, soon]) == [soon, later]
+
+
+def test_a_request_past_its_deadline_heads_the_queue_whatever_its_priority() -> None:
+    overdue = queue_order(0, waiting_since=NOW - timedelta(hours=3), deadline=NOW - timedelta(minutes=1), now=NOW)
+    urgent = queue_order(100, waiting_since=NOW, deadline=NOW + timedelta(hours=1), now=NOW)
+    no_promise = queue_order(100, waiting_since=NOW - timedelta(days=9), deadline=None, now=NOW)
+    assert sorted([no_promise, urgent, overdue]) == [overdue, no_promise, urgent]
+
+
+def test_requests_past_their_deadline_keep_priority_order_among_themselves() -> None:
+    vulnerable = queue_order(60, waiting_since=NOW - timedelta(days=3), deadline=NOW - timedelta(days=1), now=NOW)
+    graduate = queue_order(0, waiting_since=NOW - timedelta(days=4), deadline=NOW - timedelta(days=2), now=NOW)
+    # Ageing is capped at 100: both waited long enough to reach it, so the score decides.
+    assert sorted([graduate, vulnerable]) == [vulnerable, graduate]
 
 
 # --- Bands -------------------------------------------------------------------------------
