@@ -46,8 +46,9 @@ from analytics.replay import mongo_client
 from analytics.settings import AnalyticsSettings
 from analytics.stats import median, percentile
 from routing.priority import band
-from routing.rules import PriorityWeights, load_rules
+from routing.rules import load_rules
 from routing.sla import SlaPolicy, callback_deadline, sla_outcome
+from routing.weights import PriorityWeights
 from schemas import Channel
 from services.calendar import BRUSSELS, BrusselsCalendar
 

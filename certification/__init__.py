@@ -9,8 +9,9 @@ Open Badges 3.0 credential and publishes `CertificateIssued`.
 from certification.app import create_app
 from certification.certifications import CertificationInfo, Certifications, load_certifications
 from certification.credentials import build_credential, identity_hash
-from certification.service import CertificationError, CertificationService
+from certification.service import CertificationService
 from certification.settings import CertificationSettings
+from certification.store import CertificationError
 
 __all__ = [
     "CertificationError",

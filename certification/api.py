@@ -1,6 +1,10 @@
 """Certification's HTTP API (OpenAPI at /docs): staff manage centres, sessions, priorities and
 results; candidates (through the portal, or staff on the phone) answer seat offers; anyone can
-fetch and check a credential. Every action goes through `CertificationService`.
+fetch and check a credential.
+
+The routers are module-level; each handler gets the use cases it needs (`Candidates`, `Seats`,
+`Awards` of the app's `CertificationService`) through a dependency, calls one method and shapes
+the answer; a `CertificationError` becomes its HTTP status.
 """
 
 from __future__ import annotations
@@ -8,21 +12,68 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from certification.credentials import achievement
+from certification.awards import Awards
+from certification.candidates import Candidates
+from certification.certifications import Certifications
 from certification.seating import CandidateStatus, CentreState, OfferStatus
-from certification.service import Centre, CertificationError, CertificationService, Offer, Session
+from certification.seats import Centre, Offer, Seats, Session
+from certification.service import CertificationService
+from certification.store import CertificationError
+from services import Runtime, get_runtime
 from services.clock import SimulatedClock
 
-__all__ = ["admin_router", "credentials_router", "offers_router", "staff_router"]
+__all__ = [
+    "admin_router",
+    "credentials_router",
+    "get_certification",
+    "get_simulated_clock",
+    "offers_router",
+    "staff_router",
+]
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def _refused(error: CertificationError) -> HTTPException:
     return HTTPException(status_code=error.status, detail=str(error))
+
+
+# --- dependencies ----------------------------------------------------------------------
+
+
+def get_certification(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CertificationService:
+    """FastAPI dependency: the use cases of the app serving the request (`runtime.app_state["service"]`)."""
+    return runtime.app_state["service"]  # type: ignore[no-any-return]
+
+
+def get_simulated_clock(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SimulatedClock:
+    """FastAPI dependency: the demo's clock (`runtime.app_state["clock"]`), for `admin_router`."""
+    return runtime.app_state["clock"]  # type: ignore[no-any-return]
+
+
+def _catalogue(certification: Annotated[CertificationService, Depends(get_certification)]) -> Certifications:
+    return certification.certifications
+
+
+def _candidates(certification: Annotated[CertificationService, Depends(get_certification)]) -> Candidates:
+    return certification.candidates
+
+
+def _seats(certification: Annotated[CertificationService, Depends(get_certification)]) -> Seats:
+    return certification.seats
+
+
+def _awards(certification: Annotated[CertificationService, Depends(get_certification)]) -> Awards:
+    return certification.awards
+
+
+CatalogueDep = Annotated[Certifications, Depends(_catalogue)]
+CandidatesDep = Annotated[Candidates, Depends(_candidates)]
+SeatsDep = Annotated[Seats, Depends(_seats)]
+AwardsDep = Annotated[Awards, Depends(_awards)]
 
 
 # --- models --------------------------------------------------------------------------
@@ -191,190 +242,195 @@ class CertificationOut(BaseModel):
     courses: list[str]
 
 
-# --- routers -------------------------------------------------------------------------
+# --- staff -----------------------------------------------------------------------------
+
+staff_router = APIRouter(tags=["staff"])
 
 
-def staff_router(service: CertificationService) -> APIRouter:
-    router = APIRouter(tags=["staff"])
-
-    @router.get("/certifications", summary="The certifications, their pairing, recognition and preparing paths")
-    async def certifications() -> list[CertificationOut]:
-        return [
-            CertificationOut(
-                code=c.code, title=c.title, bf_title=c.bf_title, family=c.family, open=c.open,
-                private_certification=c.private.title if c.private else None,
-                programme=c.private.programme.name if c.private else None,
-                recognised_by=[b.name for b in c.recognised_by], courses=list(c.courses),
-            )
-            for c in service.certifications.all()
-        ]
-
-    @router.get("/centres", summary="Training centres and whether they are open")
-    async def centres() -> list[CentreOut]:
-        return [CentreOut.of(c) for c in await service.list_centres()]
-
-    @router.put("/centres/{centre_id}", summary="Create, open or close a centre; opening offers seats to waiting candidates")
-    async def put_centre(centre_id: Identifier, change: CentreChange) -> CentreUpdated:
-        try:
-            centre, offers = await service.put_centre(centre_id, state=change.state, name=change.name, address=change.address)
-        except CertificationError as error:
-            raise _refused(error) from error
-        return CentreUpdated(centre=CentreOut.of(centre), offers=[OfferOut.of(o) for o in offers])
-
-    @router.post("/sessions", status_code=201, summary="Add an exam session; its seats are offered at once if the centre is open")
-    async def add_session(body: NewSession) -> SessionAdded:
-        try:
-            session, offers = await service.add_session(
-                session_id=body.session_id, centre_id=body.centre_id, certifications=body.certifications,
-                starts_at=body.starts_at, seats=body.seats,
-            )
-        except CertificationError as error:
-            raise _refused(error) from error
-        return SessionAdded(session=SessionOut.of(session), offers=[OfferOut.of(o) for o in offers])
-
-    @router.get("/sessions", summary="Exam sessions, earliest first")
-    async def sessions(centre_id: str | None = None, certification: str | None = None) -> list[SessionOut]:
-        return [SessionOut.of(s) for s in await service.list_sessions(centre_id=centre_id, certification=certification)]
-
-    @router.get("/sessions/{session_id}", summary="One session and its seats")
-    async def session(session_id: str) -> SessionOut:
-        try:
-            return SessionOut.of(await service.session(session_id))
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    @router.post("/sessions/{session_id}/results", summary="Record a result; a pass issues the credential")
-    async def record_result(session_id: str, body: ResultIn) -> ResultOut:
-        try:
-            return ResultOut(**await service.record_result(session_id, person_id=body.person_id, passed=body.passed, score=body.score))
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    @router.get("/waitlist", summary="A certification's waitlist, first in line first, with why each waits")
-    async def waitlist(certification: Annotated[str, Query(min_length=1)]) -> list[WaitlistEntry]:
-        try:
-            docs = await service.waitlist(certification)
-        except CertificationError as error:
-            raise _refused(error) from error
-        return [WaitlistEntry(position=i, **CandidateOut.of(doc).model_dump()) for i, doc in enumerate(docs, start=1)]
-
-    @router.get("/candidates", summary="Candidates, by certification, status or person")
-    async def candidates(
-        certification: str | None = None, status: CandidateStatus | None = None, person_id: str | None = None
-    ) -> list[CandidateOut]:
-        docs = await service.list_candidates(certification=certification, status=status, person_id=person_id)
-        return [CandidateOut.of(doc) for doc in docs]
-
-    @router.get("/candidates/{candidate_id}", summary="One candidate, with their history")
-    async def candidate(candidate_id: str) -> dict[str, Any]:
-        try:
-            doc = await service.candidate(candidate_id)
-        except CertificationError as error:
-            raise _refused(error) from error
-        return {**CandidateOut.of(doc).model_dump(mode="json"), "history": doc.get("history", [])}
-
-    @router.put("/candidates/{candidate_id}/priority", summary="Set a candidate's priority (higher is offered a seat first)")
-    async def set_priority(candidate_id: str, body: PriorityChange) -> CandidateOut:
-        try:
-            return CandidateOut.of(await service.set_priority(candidate_id, body.priority))
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    return router
+@staff_router.get("/certifications", summary="The certifications, their pairing, recognition and preparing paths")
+async def certifications(catalogue: CatalogueDep) -> list[CertificationOut]:
+    return [
+        CertificationOut(
+            code=c.code, title=c.title, bf_title=c.bf_title, family=c.family, open=c.open,
+            private_certification=c.private.title if c.private else None,
+            programme=c.private.programme.name if c.private else None,
+            recognised_by=[b.name for b in c.recognised_by], courses=list(c.courses),
+        )
+        for c in catalogue.all()
+    ]
 
 
-def offers_router(service: CertificationService) -> APIRouter:
-    router = APIRouter(prefix="/offers", tags=["offers"])
-
-    @router.get("/{offer_id}", summary="A seat offer and its deadline")
-    async def offer(offer_id: str) -> OfferOut:
-        try:
-            return OfferOut.of(await service.offer(offer_id))
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    @router.post("/{offer_id}/accept", summary="Accept a seat: the exam is scheduled (ExamScheduled)")
-    async def accept(offer_id: str) -> Accepted:
-        try:
-            offer, event = await service.accept(offer_id)
-        except CertificationError as error:
-            raise _refused(error) from error
-        return Accepted(offer=OfferOut.of(offer), published=[event.type] if event else [])
-
-    @router.post("/{offer_id}/decline", summary="Decline a seat: it is offered to the next candidate")
-    async def decline(offer_id: str) -> Declined:
-        try:
-            offer, next_offers = await service.decline(offer_id)
-        except CertificationError as error:
-            raise _refused(error) from error
-        return Declined(offer=OfferOut.of(offer), next_offers=[OfferOut.of(o) for o in next_offers])
-
-    return router
+@staff_router.get("/centres", summary="Training centres and whether they are open")
+async def centres(seats: SeatsDep) -> list[CentreOut]:
+    return [CentreOut.of(c) for c in await seats.list_centres()]
 
 
-def credentials_router(service: CertificationService) -> APIRouter:
-    router = APIRouter(tags=["credentials"])
-
-    @router.get("/credentials/{credential_id}", summary="An Open Badges 3.0 credential (a revoked one says so)")
-    async def credential(credential_id: str) -> dict[str, Any]:
-        try:
-            return await service.credential_document(credential_id)
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    @router.get("/credentials/{credential_id}/status", summary="Whether a credential is active or revoked")
-    async def status(credential_id: str) -> CredentialStatusOut:
-        try:
-            return CredentialStatusOut(**await service.credential_status(credential_id))
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    @router.post("/credentials/{credential_id}/revoke", summary="Revoke a credential (staff)")
-    async def revoke(credential_id: str, body: Revocation) -> CredentialStatusOut:
-        try:
-            return CredentialStatusOut(**await service.revoke(credential_id, body.reason))
-        except CertificationError as error:
-            raise _refused(error) from error
-
-    @router.get("/revocations", summary="The 1EdTech revocation list the credentials' credentialStatus points at")
-    async def revocations() -> dict[str, Any]:
-        return await service.revocation_list()
-
-    @router.get("/achievements/{code}", summary="The Open Badges achievement of a certification")
-    async def achievement_of(code: str) -> dict[str, Any]:
-        cert = service.certifications.get(code)
-        if cert is None:
-            raise HTTPException(404, f"{code} is not a certification of the catalogue")
-        return achievement(cert, service.links, service.issuer)
-
-    @router.get("/issuer", summary="The issuer's profile, with the key that signs credentials (if any)")
-    async def issuer(response: Response) -> dict[str, Any]:
-        profile = service.issuer.as_json()
-        if service.signer is not None:
-            profile["verificationMethod"] = [
-                {
-                    "id": service.signer.verification_method,
-                    "type": "Multikey",
-                    "controller": service.issuer.id,
-                    "publicKeyMultibase": service.signer.public_key_multibase,
-                }
-            ]
-        response.headers["Cache-Control"] = "public, max-age=300"
-        return profile
-
-    return router
+@staff_router.put("/centres/{centre_id}", summary="Create, open or close a centre; opening offers seats to waiting candidates")
+async def put_centre(seats: SeatsDep, centre_id: Identifier, change: CentreChange) -> CentreUpdated:
+    try:
+        centre, offers = await seats.put_centre(centre_id, state=change.state, name=change.name, address=change.address)
+    except CertificationError as error:
+        raise _refused(error) from error
+    return CentreUpdated(centre=CentreOut.of(centre), offers=[OfferOut.of(o) for o in offers])
 
 
-def admin_router(clock: SimulatedClock) -> APIRouter:
-    """Moves the simulated clock; mounted only when CERTIFICATION_CLOCK=simulated (the demo)."""
-    router = APIRouter(prefix="/admin", tags=["admin"])
+@staff_router.post("/sessions", status_code=201, summary="Add an exam session; its seats are offered at once if the centre is open")
+async def add_session(seats: SeatsDep, body: NewSession) -> SessionAdded:
+    try:
+        session, offers = await seats.add_session(
+            session_id=body.session_id, centre_id=body.centre_id, certifications=body.certifications,
+            starts_at=body.starts_at, seats=body.seats,
+        )
+    except CertificationError as error:
+        raise _refused(error) from error
+    return SessionAdded(session=SessionOut.of(session), offers=[OfferOut.of(o) for o in offers])
 
-    @router.post("/clock/advance", summary="Move the simulated clock forward")
-    async def advance(hours: float = 0, minutes: float = 0) -> dict[str, str]:
-        return {"now": clock.advance(timedelta(hours=hours, minutes=minutes)).isoformat()}
 
-    @router.get("/clock", summary="The simulated clock's time")
-    async def now() -> dict[str, str]:
-        return {"now": clock.now().isoformat()}
+@staff_router.get("/sessions", summary="Exam sessions, earliest first")
+async def sessions(seats: SeatsDep, centre_id: str | None = None, certification: str | None = None) -> list[SessionOut]:
+    return [SessionOut.of(s) for s in await seats.list_sessions(centre_id=centre_id, certification=certification)]
 
-    return router
+
+@staff_router.get("/sessions/{session_id}", summary="One session and its seats")
+async def session(seats: SeatsDep, session_id: str) -> SessionOut:
+    try:
+        return SessionOut.of(await seats.session(session_id))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@staff_router.post("/sessions/{session_id}/results", summary="Record a result; a pass issues the credential")
+async def record_result(awards: AwardsDep, session_id: str, body: ResultIn) -> ResultOut:
+    try:
+        return ResultOut(**await awards.record_result(session_id, person_id=body.person_id, passed=body.passed, score=body.score))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@staff_router.get("/waitlist", summary="A certification's waitlist, first in line first, with why each waits")
+async def waitlist(candidates: CandidatesDep, certification: Annotated[str, Query(min_length=1)]) -> list[WaitlistEntry]:
+    try:
+        docs = await candidates.waitlist(certification)
+    except CertificationError as error:
+        raise _refused(error) from error
+    return [WaitlistEntry(position=i, **CandidateOut.of(doc).model_dump()) for i, doc in enumerate(docs, start=1)]
+
+
+@staff_router.get("/candidates", summary="Candidates, by certification, status or person")
+async def candidates(
+    candidates: CandidatesDep, certification: str | None = None, status: CandidateStatus | None = None, person_id: str | None = None
+) -> list[CandidateOut]:
+    docs = await candidates.list_candidates(certification=certification, status=status, person_id=person_id)
+    return [CandidateOut.of(doc) for doc in docs]
+
+
+@staff_router.get("/candidates/{candidate_id}", summary="One candidate, with their history")
+async def candidate(candidates: CandidatesDep, candidate_id: str) -> dict[str, Any]:
+    try:
+        doc = await candidates.candidate(candidate_id)
+    except CertificationError as error:
+        raise _refused(error) from error
+    return {**CandidateOut.of(doc).model_dump(mode="json"), "history": doc.get("history", [])}
+
+
+@staff_router.put("/candidates/{candidate_id}/priority", summary="Set a candidate's priority (higher is offered a seat first)")
+async def set_priority(candidates: CandidatesDep, candidate_id: str, body: PriorityChange) -> CandidateOut:
+    try:
+        return CandidateOut.of(await candidates.set_priority(candidate_id, body.priority))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+# --- seat offers ---------------------------------------------------------------------------
+
+offers_router = APIRouter(prefix="/offers", tags=["offers"])
+
+
+@offers_router.get("/{offer_id}", summary="A seat offer and its deadline")
+async def offer(seats: SeatsDep, offer_id: str) -> OfferOut:
+    try:
+        return OfferOut.of(await seats.offer(offer_id))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@offers_router.post("/{offer_id}/accept", summary="Accept a seat: the exam is scheduled (ExamScheduled)")
+async def accept(seats: SeatsDep, offer_id: str) -> Accepted:
+    try:
+        offer, event = await seats.accept(offer_id)
+    except CertificationError as error:
+        raise _refused(error) from error
+    return Accepted(offer=OfferOut.of(offer), published=[event.type] if event else [])
+
+
+@offers_router.post("/{offer_id}/decline", summary="Decline a seat: it is offered to the next candidate")
+async def decline(seats: SeatsDep, offer_id: str) -> Declined:
+    try:
+        offer, next_offers = await seats.decline(offer_id)
+    except CertificationError as error:
+        raise _refused(error) from error
+    return Declined(offer=OfferOut.of(offer), next_offers=[OfferOut.of(o) for o in next_offers])
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+credentials_router = APIRouter(tags=["credentials"])
+
+
+@credentials_router.get("/credentials/{credential_id}", summary="An Open Badges 3.0 credential (a revoked one says so)")
+async def credential(awards: AwardsDep, credential_id: str) -> dict[str, Any]:
+    try:
+        return await awards.credential_document(credential_id)
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@credentials_router.get("/credentials/{credential_id}/status", summary="Whether a credential is active or revoked")
+async def status(awards: AwardsDep, credential_id: str) -> CredentialStatusOut:
+    try:
+        return CredentialStatusOut(**await awards.credential_status(credential_id))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@credentials_router.post("/credentials/{credential_id}/revoke", summary="Revoke a credential (staff)")
+async def revoke(awards: AwardsDep, credential_id: str, body: Revocation) -> CredentialStatusOut:
+    try:
+        return CredentialStatusOut(**await awards.revoke(credential_id, body.reason))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@credentials_router.get("/revocations", summary="The 1EdTech revocation list the credentials' credentialStatus points at")
+async def revocations(awards: AwardsDep) -> dict[str, Any]:
+    return await awards.revocation_list()
+
+
+@credentials_router.get("/achievements/{code}", summary="The Open Badges achievement of a certification")
+async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
+    try:
+        return awards.achievement(code)
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
+@credentials_router.get("/issuer", summary="The issuer's profile, with the key that signs credentials (if any)")
+async def issuer(awards: AwardsDep, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return awards.issuer_profile()
+
+
+# --- the demo's clock ----------------------------------------------------------------------
+
+admin_router = APIRouter(prefix="/admin", tags=["admin"])
+"""Moves the simulated clock; the app includes it only when CERTIFICATION_CLOCK=simulated (the demo)."""
+
+
+@admin_router.post("/clock/advance", summary="Move the simulated clock forward")
+async def advance(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0) -> dict[str, str]:
+    return {"now": clock.advance(timedelta(hours=hours, minutes=minutes)).isoformat()}
+
+
+@admin_router.get("/clock", summary="The simulated clock's time")
+async def now(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)]) -> dict[str, str]:
+    return {"now": clock.now().isoformat()}

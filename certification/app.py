@@ -73,22 +73,22 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)
         service = build_service(runtime, settings, clock)
-        runtime.app_state["service"] = service
+        runtime.app_state.update(service=service, clock=clock)
         runtime.publishes(CERTIFICATION_EXAMS, ExamScheduled, CertificateIssued)
 
         @runtime.broker.subscriber(topic_name(TRAINING_ENROLMENTS), **subscriber_options("certification"))
         async def on_enrolment_event(event: EnrolmentConfirmed | ExamSchedulingRequested) -> None:
             if isinstance(event, EnrolmentConfirmed):
-                await service.on_enrolment(event)
+                await service.candidates.on_enrolment(event)
             elif isinstance(event, ExamSchedulingRequested):
-                await service.on_exam_requested(event)
+                await service.candidates.on_exam_requested(event)
 
         if settings.high_priority_routed_from is not None:
             # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.
             @runtime.broker.subscriber(topic_name(TRAINING_ROUTING), **subscriber_options("certification-priority"))
             async def on_routing_event(event: Event) -> None:
                 if isinstance(event, TrainingRequestRouted):
-                    await service.on_routed(event)
+                    await service.candidates.on_routed(event)
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(service.ensure_indexes(), service.outbox.ensure_indexes(), service.timers.ensure_indexes())
@@ -97,7 +97,7 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
 
         async def expire_offers_forever() -> None:
             while True:
-                await service.run_timers_once()
+                await service.seats.run_timers_once()
                 await asyncio.sleep(settings.timer_poll_interval.total_seconds())
 
         async def sweep_forever() -> None:
@@ -105,7 +105,7 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
             lease = Lease(runtime.db, "certification:allocator", me, ttl=settings.allocation_interval * 3)
             while True:
                 if await lease.acquire():
-                    await service.fill_all()
+                    await service.seats.fill_all()
                 await asyncio.sleep(settings.allocation_interval.total_seconds())
 
         runtime.run_in_background("certification.offer_timers", expire_offers_forever)
@@ -114,10 +114,8 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
             "certification.outbox_relay",
             lambda: service.outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected),
         )
-        routers = [staff_router(service), offers_router(service), credentials_router(service)]
-        if isinstance(clock, SimulatedClock):
-            routers.append(admin_router(clock))
-        return routers
+        routers = [staff_router, offers_router, credentials_router]
+        return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(
         settings,

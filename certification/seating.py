@@ -6,7 +6,7 @@ order is total and every replica computes the same one. A session's free seat go
 candidate in that order who wants one of the session's certifications, provided the centre is
 open, the certification is open and the candidate has not already turned that session down
 (declined, or let the offer expire): otherwise a decline would come straight back to them.
-`certification.service` stores these decisions; nothing here does I/O.
+`certification.seats` stores these decisions; nothing here does I/O.
 """
 
 from __future__ import annotations

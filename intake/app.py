@@ -17,7 +17,7 @@ from intake.email_server import EmailInbox, EmailInboxSettings
 from intake.phone import PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
-from intake.web import WebSettings, web_router
+from intake.web import WebChannel, WebSettings, web_router
 from schemas import PersonDataErased, TrainingRequestReceived
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
@@ -56,7 +56,7 @@ def create_app(
             clock=clock.now,
             personal=PersonalData(keys),
         )
-        runtime.app_state["pipeline"] = pipeline
+        runtime.app_state.update(pipeline=pipeline, web=WebChannel(pipeline, web, catalogue, clock.now))
         runtime.on_startup(lambda _: pipeline.ensure_indexes())
         runtime.run_in_background(
             "intake.outbox_relay",
@@ -76,7 +76,7 @@ def create_app(
             runtime.on_shutdown(stop_inbox)
         return [
             erasure_router(Erasures(runtime.mongo, runtime.db, outbox, keys)),
-            web_router(pipeline, web, catalogue, clock.now),
+            web_router,
             phone_router(pipeline, phone, BrusselsCalendar(), clock.now),
         ]
 

@@ -10,8 +10,9 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
+from routing.api import admin_router, desk_router
 from routing.assignment import AssignmentStore
-from routing.desk import admin_router, desk_router
+from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
 from routing.roster import load_roster
@@ -92,7 +93,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
             outbox=outbox,
         )
-        runtime.app_state["service"] = service
+        runtime.app_state.update(service=service, desk=Desk(service), clock=clock)
         runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
@@ -131,10 +132,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router(service)]
-        if isinstance(clock, SimulatedClock):
-            routers.append(admin_router(clock))
-        return routers
+        return [desk_router, admin_router] if isinstance(clock, SimulatedClock) else [desk_router]
 
     return create_service_app(
         settings,

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
+from routing.conditions import RoutingState
 from routing.priority import Band, band, priority_of
-from routing.rules import RoutingState, RuleSet, load_rules
+from routing.rules import RuleSet, load_rules
 from schemas import Language, Target, TrainingRequestReceived
 
 __all__ = ["RULE_SET_VERSION", "RouteDecision", "RoutingState", "decide_route"]

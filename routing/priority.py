@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
-from routing.rules import PriorityWeights, QualificationWeights, months_between
+from routing.text import months_between
+from routing.weights import PriorityWeights, QualificationWeights
 from schemas import Channel, TrainingRequestReceived
 
 __all__ = [

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from intake.web import FORM_SOURCE, WebSettings, web_router
+from intake.web import FORM_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Language, QualificationLevel
 from services.catalogue import load_catalogue
 from tests.fakes import RecordingPipeline
@@ -52,7 +52,9 @@ def pipeline() -> RecordingPipeline:
 @pytest.fixture(scope="module")
 def base_url(pipeline: RecordingPipeline) -> Iterator[str]:
     app = FastAPI()
-    app.include_router(web_router(pipeline, WebSettings(), load_catalogue()))
+    app.include_router(web_router)
+    channel = WebChannel(pipeline, WebSettings(), load_catalogue())
+    app.dependency_overrides[get_web_channel] = lambda: channel
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))
     thread = threading.Thread(target=server.run, name="web-form-server", daemon=True)

@@ -20,7 +20,9 @@ from pymongo import AsyncMongoClient
 from certification.certifications import load_certifications
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.seating import CandidateStatus, CentreState, OfferStatus, WaitingReason
-from certification.service import OFFER_EXPIRY, CertificationError, CertificationService, candidate_id
+from certification.seats import OFFER_EXPIRY
+from certification.service import CertificationService
+from certification.store import CertificationError, candidate_id
 from schemas import EnrolmentConfirmed, ExamRequestReason, ExamScheduled, ExamSchedulingRequested, Language, decode
 from services.clock import FixedClock
 from services.idempotency import ProcessedEvents
@@ -99,15 +101,15 @@ async def second_client() -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
 async def waitlisted(service: CertificationService, clock: FixedClock, people: list[tuple[str, int]], code: str = "MOS-EXCEL") -> None:
     """Each (person, priority) asks for an exam one hour after the previous one."""
     for person, priority in people:
-        await service.on_exam_requested(exam_requested(person, code))
+        await service.candidates.on_exam_requested(exam_requested(person, code))
         if priority:
-            await service.set_priority(candidate_id(person, code), priority)
+            await service.candidates.set_priority(candidate_id(person, code), priority)
         clock.advance(timedelta(hours=1))
 
 
 async def closed_centre_with_session(service: CertificationService, *, seats: int, session_id: str = "ses-june") -> None:
-    await service.put_centre("ctr-anderlecht", state=CentreState.CLOSED, name="Centre d'Anderlecht", address="Rue Exemple 1, 1070 Anderlecht")
-    await service.add_session(session_id=session_id, centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY, seats=seats)
+    await service.seats.put_centre("ctr-anderlecht", state=CentreState.CLOSED, name="Centre d'Anderlecht", address="Rue Exemple 1, 1070 Anderlecht")
+    await service.seats.add_session(session_id=session_id, centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY, seats=seats)
 
 
 # --- candidates and waitlists --------------------------------------------------------
@@ -115,41 +117,41 @@ async def closed_centre_with_session(service: CertificationService, *, seats: in
 
 async def test_an_enrolment_in_a_certifying_path_makes_a_candidate_once(service: CertificationService) -> None:
     event = enrolled("p1", "EXCEL")
-    assert await service.on_enrolment(event)
-    assert not await service.on_enrolment(event)  # redelivered
-    assert not await service.on_enrolment(enrolled("p1", "FR-BASE"))  # prepares for no certification
-    [candidate] = await service.list_candidates()
+    assert await service.candidates.on_enrolment(event)
+    assert not await service.candidates.on_enrolment(event)  # redelivered
+    assert not await service.candidates.on_enrolment(enrolled("p1", "FR-BASE"))  # prepares for no certification
+    [candidate] = await service.candidates.list_candidates()
     assert candidate["_id"] == "MOS-EXCEL:p1"
     assert (candidate["status"], candidate["priority"], candidate["courses"]) == ("preparing", 0, ["EXCEL"])
-    assert len((await service.candidate("MOS-EXCEL:p1"))["history"]) == 1
+    assert len((await service.candidates.candidate("MOS-EXCEL:p1"))["history"]) == 1
 
 
 async def test_while_centres_are_closed_candidates_wait_and_say_why(service: CertificationService, clock: FixedClock) -> None:
-    await service.on_enrolment(enrolled("p1"))
+    await service.candidates.on_enrolment(enrolled("p1"))
     await waitlisted(service, clock, [("p1", 0), ("p2", 0)])
     await closed_centre_with_session(service, seats=10)
-    waitlist = await service.waitlist("MOS-EXCEL")
+    waitlist = await service.candidates.waitlist("MOS-EXCEL")
     assert [(c["person_id"], c["status"], c["waiting_reason"]) for c in waitlist] == [
         ("p1", "waiting", WaitingReason.CENTRES_CLOSED.value),
         ("p2", "waiting", WaitingReason.CENTRES_CLOSED.value),
     ]
-    assert (await service.session("ses-june")).held == 0
+    assert (await service.seats.session("ses-june")).held == 0
     # A second request while waiting changes nothing: the candidate keeps their place.
-    await service.on_exam_requested(exam_requested("p1"))
-    assert [c["person_id"] for c in await service.waitlist("MOS-EXCEL")] == ["p1", "p2"]
+    await service.candidates.on_exam_requested(exam_requested("p1"))
+    assert [c["person_id"] for c in await service.candidates.waitlist("MOS-EXCEL")] == ["p1", "p2"]
 
 
 async def test_a_certification_not_yet_open_keeps_its_candidates_waiting(service: CertificationService, clock: FixedClock) -> None:
-    await service.put_centre("ctr-1", state=CentreState.OPEN, name="Centre", address="Rue Exemple 1, 1000 Bruxelles")
-    await service.on_enrolment(enrolled("drafter", "AUTOCAD"))
+    await service.seats.put_centre("ctr-1", state=CentreState.OPEN, name="Centre", address="Rue Exemple 1, 1000 Bruxelles")
+    await service.candidates.on_enrolment(enrolled("drafter", "AUTOCAD"))
     await waitlisted(service, clock, [("drafter", 0)], code="ACU-AUTOCAD")
-    [candidate] = await service.waitlist("ACU-AUTOCAD")
+    [candidate] = await service.candidates.waitlist("ACU-AUTOCAD")
     assert candidate["waiting_reason"] == WaitingReason.CERTIFICATION_NOT_OPEN.value
     with pytest.raises(CertificationError, match="not open yet") as refused:
-        await service.add_session(centre_id="ctr-1", certifications=["ACU-AUTOCAD"], starts_at=EXAM_DAY, seats=4)
+        await service.seats.add_session(centre_id="ctr-1", certifications=["ACU-AUTOCAD"], starts_at=EXAM_DAY, seats=4)
     assert refused.value.status == 422
-    await service.fill_all()
-    assert (await service.candidate("ACU-AUTOCAD:drafter"))["status"] == "waiting"
+    await service.seats.fill_all()
+    assert (await service.candidates.candidate("ACU-AUTOCAD:drafter"))["status"] == "waiting"
 
 
 # --- offering seats ------------------------------------------------------------------
@@ -158,18 +160,18 @@ async def test_a_certification_not_yet_open_keeps_its_candidates_waiting(service
 async def test_reopening_a_centre_offers_seats_in_priority_then_waiting_order(service: CertificationService, clock: FixedClock) -> None:
     await closed_centre_with_session(service, seats=3)
     await waitlisted(service, clock, [("early", 0), ("middle", 0), ("urgent", 2), ("late", 0), ("flagged", 1)])
-    assert (await service.session("ses-june")).held == 0
+    assert (await service.seats.session("ses-june")).held == 0
 
-    centre, offers = await service.put_centre("ctr-anderlecht", state=CentreState.OPEN)
+    centre, offers = await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN)
     assert centre.state is CentreState.OPEN
     assert [o.person_id for o in offers] == ["urgent", "flagged", "early"]
     assert all(o.expires_at == clock.now() + WINDOW and o.status is OfferStatus.OFFERED for o in offers)
-    session = await service.session("ses-june")
+    session = await service.seats.session("ses-june")
     assert (session.held, session.booked, session.seating.free) == (3, 0, 0)
-    waitlist = await service.waitlist("MOS-EXCEL")
+    waitlist = await service.candidates.waitlist("MOS-EXCEL")
     assert [(c["person_id"], c["waiting_reason"]) for c in waitlist] == [("middle", "no_free_seat"), ("late", "no_free_seat")]
     # Opening it again offers nothing more: every seat is held.
-    assert (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1] == []
+    assert (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1] == []
 
 
 async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_seat(
@@ -182,17 +184,17 @@ async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_s
     first = replicas[0]
     people = [(f"p{i:02d}", i % 4) for i in range(40)]
     await waitlisted(first, clock, people)
-    await first.put_centre("ctr-1", state=CentreState.CLOSED, name="Centre 1", address="Rue Exemple 1, 1000 Bruxelles")
+    await first.seats.put_centre("ctr-1", state=CentreState.CLOSED, name="Centre 1", address="Rue Exemple 1, 1000 Bruxelles")
     seats = {"ses-a": 5, "ses-b": 4, "ses-c": 3}
     for i, (session_id, count) in enumerate(seats.items()):
-        await first.add_session(
+        await first.seats.add_session(
             session_id=session_id, centre_id="ctr-1", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY + timedelta(days=i), seats=count
         )
 
     # Both replicas open the centre and fill every session, several times over, all at once.
     async def replica_work(service: CertificationService) -> int:
-        made = len((await service.put_centre("ctr-1", state=CentreState.OPEN))[1])
-        results = await asyncio.gather(*(service.fill_session(sid) for sid in seats for _ in range(3)), service.fill_all())
+        made = len((await service.seats.put_centre("ctr-1", state=CentreState.OPEN))[1])
+        results = await asyncio.gather(*(service.seats.fill_session(sid) for sid in seats for _ in range(3)), service.seats.fill_all())
         return made + sum(len(r) for r in results)
 
     started = asyncio.get_running_loop().time()
@@ -205,7 +207,7 @@ async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_s
     print(
         f"\nrace: candidates={len(people)} sessions={seats} offers_per_replica={per_replica} offers={len(offers)} "
         f"held={ {sid: s['held'] for sid, s in sessions.items()} } max_offers_per_candidate={max(by_candidate.values())} "
-        f"attempts={[dict(r.offer_attempts) for r in replicas]} elapsed={elapsed:.2f}s"
+        f"attempts={[dict(r.seats.offer_attempts) for r in replicas]} elapsed={elapsed:.2f}s"
     )
     for sid, doc in sessions.items():
         assert doc["held"] + doc["booked"] <= doc["seats"], sid
@@ -221,22 +223,22 @@ async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_s
 async def test_a_decline_offers_the_seat_to_the_next_candidate(service: CertificationService, clock: FixedClock) -> None:
     await closed_centre_with_session(service, seats=1)
     await waitlisted(service, clock, [("first", 0), ("second", 0), ("third", 0)])
-    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+    [offer] = (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
     assert offer.person_id == "first"
 
-    declined, [next_offer] = await service.decline(offer.offer_id)
+    declined, [next_offer] = await service.seats.decline(offer.offer_id)
     assert declined.status is OfferStatus.DECLINED
     assert next_offer.person_id == "second"
-    assert (await service.session("ses-june")).held == 1
-    first = await service.candidate("MOS-EXCEL:first")
+    assert (await service.seats.session("ses-june")).held == 1
+    first = await service.candidates.candidate("MOS-EXCEL:first")
     assert (first["status"], first["passed_over_sessions"], first["declined_offers"]) == ("waiting", ["ses-june"], 1)
     assert (await service.timers.get(OFFER_EXPIRY, offer.offer_id)).state is TimerState.CANCELLED  # type: ignore[union-attr]
     # Declining again is the same answer; accepting a declined offer is refused.
-    assert (await service.decline(offer.offer_id)) == (declined, [])
+    assert (await service.seats.decline(offer.offer_id)) == (declined, [])
     with pytest.raises(CertificationError, match="declined"):
-        await service.accept(offer.offer_id)
+        await service.seats.accept(offer.offer_id)
     # A new session for the same certification: the decliner is first in line again there.
-    _, [july] = await service.add_session(
+    _, [july] = await service.seats.add_session(
         session_id="ses-july", centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY + timedelta(days=30), seats=1
     )
     assert july.person_id == "first"
@@ -245,41 +247,41 @@ async def test_a_decline_offers_the_seat_to_the_next_candidate(service: Certific
 async def test_an_offer_not_answered_in_time_goes_to_the_next_candidate(service: CertificationService, clock: FixedClock) -> None:
     await closed_centre_with_session(service, seats=1)
     await waitlisted(service, clock, [("silent", 0), ("next", 0)])
-    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+    [offer] = (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
 
     clock.advance(WINDOW - timedelta(seconds=1))
-    assert await service.run_timers_once() == 0
+    assert await service.seats.run_timers_once() == 0
     clock.advance(timedelta(seconds=1))
     # Past the deadline the offer cannot be accepted, even before the timer has run.
     with pytest.raises(CertificationError, match="past its deadline"):
-        await service.accept(offer.offer_id)
-    assert await service.run_timers_once() == 1
+        await service.seats.accept(offer.offer_id)
+    assert await service.seats.run_timers_once() == 1
 
-    assert (await service.offer(offer.offer_id)).status is OfferStatus.EXPIRED
-    [next_offer] = [o for o in await service.offers.find({"status": "offered"}).to_list(None)]
+    assert (await service.seats.offer(offer.offer_id)).status is OfferStatus.EXPIRED
+    [next_offer] = [o for o in await service.store.offers.find({"status": "offered"}).to_list(None)]
     assert next_offer["person_id"] == "next"
     assert next_offer["expires_at"] == clock.now() + WINDOW
-    silent = await service.candidate("MOS-EXCEL:silent")
+    silent = await service.candidates.candidate("MOS-EXCEL:silent")
     assert (silent["status"], silent["missed_offers"], silent["passed_over_sessions"]) == ("waiting", 1, ["ses-june"])
-    assert (await service.session("ses-june")).held == 1
-    assert await service.run_timers_once() == 0  # fired once
+    assert (await service.seats.session("ses-june")).held == 1
+    assert await service.seats.run_timers_once() == 0  # fired once
 
 
 async def test_acceptance_books_the_seat_and_writes_exam_scheduled_to_the_outbox(service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase) -> None:
     request = exam_requested("p1")
-    await service.on_exam_requested(request)
+    await service.candidates.on_exam_requested(request)
     await closed_centre_with_session(service, seats=2)
-    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+    [offer] = (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
 
-    accepted, event = await service.accept(offer.offer_id)
+    accepted, event = await service.seats.accept(offer.offer_id)
     assert accepted.status is OfferStatus.ACCEPTED and isinstance(event, ExamScheduled)
-    session = await service.session("ses-june")
+    session = await service.seats.session("ses-june")
     assert (session.held, session.booked) == (0, 1)
-    candidate = await service.candidate("MOS-EXCEL:p1")
+    candidate = await service.candidates.candidate("MOS-EXCEL:p1")
     assert (candidate["status"], candidate["session_id"]) == (CandidateStatus.SCHEDULED.value, "ses-june")
     assert (await service.timers.get(OFFER_EXPIRY, offer.offer_id)).state is TimerState.CANCELLED  # type: ignore[union-attr]
 
-    again, none = await service.accept(offer.offer_id)  # a retried click
+    again, none = await service.seats.accept(offer.offer_id)  # a retried click
     assert again.status is OfferStatus.ACCEPTED and none is None
     [published] = await outbox_events(mongo_db)
     assert published == event
@@ -292,23 +294,23 @@ async def test_acceptance_books_the_seat_and_writes_exam_scheduled_to_the_outbox
 async def test_results_issue_a_credential_once_and_a_failure_can_try_again(service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase) -> None:
     await closed_centre_with_session(service, seats=2)
     await waitlisted(service, clock, [("pass", 0), ("fail", 0)])
-    for offer in (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]:
-        await service.accept(offer.offer_id)
+    for offer in (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]:
+        await service.seats.accept(offer.offer_id)
 
-    passed = await service.record_result("ses-june", person_id="pass", passed=True, score=812)
+    passed = await service.awards.record_result("ses-june", person_id="pass", passed=True, score=812)
     assert passed["credential_url"] == f"https://certification.test/credentials/{passed['credential_id']}"
-    assert await service.record_result("ses-june", person_id="pass", passed=True, score=812) == passed
+    assert await service.awards.record_result("ses-june", person_id="pass", passed=True, score=812) == passed
     with pytest.raises(CertificationError, match="different result"):
-        await service.record_result("ses-june", person_id="pass", passed=False, score=300)
-    failed = await service.record_result("ses-june", person_id="fail", passed=False, score=540)
+        await service.awards.record_result("ses-june", person_id="pass", passed=False, score=300)
+    failed = await service.awards.record_result("ses-june", person_id="fail", passed=False, score=540)
     assert failed["credential_id"] is None
     with pytest.raises(CertificationError, match="no seat booked") as unknown:
-        await service.record_result("ses-june", person_id="nobody", passed=True, score=None)
+        await service.awards.record_result("ses-june", person_id="nobody", passed=True, score=None)
     assert unknown.value.status == 404
 
     issued = [e for e in await outbox_events(mongo_db) if e.type.endswith("certificate.issued")]
     assert [(e.person_id, e.credential_id) for e in issued] == [("pass", passed["credential_id"])]
-    assert (await service.candidate("MOS-EXCEL:pass"))["status"] == "passed"
+    assert (await service.candidates.candidate("MOS-EXCEL:pass"))["status"] == "passed"
     # A failed candidate who asks again goes back to the end of the waitlist.
-    await service.on_exam_requested(exam_requested("fail"))
-    assert (await service.candidate("MOS-EXCEL:fail"))["status"] == "waiting"
+    await service.candidates.on_exam_requested(exam_requested("fail"))
+    assert (await service.candidates.candidate("MOS-EXCEL:fail"))["status"] == "waiting"

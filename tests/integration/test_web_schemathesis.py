@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from intake.web import WebSettings, web_router
+from intake.web import WebChannel, WebSettings, get_web_channel, web_router
 from services.catalogue import load_catalogue
 from tests.fakes import RecordingPipeline
 
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.integration
 def create_app() -> FastAPI:
     app = FastAPI(title="intake web channel")
     # No rate limit here: schemathesis posts hundreds of times from one address.
-    app.include_router(web_router(RecordingPipeline(), WebSettings(rate_per_minute=1e9, burst=10**9), load_catalogue()))
+    app.include_router(web_router)
+    channel = WebChannel(RecordingPipeline(), WebSettings(rate_per_minute=1e9, burst=10**9), load_catalogue())
+    app.dependency_overrides[get_web_channel] = lambda: channel
     return app
 
 

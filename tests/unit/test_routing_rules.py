@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from routing.conditions import RoutingState
 from routing.priority import DEFAULT_WEIGHTS
 from routing.rules import (
     DEFAULT_PATH,
-    RoutingState,
     RuleMatch,
     RuleSet,
     RuleSetError,

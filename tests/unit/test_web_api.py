@@ -13,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 from fastapi import FastAPI
 
-from intake.web import API_SOURCE, WebSettings, web_router
+from intake.web import API_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from services.catalogue import load_catalogue
 from tests.fakes import RecordingPipeline
@@ -66,7 +66,9 @@ def ticker() -> Ticker:
 def make_client(pipeline: RecordingPipeline, ticker: Ticker) -> Callable[..., httpx.AsyncClient]:
     def make(**settings: Any) -> httpx.AsyncClient:
         app = FastAPI()
-        app.include_router(web_router(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW, monotonic=ticker))
+        app.include_router(web_router)
+        channel = WebChannel(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW, monotonic=ticker)
+        app.dependency_overrides[get_web_channel] = lambda: channel
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test")
 
     return make
@@ -411,7 +413,9 @@ async def test_logs_say_what_happened_without_personal_data(client: httpx.AsyncC
 
 async def test_the_openapi_document_describes_the_endpoint_with_examples(pipeline: RecordingPipeline) -> None:
     app = FastAPI()
-    app.include_router(web_router(pipeline, WebSettings(), load_catalogue()))
+    app.include_router(web_router)
+    channel = WebChannel(pipeline, WebSettings(), load_catalogue())
+    app.dependency_overrides[get_web_channel] = lambda: channel
 
     document = app.openapi()
     operation = document["paths"]["/api/v1/requests"]["post"]

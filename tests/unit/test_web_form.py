@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intake.i18n import TEXTS, negotiate
-from intake.web import FORM_SOURCE, WebSettings, web_router
+from intake.web import FORM_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from services.catalogue import load_catalogue
 from tests.fakes import RecordingPipeline
@@ -87,7 +87,9 @@ def pipeline() -> RecordingPipeline:
 
 def make_app(pipeline: RecordingPipeline, **settings: Any) -> FastAPI:
     app = FastAPI()
-    app.include_router(web_router(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW))
+    app.include_router(web_router)
+    channel = WebChannel(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW)
+    app.dependency_overrides[get_web_channel] = lambda: channel
     return app
 
 

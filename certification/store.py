@@ -1,0 +1,122 @@
+"""What certification's use cases share: the MongoDB collections and their indexes, one way to run a
+transaction, the error staff and candidates read, and how stored documents read back.
+
+`certification.candidates`, `certification.seats` and `certification.awards` each own what they
+change; the collections are shared because one transaction often spans them (an offer takes a
+seat and claims a candidate at once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from certification.certifications import CertificationInfo, Certifications
+from certification.seating import WaitingCandidate
+from services.mongo import MongoDatabase
+
+__all__ = [
+    "SOURCE",
+    "WAITLIST_SORT",
+    "CertificationError",
+    "CertificationStore",
+    "candidate_id",
+    "catalogued",
+    "correlation_of",
+    "utc",
+    "waiting_candidate",
+]
+
+SOURCE = "/certification"
+
+WAITLIST_SORT = [("priority", DESCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
+"""`seating.order_key` in MongoDB's terms, so that the first documents are the first in line."""
+
+T = TypeVar("T")
+
+
+class CertificationError(Exception):
+    """A staff or candidate action that cannot be done, with the reason they read and an HTTP status."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def candidate_id(person_id: str, certification_code: str) -> str:
+    """One candidate per person and certification."""
+    return f"{certification_code.upper()}:{person_id}"
+
+
+def catalogued(certifications: Certifications, code: str) -> CertificationInfo:
+    """The certification `code` names; a `CertificationError` (404) if the catalogue has none."""
+    cert = certifications.get(code)
+    if cert is None:
+        raise CertificationError(f"{code} is not a certification of the catalogue", status=404)
+    return cert
+
+
+def utc(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def waiting_candidate(doc: Mapping[str, Any]) -> WaitingCandidate:
+    """A stored candidate as `certification.seating` orders and offers it."""
+    return WaitingCandidate(
+        candidate_id=doc["_id"],
+        person_id=doc["person_id"],
+        certification_code=doc["certification_code"],
+        priority=int(doc.get("priority", 0)),
+        waiting_since=utc(doc["waiting_since"]) or doc["waiting_since"],
+        passed_over=frozenset(doc.get("passed_over_sessions") or ()),
+    )
+
+
+def correlation_of(requested_by: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Correlation of an event caused by the exam request (if the candidate came through one)."""
+    if not requested_by or not requested_by.get("event_id"):
+        return {}
+    return {"correlation_id": uuid.UUID(requested_by["correlation_id"]), "causation_id": uuid.UUID(requested_by["event_id"])}
+
+
+class CertificationStore:
+    """Certification's collections in one database, and transactions over them."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase) -> None:
+        self._client = client
+        self.candidates = db["certification_candidates"]
+        self.centres = db["certification_centres"]
+        self.sessions = db["certification_sessions"]
+        self.offers = db["certification_offers"]
+        self.results = db["certification_results"]
+        self.credentials = db["certification_credentials"]
+        self.hints = db["certification_priority_hints"]
+
+    async def ensure_indexes(self) -> None:
+        # Also creates every collection up front: creating one inside racing transactions conflicts.
+        await self.candidates.create_index(
+            [("certification_code", ASCENDING), ("status", ASCENDING), *WAITLIST_SORT], name="waitlist_order"
+        )
+        await self.candidates.create_index([("person_id", ASCENDING)], name="person")
+        await self.candidates.create_index([("session_id", ASCENDING), ("person_id", ASCENDING)], name="session_person")
+        await self.centres.create_index([("state", ASCENDING)], name="state")
+        await self.sessions.create_index([("centre_id", ASCENDING), ("starts_at", ASCENDING)], name="centre_starts_at")
+        await self.sessions.create_index([("certifications", ASCENDING), ("starts_at", ASCENDING)], name="certification_starts_at")
+        await self.offers.create_index([("candidate_id", ASCENDING), ("status", ASCENDING)], name="candidate_status")
+        await self.offers.create_index([("session_id", ASCENDING), ("status", ASCENDING)], name="session_status")
+        await self.results.create_index([("session_id", ASCENDING)], name="session")
+        await self.credentials.create_index([("person_id", ASCENDING)], name="person")
+        await self.credentials.create_index([("status", ASCENDING)], name="status")
+        await self.hints.create_index([("boost", ASCENDING)], name="boost")
+
+    async def transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run `work` in one transaction (retried by the driver on transient errors)."""
+        async with self._client.start_session() as session:
+            return await session.with_transaction(work)

@@ -1,0 +1,187 @@
+"""Routing's HTTP API (OpenAPI at /docs): the desk for the people who call back, a small HTML page
+over it, and the demo's clock.
+
+Handlers translate: each parses its request, calls one `Desk` method and shapes the answer; a
+`DeskError` becomes its HTTP status. The desk comes from the app through `get_desk`, so the
+routers are plain module-level objects the app includes.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from routing.desk import Desk, DeskError, QueueItem
+from routing.workers import Availability
+from schemas import ContactOutcome, Target
+from services import Runtime, get_runtime
+from services.clock import SimulatedClock
+
+__all__ = ["admin_router", "desk_router", "get_desk", "get_simulated_clock"]
+
+
+def get_desk(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Desk:
+    """FastAPI dependency: the desk of the app serving the request (`runtime.app_state["desk"]`)."""
+    return runtime.app_state["desk"]  # type: ignore[no-any-return]
+
+
+def get_simulated_clock(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SimulatedClock:
+    """FastAPI dependency: the demo's clock (`runtime.app_state["clock"]`), for `admin_router`."""
+    return runtime.app_state["clock"]  # type: ignore[no-any-return]
+
+
+DeskDep = Annotated[Desk, Depends(get_desk)]
+
+
+def _refused(error: DeskError) -> HTTPException:
+    return HTTPException(status_code=error.status, detail=str(error))
+
+
+class AvailabilityChange(BaseModel):
+    availability: Availability
+
+
+class WorkerAction(BaseModel):
+    worker_id: str = Field(min_length=1)
+
+
+class Outcome(BaseModel):
+    worker_id: str = Field(min_length=1)
+    outcome: ContactOutcome
+    notes: str | None = Field(None, max_length=2000)
+    redirect_to: Target | None = Field(None, description="With outcome `redirected`.")
+    course_code: str | None = Field(None, description="With outcome `enrolled`: a catalogue course code.")
+    certification_code: str | None = Field(None, description="With outcome `exam_wanted`.")
+    retry_at: AwareDatetime | None = Field(None, description="With outcome `no_answer`: when to call again.")
+
+
+# --- the desk ---------------------------------------------------------------------------
+
+desk_router = APIRouter(prefix="/desk", tags=["desk"])
+
+
+@desk_router.get("/workers", summary="Workers and their load")
+async def workers(desk: DeskDep, team: Target | None = None) -> list[dict[str, Any]]:
+    return await desk.workers(team)
+
+
+@desk_router.put("/workers/{worker_id}/availability", summary="Set a worker's availability")
+async def set_availability(desk: DeskDep, worker_id: str, change: AvailabilityChange) -> dict[str, str]:
+    try:
+        return await desk.set_availability(worker_id, change.availability)
+    except DeskError as error:
+        raise _refused(error) from error
+
+
+@desk_router.get("/workers/{worker_id}/queue", summary="A worker's queue: offers and assigned requests")
+async def queue(desk: DeskDep, worker_id: str) -> list[QueueItem]:
+    try:
+        return await desk.queue(worker_id)
+    except DeskError as error:
+        raise _refused(error) from error
+
+
+@desk_router.post("/requests/{request_id}/accept", summary="Accept an offered request")
+async def accept(desk: DeskDep, request_id: str, action: WorkerAction) -> dict[str, str]:
+    try:
+        return await desk.accept(request_id, action.worker_id)
+    except DeskError as error:
+        raise _refused(error) from error
+
+
+@desk_router.post("/requests/{request_id}/decline", summary="Decline an offer: it goes to the next eligible worker")
+async def decline(desk: DeskDep, request_id: str, action: WorkerAction) -> dict[str, Any]:
+    try:
+        return await desk.decline(request_id, action.worker_id)
+    except DeskError as error:
+        raise _refused(error) from error
+
+
+@desk_router.post("/requests/{request_id}/outcome", summary="Record what came of a call")
+async def outcome(desk: DeskDep, request_id: str, body: Outcome) -> dict[str, Any]:
+    try:
+        events = await desk.record_outcome(
+            request_id,
+            worker_id=body.worker_id,
+            outcome=body.outcome,
+            notes=body.notes,
+            redirect_to=body.redirect_to,
+            course_code=body.course_code,
+            certification_code=body.certification_code,
+            retry_at=body.retry_at,
+        )
+    except DeskError as error:
+        raise _refused(error) from error
+    return {"request_id": request_id, "published": [e.type for e in events]}
+
+
+@desk_router.get("/requests/{request_id}", summary="A request: decision, state and history")
+async def request_view(desk: DeskDep, request_id: str) -> dict[str, Any]:
+    try:
+        return await desk.request(request_id)
+    except DeskError as error:
+        raise _refused(error) from error
+
+
+@desk_router.get("/programmes/digital-divide", summary="Quota, admissions and waitlist of a year")
+async def programme(desk: DeskDep, year: Annotated[int | None, Query()] = None) -> dict[str, Any]:
+    return await desk.programme(year)
+
+
+@desk_router.post("/programmes/digital-divide/suspend", summary="Suspend the programme (new requests wait)")
+async def suspend(desk: DeskDep, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
+    return await desk.suspend_programme(year)
+
+
+@desk_router.post("/programmes/digital-divide/resume", summary="Resume the programme and admit from the waitlist")
+async def resume(desk: DeskDep, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
+    return await desk.resume_programme(year)
+
+
+@desk_router.get("/courses", summary="The catalogue with seats taken")
+async def courses(desk: DeskDep) -> list[dict[str, Any]]:
+    return await desk.courses()
+
+
+@desk_router.get("/ui/{worker_id}", response_class=HTMLResponse, include_in_schema=False)
+async def ui(desk: DeskDep, worker_id: str) -> HTMLResponse:
+    try:
+        items = await desk.queue(worker_id)
+    except DeskError as error:
+        raise _refused(error) from error
+    rows = "".join(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            *(html.escape(str(v or "")) for v in (i.request_id[:8], i.status, i.deadline_in, i.priority, i.name, i.phone, i.need[:80]))
+        )
+        for i in items
+    )
+    page = f"""<!doctype html><html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta http-equiv="refresh" content="30"><title>File d'appels – {html.escape(worker_id)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1rem}}table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}</style></head><body>
+<h1>File d'appels de {html.escape(worker_id)}</h1><p>{len(items)} demande(s), triées par échéance puis priorité.</p>
+<table><thead><tr><th>Demande</th><th>État</th><th>Échéance dans</th><th>Priorité</th><th>Nom</th><th>Téléphone</th><th>Besoin</th></tr></thead>
+<tbody>{rows}</tbody></table></body></html>"""
+    return HTMLResponse(page)
+
+
+# --- the demo's clock -------------------------------------------------------------------
+
+admin_router = APIRouter(prefix="/admin", tags=["admin"])
+"""Moves the simulated clock; the app includes it only when ROUTING_CLOCK=simulated (the demo)."""
+
+
+@admin_router.post("/clock/advance", summary="Move the simulated clock forward")
+async def advance(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0) -> dict[str, str]:
+    now = clock.advance(timedelta(hours=hours, minutes=minutes))
+    return {"now": now.isoformat()}
+
+
+@admin_router.get("/clock", summary="The simulated clock's time")
+async def now(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)]) -> dict[str, str]:
+    return {"now": clock.now().isoformat()}
