@@ -50,7 +50,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas import Channel, Language, QualificationLevel, Target, TrainingRequestReceived
+from schemas import Channel, KnownChannel, Language, QualificationLevel, Target, TrainingRequestReceived
 from services.catalogue import Catalogue, CourseKind, load_catalogue
 
 __all__ = [
@@ -334,7 +334,7 @@ class Not(_Condition):
 
 class ChannelIn(_Condition):
     KEY: ClassVar[str] = "channel"
-    channel: tuple[Channel, ...] = Field(min_length=1)
+    channel: tuple[KnownChannel, ...] = Field(min_length=1)
 
     def test(self, facts: _Facts) -> Matched:
         value = facts.request.channel
@@ -687,7 +687,8 @@ class RuleSet(BaseModel):
         explanations = {}
         for language in Language:
             values = {
-                "channel": _CHANNEL_NAMES[language][request.channel],
+                # A channel newer than this code (see `Channel`) is named as it came.
+                "channel": _CHANNEL_NAMES[language].get(request.channel, request.channel.value),
                 "requested_course": (
                     course.title_in(language) if course is not None else (request.requested_course or "-")
                 ),
