@@ -176,6 +176,16 @@ def _waiting(doc: Mapping[str, Any]) -> WaitingCandidate:
     )
 
 
+def _correlation(event: ExamSchedulingRequested, candidate: Mapping[str, Any] | None) -> uuid.UUID:
+    """The request an exam request belongs to: its own, unless it starts none (a root event from an
+    e-learning platform that knows nothing of ours) and the candidate came through an enrolment, whose
+    request it then continues - so the certificate can be traced back to the person's first call."""
+    enrolled_by = (candidate or {}).get("enrolled_by")
+    if event.correlation_id == event.id and enrolled_by:
+        return uuid.UUID(enrolled_by["correlation_id"])
+    return event.correlation_id
+
+
 def _follows(requested_by: Mapping[str, Any] | None) -> dict[str, Any]:
     """Correlation of an event caused by the exam request (if the candidate came through one)."""
     if not requested_by or not requested_by.get("event_id"):
@@ -285,6 +295,7 @@ class CertificationService:
 
         async def effect(session: AsyncClientSession) -> list[Event]:
             await self._ensure_candidate(session, event.person_id, cert, now, course=None, event=event)
+            candidate = await self.candidates.find_one({"_id": cid}, {"enrolled_by": 1}, session=session)
             joined = await self.candidates.update_one(
                 {"_id": cid, "status": {"$in": [CandidateStatus.PREPARING.value, CandidateStatus.FAILED.value]}},
                 {
@@ -296,7 +307,7 @@ class CertificationService:
                         "session_id": None,
                         "requested_by": {
                             "event_id": str(event.id),
-                            "correlation_id": str(event.correlation_id),
+                            "correlation_id": str(_correlation(event, candidate)),
                             "reason": event.reason.value,
                         },
                         "updated_at": now,
@@ -356,6 +367,8 @@ class CertificationService:
         }
         if course:
             update["$addToSet"] = {"courses": course}
+        if isinstance(event, EnrolmentConfirmed):
+            update["$set"] = {"enrolled_by": {"event_id": str(event.id), "correlation_id": str(event.correlation_id)}}
         await self.candidates.update_one({"_id": candidate_id(person_id, cert.code)}, update, upsert=True, session=session)
 
     # --- staff: centres, sessions, priorities -----------------------------------------
