@@ -8,6 +8,8 @@ higher one. Every event is applied once (`ProcessedEvents`), in the transaction 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -80,6 +82,7 @@ class Candidates:
 
         async def effect(session: AsyncClientSession) -> list[Event]:
             await self._ensure_candidate(session, event.person_id, cert, now, course=None, event=event)
+            candidate = await self._store.candidates.find_one({"_id": cid}, {"enrolled_by": 1}, session=session)
             joined = await self._store.candidates.update_one(
                 {"_id": cid, "status": {"$in": [CandidateStatus.PREPARING.value, CandidateStatus.FAILED.value]}},
                 {
@@ -91,7 +94,7 @@ class Candidates:
                         "session_id": None,
                         "requested_by": {
                             "event_id": str(event.id),
-                            "correlation_id": str(event.correlation_id),
+                            "correlation_id": str(_correlation(event, candidate)),
                             "reason": event.reason.value,
                         },
                         "updated_at": now,
@@ -151,6 +154,8 @@ class Candidates:
         }
         if course:
             update["$addToSet"] = {"courses": course}
+        if isinstance(event, EnrolmentConfirmed):
+            update["$set"] = {"enrolled_by": {"event_id": str(event.id), "correlation_id": str(event.correlation_id)}}
         await self._store.candidates.update_one({"_id": candidate_id(person_id, cert.code)}, update, upsert=True, session=session)
 
     # --- staff -----------------------------------------------------------------------------
@@ -187,3 +192,13 @@ class Candidates:
         cert = catalogued(self.certifications, certification)
         docs = {doc["_id"]: doc async for doc in self._store.candidates.find({"certification_code": cert.code, "status": CandidateStatus.WAITING.value}, {"history": 0})}
         return [docs[c.candidate_id] for c in waitlist_order(waiting_candidate(doc) for doc in docs.values())]
+
+
+def _correlation(event: ExamSchedulingRequested, candidate: Mapping[str, Any] | None) -> uuid.UUID:
+    """The request an exam request belongs to: its own, unless it starts none (a root event from an
+    e-learning platform that knows nothing of ours) and the candidate came through an enrolment, whose
+    request it then continues - so the certificate can be traced back to the person's first call."""
+    enrolled_by = (candidate or {}).get("enrolled_by")
+    if event.correlation_id == event.id and enrolled_by:
+        return uuid.UUID(enrolled_by["correlation_id"])
+    return event.correlation_id

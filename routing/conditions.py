@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeInt, PrivateAttr, StrictBool, Tag
 
 from routing.text import NonBlank, compile_phrases, fold_text, months_between
-from schemas import Channel, Language, QualificationLevel, Target, TrainingRequestReceived
+from schemas import KnownChannel, Language, QualificationLevel, Target, TrainingRequestReceived
 from services.catalogue import CourseKind
 
 __all__ = ["Condition", "Facts", "Matched", "RoutingState"]
@@ -149,7 +149,7 @@ class Not(_Condition):
 
 class ChannelIn(_Condition):
     KEY: ClassVar[str] = "channel"
-    channel: tuple[Channel, ...] = Field(min_length=1)
+    channel: tuple[KnownChannel, ...] = Field(min_length=1)
 
     def test(self, facts: Facts) -> Matched:
         value = facts.request.channel

@@ -188,7 +188,8 @@ class RuleSet(BaseModel):
         explanations = {}
         for language in Language:
             values = {
-                "channel": _CHANNEL_NAMES[language][request.channel],
+                # A channel newer than this code (see `Channel`) is named as it came.
+                "channel": _CHANNEL_NAMES[language].get(request.channel, request.channel.value),
                 "requested_course": (
                     course.title_in(language) if course is not None else (request.requested_course or "-")
                 ),

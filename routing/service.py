@@ -9,7 +9,7 @@ as the state change that caused them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +73,24 @@ class RoutingPolicy:
     catalogue: Catalogue
     retry_after_no_answer: timedelta = timedelta(hours=2)
     team_sizes: dict[Target, int] = field(default_factory=dict)
+
+
+def following_case(case: Mapping[str, Any], cause: Event | None = None) -> dict[str, Any]:
+    """The envelope of an event about a case: the request's correlation, caused by `cause`, else by
+    the event that routed the request.
+
+    A case keeps both ids so that desk actions, timers and redirects - which have no event in hand -
+    carry one person's request from the phone call to the certificate. Cases stored before they
+    kept them have neither, and their events start a conversation of their own.
+    """
+    chain: dict[str, Any] = {}
+    if case.get("correlation_id"):
+        chain["correlation_id"] = uuid.UUID(case["correlation_id"])
+    if cause is not None:
+        chain["causation_id"] = cause.id
+    elif case.get("routed_event_id"):
+        chain["causation_id"] = uuid.UUID(case["routed_event_id"])
+    return chain
 
 
 def required_skills(decision: RouteDecision, request: TrainingRequestReceived, catalogue: Catalogue) -> frozenset[str]:
@@ -198,6 +216,8 @@ class RoutingService:
                     "needs_triage": request.needs_triage,
                     "priority": decision.priority,
                     "programme": None,
+                    "correlation_id": str(request.correlation_id),
+                    "routed_event_id": str(routed.id),
                 },
                 session=session,
             )
@@ -341,6 +361,7 @@ class RoutingService:
             "person_id": case["person_id"],
             "assignee_id": routed.reservation.worker_id if routed and routed.reservation else None,
             "deadline": case["deadline"],
+            **following_case(case),
         }
 
     async def _on_callback_due(self, timer: Timer, session: AsyncClientSession) -> None:
@@ -393,9 +414,19 @@ class RoutingService:
         attempt = case["attempts"] + 1
         person_id = case["person_id"]
         language = Language(case["language"])
-        events: list[Event] = []
         next_attempt_at = (retry_at or now + self.policy.retry_after_no_answer) if outcome is ContactOutcome.NO_ANSWER else None
         common = {"source": f"{SOURCE}/desk", "subject": request_id, "request_id": request_id, "person_id": person_id}
+        # The call is the cause of what it leads to: an enrolment, an exam request, a redirection.
+        attempted = ContactAttempted(
+            **common,
+            **following_case(case),
+            worker_id=worker_id,
+            outcome=outcome,
+            attempt=attempt,
+            next_attempt_at=next_attempt_at,
+            notes=notes,
+        )
+        events: list[Event] = [attempted]
 
         if outcome is ContactOutcome.ENROLLED:
             if not course_code:
@@ -407,6 +438,7 @@ class RoutingService:
             events.append(
                 EnrolmentConfirmed(
                     **common,
+                    **following_case(case, attempted),
                     course_code=enrolment.course.code,
                     course_title=enrolment.course.title_in(language),
                     starts_on=None,
@@ -420,17 +452,16 @@ class RoutingService:
             if not certification_code or self.policy.catalogue.certification(certification_code) is None:
                 raise DeskError("an exam request needs a certification_code from the catalogue", status=422)
             events.append(
-                ExamSchedulingRequested(**common, certification_code=certification_code.upper(), reason=ExamRequestReason.DESK)
+                ExamSchedulingRequested(
+                    **common,
+                    **following_case(case, attempted),
+                    certification_code=certification_code.upper(),
+                    reason=ExamRequestReason.DESK,
+                )
             )
         if outcome is ContactOutcome.REDIRECTED and redirect_to is None:
             raise DeskError("a redirection needs redirect_to (a target)", status=422)
 
-        events.insert(
-            0,
-            ContactAttempted(
-                **common, worker_id=worker_id, outcome=outcome, attempt=attempt, next_attempt_at=next_attempt_at, notes=notes
-            ),
-        )
         reached = outcome is not ContactOutcome.NO_ANSWER
 
         async def store(session: AsyncClientSession) -> None:
@@ -458,13 +489,14 @@ class RoutingService:
         if reached:
             await self.assignment.complete(request_id, worker_id)
         if outcome is ContactOutcome.REDIRECTED and redirect_to is not None:
-            await self._redirect(request_id, case, redirect_to, worker_id)
+            await self._redirect(request_id, case, redirect_to, worker_id, attempted)
         log.info("contact.recorded", request_id=request_id, worker_id=worker_id, outcome=outcome.value, attempt=attempt)
         return events
 
-    async def _redirect(self, request_id: str, case: dict[str, Any], target: Target, worker_id: str) -> None:
+    async def _redirect(self, request_id: str, case: dict[str, Any], target: Target, worker_id: str, attempted: Event) -> None:
         """A redirected request goes to the other team's queue and is announced as routed again."""
         routed = TrainingRequestRouted(
+            **following_case(case, attempted),
             source=f"{SOURCE}/desk",
             subject=request_id,
             request_id=request_id,
@@ -481,7 +513,9 @@ class RoutingService:
 
         async def store(session: AsyncClientSession) -> None:
             await self.cases.update_one(
-                {"_id": request_id}, {"$set": {"target": target.value, "outcome": None, "redirected_from": case["target"]}}, session=session
+                {"_id": request_id},
+                {"$set": {"target": target.value, "outcome": None, "redirected_from": case["target"], "routed_event_id": str(routed.id)}},
+                session=session,
             )
             await self.outbox.add([routed], session=session)
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from schemas import Channel
+from schemas import Channel, KnownChannel
 from services.settings import ServiceSettings
 
 
@@ -29,7 +29,7 @@ class RoutingSettings(ServiceSettings):
     )
     sla_promise: timedelta = Field(timedelta(hours=48), description="The callback promise (ISO 8601 duration, e.g. PT48H).")
     sla_due_before: timedelta = Field(timedelta(hours=4), description="CallbackDue is published this long before the deadline.")
-    sla_channels: frozenset[Channel] = Field(
+    sla_channels: frozenset[KnownChannel] = Field(
         frozenset({Channel.PHONE}), description="Channels whose requests get a callback deadline (JSON list)."
     )
 

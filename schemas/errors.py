@@ -1,4 +1,5 @@
-"""Why a message could not be turned into an event; consumers route each kind to a dead letter.
+"""Why a message could not be turned into an event. Consumers skip an `UnknownEventType` (a
+well-formed event that is not for them, see `services.retries`) and dead-letter the others.
 
     ValueError
      └── ContractError                 any message that breaks the event contract
@@ -7,8 +8,8 @@
           ├── UnsupportedSchemaVersion a `schemaversion` newer than this code understands
           └── InvalidEvent             the right type, but fields fail validation
 
-`UnsupportedSchemaVersion` is the one worth retrying: it goes away when the consumer is
-upgraded. The others are poison until someone fixes the producer.
+`UnsupportedSchemaVersion` is the one worth redriving: it goes away when the consumer is
+upgraded. The other dead-lettered ones are poison until someone fixes the producer.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ member's value is a breaking change (a new `.v2` topic), renaming the Python nam
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "E164_PATTERN",
@@ -19,6 +20,7 @@ __all__ = [
     "Contact",
     "ContactOutcome",
     "ExamRequestReason",
+    "KnownChannel",
     "Language",
     "NonEmptyStr",
     "NotificationChannel",
@@ -38,12 +40,51 @@ NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 """A string that is not empty once surrounding whitespace is removed (used for ids)."""
 
 
+_OPEN_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
 class Channel(StrEnum):
-    """How the job seeker reached Bruxelles Formation."""
+    """How the job seeker reached Bruxelles Formation.
+
+    Readers are tolerant: a well-formed value they do not know yet (say `whatsapp`) is read
+    as is, routed like any other request and labelled with its raw value, never rejected.
+    """
+
+    # A channel added by intake before its readers know it must not send requests to the
+    # dead letters: `_missing_` makes it a pseudo-member of that value (as `enum.Flag` does),
+    # which round-trips unchanged. Code that names channels (`is Channel.PHONE`, a rule's
+    # list) treats it as none of them; `known` tells it apart. Configuration stays strict
+    # with `KnownChannel`, where an unknown value is a typo rather than news.
 
     PHONE = "phone"
     EMAIL = "email"
     WEB = "web"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Channel | None:
+        # Called by `Channel(value)` and by pydantic alike when no member has the value; the
+        # pseudo-member is not listed by `Channel` nor reachable as an attribute.
+        if not (isinstance(value, str) and _OPEN_VALUE.match(value)):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        return member
+
+    @property
+    def known(self) -> bool:
+        """Whether this code knows the channel (it is one of the members)."""
+        return any(self is member for member in type(self))
+
+
+def _known_channel(channel: Channel) -> Channel:
+    if not channel.known:
+        raise ValueError(f"unknown channel {channel.value!r}; expected one of {', '.join(c.value for c in Channel)}")
+    return channel
+
+
+KnownChannel = Annotated[Channel, AfterValidator(_known_channel)]
+"""A channel this code knows: for configuration, where an unknown value is a typo, not news."""
 
 
 class Language(StrEnum):

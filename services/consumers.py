@@ -5,6 +5,9 @@ process killed between receiving and storing gets the record again on restart
 (at-least-once), and `services.idempotency` turns that into one effect.
 
 A failure is classified by `services.retries.classify` and then:
+- skip: a CloudEvent of a type the consumer does not know (`UnknownEventType`) is not
+  for it; the record is committed, logged (`event.skipped`) and counted in
+  `consumer_skipped_events{consumer,topic,type}`, and the consumer moves on;
 - dead letter: the original bytes and key go to `<service>.dead-letters.v1` with
   headers saying where they came from and why (`services.deadletters` lists, shows and
   redrives them); the record is committed and the consumer moves on;
@@ -47,7 +50,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry, Counter
 
-from schemas import Event, codec
+from schemas import Event, UnknownEventType, codec
 from schemas.topics import TopicSpec
 from services import retries
 from services.kafka import topic_name
@@ -129,6 +132,12 @@ class ErrorPolicy:
             "consumer_dead_letters",
             "Messages moved to the dead letters, by service, exception type and cause.",
             ("service", "reason", "cause"),
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "consumer_skipped_events",
+            "Events of a type the consumer does not know, committed past unread, by consumer, topic and type.",
+            ("consumer", "topic", "type"),
             registry=registry,
         )
 
@@ -216,6 +225,22 @@ class ErrorPolicy:
             cause=reason,
         )
 
+    def skip(self, record: ConsumerRecord[Any, Any], error: BaseException) -> None:
+        """Count and log a record left unread because its event type is unknown to this consumer."""
+        history = retries.failure_history(
+            record.topic, record.partition, record.offset, record.timestamp, retries.text_headers(record.headers or ())
+        )
+        event_type = _unknown_type(error)
+        self.skipped.labels(self.service, history.topic, event_type).inc()
+        log.info(
+            "event.skipped",
+            topic=history.topic,
+            partition=history.partition,
+            offset=history.offset,
+            event_type=event_type,
+            reason="unknown_event_type",
+        )
+
     async def retry_later(self, record: ConsumerRecord[Any, Any], error: BaseException) -> None:
         """Publish `record` to the next retry level, or to the dead letters after the last one."""
         broker = self._bound()
@@ -301,6 +326,17 @@ def _commits_after_effect(subscriber: Any) -> bool:
     )
 
 
+def _unknown_type(error: BaseException | None) -> str:
+    """The event type an `UnknownEventType` (maybe the cause of `error`) names, cut short for a label."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, UnknownEventType):
+            return error.event_type[:200]
+        error = error.__cause__
+    return "?"
+
+
 def _from_topics(topics: frozenset[str], original: Any) -> Any:
     """The main handler's filter, for retries of messages that came from its topics."""
 
@@ -342,6 +378,10 @@ class _ErrorPolicyMiddleware(BaseMiddleware):
         disposition = retries.classify(exc_val)
         if disposition is Disposition.RETRY_LATER and not policy.has_retries(record.topic):
             disposition = Disposition.RETRY_IN_PLACE  # a subscriber without retry topics
+        if disposition is Disposition.SKIP:
+            policy.skip(record, exc_val)
+            policy._consecutive_failures = 0
+            return True  # suppressed: the record is committed, nothing to keep
         try:
             if disposition is Disposition.DEAD_LETTER:
                 await policy.dead_letter(record, exc_val)

@@ -1,9 +1,9 @@
 """Operators' tool for a service's dead letters: list them, show one, redrive them to their topic.
 
-    python -m services.deadletters list --service routing [--since 2h] [--error-type UnknownEventType]
+    python -m services.deadletters list --service routing [--since 2h] [--error-type InvalidEvent]
     python -m services.deadletters show --service routing --offset 12
     python -m services.deadletters redrive --service routing --offset 12 [--offset 13 ...]
-    python -m services.deadletters redrive --service routing --all --error-type UnknownEventType
+    python -m services.deadletters redrive --service routing --all --error-type InvalidEvent
 
 It reads the services' own environment: KAFKA_BOOTSTRAP_SERVERS (and the other KAFKA_*
 settings), KAFKA_TOPIC_PREFIX, MONGODB_URI and MONGODB_DATABASE.
@@ -341,7 +341,7 @@ def decoded_view(letter: DeadLetter) -> str:
 # -- commands --------------------------------------------------------------------------
 
 Service = Annotated[str, typer.Option("--service", "-s", help="The service whose dead letters these are, e.g. routing.")]
-ErrorType = Annotated[str | None, typer.Option("--error-type", "-e", help="Only this exception type, e.g. UnknownEventType.")]
+ErrorType = Annotated[str | None, typer.Option("--error-type", "-e", help="Only this exception type, e.g. InvalidEvent.")]
 Since = Annotated[str | None, typer.Option("--since", help="Only those given up on since: 2h, 3d, or an ISO 8601 time.")]
 Partition = Annotated[int, typer.Option("--partition", "-p", help="Partition of --offset (dead-letter topics have one).")]
 

@@ -2,8 +2,13 @@
 
 Pure functions, no broker: `services.consumers.ErrorPolicy` applies them.
 
-Three dispositions, decided by `classify` from the `CLASSIFICATION` table:
+Four dispositions, decided by `classify` from the `CLASSIFICATION` table:
 
+- `SKIP`: a well-formed CloudEvent of a type this consumer does not know (`UnknownEventType`).
+  Topics are shared and gain event types over time, so a reader that does not know a type
+  is not interested in it: the record is committed past, logged and counted
+  (`consumer_skipped_events`), not dead-lettered. A known type with invalid data is not
+  skipped: that is a broken contract and goes to the dead letters.
 - `DEAD_LETTER`: the message can never succeed as it is (it breaks the contract, it fails
   validation, a handler said so with `PermanentError`). Its original bytes go to the
   service's dead-letter topic at once; an operator redrives it after the fix. That
@@ -44,7 +49,7 @@ from aiokafka.errors import KafkaError
 from faststream.exceptions import SubscriberNotFound
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from schemas import ContractError
+from schemas import ContractError, UnknownEventType
 from services.logging import scrub
 
 __all__ = [
@@ -82,6 +87,7 @@ class DependencyUnavailable(Exception):
 
 
 class Disposition(enum.StrEnum):
+    SKIP = "skip"
     DEAD_LETTER = "dead_letter"
     RETRY_LATER = "retry_later"
     RETRY_IN_PLACE = "retry_in_place"
@@ -101,6 +107,8 @@ def mongodb_retryable(error: BaseException) -> bool:
 Match = type[BaseException] | Callable[[BaseException], bool]
 
 CLASSIFICATION: Final[tuple[tuple[Match, Disposition], ...]] = (
+    # Not for us: a type this reader does not know (before ContractError, its base class).
+    (UnknownEventType, Disposition.SKIP),
     # Permanent: the same bytes will fail the same way.
     (PermanentError, Disposition.DEAD_LETTER),
     (ContractError, Disposition.DEAD_LETTER),

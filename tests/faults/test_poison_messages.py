@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 def poison() -> dict[str, bytes]:
     valid = json.loads(encode(live_request()))
-    wrong_schema = {**valid, "data": {**valid["data"], "channel": "carrier-pigeon", "request_id": ""}}
+    # A known type with data that breaks its contract. (A new channel would not do: readers take it.)
+    wrong_schema = {**valid, "data": {**valid["data"], "request_id": "", "consent_to_contact": "maybe"}}
     from_the_future = {**valid, "schemaversion": 99}
     huge = {**valid, "data": {**valid["data"], "need": "x" * 900_000}}
     return {

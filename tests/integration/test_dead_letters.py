@@ -90,9 +90,9 @@ async def test_list_show_and_redrive_once(runtime: Runtime, prefix: str, mongo_s
             raise PermanentError("stored, but the confirmation could not be sent")
 
     await start(runtime)
-    unknown = json.loads(codec.encode(make_request()))
-    unknown["type"] = "be.bruxellesformation.training.request.teleported"
-    poison = json.dumps(unknown).encode()
+    invalid = json.loads(codec.encode(make_request()))
+    invalid["data"]["request_id"] = ""  # a known type whose data breaks the contract
+    poison = json.dumps(invalid).encode()
     await produce_event(topic, applied_then_failed, key=b"person-1")
     await produce_event(topic, failed_before_effect, key=b"person-2")
     await produce(topic, poison, key=b"person-3")
@@ -101,12 +101,12 @@ async def test_list_show_and_redrive_once(runtime: Runtime, prefix: str, mongo_s
     listed = await deadletters(env, "list", "--service", service)
     assert listed.exit_code == 0, listed.output
     assert f"{dlq}: 3 of 3 dead letters" in listed.output
-    assert listed.output.count("PermanentError") == 2 and listed.output.count("UnknownEventType") == 1
+    assert listed.output.count("PermanentError") == 2 and listed.output.count("InvalidEvent") == 1
     assert topic in listed.output and "person-2" in listed.output
     assert "amina@example.org" not in listed.output
 
-    only_unknown = await deadletters(env, "list", "--service", service, "--error-type", "UnknownEventType", "--since", "1h")
-    assert "3 of 3" not in only_unknown.output and f"{dlq}: 1 of 3 dead letters" in only_unknown.output
+    only_invalid = await deadletters(env, "list", "--service", service, "--error-type", "InvalidEvent", "--since", "1h")
+    assert "3 of 3" not in only_invalid.output and f"{dlq}: 1 of 3 dead letters" in only_invalid.output
 
     shown = await deadletters(env, "show", "--service", service, "--offset", "0")
     assert shown.exit_code == 0, shown.output
@@ -137,13 +137,13 @@ async def test_list_show_and_redrive_once(runtime: Runtime, prefix: str, mongo_s
     assert "0 redriven, 2 already redriven, 1 not found" in again.output
     assert await end_offset(topic) == 5
 
-    # Poison redriven after, say, a consumer upgrade that did not in fact add the type: it comes back.
-    by_type = await deadletters(env, "redrive", "--service", service, "--all", "--error-type", "UnknownEventType")
+    # Poison redriven before its producer was fixed: it comes back.
+    by_type = await deadletters(env, "redrive", "--service", service, "--all", "--error-type", "InvalidEvent")
     assert "1 redriven, 0 already redriven, 0 not found" in by_type.output
     back = (await read_records(dlq, 4))[3]
     assert back.value == poison
     assert headers_of(back)["redriven_from_dlq_offset"] == "2"
-    assert headers_of(back)["dlq_exception_type"] == "UnknownEventType"
+    assert headers_of(back)["dlq_exception_type"] == "InvalidEvent"
 
     await asyncio.sleep(1.0)
     assert deliveries == {applied_then_failed.request_id: 2, failed_before_effect.request_id: 2}

@@ -1,7 +1,7 @@
 """Non-blocking retries against the genuine broker and mongod: a transient failure goes round the
 retry topics while the partition goes on, a message failing every time ends in the dead letters
-after the last level, permanent failures go there at once, and MongoDB being down still retries
-in place. Each test has its own topic prefix and service name."""
+after the last level, permanent failures go there at once while an unknown event type is skipped,
+and MongoDB being down still retries in place. Each test has its own topic prefix and service name."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ async def test_a_message_failing_every_time_is_dead_lettered_after_the_last_leve
     assert sample(runtime, "consumer_dead_letters_total", reason="RuntimeError", cause="retries_exhausted") == 1
 
 
-async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters(runtime: Runtime) -> None:
+async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters_and_unknown_types_are_skipped(runtime: Runtime) -> None:
     topic = topic_name(MAIN)
     refused = make_request()
     handled: list[str] = []
@@ -222,9 +222,12 @@ async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters(run
         raise PermanentError("the course no longer exists")
 
     await start(runtime)
-    unknown = json.loads(codec.encode(make_request()))
-    unknown["type"] = "be.bruxellesformation.training.request.teleported"
-    poison = json.dumps(unknown).encode()
+    teleported = "be.bruxellesformation.training.request.teleported"
+    unknown = json.loads(codec.encode(make_request())) | {"type": teleported}
+    invalid = json.loads(codec.encode(make_request()))
+    invalid["data"]["request_id"] = ""
+    poison = json.dumps(invalid).encode()
+    await produce(topic, json.dumps(unknown).encode(), key=b"person-2")
     await produce(topic, poison, key=b"person-3")
     await produce_event(topic, refused, key=b"person-4")
 
@@ -232,11 +235,14 @@ async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters(run
     assert (first.value, first.key) == (poison, b"person-3")
     assert (second.value, second.key) == (codec.encode(refused), b"person-4")
     h1, h2 = headers_of(first), headers_of(second)
-    assert (h1["dlq_exception_type"], h1["dlq_attempts"], h1["dlq_reason"], h1["dlq_original_offset"]) == ("UnknownEventType", "1", "permanent", "0")
-    assert (h2["dlq_exception_type"], h2["dlq_attempts"], h2["dlq_reason"], h2["dlq_original_offset"]) == ("PermanentError", "1", "permanent", "1")
+    assert (h1["dlq_exception_type"], h1["dlq_attempts"], h1["dlq_reason"], h1["dlq_original_offset"]) == ("InvalidEvent", "1", "permanent", "1")
+    assert (h2["dlq_exception_type"], h2["dlq_attempts"], h2["dlq_reason"], h2["dlq_original_offset"]) == ("PermanentError", "1", "permanent", "2")
     assert handled == [refused.request_id]
     assert sample(runtime, "consumer_retries_total", reason="PermanentError", level="1") == 0
-    assert sample(runtime, "consumer_dead_letters_total", reason="UnknownEventType", cause="permanent") == 1
+    assert sample(runtime, "consumer_dead_letters_total", reason="InvalidEvent", cause="permanent") == 1
+    assert sample(runtime, "consumer_dead_letters_total", reason="UnknownEventType", cause="permanent") == 0
+    skipped = {"consumer": runtime.settings.service_name, "topic": topic, "type": teleported}
+    assert runtime.metrics.get_sample_value("consumer_skipped_events_total", skipped) == 1
 
 
 async def test_mongodb_unavailable_is_retried_in_place_without_committing(runtime: Runtime) -> None:

@@ -229,6 +229,8 @@ async def test_a_phone_request_without_certificate_is_decided_stored_timed_and_o
     assert due == datetime(2026, 3, 4, 14, 45, tzinfo=BRUSSELS)
     assert routed.callback_deadline == deadline
     assert await routed_output(mongo_db, request) == [routed]
+    # The request starts the conversation; the case keeps it for the desk and the timers.
+    assert (routed.correlation_id, routed.causation_id) == (request.id, request.id)
 
     decision = await service.decisions.find_one({"_id": request.request_id})
     assert decision is not None
@@ -238,6 +240,7 @@ async def test_a_phone_request_without_certificate_is_decided_stored_timed_and_o
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None
     assert (case["target"], case["sla"], case["deadline"], case["due_at"]) == ("advisors", "pending", deadline, due)
+    assert (case["correlation_id"], case["routed_event_id"]) == (str(request.id), str(routed.id))
 
     due_timer = await service.timers.get(TimerKind.CALLBACK_DUE, request.request_id)
     breach_timer = await service.timers.get(TimerKind.SLA_BREACH, request.request_id)
@@ -342,6 +345,9 @@ async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sl
     assert (contact.worker_id, contact.outcome, contact.attempt, contact.next_attempt_at) == (worker_id, ContactOutcome.ENROLLED, 1, None)
     assert (enrolment.course_code, enrolment.course_title, enrolment.language) == ("EXCEL", "Excel (tableur)", FR)
     assert enrolment.person_id == request.person_id
+    # One conversation: the routed request caused the call, the call caused the enrolment.
+    assert (contact.correlation_id, contact.causation_id) == (request.correlation_id, routed.id)
+    assert (enrolment.correlation_id, enrolment.causation_id) == (request.correlation_id, contact.id)
 
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None
@@ -399,7 +405,8 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
     service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
     request = phone_call(clock)
-    await service.route(request)
+    routed = await service.route(request)
+    assert routed is not None
     worker_id = await accepted(service, request.request_id)
 
     await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.NO_ANSWER, notes="messagerie")
@@ -411,6 +418,7 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
     attempt = await service.personal.unseal(sealed)
     assert (attempt.outcome, attempt.attempt, attempt.notes) == (ContactOutcome.NO_ANSWER, 1, "messagerie")
     assert attempt.next_attempt_at == TUESDAY_10 + SETTINGS.retry_after_no_answer
+    assert (attempt.correlation_id, attempt.causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None and (case["sla"], case["outcome"], case["attempts"], case["first_contact_at"]) == ("pending", None, 1, None)
     routed = await service.assignment.get_request(request.request_id)
@@ -426,7 +434,8 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
 
 async def test_an_exam_wanted_requests_exam_scheduling(service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock) -> None:
     request = phone_call(clock)
-    await service.route(request)
+    routed = await service.route(request)
+    assert routed is not None
     worker_id = await accepted(service, request.request_id)
 
     await service.record_outcome(
@@ -437,6 +446,8 @@ async def test_an_exam_wanted_requests_exam_scheduling(service: RoutingService, 
     assert isinstance(contact, ContactAttempted) and contact.outcome is ContactOutcome.EXAM_WANTED
     assert isinstance(exam, ExamSchedulingRequested)
     assert (exam.certification_code, exam.reason, exam.person_id) == ("MOS-EXCEL", ExamRequestReason.DESK, request.person_id)
+    assert (contact.correlation_id, contact.causation_id) == (request.correlation_id, routed.id)
+    assert (exam.correlation_id, exam.causation_id) == (request.correlation_id, contact.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None and (case["sla"], case["outcome"]) == ("met", "exam_wanted")
 
@@ -456,9 +467,11 @@ async def test_a_redirection_routes_the_request_again_to_the_other_team_and_offe
     assert isinstance(contact, ContactAttempted) and contact.outcome is ContactOutcome.REDIRECTED
     assert isinstance(rerouted, TrainingRequestRouted)
     assert (rerouted.target, rerouted.rule_id, rerouted.priority) == (Target.CITE_DES_METIERS, "desk-redirect", 45)
+    assert (rerouted.correlation_id, rerouted.causation_id) == (request.correlation_id, contact.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None
     assert (case["target"], case["redirected_from"], case["outcome"]) == ("cite_des_metiers", "advisors", None)
+    assert case["routed_event_id"] == str(rerouted.id)  # what the next call on it follows
     routed = await service.assignment.get_request(request.request_id)
     assert routed is not None and routed.team is Target.CITE_DES_METIERS and routed.status == RequestStatus.RESERVED
     assert await holder(service, request.request_id) == "cdm-1"
@@ -472,7 +485,8 @@ async def test_callback_due_is_published_once_the_due_time_passes_before_the_dea
     service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
     request = phone_call(clock)
-    await service.route(request)
+    routed = await service.route(request)
+    assert routed is not None
     advisor = await accepted(service, request.request_id)
     handlers = service.timer_handlers()
 
@@ -485,6 +499,7 @@ async def test_callback_due_is_published_once_the_due_time_passes_before_the_dea
     [due] = await outbox_events(mongo_db, request.request_id)
     assert isinstance(due, CallbackDue)
     assert (due.assignee_id, due.deadline) == (advisor, datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS))
+    assert (due.correlation_id, due.causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None and case["sla"] == "pending"
     assert await timer_state(service, TimerKind.SLA_BREACH, request.request_id) is TimerState.PENDING
@@ -494,7 +509,8 @@ async def test_a_missed_deadline_publishes_one_breach_to_the_supervisor_and_leav
     service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
     request = phone_call(clock)
-    await service.route(request)
+    routed = await service.route(request)
+    assert routed is not None
     advisor = await accepted(service, request.request_id)
     handlers = service.timer_handlers()
 
@@ -506,6 +522,7 @@ async def test_a_missed_deadline_publishes_one_breach_to_the_supervisor_and_leav
     assert len(breaches) == 1
     assert (breaches[0].escalated_to, breaches[0].assignee_id) == ("supervisor", advisor)
     assert breaches[0].deadline == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
+    assert (breaches[0].correlation_id, breaches[0].causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None and case["sla"] == "breached"
 

@@ -1,8 +1,10 @@
 """The failure policy's pure parts: which exception goes where, and what a retried or dead-lettered
-message says about itself; and that the service defaults give every subscriber its retries."""
+message says about itself; that the service defaults give every subscriber its retries; and, in
+memory, that an unknown event type is skipped while broken events are dead-lettered."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +12,8 @@ import pydantic
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream.exceptions import SubscriberNotFound
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from prometheus_client import CollectorRegistry
 from pymongo.errors import (
     AutoReconnect,
     ConnectionFailure,
@@ -22,11 +26,11 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from schemas import Event, InvalidEvent, MalformedEvent, UnknownEventType, UnsupportedSchemaVersion
+from schemas import Event, InvalidEvent, MalformedEvent, TrainingRequestReceived, UnknownEventType, UnsupportedSchemaVersion, encode
 from schemas.topics import TRAINING_REQUESTS
 from services import ServiceSettings, create_service_app, subscriber_options
 from services.app import Runtime
-from services.consumers import ErrorPolicy
+from services.consumers import ErrorPolicy, dead_letter_topic
 from services.kafka import topic_name
 from services.retries import (
     CLASSIFICATION,
@@ -42,10 +46,11 @@ from services.retries import (
     retry_not_before,
     retry_topic,
 )
+from tests.factories import make_request
 
 pytestmark = pytest.mark.unit
 
-DEAD, LATER, IN_PLACE = Disposition.DEAD_LETTER, Disposition.RETRY_LATER, Disposition.RETRY_IN_PLACE
+SKIP, DEAD, LATER, IN_PLACE = Disposition.SKIP, Disposition.DEAD_LETTER, Disposition.RETRY_LATER, Disposition.RETRY_IN_PLACE
 
 
 class Strict(pydantic.BaseModel):
@@ -72,9 +77,11 @@ def caused_by(error: BaseException, cause: BaseException) -> BaseException:
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
+        # a type this reader does not know: not for it, skipped
+        (UnknownEventType("be.bruxellesformation.nope"), SKIP),
+        (caused_by(RuntimeError("decoding failed"), UnknownEventType("be.bruxellesformation.nope")), SKIP),
         # contract and validation errors, and anything a handler marks permanent: dead letters now
         (MalformedEvent("not JSON"), DEAD),
-        (UnknownEventType("be.bruxellesformation.nope"), DEAD),
         (UnsupportedSchemaVersion("x", 3, 1), DEAD),
         (InvalidEvent("x", [{"loc": ("contact", "phone"), "msg": "bad"}]), DEAD),
         (validation_error(), DEAD),
@@ -116,7 +123,7 @@ def test_the_table_lists_each_class_once_and_the_permanent_ones_first() -> None:
     kinds = [kind for kind, _ in CLASSIFICATION]
     assert len(kinds) == len(set(kinds))
     dispositions = [disposition for _, disposition in CLASSIFICATION]
-    assert dispositions == sorted(dispositions, key=[DEAD, IN_PLACE, LATER].index)
+    assert dispositions == sorted(dispositions, key=[SKIP, DEAD, IN_PLACE, LATER].index)
 
 
 def test_a_cause_cycle_does_not_loop() -> None:
@@ -288,3 +295,40 @@ async def test_the_service_defaults_attach_retry_subscribers_to_every_subscriber
         assert len(retry.calls) == 1
     finally:
         await runtime.mongo.close()
+
+
+async def test_an_unknown_event_type_is_skipped_and_counted_while_broken_events_are_dead_lettered() -> None:
+    """In memory (`TestKafkaBroker`): the policy as a broker middleware, the decoder every service uses."""
+    registry = CollectorRegistry()
+    policy = ErrorPolicy("svc", registry=registry)
+    broker = KafkaBroker("127.0.0.1:1", middlewares=(policy,))
+    policy.bind(broker)
+    handled: list[str] = []
+    dead: list[bytes] = []
+
+    @broker.subscriber("requests", **subscriber_options("svc"))
+    async def on_request(event: TrainingRequestReceived) -> None:
+        handled.append(event.request_id)
+
+    async def raw(message: Any, _original: Any = None) -> Any:
+        return message.body
+
+    @broker.subscriber(dead_letter_topic("svc"), decoder=raw)
+    async def on_dead_letter(body: bytes) -> None:
+        dead.append(body)
+
+    teleported = "be.bruxellesformation.training.request.teleported"
+    unknown = json.loads(encode(make_request())) | {"type": teleported}
+    invalid = json.loads(encode(make_request()))
+    invalid["data"]["request_id"] = ""
+    good = make_request()
+    async with TestKafkaBroker(broker) as test_broker:
+        for value in (json.dumps(unknown).encode(), b"{not json", json.dumps(invalid).encode(), encode(good)):
+            await test_broker.publish(value, topic="requests")
+
+    assert handled == [good.request_id]
+    assert dead == [b"{not json", json.dumps(invalid).encode()]
+    assert registry.get_sample_value("consumer_skipped_events_total", {"consumer": "svc", "topic": "requests", "type": teleported}) == 1
+    assert registry.get_sample_value("consumer_dead_letters_total", {"service": "svc", "reason": "MalformedEvent", "cause": "permanent"}) == 1
+    assert registry.get_sample_value("consumer_dead_letters_total", {"service": "svc", "reason": "InvalidEvent", "cause": "permanent"}) == 1
+    assert registry.get_sample_value("consumer_dead_letters_total", {"service": "svc", "reason": "UnknownEventType", "cause": "permanent"}) is None

@@ -322,6 +322,19 @@ def test_the_channel_is_named_in_each_language() -> None:
     assert "by phone" in match.explanation(Language.EN)
 
 
+def test_a_channel_newer_than_this_code_is_named_as_it_came_and_matches_no_channel_condition() -> None:
+    whatsapp = TrainingRequestReceived.model_validate(
+        make_request(need="Une formation en ligne, svp.").model_dump() | {"channel": "whatsapp"}
+    )
+    match = evaluate(whatsapp)
+    # Not in `channel: [email, web]` of the online-learning rule: the default, an advisor, takes it.
+    assert (match.rule_id, match.target) == ("default", Target.ADVISORS)
+    assert "Demande reçue par whatsapp" in match.explanation(Language.FR)
+    assert "Request received by whatsapp" in match.explanation(Language.EN)
+    assert not matches({"channel": ["phone", "email", "web"]}, whatsapp)
+    assert matches({"not": {"channel": ["phone"]}}, whatsapp)
+
+
 # --- Ordering: first match wins, else the default ------------------------------------
 
 
@@ -459,6 +472,13 @@ def test_an_unknown_condition_key_names_the_rule_and_the_key() -> None:
     assert "rule 'no-equipment-digital-divide'" in message
     assert "unknown condition 'has_computr'" in message
     assert "has_computer" in message  # the known ones are listed
+
+
+def test_a_channel_this_code_does_not_know_is_a_typo_in_a_rule() -> None:
+    data = shipped_data()
+    data["rules"].insert(0, rule("by-whatsap", {"channel": ["phone", "whatsap"]}))
+    message = load_error(data)
+    assert "rule 'by-whatsap'" in message and "unknown channel 'whatsap'" in message
 
 
 def test_an_unknown_key_on_a_rule_is_an_error() -> None:

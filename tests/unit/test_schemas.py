@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import schemas
 from schemas import (
@@ -42,6 +42,7 @@ from schemas import (
     ExamSchedulingRequested,
     Headers,
     InvalidEvent,
+    KnownChannel,
     Language,
     MalformedEvent,
     NotificationChannel,
@@ -469,6 +470,28 @@ def test_contact_normalises_email_and_checks_formats() -> None:
             Contact.model_validate(bad)
 
 
+def test_a_channel_newer_than_this_code_is_read_and_written_back_unchanged(make_event: MakeEvent[Any]) -> None:
+    wire = _structured(make_event(TrainingRequestReceived))
+    wire["data"]["channel"] = "whatsapp"
+
+    decoded = decode(json.dumps(wire).encode())
+
+    assert isinstance(decoded, TrainingRequestReceived)
+    assert isinstance(decoded.channel, Channel) and decoded.channel == "whatsapp"
+    assert not decoded.channel.known and Channel.PHONE.known
+    assert decoded.channel not in (Channel.PHONE, Channel.EMAIL, Channel.WEB)
+    assert list(Channel) == [Channel.PHONE, Channel.EMAIL, Channel.WEB]
+    assert json.loads(encode(decoded))["data"]["channel"] == "whatsapp"
+    assert decode(encode(decoded)) == decoded
+
+
+def test_configuration_names_only_channels_this_code_knows() -> None:
+    known = TypeAdapter(KnownChannel)
+    assert known.validate_python("phone") is Channel.PHONE
+    with pytest.raises(ValidationError, match="unknown channel 'whatsapp'"):
+        known.validate_python("whatsapp")
+
+
 def test_only_cess_and_higher_count_as_a_secondary_certificate() -> None:
     holders = {level for level in QualificationLevel if level.has_secondary_certificate}
 
@@ -570,12 +593,13 @@ def test_older_versions_pass_through_the_upcasters(
     ("change", "field"),
     [
         (lambda w: w["data"]["contact"].update(phone="0470 12 34 56"), "contact.phone"),
-        (lambda w: w["data"].update(channel="pigeon"), "channel"),
+        (lambda w: w["data"].update(language="tlh"), "language"),
+        (lambda w: w["data"].update(channel="Carrier Pigeon!"), "channel"),
         (lambda w: w["data"].pop("person_id"), "person_id"),
         (lambda w: w.update(id="not-a-uuid"), "id"),
         (lambda w: w.update(schemaversion="two"), "schema_version"),
     ],
-    ids=["bad-phone", "bad-enum", "missing-field", "bad-id", "bad-version"],
+    ids=["bad-phone", "bad-enum", "malformed-channel", "missing-field", "bad-id", "bad-version"],
 )
 def test_invalid_fields(
     make_event: MakeEvent[Any], change: Callable[[dict[str, Any]], object], field: str

@@ -1,0 +1,148 @@
+"""One phone call followed to its certificate by correlation id, with routing, certification and
+notification as processes on the real broker and mongod: every event about the person - routed, the
+call at the desk, the exam request, the exam, the certificate, the notifications - carries the id of
+the call's `TrainingRequestReceived`, and each one's causation is an earlier event of the chain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from schemas import (
+    CertificateIssued,
+    Channel,
+    ContactAttempted,
+    ContactOutcome,
+    Event,
+    ExamScheduled,
+    ExamSchedulingRequested,
+    NotificationSent,
+    QualificationLevel,
+    TrainingRequestRouted,
+    decode,
+)
+from schemas.topics import ALL_TOPICS
+from scripts.demo import Inbox
+from tests.conftest import KAFKA_BOOTSTRAP
+from tests.factories import make_request
+from tests.processes import Run, produce, roster, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+async def read_all(run: Run, *, until: Callable[[list[Event]], bool], timeout: float = 120) -> list[Event]:
+    """Every event on the run's topics, in the order read, once `until` holds (or the time is up)."""
+    consumer = AIOKafkaConsumer(
+        *(run.topic(t.name) for t in ALL_TOPICS), bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
+    )
+    events: list[Event] = []
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(events) and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                events += [decode(r.value, r.headers) for r in records]
+    finally:
+        await consumer.stop()
+    return events
+
+
+def notified_about(events: list[Event], about: Event | None) -> bool:
+    return about is not None and any(isinstance(e, NotificationSent) and e.about_event_id == about.id for e in events)
+
+
+def first(events: list[Event], cls: type[Any]) -> Any:
+    return next((e for e in events if isinstance(e, cls)), None)
+
+
+async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(run: Run, mongo_client: Any) -> None:
+    inbox = Inbox()
+    smtp_port, sms_port = inbox.start()
+    try:
+        run.env |= {
+            "ROUTING_WORKERS_PATH": str(roster(run.tmp / "roster.yaml", per_team=1, capacity=5)),
+            "NOTIFICATION_SMTP_PORT": str(smtp_port),
+            "NOTIFICATION_SMS_URL": f"http://127.0.0.1:{sms_port}/sms",
+            "NOTIFICATION_QUIET_HOURS_START": "23:59",  # equal: no quiet hours, whenever the test runs
+            "NOTIFICATION_QUIET_HOURS_END": "23:59",
+            "NOTIFICATION_SENDER_POLL_INTERVAL": "PT0.2S",
+        }
+        routing = run.start("routing", 18801)
+        certification = run.start("certification", 18802)
+        run.start("notification", 18803)
+        # A caller without a secondary-school certificate, received now: the services run on the real clock.
+        call = make_request(channel=Channel.PHONE, qualification_level=QualificationLevel.NONE, received_at=datetime.now(UTC))
+        await produce(run.topic("training.requests.v1"), [call])
+
+        async with httpx.AsyncClient(base_url=routing.url, timeout=10) as desk:
+
+            async def offered_to() -> str | None:
+                view = await desk.get(f"/desk/requests/{call.request_id}")
+                return view.json()["assignee_id"] if view.status_code == 200 and view.json()["status"] == "reserved" else None
+
+            async def is_offered() -> bool:
+                return await offered_to() is not None
+
+            await wait_for(is_offered)
+            worker = await offered_to()
+            assert (await desk.post(f"/desk/requests/{call.request_id}/accept", json={"worker_id": worker})).status_code == 200
+            outcome = await desk.post(
+                f"/desk/requests/{call.request_id}/outcome",
+                json={"worker_id": worker, "outcome": "exam_wanted", "certification_code": "MOS-EXCEL"},
+            )
+            assert outcome.status_code == 200, outcome.text
+
+        async with httpx.AsyncClient(base_url=certification.url, timeout=10) as staff:
+
+            async def waiting() -> bool:
+                waitlist = (await staff.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
+                return [c["person_id"] for c in waitlist] == [call.person_id]
+
+            await wait_for(waiting)
+            centre = {"state": "open", "name": "Centre d'examens d'Anderlecht", "address": "Anderlecht"}
+            assert (await staff.put("/centres/ctr-chain", json=centre)).status_code == 200
+            exam_at = (datetime.now(UTC) + timedelta(days=14)).replace(microsecond=0)
+            session = {"session_id": "ses-chain", "centre_id": "ctr-chain", "certifications": ["MOS-EXCEL"],
+                       "starts_at": exam_at.isoformat(), "seats": 1}
+            added = await staff.post("/sessions", json=session)
+            assert added.status_code == 201, added.text
+            [offer] = added.json()["offers"]
+            assert (await staff.post(f"/offers/{offer['offer_id']}/accept")).status_code == 200
+            result = await staff.post("/sessions/ses-chain/results", json={"person_id": call.person_id, "passed": True, "score": 870})
+            assert result.status_code == 200, result.text
+
+        def journey_told(events: list[Event]) -> bool:
+            return all(notified_about(events, first(events, cls)) for cls in (TrainingRequestRouted, ExamScheduled, CertificateIssued))
+
+        events = await read_all(run, until=journey_told)
+    finally:
+        inbox.stop()
+
+    mine = [e for e in events if getattr(e, "person_id", None) == call.person_id]
+    print("chain:", [(e.type.removeprefix("be.bruxellesformation."), str(e.id)[:8], str(e.causation_id)[:8]) for e in mine])
+    assert journey_told(mine)
+    # Every event about the person's request, whatever service wrote it, is in the call's conversation...
+    assert {e.correlation_id for e in mine} == {call.id}
+    # ...and each was caused by an event of that conversation written before it.
+    seen: dict[Any, Event] = {}
+    for event in sorted(mine, key=lambda e: e.time):
+        if event.id != call.id:
+            assert event.causation_id in seen, f"{event.type} caused by {event.causation_id}, not an earlier event of the chain"
+        seen[event.id] = event
+    # Hop by hop.
+    routed, attempt = first(mine, TrainingRequestRouted), first(mine, ContactAttempted)
+    exam_request, scheduled, issued = first(mine, ExamSchedulingRequested), first(mine, ExamScheduled), first(mine, CertificateIssued)
+    assert routed.causation_id == call.id
+    assert (attempt.causation_id, attempt.outcome) == (routed.id, ContactOutcome.EXAM_WANTED)
+    assert exam_request.causation_id == attempt.id
+    assert scheduled.causation_id == exam_request.id
+    assert issued.causation_id == scheduled.id
+    for sent in (e for e in mine if isinstance(e, NotificationSent)):
+        assert sent.causation_id == sent.about_event_id
+    assert inbox.mails or inbox.sms
