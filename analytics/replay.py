@@ -253,7 +253,7 @@ def _project(records: Sequence[ConsumerRecord[bytes, bytes]]) -> tuple[list[dict
     documents = []
     append = documents.append
     for record in records:
-        try:  # not contextlib.suppress: this loop runs once per event
+        try:  # noqa: SIM105 - not contextlib.suppress: this loop runs once per event
             append(document_from_record(record.value, record.headers))
         except ContractError:
             pass

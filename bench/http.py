@@ -9,6 +9,7 @@ chunked bodies - in a fraction of that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -74,10 +75,8 @@ class _Connection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await self.writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
         self.reader = self.writer = None
 
 

@@ -450,7 +450,7 @@ def _payload_bytes(part: Message) -> bytes:
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
             return payload
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - undecodable: the payload as written, below
         pass
     payload = part.get_payload()
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
@@ -499,7 +499,7 @@ def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
     for candidate in ladder:
         try:
             text = data.decode(candidate)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S112 - the next charset on the ladder
             continue
         if not _SURROGATES.search(text):  # utf-7 and friends can decode to lone surrogates
             return _normalise(text), True

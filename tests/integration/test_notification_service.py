@@ -523,5 +523,5 @@ async def test_two_replicas_racing_send_every_delivery_once(replicas: Replicas, 
     assert recipients == sorted(f"person{i}@example.org" for i in range(15))
     assert references == sorted(f"{e.id}:sms" for e in events)
     assert len(provider.calls) == 15
-    statuses = await replicas.deliveries._deliveries.distinct("status")  # noqa: SLF001 - a test may look inside
+    statuses = await replicas.deliveries._deliveries.distinct("status")  # a test may look inside
     assert statuses == ["sent"]

@@ -6,6 +6,7 @@ in place. Each test has its own topic prefix and service name."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -204,7 +205,7 @@ async def test_a_message_failing_every_time_is_dead_lettered_after_the_last_leve
     assert not [k for k in headers if k.startswith("retry_")]
 
     assert len(attempts) == 4
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert all(gap >= delay - 0.02 for gap, delay in zip(gaps, DELAYS, strict=True)), gaps
     for level in ("1", "2", "3"):
         assert sample(runtime, "consumer_retries_total", reason="RuntimeError", level=level) == 1

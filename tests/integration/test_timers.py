@@ -15,9 +15,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.timers import TIMERS_COLLECTION, Timer, TimerClaimLost, TimerHandler, TimerState, TimerStore
 from services.clock import FixedClock, SimulatedClock
 from services.mongo import MongoDatabase
+from services.timers import TIMERS_COLLECTION, Timer, TimerClaimLost, TimerHandler, TimerState, TimerStore
 from tests.conftest import MONGODB_URI
 
 pytestmark = pytest.mark.integration

@@ -90,7 +90,9 @@ def test_the_report_has_the_table_the_run_and_the_notes(tmp_path: Path) -> None:
 
 
 def sample_results() -> dict[str, Any]:
-    latency = lambda p50, p99: {"p50_ms": p50, "p99_ms": p99}
+    def latency(p50: float, p99: float) -> dict[str, float]:
+        return {"p50_ms": p50, "p99_ms": p99}
+
     return {
         "pipeline": {
             "baseline": {"requests": 3000, "per_s": 100.0, "peak_rss_mib": 80.0},

@@ -412,7 +412,7 @@ def test_secrets_come_from_keys_of_the_secret_template(name: str) -> None:
     template = load_documents(SECRET_TEMPLATE)[0]
     refs = {k: e["valueFrom"]["secretKeyRef"] for k, e in env_of(name).items() if "secretKeyRef" in e.get("valueFrom", {})}
     assert "MONGODB_URI" in refs and not refs["MONGODB_URI"].get("optional"), "every service needs MongoDB"
-    for key, ref in refs.items():
+    for ref in refs.values():
         assert ref["name"] == template["metadata"]["name"]
         assert ref["key"] in template["stringData"], f"{name}: {ref['key']} is not in the Secret template"
     for source in container(name).get("envFrom", []):
