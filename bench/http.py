@@ -87,10 +87,10 @@ class HttpClient:
         url = urlsplit(base_url)
         if url.scheme != "http" or not url.hostname or not url.port:
             raise ValueError(f"need http://host:port, not {base_url!r}")
+        self._all = [_Connection(url.hostname, url.port) for _ in range(connections)]
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
-        for _ in range(connections):
-            self._idle.put_nowait(_Connection(url.hostname, url.port))
-        self._all = list(self._idle._queue)  # type: ignore[attr-defined]
+        for connection in self._all:
+            self._idle.put_nowait(connection)
         self.timeout = timeout
 
     async def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:

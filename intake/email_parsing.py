@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
+from email.headerregistry import AddressHeader
 from email.message import Message
 from email.policy import EmailPolicy
 from email.utils import getaddresses
@@ -271,12 +272,15 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     if raw is None:
         return []
     try:
-        return [(_clean(a.display_name), _clean(a.addr_spec)) for a in msg[name].addresses]
+        header = msg[name]
+        if isinstance(header, AddressHeader):  # it is, with the EmailPolicy the message is parsed with
+            return [(_clean(a.display_name), _clean(a.addr_spec)) for a in header.addresses]
+    except Exception:  # noqa: BLE001, S110 - too broken for the header registry: read the old way below
+        pass
+    try:
+        return [(_clean(_decode_words(n)), _clean(a)) for n, a in getaddresses([raw])]
     except Exception:  # noqa: BLE001
-        try:
-            return [(_clean(_decode_words(n)), _clean(a)) for n, a in getaddresses([raw])]
-        except Exception:  # noqa: BLE001
-            return []
+        return []
 
 
 def _usable_address(address: str | None) -> str | None:

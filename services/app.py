@@ -212,7 +212,8 @@ def create_service_app(
 
 def get_runtime(request: Request) -> Runtime:
     """FastAPI dependency: the runtime of the service serving this request."""
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -68,7 +68,7 @@ class LagSettings(BaseSettings):
     @classmethod
     def for_service(cls, settings: ServiceSettings) -> LagSettings:
         prefix = settings.model_config.get("env_prefix") or f"{settings.service_name.upper()}_"
-        return cls(_env_prefix=prefix)  # type: ignore[call-arg]  # pydantic-settings' init-time prefix
+        return cls(_env_prefix=prefix)  # pydantic-settings' init-time prefix
 
 
 def consumer_groups(broker: KafkaBroker) -> dict[str, frozenset[str]]:

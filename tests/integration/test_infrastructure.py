@@ -18,6 +18,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -67,10 +68,10 @@ async def produce(topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
-async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes]:
+async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes | None]:
     """Read exactly `count` messages (one at a time, so the consumer's position stops right after them)."""
 
-    async def read() -> list[bytes]:
+    async def read() -> list[bytes | None]:
         return [(await consumer.getone()).value for _ in range(count)]
 
     return await asyncio.wait_for(read(), RECEIVE_TIMEOUT_S)
@@ -136,7 +137,7 @@ async def test_consumer_group_resumes_from_committed_offset(topic: str) -> None:
 
 
 async def test_mongodb_replica_set_transactions_and_change_streams() -> None:
-    client: AsyncMongoClient = AsyncMongoClient(MONGODB_URI, serverSelectionTimeoutMS=10_000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI, serverSelectionTimeoutMS=10_000)
     db_name = fresh_name("infra_test").replace("-", "_")
     try:
         hello = await client.admin.command("hello")

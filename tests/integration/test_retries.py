@@ -10,6 +10,7 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -50,7 +51,7 @@ async def runtime(prefix: str, unique: str, kafka_settings: KafkaSettings, mongo
         service_name=f"svc-{unique}",
         kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
         mongo=mongo_settings,
-        retry_delays=DELAYS,
+        retry_delays=tuple(timedelta(seconds=d) for d in DELAYS),
     )
     rt = build_runtime(settings)
     await rt.processed.ensure_indexes()
@@ -70,7 +71,8 @@ async def produce(topic: str, value: bytes, *, key: bytes, headers: dict[str, by
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
     await producer.start()
     try:
-        return await producer.send_and_wait(topic, value, key=key, headers=list((headers or {}).items()))
+        metadata: RecordMetadata = await producer.send_and_wait(topic, value, key=key, headers=list((headers or {}).items()))
+        return metadata
     finally:
         await producer.stop()
 
