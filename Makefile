@@ -5,11 +5,12 @@ SHELL := /bin/bash
 UV := uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-integration test-e2e demo docs bench
+.PHONY: help setup up down status lint test test-unit test-integration test-e2e demo docs bench
 
 help:
 	@echo "make demo   - run the services on a real Kafka + MongoDB and play a scenario"
 	@echo "make test   - run every test tier against a real Kafka + MongoDB"
+	@echo "make lint   - ruff check, ruff format --check and mypy: no finding allowed"
 	@echo "make up / down / status - the local Kafka broker and mongod"
 	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/"
 
@@ -24,6 +25,15 @@ down:
 
 status:
 	@bash scripts/infra.sh status
+
+# Static checks, no server needed; configured in pyproject.toml ([tool.ruff], [tool.mypy]).
+# All three run, so one run shows every finding; any finding fails.
+lint: setup
+	@status=0; \
+	$(UV) run ruff check . || status=1; \
+	$(UV) run ruff format --check . || status=1; \
+	$(UV) run mypy || status=1; \
+	exit $$status
 
 test: up
 	@bash scripts/setup.sh --browser

@@ -118,7 +118,8 @@ def document_from_record(value: bytes | None, headers: Headers | None = None) ->
         except orjson.JSONDecodeError:
             raise MalformedEvent("message value is not JSON in UTF-8") from None
         if isinstance(body, dict):
-            cls = EVENT_TYPES.get(body.get("type"))  # type: ignore[arg-type]
+            event_type = body.get("type")
+            cls = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
             if cls is None:
                 raise UnknownEventType(str(body.get("type")))
             data = body.get("data")

@@ -250,10 +250,10 @@ async def _events_collection(client: AsyncMongoClient[dict[str, Any]], into: str
 
 def _project(records: Sequence[ConsumerRecord[bytes, bytes]]) -> tuple[list[dict[str, Any]], int]:
     """Read-model documents of a batch of records, and how many records were not events."""
-    documents = []
+    documents: list[dict[str, Any]] = []
     append = documents.append
     for record in records:
-        try:  # not contextlib.suppress: this loop runs once per event
+        try:  # noqa: SIM105 - not contextlib.suppress: this loop runs once per event
             append(document_from_record(record.value, record.headers))
         except ContractError:
             pass

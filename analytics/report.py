@@ -261,7 +261,7 @@ def _sla_outcomes(
     requests: Sequence[_Request], config: ReportConfig, as_of: datetime | None
 ) -> dict[str, dict[str, str]]:
     policies = {
-        mode: SlaPolicy(mode=mode, promise=config.promise, applies_to=frozenset(Channel))  # type: ignore[arg-type]
+        mode: SlaPolicy(mode=mode, promise=config.promise, applies_to=frozenset(Channel))
         for mode in ("calendar", "working_days")
     }
     outcomes: dict[str, dict[str, str]] = {}
@@ -328,11 +328,10 @@ def _sla_table(
 
 def _first_contact_table(requests: Sequence[_Request], config: ReportConfig, note: str | None) -> ReportTable:
     def row(key: str, subset: Sequence[_Request]) -> tuple[Any, ...]:
-        contacted = [r for r in subset if r.first_contact_at is not None]
-        hours = [(r.first_contact_at - r.received_at).total_seconds() / 3600 for r in contacted]  # type: ignore[operator]
+        contacted = [(r.received_at, r.first_contact_at) for r in subset if r.first_contact_at is not None]
+        hours = [(contact - received).total_seconds() / 3600 for received, contact in contacted]
         business = [
-            config.calendar.working_time_between(r.received_at, r.first_contact_at).total_seconds() / 3600  # type: ignore[arg-type]
-            for r in contacted
+            config.calendar.working_time_between(received, contact).total_seconds() / 3600 for received, contact in contacted
         ]
         return (
             key, len(subset), len(contacted),

@@ -151,8 +151,8 @@ class WhatIfReport:
             moves = Table(title="Requests that change team")
             for column in ("from", "to", "requests"):
                 moves.add_column(column, justify="right" if column == "requests" else "left")
-            for (before, after), count in sorted(self.transitions.items(), key=lambda item: (-item[1], item[0])):
-                moves.add_row(before, after, str(count))
+            for (from_team, to_team), count in sorted(self.transitions.items(), key=lambda item: (-item[1], item[0])):
+                moves.add_row(from_team, to_team, str(count))
             yield moves
         sla = Table(title="Simulated first contact within the promise")
         for column in ("scenario", "rules", "team sizes", "calendar 48 h", "working days", "median wait (h)", "p90 wait (h)"):

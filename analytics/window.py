@@ -200,5 +200,5 @@ async def _offsets_at(
     consumer: AIOKafkaConsumer, partitions: list[TopicPartition], at_ms: int, *, default: dict[TopicPartition, int]
 ) -> dict[TopicPartition, int]:
     """First offset of each partition with a timestamp at or after `at_ms`; `default` where there is none."""
-    found: dict[TopicPartition, Any] = await consumer.offsets_for_times({tp: at_ms for tp in partitions})
+    found: dict[TopicPartition, Any] = await consumer.offsets_for_times(dict.fromkeys(partitions, at_ms))
     return {tp: found[tp].offset if found.get(tp) is not None else default[tp] for tp in partitions}

@@ -134,7 +134,10 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
             unit="req/s",
             measured=_get(results, "pipeline", "services", "per_s"),
             baseline=_get(results, "pipeline", "baseline", "per_s"),
-            baseline_is="same RoutingService.route from a raw AIOKafkaConsumer loop (commit per message) + raw idempotent AIOKafkaProducer",
+            baseline_is=(
+                "same RoutingService.route from a raw AIOKafkaConsumer loop (commit per message)"
+                " + raw idempotent AIOKafkaProducer"
+            ),
             target=PIPELINE_TARGET,
             pending=skipped("pipeline"),
         ),

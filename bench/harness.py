@@ -4,6 +4,7 @@ processes it starts, and the Kafka clients that feed and watch them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -258,10 +259,8 @@ class OutputWatcher:
             if left <= 0:
                 return False
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(left, 1.0))
-            except TimeoutError:
-                pass
         return True
 
     async def stop(self) -> None:

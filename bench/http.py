@@ -9,6 +9,7 @@ chunked bodies - in a fraction of that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -74,10 +75,8 @@ class _Connection:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await self.writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
         self.reader = self.writer = None
 
 
@@ -88,10 +87,10 @@ class HttpClient:
         url = urlsplit(base_url)
         if url.scheme != "http" or not url.hostname or not url.port:
             raise ValueError(f"need http://host:port, not {base_url!r}")
+        self._all = [_Connection(url.hostname, url.port) for _ in range(connections)]
         self._idle: asyncio.Queue[_Connection] = asyncio.Queue()
-        for _ in range(connections):
-            self._idle.put_nowait(_Connection(url.hostname, url.port))
-        self._all = list(self._idle._queue)  # type: ignore[attr-defined]
+        for connection in self._all:
+            self._idle.put_nowait(connection)
         self.timeout = timeout
 
     async def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:

@@ -92,7 +92,10 @@ def row_cells(row: Row) -> tuple[str, ...]:
     figure = f"{row.figure} ({row.unit}, {direction})"
     if row.pending:
         return (figure, row.pending, "—", "—", format_target(row), row.baseline_is)
-    with_unit = lambda v: format_number(v) if v is None else f"{format_number(v)} {row.unit}"
+
+    def with_unit(v: float | None) -> str:
+        return format_number(v) if v is None else f"{format_number(v)} {row.unit}"
+
     return (figure, with_unit(row.measured), with_unit(row.baseline), format_ratio(row), format_target(row), row.baseline_is)
 
 

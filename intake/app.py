@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from intake.erasure import Erasures, erasure_router
 from intake.email_server import EmailInbox, EmailInboxSettings
+from intake.erasure import Erasures, erasure_router
 from intake.phone import PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings

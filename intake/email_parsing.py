@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
+from email.headerregistry import AddressHeader
 from email.message import Message
 from email.policy import EmailPolicy
 from email.utils import getaddresses
@@ -271,12 +272,15 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     if raw is None:
         return []
     try:
-        return [(_clean(a.display_name), _clean(a.addr_spec)) for a in msg[name].addresses]
+        header = msg[name]
+        if isinstance(header, AddressHeader):  # it is, with the EmailPolicy the message is parsed with
+            return [(_clean(a.display_name), _clean(a.addr_spec)) for a in header.addresses]
+    except Exception:  # noqa: BLE001, S110 - too broken for the header registry: read the old way below
+        pass
+    try:
+        return [(_clean(_decode_words(n)), _clean(a)) for n, a in getaddresses([raw])]
     except Exception:  # noqa: BLE001
-        try:
-            return [(_clean(_decode_words(n)), _clean(a)) for n, a in getaddresses([raw])]
-        except Exception:  # noqa: BLE001
-            return []
+        return []
 
 
 def _usable_address(address: str | None) -> str | None:
@@ -450,7 +454,7 @@ def _payload_bytes(part: Message) -> bytes:
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
             return payload
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - undecodable: the payload as written, below
         pass
     payload = part.get_payload()
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
@@ -499,7 +503,7 @@ def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
     for candidate in ladder:
         try:
             text = data.decode(candidate)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S112 - the next charset on the ladder
             continue
         if not _SURROGATES.search(text):  # utf-7 and friends can decode to lone surrogates
             return _normalise(text), True

@@ -68,7 +68,7 @@ def build_event(
         unemployed_since=draft.unemployed_since,
         campaign=draft.campaign,
         consent_to_contact=draft.consent_to_contact,
-        linked_request_ids=linked_request_ids,
+        linked_request_ids=list(linked_request_ids),
         needs_triage=needs_triage,
         triage_reason=triage_reason,
         channel_details=details,

@@ -1,12 +1,12 @@
 """Which channel tells a person what, and whether a message may go out now. Pure: no I/O, no clock.
 
-The channel policy:
+The channel policy, notice by notice:
 
-| notice | channels |
-|---|---|
-| request routed (advisors, espaces numériques, digital divide, Cité des métiers) | SMS if a mobile number is known, else e-mail |
-| contact attempted, nobody answered | SMS if a mobile number is known, else e-mail |
-| enrolment confirmed, exam scheduled, certificate issued | e-mail if an address is known (links and details), **plus** a short SMS if a mobile number is known |
+- request routed (advisors, espaces numériques, digital divide, Cité des métiers): SMS if a mobile
+  number is known, else e-mail;
+- contact attempted, nobody answered: SMS if a mobile number is known, else e-mail;
+- enrolment confirmed, exam scheduled, certificate issued: e-mail if an address is known (links
+  and details), **plus** a short SMS if a mobile number is known.
 
 - A request update is short and urgent (someone is about to call): a text reaches a phone that
   rings anyway. Enrolments, exams and certificates carry links, login instructions and a list of

@@ -26,6 +26,7 @@ that deduplicates drops it. The lease (2 min by default) is kept well above the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -114,10 +115,8 @@ class DeliverySender:
                 continue
             pause = poll_interval
             if claimed < batch:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
-                except TimeoutError:
-                    pass
 
     async def run_once(self, batch: int = 20) -> int:
         """Claim up to `batch` due deliveries and send them concurrently; returns how many were claimed."""
@@ -134,7 +133,7 @@ class DeliverySender:
                 raise
             except ClaimLost:
                 log.info("notification.claim_lost", delivery_id=delivery.id, owner=self.owner)
-            except Exception:  # noqa: BLE001 - left `sending`: claimable again once the lease expires
+            except Exception:  # left `sending`: claimable again once the lease expires
                 log.exception("notification.delivery_crashed", delivery_id=delivery.id)
 
     # --- one delivery -----------------------------------------------------------------
@@ -208,7 +207,7 @@ class DeliverySender:
             return await self.sms.send(OutgoingSms(reference=delivery.id, to=person.phone, text=sms_text))
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # noqa: BLE001 - an adapter bug must not lose the delivery: retry it
+        except Exception as error:  # an adapter bug must not lose the delivery: retry it
             log.exception("notification.adapter_failed", delivery_id=delivery.id, channel=delivery.channel.value)
             return SendResult.transient(f"adapter error: {type(error).__name__}")
 

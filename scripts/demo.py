@@ -16,12 +16,12 @@ import socket
 import sys
 import threading
 import time
-from email import message_from_bytes
-from email.policy import default as default_policy
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
 from typing import Any
 
 import httpx
@@ -32,14 +32,14 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
-from services.calendar import BRUSSELS, BrusselsCalendar
 from scripts.launch import REPO, running_services
+from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
 from services.settings import KafkaSettings
 
 console = Console(width=160)
 
-PHONE_SECRET = "demo-phone-webhook-secret"
+PHONE_SECRET = "demo-phone-webhook-secret"  # noqa: S105 - the demo's own, given to the intake it starts
 SMTP_PORT = 8025
 INBOX = "formations-en-ligne@bruxellesformation.brussels"
 DEMO_ENV = {
@@ -161,7 +161,10 @@ async def send_scenario(intake_url: str) -> int:
         for spec in WEB_REQUESTS:
             response = await http.post("/api/v1/requests", json=spec)
             response.raise_for_status()
-            console.print(f"[green]web[/]    {spec['language']} {spec['need'][:40]:<40} -> {response.status_code} request {response.json()['request_id'][:8]}")
+            console.print(
+                f"[green]web[/]    {spec['language']} {spec['need'][:40]:<40} -> {response.status_code}"
+                f" request {response.json()['request_id'][:8]}"
+            )
             sent += 1
     return sent
 
@@ -229,7 +232,8 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
             json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL", "notes": "Inscrit au parcours Excel."},
         )
         outcome.raise_for_status()
-        console.print(f"{second} records the call: enrolled in EXCEL -> published {', '.join(t.rsplit('.', 2)[-2] + '.' + t.rsplit('.', 1)[-1] for t in outcome.json()['published'])}")
+        published = ", ".join(t.rsplit(".", 2)[-2] + "." + t.rsplit(".", 1)[-1] for t in outcome.json()["published"])
+        console.print(f"{second} records the call: enrolled in EXCEL -> published {published}")
 
 
 async def time_passes(routing_url: str, db: Any) -> None:
@@ -243,8 +247,8 @@ async def time_passes(routing_url: str, db: Any) -> None:
             console.print(f"clock {now[:16]}: {due} callback(s) due soon, {breached} deadline(s) breached")
     async for case in db["routing_cases"].find({"sla": "breached"}):
         console.print(
-            f"request {case['_id'][:8]} ({case['channel']}): deadline {case['deadline'].astimezone(BRUSSELS):%a %d %b %H:%M} passed with no contact -> "
-            "CallbackSlaBreached, escalated to a supervisor"
+            f"request {case['_id'][:8]} ({case['channel']}): deadline {case['deadline'].astimezone(BRUSSELS):%a %d %b %H:%M}"
+            " passed with no contact -> CallbackSlaBreached, escalated to a supervisor"
         )
 
 
@@ -369,14 +373,15 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         subject = credential["credentialSubject"]
         console.print(
             f"passed with 870 -> CertificateIssued; Open Badges 3.0 credential {credential['id']}\n"
-            f"  type {credential['type']}, issuer {credential['issuer']['name']}, achievement '{subject['achievement']['name']}',\n"
+            f"  type {credential['type']}, issuer {credential['issuer']['name']},"
+            f" achievement '{subject['achievement']['name']}',\n"
             f"  subject identified only by {subject['identifier'][0]['identityHash'][:20]}… (salted hash)"
         )
 
 
 async def wait_for_mail(inbox: Inbox, count: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while len(inbox.mails) < count and time.monotonic() < deadline:
+    while len(inbox.mails) < count and time.monotonic() < deadline:  # noqa: ASYNC110 - filled by the SMTP server's thread
         await asyncio.sleep(0.2)
 
 
@@ -456,7 +461,7 @@ async def play(database: str) -> None:
 
 
 def main() -> int:
-    database = f"demo_{datetime.now():%Y%m%d_%H%M%S}"
+    database = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}"
     started = time.monotonic()
     asyncio.run(play(database))
     console.print(f"demo database: {database}; took {time.monotonic() - started:.1f}s; service logs in .local/demo/logs/")

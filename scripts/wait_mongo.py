@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
@@ -29,8 +30,8 @@ def main() -> int:
 
     # Our own freshly started node is not a replica set yet, so it must be
     # reached directly; an external URI is used as given.
-    extra = {"directConnection": True} if args.initiate else {}
-    client: MongoClient = MongoClient(args.uri, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, **extra)
+    extra: dict[str, Any] = {"directConnection": True} if args.initiate else {}
+    client: MongoClient[dict[str, Any]] = MongoClient(args.uri, serverSelectionTimeoutMS=2000, connectTimeoutMS=2000, **extra)
     deadline = time.monotonic() + args.timeout
     last_error: object = "no answer"
     try:

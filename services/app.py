@@ -33,6 +33,7 @@ from schemas.topics import ALL_TOPICS, TopicSpec
 from services import kafka as kafka_defaults
 from services.consumers import ErrorPolicy
 from services.idempotency import ProcessedEvents
+from services.lag import start_lag_exporter
 from services.logging import configure_logging
 from services.mongo import MongoDatabase, create_mongo_client, ping
 from services.settings import ServiceSettings
@@ -151,8 +152,6 @@ def create_service_app(
     runtime = build_runtime(settings, description=description)
     routers = register(runtime) or ()
     runtime.error_policy.attach_retries(runtime.broker)
-    from services.lag import start_lag_exporter  # noqa: PLC0415
-
     start_lag_exporter(runtime)  # kafka_consumer_lag{group,topic,partition} on /metrics, every <SERVICE>_LAG_INTERVAL
 
     @asynccontextmanager
@@ -213,7 +212,8 @@ def create_service_app(
 
 def get_runtime(request: Request) -> Runtime:
     """FastAPI dependency: the runtime of the service serving this request."""
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -7,6 +7,7 @@ within a partition and an acknowledged record is on every in-sync replica.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
@@ -140,10 +141,9 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = A
             if topic_name(t) not in existing
         ]
         if missing:
-            try:
+            # Another replica may win the race: the topic is there, which is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another replica won the race; the topic is there, which is all we need
             log.info("kafka.topics_created", topics=[t.name for t in missing])
     finally:
         await admin.close()

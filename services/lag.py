@@ -68,7 +68,7 @@ class LagSettings(BaseSettings):
     @classmethod
     def for_service(cls, settings: ServiceSettings) -> LagSettings:
         prefix = settings.model_config.get("env_prefix") or f"{settings.service_name.upper()}_"
-        return cls(_env_prefix=prefix)  # type: ignore[call-arg]  # pydantic-settings' init-time prefix
+        return cls(_env_prefix=prefix)  # pydantic-settings' init-time prefix
 
 
 def consumer_groups(broker: KafkaBroker) -> dict[str, frozenset[str]]:
@@ -156,7 +156,7 @@ async def read_lag(
                     continue
                 try:
                     committed = await admin.list_consumer_group_offsets(group, partitions=mine)
-                except Exception as error:  # one group's coordinator failing must not hide the others
+                except Exception as error:  # noqa: BLE001 - one group's coordinator failing must not hide the others
                     reading.failures[group] = repr(error)
                     continue
                 for tp in mine:
@@ -220,7 +220,7 @@ class LagExporter:
             reading = await read_lag(self.settings, groups, client_id=self.client_id, timeout_s=self.timeout_s)
         except asyncio.CancelledError:
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a failed round is logged below; the next round tries again
             reading = LagReading(failures={group: repr(error) for group in groups})
         self._apply(groups, reading)
         return reading

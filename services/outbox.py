@@ -11,10 +11,12 @@ outbox (a lease), so replicas do not publish the same backlog twice over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import structlog
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING
@@ -119,9 +121,7 @@ class Outbox:
                 log.debug("outbox.relayed", outbox=self.name, count=sent)
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=idle_poll_s)
-            except TimeoutError:
-                pass
 
 

@@ -114,7 +114,8 @@ def _decrypt(key: bytes, sealed: SealedPersonalData) -> dict[str, Any]:
     plaintext = AESGCM(key).decrypt(
         base64.b64decode(sealed.nonce), base64.b64decode(sealed.ciphertext), sealed.key_id.encode()
     )
-    return json.loads(plaintext)  # type: ignore[no-any-return]
+    fields: dict[str, Any] = json.loads(plaintext)
+    return fields
 
 
 def seal(event: E, key: bytes) -> E:
@@ -157,7 +158,7 @@ class PersonalData:
     def __init__(self, keys: PersonKeys) -> None:
         self.keys = keys
 
-    async def seal(self, event: Event, *, session: AsyncClientSession | None = None) -> Event:
+    async def seal(self, event: E, *, session: AsyncClientSession | None = None) -> E:
         person_id = getattr(event, "person_id", None)
         if person_id is None:
             return event

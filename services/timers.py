@@ -25,6 +25,7 @@ a state change), and nothing else that cannot be rolled back. Timer state::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -435,7 +436,5 @@ class TimerStore:
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     if seconds <= 0:
         return
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

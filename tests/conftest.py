@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from services.settings import KafkaSettings, MongoSettings
@@ -39,7 +40,7 @@ def kafka_settings() -> KafkaSettings:
 @pytest.fixture
 def mongo_settings(unique: str) -> MongoSettings:
     """A database of its own for each test, dropped afterwards by `mongo_db`."""
-    return MongoSettings(uri=MONGODB_URI, database=f"test_{unique}")
+    return MongoSettings(uri=SecretStr(MONGODB_URI), database=f"test_{unique}")
 
 
 @pytest.fixture
@@ -67,6 +68,7 @@ def drop_database(name: str) -> None:
 
     from services.kafka import delete_topics_with_prefix
 
+    client: MongoClient[dict[str, Any]]
     with MongoClient(MONGODB_URI) as client:
         client.drop_database(name)
     # A thread of its own: this may run while the test session's event loop is alive.

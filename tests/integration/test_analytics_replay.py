@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from analytics import AnalyticsSettings, replay, run_report
@@ -72,7 +73,7 @@ class Month:
     def settings(self, **mongo: Any) -> AnalyticsSettings:
         return AnalyticsSettings(
             kafka=KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP, topic_prefix=self.prefix),
-            mongo=MongoSettings(uri=MONGODB_URI, **mongo),
+            mongo=MongoSettings(uri=SecretStr(MONGODB_URI), **mongo),
         )
 
     def database(self, label: str) -> str:

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from schemas import TrainingRequestReceived, codec
 from services import subscriber_options
@@ -59,7 +58,11 @@ def cli_env(prefix: str, mongo_settings: MongoSettings) -> dict[str, str]:
 
 async def deadletters(env: dict[str, str], *args: str) -> Result:
     """Run the CLI as an operator would, in a thread: it runs its own event loop."""
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env, catch_exceptions=False)
+
+    def invoke() -> Result:
+        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return await asyncio.to_thread(invoke)
 
 
 async def end_offset(topic: str) -> int:
@@ -67,7 +70,8 @@ async def end_offset(topic: str) -> int:
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
-        return (await consumer.end_offsets([tp]))[tp]
+        offsets: dict[TopicPartition, int] = await consumer.end_offsets([tp])
+        return offsets[tp]
     finally:
         await consumer.stop()
 

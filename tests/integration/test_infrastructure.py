@@ -12,11 +12,13 @@ databases, so the suite can be rerun against the same servers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -52,10 +54,8 @@ async def topic(admin: AIOKafkaAdminClient) -> AsyncIterator[str]:
     name = fresh_name("infra-test")
     await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
     yield name
-    try:
+    with contextlib.suppress(Exception):  # best effort: a leftover uuid topic harms nobody
         await admin.delete_topics([name])
-    except Exception:  # noqa: BLE001 - best effort: a leftover uuid topic harms nobody
-        pass
 
 
 async def produce(topic: str, values: list[bytes]) -> None:
@@ -68,10 +68,10 @@ async def produce(topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
-async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes]:
+async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes | None]:
     """Read exactly `count` messages (one at a time, so the consumer's position stops right after them)."""
 
-    async def read() -> list[bytes]:
+    async def read() -> list[bytes | None]:
         return [(await consumer.getone()).value for _ in range(count)]
 
     return await asyncio.wait_for(read(), RECEIVE_TIMEOUT_S)
@@ -137,7 +137,7 @@ async def test_consumer_group_resumes_from_committed_offset(topic: str) -> None:
 
 
 async def test_mongodb_replica_set_transactions_and_change_streams() -> None:
-    client: AsyncMongoClient = AsyncMongoClient(MONGODB_URI, serverSelectionTimeoutMS=10_000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI, serverSelectionTimeoutMS=10_000)
     db_name = fresh_name("infra_test").replace("-", "_")
     try:
         hello = await client.admin.command("hello")
@@ -148,10 +148,9 @@ async def test_mongodb_replica_set_transactions_and_change_streams() -> None:
         collection = await db.create_collection("events", write_concern=WriteConcern("majority"))
 
         # A committed multi-document transaction is visible as a whole...
-        async with client.start_session() as session:
-            async with await session.start_transaction():
-                await collection.insert_one({"_id": 1, "step": "a"}, session=session)
-                await collection.insert_one({"_id": 2, "step": "b"}, session=session)
+        async with client.start_session() as session, await session.start_transaction():
+            await collection.insert_one({"_id": 1, "step": "a"}, session=session)
+            await collection.insert_one({"_id": 2, "step": "b"}, session=session)
         assert await collection.count_documents({}) == 2
 
         # ...and an aborted one leaves no trace.

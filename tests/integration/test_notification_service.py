@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import FastAPI
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
@@ -87,6 +87,16 @@ def routed_after(request: TrainingRequestReceived, target: Target = Target.ESPAC
     )
 
 
+Notice = NotificationSent | NotificationFailed
+"""What notifications.v1 carries."""
+
+
+def notice(record: ConsumerRecord[bytes, bytes]) -> Notice:
+    event = decode(record.value or b"", list(record.headers or ()))
+    assert isinstance(event, NotificationSent | NotificationFailed), f"{event.type} on notifications.v1"
+    return event
+
+
 def enrolled(request: TrainingRequestReceived) -> EnrolmentConfirmed:
     return EnrolmentConfirmed.following(
         request, source="/routing", request_id=request.request_id, person_id=request.person_id, course_code="EXCEL",
@@ -132,7 +142,8 @@ class Running:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://notification")
 
     async def delivery(self, event: Event, channel: str) -> dict[str, Any] | None:
-        return await self.db["deliveries"].find_one({"_id": f"{event.id}:{channel}"})
+        found: dict[str, Any] | None = await self.db["deliveries"].find_one({"_id": f"{event.id}:{channel}"})
+        return found
 
     async def wait_status(self, event: Event, channel: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -151,23 +162,23 @@ class Running:
 
         await wait_until(seen, what=f"{event.type} processed")
 
-    async def notifications(self, until: Callable[[list[Event]], bool], timeout: float = 30.0, settle: float = 0.0) -> list[Event]:
+    async def notifications(self, until: Callable[[list[Notice]], bool], timeout: float = 30.0, settle: float = 0.0) -> list[Notice]:
         """Read notifications.v1 from the start until `until(events)` holds, then `settle` seconds more."""
         consumer = AIOKafkaConsumer(
             kafka_defaults.topic_name("notifications.v1"), bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
         )
-        events: list[Event] = []
+        events: list[Notice] = []
         await consumer.start()
         try:
             deadline = asyncio.get_running_loop().time() + timeout
             while not until(events):
                 assert asyncio.get_running_loop().time() < deadline, f"notifications so far: {[e.type for e in events]}"
                 for records in (await consumer.getmany(timeout_ms=200)).values():
-                    events += [decode(r.value or b"", list(r.headers or ())) for r in records]
+                    events += [notice(r) for r in records]
             settled = asyncio.get_running_loop().time() + settle
             while asyncio.get_running_loop().time() < settled:
                 for records in (await consumer.getmany(timeout_ms=200)).values():
-                    events += [decode(r.value or b"", list(r.headers or ())) for r in records]
+                    events += [notice(r) for r in records]
         finally:
             await consumer.stop()
         return events
@@ -523,5 +534,5 @@ async def test_two_replicas_racing_send_every_delivery_once(replicas: Replicas, 
     assert recipients == sorted(f"person{i}@example.org" for i in range(15))
     assert references == sorted(f"{e.id}:sms" for e in events)
     assert len(provider.calls) == 15
-    statuses = await replicas.deliveries._deliveries.distinct("status")  # noqa: SLF001 - a test may look inside
+    statuses = await replicas.deliveries._deliveries.distinct("status")  # a test may look inside
     assert statuses == ["sent"]

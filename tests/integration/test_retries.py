@@ -6,9 +6,11 @@ and MongoDB being down still retries in place. Each test has its own topic prefi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -49,7 +51,7 @@ async def runtime(prefix: str, unique: str, kafka_settings: KafkaSettings, mongo
         service_name=f"svc-{unique}",
         kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
         mongo=mongo_settings,
-        retry_delays=DELAYS,
+        retry_delays=tuple(timedelta(seconds=d) for d in DELAYS),
     )
     rt = build_runtime(settings)
     await rt.processed.ensure_indexes()
@@ -69,7 +71,8 @@ async def produce(topic: str, value: bytes, *, key: bytes, headers: dict[str, by
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
     await producer.start()
     try:
-        return await producer.send_and_wait(topic, value, key=key, headers=list((headers or {}).items()))
+        metadata: RecordMetadata = await producer.send_and_wait(topic, value, key=key, headers=list((headers or {}).items()))
+        return metadata
     finally:
         await producer.stop()
 
@@ -204,7 +207,7 @@ async def test_a_message_failing_every_time_is_dead_lettered_after_the_last_leve
     assert not [k for k in headers if k.startswith("retry_")]
 
     assert len(attempts) == 4
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert all(gap >= delay - 0.02 for gap, delay in zip(gaps, DELAYS, strict=True)), gaps
     for level in ("1", "2", "3"):
         assert sample(runtime, "consumer_retries_total", reason="RuntimeError", level=level) == 1

@@ -218,11 +218,11 @@ async def test_consumer_killed_before_storing_gets_the_event_again(unique: str, 
     env = {**os.environ, "PYTHONPATH": str(REPO), "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP}
     args = [sys.executable, str(script), topic, f"crash-{unique}", mongo_settings.database]
 
-    crashed = subprocess.run([*args, "crash"], env=env, capture_output=True, timeout=120)
+    crashed = await asyncio.to_thread(subprocess.run, [*args, "crash"], env=env, capture_output=True, timeout=120)
     assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
     assert await mongo_db["stored"].count_documents({}) == 0
 
-    stored = subprocess.run([*args, "store"], env=env, capture_output=True, timeout=120)
+    stored = await asyncio.to_thread(subprocess.run, [*args, "store"], env=env, capture_output=True, timeout=120)
     assert stored.returncode == 0, stored.stderr.decode()[-2000:]
     docs = await mongo_db["stored"].find().to_list(None)
     assert [d["_id"] for d in docs] == [request.request_id]

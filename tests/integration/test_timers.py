@@ -15,9 +15,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.timers import TIMERS_COLLECTION, Timer, TimerClaimLost, TimerHandler, TimerState, TimerStore
 from services.clock import FixedClock, SimulatedClock
 from services.mongo import MongoDatabase
+from services.timers import TIMERS_COLLECTION, Timer, TimerClaimLost, TimerHandler, TimerState, TimerStore
 from tests.conftest import MONGODB_URI
 
 pytestmark = pytest.mark.integration
@@ -319,12 +319,14 @@ async def test_a_timer_claimed_by_a_replica_that_died_fires_once_elsewhere(
 async def test_timers_survive_a_restart(
     mongo_db: MongoDatabase, clock: FixedClock, store: TimerStore
 ) -> None:
+    before: AsyncMongoClient[dict[str, Any]]
+    after: AsyncMongoClient[dict[str, Any]]
     async with AsyncMongoClient(MONGODB_URI, tz_aware=True) as before:
         first = TimerStore(before, before[mongo_db.name], clock=clock, owner="pod-1")
         await first.schedule("callback_due", "req-1", T0 + timedelta(hours=44))
     # The process is gone; a new one starts with a new client and another name.
     async with AsyncMongoClient(MONGODB_URI, tz_aware=True) as after:
-        db = after[mongo_db.name]
+        db: MongoDatabase = after[mongo_db.name]
         second = TimerStore(after, db, clock=clock, owner="pod-2")
         clock.advance(timedelta(hours=44))
         assert await second.run_once({"callback_due": recording(db, "pod-2")}) == 1
@@ -363,7 +365,7 @@ async def test_a_handler_that_keeps_failing_gives_up(
         timer = await fragile.get("retry_call", "req-1:1")
         assert timer is not None and timer.attempts == attempt
         clock.advance(LEASE + timedelta(milliseconds=1))
-    assert timer.state is TimerState.FAILED
+    assert timer is not None and timer.state is TimerState.FAILED
     assert await fragile.run_once({"retry_call": recording(mongo_db, fragile.owner)}) == 0
     assert await effects(mongo_db) == {}
 

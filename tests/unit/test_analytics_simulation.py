@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ def request(rid: str, received: datetime, priority: int = 0, channel: Channel = 
 NO_AGEING = DEFAULT_WEIGHTS.model_copy(update={"ageing_per_hour": 0.0})
 
 
-def model(people: int = 1, minutes: int = 20, **kwargs: object) -> QueueModel:
-    return QueueModel(team_sizes={TEAM: people}, handling_time=timedelta(minutes=minutes), **kwargs)  # type: ignore[arg-type]
+def model(people: int = 1, minutes: int = 20, **kwargs: Any) -> QueueModel:
+    return QueueModel(team_sizes={TEAM: people}, handling_time=timedelta(minutes=minutes), **kwargs)
 
 
 def local(contacts: dict[str, datetime | None]) -> dict[str, datetime | None]:
@@ -151,10 +152,12 @@ def test_channels_without_the_promise_are_not_measured() -> None:
 def test_more_people_never_make_a_loaded_month_worse() -> None:
     rng = random.Random(11)
     requests = [request(f"r{i}", at(2, 8) + timedelta(minutes=rng.randrange(0, 26 * 24 * 60))) for i in range(600)]
-    compliance = {}
+    compliance: dict[int, float] = {}
     for people in (6, 8):
         contacts = simulate(requests, model(people=people, minutes=90))
-        compliance[people] = sla_summary(requests, contacts, mode="working_days").compliance
+        share = sla_summary(requests, contacts, mode="working_days").compliance
+        assert share is not None
+        compliance[people] = share
     assert compliance[8] > compliance[6]
 
 

@@ -21,8 +21,8 @@ from bench.report import (
 pytestmark = pytest.mark.unit
 
 
-def throughput(measured: float | None, baseline: float | None, **kwargs: object) -> Row:
-    return Row(figure="Pipeline", unit="req/s", measured=measured, baseline=baseline, baseline_is="raw loop", target=0.8, **kwargs)  # type: ignore[arg-type]
+def throughput(measured: float | None, baseline: float | None, **kwargs: Any) -> Row:
+    return Row(figure="Pipeline", unit="req/s", measured=measured, baseline=baseline, baseline_is="raw loop", target=0.8, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,9 @@ def test_the_report_has_the_table_the_run_and_the_notes(tmp_path: Path) -> None:
 
 
 def sample_results() -> dict[str, Any]:
-    latency = lambda p50, p99: {"p50_ms": p50, "p99_ms": p99}
+    def latency(p50: float, p99: float) -> dict[str, float]:
+        return {"p50_ms": p50, "p99_ms": p99}
+
     return {
         "pipeline": {
             "baseline": {"requests": 3000, "per_s": 100.0, "peak_rss_mib": 80.0},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -231,9 +232,9 @@ def test_working_time_between() -> None:
         lambda: CAL.working_time_between(bxl(2025, 3, 7), datetime(2025, 3, 8, 12)),
     ],
 )
-def test_naive_datetimes_are_refused(call: object) -> None:
+def test_naive_datetimes_are_refused(call: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        call()  # type: ignore[operator]
+        call()
 
 
 # --- properties ----------------------------------------------------------------------

@@ -117,7 +117,7 @@ def deployment(name: str) -> dict[str, Any]:
 
 
 def container(name: str) -> dict[str, Any]:
-    containers = deployment(name)["spec"]["template"]["spec"]["containers"]
+    containers: list[dict[str, Any]] = deployment(name)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1, f"{name}: one container per pod"
     return containers[0]
 
@@ -142,7 +142,7 @@ def port_number(name: str, port: int | str) -> int:
     """A probe's or Service's port, resolving a named container port."""
     if isinstance(port, int):
         return port
-    named = {p["name"]: p["containerPort"] for p in container(name).get("ports", [])}
+    named: dict[str, int] = {p["name"]: p["containerPort"] for p in container(name).get("ports", [])}
     assert port in named, f"{name}: no container port named {port!r}"
     return named[port]
 
@@ -163,8 +163,8 @@ def quantity(value: str | int | float) -> float:
 def _settings_classes(service: str) -> Iterator[type[BaseSettings]]:
     """The settings classes the service's package defines (IntakeSettings, EmailInboxSettings...)."""
     importlib.import_module(f"{service}.app")
-    seen: set[type] = set()
-    stack: list[type] = [BaseSettings]
+    seen: set[type[BaseSettings]] = set()
+    stack: list[type[BaseSettings]] = [BaseSettings]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
@@ -412,7 +412,7 @@ def test_secrets_come_from_keys_of_the_secret_template(name: str) -> None:
     template = load_documents(SECRET_TEMPLATE)[0]
     refs = {k: e["valueFrom"]["secretKeyRef"] for k, e in env_of(name).items() if "secretKeyRef" in e.get("valueFrom", {})}
     assert "MONGODB_URI" in refs and not refs["MONGODB_URI"].get("optional"), "every service needs MongoDB"
-    for key, ref in refs.items():
+    for ref in refs.values():
         assert ref["name"] == template["metadata"]["name"]
         assert ref["key"] in template["stringData"], f"{name}: {ref['key']} is not in the Secret template"
     for source in container(name).get("envFrom", []):
@@ -466,7 +466,8 @@ def scaled_objects() -> dict[str, dict[str, Any]]:
 def kafka_trigger(target: str) -> dict[str, str]:
     triggers = [t for t in scaled_objects()[target]["spec"]["triggers"] if t["type"] == "kafka"]
     assert len(triggers) == 1
-    return triggers[0]["metadata"]
+    metadata: dict[str, str] = triggers[0]["metadata"]
+    return metadata
 
 
 def test_the_consumers_scale_on_lag_with_keda_and_intake_on_cpu() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -20,12 +21,12 @@ NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 TEXT = OutgoingSms(reference="0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11:sms", to="+32470123456", text="Bruxelles Formation : à bientôt.")
 
 
-def sender(handler: httpx.MockTransport | None = None, **answer: object) -> tuple[HttpSmsSender, list[httpx.Request]]:
+def sender(handler: httpx.MockTransport | None = None, **answer: Any) -> tuple[HttpSmsSender, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def respond(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(**answer)  # type: ignore[arg-type]
+        return httpx.Response(**answer)
 
     transport = handler or httpx.MockTransport(respond)
     return HttpSmsSender(URL, token="s3cret", clock=FixedClock(NOW), transport=transport), seen

@@ -13,6 +13,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from prometheus_client import CollectorRegistry
 from pymongo.errors import (
     AutoReconnect,
@@ -275,8 +276,9 @@ async def test_the_service_defaults_attach_retry_subscribers_to_every_subscriber
 
         return []
 
+    delays = (timedelta(seconds=0.2), timedelta(seconds=0.5), timedelta(seconds=1.0))
     app = create_service_app(
-        ServiceSettings(service_name="retrytest", retry_delays=(0.2, 0.5, 1.0)), title="t", description="d", register=register
+        ServiceSettings(service_name="retrytest", retry_delays=delays), title="t", description="d", register=register
     )
     runtime: Runtime = app.state.runtime
     try:
@@ -284,6 +286,7 @@ async def test_the_service_defaults_attach_retry_subscribers_to_every_subscriber
         retry_subscribers = [s for s in runtime.broker.subscribers if getattr(s, "group_id", None) == "retrytest.retries"]
         assert len(retry_subscribers) == 1
         (retry,) = retry_subscribers
+        assert isinstance(retry, DefaultSubscriber)
         assert sorted(t.name for t in retry.topics) == ["retrytest.retry.1.v1", "retrytest.retry.2.v1", "retrytest.retry.3.v1"]
         assert [call.handler for call in retry.calls] == [
             call.handler for s in runtime.broker.subscribers if getattr(s, "group_id", None) == "retrytest" for call in s.calls
