@@ -39,7 +39,8 @@ def reservation_violations(history: list[dict[str, Any]]) -> tuple[list[str], in
         if event == "reserved":
             if live is not None:
                 violations.append(f"reserved to {worker} while reserved to {live}")
-            reoffers += offered_before
+            else:
+                reoffers += offered_before
             live, offered_before = worker, True
         elif event == "accepted" and worker != live:
             violations.append(f"accepted by {worker} while reserved to {live}")
