@@ -75,9 +75,7 @@ def _fail(error: Exception) -> typer.Exit:
 
 @app.command("replay")
 def replay_command(
-    topics: Annotated[
-        str, typer.Option(help="Comma-separated declared topic names.")
-    ] = ",".join(t.name for t in ALL_TOPICS),
+    topics: Annotated[str, typer.Option(help="Comma-separated declared topic names.")] = ",".join(t.name for t in ALL_TOPICS),
     start: Start = None,
     end: End = None,
     into: Annotated[str | None, typer.Option(help="Read-model database (default: analytics_<timestamp>).")] = None,
@@ -86,8 +84,13 @@ def replay_command(
     """Read topics without a consumer group and write a fresh pseudonymous read model."""
     settings = _settings(prefix)
     progress = Progress(
-        TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
+        TextColumn("[bold]replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
     task = progress.add_task("replay", total=None)
     try:
@@ -135,9 +138,7 @@ def _stats_table(stats: ReplayStats) -> Table:
 @app.command("what-if")
 def what_if_command(
     rules: Annotated[Path | None, typer.Option(help="Alternative rule set (YAML); the current one when omitted.")] = None,
-    team_size: Annotated[
-        list[str] | None, typer.Option("--team-size", help="TEAM=N, repeatable (espaces_numeriques=8).")
-    ] = None,
+    team_size: Annotated[list[str] | None, typer.Option("--team-size", help="TEAM=N, repeatable (espaces_numeriques=8).")] = None,
     start: Start = None,
     end: End = None,
     prefix: Prefix = None,

@@ -238,17 +238,45 @@ def build_report(
     no_requests = "no TrainingRequestReceived in the read model" if not ordered else None
     tables = [
         _overview(docs, ordered, by_event, breaches, as_of),
-        _sla_table("sla_by_channel", "Callbacks within 48 hours, by channel", "channel", ordered, outcomes,
-                   lambda r: r.channel, [c for c in _CHANNELS if any(r.channel == c for r in ordered)], no_requests),
-        _sla_table("sla_by_band", "Callbacks within 48 hours, by priority band", "band", ordered, outcomes,
-                   lambda r: bands[r.request_id], [b for b in _BANDS if b in bands.values()], no_requests),
-        _sla_table("sla_by_week", "Callbacks within 48 hours, by ISO week of the request", "week", ordered, outcomes,
-                   lambda r: _iso_week(r.received_at), weeks, no_requests),
+        _sla_table(
+            "sla_by_channel",
+            "Callbacks within 48 hours, by channel",
+            "channel",
+            ordered,
+            outcomes,
+            lambda r: r.channel,
+            [c for c in _CHANNELS if any(r.channel == c for r in ordered)],
+            no_requests,
+        ),
+        _sla_table(
+            "sla_by_band",
+            "Callbacks within 48 hours, by priority band",
+            "band",
+            ordered,
+            outcomes,
+            lambda r: bands[r.request_id],
+            [b for b in _BANDS if b in bands.values()],
+            no_requests,
+        ),
+        _sla_table(
+            "sla_by_week",
+            "Callbacks within 48 hours, by ISO week of the request",
+            "week",
+            ordered,
+            outcomes,
+            lambda r: _iso_week(r.received_at),
+            weeks,
+            no_requests,
+        ),
         _first_contact_table(ordered, config, no_requests),
-        _count_table("requests_by_channel", "Requests per channel", "channel",
-                     Counter(r.channel for r in ordered), no_requests),
-        _count_table("requests_by_campaign", "Requests per campaign (utm_campaign)", "campaign",
-                     Counter(r.campaign or "(none)" for r in ordered), no_requests),
+        _count_table("requests_by_channel", "Requests per channel", "channel", Counter(r.channel for r in ordered), no_requests),
+        _count_table(
+            "requests_by_campaign",
+            "Requests per campaign (utm_campaign)",
+            "campaign",
+            Counter(r.campaign or "(none)" for r in ordered),
+            no_requests,
+        ),
         _volume_by_day(ordered, no_requests),
         _enrolments_table(enrolments),
         _digital_divide_table(ordered, config.digital_divide_quota),
@@ -257,12 +285,9 @@ def build_report(
     return Report(tables=tuple(tables), as_of=as_of, database=database)
 
 
-def _sla_outcomes(
-    requests: Sequence[_Request], config: ReportConfig, as_of: datetime | None
-) -> dict[str, dict[str, str]]:
+def _sla_outcomes(requests: Sequence[_Request], config: ReportConfig, as_of: datetime | None) -> dict[str, dict[str, str]]:
     policies = {
-        mode: SlaPolicy(mode=mode, promise=config.promise, applies_to=frozenset(Channel))
-        for mode in ("calendar", "working_days")
+        mode: SlaPolicy(mode=mode, promise=config.promise, applies_to=frozenset(Channel)) for mode in ("calendar", "working_days")
     }
     outcomes: dict[str, dict[str, str]] = {}
     for request in requests:
@@ -279,8 +304,14 @@ def _sla_outcomes(
 
 
 _SLA_COLUMNS = (
-    "requests", "met_calendar", "breached_calendar", "within_48h_calendar_pct",
-    "met_business", "breached_business", "within_48h_business_pct", "pending",
+    "requests",
+    "met_calendar",
+    "breached_calendar",
+    "within_48h_calendar_pct",
+    "met_business",
+    "breached_business",
+    "within_48h_business_pct",
+    "pending",
 )
 
 
@@ -334,9 +365,13 @@ def _first_contact_table(requests: Sequence[_Request], config: ReportConfig, not
             config.calendar.working_time_between(received, contact).total_seconds() / 3600 for received, contact in contacted
         ]
         return (
-            key, len(subset), len(contacted),
-            _round(median(hours)), _round(percentile(hours, 0.9)),
-            _round(median(business)), _round(percentile(business, 0.9)),
+            key,
+            len(subset),
+            len(contacted),
+            _round(median(hours)),
+            _round(percentile(hours, 0.9)),
+            _round(median(business)),
+            _round(percentile(business, 0.9)),
         )
 
     rows = [row(c, [r for r in requests if r.channel == c]) for c in _CHANNELS if any(r.channel == c for r in requests)]
@@ -347,7 +382,8 @@ def _first_contact_table(requests: Sequence[_Request], config: ReportConfig, not
         "Time to first contact (hours)",
         ("channel", "requests", "contacted", "median_h", "p90_h", "median_business_h", "p90_business_h"),
         tuple(rows),
-        note or "first ContactAttempted with an outcome other than no_answer, minus received_at; "
+        note
+        or "first ContactAttempted with an outcome other than no_answer, minus received_at; "
         "business hours count Brussels opening time only; p90 by nearest rank",
     )
 
@@ -412,7 +448,10 @@ def _exam_waitlist_table(exams: Sequence[Mapping[str, Any]]) -> ReportTable:
     columns = ("day", "requested", "scheduled", "waiting")
     if not exams:
         return ReportTable(
-            "exam_waitlist", "Exam waitlist length", columns, (),
+            "exam_waitlist",
+            "Exam waitlist length",
+            columns,
+            (),
             "no ExamSchedulingRequested or ExamScheduled events in the read model "
             "(training.enrolments.v1, certification.exams.v1)",
         )
@@ -460,8 +499,19 @@ def _overview(
 # --- I/O -----------------------------------------------------------------------------
 
 _PROJECTION = {
-    "_id": 1, "event": 1, "time": 1, "request_id": 1, "person_id": 1, "channel": 1, "received_at": 1,
-    "campaign": 1, "target": 1, "priority": 1, "outcome": 1, "course_code": 1, "certification_code": 1,
+    "_id": 1,
+    "event": 1,
+    "time": 1,
+    "request_id": 1,
+    "person_id": 1,
+    "channel": 1,
+    "received_at": 1,
+    "campaign": 1,
+    "target": 1,
+    "priority": 1,
+    "outcome": 1,
+    "course_code": 1,
+    "certification_code": 1,
 }
 
 

@@ -215,4 +215,3 @@ def sla_summary(
             continue
         counts[sla_outcome(request.received_at, contact, deadline, now=now)] += 1
     return SlaSummary(mode=mode, not_covered=not_covered, **counts)
-

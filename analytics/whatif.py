@@ -113,9 +113,7 @@ class WhatIfReport:
                 "rule_set_version": o.rule_set_version,
                 "team_sizes": dict(o.team_sizes),
                 "requests_by_team": dict(o.requests_by_team),
-                "sla": {
-                    mode: {"met": s.met, "breached": s.breached, "compliance": s.compliance} for mode, s in o.sla.items()
-                },
+                "sla": {mode: {"met": s.met, "breached": s.breached, "compliance": s.compliance} for mode, s in o.sla.items()},
                 "median_wait_hours": o.median_wait_hours,
                 "p90_wait_hours": o.p90_wait_hours,
             }
@@ -306,11 +304,7 @@ def _serve(
             }
         )
 
-    waits = [
-        (contact - r.received_at).total_seconds() / 3600
-        for r in sim
-        if (contact := contacts.get(r.request_id)) is not None
-    ]
+    waits = [(contact - r.received_at).total_seconds() / 3600 for r in sim if (contact := contacts.get(r.request_id)) is not None]
     return ScenarioOutcome(
         name=scenario.name,
         rule_set_version=scenario.rules.version,

@@ -47,16 +47,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests pre-loaded for the pipeline figure (default 3000)")
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="how long the steady latency load lasts (default 20)")
-    parser.add_argument("--latency-rate", type=float, default=None, help="requests/s of the latency load (default: half the pipeline's)")
-    parser.add_argument("--intake-requests", type=int, default=2000, help="JSON API submissions for the intake figure (default 2000)")
+    parser.add_argument(
+        "--latency-rate", type=float, default=None, help="requests/s of the latency load (default: half the pipeline's)"
+    )
+    parser.add_argument(
+        "--intake-requests", type=int, default=2000, help="JSON API submissions for the intake figure (default 2000)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients for the intake figure (default 32)")
     parser.add_argument(
-        "--budget-seconds", type=float, default=40.0,
+        "--budget-seconds",
+        type=float,
+        default=40.0,
         help="at most this long for each pipeline run and each intake burst; the rate is then over what was done (default 40)",
     )
     parser.add_argument("--replay-events", type=int, default=20_000, help="records on the replayed topics (default 20000)")
     parser.add_argument(
-        "--figures", default=",".join(FIGURES), help=f"comma-separated subset of {','.join(FIGURES)} (default: all; latency needs pipeline or --latency-rate)"
+        "--figures",
+        default=",".join(FIGURES),
+        help=f"comma-separated subset of {','.join(FIGURES)} (default: all; latency needs pipeline or --latency-rate)",
     )
     parser.add_argument("--quick", action="store_true", help=f"small sizes for a smoke run: {QUICK}")
     parser.add_argument("--profile", action="store_true", help="also run the pipeline once with routing under pyinstrument")
@@ -67,7 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
-    if min(args.requests, args.intake_requests, args.concurrency, args.replay_events) < 1 or min(args.latency_seconds, args.budget_seconds) <= 0:
+    if (
+        min(args.requests, args.intake_requests, args.concurrency, args.replay_events) < 1
+        or min(args.latency_seconds, args.budget_seconds) <= 0
+    ):
         parser.error("sizes must be positive")
     args.figures = tuple(f.strip() for f in args.figures.split(",") if f.strip())
     if unknown := set(args.figures) - set(FIGURES):
@@ -261,8 +272,12 @@ NOTES = [
 
 def git_revision() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}{' (uncommitted changes)' if dirty else ''}"
@@ -373,7 +388,10 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
             if isinstance(error, asyncio.CancelledError) and current is not None and current.cancelling():
                 raise  # interrupted (Ctrl-C): clean up and stop
             say(f"{name} failed: {type(error).__name__}: {error}")
-            results[name] = {"pending": f"failed: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}", "failed": True}
+            results[name] = {
+                "pending": f"failed: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}",
+                "failed": True,
+            }
             for process in list(bench.processes):
                 await bench.stop(process)
         after = infra_pids()
@@ -401,7 +419,18 @@ async def profile(args: argparse.Namespace, bench: Bench, events: list[Any], ros
     if not session.exists() or session.stat().st_size == 0:
         say(f"profile: pyinstrument wrote no session; see {bench.log_dir}")
         return {"skipped": "no session written", "per_s_under_profiler": result["per_s"]}
-    render = [sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", "text", "--no-color", "--show-regex", PROFILE_SHOW]
+    render = [
+        sys.executable,
+        "-m",
+        "pyinstrument",
+        "--load",
+        str(session),
+        "-r",
+        "text",
+        "--no-color",
+        "--show-regex",
+        PROFILE_SHOW,
+    ]
     await asyncio.to_thread(subprocess.run, [*render, "-o", str(text)], check=True)
     session.unlink()  # ~100 MB of samples; the text is what is read
     return {"file": str(text), "per_s_under_profiler": result["per_s"], "routed": result["routed"]}

@@ -107,7 +107,14 @@ class Bench:
         return process
 
     def start_module(
-        self, module: str, space: Space, *, instance: str, service: str, env: Mapping[str, str] | None = None, argv: Sequence[str] = ()
+        self,
+        module: str,
+        space: Space,
+        *,
+        instance: str,
+        service: str,
+        env: Mapping[str, str] | None = None,
+        argv: Sequence[str] = (),
     ) -> ServiceProcess:
         """`python [argv] -m <module>` with a service's environment (a baseline, or a service under a profiler)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,9 @@ class HttpClient:
             self._idle.put_nowait(connection)
         self.timeout = timeout
 
-    async def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         connection = await self._idle.get()
         try:
             return await asyncio.wait_for(connection.request(method, path, body, content_type), self.timeout)

@@ -68,7 +68,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             consent_to_contact=bool(body.get("consent_to_contact")),
         )
         await outbox.add([event])
-        return JSONResponse({"request_id": request_id, "person_id": person_id, "status": "accepted", "linked_request_ids": []}, 202)
+        return JSONResponse(
+            {"request_id": request_id, "person_id": person_id, "status": "accepted", "linked_request_ids": []}, 202
+        )
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:

@@ -60,9 +60,7 @@ class RawPublisher:
     ) -> Any:
         if isinstance(key, str):
             key = key.encode()
-        delivery = await self._producer.send(
-            topic, value, key=key, headers=[(k, v.encode()) for k, v in (headers or {}).items()]
-        )
+        delivery = await self._producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in (headers or {}).items()])
         return delivery if no_confirm else await delivery
 
 
@@ -74,7 +72,9 @@ async def run() -> None:
     kafka = admin_client_kwargs(settings.kafka)
     await runtime.processed.ensure_indexes()
     await wait_and_ensure_topics(settings.kafka)
-    producer = AIOKafkaProducer(**kafka, client_id=f"raw-routing-{settings.instance_id}", enable_idempotence=True, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        **kafka, client_id=f"raw-routing-{settings.instance_id}", enable_idempotence=True, acks="all", linger_ms=5
+    )
     consumer = AIOKafkaConsumer(
         topic_name(TRAINING_REQUESTS), **kafka, group_id="routing", enable_auto_commit=False, auto_offset_reset="earliest"
     )

@@ -81,10 +81,20 @@ AwardsDep = Annotated[Awards, Depends(_awards)]
 
 class CentreChange(BaseModel):
     state: CentreState = Field(description="`open`: exams can take place; `closed`: candidates wait.")
-    name: str | None = Field(None, min_length=1, max_length=200, description="Required when the centre is new.",
-                             examples=["Bruxelles Formation – centre d'examens"])
-    address: str | None = Field(None, min_length=1, max_length=300, description="Required when the centre is new.",
-                                examples=["Rue de l'Exemple 1, 1000 Bruxelles"])
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Required when the centre is new.",
+        examples=["Bruxelles Formation – centre d'examens"],
+    )
+    address: str | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="Required when the centre is new.",
+        examples=["Rue de l'Exemple 1, 1000 Bruxelles"],
+    )
 
 
 class CentreOut(BaseModel):
@@ -114,9 +124,16 @@ class OfferOut(BaseModel):
     @classmethod
     def of(cls, offer: Offer) -> OfferOut:
         return cls(
-            offer_id=offer.offer_id, candidate_id=offer.candidate_id, person_id=offer.person_id,
-            certification_code=offer.certification_code, session_id=offer.session_id, centre_id=offer.centre_id,
-            status=offer.status, offered_at=offer.offered_at, expires_at=offer.expires_at, exam_at=offer.exam_at,
+            offer_id=offer.offer_id,
+            candidate_id=offer.candidate_id,
+            person_id=offer.person_id,
+            certification_code=offer.certification_code,
+            session_id=offer.session_id,
+            centre_id=offer.centre_id,
+            status=offer.status,
+            offered_at=offer.offered_at,
+            expires_at=offer.expires_at,
+            exam_at=offer.exam_at,
             answered_at=offer.answered_at,
         )
 
@@ -129,8 +146,9 @@ class CentreUpdated(BaseModel):
 class NewSession(BaseModel):
     session_id: Identifier | None = Field(None, description="Chosen by the caller, or generated.", examples=["ses_2020_06_02_am"])
     centre_id: Identifier
-    certifications: list[str] = Field(min_length=1, description="Catalogue codes of the certifications examined.",
-                                      examples=[["MOS-WORD", "MOS-EXCEL"]])
+    certifications: list[str] = Field(
+        min_length=1, description="Catalogue codes of the certifications examined.", examples=[["MOS-WORD", "MOS-EXCEL"]]
+    )
     starts_at: AwareDatetime = Field(examples=["2020-06-02T09:00:00+02:00"])
     seats: int = Field(ge=1, le=500, examples=[12])
 
@@ -148,8 +166,14 @@ class SessionOut(BaseModel):
     @classmethod
     def of(cls, session: Session) -> SessionOut:
         return cls(
-            session_id=session.session_id, centre_id=session.centre_id, certifications=list(session.certifications),
-            starts_at=session.starts_at, seats=session.seats, held=session.held, booked=session.booked, free=session.seating.free,
+            session_id=session.session_id,
+            centre_id=session.centre_id,
+            certifications=list(session.certifications),
+            starts_at=session.starts_at,
+            seats=session.seats,
+            held=session.held,
+            booked=session.booked,
+            free=session.seating.free,
         )
 
 
@@ -161,8 +185,9 @@ class SessionAdded(BaseModel):
 class ResultIn(BaseModel):
     person_id: Identifier
     passed: bool
-    score: float | None = Field(None, ge=0, description="As the exam provider reports it (e.g. 0–1000 for Certiport exams).",
-                                examples=[812])
+    score: float | None = Field(
+        None, ge=0, description="As the exam provider reports it (e.g. 0–1000 for Certiport exams).", examples=[812]
+    )
 
 
 class ResultOut(BaseModel):
@@ -195,9 +220,15 @@ class CandidateOut(BaseModel):
     @classmethod
     def of(cls, doc: dict[str, Any]) -> CandidateOut:
         return cls(
-            candidate_id=doc["_id"], person_id=doc["person_id"], certification_code=doc["certification_code"],
-            status=CandidateStatus(doc["status"]), priority=doc.get("priority", 0), waiting_since=doc.get("waiting_since"),
-            waiting_reason=doc.get("waiting_reason"), offer_id=doc.get("offer_id"), session_id=doc.get("session_id"),
+            candidate_id=doc["_id"],
+            person_id=doc["person_id"],
+            certification_code=doc["certification_code"],
+            status=CandidateStatus(doc["status"]),
+            priority=doc.get("priority", 0),
+            waiting_since=doc.get("waiting_since"),
+            waiting_reason=doc.get("waiting_reason"),
+            offer_id=doc.get("offer_id"),
+            session_id=doc.get("session_id"),
             courses=doc.get("courses", []),
         )
 
@@ -251,10 +282,15 @@ staff_router = APIRouter(tags=["staff"])
 async def certifications(catalogue: CatalogueDep) -> list[CertificationOut]:
     return [
         CertificationOut(
-            code=c.code, title=c.title, bf_title=c.bf_title, family=c.family, open=c.open,
+            code=c.code,
+            title=c.title,
+            bf_title=c.bf_title,
+            family=c.family,
+            open=c.open,
             private_certification=c.private.title if c.private else None,
             programme=c.private.programme.name if c.private else None,
-            recognised_by=[b.name for b in c.recognised_by], courses=list(c.courses),
+            recognised_by=[b.name for b in c.recognised_by],
+            courses=list(c.courses),
         )
         for c in catalogue.all()
     ]
@@ -274,12 +310,17 @@ async def put_centre(seats: SeatsDep, centre_id: Identifier, change: CentreChang
     return CentreUpdated(centre=CentreOut.of(centre), offers=[OfferOut.of(o) for o in offers])
 
 
-@staff_router.post("/sessions", status_code=201, summary="Add an exam session; its seats are offered at once if the centre is open")
+@staff_router.post(
+    "/sessions", status_code=201, summary="Add an exam session; its seats are offered at once if the centre is open"
+)
 async def add_session(seats: SeatsDep, body: NewSession) -> SessionAdded:
     try:
         session, offers = await seats.add_session(
-            session_id=body.session_id, centre_id=body.centre_id, certifications=body.certifications,
-            starts_at=body.starts_at, seats=body.seats,
+            session_id=body.session_id,
+            centre_id=body.centre_id,
+            certifications=body.certifications,
+            starts_at=body.starts_at,
+            seats=body.seats,
         )
     except CertificationError as error:
         raise _refused(error) from error
@@ -318,7 +359,10 @@ async def waitlist(candidates: CandidatesDep, certification: Annotated[str, Quer
 
 @staff_router.get("/candidates", summary="Candidates, by certification, status or person")
 async def candidates(
-    candidates: CandidatesDep, certification: str | None = None, status: CandidateStatus | None = None, person_id: str | None = None
+    candidates: CandidatesDep,
+    certification: str | None = None,
+    status: CandidateStatus | None = None,
+    person_id: str | None = None,
 ) -> list[CandidateOut]:
     docs = await candidates.list_candidates(certification=certification, status=status, person_id=person_id)
     return [CandidateOut.of(doc) for doc in docs]
@@ -427,7 +471,9 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @admin_router.post("/clock/advance", summary="Move the simulated clock forward")
-async def advance(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0) -> dict[str, str]:
+async def advance(
+    clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0
+) -> dict[str, str]:
     return {"now": clock.advance(timedelta(hours=hours, minutes=minutes)).isoformat()}
 
 

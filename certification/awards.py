@@ -157,7 +157,9 @@ class Awards:
 
     def _same_result(self, existing: Mapping[str, Any], *, passed: bool, score: float | None) -> dict[str, Any]:
         if existing.get("passed") != passed or existing.get("score") != score:
-            raise CertificationError(f"a different result is recorded for {existing.get('person_id')} in {existing.get('session_id')}")
+            raise CertificationError(
+                f"a different result is recorded for {existing.get('person_id')} in {existing.get('session_id')}"
+            )
         return self._result_view(existing)
 
     def _result_view(self, result: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,7 +187,9 @@ class Awards:
         """The credential as issued; a revoked one is served marked revoked and without its proof."""
         doc = await self._credential(credential_id)
         if doc["status"] == "revoked":
-            return revoked_view(doc["document"], revoked_at=utc(doc["revoked_at"]) or doc["revoked_at"], reason=doc["revocation_reason"])
+            return revoked_view(
+                doc["document"], revoked_at=utc(doc["revoked_at"]) or doc["revoked_at"], reason=doc["revocation_reason"]
+            )
         return dict(doc["document"])
 
     async def credential_status(self, credential_id: str) -> dict[str, Any]:

@@ -163,7 +163,11 @@ class Candidates:
     async def set_priority(self, cid: str, priority: int) -> dict[str, Any]:
         now = self.clock.now()
         result = await self._store.candidates.update_one(
-            {"_id": cid}, {"$set": {"priority": priority, "updated_at": now}, "$push": {"history": {"at": now, "what": "priority", "priority": priority}}}
+            {"_id": cid},
+            {
+                "$set": {"priority": priority, "updated_at": now},
+                "$push": {"history": {"at": now, "what": "priority", "priority": priority}},
+            },
         )
         if not result.matched_count:
             raise CertificationError(f"candidate {cid} is unknown", status=404)
@@ -185,12 +189,21 @@ class Candidates:
             query["status"] = status.value
         if person_id:
             query["person_id"] = person_id
-        return await self._store.candidates.find(query, {"history": 0}).sort([("certification_code", ASCENDING), ("_id", ASCENDING)]).to_list(None)
+        return (
+            await self._store.candidates.find(query, {"history": 0})
+            .sort([("certification_code", ASCENDING), ("_id", ASCENDING)])
+            .to_list(None)
+        )
 
     async def waitlist(self, certification: str) -> list[dict[str, Any]]:
         """The certification's waitlist, first in line first."""
         cert = catalogued(self.certifications, certification)
-        docs = {doc["_id"]: doc async for doc in self._store.candidates.find({"certification_code": cert.code, "status": CandidateStatus.WAITING.value}, {"history": 0})}
+        docs = {
+            doc["_id"]: doc
+            async for doc in self._store.candidates.find(
+                {"certification_code": cert.code, "status": CandidateStatus.WAITING.value}, {"history": 0}
+            )
+        }
         return [docs[c.candidate_id] for c in waitlist_order(waiting_candidate(doc) for doc in docs.values())]
 
 

@@ -155,6 +155,4 @@ def load_certifications(catalogue: Catalogue | None = None, path: Path | None = 
             skills=entry.skills,
             framework=entry.framework,
         )
-    return Certifications(
-        version=data.version, issuer_name=data.issuer["name"], issuer_url=data.issuer["url"], by_code=by_code
-    )
+    return Certifications(version=data.version, issuer_name=data.issuer["name"], issuer_url=data.issuer["url"], by_code=by_code)

@@ -95,13 +95,20 @@ class Session:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Session:
         return cls(
-            doc["_id"], doc["centre_id"], tuple(doc["certifications"]), utc(doc["starts_at"]) or doc["starts_at"],
-            doc["seats"], doc["held"], doc["booked"],
+            doc["_id"],
+            doc["centre_id"],
+            tuple(doc["certifications"]),
+            utc(doc["starts_at"]) or doc["starts_at"],
+            doc["seats"],
+            doc["held"],
+            doc["booked"],
         )
 
     @property
     def seating(self) -> SessionSeats:
-        return SessionSeats(self.session_id, self.centre_id, frozenset(self.certifications), self.starts_at, self.seats, self.held, self.booked)
+        return SessionSeats(
+            self.session_id, self.centre_id, frozenset(self.certifications), self.starts_at, self.seats, self.held, self.booked
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,11 +273,17 @@ class Seats:
     async def refresh_waiting_reasons(self, codes: Iterable[str] | None = None) -> None:
         """Say again why each waiting candidate waits, after centres, sessions or seats changed."""
         now = self.clock.now()
-        selected = [catalogued(self.certifications, code) for code in codes] if codes is not None else list(self.certifications.all())
+        selected = (
+            [catalogued(self.certifications, code) for code in codes] if codes is not None else list(self.certifications.all())
+        )
         for cert in selected:
             reason = await self.waiting_reason_for(cert, now)
             await self._store.candidates.update_many(
-                {"certification_code": cert.code, "status": CandidateStatus.WAITING.value, "waiting_reason": {"$ne": reason.value}},
+                {
+                    "certification_code": cert.code,
+                    "status": CandidateStatus.WAITING.value,
+                    "waiting_reason": {"$ne": reason.value},
+                },
                 {"$set": {"waiting_reason": reason.value}},
             )
 
@@ -294,13 +307,18 @@ class Seats:
             if why_no_offer(session.seating, centre_open=centre_open, now=now) is not None:
                 return made
             open_codes = [c for c in session.certifications if (cert := self.certifications.get(c)) and cert.open]
-            batch = await self._store.candidates.find(
-                {
-                    "certification_code": {"$in": open_codes},
-                    "status": CandidateStatus.WAITING.value,
-                    "passed_over_sessions": {"$ne": session_id},
-                }
-            ).sort(WAITLIST_SORT).limit(20).to_list(20)
+            batch = (
+                await self._store.candidates.find(
+                    {
+                        "certification_code": {"$in": open_codes},
+                        "status": CandidateStatus.WAITING.value,
+                        "passed_over_sessions": {"$ne": session_id},
+                    }
+                )
+                .sort(WAITLIST_SORT)
+                .limit(20)
+                .to_list(20)
+            )
             chosen = next_candidate([waiting_candidate(d) for d in batch], session.seating, open_certifications=open_codes)
             if chosen is None:
                 return made
@@ -341,10 +359,21 @@ class Seats:
             if not centre.modified_count or not seat.modified_count:
                 raise _SessionFull
             claimed = await self._store.candidates.update_one(
-                {"_id": candidate.candidate_id, "status": CandidateStatus.WAITING.value, "passed_over_sessions": {"$ne": session.session_id}},
                 {
-                    "$set": {"status": CandidateStatus.OFFERED.value, "offer_id": offer.offer_id, "waiting_reason": None, "updated_at": now},
-                    "$push": {"history": {"at": now, "what": "offered", "offer_id": offer.offer_id, "session_id": session.session_id}},
+                    "_id": candidate.candidate_id,
+                    "status": CandidateStatus.WAITING.value,
+                    "passed_over_sessions": {"$ne": session.session_id},
+                },
+                {
+                    "$set": {
+                        "status": CandidateStatus.OFFERED.value,
+                        "offer_id": offer.offer_id,
+                        "waiting_reason": None,
+                        "updated_at": now,
+                    },
+                    "$push": {
+                        "history": {"at": now, "what": "offered", "offer_id": offer.offer_id, "session_id": session.session_id}
+                    },
                 },
                 session=s,
             )
@@ -366,18 +395,27 @@ class Seats:
                 },
                 session=s,
             )
-            await self.timers.schedule(OFFER_EXPIRY, offer.offer_id, offer.expires_at, {"session_id": offer.session_id}, session=s)
+            await self.timers.schedule(
+                OFFER_EXPIRY, offer.offer_id, offer.expires_at, {"session_id": offer.session_id}, session=s
+            )
 
         await self._store.transaction(work)
         log.info(
-            "seat.offered", offer_id=offer.offer_id, candidate_id=offer.candidate_id, session_id=offer.session_id, expires_at=offer.expires_at
+            "seat.offered",
+            offer_id=offer.offer_id,
+            candidate_id=offer.candidate_id,
+            session_id=offer.session_id,
+            expires_at=offer.expires_at,
         )
         return offer
 
     async def _future_open_sessions(self, query: dict[str, Any]) -> list[str]:
         open_centres = await self._store.centres.distinct("_id", {"state": CentreState.OPEN.value})
         query = {**query, "centre_id": {"$in": open_centres}, "starts_at": {"$gt": self.clock.now()}}
-        return [doc["_id"] async for doc in self._store.sessions.find(query, {"_id": 1}).sort([("starts_at", ASCENDING), ("_id", ASCENDING)])]
+        return [
+            doc["_id"]
+            async for doc in self._store.sessions.find(query, {"_id": 1}).sort([("starts_at", ASCENDING), ("_id", ASCENDING)])
+        ]
 
     async def _fill_sessions(self, session_ids: Iterable[str]) -> list[Offer]:
         made: list[Offer] = []

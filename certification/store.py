@@ -108,7 +108,9 @@ class CertificationStore:
         await self.candidates.create_index([("session_id", ASCENDING), ("person_id", ASCENDING)], name="session_person")
         await self.centres.create_index([("state", ASCENDING)], name="state")
         await self.sessions.create_index([("centre_id", ASCENDING), ("starts_at", ASCENDING)], name="centre_starts_at")
-        await self.sessions.create_index([("certifications", ASCENDING), ("starts_at", ASCENDING)], name="certification_starts_at")
+        await self.sessions.create_index(
+            [("certifications", ASCENDING), ("starts_at", ASCENDING)], name="certification_starts_at"
+        )
         await self.offers.create_index([("candidate_id", ASCENDING), ("status", ASCENDING)], name="candidate_status")
         await self.offers.create_index([("session_id", ASCENDING), ("status", ASCENDING)], name="session_status")
         await self.results.create_index([("session_id", ASCENDING)], name="session")

@@ -159,9 +159,7 @@ class _BoundedPolicy(EmailPolicy):
 _POLICY = _BoundedPolicy()
 
 
-def _parse(
-    raw: bytes, *, catalogue: Catalogue, received_at: datetime, envelope_sender: str | None
-) -> ParsedEmail:
+def _parse(raw: bytes, *, catalogue: Catalogue, received_at: datetime, envelope_sender: str | None) -> ParsedEmail:
     msg = email.message_from_bytes(raw, policy=_POLICY)
     reasons: list[str] = []
 
@@ -330,9 +328,7 @@ _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "auto_reply"})
 _REPORT_TYPES = frozenset({"message/delivery-status", "message/disposition-notification"})
 
 
-def _automatic_reason(
-    msg: Message, parts: _Parts, sender: str | None, envelope_sender: str | None
-) -> str | None:
+def _automatic_reason(msg: Message, parts: _Parts, sender: str | None, envelope_sender: str | None) -> str | None:
     """Why this mail was sent by a machine (RFC 3834 and the usual non-standard headers), if it was.
 
     The reason is logged: it is built from a fixed vocabulary, never copied from the message.
@@ -541,9 +537,7 @@ def _looks_undecodable(text: str) -> bool:
     if not sample:
         return False
     bad = sum(
-        1
-        for ch in sample
-        if ch == "\ufffd" or (ch not in "\n\t\f\v" and unicodedata.category(ch) in ("Cc", "Co", "Cn", "Cs"))
+        1 for ch in sample if ch == "\ufffd" or (ch not in "\n\t\f\v" and unicodedata.category(ch) in ("Cc", "Co", "Cn", "Cs"))
     )
     return bad / len(sample) > 0.05
 
@@ -553,8 +547,30 @@ def _looks_undecodable(text: str) -> bool:
 _SKIPPED = frozenset({"script", "style", "title", "xml", "template", "noscript", "svg"})
 _BLOCKS = frozenset(
     {
-        "p", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-        "blockquote", "pre", "hr", "section", "article", "header", "footer", "address", "dl", "dt", "dd",
+        "p",
+        "div",
+        "tr",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "hr",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "address",
+        "dl",
+        "dt",
+        "dd",
     }
 )
 
@@ -664,9 +680,7 @@ _HEADER_BLOCK_NEXT = re.compile(
     r"\s*\*?(envoy[ée]|sent|verzonden|date|datum|[àa]|to|aan|objet|subject|onderwerp)\s*\*?\s*:",
     re.IGNORECASE,
 )
-_SENT_FROM_DEVICE = re.compile(
-    r"\s*(envoy[ée] de mon|sent from my|verzonden (vanaf|met) mijn|get outlook for)\b", re.IGNORECASE
-)
+_SENT_FROM_DEVICE = re.compile(r"\s*(envoy[ée] de mon|sent from my|verzonden (vanaf|met) mijn|get outlook for)\b", re.IGNORECASE)
 
 
 def _is_attribution(line: str, following: str) -> int:
@@ -764,4 +778,3 @@ def _phone(text: str) -> str | None:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-

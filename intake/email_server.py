@@ -48,9 +48,7 @@ class EmailInboxSettings(BaseSettings):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8025, ge=0, le=65535, description="0 picks a free port (tests).")
-    hostname: str | None = Field(
-        None, description="Name in the greeting and the EHLO reply; the host's FQDN when unset."
-    )
+    hostname: str | None = Field(None, description="Name in the greeting and the EHLO reply; the host's FQDN when unset.")
     accepted_recipients: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["formations-en-ligne@bruxellesformation.brussels"],
         description="Inbox addresses (case-insensitive); a comma-separated list in the environment.",

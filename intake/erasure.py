@@ -32,7 +32,9 @@ class ErasureRequest(BaseModel):
     person_id: str | None = Field(None, examples=["per_7f3a9c2e41d84b6f9a0c1d2e3f405162"])
     phone: str | None = Field(None, examples=["0470 12 34 56"])
     email: str | None = Field(None, examples=["amina@example.org"])
-    requested_by: str = Field(min_length=1, description="The staff member or process asking.", examples=["dpo@bruxellesformation.brussels"])
+    requested_by: str = Field(
+        min_length=1, description="The staff member or process asking.", examples=["dpo@bruxellesformation.brussels"]
+    )
 
     @model_validator(mode="after")
     def _one_way_to_find_the_person(self) -> ErasureRequest:
@@ -63,7 +65,11 @@ class Erasures:
 
     async def erase(self, person_id: str, *, requested_by: str) -> PersonDataErased:
         event = PersonDataErased(
-            source="/intake/privacy", subject=person_id, person_id=person_id, erased_at=datetime.now(UTC), requested_by=requested_by
+            source="/intake/privacy",
+            subject=person_id,
+            person_id=person_id,
+            erased_at=datetime.now(UTC),
+            requested_by=requested_by,
         )
 
         async def transaction(session: AsyncClientSession) -> None:

@@ -84,8 +84,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "client_disconnected": "Le client s'est déconnecté avant la fin de l'envoi.",
         # Field problems.
         "error_required": "Ce champ est obligatoire.",
-        "error_contact_required": "Indiquez un numéro de téléphone ou une adresse e-mail pour que nous puissions "
-        "vous contacter.",
+        "error_contact_required": "Indiquez un numéro de téléphone ou une adresse e-mail pour que nous puissions vous contacter.",
         "error_phone_invalid": "Ce numéro de téléphone n'est pas valide. Exemple : 0470 12 34 56 ou +32 470 12 34 56.",
         "error_email_invalid": "Cette adresse e-mail n'est pas valide. Exemple : nom@exemple.be.",
         "error_too_long": "Trop long : {max_length} caractères au maximum.",
@@ -106,8 +105,7 @@ TEXTS: dict[Language, dict[str, str]] = {
     Language.NL: {
         "page_title": "Een opleiding aanvragen — Bruxelles Formation",
         "heading": "Een opleiding aanvragen",
-        "intro": "Zoekt u een online opleiding of advies? Laat uw gegevens achter: een adviseur neemt contact "
-        "met u op.",
+        "intro": "Zoekt u een online opleiding of advies? Laat uw gegevens achter: een adviseur neemt contact met u op.",
         "language_switch": "Taal van de pagina",
         "section_contact": "Uw gegevens",
         "section_request": "Uw aanvraag",
@@ -164,8 +162,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "invalid_content_length": "Ongeldige Content-Length-header.",
         "client_disconnected": "De verbinding werd verbroken voor het einde van de verzending.",
         "error_required": "Dit veld is verplicht.",
-        "error_contact_required": "Geef een telefoonnummer of een e-mailadres op, zodat we contact met u kunnen "
-        "opnemen.",
+        "error_contact_required": "Geef een telefoonnummer of een e-mailadres op, zodat we contact met u kunnen opnemen.",
         "error_phone_invalid": "Dit telefoonnummer is ongeldig. Voorbeeld: 0470 12 34 56 of +32 470 12 34 56.",
         "error_email_invalid": "Dit e-mailadres is ongeldig. Voorbeeld: naam@voorbeeld.be.",
         "error_too_long": "Te lang: maximaal {max_length} tekens.",
@@ -186,8 +183,7 @@ TEXTS: dict[Language, dict[str, str]] = {
     Language.EN: {
         "page_title": "Ask for a training course — Bruxelles Formation",
         "heading": "Ask for a training course",
-        "intro": "Looking for an online course or for advice? Leave your contact details and an advisor will "
-        "get back to you.",
+        "intro": "Looking for an online course or for advice? Leave your contact details and an advisor will get back to you.",
         "language_switch": "Page language",
         "section_contact": "Your contact details",
         "section_request": "Your request",
@@ -249,8 +245,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "error_email_invalid": "This e-mail address is not valid. Example: name@example.be.",
         "error_too_long": "Too long: at most {max_length} characters.",
         "error_course_unknown": "Unknown course \u201c{code}\u201d. Valid codes: {codes}.",
-        "error_consent_required": "Tick the box to agree to be contacted: without your consent we cannot "
-        "handle your request.",
+        "error_consent_required": "Tick the box to agree to be contacted: without your consent we cannot handle your request.",
         "error_date_future": "This date is in the future.",
         "error_date_too_old": "This date is too far in the past.",
         "error_date_invalid": "Enter a valid date (DD/MM/YYYY).",

@@ -140,9 +140,7 @@ class PhoneCallEvent(BaseModel):
         description="Where the voicemail recording can be fetched.",
         examples=["https://telephony.example.be/recordings/r-8812.wav"],
     )
-    recording_duration_s: int | None = Field(
-        None, ge=0, description="Length of the voicemail in seconds.", examples=[42]
-    )
+    recording_duration_s: int | None = Field(None, ge=0, description="Length of the voicemail in seconds.", examples=[42])
 
 
 class TwilioCallForm(BaseModel):
@@ -235,8 +233,18 @@ class _BodyTooLarge(Exception):
 # +86282452253 UNAVAILABLE.
 _WITHHELD = frozenset(
     {
-        "anonymous", "unknown", "restricted", "blocked", "unavailable", "private", "withheld",
-        "+266696687", "+8656696", "+7378742833", "+2562533", "+86282452253",
+        "anonymous",
+        "unknown",
+        "restricted",
+        "blocked",
+        "unavailable",
+        "private",
+        "withheld",
+        "+266696687",
+        "+8656696",
+        "+7378742833",
+        "+2562533",
+        "+86282452253",
     }
 )
 _MENU_LANGUAGES = {"1": Language.FR, "2": Language.NL, "3": Language.EN}
@@ -461,9 +469,7 @@ def phone_router(
             call_status=call.call_status,
             duplicate=accepted.duplicate,
         )
-        reply = PhoneWebhookReply(
-            request_id=accepted.request_id, status="duplicate" if accepted.duplicate else "accepted"
-        )
+        reply = PhoneWebhookReply(request_id=accepted.request_id, status="duplicate" if accepted.duplicate else "accepted")
         return JSONResponse(
             reply.model_dump(),
             status_code=status.HTTP_200_OK if accepted.duplicate else status.HTTP_202_ACCEPTED,

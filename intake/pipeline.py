@@ -113,12 +113,16 @@ class IntakePipeline:
                 return AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
             person_id = await self._person_for(keys, session)
             since = self._clock() - self.link_window
-            recent = await self._requests.find(
-                {"person_id": person_id, "received_at": {"$gte": since}}, {"_id": 1}, session=session
-            ).sort("received_at", DESCENDING).to_list(20)
+            recent = (
+                await self._requests.find({"person_id": person_id, "received_at": {"$gte": since}}, {"_id": 1}, session=session)
+                .sort("received_at", DESCENDING)
+                .to_list(20)
+            )
             linked = tuple(doc["_id"] for doc in recent)
             request_id = str(uuid.uuid4())
-            event = build_event(draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=linked)
+            event = build_event(
+                draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=linked
+            )
             await self._requests.insert_one(
                 {
                     "_id": request_id,
@@ -157,7 +161,9 @@ class IntakePipeline:
         return accepted
 
     async def _person_for(self, keys: list[str], session: AsyncClientSession) -> str:
-        known = await self._identities.find({"_id": {"$in": keys}}, session=session).sort("last_seen_at", DESCENDING).to_list(None)
+        known = (
+            await self._identities.find({"_id": {"$in": keys}}, session=session).sort("last_seen_at", DESCENDING).to_list(None)
+        )
         person_id = known[0]["person_id"] if known else new_person_id()
         now = self._clock()
         for key in keys:

@@ -97,9 +97,7 @@ def plan_channels(kind: NoticeKind, who: Reachability) -> tuple[PlannedDelivery,
             break
     else:
         planned = [
-            PlannedDelivery(c, None if c not in who.opted_out else SkipReason.OPTED_OUT)
-            for c in (EMAIL, SMS)
-            if _known(c, who)
+            PlannedDelivery(c, None if c not in who.opted_out else SkipReason.OPTED_OUT) for c in (EMAIL, SMS) if _known(c, who)
         ]
     if not planned:
         return (PlannedDelivery(EMAIL, SkipReason.NO_ADDRESS),)

@@ -153,8 +153,13 @@ class DeliverySender:
         )
         if isinstance(check, Defer):
             await self.deliveries.record(
-                delivery, owner=self.owner, status=DeliveryStatus.DEFERRED, now=now, attempted=False,
-                next_attempt_at=check.until, reason="quiet_hours",
+                delivery,
+                owner=self.owner,
+                status=DeliveryStatus.DEFERRED,
+                now=now,
+                attempted=False,
+                next_attempt_at=check.until,
+                reason="quiet_hours",
             )
             log.info("notification.deferred", delivery_id=delivery.id, until_at=check.until)
             return
@@ -181,7 +186,9 @@ class DeliverySender:
             result = SendResult.permanent(f"template error: {type(error).__name__}")
         else:
             template = message.template
-            result = await self._send(delivery, person, message.subject, message.text, message.html, message.sms, message.language)
+            result = await self._send(
+                delivery, person, message.subject, message.text, message.html, message.sms, message.language
+            )
         done_at = self.clock.now()
         step = self.retry.after(result, attempts=delivery.attempts + 1, now=done_at, rng=self.rng)
         fallback = await self._transaction(
@@ -199,8 +206,13 @@ class DeliverySender:
                 assert person.email is not None
                 return await self.mail.send(
                     OutgoingEmail(
-                        delivery_id=delivery.id, to_address=person.email, to_name=person.name, language=language,
-                        subject=subject, text=text, html=html,
+                        delivery_id=delivery.id,
+                        to_address=person.email,
+                        to_name=person.name,
+                        language=language,
+                        subject=subject,
+                        text=text,
+                        html=html,
                     )
                 )
             assert person.phone is not None
@@ -262,7 +274,13 @@ class DeliverySender:
         self, delivery: Delivery, reason: SkipReason, who: Reachability | None, now: datetime, session: AsyncClientSession
     ) -> str | None:
         await self.deliveries.record(
-            delivery, owner=self.owner, status=DeliveryStatus.SKIPPED, now=now, session=session, attempted=False, reason=reason.value
+            delivery,
+            owner=self.owner,
+            status=DeliveryStatus.SKIPPED,
+            now=now,
+            session=session,
+            attempted=False,
+            reason=reason.value,
         )
         return await self._fall_back(delivery, who, now, session)
 

@@ -28,7 +28,9 @@ class NotificationSettings(ServiceSettings):
     smtp_from_address: str = Field(
         "Bruxelles Formation <no-reply@bruxellesformation.brussels>", description="From header and envelope sender."
     )
-    smtp_tls: Literal["none", "starttls", "tls"] = Field("none", description="none, STARTTLS after connecting, or implicit TLS (465).")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none, STARTTLS after connecting, or implicit TLS (465)."
+    )
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout: timedelta = Field(timedelta(seconds=30), description="For connecting and each SMTP reply.")
@@ -52,7 +54,8 @@ class NotificationSettings(ServiceSettings):
     sender_batch: int = Field(20, ge=1, description="Deliveries claimed at once.")
     sender_concurrency: int = Field(8, ge=1, description="Deliveries sent at the same time.")
     claim_lease: timedelta = Field(
-        timedelta(minutes=2), description="A claimed delivery is taken over by another replica after this; keep above the send timeouts."
+        timedelta(minutes=2),
+        description="A claimed delivery is taken over by another replica after this; keep above the send timeouts.",
     )
 
     clock: Literal["system", "simulated"] = Field("system", description="`simulated`: time can be started elsewhere (demo only).")

@@ -108,7 +108,12 @@ class SmtpMailSender(MailSender):
         self._clock: Clock = clock or SystemClock()
 
     async def send(self, email: OutgoingEmail) -> SendResult:
-        mime = compose_mime(email, from_address=self.from_address, sent_at=self._clock.now().astimezone(UTC), message_id_domain=self.message_id_domain)
+        mime = compose_mime(
+            email,
+            from_address=self.from_address,
+            sent_at=self._clock.now().astimezone(UTC),
+            message_id_domain=self.message_id_domain,
+        )
         try:
             errors, response = await aiosmtplib.send(
                 mime,

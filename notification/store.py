@@ -56,7 +56,10 @@ def _upserted(doc: dict[str, Any] | None) -> Person:
 
 
 def _history(status: DeliveryStatus, at: datetime, **details: Any) -> dict[str, Any]:
-    return {"$each": [{"at": at, "status": status.value, **{k: v for k, v in details.items() if v is not None}}], "$slice": -_HISTORY_KEPT}
+    return {
+        "$each": [{"at": at, "status": status.value, **{k: v for k, v in details.items() if v is not None}}],
+        "$slice": -_HISTORY_KEPT,
+    }
 
 
 class PeopleStore:
@@ -144,8 +147,12 @@ class DeliveryStore:
         self._waiting = db[WAITING]
 
     async def ensure_indexes(self) -> None:
-        await self._deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="status_next_attempt_at")
-        await self._deliveries.create_index([("status", ASCENDING), ("claim_expires_at", ASCENDING)], name="status_claim_expires_at")
+        await self._deliveries.create_index(
+            [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="status_next_attempt_at"
+        )
+        await self._deliveries.create_index(
+            [("status", ASCENDING), ("claim_expires_at", ASCENDING)], name="status_claim_expires_at"
+        )
         await self._deliveries.create_index([("person_id", ASCENDING), ("created_at", DESCENDING)], name="person_created_at")
         await self._waiting.create_index([("person_id", ASCENDING), ("created_at", ASCENDING)], name="person_created_at")
 
@@ -226,7 +233,13 @@ class DeliveryStore:
         result = await self._deliveries.update_many(
             {"person_id": person_id, "status": {"$in": [DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]}},
             {
-                "$set": {"status": DeliveryStatus.SKIPPED.value, "reason": reason.value, "next_attempt_at": None, "updated_at": now, "facts": {}},
+                "$set": {
+                    "status": DeliveryStatus.SKIPPED.value,
+                    "reason": reason.value,
+                    "next_attempt_at": None,
+                    "updated_at": now,
+                    "facts": {},
+                },
                 "$push": {"history": _history(DeliveryStatus.SKIPPED, now, reason=reason.value)},
             },
             session=session,
@@ -243,7 +256,10 @@ class DeliveryStore:
         """
         query = {
             "$or": [
-                {"status": {"$in": [DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]}, "next_attempt_at": {"$lte": now}},
+                {
+                    "status": {"$in": [DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]},
+                    "next_attempt_at": {"$lte": now},
+                },
                 {"status": DeliveryStatus.SENDING.value, "claim_expires_at": {"$lt": now}},
             ]
         }
@@ -251,7 +267,14 @@ class DeliveryStore:
         for _ in range(limit):
             doc = await self._deliveries.find_one_and_update(
                 query,
-                {"$set": {"status": DeliveryStatus.SENDING.value, "claimed_by": owner, "claim_expires_at": now + lease, "updated_at": now}},
+                {
+                    "$set": {
+                        "status": DeliveryStatus.SENDING.value,
+                        "claimed_by": owner,
+                        "claim_expires_at": now + lease,
+                        "updated_at": now,
+                    }
+                },
                 sort=[("next_attempt_at", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
@@ -295,7 +318,9 @@ class DeliveryStore:
             fields["sent_at"] = now
         update: dict[str, Any] = {
             "$set": fields,
-            "$push": {"history": _history(status, now, reason=reason, error=error, attempt=delivery.attempts + 1 if attempted else None)},
+            "$push": {
+                "history": _history(status, now, reason=reason, error=error, attempt=delivery.attempts + 1 if attempted else None)
+            },
         }
         if attempted:
             update["$inc"] = {"attempts": 1}

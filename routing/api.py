@@ -156,7 +156,10 @@ async def ui(desk: DeskDep, worker_id: str) -> HTMLResponse:
         raise _refused(error) from error
     rows = "".join(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            *(html.escape(str(v or "")) for v in (i.request_id[:8], i.status, i.deadline_in, i.priority, i.name, i.phone, i.need[:80]))
+            *(
+                html.escape(str(v or ""))
+                for v in (i.request_id[:8], i.status, i.deadline_in, i.priority, i.name, i.phone, i.need[:80])
+            )
         )
         for i in items
     )
@@ -177,7 +180,9 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 @admin_router.post("/clock/advance", summary="Move the simulated clock forward")
-async def advance(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0) -> dict[str, str]:
+async def advance(
+    clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0
+) -> dict[str, str]:
     now = clock.advance(timedelta(hours=hours, minutes=minutes))
     return {"now": now.isoformat()}
 

@@ -20,7 +20,6 @@ from routing.rules import load_rules
 from routing.service import RoutingPolicy, RoutingService
 from routing.settings import RoutingSettings
 from routing.sla import SlaPolicy
-from services.timers import TimerStore
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -32,14 +31,15 @@ from schemas import (
     TrainingRequestRouted,
 )
 from schemas.topics import PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
-from services.kafka import topic_name
 from services import Runtime, create_service_app, subscriber_options
 from services.app import instance_name
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
 from services.clock import Clock, SimulatedClock, SystemClock
+from services.kafka import topic_name
 from services.leases import Lease
 from services.outbox import Outbox
+from services.timers import TimerStore
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +107,10 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(
-                outbox.ensure_indexes(), assignment.ensure_indexes(), timers.ensure_indexes(), service.ensure_indexes(),
+                outbox.ensure_indexes(),
+                assignment.ensure_indexes(),
+                timers.ensure_indexes(),
+                service.ensure_indexes(),
                 service.programme.ensure_indexes(),
             )
             for worker in roster:

@@ -154,9 +154,7 @@ class AssignmentStore:
             [("status", ASCENDING), ("team", ASCENDING), ("priority", ASCENDING), ("deadline", ASCENDING)],
             name="queue",
         )
-        await self._requests.create_index(
-            [("reservation.worker_id", ASCENDING), ("status", ASCENDING)], name="desk"
-        )
+        await self._requests.create_index([("reservation.worker_id", ASCENDING), ("status", ASCENDING)], name="desk")
         await self._requests.create_index(
             [("reservation.expires_at", ASCENDING)],
             name="reservation_expiry",
@@ -413,9 +411,7 @@ class AssignmentStore:
         released: list[str] = []
         async for doc in expired:
             worker_id = doc["reservation"]["worker_id"]
-            if await self._release(
-                doc["_id"], worker_id, RequestStatus.RESERVED, event="timed_out", expired_by=now
-            ):
+            if await self._release(doc["_id"], worker_id, RequestStatus.RESERVED, event="timed_out", expired_by=now):
                 released.append(doc["_id"])
                 log.info("routing.reservation_expired", request_id=doc["_id"], worker_id=worker_id)
         return released
@@ -477,9 +473,7 @@ class AssignmentStore:
         )
         return result.modified_count == 1
 
-    async def reassign(
-        self, request_id: str, worker_id: str, *, level: EscalationLevel | None = None, reason: str = ""
-    ) -> bool:
+    async def reassign(self, request_id: str, worker_id: str, *, level: EscalationLevel | None = None, reason: str = "") -> bool:
         """Take a reserved or assigned request back from `worker_id` and queue it again.
 
         For a supervisor (the worker fell ill, the case needs someone else). The worker will
@@ -619,8 +613,7 @@ def _utc(at: datetime | None) -> datetime | None:
 
 def _hours_doc(hours: dict[int, list[tuple[time, time]]]) -> dict[str, list[list[str]]]:
     return {
-        str(day): [[start.isoformat(), end.isoformat()] for start, end in intervals]
-        for day, intervals in sorted(hours.items())
+        str(day): [[start.isoformat(), end.isoformat()] for start, end in intervals] for day, intervals in sorted(hours.items())
     }
 
 

@@ -75,9 +75,7 @@ class Facts:
             course_kind=course_kind,
             need=fold_text(request.need),
             partner=partner.strip().casefold() if isinstance(partner, str) and partner.strip() else None,
-            unemployed_months=(
-                months_between(request.unemployed_since, now) if request.unemployed_since is not None else None
-            ),
+            unemployed_months=(months_between(request.unemployed_since, now) if request.unemployed_since is not None else None),
         )
 
 
@@ -335,8 +333,7 @@ def _check_condition(value: Any) -> Any:
         raise ValueError(f"a condition is a mapping such as `channel: [phone]`, not {value!r}")
     if len(value) != 1:
         raise ValueError(
-            f"a condition has exactly one key, got {sorted(map(str, value)) or 'none'}; "
-            "combine tests with `all:` or `any:`"
+            f"a condition has exactly one key, got {sorted(map(str, value)) or 'none'}; combine tests with `all:` or `any:`"
         )
     (key,) = value
     if key not in _CONDITION_KEYS:

@@ -64,12 +64,15 @@ class CourseSeats:
             if await self._enrolments.find_one({"_id": f"{course.code}:{person_id}"}, session=session):
                 return True
             await self._enrolments.insert_one(
-                {"_id": f"{course.code}:{person_id}", "course_code": course.code, "person_id": person_id, "request_id": request_id},
+                {
+                    "_id": f"{course.code}:{person_id}",
+                    "course_code": course.code,
+                    "person_id": person_id,
+                    "request_id": request_id,
+                },
                 session=session,
             )
-            await self._seats.update_one(
-                {"_id": course.code}, {"$setOnInsert": {"enrolled": 0}}, upsert=True, session=session
-            )
+            await self._seats.update_one({"_id": course.code}, {"$setOnInsert": {"enrolled": 0}}, upsert=True, session=session)
             taken = await self._seats.update_one(
                 {"_id": course.code, "enrolled": {"$lt": course.capacity}}, {"$inc": {"enrolled": 1}}, session=session
             )

@@ -47,9 +47,7 @@ class Priority:
     parts: Mapping[str, int]
 
 
-def priority_of(
-    request: TrainingRequestReceived, *, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS
-) -> Priority:
+def priority_of(request: TrainingRequestReceived, *, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS) -> Priority:
     """Score `request` as of `now` (for the length of unemployment); pure in its arguments.
 
     Parts: `qualification` (none > primary > lower secondary > unknown > CESS or more),
@@ -124,9 +122,7 @@ def queue_order(
     all sort with this function and the ageing weights of the same policy document.
     """
     overdue = deadline is not None and deadline <= now
-    effective = effective_priority(
-        priority, now - waiting_since, per_hour=weights.ageing_per_hour, cap=weights.ageing_cap
-    )
+    effective = effective_priority(priority, now - waiting_since, per_hour=weights.ageing_per_hour, cap=weights.ageing_cap)
     return (not overdue, -effective, deadline is None, deadline or waiting_since, waiting_since, tiebreak)
 
 

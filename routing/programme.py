@@ -71,9 +71,7 @@ class DigitalDivideProgramme:
         await self.admit_from_waitlist(year)
         return await self.status(year)
 
-    async def admit_or_waitlist(
-        self, *, year: int, request_id: str, person_id: str, priority: int, since: datetime
-    ) -> bool:
+    async def admit_or_waitlist(self, *, year: int, request_id: str, person_id: str, priority: int, since: datetime) -> bool:
         """True if admitted now (or already a member this year); False if put on the waitlist."""
         if await self._admit(year, person_id, request_id):
             return True
@@ -154,6 +152,8 @@ class DigitalDivideProgramme:
                 admitted.append(nxt["_id"])
 
     async def waitlist(self, year: int) -> list[dict[str, Any]]:
-        return await self._waitlist.find({"year": year, "status": "waiting"}).sort(
-            [("priority", DESCENDING), ("since", ASCENDING)]
-        ).to_list(None)
+        return (
+            await self._waitlist.find({"year": year, "status": "waiting"})
+            .sort([("priority", DESCENDING), ("since", ASCENDING)])
+            .to_list(None)
+        )

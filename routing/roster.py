@@ -19,7 +19,9 @@ def load_roster(path: Path | None = None) -> list[Worker]:
     workers = []
     for index, entry in enumerate(data.get("workers", [])):
         merged = {**defaults, **entry}
-        merged["working_hours"] = worker_hours({int(day): [tuple(i) for i in spans] for day, spans in merged.get("working_hours", {}).items()})
+        merged["working_hours"] = worker_hours(
+            {int(day): [tuple(i) for i in spans] for day, spans in merged.get("working_hours", {}).items()}
+        )
         try:
             workers.append(Worker.model_validate(merged))
         except ValueError as error:

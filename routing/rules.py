@@ -61,7 +61,6 @@ class RuleSetError(ValueError):
     """The rule-set file cannot be used; the message names the file, the rule and the fault."""
 
 
-
 # --- Rules and the rule set ----------------------------------------------------------
 
 
@@ -190,9 +189,7 @@ class RuleSet(BaseModel):
             values = {
                 # A channel newer than this code (see `Channel`) is named as it came.
                 "channel": _CHANNEL_NAMES[language].get(request.channel, request.channel.value),
-                "requested_course": (
-                    course.title_in(language) if course is not None else (request.requested_course or "-")
-                ),
+                "requested_course": (course.title_in(language) if course is not None else (request.requested_course or "-")),
             }
             explanations[language] = rule.explanation.render(language, values)
         return RuleMatch(

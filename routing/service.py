@@ -25,7 +25,6 @@ from routing.priority import effective_priority, queue_order
 from routing.programme import DigitalDivideProgramme
 from routing.rules import RuleSet
 from routing.sla import SlaPolicy, callback_deadline, due_at
-from services.timers import Timer, TimerKind, TimerStore
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -47,6 +46,7 @@ from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
+from services.timers import Timer, TimerKind, TimerStore
 
 log = structlog.get_logger(__name__)
 
@@ -281,7 +281,9 @@ class RoutingService:
             priority=decision.priority,
             since=request.received_at,
         )
-        await self.cases.update_one({"_id": request.request_id}, {"$set": {"programme": "admitted" if admitted else "waitlisted"}})
+        await self.cases.update_one(
+            {"_id": request.request_id}, {"$set": {"programme": "admitted" if admitted else "waitlisted"}}
+        )
         if admitted:
             await self.assignment.add_request(
                 request.request_id, Target.DIGITAL_DIVIDE, request.language, skills, decision.priority, deadline
@@ -375,7 +377,9 @@ class RoutingService:
             return
         escalated_to = "supervisor" if self.policy.sla.escalate_after_breach else None
         await self.outbox.add([CallbackSlaBreached(**facts, escalated_to=escalated_to)], session=session)
-        await self.cases.update_one({"_id": timer.key}, {"$set": {"sla": "breached", "breached_at": self.clock.now()}}, session=session)
+        await self.cases.update_one(
+            {"_id": timer.key}, {"$set": {"sla": "breached", "breached_at": self.clock.now()}}, session=session
+        )
         log.warning("callback.sla_breached", request_id=timer.key, assignee_id=facts["assignee_id"], escalated_to=escalated_to)
 
     # --- privacy ---------------------------------------------------------------------------
@@ -383,9 +387,7 @@ class RoutingService:
     async def erase_person(self, person_id: str) -> int:
         """Blank what routing holds of an erased person: contact details and free text."""
         self.personal.keys.forget(person_id)
-        result = await self.cases.update_many(
-            {"person_id": person_id}, {"$set": {"contact": {}, "need": "", "erased": True}}
-        )
+        result = await self.cases.update_many({"person_id": person_id}, {"$set": {"contact": {}, "need": "", "erased": True}})
         log.info("person.erased", person_id=person_id, cases=result.modified_count)
         return result.modified_count
 
@@ -432,7 +434,9 @@ class RoutingService:
             if not course_code:
                 raise DeskError("an enrolment needs a course_code from the catalogue", status=422)
             try:
-                enrolment = await self.seats.enrol(course_code=course_code, person_id=person_id, request_id=request_id, language=language)
+                enrolment = await self.seats.enrol(
+                    course_code=course_code, person_id=person_id, request_id=request_id, language=language
+                )
             except EnrolmentError as error:
                 raise DeskError(str(error)) from error
             events.append(
@@ -478,7 +482,9 @@ class RoutingService:
                     await self.timers.cancel(TimerKind.SLA_BREACH, joined["_id"], session=session)
                     kept = joined["deadline"] is None or now <= joined["deadline"]
                     await self.cases.update_one(
-                        {"_id": joined["_id"]}, {"$set": {"sla": "met" if kept else "breached", "first_contact_at": now}}, session=session
+                        {"_id": joined["_id"]},
+                        {"$set": {"sla": "met" if kept else "breached", "first_contact_at": now}},
+                        session=session,
                     )
             await self.cases.update_one({"_id": request_id}, {"$set": update}, session=session)
             await self.outbox.add([await self.personal.seal(e, session=session) for e in events], session=session)
@@ -514,7 +520,14 @@ class RoutingService:
         async def store(session: AsyncClientSession) -> None:
             await self.cases.update_one(
                 {"_id": request_id},
-                {"$set": {"target": target.value, "outcome": None, "redirected_from": case["target"], "routed_event_id": str(routed.id)}},
+                {
+                    "$set": {
+                        "target": target.value,
+                        "outcome": None,
+                        "redirected_from": case["target"],
+                        "routed_event_id": str(routed.id),
+                    }
+                },
                 session=session,
             )
             await self.outbox.add([routed], session=session)

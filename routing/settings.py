@@ -34,7 +34,9 @@ class RoutingSettings(ServiceSettings):
     )
 
     reservation_timeout: timedelta = Field(timedelta(minutes=2), description="How long a worker has to accept an offer.")
-    escalate_after: timedelta = Field(timedelta(minutes=30), description="Queued this long with no eligible worker: widen the pool.")
+    escalate_after: timedelta = Field(
+        timedelta(minutes=30), description="Queued this long with no eligible worker: widen the pool."
+    )
     retry_after_no_answer: timedelta = Field(timedelta(hours=2), description="When to call again after no answer.")
     digital_divide_quota: int = Field(350, ge=0, description="Job seekers admitted to the digital-divide programme per year.")
 

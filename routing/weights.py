@@ -35,10 +35,7 @@ class QualificationWeights(BaseModel):
         order = ("none", "primary", "lower_secondary", "unknown", "upper_secondary", "higher")
         points = [getattr(self, name) for name in order]
         if points != sorted(points, reverse=True):
-            raise ValueError(
-                "qualification points must not increase with the qualification: "
-                + " >= ".join(order)
-            )
+            raise ValueError("qualification points must not increase with the qualification: " + " >= ".join(order))
         return self
 
     def points(self, level: QualificationLevel | None) -> int:

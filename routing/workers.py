@@ -89,7 +89,7 @@ class Worker(BaseModel):
     skills: frozenset[str] = Field(
         default=frozenset(),
         description='Free tags such as "orientation", "enrolment", "basic_skills", "office", "graphics"; '
-        "a skill named after a team (\"digital_divide\") makes the worker a backup for that team.",
+        'a skill named after a team ("digital_divide") makes the worker a backup for that team.',
     )
     backup_for: frozenset[Target] = Field(
         default=frozenset(), description="Other teams this worker stands in for when they have no one."
@@ -275,6 +275,5 @@ def _describe(level: EscalationLevel, team: str, count: int, waited: timedelta) 
 def worker_hours(spec: Mapping[int, Iterable[tuple[str, str]]]) -> WorkingHours:
     """Working hours from "HH:MM" strings, for configuration files and tests."""
     return {
-        day: [(time.fromisoformat(start), time.fromisoformat(end)) for start, end in intervals]
-        for day, intervals in spec.items()
+        day: [(time.fromisoformat(start), time.fromisoformat(end)) for start, end in intervals] for day, intervals in spec.items()
     }

@@ -129,9 +129,7 @@ def _structured(event: Event) -> dict[str, Any]:
         envelope[wire_name] = dumped[field]
     # CloudEvents treats a null attribute as absent; leaving it out keeps messages small.
     envelope = {name: value for name, value in envelope.items() if value is not None}
-    envelope["data"] = {
-        name: value for name, value in dumped.items() if name not in _ENVELOPE_FIELDS
-    }
+    envelope["data"] = {name: value for name, value in dumped.items() if name not in _ENVELOPE_FIELDS}
     return envelope
 
 
@@ -184,9 +182,7 @@ def _from_structured(body: dict[str, Any]) -> dict[str, Any]:
 
 def _from_binary(header_map: Mapping[str, str], body: dict[str, Any]) -> dict[str, Any]:
     attributes = {
-        name.removeprefix(_HEADER_PREFIX): value
-        for name, value in header_map.items()
-        if name.startswith(_HEADER_PREFIX)
+        name.removeprefix(_HEADER_PREFIX): value for name, value in header_map.items() if name.startswith(_HEADER_PREFIX)
     }
     return _merge(attributes, body)
 

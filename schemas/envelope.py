@@ -111,9 +111,7 @@ class Event(BaseModel):
         # Caught at import time rather than on the first message: a wrong type would
         # route the event nowhere.
         if isinstance(declared, str) and not declared.startswith(EVENT_TYPE_PREFIX):
-            raise TypeError(
-                f"{cls.__qualname__}.type must start with {EVENT_TYPE_PREFIX!r}, got {declared!r}"
-            )
+            raise TypeError(f"{cls.__qualname__}.type must start with {EVENT_TYPE_PREFIX!r}, got {declared!r}")
 
     @model_validator(mode="before")
     @classmethod
@@ -128,10 +126,7 @@ class Event(BaseModel):
     @classmethod
     def _not_from_the_future(cls, version: int) -> int:
         if version > cls.SCHEMA_VERSION:
-            raise ValueError(
-                f"schema version {version} is newer than {cls.SCHEMA_VERSION}, "
-                "the highest this code understands"
-            )
+            raise ValueError(f"schema version {version} is newer than {cls.SCHEMA_VERSION}, the highest this code understands")
         return version
 
     @classmethod

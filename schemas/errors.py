@@ -50,9 +50,7 @@ class UnsupportedSchemaVersion(ContractError):
     """The event was written with a newer schema than this code understands."""
 
     def __init__(self, event_type: str, version: int, supported: int) -> None:
-        super().__init__(
-            f"{event_type} has schema version {version}; this code understands up to {supported}"
-        )
+        super().__init__(f"{event_type} has schema version {version}; this code understands up to {supported}")
         self.event_type = event_type
         self.version = version
         self.supported = supported

@@ -103,23 +103,15 @@ class TrainingRequestReceived(Event):
         description="Catalogue code of the course asked for, if one was named.",
         examples=["BUR-EXCEL-01"],
     )
-    qualification_level: QualificationLevel | None = Field(
-        default=None, description="Highest school qualification, if known."
-    )
-    has_computer: bool | None = Field(
-        default=None, description="Whether the person has a computer at home, if known."
-    )
-    has_internet: bool | None = Field(
-        default=None, description="Whether the person has internet access at home, if known."
-    )
+    qualification_level: QualificationLevel | None = Field(default=None, description="Highest school qualification, if known.")
+    has_computer: bool | None = Field(default=None, description="Whether the person has a computer at home, if known.")
+    has_internet: bool | None = Field(default=None, description="Whether the person has internet access at home, if known.")
     unemployed_since: date | None = Field(
         default=None,
         description="Date since which the person is a job seeker, if known.",
         examples=["2024-11-01"],
     )
-    campaign: CampaignAttribution | None = Field(
-        default=None, description="Marketing attribution of a web request."
-    )
+    campaign: CampaignAttribution | None = Field(default=None, description="Marketing attribution of a web request.")
     consent_to_contact: bool = Field(
         description="Whether the person agreed to be called or written back.",
     )
@@ -155,16 +147,12 @@ class TrainingRequestReceived(Event):
 class TrainingRequestRouted(Event):
     """A request was handed to a team (and possibly a person) by the routing rules."""
 
-    type: Literal["be.bruxellesformation.training.request.routed"] = type_field(
-        "be.bruxellesformation.training.request.routed"
-    )
+    type: Literal["be.bruxellesformation.training.request.routed"] = type_field("be.bruxellesformation.training.request.routed")
 
     request_id: RequestId
     person_id: PersonId
     target: Target = Field(description="Team that takes the request over.")
-    rule_id: NonEmptyStr = Field(
-        description="Id of the routing rule that matched.", examples=["no-cess-no-computer"]
-    )
+    rule_id: NonEmptyStr = Field(description="Id of the routing rule that matched.", examples=["no-cess-no-computer"])
     rule_set_version: NonEmptyStr = Field(
         description="Version of the rule set that was applied, to replay decisions.",
         examples=["2025-03-01"],
@@ -190,9 +178,7 @@ class TrainingRequestRouted(Event):
 class CallbackDue(Event):
     """A routed request's callback deadline is near and nobody has reached the person yet."""
 
-    type: Literal["be.bruxellesformation.training.callback.due"] = type_field(
-        "be.bruxellesformation.training.callback.due"
-    )
+    type: Literal["be.bruxellesformation.training.callback.due"] = type_field("be.bruxellesformation.training.callback.due")
 
     request_id: RequestId
     person_id: PersonId
@@ -213,9 +199,7 @@ class CallbackSlaBreached(Event):
     request_id: RequestId
     person_id: PersonId
     assignee_id: AssigneeId = None
-    deadline: AwareDatetime = Field(
-        description="The deadline that was missed.", examples=["2025-03-12T09:14:52+01:00"]
-    )
+    deadline: AwareDatetime = Field(description="The deadline that was missed.", examples=["2025-03-12T09:14:52+01:00"])
     escalated_to: str | None = Field(
         default=None,
         description="Id of the person or team the request was escalated to, if any.",
@@ -232,9 +216,7 @@ class ContactAttempted(Event):
 
     request_id: RequestId
     person_id: PersonId
-    worker_id: NonEmptyStr = Field(
-        description="Id of the advisor or team member who made the attempt.", examples=["adv_042"]
-    )
+    worker_id: NonEmptyStr = Field(description="Id of the advisor or team member who made the attempt.", examples=["adv_042"])
     outcome: ContactOutcome = Field(description="What came of the attempt.")
     attempt: int = Field(ge=1, description="Number of this attempt, from 1.", examples=[1])
     next_attempt_at: AwareDatetime | None = Field(
@@ -242,9 +224,7 @@ class ContactAttempted(Event):
         description="When to try again, if the person was not reached.",
         examples=["2025-03-11T14:00:00+01:00"],
     )
-    notes: str | None = Field(
-        default=None, description="Free-text notes of the worker; may hold personal data."
-    )
+    notes: str | None = Field(default=None, description="Free-text notes of the worker; may hold personal data.")
     sealed: SealedPersonalData | None = Field(
         default=None, description="The notes, encrypted with the person's key; `notes` is then blank."
     )
@@ -262,9 +242,7 @@ class EnrolmentConfirmed(Event):
 
     request_id: RequestId
     person_id: PersonId
-    course_code: NonEmptyStr = Field(
-        description="Catalogue code of the course.", examples=["BUR-EXCEL-01"]
-    )
+    course_code: NonEmptyStr = Field(description="Catalogue code of the course.", examples=["BUR-EXCEL-01"])
     course_title: str = Field(
         description="Title of the course in the person's language.",
         examples=["Excel : les bases"],
@@ -288,9 +266,7 @@ class ExamSchedulingRequested(Event):
         "be.bruxellesformation.training.exam_scheduling.requested"
     )
 
-    request_id: RequestId | None = Field(
-        default=None, description="The training request it comes from, if any."
-    )
+    request_id: RequestId | None = Field(default=None, description="The training request it comes from, if any.")
     person_id: PersonId
     certification_code: CertificationCode
     reason: ExamRequestReason = Field(description="Why the exam is asked for.")
@@ -308,19 +284,13 @@ class ExamScheduled(Event):
 
     person_id: PersonId
     certification_code: CertificationCode
-    session_id: NonEmptyStr = Field(
-        description="Id of the exam session.", examples=["ses_2025_04_03_am"]
-    )
-    centre_id: NonEmptyStr = Field(
-        description="Id of the exam centre.", examples=["ctr_anderlecht"]
-    )
+    session_id: NonEmptyStr = Field(description="Id of the exam session.", examples=["ses_2025_04_03_am"])
+    centre_id: NonEmptyStr = Field(description="Id of the exam centre.", examples=["ctr_anderlecht"])
     centre_name: str = Field(
         description="Name of the exam centre, as shown to the person.",
         examples=["Bruxelles Formation Bureautique – Anderlecht"],
     )
-    exam_at: AwareDatetime = Field(
-        description="When the exam starts.", examples=["2025-04-03T09:00:00+02:00"]
-    )
+    exam_at: AwareDatetime = Field(description="When the exam starts.", examples=["2025-04-03T09:00:00+02:00"])
     what_to_bring: list[str] = Field(
         default_factory=list,
         description="What the person must bring, one item per line of the convocation.",
@@ -337,12 +307,8 @@ class CertificateIssued(Event):
 
     person_id: PersonId
     certification_code: CertificationCode
-    credential_id: NonEmptyStr = Field(
-        description="Id of the credential at the issuing body.", examples=["ICDL-BE-0012345"]
-    )
-    issued_at: AwareDatetime = Field(
-        description="When the certificate was issued.", examples=["2025-04-10T16:00:00+02:00"]
-    )
+    credential_id: NonEmptyStr = Field(description="Id of the credential at the issuing body.", examples=["ICDL-BE-0012345"])
+    issued_at: AwareDatetime = Field(description="When the certificate was issued.", examples=["2025-04-10T16:00:00+02:00"])
     credential_url: str | None = Field(
         default=None,
         description="Where the person or an employer can verify the credential.",
@@ -363,26 +329,20 @@ class _NotificationOutcome(Event):
         examples=["0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11"],
     )
     channel: NotificationChannel = Field(description="Medium of the notification.")
-    template: NonEmptyStr = Field(
-        description="Id of the message template.", examples=["enrolment_confirmed.fr"]
-    )
+    template: NonEmptyStr = Field(description="Id of the message template.", examples=["enrolment_confirmed.fr"])
     attempts: int = Field(ge=1, description="Number of sending attempts so far.", examples=[1])
 
 
 class NotificationSent(_NotificationOutcome):
     """A notification reached the mail or SMS provider."""
 
-    type: Literal["be.bruxellesformation.notification.sent"] = type_field(
-        "be.bruxellesformation.notification.sent"
-    )
+    type: Literal["be.bruxellesformation.notification.sent"] = type_field("be.bruxellesformation.notification.sent")
 
 
 class NotificationFailed(_NotificationOutcome):
     """Sending a notification failed, for now or for good."""
 
-    type: Literal["be.bruxellesformation.notification.failed"] = type_field(
-        "be.bruxellesformation.notification.failed"
-    )
+    type: Literal["be.bruxellesformation.notification.failed"] = type_field("be.bruxellesformation.notification.failed")
 
     reason: str = Field(
         description="Why it failed, as reported by the provider.",
@@ -402,9 +362,7 @@ class PersonDataErased(Event):
     )
 
     person_id: PersonId
-    erased_at: AwareDatetime = Field(
-        description="When the erasure took effect.", examples=["2025-05-02T11:30:00+02:00"]
-    )
+    erased_at: AwareDatetime = Field(description="When the erasure took effect.", examples=["2025-05-02T11:30:00+02:00"])
     requested_by: NonEmptyStr = Field(
         description="Who asked for the erasure: the person, a DPO, an automatic retention job.",
         examples=["data_subject"],
@@ -433,10 +391,7 @@ def _registry(classes: tuple[type[Event], ...]) -> Mapping[str, type[Event]]:
     for cls in classes:
         event_type = cls.event_type()
         if event_type in registry:
-            raise TypeError(
-                f"{cls.__qualname__} and {registry[event_type].__qualname__} "
-                f"share the type {event_type!r}"
-            )
+            raise TypeError(f"{cls.__qualname__} and {registry[event_type].__qualname__} share the type {event_type!r}")
         registry[event_type] = cls
     return MappingProxyType(registry)
 

@@ -68,10 +68,7 @@ class TopicSpec:
         for cls in self.events:
             field = cls.model_fields.get(self.key)
             if field is None or not field.is_required():
-                raise TypeError(
-                    f"{self.name} is keyed by {self.key!r}, "
-                    f"which {cls.__qualname__} does not require"
-                )
+                raise TypeError(f"{self.name} is keyed by {self.key!r}, which {cls.__qualname__} does not require")
 
     def key_for(self, event: Event) -> bytes:
         """The Kafka key of `event` on this topic: its key field in UTF-8."""

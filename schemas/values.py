@@ -156,19 +156,12 @@ class Contact(BaseModel):
         description="Name as given by the person; free text, never logged.",
         examples=["Amina El Idrissi"],
     )
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=E164_PATTERN)] | None = (
-        Field(
-            default=None,
-            description="Phone number in E.164 form.",
-            examples=["+32470123456"],
-        )
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, pattern=E164_PATTERN)] | None = Field(
+        default=None,
+        description="Phone number in E.164 form.",
+        examples=["+32470123456"],
     )
-    email: (
-        Annotated[
-            str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=EMAIL_PATTERN)
-        ]
-        | None
-    ) = Field(
+    email: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=EMAIL_PATTERN)] | None = Field(
         default=None,
         description="E-mail address, lowercased so that one person is one address.",
         examples=["amina.elidrissi@example.be"],
@@ -180,12 +173,8 @@ class CampaignAttribution(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    utm_source: str | None = Field(
-        default=None, description="`utm_source` query parameter.", examples=["facebook"]
-    )
-    utm_medium: str | None = Field(
-        default=None, description="`utm_medium` query parameter.", examples=["cpc"]
-    )
+    utm_source: str | None = Field(default=None, description="`utm_source` query parameter.", examples=["facebook"])
+    utm_medium: str | None = Field(default=None, description="`utm_medium` query parameter.", examples=["cpc"])
     utm_campaign: str | None = Field(
         default=None,
         description="`utm_campaign` query parameter.",

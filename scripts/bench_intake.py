@@ -25,7 +25,9 @@ async def measure(requests: int, concurrency: int, port: int = 18301) -> dict[st
     database = f"bench_intake_{uuid.uuid4().hex[:8]}"
     uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
     process = start_service(
-        "intake", port=port, env={"MONGODB_DATABASE": database, "KAFKA_TOPIC_PREFIX": f"{database}.", "INTAKE_SMTP_ENABLED": "false", **UNLIMITED},
+        "intake",
+        port=port,
+        env={"MONGODB_DATABASE": database, "KAFKA_TOPIC_PREFIX": f"{database}.", "INTAKE_SMTP_ENABLED": "false", **UNLIMITED},
         log_dir=REPO / ".local" / "bench" / "logs",
     )
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)

@@ -60,6 +60,7 @@ def next_working_morning() -> datetime:
         day += timedelta(days=1)
     return datetime.combine(day, dtime(10, 0), tzinfo=BRUSSELS)
 
+
 # The people of the scenario. Numbers are in the range Belgian regulators keep for fiction and
 # addresses use example domains: the demo never touches anyone real.
 PHONE_CALLS: list[dict[str, Any]] = [
@@ -151,7 +152,9 @@ async def send_scenario(intake_url: str) -> int:
     for index, spec in enumerate(PHONE_CALLS):
         response = call(intake_url, index, spec)
         response.raise_for_status()
-        console.print(f"[cyan]phone[/]  {spec['event']:<13} -> {response.status_code} request {response.json()['request_id'][:8]}")
+        console.print(
+            f"[cyan]phone[/]  {spec['event']:<13} -> {response.status_code} request {response.json()['request_id'][:8]}"
+        )
         sent += 1
     for spec in EMAILS:
         code, _ = await asyncio.to_thread(mail, spec)
@@ -261,9 +264,15 @@ async def show_events(database: str) -> None:
     table = Table()
     for column in ("topic", "event", "request", "detail"):
         table.add_column(column)
-    topics = [f"{database}.{t}" for t in ("training.routing.v1", "training.enrolments.v1", "certification.exams.v1", "notifications.v1")]
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-                                group_id=None, auto_offset_reset="earliest")
+    topics = [
+        f"{database}.{t}" for t in ("training.routing.v1", "training.enrolments.v1", "certification.exams.v1", "notifications.v1")
+    ]
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         batches = await consumer.getmany(timeout_ms=3000)
@@ -279,12 +288,19 @@ async def show_events(database: str) -> None:
             "ContactAttempted": lambda e: f"{e.outcome.value} by {e.worker_id}",
             "EnrolmentConfirmed": lambda e: f"{e.course_code}: {e.course_title}",
             "ExamSchedulingRequested": lambda e: f"{e.certification_code} ({e.reason.value})",
-            "ExamScheduled": lambda e: f"{e.certification_code} at {e.centre_name}, {e.exam_at.astimezone(BRUSSELS):%a %d %b %H:%M}",
+            "ExamScheduled": lambda e: (
+                f"{e.certification_code} at {e.centre_name}, {e.exam_at.astimezone(BRUSSELS):%a %d %b %H:%M}"
+            ),
             "CertificateIssued": lambda e: f"{e.certification_code}: {e.credential_url}",
             "NotificationSent": lambda e: f"{e.template} by {e.channel.value}",
             "NotificationFailed": lambda e: f"{e.template} by {e.channel.value}: {e.reason}",
         }.get(type(event).__name__, lambda e: "")(event)
-        table.add_row(record.topic.removeprefix(f"{database}."), type(event).__name__, str(getattr(event, "request_id", None) or "")[:8], detail)
+        table.add_row(
+            record.topic.removeprefix(f"{database}."),
+            type(event).__name__,
+            str(getattr(event, "request_id", None) or "")[:8],
+            detail,
+        )
     console.print(table)
 
 
@@ -313,7 +329,9 @@ class Inbox:
             return {"status": "queued"}
 
         sms_port = free_port()
-        self.sms_server = uvicorn.Server(uvicorn.Config(sms_app, host="127.0.0.1", port=sms_port, log_level="warning", lifespan="off"))
+        self.sms_server = uvicorn.Server(
+            uvicorn.Config(sms_app, host="127.0.0.1", port=sms_port, log_level="warning", lifespan="off")
+        )
         threading.Thread(target=self.sms_server.run, daemon=True).start()
         while not self.sms_server.started:
             time.sleep(0.05)
@@ -341,11 +359,17 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
     from services.kafka import wire
 
     completed = ExamSchedulingRequested(
-        source="/e-learning", subject=person_id, request_id=enrolled["_id"], person_id=person_id,
-        certification_code="MOS-EXCEL", reason=ExamRequestReason.PATH_COMPLETED,
+        source="/e-learning",
+        subject=person_id,
+        request_id=enrolled["_id"],
+        person_id=person_id,
+        certification_code="MOS-EXCEL",
+        reason=ExamRequestReason.PATH_COMPLETED,
     )
     topic, key, value, headers = wire(completed)
-    producer = AIOKafkaProducer(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), enable_idempotence=True
+    )
     await producer.start()
     try:
         await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
@@ -359,16 +383,29 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
                 break
             await asyncio.sleep(0.2)
         console.print(f"the Excel path is completed: the candidate waits for an exam ({waitlist[0]['waiting_reason']})")
-        await http.put("/centres/ctr-anderlecht", json={"state": "closed", "name": "Centre d'examens d'Anderlecht", "address": "Anderlecht"})
+        await http.put(
+            "/centres/ctr-anderlecht", json={"state": "closed", "name": "Centre d'examens d'Anderlecht", "address": "Anderlecht"}
+        )
         exam_at = (next_working_morning() + timedelta(days=14)).isoformat()
-        await http.post("/sessions", json={"session_id": "ses-excel-1", "centre_id": "ctr-anderlecht", "certifications": ["MOS-EXCEL"], "starts_at": exam_at, "seats": 8})
+        await http.post(
+            "/sessions",
+            json={
+                "session_id": "ses-excel-1",
+                "centre_id": "ctr-anderlecht",
+                "certifications": ["MOS-EXCEL"],
+                "starts_at": exam_at,
+                "seats": 8,
+            },
+        )
         console.print("a session with 8 seats is planned, but the centre is closed (lockdown): nobody is offered a seat yet")
         opened = (await http.put("/centres/ctr-anderlecht", json={"state": "open"})).json()
         offer = opened["offers"][0]
         console.print(f"the centre reopens -> seat offered ({offer['offer_id'][:12]}), to accept within 48 hours")
         await http.post(f"/offers/{offer['offer_id']}/accept")
         console.print("the candidate accepts -> ExamScheduled")
-        result = (await http.post("/sessions/ses-excel-1/results", json={"person_id": person_id, "passed": True, "score": 870})).json()
+        result = (
+            await http.post("/sessions/ses-excel-1/results", json={"person_id": person_id, "passed": True, "score": 870})
+        ).json()
         credential = (await http.get(f"/credentials/{result['credential_id']}")).json()
         subject = credential["credentialSubject"]
         console.print(

@@ -92,16 +92,18 @@ def start_service(
         "PYTHONUNBUFFERED": "1",
     }
     log_file = log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", name], cwd=REPO, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen([sys.executable, "-m", name], cwd=REPO, env=full_env, stdout=log_file, stderr=subprocess.STDOUT)
     log_file.close()
     return ServiceProcess(name=name, port=port, log_path=log_path, process=process, env=dict(env or {}))
 
 
 @contextmanager
 def running_services(
-    names: tuple[str, ...] = SERVICES, *, env: Mapping[str, str] | None = None, log_dir: Path, ports: Mapping[str, int] | None = None
+    names: tuple[str, ...] = SERVICES,
+    *,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path,
+    ports: Mapping[str, int] | None = None,
 ) -> Iterator[dict[str, ServiceProcess]]:
     started: dict[str, ServiceProcess] = {}
     try:

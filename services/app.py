@@ -68,7 +68,9 @@ class Runtime:
     def publishes(self, topic: TopicSpec, *events: type[Event]) -> None:
         """Declare what this service publishes on a topic, for the AsyncAPI document."""
         schema: Any = events[0] if len(events) == 1 else Union[events]  # noqa: UP007 - a runtime union of classes
-        self.broker.publisher(kafka_defaults.topic_name(topic), schema=schema, description=topic.description, title=f"{topic.name}:publish")
+        self.broker.publisher(
+            kafka_defaults.topic_name(topic), schema=schema, description=topic.description, title=f"{topic.name}:publish"
+        )
 
     def on_startup(self, hook: Hook) -> Hook:
         self.startup_hooks.append(hook)

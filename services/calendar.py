@@ -114,10 +114,7 @@ class BrusselsCalendar:
             self._extra = {_plain_date(d): EXTRA_CLOSURE for d in extra_closures}
 
     def __repr__(self) -> str:
-        return (
-            f"BrusselsCalendar(extra_closures={sorted(self._extra)!r}, "
-            f"opening={self.opening!r}, closing={self.closing!r})"
-        )
+        return f"BrusselsCalendar(extra_closures={sorted(self._extra)!r}, opening={self.opening!r}, closing={self.closing!r})"
 
     # --- days ------------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ def subscriber_options(group_id: str) -> dict[str, Any]:
 def service_topics(service: str, levels: int) -> tuple[TopicSpec, ...]:
     """A service's own topics, unprefixed: its retry levels and its dead letters (one partition,
     so that an offset alone names a dead letter)."""
+
     def spec(name: str, partitions: int, description: str) -> TopicSpec:
         return TopicSpec(name=name, partitions=partitions, key="", events=(), description=description)
 
@@ -187,7 +188,9 @@ class ErrorPolicy:
 
     def _ensure_retry_subscriber(self, broker: KafkaBroker) -> DefaultSubscriber:
         if self._retry_subscriber is None:
-            self._levels = {topic_name(retries.retry_topic(self.service, level)): level for level in range(1, len(self.retry_delays) + 1)}
+            self._levels = {
+                topic_name(retries.retry_topic(self.service, level)): level for level in range(1, len(self.retry_delays) + 1)
+            }
             subscriber = broker.subscriber(
                 *self._levels,
                 **subscriber_options(f"{self.service}.retries"),
@@ -284,7 +287,9 @@ class ErrorPolicy:
         if (previous := self._resumes.pop(tp, None)) is not None:
             previous.cancel()
         self._resumes[tp] = asyncio.get_running_loop().call_later(wait, self._resume, consumer, tp)
-        log.debug("event.retry_waiting", topic=record.topic, partition=record.partition, offset=record.offset, wait_s=round(wait, 3))
+        log.debug(
+            "event.retry_waiting", topic=record.topic, partition=record.partition, offset=record.offset, wait_s=round(wait, 3)
+        )
         return True
 
     def _resume(self, consumer: Any, tp: TopicPartition) -> None:

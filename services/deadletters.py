@@ -259,11 +259,15 @@ def _redrive_id(topic: str, letter: DeadLetter) -> str:
 
 
 async def _redriven(mongo: AsyncMongoClient[dict[str, Any]], ctx: _Context) -> set[tuple[int, int]]:
-    cursor = mongo[ctx.mongo.database][REDRIVES_COLLECTION].find({"dlq_topic": ctx.topic, "status": "done"}, {"partition": 1, "offset": 1})
+    cursor = mongo[ctx.mongo.database][REDRIVES_COLLECTION].find(
+        {"dlq_topic": ctx.topic, "status": "done"}, {"partition": 1, "offset": 1}
+    )
     return {(doc["partition"], doc["offset"]) async for doc in cursor}
 
 
-async def _redrive_one(mongo: AsyncMongoClient[dict[str, Any]], producer: AIOKafkaProducer, ctx: _Context, letter: DeadLetter) -> bool:
+async def _redrive_one(
+    mongo: AsyncMongoClient[dict[str, Any]], producer: AIOKafkaProducer, ctx: _Context, letter: DeadLetter
+) -> bool:
     """Claim, publish, mark done; False if another run had already done it."""
     redrives = mongo[ctx.mongo.database][REDRIVES_COLLECTION]
     doc_id = _redrive_id(ctx.topic, letter)
@@ -411,7 +415,9 @@ def show(
 @app.command()
 def redrive(
     service: Service,
-    offset: Annotated[list[int] | None, typer.Option("--offset", "-o", help="Offset of a dead letter to redrive; repeatable.")] = None,
+    offset: Annotated[
+        list[int] | None, typer.Option("--offset", "-o", help="Offset of a dead letter to redrive; repeatable.")
+    ] = None,
     take_all: Annotated[bool, typer.Option("--all", help="Every dead letter matching the filters.")] = False,
     error_type: ErrorType = None,
     since: Since = None,
@@ -428,7 +434,9 @@ def redrive(
         letters = await read_dead_letters(ctx.kafka, ctx.topic)
         selected = select(letters, offsets=offsets, partition=partition, take_all=take_all, error_type=error_type, since=cutoff)
         mongo = _mongo(ctx.mongo)
-        producer = AIOKafkaProducer(**admin_client_kwargs(ctx.kafka), enable_idempotence=True, acks="all", client_id="formation-events-deadletters")
+        producer = AIOKafkaProducer(
+            **admin_client_kwargs(ctx.kafka), enable_idempotence=True, acks="all", client_id="formation-events-deadletters"
+        )
         try:
             await mongo[ctx.mongo.database][REDRIVES_COLLECTION].create_index([("dlq_topic", 1), ("status", 1)])
             plan = plan_redrive(selected, await _redriven(mongo, ctx), offsets)

@@ -20,9 +20,30 @@ import structlog
 # Keys whose values are personal data whatever they hold.
 PERSONAL_KEYS = frozenset(
     {
-        "name", "full_name", "first_name", "last_name", "phone", "phone_number", "caller",
-        "from", "from_", "to", "email", "e_mail", "mail", "address", "sender", "recipient",
-        "contact", "need", "notes", "agent_notes", "body", "text", "raw", "subject_line",
+        "name",
+        "full_name",
+        "first_name",
+        "last_name",
+        "phone",
+        "phone_number",
+        "caller",
+        "from",
+        "from_",
+        "to",
+        "email",
+        "e_mail",
+        "mail",
+        "address",
+        "sender",
+        "recipient",
+        "contact",
+        "need",
+        "notes",
+        "agent_notes",
+        "body",
+        "text",
+        "raw",
+        "subject_line",
     }
 )
 
@@ -75,9 +96,7 @@ def mask_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) ->
     return event_dict
 
 
-def configure_logging(
-    *, service: str, instance: str | None = None, level: str = "INFO", fmt: str = "auto"
-) -> None:
+def configure_logging(*, service: str, instance: str | None = None, level: str = "INFO", fmt: str = "auto") -> None:
     """Route structlog and the standard library through one pipeline; idempotent."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [

@@ -81,7 +81,9 @@ class Outbox:
         for entry in entries:
             try:
                 results.append(
-                    await broker.publish(entry["value"], topic=entry["topic"], key=entry["key"], headers=entry["headers"], no_confirm=True)
+                    await broker.publish(
+                        entry["value"], topic=entry["topic"], key=entry["key"], headers=entry["headers"], no_confirm=True
+                    )
                 )
             except Exception as error:  # noqa: BLE001 - the producer refused: keep the rest for the next round
                 failure = error
@@ -123,5 +125,3 @@ class Outbox:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=idle_poll_s)
-
-

@@ -111,9 +111,7 @@ def _encrypt(key: bytes, person_id: str, fields: Mapping[str, Any]) -> SealedPer
 
 
 def _decrypt(key: bytes, sealed: SealedPersonalData) -> dict[str, Any]:
-    plaintext = AESGCM(key).decrypt(
-        base64.b64decode(sealed.nonce), base64.b64decode(sealed.ciphertext), sealed.key_id.encode()
-    )
+    plaintext = AESGCM(key).decrypt(base64.b64decode(sealed.nonce), base64.b64decode(sealed.ciphertext), sealed.key_id.encode())
     fields: dict[str, Any] = json.loads(plaintext)
     return fields
 
@@ -125,7 +123,12 @@ def seal(event: E, key: bytes) -> E:
         personal_details = {k: details.pop(k) for k in list(details) if k in PERSONAL_CHANNEL_DETAILS}
         fields = {"contact": event.contact.model_dump(mode="json"), "need": event.need, "channel_details": personal_details}
         return event.model_copy(
-            update={"contact": Contact(), "need": "", "channel_details": details, "sealed": _encrypt(key, event.person_id, fields)}
+            update={
+                "contact": Contact(),
+                "need": "",
+                "channel_details": details,
+                "sealed": _encrypt(key, event.person_id, fields),
+            }
         )
     if isinstance(event, ContactAttempted) and event.sealed is None and event.notes:
         return event.model_copy(update={"notes": None, "sealed": _encrypt(key, event.person_id, {"notes": event.notes})})

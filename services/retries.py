@@ -93,7 +93,9 @@ class Disposition(enum.StrEnum):
     RETRY_IN_PLACE = "retry_in_place"
 
 
-_MONGODB_RETRYABLE_LABELS: Final = frozenset({"RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult"})
+_MONGODB_RETRYABLE_LABELS: Final = frozenset(
+    {"RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult"}
+)
 
 
 def mongodb_retryable(error: BaseException) -> bool:

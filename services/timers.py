@@ -264,7 +264,14 @@ class TimerStore:
         """
         result = await self._collection.update_one(
             {"_id": timer_id(kind, key), "state": {"$in": _LIVE}},
-            {"$set": {"state": TimerState.CANCELLED.value, "cancelled_at": self._now(), "claimed_by": None, "claim_expires_at": None}},
+            {
+                "$set": {
+                    "state": TimerState.CANCELLED.value,
+                    "cancelled_at": self._now(),
+                    "claimed_by": None,
+                    "claim_expires_at": None,
+                }
+            },
             session=session,
         )
         if result.modified_count:
@@ -374,9 +381,7 @@ class TimerStore:
         if doc is None:
             log.info("timer.claim_lost", kind=timer.kind, key=timer.key, owner=self.owner)
         elif doc["state"] == TimerState.FAILED.value:
-            log.error(
-                "timer.failed", kind=timer.kind, key=timer.key, attempts=doc["attempts"], error_type=type(error).__name__
-            )
+            log.error("timer.failed", kind=timer.kind, key=timer.key, attempts=doc["attempts"], error_type=type(error).__name__)
         else:
             log.warning(
                 "timer.handler_failed",

@@ -8,7 +8,6 @@ from typing import Any
 
 from schemas import Channel, Contact, Language, TrainingRequestReceived
 
-
 FIXED_RECEIVED_AT = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
 """A Friday morning: pure tests compute deadlines and priorities from it, on any date."""
 

@@ -20,16 +20,35 @@ ALWAYS = {day: [["00:00", "23:59"]] for day in range(7)}
 
 
 def roster(path: Path, *, per_team: int, capacity: int) -> Path:
-    teams = {"espaces_numeriques": ["office", "graphics", "basic_skills", "enrolment"], "advisors": ["orientation"],
-             "digital_divide": ["digital_divide"], "cite_des_metiers": ["orientation"]}
+    teams = {
+        "espaces_numeriques": ["office", "graphics", "basic_skills", "enrolment"],
+        "advisors": ["orientation"],
+        "digital_divide": ["digital_divide"],
+        "cite_des_metiers": ["orientation"],
+    }
     workers = [
-        {"worker_id": f"{team[:3]}-{i}", "display_name": f"{team} {i}", "team": team, "languages": ["fr", "nl", "en"],
-         "skills": skills, "capacity": capacity}
+        {
+            "worker_id": f"{team[:3]}-{i}",
+            "display_name": f"{team} {i}",
+            "team": team,
+            "languages": ["fr", "nl", "en"],
+            "skills": skills,
+            "capacity": capacity,
+        }
         for team, skills in teams.items()
         for i in range(per_team)
     ]
-    workers.append({"worker_id": "adv-sup", "display_name": "supervisor", "team": "advisors", "languages": ["fr", "nl", "en"],
-                    "skills": ["orientation"], "capacity": 50, "supervisor": True})
+    workers.append(
+        {
+            "worker_id": "adv-sup",
+            "display_name": "supervisor",
+            "team": "advisors",
+            "languages": ["fr", "nl", "en"],
+            "skills": ["orientation"],
+            "capacity": 50,
+            "supervisor": True,
+        }
+    )
     path.write_text(yaml.safe_dump({"defaults": {"availability": "available", "working_hours": ALWAYS}, "workers": workers}))
     return path
 
@@ -47,7 +66,9 @@ class Run:
         return f"{self.database}.{name}"
 
     def start(self, service: str, port: int, **env: str) -> ServiceProcess:
-        process = start_service(service, port=port, env={**self.env, **env}, log_dir=self.tmp / "logs", instance=f"{service}-{port}")
+        process = start_service(
+            service, port=port, env={**self.env, **env}, log_dir=self.tmp / "logs", instance=f"{service}-{port}"
+        )
         self.processes.append(process)
         process.wait_ready()
         return process
@@ -89,5 +110,3 @@ async def wait_for(predicate: Any, timeout: float = 90) -> None:
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.2)
-
-

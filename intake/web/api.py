@@ -201,13 +201,16 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         "idempotency_key": key is not None,
         "body_sha256": body_hash,
     }
-    request_draft = draft(submission, source=API_SOURCE, received_at=channel.clock(), details=details,
-                          dedup_key=f"web:{key}:{body_hash}" if key is not None else None)
+    request_draft = draft(
+        submission,
+        source=API_SOURCE,
+        received_at=channel.clock(),
+        details=details,
+        dedup_key=f"web:{key}:{body_hash}" if key is not None else None,
+    )
     accepted = await channel.accept(request_draft, partner=submission.partner)
     if accepted is None:
-        return JSONResponse(
-            {"error": "unavailable", "detail": text(language, "unavailable")}, 503, headers={"Retry-After": "30"}
-        )
+        return JSONResponse({"error": "unavailable", "detail": text(language, "unavailable")}, 503, headers={"Retry-After": "30"})
     if key is not None:
         channel.recent_keys.remember(key, body_hash)
     answer = SubmissionAccepted(

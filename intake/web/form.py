@@ -48,8 +48,17 @@ TEMPLATES = Path(__file__).parent.parent / "templates"
 _TEXT_FIELDS = ("name", "phone", "email", "need")
 _FORM_FIELDS = (
     # In the order they appear on the page, which is also the order errors are listed in.
-    "name", "phone", "email", "language", "need", "requested_course", "qualification_level",
-    "has_computer", "has_internet", "unemployed_since", "consent_to_contact",
+    "name",
+    "phone",
+    "email",
+    "language",
+    "need",
+    "requested_course",
+    "qualification_level",
+    "has_computer",
+    "has_internet",
+    "unemployed_since",
+    "consent_to_contact",
 )
 _CAMPAIGN_FIELDS = tuple(CampaignSubmission.model_fields)
 _CAMPAIGN_LIMITS = {name: 2000 if name == "referrer" else 200 for name in _CAMPAIGN_FIELDS}
@@ -125,8 +134,10 @@ def _template_environment() -> jinja2.Environment:
 
 
 def _render(name: str, language: Language, status: int, **context: Any) -> HTMLResponse:
-    html = _template_environment().get_template(name).render(
-        lang=language.value, t=partial(text, language), language_names=LANGUAGE_NAMES, **context
+    html = (
+        _template_environment()
+        .get_template(name)
+        .render(lang=language.value, t=partial(text, language), language_names=LANGUAGE_NAMES, **context)
     )
     return HTMLResponse(html, status, headers=_HTML_HEADERS)
 
@@ -221,8 +232,9 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
             raise Refused(400, "malformed_form") from None
     except Refused as refused:
         key = refused.error if refused.error in ("too_large", "rate_limited", "unsupported_media_type") else "malformed_form"
-        return _render_message(language, refused.status, text(language, key, **refused.params),
-                               retry_after=refused.params.get("seconds"))
+        return _render_message(
+            language, refused.status, text(language, key, **refused.params), retry_after=refused.params.get("seconds")
+        )
     values = {name: _form_value(form.get(name)) for name in (*_FORM_FIELDS, *_CAMPAIGN_FIELDS, "submission_id")}
     values["language"] = values["language"] or language.value
     if not _SUBMISSION_ID.match(values["submission_id"]):
@@ -242,8 +254,9 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
         "body_sha256": body_hash,
     }
     # The page's one-time token: pressing "send" twice or reloading the confirmation is one request.
-    request_draft = draft(submission, source=FORM_SOURCE, received_at=channel.clock(), details=details,
-                          dedup_key=f"web-form:{token}:{body_hash}")
+    request_draft = draft(
+        submission, source=FORM_SOURCE, received_at=channel.clock(), details=details, dedup_key=f"web-form:{token}:{body_hash}"
+    )
     accepted = await channel.accept(request_draft)
     if accepted is None:
         return _render_form(channel, language, values, 503, general_error=text(language, "unavailable"))

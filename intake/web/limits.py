@@ -37,7 +37,6 @@ class WebSettings(BaseSettings):
     )
 
 
-
 class RateLimiter:
     """A token bucket per client: `burst` submissions at once, then `per_minute` on average.
 
@@ -77,14 +76,12 @@ class RateLimiter:
         return None if allowed else max(1, math.ceil((1.0 - tokens) / self._rate))
 
 
-
 class Refused(Exception):
     """A request stopped before validation; rendered as JSON by the API and as a page by the form."""
 
     def __init__(self, status: int, error: str, **params: Any) -> None:
         super().__init__(error)
         self.status, self.error, self.params = status, error, params
-
 
 
 def client_address(request: Request, trust_forwarded_for: bool) -> str:

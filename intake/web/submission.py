@@ -57,9 +57,7 @@ class CampaignSubmission(BaseModel):
         None, max_length=200, description="`utm_campaign` of the landing page.", examples=["confine-mais-connecte"]
     )
     utm_term: str | None = Field(None, max_length=200, description="`utm_term` of the landing page.", examples=["excel"])
-    utm_content: str | None = Field(
-        None, max_length=200, description="`utm_content` of the landing page.", examples=["banner-a"]
-    )
+    utm_content: str | None = Field(None, max_length=200, description="`utm_content` of the landing page.", examples=["banner-a"])
     referrer: str | None = Field(
         None,
         max_length=2000,
@@ -125,9 +123,7 @@ class TrainingRequestSubmission(BaseModel):
         description="E-mail address.",
         examples=["amina.elidrissi@example.be"],
     )
-    language: Language = Field(
-        Language.FR, description="Language the person wants to be contacted in.", examples=[Language.NL]
-    )
+    language: Language = Field(Language.FR, description="Language the person wants to be contacted in.", examples=[Language.NL])
     need: str = Field(
         "",
         max_length=5000,
@@ -160,8 +156,7 @@ class TrainingRequestSubmission(BaseModel):
         None,
         max_length=64,
         pattern=PARTNER_PATTERN,
-        description=f"Partner that collected the request. `{CITE_DES_METIERS}` marks a hand-over from the "
-        "Cité des métiers.",
+        description=f"Partner that collected the request. `{CITE_DES_METIERS}` marks a hand-over from the Cité des métiers.",
         examples=[CITE_DES_METIERS],
     )
 

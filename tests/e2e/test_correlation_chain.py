@@ -108,17 +108,26 @@ async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(r
             centre = {"state": "open", "name": "Centre d'examens d'Anderlecht", "address": "Anderlecht"}
             assert (await staff.put("/centres/ctr-chain", json=centre)).status_code == 200
             exam_at = (datetime.now(UTC) + timedelta(days=14)).replace(microsecond=0)
-            session = {"session_id": "ses-chain", "centre_id": "ctr-chain", "certifications": ["MOS-EXCEL"],
-                       "starts_at": exam_at.isoformat(), "seats": 1}
+            session = {
+                "session_id": "ses-chain",
+                "centre_id": "ctr-chain",
+                "certifications": ["MOS-EXCEL"],
+                "starts_at": exam_at.isoformat(),
+                "seats": 1,
+            }
             added = await staff.post("/sessions", json=session)
             assert added.status_code == 201, added.text
             [offer] = added.json()["offers"]
             assert (await staff.post(f"/offers/{offer['offer_id']}/accept")).status_code == 200
-            result = await staff.post("/sessions/ses-chain/results", json={"person_id": call.person_id, "passed": True, "score": 870})
+            result = await staff.post(
+                "/sessions/ses-chain/results", json={"person_id": call.person_id, "passed": True, "score": 870}
+            )
             assert result.status_code == 200, result.text
 
         def journey_told(events: list[Event]) -> bool:
-            return all(notified_about(events, first(events, cls)) for cls in (TrainingRequestRouted, ExamScheduled, CertificateIssued))
+            return all(
+                notified_about(events, first(events, cls)) for cls in (TrainingRequestRouted, ExamScheduled, CertificateIssued)
+            )
 
         events = await read_all(run, until=journey_told)
     finally:
@@ -137,7 +146,11 @@ async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(r
         seen[event.id] = event
     # Hop by hop.
     routed, attempt = first(mine, TrainingRequestRouted), first(mine, ContactAttempted)
-    exam_request, scheduled, issued = first(mine, ExamSchedulingRequested), first(mine, ExamScheduled), first(mine, CertificateIssued)
+    exam_request, scheduled, issued = (
+        first(mine, ExamSchedulingRequested),
+        first(mine, ExamScheduled),
+        first(mine, CertificateIssued),
+    )
     assert routed.causation_id == call.id
     assert (attempt.causation_id, attempt.outcome) == (routed.id, ContactOutcome.EXAM_WANTED)
     assert exam_request.causation_id == attempt.id

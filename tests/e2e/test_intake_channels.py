@@ -5,10 +5,10 @@ is on `training.requests.v1`, and the three are linked to one person."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 import json
 import smtplib
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -32,8 +32,14 @@ SMTP_PORT = 18225
 INBOX = "formations-en-ligne@bruxellesformation.brussels"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -64,9 +70,7 @@ def intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
 async def on_topic(topic: str, request_ids: set[str], *, timeout: float = 60) -> dict[str, TrainingRequestReceived]:
     """The requests' events as any other Kafka client reads them, by key."""
     found: dict[str, TrainingRequestReceived] = {}
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout

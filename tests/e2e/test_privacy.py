@@ -69,8 +69,13 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(services: dict[s
     async with httpx.AsyncClient(base_url=services["intake"].url, timeout=10) as http:
         accepted = await http.post(
             "/api/v1/requests",
-            json={"name": NAME, "phone": PHONE, "email": EMAIL, "need": "Je voudrais apprendre Excel, appelez-moi au 0470 55 44 33",
-                  "consent_to_contact": True},
+            json={
+                "name": NAME,
+                "phone": PHONE,
+                "email": EMAIL,
+                "need": "Je voudrais apprendre Excel, appelez-moi au 0470 55 44 33",
+                "consent_to_contact": True,
+            },
         )
         assert accepted.status_code == 202
         person_id = accepted.json()["person_id"]
@@ -83,7 +88,9 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(services: dict[s
         assert case["contact"]["phone"] == PHONE_E164  # the desk can call back
 
         before = await everything_on(f"{services['database']}.")
-        assert before and not any(secret.encode() in value for _, value in before for secret in (PHONE_E164, EMAIL, NAME, "55 44 33"))
+        assert before and not any(
+            secret.encode() in value for _, value in before for secret in (PHONE_E164, EMAIL, NAME, "55 44 33")
+        )
 
         erased = await http.post("/api/v1/privacy/erasures", json={"phone": "+32 470 55 44 33", "requested_by": "dpo-test"})
         assert erased.status_code == 202 and erased.json()["person_id"] == person_id
@@ -123,7 +130,9 @@ def test_a_full_demo_run_logs_no_personal_data(tmp_path: Path) -> None:
     for spec in [*demo.PHONE_CALLS, *demo.WEB_REQUESTS]:
         secrets |= {spec.get("caller"), spec.get("phone"), spec.get("email"), spec.get("name")}
     for spec in demo.EMAILS:
-        secrets |= set(re.findall(r"[\w.+-]+@[\w.-]+", spec["from"])) | set(re.findall(r"0\d{3}[/ .]?\d\d[ .]?\d\d[ .]?\d\d", spec["body"]))
+        secrets |= set(re.findall(r"[\w.+-]+@[\w.-]+", spec["from"])) | set(
+            re.findall(r"0\d{3}[/ .]?\d\d[ .]?\d\d[ .]?\d\d", spec["body"])
+        )
     secrets.discard(None)
     digits_only = {re.sub(r"\D", "", s)[-9:] for s in secrets if re.search(r"\d{6}", re.sub(r"\D", "", s or ""))}
     leaked = sorted(s for s in secrets if s in logs) + sorted(d for d in digits_only if d in re.sub(r"[ ./-]", "", logs))

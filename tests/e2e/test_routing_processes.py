@@ -79,8 +79,11 @@ async def test_replicas_route_each_request_once_and_respect_capacities(
     # Stamped by the clock the services run on (`live_request`): from a fixed past date they
     # would arrive already past their deadline on some days and not others.
     requests = [
-        live_request(channel=Channel.PHONE if i % 3 else Channel.WEB, requested_course="EXCEL" if i % 2 else None,
-                     qualification_level=QualificationLevel.PRIMARY if i % 5 == 0 else None)
+        live_request(
+            channel=Channel.PHONE if i % 3 else Channel.WEB,
+            requested_course="EXCEL" if i % 2 else None,
+            qualification_level=QualificationLevel.PRIMARY if i % 5 == 0 else None,
+        )
         for i in range(400)
     ]
     await produce(run.topic("training.requests.v1"), requests)
@@ -111,9 +114,11 @@ async def test_replicas_route_each_request_once_and_respect_capacities(
     routed_by = Counter(
         p.log_path.stem for p in processes for line in p.log_path.read_text().splitlines() if '"request.routed"' in line
     )
-    print(f"replicas={replicas} busy_spinners={cpu_pressure} requests={len(requests)} decided={processed} "
-          f"reserved={sum(holders.values())} two_live_reservations={len(violations)} reoffers={reoffers} "
-          f"over_capacity={len(over_capacity)} per_replica={dict(routed_by)}")
+    print(
+        f"replicas={replicas} busy_spinners={cpu_pressure} requests={len(requests)} decided={processed} "
+        f"reserved={sum(holders.values())} two_live_reservations={len(violations)} reoffers={reoffers} "
+        f"over_capacity={len(over_capacity)} per_replica={dict(routed_by)}"
+    )
     assert processed == len(requests)
     assert violations == {} and over_capacity == []
     # Far more requests than seats: every worker of the two teams that got requests is full.
@@ -121,19 +126,27 @@ async def test_replicas_route_each_request_once_and_respect_capacities(
         async for worker in db["routing_workers"].find({"team": team, "supervisor": False}):
             assert worker["open_count"] == worker["capacity"] == 4
     routed = await read_events(run.topic("training.routing.v1"), until=lambda e: len(e) >= len(requests))
-    assert Counter(str(e.request_id) for e in routed if e.type.endswith("request.routed")) == Counter(r.request_id for r in requests)
+    assert Counter(str(e.request_id) for e in routed if e.type.endswith("request.routed")) == Counter(
+        r.request_id for r in requests
+    )
 
 
 def test_the_reservation_invariant_tells_a_reoffer_from_a_double_reservation() -> None:
     offer, again = {"event": "reserved", "worker_id": "a"}, {"event": "reserved", "worker_id": "b"}
     assert reservation_violations([offer, {"event": "declined", "worker_id": "a"}, again]) == ([], 1)
-    assert reservation_violations([offer, {"event": "timed_out", "worker_id": "a"}, again, {"event": "accepted", "worker_id": "b"}]) == ([], 1)
+    assert reservation_violations(
+        [offer, {"event": "timed_out", "worker_id": "a"}, again, {"event": "accepted", "worker_id": "b"}]
+    ) == ([], 1)
     assert reservation_violations([offer, again]) == (["reserved to b while reserved to a"], 0)
     assert reservation_violations([offer, {"event": "accepted", "worker_id": "b"}]) == (["accepted by b while reserved to a"], 0)
 
 
 async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_client: Any) -> None:
-    env = {"ROUTING_CLOCK": "simulated", "ROUTING_SLA_MODE": "calendar", "ROUTING_WORKERS_PATH": str(roster(run.tmp / "r.yaml", per_team=1, capacity=1))}
+    env = {
+        "ROUTING_CLOCK": "simulated",
+        "ROUTING_SLA_MODE": "calendar",
+        "ROUTING_WORKERS_PATH": str(roster(run.tmp / "r.yaml", per_team=1, capacity=1)),
+    }
     routing = run.start("routing", 18411, **env)
     call = live_request(channel=Channel.PHONE)
     await produce(run.topic("training.requests.v1"), [call])
@@ -192,11 +205,13 @@ async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_cli
         assert (await http.post(f"/desk/requests/{request.request_id}/accept", json={"worker_id": first})).status_code == 409
         assert (await http.post(f"/desk/requests/{request.request_id}/accept", json={"worker_id": second})).status_code == 200
         full = await http.post(
-            f"/desk/requests/{request.request_id}/outcome", json={"worker_id": second, "outcome": "enrolled", "course_code": "NOPE"}
+            f"/desk/requests/{request.request_id}/outcome",
+            json={"worker_id": second, "outcome": "enrolled", "course_code": "NOPE"},
         )
         assert full.status_code == 409 and "not in the catalogue" in full.json()["detail"]
         enrolled = await http.post(
-            f"/desk/requests/{request.request_id}/outcome", json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL"}
+            f"/desk/requests/{request.request_id}/outcome",
+            json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL"},
         )
         assert enrolled.status_code == 200, enrolled.text
         assert (await http.get(f"/desk/workers/{second}/queue")).json() == []

@@ -39,13 +39,21 @@ async def wait_for(predicate: Any, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_a_posted_request_is_routed_once_and_notified(services: tuple[dict[str, ServiceProcess], str], mongo_client: Any) -> None:
+async def test_a_posted_request_is_routed_once_and_notified(
+    services: tuple[dict[str, ServiceProcess], str], mongo_client: Any
+) -> None:
     started, database = services
     db = mongo_client[database]
     async with httpx.AsyncClient(base_url=started["intake"].url) as http:
         response = await http.post(
             "/api/v1/requests",
-            json={"phone": "+32470999001", "language": "nl", "need": "Excel online", "requested_course": "EXCEL", "consent_to_contact": True},
+            json={
+                "phone": "+32470999001",
+                "language": "nl",
+                "need": "Excel online",
+                "requested_course": "EXCEL",
+                "consent_to_contact": True,
+            },
         )
     assert response.status_code == 202
     request_id = response.json()["request_id"]

@@ -27,8 +27,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
 
@@ -114,9 +120,7 @@ async def test_a_person_asks_for_a_course_in_french_from_a_campaign_link(
     assert (draft.name, draft.phone, draft.email) == ("Amina El Idrissi", "0470 12 34 56", None)
     assert draft.requested_course == "EXCEL" and draft.qualification_level is QualificationLevel.UPPER_SECONDARY
     assert (draft.has_computer, draft.has_internet, draft.consent_to_contact) == (True, False, True)
-    assert draft.campaign == CampaignAttribution(
-        utm_source="facebook", utm_medium="social", utm_campaign="confine-mais-connecte"
-    )
+    assert draft.campaign == CampaignAttribution(utm_source="facebook", utm_medium="social", utm_campaign="confine-mais-connecte")
 
 
 async def test_a_person_corrects_the_form_in_dutch_then_sends_it(page: Page, base_url: str, pipeline: RecordingPipeline) -> None:

@@ -38,7 +38,12 @@ def infra(command: str) -> None:
 
 @pytest.fixture
 def intake(tmp_path: Path, unique: str) -> Iterator[ServiceProcess]:
-    process = start_service("intake", port=18101, env={"MONGODB_DATABASE": f"fault_{unique}", "KAFKA_TOPIC_PREFIX": f"fault_{unique}.", **NO_RATE_LIMIT}, log_dir=tmp_path)
+    process = start_service(
+        "intake",
+        port=18101,
+        env={"MONGODB_DATABASE": f"fault_{unique}", "KAFKA_TOPIC_PREFIX": f"fault_{unique}.", **NO_RATE_LIMIT},
+        log_dir=tmp_path,
+    )
     try:
         process.wait_ready()
         yield process
@@ -54,7 +59,11 @@ async def test_requests_accepted_while_kafka_is_down_reach_the_topic_exactly_onc
         async def post(i: int) -> None:
             response = await http.post(
                 "/api/v1/requests",
-                json={"phone": f"0470 {i // 100:02d} {i % 100:02d} 99", "need": f"outage test {unique}", "consent_to_contact": True},
+                json={
+                    "phone": f"0470 {i // 100:02d} {i % 100:02d} 99",
+                    "need": f"outage test {unique}",
+                    "consent_to_contact": True,
+                },
             )
             assert response.status_code == 202, response.text
             accepted.append(response.json()["request_id"])
@@ -77,7 +86,10 @@ async def test_requests_accepted_while_kafka_is_down_reach_the_topic_exactly_onc
     wanted = set(accepted)
     counts: Counter[str] = Counter()
     consumer = AIOKafkaConsumer(
-        f"fault_{unique}.training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"outage-check-{unique}", auto_offset_reset="earliest"
+        f"fault_{unique}.training.requests.v1",
+        bootstrap_servers=KAFKA_BOOTSTRAP,
+        group_id=f"outage-check-{unique}",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:

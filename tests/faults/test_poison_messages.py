@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from schemas import encode
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.factories import live_request
-from tests.processes import Run, produce, read_events, roster, wait_for
+from tests.processes import Run, produce, roster, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -65,8 +65,12 @@ async def read_dead_letters(run: Run, *, expected: int) -> list[dict[str, Any]]:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        run.topic("routing.dead-letters.v1"), bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None,
-        auto_offset_reset="earliest", fetch_max_bytes=5_000_000, max_partition_fetch_bytes=5_000_000,
+        run.topic("routing.dead-letters.v1"),
+        bootstrap_servers=KAFKA_BOOTSTRAP,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=5_000_000,
+        max_partition_fetch_bytes=5_000_000,
     )
     await consumer.start()
     found: list[dict[str, Any]] = []

@@ -22,7 +22,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def requests(n: int) -> list[Any]:
-    return [live_request(channel=Channel.PHONE if i % 2 else Channel.EMAIL, requested_course="EXCEL" if i % 3 == 0 else None) for i in range(n)]
+    return [
+        live_request(channel=Channel.PHONE if i % 2 else Channel.EMAIL, requested_course="EXCEL" if i % 3 == 0 else None)
+        for i in range(n)
+    ]
 
 
 async def decided(db: Any) -> int:

@@ -90,8 +90,9 @@ def a_month(seed: int = 20260301) -> list[Event]:
     working_days = [d for d in range(2, 32) if CALENDAR.is_working_day((MARCH + timedelta(days=d - 1)).date())]
     for n in range(400):
         day = rng.choice(working_days) if rng.random() < 0.85 else rng.randrange(1, 32)
-        received = (MARCH + timedelta(days=day - 1, hours=rng.choice([7, 8, 9, 10, 11, 13, 14, 15, 16, 19]),
-                                      minutes=rng.randrange(60))).astimezone(BRUSSELS)
+        received = (
+            MARCH + timedelta(days=day - 1, hours=rng.choice([7, 8, 9, 10, 11, 13, 14, 15, 16, 19]), minutes=rng.randrange(60))
+        ).astimezone(BRUSSELS)
         kind = rng.random()
         channel = Channel.WEB if kind < 0.45 else Channel.EMAIL if kind < 0.7 else Channel.PHONE
         named = channel is not Channel.PHONE and rng.random() < 0.8
@@ -110,10 +111,13 @@ def a_month(seed: int = 20260301) -> list[Event]:
             requested_course=rng.choice(["EXCEL", "WORD", "PHOTOSHOP", "FR-BASE"]) if named else None,
             qualification_level=rng.choice([QualificationLevel.PRIMARY, QualificationLevel.UPPER_SECONDARY, None]),
             has_computer=False if rng.random() < 0.08 else None,
-            campaign=CampaignAttribution(utm_source="facebook",
-                                         utm_campaign=rng.choice(["confine-mais-connecte", "printemps-numerique"]),
-                                         referrer=f"https://example.org/?mail=testperson{n}@example.org")
-            if channel is Channel.WEB and rng.random() < 0.6 else None,
+            campaign=CampaignAttribution(
+                utm_source="facebook",
+                utm_campaign=rng.choice(["confine-mais-connecte", "printemps-numerique"]),
+                referrer=f"https://example.org/?mail=testperson{n}@example.org",
+            )
+            if channel is Channel.WEB and rng.random() < 0.6
+            else None,
             consent_to_contact=True,
             channel_details={"agent_notes": f"Testperson{n} callback at +3247{n:07d}"} if channel is Channel.PHONE else {},
         )
@@ -122,9 +126,17 @@ def a_month(seed: int = 20260301) -> list[Event]:
         events += [
             request,
             TrainingRequestRouted.following(
-                request, source="/routing", time=received + timedelta(seconds=2), request_id=rid, person_id=request.person_id,
-                target=decision.target, rule_id=decision.rule_id, rule_set_version=decision.rule_set_version,
-                explanation=decision.explanation, priority=decision.priority, priority_parts=dict(decision.priority_parts),
+                request,
+                source="/routing",
+                time=received + timedelta(seconds=2),
+                request_id=rid,
+                person_id=request.person_id,
+                target=decision.target,
+                rule_id=decision.rule_id,
+                rule_set_version=decision.rule_set_version,
+                explanation=decision.explanation,
+                priority=decision.priority,
+                priority_parts=dict(decision.priority_parts),
                 callback_deadline=deadline,
             ),
         ]
@@ -135,28 +147,68 @@ def a_month(seed: int = 20260301) -> list[Event]:
             attempts.append(ContactOutcome.ENROLLED if request.requested_course else ContactOutcome.ADVICE_GIVEN)
             for number, outcome in enumerate(attempts, 1):
                 at = first + timedelta(hours=3 * (number - 1))
-                events.append(ContactAttempted(
-                    source="/routing", time=at, request_id=rid, person_id=request.person_id, worker_id="en-1",
-                    outcome=outcome, attempt=number, notes=f"Testperson{n}: rappeler au +3247{n:07d}",
-                ))
+                events.append(
+                    ContactAttempted(
+                        source="/routing",
+                        time=at,
+                        request_id=rid,
+                        person_id=request.person_id,
+                        worker_id="en-1",
+                        outcome=outcome,
+                        attempt=number,
+                        notes=f"Testperson{n}: rappeler au +3247{n:07d}",
+                    )
+                )
                 reached_at = at if outcome is not ContactOutcome.NO_ANSWER else None
             if request.requested_course and reached_at:
-                events.append(EnrolmentConfirmed(
-                    source="/routing", time=reached_at + timedelta(minutes=5), request_id=rid, person_id=request.person_id,
-                    course_code=request.requested_course, course_title="Cours", language=request.language,
-                    login_instructions=f"Identifiant testperson{n}@example.org",
-                ))
+                events.append(
+                    EnrolmentConfirmed(
+                        source="/routing",
+                        time=reached_at + timedelta(minutes=5),
+                        request_id=rid,
+                        person_id=request.person_id,
+                        course_code=request.requested_course,
+                        course_title="Cours",
+                        language=request.language,
+                        login_instructions=f"Identifiant testperson{n}@example.org",
+                    )
+                )
         if deadline is not None and (reached_at is None or reached_at > deadline):
-            events.append(CallbackSlaBreached(source="/routing", time=deadline, request_id=rid, person_id=request.person_id,
-                                              deadline=deadline, escalated_to="supervisor"))
+            events.append(
+                CallbackSlaBreached(
+                    source="/routing",
+                    time=deadline,
+                    request_id=rid,
+                    person_id=request.person_id,
+                    deadline=deadline,
+                    escalated_to="supervisor",
+                )
+            )
         if n % 40 == 0:
             asked = received + timedelta(days=1)
-            events.append(ExamSchedulingRequested(source="/routing", time=asked, request_id=rid, person_id=request.person_id,
-                                                  certification_code="MOS-EXCEL", reason=ExamRequestReason.PATH_COMPLETED))
+            events.append(
+                ExamSchedulingRequested(
+                    source="/routing",
+                    time=asked,
+                    request_id=rid,
+                    person_id=request.person_id,
+                    certification_code="MOS-EXCEL",
+                    reason=ExamRequestReason.PATH_COMPLETED,
+                )
+            )
             if n % 80 == 0:
-                events.append(ExamScheduled(source="/certification", time=asked + timedelta(days=5), person_id=request.person_id,
-                                            certification_code="MOS-EXCEL", session_id="s1", centre_id="c1",
-                                            centre_name="Anderlecht", exam_at=APRIL + timedelta(days=10)))
+                events.append(
+                    ExamScheduled(
+                        source="/certification",
+                        time=asked + timedelta(days=5),
+                        person_id=request.person_id,
+                        certification_code="MOS-EXCEL",
+                        session_id="s1",
+                        centre_id="c1",
+                        centre_name="Anderlecht",
+                        exam_at=APRIL + timedelta(days=10),
+                    )
+                )
     return sorted(events, key=lambda e: e.time)
 
 
@@ -176,7 +228,10 @@ async def publish(prefix: str, events: list[Event]) -> None:
         for event in events:
             topic, key, value, headers = wire(event)
             await producer.send(
-                prefix + topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()],
+                prefix + topic,
+                value,
+                key=key,
+                headers=[(k, v.encode()) for k, v in headers.items()],
                 timestamp_ms=int(event.time.timestamp() * 1000),
             )
         await producer.flush()
@@ -263,9 +318,11 @@ async def test_the_live_consumer_groups_are_untouched(month: Month) -> None:
         groups_after = {g[0] for g in await admin.list_consumer_groups()}
     finally:
         await admin.close()
-    assert {tp: o.offset for tp, o in after.items()} == {tp: o.offset for tp, o in before.items()} == {
-        tp: o.offset for tp, o in committed.items()
-    }
+    assert (
+        {tp: o.offset for tp, o in after.items()}
+        == {tp: o.offset for tp, o in before.items()}
+        == {tp: o.offset for tp, o in committed.items()}
+    )
     assert not {g for g in groups_after - groups_before if g.startswith(month.prefix) or "analytics" in g}
 
 
@@ -307,15 +364,37 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_the_command_line_end_to_end(month: Month, tmp_path: Path, mongo_client: Any) -> None:
     into = month.database("cli")
-    replayed = cli("replay", "--topics", ",".join(t.name for t in TOPICS), "--prefix", month.prefix, "--into", into,
-                   "--from", "2026-03-01T00:00:00+01:00")
+    replayed = cli(
+        "replay",
+        "--topics",
+        ",".join(t.name for t in TOPICS),
+        "--prefix",
+        month.prefix,
+        "--into",
+        into,
+        "--from",
+        "2026-03-01T00:00:00+01:00",
+    )
     assert f"Replayed into {into}" in replayed.stdout
     assert await mongo_client[into]["events"].count_documents({}) == len(month.events)
 
     outcome = tmp_path / "what-if.json"
     # A loaded month: at 8 hours a contact, a person of espaces numériques makes one a day.
-    cli("what-if", "--team-size", "espaces_numeriques=8", "--prefix", month.prefix, "--from", "2026-03-01",
-        "--to", "2026-04-01", "--handling-minutes", "480", "--json", str(outcome))
+    cli(
+        "what-if",
+        "--team-size",
+        "espaces_numeriques=8",
+        "--prefix",
+        month.prefix,
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-04-01",
+        "--handling-minutes",
+        "480",
+        "--json",
+        str(outcome),
+    )
     compared = json.loads(outcome.read_text())
     requests = sum(1 for e in month.events if isinstance(e, TrainingRequestReceived))
     assert compared["requests"] == requests and compared["changed_target"] == 0
@@ -323,8 +402,10 @@ async def test_the_command_line_end_to_end(month: Month, tmp_path: Path, mongo_c
     assert compared["alternative"]["team_sizes"]["espaces_numeriques"] == 8
     for mode in ("calendar", "working_days"):
         before, after = compared["current"]["sla"][mode], compared["alternative"]["sla"][mode]
-        print(f"{mode}: 6 people {before['compliance']:.1%} ({before['breached']} breached), "
-              f"8 people {after['compliance']:.1%} ({after['breached']} breached)")
+        print(
+            f"{mode}: 6 people {before['compliance']:.1%} ({before['breached']} breached), "
+            f"8 people {after['compliance']:.1%} ({after['breached']} breached)"
+        )
         assert after["breached"] < before["breached"]
 
     csv_dir, charts_dir = tmp_path / "csv", tmp_path / "charts"

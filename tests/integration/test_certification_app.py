@@ -48,7 +48,9 @@ class Running:
 
 
 @pytest.fixture
-async def running(unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any) -> AsyncIterator[Running]:
+async def running(
+    unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any
+) -> AsyncIterator[Running]:
     prefix = f"test_cert_{unique}."
     settings = CertificationSettings(
         kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
@@ -108,10 +110,26 @@ async def candidates_from_kafka(run: Running, *people: str) -> None:
     """Each person enrols in the Excel path and asks for the exam, in that order."""
     events: list[Event] = []
     for person in people:
-        events.append(EnrolmentConfirmed(source="/tests", subject=person, request_id=f"req-{person}", person_id=person,
-                                         course_code="EXCEL", course_title="Excel", language=Language.FR))
-        events.append(ExamSchedulingRequested(source="/tests", subject=person, person_id=person, certification_code="MOS-EXCEL",
-                                              reason=ExamRequestReason.PATH_COMPLETED))
+        events.append(
+            EnrolmentConfirmed(
+                source="/tests",
+                subject=person,
+                request_id=f"req-{person}",
+                person_id=person,
+                course_code="EXCEL",
+                course_title="Excel",
+                language=Language.FR,
+            )
+        )
+        events.append(
+            ExamSchedulingRequested(
+                source="/tests",
+                subject=person,
+                person_id=person,
+                certification_code="MOS-EXCEL",
+                reason=ExamRequestReason.PATH_COMPLETED,
+            )
+        )
     await produce(run.topic("training.enrolments.v1"), *events)
 
     async def all_waiting() -> bool:
@@ -122,10 +140,20 @@ async def candidates_from_kafka(run: Running, *people: str) -> None:
 
 
 async def open_centre_with_session(run: Running, *, seats: int) -> list[dict[str, Any]]:
-    closed = await run.http.put("/centres/ctr-1", json={"state": "closed", "name": "Centre 1", "address": "Rue Exemple 1, 1000 Bruxelles"})
+    closed = await run.http.put(
+        "/centres/ctr-1", json={"state": "closed", "name": "Centre 1", "address": "Rue Exemple 1, 1000 Bruxelles"}
+    )
     assert closed.status_code == 200 and closed.json()["offers"] == []
-    added = await run.http.post("/sessions", json={"session_id": "ses-1", "centre_id": "ctr-1", "certifications": ["MOS-EXCEL"],
-                                                   "starts_at": EXAM_AT.isoformat(), "seats": seats})
+    added = await run.http.post(
+        "/sessions",
+        json={
+            "session_id": "ses-1",
+            "centre_id": "ctr-1",
+            "certifications": ["MOS-EXCEL"],
+            "starts_at": EXAM_AT.isoformat(),
+            "seats": seats,
+        },
+    )
     assert added.status_code == 201 and added.json()["offers"] == []  # the centre is closed
     waitlist = (await run.http.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
     assert {c["waiting_reason"] for c in waitlist} == {"training_centres_closed"}
@@ -170,8 +198,17 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     exams = await read_events(run.topic("certification.exams.v1"), until=lambda e: len(e) >= 2)
     assert [e.type.rsplit(".", 2)[-2:] for e in exams] == [["exam", "scheduled"], ["certificate", "issued"]]
     scheduled, issued = exams
-    assert (scheduled.person_id, scheduled.session_id, scheduled.centre_name, scheduled.exam_at) == ("prs_cleo", "ses-1", "Centre 1", EXAM_AT)
-    assert (issued.person_id, issued.credential_id, issued.credential_url) == ("prs_cleo", credential_id, f"{BASE_URL}/credentials/{credential_id}")
+    assert (scheduled.person_id, scheduled.session_id, scheduled.centre_name, scheduled.exam_at) == (
+        "prs_cleo",
+        "ses-1",
+        "Centre 1",
+        EXAM_AT,
+    )
+    assert (issued.person_id, issued.credential_id, issued.credential_url) == (
+        "prs_cleo",
+        credential_id,
+        f"{BASE_URL}/credentials/{credential_id}",
+    )
 
     fetched = await run.http.get(f"/credentials/{credential_id}")
     assert fetched.status_code == 200
@@ -209,13 +246,28 @@ async def test_staff_api_refusals_and_priorities(running: Running) -> None:
 
     assert (await run.http.put("/centres/new", json={"state": "open"})).status_code == 422  # no name or address
     await run.http.put("/centres/ctr-2", json={"state": "open", "name": "Centre 2", "address": "Rue Exemple 2, 1000 Bruxelles"})
-    drawing = await run.http.post("/sessions", json={"centre_id": "ctr-2", "certifications": ["ACU-AUTOCAD"], "starts_at": EXAM_AT.isoformat(), "seats": 3})
+    drawing = await run.http.post(
+        "/sessions", json={"centre_id": "ctr-2", "certifications": ["ACU-AUTOCAD"], "starts_at": EXAM_AT.isoformat(), "seats": 3}
+    )
     assert drawing.status_code == 422 and "not open yet" in drawing.json()["detail"]
-    past = await run.http.post("/sessions", json={"centre_id": "ctr-2", "certifications": ["MOS-EXCEL"], "starts_at": (NOW - timedelta(days=1)).isoformat(), "seats": 3})
+    past = await run.http.post(
+        "/sessions",
+        json={
+            "centre_id": "ctr-2",
+            "certifications": ["MOS-EXCEL"],
+            "starts_at": (NOW - timedelta(days=1)).isoformat(),
+            "seats": 3,
+        },
+    )
     assert past.status_code == 422
-    unknown = await run.http.post("/sessions", json={"centre_id": "nowhere", "certifications": ["MOS-EXCEL"], "starts_at": EXAM_AT.isoformat(), "seats": 3})
+    unknown = await run.http.post(
+        "/sessions", json={"centre_id": "nowhere", "certifications": ["MOS-EXCEL"], "starts_at": EXAM_AT.isoformat(), "seats": 3}
+    )
     assert unknown.status_code == 404
-    added = await run.http.post("/sessions", json={"centre_id": "ctr-2", "certifications": ["MOS-EXCEL", "MOS-WORD"], "starts_at": EXAM_AT.isoformat(), "seats": 3})
+    added = await run.http.post(
+        "/sessions",
+        json={"centre_id": "ctr-2", "certifications": ["MOS-EXCEL", "MOS-WORD"], "starts_at": EXAM_AT.isoformat(), "seats": 3},
+    )
     assert added.status_code == 201
     assert [o["person_id"] for o in added.json()["offers"]] == ["prs_2", "prs_1"]
     assert (await run.http.post("/offers/nope/accept")).status_code == 404

@@ -41,7 +41,9 @@ WINDOW = timedelta(hours=48)
 LINKS = CredentialLinks("https://certification.test")
 
 
-async def build(client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase, clock: FixedClock, *, owner: str = "replica-a") -> CertificationService:
+async def build(
+    client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase, clock: FixedClock, *, owner: str = "replica-a"
+) -> CertificationService:
     """A CertificationService wired as `certification.app.build_service` wires it."""
     processed = ProcessedEvents(client, db, consumer="certification")
     service = CertificationService(
@@ -66,8 +68,13 @@ async def build(client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase, clo
 
 def enrolled(person_id: str, course: str = "EXCEL") -> EnrolmentConfirmed:
     return EnrolmentConfirmed(
-        source="/tests", subject=person_id, request_id=f"req-{person_id}", person_id=person_id,
-        course_code=course, course_title=course, language=Language.FR,
+        source="/tests",
+        subject=person_id,
+        request_id=f"req-{person_id}",
+        person_id=person_id,
+        course_code=course,
+        course_title=course,
+        language=Language.FR,
     )
 
 
@@ -87,7 +94,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-async def service(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock) -> CertificationService:
+async def service(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+) -> CertificationService:
     return await build(mongo_client, mongo_db, clock)
 
 
@@ -99,7 +108,9 @@ async def second_client() -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
     await client.close()
 
 
-async def waitlisted(service: CertificationService, clock: FixedClock, people: list[tuple[str, int]], code: str = "MOS-EXCEL") -> None:
+async def waitlisted(
+    service: CertificationService, clock: FixedClock, people: list[tuple[str, int]], code: str = "MOS-EXCEL"
+) -> None:
     """Each (person, priority) asks for an exam one hour after the previous one."""
     for person, priority in people:
         await service.candidates.on_exam_requested(exam_requested(person, code))
@@ -109,8 +120,12 @@ async def waitlisted(service: CertificationService, clock: FixedClock, people: l
 
 
 async def closed_centre_with_session(service: CertificationService, *, seats: int, session_id: str = "ses-june") -> None:
-    await service.seats.put_centre("ctr-anderlecht", state=CentreState.CLOSED, name="Centre d'Anderlecht", address="Rue Exemple 1, 1070 Anderlecht")
-    await service.seats.add_session(session_id=session_id, centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY, seats=seats)
+    await service.seats.put_centre(
+        "ctr-anderlecht", state=CentreState.CLOSED, name="Centre d'Anderlecht", address="Rue Exemple 1, 1070 Anderlecht"
+    )
+    await service.seats.add_session(
+        session_id=session_id, centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY, seats=seats
+    )
 
 
 # --- candidates and waitlists --------------------------------------------------------
@@ -142,7 +157,9 @@ async def test_while_centres_are_closed_candidates_wait_and_say_why(service: Cer
     assert [c["person_id"] for c in await service.candidates.waitlist("MOS-EXCEL")] == ["p1", "p2"]
 
 
-async def test_a_certification_not_yet_open_keeps_its_candidates_waiting(service: CertificationService, clock: FixedClock) -> None:
+async def test_a_certification_not_yet_open_keeps_its_candidates_waiting(
+    service: CertificationService, clock: FixedClock
+) -> None:
     await service.seats.put_centre("ctr-1", state=CentreState.OPEN, name="Centre", address="Rue Exemple 1, 1000 Bruxelles")
     await service.candidates.on_enrolment(enrolled("drafter", "AUTOCAD"))
     await waitlisted(service, clock, [("drafter", 0)], code="ACU-AUTOCAD")
@@ -158,7 +175,9 @@ async def test_a_certification_not_yet_open_keeps_its_candidates_waiting(service
 # --- offering seats ------------------------------------------------------------------
 
 
-async def test_reopening_a_centre_offers_seats_in_priority_then_waiting_order(service: CertificationService, clock: FixedClock) -> None:
+async def test_reopening_a_centre_offers_seats_in_priority_then_waiting_order(
+    service: CertificationService, clock: FixedClock
+) -> None:
     await closed_centre_with_session(service, seats=3)
     await waitlisted(service, clock, [("early", 0), ("middle", 0), ("urgent", 2), ("late", 0), ("flagged", 1)])
     assert (await service.seats.session("ses-june")).held == 0
@@ -176,7 +195,10 @@ async def test_reopening_a_centre_offers_seats_in_priority_then_waiting_order(se
 
 
 async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_seat(
-    mongo_client: AsyncMongoClient[dict[str, Any]], second_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    second_client: AsyncMongoClient[dict[str, Any]],
+    mongo_db: MongoDatabase,
+    clock: FixedClock,
 ) -> None:
     replicas = [
         await build(mongo_client, mongo_db, clock, owner="replica-a"),
@@ -189,13 +211,19 @@ async def test_two_replicas_racing_never_overbook_and_offer_each_candidate_one_s
     seats = {"ses-a": 5, "ses-b": 4, "ses-c": 3}
     for i, (session_id, count) in enumerate(seats.items()):
         await first.seats.add_session(
-            session_id=session_id, centre_id="ctr-1", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY + timedelta(days=i), seats=count
+            session_id=session_id,
+            centre_id="ctr-1",
+            certifications=["MOS-EXCEL"],
+            starts_at=EXAM_DAY + timedelta(days=i),
+            seats=count,
         )
 
     # Both replicas open the centre and fill every session, several times over, all at once.
     async def replica_work(service: CertificationService) -> int:
         made = len((await service.seats.put_centre("ctr-1", state=CentreState.OPEN))[1])
-        results = await asyncio.gather(*(service.seats.fill_session(sid) for sid in seats for _ in range(3)), service.seats.fill_all())
+        results = await asyncio.gather(
+            *(service.seats.fill_session(sid) for sid in seats for _ in range(3)), service.seats.fill_all()
+        )
         return made + sum(len(r) for r in results)
 
     started = asyncio.get_running_loop().time()
@@ -240,7 +268,11 @@ async def test_a_decline_offers_the_seat_to_the_next_candidate(service: Certific
         await service.seats.accept(offer.offer_id)
     # A new session for the same certification: the decliner is first in line again there.
     _, [july] = await service.seats.add_session(
-        session_id="ses-july", centre_id="ctr-anderlecht", certifications=["MOS-EXCEL"], starts_at=EXAM_DAY + timedelta(days=30), seats=1
+        session_id="ses-july",
+        centre_id="ctr-anderlecht",
+        certifications=["MOS-EXCEL"],
+        starts_at=EXAM_DAY + timedelta(days=30),
+        seats=1,
     )
     assert july.person_id == "first"
 
@@ -268,7 +300,9 @@ async def test_an_offer_not_answered_in_time_goes_to_the_next_candidate(service:
     assert await service.seats.run_timers_once() == 0  # fired once
 
 
-async def test_acceptance_books_the_seat_and_writes_exam_scheduled_to_the_outbox(service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase) -> None:
+async def test_acceptance_books_the_seat_and_writes_exam_scheduled_to_the_outbox(
+    service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase
+) -> None:
     request = exam_requested("p1")
     await service.candidates.on_exam_requested(request)
     await closed_centre_with_session(service, seats=2)
@@ -320,7 +354,9 @@ async def test_an_exam_request_from_outside_continues_the_conversation_of_the_en
     assert (await service.candidate("MOS-EXCEL:p2"))["requested_by"]["correlation_id"] == str(other.correlation_id)
 
 
-async def test_results_issue_a_credential_once_and_a_failure_can_try_again(service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase) -> None:
+async def test_results_issue_a_credential_once_and_a_failure_can_try_again(
+    service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase
+) -> None:
     await closed_centre_with_session(service, seats=2)
     await waitlisted(service, clock, [("pass", 0), ("fail", 0)])
     for offer in (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]:

@@ -78,7 +78,9 @@ async def test_lag_is_end_offset_minus_committed_offset(topic: str, unique: str,
     assert f'kafka_consumer_lag{{group="{group}",partition="0",topic="{topic}"}} 6.0' in text
 
 
-async def test_a_group_that_never_committed_lags_by_the_whole_partition(topic: str, unique: str, kafka_settings: KafkaSettings) -> None:
+async def test_a_group_that_never_committed_lags_by_the_whole_partition(
+    topic: str, unique: str, kafka_settings: KafkaSettings
+) -> None:
     reading = await read_lag(kafka_settings, {f"test-lag-new-{unique}": [topic]})
     assert [(p.partition, p.committed, p.lag) for p in reading.partitions] == [(0, None, 10), (1, None, 0)]
 

@@ -114,7 +114,14 @@ async def test_list_show_and_redrive_once(runtime: Runtime, prefix: str, mongo_s
 
     shown = await deadletters(env, "show", "--service", service, "--offset", "0")
     assert shown.exit_code == 0, shown.output
-    for expected in ("dlq_original_topic", "dlq_exception_type", "PermanentError", "dlq_attempts", applied_then_failed.request_id, '"contact"'):
+    for expected in (
+        "dlq_original_topic",
+        "dlq_exception_type",
+        "PermanentError",
+        "dlq_attempts",
+        applied_then_failed.request_id,
+        '"contact"',
+    ):
         assert expected in shown.output
     for personal in ("Amina Test", "amina@example.org", "+32470123456"):
         assert personal not in shown.output
@@ -132,7 +139,10 @@ async def test_list_show_and_redrive_once(runtime: Runtime, prefix: str, mongo_s
     assert await effects(runtime, failed_before_effect) == 1  # applied by the redrive, once
 
     main_records = await read_records(topic, 5)
-    assert [(r.key, headers_of(r).get("redriven_from_dlq_offset")) for r in main_records[3:]] == [(b"person-1", "0"), (b"person-2", "1")]
+    assert [(r.key, headers_of(r).get("redriven_from_dlq_offset")) for r in main_records[3:]] == [
+        (b"person-1", "0"),
+        (b"person-2", "1"),
+    ]
     assert main_records[3].value == codec.encode(applied_then_failed)
     assert not [k for k in headers_of(main_records[3]) if k.startswith("dlq_")]
 

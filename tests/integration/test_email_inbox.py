@@ -71,9 +71,7 @@ def send(client: smtplib.SMTP, data: bytes | EmailMessage, to: str = INBOX) -> t
     return client.data(wire(data) if isinstance(data, EmailMessage) else data)
 
 
-async def test_a_request_mail_is_accepted_and_becomes_a_draft(
-    inbox: EmailInbox, pipeline: RecordingPipeline
-) -> None:
+async def test_a_request_mail_is_accepted_and_becomes_a_draft(inbox: EmailInbox, pipeline: RecordingPipeline) -> None:
     code, reply = await with_client(inbox, lambda c: send(c, request_mail(), to=INBOX.upper()))
 
     assert code == 250
@@ -139,6 +137,7 @@ async def test_an_oversized_message_is_refused_with_552(inbox: EmailInbox, pipel
     with pytest.raises(smtplib.SMTPSenderRefused) as announced:
         await with_client(inbox, lambda c: c.sendmail(SENDER, [INBOX], wire(big)))
     assert announced.value.smtp_code == 552
+
     # One that does not is stopped after DATA; the connection stays usable for the next message.
     def oversized_then_normal(client: smtplib.SMTP) -> tuple[int, int]:
         refused, _ = send(client, big)
@@ -150,9 +149,7 @@ async def test_an_oversized_message_is_refused_with_552(inbox: EmailInbox, pipel
     assert len(pipeline.drafts) == 1
 
 
-async def test_a_failing_pipeline_answers_451_so_the_sender_retries(
-    inbox: EmailInbox, pipeline: RecordingPipeline
-) -> None:
+async def test_a_failing_pipeline_answers_451_so_the_sender_retries(inbox: EmailInbox, pipeline: RecordingPipeline) -> None:
     pipeline.fail_with = ConnectionError("mongod is down")
 
     code, reply = await with_client(inbox, lambda c: send(c, request_mail()))

@@ -77,9 +77,9 @@ async def test_one_person_who_calls_writes_and_fills_the_form_is_linked(pipeline
     assert call.person_id == mail.person_id == form.person_id != other.person_id
     assert mail.linked_request_ids == (call.request_id,)
     assert set(form.linked_request_ids) == {call.request_id, mail.request_id}
-    stored = await PersonalData(PersonKeys(mongo_db)).unseal(decode(
-        (await mongo_db["intake_outbox"].find_one({"_id": {"$exists": True}, "key": form.request_id.encode()}))["value"]
-    ))
+    stored = await PersonalData(PersonKeys(mongo_db)).unseal(
+        decode((await mongo_db["intake_outbox"].find_one({"_id": {"$exists": True}, "key": form.request_id.encode()}))["value"])
+    )
     assert isinstance(stored, TrainingRequestReceived)
     assert set(stored.linked_request_ids) == {call.request_id, mail.request_id}
 
@@ -99,7 +99,9 @@ async def test_unusable_contact_is_accepted_for_triage(pipeline: IntakePipeline,
     assert event.channel_details["phone_as_given"] == "call me maybe"
 
 
-async def test_relay_publishes_the_backlog_in_order_and_marks_it_sent(pipeline: IntakePipeline, mongo_db: Any, unique: str) -> None:
+async def test_relay_publishes_the_backlog_in_order_and_marks_it_sent(
+    pipeline: IntakePipeline, mongo_db: Any, unique: str
+) -> None:
     accepted = [await pipeline.accept(draft(phone=f"0470 00 00 {i:02d}")) for i in range(10)]
     settings = KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP)
     await ensure_topics(settings)
@@ -113,7 +115,9 @@ async def test_relay_publishes_the_backlog_in_order_and_marks_it_sent(pipeline: 
     assert await mongo_db["intake_outbox"].count_documents({"sent_at": None}) == 0
 
     wanted = {a.request_id for a in accepted}
-    consumer = AIOKafkaConsumer("training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"check-{unique}", auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        "training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"check-{unique}", auto_offset_reset="earliest"
+    )
     await consumer.start()
     seen: list[str] = []
     try:

@@ -170,7 +170,9 @@ def provider() -> Iterator[SmsProvider]:
 
 
 def smtp_sender(port: int, timeout_s: float = 10.0) -> SmtpMailSender:
-    return SmtpMailSender(host="127.0.0.1", port=port, from_address=FROM, message_id_domain="notification.test", timeout_s=timeout_s)
+    return SmtpMailSender(
+        host="127.0.0.1", port=port, from_address=FROM, message_id_domain="notification.test", timeout_s=timeout_s
+    )
 
 
 class TestSmtpMailSender(MailSenderContract):

@@ -81,8 +81,15 @@ def person(*, email: str | None = EMAIL, phone: str | None = PHONE, **overrides:
 
 def routed_after(request: TrainingRequestReceived, target: Target = Target.ESPACES_NUMERIQUES) -> TrainingRequestRouted:
     return TrainingRequestRouted.following(
-        request, source="/routing", request_id=request.request_id, person_id=request.person_id, target=target,
-        rule_id="named-online-course", rule_set_version="test", explanation="staff only", priority=50,
+        request,
+        source="/routing",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        target=target,
+        rule_id="named-online-course",
+        rule_set_version="test",
+        explanation="staff only",
+        priority=50,
         callback_deadline=DAYTIME + timedelta(days=2),
     )
 
@@ -99,17 +106,28 @@ def notice(record: ConsumerRecord[bytes, bytes]) -> Notice:
 
 def enrolled(request: TrainingRequestReceived) -> EnrolmentConfirmed:
     return EnrolmentConfirmed.following(
-        request, source="/routing", request_id=request.request_id, person_id=request.person_id, course_code="EXCEL",
-        course_title="Excel : les bases", starts_on=None, language=Language.FR,
+        request,
+        source="/routing",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        course_code="EXCEL",
+        course_title="Excel : les bases",
+        starts_on=None,
+        language=Language.FR,
         login_instructions="https://learn.example.org - identifiant : votre adresse e-mail",
     )
 
 
 def exam_for(request: TrainingRequestReceived) -> ExamScheduled:
     return ExamScheduled(
-        source="/certification", person_id=request.person_id, certification_code="ICDL-BASE", session_id="ses_1",
-        centre_id="ctr_anderlecht", centre_name="Bruxelles Formation Bureautique – Anderlecht",
-        exam_at=DAYTIME + timedelta(days=10), what_to_bring=["Carte d'identité"],
+        source="/certification",
+        person_id=request.person_id,
+        certification_code="ICDL-BASE",
+        session_id="ses_1",
+        centre_id="ctr_anderlecht",
+        centre_name="Bruxelles Formation Bureautique – Anderlecht",
+        exam_at=DAYTIME + timedelta(days=10),
+        what_to_bring=["Carte d'identité"],
     )
 
 
@@ -162,10 +180,15 @@ class Running:
 
         await wait_until(seen, what=f"{event.type} processed")
 
-    async def notifications(self, until: Callable[[list[Notice]], bool], timeout: float = 30.0, settle: float = 0.0) -> list[Notice]:
+    async def notifications(
+        self, until: Callable[[list[Notice]], bool], timeout: float = 30.0, settle: float = 0.0
+    ) -> list[Notice]:
         """Read notifications.v1 from the start until `until(events)` holds, then `settle` seconds more."""
         consumer = AIOKafkaConsumer(
-            kafka_defaults.topic_name("notifications.v1"), bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
+            kafka_defaults.topic_name("notifications.v1"),
+            bootstrap_servers=KAFKA_BOOTSTRAP,
+            group_id=None,
+            auto_offset_reset="earliest",
         )
         events: list[Notice] = []
         await consumer.start()
@@ -185,7 +208,9 @@ class Running:
 
 
 @asynccontextmanager
-async def running(sink: SmtpSink, provider: SmsProvider, *, start_at: datetime = DAYTIME, **settings: Any) -> AsyncIterator[Running]:
+async def running(
+    sink: SmtpSink, provider: SmsProvider, *, start_at: datetime = DAYTIME, **settings: Any
+) -> AsyncIterator[Running]:
     """The service with its own database and topics, a simulated clock from `start_at`, fast retries."""
     database = f"test_notification_{uuid.uuid4().hex[:10]}"
     config = NotificationSettings(
@@ -241,7 +266,9 @@ async def test_a_redelivered_and_a_replayed_event_send_one_email(sink: SmtpSink,
         assert await service.db["deliveries"].count_documents({"about_event_id": str(routed.id)}) == 1
         assert provider.calls == []
         events = await service.notifications(lambda e: len(e) >= 1, settle=1.0)
-        assert [(type(e), e.attempts, e.template) for e in events] == [(NotificationSent, 1, "request_routed_espaces_numeriques.nl")]
+        assert [(type(e), e.attempts, e.template) for e in events] == [
+            (NotificationSent, 1, "request_routed_espaces_numeriques.nl")
+        ]
 
 
 async def test_an_sms_failing_twice_then_accepted_is_sent_once(sink: SmtpSink, provider: SmsProvider) -> None:
@@ -261,7 +288,9 @@ async def test_an_sms_failing_twice_then_accepted_is_sent_once(sink: SmtpSink, p
 
         events = await service.notifications(lambda e: any(isinstance(x, NotificationSent) for x in e))
         assert [(type(e).__name__, e.attempts) for e in events] == [
-            ("NotificationFailed", 1), ("NotificationFailed", 2), ("NotificationSent", 3),
+            ("NotificationFailed", 1),
+            ("NotificationFailed", 2),
+            ("NotificationSent", 3),
         ]
         failed, _, done = events
         assert isinstance(failed, NotificationFailed) and not failed.final and failed.reason == "HTTP 503 maintenance"
@@ -369,8 +398,14 @@ async def test_an_event_before_the_person_is_known_waits_and_ends_in_one_message
         request = person(language=Language.EN)
         routed = routed_after(request)
         no_answer = ContactAttempted.following(
-            routed, source="/routing", request_id=request.request_id, person_id=request.person_id, worker_id="adv_042",
-            outcome=ContactOutcome.NO_ANSWER, attempt=1, next_attempt_at=DAYTIME + timedelta(hours=2),
+            routed,
+            source="/routing",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            worker_id="adv_042",
+            outcome=ContactOutcome.NO_ANSWER,
+            attempt=1,
+            next_attempt_at=DAYTIME + timedelta(hours=2),
         )
         await service.publish(routed, no_answer)
         await service.wait_processed(no_answer)
@@ -388,7 +423,9 @@ async def test_an_event_before_the_person_is_known_waits_and_ends_in_one_message
         assert sorted(a["reference"] for a in provider.accepted) == sorted([f"{routed.id}:sms", f"{no_answer.id}:sms"])
         texts = sorted(a["text"] for a in provider.accepted)
         assert texts[0].startswith("Bruxelles Formation: the BF espaces numériques team")
-        assert texts[1].startswith("Bruxelles Formation: we tried to reach you. We will call again around Tuesday 3 March 2026 at 12:00")
+        assert texts[1].startswith(
+            "Bruxelles Formation: we tried to reach you. We will call again around Tuesday 3 March 2026 at 12:00"
+        )
 
 
 async def test_a_contact_sealed_by_intake_is_unsealed_with_the_persons_key(sink: SmtpSink, provider: SmsProvider) -> None:
@@ -433,7 +470,9 @@ async def test_an_erased_person_gets_nothing_more(sink: SmtpSink, provider: SmsP
         enrolment = enrolled(request)
         await service.publish(request, enrolment)
         await service.wait_status(enrolment, "sms", "deferred")  # held until 08:00
-        erased = PersonDataErased(source="/privacy", person_id=request.person_id, erased_at=datetime.now(UTC), requested_by="data_subject")
+        erased = PersonDataErased(
+            source="/privacy", person_id=request.person_id, erased_at=datetime.now(UTC), requested_by="data_subject"
+        )
         await service.publish(erased)
         skipped = await service.wait_status(enrolment, "sms", "skipped")
         assert skipped["reason"] == "erased" and skipped["facts"] == {}
@@ -465,24 +504,42 @@ class Replicas:
 
 
 @pytest.fixture
-async def replicas(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any, sink: SmtpSink, provider: SmsProvider) -> AsyncIterator[Replicas]:
+async def replicas(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any, sink: SmtpSink, provider: SmsProvider
+) -> AsyncIterator[Replicas]:
     clock = FixedClock(DAYTIME.astimezone(UTC))
     processed = ProcessedEvents(mongo_client, mongo_db, consumer="notification")
     await processed.ensure_indexes()
     people, deliveries, outbox = PeopleStore(mongo_db), DeliveryStore(mongo_db), Outbox(mongo_db, "notification_outbox")
     await deliveries.ensure_indexes()
     service = NotificationService(
-        processed=processed, people=people, deliveries=deliveries, clock=clock, quiet_hours=QuietHours(), is_mobile=is_mobile,
+        processed=processed,
+        people=people,
+        deliveries=deliveries,
+        clock=clock,
+        quiet_hours=QuietHours(),
+        is_mobile=is_mobile,
         personal=PersonalData(PersonKeys(mongo_db)),
     )
     senders: list[DeliverySender] = []
 
     def make_sender(owner: str) -> DeliverySender:
         sender = DeliverySender(
-            mongo_client, deliveries=deliveries, people=people, outbox=outbox, renderer=MessageRenderer(),
-            mail=SmtpMailSender(host="127.0.0.1", port=sink.port, from_address="BF <no-reply@bf.test>", message_id_domain="n.test"),
-            sms=HttpSmsSender(provider.url, token=SMS_TOKEN), clock=clock, quiet_hours=QuietHours(), retry=RetryPolicy(),
-            is_mobile=is_mobile, owner=owner, lease=timedelta(minutes=2),
+            mongo_client,
+            deliveries=deliveries,
+            people=people,
+            outbox=outbox,
+            renderer=MessageRenderer(),
+            mail=SmtpMailSender(
+                host="127.0.0.1", port=sink.port, from_address="BF <no-reply@bf.test>", message_id_domain="n.test"
+            ),
+            sms=HttpSmsSender(provider.url, token=SMS_TOKEN),
+            clock=clock,
+            quiet_hours=QuietHours(),
+            retry=RetryPolicy(),
+            is_mobile=is_mobile,
+            owner=owner,
+            lease=timedelta(minutes=2),
         )
         senders.append(sender)
         return sender

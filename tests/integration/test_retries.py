@@ -32,7 +32,13 @@ from tests.factories import make_request
 
 pytestmark = pytest.mark.integration
 
-MAIN = TopicSpec(name="test.requests.v1", partitions=1, key="request_id", events=(TrainingRequestReceived,), description="one partition: order is observable")
+MAIN = TopicSpec(
+    name="test.requests.v1",
+    partitions=1,
+    key="request_id",
+    events=(TrainingRequestReceived,),
+    description="one partition: order is observable",
+)
 DELAYS = (0.2, 0.5, 1.0)
 
 
@@ -46,7 +52,9 @@ async def prefix(unique: str, kafka_settings: KafkaSettings) -> AsyncIterator[st
 
 
 @pytest.fixture
-async def runtime(prefix: str, unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any) -> AsyncIterator[Runtime]:
+async def runtime(
+    prefix: str, unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any
+) -> AsyncIterator[Runtime]:
     settings = ServiceSettings(
         service_name=f"svc-{unique}",
         kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
@@ -203,7 +211,9 @@ async def test_a_message_failing_every_time_is_dead_lettered_after_the_last_leve
     assert "+32470123456" not in headers["dlq_exception_message"]
     assert headers["dlq_attempts"] == "4"
     assert headers["dlq_first_failure_at"] < headers["dlq_last_failure_at"]
-    assert {k: v for k, v in headers.items() if k.startswith("ce_")} == {k: v.decode() for k, v in codec.headers(request).items() if k.startswith("ce_")}
+    assert {k: v for k, v in headers.items() if k.startswith("ce_")} == {
+        k: v.decode() for k, v in codec.headers(request).items() if k.startswith("ce_")
+    }
     assert not [k for k in headers if k.startswith("retry_")]
 
     assert len(attempts) == 4
@@ -214,7 +224,9 @@ async def test_a_message_failing_every_time_is_dead_lettered_after_the_last_leve
     assert sample(runtime, "consumer_dead_letters_total", reason="RuntimeError", cause="retries_exhausted") == 1
 
 
-async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters_and_unknown_types_are_skipped(runtime: Runtime) -> None:
+async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters_and_unknown_types_are_skipped(
+    runtime: Runtime,
+) -> None:
     topic = topic_name(MAIN)
     refused = make_request()
     handled: list[str] = []
@@ -238,8 +250,18 @@ async def test_contract_and_permanent_errors_go_straight_to_the_dead_letters_and
     assert (first.value, first.key) == (poison, b"person-3")
     assert (second.value, second.key) == (codec.encode(refused), b"person-4")
     h1, h2 = headers_of(first), headers_of(second)
-    assert (h1["dlq_exception_type"], h1["dlq_attempts"], h1["dlq_reason"], h1["dlq_original_offset"]) == ("InvalidEvent", "1", "permanent", "1")
-    assert (h2["dlq_exception_type"], h2["dlq_attempts"], h2["dlq_reason"], h2["dlq_original_offset"]) == ("PermanentError", "1", "permanent", "2")
+    assert (h1["dlq_exception_type"], h1["dlq_attempts"], h1["dlq_reason"], h1["dlq_original_offset"]) == (
+        "InvalidEvent",
+        "1",
+        "permanent",
+        "1",
+    )
+    assert (h2["dlq_exception_type"], h2["dlq_attempts"], h2["dlq_reason"], h2["dlq_original_offset"]) == (
+        "PermanentError",
+        "1",
+        "permanent",
+        "2",
+    )
     assert handled == [refused.request_id]
     assert sample(runtime, "consumer_retries_total", reason="PermanentError", level="1") == 0
     assert sample(runtime, "consumer_dead_letters_total", reason="InvalidEvent", cause="permanent") == 1

@@ -257,10 +257,20 @@ async def test_the_queue_is_ordered_by_priority_then_deadline(store: AssignmentS
     def queue_order_now(r: RoutedRequest) -> Any:
         return queue_order(r.priority, waiting_since=r.created_at, deadline=r.deadline, now=clock(), tiebreak=r.request_id)
 
-    assert [r.request_id for r in await store.queued(TEAM, key=queue_order_now)] == ["high-soon", "high-later", "high-none", "low"]
+    assert [r.request_id for r in await store.queued(TEAM, key=queue_order_now)] == [
+        "high-soon",
+        "high-later",
+        "high-none",
+        "low",
+    ]
     # Once `soon` has passed, the low-priority request past its deadline goes first.
     clock.advance(timedelta(hours=5))
-    assert [r.request_id for r in await store.queued(TEAM, key=queue_order_now)] == ["high-soon", "low", "high-later", "high-none"]
+    assert [r.request_id for r in await store.queued(TEAM, key=queue_order_now)] == [
+        "high-soon",
+        "low",
+        "high-later",
+        "high-none",
+    ]
 
     def deadline_only(r: RoutedRequest) -> datetime:
         return r.deadline or datetime.max.replace(tzinfo=UTC)
@@ -331,9 +341,7 @@ async def test_two_replicas_racing_never_double_reserve_nor_exceed_capacity(
 
     # Every committed change of a worker's open_count, to check "never above capacity" at
     # every instant and not only at the end.
-    changes = await mongo_db.watch(
-        [{"$match": {"ns.coll": {"$in": [AssignmentStore.workers_collection, "race_marker"]}}}]
-    )
+    changes = await mongo_db.watch([{"$match": {"ns.coll": {"$in": [AssignmentStore.workers_collection, "race_marker"]}}}])
 
     async with AsyncMongoClient(MONGODB_URI, tz_aware=True) as other_client:
         replica_a = store
@@ -347,11 +355,7 @@ async def test_two_replicas_racing_never_double_reserve_nor_exceed_capacity(
             # Like a consumer with LANES handlers in flight, each taking the next request.
             return [await one.offer_next(r) for r in order[lane::LANES]]
 
-        lanes = [
-            lane
-            for k in range(LANES)
-            for lane in (replica(replica_a, request_ids, k), replica(replica_b, order_b, k))
-        ]
+        lanes = [lane for k in range(LANES) for lane in (replica(replica_a, request_ids, k), replica(replica_b, order_b, k))]
         started = wall.perf_counter()
         results = await asyncio.gather(*lanes)
         elapsed = wall.perf_counter() - started
@@ -401,7 +405,7 @@ async def test_two_replicas_racing_never_double_reserve_nor_exceed_capacity(
         held = await mongo_db["routing_requests"].count_documents({"reservation.worker_id": w.worker_id})
         assert w.open_count == held <= w.capacity
 
-    print(  # noqa: T201 - figures for the report (pytest -s)
+    print(
         f"\nrace capacity={capacity} {b_order}: {len(won)} reserved in {elapsed:.2f}s "
         f"(replica A {sum(r is not None for r in results_a)}, replica B {sum(r is not None for r in results_b)}), "
         f"{updates} open_count increments, highest open_count {max(highest.values(), default=0)}/{capacity}, "

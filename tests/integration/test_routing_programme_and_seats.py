@@ -29,7 +29,9 @@ async def test_quota_is_never_exceeded_by_racing_replicas(mongo_client: AsyncMon
         await replicas[0].ensure_indexes()
         results = await asyncio.gather(
             *(
-                replicas[i % 2].admit_or_waitlist(year=2026, request_id=f"r{i}", person_id=f"p{i}", priority=i % 7, since=T0 + timedelta(minutes=i))
+                replicas[i % 2].admit_or_waitlist(
+                    year=2026, request_id=f"r{i}", person_id=f"p{i}", priority=i % 7, since=T0 + timedelta(minutes=i)
+                )
                 for i in range(30)
             )
         )
@@ -40,7 +42,9 @@ async def test_quota_is_never_exceeded_by_racing_replicas(mongo_client: AsyncMon
     assert (status.admitted, status.waiting, status.open) == (5, 25, False)
 
 
-async def test_suspension_waitlists_and_resumption_admits_in_priority_order(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any) -> None:
+async def test_suspension_waitlists_and_resumption_admits_in_priority_order(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any
+) -> None:
     programme = DigitalDivideProgramme(mongo_client, mongo_db, quota=3)
     await programme.suspend(2020)
     for i, priority in enumerate([10, 50, 30, 50]):

@@ -19,16 +19,15 @@ import yaml
 from pymongo import AsyncMongoClient
 
 from routing.assignment import AssignmentStore, RequestStatus
-from routing.priority import queue_order
 from routing.enrolment import CourseSeats
+from routing.priority import queue_order
 from routing.programme import DigitalDivideProgramme
 from routing.rules import DEFAULT_PATH as RULES_PATH
 from routing.rules import RuleSet, load_rules, parse_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
 from routing.settings import RoutingSettings
 from routing.sla import SlaPolicy, callback_deadline, due_at
-from services.timers import TimerKind, TimerState, TimerStore
-from routing.workers import Availability, EscalationLevel, Worker, worker_hours
+from routing.workers import Availability, Worker, worker_hours
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -52,6 +51,7 @@ from services.clock import FixedClock
 from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
+from services.timers import TimerKind, TimerState, TimerStore
 from tests.factories import make_request
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,9 @@ OFFICE_HOURS = worker_hours({day: [("08:30", "17:15")] for day in range(5)})
 NEUTRAL_NEED = "Je cherche une formation pour retrouver du travail."
 
 
-def staff(worker_id: str, team: Target, languages: Sequence[Language], skills: Sequence[str] = (), *, supervisor: bool = False) -> Worker:
+def staff(
+    worker_id: str, team: Target, languages: Sequence[Language], skills: Sequence[str] = (), *, supervisor: bool = False
+) -> Worker:
     return Worker(
         worker_id=worker_id,
         display_name=worker_id,
@@ -103,7 +105,10 @@ async def build_service(
     policy = RoutingPolicy(
         rules=rules or load_rules(),
         sla=SlaPolicy(
-            mode=SETTINGS.sla_mode, promise=SETTINGS.sla_promise, due_before=SETTINGS.sla_due_before, applies_to=SETTINGS.sla_channels
+            mode=SETTINGS.sla_mode,
+            promise=SETTINGS.sla_promise,
+            due_before=SETTINGS.sla_due_before,
+            applies_to=SETTINGS.sla_channels,
         ),
         calendar=BrusselsCalendar(),
         catalogue=catalogue,
@@ -274,7 +279,11 @@ async def test_a_named_online_course_goes_to_a_worker_with_its_language_and_skil
     for request in (photoshop_fr, excel_nl, excel_fr):
         routed = await service.route(request)
         assert routed is not None
-        assert (routed.target, routed.rule_id, routed.callback_deadline) == (Target.ESPACES_NUMERIQUES, "named-online-course", None)
+        assert (routed.target, routed.rule_id, routed.callback_deadline) == (
+            Target.ESPACES_NUMERIQUES,
+            "named-online-course",
+            None,
+        )
 
     photoshop = await service.assignment.get_request(photoshop_fr.request_id)
     assert photoshop is not None and photoshop.required_skills == {"graphics"}
@@ -342,7 +351,12 @@ async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sl
     assert [type(e) for e in events] == [ContactAttempted, EnrolmentConfirmed]
     contact, enrolment = events
     assert isinstance(contact, ContactAttempted) and isinstance(enrolment, EnrolmentConfirmed)
-    assert (contact.worker_id, contact.outcome, contact.attempt, contact.next_attempt_at) == (worker_id, ContactOutcome.ENROLLED, 1, None)
+    assert (contact.worker_id, contact.outcome, contact.attempt, contact.next_attempt_at) == (
+        worker_id,
+        ContactOutcome.ENROLLED,
+        1,
+        None,
+    )
     assert (enrolment.course_code, enrolment.course_title, enrolment.language) == ("EXCEL", "Excel (tableur)", FR)
     assert enrolment.person_id == request.person_id
     # One conversation: the routed request caused the call, the call caused the enrolment.
@@ -376,7 +390,9 @@ async def test_enrolling_in_a_full_course_is_refused_with_the_reason_and_publish
     worker_id = await accepted(service, request.request_id)
 
     with pytest.raises(DeskError, match=r"EXCEL is full \(1 seats taken\)") as refused:
-        await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.ENROLLED, course_code="EXCEL")
+        await service.record_outcome(
+            request.request_id, worker_id=worker_id, outcome=ContactOutcome.ENROLLED, course_code="EXCEL"
+        )
 
     assert refused.value.status == 409
     assert await outbox_events(mongo_db) == []
@@ -387,7 +403,9 @@ async def test_enrolling_in_a_full_course_is_refused_with_the_reason_and_publish
     assert await service.seats.seats_taken("EXCEL") == 1
 
 
-async def test_an_outcome_needs_the_request_accepted_by_that_worker(service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock) -> None:
+async def test_an_outcome_needs_the_request_accepted_by_that_worker(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
     request = phone_call(clock)
     await service.route(request)
     offered_to = await holder(service, request.request_id)
@@ -420,9 +438,16 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
     assert attempt.next_attempt_at == TUESDAY_10 + SETTINGS.retry_after_no_answer
     assert (attempt.correlation_id, attempt.causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
-    assert case is not None and (case["sla"], case["outcome"], case["attempts"], case["first_contact_at"]) == ("pending", None, 1, None)
+    assert case is not None and (case["sla"], case["outcome"], case["attempts"], case["first_contact_at"]) == (
+        "pending",
+        None,
+        1,
+        None,
+    )
     routed = await service.assignment.get_request(request.request_id)
-    assert routed is not None and routed.status == RequestStatus.ASSIGNED and await holder(service, request.request_id) == worker_id
+    assert (
+        routed is not None and routed.status == RequestStatus.ASSIGNED and await holder(service, request.request_id) == worker_id
+    )
     assert await open_count(service, worker_id) == 1
     assert await timer_state(service, TimerKind.SLA_BREACH, request.request_id) is TimerState.PENDING
 
@@ -432,7 +457,9 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
     assert attempts == [1, 2]
 
 
-async def test_an_exam_wanted_requests_exam_scheduling(service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock) -> None:
+async def test_an_exam_wanted_requests_exam_scheduling(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
     request = phone_call(clock)
     routed = await service.route(request)
     assert routed is not None
@@ -765,7 +792,10 @@ async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_pri
     assert [
         r.request_id
         for r in sorted(
-            queue, key=lambda r: queue_order(r.priority, waiting_since=r.created_at, deadline=r.deadline, now=clock.now(), weights=no_ageing)
+            queue,
+            key=lambda r: queue_order(
+                r.priority, waiting_since=r.created_at, deadline=r.deadline, now=clock.now(), weights=no_ageing
+            ),
         )
     ] == [earlier.request_id, fresh.request_id, old.request_id]
 

@@ -20,8 +20,8 @@ from services import ServiceSettings, subscriber_options
 from services.app import Runtime, build_runtime
 from services.consumers import dead_letter_topic
 from services.kafka import ensure_topics, wire
-from services.settings import KafkaSettings, MongoSettings
 from services.outbox import Outbox
+from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.factories import make_request
 
@@ -60,7 +60,9 @@ async def produce(topic: str, *events: Event, raw: tuple[bytes, ...] = ()) -> No
 
 
 @pytest.fixture
-async def runtime(unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any) -> AsyncIterator[Runtime]:
+async def runtime(
+    unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any
+) -> AsyncIterator[Runtime]:
     settings = ServiceSettings(service_name=f"svc-{unique}", kafka=kafka_settings, mongo=mongo_settings)
     rt = build_runtime(settings)
     yield rt
@@ -208,7 +210,9 @@ async def test_poison_goes_to_dead_letters_and_the_consumer_goes_on(runtime: Run
     assert headers["dlq_original_offset"] == "0"
 
 
-async def test_consumer_killed_before_storing_gets_the_event_again(unique: str, mongo_db: Any, mongo_settings: MongoSettings) -> None:
+async def test_consumer_killed_before_storing_gets_the_event_again(
+    unique: str, mongo_db: Any, mongo_settings: MongoSettings
+) -> None:
     """At-least-once: the offset is committed only after the effect is stored."""
     topic = f"test.crash.{unique}"
     await ensure_topics(KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP), ())

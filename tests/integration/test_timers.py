@@ -233,7 +233,9 @@ async def test_two_replicas_race_over_200_due_timers(
     stop = asyncio.Event()
     started = wall.perf_counter()
     runs = [
-        asyncio.create_task(replica_a.run({"sla_breach": recording(mongo_db, "replica-a")}, poll_interval=0.01, stop=stop, batch=5)),
+        asyncio.create_task(
+            replica_a.run({"sla_breach": recording(mongo_db, "replica-a")}, poll_interval=0.01, stop=stop, batch=5)
+        ),
         asyncio.create_task(replica_b.run({"sla_breach": recording(db_b, "replica-b")}, poll_interval=0.01, stop=stop, batch=5)),
     ]
     await _until(lambda: _count_fired(mongo_db), RACE_TIMERS, timeout=120)
@@ -252,7 +254,10 @@ async def test_two_replicas_race_over_200_due_timers(
 
 
 async def test_replicas_racing_with_claims_expiring_mid_fire(
-    store: TimerStore, mongo_client: AsyncMongoClient[Any], mongo_db: MongoDatabase, second_client: AsyncMongoClient[dict[str, Any]]
+    store: TimerStore,
+    mongo_client: AsyncMongoClient[Any],
+    mongo_db: MongoDatabase,
+    second_client: AsyncMongoClient[dict[str, Any]],
 ) -> None:
     """Handlers slower than the lease: claims expire while firing and are taken over; the
     conditional mark and the transaction still let exactly one effect per timer commit."""
@@ -316,9 +321,7 @@ async def test_a_timer_claimed_by_a_replica_that_died_fires_once_elsewhere(
     assert timer is not None and timer.state is TimerState.FIRED and timer.claimed_by == "replica-b"
 
 
-async def test_timers_survive_a_restart(
-    mongo_db: MongoDatabase, clock: FixedClock, store: TimerStore
-) -> None:
+async def test_timers_survive_a_restart(mongo_db: MongoDatabase, clock: FixedClock, store: TimerStore) -> None:
     before: AsyncMongoClient[dict[str, Any]]
     after: AsyncMongoClient[dict[str, Any]]
     async with AsyncMongoClient(MONGODB_URI, tz_aware=True) as before:

@@ -28,7 +28,9 @@ TELEPORTED = "be.bruxellesformation.training.request.teleported"
 
 
 @pytest.fixture
-async def routing(unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any) -> AsyncIterator[tuple[Runtime, str]]:
+async def routing(
+    unique: str, kafka_settings: KafkaSettings, mongo_settings: MongoSettings, mongo_db: Any
+) -> AsyncIterator[tuple[Runtime, str]]:
     prefix = f"test_tolerant_{unique}."
     settings = RoutingSettings(
         kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
@@ -92,7 +94,9 @@ async def test_an_unknown_event_type_is_skipped_and_the_request_behind_it_is_rou
     assert decision["channel"] == "whatsapp"
     assert (decision["rule_id"], decision["target"]) == ("default", "advisors")
     assert "whatsapp" in decision["explanation_fr"]
-    skipped = runtime.metrics.get_sample_value("consumer_skipped_events_total", {"consumer": "routing", "topic": topic, "type": TELEPORTED})
+    skipped = runtime.metrics.get_sample_value(
+        "consumer_skipped_events_total", {"consumer": "routing", "topic": topic, "type": TELEPORTED}
+    )
     assert skipped == 1
     assert await dead_letters_of(prefix, "routing") == 0
     assert await runtime.db["processed_events"].count_documents({"consumer": "routing"}) == 1

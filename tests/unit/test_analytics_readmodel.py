@@ -60,7 +60,9 @@ def one_of_each() -> list[Event]:
         triage_reason=f"voicemail from {PHONE}",
         channel_details={"agent_notes": f"{NAME} rappeler {PHONE}", "call_sid": "CA1"},
         campaign=CampaignAttribution(
-            utm_source="facebook", utm_campaign="confine-mais-connecte", utm_term=NAME,
+            utm_source="facebook",
+            utm_campaign="confine-mais-connecte",
+            utm_term=NAME,
             referrer=f"https://example.org/?email={EMAIL}",
         ),
     )
@@ -69,34 +71,80 @@ def one_of_each() -> list[Event]:
     return [
         request,
         TrainingRequestRouted.following(
-            request, source="/routing", request_id=rid, person_id=person, target=Target.ESPACES_NUMERIQUES,
-            rule_id="named-online-course", rule_set_version="2026.1", explanation=f"Demande de {NAME}",
-            priority=25, priority_parts={"qualification": 15, "phone": 10}, callback_deadline=T0 + timedelta(hours=48),
+            request,
+            source="/routing",
+            request_id=rid,
+            person_id=person,
+            target=Target.ESPACES_NUMERIQUES,
+            rule_id="named-online-course",
+            rule_set_version="2026.1",
+            explanation=f"Demande de {NAME}",
+            priority=25,
+            priority_parts={"qualification": 15, "phone": 10},
+            callback_deadline=T0 + timedelta(hours=48),
             assignee_id="en-1",
         ),
         CallbackDue(source="/routing", request_id=rid, person_id=person, deadline=later),
         CallbackSlaBreached(source="/routing", request_id=rid, person_id=person, deadline=later, escalated_to="supervisor"),
         ContactAttempted(
-            source="/routing", request_id=rid, person_id=person, worker_id="en-1", outcome=ContactOutcome.ENROLLED,
-            attempt=1, notes=f"{NAME} joignable au {PHONE}, {EMAIL}", time=later,
+            source="/routing",
+            request_id=rid,
+            person_id=person,
+            worker_id="en-1",
+            outcome=ContactOutcome.ENROLLED,
+            attempt=1,
+            notes=f"{NAME} joignable au {PHONE}, {EMAIL}",
+            time=later,
         ),
         EnrolmentConfirmed(
-            source="/routing", request_id=rid, person_id=person, course_code="EXCEL", course_title="Excel",
-            language=Language.FR, login_instructions=f"login {EMAIL}", starts_on=date(2026, 4, 1),
+            source="/routing",
+            request_id=rid,
+            person_id=person,
+            course_code="EXCEL",
+            course_title="Excel",
+            language=Language.FR,
+            login_instructions=f"login {EMAIL}",
+            starts_on=date(2026, 4, 1),
         ),
-        ExamSchedulingRequested(source="/routing", request_id=rid, person_id=person, certification_code="MOS-EXCEL",
-                                reason=ExamRequestReason.DESK),
+        ExamSchedulingRequested(
+            source="/routing", request_id=rid, person_id=person, certification_code="MOS-EXCEL", reason=ExamRequestReason.DESK
+        ),
         ExamScheduled(
-            source="/certification", person_id=person, certification_code="MOS-EXCEL", session_id="s1",
-            centre_id="c1", centre_name="Anderlecht", exam_at=later, what_to_bring=[f"convocation {NAME}"],
+            source="/certification",
+            person_id=person,
+            certification_code="MOS-EXCEL",
+            session_id="s1",
+            centre_id="c1",
+            centre_name="Anderlecht",
+            exam_at=later,
+            what_to_bring=[f"convocation {NAME}"],
         ),
-        CertificateIssued(source="/certification", person_id=person, certification_code="MOS-EXCEL",
-                          credential_id="ICDL-BE-1", issued_at=later, credential_url=f"https://x.example/{NAME}"),
-        NotificationSent(source="/notification", person_id=person, about_event_id=uuid.uuid4(),
-                         channel=NotificationChannel.EMAIL, template="t", attempts=1),
-        NotificationFailed(source="/notification", person_id=person, about_event_id=uuid.uuid4(),
-                           channel=NotificationChannel.SMS, template="t", attempts=3, final=True,
-                           reason=f"550 {EMAIL} unknown"),
+        CertificateIssued(
+            source="/certification",
+            person_id=person,
+            certification_code="MOS-EXCEL",
+            credential_id="ICDL-BE-1",
+            issued_at=later,
+            credential_url=f"https://x.example/{NAME}",
+        ),
+        NotificationSent(
+            source="/notification",
+            person_id=person,
+            about_event_id=uuid.uuid4(),
+            channel=NotificationChannel.EMAIL,
+            template="t",
+            attempts=1,
+        ),
+        NotificationFailed(
+            source="/notification",
+            person_id=person,
+            about_event_id=uuid.uuid4(),
+            channel=NotificationChannel.SMS,
+            template="t",
+            attempts=3,
+            final=True,
+            reason=f"550 {EMAIL} unknown",
+        ),
         PersonDataErased(source="/privacy", person_id=person, erased_at=later, requested_by="data_subject"),
     ]
 
@@ -132,9 +180,21 @@ def test_no_contact_detail_name_or_free_text_is_copied(event: Event) -> None:
     for document in (to_document(event), document_from_record(*record(event))):
         found = [s for s in strings(document) for secret in PERSONAL if secret.lower() in s.lower()]
         assert found == [], f"{type(event).__name__}: {found}"
-        assert not {"contact", "need", "notes", "triage_reason", "channel_details", "explanation",
-                    "login_instructions", "credential_id", "credential_url", "what_to_bring",
-                    "centre_name", "course_title", "sealed"} & set(document)
+        assert not {
+            "contact",
+            "need",
+            "notes",
+            "triage_reason",
+            "channel_details",
+            "explanation",
+            "login_instructions",
+            "credential_id",
+            "credential_url",
+            "what_to_bring",
+            "centre_name",
+            "course_title",
+            "sealed",
+        } & set(document)
         if isinstance(event, NotificationFailed):
             assert "reason" not in document  # the provider's message may quote the address
 
@@ -149,8 +209,21 @@ def test_what_analysts_need_is_kept() -> None:
     assert document["campaign"] == {"utm_source": "facebook", "utm_campaign": "confine-mais-connecte"}
     assert document["requested_course"] == "EXCEL"
     assert set(document) == {
-        "_id", "event", "time", "source", "correlation_id", "request_id", "person_id", "channel", "received_at",
-        "language", "requested_course", "unemployed_since", "campaign", "consent_to_contact", "linked_request_ids",
+        "_id",
+        "event",
+        "time",
+        "source",
+        "correlation_id",
+        "request_id",
+        "person_id",
+        "channel",
+        "received_at",
+        "language",
+        "requested_course",
+        "unemployed_since",
+        "campaign",
+        "consent_to_contact",
+        "linked_request_ids",
         "needs_triage",
     }
     routed_doc = document_from_record(*record(routed))

@@ -38,15 +38,25 @@ MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=BRUSSELS)  # ISO week 2026-W10
 
 def received(rid: str, at: datetime, channel: Channel = Channel.PHONE, campaign: str | None = None) -> TrainingRequestReceived:
     return make_request(
-        request_id=rid, received_at=at, time=at, channel=channel,
+        request_id=rid,
+        received_at=at,
+        time=at,
+        channel=channel,
         campaign=CampaignAttribution(utm_campaign=campaign) if campaign else None,
     )
 
 
 def routed(request: TrainingRequestReceived, priority: int, target: Target = Target.ADVISORS) -> TrainingRequestRouted:
     return TrainingRequestRouted.following(
-        request, source="/routing", time=request.received_at + timedelta(seconds=1), request_id=request.request_id,
-        person_id=request.person_id, target=target, rule_id="default", rule_set_version="2026.1", explanation="-",
+        request,
+        source="/routing",
+        time=request.received_at + timedelta(seconds=1),
+        request_id=request.request_id,
+        person_id=request.person_id,
+        target=target,
+        rule_id="default",
+        rule_set_version="2026.1",
+        explanation="-",
         priority=priority,
     )
 
@@ -55,8 +65,13 @@ def attempt(
     request: TrainingRequestReceived, after: timedelta, outcome: ContactOutcome = ContactOutcome.ADVICE_GIVEN
 ) -> ContactAttempted:
     return ContactAttempted(
-        source="/routing", time=request.received_at + after, request_id=request.request_id,
-        person_id=request.person_id, worker_id="adv-1", outcome=outcome, attempt=1,
+        source="/routing",
+        time=request.received_at + after,
+        request_id=request.request_id,
+        person_id=request.person_id,
+        worker_id="adv-1",
+        outcome=outcome,
+        attempt=1,
     )
 
 
@@ -95,9 +110,12 @@ def test_share_within_48_hours_in_both_modes() -> None:
     never = received("never", MONDAY)  # never reached; by the end of the data its deadline is gone
     fresh = received("fresh", datetime(2026, 3, 10, 9, 0, tzinfo=BRUSSELS))
     events: list[Event] = [
-        on_time, attempt(on_time, timedelta(hours=2)),
-        weekend, attempt(weekend, timedelta(hours=71)),
-        never, fresh,
+        on_time,
+        attempt(on_time, timedelta(hours=2)),
+        weekend,
+        attempt(weekend, timedelta(hours=71)),
+        never,
+        fresh,
     ]
     report = build_report(documents(events), ReportConfig(as_of=datetime(2026, 3, 10, 10, 0, tzinfo=BRUSSELS)))
     row = report.table("sla_by_channel").row("all")
@@ -150,12 +168,21 @@ def test_enrolments_per_course_and_digital_divide_uptake() -> None:
     first, second, again = received("a", MONDAY), received("b", MONDAY), received("c", MONDAY + timedelta(hours=1))
     again = again.model_copy(update={"person_id": first.person_id})  # the same person asks twice
     events: list[Event] = [
-        first, routed(first, 50, Target.DIGITAL_DIVIDE),
-        second, routed(second, 50, Target.DIGITAL_DIVIDE),
-        again, routed(again, 50, Target.DIGITAL_DIVIDE),
+        first,
+        routed(first, 50, Target.DIGITAL_DIVIDE),
+        second,
+        routed(second, 50, Target.DIGITAL_DIVIDE),
+        again,
+        routed(again, 50, Target.DIGITAL_DIVIDE),
         *(
-            EnrolmentConfirmed(source="/routing", request_id=r.request_id, person_id=r.person_id, course_code=code,
-                               course_title=code, language=Language.FR)
+            EnrolmentConfirmed(
+                source="/routing",
+                request_id=r.request_id,
+                person_id=r.person_id,
+                course_code=code,
+                course_title=code,
+                language=Language.FR,
+            )
             for r, code in ((first, "EXCEL"), (second, "EXCEL"), (again, "WORD"))
         ),
     ]
@@ -166,13 +193,25 @@ def test_enrolments_per_course_and_digital_divide_uptake() -> None:
 
 def test_exam_waitlist_over_time() -> None:
     def asked(person: str, day: int) -> ExamSchedulingRequested:
-        return ExamSchedulingRequested(source="/routing", person_id=person, certification_code="MOS-EXCEL",
-                                       reason=ExamRequestReason.PATH_COMPLETED, time=MONDAY + timedelta(days=day))
+        return ExamSchedulingRequested(
+            source="/routing",
+            person_id=person,
+            certification_code="MOS-EXCEL",
+            reason=ExamRequestReason.PATH_COMPLETED,
+            time=MONDAY + timedelta(days=day),
+        )
 
     def seated(person: str, day: int) -> ExamScheduled:
-        return ExamScheduled(source="/certification", person_id=person, certification_code="MOS-EXCEL",
-                             session_id="s", centre_id="c", centre_name="-", time=MONDAY + timedelta(days=day),
-                             exam_at=MONDAY + timedelta(days=30))
+        return ExamScheduled(
+            source="/certification",
+            person_id=person,
+            certification_code="MOS-EXCEL",
+            session_id="s",
+            centre_id="c",
+            centre_name="-",
+            time=MONDAY + timedelta(days=day),
+            exam_at=MONDAY + timedelta(days=30),
+        )
 
     events: list[Event] = [asked("p1", 0), asked("p2", 0), asked("p3", 1), seated("p1", 2), seated("p9", 2)]
     table = build_report(documents(events)).table("exam_waitlist")

@@ -22,12 +22,23 @@ pytestmark = pytest.mark.unit
 
 
 def throughput(measured: float | None, baseline: float | None, **kwargs: Any) -> Row:
-    return Row(figure="Pipeline", unit="req/s", measured=measured, baseline=baseline, baseline_is="raw loop", target=0.8, **kwargs)
+    return Row(
+        figure="Pipeline", unit="req/s", measured=measured, baseline=baseline, baseline_is="raw loop", target=0.8, **kwargs
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1234.5, "1234"), (123.4, "123"), (12.34, "12.3"), (1.234, "1.23"), (0.1234, "0.123"), (0.0, "0.000"), (None, "—"), (float("nan"), "—")],
+    [
+        (1234.5, "1234"),
+        (123.4, "123"),
+        (12.34, "12.3"),
+        (1.234, "1.23"),
+        (0.1234, "0.123"),
+        (0.0, "0.000"),
+        (None, "—"),
+        (float("nan"), "—"),
+    ],
 )
 def test_numbers_keep_three_significant_figures_at_most(value: float | None, text: str) -> None:
     assert format_number(value) == text
@@ -69,7 +80,9 @@ def test_missing_numbers_and_pending_rows_render_as_dashes() -> None:
         ]
     ).splitlines()
     assert lines[2] == "| Memory (MiB, lower is better) | — | 80.0 MiB | — | — | raw |"
-    assert lines[3] == "| Pipeline (req/s, higher is better) | pending: analytics.replay not available | — | — | ≥ 0.8 | raw loop |"
+    assert (
+        lines[3] == "| Pipeline (req/s, higher is better) | pending: analytics.replay not available | — | — | ≥ 0.8 | raw loop |"
+    )
 
 
 def test_cells_escape_pipes_and_flatten_line_breaks() -> None:
@@ -99,8 +112,16 @@ def sample_results() -> dict[str, Any]:
             "services": {"requests": 3000, "per_s": 90.0, "peak_rss_mib": 100.0},
         },
         "latency": {
-            "baseline": {"target_per_s": 45.0, "latency_seen": latency(20.0, 50.0), "peak_rss_mib": {"routing": 81.0, "intake": 90.0}},
-            "services": {"target_per_s": 45.0, "latency_seen": latency(25.0, 100.0), "peak_rss_mib": {"routing": 101.0, "intake": 91.0}},
+            "baseline": {
+                "target_per_s": 45.0,
+                "latency_seen": latency(20.0, 50.0),
+                "peak_rss_mib": {"routing": 81.0, "intake": 90.0},
+            },
+            "services": {
+                "target_per_s": 45.0,
+                "latency_seen": latency(25.0, 100.0),
+                "peak_rss_mib": {"routing": 101.0, "intake": 91.0},
+            },
         },
         "intake": {
             "baseline": {"concurrency": 32, "accepted_per_s": 400.0, "peak_rss_mib": 70.0},
@@ -114,7 +135,9 @@ def test_the_rows_pair_each_figure_with_its_baseline() -> None:
     from bench.__main__ import build_rows
 
     rows = {row.figure.split(",")[0]: row for row in build_rows(sample_results())}
-    assert rows["1. Pipeline throughput: one process on 3000 pre-loaded requests → decision stored + TrainingRequestRouted"].ratio == pytest.approx(0.9)
+    assert rows[
+        "1. Pipeline throughput: one process on 3000 pre-loaded requests → decision stored + TrainingRequestRouted"
+    ].ratio == pytest.approx(0.9)
     assert rows["2. Latency p99"].ratio == pytest.approx(2.0) and not rows["2. Latency p99"].higher_is_better
     assert rows["3. Intake: JSON API requests answered 202 (in the outbox)"].ratio == pytest.approx(0.5)
     assert rows["4. Replay into the report's read model (analytics.replay)"].pending == "pending: analytics.replay not available"
@@ -161,7 +184,10 @@ def test_disturbances_name_restarts_rebalances_and_failures() -> None:
 
     results = sample_results()
     assert disturbances(results) == []
-    results["infrastructure"] = {"pipeline": {"kafka": (100, 100), "mongod": (7, 7)}, "latency": {"kafka": (100, 205), "mongod": (7, 7)}}
+    results["infrastructure"] = {
+        "pipeline": {"kafka": (100, 100), "mongod": (7, 7)},
+        "latency": {"kafka": (100, 205), "mongod": (7, 7)},
+    }
     results["pipeline"]["services"]["rebalance_log_lines"] = 3
     results["latency"]["baseline"].update(failures=2, first_failure="ConnectionResetError()")
     assert disturbances(results) == [

@@ -26,8 +26,14 @@ def bxl(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
 
 @pytest.mark.parametrize(
     ("year", "easter"),
-    [(2008, date(2008, 3, 23)), (2019, date(2019, 4, 21)), (2020, date(2020, 4, 12)),
-     (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5)), (2038, date(2038, 4, 25))],
+    [
+        (2008, date(2008, 3, 23)),
+        (2019, date(2019, 4, 21)),
+        (2020, date(2020, 4, 12)),
+        (2025, date(2025, 4, 20)),
+        (2026, date(2026, 4, 5)),
+        (2038, date(2038, 4, 25)),
+    ],
 )
 def test_easter_sunday(year: int, easter: date) -> None:
     assert easter_sunday(year) == easter
@@ -51,8 +57,10 @@ def test_holidays_2020() -> None:
 
 @pytest.mark.parametrize(
     ("year", "easter_monday", "ascension", "whit_monday"),
-    [(2025, date(2025, 4, 21), date(2025, 5, 29), date(2025, 6, 9)),
-     (2026, date(2026, 4, 6), date(2026, 5, 14), date(2026, 5, 25))],
+    [
+        (2025, date(2025, 4, 21), date(2025, 5, 29), date(2025, 6, 9)),
+        (2026, date(2026, 4, 6), date(2026, 5, 14), date(2026, 5, 25)),
+    ],
 )
 def test_movable_holidays(year: int, easter_monday: date, ascension: date, whit_monday: date) -> None:
     days = CAL.holidays(year)
@@ -187,8 +195,7 @@ def test_christmas_with_boxing_day_closed() -> None:
 
 @pytest.mark.parametrize(
     ("friday", "offset_before", "offset_after"),
-    [(date(2026, 3, 27), timedelta(hours=1), timedelta(hours=2)),
-     (date(2026, 10, 23), timedelta(hours=2), timedelta(hours=1))],
+    [(date(2026, 3, 27), timedelta(hours=1), timedelta(hours=2)), (date(2026, 10, 23), timedelta(hours=2), timedelta(hours=1))],
 )
 def test_dst_weekends_keep_wall_clock_hours(friday: date, offset_before: timedelta, offset_after: timedelta) -> None:
     start = bxl(friday.year, friday.month, friday.day, 16)

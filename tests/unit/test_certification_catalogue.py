@@ -25,7 +25,10 @@ def test_eight_open_job_skills_certifications_each_paired_with_a_private_one() -
     paired = [c for c in CERTS.all() if c.open and c.private is not None]
     assert len(paired) == 8
     assert {c.family for c in paired} == {"office", "graphics"}
-    assert {c.private.programme.name for c in paired if c.private} == {"Microsoft Office Specialist", "Adobe Certified Professional"}
+    assert {c.private.programme.name for c in paired if c.private} == {
+        "Microsoft Office Specialist",
+        "Adobe Certified Professional",
+    }
     for cert in paired:
         assert cert.bf_title.startswith("Certification Bruxelles Formation")
 
@@ -88,6 +91,13 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_public_surface() -> None:
     assert set(public_names) == {
-        "CertificationError", "CertificationInfo", "CertificationService", "CertificationSettings", "Certifications",
-        "build_credential", "create_app", "identity_hash", "load_certifications",
+        "CertificationError",
+        "CertificationInfo",
+        "CertificationService",
+        "CertificationSettings",
+        "Certifications",
+        "build_credential",
+        "create_app",
+        "identity_hash",
+        "load_certifications",
     }

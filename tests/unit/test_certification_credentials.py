@@ -43,7 +43,9 @@ ISSUER = IssuerProfile(id=LINKS.issuer, name="Bruxelles Formation", url="https:/
 CERTS = load_certifications()
 
 
-def credential(code: str = "MOS-EXCEL", *, salt: str = "9c1f2e3d4b5a69788796a5b4c3d2e1f0", credential_id: str = "c0ffee") -> dict[str, Any]:
+def credential(
+    code: str = "MOS-EXCEL", *, salt: str = "9c1f2e3d4b5a69788796a5b4c3d2e1f0", credential_id: str = "c0ffee"
+) -> dict[str, Any]:
     cert = CERTS.get(code)
     assert cert is not None
     return build_credential(
@@ -54,7 +56,10 @@ def credential(code: str = "MOS-EXCEL", *, salt: str = "9c1f2e3d4b5a69788796a5b4
 def test_the_credential_is_an_open_badge_3_verifiable_credential() -> None:
     doc = credential()
     assert doc["@context"] == [VC2_CONTEXT, OB3_CONTEXT]
-    assert doc["@context"] == ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"]
+    assert doc["@context"] == [
+        "https://www.w3.org/ns/credentials/v2",
+        "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
+    ]
     assert doc["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
     assert doc["id"] == "https://certification.bruxellesformation.test/credentials/c0ffee"
     assert doc["issuer"] == {
@@ -73,7 +78,10 @@ def test_the_credential_is_an_open_badge_3_verifiable_credential() -> None:
     assert achievement["achievementType"] == "Certificate"
     assert achievement["name"] and achievement["description"] and achievement["criteria"]["narrative"]
     assert "EXCEL" in achievement["criteria"]["narrative"]  # the learning path that prepares for it
-    assert doc["credentialStatus"] == {"id": "https://certification.bruxellesformation.test/revocations", "type": "1EdTechRevocationList"}
+    assert doc["credentialStatus"] == {
+        "id": "https://certification.bruxellesformation.test/revocations",
+        "type": "1EdTechRevocationList",
+    }
     assert "proof" not in doc  # signing is the signer's job
 
 
@@ -89,7 +97,9 @@ def test_the_private_pairing_and_the_recognising_bodies_are_in_the_achievement()
         assert body in achievement["description"]
     # The transversal certificate is Bruxelles Formation's own, aligned with a competence framework.
     own = credential("BF-NUMERIQUE")["credentialSubject"]["achievement"]
-    assert [a["targetName"] for a in own["alignment"]] == ["DigComp 2.2 : le cadre européen des compétences numériques des citoyens"]
+    assert [a["targetName"] for a in own["alignment"]] == [
+        "DigComp 2.2 : le cadre européen des compétences numériques des citoyens"
+    ]
     assert "propre à Bruxelles Formation" in own["description"]
 
 
@@ -179,7 +189,9 @@ def test_the_signing_key_comes_as_a_base64_seed() -> None:
 
 
 def test_canonical_json_is_jcs_for_what_credentials_hold() -> None:
-    assert canonical_json({"b": [1, True, None], "a": "é", "@context": "x"}) == '{"@context":"x","a":"é","b":[1,true,null]}'.encode()
+    assert (
+        canonical_json({"b": [1, True, None], "a": "é", "@context": "x"}) == '{"@context":"x","a":"é","b":[1,true,null]}'.encode()
+    )
     with pytest.raises(ValueError, match="floating"):
         canonical_json({"score": 81.5})
     for raw in (b"", b"\0\0abc", bytes(range(40))):

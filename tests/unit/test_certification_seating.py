@@ -34,7 +34,9 @@ def waiting(name: str, *, priority: int = 0, hours: int = 0, code: str = EXCEL) 
     return WaitingCandidate(f"{code}:{name}", name, code, priority, T0 + timedelta(hours=hours))
 
 
-def session(seats: int = 3, *, held: int = 0, booked: int = 0, codes: frozenset[str] = frozenset({EXCEL}), sid: str = "ses-1") -> SessionSeats:
+def session(
+    seats: int = 3, *, held: int = 0, booked: int = 0, codes: frozenset[str] = frozenset({EXCEL}), sid: str = "ses-1"
+) -> SessionSeats:
     return SessionSeats(sid, "ctr-1", codes, T0 + timedelta(days=80), seats, held, booked)
 
 

@@ -38,7 +38,12 @@ def letter(offset: int, error_type: str = "UnknownEventType", *, minutes_ago: in
     )
 
 
-LETTERS = [letter(0, minutes_ago=300), letter(1, "TimeoutError", minutes_ago=90), letter(2, minutes_ago=5), letter(3, "InvalidEvent", minutes_ago=1)]
+LETTERS = [
+    letter(0, minutes_ago=300),
+    letter(1, "TimeoutError", minutes_ago=90),
+    letter(2, minutes_ago=5),
+    letter(3, "InvalidEvent", minutes_ago=1),
+]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +106,9 @@ def test_a_redrive_skips_what_was_redriven_before_and_says_what_it_did_not_find(
 
 def test_a_redrive_republishes_the_original_headers_without_ours() -> None:
     assert letter(12).redrive_headers() == [("ce_id", b"e-1"), ("redriven_from_dlq_offset", b"12")]
-    redriven_twice = DeadLetter(0, 40, 0, None, b"", (("ce_id", b"e-1"), ("redriven_from_dlq_offset", b"12"), ("dlq_attempts", b"1")))
+    redriven_twice = DeadLetter(
+        0, 40, 0, None, b"", (("ce_id", b"e-1"), ("redriven_from_dlq_offset", b"12"), ("dlq_attempts", b"1"))
+    )
     assert redriven_twice.redrive_headers() == [("ce_id", b"e-1"), ("redriven_from_dlq_offset", b"40")]
 
 

@@ -261,9 +261,7 @@ def test_kustomization_applies_every_manifest_but_the_secret_template() -> None:
     resources = kustomization["resources"]
     assert sorted(resources) == sorted(p.name for p in manifest_files())
     assert SECRET_TEMPLATE.name not in resources, "applying the template would replace the real Secret with placeholders"
-    assert {"kind": "Namespace", "name": NAMESPACE} in [
-        {"kind": o["kind"], "name": o["metadata"]["name"]} for o in objects()
-    ]
+    assert {"kind": "Namespace", "name": NAMESPACE} in [{"kind": o["kind"], "name": o["metadata"]["name"]} for o in objects()]
     assert [i["name"] for i in kustomization["images"]] == [IMAGE]
 
 
@@ -494,9 +492,7 @@ def test_scaled_object_targets_the_deployment(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", CONSUMERS)
-def test_kafka_trigger_names_a_group_and_topic_the_service_really_consumes(
-    name: str, apps: dict[str, dict[str, Any]]
-) -> None:
+def test_kafka_trigger_names_a_group_and_topic_the_service_really_consumes(name: str, apps: dict[str, dict[str, Any]]) -> None:
     metadata = kafka_trigger(name)
     assert set(metadata) <= KEDA_KAFKA_METADATA, f"unknown KEDA kafka metadata: {set(metadata) - KEDA_KAFKA_METADATA}"
     assert all(isinstance(v, str) for v in metadata.values()), "KEDA trigger metadata is a map of strings: quote them"

@@ -191,9 +191,7 @@ def test_service_is_scalable(services: dict[str, dict[str, Any]], name: str) -> 
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_service_environment_points_at_the_compose_infrastructure(
-    services: dict[str, dict[str, Any]], name: str
-) -> None:
+def test_service_environment_points_at_the_compose_infrastructure(services: dict[str, dict[str, Any]], name: str) -> None:
     env = env_of(services[name])
     prefix = name.upper()
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
@@ -205,9 +203,7 @@ def test_service_environment_points_at_the_compose_infrastructure(
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_service_environment_names_are_read_by_the_settings(
-    services: dict[str, dict[str, Any]], name: str
-) -> None:
+def test_service_environment_names_are_read_by_the_settings(services: dict[str, dict[str, Any]], name: str) -> None:
     """A misspelt variable would be ignored silently (extra="ignore"): every one must be a settings field."""
     prefix = f"{name.upper()}_"
     for key in env_of(services[name]):
@@ -295,9 +291,7 @@ def test_dockerfile_installs_the_locked_runtime_dependencies_before_the_source()
 
 
 def test_dockerfile_copies_every_package_of_the_project() -> None:
-    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
-        "packages"
-    ]
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     copied = {
         src.rstrip("/")
         for keyword, args in dockerfile_instructions()
@@ -310,12 +304,7 @@ def test_dockerfile_copies_every_package_of_the_project() -> None:
 
 def test_dockerfile_runtime_is_python_311_slim_as_non_root() -> None:
     instructions = dockerfile_instructions()
-    args = {
-        name: default
-        for keyword, rest in instructions
-        if keyword == "ARG"
-        for name, _, default in [rest.partition("=")]
-    }
+    args = {name: default for keyword, rest in instructions if keyword == "ARG" for name, _, default in [rest.partition("=")]}
     froms = [rest for keyword, rest in instructions if keyword == "FROM"]
     runtime_image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), froms[-1].split()[0])
     assert runtime_image == "python:3.11-slim"

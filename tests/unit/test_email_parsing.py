@@ -51,8 +51,15 @@ def assert_surrogate_free(parsed: ParsedEmail) -> None:
     """Whatever came in, what goes out can be encoded (JSON, BSON) without error."""
     draft = to_draft(parsed)
     for value in (
-        parsed.sender, parsed.display_name, parsed.subject, parsed.body, parsed.need, parsed.raw_text,
-        parsed.dedup_key, parsed.message_id, *(name for name, _ in parsed.attachments),
+        parsed.sender,
+        parsed.display_name,
+        parsed.subject,
+        parsed.body,
+        parsed.need,
+        parsed.raw_text,
+        parsed.dedup_key,
+        parsed.message_id,
+        *(name for name, _ in parsed.attachments),
         *(str(v) for v in draft.channel_details.values()),
     ):
         if value is not None:
@@ -146,8 +153,7 @@ def test_outlook_html_only_in_base64_becomes_readable_text() -> None:
     parsed = parse(msg)
 
     assert parsed.need == (
-        "Bonjour,\n\nJe souhaite m’inscrire à la formation Excel.\nMon GSM : 0470/12.34.56\n"
-        "Bien à vous,\nFatima & famille"
+        "Bonjour,\n\nJe souhaite m’inscrire à la formation Excel.\nMon GSM : 0470/12.34.56\nBien à vous,\nFatima & famille"
     )
     assert parsed.phone == "+32470123456"
     assert parsed.requested_course == "EXCEL"
@@ -163,8 +169,7 @@ def test_html_to_text_keeps_line_breaks_and_marks_blockquotes() -> None:
     )
 
     assert html_to_text(html) == (
-        "Oui, toujours intéressée.\n\nLe lun. 3 févr. 2020, BF a écrit :\n"
-        "> Souhaitez-vous suivre Photoshop ?\n> Cordialement"
+        "Oui, toujours intéressée.\n\nLe lun. 3 févr. 2020, BF a écrit :\n> Souhaitez-vous suivre Photoshop ?\n> Cordialement"
     )
 
 
@@ -320,9 +325,7 @@ def test_phone_numbers_in_belgian_and_international_formats(written: str, e164: 
 
 def test_the_service_s_own_number_is_not_the_person_s() -> None:
     assert parse(message("On m'a dit d'appeler le 0800 555 66 mais c'est occupé.\n")).phone is None
-    assert (
-        parse(message("J'ai appelé le 0800/555.66 ; rappelez-moi au 0486 11 22 33.\n")).phone == "+32486112233"
-    )
+    assert parse(message("J'ai appelé le 0800/555.66 ; rappelez-moi au 0486 11 22 33.\n")).phone == "+32486112233"
 
 
 def test_dates_and_postcodes_are_not_phone_numbers() -> None:
@@ -400,9 +403,7 @@ def test_language_defaults_to_french_when_unsure() -> None:
     ],
 )
 def test_wrong_or_unknown_charset_declarations(declared: str, body: bytes, expected: str) -> None:
-    parsed = parse(
-        raw("From: a@example.be", f"Content-Type: text/plain; charset={declared}", body=body + b"\r\n")
-    )
+    parsed = parse(raw("From: a@example.be", f"Content-Type: text/plain; charset={declared}", body=body + b"\r\n"))
 
     assert parsed.need.endswith(expected)
     assert not parsed.needs_triage
@@ -465,9 +466,7 @@ def test_a_display_name_that_is_an_address_is_no_name() -> None:
 
 
 def test_multipart_without_boundary_is_flagged() -> None:
-    parsed = parse(
-        raw("From: a@example.be", "Content-Type: multipart/mixed", body=b"--x\r\n\r\nJe voudrais Excel.\r\n--x--\r\n")
-    )
+    parsed = parse(raw("From: a@example.be", "Content-Type: multipart/mixed", body=b"--x\r\n\r\nJe voudrais Excel.\r\n--x--\r\n"))
 
     assert parsed.needs_triage
     assert (parsed.triage_reason or "").startswith("unparseable MIME: ")
@@ -526,7 +525,9 @@ def test_delivery_status_notification_is_automatic() -> None:
             b"--BOUND\r\nContent-Type: message/delivery-status\r\n\r\n"
             b"Reporting-MTA: dns; mx.example.be\r\n\r\n"
             b"Final-Recipient: rfc822; nobody@example.be\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-            b"--BOUND\r\nContent-Type: message/rfc822\r\n\r\nFrom: " + INBOX.encode() + b"\r\nSubject: Votre demande\r\n\r\nBonjour\r\n"
+            b"--BOUND\r\nContent-Type: message/rfc822\r\n\r\nFrom: "
+            + INBOX.encode()
+            + b"\r\nSubject: Votre demande\r\n\r\nBonjour\r\n"
             b"--BOUND--\r\n"
         ),
     )

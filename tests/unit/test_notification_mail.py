@@ -78,8 +78,18 @@ def test_a_naive_date_and_a_bad_sender_are_refused() -> None:
 @pytest.mark.parametrize(
     ("error", "status", "bounced"),
     [
-        (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "5.1.1 <amina@example.org> unknown", "amina@example.org")]), SendStatus.PERMANENT, True),
-        (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "mailbox busy", "amina@example.org")]), SendStatus.TRANSIENT, False),
+        (
+            aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(550, "5.1.1 <amina@example.org> unknown", "amina@example.org")]
+            ),
+            SendStatus.PERMANENT,
+            True,
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "mailbox busy", "amina@example.org")]),
+            SendStatus.TRANSIENT,
+            False,
+        ),
         (aiosmtplib.SMTPDataError(554, "5.7.1 rejected as spam"), SendStatus.PERMANENT, False),
         (aiosmtplib.SMTPSenderRefused(451, "4.3.0 try later", "no-reply@bf.be"), SendStatus.TRANSIENT, False),
         (aiosmtplib.SMTPConnectError("connection refused"), SendStatus.TRANSIENT, False),

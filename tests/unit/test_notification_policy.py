@@ -21,7 +21,9 @@ NOON = datetime(2026, 3, 3, 11, 0, tzinfo=UTC)  # 12:00 in Brussels
 NIGHT = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)  # 23:00 in Brussels
 
 
-def who(email: bool = True, mobile: bool = True, consent: bool = True, opted_out: frozenset[NotificationChannel] = frozenset()) -> Reachability:
+def who(
+    email: bool = True, mobile: bool = True, consent: bool = True, opted_out: frozenset[NotificationChannel] = frozenset()
+) -> Reachability:
     return Reachability(has_email=email, has_mobile=mobile, consent=consent, opted_out=opted_out)
 
 
@@ -61,7 +63,9 @@ def test_an_opted_out_channel_is_skipped_and_a_request_update_uses_the_other() -
         PlannedDelivery(SMS, SkipReason.OPTED_OUT),
         PlannedDelivery(EMAIL),
     )
-    assert plan_channels(NoticeKind.CONTACT_NO_ANSWER, who(email=False, opted_out=no_sms)) == (PlannedDelivery(SMS, SkipReason.OPTED_OUT),)
+    assert plan_channels(NoticeKind.CONTACT_NO_ANSWER, who(email=False, opted_out=no_sms)) == (
+        PlannedDelivery(SMS, SkipReason.OPTED_OUT),
+    )
     assert plan_channels(NoticeKind.ENROLMENT_CONFIRMED, who(opted_out=no_sms)) == (
         PlannedDelivery(EMAIL),
         PlannedDelivery(SMS, SkipReason.OPTED_OUT),
@@ -111,10 +115,16 @@ def test_checks_before_sending() -> None:
     assert check_before_sending(EMAIL, who(), erased=False, now=NIGHT, quiet_hours=quiet) == Go()
     deferred = check_before_sending(SMS, who(), erased=False, now=NIGHT, quiet_hours=quiet)
     assert isinstance(deferred, Defer) and deferred.until == datetime(2026, 3, 4, 7, 0, tzinfo=UTC)
-    assert check_before_sending(SMS, who(opted_out=frozenset({SMS})), erased=False, now=NOON, quiet_hours=quiet) == Skip(SkipReason.OPTED_OUT)
+    assert check_before_sending(SMS, who(opted_out=frozenset({SMS})), erased=False, now=NOON, quiet_hours=quiet) == Skip(
+        SkipReason.OPTED_OUT
+    )
     assert check_before_sending(SMS, who(mobile=False), erased=False, now=NOON, quiet_hours=quiet) == Skip(SkipReason.NO_ADDRESS)
-    assert check_before_sending(EMAIL, who(consent=False), erased=False, now=NOON, quiet_hours=quiet) == Skip(SkipReason.NO_CONSENT)
+    assert check_before_sending(EMAIL, who(consent=False), erased=False, now=NOON, quiet_hours=quiet) == Skip(
+        SkipReason.NO_CONSENT
+    )
     assert check_before_sending(EMAIL, None, erased=False, now=NOON, quiet_hours=quiet) == Skip(SkipReason.NO_ADDRESS)
     assert check_before_sending(EMAIL, who(), erased=True, now=NOON, quiet_hours=quiet) == Skip(SkipReason.ERASED)
     # Skipping wins over deferring: an opted-out text at night is not kept until morning.
-    assert check_before_sending(SMS, who(opted_out=frozenset({SMS})), erased=False, now=NIGHT, quiet_hours=quiet) == Skip(SkipReason.OPTED_OUT)
+    assert check_before_sending(SMS, who(opted_out=frozenset({SMS})), erased=False, now=NIGHT, quiet_hours=quiet) == Skip(
+        SkipReason.OPTED_OUT
+    )

@@ -109,7 +109,11 @@ class SmsSenderContract(ABC):
         result = await self.sender().send(an_sms())
         assert result.status is SendStatus.SENT
         assert await self.received() == [
-            ("+32470123456", "Bruxelles Formation : un conseiller vous rappellera bientôt.", "0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11:sms")
+            (
+                "+32470123456",
+                "Bruxelles Formation : un conseiller vous rappellera bientôt.",
+                "0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11:sms",
+            )
         ]
 
 
@@ -150,8 +154,16 @@ class TestFakeSmsSender(SmsSenderContract):
 
 def test_the_package_exports_its_ports_and_adapters() -> None:
     assert set(notification.__all__) == {
-        "HttpSmsSender", "MailSender", "NotificationSettings", "OutgoingEmail", "OutgoingSms", "SendResult",
-        "SendStatus", "SmsSender", "SmtpMailSender", "create_app",
+        "HttpSmsSender",
+        "MailSender",
+        "NotificationSettings",
+        "OutgoingEmail",
+        "OutgoingSms",
+        "SendResult",
+        "SendStatus",
+        "SmsSender",
+        "SmtpMailSender",
+        "create_app",
     }
     for name in notification.__all__:
         assert getattr(notification, name) is not None

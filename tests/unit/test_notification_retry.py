@@ -47,14 +47,18 @@ def test_a_provider_failure_is_retried_until_the_last_attempt() -> None:
         assert step.status is DeliveryStatus.QUEUED and not step.final
         assert step.next_attempt_at is not None
         assert NOW + POLICY.nominal_delay(attempts) * 0.8 <= step.next_attempt_at <= NOW + POLICY.nominal_delay(attempts) * 1.2
-    assert POLICY.after(failure, attempts=POLICY.max_attempts, now=NOW, rng=rng) == NextStep(DeliveryStatus.FAILED, None, final=True)
+    assert POLICY.after(failure, attempts=POLICY.max_attempts, now=NOW, rng=rng) == NextStep(
+        DeliveryStatus.FAILED, None, final=True
+    )
 
 
 def test_retry_after_wins_over_the_schedule() -> None:
     later = NOW + timedelta(minutes=7)
     step = POLICY.after(SendResult.transient("HTTP 429", retry_at=later), attempts=1, now=NOW, rng=random.Random(0))
     assert step == NextStep(DeliveryStatus.QUEUED, later, final=False)
-    past = POLICY.after(SendResult.transient("HTTP 429", retry_at=NOW - timedelta(seconds=5)), attempts=1, now=NOW, rng=random.Random(0))
+    past = POLICY.after(
+        SendResult.transient("HTTP 429", retry_at=NOW - timedelta(seconds=5)), attempts=1, now=NOW, rng=random.Random(0)
+    )
     assert past.next_attempt_at == NOW
 
 

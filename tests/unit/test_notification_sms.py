@@ -18,7 +18,9 @@ pytestmark = pytest.mark.unit
 
 URL = "https://sms.example.test/v1/messages"
 NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
-TEXT = OutgoingSms(reference="0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11:sms", to="+32470123456", text="Bruxelles Formation : à bientôt.")
+TEXT = OutgoingSms(
+    reference="0b0e6a8c-5a43-4c1e-9d0f-8f3f2a6b7c11:sms", to="+32470123456", text="Bruxelles Formation : à bientôt."
+)
 
 
 def sender(handler: httpx.MockTransport | None = None, **answer: Any) -> tuple[HttpSmsSender, list[httpx.Request]]:
@@ -41,7 +43,11 @@ async def test_200_is_sent_with_json_body_bearer_token_and_reference() -> None:
     assert request.method == "POST" and str(request.url) == URL
     assert request.headers["Authorization"] == "Bearer s3cret"
     assert request.headers["Content-Type"] == "application/json"
-    assert json.loads(request.content) == {"to": "+32470123456", "text": "Bruxelles Formation : à bientôt.", "reference": TEXT.reference}
+    assert json.loads(request.content) == {
+        "to": "+32470123456",
+        "text": "Bruxelles Formation : à bientôt.",
+        "reference": TEXT.reference,
+    }
 
 
 async def test_202_without_a_body_is_sent() -> None:

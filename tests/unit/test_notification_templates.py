@@ -40,37 +40,67 @@ WINTER_MORNING = datetime(2026, 1, 13, 8, 30, tzinfo=UTC)  # 09:30 in Brussels (
 
 def routed(target: Target, deadline: datetime | None = SUMMER_MORNING) -> TrainingRequestRouted:
     return TrainingRequestRouted(
-        source="/tests", request_id=REQUEST, person_id=PERSON, target=target, rule_id="r", rule_set_version="v1",
-        explanation="staff only: no CESS", priority=50, callback_deadline=deadline,
+        source="/tests",
+        request_id=REQUEST,
+        person_id=PERSON,
+        target=target,
+        rule_id="r",
+        rule_set_version="v1",
+        explanation="staff only: no CESS",
+        priority=50,
+        callback_deadline=deadline,
     )
 
 
 def no_answer(next_attempt_at: datetime | None = WINTER_MORNING) -> ContactAttempted:
     return ContactAttempted(
-        source="/tests", request_id=REQUEST, person_id=PERSON, worker_id="adv_042", outcome=ContactOutcome.NO_ANSWER,
-        attempt=1, next_attempt_at=next_attempt_at, notes="staff only: left a voicemail",
+        source="/tests",
+        request_id=REQUEST,
+        person_id=PERSON,
+        worker_id="adv_042",
+        outcome=ContactOutcome.NO_ANSWER,
+        attempt=1,
+        next_attempt_at=next_attempt_at,
+        notes="staff only: left a voicemail",
     )
 
 
-def enrolment(starts_on: date | None = date(2026, 4, 1), login: str | None = "https://learn.example.org\nIdentifiant : votre e-mail") -> EnrolmentConfirmed:
+def enrolment(
+    starts_on: date | None = date(2026, 4, 1), login: str | None = "https://learn.example.org\nIdentifiant : votre e-mail"
+) -> EnrolmentConfirmed:
     return EnrolmentConfirmed(
-        source="/tests", request_id=REQUEST, person_id=PERSON, course_code="BUR-EXCEL-01", course_title="Excel : les bases",
-        starts_on=starts_on, language=Language.FR, login_instructions=login,
+        source="/tests",
+        request_id=REQUEST,
+        person_id=PERSON,
+        course_code="BUR-EXCEL-01",
+        course_title="Excel : les bases",
+        starts_on=starts_on,
+        language=Language.FR,
+        login_instructions=login,
     )
 
 
 def exam(bring: list[str] | None = None) -> ExamScheduled:
     return ExamScheduled(
-        source="/tests", person_id=PERSON, certification_code="ICDL-BASE", session_id="ses_1", centre_id="ctr_anderlecht",
-        centre_name="Bruxelles Formation Bureautique – Anderlecht", exam_at=datetime(2026, 4, 3, 7, 0, tzinfo=UTC),
+        source="/tests",
+        person_id=PERSON,
+        certification_code="ICDL-BASE",
+        session_id="ses_1",
+        centre_id="ctr_anderlecht",
+        centre_name="Bruxelles Formation Bureautique – Anderlecht",
+        exam_at=datetime(2026, 4, 3, 7, 0, tzinfo=UTC),
         what_to_bring=["Carte d'identité", "Convocation"] if bring is None else bring,
     )
 
 
 def certificate(url: str | None = "https://credentials.example.org/ICDL-BE-0012345") -> CertificateIssued:
     return CertificateIssued(
-        source="/tests", person_id=PERSON, certification_code="ICDL-BASE", credential_id="ICDL-BE-0012345",
-        issued_at=datetime(2026, 4, 10, 14, 0, tzinfo=UTC), credential_url=url,
+        source="/tests",
+        person_id=PERSON,
+        certification_code="ICDL-BASE",
+        credential_id="ICDL-BE-0012345",
+        issued_at=datetime(2026, 4, 10, 14, 0, tzinfo=UTC),
+        credential_url=url,
     )
 
 

@@ -163,8 +163,12 @@ async def test_e164_number_and_voicemail_details_are_kept(client: httpx.AsyncCli
     response = await post_generic(
         client,
         call_event(
-            event="voicemail", language=None, agent_notes=None, agent_id=None,
-            voicemail_url="https://telephony.example.be/r/8812.wav", recording_duration_s=42,
+            event="voicemail",
+            language=None,
+            agent_notes=None,
+            agent_id=None,
+            voicemail_url="https://telephony.example.be/r/8812.wav",
+            recording_duration_s=42,
         ),
     )
     assert response.status_code == 202
@@ -226,9 +230,7 @@ async def test_a_retried_webhook_gives_one_request(client: httpx.AsyncClient, pi
 
 
 @pytest.mark.parametrize("caller", [None, "anonymous", "Anonymous", "+266696687", "  ", "unknown"])
-async def test_a_withheld_number_needs_triage(
-    client: httpx.AsyncClient, pipeline: RecordingPipeline, caller: str | None
-) -> None:
+async def test_a_withheld_number_needs_triage(client: httpx.AsyncClient, pipeline: RecordingPipeline, caller: str | None) -> None:
     response = await post_generic(client, call_event(caller=caller))
     assert response.status_code == 202
     [draft] = pipeline.drafts
@@ -356,8 +358,11 @@ async def test_a_body_of_exactly_64_kib_is_read(client: httpx.AsyncClient) -> No
 def test_twilio_signature_matches_twilios_documented_vectors() -> None:
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
     params = {
-        "CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234",
-        "From": "+14158675309", "To": "+18005551212",
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+14158675309",
+        "Digits": "1234",
+        "From": "+14158675309",
+        "To": "+18005551212",
     }
     assert twilio_signature("12345", url, params.items()) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
     repeated = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234"), ("Digits", "1234")]
@@ -365,9 +370,7 @@ def test_twilio_signature_matches_twilios_documented_vectors() -> None:
 
 
 async def test_signed_twilio_form_becomes_the_same_draft(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
-    params = twilio_params(
-        Timestamp="Tue, 10 Mar 2026 09:00:00 +0000", TranscriptionText="Ik wil een cursus Excel volgen."
-    )
+    params = twilio_params(Timestamp="Tue, 10 Mar 2026 09:00:00 +0000", TranscriptionText="Ik wil een cursus Excel volgen.")
     response = await post_twilio(client, params)
     assert response.status_code == 202
     assert response.headers["content-type"] == "application/json"
@@ -419,7 +422,9 @@ async def test_twilio_statuses_are_mapped(
         assert draft.channel_details["recording_duration"] == 17
 
 
-@pytest.mark.parametrize(("digits", "language"), [("1", Language.FR), ("2", Language.NL), ("3", Language.EN), ("9", Language.FR), (None, Language.FR)])
+@pytest.mark.parametrize(
+    ("digits", "language"), [("1", Language.FR), ("2", Language.NL), ("3", Language.EN), ("9", Language.FR), (None, Language.FR)]
+)
 async def test_twilio_menu_choice_is_the_language(
     client: httpx.AsyncClient, pipeline: RecordingPipeline, digits: str | None, language: Language
 ) -> None:
@@ -474,9 +479,7 @@ async def test_twilio_url_with_the_default_port_is_accepted(pipeline: RecordingP
         assert (await post_twilio(c, twilio_params(), url=PUBLIC + "/webhooks/phone/twilio")).status_code == 202
 
 
-async def test_twilio_endpoint_also_takes_the_generic_signature(
-    client: httpx.AsyncClient, pipeline: RecordingPipeline
-) -> None:
+async def test_twilio_endpoint_also_takes_the_generic_signature(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
     body = urlencode(twilio_params()).encode()
     headers = {**signed_headers(body), "Content-Type": "application/x-www-form-urlencoded"}
     assert (await client.post("/webhooks/phone/twilio", content=body, headers=headers)).status_code == 202
@@ -506,9 +509,7 @@ async def test_twilio_form_without_call_sid_is_422(client: httpx.AsyncClient) ->
 # --- logs and documentation ----------------------------------------------------------
 
 
-async def test_rejections_are_logged_without_personal_data(
-    client: httpx.AsyncClient, captured: io.StringIO
-) -> None:
+async def test_rejections_are_logged_without_personal_data(client: httpx.AsyncClient, captured: io.StringIO) -> None:
     await post_generic(client, call_event(), secret="guessed")
     await post_twilio(client, twilio_params(), token="guessed")
     await post_generic(client, call_event(call_id="ok"))
@@ -533,4 +534,3 @@ async def test_openapi_documents_both_bodies(client: httpx.AsyncClient) -> None:
     twilio = schema["paths"]["/webhooks/phone/twilio"]["post"]
     form = twilio["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     assert {"CallSid", "From", "CallStatus", "Digits", "RecordingUrl"} <= set(form["properties"])
-

@@ -27,7 +27,15 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from schemas import Event, InvalidEvent, MalformedEvent, TrainingRequestReceived, UnknownEventType, UnsupportedSchemaVersion, encode
+from schemas import (
+    Event,
+    InvalidEvent,
+    MalformedEvent,
+    TrainingRequestReceived,
+    UnknownEventType,
+    UnsupportedSchemaVersion,
+    encode,
+)
 from schemas.topics import TRAINING_REQUESTS
 from services import ServiceSettings, create_service_app, subscriber_options
 from services.app import Runtime
@@ -134,7 +142,11 @@ def test_a_cause_cycle_does_not_loop() -> None:
 
 
 FAILED_AT = datetime(2026, 3, 3, 9, 0, 1, tzinfo=UTC)
-ORIGINAL_HEADERS = {"ce_id": "e-1", "ce_type": "be.bruxellesformation.training.request.received", "content-type": "application/cloudevents+json"}
+ORIGINAL_HEADERS = {
+    "ce_id": "e-1",
+    "ce_type": "be.bruxellesformation.training.request.received",
+    "content-type": "application/cloudevents+json",
+}
 
 
 def test_describe_scrubs_personal_data_and_pydantic_inputs() -> None:
@@ -158,7 +170,12 @@ def test_first_retry_headers_carry_the_origin_and_the_time_it_is_due() -> None:
     assert history == FailureHistory("p.training.requests.v1", 4, 1200, 1_700_000_000_000, 0, None)
 
     headers = retry_headers(
-        ORIGINAL_HEADERS, history, TimeoutError("calendar for amina@example.org"), consumer="routing", failed_at=FAILED_AT, delay=timedelta(seconds=10)
+        ORIGINAL_HEADERS,
+        history,
+        TimeoutError("calendar for amina@example.org"),
+        consumer="routing",
+        failed_at=FAILED_AT,
+        delay=timedelta(seconds=10),
     )
     assert headers == {
         **ORIGINAL_HEADERS,
@@ -180,7 +197,12 @@ def test_first_retry_headers_carry_the_origin_and_the_time_it_is_due() -> None:
 
 def test_a_retry_failing_again_keeps_its_origin_and_first_failure() -> None:
     first = retry_headers(
-        ORIGINAL_HEADERS, failure_history("main", 0, 7, 42, ORIGINAL_HEADERS), TimeoutError(), consumer="routing", failed_at=FAILED_AT, delay=timedelta(seconds=1)
+        ORIGINAL_HEADERS,
+        failure_history("main", 0, 7, 42, ORIGINAL_HEADERS),
+        TimeoutError(),
+        consumer="routing",
+        failed_at=FAILED_AT,
+        delay=timedelta(seconds=1),
     )
     later = FAILED_AT + timedelta(seconds=2)
     history = failure_history("svc.retry.1.v1", 2, 0, 99, first)  # as read back from the retry topic
@@ -196,9 +218,17 @@ def test_a_retry_failing_again_keeps_its_origin_and_first_failure() -> None:
 
 
 def test_dead_letter_headers_after_retries() -> None:
-    retried = {**ORIGINAL_HEADERS, **retry_headers(
-        ORIGINAL_HEADERS, failure_history("main", 1, 7, 42, ORIGINAL_HEADERS), TimeoutError(), consumer="svc", failed_at=FAILED_AT, delay=timedelta(seconds=60)
-    )}
+    retried = {
+        **ORIGINAL_HEADERS,
+        **retry_headers(
+            ORIGINAL_HEADERS,
+            failure_history("main", 1, 7, 42, ORIGINAL_HEADERS),
+            TimeoutError(),
+            consumer="svc",
+            failed_at=FAILED_AT,
+            delay=timedelta(seconds=60),
+        ),
+    }
     retried["retry_attempt"] = "3"
     last = FAILED_AT + timedelta(seconds=71)
     headers = dead_letter_headers(
@@ -331,7 +361,25 @@ async def test_an_unknown_event_type_is_skipped_and_counted_while_broken_events_
 
     assert handled == [good.request_id]
     assert dead == [b"{not json", json.dumps(invalid).encode()]
-    assert registry.get_sample_value("consumer_skipped_events_total", {"consumer": "svc", "topic": "requests", "type": teleported}) == 1
-    assert registry.get_sample_value("consumer_dead_letters_total", {"service": "svc", "reason": "MalformedEvent", "cause": "permanent"}) == 1
-    assert registry.get_sample_value("consumer_dead_letters_total", {"service": "svc", "reason": "InvalidEvent", "cause": "permanent"}) == 1
-    assert registry.get_sample_value("consumer_dead_letters_total", {"service": "svc", "reason": "UnknownEventType", "cause": "permanent"}) is None
+    assert (
+        registry.get_sample_value("consumer_skipped_events_total", {"consumer": "svc", "topic": "requests", "type": teleported})
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "consumer_dead_letters_total", {"service": "svc", "reason": "MalformedEvent", "cause": "permanent"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "consumer_dead_letters_total", {"service": "svc", "reason": "InvalidEvent", "cause": "permanent"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "consumer_dead_letters_total", {"service": "svc", "reason": "UnknownEventType", "cause": "permanent"}
+        )
+        is None
+    )

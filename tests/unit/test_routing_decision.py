@@ -152,7 +152,7 @@ def test_the_state_keeps_its_own_copy_of_team_sizes() -> None:
 
 
 def test_the_legacy_version_constant_is_the_shipped_rule_set_version() -> None:
-    assert RULE_SET_VERSION == load_rules().version
+    assert load_rules().version == RULE_SET_VERSION
 
 
 # --- Any request: one of the teams, and the same answer every time -------------------
@@ -174,9 +174,7 @@ _needs = st.one_of(
     st.text(max_size=120),
     st.lists(st.sampled_from(_PHRASES) | st.text(max_size=15), max_size=5).map(" ".join),
 )
-_aware = st.datetimes(
-    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.sampled_from([UTC])
-)
+_aware = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.sampled_from([UTC]))
 _requests = st.builds(
     make_request,
     channel=st.sampled_from(Channel),
@@ -214,7 +212,9 @@ def test_any_request_gets_one_deterministic_decision(
     if request.needs_triage:
         assert decision.rule_id == "triage-without-contact"
     # The shipped rules do not read the programme's state: full or suspended, it keeps a waitlist.
-    assert decision == decide_route(request, rules=RULES, state=RoutingState(digital_divide_open=not state.digital_divide_open), now=now)
+    assert decision == decide_route(
+        request, rules=RULES, state=RoutingState(digital_divide_open=not state.digital_divide_open), now=now
+    )
     without_equipment = request.has_computer is False or request.has_internet is False
     if decision.target is Target.DIGITAL_DIVIDE:
         assert without_equipment

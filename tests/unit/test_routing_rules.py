@@ -273,7 +273,9 @@ def test_a_match_says_which_conditions_held() -> None:
     assert match.matched_conditions == ("has_computer=false", "has_internet=false", "digital_divide_open=true")
 
 
-@pytest.mark.parametrize("fields", [dict(has_computer=False), dict(has_internet=False), dict(has_computer=False, requested_course="EXCEL")])
+@pytest.mark.parametrize(
+    "fields", [dict(has_computer=False), dict(has_internet=False), dict(has_computer=False, requested_course="EXCEL")]
+)
 def test_the_shipped_rules_send_people_without_equipment_to_the_programme_whatever_its_state(fields: dict[str, Any]) -> None:
     # Full or suspended, the programme takes them on its waitlist: the decision does not change.
     open_match, closed_match = evaluate(make_request(**fields), OPEN), evaluate(make_request(**fields), CLOSED)

@@ -344,9 +344,7 @@ def test_elapsed_at_the_deadline_is_the_promise() -> None:
 
 # --- properties ----------------------------------------------------------------------------
 
-instants = st.datetimes(
-    min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
-)
+instants = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC))
 policies = st.builds(
     SlaPolicy,
     mode=st.sampled_from(["calendar", "working_days"]),

@@ -214,9 +214,7 @@ def test_pool_membership_widens_level_by_level() -> None:
 
 def test_the_team_pool_is_used_while_someone_in_it_is_eligible() -> None:
     workers = [worker("member"), BACKUP_BY_SKILL, SUPERVISOR]
-    pool = escalation_pool(
-        workers, request(), NOW, waiting_since=NOW - timedelta(hours=3), escalate_after=timedelta(minutes=30)
-    )
+    pool = escalation_pool(workers, request(), NOW, waiting_since=NOW - timedelta(hours=3), escalate_after=timedelta(minutes=30))
     assert pool.level is EscalationLevel.TEAM and not pool.escalated
     assert [w.worker_id for w in pool.candidates] == ["member"]
 
@@ -243,9 +241,7 @@ def test_after_escalate_after_backups_come_before_supervisors() -> None:
 def test_supervisors_when_no_backup_is_eligible() -> None:
     busy_backup = BACKUP_BY_SKILL.model_copy(update={"open_count": 3})
     workers = [worker("member", availability=Availability.OFFLINE), busy_backup, SUPERVISOR, STRANGER]
-    pool = escalation_pool(
-        workers, request(), NOW, waiting_since=NOW - timedelta(hours=1), escalate_after=timedelta(minutes=30)
-    )
+    pool = escalation_pool(workers, request(), NOW, waiting_since=NOW - timedelta(hours=1), escalate_after=timedelta(minutes=30))
     assert pool.level is EscalationLevel.SUPERVISOR and pool.escalated
     assert [w.worker_id for w in pool.candidates] == ["boss"]
 
@@ -281,8 +277,6 @@ def test_an_escalated_request_starts_from_its_level_without_waiting() -> None:
 
 
 def test_without_escalate_after_the_pool_never_widens_by_itself() -> None:
-    pool = escalation_pool(
-        [BACKUP_BY_FLAG], request(), NOW, waiting_since=NOW - timedelta(days=2), escalate_after=None
-    )
+    pool = escalation_pool([BACKUP_BY_FLAG], request(), NOW, waiting_since=NOW - timedelta(days=2), escalate_after=None)
     assert pool.level is EscalationLevel.TEAM and pool.candidates == ()
     assert "never widens" in pool.description

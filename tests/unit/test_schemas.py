@@ -82,9 +82,7 @@ def _received() -> TrainingRequestReceived:
         person_id=PERSON_ID,
         channel=Channel.WEB,
         received_at=RECEIVED_AT,
-        contact=Contact(
-            name="Amina Émilie El Idrissi", phone="+32470123456", email="Amina@Example.be"
-        ),
+        contact=Contact(name="Amina Émilie El Idrissi", phone="+32470123456", email="Amina@Example.be"),
         language=Language.FR,
         need="Je voudrais apprendre Excel — pour trouver un emploi.",
         requested_course="BUR-EXCEL-01",
@@ -92,9 +90,7 @@ def _received() -> TrainingRequestReceived:
         has_computer=False,
         has_internet=True,
         unemployed_since=date(2024, 11, 1),
-        campaign=CampaignAttribution(
-            utm_source="facebook", utm_medium="cpc", utm_campaign="num-2025"
-        ),
+        campaign=CampaignAttribution(utm_source="facebook", utm_medium="cpc", utm_campaign="num-2025"),
         consent_to_contact=True,
         linked_request_ids=["9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"],
         needs_triage=False,
@@ -247,9 +243,7 @@ def test_every_registered_event_has_a_factory() -> None:
 
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda cls: cls.__name__)
-def test_structured_binary_and_flat_forms_decode_alike(
-    make_event: MakeEvent[Any], cls: type[Event]
-) -> None:
+def test_structured_binary_and_flat_forms_decode_alike(make_event: MakeEvent[Any], cls: type[Event]) -> None:
     event = make_event(cls)
     binary_value, binary_headers = _binary_message(event)
 
@@ -376,12 +370,8 @@ def test_a_root_event_correlates_with_itself() -> None:
 
 def test_following_continues_the_conversation(make_event: MakeEvent[Any]) -> None:
     received = make_event(TrainingRequestReceived)
-    routed = TrainingRequestRouted.following(
-        received, source="/routing", **_PAYLOADS[TrainingRequestRouted]()
-    )
-    attempted = ContactAttempted.following(
-        routed, source="/routing", subject="other", **_PAYLOADS[ContactAttempted]()
-    )
+    routed = TrainingRequestRouted.following(received, source="/routing", **_PAYLOADS[TrainingRequestRouted]())
+    attempted = ContactAttempted.following(routed, source="/routing", subject="other", **_PAYLOADS[ContactAttempted]())
 
     assert routed.correlation_id == received.id
     assert routed.causation_id == received.id
@@ -567,9 +557,7 @@ def test_a_newer_schema_version_is_unsupported(make_event: MakeEvent[Any], form:
     assert (caught.value.version, caught.value.supported) == (2, 1)
 
 
-def test_older_versions_pass_through_the_upcasters(
-    make_event: MakeEvent[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_older_versions_pass_through_the_upcasters(make_event: MakeEvent[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Pretend v2 renamed `motivation` (v1) to `need`.
     def rename_motivation(fields: dict[str, Any]) -> dict[str, Any]:
         fields["need"] = fields.pop("motivation")
@@ -601,9 +589,7 @@ def test_older_versions_pass_through_the_upcasters(
     ],
     ids=["bad-phone", "bad-enum", "malformed-channel", "missing-field", "bad-id", "bad-version"],
 )
-def test_invalid_fields(
-    make_event: MakeEvent[Any], change: Callable[[dict[str, Any]], object], field: str
-) -> None:
+def test_invalid_fields(make_event: MakeEvent[Any], change: Callable[[dict[str, Any]], object], field: str) -> None:
     wire = _structured(make_event(TrainingRequestReceived))
     change(wire)
 
@@ -640,9 +626,7 @@ def test_attempts_count_from_one(make_event: MakeEvent[Any]) -> None:
     assert caught.value.fields == ("attempt",)
 
 
-@pytest.mark.parametrize(
-    "error", [MalformedEvent, UnknownEventType, UnsupportedSchemaVersion, InvalidEvent]
-)
+@pytest.mark.parametrize("error", [MalformedEvent, UnknownEventType, UnsupportedSchemaVersion, InvalidEvent])
 def test_every_contract_error_is_a_value_error_and_not_a_pydantic_one(
     error: type[Exception],
 ) -> None:
@@ -708,28 +692,20 @@ def test_json_schemas_cover_every_event() -> None:
 
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda cls: cls.__name__)
-def test_encoded_events_match_their_json_schema(
-    make_event: MakeEvent[Any], cls: type[Event]
-) -> None:
+def test_encoded_events_match_their_json_schema(make_event: MakeEvent[Any], cls: type[Event]) -> None:
     jsonschema_rs = pytest.importorskip("jsonschema_rs")
     schema = json_schemas()[cls.event_type()]
     validator = jsonschema_rs.validator_for(schema)
 
     assert validator.is_valid(_structured(make_event(cls)))
-    assert not validator.is_valid(
-        _structured(make_event(cls)) | {"type": "be.bruxellesformation.other"}
-    )
+    assert not validator.is_valid(_structured(make_event(cls)) | {"type": "be.bruxellesformation.other"})
 
 
 # --- public surface -----------------------------------------------------------------
 
 
 def test_all_is_the_public_surface() -> None:
-    public = {
-        name
-        for name, value in vars(schemas).items()
-        if not name.startswith("_") and not isinstance(value, ModuleType)
-    }
+    public = {name for name, value in vars(schemas).items() if not name.startswith("_") and not isinstance(value, ModuleType)}
 
     assert set(schemas.__all__) == public
     assert len(schemas.__all__) == len(set(schemas.__all__))
@@ -737,12 +713,8 @@ def test_all_is_the_public_surface() -> None:
 
 # --- property -----------------------------------------------------------------------
 
-_offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
-    lambda minutes: timezone(timedelta(minutes=minutes))
-)
-_aware = st.datetimes(
-    min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=_offsets
-)
+_offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+_aware = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=_offsets)
 _opaque_ids = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=40)
 _optional_text = st.none() | st.text(max_size=50)
 

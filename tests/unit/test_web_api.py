@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from structlog.testing import capture_logs
 from fastapi import FastAPI
+from structlog.testing import capture_logs
 
 from intake.web import API_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
@@ -143,7 +143,11 @@ async def test_without_phone_nor_email_both_fields_are_named(client: httpx.Async
 async def test_missing_contact_is_reported_with_the_other_problems(client: httpx.AsyncClient) -> None:
     response = await client.post(URL, json=valid(phone=..., email=..., consent_to_contact=False))
 
-    assert fields(response) == {"phone": "contact_required", "email": "contact_required", "consent_to_contact": "consent_required"}
+    assert fields(response) == {
+        "phone": "contact_required",
+        "email": "contact_required",
+        "consent_to_contact": "consent_required",
+    }
 
 
 @pytest.mark.parametrize("phone", ["123", "abc", "0470 12", "+32 470 12 34 56 78 90 12"])
@@ -369,10 +373,13 @@ async def test_forwarded_for_identifies_clients_only_when_trusted(make_client: C
         assert await statuses(trusted) == [202, 429, 202]
 
 
-async def test_campaign_attribution_and_partner_reach_the_draft(
-    client: httpx.AsyncClient, pipeline: RecordingPipeline
-) -> None:
-    campaign = {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "confine-mais-connecte", "referrer": "https://example.org/"}
+async def test_campaign_attribution_and_partner_reach_the_draft(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    campaign = {
+        "utm_source": "facebook",
+        "utm_medium": "cpc",
+        "utm_campaign": "confine-mais-connecte",
+        "referrer": "https://example.org/",
+    }
     response = await client.post(URL, json=valid(campaign=campaign, partner="cite-des-metiers"))
 
     assert response.status_code == 202

@@ -124,9 +124,27 @@ async def test_the_root_redirects_to_the_french_form_keeping_the_campaign(client
 @pytest.mark.parametrize(
     ("lang", "heading", "consent", "course", "qualification"),
     [
-        ("fr", "Demander une formation", "J'accepte d'être contacté·e par Bruxelles Formation", "Excel (tableur)", "Secondaire supérieur (CESS)"),
-        ("nl", "Een opleiding aanvragen", "Ik ga ermee akkoord dat Bruxelles Formation contact met mij opneemt", "Excel (rekenblad)", "Hoger secundair onderwijs (CESS)"),
-        ("en", "Ask for a training course", "I agree to be contacted by Bruxelles Formation about my request", "Excel (spreadsheets)", "Upper secondary (CESS)"),
+        (
+            "fr",
+            "Demander une formation",
+            "J'accepte d'être contacté·e par Bruxelles Formation",
+            "Excel (tableur)",
+            "Secondaire supérieur (CESS)",
+        ),
+        (
+            "nl",
+            "Een opleiding aanvragen",
+            "Ik ga ermee akkoord dat Bruxelles Formation contact met mij opneemt",
+            "Excel (rekenblad)",
+            "Hoger secundair onderwijs (CESS)",
+        ),
+        (
+            "en",
+            "Ask for a training course",
+            "I agree to be contacted by Bruxelles Formation about my request",
+            "Excel (spreadsheets)",
+            "Upper secondary (CESS)",
+        ),
     ],
 )
 async def test_the_form_is_served_in_each_language(
@@ -143,9 +161,20 @@ async def test_the_form_is_served_in_each_language(
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     assert heading in unescape(html) and consent in unescape(html)
     assert {
-        "name", "phone", "email", "language", "need", "requested_course", "qualification_level",
-        "has_computer-yes", "has_computer-no", "has_internet-yes", "has_internet-no", "unemployed_since",
-        "consent_to_contact", "submit",
+        "name",
+        "phone",
+        "email",
+        "language",
+        "need",
+        "requested_course",
+        "qualification_level",
+        "has_computer-yes",
+        "has_computer-no",
+        "has_internet-yes",
+        "has_internet-no",
+        "unemployed_since",
+        "consent_to_contact",
+        "submit",
     } <= page.ids
     assert page.values["language"] == lang  # contact language defaults to the page's
     courses = dict(page.options["requested_course"])
@@ -177,8 +206,14 @@ def test_every_language_has_every_text() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("nl-BE,nl;q=0.9,fr;q=0.8", Language.NL), ("fr;q=0.2, nl;q=0.5", Language.NL), ("de, *;q=0.1", Language.EN),
-     ("nl;q=0, fr", Language.FR), ("", Language.EN), ("fr;q=abc, en", Language.EN)],
+    [
+        ("nl-BE,nl;q=0.9,fr;q=0.8", Language.NL),
+        ("fr;q=0.2, nl;q=0.5", Language.NL),
+        ("de, *;q=0.1", Language.EN),
+        ("nl;q=0, fr", Language.FR),
+        ("", Language.EN),
+        ("fr;q=abc, en", Language.EN),
+    ],
 )
 def test_accept_language_negotiation(header: str, expected: Language) -> None:
     assert negotiate(header, default=Language.EN) is expected
@@ -188,8 +223,15 @@ async def test_errors_are_shown_next_to_the_fields_in_dutch_and_the_input_is_kep
     client: httpx.AsyncClient, pipeline: RecordingPipeline
 ) -> None:
     typed = await fill(
-        client, "nl", name="Jan <Peeters>", phone="12", need="Ik wil Excel leren\nen Word", requested_course="WORD",
-        qualification_level="lower_secondary", has_computer="no", unemployed_since="01/02/2030",
+        client,
+        "nl",
+        name="Jan <Peeters>",
+        phone="12",
+        need="Ik wil Excel leren\nen Word",
+        requested_course="WORD",
+        qualification_level="lower_secondary",
+        has_computer="no",
+        unemployed_since="01/02/2030",
     )
     response = await client.post("/nl/", data=typed)
 
@@ -226,9 +268,19 @@ async def test_a_valid_submission_shows_the_confirmation_with_its_reference(
     client: httpx.AsyncClient, pipeline: RecordingPipeline
 ) -> None:
     typed = await fill(
-        client, "nl", name="Jan Peeters", phone="0470 12 34 56", email="", language="fr", need="Excel leren",
-        requested_course="EXCEL", qualification_level="upper_secondary", has_computer="yes", has_internet="no",
-        unemployed_since="2024-11-01", consent_to_contact="yes",
+        client,
+        "nl",
+        name="Jan Peeters",
+        phone="0470 12 34 56",
+        email="",
+        language="fr",
+        need="Excel leren",
+        requested_course="EXCEL",
+        qualification_level="upper_secondary",
+        has_computer="yes",
+        has_internet="no",
+        unemployed_since="2024-11-01",
+        consent_to_contact="yes",
     )
     response = await client.post("/nl/", data=typed, headers={"User-Agent": "Mozilla/5.0 (Android)"})
 
@@ -292,8 +344,11 @@ async def test_campaign_parameters_travel_from_the_landing_url_into_the_draft(
     typed = {**hidden, "phone": "0470 12 34 56", "consent_to_contact": "yes"}
     assert (await client.post("/nl/", data=typed)).status_code == 200
     assert pipeline.drafts[0].campaign == CampaignAttribution(
-        utm_source="facebook", utm_medium="social", utm_campaign="confine-mais-connecte",
-        utm_content="video", referrer="https://www.facebook.com/",
+        utm_source="facebook",
+        utm_medium="social",
+        utm_campaign="confine-mais-connecte",
+        utm_content="video",
+        referrer="https://www.facebook.com/",
     )
 
 
@@ -341,13 +396,7 @@ async def test_a_pipeline_failure_keeps_what_was_typed(client: httpx.AsyncClient
 form_text = st.text(max_size=300)
 form_fields = st.fixed_dictionaries(
     {},
-    optional={
-        name: form_text
-        for name in (
-            "name", "phone", "email", "language", "need", "requested_course", "qualification_level", "has_computer",
-            "has_internet", "unemployed_since", "consent_to_contact", "utm_source", "referrer", "submission_id", "other",
-        )
-    },
+    optional=dict.fromkeys(("name", "phone", "email", "language", "need", "requested_course", "qualification_level", "has_computer", "has_internet", "unemployed_since", "consent_to_contact", "utm_source", "referrer", "submission_id", "other"), form_text),
 )
 
 
