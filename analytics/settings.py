@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from routing.rules import load_rules
 from services.settings import KafkaSettings, MongoSettings
 
 __all__ = ["AnalyticsSettings"]
@@ -39,5 +40,12 @@ class AnalyticsSettings(BaseSettings):
     )
 
     handling_time: timedelta = Field(timedelta(minutes=20), description="What-if: working time one contact takes.")
-    sla_promise: timedelta = Field(timedelta(hours=48), description="The callback promise that reports and what-ifs measure.")
-    digital_divide_quota: int = Field(350, ge=0, description="People the digital-divide programme admits per year.")
+    sla_promise: timedelta = Field(
+        default_factory=lambda: load_rules().sla.promise,
+        description="The callback promise that reports and what-ifs measure; routing's policy document by default.",
+    )
+    digital_divide_quota: int = Field(
+        default_factory=lambda: load_rules().quotas.digital_divide_per_year,
+        ge=0,
+        description="People the digital-divide programme admits per year; routing's policy document by default.",
+    )

@@ -19,7 +19,6 @@ from routing.roster import load_roster
 from routing.rules import load_rules
 from routing.service import RoutingPolicy, RoutingService
 from routing.settings import RoutingSettings
-from routing.sla import SlaPolicy
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -56,18 +55,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     clock = build_clock(settings)
     catalogue = load_catalogue()
     rules = load_rules(settings.rules_path, catalogue=catalogue) if settings.rules_path else load_rules()
-    policy = RoutingPolicy(
-        rules=rules,
-        sla=SlaPolicy(
-            mode=settings.sla_mode,
-            promise=settings.sla_promise,
-            due_before=settings.sla_due_before,
-            applies_to=settings.sla_channels,
-        ),
-        calendar=BrusselsCalendar(),
-        catalogue=catalogue,
-        retry_after_no_answer=settings.retry_after_no_answer,
-    )
+    policy = RoutingPolicy(rules=rules, calendar=BrusselsCalendar(), catalogue=catalogue)
     roster = load_roster(settings.workers_path)
 
     def register(runtime: Runtime) -> list[Any]:
@@ -76,8 +64,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         assignment = AssignmentStore(
             runtime.mongo,
             runtime.db,
-            reservation_timeout=settings.reservation_timeout,
-            escalate_after=settings.escalate_after,
+            reservation_timeout=rules.desk.reservation_timeout,
+            escalate_after=rules.desk.escalate_after,
             clock=clock.now,
         )
         timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me)
@@ -89,7 +77,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             processed=runtime.processed,
             assignment=assignment,
             timers=timers,
-            programme=DigitalDivideProgramme(runtime.mongo, runtime.db, quota=settings.digital_divide_quota),
+            programme=DigitalDivideProgramme(runtime.mongo, runtime.db, quota=rules.quotas.digital_divide_per_year),
             seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
             outbox=outbox,
         )

@@ -13,16 +13,27 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from routing.conditions import Condition, Facts, RoutingState
+from routing.sla import SlaPolicy
 from routing.text import NonBlank
 from routing.weights import PriorityWeights
 from schemas import Channel, Language, Target, TrainingRequestReceived
@@ -32,7 +43,9 @@ __all__ = [
     "DEFAULT_PATH",
     "PLACEHOLDERS",
     "DefaultRule",
+    "DeskPolicy",
     "Explanation",
+    "Quotas",
     "Rule",
     "RuleMatch",
     "RuleSet",
@@ -132,8 +145,35 @@ class RuleMatch:
         return self.explanations[language]
 
 
+class DeskPolicy(BaseModel):
+    """How offers and calls are paced: the `desk:` section of the policy document."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reservation_timeout: timedelta = Field(default=timedelta(minutes=2), gt=timedelta(0))
+    """How long a worker has to accept an offer before it goes to someone else."""
+    escalate_after: timedelta | None = timedelta(minutes=30)
+    """Queued this long with no eligible worker: the pool widens (backups, then supervisors)."""
+    retry_after_no_answer: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
+    """When to call again after a call nobody answered."""
+
+
+class Quotas(BaseModel):
+    """Places per year: the `quotas:` section of the policy document."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    digital_divide_per_year: NonNegativeInt = 350
+    """Job seekers the digital-divide programme takes each year (the seed's figure)."""
+
+
 class RuleSet(BaseModel):
-    """A versioned, ordered rule set with its default and priority weights."""
+    """Routing's one versioned policy document: the ordered rules and their default, the priority
+    weights and ageing, the callback promise (`sla`), the desk's pacing and the quotas.
+
+    Routing and the analysts' what-if read the same document, and every decision records its
+    `version` (`rule_set_version`), so a decision can be replayed under the policy that made it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -141,6 +181,9 @@ class RuleSet(BaseModel):
     rules: tuple[Rule, ...] = ()
     default: DefaultRule
     priority: PriorityWeights = PriorityWeights()
+    sla: SlaPolicy = SlaPolicy(mode="working_days")
+    desk: DeskPolicy = DeskPolicy()
+    quotas: Quotas = Quotas()
 
     _catalogue: Catalogue | None = PrivateAttr(default=None)
 

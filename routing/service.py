@@ -65,14 +65,20 @@ class DeskError(Exception):
 
 @dataclass
 class RoutingPolicy:
-    """What routing is configured with (from `RoutingSettings`)."""
+    """What routing decides with: the policy document (`rules`) and the reference data beside it."""
 
     rules: RuleSet
-    sla: SlaPolicy
     calendar: BrusselsCalendar
     catalogue: Catalogue
-    retry_after_no_answer: timedelta = timedelta(hours=2)
     team_sizes: dict[Target, int] = field(default_factory=dict)
+
+    @property
+    def sla(self) -> SlaPolicy:
+        return self.rules.sla
+
+    @property
+    def retry_after_no_answer(self) -> timedelta:
+        return self.rules.desk.retry_after_no_answer
 
 
 def following_case(case: Mapping[str, Any], cause: Event | None = None) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from schemas import Channel, KnownChannel
 from services.settings import ServiceSettings
 
 
@@ -19,26 +18,13 @@ class RoutingSettings(ServiceSettings):
     service_name: str = "routing"
     http_port: int = 8002
 
-    rules_path: Path | None = Field(None, description="A rule-set YAML; the shipped one when unset.")
+    rules_path: Path | None = Field(
+        None,
+        description="The policy document (rules, priority, SLA, desk pacing, quotas); the shipped routing/data/rules.yaml when unset.",
+    )
     workers_path: Path | None = Field(
         None, description="A YAML list of workers loaded (upserted) at start; the shipped roster when unset."
     )
-
-    sla_mode: Literal["calendar", "working_days"] = Field(
-        "working_days", description="48 hours of the clock, or two working days of the Brussels calendar."
-    )
-    sla_promise: timedelta = Field(timedelta(hours=48), description="The callback promise (ISO 8601 duration, e.g. PT48H).")
-    sla_due_before: timedelta = Field(timedelta(hours=4), description="CallbackDue is published this long before the deadline.")
-    sla_channels: frozenset[KnownChannel] = Field(
-        frozenset({Channel.PHONE}), description="Channels whose requests get a callback deadline (JSON list)."
-    )
-
-    reservation_timeout: timedelta = Field(timedelta(minutes=2), description="How long a worker has to accept an offer.")
-    escalate_after: timedelta = Field(
-        timedelta(minutes=30), description="Queued this long with no eligible worker: widen the pool."
-    )
-    retry_after_no_answer: timedelta = Field(timedelta(hours=2), description="When to call again after no answer.")
-    digital_divide_quota: int = Field(350, ge=0, description="Job seekers admitted to the digital-divide programme per year.")
 
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas import Channel
+from schemas import Channel, KnownChannel
 from services.calendar import BRUSSELS, BrusselsCalendar
 
 __all__ = [
@@ -71,7 +71,7 @@ class SlaPolicy(BaseModel):
         ),
         examples=["PT4H"],
     )
-    applies_to: frozenset[Channel] = Field(
+    applies_to: frozenset[KnownChannel] = Field(
         default=frozenset({Channel.PHONE}),
         description="Channels whose requests carry the promise.",
         examples=[["phone"]],

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from routing.rules import DEFAULT_PATH
 from schemas import Event, decode
 from scripts.launch import ServiceProcess, start_service
 from services.kafka import wire
@@ -50,6 +51,17 @@ def roster(path: Path, *, per_team: int, capacity: int) -> Path:
         }
     )
     path.write_text(yaml.safe_dump({"defaults": {"availability": "available", "working_hours": ALWAYS}, "workers": workers}))
+    return path
+
+
+def policy(path: Path, **sections: dict[str, Any]) -> Path:
+    """The shipped policy document with some sections changed (`sla={"mode": "calendar"}`), for
+    `ROUTING_RULES_PATH`: a test configures routing the way ops do, through the one document."""
+    document = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
+    for name, changes in sections.items():
+        document[name] = {**document.get(name, {}), **changes}
+    document["version"] = f"{document['version']}+test"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from schemas import Channel, Event, QualificationLevel
 from tests.factories import live_request
-from tests.processes import Run, produce, read_events, roster, wait_for
+from tests.processes import Run, policy, produce, read_events, roster, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -144,7 +144,7 @@ def test_the_reservation_invariant_tells_a_reoffer_from_a_double_reservation() -
 async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_client: Any) -> None:
     env = {
         "ROUTING_CLOCK": "simulated",
-        "ROUTING_SLA_MODE": "calendar",
+        "ROUTING_RULES_PATH": str(policy(run.tmp / "policy.yaml", sla={"mode": "calendar"})),
         "ROUTING_WORKERS_PATH": str(roster(run.tmp / "r.yaml", per_team=1, capacity=1)),
     }
     routing = run.start("routing", 18411, **env)

@@ -25,7 +25,6 @@ from routing.programme import DigitalDivideProgramme
 from routing.rules import DEFAULT_PATH as RULES_PATH
 from routing.rules import RuleSet, load_rules, parse_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
-from routing.settings import RoutingSettings
 from routing.sla import SlaPolicy, callback_deadline, due_at
 from routing.workers import Availability, Worker, worker_hours
 from schemas import (
@@ -58,7 +57,8 @@ pytestmark = pytest.mark.integration
 
 TUESDAY_10 = datetime(2026, 3, 3, 10, 0, tzinfo=BRUSSELS)
 """Tuesday 3 March 2026, 10:00 in Brussels: a plain working day."""
-SETTINGS = RoutingSettings()
+POLICY = load_rules()
+"""The shipped policy document, as routing runs it."""
 OFFICE_HOURS = worker_hours({day: [("08:30", "17:15")] for day in range(5)})
 NEUTRAL_NEED = "Je cherche une formation pour retrouver du travail."
 
@@ -102,22 +102,12 @@ async def build_service(
 ) -> RoutingService:
     """A RoutingService wired as `routing.app.create_app` wires it, with the test roster."""
     catalogue = catalogue or load_catalogue()
-    policy = RoutingPolicy(
-        rules=rules or load_rules(),
-        sla=SlaPolicy(
-            mode=SETTINGS.sla_mode,
-            promise=SETTINGS.sla_promise,
-            due_before=SETTINGS.sla_due_before,
-            applies_to=SETTINGS.sla_channels,
-        ),
-        calendar=BrusselsCalendar(),
-        catalogue=catalogue,
-        retry_after_no_answer=SETTINGS.retry_after_no_answer,
-    )
+    rules = rules or load_rules()
+    policy = RoutingPolicy(rules=rules, calendar=BrusselsCalendar(), catalogue=catalogue)
     processed = ProcessedEvents(client, db, consumer="routing")
     outbox = Outbox(db, "routing_outbox")
     assignment = AssignmentStore(
-        client, db, reservation_timeout=SETTINGS.reservation_timeout, escalate_after=SETTINGS.escalate_after, clock=clock.now
+        client, db, reservation_timeout=rules.desk.reservation_timeout, escalate_after=rules.desk.escalate_after, clock=clock.now
     )
     timers = TimerStore(client, db, clock=clock, owner="routing-test")
     service = RoutingService(
@@ -128,7 +118,7 @@ async def build_service(
         processed=processed,
         assignment=assignment,
         timers=timers,
-        programme=DigitalDivideProgramme(client, db, quota=SETTINGS.digital_divide_quota),
+        programme=DigitalDivideProgramme(client, db, quota=rules.quotas.digital_divide_per_year),
         seats=CourseSeats(client, db, catalogue),
         outbox=outbox,
     )
@@ -256,7 +246,7 @@ async def test_a_phone_request_without_certificate_is_decided_stored_timed_and_o
     assert queued is not None and queued.status == RequestStatus.RESERVED and queued.reservation is not None
     advisor = await service.assignment.get_worker(queued.reservation.worker_id)
     assert advisor is not None and advisor.team is Target.ADVISORS and not advisor.supervisor
-    assert queued.reservation.expires_at == TUESDAY_10 + SETTINGS.reservation_timeout
+    assert queued.reservation.expires_at == TUESDAY_10 + POLICY.desk.reservation_timeout
 
     # Kafka redelivers the same event: nothing is decided, stored, scheduled or offered twice.
     assert await service.route(request) is None
@@ -315,11 +305,11 @@ async def test_an_offer_not_accepted_in_time_is_offered_again(service: RoutingSe
     await service.route(request)
     assert await holder(service, request.request_id) == "en-fr-1"
 
-    clock.advance(SETTINGS.reservation_timeout / 2)
+    clock.advance(POLICY.desk.reservation_timeout / 2)
     assert await service.dispatch_once() == 0
     assert await holder(service, request.request_id) == "en-fr-1"
 
-    clock.advance(SETTINGS.reservation_timeout)
+    clock.advance(POLICY.desk.reservation_timeout)
     assert await service.dispatch_once() == 1
     assert await holder(service, request.request_id) == "en-fr-2"
     assert await open_count(service, "en-fr-1") == 0
@@ -435,7 +425,7 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
     assert sealed.notes is None and sealed.sealed is not None
     attempt = await service.personal.unseal(sealed)
     assert (attempt.outcome, attempt.attempt, attempt.notes) == (ContactOutcome.NO_ANSWER, 1, "messagerie")
-    assert attempt.next_attempt_at == TUESDAY_10 + SETTINGS.retry_after_no_answer
+    assert attempt.next_attempt_at == TUESDAY_10 + POLICY.desk.retry_after_no_answer
     assert (attempt.correlation_id, attempt.causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None and (case["sla"], case["outcome"], case["attempts"], case["first_contact_at"]) == (
