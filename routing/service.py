@@ -24,7 +24,7 @@ from routing.enrolment import CourseSeats, EnrolmentError
 from routing.priority import effective_priority, queue_order
 from routing.programme import DigitalDivideProgramme
 from routing.rules import RuleSet
-from routing.sla import SlaPolicy, callback_deadline, due_at
+from routing.sla import SlaOutcome, SlaPolicy, callback_deadline, due_at, sla_outcome
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -479,17 +479,16 @@ class RoutingService:
             if reached:
                 update |= {"outcome": outcome.value, "first_contact_at": case["first_contact_at"] or now, "closed_by": worker_id}
                 if case["sla"] == "pending":
-                    update["sla"] = "met" if case["deadline"] is None or now <= case["deadline"] else "breached"
+                    update["sla"] = _promise_outcome(case, now)
                 await self.timers.cancel(TimerKind.CALLBACK_DUE, request_id, session=session)
                 await self.timers.cancel(TimerKind.SLA_BREACH, request_id, session=session)
                 # Requests that joined this one wait for the same call, which keeps their promise too.
                 for joined in await self.cases.find({"joined_to": request_id, "sla": "pending"}, session=session).to_list(None):
                     await self.timers.cancel(TimerKind.CALLBACK_DUE, joined["_id"], session=session)
                     await self.timers.cancel(TimerKind.SLA_BREACH, joined["_id"], session=session)
-                    kept = joined["deadline"] is None or now <= joined["deadline"]
                     await self.cases.update_one(
                         {"_id": joined["_id"]},
-                        {"$set": {"sla": "met" if kept else "breached", "first_contact_at": now}},
+                        {"$set": {"sla": _promise_outcome(joined, now), "first_contact_at": now}},
                         session=session,
                     )
             await self.cases.update_one({"_id": request_id}, {"$set": update}, session=session)
@@ -542,3 +541,14 @@ class RoutingService:
             await session.with_transaction(store)
         await self.assignment.requeue(request_id, target, reason=f"redirected by {worker_id}")
         await self.assignment.offer_next(request_id)
+
+
+def _promise_outcome(case: Mapping[str, Any], contacted_at: datetime) -> SlaOutcome:
+    """Whether a case's callback promise was kept by a contact at `contacted_at` (`routing.sla`).
+
+    A case without a deadline had no promise to break. A contact stamped before the request
+    (intake's clock ahead of routing's) counts as made on receipt rather than failing the desk.
+    """
+    if case["deadline"] is None:
+        return "met"
+    return sla_outcome(case["received_at"], max(contacted_at, case["received_at"]), case["deadline"])
