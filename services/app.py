@@ -62,9 +62,6 @@ class Runtime:
     startup_hooks: list[Hook] = field(default_factory=list)
     shutdown_hooks: list[Hook] = field(default_factory=list)
 
-    async def publish(self, event: Event) -> None:
-        await kafka_defaults.publish(self.broker, event)
-
     def publishes(self, topic: TopicSpec, *events: type[Event]) -> None:
         """Declare what this service publishes on a topic, for the AsyncAPI document."""
         schema: Any = events[0] if len(events) == 1 else Union[events]  # noqa: UP007 - a runtime union of classes
