@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import smtplib
 import socket
@@ -33,7 +32,7 @@ from rich.table import Table
 
 from intake.phone import generic_signature
 from services.calendar import BRUSSELS, BrusselsCalendar
-from scripts.launch import REPO, running_services
+from scripts.launch import REPO, kafka_bootstrap, mongodb_uri, running_services
 from services.kafka import delete_topics_with_prefix
 from services.settings import KafkaSettings
 
@@ -258,7 +257,7 @@ async def show_events(database: str) -> None:
     for column in ("topic", "event", "request", "detail"):
         table.add_column(column)
     topics = [f"{database}.{t}" for t in ("training.routing.v1", "training.enrolments.v1", "certification.exams.v1", "notifications.v1")]
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=kafka_bootstrap(),
                                 group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -341,7 +340,7 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         certification_code="MOS-EXCEL", reason=ExamRequestReason.PATH_COMPLETED,
     )
     topic, key, value, headers = wire(completed)
-    producer = AIOKafkaProducer(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
@@ -415,7 +414,7 @@ async def analysts_report(database: str) -> None:
 
 
 async def play(database: str) -> None:
-    uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+    uri = mongodb_uri()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     try:
         for old in await client.list_database_names():
