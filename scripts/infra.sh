@@ -14,8 +14,11 @@
 #   MONGODB_URI              same for MongoDB
 #   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGO_PORT (27017)
 #                            where our own servers listen (the tests' default addresses follow them)
-#   KAFKA_VERSION            Maven version of org.apache.kafka:kafka_2.13 (default: 4.4.0, else 4.3.2);
-#                            a 3.x (3.9.1, say) still works, logging with log4j 1 instead of log4j2
+#   KAFKA_VERSION            Maven version of org.apache.kafka:kafka_2.13 (default: 4.4.0, else 4.3.2;
+#                            an installed 4.3.2 stays until KAFKA_VERSION=4.4.0 asks for the first);
+#                            a 3.x (3.9.1, say) still works, logging with log4j 1 instead of log4j2.
+#                            Data that the new version cannot take over (another major version, or
+#                            written by a newer one) is moved to .local/kafka/data-<old version>.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +31,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 # The newest Kafka that Maven Central serves (4.x: KRaft only, brokers need Java 17+), then the
 # newest of the minor before it. Kafka 4.0 removed old protocol versions (KIP-896); the aiokafka
-# we use speaks the ones that remain, and every test tier passes on 4.4.0.
+# we use speaks the ones that remain: the test tiers give the same results on 4.4.0 as on 3.9.1.
 read -r -a KAFKA_VERSIONS <<<"${KAFKA_VERSION:-4.4.0 4.3.2}"
 # Kafka logs through SLF4J 1.7 (slf4j-api 1.7.36 in kafka_2.13 3.9.x and 4.x alike) and ships no
 # binding in its Maven artifacts. 4.x: log4j2, whose api and core kafka-server already brings
