@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import smtplib
 import socket
@@ -32,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
-from scripts.launch import REPO, running_services
+from scripts.launch import REPO, kafka_bootstrap, mongodb_uri, running_services
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
 from services.settings import KafkaSettings
@@ -269,7 +268,7 @@ async def show_events(database: str) -> None:
     ]
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        bootstrap_servers=kafka_bootstrap(),
         group_id=None,
         auto_offset_reset="earliest",
     )
@@ -368,7 +367,7 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
     )
     topic, key, value, headers = wire(completed)
     producer = AIOKafkaProducer(
-        bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), enable_idempotence=True
+        bootstrap_servers=kafka_bootstrap(), enable_idempotence=True
     )
     await producer.start()
     try:
@@ -457,7 +456,7 @@ async def analysts_report(database: str) -> None:
 
 
 async def play(database: str) -> None:
-    uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+    uri = mongodb_uri()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
     try:
         for old in await client.list_database_names():

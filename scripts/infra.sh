@@ -13,7 +13,12 @@
 #   KAFKA_BOOTSTRAP_SERVERS  use that broker instead: nothing installed or started, only waited for
 #   MONGODB_URI              same for MongoDB
 #   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGO_PORT (27017)
-#   KAFKA_VERSION            Maven version of org.apache.kafka:kafka_2.13 (default: 3.9.1, else 3.9.0)
+#                            where our own servers listen (the tests' default addresses follow them)
+#   KAFKA_VERSION            Maven version of org.apache.kafka:kafka_2.13 (default: 4.4.0, else 4.3.2;
+#                            an installed 4.3.2 stays until KAFKA_VERSION=4.4.0 asks for the first);
+#                            a 3.x (3.9.1, say) still works, logging with log4j 1 instead of log4j2.
+#                            Data that the new version cannot take over (another major version, or
+#                            written by a newer one) is moved to .local/kafka/data-<old version>.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,16 +29,25 @@ VENV_PY="$ROOT/.venv/bin/python"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
-# Kafka 3.9.x, not 4.x: 4.0 removed old protocol versions (KIP-896) and
-# aiokafka's support for that is still open upstream (aio-libs/aiokafka#1085).
-read -r -a KAFKA_VERSIONS <<<"${KAFKA_VERSION:-3.9.1 3.9.0}"
-SLF4J_VERSION="1.7.36" # the slf4j-api version that kafka_2.13 3.9.x depends on
+# The newest Kafka that Maven Central serves (4.x: KRaft only, brokers need Java 17+), then the
+# newest of the minor before it. Kafka 4.0 removed old protocol versions (KIP-896); the aiokafka
+# we use speaks the ones that remain: the test tiers give the same results on 4.4.0 as on 3.9.1.
+read -r -a KAFKA_VERSIONS <<<"${KAFKA_VERSION:-4.4.0 4.3.2}"
+# Kafka logs through SLF4J 1.7 (slf4j-api 1.7.36 in kafka_2.13 3.9.x and 4.x alike) and ships no
+# binding in its Maven artifacts. 4.x: log4j2, whose api and core kafka-server already brings
+# (2.25.5 in 4.3.2 and 4.4.0), configured by scripts/kafka-conf/log4j2.properties. 3.x: log4j 1
+# (reload4j), configured by scripts/kafka-conf/log4j.properties.
+LOG4J2_VERSION="2.25.5"
+SLF4J_VERSION="1.7.36"
+KAFKA_LOG4J2_CONF="$ROOT/scripts/kafka-conf/log4j2.properties"
+KAFKA_LOG4J1_CONF="$ROOT/scripts/kafka-conf/log4j.properties"
 KAFKA_HOME="$LOCAL/kafka"
 KAFKA_LIBS="$KAFKA_HOME/libs"
 KAFKA_DATA="$KAFKA_HOME/data"
 KAFKA_LOGS="$KAFKA_HOME/logs"
 KAFKA_CONF="$KAFKA_HOME/server.properties"
 KAFKA_PID="$KAFKA_HOME/kafka.pid"
+KAFKA_DATA_VERSION="$KAFKA_HOME/data.version" # the Kafka version that formatted $KAFKA_DATA
 KAFKA_WAIT_TIMEOUT=90
 
 MONGO_PORT="${MONGO_PORT:-27017}"
@@ -148,15 +162,49 @@ take_lock() {
 
 kafka_external() { [[ -n ${KAFKA_BOOTSTRAP_SERVERS:-} ]]; }
 
+kafka_major() { echo "${1%%.*}"; }
+
+# The logging binding that Kafka $1 needs, as Maven <dependency> elements (see LOG4J2_VERSION).
+kafka_logging_deps() {
+  local artifact
+  if (($(kafka_major "$1") >= 4)); then
+    # api and core pinned too, so that all three are of one version.
+    for artifact in log4j-slf4j-impl log4j-core log4j-api; do
+      printf '    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>%s</artifactId><version>%s</version></dependency>\n' \
+        "$artifact" "$LOG4J2_VERSION"
+    done
+  else
+    printf '    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>%s</version></dependency>\n' \
+      "$SLF4J_VERSION"
+  fi
+}
+
+# The JVM option that points Kafka $1's logging at its configuration (files under -Dkafka.logs.dir).
+kafka_logging_opt() {
+  if (($(kafka_major "$1") >= 4)); then
+    echo "-Dlog4j2.configurationFile=$KAFKA_LOG4J2_CONF"
+  else
+    echo "-Dlog4j.configuration=file:$KAFKA_LOG4J1_CONF"
+  fi
+}
+
+# True if Kafka $1 is one of the versions asked for (the default list, or KAFKA_VERSION).
+kafka_wanted() {
+  local version
+  for version in "${KAFKA_VERSIONS[@]}"; do
+    [[ $1 != "$version" ]] || return 0
+  done
+  return 1
+}
+
 # Kafka has no Debian package; Maven Central has the broker jars. A throwaway
 # pom lets Maven resolve the full runtime classpath into .local/kafka/libs.
 kafka_install() {
   local marker="$KAFKA_LIBS/.complete" version
   if [[ -f $marker ]]; then
-    # Reinstall only when KAFKA_VERSION explicitly asks for another version.
-    if [[ -z ${KAFKA_VERSION:-} || $(<"$marker") == "${KAFKA_VERSIONS[0]}" ]]; then
-      return 0
-    fi
+    # What is installed stays if it was asked for: a fallback, once installed, too.
+    kafka_wanted "$(<"$marker")" && return 0
+    log "Kafka $(<"$marker") is installed, but this script runs ${KAFKA_VERSIONS[*]}: replacing its jars"
   fi
   command -v mvn >/dev/null || {
     log "installing Maven from Debian"
@@ -179,12 +227,8 @@ kafka_install() {
       <artifactId>kafka_2.13</artifactId>
       <version>$version</version>
     </dependency>
-    <!-- Kafka 3.x logs through SLF4J 1.7 + log4j 1 (reload4j); without a binding it logs nothing. -->
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-reload4j</artifactId>
-      <version>$SLF4J_VERSION</version>
-    </dependency>
+    <!-- Kafka logs through SLF4J 1.7; without a binding it logs nothing. -->
+$(kafka_logging_deps "$version")
   </dependencies>
   <build>
     <pluginManagement>
@@ -218,7 +262,8 @@ kafka_version() { cat "$KAFKA_LIBS/.complete" 2>/dev/null || echo "?"; }
 
 # Rewritten on every start so that port variables take effect; the storage is
 # formatted only once (meta.properties present = formatted), with a cluster id
-# generated once and kept, so restarts find their data.
+# generated once and kept, so restarts find their data. data.version records
+# which Kafka formatted it (see kafka_check_data).
 kafka_configure() {
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   cat >"$KAFKA_CONF" <<EOF
@@ -263,26 +308,67 @@ log.retention.check.interval.ms=300000
 num.network.threads=2
 num.io.threads=4
 EOF
-  cat >"$KAFKA_HOME/log4j.properties" <<EOF
-# Generated by scripts/infra.sh. The broker logs to files only (stdout goes to kafka.out).
-log4j.rootLogger=INFO, kafkaAppender
-log4j.appender.kafkaAppender=org.apache.log4j.RollingFileAppender
-log4j.appender.kafkaAppender.File=$KAFKA_LOGS/server.log
-log4j.appender.kafkaAppender.MaxFileSize=50MB
-log4j.appender.kafkaAppender.MaxBackupIndex=3
-log4j.appender.kafkaAppender.layout=org.apache.log4j.PatternLayout
-log4j.appender.kafkaAppender.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.org.apache.zookeeper=WARN
-EOF
-  if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
-    local java_tool=(java -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool)
-    if [[ ! -s $KAFKA_HOME/cluster.id ]]; then
-      "${java_tool[@]}" random-uuid | tail -n 1 >"$KAFKA_HOME/cluster.id"
-    fi
-    log "formatting Kafka storage (cluster id $(<"$KAFKA_HOME/cluster.id"))"
-    "${java_tool[@]}" format -t "$(<"$KAFKA_HOME/cluster.id")" -c "$KAFKA_CONF" >/dev/null
+  # Logging: scripts/kafka-conf/log4j2.properties (4.x) or log4j.properties (3.x), no longer generated here.
+  rm -f "$KAFKA_HOME/log4j.properties"
+  if [[ -f $KAFKA_DATA/meta.properties ]]; then
+    return 0
   fi
+  local version java_tool
+  version=$(kafka_version)
+  java_tool=(java -Dkafka.logs.dir="$KAFKA_LOGS" "$(kafka_logging_opt "$version")" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool)
+  if [[ ! -s $KAFKA_HOME/cluster.id ]]; then
+    "${java_tool[@]}" random-uuid | tail -n 1 >"$KAFKA_HOME/cluster.id"
+  fi
+  log "formatting Kafka $version storage (cluster id $(<"$KAFKA_HOME/cluster.id"))"
+  "${java_tool[@]}" format -t "$(<"$KAFKA_HOME/cluster.id")" -c "$KAFKA_CONF" >/dev/null
+  echo "$version" >"$KAFKA_DATA_VERSION"
+}
+
+# Print the version that formatted $KAFKA_DATA, if known. Data formatted before
+# data.version was written belongs to the jars installed then: call this before
+# kafka_install replaces them.
+kafka_data_version() {
+  [[ -f $KAFKA_DATA/meta.properties ]] || return 0
+  if [[ ! -s $KAFKA_DATA_VERSION && -s $KAFKA_LIBS/.complete ]]; then
+    cp "$KAFKA_LIBS/.complete" "$KAFKA_DATA_VERSION"
+  fi
+  cat "$KAFKA_DATA_VERSION" 2>/dev/null || true
+}
+
+# True if Kafka $2 can run on data formatted by Kafka $1 (unknown: let it try).
+# Kafka upgrades data in place within a major version, but a version older than
+# the one that formatted the data may not read it (a newer metadata.version), and
+# 3.x data would keep a 4.x broker on 3.x's metadata.version, unlike the fresh
+# broker that CI and every new machine get.
+kafka_data_compatible() {
+  local formatted=$1 installed=$2
+  [[ -z $formatted || $formatted == "$installed" ]] && return 0
+  [[ $(kafka_major "$formatted") == "$(kafka_major "$installed")" ]] || return 1
+  [[ $(printf '%s\n%s\n' "$formatted" "$installed" | sort -V | tail -n 1) == "$installed" ]]
+}
+
+# Move data that the installed Kafka cannot take over out of the way, so that
+# kafka_configure formats a new data dir (same cluster id, no topics).
+kafka_check_data() {
+  local formatted=$1 installed aside
+  installed=$(kafka_version)
+  kafka_data_compatible "$formatted" "$installed" && return 0
+  aside="$KAFKA_HOME/data-$formatted"
+  rm -rf "$aside"
+  mv "$KAFKA_DATA" "$aside"
+  rm -f "$KAFKA_DATA_VERSION"
+  log "the Kafka data was formatted by Kafka $formatted, which Kafka $installed does not take over:" \
+    "moved to ${aside#"$ROOT"/} (delete it once you no longer need it); formatting anew, without the old topics"
+}
+
+# Kafka 4.x brokers need Java 17 or newer (3.x: 11).
+kafka_check_java() {
+  local needed=11 found
+  (($(kafka_major "$(kafka_version)") < 4)) || needed=17
+  found=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')
+  [[ ${found%%.*} =~ ^[0-9]+$ ]] || return 0 # "1.8" and the like fail below; unknown: let it try
+  ((${found%%.*} >= needed)) ||
+    die "Kafka $(kafka_version) needs Java $needed or newer; \`java\` is Java $found (set PATH or JAVA_HOME's bin first)"
 }
 
 KAFKA_NEEDS_WAIT=0
@@ -293,7 +379,9 @@ kafka_start() {
   kafka_external && return 0
   if pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF"); then
     if port_open 127.0.0.1 "$KAFKA_PORT"; then
-      log "Kafka already running (pid $pid, port $KAFKA_PORT)"
+      log "Kafka $(kafka_version) already running (pid $pid, port $KAFKA_PORT)"
+      kafka_wanted "$(kafka_version)" ||
+        log "this script now runs Kafka ${KAFKA_VERSIONS[0]}: \`scripts/infra.sh restart-kafka\` switches to it"
     else
       log "Kafka starting (pid $pid): waiting for it"
       KAFKA_NEEDS_WAIT=1
@@ -309,7 +397,11 @@ kafka_start() {
     log "installing Java from Debian"
     apt_install openjdk-17-jre-headless
   }
+  local formatted
+  formatted=$(kafka_data_version) # before kafka_install replaces the jars
   kafka_install
+  kafka_check_java
+  kafka_check_data "$formatted"
   kafka_configure
   rm -f "$KAFKA_PID"
   # setsid: own session, so a Ctrl-C in the shell (or pytest's process group)
@@ -318,7 +410,7 @@ kafka_start() {
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
     java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_LOGS" \
-    -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" \
+    "$(kafka_logging_opt "$(kafka_version)")" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" \
     </dev/null >>"$KAFKA_LOGS/kafka.out" 2>&1 9>&- &
   local i

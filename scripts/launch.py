@@ -22,6 +22,16 @@ DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "notification": 8003, "certifi
 REPO = Path(__file__).resolve().parent.parent
 
 
+def kafka_bootstrap() -> str:
+    """The broker to use: KAFKA_BOOTSTRAP_SERVERS, else scripts/infra.sh's own (127.0.0.1, KAFKA_PORT or 9092)."""
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or 9092}"
+
+
+def mongodb_uri() -> str:
+    """The mongod to use: MONGODB_URI, else scripts/infra.sh's own (127.0.0.1, MONGO_PORT or 27017, replica set rs0)."""
+    return os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT') or 27017}/?replicaSet=rs0"
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -85,6 +95,9 @@ def start_service(
     log_path = log_dir / f"{instance}.log"
     full_env = {
         **os.environ,
+        # The same servers as this process, wherever KAFKA_PORT / MONGO_PORT moved infra.sh's.
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
+        "MONGODB_URI": mongodb_uri(),
         **(env or {}),
         f"{name.upper()}_HTTP_PORT": str(port),
         f"{name.upper()}_INSTANCE_ID": instance,

@@ -11,10 +11,13 @@ import pytest
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
+from scripts.launch import kafka_bootstrap, mongodb_uri
 from services.settings import KafkaSettings, MongoSettings
 
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+# KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI if set, else the servers of scripts/infra.sh, whose ports
+# KAFKA_PORT / MONGO_PORT move (the fault tests, which stop and start those, then still run).
+KAFKA_BOOTSTRAP = kafka_bootstrap()
+MONGODB_URI = mongodb_uri()
 
 
 @pytest.fixture

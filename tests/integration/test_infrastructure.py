@@ -25,12 +25,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient, WriteConcern
 
+from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI
+
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA_SH = REPO_ROOT / "scripts" / "infra.sh"
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+BOOTSTRAP = KAFKA_BOOTSTRAP
 RECEIVE_TIMEOUT_S = 30.0
 
 

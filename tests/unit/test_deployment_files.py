@@ -82,11 +82,11 @@ def local_kafka_version() -> str:
         pytest.skip(f"{INFRA_SH.relative_to(REPO)} does not exist yet: no local Kafka version to compare with")
     text = INFRA_SH.read_text()
     patterns = (
-        # KAFKA_VERSION=3.9.1, KAFKA_VERSION="3.9.1", ${KAFKA_VERSION:-3.9.1 3.9.0} (the first is preferred)
+        # KAFKA_VERSION=4.4.0, KAFKA_VERSION="4.4.0", ${KAFKA_VERSION:-4.4.0 4.3.2} (the first is preferred)
         r"KAFKA_VERSION(?::-|:=|=)\s*[\"']?(\d+\.\d+\.\d+)",
-        # kafka_2.13-3.9.1.tgz, kafka_2.13/3.9.1
+        # kafka_2.13-4.4.0.tgz, kafka_2.13/4.4.0
         r"kafka_2\.1[23][-/](\d+\.\d+\.\d+)",
-        # "org.apache.kafka:kafka_2.13 (default: 3.9.1"
+        # "org.apache.kafka:kafka_2.13 (default: 4.4.0"
         r"kafka_2\.1[23]\b[^\n]*?(\d+\.\d+\.\d+)",
     )
     for pattern in patterns:
