@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Literal, Self, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeInt, PrivateAttr, StrictBool, Tag
 
@@ -306,23 +306,25 @@ class UnemployedForMonthsAtLeast(_Condition):
         return f"unemployed_for_months_at_least: {self.unemployed_for_months_at_least}"
 
 
-_CONDITION_CLASSES: tuple[type[_Condition], ...] = (
-    AllOf,
-    AnyOf,
-    Not,
-    ChannelIn,
-    LanguageIn,
-    QualificationIn,
-    HasComputer,
-    HasInternet,
-    CourseKindIn,
-    RequestedCourse,
-    PartnerIn,
-    NeedsTriage,
-    NeedMentionsAny,
-    UnemployedForMonthsAtLeast,
-    DigitalDivideOpen,
+# Spelled out (not built from a tuple) so that type checkers read it as a type.
+_TaggedCondition: TypeAlias = (
+    Annotated[AllOf, Tag(AllOf.KEY)]
+    | Annotated[AnyOf, Tag(AnyOf.KEY)]
+    | Annotated[Not, Tag(Not.KEY)]
+    | Annotated[ChannelIn, Tag(ChannelIn.KEY)]
+    | Annotated[LanguageIn, Tag(LanguageIn.KEY)]
+    | Annotated[QualificationIn, Tag(QualificationIn.KEY)]
+    | Annotated[HasComputer, Tag(HasComputer.KEY)]
+    | Annotated[HasInternet, Tag(HasInternet.KEY)]
+    | Annotated[CourseKindIn, Tag(CourseKindIn.KEY)]
+    | Annotated[RequestedCourse, Tag(RequestedCourse.KEY)]
+    | Annotated[PartnerIn, Tag(PartnerIn.KEY)]
+    | Annotated[NeedsTriage, Tag(NeedsTriage.KEY)]
+    | Annotated[NeedMentionsAny, Tag(NeedMentionsAny.KEY)]
+    | Annotated[UnemployedForMonthsAtLeast, Tag(UnemployedForMonthsAtLeast.KEY)]
+    | Annotated[DigitalDivideOpen, Tag(DigitalDivideOpen.KEY)]
 )
+_CONDITION_CLASSES: tuple[type[_Condition], ...] = tuple(get_args(tagged)[0] for tagged in get_args(_TaggedCondition))
 _CONDITION_KEYS = tuple(cls.KEY for cls in _CONDITION_CLASSES)
 
 
@@ -349,11 +351,7 @@ def _condition_key(value: Any) -> str | None:
     return None
 
 
-Condition = Annotated[
-    Union[tuple(Annotated[cls, Tag(cls.KEY)] for cls in _CONDITION_CLASSES)],  # type: ignore[valid-type]  # noqa: UP007
-    Discriminator(_condition_key),
-    BeforeValidator(_check_condition),
-]
+Condition: TypeAlias = Annotated[_TaggedCondition, Discriminator(_condition_key), BeforeValidator(_check_condition)]
 """A `when` clause: one of the condition models above, told apart by its single key."""
 
 for _cls in (AllOf, AnyOf, Not):

@@ -35,10 +35,10 @@ partition finds the record not due and pauses again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, Protocol, TypedDict
 
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
@@ -68,11 +68,26 @@ def dead_letter_topic(service: str) -> str:
 
 async def decode_event(msg: StreamMessage[Any], _original: Any = None) -> Event:
     """FastStream decoder: the record's CloudEvent, whatever mode the producer used."""
-    record: ConsumerRecord[Any, Any] = msg.raw_message  # type: ignore[assignment]
+    record: ConsumerRecord[Any, Any] = msg.raw_message
     return codec.decode(record.value or b"", list(record.headers or ()))
 
 
-def subscriber_options(group_id: str) -> dict[str, Any]:
+class _Decoder(Protocol):
+    # A Protocol, not `Callable[[StreamMessage[Any]], ...]`: with the latter mypy finds
+    # several `broker.subscriber` overloads matching and types the subscriber as Any.
+    def __call__(self, msg: StreamMessage[Any], _original: Any = None, /) -> Awaitable[Event]: ...
+
+
+class SubscriberOptions(TypedDict):
+    """`broker.subscriber(...)` keyword arguments, typed so the decorated handlers stay typed."""
+
+    group_id: str
+    ack_policy: AckPolicy
+    auto_offset_reset: Literal["latest", "earliest", "none"]
+    decoder: _Decoder
+
+
+def subscriber_options(group_id: str) -> SubscriberOptions:
     """Keyword arguments every event subscriber of ours uses."""
     return {
         # Prefixed like the topics: environments (and test runs) sharing a cluster never share a group.
@@ -166,7 +181,9 @@ class ErrorPolicy:
         if broker is None:
             raise RuntimeError("ErrorPolicy.bind(broker) was not called")
         for subscriber in list(broker.subscribers):
-            if subscriber is self._retry_subscriber or id(subscriber) in self._attached or not _commits_after_effect(subscriber):
+            if subscriber is self._retry_subscriber or id(subscriber) in self._attached:
+                continue
+            if not isinstance(subscriber, DefaultSubscriber) or not _commits_after_effect(subscriber):
                 continue
             names = frozenset(t.name for t in subscriber.topics)
             if shared := names & self._main_topics:
@@ -296,7 +313,9 @@ class ErrorPolicy:
         self._resumes.pop(tp, None)
         try:
             consumer.resume(tp)
-        except Exception as error:  # revoked meanwhile, or the consumer stopped: its new owner pauses anew
+        # Revoked meanwhile, or the consumer stopped (aiokafka raises several unrelated types then):
+        # its new owner pauses anew. A timer callback has no caller to raise to.
+        except Exception as error:  # noqa: BLE001
             log.debug("event.retry_resume_skipped", topic=tp.topic, partition=tp.partition, error=repr(error))
 
     async def pause_before_retry_in_place(self, record: Any, error: BaseException) -> None:
@@ -392,7 +411,8 @@ class _ErrorPolicyMiddleware(BaseMiddleware):
                 await policy.dead_letter(record, exc_val)
             elif disposition is Disposition.RETRY_LATER:
                 await policy.retry_later(record, exc_val)
-        except Exception as error:  # Kafka unreachable: keep the record, commit nothing
+        # Kafka unreachable, whatever the error type: keep the record, commit nothing.
+        except Exception as error:  # noqa: BLE001
             log.warning("event.failure_not_forwarded", topic=record.topic, offset=record.offset, error=repr(error))
             disposition = Disposition.RETRY_IN_PLACE
         if disposition is Disposition.RETRY_IN_PLACE:

@@ -117,12 +117,12 @@ def _request_body_schema(catalogue: Catalogue) -> dict[str, Any]:
             return [inline(item) for item in node]
         return node
 
-    schema = inline(schema)
-    properties = schema["properties"]
+    inlined: dict[str, Any] = inline(schema)
+    properties = inlined["properties"]
     codes = [course.code for course in catalogue.courses]
     properties["requested_course"]["anyOf"] = [{"type": "string", "enum": codes}, {"type": "null"}]
     properties["consent_to_contact"]["const"] = True
-    return schema
+    return inlined
 
 
 # The documented course codes are the shipped catalogue's, the one every intake replica validates

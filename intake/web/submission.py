@@ -8,21 +8,24 @@ the same whichever way a request comes in; `draft` turns a valid submission into
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from intake.domain import ChannelDetail, RequestDraft
 from intake.i18n import text
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from schemas.values import EMAIL_PATTERN
+from services.catalogue import Catalogue
 
 __all__ = [
     "CITE_DES_METIERS",
@@ -70,7 +73,7 @@ class CampaignSubmission(BaseModel):
         return CampaignAttribution(**values) if values else None
 
 
-EXAMPLE_WEB = {
+EXAMPLE_WEB: JsonDict = {
     "name": "Amina El Idrissi",
     "phone": "0470 12 34 56",
     "email": "amina.elidrissi@example.be",
@@ -84,7 +87,7 @@ EXAMPLE_WEB = {
     "consent_to_contact": True,
     "campaign": {"utm_source": "facebook", "utm_medium": "cpc", "utm_campaign": "confine-mais-connecte"},
 }
-EXAMPLE_CITE = {
+EXAMPLE_CITE: JsonDict = {
     "name": "Jan Peeters",
     "phone": "+32 2 555 12 12",
     "language": "nl",
@@ -178,7 +181,7 @@ class TrainingRequestSubmission(BaseModel):
     @field_validator("requested_course")
     @classmethod
     def _known_course(cls, value: str | None, info: ValidationInfo) -> str | None:
-        catalogue = (info.context or {}).get("catalogue")
+        catalogue: Catalogue | None = (info.context or {}).get("catalogue")
         if value is None or catalogue is None:
             return value
         course = catalogue.course(value)
@@ -272,7 +275,8 @@ _PATTERN_CODES = {"email": "email_invalid", "partner": "partner_invalid"}
 class FieldError:
     field: str
     code: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    # dataclasses.field: the `field` attribute above shadows a bare `field` in this class body.
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def message(self, language: Language) -> str:
         try:
