@@ -366,9 +366,7 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         reason=ExamRequestReason.PATH_COMPLETED,
     )
     topic, key, value, headers = wire(completed)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap(), enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])

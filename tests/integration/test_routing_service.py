@@ -25,7 +25,7 @@ from routing.programme import DigitalDivideProgramme
 from routing.rules import DEFAULT_PATH as RULES_PATH
 from routing.rules import RuleSet, load_rules, parse_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
-from routing.sla import SlaPolicy, callback_deadline, due_at
+from routing.sla import callback_deadline, due_at
 from routing.workers import Availability, Worker, worker_hours
 from schemas import (
     CallbackDue,
