@@ -291,7 +291,7 @@ async def test_an_offer_not_answered_in_time_goes_to_the_next_candidate(service:
     assert await service.seats.run_timers_once() == 1
 
     assert (await service.seats.offer(offer.offer_id)).status is OfferStatus.EXPIRED
-    [next_offer] = [o for o in await service.store.offers.find({"status": "offered"}).to_list(None)]
+    [next_offer] = await service.store.offers.find({"status": "offered"}).to_list(None)
     assert next_offer["person_id"] == "next"
     assert next_offer["expires_at"] == clock.now() + WINDOW
     silent = await service.candidates.candidate("MOS-EXCEL:silent")
@@ -333,15 +333,15 @@ async def test_an_exam_request_from_outside_continues_the_conversation_of_the_en
     # nothing of it, reports the path completed with an exam request of its own.
     call, contact = uuid4(), uuid4()
     enrolment = enrolled("p1").model_copy(update={"correlation_id": call, "causation_id": contact})
-    await service.on_enrolment(enrolment)
+    await service.candidates.on_enrolment(enrolment)
     completed = exam_requested("p1")
     assert completed.correlation_id == completed.id
-    await service.on_exam_requested(completed)
+    await service.candidates.on_exam_requested(completed)
     await closed_centre_with_session(service, seats=1)
-    [offer] = (await service.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+    [offer] = (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
 
-    _, scheduled = await service.accept(offer.offer_id)
-    await service.record_result("ses-june", person_id="p1", passed=True, score=900)
+    _, scheduled = await service.seats.accept(offer.offer_id)
+    await service.awards.record_result("ses-june", person_id="p1", passed=True, score=900)
 
     published, issued = await outbox_events(mongo_db)
     assert scheduled is not None and published == scheduled
@@ -349,9 +349,9 @@ async def test_an_exam_request_from_outside_continues_the_conversation_of_the_en
     assert (issued.correlation_id, issued.causation_id) == (call, published.id)
     # An exam request that belongs to a conversation already keeps it.
     other = exam_requested("p2").model_copy(update={"correlation_id": uuid4()})
-    await service.on_enrolment(enrolled("p2"))
-    await service.on_exam_requested(other)
-    assert (await service.candidate("MOS-EXCEL:p2"))["requested_by"]["correlation_id"] == str(other.correlation_id)
+    await service.candidates.on_enrolment(enrolled("p2"))
+    await service.candidates.on_exam_requested(other)
+    assert (await service.candidates.candidate("MOS-EXCEL:p2"))["requested_by"]["correlation_id"] == str(other.correlation_id)
 
 
 async def test_results_issue_a_credential_once_and_a_failure_can_try_again(
