@@ -396,7 +396,26 @@ async def test_a_pipeline_failure_keeps_what_was_typed(client: httpx.AsyncClient
 form_text = st.text(max_size=300)
 form_fields = st.fixed_dictionaries(
     {},
-    optional=dict.fromkeys(("name", "phone", "email", "language", "need", "requested_course", "qualification_level", "has_computer", "has_internet", "unemployed_since", "consent_to_contact", "utm_source", "referrer", "submission_id", "other"), form_text),
+    optional=dict.fromkeys(
+        (
+            "name",
+            "phone",
+            "email",
+            "language",
+            "need",
+            "requested_course",
+            "qualification_level",
+            "has_computer",
+            "has_internet",
+            "unemployed_since",
+            "consent_to_contact",
+            "utm_source",
+            "referrer",
+            "submission_id",
+            "other",
+        ),
+        form_text,
+    ),
 )
 
 
