@@ -20,7 +20,9 @@ class CertificationSettings(ServiceSettings):
 
     offer_window: timedelta = Field(
         timedelta(hours=48),
-        description="How long a candidate has to accept an exam seat (ISO 8601 duration, e.g. PT48H); the seat is held meanwhile.",
+        description=(
+            "How long a candidate has to accept an exam seat (ISO 8601 duration, e.g. PT48H); the seat is held meanwhile."
+        ),
     )
     public_base_url: str = Field(
         "http://127.0.0.1:8004",

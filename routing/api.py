@@ -168,7 +168,8 @@ async def ui(desk: DeskDep, worker_id: str) -> HTMLResponse:
 <style>body{{font-family:system-ui,sans-serif;margin:1rem}}table{{border-collapse:collapse;width:100%}}
 td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}</style></head><body>
 <h1>File d'appels de {html.escape(worker_id)}</h1><p>{len(items)} demande(s), triées par échéance puis priorité.</p>
-<table><thead><tr><th>Demande</th><th>État</th><th>Échéance dans</th><th>Priorité</th><th>Nom</th><th>Téléphone</th><th>Besoin</th></tr></thead>
+<table><thead>
+<tr><th>Demande</th><th>État</th><th>Échéance dans</th><th>Priorité</th><th>Nom</th><th>Téléphone</th><th>Besoin</th></tr></thead>
 <tbody>{rows}</tbody></table></body></html>"""
     return HTMLResponse(page)
 

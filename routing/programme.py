@@ -8,6 +8,7 @@ inside a transaction, so two replicas can never admit past the quota.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,7 +76,7 @@ class DigitalDivideProgramme:
         """True if admitted now (or already a member this year); False if put on the waitlist."""
         if await self._admit(year, person_id, request_id):
             return True
-        try:
+        with contextlib.suppress(DuplicateKeyError):  # already waiting: a redelivered event
             await self._waitlist.insert_one(
                 {
                     "_id": request_id,
@@ -86,8 +87,6 @@ class DigitalDivideProgramme:
                     "status": "waiting",
                 }
             )
-        except DuplicateKeyError:
-            pass  # already waiting: a redelivered event
         return False
 
     async def _admit(self, year: int, person_id: str, request_id: str) -> bool:

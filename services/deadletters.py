@@ -233,18 +233,18 @@ async def read_dead_letters(kafka: KafkaSettings, topic: str, *, at: tuple[int, 
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, records in batch.items():
-                for record in records:
-                    if record.offset < remaining.get(tp, -1):
-                        letters.append(
-                            DeadLetter(
-                                partition=record.partition,
-                                offset=record.offset,
-                                timestamp_ms=record.timestamp,
-                                key=record.key,
-                                value=record.value or b"",
-                                headers=tuple(record.headers or ()),
-                            )
-                        )
+                letters.extend(
+                    DeadLetter(
+                        partition=record.partition,
+                        offset=record.offset,
+                        timestamp_ms=record.timestamp,
+                        key=record.key,
+                        value=record.value or b"",
+                        headers=tuple(record.headers or ()),
+                    )
+                    for record in records
+                    if record.offset < remaining.get(tp, -1)
+                )
             for tp in list(remaining):
                 if await consumer.position(tp) >= remaining[tp]:
                     del remaining[tp]
@@ -335,7 +335,8 @@ def decoded_view(letter: DeadLetter) -> str:
         try:
             raw = json.loads(letter.value)
         except ValueError:
-            return f"// not decodable: {scrub(str(error))}\n// raw (scrubbed): {scrub(letter.value[:500].decode('utf-8', 'replace'))}"
+            raw_text = scrub(letter.value[:500].decode("utf-8", "replace"))
+            return f"// not decodable: {scrub(str(error))}\n// raw (scrubbed): {raw_text}"
         if not isinstance(raw, dict):
             return f"// not decodable: {scrub(str(error))}"
         payload = {"//": f"not decodable: {scrub(str(error))}", **raw}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ class Run:
         drop_database(self.database)
 
 
-async def produce(topic: str, events: list[Event]) -> None:
+async def produce(topic: str, events: Sequence[Event]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, linger_ms=5)
     try:
         await producer.start()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -25,12 +25,16 @@ from scripts.launch import ServiceProcess, start_service
 from services.privacy import PersonalData, PersonKeys
 from tests.conftest import KAFKA_BOOTSTRAP, drop_database
 
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-phone-secret"
 SMTP_PORT = 18225
 INBOX = "formations-en-ligne@bruxellesformation.brussels"
 CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()  # looked up once, not from the event loop
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -116,8 +120,8 @@ def send_mail(subject: str, body: str, *, sender: str, charset: str = "utf-8") -
 
 
 @pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
         pytest.skip(f"{CHROMIUM} is missing: `bash scripts/setup.sh --browser` installs Debian's chromium")
     from playwright.async_api import async_playwright
 
@@ -127,7 +131,7 @@ async def browser() -> AsyncIterator[Any]:
         await launched.close()
 
 
-async def fill_form(browser: Any, url: str, *, lang: str, name: str, phone: str, need: str) -> str:
+async def fill_form(browser: Browser, url: str, *, lang: str, name: str, phone: str, need: str) -> str:
     from playwright.async_api import expect
 
     context = await browser.new_context(viewport={"width": 390, "height": 844}, java_script_enabled=False)
@@ -149,7 +153,7 @@ async def fill_form(browser: Any, url: str, *, lang: str, name: str, phone: str,
 
 
 async def test_one_person_through_three_channels_is_three_linked_events_on_kafka(
-    intake: ServiceProcess, browser: Any, mongo_client: Any
+    intake: ServiceProcess, browser: Browser, mongo_client: Any
 ) -> None:
     call = call_webhook(
         intake,

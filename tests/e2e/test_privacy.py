@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from pymongo import AsyncMongoClient
 
 from schemas import PersonDataErased, TrainingRequestReceived, decode
 from scripts.launch import REPO, ServiceProcess, start_service
@@ -64,7 +65,9 @@ async def wait_for(predicate: Any, timeout: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_erasure_leaves_no_personal_data_in_a_full_replay(services: dict[str, Any], mongo_client: Any) -> None:
+async def test_erasure_leaves_no_personal_data_in_a_full_replay(
+    services: dict[str, Any], mongo_client: AsyncMongoClient[dict[str, Any]]
+) -> None:
     db = mongo_client[services["database"]]
     async with httpx.AsyncClient(base_url=services["intake"].url, timeout=10) as http:
         accepted = await http.post(
@@ -85,7 +88,7 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(services: dict[s
 
         await wait_for(routed)
         case = await db["routing_cases"].find_one({"person_id": person_id})
-        assert case["contact"]["phone"] == PHONE_E164  # the desk can call back
+        assert case is not None and case["contact"]["phone"] == PHONE_E164  # the desk can call back
 
         before = await everything_on(f"{services['database']}.")
         assert before and not any(
@@ -103,7 +106,7 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(services: dict[s
         assert again.json()["person_id"] != person_id  # nothing links the new request to the forgotten person
 
     case = await db["routing_cases"].find_one({"person_id": person_id})
-    assert case["contact"] == {} and case["need"] == ""
+    assert case is not None and case["contact"] == {} and case["need"] == ""
     assert await db["intake_identities"].count_documents({"person_id": person_id}) == 0
 
     keys = PersonalData(PersonKeys(db))
@@ -126,15 +129,14 @@ def test_a_full_demo_run_logs_no_personal_data(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     logs = "\n".join(p.read_text(errors="replace") for p in (REPO / ".local" / "demo" / "logs").glob("*.log"))
     assert logs, "the demo wrote no logs"
-    secrets = set()
+    secrets: set[str] = set()
     for spec in [*demo.PHONE_CALLS, *demo.WEB_REQUESTS]:
-        secrets |= {spec.get("caller"), spec.get("phone"), spec.get("email"), spec.get("name")}
+        secrets |= {v for v in (spec.get("caller"), spec.get("phone"), spec.get("email"), spec.get("name")) if v is not None}
     for spec in demo.EMAILS:
         secrets |= set(re.findall(r"[\w.+-]+@[\w.-]+", spec["from"])) | set(
             re.findall(r"0\d{3}[/ .]?\d\d[ .]?\d\d[ .]?\d\d", spec["body"])
         )
-    secrets.discard(None)
-    digits_only = {re.sub(r"\D", "", s)[-9:] for s in secrets if re.search(r"\d{6}", re.sub(r"\D", "", s or ""))}
+    digits_only = {re.sub(r"\D", "", s)[-9:] for s in secrets if re.search(r"\d{6}", re.sub(r"\D", "", s))}
     leaked = sorted(s for s in secrets if s in logs) + sorted(d for d in digits_only if d in re.sub(r"[ ./-]", "", logs))
     print(f"log lines={logs.count(chr(10))} secrets checked={len(secrets)} leaked={leaked}")
     assert leaked == []

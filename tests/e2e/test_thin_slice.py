@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from scripts.launch import ServiceProcess, running_services
 from tests.conftest import drop_database
@@ -40,7 +41,7 @@ async def wait_for(predicate: Any, timeout: float = 60.0) -> None:
 
 
 async def test_a_posted_request_is_routed_once_and_notified(
-    services: tuple[dict[str, ServiceProcess], str], mongo_client: Any
+    services: tuple[dict[str, ServiceProcess], str], mongo_client: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     started, database = services
     db = mongo_client[database]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
 
 from schemas import encode
 from tests.conftest import KAFKA_BOOTSTRAP
@@ -32,7 +33,7 @@ def poison() -> dict[str, bytes]:
     }
 
 
-async def test_poison_lands_in_dead_letters_and_routing_goes_on(run: Run, mongo_client: Any) -> None:
+async def test_poison_lands_in_dead_letters_and_routing_goes_on(run: Run, mongo_client: AsyncMongoClient[dict[str, Any]]) -> None:
     run.env["ROUTING_WORKERS_PATH"] = str(roster(run.tmp / "roster.yaml", per_team=1, capacity=5))
     before, after = live_request(), live_request()
     await produce(run.topic("training.requests.v1"), [before])

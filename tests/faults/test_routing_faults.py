@@ -94,12 +94,12 @@ async def test_mongodb_stopped_while_routing_consumes(run: Run, mongo_client: An
 
     await wait_for(some_done, timeout=300)
     infra = ["bash", str(REPO / "scripts" / "infra.sh")]
-    subprocess.run([*infra, "stop-mongo"], check=True, capture_output=True, timeout=120)
+    await asyncio.to_thread(subprocess.run, [*infra, "stop-mongo"], check=True, capture_output=True, timeout=120)
     try:
         await produce(run.topic("training.requests.v1"), second)  # Kafka still takes them
         await asyncio.sleep(8)  # routing keeps failing to store and must not commit past that
     finally:
-        subprocess.run([*infra, "start-mongo"], check=True, capture_output=True, timeout=180)
+        await asyncio.to_thread(subprocess.run, [*infra, "start-mongo"], check=True, capture_output=True, timeout=180)
 
     async def all_done() -> bool:
         return await decided(db) >= len(first) + len(second)

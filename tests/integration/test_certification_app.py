@@ -18,11 +18,21 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from certification.app import create_app
 from certification.settings import CertificationSettings
 from certification.signing import new_signing_key, public_key_from_multibase, verify_proof
-from schemas import EnrolmentConfirmed, Event, ExamRequestReason, ExamSchedulingRequested, Language, decode
+from schemas import (
+    CertificateIssued,
+    EnrolmentConfirmed,
+    Event,
+    ExamRequestReason,
+    ExamScheduled,
+    ExamSchedulingRequested,
+    Language,
+    decode,
+)
 from services.clock import FixedClock
 from services.kafka import delete_topics_with_prefix, use_topic_prefix, wire
 from services.settings import KafkaSettings, MongoSettings
@@ -56,16 +66,18 @@ async def running(
         kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}),
         mongo=mongo_settings,
         public_base_url=BASE_URL,
-        signing_key=new_signing_key(),
+        signing_key=SecretStr(new_signing_key()),
         timer_poll_interval=timedelta(milliseconds=100),
         instance_id=f"certification-{unique}",
     )
     clock = FixedClock(NOW)
     app = create_app(settings, clock=clock)
     try:
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=30) as http:
-                yield Running(app, http, clock, prefix, mongo_db)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=30) as http,
+        ):
+            yield Running(app, http, clock, prefix, mongo_db)
     finally:
         use_topic_prefix("")
         await delete_topics_with_prefix(kafka_settings, prefix)
@@ -198,6 +210,7 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     exams = await read_events(run.topic("certification.exams.v1"), until=lambda e: len(e) >= 2)
     assert [e.type.rsplit(".", 2)[-2:] for e in exams] == [["exam", "scheduled"], ["certificate", "issued"]]
     scheduled, issued = exams
+    assert isinstance(scheduled, ExamScheduled) and isinstance(issued, CertificateIssued)
     assert (scheduled.person_id, scheduled.session_id, scheduled.centre_name, scheduled.exam_at) == (
         "prs_cleo",
         "ses-1",

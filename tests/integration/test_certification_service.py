@@ -291,7 +291,7 @@ async def test_an_offer_not_answered_in_time_goes_to_the_next_candidate(service:
     assert await service.seats.run_timers_once() == 1
 
     assert (await service.seats.offer(offer.offer_id)).status is OfferStatus.EXPIRED
-    [next_offer] = [o for o in await service.store.offers.find({"status": "offered"}).to_list(None)]
+    [next_offer] = await service.store.offers.find({"status": "offered"}).to_list(None)
     assert next_offer["person_id"] == "next"
     assert next_offer["expires_at"] == clock.now() + WINDOW
     silent = await service.candidates.candidate("MOS-EXCEL:silent")

@@ -186,7 +186,8 @@ async def test_two_replicas_expiring_at_once_release_each_offer_once(
     for i in range(12):
         await store.add_request(f"r{i:02}", TEAM, Language.FR)
         assert await store.offer_next(f"r{i:02}") is not None
-    async with AsyncMongoClient(MONGODB_URI, tz_aware=True) as other_client:
+    other_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI, tz_aware=True)
+    async with other_client:
         other = AssignmentStore(other_client, other_client[mongo_db.name], reservation_timeout=TIMEOUT, clock=clock)
         clock.advance(TIMEOUT)
         a, b = await asyncio.gather(store.expire_reservations(), other.expire_reservations())
@@ -343,7 +344,8 @@ async def test_two_replicas_racing_never_double_reserve_nor_exceed_capacity(
     # every instant and not only at the end.
     changes = await mongo_db.watch([{"$match": {"ns.coll": {"$in": [AssignmentStore.workers_collection, "race_marker"]}}}])
 
-    async with AsyncMongoClient(MONGODB_URI, tz_aware=True) as other_client:
+    other_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI, tz_aware=True)
+    async with other_client:
         replica_a = store
         replica_b = AssignmentStore(other_client, other_client[mongo_db.name], reservation_timeout=TIMEOUT, clock=clock)
         # Same order: both replicas fight over each request. Shuffled: mostly over workers.

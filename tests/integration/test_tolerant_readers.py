@@ -62,7 +62,8 @@ async def dead_letters_of(prefix: str, service: str) -> int:
     await consumer.start()
     try:
         tp = TopicPartition(f"{prefix}{service}.dead-letters.v1", 0)
-        return (await consumer.end_offsets([tp]))[tp]
+        offsets: dict[TopicPartition, int] = await consumer.end_offsets([tp])
+        return offsets[tp]
     finally:
         await consumer.stop()
 

@@ -7,6 +7,8 @@ test of the HTTP contract as a client reads it, and slower than a unit test.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -34,7 +36,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
 
 @schema.parametrize()
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_api_keeps_its_documented_contract(case: schemathesis.Case) -> None:
+def test_the_api_keeps_its_documented_contract(case: schemathesis.Case[Any]) -> None:
     # Rules the schema cannot express (a *possible* phone number, "phone or e-mail", a date not in
     # the future) make some schema-valid bodies a 422: accepting all of them is not the contract.
     response = case.call_and_validate(excluded_checks=[positive_data_acceptance])

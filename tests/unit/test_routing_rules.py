@@ -563,13 +563,13 @@ def test_bad_priority_weights_are_an_error() -> None:
 def test_a_file_that_is_not_yaml_or_not_a_mapping_is_an_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: [unclosed\n", encoding="utf-8")
-    with pytest.raises(RuleSetError, match="broken.yaml: cannot read the rule set"):
+    with pytest.raises(RuleSetError, match=r"broken\.yaml: cannot read the rule set"):
         load_rules(broken)
     listed = tmp_path / "listed.yaml"
     listed.write_text("- just a list\n", encoding="utf-8")
-    with pytest.raises(RuleSetError, match="listed.yaml: a rule set is a mapping"):
+    with pytest.raises(RuleSetError, match=r"listed\.yaml: a rule set is a mapping"):
         load_rules(listed)
-    with pytest.raises(RuleSetError, match="missing.yaml: cannot read"):
+    with pytest.raises(RuleSetError, match=r"missing\.yaml: cannot read"):
         load_rules(tmp_path / "missing.yaml")
 
 
