@@ -20,7 +20,9 @@ class RoutingSettings(ServiceSettings):
 
     rules_path: Path | None = Field(
         None,
-        description="The policy document (rules, priority, SLA, desk pacing, quotas); the shipped routing/data/rules.yaml when unset.",
+        description=(
+            "The policy document (rules, priority, SLA, desk pacing, quotas); the shipped routing/data/rules.yaml when unset."
+        ),
     )
     workers_path: Path | None = Field(
         None, description="A YAML list of workers loaded (upserted) at start; the shipped roster when unset."

@@ -434,9 +434,9 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
         1,
         None,
     )
-    routed = await service.assignment.get_request(request.request_id)
+    queued = await service.assignment.get_request(request.request_id)
     assert (
-        routed is not None and routed.status == RequestStatus.ASSIGNED and await holder(service, request.request_id) == worker_id
+        queued is not None and queued.status == RequestStatus.ASSIGNED and await holder(service, request.request_id) == worker_id
     )
     assert await open_count(service, worker_id) == 1
     assert await timer_state(service, TimerKind.SLA_BREACH, request.request_id) is TimerState.PENDING
@@ -546,9 +546,9 @@ async def test_a_missed_deadline_publishes_one_breach_to_the_supervisor_and_leav
     # The advisor who holds the call keeps it: the supervisor is alerted, not handed the call.
     for _ in range(2):
         await service.dispatch_once()
-        routed = await service.assignment.get_request(request.request_id)
-        assert routed is not None and routed.status == RequestStatus.ASSIGNED
-        assert routed.reservation is not None and routed.reservation.worker_id == advisor
+        held = await service.assignment.get_request(request.request_id)
+        assert held is not None and held.status == RequestStatus.ASSIGNED
+        assert held.reservation is not None and held.reservation.worker_id == advisor
     assert "reassigned" not in [h["event"] for h in await service.assignment.history(request.request_id)]
 
 
