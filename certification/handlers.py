@@ -38,7 +38,13 @@ def router(*, priority_from_routing: bool) -> KafkaRouter:
     topic only with `priority_from_routing`. A new router each call: a router belongs to one broker."""
     router = KafkaRouter()
 
-    enrolments = router.subscriber(topic_name(TRAINING_ENROLMENTS), **subscriber_options("certification"))
+    # Titles keep the channel names the AsyncAPI document had when one handler took every type.
+    enrolments = router.subscriber(
+        topic_name(TRAINING_ENROLMENTS),
+        **subscriber_options("certification"),
+        title=f"{topic_name(TRAINING_ENROLMENTS)}:OnEnrolmentEvent",
+        description="An enrolment in a preparing course makes a candidate; an exam request puts one on a waitlist.",
+    )
 
     @enrolments(filter=carrying(EnrolmentConfirmed))
     async def on_enrolment_confirmed(event: EnrolmentConfirmed, candidates: Candidates) -> None:
@@ -50,7 +56,12 @@ def router(*, priority_from_routing: bool) -> KafkaRouter:
 
     if priority_from_routing:
         # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.
-        routing = router.subscriber(topic_name(TRAINING_ROUTING), **subscriber_options("certification-priority"))
+        routing = router.subscriber(
+            topic_name(TRAINING_ROUTING),
+            **subscriber_options("certification-priority"),
+            title=f"{topic_name(TRAINING_ROUTING)}:OnRoutingEvent",
+            description="A request routed with high priority raises the person's candidate priority; the rest is passed over.",
+        )
 
         @routing(filter=carrying(TrainingRequestRouted))
         async def on_training_request_routed(event: TrainingRequestRouted, candidates: Candidates) -> None:

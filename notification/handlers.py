@@ -76,7 +76,12 @@ def router() -> KafkaRouter:
     """The one subscriber, with the group and options it has always had. A new router each
     call: a router belongs to one broker, and tests build many."""
     router = KafkaRouter()
-    events = router.subscriber(*(topic_name(t) for t in CONSUMED), **subscriber_options(GROUP))
+    events = router.subscriber(
+        *(topic_name(t) for t in CONSUMED),
+        **subscriber_options(GROUP),
+        title=GROUP,
+        description="Requests feed the contact projection, erasures empty it, the other events may tell the person something.",
+    )
 
     @events(filter=carrying(TrainingRequestReceived))
     async def on_training_request_received(event: TrainingRequestReceived, notifications: Notifications) -> None:
