@@ -137,7 +137,7 @@ def create_app(
         runtime.run_in_background(
             "notification.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        return [notification_router(service, deliveries)]
+        return [notification_router]
 
     return create_service_app(
         settings,
