@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from certification import handlers
-from certification.api import admin_router, credentials_router, offers_router, staff_router
+from certification.api import credentials_router, offers_router, staff_router
 from certification.certifications import load_certifications
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.service import CertificationService
@@ -21,6 +21,7 @@ from certification.signing import CredentialSigner
 from schemas import CertificateIssued, ExamScheduled
 from schemas.topics import CERTIFICATION_EXAMS
 from services import Runtime, create_service_app
+from services.admin import admin_router
 from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
 from services.leases import Lease

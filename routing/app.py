@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from routing import handlers
-from routing.api import admin_router, desk_router
+from routing.api import desk_router
 from routing.assignment import AssignmentStore
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
@@ -30,6 +30,7 @@ from schemas import (
 )
 from schemas.topics import TRAINING_ENROLMENTS, TRAINING_ROUTING
 from services import Runtime, create_service_app
+from services.admin import admin_router
 from services.app import instance_name
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
