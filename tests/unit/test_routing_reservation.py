@@ -129,7 +129,7 @@ def test_a_reassignment_requeues_and_widens_never_narrows(held: Callable[[], Rou
 
 def test_each_change_is_one_version_on() -> None:
     state = queued()
-    for command in [
+    commands: list[Command] = [
         Escalate(EscalationLevel.BACKUP, NOW),
         Offer("w1", NOW, TIMEOUT),
         Decline("w1", NOW),
@@ -137,7 +137,8 @@ def test_each_change_is_one_version_on() -> None:
         Accept("w2", NOW),
         Complete("w2", NOW),
         Requeue(TEAM, NOW),
-    ]:
+    ]
+    for command in commands:
         before = state.version
         state, _ = decide(state, command)
         assert state.version == before + 1
