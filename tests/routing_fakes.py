@@ -3,7 +3,7 @@
 They honour the contract the MongoDB adapters do (`tests/routing_contract.py` runs against
 both): a save is a compare-and-set on `version`, `take_capacity` a compare-and-set on the
 worker, and `FakeTransactions` commits all of a body's writes or none. Reads yield to the
-event loop first, so concurrent use cases interleave between loading and saving as replicas
+event loop after reading, so concurrent use cases interleave between loading and saving as replicas
 do; a transaction body runs under one lock and its writes never yield, so nobody sees half of
 it, and a failed body is undone by restoring a snapshot.
 """
@@ -31,6 +31,13 @@ class _Snapshottable(Protocol):
     def snapshot(self) -> Any: ...
 
     def restore(self, snapshot: Any) -> None: ...
+
+
+async def _late(value: T) -> T:
+    # Read now, answer after the others had a turn: like a reply on its way back from a
+    # server, so concurrent use cases decide on what may be stale by the time they save.
+    await asyncio.sleep(0)
+    return value
 
 
 class FakeTransactions(Transactions):
@@ -67,8 +74,7 @@ class FakeRequests(RequestRepository):
         self._requests, self._history = snapshot
 
     async def get(self, request_id: str, session: Session = None) -> RoutedRequest | None:
-        await asyncio.sleep(0)
-        return self._requests.get(request_id)
+        return await _late(self._requests.get(request_id))
 
     async def add(self, request: RoutedRequest, transitions: Iterable[Transition], session: Session = None) -> bool:
         if request.request_id in self._requests:
@@ -88,24 +94,22 @@ class FakeRequests(RequestRepository):
         self._history[new.request_id] = entries[-self.HISTORY_KEPT :]
 
     async def history(self, request_id: str) -> list[dict[str, Any]]:
-        await asyncio.sleep(0)
-        return list(self._history.get(request_id, []))
+        return await _late(list(self._history.get(request_id, [])))
 
     async def queued(self, team: Target) -> list[RoutedRequest]:
-        await asyncio.sleep(0)
-        return [r for r in self._requests.values() if r.status == RequestStatus.QUEUED and r.team == team]
+        return await _late([r for r in self._requests.values() if r.status == RequestStatus.QUEUED and r.team == team])
 
     async def held_by(self, worker_id: str) -> list[RoutedRequest]:
-        await asyncio.sleep(0)
-        return [r for r in self._requests.values() if r.held_by() == worker_id]
+        return await _late([r for r in self._requests.values() if r.held_by() == worker_id])
 
     async def expired(self, now: datetime) -> list[RoutedRequest]:
-        await asyncio.sleep(0)
-        return [
-            r
-            for r in self._requests.values()
-            if r.status == RequestStatus.RESERVED and r.reservation is not None and r.reservation.expires_at <= now
-        ]
+        return await _late(
+            [
+                r
+                for r in self._requests.values()
+                if r.status == RequestStatus.RESERVED and r.reservation is not None and r.reservation.expires_at <= now
+            ]
+        )
 
 
 class FakeWorkers(WorkerRepository):
@@ -135,24 +139,25 @@ class FakeWorkers(WorkerRepository):
         return True
 
     async def get(self, worker_id: str) -> Worker | None:
-        await asyncio.sleep(0)
-        return self._workers.get(worker_id)
+        return await _late(self._workers.get(worker_id))
 
     async def by_team(self, team: Target | None = None) -> list[Worker]:
-        await asyncio.sleep(0)
-        return sorted((w for w in self._workers.values() if team is None or w.team == team), key=lambda w: w.worker_id)
+        return await _late(
+            sorted((w for w in self._workers.values() if team is None or w.team == team), key=lambda w: w.worker_id)
+        )
 
     async def candidates(self, language: Language, required_skills: frozenset[str], excluded: frozenset[str]) -> list[Worker]:
-        await asyncio.sleep(0)
-        return [
-            w
-            for w in self._workers.values()
-            if w.availability == Availability.AVAILABLE
-            and language in w.languages
-            and w.open_count < w.capacity
-            and required_skills <= w.skills
-            and w.worker_id not in excluded
-        ]
+        return await _late(
+            [
+                w
+                for w in self._workers.values()
+                if w.availability == Availability.AVAILABLE
+                and language in w.languages
+                and w.open_count < w.capacity
+                and required_skills <= w.skills
+                and w.worker_id not in excluded
+            ]
+        )
 
     async def take_capacity(self, worker_id: str, now: datetime, session: Session = None) -> bool:
         current = self._workers.get(worker_id)
