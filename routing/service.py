@@ -20,7 +20,7 @@ import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from routing.assignment import AssignmentStore, QueueKey, RequestStatus, RoutedRequest
+from routing.assignment import Assignments, QueueKey, RequestStatus, RoutedRequest
 from routing.case import (
     AdmitToProgramme,
     Case,
@@ -104,7 +104,7 @@ class RoutingService:
         policy: RoutingPolicy,
         clock: Clock,
         processed: ProcessedEvents,
-        assignment: AssignmentStore,
+        assignment: Assignments,
         timers: TimerStore,
         programme: DigitalDivideProgramme,
         seats: CourseSeats,

@@ -47,7 +47,12 @@ class ServiceProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
+        # Generous on purpose: on a loaded machine (CI, both cores busy) importing the service alone
+        # can take most of a minute; the wait ends as soon as the service answers, so only a service
+        # that is truly stuck pays the whole of it. SERVICE_READY_TIMEOUT sets it, in seconds.
+        if timeout is None:
+            timeout = float(os.environ.get("SERVICE_READY_TIMEOUT") or 180)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():

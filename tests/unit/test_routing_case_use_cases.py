@@ -4,7 +4,8 @@ call outcomes, the programme's waitlist and erasure, load -> decide -> save, wit
 Routing a request (`route`) runs through the processed-events record and the decision log in
 MongoDB, and the enrolment outcome through the course seats: the integration tier covers those
 (`tests/integration/test_routing_service.py`). The assignment store is stood in for by
-`Assignments`, which answers what the case use cases ask of it and records the rest.
+the real `Assignments` use case over in-memory repositories, so the tests read what the
+worker and the request became.
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from structlog.testing import capture_logs
 
-from routing.assignment import AssignmentStore, RequestStatus, Reservation, RoutedRequest
+from routing.assignment import RequestStatus, RoutedRequest
 from routing.case import Case, ScheduleTimer
 from routing.case_repository import ConcurrencyConflict
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
 from routing.rules import load_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
-from routing.workers import EscalationLevel
+from routing.workers import Availability, Worker, worker_hours
 from schemas import CallbackDue, CallbackSlaBreached, ContactAttempted, ContactOutcome, Target, TrainingRequestRouted
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
@@ -35,6 +36,7 @@ from services.outbox import Outbox
 from services.timers import Timer, TimerKind, TimerState, TimerStore, timer_id
 from tests.routing_case_contract import RECEIVED, a_case
 from tests.routing_case_fakes import FakeCaseStore
+from tests.routing_fakes import in_memory_assignments
 
 pytestmark = pytest.mark.unit
 
@@ -42,46 +44,45 @@ NOW = RECEIVED + timedelta(hours=5)
 CALLBACK_TIMERS = {("callback_due", "r-1"), ("sla_breach", "r-1")}
 
 
-class Assignments:
-    """Stands in for `AssignmentStore` where the case use cases call it; records the calls."""
+ALWAYS = worker_hours({day: [("00:00", "23:59")] for day in range(7)})
+
+
+class Desk:
+    """The real assignment use case over in-memory repositories, with a worker per team."""
 
     def __init__(self) -> None:
-        self.requests: dict[str, RoutedRequest] = {}
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.memory = in_memory_assignments(clock=lambda: NOW)
+        self.assignments = self.memory.assignments
 
-    def assign(self, request_id: str, worker_id: str, *, status: str = RequestStatus.ASSIGNED) -> None:
-        reservation = Reservation(request_id, worker_id, RECEIVED, RECEIVED + timedelta(minutes=5), accepted_at=RECEIVED)
-        self.requests[request_id] = RoutedRequest(
-            request_id=request_id,
-            team=Target.ADVISORS,
-            language=a_case().language,
-            required_skills=frozenset(),
-            priority=40,
-            deadline=None,
-            status=status,
-            escalation=EscalationLevel.TEAM,
-            declined_by=frozenset(),
-            created_at=RECEIVED,
-            reservation=reservation,
+    async def assign(self, request_id: str, worker_id: str) -> None:
+        """The request queued for the advisors, offered to `worker_id` and accepted."""
+        case = a_case(request_id)
+        await self.assignments.upsert_worker(
+            Worker(
+                worker_id=worker_id,
+                display_name=worker_id,
+                team=Target.ADVISORS,
+                languages=frozenset({case.language}),
+                skills=frozenset(),
+                working_hours=ALWAYS,
+                availability=Availability.AVAILABLE,
+                capacity=1,
+            )
         )
+        await self.assignments.add_request(request_id, Target.ADVISORS, case.language, (), case.priority, case.deadline)
+        reservation = await self.assignments.offer_next(request_id)
+        assert reservation is not None and reservation.worker_id == worker_id
+        assert await self.assignments.accept(request_id, worker_id)
 
-    async def get_request(self, request_id: str) -> RoutedRequest | None:
-        return self.requests.get(request_id)
+    async def request(self, request_id: str = "r-1") -> RoutedRequest:
+        routed = await self.assignments.get_request(request_id)
+        assert routed is not None
+        return routed
 
-    async def add_request(self, request_id: str, *args: Any, **kwargs: Any) -> bool:
-        self.calls.append(("add_request", (request_id, *args)))
-        return True
-
-    async def offer_next(self, request_id: str) -> None:
-        self.calls.append(("offer_next", (request_id,)))
-
-    async def complete(self, request_id: str, worker_id: str) -> bool:
-        self.calls.append(("complete", (request_id, worker_id)))
-        return True
-
-    async def requeue(self, request_id: str, team: Target, *, reason: str = "") -> bool:
-        self.calls.append(("requeue", (request_id, team, reason)))
-        return True
+    async def open_count(self, worker_id: str) -> int:
+        worker = await self.assignments.get_worker(worker_id)
+        assert worker is not None
+        return worker.open_count
 
 
 @pytest.fixture
@@ -93,8 +94,8 @@ async def client() -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
 
 
 @pytest.fixture
-def assignments() -> Assignments:
-    return Assignments()
+def desk() -> Desk:
+    return Desk()
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def store() -> FakeCaseStore:
 
 
 @pytest.fixture
-def service(client: AsyncMongoClient[dict[str, Any]], store: FakeCaseStore, assignments: Assignments) -> RoutingService:
+def service(client: AsyncMongoClient[dict[str, Any]], store: FakeCaseStore, desk: Desk) -> RoutingService:
     db = client["unused"]
     clock = FixedClock(NOW)
     catalogue = load_catalogue()
@@ -114,7 +115,7 @@ def service(client: AsyncMongoClient[dict[str, Any]], store: FakeCaseStore, assi
         policy=RoutingPolicy(rules=rules, calendar=BrusselsCalendar(), catalogue=catalogue),
         clock=clock,
         processed=ProcessedEvents(client, db, consumer="routing"),
-        assignment=cast(AssignmentStore, assignments),
+        assignment=desk.assignments,
         timers=TimerStore(client, db, clock=clock, owner="unit"),
         programme=DigitalDivideProgramme(client, db, quota=10),
         seats=CourseSeats(client, db, catalogue),
@@ -153,9 +154,9 @@ def stored(store: FakeCaseStore, request_id: str = "r-1") -> Case:
 
 
 async def test_the_due_timer_publishes_one_reminder_named_after_the_timer(
-    service: RoutingService, store: FakeCaseStore, assignments: Assignments
+    service: RoutingService, store: FakeCaseStore, desk: Desk
 ) -> None:
-    assignments.assign("r-1", "adv-1")
+    await desk.assign("r-1", "adv-1")
     fire = service.timer_handlers()[TimerKind.CALLBACK_DUE.value]
 
     await fire(timer(TimerKind.CALLBACK_DUE), None)
@@ -195,9 +196,9 @@ async def test_timers_firing_after_the_call_or_for_an_unknown_case_do_nothing(
 
 
 async def test_no_answer_counts_the_attempt_and_keeps_the_worker(
-    service: RoutingService, store: FakeCaseStore, assignments: Assignments
+    service: RoutingService, store: FakeCaseStore, desk: Desk
 ) -> None:
-    assignments.assign("r-1", "adv-1")
+    await desk.assign("r-1", "adv-1")
     arm(store, "r-1")
 
     events = await service.record_outcome("r-1", worker_id="adv-1", outcome=ContactOutcome.NO_ANSWER, notes="répondeur")
@@ -207,16 +208,17 @@ async def test_no_answer_counts_the_attempt_and_keeps_the_worker(
     assert store.published == events and store.sealed == events
     assert (stored(store).attempts, stored(store).outcome, stored(store).sla) == (1, None, "pending")
     assert set(store.timers) == CALLBACK_TIMERS
-    assert assignments.calls == []
+    still = await desk.request()
+    assert (still.status, still.held_by(), await desk.open_count("adv-1")) == (RequestStatus.ASSIGNED, "adv-1", 1)
 
 
 async def test_reaching_the_person_keeps_the_promise_of_the_requests_that_joined(
-    service: RoutingService, store: FakeCaseStore, assignments: Assignments
+    service: RoutingService, store: FakeCaseStore, desk: Desk
 ) -> None:
     store.cases["r-2"] = a_case("r-2", joined_to="r-1")
     store.cases["r-3"] = a_case("r-3", joined_to="r-1", sla="breached")
     arm(store, "r-1", "r-2")
-    assignments.assign("r-1", "adv-1")
+    await desk.assign("r-1", "adv-1")
 
     await service.record_outcome("r-1", worker_id="adv-1", outcome=ContactOutcome.ADVICE_GIVEN)
 
@@ -225,14 +227,14 @@ async def test_reaching_the_person_keeps_the_promise_of_the_requests_that_joined
     assert stored(store, "r-3") == a_case("r-3", joined_to="r-1", sla="breached")
     assert set(store.cancelled) == {*CALLBACK_TIMERS, ("callback_due", "r-2"), ("sla_breach", "r-2")}
     assert store.timers == {}
-    assert assignments.calls == [("complete", ("r-1", "adv-1"))]
+    assert ((await desk.request()).status, await desk.open_count("adv-1")) == (RequestStatus.CLOSED, 0)
     assert store.commits == 1, "the call, its events and the joined cases commit together"
 
 
 async def test_a_redirection_routes_the_request_again_after_the_call(
-    service: RoutingService, store: FakeCaseStore, assignments: Assignments
+    service: RoutingService, store: FakeCaseStore, desk: Desk
 ) -> None:
-    assignments.assign("r-1", "adv-1")
+    await desk.assign("r-1", "adv-1")
 
     events = await service.record_outcome(
         "r-1", worker_id="adv-1", outcome=ContactOutcome.REDIRECTED, redirect_to=Target.CITE_DES_METIERS
@@ -249,20 +251,17 @@ async def test_a_redirection_routes_the_request_again_after_the_call(
         str(routed.id),
         2,
     )
-    assert assignments.calls == [
-        ("complete", ("r-1", "adv-1")),
-        ("requeue", ("r-1", Target.CITE_DES_METIERS, "redirected by adv-1")),
-        ("offer_next", ("r-1",)),
-    ]
+    requeued = await desk.request()
+    # No one works at the Cité des métiers in this desk: the request waits in its queue.
+    assert (requeued.team, requeued.status, requeued.reservation) == (Target.CITE_DES_METIERS, RequestStatus.QUEUED, None)
+    assert await desk.open_count("adv-1") == 0
 
 
-async def test_the_desk_is_refused_without_touching_the_case(
-    service: RoutingService, store: FakeCaseStore, assignments: Assignments
-) -> None:
+async def test_the_desk_is_refused_without_touching_the_case(service: RoutingService, store: FakeCaseStore, desk: Desk) -> None:
     with pytest.raises(DeskError, match="request r-1 is unknown") as unknown:
         await service.record_outcome("r-1", worker_id="adv-1", outcome=ContactOutcome.ADVICE_GIVEN)
     assert unknown.value.status == 404
-    assignments.assign("r-1", "adv-2")
+    await desk.assign("r-1", "adv-2")
     with pytest.raises(DeskError, match="accept it first") as not_theirs:
         await service.record_outcome("r-1", worker_id="adv-1", outcome=ContactOutcome.ADVICE_GIVEN)
     assert not_theirs.value.status == 409
@@ -278,7 +277,7 @@ async def test_the_desk_is_refused_without_touching_the_case(
 
 
 async def test_requests_admitted_from_the_waitlist_join_the_teams_queue(
-    service: RoutingService, store: FakeCaseStore, assignments: Assignments
+    service: RoutingService, store: FakeCaseStore, desk: Desk
 ) -> None:
     store.cases["r-1"] = a_case(target=Target.DIGITAL_DIVIDE, programme="waitlisted")
 
@@ -286,10 +285,15 @@ async def test_requests_admitted_from_the_waitlist_join_the_teams_queue(
 
     case = stored(store)
     assert case.programme == "admitted"
-    assert assignments.calls == [
-        ("add_request", ("r-1", Target.DIGITAL_DIVIDE, case.language, (), case.priority, case.deadline)),
-        ("offer_next", ("r-1",)),
-    ]
+    queued = await desk.request()
+    assert (queued.team, queued.status, queued.language, queued.priority, queued.deadline) == (
+        Target.DIGITAL_DIVIDE,
+        RequestStatus.QUEUED,
+        case.language,
+        case.priority,
+        case.deadline,
+    )
+    assert await desk.assignments.get_request("r-unknown") is None
 
 
 async def test_erasure_blanks_a_persons_cases_once(service: RoutingService, store: FakeCaseStore) -> None:
