@@ -128,6 +128,8 @@ class Awards:
                 {"_id": candidate["_id"], "status": CandidateStatus.SCHEDULED.value},
                 {
                     "$set": {"status": status.value, "result_id": result_id, "credential_id": credential_id, "updated_at": now},
+                    # A new version, so a candidate loaded before this result cannot be saved over it.
+                    "$inc": {"version": 1},
                     "$push": {"history": {"at": now, "what": status.value, "session_id": session_id}},
                 },
                 session=s,

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from certification.candidate import candidate_id, utc
 from certification.certifications import CertificationInfo, Certifications
+from certification.errors import CertificationError, Unknown
+from certification.offer import SOURCE
 from certification.seating import WaitingCandidate
 from services.mongo import MongoDatabase
 
@@ -32,39 +34,18 @@ __all__ = [
     "waiting_candidate",
 ]
 
-SOURCE = "/certification"
-
 WAITLIST_SORT = [("priority", DESCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
 """`seating.order_key` in MongoDB's terms, so that the first documents are the first in line."""
 
 T = TypeVar("T")
 
 
-class CertificationError(Exception):
-    """A staff or candidate action that cannot be done, with the reason they read and an HTTP status."""
-
-    def __init__(self, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def candidate_id(person_id: str, certification_code: str) -> str:
-    """One candidate per person and certification."""
-    return f"{certification_code.upper()}:{person_id}"
-
-
 def catalogued(certifications: Certifications, code: str) -> CertificationInfo:
     """The certification `code` names; a `CertificationError` (404) if the catalogue has none."""
     cert = certifications.get(code)
     if cert is None:
-        raise CertificationError(f"{code} is not a certification of the catalogue", status=404)
+        raise Unknown(f"{code} is not a certification of the catalogue")
     return cert
-
-
-def utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def waiting_candidate(doc: Mapping[str, Any]) -> WaitingCandidate:
