@@ -309,6 +309,7 @@ class Seats:
                 centre = await uow.centres.get(offer.centre_id)
                 candidate = await uow.candidates.get(offer.candidate_id)
                 session = await uow.sessions.get(offer.session_id)
+                await _unchanged(uow, offer)
                 now = self.clock.now()
                 accepted, events = offers_.decide(
                     offer,
@@ -365,10 +366,13 @@ class Seats:
             closed, _ = offers_.decide(offer, command)
             if closed is offer:
                 return False
+            session = await uow.sessions.get(offer.session_id)
+            candidate = await uow.candidates.get(offer.candidate_id)
+            await _unchanged(uow, offer)
             uow.offers.save(closed)
-            if (session := await uow.sessions.get(offer.session_id)) is not None:
+            if session is not None:
                 uow.sessions.save(session.free_seat())
-            if (candidate := await uow.candidates.get(offer.candidate_id)) is not None:
+            if candidate is not None:
                 waiting, facts = candidates_.decide(
                     candidate, candidates_.Release(offer_id, offer.session_id, closed.status, command.at)
                 )
@@ -393,3 +397,11 @@ class Seats:
         if refill:
             await self.refresh_waiting_reasons()
         return fired
+
+
+async def _unchanged(uow: CertificationUnitOfWork, offer: Offer) -> None:
+    """Read the offer again after the states it names: if it is unchanged, they were read after its
+    last change, so they agree with it (the session holds its seat, the candidate holds it). Else
+    `ConcurrencyConflict`, and the answer is decided again, rather than refused on a mixed read."""
+    if await uow.offers.get(offer.offer_id) != offer:
+        raise ConcurrencyConflict(f"offer {offer.offer_id} changed while it was read")

@@ -203,9 +203,7 @@ class UnitOfWorkContract:
         assert [s.session_id for s in await uow.sessions.find(certification="mos-word")] == ["ses-a", "ses-c"]
         assert await uow.sessions.get("ses-a") == Session("ses-a", "ctr-1", ("MOS-EXCEL", "MOS-WORD"), EXAM, 3, version=1)
 
-    async def test_a_centre_required_unchanged_conflicts_once_it_changed_and_keeps_its_version(
-        self, backend: Backend
-    ) -> None:
+    async def test_a_centre_required_unchanged_conflicts_once_it_changed_and_keeps_its_version(self, backend: Backend) -> None:
         async with backend.uow() as uow:
             uow.centres.add(Centre("ctr-1", "One", "Rue 1", CentreState.OPEN))
             await uow.commit()

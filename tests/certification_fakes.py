@@ -280,7 +280,5 @@ def fake_certification(
         offer_window=offer_window,
         what_to_bring=what_to_bring,
     )
-    candidates = Candidates(
-        uow, seats, certifications=certifications, clock=clock, routed_priority_from=routed_priority_from
-    )
+    candidates = Candidates(uow, seats, certifications=certifications, clock=clock, routed_priority_from=routed_priority_from)
     return FakeCertification(storage, candidates, seats)

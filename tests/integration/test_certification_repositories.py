@@ -32,9 +32,7 @@ pytestmark = pytest.mark.integration
 EXAM_DAY = datetime(2020, 6, 2, 7, 0, tzinfo=UTC)
 
 
-async def unit_of_work_factory(
-    client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase
-) -> Callable[[], MongoUnitOfWork]:
+async def unit_of_work_factory(client: AsyncMongoClient[dict[str, Any]], db: MongoDatabase) -> Callable[[], MongoUnitOfWork]:
     store = CertificationStore(client, db)
     outbox = Outbox(db, "certification_outbox")
     timers = TimerStore(client, db, clock=FixedClock(T0), owner="test", collection="certification_timers")
@@ -141,12 +139,20 @@ async def test_two_replicas_racing_for_the_last_seat_offer_it_once(
     await a.seats.put_centre("ctr-1", state=CentreState.OPEN, name="Centre 1", address="Rue Exemple 1, 1000 Bruxelles")
     # Added through the store: no fill yet, so both replicas find the seat free.
     await a.store.sessions.insert_one(
-        {"_id": "ses-1", "centre_id": "ctr-1", "certifications": ["MOS-EXCEL"], "starts_at": EXAM_DAY, "seats": 1, "held": 0, "booked": 0}
+        {
+            "_id": "ses-1",
+            "centre_id": "ctr-1",
+            "certifications": ["MOS-EXCEL"],
+            "starts_at": EXAM_DAY,
+            "seats": 1,
+            "held": 0,
+            "booked": 0,
+        }
     )
 
     made = await asyncio.gather(*(r.seats.fill_session("ses-1") for r in (a, b, a, b)))
 
-    assert [o.person_id for o in sum(made, [])] == ["p1"]
+    assert [o.person_id for batch in made for o in batch] == ["p1"]
     session = await a.seats.session("ses-1")
     assert (session.held, session.booked, session.seats) == (1, 0, 1)
     assert await mongo_db["certification_offers"].count_documents({}) == 1

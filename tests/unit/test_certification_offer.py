@@ -29,7 +29,12 @@ def made(*, exam_at: datetime = EXAM, window: timedelta = timedelta(hours=48)) -
 
 def test_an_offer_is_made_with_a_deadline_never_past_the_exam() -> None:
     offer = made()
-    assert (offer.status, offer.offered_at, offer.expires_at, offer.version) == (OfferStatus.OFFERED, T0, T0 + timedelta(hours=48), 0)
+    assert (offer.status, offer.offered_at, offer.expires_at, offer.version) == (
+        OfferStatus.OFFERED,
+        T0,
+        T0 + timedelta(hours=48),
+        0,
+    )
     assert made(exam_at=T0 + timedelta(hours=5)).expires_at == T0 + timedelta(hours=5)
     with pytest.raises(ValueError, match="exists already"):
         decide(offer, MakeOffer("o1", "c", "p", "X", "s", "c", EXAM, T0, timedelta(hours=1)))
@@ -40,7 +45,11 @@ def test_an_acceptance_publishes_exam_scheduled_in_the_exam_requests_conversatio
     accepted, [event] = decide(
         made(), Accept(T0 + timedelta(hours=1), "Centre d'Anderlecht", ["Carte d'identité"], Trace(str(request), str(call)))
     )
-    assert (accepted.status, accepted.answered_at, accepted.event_id) == (OfferStatus.ACCEPTED, T0 + timedelta(hours=1), str(event.id))
+    assert (accepted.status, accepted.answered_at, accepted.event_id) == (
+        OfferStatus.ACCEPTED,
+        T0 + timedelta(hours=1),
+        str(event.id),
+    )
     assert isinstance(event, ExamScheduled)
     assert (event.person_id, event.session_id, event.centre_name, event.exam_at) == ("p1", "ses-1", "Centre d'Anderlecht", EXAM)
     assert (event.what_to_bring, event.correlation_id, event.causation_id, event.source) == (
