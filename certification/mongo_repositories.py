@@ -26,12 +26,15 @@ from certification.repositories import (
     CandidateRepository,
     CentreRepository,
     CertificationUnitOfWork,
+    CredentialRepository,
     DueTimers,
     OfferRepository,
     PriorityHints,
     Repository,
+    ResultRepository,
     SessionRepository,
 )
+from certification.result import ExamResult, IssuedCredential
 from certification.seating import CandidateStatus, CentreState
 from certification.sessions import Centre, Session
 from certification.store import WAITLIST_SORT, CertificationStore
@@ -195,6 +198,28 @@ class MongoCentres(CentreRepository):
                 raise ConcurrencyConflict(f"centre {key} changed since version {centre.version}")
 
 
+class MongoResults(ResultRepository):
+    def __init__(self, store: CertificationStore) -> None:
+        super().__init__()
+        self._collection = store.results
+
+    async def get(self, result_id: str) -> ExamResult | None:
+        doc = await self._collection.find_one({"_id": result_id})
+        return None if doc is None else ExamResult.from_document(doc)
+
+    async def write(self, s: AsyncClientSession) -> None:
+        await _write(self, self._collection, ExamResult.as_document, s)
+
+
+class MongoCredentials(CredentialRepository):
+    def __init__(self, store: CertificationStore) -> None:
+        super().__init__()
+        self._collection = store.credentials
+
+    async def write(self, s: AsyncClientSession) -> None:
+        await _write(self, self._collection, IssuedCredential.as_document, s)
+
+
 class MongoPriorityHints(PriorityHints):
     def __init__(self, store: CertificationStore) -> None:
         self._collection = store.hints
@@ -218,6 +243,8 @@ class MongoUnitOfWork(CertificationUnitOfWork):
         self.offers = self._offers = MongoOffers(store)
         self.sessions = self._sessions = MongoSessions(store)
         self.centres = self._centres = MongoCentres(store)
+        self.results = self._results = MongoResults(store)
+        self.credentials = self._credentials = MongoCredentials(store)
         self.hints = MongoPriorityHints(store)
 
     async def _write_states(self, s: AsyncClientSession) -> list[Event]:
@@ -226,6 +253,8 @@ class MongoUnitOfWork(CertificationUnitOfWork):
         await self._sessions.write(s)
         await self._candidates.write(s)
         await self._offers.write(s)
+        await self._results.write(s)
+        await self._credentials.write(s)
         for change in self.timer_changes:
             if change.fire_at is None:
                 await self._timers.cancel(change.kind, change.key, session=s)

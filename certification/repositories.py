@@ -24,6 +24,7 @@ from typing import Any, Generic, Self, TypeVar
 from certification.candidate import Candidate
 from certification.errors import ConcurrencyConflict
 from certification.offer import SeatOffer
+from certification.result import ExamResult, IssuedCredential
 from certification.seating import CandidateStatus
 from certification.sessions import Centre, Session
 from schemas import Event
@@ -32,17 +33,19 @@ __all__ = [
     "CandidateRepository",
     "CentreRepository",
     "CertificationUnitOfWork",
+    "CredentialRepository",
     "DueTimers",
     "OfferRepository",
     "PriorityHints",
     "Repository",
+    "ResultRepository",
     "SessionRepository",
     "TimerChange",
     "UnitOfWorkFactory",
     "retry_on_conflict",
 ]
 
-T = TypeVar("T", Candidate, SeatOffer, Session, Centre)
+T = TypeVar("T", Candidate, SeatOffer, Session, Centre, ExamResult, IssuedCredential)
 
 
 class Repository(abc.ABC, Generic[T]):
@@ -151,6 +154,23 @@ class CentreRepository(Repository[Centre]):
         """Ordered by id."""
 
 
+class ResultRepository(Repository[ExamResult]):
+    @staticmethod
+    def key(state: ExamResult) -> str:
+        return state.result_id
+
+    @abc.abstractmethod
+    async def get(self, result_id: str) -> ExamResult | None: ...
+
+
+class CredentialRepository(Repository[IssuedCredential]):
+    """Where issued credentials are added; reading, serving and revoking them is `certification.awards`' own."""
+
+    @staticmethod
+    def key(state: IssuedCredential) -> str:
+        return state.credential_id
+
+
 class PriorityHints(abc.ABC):
     """The boost a person routed with high priority carries into their later candidacies."""
 
@@ -179,6 +199,8 @@ class CertificationUnitOfWork(abc.ABC):
     offers: OfferRepository
     sessions: SessionRepository
     centres: CentreRepository
+    results: ResultRepository
+    credentials: CredentialRepository
     hints: PriorityHints
 
     def __init__(self) -> None:
@@ -221,7 +243,7 @@ class CertificationUnitOfWork(abc.ABC):
         self.timer_changes = []
 
     def _repositories(self) -> list[Repository[Any]]:
-        return [self.candidates, self.offers, self.sessions, self.centres]
+        return [self.candidates, self.offers, self.sessions, self.centres, self.results, self.credentials]
 
     @abc.abstractmethod
     async def _commit(self, once_for: Event | None) -> bool: ...

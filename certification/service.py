@@ -80,9 +80,9 @@ class CertificationService:
         self.awards = Awards(
             self.store,
             self.seats,
+            uow=unit_of_work,
             certifications=certifications,
             clock=clock,
-            outbox=outbox,
             links=links,
             issuer=issuer,
             signer=signer,

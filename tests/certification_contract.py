@@ -20,6 +20,7 @@ from certification.errors import ConcurrencyConflict
 from certification.offer import MakeOffer, SeatOffer
 from certification.offer import decide as decide_offer
 from certification.repositories import CertificationUnitOfWork
+from certification.result import ExamResult, IssuedCredential
 from certification.seating import CandidateStatus, CentreState, WaitingReason
 from certification.sessions import Centre, Session
 from schemas import EnrolmentConfirmed, Event, Language
@@ -222,6 +223,24 @@ class UnitOfWorkContract:
             with pytest.raises(ConcurrencyConflict):
                 await uow.commit()
         assert await backend.uow().offers.get("o1") is None
+
+    async def test_a_result_is_recorded_once_with_its_credential(self, backend: Backend) -> None:
+        result = ExamResult("ses-1:p1", "ses-1", "p1", "MOS-EXCEL:p1", "MOS-EXCEL", True, 812.0, T0, "cred-1")
+        credential = IssuedCredential("cred-1", "p1", "MOS-EXCEL", "ses-1", T0, {"type": ["VerifiableCredential"]})
+        async with backend.uow() as uow:
+            uow.results.add(result)
+            uow.credentials.add(credential)
+            await uow.commit()
+        assert await backend.uow().results.get("ses-1:p1") == replace(result, version=1)
+        async with backend.uow() as uow:
+            uow.results.add(replace(result, passed=False, credential_id=None))
+            with pytest.raises(ConcurrencyConflict):
+                await uow.commit()
+        async with backend.uow() as uow:
+            uow.credentials.add(credential)
+            with pytest.raises(ConcurrencyConflict):
+                await uow.commit()
+        assert await backend.uow().results.get("ses-1:p1") == replace(result, version=1)
 
     async def test_priority_hints_keep_the_highest_boost(self, backend: Backend) -> None:
         hints = backend.uow().hints

@@ -25,12 +25,15 @@ from certification.repositories import (
     CandidateRepository,
     CentreRepository,
     CertificationUnitOfWork,
+    CredentialRepository,
     DueTimers,
     OfferRepository,
     PriorityHints,
     Repository,
+    ResultRepository,
     SessionRepository,
 )
+from certification.result import ExamResult, IssuedCredential
 from certification.seating import CandidateStatus, order_key
 from certification.seats import Seats
 from certification.sessions import Centre, Session
@@ -53,6 +56,8 @@ class FakeStorage:
     offers: dict[str, SeatOffer] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
     centres: dict[str, Centre] = field(default_factory=dict)
+    results: dict[str, ExamResult] = field(default_factory=dict)
+    credentials: dict[str, IssuedCredential] = field(default_factory=dict)
     hints: dict[str, int] = field(default_factory=dict)
     outbox: list[Event] = field(default_factory=list)
     timers: dict[tuple[str, str], FakeTimer] = field(default_factory=dict)
@@ -177,6 +182,20 @@ class FakeCentres(CentreRepository):
         return sorted((c for c in self._stored.values() if c.open or not open_only), key=lambda c: c.centre_id)
 
 
+class FakeResults(ResultRepository):
+    def __init__(self, storage: FakeStorage) -> None:
+        super().__init__()
+        self._stored = storage.results
+
+    async def get(self, result_id: str) -> ExamResult | None:
+        await asyncio.sleep(0)
+        return self._stored.get(result_id)
+
+
+class FakeCredentials(CredentialRepository):
+    pass
+
+
 class FakePriorityHints(PriorityHints):
     def __init__(self, storage: FakeStorage) -> None:
         self._stored = storage.hints
@@ -196,6 +215,8 @@ class FakeUnitOfWork(CertificationUnitOfWork):
         self.offers = FakeOffers(storage)
         self.sessions = FakeSessions(storage)
         self.centres = FakeCentres(storage)
+        self.results = FakeResults(storage)
+        self.credentials = FakeCredentials()
         self.hints = FakePriorityHints(storage)
 
     async def _commit(self, once_for: Event | None) -> bool:
@@ -207,6 +228,8 @@ class FakeUnitOfWork(CertificationUnitOfWork):
         _check(self.offers, storage.offers)
         _check(self.sessions, storage.sessions)
         _check(self.centres, storage.centres)
+        _check(self.results, storage.results)
+        _check(self.credentials, storage.credentials)
         for key, centre in self.centres.unchanged.items():
             if key not in storage.centres or storage.centres[key].version != centre.version:
                 raise ConcurrencyConflict(f"centre {key} changed since version {centre.version}")
@@ -214,6 +237,8 @@ class FakeUnitOfWork(CertificationUnitOfWork):
         _apply(self.offers, storage.offers)
         _apply(self.sessions, storage.sessions)
         _apply(self.centres, storage.centres)
+        _apply(self.results, storage.results)
+        _apply(self.credentials, storage.credentials)
         for change in self.timer_changes:
             timer = storage.timers.get((change.kind, change.key))
             if change.fire_at is None:
