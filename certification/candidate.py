@@ -27,14 +27,6 @@ from typing import Any
 from certification.errors import NotWaiting
 from certification.seating import CandidateStatus, OfferStatus, WaitingCandidate, WaitingReason
 
-
-def utc(at: datetime | None) -> datetime | None:
-    """`at` in UTC; a client built without tz_aware=True hands back naive UTC datetimes."""
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
 __all__ = [
     "BoostPriority",
     "Candidate",
@@ -53,7 +45,15 @@ __all__ = [
     "candidate_id",
     "correlation_ids",
     "decide",
+    "utc",
 ]
+
+
+def utc(at: datetime | None) -> datetime | None:
+    """`at` in UTC; a client built without tz_aware=True hands back naive UTC datetimes."""
+    if at is None:
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def candidate_id(person_id: str, certification_code: str) -> str:
