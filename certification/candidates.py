@@ -90,7 +90,7 @@ class Candidates:
                         enrolled_by=Trace(str(event.id), str(event.correlation_id)),
                     ),
                 )
-                self._store(uow, existing, registered)
+                self._stage(uow, existing, registered)
                 return await uow.commit(once_for=event)
 
         applied = await retry_on_conflict(attempt)
@@ -132,7 +132,7 @@ class Candidates:
                 )
                 if not facts:
                     log.info("exam_request.already_in_progress", candidate_id=cid)
-                self._store(uow, existing, joined)
+                self._stage(uow, existing, joined)
                 return await uow.commit(once_for=event)
 
         applied = await retry_on_conflict(attempt)
@@ -163,7 +163,7 @@ class Candidates:
         return existing, registered
 
     @staticmethod
-    def _store(uow: CertificationUnitOfWork, existing: Candidate | None, candidate: Candidate) -> None:
+    def _stage(uow: CertificationUnitOfWork, existing: Candidate | None, candidate: Candidate) -> None:
         if existing is None:
             uow.candidates.add(candidate)
         else:

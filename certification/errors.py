@@ -5,7 +5,8 @@
      |- Invalid (422)                                 - the request itself is wrong (no seat, no zone, ...)
      |- OfferClosed (409)                             - the offer was answered or expired
      |- OfferPastDeadline (409)                       - the offer is still open but its deadline passed
-     `- NotWaiting (409)                              - the candidate cannot take an offer now
+     |- NotWaiting (409)                              - the candidate cannot take an offer now
+     `- SessionFull (409)                             - no seat left in the session
     ConcurrencyConflict                               - someone else saved first: load again and decide again
 
 `ConcurrencyConflict` is not a `CertificationError`: nobody reads it; use cases catch it and retry.
@@ -20,6 +21,7 @@ __all__ = [
     "NotWaiting",
     "OfferClosed",
     "OfferPastDeadline",
+    "SessionFull",
     "Unknown",
 ]
 
@@ -52,6 +54,10 @@ class OfferPastDeadline(CertificationError):
 
 class NotWaiting(CertificationError):
     """The candidate is not on the waitlist, or turned this session down: no offer for them."""
+
+
+class SessionFull(CertificationError):
+    """No seat left in the session (held and booked fill it)."""
 
 
 class ConcurrencyConflict(Exception):

@@ -14,14 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from certification.candidate import utc
-from certification.errors import CertificationError
+from certification.errors import SessionFull
 from certification.seating import CentreState, SessionSeats
 
-__all__ = ["Centre", "SessionFull", "Session"]
-
-
-class SessionFull(CertificationError):
-    """No seat left in the session (held and booked fill it)."""
+__all__ = ["Centre", "Session", "SessionFull"]
 
 
 @dataclass(frozen=True, slots=True)
