@@ -9,7 +9,7 @@ the answer; a `CertificationError` becomes its HTTP status.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -23,13 +23,10 @@ from certification.seats import Centre, Offer, Seats, Session
 from certification.service import CertificationService
 from certification.store import CertificationError
 from services import Runtime, get_runtime
-from services.clock import SimulatedClock
 
 __all__ = [
-    "admin_router",
     "credentials_router",
     "get_certification",
-    "get_simulated_clock",
     "offers_router",
     "staff_router",
 ]
@@ -47,11 +44,6 @@ def _refused(error: CertificationError) -> HTTPException:
 def get_certification(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CertificationService:
     """FastAPI dependency: the use cases of the app serving the request (`runtime.app_state["service"]`)."""
     return runtime.app_state["service"]  # type: ignore[no-any-return]
-
-
-def get_simulated_clock(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SimulatedClock:
-    """FastAPI dependency: the demo's clock (`runtime.app_state["clock"]`), for `admin_router`."""
-    return runtime.app_state["clock"]  # type: ignore[no-any-return]
 
 
 def _catalogue(certification: Annotated[CertificationService, Depends(get_certification)]) -> Certifications:
@@ -462,21 +454,3 @@ async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
 async def issuer(awards: AwardsDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return awards.issuer_profile()
-
-
-# --- the demo's clock ----------------------------------------------------------------------
-
-admin_router = APIRouter(prefix="/admin", tags=["admin"])
-"""Moves the simulated clock; the app includes it only when CERTIFICATION_CLOCK=simulated (the demo)."""
-
-
-@admin_router.post("/clock/advance", summary="Move the simulated clock forward")
-async def advance(
-    clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0
-) -> dict[str, str]:
-    return {"now": clock.advance(timedelta(hours=hours, minutes=minutes)).isoformat()}
-
-
-@admin_router.get("/clock", summary="The simulated clock's time")
-async def now(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)]) -> dict[str, str]:
-    return {"now": clock.now().isoformat()}

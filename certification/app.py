@@ -11,18 +11,19 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from certification.api import admin_router, credentials_router, offers_router, staff_router
+from certification import handlers
+from certification.api import credentials_router, offers_router, staff_router
 from certification.certifications import load_certifications
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.service import CertificationService
 from certification.settings import CertificationSettings
 from certification.signing import CredentialSigner
-from schemas import CertificateIssued, EnrolmentConfirmed, Event, ExamScheduled, ExamSchedulingRequested, TrainingRequestRouted
-from schemas.topics import CERTIFICATION_EXAMS, TRAINING_ENROLMENTS, TRAINING_ROUTING
-from services import Runtime, create_service_app, subscriber_options
+from schemas import CertificateIssued, ExamScheduled
+from schemas.topics import CERTIFICATION_EXAMS
+from services import Runtime, create_service_app
+from services.admin import admin_router
 from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
-from services.kafka import topic_name
 from services.leases import Lease
 from services.outbox import Outbox
 from services.timers import TimerStore
@@ -76,19 +77,7 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
         runtime.app_state.update(service=service, clock=clock)
         runtime.publishes(CERTIFICATION_EXAMS, ExamScheduled, CertificateIssued)
 
-        @runtime.broker.subscriber(topic_name(TRAINING_ENROLMENTS), **subscriber_options("certification"))
-        async def on_enrolment_event(event: EnrolmentConfirmed | ExamSchedulingRequested) -> None:
-            if isinstance(event, EnrolmentConfirmed):
-                await service.candidates.on_enrolment(event)
-            elif isinstance(event, ExamSchedulingRequested):
-                await service.candidates.on_exam_requested(event)
-
-        if settings.high_priority_routed_from is not None:
-            # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.
-            @runtime.broker.subscriber(topic_name(TRAINING_ROUTING), **subscriber_options("certification-priority"))
-            async def on_routing_event(event: Event) -> None:
-                if isinstance(event, TrainingRequestRouted):
-                    await service.candidates.on_routed(event)
+        handlers.include(runtime.broker, service.candidates, priority_from_routing=settings.high_priority_routed_from is not None)
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(service.ensure_indexes(), service.outbox.ensure_indexes(), service.timers.ensure_indexes())

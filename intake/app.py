@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from intake.email_server import EmailInbox, EmailInboxSettings
 from intake.erasure import Erasures, erasure_router
-from intake.phone import PhoneWebhookSettings, phone_router
+from intake.phone import PhoneChannel, PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
 from intake.web import WebChannel, WebSettings, web_router
@@ -56,7 +56,12 @@ def create_app(
             clock=clock.now,
             personal=PersonalData(keys),
         )
-        runtime.app_state.update(pipeline=pipeline, web=WebChannel(pipeline, web, catalogue, clock.now))
+        runtime.app_state.update(
+            pipeline=pipeline,
+            web=WebChannel(pipeline, web, catalogue, clock.now),
+            phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
+            erasures=Erasures(runtime.mongo, runtime.db, outbox, keys),
+        )
         runtime.on_startup(lambda _: pipeline.ensure_indexes())
         runtime.run_in_background(
             "intake.outbox_relay",
@@ -74,11 +79,7 @@ def create_app(
 
             runtime.on_startup(start_inbox)
             runtime.on_shutdown(stop_inbox)
-        return [
-            erasure_router(Erasures(runtime.mongo, runtime.db, outbox, keys)),
-            web_router,
-            phone_router(pipeline, phone, BrusselsCalendar(), clock.now),
-        ]
+        return [erasure_router, web_router, phone_router]
 
     return create_service_app(
         settings,

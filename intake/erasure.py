@@ -9,16 +9,17 @@ their projections, all in one transaction with the outbox.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field, model_validator
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from intake.identity import identity_keys, normalise_email, normalise_phone
 from schemas import PersonDataErased
+from services.app import Runtime, get_runtime
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 from services.privacy import PersonKeys
@@ -83,16 +84,26 @@ class Erasures:
         log.info("person.erasure_requested", person_id=person_id)
         return event
 
+    async def forget(self, request: ErasureRequest) -> str | None:
+        """Erase the person `request` names; their person id, or None if nobody is known by these details."""
+        person_id = await self.resolve(request)
+        if person_id is not None:
+            await self.erase(person_id, requested_by=request.requested_by)
+        return person_id
 
-def erasure_router(erasures: Erasures) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 
-    @router.post("/erasures", status_code=status.HTTP_202_ACCEPTED, summary="Erase a person's personal data")
-    async def erase(request: ErasureRequest) -> ErasureDone:
-        person_id = await erasures.resolve(request)
-        if person_id is None:
-            raise HTTPException(404, "no person is known by these details")
-        await erasures.erase(person_id, requested_by=request.requested_by)
-        return ErasureDone(person_id=person_id)
+def get_erasures(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Erasures:
+    """FastAPI dependency: the erasures of the app serving the request (`runtime.app_state["erasures"]`)."""
+    erasures: Erasures = runtime.app_state["erasures"]
+    return erasures
 
-    return router
+
+erasure_router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
+
+
+@erasure_router.post("/erasures", status_code=status.HTTP_202_ACCEPTED, summary="Erase a person's personal data")
+async def erase(request: ErasureRequest, erasures: Annotated[Erasures, Depends(get_erasures)]) -> ErasureDone:
+    person_id = await erasures.forget(request)
+    if person_id is None:
+        raise HTTPException(404, "no person is known by these details")
+    return ErasureDone(person_id=person_id)

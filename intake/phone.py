@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import structlog
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import (
@@ -36,14 +36,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from intake.domain import AcceptRequests, ChannelDetail, RequestDraft
 from schemas import Channel, Language
+from services.app import Runtime, get_runtime
 from services.calendar import BRUSSELS, BrusselsCalendar
 
 __all__ = [
     "PhoneCallEvent",
+    "PhoneChannel",
     "PhoneWebhookReply",
     "PhoneWebhookSettings",
     "TwilioCallForm",
     "generic_signature",
+    "get_phone_channel",
     "now_utc",
     "phone_router",
     "twilio_signature",
@@ -398,44 +401,51 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def phone_router(
-    pipeline: AcceptRequests,
-    settings: PhoneWebhookSettings,
-    calendar: BrusselsCalendar,
-    clock: Callable[[], datetime] = now_utc,
-) -> APIRouter:
-    """The telephony webhooks, ready for `app.include_router`; nothing here connects."""
-    router = APIRouter(tags=["phone"])
-    if not settings.signing_secrets and settings.twilio_auth_token is None:
-        log.warning("phone.webhook_unconfigured")
+class PhoneChannel:
+    """The phone channel as the webhooks use it: body limits, both signature schemes, and handing
+    a call to the intake pipeline; nothing here connects."""
 
-    async def read_body(request: Request) -> bytes:
+    def __init__(
+        self,
+        pipeline: AcceptRequests,
+        settings: PhoneWebhookSettings,
+        calendar: BrusselsCalendar,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.calendar = calendar
+        self.clock = clock
+        if not settings.signing_secrets and settings.twilio_auth_token is None:
+            log.warning("phone.webhook_unconfigured")
+
+    async def read_body(self, request: Request) -> bytes:
         # Refused before reading when announced, and while reading when not (chunked bodies).
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_body_bytes:
+        if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
             raise _BodyTooLarge
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > settings.max_body_bytes:
+            if size > self.settings.max_body_bytes:
                 raise _BodyTooLarge
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def check_generic_signature(request: Request, body: bytes) -> None:
+    def check_generic_signature(self, request: Request, body: bytes) -> None:
         timestamp = request.headers.get("x-signature-timestamp")
         signature = request.headers.get("x-signature")
         if not timestamp or not signature:
             raise _Rejected("missing_signature")
-        secrets = settings.signing_secrets
+        secrets = self.settings.signing_secrets
         if not secrets:
             raise _Rejected("not_configured")
         try:
             signed_at = int(timestamp.strip())
         except ValueError:
             raise _Rejected("bad_timestamp") from None
-        if abs(clock().timestamp() - signed_at) > settings.tolerance_s:
+        if abs(self.clock().timestamp() - signed_at) > self.settings.tolerance_s:
             raise _Rejected("stale")
         matches = [
             hmac.compare_digest(signature.strip(), generic_signature(s.get_secret_value(), timestamp.strip(), body))
@@ -444,13 +454,13 @@ def phone_router(
         if not any(matches):
             raise _Rejected("bad_signature")
 
-    def check_twilio_signature(request: Request, params: list[tuple[str, str]]) -> None:
+    def check_twilio_signature(self, request: Request, params: list[tuple[str, str]]) -> None:
         signature = request.headers.get("x-twilio-signature", "")
-        if settings.twilio_auth_token is None:
+        if self.settings.twilio_auth_token is None:
             raise _Rejected("not_configured")
-        token = settings.twilio_auth_token.get_secret_value()
+        token = self.settings.twilio_auth_token.get_secret_value()
         # The URL the platform called, not the one we see: proxies rewrite scheme and host.
-        url = settings.public_base_url.rstrip("/") + request.url.path
+        url = self.settings.public_base_url.rstrip("/") + request.url.path
         if request.url.query:
             url += "?" + request.url.query
         matches = [
@@ -460,8 +470,8 @@ def phone_router(
         if not any(matches):
             raise _Rejected("bad_signature")
 
-    async def accept(call: _Call) -> JSONResponse:
-        accepted = await pipeline.accept(_draft(call, calendar))
+    async def accept(self, call: _Call) -> JSONResponse:
+        accepted = await self.pipeline.accept(_draft(call, self.calendar))
         log.info(
             "phone.call_accepted",
             request_id=accepted.request_id,
@@ -475,11 +485,11 @@ def phone_router(
             status_code=status.HTTP_200_OK if accepted.duplicate else status.HTTP_202_ACCEPTED,
         )
 
-    def refuse(platform: Platform, error: _Rejected | _BodyTooLarge) -> JSONResponse:
+    def refuse(self, platform: Platform, error: _Rejected | _BodyTooLarge) -> JSONResponse:
         if isinstance(error, _BodyTooLarge):
             log.warning("phone.webhook_rejected", reason="too_large", platform=platform)
             return JSONResponse(
-                {"detail": f"body larger than {settings.max_body_bytes} bytes"},
+                {"detail": f"body larger than {self.settings.max_body_bytes} bytes"},
                 status_code=status.HTTP_413_CONTENT_TOO_LARGE,
             )
         log.warning("phone.webhook_rejected", reason=error.reason, platform=platform)
@@ -490,73 +500,87 @@ def phone_router(
             headers={"WWW-Authenticate": 'Signature realm="phone-webhook"'},
         )
 
-    @router.post(
-        "/webhooks/phone",
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=PhoneWebhookReply,
-        responses=_ERROR_RESPONSES,
-        summary="A call event from the telephony platform (generic JSON)",
-        description=(
-            "Signed with HMAC-SHA256 over `{X-Signature-Timestamp}.{raw body}` and the shared secret, "
-            "sent as `X-Signature: sha256=<hex>`; the timestamp (unix seconds) must be within "
-            "five minutes of our clock."
-        ),
-        openapi_extra={
-            "parameters": [
-                {"name": "X-Signature-Timestamp", "in": "header", "required": True, "schema": {"type": "string"}},
-                {"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}},
-            ],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _schema(PhoneCallEvent)}}},
-        },
-    )
-    async def on_generic_call(request: Request) -> JSONResponse:
-        # The body is read and authenticated by hand, before FastAPI would parse it: the
-        # signature covers the raw bytes, and an unsigned body must not cost a parse.
-        try:
-            body = await read_body(request)
-            check_generic_signature(request, body)
-        except (_Rejected, _BodyTooLarge) as error:
-            return refuse("generic", error)
-        try:
-            event = PhoneCallEvent.model_validate_json(body)
-        except ValidationError as exc:
-            raise _validation_error(exc) from None
-        return await accept(_from_generic(event))
 
-    @router.post(
-        "/webhooks/phone/twilio",
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=PhoneWebhookReply,
-        responses=_ERROR_RESPONSES,
-        summary="A call status callback from a Twilio-style platform (form-encoded)",
-        description=(
-            "Authenticated by `X-Twilio-Signature` (Twilio's HMAC-SHA1 of the public URL and the sorted "
-            "form parameters) or, without it, by the generic `X-Signature` scheme."
-        ),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/x-www-form-urlencoded": {"schema": _schema(TwilioCallForm)}},
-            }
-        },
-    )
-    async def on_twilio_call(request: Request) -> JSONResponse:
-        try:
-            body = await read_body(request)
-            try:
-                params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
-            except UnicodeDecodeError:
-                raise _Rejected("bad_encoding") from None
-            if "x-twilio-signature" in request.headers:
-                check_twilio_signature(request, params)
-            else:
-                check_generic_signature(request, body)
-        except (_Rejected, _BodyTooLarge) as error:
-            return refuse("twilio", error)
-        try:
-            form = TwilioCallForm.model_validate(dict(params))
-        except ValidationError as exc:
-            raise _validation_error(exc) from None
-        return await accept(_from_twilio(form, clock()))
+def get_phone_channel(runtime: Annotated[Runtime, Depends(get_runtime)]) -> PhoneChannel:
+    """FastAPI dependency: the phone channel of the app serving the request (`runtime.app_state["phone"]`).
 
-    return router
+    Tests that mount `phone_router` on an app of their own override it."""
+    channel: PhoneChannel = runtime.app_state["phone"]
+    return channel
+
+
+Phone = Annotated[PhoneChannel, Depends(get_phone_channel)]
+
+phone_router = APIRouter(tags=["phone"])
+"""The telephony webhooks, ready for `app.include_router`."""
+
+
+@phone_router.post(
+    "/webhooks/phone",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PhoneWebhookReply,
+    responses=_ERROR_RESPONSES,
+    summary="A call event from the telephony platform (generic JSON)",
+    description=(
+        "Signed with HMAC-SHA256 over `{X-Signature-Timestamp}.{raw body}` and the shared secret, "
+        "sent as `X-Signature: sha256=<hex>`; the timestamp (unix seconds) must be within "
+        "five minutes of our clock."
+    ),
+    openapi_extra={
+        "parameters": [
+            {"name": "X-Signature-Timestamp", "in": "header", "required": True, "schema": {"type": "string"}},
+            {"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _schema(PhoneCallEvent)}}},
+    },
+)
+async def on_generic_call(request: Request, phone: Phone) -> JSONResponse:
+    # The body is read and authenticated by hand, before FastAPI would parse it: the
+    # signature covers the raw bytes, and an unsigned body must not cost a parse.
+    try:
+        body = await phone.read_body(request)
+        phone.check_generic_signature(request, body)
+    except (_Rejected, _BodyTooLarge) as error:
+        return phone.refuse("generic", error)
+    try:
+        event = PhoneCallEvent.model_validate_json(body)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    return await phone.accept(_from_generic(event))
+
+
+@phone_router.post(
+    "/webhooks/phone/twilio",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PhoneWebhookReply,
+    responses=_ERROR_RESPONSES,
+    summary="A call status callback from a Twilio-style platform (form-encoded)",
+    description=(
+        "Authenticated by `X-Twilio-Signature` (Twilio's HMAC-SHA1 of the public URL and the sorted "
+        "form parameters) or, without it, by the generic `X-Signature` scheme."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": _schema(TwilioCallForm)}},
+        }
+    },
+)
+async def on_twilio_call(request: Request, phone: Phone) -> JSONResponse:
+    try:
+        body = await phone.read_body(request)
+        try:
+            params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise _Rejected("bad_encoding") from None
+        if "x-twilio-signature" in request.headers:
+            phone.check_twilio_signature(request, params)
+        else:
+            phone.check_generic_signature(request, body)
+    except (_Rejected, _BodyTooLarge) as error:
+        return phone.refuse("twilio", error)
+    try:
+        form = TwilioCallForm.model_validate(dict(params))
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    return await phone.accept(_from_twilio(form, phone.clock()))

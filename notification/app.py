@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
+from notification import handlers
 from notification.http import notification_router
 from notification.messages import MessageRenderer
 from notification.policy import is_mobile
@@ -23,45 +24,15 @@ from notification.settings import NotificationSettings
 from notification.sms_http import HttpSmsSender
 from notification.smtp import SmtpMailSender
 from notification.store import DeliveryStore, PeopleStore
-from schemas import (
-    CallbackDue,
-    CallbackSlaBreached,
-    CertificateIssued,
-    ContactAttempted,
-    EnrolmentConfirmed,
-    ExamScheduled,
-    ExamSchedulingRequested,
-    NotificationFailed,
-    NotificationSent,
-    PersonDataErased,
-    TrainingRequestReceived,
-    TrainingRequestRouted,
-)
-from schemas.topics import CERTIFICATION_EXAMS, NOTIFICATIONS, PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
-from services import Runtime, create_service_app, subscriber_options
+from schemas import NotificationFailed, NotificationSent
+from schemas.topics import NOTIFICATIONS
+from services import Runtime, create_service_app
 from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
-from services.kafka import topic_name
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 
 log = structlog.get_logger(__name__)
-
-GROUP = "notification"
-CONSUMED = (TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICATION_EXAMS, PRIVACY)
-Consumed = (
-    TrainingRequestReceived
-    | TrainingRequestRouted
-    | ContactAttempted
-    | CallbackDue
-    | CallbackSlaBreached
-    | EnrolmentConfirmed
-    | ExamSchedulingRequested
-    | ExamScheduled
-    | CertificateIssued
-    | PersonDataErased
-)
-"""Every event on the consumed topics; the annotation is the schema FastStream validates and documents."""
 
 
 def build_clock(settings: NotificationSettings) -> Clock:
@@ -149,19 +120,7 @@ def create_app(
         runtime.app_state.update(service=service, sender=sender, deliveries=deliveries, people=people, outbox=outbox, clock=clock)
         runtime.publishes(NOTIFICATIONS, NotificationSent, NotificationFailed)
 
-        # One subscriber for the five topics: a replica is one member of the group, so starting
-        # or stopping it costs one rebalance, not five in a row. Order is still kept per partition.
-        @runtime.broker.subscriber(*(topic_name(t) for t in CONSUMED), **subscriber_options(GROUP))
-        async def on_event(event: Consumed) -> None:
-            match event:
-                case TrainingRequestReceived():
-                    await service.record_contact(event)
-                case PersonDataErased():
-                    await service.erase(event)
-                case _:
-                    # Routed, a contact attempt nobody answered, enrolment, exam, certificate; the
-                    # others (a callback due, an exam merely requested...) tell the person nothing.
-                    await service.notify(event)
+        handlers.include(runtime.broker, service)
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(outbox.ensure_indexes(), deliveries.ensure_indexes())
@@ -178,7 +137,7 @@ def create_app(
         runtime.run_in_background(
             "notification.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        return [notification_router(service, deliveries)]
+        return [notification_router]
 
     return create_service_app(
         settings,

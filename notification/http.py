@@ -6,16 +6,16 @@ What it returns is ids, states and flags: never an address, a number or a messag
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from notification.service import NotificationService
-from notification.store import DeliveryStore
 from schemas import NotificationChannel
+from services.app import Runtime, get_runtime
 
-__all__ = ["ChannelChoice", "DeliveryView", "PersonPreferences", "notification_router"]
+__all__ = ["ChannelChoice", "DeliveryView", "PersonPreferences", "get_notifications", "notification_router"]
 
 
 class ChannelChoice(BaseModel):
@@ -96,48 +96,53 @@ def _delivery_view(doc: dict[str, Any]) -> DeliveryView:
     )
 
 
-def notification_router(service: NotificationService, deliveries: DeliveryStore) -> APIRouter:
-    router = APIRouter(tags=["notification"])
+def get_notifications(runtime: Annotated[Runtime, Depends(get_runtime)]) -> NotificationService:
+    """FastAPI dependency: the notification service of the app serving the request (`runtime.app_state["service"]`)."""
+    service: NotificationService = runtime.app_state["service"]
+    return service
 
-    async def preferences(person_id: str, channel: NotificationChannel, opted_out: bool) -> PersonPreferences:
-        person = await service.set_opted_out(person_id, channel, opted_out)
-        return PersonPreferences(**service.describe(person))
 
-    @router.post("/people/{person_id}/opt-out", summary="Stop messages to a person on one channel")
-    async def opt_out(person_id: str, choice: ChannelChoice) -> PersonPreferences:
-        return await preferences(person_id, choice.channel, True)
+Notifications = Annotated[NotificationService, Depends(get_notifications)]
 
-    @router.post("/people/{person_id}/opt-in", summary="Resume messages to a person on one channel")
-    async def opt_in(person_id: str, choice: ChannelChoice) -> PersonPreferences:
-        return await preferences(person_id, choice.channel, False)
+notification_router = APIRouter(tags=["notification"])
 
-    @router.get("/people/{person_id}", summary="A person's channels and preferences (flags only)")
-    async def person(person_id: str) -> PersonPreferences:
-        found = await service.people.get(person_id)
-        if found is None:
-            raise HTTPException(status_code=404, detail="unknown person")
-        return PersonPreferences(**service.describe(found))
 
-    @router.get("/deliveries", summary="A person's deliveries, newest first, for support staff")
-    async def list_deliveries(
-        person_id: str = Query(min_length=1, description="The pseudonymous person id."),
-        limit: int = Query(100, ge=1, le=500),
-    ) -> PersonDeliveries:
-        docs = await deliveries.of_person(person_id, limit=limit)
-        waiting = await deliveries.waiting_of(person_id)
-        return PersonDeliveries(
-            person_id=person_id,
-            deliveries=[_delivery_view(d) for d in docs],
-            waiting=[
-                WaitingView(
-                    about_event_id=w["about_event_id"],
-                    about_event_type=w["about_event_type"],
-                    request_id=w.get("request_id"),
-                    template=w["kind"],
-                    since=w["created_at"],
-                )
-                for w in waiting
-            ],
-        )
+@notification_router.post("/people/{person_id}/opt-out", summary="Stop messages to a person on one channel")
+async def opt_out(person_id: str, choice: ChannelChoice, notifications: Notifications) -> PersonPreferences:
+    return PersonPreferences(**await notifications.change_preference(person_id, choice.channel, opted_out=True))
 
-    return router
+
+@notification_router.post("/people/{person_id}/opt-in", summary="Resume messages to a person on one channel")
+async def opt_in(person_id: str, choice: ChannelChoice, notifications: Notifications) -> PersonPreferences:
+    return PersonPreferences(**await notifications.change_preference(person_id, choice.channel, opted_out=False))
+
+
+@notification_router.get("/people/{person_id}", summary="A person's channels and preferences (flags only)")
+async def person(person_id: str, notifications: Notifications) -> PersonPreferences:
+    found = await notifications.preferences(person_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail="unknown person")
+    return PersonPreferences(**found)
+
+
+@notification_router.get("/deliveries", summary="A person's deliveries, newest first, for support staff")
+async def list_deliveries(
+    notifications: Notifications,
+    person_id: str = Query(min_length=1, description="The pseudonymous person id."),
+    limit: int = Query(100, ge=1, le=500),
+) -> PersonDeliveries:
+    docs, waiting = await notifications.deliveries_of(person_id, limit=limit)
+    return PersonDeliveries(
+        person_id=person_id,
+        deliveries=[_delivery_view(d) for d in docs],
+        waiting=[
+            WaitingView(
+                about_event_id=w["about_event_id"],
+                about_event_type=w["about_event_type"],
+                request_id=w.get("request_id"),
+                template=w["kind"],
+                since=w["created_at"],
+            )
+            for w in waiting
+        ],
+    )

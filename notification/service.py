@@ -148,6 +148,19 @@ class NotificationService:
         log.info("notification.preference_changed", person_id=person_id, channel=channel.value, opted_out=opted_out)
         return person
 
+    async def preferences(self, person_id: str) -> dict[str, Any] | None:
+        """What support may see of a person (`describe`), or None if nobody is known by that id."""
+        person = await self.people.get(person_id)
+        return None if person is None else self.describe(person)
+
+    async def change_preference(self, person_id: str, channel: NotificationChannel, *, opted_out: bool) -> dict[str, Any]:
+        """Opt a person out of a channel, or back in; what support may see of them afterwards."""
+        return self.describe(await self.set_opted_out(person_id, channel, opted_out))
+
+    async def deliveries_of(self, person_id: str, *, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A person's deliveries, newest first, and the notices waiting for their contact."""
+        return await self.deliveries.of_person(person_id, limit=limit), await self.deliveries.waiting_of(person_id)
+
     def describe(self, person: Person) -> dict[str, Any]:
         """What support may see of a person: flags, never the addresses themselves."""
         who = person.reachability(is_mobile=self.is_mobile)

@@ -9,7 +9,6 @@ routers are plain module-level objects the app includes.
 from __future__ import annotations
 
 import html
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
@@ -20,19 +19,13 @@ from routing.desk import Desk, DeskError, QueueItem
 from routing.workers import Availability
 from schemas import ContactOutcome, Target
 from services import Runtime, get_runtime
-from services.clock import SimulatedClock
 
-__all__ = ["admin_router", "desk_router", "get_desk", "get_simulated_clock"]
+__all__ = ["desk_router", "get_desk"]
 
 
 def get_desk(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Desk:
     """FastAPI dependency: the desk of the app serving the request (`runtime.app_state["desk"]`)."""
     return runtime.app_state["desk"]  # type: ignore[no-any-return]
-
-
-def get_simulated_clock(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SimulatedClock:
-    """FastAPI dependency: the demo's clock (`runtime.app_state["clock"]`), for `admin_router`."""
-    return runtime.app_state["clock"]  # type: ignore[no-any-return]
 
 
 DeskDep = Annotated[Desk, Depends(get_desk)]
@@ -172,22 +165,3 @@ td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}</style></hea
 <tr><th>Demande</th><th>État</th><th>Échéance dans</th><th>Priorité</th><th>Nom</th><th>Téléphone</th><th>Besoin</th></tr></thead>
 <tbody>{rows}</tbody></table></body></html>"""
     return HTMLResponse(page)
-
-
-# --- the demo's clock -------------------------------------------------------------------
-
-admin_router = APIRouter(prefix="/admin", tags=["admin"])
-"""Moves the simulated clock; the app includes it only when ROUTING_CLOCK=simulated (the demo)."""
-
-
-@admin_router.post("/clock/advance", summary="Move the simulated clock forward")
-async def advance(
-    clock: Annotated[SimulatedClock, Depends(get_simulated_clock)], hours: float = 0, minutes: float = 0
-) -> dict[str, str]:
-    now = clock.advance(timedelta(hours=hours, minutes=minutes))
-    return {"now": now.isoformat()}
-
-
-@admin_router.get("/clock", summary="The simulated clock's time")
-async def now(clock: Annotated[SimulatedClock, Depends(get_simulated_clock)]) -> dict[str, str]:
-    return {"now": clock.now().isoformat()}

@@ -10,7 +10,8 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from routing.api import admin_router, desk_router
+from routing import handlers
+from routing.api import desk_router
 from routing.assignment import AssignmentStore
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
@@ -25,17 +26,15 @@ from schemas import (
     ContactAttempted,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
-    PersonDataErased,
-    TrainingRequestReceived,
     TrainingRequestRouted,
 )
-from schemas.topics import PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
-from services import Runtime, create_service_app, subscriber_options
+from schemas.topics import TRAINING_ENROLMENTS, TRAINING_ROUTING
+from services import Runtime, create_service_app
+from services.admin import admin_router
 from services.app import instance_name
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
 from services.clock import Clock, SimulatedClock, SystemClock
-from services.kafka import topic_name
 from services.leases import Lease
 from services.outbox import Outbox
 from services.timers import TimerStore
@@ -85,13 +84,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
-        @runtime.broker.subscriber(topic_name(TRAINING_REQUESTS), **subscriber_options("routing"))
-        async def on_training_request_received(event: TrainingRequestReceived) -> None:
-            await service.route(event)
-
-        @runtime.broker.subscriber(topic_name(PRIVACY), **subscriber_options("routing.privacy"))
-        async def on_person_data_erased(event: PersonDataErased) -> None:
-            await service.erase_person(event.person_id)
+        handlers.include(runtime.broker, service)
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(

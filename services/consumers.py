@@ -35,7 +35,7 @@ partition finds the record not due and pauses again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypedDict
@@ -96,6 +96,20 @@ def subscriber_options(group_id: str) -> SubscriberOptions:
         "auto_offset_reset": "earliest",
         "decoder": decode_event,
     }
+
+
+def carrying(*types: type[Event]) -> Callable[[StreamMessage[Any]], Awaitable[bool]]:
+    """A subscriber filter: the handler takes the records whose event is one of `types`.
+
+    The filter decodes the record (FastStream keeps the result for the handler), so an event of
+    a type nobody knows raises `UnknownEventType` here and is skipped like anywhere else; a
+    known event no handler of the subscriber carries is `SubscriberNotFound`, a dead letter.
+    """
+
+    async def carries(message: StreamMessage[Any]) -> bool:
+        return isinstance(await message.decode(), types)
+
+    return carries
 
 
 def service_topics(service: str, levels: int) -> tuple[TopicSpec, ...]:

@@ -17,8 +17,10 @@ from pydantic import SecretStr
 
 from intake.phone import (
     NO_CALLER_NUMBER,
+    PhoneChannel,
     PhoneWebhookSettings,
     generic_signature,
+    get_phone_channel,
     phone_router,
     twilio_signature,
 )
@@ -55,7 +57,9 @@ def pipeline() -> RecordingPipeline:
 
 def make_client(pipeline: RecordingPipeline, config: PhoneWebhookSettings) -> httpx.AsyncClient:
     app = FastAPI()
-    app.include_router(phone_router(pipeline, config, BrusselsCalendar(), clock=lambda: NOW.astimezone(UTC)))
+    app.include_router(phone_router)
+    channel = PhoneChannel(pipeline, config, BrusselsCalendar(), clock=lambda: NOW.astimezone(UTC))
+    app.dependency_overrides[get_phone_channel] = lambda: channel
     # The client reaches us on the internal address; the platform signed the public one.
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8001")
 

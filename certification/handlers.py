@@ -1,0 +1,80 @@
+"""Certification's Kafka handlers: each translates one event into one call on the candidates use case.
+
+The use case reaches the handlers through the broker's context (`include`), not a closure, so the
+same handlers run on the real broker and in `TestKafkaBroker` around a fake.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from faststream import Context
+from faststream.kafka import KafkaBroker, KafkaRouter
+
+from schemas import EnrolmentConfirmed, Event, ExamSchedulingRequested, TrainingRequestRouted
+from schemas.topics import TRAINING_ENROLMENTS, TRAINING_ROUTING
+from services import carrying, subscriber_options
+from services.kafka import topic_name
+
+USE_CASE = "certification_candidates"
+"""The broker context key the candidates use case is set under (no dot: `Context` reads a dot as an attribute)."""
+
+
+class CandidatesUseCase(Protocol):
+    """What the handlers call: `certification.candidates.Candidates` in the service, a fake in tests."""
+
+    async def on_enrolment(self, event: EnrolmentConfirmed, /) -> object: ...
+
+    async def on_exam_requested(self, event: ExamSchedulingRequested, /) -> object: ...
+
+    async def on_routed(self, event: TrainingRequestRouted, /) -> object: ...
+
+
+Candidates = Annotated[CandidatesUseCase, Context(USE_CASE)]
+
+
+def router(*, priority_from_routing: bool) -> KafkaRouter:
+    """Certification's subscribers, with the groups and options they have always had; routing's
+    topic only with `priority_from_routing`. A new router each call: a router belongs to one broker."""
+    router = KafkaRouter()
+
+    # Titles keep the channel names the AsyncAPI document had when one handler took every type.
+    enrolments = router.subscriber(
+        topic_name(TRAINING_ENROLMENTS),
+        **subscriber_options("certification"),
+        title=f"{topic_name(TRAINING_ENROLMENTS)}:OnEnrolmentEvent",
+        description="An enrolment in a preparing course makes a candidate; an exam request puts one on a waitlist.",
+    )
+
+    @enrolments(filter=carrying(EnrolmentConfirmed))
+    async def on_enrolment_confirmed(event: EnrolmentConfirmed, candidates: Candidates) -> None:
+        await candidates.on_enrolment(event)
+
+    @enrolments(filter=carrying(ExamSchedulingRequested))
+    async def on_exam_scheduling_requested(event: ExamSchedulingRequested, candidates: Candidates) -> None:
+        await candidates.on_exam_requested(event)
+
+    if priority_from_routing:
+        # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.
+        routing = router.subscriber(
+            topic_name(TRAINING_ROUTING),
+            **subscriber_options("certification-priority"),
+            title=f"{topic_name(TRAINING_ROUTING)}:OnRoutingEvent",
+            description="A request routed with high priority raises the person's candidate priority; the rest is passed over.",
+        )
+
+        @routing(filter=carrying(TrainingRequestRouted))
+        async def on_training_request_routed(event: TrainingRequestRouted, candidates: Candidates) -> None:
+            await candidates.on_routed(event)
+
+        @routing
+        async def on_routing_event(event: Event) -> None:
+            """The callback timers and the calls at the desk: committed, nothing to do."""
+
+    return router
+
+
+def include(broker: KafkaBroker, candidates: CandidatesUseCase, *, priority_from_routing: bool) -> None:
+    """Subscribe `broker` to certification's topics, the handlers calling `candidates`."""
+    broker.context.set_global(USE_CASE, candidates)
+    broker.include_router(router(priority_from_routing=priority_from_routing))

@@ -1,0 +1,106 @@
+"""Notification's Kafka handlers: each translates one event into one call on the notification use case.
+
+One subscriber reads the five topics: a replica is one member of the group, so starting or
+stopping it costs one rebalance, not five in a row; order is still kept per partition. Its
+handlers split the events by type (`carrying`). The use case reaches them through the broker's
+context (`include`), not a closure, so the same handlers run in `TestKafkaBroker` around a fake.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from faststream import Context
+from faststream.kafka import KafkaBroker, KafkaRouter
+
+from schemas import (
+    CallbackDue,
+    CallbackSlaBreached,
+    CertificateIssued,
+    ContactAttempted,
+    EnrolmentConfirmed,
+    Event,
+    ExamScheduled,
+    ExamSchedulingRequested,
+    PersonDataErased,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+)
+from schemas.topics import CERTIFICATION_EXAMS, PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
+from services import carrying, subscriber_options
+from services.kafka import topic_name
+
+GROUP = "notification"
+CONSUMED = (TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICATION_EXAMS, PRIVACY)
+NOTIFIED = (
+    TrainingRequestRouted,
+    ContactAttempted,
+    CallbackDue,
+    CallbackSlaBreached,
+    EnrolmentConfirmed,
+    ExamSchedulingRequested,
+    ExamScheduled,
+    CertificateIssued,
+)
+"""The events the service decides on, one by one, whether they tell the person something."""
+Notified = (
+    TrainingRequestRouted
+    | ContactAttempted
+    | CallbackDue
+    | CallbackSlaBreached
+    | EnrolmentConfirmed
+    | ExamSchedulingRequested
+    | ExamScheduled
+    | CertificateIssued
+)
+"""`NOTIFIED` as an annotation: the schema FastStream validates and documents."""
+
+USE_CASE = "notification"
+"""The broker context key the notification use case is set under."""
+
+
+class NotificationUseCase(Protocol):
+    """What the handlers call: `notification.service.NotificationService` in the service, a fake in tests."""
+
+    async def record_contact(self, event: TrainingRequestReceived, /) -> object: ...
+
+    async def erase(self, event: PersonDataErased, /) -> object: ...
+
+    async def notify(self, event: Event, /) -> object: ...
+
+
+Notifications = Annotated[NotificationUseCase, Context(USE_CASE)]
+
+
+def router() -> KafkaRouter:
+    """The one subscriber, with the group and options it has always had. A new router each
+    call: a router belongs to one broker, and tests build many."""
+    router = KafkaRouter()
+    events = router.subscriber(
+        *(topic_name(t) for t in CONSUMED),
+        **subscriber_options(GROUP),
+        title=GROUP,
+        description="Requests feed the contact projection, erasures empty it, the other events may tell the person something.",
+    )
+
+    @events(filter=carrying(TrainingRequestReceived))
+    async def on_training_request_received(event: TrainingRequestReceived, notifications: Notifications) -> None:
+        await notifications.record_contact(event)
+
+    @events(filter=carrying(PersonDataErased))
+    async def on_person_data_erased(event: PersonDataErased, notifications: Notifications) -> None:
+        await notifications.erase(event)
+
+    @events(filter=carrying(*NOTIFIED))
+    async def on_event(event: Notified, notifications: Notifications) -> None:
+        # Routed, a contact attempt nobody answered, enrolment, exam, certificate; the others
+        # (a callback due, an exam merely requested...) tell the person nothing.
+        await notifications.notify(event)
+
+    return router
+
+
+def include(broker: KafkaBroker, notifications: NotificationUseCase) -> None:
+    """Subscribe `broker` to the topics notification reads, the handlers calling `notifications`."""
+    broker.context.set_global(USE_CASE, notifications)
+    broker.include_router(router())

@@ -1,0 +1,302 @@
+"""Each service's Kafka handlers, in memory (`TestKafkaBroker`): an event on a topic becomes one
+call on the service's use case, and an event of an unknown type is skipped and counted.
+
+The broker is built as the services build theirs (`create_broker` with the `ErrorPolicy`
+middleware and its retry subscribers), so what is asserted here is what runs on the real broker;
+the use cases are small recording fakes of our own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from prometheus_client import CollectorRegistry
+
+from certification import handlers as certification_handlers
+from notification import handlers as notification_handlers
+from routing import handlers as routing_handlers
+from schemas import (
+    CallbackDue,
+    EnrolmentConfirmed,
+    Event,
+    ExamRequestReason,
+    ExamSchedulingRequested,
+    Language,
+    PersonDataErased,
+    Target,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+    codec,
+)
+from schemas.topics import PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING, TopicSpec
+from services import ErrorPolicy
+from services.kafka import create_broker, topic_name
+from services.settings import KafkaSettings
+from tests.factories import make_request
+
+pytestmark = pytest.mark.unit
+
+TELEPORTED = "be.bruxellesformation.tests.person.teleported"
+"""An event type no reader knows."""
+
+
+@asynccontextmanager
+async def in_memory(service: str, include: Callable[[KafkaBroker], None]) -> AsyncIterator[tuple[KafkaBroker, CollectorRegistry]]:
+    """A broker wired like `services.app.build_runtime` builds it, running in memory, and its metrics."""
+    metrics = CollectorRegistry()
+    policy = ErrorPolicy(service, registry=metrics)
+    broker = create_broker(KafkaSettings(), client_id=f"{service}-tests", middlewares=(policy,))
+    policy.bind(broker)
+    include(broker)
+    policy.attach_retries(broker)
+    async with TestKafkaBroker(broker) as test_broker:
+        yield test_broker, metrics
+
+
+async def publish(broker: KafkaBroker, topic: TopicSpec, event: Event) -> None:
+    headers = {name: value.decode() for name, value in codec.headers(event).items()}
+    await broker.publish(codec.encode(event), topic=topic_name(topic), key=(event.subject or "").encode(), headers=headers)
+
+
+async def publish_unknown(broker: KafkaBroker, topic: TopicSpec, like: Event) -> None:
+    """A well-formed CloudEvent of a type nobody knows, made from a known one."""
+    value = json.loads(codec.encode(like)) | {"type": TELEPORTED}
+    await broker.publish(json.dumps(value).encode(), topic=topic_name(topic), headers={"content-type": codec.CONTENT_TYPE})
+
+
+def dead_letters(metrics: CollectorRegistry) -> float:
+    return sum(
+        sample.value
+        for metric in metrics.collect()
+        if metric.name == "consumer_dead_letters"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def skipped(metrics: CollectorRegistry, service: str, topic: TopicSpec) -> float:
+    """`consumer_skipped_events_total` for the unknown type on `topic`."""
+    value = metrics.get_sample_value(
+        "consumer_skipped_events_total", {"consumer": service, "topic": topic_name(topic), "type": TELEPORTED}
+    )
+    return value or 0.0
+
+
+def erased(person_id: str) -> PersonDataErased:
+    return PersonDataErased(
+        source="/tests", subject=person_id, person_id=person_id, erased_at=datetime.now(UTC), requested_by="data_subject"
+    )
+
+
+def routed(request: TrainingRequestReceived) -> TrainingRequestRouted:
+    return TrainingRequestRouted.following(
+        request,
+        source="/routing",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        target=Target.ESPACES_NUMERIQUES,
+        rule_id="named-online-course",
+        rule_set_version="test",
+        explanation="staff only",
+        priority=60,
+        callback_deadline=request.received_at,
+    )
+
+
+def enrolled(request: TrainingRequestReceived) -> EnrolmentConfirmed:
+    return EnrolmentConfirmed.following(
+        request,
+        source="/routing",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        course_code="EXCEL",
+        course_title="Excel : les bases",
+        language=Language.FR,
+    )
+
+
+def exam_requested(request: TrainingRequestReceived) -> ExamSchedulingRequested:
+    return ExamSchedulingRequested.following(
+        request,
+        source="/routing",
+        person_id=request.person_id,
+        certification_code="MOS-EXCEL",
+        reason=ExamRequestReason.PATH_COMPLETED,
+    )
+
+
+def callback_due(request: TrainingRequestReceived) -> CallbackDue:
+    return CallbackDue.following(
+        request, source="/routing", request_id=request.request_id, person_id=request.person_id, deadline=request.received_at
+    )
+
+
+# -- routing ---------------------------------------------------------------------------
+
+
+class RecordingRouting:
+    """The routing use case as the handlers see it, recording each call."""
+
+    def __init__(self) -> None:
+        self.routed: list[TrainingRequestReceived] = []
+        self.erased: list[str] = []
+
+    async def route(self, request: TrainingRequestReceived, /) -> None:
+        self.routed.append(request)
+
+    async def erase_person(self, person_id: str, /) -> int:
+        self.erased.append(person_id)
+        return 1
+
+
+async def test_routing_routes_a_received_request() -> None:
+    routing = RecordingRouting()
+    request = make_request()
+    async with in_memory("routing", lambda broker: routing_handlers.include(broker, routing)) as (broker, _):
+        await publish(broker, TRAINING_REQUESTS, request)
+    assert routing.routed == [request]
+    assert routing.erased == []
+
+
+async def test_routing_erases_an_erased_person() -> None:
+    routing = RecordingRouting()
+    person_id = f"p-{uuid.uuid4().hex[:8]}"
+    async with in_memory("routing", lambda broker: routing_handlers.include(broker, routing)) as (broker, _):
+        await publish(broker, PRIVACY, erased(person_id))
+    assert routing.erased == [person_id]
+    assert routing.routed == []
+
+
+async def test_routing_skips_an_unknown_event_type() -> None:
+    routing = RecordingRouting()
+    async with in_memory("routing", lambda broker: routing_handlers.include(broker, routing)) as (broker, metrics):
+        await publish_unknown(broker, TRAINING_REQUESTS, make_request())
+        assert skipped(metrics, "routing", TRAINING_REQUESTS) == 1
+    assert routing.routed == []
+
+
+# -- certification ---------------------------------------------------------------------
+
+
+class RecordingCandidates:
+    """The certification candidates use case as the handlers see it, recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Event]] = []
+
+    async def on_enrolment(self, event: EnrolmentConfirmed, /) -> bool:
+        self.calls.append(("on_enrolment", event))
+        return True
+
+    async def on_exam_requested(self, event: ExamSchedulingRequested, /) -> bool:
+        self.calls.append(("on_exam_requested", event))
+        return True
+
+    async def on_routed(self, event: TrainingRequestRouted, /) -> bool:
+        self.calls.append(("on_routed", event))
+        return True
+
+
+def certification(candidates: RecordingCandidates, *, priority_from_routing: bool = True) -> Callable[[KafkaBroker], None]:
+    return lambda broker: certification_handlers.include(broker, candidates, priority_from_routing=priority_from_routing)
+
+
+async def test_certification_takes_enrolments_and_exam_requests() -> None:
+    candidates = RecordingCandidates()
+    request = make_request()
+    enrolment, exam = enrolled(request), exam_requested(request)
+    async with in_memory("certification", certification(candidates)) as (broker, _):
+        await publish(broker, TRAINING_ENROLMENTS, enrolment)
+        await publish(broker, TRAINING_ENROLMENTS, exam)
+    assert candidates.calls == [("on_enrolment", enrolment), ("on_exam_requested", exam)]
+
+
+async def test_certification_takes_routed_requests_and_passes_over_the_rest_of_routing() -> None:
+    candidates = RecordingCandidates()
+    request = make_request()
+    routed_event = routed(request)
+    async with in_memory("certification", certification(candidates)) as (broker, metrics):
+        await publish(broker, TRAINING_ROUTING, callback_due(request))
+        await publish(broker, TRAINING_ROUTING, routed_event)
+        assert dead_letters(metrics) == 0
+    assert candidates.calls == [("on_routed", routed_event)]
+
+
+async def test_certification_reads_routing_only_when_asked() -> None:
+    candidates = RecordingCandidates()
+    async with in_memory("certification", certification(candidates, priority_from_routing=False)) as (broker, _):
+        topics = {
+            topic.name
+            for subscriber in broker.subscribers
+            if isinstance(subscriber, DefaultSubscriber)
+            for topic in subscriber.topics
+        }
+    assert topic_name(TRAINING_ROUTING) not in topics
+    assert topic_name(TRAINING_ENROLMENTS) in topics
+
+
+async def test_certification_skips_an_unknown_event_type() -> None:
+    candidates = RecordingCandidates()
+    async with in_memory("certification", certification(candidates)) as (broker, metrics):
+        await publish_unknown(broker, TRAINING_ENROLMENTS, enrolled(make_request()))
+        await publish_unknown(broker, TRAINING_ROUTING, routed(make_request()))
+        assert skipped(metrics, "certification", TRAINING_ENROLMENTS) == 1
+        assert skipped(metrics, "certification", TRAINING_ROUTING) == 1
+    assert candidates.calls == []
+
+
+# -- notification ----------------------------------------------------------------------
+
+
+class RecordingNotifications:
+    """The notification use case as the handlers see it, recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Event]] = []
+
+    async def record_contact(self, event: TrainingRequestReceived, /) -> None:
+        self.calls.append(("record_contact", event))
+
+    async def erase(self, event: PersonDataErased, /) -> None:
+        self.calls.append(("erase", event))
+
+    async def notify(self, event: Event, /) -> None:
+        self.calls.append(("notify", event))
+
+
+async def test_notification_records_contacts_erases_and_notifies_the_rest() -> None:
+    notifications = RecordingNotifications()
+    request = make_request()
+    erasure = erased(request.person_id)
+    routed_event, enrolment, due = routed(request), enrolled(request), callback_due(request)
+    async with in_memory("notification", lambda broker: notification_handlers.include(broker, notifications)) as (broker, _):
+        await publish(broker, TRAINING_REQUESTS, request)
+        await publish(broker, TRAINING_ROUTING, routed_event)
+        await publish(broker, TRAINING_ROUTING, due)
+        await publish(broker, TRAINING_ENROLMENTS, enrolment)
+        await publish(broker, PRIVACY, erasure)
+    assert notifications.calls == [
+        ("record_contact", request),
+        ("notify", routed_event),
+        ("notify", due),
+        ("notify", enrolment),
+        ("erase", erasure),
+    ]
+
+
+async def test_notification_skips_an_unknown_event_type() -> None:
+    notifications = RecordingNotifications()
+    async with in_memory("notification", lambda broker: notification_handlers.include(broker, notifications)) as (
+        broker,
+        metrics,
+    ):
+        await publish_unknown(broker, TRAINING_ROUTING, routed(make_request()))
+        assert skipped(metrics, "notification", TRAINING_ROUTING) == 1
+    assert notifications.calls == []
