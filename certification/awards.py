@@ -1,21 +1,21 @@
 """Awards: exam results, and the Open Badges 3.0 credentials a pass issues, serves and revokes.
 
-A pass stores the result, the credential and `CertificateIssued`'s outbox record in one
-transaction; recording the same result again answers the same. The documents themselves are
+A pass stores the result, the candidate's new state (`decide` of `certification.candidate`), the
+credential and `CertificateIssued`'s outbox record in one unit of work; recording the same result
+again answers the same. The documents themselves are
 built by `certification.credentials` (pure) and signed by `certification.signing`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
 from pymongo import ASCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
+from certification.candidate import Candidate, RecordResult, candidate_id, correlation_ids, decide
 from certification.certifications import Certifications
 from certification.credentials import (
     CredentialLinks,
@@ -26,13 +26,16 @@ from certification.credentials import (
     revocation_list,
     revoked_view,
 )
+from certification.errors import CertificationError, Unknown
+from certification.offer import SOURCE
+from certification.repositories import CertificationUnitOfWork, UnitOfWorkFactory, retry_on_conflict
+from certification.result import ExamResult, IssuedCredential
 from certification.seating import CandidateStatus
 from certification.seats import Seats
 from certification.signing import CredentialSigner
-from certification.store import SOURCE, CertificationError, CertificationStore, catalogued, correlation_of, utc
+from certification.store import CertificationStore, catalogued, utc
 from schemas import CertificateIssued
 from services.clock import Clock
-from services.outbox import Outbox
 
 __all__ = ["Awards"]
 
@@ -47,18 +50,18 @@ class Awards:
         store: CertificationStore,
         seats: Seats,
         *,
+        uow: UnitOfWorkFactory,
         certifications: Certifications,
         clock: Clock,
-        outbox: Outbox,
         links: CredentialLinks,
         issuer: IssuerProfile,
         signer: CredentialSigner | None = None,
     ) -> None:
         self._store = store
         self._seats = seats
+        self._uow = uow
         self.certifications = certifications
         self.clock = clock
-        self.outbox = outbox
         self.links = links
         self.issuer = issuer
         self.signer = signer
@@ -70,90 +73,74 @@ class Awards:
 
         Recording the same result again answers the same; a different one is refused.
         """
-        await self._seats.session(session_id)  # a CertificationError (404) if there is no such session
+        session = await self._seats.session(session_id)  # a CertificationError (404) if there is no such session
         result_id = f"{session_id}:{person_id}"
-        if (existing := await self._store.results.find_one({"_id": result_id})) is not None:
-            return self._same_result(existing, passed=passed, score=score)
-        candidate = await self._store.candidates.find_one(
-            {"person_id": person_id, "session_id": session_id, "status": CandidateStatus.SCHEDULED.value}
-        )
-        if candidate is None:
-            raise CertificationError(f"{person_id} has no seat booked in session {session_id}", status=404)
-        cert = catalogued(self.certifications, candidate["certification_code"])
-        now = self.clock.now()
-        credential_id = uuid.uuid4().hex if passed else None
-        document: dict[str, Any] | None = None
-        event: CertificateIssued | None = None
-        if credential_id is not None:
-            document = build_credential(
-                credential_id=credential_id,
-                certification=cert,
-                person_id=person_id,
-                salt=new_salt(),
-                issued_at=now,
-                links=self.links,
-                issuer=self.issuer,
-            )
-            if self.signer is not None:
-                document = self.signer.sign(document, created=now)
-            follows = correlation_of(candidate.get("requested_by"))
-            if candidate.get("scheduled_event_id") and follows:
-                follows["causation_id"] = uuid.UUID(candidate["scheduled_event_id"])
-            event = CertificateIssued(
-                source=SOURCE,
-                subject=person_id,
-                person_id=person_id,
-                certification_code=cert.code,
-                credential_id=credential_id,
-                issued_at=now,
-                credential_url=self.links.credential(credential_id),
-                **follows,
-            )
-        result = {
-            "_id": result_id,
-            "session_id": session_id,
-            "person_id": person_id,
-            "candidate_id": candidate["_id"],
-            "certification_code": cert.code,
-            "passed": passed,
-            "score": score,
-            "recorded_at": now,
-            "credential_id": credential_id,
-        }
 
-        async def work(s: AsyncClientSession) -> None:
-            await self._store.results.insert_one(result, session=s)
-            status = CandidateStatus.PASSED if passed else CandidateStatus.FAILED
-            await self._store.candidates.update_one(
-                {"_id": candidate["_id"], "status": CandidateStatus.SCHEDULED.value},
-                {
-                    "$set": {"status": status.value, "result_id": result_id, "credential_id": credential_id, "updated_at": now},
-                    "$push": {"history": {"at": now, "what": status.value, "session_id": session_id}},
-                },
-                session=s,
-            )
-            if document is not None and event is not None:
-                await self._store.credentials.insert_one(
-                    {
-                        "_id": credential_id,
-                        "person_id": person_id,
-                        "certification_code": cert.code,
-                        "session_id": session_id,
-                        "issued_at": now,
-                        "status": "active",
-                        "document": document,
-                    },
-                    session=s,
+        async def attempt() -> tuple[ExamResult, bool]:
+            async with self._uow() as uow:
+                if (existing := await uow.results.get(result_id)) is not None:
+                    return existing, False
+                candidate = await self._scheduled(uow, session.certifications, session_id, person_id)
+                if candidate is None:
+                    raise Unknown(f"{person_id} has no seat booked in session {session_id}")
+                cert = catalogued(self.certifications, candidate.certification_code)
+                now = self.clock.now()
+                credential_id = uuid.uuid4().hex if passed else None
+                result = ExamResult(
+                    result_id, session_id, person_id, candidate.candidate_id, cert.code, passed, score, now, credential_id
                 )
-                await self.outbox.add([event], session=s)
+                recorded, _ = decide(candidate, RecordResult(passed, result_id, credential_id, now))
+                uow.candidates.save(recorded)
+                uow.results.add(result)
+                if credential_id is not None:
+                    document = build_credential(
+                        credential_id=credential_id,
+                        certification=cert,
+                        person_id=person_id,
+                        salt=new_salt(),
+                        issued_at=now,
+                        links=self.links,
+                        issuer=self.issuer,
+                    )
+                    if self.signer is not None:
+                        document = self.signer.sign(document, created=now)
+                    uow.credentials.add(IssuedCredential(credential_id, person_id, cert.code, session_id, now, document))
+                    follows = correlation_ids(candidate.requested_by)
+                    if candidate.scheduled_event_id and follows:
+                        follows["causation_id"] = uuid.UUID(candidate.scheduled_event_id)
+                    uow.publish(
+                        [
+                            CertificateIssued(
+                                source=SOURCE,
+                                subject=person_id,
+                                person_id=person_id,
+                                certification_code=cert.code,
+                                credential_id=credential_id,
+                                issued_at=now,
+                                credential_url=self.links.credential(credential_id),
+                                **follows,
+                            )
+                        ]
+                    )
+                await uow.commit()
+                return result, True
 
-        try:
-            await self._store.transaction(work)
-        except DuplicateKeyError:
-            # The same result recorded twice at once: the other request stored it.
-            return self._same_result(await self._store.results.find_one({"_id": result_id}) or {}, passed=passed, score=score)
-        log.info("result.recorded", session_id=session_id, person_id=person_id, passed=passed, credential_id=credential_id)
-        return self._result_view(result)
+        # A conflict is the same result recorded at once by another request (or the candidate
+        # changed meanwhile): the next attempt finds what was stored and answers from it.
+        result, recorded = await retry_on_conflict(attempt)
+        if not recorded:
+            return self._same_result(result.as_document(), passed=passed, score=score)
+        log.info("result.recorded", session_id=session_id, person_id=person_id, passed=passed, credential_id=result.credential_id)
+        return self._result_view(result.as_document())
+
+    @staticmethod
+    async def _scheduled(uow: CertificationUnitOfWork, codes: Iterable[str], session_id: str, person_id: str) -> Candidate | None:
+        """The person's candidacy booked in the session (one per certification the session holds)."""
+        for code in codes:
+            candidate = await uow.candidates.get(candidate_id(person_id, code))
+            if candidate is not None and candidate.status is CandidateStatus.SCHEDULED and candidate.session_id == session_id:
+                return candidate
+        return None
 
     def _same_result(self, existing: Mapping[str, Any], *, passed: bool, score: float | None) -> dict[str, Any]:
         if existing.get("passed") != passed or existing.get("score") != score:
@@ -180,7 +167,7 @@ class Awards:
     async def _credential(self, credential_id: str) -> dict[str, Any]:
         doc = await self._store.credentials.find_one({"_id": credential_id})
         if doc is None:
-            raise CertificationError(f"credential {credential_id} is unknown", status=404)
+            raise Unknown(f"credential {credential_id} is unknown")
         return doc
 
     async def credential_document(self, credential_id: str) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Seats: training centres and their exam sessions, seat offers with a deadline, and the answers to them.
 
-Every change that must not be lost or doubled is one transaction: an offer takes a seat with a
-conditional update on the session's counters (``held + booked < seats``), claims the candidate
-with a conditional update on its status, stores the offer and schedules its deadline timer, all or
-nothing; so two replicas racing to fill one session never overbook it nor offer one candidate two
-seats. An acceptance moves the seat from held to booked and writes `ExamScheduled` to the outbox in
-the same transaction. Who is next, the order and the deadline come from `certification.seating`.
+Every change that must not be lost or doubled is one unit of work (`certification.repositories`):
+an offer holds a seat of the session (``held + booked < seats``), claims a waiting candidate, checks
+the centre is still as read (open), stores the offer and schedules its deadline timer, all or
+nothing, each state saved by compare-and-set on its version; so two replicas racing to fill one
+session never overbook it nor offer one candidate two seats: the loser loads again. An acceptance
+books the held seat and writes `ExamScheduled` to the outbox in the same unit of work. Who is next,
+the order and the deadline come from `certification.seating`; the changes themselves from the pure
+`decide` of `certification.offer` and `certification.candidate`.
 """
 
 from __future__ import annotations
@@ -13,42 +15,31 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
+from certification import candidate as candidates_
+from certification import offer as offers_
 from certification.certifications import CertificationInfo, Certifications
+from certification.errors import CertificationError, ConcurrencyConflict, Invalid, Unknown
+from certification.offer import SeatOffer
+from certification.repositories import CertificationUnitOfWork, DueTimers, UnitOfWorkFactory, retry_on_conflict
 from certification.seating import (
-    CandidateStatus,
     CentreState,
     OfferStatus,
-    SessionSeats,
-    WaitingCandidate,
     WaitingReason,
     next_candidate,
-    offer_deadline,
     waiting_reason,
     why_no_offer,
 )
-from certification.store import (
-    SOURCE,
-    WAITLIST_SORT,
-    CertificationError,
-    CertificationStore,
-    catalogued,
-    correlation_of,
-    utc,
-    waiting_candidate,
-)
+from certification.sessions import Centre, Session, SessionFull
+from certification.store import catalogued
 from schemas import ExamScheduled
 from services.clock import Clock
-from services.outbox import Outbox
-from services.timers import Timer, TimerStore
 
 __all__ = ["OFFER_EXPIRY", "Centre", "Offer", "Seats", "Session"]
 
@@ -57,89 +48,8 @@ log = structlog.get_logger(__name__)
 OFFER_EXPIRY = "offer_expiry"
 """Timer kind: an offer's deadline (key: the offer id)."""
 
-
-class _SessionFull(Exception):
-    """Aborts an offer's transaction: no seat left (or the centre closed meanwhile)."""
-
-
-class _CandidateTaken(Exception):
-    """Aborts an offer's transaction: the candidate is no longer waiting (another replica got there)."""
-
-
-class _NotOffered(Exception):
-    """Aborts an answer's transaction: the offer was answered or expired meanwhile."""
-
-
-@dataclass(frozen=True, slots=True)
-class Centre:
-    centre_id: str
-    name: str
-    address: str
-    state: CentreState
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Centre:
-        return cls(doc["_id"], doc["name"], doc["address"], CentreState(doc["state"]))
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    session_id: str
-    centre_id: str
-    certifications: tuple[str, ...]
-    starts_at: datetime
-    seats: int
-    held: int
-    booked: int
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Session:
-        return cls(
-            doc["_id"],
-            doc["centre_id"],
-            tuple(doc["certifications"]),
-            utc(doc["starts_at"]) or doc["starts_at"],
-            doc["seats"],
-            doc["held"],
-            doc["booked"],
-        )
-
-    @property
-    def seating(self) -> SessionSeats:
-        return SessionSeats(
-            self.session_id, self.centre_id, frozenset(self.certifications), self.starts_at, self.seats, self.held, self.booked
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    offer_id: str
-    candidate_id: str
-    person_id: str
-    certification_code: str
-    session_id: str
-    centre_id: str
-    status: OfferStatus
-    offered_at: datetime
-    expires_at: datetime
-    exam_at: datetime
-    answered_at: datetime | None = None
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Offer:
-        return cls(
-            offer_id=doc["_id"],
-            candidate_id=doc["candidate_id"],
-            person_id=doc["person_id"],
-            certification_code=doc["certification_code"],
-            session_id=doc["session_id"],
-            centre_id=doc["centre_id"],
-            status=OfferStatus(doc["status"]),
-            offered_at=utc(doc["offered_at"]) or doc["offered_at"],
-            expires_at=utc(doc["expires_at"]) or doc["expires_at"],
-            exam_at=utc(doc["exam_at"]) or doc["exam_at"],
-            answered_at=utc(doc.get("answered_at")),
-        )
+Offer = SeatOffer
+"""The name the API and tests know the seat offer by."""
 
 
 class Seats:
@@ -147,27 +57,25 @@ class Seats:
 
     def __init__(
         self,
-        store: CertificationStore,
+        uow: UnitOfWorkFactory,
         *,
         certifications: Certifications,
         clock: Clock,
-        outbox: Outbox,
-        timers: TimerStore,
+        timers: DueTimers,
         offer_window: timedelta = timedelta(hours=48),
         what_to_bring: Sequence[str] = (),
     ) -> None:
         if offer_window <= timedelta(0):
             raise ValueError("the offer window must be positive")
-        self._store = store
+        self._uow = uow
         self.certifications = certifications
         self.clock = clock
-        self.outbox = outbox
         self.timers = timers
         self.offer_window = offer_window
         self.what_to_bring = list(what_to_bring)
         self._to_refill: set[str] = set()
         self.offer_attempts: Counter[str] = Counter()
-        """How seat offers went on this replica: `offered`, `candidate_taken`, `session_full` (races lost)."""
+        """How seat offers went on this replica: `offered`, `session_full`, `conflict` (races lost)."""
 
     # --- centres and sessions (staff) ------------------------------------------------------
 
@@ -175,100 +83,86 @@ class Seats:
         self, centre_id: str, *, state: CentreState, name: str | None = None, address: str | None = None
     ) -> tuple[Centre, list[Offer]]:
         """Create or update a centre; opening one offers its sessions' seats to waiting candidates."""
-        existing = await self._store.centres.find_one({"_id": centre_id})
-        if existing is None and not (name and address):
-            raise CertificationError(f"centre {centre_id} is new: give its name and address", status=422)
-        now = self.clock.now()
-        fields: dict[str, Any] = {"state": state.value, "updated_at": now}
-        if name:
-            fields["name"] = name
-        if address:
-            fields["address"] = address
-        await self._store.centres.update_one(
-            {"_id": centre_id},
-            {"$set": fields, "$setOnInsert": {"created_at": now}, "$push": {"history": {"at": now, "state": state.value}}},
-            upsert=True,
-        )
-        centre = Centre.from_document(await self._store.centres.find_one({"_id": centre_id}) or {})
+
+        async def attempt() -> None:
+            async with self._uow() as uow:
+                existing = await uow.centres.get(centre_id)
+                if existing is None:
+                    if not (name and address):
+                        raise Invalid(f"centre {centre_id} is new: give its name and address")
+                    uow.centres.add(Centre(centre_id, name, address, state))
+                else:
+                    uow.centres.save(
+                        replace(existing, state=state, name=name or existing.name, address=address or existing.address)
+                    )
+                await uow.commit()
+
+        await retry_on_conflict(attempt)
+        centre = await self._uow().centres.get(centre_id)
+        assert centre is not None  # just saved; centres are never deleted
         log.info("centre.updated", centre_id=centre_id, state=state.value)
         offers = await self.fill_centre(centre_id) if state is CentreState.OPEN else []
         await self.refresh_waiting_reasons()
         return centre, offers
 
     async def list_centres(self) -> list[Centre]:
-        return [Centre.from_document(doc) async for doc in self._store.centres.find().sort("_id", ASCENDING)]
+        return await self._uow().centres.find()
 
     async def add_session(
         self, *, centre_id: str, certifications: Sequence[str], starts_at: datetime, seats: int, session_id: str | None = None
     ) -> tuple[Session, list[Offer]]:
         """Add an exam session; its seats are offered at once if the centre is open."""
-        if await self._store.centres.find_one({"_id": centre_id}) is None:
-            raise CertificationError(f"centre {centre_id} is unknown", status=404)
+        if await self._uow().centres.get(centre_id) is None:
+            raise Unknown(f"centre {centre_id} is unknown")
         codes: list[str] = []
         for code in certifications:
             cert = catalogued(self.certifications, code)
             if not cert.open:
-                raise CertificationError(f"{cert.code} is announced but not open yet: no session can be held", status=422)
+                raise Invalid(f"{cert.code} is announced but not open yet: no session can be held")
             if cert.code not in codes:
                 codes.append(cert.code)
         if not codes:
-            raise CertificationError("a session is for at least one certification", status=422)
+            raise Invalid("a session is for at least one certification")
         if seats < 1:
-            raise CertificationError("a session has at least one seat", status=422)
+            raise Invalid("a session has at least one seat")
         if starts_at.tzinfo is None:
-            raise CertificationError("starts_at needs a time zone", status=422)
+            raise Invalid("starts_at needs a time zone")
         now = self.clock.now()
         if starts_at <= now:
-            raise CertificationError("a session must start in the future", status=422)
+            raise Invalid("a session must start in the future")
         session_id = session_id or f"ses_{uuid.uuid4().hex[:12]}"
-        try:
-            await self._store.sessions.insert_one(
-                {
-                    "_id": session_id,
-                    "centre_id": centre_id,
-                    "certifications": codes,
-                    "starts_at": starts_at.astimezone(UTC),
-                    "seats": seats,
-                    "held": 0,
-                    "booked": 0,
-                    "created_at": now,
-                }
-            )
-        except DuplicateKeyError as error:
-            raise CertificationError(f"session {session_id} exists already") from error
+        async with self._uow() as uow:
+            uow.sessions.add(Session(session_id, centre_id, tuple(codes), starts_at.astimezone(UTC), seats))
+            try:
+                await uow.commit()
+            except ConcurrencyConflict as error:
+                raise CertificationError(f"session {session_id} exists already") from error
         log.info("session.added", session_id=session_id, centre_id=centre_id, certifications=codes, seats=seats)
         offers = await self.fill_session(session_id)
         await self.refresh_waiting_reasons(codes)
         return await self.session(session_id), offers
 
     async def session(self, session_id: str) -> Session:
-        doc = await self._store.sessions.find_one({"_id": session_id})
-        if doc is None:
-            raise CertificationError(f"session {session_id} is unknown", status=404)
-        return Session.from_document(doc)
+        found = await self._uow().sessions.get(session_id)
+        if found is None:
+            raise Unknown(f"session {session_id} is unknown")
+        return found
 
     async def list_sessions(self, *, centre_id: str | None = None, certification: str | None = None) -> list[Session]:
-        query: dict[str, Any] = {}
-        if centre_id:
-            query["centre_id"] = centre_id
-        if certification:
-            query["certifications"] = certification.upper()
-        return [Session.from_document(doc) async for doc in self._store.sessions.find(query).sort("starts_at", ASCENDING)]
+        return await self._uow().sessions.find(centre_id=centre_id, certification=certification)
 
     # --- why candidates wait -------------------------------------------------------------
 
     async def waiting_reason_for(self, cert: CertificationInfo, now: datetime) -> WaitingReason:
         """Why a candidate for `cert` has no seat now: the certification, the centres or the free seats."""
-        open_centres = await self._store.centres.distinct("_id", {"state": CentreState.OPEN.value})
-        free = await self._store.sessions.find_one(
-            {
-                "certifications": cert.code,
-                "centre_id": {"$in": open_centres},
-                "starts_at": {"$gt": now},
-                "$expr": {"$lt": [{"$add": ["$held", "$booked"]}, "$seats"]},
-            }
+        uow = self._uow()
+        open_centres = [c.centre_id for c in await uow.centres.find(open_only=True)]
+        coming = await uow.sessions.find(certification=cert.code, centre_ids=open_centres, starting_after=now)
+        return waiting_reason(
+            certification_open=cert.open,
+            centres_open=bool(open_centres),
+            free_seats=any(s.seating.free > 0 for s in coming),
         )
-        return waiting_reason(certification_open=cert.open, centres_open=bool(open_centres), free_seats=free is not None)
 
     async def refresh_waiting_reasons(self, codes: Iterable[str] | None = None) -> None:
         """Say again why each waiting candidate waits, after centres, sessions or seats changed."""
@@ -278,144 +172,100 @@ class Seats:
         )
         for cert in selected:
             reason = await self.waiting_reason_for(cert, now)
-            await self._store.candidates.update_many(
-                {
-                    "certification_code": cert.code,
-                    "status": CandidateStatus.WAITING.value,
-                    "waiting_reason": {"$ne": reason.value},
-                },
-                {"$set": {"waiting_reason": reason.value}},
-            )
+            for waiting in await self._uow().candidates.waiting([cert.code]):
+                if waiting.waiting_reason is not reason:
+                    await retry_on_conflict(partial(self._explain, waiting.candidate_id, reason))
+
+    async def _explain(self, cid: str, reason: WaitingReason) -> None:
+        async with self._uow() as uow:
+            candidate = await uow.candidates.get(cid)
+            if candidate is None:
+                return
+            changed, facts = candidates_.decide(candidate, candidates_.ExplainWait(reason))
+            if facts:
+                uow.candidates.save(changed)
+                await uow.commit()
 
     # --- offering seats ----------------------------------------------------------------
 
     async def fill_session(self, session_id: str) -> list[Offer]:
-        """Offer the session's free seats to waiting candidates, in waitlist order, one transaction per seat.
+        """Offer the session's free seats to waiting candidates, in waitlist order, one unit of work per seat.
 
-        Safe to run on any number of replicas at once: a seat or a candidate taken by another one
-        aborts this transaction, and the loop reads again.
+        Safe to run on any number of replicas at once: a seat, a candidate or the centre changed by
+        another one makes this commit conflict, and the loop reads again.
         """
         made: list[Offer] = []
         while True:
             now = self.clock.now()
-            doc = await self._store.sessions.find_one({"_id": session_id})
-            if doc is None:
-                return made
-            session = Session.from_document(doc)
-            centre = await self._store.centres.find_one({"_id": session.centre_id}, {"state": 1})
-            centre_open = centre is not None and centre["state"] == CentreState.OPEN.value
-            if why_no_offer(session.seating, centre_open=centre_open, now=now) is not None:
-                return made
-            open_codes = [c for c in session.certifications if (cert := self.certifications.get(c)) and cert.open]
-            batch = (
-                await self._store.candidates.find(
-                    {
-                        "certification_code": {"$in": open_codes},
-                        "status": CandidateStatus.WAITING.value,
-                        "passed_over_sessions": {"$ne": session_id},
-                    }
-                )
-                .sort(WAITLIST_SORT)
-                .limit(20)
-                .to_list(20)
-            )
-            chosen = next_candidate([waiting_candidate(d) for d in batch], session.seating, open_certifications=open_codes)
-            if chosen is None:
-                return made
-            try:
-                made.append(await self._offer(session, chosen, now))
-            except _SessionFull:
-                self.offer_attempts["session_full"] += 1
-                return made
-            except _CandidateTaken:
-                self.offer_attempts["candidate_taken"] += 1
-                continue
+            async with self._uow() as uow:
+                session = await uow.sessions.get(session_id)
+                if session is None:
+                    return made
+                centre = await uow.centres.get(session.centre_id)
+                centre_open = centre is not None and centre.open
+                if centre is None or why_no_offer(session.seating, centre_open=centre_open, now=now) is not None:
+                    return made
+                open_codes = [c for c in session.certifications if (cert := self.certifications.get(c)) and cert.open]
+                batch = {
+                    c.candidate_id: c for c in await uow.candidates.waiting(open_codes, not_passed_over=session_id, limit=20)
+                }
+                chosen = next_candidate([c.waiting() for c in batch.values()], session.seating, open_certifications=open_codes)
+                if chosen is None:
+                    return made
+                try:
+                    offer = self._offer(uow, centre, session, batch[chosen.candidate_id], now)
+                except SessionFull:
+                    self.offer_attempts["session_full"] += 1
+                    return made
+                try:
+                    await uow.commit()
+                except ConcurrencyConflict:
+                    self.offer_attempts["conflict"] += 1
+                    continue
             self.offer_attempts["offered"] += 1
+            log.info(
+                "seat.offered",
+                offer_id=offer.offer_id,
+                candidate_id=offer.candidate_id,
+                session_id=offer.session_id,
+                expires_at=offer.expires_at,
+            )
+            made.append(replace(offer, version=offer.version + 1))
 
-    async def _offer(self, session: Session, candidate: WaitingCandidate, now: datetime) -> Offer:
-        offer = Offer(
-            offer_id=uuid.uuid4().hex,
-            candidate_id=candidate.candidate_id,
-            person_id=candidate.person_id,
-            certification_code=candidate.certification_code,
-            session_id=session.session_id,
-            centre_id=session.centre_id,
-            status=OfferStatus.OFFERED,
-            offered_at=now,
-            expires_at=offer_deadline(now, self.offer_window, session.starts_at),
-            exam_at=session.starts_at,
+    def _offer(
+        self, uow: CertificationUnitOfWork, centre: Centre, session: Session, candidate: candidates_.Candidate, now: datetime
+    ) -> Offer:
+        """Decide an offer of a seat of `session` to `candidate`, and stage it in `uow`."""
+        offer, _ = offers_.decide(
+            None,
+            offers_.MakeOffer(
+                offer_id=uuid.uuid4().hex,
+                candidate_id=candidate.candidate_id,
+                person_id=candidate.person_id,
+                certification_code=candidate.certification_code,
+                session_id=session.session_id,
+                centre_id=session.centre_id,
+                exam_at=session.starts_at,
+                at=now,
+                window=self.offer_window,
+            ),
         )
-
-        async def work(s: AsyncClientSession) -> None:
-            # The centre is touched, not only read, so that closing it conflicts with offers in flight.
-            centre = await self._store.centres.update_one(
-                {"_id": session.centre_id, "state": CentreState.OPEN.value}, {"$inc": {"offers_made": 1}}, session=s
-            )
-            seat = await self._store.sessions.update_one(
-                {"_id": session.session_id, "$expr": {"$lt": [{"$add": ["$held", "$booked"]}, "$seats"]}},
-                {"$inc": {"held": 1}},
-                session=s,
-            )
-            if not centre.modified_count or not seat.modified_count:
-                raise _SessionFull
-            claimed = await self._store.candidates.update_one(
-                {
-                    "_id": candidate.candidate_id,
-                    "status": CandidateStatus.WAITING.value,
-                    "passed_over_sessions": {"$ne": session.session_id},
-                },
-                {
-                    "$set": {
-                        "status": CandidateStatus.OFFERED.value,
-                        "offer_id": offer.offer_id,
-                        "waiting_reason": None,
-                        "updated_at": now,
-                    },
-                    "$push": {
-                        "history": {"at": now, "what": "offered", "offer_id": offer.offer_id, "session_id": session.session_id}
-                    },
-                },
-                session=s,
-            )
-            if not claimed.modified_count:
-                raise _CandidateTaken
-            await self._store.offers.insert_one(
-                {
-                    "_id": offer.offer_id,
-                    "candidate_id": offer.candidate_id,
-                    "person_id": offer.person_id,
-                    "certification_code": offer.certification_code,
-                    "session_id": offer.session_id,
-                    "centre_id": offer.centre_id,
-                    "status": offer.status.value,
-                    "offered_at": now,
-                    "expires_at": offer.expires_at,
-                    "exam_at": offer.exam_at,
-                    "answered_at": None,
-                },
-                session=s,
-            )
-            await self.timers.schedule(
-                OFFER_EXPIRY, offer.offer_id, offer.expires_at, {"session_id": offer.session_id}, session=s
-            )
-
-        await self._store.transaction(work)
-        log.info(
-            "seat.offered",
-            offer_id=offer.offer_id,
-            candidate_id=offer.candidate_id,
-            session_id=offer.session_id,
-            expires_at=offer.expires_at,
-        )
+        held = session.hold_seat()
+        claimed, _ = candidates_.decide(candidate, candidates_.Offer(offer.offer_id, session.session_id, now))
+        uow.centres.require_unchanged(centre)
+        uow.sessions.save(held)
+        uow.candidates.save(claimed)
+        uow.offers.add(offer)
+        uow.schedule(OFFER_EXPIRY, offer.offer_id, offer.expires_at, {"session_id": offer.session_id})
         return offer
 
-    async def _future_open_sessions(self, query: dict[str, Any]) -> list[str]:
-        open_centres = await self._store.centres.distinct("_id", {"state": CentreState.OPEN.value})
-        query = {**query, "centre_id": {"$in": open_centres}, "starts_at": {"$gt": self.clock.now()}}
-        return [
-            doc["_id"]
-            async for doc in self._store.sessions.find(query, {"_id": 1}).sort([("starts_at", ASCENDING), ("_id", ASCENDING)])
-        ]
+    async def _future_open_sessions(self, *, centre_id: str | None = None, certification: str | None = None) -> list[str]:
+        uow = self._uow()
+        open_centres = [c.centre_id for c in await uow.centres.find(open_only=True)]
+        coming = await uow.sessions.find(
+            centre_id=centre_id, certification=certification, centre_ids=open_centres, starting_after=self.clock.now()
+        )
+        return [s.session_id for s in coming]
 
     async def _fill_sessions(self, session_ids: Iterable[str]) -> list[Offer]:
         made: list[Offer] = []
@@ -425,156 +275,133 @@ class Seats:
 
     async def fill_centre(self, centre_id: str) -> list[Offer]:
         """A centre (re)opened: its coming sessions are filled, earliest first."""
-        return await self._fill_sessions(await self._future_open_sessions({"centre_id": centre_id}))
+        return await self._fill_sessions(await self._future_open_sessions(centre_id=centre_id))
 
     async def fill_for_certification(self, code: str) -> list[Offer]:
-        return await self._fill_sessions(await self._future_open_sessions({"certifications": code}))
+        return await self._fill_sessions(await self._future_open_sessions(certification=code))
 
     async def fill_all(self) -> list[Offer]:
         """The sweep: every coming session of an open centre (a safety net after a crash between steps)."""
-        made = await self._fill_sessions(await self._future_open_sessions({}))
+        made = await self._fill_sessions(await self._future_open_sessions())
         await self.refresh_waiting_reasons()
         return made
 
     # --- answers to offers -------------------------------------------------------------
 
     async def offer(self, offer_id: str) -> Offer:
-        doc = await self._store.offers.find_one({"_id": offer_id})
-        if doc is None:
-            raise CertificationError(f"offer {offer_id} is unknown", status=404)
-        return Offer.from_document(doc)
+        found = await self._uow().offers.get(offer_id)
+        if found is None:
+            raise Unknown(f"offer {offer_id} is unknown")
+        return found
 
     async def accept(self, offer_id: str) -> tuple[Offer, ExamScheduled | None]:
-        """Book the held seat and publish `ExamScheduled` (through the outbox, in the same transaction).
+        """Book the held seat and publish `ExamScheduled` (through the outbox, in the same unit of work).
 
         Accepting an accepted offer again answers the same (a retried click); a declined or expired
-        offer cannot be accepted.
+        offer cannot be accepted (`OfferClosed`), nor one past its deadline (`OfferPastDeadline`).
         """
+
+        async def attempt() -> ExamScheduled | None:
+            async with self._uow() as uow:
+                offer = await uow.offers.get(offer_id)
+                if offer is None:
+                    raise Unknown(f"offer {offer_id} is unknown")
+                centre = await uow.centres.get(offer.centre_id)
+                candidate = await uow.candidates.get(offer.candidate_id)
+                session = await uow.sessions.get(offer.session_id)
+                await _unchanged(uow, offer)
+                now = self.clock.now()
+                accepted, events = offers_.decide(
+                    offer,
+                    offers_.Accept(
+                        at=now,
+                        centre_name=centre.name if centre else offer.centre_id,
+                        what_to_bring=self.what_to_bring,
+                        requested_by=candidate.requested_by if candidate else None,
+                    ),
+                )
+                if not events:
+                    return None
+                if candidate is None or session is None:
+                    raise RuntimeError(f"offer {offer_id}: its candidate or session is gone")
+                [event] = events
+                scheduled, _ = candidates_.decide(
+                    candidate,
+                    candidates_.Schedule(offer_id, offer.session_id, offer.exam_at, str(event.id), accepted.answered_at or now),
+                )
+                uow.offers.save(accepted)
+                uow.sessions.save(session.book_seat())
+                uow.candidates.save(scheduled)
+                uow.cancel(OFFER_EXPIRY, offer_id)
+                uow.publish(events)
+                await uow.commit()
+                return event
+
+        event = await retry_on_conflict(attempt)
         offer = await self.offer(offer_id)
-        if offer.status is OfferStatus.ACCEPTED:
-            return offer, None
-        now = self.clock.now()
-        if offer.status is not OfferStatus.OFFERED:
-            raise CertificationError(f"offer {offer_id} is {offer.status.value}")
-        if now >= offer.expires_at:
-            raise CertificationError(f"offer {offer_id} is past its deadline")
-        centre = await self._store.centres.find_one({"_id": offer.centre_id}) or {}
-        candidate = await self._store.candidates.find_one({"_id": offer.candidate_id}) or {}
-        event = ExamScheduled(
-            source=SOURCE,
-            subject=offer.person_id,
-            person_id=offer.person_id,
-            certification_code=offer.certification_code,
-            session_id=offer.session_id,
-            centre_id=offer.centre_id,
-            centre_name=centre.get("name", offer.centre_id),
-            exam_at=offer.exam_at,
-            what_to_bring=self.what_to_bring,
-            **correlation_of(candidate.get("requested_by")),
-        )
-
-        async def work(s: AsyncClientSession) -> None:
-            answered = await self._store.offers.update_one(
-                {"_id": offer_id, "status": OfferStatus.OFFERED.value, "expires_at": {"$gt": now}},
-                {"$set": {"status": OfferStatus.ACCEPTED.value, "answered_at": now, "event_id": str(event.id)}},
-                session=s,
-            )
-            if not answered.modified_count:
-                raise _NotOffered
-            booked = await self._store.sessions.update_one(
-                {"_id": offer.session_id, "held": {"$gte": 1}}, {"$inc": {"held": -1, "booked": 1}}, session=s
-            )
-            seated = await self._store.candidates.update_one(
-                {"_id": offer.candidate_id, "status": CandidateStatus.OFFERED.value, "offer_id": offer_id},
-                {
-                    "$set": {
-                        "status": CandidateStatus.SCHEDULED.value,
-                        "session_id": offer.session_id,
-                        "exam_at": offer.exam_at,
-                        "scheduled_event_id": str(event.id),
-                        "updated_at": now,
-                    },
-                    "$push": {"history": {"at": now, "what": "accepted", "offer_id": offer_id, "session_id": offer.session_id}},
-                },
-                session=s,
-            )
-            if not (booked.modified_count and seated.modified_count):
-                raise RuntimeError(f"offer {offer_id}: session counters or candidate out of step")
-            await self.timers.cancel(OFFER_EXPIRY, offer_id, session=s)
-            await self.outbox.add([event], session=s)
-
-        try:
-            await self._store.transaction(work)
-        except _NotOffered:
-            again = await self.offer(offer_id)
-            if again.status is OfferStatus.ACCEPTED:
-                return again, None
-            state = "past its deadline" if again.status is OfferStatus.OFFERED else again.status.value
-            raise CertificationError(f"offer {offer_id} is {state}") from None
-        log.info("seat.accepted", offer_id=offer_id, candidate_id=offer.candidate_id, session_id=offer.session_id)
-        return await self.offer(offer_id), event
+        if event is not None:
+            log.info("seat.accepted", offer_id=offer_id, candidate_id=offer.candidate_id, session_id=offer.session_id)
+        return offer, event
 
     async def decline(self, offer_id: str) -> tuple[Offer, list[Offer]]:
         """Free the held seat and offer it to the next candidate; the decliner keeps their place for other sessions."""
+        released = await retry_on_conflict(lambda: self._release(offer_id, offers_.Decline(self.clock.now())))
         offer = await self.offer(offer_id)
-        if offer.status is OfferStatus.DECLINED:
+        if not released:
             return offer, []
-        if offer.status is not OfferStatus.OFFERED:
-            raise CertificationError(f"offer {offer_id} is {offer.status.value}")
-
-        async def work(s: AsyncClientSession) -> None:
-            if not await self._release(s, offer_id, OfferStatus.DECLINED, self.clock.now()):
-                raise _NotOffered
-
-        try:
-            await self._store.transaction(work)
-        except _NotOffered:
-            again = await self.offer(offer_id)
-            if again.status is OfferStatus.DECLINED:
-                return again, []
-            raise CertificationError(f"offer {offer_id} is {again.status.value}") from None
         log.info("seat.declined", offer_id=offer_id, candidate_id=offer.candidate_id, session_id=offer.session_id)
         next_offers = await self.fill_session(offer.session_id)
         await self.refresh_waiting_reasons([offer.certification_code])
         return await self.offer(offer_id), next_offers
 
-    async def _release(self, s: AsyncClientSession, offer_id: str, outcome: OfferStatus, now: datetime) -> bool:
+    async def _release(self, offer_id: str, command: offers_.Decline | offers_.Expire) -> bool:
         """Close a pending offer as declined or expired: the seat is freed, the candidate waits again
         (same priority and waiting time) but is not offered that session again. False if it was not pending."""
-        doc = await self._store.offers.find_one_and_update(
-            {"_id": offer_id, "status": OfferStatus.OFFERED.value},
-            {"$set": {"status": outcome.value, "answered_at": now}},
-            session=s,
-        )
-        if doc is None:
-            return False
-        await self._store.sessions.update_one({"_id": doc["session_id"], "held": {"$gte": 1}}, {"$inc": {"held": -1}}, session=s)
-        await self._store.candidates.update_one(
-            {"_id": doc["candidate_id"], "status": CandidateStatus.OFFERED.value, "offer_id": offer_id},
-            {
-                "$set": {"status": CandidateStatus.WAITING.value, "offer_id": None, "updated_at": now},
-                "$addToSet": {"passed_over_sessions": doc["session_id"]},
-                "$inc": {"missed_offers" if outcome is OfferStatus.EXPIRED else "declined_offers": 1},
-                "$push": {"history": {"at": now, "what": outcome.value, "offer_id": offer_id, "session_id": doc["session_id"]}},
-            },
-            session=s,
-        )
-        if outcome is OfferStatus.DECLINED:
-            await self.timers.cancel(OFFER_EXPIRY, offer_id, session=s)
-        return True
+        async with self._uow() as uow:
+            offer = await uow.offers.get(offer_id)
+            if offer is None:
+                if isinstance(command, offers_.Expire):
+                    return False  # a timer left behind by hand-deleted data
+                raise Unknown(f"offer {offer_id} is unknown")
+            closed, _ = offers_.decide(offer, command)
+            if closed is offer:
+                return False
+            session = await uow.sessions.get(offer.session_id)
+            candidate = await uow.candidates.get(offer.candidate_id)
+            await _unchanged(uow, offer)
+            uow.offers.save(closed)
+            if session is not None:
+                uow.sessions.save(session.free_seat())
+            if candidate is not None:
+                waiting, facts = candidates_.decide(
+                    candidate, candidates_.Release(offer_id, offer.session_id, closed.status, command.at)
+                )
+                if facts:
+                    uow.candidates.save(waiting)
+            if closed.status is OfferStatus.DECLINED:
+                uow.cancel(OFFER_EXPIRY, offer_id)
+            await uow.commit()
+            return True
 
-    async def _on_offer_expired(self, timer: Timer, session: AsyncClientSession) -> None:
-        if await self._release(session, timer.key, OfferStatus.EXPIRED, self.clock.now()):
-            # Filled after the timer's transaction commits (fill_session runs transactions of its own).
-            self._to_refill.add(str(timer.payload["session_id"]))
-            log.info("seat.offer_expired", offer_id=timer.key, session_id=timer.payload.get("session_id"))
+    async def _on_offer_expired(self, offer_id: str, payload: Mapping[str, Any]) -> None:
+        if await retry_on_conflict(lambda: self._release(offer_id, offers_.Expire(self.clock.now()))):
+            self._to_refill.add(str(payload["session_id"]))
+            log.info("seat.offer_expired", offer_id=offer_id, session_id=payload.get("session_id"))
 
     async def run_timers_once(self) -> int:
         """Expire the offers past their deadline and offer their seats to the next candidates."""
-        fired = await self.timers.run_once({OFFER_EXPIRY: self._on_offer_expired})
+        fired = await self.timers.fire_due(OFFER_EXPIRY, self._on_offer_expired)
         refill, self._to_refill = self._to_refill, set()
         for session_id in sorted(refill):
             await self.fill_session(session_id)
         if refill:
             await self.refresh_waiting_reasons()
         return fired
+
+
+async def _unchanged(uow: CertificationUnitOfWork, offer: Offer) -> None:
+    """Read the offer again after the states it names: if it is unchanged, they were read after its
+    last change, so they agree with it (the session holds its seat, the candidate holds it). Else
+    `ConcurrencyConflict`, and the answer is decided again, rather than refused on a mixed read."""
+    if await uow.offers.get(offer.offer_id) != offer:
+        raise ConcurrencyConflict(f"offer {offer.offer_id} changed while it was read")

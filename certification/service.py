@@ -3,7 +3,8 @@
 `CertificationService` is what the app builds once and what its subscribers, background loops and
 HTTP routes reach: `candidates` (enrolments, exam requests, priorities, waitlists), `seats` (centres,
 sessions, offers and their answers and deadlines) and `awards` (results and credentials). Each part
-owns what it changes; the three share the collections of `certification.store`.
+owns what it changes; the three share the collections of `certification.store`. Candidates and seats
+reach them through the ports of `certification.repositories`, here their MongoDB adapters.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from certification.awards import Awards
 from certification.candidates import Candidates
 from certification.certifications import Certifications
 from certification.credentials import CredentialLinks, IssuerProfile
+from certification.mongo_repositories import MongoDueTimers, MongoUnitOfWork
 from certification.seats import Seats
 from certification.signing import CredentialSigner
 from certification.store import CertificationStore
@@ -53,30 +55,34 @@ class CertificationService:
         self.certifications = certifications
         self.outbox = outbox
         self.timers = timers
+        store = self.store
+
+        def unit_of_work() -> MongoUnitOfWork:
+            return MongoUnitOfWork(store, outbox=outbox, timers=timers, processed=processed)
+
+        self.unit_of_work = unit_of_work
         self.seats = Seats(
-            self.store,
+            unit_of_work,
             certifications=certifications,
             clock=clock,
-            outbox=outbox,
-            timers=timers,
+            timers=MongoDueTimers(timers),
             offer_window=offer_window,
             what_to_bring=what_to_bring,
         )
         self.candidates = Candidates(
-            self.store,
+            unit_of_work,
             self.seats,
             certifications=certifications,
             clock=clock,
-            processed=processed,
             routed_priority_from=routed_priority_from,
             routed_priority_boost=routed_priority_boost,
         )
         self.awards = Awards(
             self.store,
             self.seats,
+            uow=unit_of_work,
             certifications=certifications,
             clock=clock,
-            outbox=outbox,
             links=links,
             issuer=issuer,
             signer=signer,

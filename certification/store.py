@@ -1,5 +1,5 @@
-"""What certification's use cases share: the MongoDB collections and their indexes, one way to run a
-transaction, the error staff and candidates read, and how stored documents read back.
+"""What certification's MongoDB adapters share: the collections and their indexes, and one way to run
+a transaction; also the error staff and candidates read and the catalogue look-up (re-exported).
 
 `certification.candidates`, `certification.seats` and `certification.awards` each own what they
 change; the collections are shared because one transaction often spans them (an offer takes a
@@ -8,16 +8,16 @@ seat and claims a candidate at once).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from certification.candidate import candidate_id, utc
 from certification.certifications import CertificationInfo, Certifications
-from certification.seating import WaitingCandidate
+from certification.errors import CertificationError, Unknown
+from certification.offer import SOURCE
 from services.mongo import MongoDatabase
 
 __all__ = [
@@ -27,12 +27,8 @@ __all__ = [
     "CertificationStore",
     "candidate_id",
     "catalogued",
-    "correlation_of",
     "utc",
-    "waiting_candidate",
 ]
-
-SOURCE = "/certification"
 
 WAITLIST_SORT = [("priority", DESCENDING), ("waiting_since", ASCENDING), ("_id", ASCENDING)]
 """`seating.order_key` in MongoDB's terms, so that the first documents are the first in line."""
@@ -40,50 +36,12 @@ WAITLIST_SORT = [("priority", DESCENDING), ("waiting_since", ASCENDING), ("_id",
 T = TypeVar("T")
 
 
-class CertificationError(Exception):
-    """A staff or candidate action that cannot be done, with the reason they read and an HTTP status."""
-
-    def __init__(self, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def candidate_id(person_id: str, certification_code: str) -> str:
-    """One candidate per person and certification."""
-    return f"{certification_code.upper()}:{person_id}"
-
-
 def catalogued(certifications: Certifications, code: str) -> CertificationInfo:
     """The certification `code` names; a `CertificationError` (404) if the catalogue has none."""
     cert = certifications.get(code)
     if cert is None:
-        raise CertificationError(f"{code} is not a certification of the catalogue", status=404)
+        raise Unknown(f"{code} is not a certification of the catalogue")
     return cert
-
-
-def utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def waiting_candidate(doc: Mapping[str, Any]) -> WaitingCandidate:
-    """A stored candidate as `certification.seating` orders and offers it."""
-    return WaitingCandidate(
-        candidate_id=doc["_id"],
-        person_id=doc["person_id"],
-        certification_code=doc["certification_code"],
-        priority=int(doc.get("priority", 0)),
-        waiting_since=utc(doc["waiting_since"]) or doc["waiting_since"],
-        passed_over=frozenset(doc.get("passed_over_sessions") or ()),
-    )
-
-
-def correlation_of(requested_by: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Correlation of an event caused by the exam request (if the candidate came through one)."""
-    if not requested_by or not requested_by.get("event_id"):
-        return {}
-    return {"correlation_id": uuid.UUID(requested_by["correlation_id"]), "causation_id": uuid.UUID(requested_by["event_id"])}
 
 
 class CertificationStore:

@@ -1,0 +1,83 @@
+"""An exam result and the credential a pass issues, as typed records (written once, never changed here).
+
+Revoking a credential is a change of its own (`certification.awards`), made on the stored document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from certification.candidate import utc
+
+__all__ = ["ExamResult", "IssuedCredential"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExamResult:
+    result_id: str
+    """``f"{session_id}:{person_id}"``: one result per person and session."""
+    session_id: str
+    person_id: str
+    candidate_id: str
+    certification_code: str
+    passed: bool
+    score: float | None
+    recorded_at: datetime
+    credential_id: str | None = None
+    version: int = 0
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "_id": self.result_id,
+            "session_id": self.session_id,
+            "person_id": self.person_id,
+            "candidate_id": self.candidate_id,
+            "certification_code": self.certification_code,
+            "passed": self.passed,
+            "score": self.score,
+            "recorded_at": self.recorded_at,
+            "credential_id": self.credential_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> ExamResult:
+        return cls(
+            result_id=doc["_id"],
+            session_id=doc["session_id"],
+            person_id=doc["person_id"],
+            candidate_id=doc["candidate_id"],
+            certification_code=doc["certification_code"],
+            passed=doc["passed"],
+            score=doc.get("score"),
+            recorded_at=utc(doc["recorded_at"]) or doc["recorded_at"],
+            credential_id=doc.get("credential_id"),
+            version=int(doc.get("version", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredential:
+    credential_id: str
+    person_id: str
+    certification_code: str
+    session_id: str
+    issued_at: datetime
+    document: Mapping[str, Any] = field(repr=False)
+    """The Open Badges credential as issued (and signed)."""
+    version: int = 0
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "_id": self.credential_id,
+            "person_id": self.person_id,
+            "certification_code": self.certification_code,
+            "session_id": self.session_id,
+            "issued_at": self.issued_at,
+            "status": "active",
+            "document": dict(self.document),
+            "version": self.version,
+        }
