@@ -51,13 +51,15 @@ def reservation_violations(history: list[dict[str, Any]]) -> tuple[list[str], in
 
 @pytest.fixture
 def cpu_pressure(request: pytest.FixtureRequest) -> Iterator[int]:
-    """With `indirect` True: both cores kept busy by spinning processes for the test's length
-    (bounded by `timeout`, so a crashed test never leaves them running)."""
+    """With `indirect` True: both cores kept busy by spinning processes for the test's length.
+
+    Each spinner is the Python process itself, so killing it stops the spinning (a `timeout`
+    wrapper would die alone and leave its child spinning); it also stops by itself after ten
+    minutes, so a test that crashes never leaves the machine loaded."""
+    spin = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end:\n    pass"
     spinners = []
     if getattr(request, "param", False):
-        spinners = [
-            subprocess.Popen(["timeout", "600", sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-        ]
+        spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
     yield len(spinners)
     for spinner in spinners:
         spinner.kill()
