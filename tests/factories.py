@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas import Channel, Contact, Language, TrainingRequestReceived
+from routing.workers import Availability, Worker, worker_hours
+from schemas import (
+    Channel,
+    Contact,
+    EnrolmentConfirmed,
+    ExamRequestReason,
+    ExamSchedulingRequested,
+    Language,
+    Target,
+    TrainingRequestReceived,
+)
 
 FIXED_RECEIVED_AT = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
 """A Friday morning: pure tests compute deadlines and priorities from it, on any date."""
@@ -41,3 +51,61 @@ def make_request(**overrides: Any) -> TrainingRequestReceived:
 def live_request(**overrides: Any) -> TrainingRequestReceived:
     """A request received now, for services running on the real clock."""
     return make_request(**{"received_at": datetime.now(UTC), **overrides})
+
+
+# --- routing's staff -------------------------------------------------------------------------
+
+MONDAY_10H = datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
+"""Monday 15 June 2026, 10:00 in Brussels: inside office hours, for tests that fix their clock."""
+OFFICE_HOURS = worker_hours({day: [("08:30", "17:00")] for day in range(5)})
+STAFF_TEAM = Target.ESPACES_NUMERIQUES
+
+
+class SteppingClock:
+    """A clock the test moves by hand; called, it gives the current instant (`routing.assignment`'s clock)."""
+
+    def __init__(self, now: datetime = MONDAY_10H) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
+def staff(worker_id: str, **overrides: Any) -> Worker:
+    """A worker of the espaces numériques team, available in office hours, two requests at a time."""
+    fields: dict[str, Any] = {
+        "worker_id": worker_id,
+        "display_name": f"Staff {worker_id}",
+        "team": STAFF_TEAM,
+        "languages": frozenset({Language.FR, Language.NL}),
+        "skills": frozenset({"enrolment", "office"}),
+        "working_hours": OFFICE_HOURS,
+        "availability": Availability.AVAILABLE,
+        "capacity": 2,
+    }
+    fields.update(overrides)
+    return Worker(**fields)
+
+
+# --- certification's inputs ------------------------------------------------------------------
+
+
+def enrolled(person_id: str, course: str = "EXCEL") -> EnrolmentConfirmed:
+    return EnrolmentConfirmed(
+        source="/tests",
+        subject=person_id,
+        request_id=f"req-{person_id}",
+        person_id=person_id,
+        course_code=course,
+        course_title=course,
+        language=Language.FR,
+    )
+
+
+def exam_requested(person_id: str, code: str = "MOS-EXCEL") -> ExamSchedulingRequested:
+    return ExamSchedulingRequested(
+        source="/tests", subject=person_id, person_id=person_id, certification_code=code, reason=ExamRequestReason.PATH_COMPLETED
+    )

@@ -24,13 +24,14 @@ from certification.seating import CandidateStatus, CentreState, OfferStatus, Wai
 from certification.seats import OFFER_EXPIRY
 from certification.service import CertificationService
 from certification.store import CertificationError, candidate_id
-from schemas import EnrolmentConfirmed, ExamRequestReason, ExamScheduled, ExamSchedulingRequested, Language, decode
+from schemas import ExamScheduled, decode
 from services.clock import FixedClock
 from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 from services.timers import TimerState, TimerStore
 from tests.conftest import MONGODB_URI
+from tests.factories import enrolled, exam_requested
 
 pytestmark = pytest.mark.integration
 
@@ -64,24 +65,6 @@ async def build(
     await service.outbox.ensure_indexes()
     await service.timers.ensure_indexes()
     return service
-
-
-def enrolled(person_id: str, course: str = "EXCEL") -> EnrolmentConfirmed:
-    return EnrolmentConfirmed(
-        source="/tests",
-        subject=person_id,
-        request_id=f"req-{person_id}",
-        person_id=person_id,
-        course_code=course,
-        course_title=course,
-        language=Language.FR,
-    )
-
-
-def exam_requested(person_id: str, code: str = "MOS-EXCEL") -> ExamSchedulingRequested:
-    return ExamSchedulingRequested(
-        source="/tests", subject=person_id, person_id=person_id, certification_code=code, reason=ExamRequestReason.PATH_COMPLETED
-    )
 
 
 async def outbox_events(db: MongoDatabase) -> list[Any]:

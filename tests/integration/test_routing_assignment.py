@@ -14,54 +14,27 @@ from pymongo import AsyncMongoClient
 
 from routing.assignment import AssignmentStore, RequestStatus, Reservation, RoutedRequest
 from routing.priority import queue_order
-from routing.workers import Availability, EscalationLevel, Worker, worker_hours
+from routing.workers import Availability, EscalationLevel, Worker
 from schemas import Language, Target
 from tests.conftest import MONGODB_URI
+from tests.factories import MONDAY_10H, STAFF_TEAM, SteppingClock, staff
 
 pytestmark = pytest.mark.integration
 
 # Monday 15 June 2026, 10:00 in Brussels.
-MONDAY_10H = datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
-OFFICE_HOURS = worker_hours({day: [("08:30", "17:00")] for day in range(5)})
 TIMEOUT = timedelta(minutes=2)
-TEAM = Target.ESPACES_NUMERIQUES
+TEAM = STAFF_TEAM
 LANES = 16
 """Offers in flight at once on each replica in the race."""
 
 
-class FakeClock:
-    def __init__(self, now: datetime = MONDAY_10H) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
-
-
-def worker(worker_id: str, **overrides: Any) -> Worker:
-    fields: dict[str, Any] = {
-        "worker_id": worker_id,
-        "display_name": f"Staff {worker_id}",
-        "team": TEAM,
-        "languages": frozenset({Language.FR, Language.NL}),
-        "skills": frozenset({"enrolment", "office"}),
-        "working_hours": OFFICE_HOURS,
-        "availability": Availability.AVAILABLE,
-        "capacity": 2,
-    }
-    fields.update(overrides)
-    return Worker(**fields)
+@pytest.fixture
+def clock() -> SteppingClock:
+    return SteppingClock()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def store(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any, clock: FakeClock) -> AssignmentStore:
+async def store(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any, clock: SteppingClock) -> AssignmentStore:
     s = AssignmentStore(mongo_client, mongo_db, reservation_timeout=TIMEOUT, clock=clock)
     await s.ensure_indexes()
     return s
@@ -87,8 +60,8 @@ async def status(store: AssignmentStore, request_id: str) -> str:
 # --- one request's life ----------------------------------------------------------------------
 
 
-async def test_offer_then_accept_then_complete(store: AssignmentStore, clock: FakeClock) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+async def test_offer_then_accept_then_complete(store: AssignmentStore, clock: SteppingClock) -> None:
+    await add_workers(store, staff("w1"), staff("w2"))
     assert await store.add_request("r1", TEAM, Language.FR, {"office"})
 
     reservation = await store.offer_next("r1")
@@ -118,7 +91,7 @@ async def test_offer_then_accept_then_complete(store: AssignmentStore, clock: Fa
 
 
 async def test_adding_a_request_is_idempotent(store: AssignmentStore) -> None:
-    await add_workers(store, worker("w1"))
+    await add_workers(store, staff("w1"))
     assert await store.add_request("r1", TEAM, Language.FR, priority=1)
     await store.offer_next("r1")
     assert not await store.add_request("r1", TEAM, Language.FR, priority=9)
@@ -127,7 +100,7 @@ async def test_adding_a_request_is_idempotent(store: AssignmentStore) -> None:
 
 
 async def test_a_decline_re_offers_to_the_next_worker_not_the_same(store: AssignmentStore) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
     first = await store.offer_next("r1")
     assert first is not None and first.worker_id == "w1"
@@ -146,8 +119,8 @@ async def test_a_decline_re_offers_to_the_next_worker_not_the_same(store: Assign
     assert await status(store, "r1") == RequestStatus.QUEUED
 
 
-async def test_an_unanswered_offer_times_out_and_goes_to_someone_else(store: AssignmentStore, clock: FakeClock) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+async def test_an_unanswered_offer_times_out_and_goes_to_someone_else(store: AssignmentStore, clock: SteppingClock) -> None:
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
 
@@ -164,8 +137,8 @@ async def test_an_unanswered_offer_times_out_and_goes_to_someone_else(store: Ass
     assert [h["event"] for h in await store.history("r1")] == ["queued", "reserved", "timed_out", "reserved"]
 
 
-async def test_a_stale_accept_after_expiry_is_refused(store: AssignmentStore, clock: FakeClock) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+async def test_a_stale_accept_after_expiry_is_refused(store: AssignmentStore, clock: SteppingClock) -> None:
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
 
@@ -180,9 +153,9 @@ async def test_a_stale_accept_after_expiry_is_refused(store: AssignmentStore, cl
 
 
 async def test_two_replicas_expiring_at_once_release_each_offer_once(
-    store: AssignmentStore, mongo_db: Any, clock: FakeClock
+    store: AssignmentStore, mongo_db: Any, clock: SteppingClock
 ) -> None:
-    await add_workers(store, *(worker(f"w{i}", capacity=5) for i in range(4)))
+    await add_workers(store, *(staff(f"w{i}", capacity=5) for i in range(4)))
     for i in range(12):
         await store.add_request(f"r{i:02}", TEAM, Language.FR)
         assert await store.offer_next(f"r{i:02}") is not None
@@ -199,7 +172,7 @@ async def test_two_replicas_expiring_at_once_release_each_offer_once(
 
 
 async def test_capacity_is_never_exceeded(store: AssignmentStore) -> None:
-    await add_workers(store, *(worker(f"w{i}", capacity=2) for i in range(3)))
+    await add_workers(store, *(staff(f"w{i}", capacity=2) for i in range(3)))
     for i in range(20):
         await store.add_request(f"r{i:02}", TEAM, Language.FR)
     reservations = [await store.offer_next(f"r{i:02}") for i in range(20)]
@@ -211,8 +184,8 @@ async def test_capacity_is_never_exceeded(store: AssignmentStore) -> None:
     assert [await open_count(store, f"w{i}") for i in range(3)] == [2, 2, 2]
 
 
-async def test_least_loaded_then_longest_idle_gets_the_offer(store: AssignmentStore, clock: FakeClock) -> None:
-    await add_workers(store, *(worker(f"w{i}", capacity=3) for i in range(3)))
+async def test_least_loaded_then_longest_idle_gets_the_offer(store: AssignmentStore, clock: SteppingClock) -> None:
+    await add_workers(store, *(staff(f"w{i}", capacity=3) for i in range(3)))
     for i in range(6):
         await store.add_request(f"r{i}", TEAM, Language.FR)
     chosen = []
@@ -225,7 +198,7 @@ async def test_least_loaded_then_longest_idle_gets_the_offer(store: AssignmentSt
 
 
 async def test_unavailable_workers_get_no_offers_and_a_profile_update_keeps_live_state(store: AssignmentStore) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
     await store.add_request("r2", TEAM, Language.FR)
     assert await store.set_availability("w1", Availability.BREAK)
@@ -233,7 +206,7 @@ async def test_unavailable_workers_get_no_offers_and_a_profile_update_keeps_live
     r1 = await store.offer_next("r1")
     assert r1 is not None and r1.worker_id == "w2"
 
-    assert not await store.upsert_worker(worker("w2", capacity=1, display_name="Renamed"))
+    assert not await store.upsert_worker(staff("w2", capacity=1, display_name="Renamed"))
     w2 = await store.get_worker("w2")
     assert w2 is not None and w2.open_count == 1 and w2.capacity == 1 and w2.display_name == "Renamed"
     assert await store.offer_next("r2") is None, "w2 is at its new capacity, w1 on a break"
@@ -247,7 +220,7 @@ async def test_unavailable_workers_get_no_offers_and_a_profile_update_keeps_live
 # --- queues and escalation -------------------------------------------------------------------
 
 
-async def test_the_queue_is_ordered_by_priority_then_deadline(store: AssignmentStore, clock: FakeClock) -> None:
+async def test_the_queue_is_ordered_by_priority_then_deadline(store: AssignmentStore, clock: SteppingClock) -> None:
     soon, later = MONDAY_10H + timedelta(hours=4), MONDAY_10H + timedelta(days=1)
     await store.add_request("low", TEAM, Language.FR, priority=0, deadline=soon)
     await store.add_request("high-later", TEAM, Language.FR, priority=5, deadline=later)
@@ -280,12 +253,12 @@ async def test_the_queue_is_ordered_by_priority_then_deadline(store: AssignmentS
     assert [r.request_id for r in ordered] == ["low", "high-soon"]
 
 
-async def test_a_request_no_one_can_take_escalates_after_the_delay(store: AssignmentStore, clock: FakeClock) -> None:
+async def test_a_request_no_one_can_take_escalates_after_the_delay(store: AssignmentStore, clock: SteppingClock) -> None:
     await add_workers(
         store,
-        worker("member", availability=Availability.OFFLINE),
-        worker("backup", team=Target.ADVISORS, skills=frozenset({"espaces_numeriques"})),
-        worker("boss", supervisor=True),
+        staff("member", availability=Availability.OFFLINE),
+        staff("backup", team=Target.ADVISORS, skills=frozenset({"espaces_numeriques"})),
+        staff("boss", supervisor=True),
     )
     await store.add_request("r1", TEAM, Language.FR)
     assert await store.offer_next("r1") is None
@@ -304,7 +277,7 @@ async def test_a_request_no_one_can_take_escalates_after_the_delay(store: Assign
 
 
 async def test_escalate_and_reassign(store: AssignmentStore) -> None:
-    await add_workers(store, worker("w1"), worker("backup", team=Target.ADVISORS, backup_for=frozenset({TEAM})))
+    await add_workers(store, staff("w1"), staff("backup", team=Target.ADVISORS, backup_for=frozenset({TEAM})))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
     assert await store.accept("r1", "w1")
@@ -332,9 +305,9 @@ async def test_escalate_and_reassign(store: AssignmentStore) -> None:
 @pytest.mark.parametrize("capacity", [5, 25], ids=["scarce-50-slots", "ample-250-slots"])
 @pytest.mark.parametrize("b_order", ["same-order", "shuffled"])
 async def test_two_replicas_racing_never_double_reserve_nor_exceed_capacity(
-    store: AssignmentStore, mongo_db: Any, clock: FakeClock, capacity: int, b_order: str
+    store: AssignmentStore, mongo_db: Any, clock: SteppingClock, capacity: int, b_order: str
 ) -> None:
-    workers = [worker(f"w{i}", capacity=capacity) for i in range(10)]
+    workers = [staff(f"w{i}", capacity=capacity) for i in range(10)]
     await add_workers(store, *workers)
     request_ids = [f"r{i:03}" for i in range(200)]
     for request_id in request_ids:

@@ -20,40 +20,19 @@ from certification.seating import CandidateStatus, CentreState, OfferStatus, Wai
 from certification.seats import OFFER_EXPIRY
 from certification.sessions import Session
 from schemas import (
-    EnrolmentConfirmed,
-    ExamRequestReason,
     ExamScheduled,
-    ExamSchedulingRequested,
-    Language,
     Target,
     TrainingRequestRouted,
 )
 from services.clock import FixedClock
 from tests.certification_fakes import FakeCertification, fake_certification
+from tests.factories import enrolled, exam_requested
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2020, 3, 20, 9, 0, tzinfo=UTC)
 EXAM_DAY = datetime(2020, 6, 2, 7, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=48)
-
-
-def enrolled(person_id: str, course: str = "EXCEL") -> EnrolmentConfirmed:
-    return EnrolmentConfirmed(
-        source="/tests",
-        subject=person_id,
-        request_id=f"req-{person_id}",
-        person_id=person_id,
-        course_code=course,
-        course_title=course,
-        language=Language.FR,
-    )
-
-
-def exam_requested(person_id: str, code: str = "MOS-EXCEL") -> ExamSchedulingRequested:
-    return ExamSchedulingRequested(
-        source="/tests", subject=person_id, person_id=person_id, certification_code=code, reason=ExamRequestReason.PATH_COMPLETED
-    )
 
 
 def routed(person_id: str, *, priority: int) -> TrainingRequestRouted:

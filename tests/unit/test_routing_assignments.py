@@ -9,57 +9,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 from routing.assignment import Assignments, RequestStatus
-from routing.workers import Availability, EscalationLevel, Worker, worker_hours
+from routing.workers import Availability, EscalationLevel, Worker
 from schemas import Language, Target
+from tests.factories import MONDAY_10H, STAFF_TEAM, SteppingClock, staff
 from tests.routing_fakes import FakeRequests, FakeTransactions, FakeWorkers, InMemoryAssignments, in_memory_assignments
 
 pytestmark = pytest.mark.unit
 
-MONDAY_10H = datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
-OFFICE_HOURS = worker_hours({day: [("08:30", "17:00")] for day in range(5)})
 TIMEOUT = timedelta(minutes=2)
-TEAM = Target.ESPACES_NUMERIQUES
-
-
-class FakeClock:
-    def __init__(self, now: datetime = MONDAY_10H) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
-
-
-def worker(worker_id: str, **overrides: Any) -> Worker:
-    fields: dict[str, Any] = {
-        "worker_id": worker_id,
-        "display_name": f"Staff {worker_id}",
-        "team": TEAM,
-        "languages": frozenset({Language.FR, Language.NL}),
-        "skills": frozenset({"enrolment", "office"}),
-        "working_hours": OFFICE_HOURS,
-        "availability": Availability.AVAILABLE,
-        "capacity": 2,
-    }
-    fields.update(overrides)
-    return Worker(**fields)
+TEAM = STAFF_TEAM
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> SteppingClock:
+    return SteppingClock()
 
 
 @pytest.fixture
-def wired(clock: FakeClock) -> InMemoryAssignments:
+def wired(clock: SteppingClock) -> InMemoryAssignments:
     return in_memory_assignments(reservation_timeout=TIMEOUT, clock=clock)
 
 
@@ -68,7 +40,7 @@ def store(wired: InMemoryAssignments) -> Assignments:
     return wired.assignments
 
 
-def replica_of(wired: InMemoryAssignments, clock: FakeClock) -> Assignments:
+def replica_of(wired: InMemoryAssignments, clock: SteppingClock) -> Assignments:
     """A second routing replica: its own use case over the same stored state."""
     return Assignments(wired.requests, wired.workers, wired.transactions, reservation_timeout=TIMEOUT, clock=clock)
 
@@ -97,8 +69,8 @@ async def events(store: Assignments, request_id: str) -> list[str]:
 # --- one request's life ----------------------------------------------------------------------
 
 
-async def test_offer_then_accept_then_complete(store: Assignments, clock: FakeClock) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+async def test_offer_then_accept_then_complete(store: Assignments, clock: SteppingClock) -> None:
+    await add_workers(store, staff("w1"), staff("w2"))
     assert await store.add_request("r1", TEAM, Language.FR, {"office"})
     assert not await store.add_request("r1", TEAM, Language.NL), "idempotent on the request id"
 
@@ -121,7 +93,7 @@ async def test_offer_then_accept_then_complete(store: Assignments, clock: FakeCl
 
 
 async def test_a_decline_frees_the_worker_and_re_offers_to_someone_else(store: Assignments) -> None:
-    await add_workers(store, worker("w1"), worker("w2"))
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
     assert await store.decline("r1", "w1")
@@ -134,9 +106,9 @@ async def test_a_decline_frees_the_worker_and_re_offers_to_someone_else(store: A
     assert await events(store, "r1") == ["queued", "reserved", "declined", "reserved", "declined"]
 
 
-async def test_an_expired_offer_frees_the_worker_once(wired: InMemoryAssignments, clock: FakeClock) -> None:
+async def test_an_expired_offer_frees_the_worker_once(wired: InMemoryAssignments, clock: SteppingClock) -> None:
     store = wired.assignments
-    await add_workers(store, worker("w1"), worker("w2"))
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
     clock.advance(TIMEOUT - timedelta(seconds=1))
@@ -153,7 +125,7 @@ async def test_an_expired_offer_frees_the_worker_once(wired: InMemoryAssignments
 
 
 async def test_reassign_and_escalate(store: Assignments) -> None:
-    await add_workers(store, worker("w1"), worker("backup", team=Target.ADVISORS, backup_for=frozenset({TEAM})))
+    await add_workers(store, staff("w1"), staff("backup", team=Target.ADVISORS, backup_for=frozenset({TEAM})))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
     assert await store.accept("r1", "w1")
@@ -180,7 +152,7 @@ async def test_reassign_and_escalate(store: Assignments) -> None:
 
 
 async def test_a_closed_request_is_requeued_for_another_team(store: Assignments) -> None:
-    await add_workers(store, worker("w1"), worker("adv", team=Target.ADVISORS))
+    await add_workers(store, staff("w1"), staff("adv", team=Target.ADVISORS))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
     await store.accept("r1", "w1")
@@ -191,12 +163,12 @@ async def test_a_closed_request_is_requeued_for_another_team(store: Assignments)
     assert (await store.history("r1"))[-1]["reason"] == "redirected by w1"
 
 
-async def test_a_request_no_one_can_take_escalates_after_the_delay(store: Assignments, clock: FakeClock) -> None:
+async def test_a_request_no_one_can_take_escalates_after_the_delay(store: Assignments, clock: SteppingClock) -> None:
     await add_workers(
         store,
-        worker("member", availability=Availability.OFFLINE),
-        worker("backup", team=Target.ADVISORS, skills=frozenset({"espaces_numeriques"})),
-        worker("boss", supervisor=True),
+        staff("member", availability=Availability.OFFLINE),
+        staff("backup", team=Target.ADVISORS, skills=frozenset({"espaces_numeriques"})),
+        staff("boss", supervisor=True),
     )
     await store.add_request("r1", TEAM, Language.FR)
     assert await store.offer_next("r1") is None
@@ -216,8 +188,8 @@ async def test_a_request_no_one_can_take_escalates_after_the_delay(store: Assign
     ]
 
 
-async def test_the_desk_shows_live_offers_first_then_held_requests(store: Assignments, clock: FakeClock) -> None:
-    await add_workers(store, worker("w1", capacity=3))
+async def test_the_desk_shows_live_offers_first_then_held_requests(store: Assignments, clock: SteppingClock) -> None:
+    await add_workers(store, staff("w1", capacity=3))
     for request_id in ("held", "soon", "later"):
         await store.add_request(request_id, TEAM, Language.FR)
         await store.offer_next(request_id)
@@ -230,7 +202,7 @@ async def test_the_desk_shows_live_offers_first_then_held_requests(store: Assign
 
 
 async def test_capacity_is_never_exceeded(store: Assignments) -> None:
-    await add_workers(store, *(worker(f"w{i}", capacity=2) for i in range(3)))
+    await add_workers(store, *(staff(f"w{i}", capacity=2) for i in range(3)))
     for i in range(20):
         await store.add_request(f"r{i:02}", TEAM, Language.FR)
     reserved = [r for r in [await store.offer_next(f"r{i:02}") for i in range(20)] if r is not None]
@@ -240,7 +212,7 @@ async def test_capacity_is_never_exceeded(store: Assignments) -> None:
 
 async def test_two_offers_at_once_for_a_worker_with_one_slot_only_one_wins(wired: InMemoryAssignments) -> None:
     store = wired.assignments
-    await add_workers(store, worker("w1", capacity=1))
+    await add_workers(store, staff("w1", capacity=1))
     await store.add_request("r1", TEAM, Language.FR)
     await store.add_request("r2", TEAM, Language.FR)
 
@@ -254,9 +226,9 @@ async def test_two_offers_at_once_for_a_worker_with_one_slot_only_one_wins(wired
     assert store.stats["lost_worker"] == 1 and wired.transactions.aborted == 1
 
 
-async def test_two_replicas_offering_one_request_reserve_it_once(wired: InMemoryAssignments, clock: FakeClock) -> None:
+async def test_two_replicas_offering_one_request_reserve_it_once(wired: InMemoryAssignments, clock: SteppingClock) -> None:
     store, other = wired.assignments, replica_of(wired, clock)
-    await add_workers(store, worker("w1"), worker("w2"))
+    await add_workers(store, staff("w1"), staff("w2"))
     await store.add_request("r1", TEAM, Language.FR)
 
     results = await asyncio.gather(store.offer_next("r1"), other.offer_next("r1"))
@@ -267,10 +239,10 @@ async def test_two_replicas_offering_one_request_reserve_it_once(wired: InMemory
 
 
 async def test_many_replicas_racing_never_double_reserve_nor_exceed_capacity(
-    wired: InMemoryAssignments, clock: FakeClock
+    wired: InMemoryAssignments, clock: SteppingClock
 ) -> None:
     replicas = [wired.assignments, replica_of(wired, clock), replica_of(wired, clock)]
-    await add_workers(wired.assignments, *(worker(f"w{i}", capacity=3) for i in range(5)))
+    await add_workers(wired.assignments, *(staff(f"w{i}", capacity=3) for i in range(5)))
     request_ids = [f"r{i:03}" for i in range(40)]
     for request_id in request_ids:
         await wired.assignments.add_request(request_id, TEAM, Language.FR)
@@ -285,9 +257,9 @@ async def test_many_replicas_racing_never_double_reserve_nor_exceed_capacity(
         assert (await events(wired.assignments, request_id)).count("reserved") <= 1
 
 
-async def test_an_accept_racing_a_decline_settles_on_one(wired: InMemoryAssignments, clock: FakeClock) -> None:
+async def test_an_accept_racing_a_decline_settles_on_one(wired: InMemoryAssignments, clock: SteppingClock) -> None:
     store = wired.assignments
-    await add_workers(store, worker("w1"))
+    await add_workers(store, staff("w1"))
     await store.add_request("r1", TEAM, Language.FR)
     await store.offer_next("r1")
     other = replica_of(wired, clock)
@@ -300,7 +272,7 @@ async def test_an_accept_racing_a_decline_settles_on_one(wired: InMemoryAssignme
 
 async def test_a_refused_call_writes_nothing(wired: InMemoryAssignments) -> None:
     store = wired.assignments
-    await add_workers(store, worker("w1"))
+    await add_workers(store, staff("w1"))
     await store.add_request("r1", TEAM, Language.FR)
     runs = wired.transactions.runs
     assert not await store.accept("r1", "w1")
