@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from routing.workers import Availability, Worker, worker_hours
@@ -17,6 +17,7 @@ from schemas import (
     Target,
     TrainingRequestReceived,
 )
+from services.calendar import BRUSSELS, BrusselsCalendar
 
 FIXED_RECEIVED_AT = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
 """A Friday morning: pure tests compute deadlines and priorities from it, on any date."""
@@ -51,6 +52,20 @@ def make_request(**overrides: Any) -> TrainingRequestReceived:
 def live_request(**overrides: Any) -> TrainingRequestReceived:
     """A request received now, for services running on the real clock."""
     return make_request(**{"received_at": datetime.now(UTC), **overrides})
+
+
+def last_working_morning(now: datetime | None = None, *, at: time = time(9, 15)) -> datetime:
+    """The latest working day's `at` (Brussels time) that is not after `now` (default: the real
+    clock): an instant inside the phone line's hours and recent enough for every window that
+    counts back from the services' clock (linking, deadlines), on any date."""
+    calendar = BrusselsCalendar()
+    local_now = (now or datetime.now(UTC)).astimezone(BRUSSELS)
+    day = local_now.date()
+    while True:
+        candidate = datetime.combine(day, at, BRUSSELS)
+        if calendar.is_working_day(day) and candidate <= local_now:
+            return candidate
+        day -= timedelta(days=1)
 
 
 # --- routing's staff -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from schemas import Channel, Language, TrainingRequestReceived, decode
 from scripts.launch import ServiceProcess, start_service
 from services.privacy import PersonalData, PersonKeys
 from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+from tests.factories import last_working_morning
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -161,7 +162,8 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
             "call_id": f"CA-{time.time_ns()}",
             "event": "answered",
             "caller": "0476 12 34 56",
-            "started_at": "2026-11-27T09:15:00+01:00",
+            # A working day's morning, now or lately: intake links requests within 14 days of its clock.
+            "started_at": last_working_morning().isoformat(),
             "language": "nl",
             "agent_notes": "Wil een online opleiding Excel volgen.",
         },
@@ -197,7 +199,7 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
     phone_event, mail_event, fr_event = events[phone_request], events[mail_request], events[web_fr]
     assert phone_event.channel is Channel.PHONE and phone_event.contact.phone == "+32476123456"
     assert phone_event.language is Language.NL
-    assert phone_event.channel_details["out_of_hours"] is False  # a Friday, 9:15 in Brussels
+    assert phone_event.channel_details["out_of_hours"] is False  # a working day, 9:15 in Brussels
     assert mail_event.channel is Channel.EMAIL and mail_event.contact.email == "jan.peeters@voorbeeld.be"
     assert mail_event.language is Language.NL and mail_event.requested_course == "EXCEL"
     assert nl_event.channel is Channel.WEB and nl_event.campaign is not None

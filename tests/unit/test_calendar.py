@@ -270,3 +270,17 @@ def test_next_opening_is_open_and_nothing_is_open_before_it(at: datetime) -> Non
     opening = CAL.next_opening(at)
     assert opening >= at and CAL.is_open(opening)
     assert CAL.working_time_between(at, opening) == timedelta(0)
+
+
+def test_the_tests_last_working_morning_skips_weekends_holidays_and_the_future() -> None:
+    from tests.factories import last_working_morning
+
+    # Monday 28 December 2026 at 8:00, before 9:15: Christmas (Friday 25) and the weekend are skipped.
+    monday_early = datetime(2026, 12, 28, 8, 0, tzinfo=BRUSSELS)
+    assert last_working_morning(monday_early) == datetime(2026, 12, 24, 9, 15, tzinfo=BRUSSELS)
+    # Later that Monday: that very morning.
+    assert last_working_morning(monday_early.replace(hour=11)) == datetime(2026, 12, 28, 9, 15, tzinfo=BRUSSELS)
+    # On the real clock: in the past, within a fortnight, inside the line's hours.
+    now = datetime.now(UTC)
+    recent = last_working_morning()
+    assert now - timedelta(days=14) < recent <= now and BrusselsCalendar().is_open(recent)
