@@ -22,7 +22,7 @@ from services.consumers import dead_letter_topic
 from services.kafka import ensure_topics, wire
 from services.outbox import Outbox
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI
 from tests.factories import make_request
 
 pytestmark = pytest.mark.integration
@@ -219,7 +219,8 @@ async def test_consumer_killed_before_storing_gets_the_event_again(
     request = make_request()
     await produce(topic, request)
     script = REPO / "tests" / "integration" / "consumer_process.py"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP}
+    # The same servers as this test, wherever KAFKA_PORT / MONGO_PORT put them.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KAFKA_BOOTSTRAP_SERVERS": KAFKA_BOOTSTRAP, "MONGODB_URI": MONGODB_URI}
     args = [sys.executable, str(script), topic, f"crash-{unique}", mongo_settings.database]
 
     crashed = await asyncio.to_thread(subprocess.run, [*args, "crash"], env=env, capture_output=True, timeout=120)
