@@ -431,6 +431,7 @@ kafka_start() {
   # setsid: own session, so a Ctrl-C in the shell (or pytest's process group)
   # does not reach the broker. The child writes its own pid before exec'ing
   # java, so the pid file is right whatever setsid does. fd 9 = our lock.
+  # shellcheck disable=SC2016 # $$ and "$@" are the child shell's, on purpose
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
     java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_LOGS" \
@@ -759,6 +760,7 @@ keycloak_start() {
   # Dev mode (start-dev): HTTP, the dev-file (H2) storage in .local/keycloak/keycloak-<version>/data,
   # one node. --hostname pins the issuer to oidc_issuer()'s, whatever Host a client sends.
   # Same setsid/pid-file pattern as Kafka; JAVA_HOME for Keycloak alone.
+  # shellcheck disable=SC2016 # $$ and "$@" are the child shell's, on purpose
   setsid env JAVA_HOME="$java_home" \
     KC_BOOTSTRAP_ADMIN_USERNAME="${KC_BOOTSTRAP_ADMIN_USERNAME:-admin}" \
     KC_BOOTSTRAP_ADMIN_PASSWORD="${KC_BOOTSTRAP_ADMIN_PASSWORD:-local-only-admin}" \
