@@ -655,7 +655,8 @@ keycloak_java_home() {
     return 0
   fi
   for home in ${JAVA_HOME:+"$JAVA_HOME"} /usr/lib/jvm/*; do
-    [[ -d $home && ! -L $home ]] || continue
+    # /usr/lib/jvm's symlinks (default-java, java-1.17.0-...) name JDKs listed anyway.
+    [[ -d $home && ($home == "${JAVA_HOME:-}" || ! -L $home) ]] || continue
     major=$(java_major_at "$home")
     [[ $major =~ ^[0-9]+$ ]] || continue
     if ((major >= KEYCLOAK_JAVA_MIN && major > best_major)); then
@@ -712,17 +713,22 @@ keycloak_install() {
 # --import-realm reads data/import and skips a realm that exists already. So that the versioned
 # realm file stays the truth, a changed file resets the local dev storage (the realm and the
 # bootstrap admin only: nothing else is kept there) and the realm is imported anew.
-keycloak_prepare_realm() {
-  local sum
+# The marker ($KEYCLOAK_BASE/realm.sha256) is written once Keycloak is ready with the realm.
+keycloak_realm_sum() {
   [[ -f $KEYCLOAK_REALM_FILE ]] || die "realm file $KEYCLOAK_REALM_FILE is missing"
-  sum=$(sha256sum "$KEYCLOAK_REALM_FILE" | cut -d' ' -f1)
-  if [[ -d $KEYCLOAK_HOME/data/h2 && $(cat "$KEYCLOAK_BASE/realm.sha256" 2>/dev/null) != "$sum" ]]; then
+  sha256sum "$KEYCLOAK_REALM_FILE" | cut -d' ' -f1
+}
+
+keycloak_realm_changed() { [[ $(cat "$KEYCLOAK_BASE/realm.sha256" 2>/dev/null) != "$(keycloak_realm_sum)" ]]; }
+
+keycloak_prepare_realm() {
+  if [[ -d $KEYCLOAK_HOME/data/h2 ]] && keycloak_realm_changed; then
     log "${KEYCLOAK_REALM_FILE#"$ROOT"/} changed since it was imported: resetting Keycloak's local dev storage"
     rm -rf "$KEYCLOAK_HOME/data/h2"
   fi
   mkdir -p "$KEYCLOAK_HOME/data/import"
   cp "$KEYCLOAK_REALM_FILE" "$KEYCLOAK_HOME/data/import/"
-  echo "$sum" >"$KEYCLOAK_BASE/realm.sha256"
+  KEYCLOAK_IMPORTED_SUM=$(keycloak_realm_sum)
 }
 
 # The pid file holds kc.sh's pid (it forwards SIGTERM to its JVM); this prints the JVM's.
@@ -733,6 +739,7 @@ keycloak_jvm_pid() {
 }
 
 KEYCLOAK_NEEDS_WAIT=0
+KEYCLOAK_IMPORTED_SUM=""
 
 keycloak_start() {
   local pid
@@ -740,6 +747,8 @@ keycloak_start() {
   if pid=$(live_pid "$KEYCLOAK_PID" "$KEYCLOAK_HOME"); then
     if port_open 127.0.0.1 "$KEYCLOAK_PORT" && port_open 127.0.0.1 "$KEYCLOAK_MANAGEMENT_PORT"; then
       log "Keycloak already running (pid $pid, port $KEYCLOAK_PORT)"
+      ! keycloak_realm_changed ||
+        log "${KEYCLOAK_REALM_FILE#"$ROOT"/} changed since it was imported: \`scripts/infra.sh restart-keycloak\` imports it"
     else
       log "Keycloak starting (pid $pid): waiting for it"
       KEYCLOAK_NEEDS_WAIT=1
@@ -803,6 +812,7 @@ keycloak_wait() {
     die "the identity provider is not ready"
   fi
   log "identity provider ready at $issuer (after $((SECONDS - started))s)"
+  [[ -z $KEYCLOAK_IMPORTED_SUM ]] || echo "$KEYCLOAK_IMPORTED_SUM" >"$KEYCLOAK_BASE/realm.sha256"
   KEYCLOAK_NEEDS_WAIT=0
 }
 
