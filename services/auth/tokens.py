@@ -115,7 +115,7 @@ class TokenVerifier:
             decoded = jwt.decode(token, key, algorithms=list(self.settings.algorithms))
             self._claims_registry().validate(decoded.claims)
         except JoseError as error:
-            raise InvalidToken(error.error or type(error).__name__) from error
+            raise InvalidToken(str(error)) from error
         except (ValueError, TypeError) as error:  # malformed base64 or JSON that slipped past the header check
             raise InvalidToken("malformed token") from error
         return _principal(decoded.claims)
