@@ -19,18 +19,18 @@ The verifier is found on `app.state.token_verifier` (set by the service's lifesp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.security import OpenIdConnect
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from services.auth.errors import IdentityProviderUnavailable, InvalidToken
 from services.auth.tokens import Principal, TokenVerifier
@@ -199,18 +199,24 @@ def _declared(dependant: Dependant) -> Iterator[Public | RolesRequired]:
         yield from _declared(dependency)
 
 
-def route_policy(route: BaseRoute) -> Policy | None:
-    """The policy a route declared, or None. Raises `ConflictingPolicies` for public and protected at once."""
+def route_policy(route: BaseRoute | RouteContext) -> Policy | None:
+    """The policy a route declared, or None. Raises `ConflictingPolicies` for public and protected at once.
+
+    `route` is an entry of a route table as FastAPI resolves it (`fastapi.routing.iter_route_contexts`:
+    a router's dependencies are merged into its routes' there), or a plain route."""
     explicit: Policy | None = getattr(route, "access_policy", None)
+    if explicit is None and isinstance(route, RouteContext):
+        explicit = getattr(route.original_route, "access_policy", None)
     if explicit is not None:
         return explicit
-    if not isinstance(route, APIRoute):
+    dependant = getattr(route, "dependant", None)
+    if not isinstance(dependant, Dependant):
         return None
-    found = list(dict.fromkeys(_declared(route.dependant)))
+    found = list(dict.fromkeys(_declared(dependant)))
     publics = [policy for policy in found if isinstance(policy, Public)]
     required = [policy for policy in found if isinstance(policy, RolesRequired)]
     if publics and required:
-        raise ConflictingPolicies(f"{_describe(route)} is declared public ({publics[0].reason}) and protected")
+        raise ConflictingPolicies(f"declared public ({publics[0].reason}) and protected at once")
     if publics:
         return publics[0]
     if len(required) == 1:
@@ -218,43 +224,58 @@ def route_policy(route: BaseRoute) -> Policy | None:
     return AllOf(tuple(required)) if required else None
 
 
-def _describe(route: BaseRoute) -> str:
-    methods = sorted(getattr(route, "methods", None) or [])
-    path = getattr(route, "path", repr(route))
-    return f"{','.join(methods) or type(route).__name__} {path}".strip()
+def _describe(route: BaseRoute | RouteContext, prefix: str) -> str:
+    original = route.original_route if isinstance(route, RouteContext) else route
+    methods = ",".join(sorted(getattr(route, "methods", None) or [])) or type(original).__name__
+    return f"{methods} {prefix}{getattr(route, 'path', '')}"
 
 
-def _documentation_paths(app: FastAPI) -> set[str]:
-    return {path for path in (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path}
-
-
-def _walk(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
-    for route in routes:
-        if isinstance(route, Mount) and getattr(route, "access_policy", None) is None:
+def _route_table(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, RouteContext]]:
+    """Every route as FastAPI serves it, mounted apps included, as ("METHODS /path", route)."""
+    for context in iter_route_contexts(routes):
+        original = context.original_route
+        if isinstance(original, Mount) and route_policy(context) is None:
             # A mounted app without a policy of its own: each of its routes must declare one.
-            inner = getattr(route.app, "routes", None)
+            inner = getattr(original.app, "routes", None)
             if inner is not None:
-                yield from _walk(inner, prefix + route.path)
+                yield from _route_table(inner, prefix + original.path)
                 continue
-        yield prefix, route
+        yield _describe(context, prefix), context
+
+
+def _is_documentation(app: FastAPI, prefix: str, context: RouteContext) -> bool:
+    paths = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    return prefix == "" and not isinstance(context.original_route, APIRoute) and context.path in paths
+
+
+def declared_policies(app: FastAPI) -> dict[str, Policy | None]:
+    """The policy of every route of the app, by "METHODS /path" (FastAPI's documentation routes left out).
+
+    Raises `ConflictingPolicies` naming the first route declared public and protected at once."""
+    policies: dict[str, Policy | None] = {}
+    for name, context in _route_table(app.routes):
+        if _is_documentation(app, "", context):
+            continue
+        try:
+            policies[name] = route_policy(context)
+        except ConflictingPolicies as error:
+            raise ConflictingPolicies(f"{name}: {error}") from error
+    return policies
 
 
 def undeclared_routes(app: FastAPI) -> list[str]:
-    """Every route of the app (mounted apps included) that declares no policy, as "METHODS /path".
-
-    FastAPI's own documentation routes (/openapi.json, /docs, ...) are public by nature and skipped."""
-    documentation = _documentation_paths(app)
+    """Every route of the app (routers and mounted apps included) that declares no policy, or a
+    contradictory one, as "METHODS /path". FastAPI's own documentation routes (/openapi.json,
+    /docs, ...) are public by nature and left out."""
     missing: list[str] = []
-    for prefix, route in _walk(app.routes):
-        if isinstance(route, Route) and not isinstance(route, APIRoute) and prefix == "" and route.path in documentation:
+    for name, context in _route_table(app.routes):
+        if _is_documentation(app, "", context):
             continue
         try:
-            policy = route_policy(route)
+            if route_policy(context) is None:
+                missing.append(name)
         except ConflictingPolicies as error:
-            missing.append(f"{_describe(route)} ({error})")
-            continue
-        if policy is None:
-            missing.append(f"{prefix}{_describe(route)}" if prefix else _describe(route))
+            missing.append(f"{name} ({error})")
     return missing
 
 
