@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 from schemas import Event
 from schemas.topics import ALL_TOPICS, TopicSpec
 from services import kafka as kafka_defaults
+from services.auth import TokenVerifier, describe_identity_provider
 from services.consumers import ErrorPolicy
 from services.idempotency import ProcessedEvents
 from services.lag import start_lag_exporter
@@ -135,11 +136,17 @@ def create_service_app(
     description: str,
     register: Callable[[Runtime], Sequence[Any] | None],
     kafka_required: bool = True,
+    verify_tokens: bool = False,
 ) -> FastAPI:
     """Wire a service: `register(runtime)` declares subscribers and returns FastAPI routers.
 
     With `kafka_required=False` (intake) the service starts and reports ready while Kafka is
     unreachable, and connects in the background: its channels keep accepting into the outbox.
+
+    With `verify_tokens=True` the lifespan builds a `TokenVerifier` from `settings.auth` (it reaches
+    the identity provider on the first protected request, not at start) for the `requires(...)`
+    dependencies of `services.auth`. Off until every router declares its policy: a route that
+    `requires` a role in an app without a verifier answers 503, never lets anyone in.
     """
     configure_logging(
         service=settings.service_name,
@@ -162,6 +169,8 @@ def create_service_app(
             runtime.kafka_connected.set()
             log.info("kafka.connected")
 
+        verifier = TokenVerifier(settings.auth) if verify_tokens else None
+        app.state.token_verifier = verifier
         await runtime.processed.ensure_indexes()
         if kafka_required:
             await connect_kafka(timeout_s=120.0)
@@ -181,10 +190,13 @@ def create_service_app(
                 await hook(runtime)
             await runtime.broker.stop()
             await runtime.mongo.close()
+            if verifier is not None:
+                await verifier.aclose()
             log.info("service.stopped")
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    describe_identity_provider(app, settings.auth)
 
     @app.get("/health/live", tags=["operations"], summary="The process is up")
     async def live() -> dict[str, str]:
