@@ -1,9 +1,13 @@
-"""Erasure of a job seeker's personal data (GDPR art. 17), requested by staff at intake.
+"""Erasure of a job seeker's personal data (GDPR art. 17), requested by a data protection officer at intake.
 
 Intake knows who a person is (their normalised phone numbers and addresses), so it resolves the
 request, deletes the person's key - which makes every copy of their events unreadable as personal
 data - forgets their identities, and publishes `PersonDataErased` for the other services to blank
 their projections, all in one transaction with the outbox.
+
+Only a `dpo` may ask, and who asked is the token's subject, never a body field. The answer is the
+same 202 whether or not anyone is known by the details given, so the endpoint cannot be used to find
+out whether a phone number or address is in our records.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, Field, model_validator
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from intake.identity import identity_keys, normalise_email, normalise_phone
 from schemas import PersonDataErased
 from services.app import Runtime, get_runtime
+from services.auth import PROTECTED, Principal, error_responses, requires
+from services.auth.roles import PRIVACY_ERASURE, may
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 from services.privacy import PersonKeys
@@ -30,12 +36,12 @@ log = structlog.get_logger(__name__)
 class ErasureRequest(BaseModel):
     """Who is to be forgotten: their person id, or a phone number or e-mail address they used."""
 
-    person_id: str | None = Field(None, examples=["per_7f3a9c2e41d84b6f9a0c1d2e3f405162"])
-    phone: str | None = Field(None, examples=["0470 12 34 56"])
-    email: str | None = Field(None, examples=["amina@example.org"])
-    requested_by: str = Field(
-        min_length=1, description="The staff member or process asking.", examples=["dpo@bruxellesformation.brussels"]
-    )
+    # Forbid: `requested_by` used to be a body field; who asks is now the token's subject.
+    model_config = ConfigDict(extra="forbid")
+
+    person_id: str | None = Field(None, max_length=64, examples=["per_7f3a9c2e41d84b6f9a0c1d2e3f405162"])
+    phone: str | None = Field(None, max_length=40, examples=["0470 12 34 56"])
+    email: str | None = Field(None, max_length=254, examples=["amina@example.org"])
 
     @model_validator(mode="after")
     def _one_way_to_find_the_person(self) -> ErasureRequest:
@@ -44,9 +50,10 @@ class ErasureRequest(BaseModel):
         return self
 
 
-class ErasureDone(BaseModel):
-    person_id: str
-    status: str = "erased"
+class ErasureAccepted(BaseModel):
+    """The same answer whether or not anyone was known by the details given."""
+
+    status: str = Field("accepted", description="The request is recorded; a known person's data is erased.")
 
 
 class Erasures:
@@ -84,11 +91,11 @@ class Erasures:
         log.info("person.erasure_requested", person_id=person_id)
         return event
 
-    async def forget(self, request: ErasureRequest) -> str | None:
+    async def forget(self, request: ErasureRequest, *, requested_by: str) -> str | None:
         """Erase the person `request` names; their person id, or None if nobody is known by these details."""
         person_id = await self.resolve(request)
         if person_id is not None:
-            await self.erase(person_id, requested_by=request.requested_by)
+            await self.erase(person_id, requested_by=requested_by)
         return person_id
 
 
@@ -101,9 +108,17 @@ def get_erasures(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Erasures:
 erasure_router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 
 
-@erasure_router.post("/erasures", status_code=status.HTTP_202_ACCEPTED, summary="Erase a person's personal data")
-async def erase(request: ErasureRequest, erasures: Annotated[Erasures, Depends(get_erasures)]) -> ErasureDone:
-    person_id = await erasures.forget(request)
-    if person_id is None:
-        raise HTTPException(404, "no person is known by these details")
-    return ErasureDone(person_id=person_id)
+@erasure_router.post(
+    "/erasures",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Erase a person's personal data",
+    responses=error_responses(*PROTECTED, 422),
+)
+async def erase(
+    request: ErasureRequest,
+    erasures: Annotated[Erasures, Depends(get_erasures)],
+    dpo: Annotated[Principal, requires(*may(PRIVACY_ERASURE))],
+) -> ErasureAccepted:
+    person_id = await erasures.forget(request, requested_by=dpo.subject)
+    log.info("person.erasure_asked", found=person_id is not None, requested_by=dpo.subject)
+    return ErasureAccepted()

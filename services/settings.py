@@ -107,6 +107,9 @@ class ServiceSettings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     graceful_timeout_s: float = Field(15.0, description="How long shutdown waits for in-flight messages.")
+    max_body_bytes: int = Field(
+        256 * 1024, gt=0, description="Largest HTTP request body any route accepts (413 beyond); channels may set less."
+    )
     retry_delays: tuple[timedelta, ...] = Field(
         (timedelta(seconds=1), timedelta(seconds=10), timedelta(seconds=60)),
         min_length=1,

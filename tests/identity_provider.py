@@ -1,6 +1,7 @@
 """An OpenID Connect provider in memory, for unit tests of token verification: it signs tokens with
 keys made by the test (cryptography), serves its discovery document and key set over httpx's
-in-process transport, rotates keys, goes down, and counts what it was asked."""
+in-process transport, rotates keys, goes down, and counts what it was asked; `SignIn` wires it into
+the apps under test in place of Keycloak."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import hmac
 import json
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
+
+from services.auth import TokenVerifier, get_token_verifier
+from services.settings import AuthSettings
+from tests.realm import DEMO_USERS
 
 ISSUER = "http://idp.test/realms/formation"
 AUDIENCE = "formation-events"
@@ -111,3 +117,35 @@ def hmac_with_public_key(claims: dict[str, Any], key: RSAKey | ECKey) -> str:
 
 def later(now: datetime, seconds: float) -> datetime:
     return now + timedelta(seconds=seconds)
+
+
+_SHARED_KEY: RSAKey | None = None
+
+
+def _shared_key() -> RSAKey:
+    # One RSA key for every test that only needs to sign in: making one takes tens of milliseconds.
+    global _SHARED_KEY
+    if _SHARED_KEY is None:
+        _SHARED_KEY = rsa_key("shared")
+    return _SHARED_KEY
+
+
+class SignIn:
+    """The in-memory provider wired into apps under test, in place of the realm's Keycloak: `install(app)`
+    makes the app's `requires(...)` verify tokens of this provider; `as_user("adv-1")` gives the bearer
+    header of a realm user (roles as in `tests.realm.DEMO_USERS`), `as_roles(...)` of anyone."""
+
+    def __init__(self) -> None:
+        self.provider = FakeIdentityProvider(_shared_key())
+        self.verifier = TokenVerifier(AuthSettings(issuer=ISSUER, audience=AUDIENCE), http=self.provider.client())
+
+    def install(self, app: FastAPI) -> FastAPI:
+        app.dependency_overrides[get_token_verifier] = lambda: self.verifier
+        return app
+
+    def as_roles(self, *roles: str, subject: str = "someone") -> dict[str, str]:
+        token = self.provider.token(datetime.now(UTC), roles=roles, sub=subject, preferred_username=subject)
+        return {"Authorization": f"Bearer {token}"}
+
+    def as_user(self, username: str) -> dict[str, str]:
+        return self.as_roles(*sorted(DEMO_USERS[username]), subject=username)

@@ -1,5 +1,6 @@
 """Module-level HTTP routers, each mounted on a bare app with its use case replaced by a fake
-(`app.dependency_overrides`): the clock admin, intake's erasures and notification's support API."""
+(`app.dependency_overrides`): the clock admin, intake's erasures and notification's support API.
+Tokens come from the in-memory provider (`SignIn`), so each router's policy is enforced as in production."""
 
 from __future__ import annotations
 
@@ -16,15 +17,21 @@ from notification.http import get_notifications, notification_router
 from schemas import NotificationChannel
 from services.admin import admin_router, get_simulated_clock
 from services.clock import SimulatedClock
+from tests.identity_provider import SignIn
 
 pytestmark = pytest.mark.unit
 
 
-async def client_for(router: APIRouter, overrides: dict[Any, Any]) -> httpx.AsyncClient:
-    app = FastAPI()
+SIGN_IN = SignIn()
+
+
+async def client_for(router: APIRouter, overrides: dict[Any, Any], *, user: str) -> httpx.AsyncClient:
+    """A client of `router` on a bare app, signed in as the realm user `user`."""
+    app = SIGN_IN.install(FastAPI())
     app.include_router(router)
     app.dependency_overrides.update(overrides)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service.test")
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://service.test", headers=SIGN_IN.as_user(user))
 
 
 # -- the demo's clock ------------------------------------------------------------------
@@ -33,7 +40,7 @@ async def client_for(router: APIRouter, overrides: dict[Any, Any]) -> httpx.Asyn
 @pytest.fixture
 async def admin() -> AsyncIterator[tuple[httpx.AsyncClient, SimulatedClock]]:
     clock = SimulatedClock()
-    async with await client_for(admin_router, {get_simulated_clock: lambda: clock}) as http:
+    async with await client_for(admin_router, {get_simulated_clock: lambda: clock}, user="ops-1") as http:
         yield http, clock
 
 
@@ -55,25 +62,36 @@ class RecordingErasures:
     """`Erasures.forget` as the endpoint sees it: knows one person by phone."""
 
     def __init__(self) -> None:
-        self.forgotten: list[ErasureRequest] = []
+        self.forgotten: list[tuple[ErasureRequest, str]] = []
 
-    async def forget(self, request: ErasureRequest) -> str | None:
+    async def forget(self, request: ErasureRequest, *, requested_by: str) -> str | None:
         if request.person_id is None and request.phone != "0470 12 34 56":
             return None
-        self.forgotten.append(request)
+        self.forgotten.append((request, requested_by))
         return request.person_id or "p-known"
 
 
-async def test_an_erasure_is_accepted_for_a_known_person_and_refused_for_an_unknown_one() -> None:
+async def test_an_erasure_answers_the_same_whether_the_person_is_known_or_not() -> None:
     erasures = RecordingErasures()
-    async with await client_for(erasure_router, {get_erasures: lambda: erasures}) as http:
-        known = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56", "requested_by": "dpo"})
-        unknown = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 99 99 99", "requested_by": "dpo"})
-        nobody = await http.post("/api/v1/privacy/erasures", json={"requested_by": "dpo"})
-    assert (known.status_code, known.json()) == (202, {"person_id": "p-known", "status": "erased"})
-    assert unknown.status_code == 404
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-1") as http:
+        known = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"})
+        unknown = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 99 99 99"})
+        nobody = await http.post("/api/v1/privacy/erasures", json={})
+        self_named = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56", "requested_by": "x"})
+    assert (known.status_code, known.json()) == (202, {"status": "accepted"})
+    assert (unknown.status_code, unknown.json()) == (202, {"status": "accepted"})
     assert nobody.status_code == 422
-    assert [r.phone for r in erasures.forgotten] == ["0470 12 34 56"]
+    assert self_named.status_code == 422, "who asks is the token's subject, never a body field"
+    assert [(r.phone, by) for r, by in erasures.forgotten] == [("0470 12 34 56", "dpo-1")]
+
+
+async def test_only_a_dpo_may_ask_for_an_erasure() -> None:
+    erasures = RecordingErasures()
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="adv-sup") as http:
+        refused = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"})
+        anonymous = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"}, headers={"Authorization": ""})
+    assert (refused.status_code, anonymous.status_code) == (403, 401)
+    assert erasures.forgotten == []
 
 
 # -- notification support --------------------------------------------------------------
@@ -118,7 +136,7 @@ class RecordingNotifications:
 
 async def test_support_sees_and_changes_a_persons_preferences_and_deliveries() -> None:
     notifications = RecordingNotifications()
-    async with await client_for(notification_router, {get_notifications: lambda: notifications}) as http:
+    async with await client_for(notification_router, {get_notifications: lambda: notifications}, user="adv-sup") as http:
         out = await http.post("/people/p-1/opt-out", json={"channel": "sms"})
         assert out.json()["opted_out"] == ["sms"]
         assert (await http.get("/people/p-1")).json()["opted_out"] == ["sms"]
