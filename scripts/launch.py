@@ -110,6 +110,8 @@ def start_service(
         # The same servers as this process, wherever KAFKA_PORT / MONGO_PORT moved infra.sh's.
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
         "MONGODB_URI": mongodb_uri(),
+        # The same identity provider too, wherever KEYCLOAK_PORT moved it: the services verify its tokens.
+        "OIDC_ISSUER": oidc_issuer(),
         **(env or {}),
         f"{name.upper()}_HTTP_PORT": str(port),
         f"{name.upper()}_INSTANCE_ID": instance,

@@ -3,11 +3,14 @@ the clock admin routes are in the table too: for the tests that read or walk eve
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from certification.app import create_app as create_certification
 from certification.settings import CertificationSettings
 from intake.app import create_app as create_intake
+from intake.email_server import EmailInboxSettings
 from intake.settings import IntakeSettings
 from notification.app import create_app as create_notification
 from notification.settings import NotificationSettings
@@ -15,15 +18,13 @@ from routing.app import create_app as create_routing
 from routing.settings import RoutingSettings
 
 
-def every_app(
-    intake: IntakeSettings | None = None,
-    routing: RoutingSettings | None = None,
-    notification: NotificationSettings | None = None,
-    certification: CertificationSettings | None = None,
-) -> dict[str, FastAPI]:
+def every_app(**common: Any) -> dict[str, FastAPI]:
+    """The four apps; `common` are settings every service gets (kafka, mongo, instance_id, ...).
+
+    Intake's SMTP inbox is off: it would take a port, and its routes are all HTTP ones."""
     return {
-        "intake": create_intake(intake or IntakeSettings()),
-        "routing": create_routing(routing or RoutingSettings(clock="simulated")),
-        "notification": create_notification(notification or NotificationSettings()),
-        "certification": create_certification(certification or CertificationSettings(clock="simulated")),
+        "intake": create_intake(IntakeSettings(**common), email=EmailInboxSettings(enabled=False)),
+        "routing": create_routing(RoutingSettings(clock="simulated", **common)),
+        "notification": create_notification(NotificationSettings(**common)),
+        "certification": create_certification(CertificationSettings(clock="simulated", **common)),
     }
