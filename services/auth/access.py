@@ -19,7 +19,7 @@ The verifier is found on `app.state.token_verifier` (set by the service's lifesp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Mount
 
+from schemas.envelope import ACTOR
 from services.auth.errors import IdentityProviderUnavailable, InvalidToken
 from services.auth.tokens import Principal, TokenVerifier
 from services.settings import AuthSettings
@@ -137,7 +138,7 @@ class _Authorize:
         request: Request,
         token: Annotated[str | None, Security(bearer_token)],
         verifier: Annotated[TokenVerifier | None, Depends(get_token_verifier)],
-    ) -> Principal:
+    ) -> AsyncIterator[Principal]:
         if token is None:
             raise _unauthorized("a bearer token is required", invalid=False)
         if verifier is None:
@@ -155,7 +156,13 @@ class _Authorize:
         if not principal.has_any(self.policy.roles):
             log.info("auth.role_refused", path=request.url.path, subject=principal.subject, roles=sorted(principal.roles))
             raise HTTPException(403, f"this needs one of the roles: {', '.join(sorted(self.policy.roles))}")
-        return principal
+        # The events this request causes record who acted (`Event.actor`), however deep they are made; reset
+        # afterwards, for a caller that runs the app in its own task (httpx's ASGITransport in tests).
+        actor = ACTOR.set(principal.subject)
+        try:
+            yield principal
+        finally:
+            ACTOR.reset(actor)
 
 
 class _Public:

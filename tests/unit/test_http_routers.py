@@ -14,7 +14,9 @@ from fastapi import APIRouter, FastAPI
 
 from intake.erasure import ErasureRequest, erasure_router, get_erasures
 from notification.http import get_notifications, notification_router
-from schemas import NotificationChannel
+from schemas import NotificationChannel, PersonDataErased
+from schemas.codec import decode, encode
+from schemas.envelope import acting_as
 from services.admin import admin_router, get_simulated_clock
 from services.clock import SimulatedClock
 from tests.identity_provider import SignIn
@@ -146,3 +148,27 @@ async def test_support_sees_and_changes_a_persons_preferences_and_deliveries() -
         assert listed["deliveries"] == []
         assert [w["template"] for w in listed["waiting"]] == ["routed"]
         assert (await http.get("/deliveries")).status_code == 422
+
+
+# -- the actor ----------------------------------------------------------------------------
+
+
+async def test_the_events_a_request_causes_record_the_signed_in_actor_and_only_there() -> None:
+    made: list[PersonDataErased] = []
+
+    class MakingErasures(RecordingErasures):
+        async def forget(self, request: ErasureRequest, *, requested_by: str) -> str | None:
+            made.append(
+                PersonDataErased(source="/tests", person_id="p-1", erased_at=datetime.now(UTC), requested_by=requested_by)
+            )
+            return "p-1"
+
+    erasures = MakingErasures()
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-2") as http:
+        assert (await http.post("/api/v1/privacy/erasures", json={"person_id": "p-1"})).status_code == 202
+    outside = PersonDataErased(source="/tests", person_id="p-2", erased_at=datetime.now(UTC), requested_by="retention")
+    assert [(e.actor, e.requested_by) for e in made] == [("dpo-2", "dpo-2")]
+    assert outside.actor is None, "the request's actor does not leak into events made after it"
+    assert decode(encode(made[0])).actor == "dpo-2"
+    with acting_as("adv-1"):
+        assert decode(encode(outside)).actor is None, "a decoded event keeps its own actor, not the reader's"
