@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from intake.erasure import ErasureRequest, erasure_router, get_erasures
+from intake.erasure import ErasureRefused, ErasureRequest, erasure_router, get_erasures
 from notification.http import get_notifications, notification_router
 from schemas import NotificationChannel, PersonDataErased
 from schemas.codec import decode, encode
@@ -61,10 +61,28 @@ async def test_the_clock_advances_by_hours_and_minutes(admin: tuple[httpx.AsyncC
 
 
 class RecordingErasures:
-    """`Erasures.forget` as the endpoint sees it: knows one person by phone."""
+    """`Erasures` as the endpoints see it: knows one person by phone, keeps asked erasures in memory."""
 
     def __init__(self) -> None:
+        self.asked: dict[str, tuple[ErasureRequest, str]] = {}
+        self.approved: set[str] = set()
         self.forgotten: list[tuple[ErasureRequest, str]] = []
+
+    async def ask(self, request: ErasureRequest, *, requested_by: str) -> str:
+        erasure_id = f"e-{len(self.asked) + 1}"
+        self.asked[erasure_id] = (request, requested_by)
+        return erasure_id
+
+    async def approve(self, erasure_id: str, *, approved_by: str) -> str | None:
+        if erasure_id not in self.asked:
+            raise ErasureRefused(404, "no erasure with this id")
+        request, requested_by = self.asked[erasure_id]
+        if requested_by == approved_by:
+            raise ErasureRefused(403, "an erasure is approved by a second, different dpo")
+        if erasure_id in self.approved:
+            raise ErasureRefused(409, "this erasure was already approved")
+        self.approved.add(erasure_id)
+        return await self.forget(request, requested_by=requested_by)
 
     async def forget(self, request: ErasureRequest, *, requested_by: str) -> str | None:
         if request.person_id is None and request.phone != "0470 12 34 56":
@@ -73,26 +91,50 @@ class RecordingErasures:
         return request.person_id or "p-known"
 
 
+async def asked_and_approved(erasures: RecordingErasures, body: dict[str, Any]) -> tuple[httpx.Response, httpx.Response]:
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-1") as first:
+        asked = await first.post("/api/v1/privacy/erasures", json=body)
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-2") as second:
+        approved = await second.post(f"/api/v1/privacy/erasures/{asked.json()['erasure_id']}/approval")
+    return asked, approved
+
+
 async def test_an_erasure_answers_the_same_whether_the_person_is_known_or_not() -> None:
     erasures = RecordingErasures()
-    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-1") as http:
-        known = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"})
-        unknown = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 99 99 99"})
-        nobody = await http.post("/api/v1/privacy/erasures", json={})
-        self_named = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56", "requested_by": "x"})
+    known_asked, known = await asked_and_approved(erasures, {"phone": "0470 12 34 56"})
+    unknown_asked, unknown = await asked_and_approved(erasures, {"phone": "0470 99 99 99"})
+    assert (known_asked.status_code, known_asked.json()["status"]) == (202, "awaiting_approval")
+    assert (unknown_asked.status_code, unknown_asked.json()["status"]) == (202, "awaiting_approval")
     assert (known.status_code, known.json()) == (202, {"status": "accepted"})
     assert (unknown.status_code, unknown.json()) == (202, {"status": "accepted"})
-    assert nobody.status_code == 422
-    assert self_named.status_code == 422, "who asks is the token's subject, never a body field"
     assert [(r.phone, by) for r, by in erasures.forgotten] == [("0470 12 34 56", "dpo-1")]
 
 
-async def test_only_a_dpo_may_ask_for_an_erasure() -> None:
+async def test_an_erasure_takes_two_different_dpos_and_a_named_person() -> None:
     erasures = RecordingErasures()
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-1") as http:
+        nobody = await http.post("/api/v1/privacy/erasures", json={})
+        self_named = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56", "requested_by": "x"})
+        asked = (await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"})).json()["erasure_id"]
+        alone = await http.post(f"/api/v1/privacy/erasures/{asked}/approval")
+        unknown = await http.post("/api/v1/privacy/erasures/e-404/approval")
+    assert nobody.status_code == 422
+    assert self_named.status_code == 422, "who asks is the token's subject, never a body field"
+    assert (alone.status_code, unknown.status_code) == (403, 404)
+    assert erasures.forgotten == [], "nothing is erased on one DPO's word"
+    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-2") as http:
+        assert (await http.post(f"/api/v1/privacy/erasures/{asked}/approval")).status_code == 202
+        assert (await http.post(f"/api/v1/privacy/erasures/{asked}/approval")).status_code == 409
+
+
+async def test_only_a_dpo_may_ask_for_or_approve_an_erasure() -> None:
+    erasures = RecordingErasures()
+    erasures.asked["e-1"] = (ErasureRequest(phone="0470 12 34 56"), "dpo-1")
     async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="adv-sup") as http:
         refused = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"})
         anonymous = await http.post("/api/v1/privacy/erasures", json={"phone": "0470 12 34 56"}, headers={"Authorization": ""})
-    assert (refused.status_code, anonymous.status_code) == (403, 401)
+        not_approved = await http.post("/api/v1/privacy/erasures/e-1/approval")
+    assert (refused.status_code, anonymous.status_code, not_approved.status_code) == (403, 401, 403)
     assert erasures.forgotten == []
 
 
@@ -164,10 +206,10 @@ async def test_the_events_a_request_causes_record_the_signed_in_actor_and_only_t
             return "p-1"
 
     erasures = MakingErasures()
-    async with await client_for(erasure_router, {get_erasures: lambda: erasures}, user="dpo-2") as http:
-        assert (await http.post("/api/v1/privacy/erasures", json={"person_id": "p-1"})).status_code == 202
+    _, approved = await asked_and_approved(erasures, {"person_id": "p-1"})
+    assert approved.status_code == 202
     outside = PersonDataErased(source="/tests", person_id="p-2", erased_at=datetime.now(UTC), requested_by="retention")
-    assert [(e.actor, e.requested_by) for e in made] == [("dpo-2", "dpo-2")]
+    assert [(e.actor, e.requested_by) for e in made] == [("dpo-2", "dpo-1")], "asked by one DPO, carried out by the other"
     assert outside.actor is None, "the request's actor does not leak into events made after it"
     assert decode(encode(made[0])).actor == "dpo-2"
     with acting_as("adv-1"):

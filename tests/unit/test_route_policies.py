@@ -46,6 +46,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "intake": {
         **EVERY_SERVICE,
         "POST /api/v1/privacy/erasures": PRIVACY_ERASURE,
+        "POST /api/v1/privacy/erasures/{erasure_id}/approval": PRIVACY_ERASURE,
         "POST /api/v1/requests": PUBLIC_INTAKE,
         "GET,HEAD /": PUBLIC_INTAKE,
         "GET,HEAD /{lang}/": PUBLIC_INTAKE,
