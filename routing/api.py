@@ -41,6 +41,7 @@ def _refused(error: DeskError) -> HTTPException:
 OwnWorker = Annotated[Principal, requires(*may(DESK_OWN_WORK))]
 Worker = Annotated[Principal, requires(*may(DESK_WORKER))]
 Supervisor = Annotated[Principal, requires(*may(DESK_TEAM))]
+Reader = Annotated[Principal, requires(*may(DESK_READ))]
 
 
 def _as_worker(principal: Principal, worker_id: str) -> str:
@@ -126,14 +127,21 @@ async def outcome(desk: DeskDep, worker: OwnWorker, request_id: str, body: Outco
     return {"request_id": request_id, "published": [e.type for e in events]}
 
 
-@desk_router.get(
-    "/requests/{request_id}", summary="A request: decision, state and history", dependencies=[requires(*may(DESK_READ))]
-)
-async def request_view(desk: DeskDep, request_id: str) -> dict[str, Any]:
+@desk_router.get("/requests/{request_id}", summary="A request: decision, state and history (a worker: their own)")
+async def request_view(desk: DeskDep, principal: Reader, request_id: str) -> dict[str, Any]:
     try:
-        return await desk.request(request_id)
+        view = await desk.request(request_id)
     except DeskError as error:
         raise _refused(error) from error
+    if not principal.has_any(ACTS_FOR_OTHERS) and not _involves(view, principal.subject):
+        # The same answer as an unknown id: a worker cannot probe which requests exist.
+        raise HTTPException(404, f"request {request_id} is unknown")
+    return view
+
+
+def _involves(view: dict[str, Any], worker_id: str) -> bool:
+    """Whether the request is, or was, offered to or handled by `worker_id`."""
+    return view.get("assignee_id") == worker_id or any(entry.get("worker_id") == worker_id for entry in view.get("history", []))
 
 
 @desk_router.get(
