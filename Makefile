@@ -1,5 +1,5 @@
 # The project's front door. `make demo` runs the system; `make test` proves it.
-# Both install what they need and start a genuine Kafka broker and mongod (scripts/infra.sh).
+# Both install what they need and start a genuine Kafka broker, mongod and Keycloak (scripts/infra.sh).
 
 SHELL := /bin/bash
 UV := uv
@@ -12,7 +12,7 @@ help:
 	@echo "make test   - run every test tier against a real Kafka + MongoDB"
 	@echo "make lint   - ruff check, ruff format --check and mypy: no finding allowed"
 	@echo "make test-any-date - the whole suite with the clock a year ahead (FAKETIME_SHIFT)"
-	@echo "make up / down / status - the local Kafka broker and mongod"
+	@echo "make up / down / status - the local Kafka broker, mongod and Keycloak"
 	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/"
 
 setup:

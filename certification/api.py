@@ -23,6 +23,8 @@ from certification.seats import Centre, Offer, Seats, Session
 from certification.service import CertificationService
 from certification.store import CertificationError
 from services import Runtime, get_runtime
+from services.auth import PROTECTED, error_responses, public, requires
+from services.auth.roles import CERTIFICATION_ADMIN, PUBLIC_VERIFICATION, may
 
 __all__ = [
     "credentials_router",
@@ -267,7 +269,9 @@ class CertificationOut(BaseModel):
 
 # --- staff -----------------------------------------------------------------------------
 
-staff_router = APIRouter(tags=["staff"])
+staff_router = APIRouter(
+    tags=["staff"], dependencies=[requires(*may(CERTIFICATION_ADMIN))], responses=error_responses(*PROTECTED)
+)
 
 
 @staff_router.get("/certifications", summary="The certifications, their pairing, recognition and preparing paths")
@@ -379,7 +383,10 @@ async def set_priority(candidates: CandidatesDep, candidate_id: str, body: Prior
 
 # --- seat offers ---------------------------------------------------------------------------
 
-offers_router = APIRouter(prefix="/offers", tags=["offers"])
+# Candidates have no accounts: staff (or the desk, on the phone) answer an offer for them.
+offers_router = APIRouter(
+    prefix="/offers", tags=["offers"], dependencies=[requires(*may(CERTIFICATION_ADMIN))], responses=error_responses(*PROTECTED)
+)
 
 
 @offers_router.get("/{offer_id}", summary="A seat offer and its deadline")
@@ -411,9 +418,14 @@ async def decline(seats: SeatsDep, offer_id: str) -> Declined:
 # --- credentials ---------------------------------------------------------------------------
 
 credentials_router = APIRouter(tags=["credentials"])
+"""Verification is public (`PUBLIC_VERIFICATION`); revoking is staff's."""
 
 
-@credentials_router.get("/credentials/{credential_id}", summary="An Open Badges 3.0 credential (a revoked one says so)")
+@credentials_router.get(
+    "/credentials/{credential_id}",
+    dependencies=[public(PUBLIC_VERIFICATION)],
+    summary="An Open Badges 3.0 credential (a revoked one says so)",
+)
 async def credential(awards: AwardsDep, credential_id: str) -> dict[str, Any]:
     try:
         return await awards.credential_document(credential_id)
@@ -421,7 +433,11 @@ async def credential(awards: AwardsDep, credential_id: str) -> dict[str, Any]:
         raise _refused(error) from error
 
 
-@credentials_router.get("/credentials/{credential_id}/status", summary="Whether a credential is active or revoked")
+@credentials_router.get(
+    "/credentials/{credential_id}/status",
+    dependencies=[public(PUBLIC_VERIFICATION)],
+    summary="Whether a credential is active or revoked",
+)
 async def status(awards: AwardsDep, credential_id: str) -> CredentialStatusOut:
     try:
         return CredentialStatusOut(**await awards.credential_status(credential_id))
@@ -429,7 +445,12 @@ async def status(awards: AwardsDep, credential_id: str) -> CredentialStatusOut:
         raise _refused(error) from error
 
 
-@credentials_router.post("/credentials/{credential_id}/revoke", summary="Revoke a credential (staff)")
+@credentials_router.post(
+    "/credentials/{credential_id}/revoke",
+    dependencies=[requires(*may(CERTIFICATION_ADMIN))],
+    responses=error_responses(*PROTECTED),
+    summary="Revoke a credential (staff)",
+)
 async def revoke(awards: AwardsDep, credential_id: str, body: Revocation) -> CredentialStatusOut:
     try:
         return CredentialStatusOut(**await awards.revoke(credential_id, body.reason))
@@ -437,12 +458,18 @@ async def revoke(awards: AwardsDep, credential_id: str, body: Revocation) -> Cre
         raise _refused(error) from error
 
 
-@credentials_router.get("/revocations", summary="The 1EdTech revocation list the credentials' credentialStatus points at")
+@credentials_router.get(
+    "/revocations",
+    dependencies=[public(PUBLIC_VERIFICATION)],
+    summary="The 1EdTech revocation list the credentials' credentialStatus points at",
+)
 async def revocations(awards: AwardsDep) -> dict[str, Any]:
     return await awards.revocation_list()
 
 
-@credentials_router.get("/achievements/{code}", summary="The Open Badges achievement of a certification")
+@credentials_router.get(
+    "/achievements/{code}", dependencies=[public(PUBLIC_VERIFICATION)], summary="The Open Badges achievement of a certification"
+)
 async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
     try:
         return awards.achievement(code)
@@ -450,7 +477,11 @@ async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
         raise _refused(error) from error
 
 
-@credentials_router.get("/issuer", summary="The issuer's profile, with the key that signs credentials (if any)")
+@credentials_router.get(
+    "/issuer",
+    dependencies=[public(PUBLIC_VERIFICATION)],
+    summary="The issuer's profile, with the key that signs credentials (if any)",
+)
 async def issuer(awards: AwardsDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return awards.issuer_profile()

@@ -37,6 +37,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from intake.domain import AcceptRequests, ChannelDetail, RequestDraft
 from schemas import Channel, Language
 from services.app import Runtime, get_runtime
+from services.auth import public
+from services.auth.roles import PUBLIC_PHONE_WEBHOOK
 from services.calendar import BRUSSELS, BrusselsCalendar
 
 __all__ = [
@@ -511,7 +513,7 @@ def get_phone_channel(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Phon
 
 Phone = Annotated[PhoneChannel, Depends(get_phone_channel)]
 
-phone_router = APIRouter(tags=["phone"])
+phone_router = APIRouter(tags=["phone"], dependencies=[public(PUBLIC_PHONE_WEBHOOK)])
 """The telephony webhooks, ready for `app.include_router`."""
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from notification.service import NotificationService
 from schemas import NotificationChannel
 from services.app import Runtime, get_runtime
+from services.auth import PROTECTED, error_responses, requires
+from services.auth.roles import NOTIFICATION_PREFERENCES, NOTIFICATION_SUPPORT, may
 
 __all__ = ["ChannelChoice", "DeliveryView", "PersonPreferences", "get_notifications", "notification_router"]
 
@@ -104,20 +106,32 @@ def get_notifications(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Noti
 
 Notifications = Annotated[NotificationService, Depends(get_notifications)]
 
-notification_router = APIRouter(tags=["notification"])
+notification_router = APIRouter(tags=["notification"], responses=error_responses(*PROTECTED))
 
 
-@notification_router.post("/people/{person_id}/opt-out", summary="Stop messages to a person on one channel")
+@notification_router.post(
+    "/people/{person_id}/opt-out",
+    dependencies=[requires(*may(NOTIFICATION_PREFERENCES))],
+    summary="Stop messages to a person on one channel",
+)
 async def opt_out(person_id: str, choice: ChannelChoice, notifications: Notifications) -> PersonPreferences:
     return PersonPreferences(**await notifications.change_preference(person_id, choice.channel, opted_out=True))
 
 
-@notification_router.post("/people/{person_id}/opt-in", summary="Resume messages to a person on one channel")
+@notification_router.post(
+    "/people/{person_id}/opt-in",
+    dependencies=[requires(*may(NOTIFICATION_PREFERENCES))],
+    summary="Resume messages to a person on one channel",
+)
 async def opt_in(person_id: str, choice: ChannelChoice, notifications: Notifications) -> PersonPreferences:
     return PersonPreferences(**await notifications.change_preference(person_id, choice.channel, opted_out=False))
 
 
-@notification_router.get("/people/{person_id}", summary="A person's channels and preferences (flags only)")
+@notification_router.get(
+    "/people/{person_id}",
+    dependencies=[requires(*may(NOTIFICATION_SUPPORT))],
+    summary="A person's channels and preferences (flags only)",
+)
 async def person(person_id: str, notifications: Notifications) -> PersonPreferences:
     found = await notifications.preferences(person_id)
     if found is None:
@@ -125,7 +139,11 @@ async def person(person_id: str, notifications: Notifications) -> PersonPreferen
     return PersonPreferences(**found)
 
 
-@notification_router.get("/deliveries", summary="A person's deliveries, newest first, for support staff")
+@notification_router.get(
+    "/deliveries",
+    dependencies=[requires(*may(NOTIFICATION_SUPPORT))],
+    summary="A person's deliveries, newest first, for support staff",
+)
 async def list_deliveries(
     notifications: Notifications,
     person_id: str = Query(min_length=1, description="The pseudonymous person id."),

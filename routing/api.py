@@ -13,12 +13,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from routing.desk import Desk, DeskError, QueueItem
 from routing.workers import Availability
 from schemas import ContactOutcome, Target
 from services import Runtime, get_runtime
+from services.auth import PROTECTED, Principal, error_responses, requires
+from services.auth.roles import ACTS_FOR_OTHERS, DESK_OWN_WORK, DESK_READ, DESK_TEAM, DESK_WORKER, may
 
 __all__ = ["desk_router", "get_desk"]
 
@@ -35,16 +37,28 @@ def _refused(error: DeskError) -> HTTPException:
     return HTTPException(status_code=error.status, detail=str(error))
 
 
+# The worker acting is the token's subject (its `sub` is the roster's worker id), never a body field.
+OwnWorker = Annotated[Principal, requires(*may(DESK_OWN_WORK))]
+Worker = Annotated[Principal, requires(*may(DESK_WORKER))]
+Supervisor = Annotated[Principal, requires(*may(DESK_TEAM))]
+Reader = Annotated[Principal, requires(*may(DESK_READ))]
+
+
+def _as_worker(principal: Principal, worker_id: str) -> str:
+    """`worker_id` if the principal is that worker or may act for the team; 403 otherwise."""
+    if worker_id != principal.subject and not principal.has_any(ACTS_FOR_OTHERS):
+        raise HTTPException(403, "a worker may only see and change their own queue and availability")
+    return worker_id
+
+
 class AvailabilityChange(BaseModel):
     availability: Availability
 
 
-class WorkerAction(BaseModel):
-    worker_id: str = Field(min_length=1)
-
-
 class Outcome(BaseModel):
-    worker_id: str = Field(min_length=1)
+    # Forbid, so a client still sending `worker_id` hears it is no longer how the worker is named.
+    model_config = ConfigDict(extra="forbid")
+
     outcome: ContactOutcome
     notes: str | None = Field(None, max_length=2000)
     redirect_to: Target | None = Field(None, description="With outcome `redirected`.")
@@ -55,52 +69,52 @@ class Outcome(BaseModel):
 
 # --- the desk ---------------------------------------------------------------------------
 
-desk_router = APIRouter(prefix="/desk", tags=["desk"])
+desk_router = APIRouter(prefix="/desk", tags=["desk"], responses=error_responses(*PROTECTED))
 
 
-@desk_router.get("/workers", summary="Workers and their load")
+@desk_router.get("/workers", summary="Workers and their load", dependencies=[requires(*may(DESK_TEAM))])
 async def workers(desk: DeskDep, team: Target | None = None) -> list[dict[str, Any]]:
     return await desk.workers(team)
 
 
 @desk_router.put("/workers/{worker_id}/availability", summary="Set a worker's availability")
-async def set_availability(desk: DeskDep, worker_id: str, change: AvailabilityChange) -> dict[str, str]:
+async def set_availability(desk: DeskDep, principal: Worker, worker_id: str, change: AvailabilityChange) -> dict[str, str]:
     try:
-        return await desk.set_availability(worker_id, change.availability)
+        return await desk.set_availability(_as_worker(principal, worker_id), change.availability)
     except DeskError as error:
         raise _refused(error) from error
 
 
 @desk_router.get("/workers/{worker_id}/queue", summary="A worker's queue: offers and assigned requests")
-async def queue(desk: DeskDep, worker_id: str) -> list[QueueItem]:
+async def queue(desk: DeskDep, principal: Worker, worker_id: str) -> list[QueueItem]:
     try:
-        return await desk.queue(worker_id)
+        return await desk.queue(_as_worker(principal, worker_id))
     except DeskError as error:
         raise _refused(error) from error
 
 
 @desk_router.post("/requests/{request_id}/accept", summary="Accept an offered request")
-async def accept(desk: DeskDep, request_id: str, action: WorkerAction) -> dict[str, str]:
+async def accept(desk: DeskDep, worker: OwnWorker, request_id: str) -> dict[str, str]:
     try:
-        return await desk.accept(request_id, action.worker_id)
+        return await desk.accept(request_id, worker.subject)
     except DeskError as error:
         raise _refused(error) from error
 
 
 @desk_router.post("/requests/{request_id}/decline", summary="Decline an offer: it goes to the next eligible worker")
-async def decline(desk: DeskDep, request_id: str, action: WorkerAction) -> dict[str, Any]:
+async def decline(desk: DeskDep, worker: OwnWorker, request_id: str) -> dict[str, Any]:
     try:
-        return await desk.decline(request_id, action.worker_id)
+        return await desk.decline(request_id, worker.subject)
     except DeskError as error:
         raise _refused(error) from error
 
 
 @desk_router.post("/requests/{request_id}/outcome", summary="Record what came of a call")
-async def outcome(desk: DeskDep, request_id: str, body: Outcome) -> dict[str, Any]:
+async def outcome(desk: DeskDep, worker: OwnWorker, request_id: str, body: Outcome) -> dict[str, Any]:
     try:
         events = await desk.record_outcome(
             request_id,
-            worker_id=body.worker_id,
+            worker_id=worker.subject,
             outcome=body.outcome,
             notes=body.notes,
             redirect_to=body.redirect_to,
@@ -113,38 +127,51 @@ async def outcome(desk: DeskDep, request_id: str, body: Outcome) -> dict[str, An
     return {"request_id": request_id, "published": [e.type for e in events]}
 
 
-@desk_router.get("/requests/{request_id}", summary="A request: decision, state and history")
-async def request_view(desk: DeskDep, request_id: str) -> dict[str, Any]:
+@desk_router.get("/requests/{request_id}", summary="A request: decision, state and history (a worker: their own)")
+async def request_view(desk: DeskDep, principal: Reader, request_id: str) -> dict[str, Any]:
     try:
-        return await desk.request(request_id)
+        view = await desk.request(request_id)
     except DeskError as error:
         raise _refused(error) from error
+    if not principal.has_any(ACTS_FOR_OTHERS) and not _involves(view, principal.subject):
+        # The same answer as an unknown id: a worker cannot probe which requests exist.
+        raise HTTPException(404, f"request {request_id} is unknown")
+    return view
 
 
-@desk_router.get("/programmes/digital-divide", summary="Quota, admissions and waitlist of a year")
+def _involves(view: dict[str, Any], worker_id: str) -> bool:
+    """Whether the request is, or was, offered to or handled by `worker_id`."""
+    return view.get("assignee_id") == worker_id or any(entry.get("worker_id") == worker_id for entry in view.get("history", []))
+
+
+@desk_router.get(
+    "/programmes/digital-divide",
+    summary="Quota, admissions and waitlist of a year",
+    dependencies=[requires(*may(DESK_TEAM))],
+)
 async def programme(desk: DeskDep, year: Annotated[int | None, Query()] = None) -> dict[str, Any]:
     return await desk.programme(year)
 
 
 @desk_router.post("/programmes/digital-divide/suspend", summary="Suspend the programme (new requests wait)")
-async def suspend(desk: DeskDep, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
+async def suspend(desk: DeskDep, _: Supervisor, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
     return await desk.suspend_programme(year)
 
 
 @desk_router.post("/programmes/digital-divide/resume", summary="Resume the programme and admit from the waitlist")
-async def resume(desk: DeskDep, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
+async def resume(desk: DeskDep, _: Supervisor, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
     return await desk.resume_programme(year)
 
 
-@desk_router.get("/courses", summary="The catalogue with seats taken")
+@desk_router.get("/courses", summary="The catalogue with seats taken", dependencies=[requires(*may(DESK_READ))])
 async def courses(desk: DeskDep) -> list[dict[str, Any]]:
     return await desk.courses()
 
 
 @desk_router.get("/ui/{worker_id}", response_class=HTMLResponse, include_in_schema=False)
-async def ui(desk: DeskDep, worker_id: str) -> HTMLResponse:
+async def ui(desk: DeskDep, principal: Worker, worker_id: str) -> HTMLResponse:
     try:
-        items = await desk.queue(worker_id)
+        items = await desk.queue(_as_worker(principal, worker_id))
     except DeskError as error:
         raise _refused(error) from error
     rows = "".join(

@@ -52,6 +52,7 @@ _WIRE_NAMES: Final = {
     "correlation_id": "correlationid",
     "causation_id": "causationid",
     "schema_version": "schemaversion",
+    "actor": "actor",
 }
 _FIELD_NAMES: Final = {wire: field for field, wire in _WIRE_NAMES.items()}
 _ENVELOPE_FIELDS: Final = frozenset(Event.model_fields)
@@ -213,6 +214,8 @@ def _validate(fields: dict[str, Any]) -> Event:
 
     # Absent means 1: any producer of a later version writes the version down.
     version = _as_version(fields.setdefault("schema_version", 1))
+    # Absent means nobody: a decoded event must not take the actor of the request that happens to read it.
+    fields.setdefault("actor", None)
     if version is not None:
         if version > cls.SCHEMA_VERSION:
             raise UnsupportedSchemaVersion(event_type, version, cls.SCHEMA_VERSION)

@@ -1,15 +1,18 @@
 """The envelope every event carries: the CloudEvents 1.0 attributes plus correlation,
-causation and schema version, so that any adapter can emit and trace any event."""
+causation, schema version and the acting person, so that any adapter can emit and trace any event."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["EVENT_TYPE_PREFIX", "Event", "type_field"]
+__all__ = ["ACTOR", "EVENT_TYPE_PREFIX", "Event", "acting_as", "type_field"]
 
 EVENT_TYPE_PREFIX = "be.bruxellesformation."
 
@@ -25,6 +28,28 @@ def type_field(event_type: str) -> Any:
         description="CloudEvents `type`: what happened, in reverse-DNS form; fixed per class.",
         examples=[event_type],
     )
+
+
+ACTOR: ContextVar[str | None] = ContextVar("actor", default=None)
+"""The authenticated principal (token subject) on whose request events are being made, if any.
+
+Set by the HTTP access check (`services.auth.requires`) once a token is accepted; an event made while it
+is set records it as `actor`, however deep in a use case the event is made. Consumers, timers and relays
+run in tasks of their own, outside any request, and record none."""
+
+
+@contextmanager
+def acting_as(subject: str | None) -> Iterator[None]:
+    """Make the events of a block record `subject` as their actor (tests, scripts)."""
+    token = ACTOR.set(subject)
+    try:
+        yield
+    finally:
+        ACTOR.reset(token)
+
+
+def _current_actor() -> str | None:
+    return ACTOR.get()
 
 
 def _utc_now() -> datetime:
@@ -93,6 +118,14 @@ class Event(BaseModel):
         default=None,
         description="Id of the event that directly caused this one (wire: `causationid`).",
         examples=["5d7e0f3a-1b2c-4d5e-8f90-a1b2c3d4e5f6"],
+    )
+    actor: str | None = Field(
+        default_factory=_current_actor,
+        description=(
+            "Extension attribute `actor`: the authenticated principal (the token's subject, e.g. `adv-1`) whose "
+            "action caused this event; absent when a process caused it."
+        ),
+        examples=["adv-1"],
     )
     schema_version: int = Field(
         default=1,

@@ -364,7 +364,10 @@ class PersonDataErased(Event):
     person_id: PersonId
     erased_at: AwareDatetime = Field(description="When the erasure took effect.", examples=["2025-05-02T11:30:00+02:00"])
     requested_by: NonEmptyStr = Field(
-        description="Who asked for the erasure: the person, a DPO, an automatic retention job.",
+        description=(
+            "Who asked for the erasure: the authenticated subject of the DPO's token (the realm username), "
+            "or a process (an automatic retention job)."
+        ),
         examples=["data_subject"],
     )
 

@@ -32,11 +32,14 @@ from rich.table import Table
 
 from intake.phone import generic_signature
 from scripts.launch import REPO, kafka_bootstrap, mongodb_uri, running_services
+from scripts.tokens import Tokens
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
 from services.settings import KafkaSettings
 
 console = Console(width=160)
+TOKENS = Tokens()
+"""The demo's actors sign in through the local Keycloak; each token is fetched when first needed."""
 
 PHONE_SECRET = "demo-phone-webhook-secret"  # noqa: S105 - the demo's own, given to the intake it starts
 SMTP_PORT = 8025
@@ -216,22 +219,48 @@ async def wait_for_offers(db: Any, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def at_the_desk(routing_url: str, db: Any) -> None:
-    console.rule("[bold]3. At the desk: an offer declined and re-offered, then an enrolment")
-    excel = await db["routing_decisions"].find_one({"rule_id": "named-online-course", "language": "nl"})
-    request_id = excel["_id"]
+# The desk's people who have an account in the local realm (deploy/keycloak/formation-realm.json):
+# the advisors' team, all of whom can sign in, so an offer declined there is re-offered to one who can.
+ADVISORS = ("adv-1", "adv-2", "adv-3", "adv-sup")
+
+
+async def refusals(routing_url: str) -> None:
+    console.rule("[bold]3. Signing in: the desk's actors get their tokens from Keycloak")
+    console.print(f"identity provider {TOKENS.issuer} (password grant of the local demo client {TOKENS.client_id})")
     async with httpx.AsyncClient(base_url=routing_url, timeout=10) as http:
-        first = (await http.get(f"/desk/requests/{request_id}")).json()["assignee_id"]
-        console.print(f"request {request_id[:8]} (Excel, in Dutch) is offered to [bold]{first}[/]")
-        declined = (await http.post(f"/desk/requests/{request_id}/decline", json={"worker_id": first})).json()
+        anonymous = await http.get("/desk/workers")
+        console.print(f"GET /desk/workers without a token -> [bold red]{anonymous.status_code}[/] {anonymous.json()['detail']}")
+        advisor = await http.get("/desk/workers", headers=TOKENS.headers("adv-1"))
+        console.print(f"GET /desk/workers as adv-1 (advisor) -> [bold red]{advisor.status_code}[/] {advisor.json()['detail']}")
+        supervisor = await http.get("/desk/workers", headers=TOKENS.headers("adv-sup"))
+        console.print(
+            f"GET /desk/workers as adv-sup (supervisor) -> [bold green]{supervisor.status_code}[/],"
+            f" {len(supervisor.json())} workers"
+        )
+
+
+async def at_the_desk(routing_url: str, db: Any) -> None:
+    console.rule("[bold]4. At the desk: an offer declined and re-offered, then an enrolment")
+    held = await db["routing_requests"].find_one({"reservation.worker_id": {"$in": list(ADVISORS)}}, sort=[("_id", 1)])
+    if held is None:
+        raise RuntimeError("no request of the scenario is offered to an advisor who can sign in")
+    request_id = held["_id"]
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10) as http:
+        view = (await http.get(f"/desk/requests/{request_id}", headers=TOKENS.headers("adv-sup"))).json()
+        first = view["assignee_id"]
+        console.print(f"request {request_id[:8]} is offered to [bold]{first}[/]")
+        # Each actor acts as themself: the worker is the token's subject, never a field of the body.
+        declined = (await http.post(f"/desk/requests/{request_id}/decline", headers=TOKENS.headers(first))).json()
         second = declined["offered_to"]
-        console.print(f"{first} declines -> re-offered to [bold]{second}[/] (least load, then longest idle)")
-        await http.post(f"/desk/requests/{request_id}/accept", json={"worker_id": second})
-        queue = (await http.get(f"/desk/workers/{second}/queue")).json()
+        console.print(f"{first} signs in and declines -> re-offered to [bold]{second}[/] (least load, then longest idle)")
+        as_second = TOKENS.headers(second)
+        await http.post(f"/desk/requests/{request_id}/accept", headers=as_second)
+        queue = (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json()
         console.print(f"{second} accepts; their queue: " + ", ".join(f"{i['request_id'][:8]} ({i['status']})" for i in queue))
         outcome = await http.post(
             f"/desk/requests/{request_id}/outcome",
-            json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL", "notes": "Inscrit au parcours Excel."},
+            json={"outcome": "enrolled", "course_code": "EXCEL", "notes": "Inscrit au parcours Excel."},
+            headers=as_second,
         )
         outcome.raise_for_status()
         published = ", ".join(t.rsplit(".", 2)[-2] + "." + t.rsplit(".", 1)[-1] for t in outcome.json()["published"])
@@ -239,8 +268,8 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
 
 
 async def time_passes(routing_url: str, db: Any) -> None:
-    console.rule("[bold]4. Time passes (simulated clock): a callback nobody made breaches its deadline")
-    async with httpx.AsyncClient(base_url=routing_url, timeout=10) as http:
+    console.rule("[bold]5. Time passes (simulated clock, moved by ops-1): a callback nobody made breaches its deadline")
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10, headers=TOKENS.headers("ops-1")) as http:
         for hours in (12, 12, 12, 12):
             now = (await http.post("/admin/clock/advance", params={"hours": hours})).json()["now"]
             await asyncio.sleep(1.0)
@@ -261,7 +290,7 @@ async def show_events(database: str) -> None:
 
     console.rule("[bold]7. The events on Kafka")
     table = Table()
-    for column in ("topic", "event", "request", "detail"):
+    for column in ("topic", "event", "request", "actor", "detail"):
         table.add_column(column)
     topics = [
         f"{database}.{t}" for t in ("training.routing.v1", "training.enrolments.v1", "certification.exams.v1", "notifications.v1")
@@ -298,6 +327,7 @@ async def show_events(database: str) -> None:
             record.topic.removeprefix(f"{database}."),
             type(event).__name__,
             str(getattr(event, "request_id", None) or "")[:8],
+            event.actor or "",  # who signed in and caused it; empty for what processes did
             detail,
         )
     console.print(table)
@@ -372,7 +402,8 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
     finally:
         await producer.stop()
-    async with httpx.AsyncClient(base_url=services["certification"].url, timeout=10) as http:
+    # Certification staff sign in as cert-1; checking the credential afterwards needs no account.
+    async with httpx.AsyncClient(base_url=services["certification"].url, timeout=10, headers=TOKENS.headers("cert-1")) as http:
         waitlist: list[dict[str, Any]] = []
         for _ in range(100):
             waitlist = (await http.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
@@ -403,7 +434,7 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         result = (
             await http.post("/sessions/ses-excel-1/results", json={"person_id": person_id, "passed": True, "score": 870})
         ).json()
-        credential = (await http.get(f"/credentials/{result['credential_id']}")).json()
+        credential = (await http.get(f"/credentials/{result['credential_id']}", headers={"Authorization": ""})).json()
         subject = credential["credentialSubject"]
         console.print(
             f"passed with 870 -> CertificateIssued; Open Badges 3.0 credential {credential['id']}\n"
@@ -482,6 +513,7 @@ async def play(database: str) -> None:
             await wait_for_outcomes(db, sent)
             await wait_for_offers(db)
             console.print(await outcome_table(db))
+            await refusals(services["routing"].url)
             await at_the_desk(services["routing"].url, db)
             await time_passes(services["routing"].url, db)
             await certification_journey(services, db, database)

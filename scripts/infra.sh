@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Run a genuine Apache Kafka broker (KRaft, one node) and a genuine mongod
-# (single-member replica set) on this machine, without Docker.
+# Run a genuine Apache Kafka broker (KRaft, one node), a genuine mongod
+# (single-member replica set) and a genuine identity provider (Keycloak, dev
+# mode, realm `formation` from deploy/keycloak/formation-realm.json) on this
+# machine, without Docker.
 #
 #   scripts/infra.sh up|down|status
 #   scripts/infra.sh stop-kafka|start-kafka|restart-kafka|stop-mongo|start-mongo
+#   scripts/infra.sh start-keycloak|stop-keycloak|restart-keycloak
 #
 # Everything (jars, data, logs, pid files) lives under <repo>/.local/, which is
 # git-ignored. `up` is idempotent: what already runs is left alone, so a warm
@@ -12,6 +15,12 @@
 # Environment:
 #   KAFKA_BOOTSTRAP_SERVERS  use that broker instead: nothing installed or started, only waited for
 #   MONGODB_URI              same for MongoDB
+#   OIDC_ISSUER              use that identity provider (its issuer URL): no Keycloak installed or started
+#   KEYCLOAK_PORT (8180), KEYCLOAK_MANAGEMENT_PORT (9180, health)
+#   KEYCLOAK_JAVA_HOME       the Java 21+ Keycloak runs with (default: the newest 21+ in JAVA_HOME, /usr/lib/jvm)
+#   KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD
+#                            the master realm's admin, set on the first start only (default admin /
+#                            local-only-admin: this Keycloak is for this machine only)
 #   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGO_PORT (27017)
 #                            where our own servers listen (the tests' default addresses follow them)
 #   KAFKA_VERSION            Maven version of org.apache.kafka:kafka_2.13 (default: 4.4.0, else 4.3.2;
@@ -58,6 +67,21 @@ MONGO_LOGS="$MONGO_HOME/logs"
 MONGO_PID="$MONGO_HOME/mongod.pid"
 MONGO_INITIATED="$MONGO_HOME/replset-initiated" # marker: replSetInitiate succeeded on this data dir
 MONGO_WAIT_TIMEOUT=60
+
+KEYCLOAK_VERSION="26.7.3"
+# SHA-512 of org.keycloak:keycloak-quarkus-dist:26.7.3:zip as Maven Central serves it.
+KEYCLOAK_SHA512="15c764765576eef267cf15cc5225a5826b5394a25a83d9bfa5b8544e4bbba690cb743c9d384200b93bb71ee4c4a328e1dd8c0a00f822fd3e6e154f14b1e47216"
+KEYCLOAK_JAVA_MIN=21 # Keycloak 26 needs Java 21 or newer
+KEYCLOAK_PORT="${KEYCLOAK_PORT:-8180}"
+KEYCLOAK_MANAGEMENT_PORT="${KEYCLOAK_MANAGEMENT_PORT:-9180}"
+KEYCLOAK_REALM="formation"
+KEYCLOAK_REALM_FILE="$ROOT/deploy/keycloak/formation-realm.json"
+KEYCLOAK_BASE="$LOCAL/keycloak"
+KEYCLOAK_HOME="$KEYCLOAK_BASE/keycloak-$KEYCLOAK_VERSION"
+KEYCLOAK_LOGS="$KEYCLOAK_BASE/logs"
+KEYCLOAK_PID="$KEYCLOAK_BASE/keycloak.pid"
+# A first start (Quarkus builds its dev-mode app, the realm is imported) took 70-95 s on a loaded 2-core machine.
+KEYCLOAK_WAIT_TIMEOUT=240
 
 # ---------------------------------------------------------------- helpers ---
 
@@ -407,6 +431,7 @@ kafka_start() {
   # setsid: own session, so a Ctrl-C in the shell (or pytest's process group)
   # does not reach the broker. The child writes its own pid before exec'ing
   # java, so the pid file is right whatever setsid does. fd 9 = our lock.
+  # shellcheck disable=SC2016 # $$ and "$@" are the child shell's, on purpose
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
     java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_LOGS" \
@@ -594,10 +619,239 @@ mongo_status() {
   fi
 }
 
+# --------------------------------------------------------------- keycloak ---
+
+# The local identity provider. OIDC_ISSUER set: the services use that provider
+# (the organisation's own Keycloak, Entra ID...) and nothing is installed or started.
+keycloak_external() { [[ -n ${OIDC_ISSUER:-} ]]; }
+
+# python3 for scripts/wait_http.py (standard library only): the venv's if there is one.
+keycloak_python() {
+  if [[ -x $VENV_PY ]]; then
+    echo "$VENV_PY"
+  elif command -v python3 >/dev/null; then
+    command -v python3
+  else
+    die "python3 is needed to wait for Keycloak"
+  fi
+}
+
+# The Java specification version (17, 21, 25...) of the JDK or JRE at $1, or nothing.
+java_major_at() {
+  [[ -x $1/bin/java ]] || return 0
+  "$1/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p' | cut -d. -f1
+}
+
+# Print the JAVA_HOME Keycloak runs with: KEYCLOAK_JAVA_HOME if set (it must be 21+), else the
+# newest Java 21+ among JAVA_HOME and /usr/lib/jvm/*. Kafka keeps the machine's default java.
+keycloak_java_home() {
+  local home major best="" best_major=0
+  if [[ -n ${KEYCLOAK_JAVA_HOME:-} ]]; then
+    major=$(java_major_at "$KEYCLOAK_JAVA_HOME")
+    if [[ ! $major =~ ^[0-9]+$ ]] || ((major < KEYCLOAK_JAVA_MIN)); then
+      die "KEYCLOAK_JAVA_HOME=$KEYCLOAK_JAVA_HOME is not a Java $KEYCLOAK_JAVA_MIN or newer (found: ${major:-no java})"
+    fi
+    echo "$KEYCLOAK_JAVA_HOME"
+    return 0
+  fi
+  for home in ${JAVA_HOME:+"$JAVA_HOME"} /usr/lib/jvm/*; do
+    # /usr/lib/jvm's symlinks (default-java, java-1.17.0-...) name JDKs listed anyway.
+    [[ -d $home && ($home == "${JAVA_HOME:-}" || ! -L $home) ]] || continue
+    major=$(java_major_at "$home")
+    [[ $major =~ ^[0-9]+$ ]] || continue
+    if ((major >= KEYCLOAK_JAVA_MIN && major > best_major)); then
+      best=$home
+      best_major=$major
+    fi
+  done
+  [[ -n $best ]] ||
+    die "Keycloak $KEYCLOAK_VERSION needs Java $KEYCLOAK_JAVA_MIN or newer, and none was found (JAVA_HOME, /usr/lib/jvm/*):" \
+      "install one (Temurin or OpenJDK 21 or 25) and set KEYCLOAK_JAVA_HOME to it, or set OIDC_ISSUER to use an existing provider"
+  echo "$best"
+}
+
+# Keycloak's distribution is a zip on Maven Central: fetched with Maven (like Kafka's jars),
+# checked against the pinned SHA-512, unpacked into .local/keycloak/keycloak-<version>.
+keycloak_install() {
+  [[ -f $KEYCLOAK_HOME/.complete ]] && return 0
+  command -v mvn >/dev/null || {
+    log "installing Maven from Debian"
+    apt_install maven
+  }
+  local zip="$KEYCLOAK_BASE/download/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" sum
+  mkdir -p "$KEYCLOAK_BASE/download"
+  if [[ ! -f $zip ]]; then
+    log "downloading Keycloak $KEYCLOAK_VERSION with Maven (first run only, about 170 MiB)"
+    # Pinned plugin: Maven 3.8 would otherwise pick the ancient default 2.8.
+    if ! mvn -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+      -Dartifact="org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip" \
+      -DoutputDirectory="$KEYCLOAK_BASE/download" >"$KEYCLOAK_BASE/download/mvn.log" 2>&1; then
+      grep -E "ERROR|BUILD" "$KEYCLOAK_BASE/download/mvn.log" | head -n 20 >&2 || true
+      die "Keycloak $KEYCLOAK_VERSION could not be resolved from Maven Central (see $KEYCLOAK_BASE/download/mvn.log)"
+    fi
+  fi
+  sum=$(sha512sum "$zip" | cut -d' ' -f1)
+  if [[ $sum != "$KEYCLOAK_SHA512" ]]; then
+    rm -f "$zip"
+    die "the Keycloak $KEYCLOAK_VERSION zip has SHA-512 $sum, not the pinned $KEYCLOAK_SHA512: deleted"
+  fi
+  log "unpacking Keycloak $KEYCLOAK_VERSION (SHA-512 verified)"
+  rm -rf "$KEYCLOAK_HOME" "$KEYCLOAK_BASE/unpack"
+  mkdir -p "$KEYCLOAK_BASE/unpack"
+  if command -v unzip >/dev/null; then
+    unzip -q "$zip" -d "$KEYCLOAK_BASE/unpack"
+  else
+    # The standard library's unzip keeps no file modes: the scripts are made executable below.
+    "$(keycloak_python)" -m zipfile -e "$zip" "$KEYCLOAK_BASE/unpack"
+  fi
+  mv "$KEYCLOAK_BASE/unpack/keycloak-$KEYCLOAK_VERSION" "$KEYCLOAK_HOME"
+  rm -rf "$KEYCLOAK_BASE/unpack"
+  chmod +x "$KEYCLOAK_HOME"/bin/*.sh
+  echo "$KEYCLOAK_VERSION" >"$KEYCLOAK_HOME/.complete"
+}
+
+# --import-realm reads data/import and skips a realm that exists already. So that the versioned
+# realm file stays the truth, a changed file resets the local dev storage (the realm and the
+# bootstrap admin only: nothing else is kept there) and the realm is imported anew.
+# The marker ($KEYCLOAK_BASE/realm.sha256) is written once Keycloak is ready with the realm.
+keycloak_realm_sum() {
+  [[ -f $KEYCLOAK_REALM_FILE ]] || die "realm file $KEYCLOAK_REALM_FILE is missing"
+  sha256sum "$KEYCLOAK_REALM_FILE" | cut -d' ' -f1
+}
+
+keycloak_realm_changed() { [[ $(cat "$KEYCLOAK_BASE/realm.sha256" 2>/dev/null) != "$(keycloak_realm_sum)" ]]; }
+
+keycloak_prepare_realm() {
+  if [[ -d $KEYCLOAK_HOME/data/h2 ]] && keycloak_realm_changed; then
+    log "${KEYCLOAK_REALM_FILE#"$ROOT"/} changed since it was imported: resetting Keycloak's local dev storage"
+    rm -rf "$KEYCLOAK_HOME/data/h2"
+  fi
+  mkdir -p "$KEYCLOAK_HOME/data/import"
+  cp "$KEYCLOAK_REALM_FILE" "$KEYCLOAK_HOME/data/import/"
+  KEYCLOAK_IMPORTED_SUM=$(keycloak_realm_sum)
+}
+
+# The pid file holds kc.sh's pid (it forwards SIGTERM to its JVM); this prints the JVM's.
+keycloak_jvm_pid() {
+  local child
+  child=$(pgrep -P "$1" java 2>/dev/null | head -n 1) || true
+  echo "${child:-$1}"
+}
+
+KEYCLOAK_NEEDS_WAIT=0
+KEYCLOAK_IMPORTED_SUM=""
+
+keycloak_start() {
+  local pid
+  keycloak_external && return 0
+  if pid=$(live_pid "$KEYCLOAK_PID" "$KEYCLOAK_HOME"); then
+    if port_open 127.0.0.1 "$KEYCLOAK_PORT" && port_open 127.0.0.1 "$KEYCLOAK_MANAGEMENT_PORT"; then
+      log "Keycloak already running (pid $pid, port $KEYCLOAK_PORT)"
+      ! keycloak_realm_changed ||
+        log "${KEYCLOAK_REALM_FILE#"$ROOT"/} changed since it was imported: \`scripts/infra.sh restart-keycloak\` imports it"
+    else
+      log "Keycloak starting (pid $pid): waiting for it"
+      KEYCLOAK_NEEDS_WAIT=1
+    fi
+    return 0
+  fi
+  local port
+  for port in "$KEYCLOAK_PORT" "$KEYCLOAK_MANAGEMENT_PORT"; do
+    ! port_open 127.0.0.1 "$port" ||
+      die "port $port is taken by a process that scripts/infra.sh did not start (set OIDC_ISSUER to use an existing provider)"
+  done
+  local java_home
+  java_home=$(keycloak_java_home)
+  keycloak_install
+  keycloak_prepare_realm
+  mkdir -p "$KEYCLOAK_LOGS"
+  rm -f "$KEYCLOAK_PID"
+  # Dev mode (start-dev): HTTP, the dev-file (H2) storage in .local/keycloak/keycloak-<version>/data,
+  # one node. --hostname pins the issuer to oidc_issuer()'s, whatever Host a client sends.
+  # Same setsid/pid-file pattern as Kafka; JAVA_HOME for Keycloak alone.
+  # shellcheck disable=SC2016 # $$ and "$@" are the child shell's, on purpose
+  setsid env JAVA_HOME="$java_home" \
+    KC_BOOTSTRAP_ADMIN_USERNAME="${KC_BOOTSTRAP_ADMIN_USERNAME:-admin}" \
+    KC_BOOTSTRAP_ADMIN_PASSWORD="${KC_BOOTSTRAP_ADMIN_PASSWORD:-local-only-admin}" \
+    bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KEYCLOAK_PID" \
+    "$KEYCLOAK_HOME/bin/kc.sh" start-dev \
+    --http-host=127.0.0.1 --http-port="$KEYCLOAK_PORT" \
+    --hostname="http://127.0.0.1:$KEYCLOAK_PORT" \
+    --health-enabled=true --http-management-port="$KEYCLOAK_MANAGEMENT_PORT" \
+    --import-realm \
+    </dev/null >>"$KEYCLOAK_LOGS/keycloak.log" 2>&1 9>&- &
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $KEYCLOAK_PID ]] && break
+    sleep 0.1
+  done
+  log "Keycloak $KEYCLOAK_VERSION started (pid $(cat "$KEYCLOAK_PID" 2>/dev/null), port $KEYCLOAK_PORT," \
+    "Java $(java_major_at "$java_home") from $java_home)"
+  KEYCLOAK_NEEDS_WAIT=1
+}
+
+# Block until Keycloak is ready (health on the management port), then serves the realm's
+# discovery document. With OIDC_ISSUER, only that provider's discovery document is waited for.
+keycloak_wait() {
+  local urls args=() issuer started=$SECONDS
+  if keycloak_external; then
+    issuer=${OIDC_ISSUER%/}
+    urls=("$issuer/.well-known/openid-configuration")
+  else
+    ((KEYCLOAK_NEEDS_WAIT)) || return 0
+    issuer="http://127.0.0.1:$KEYCLOAK_PORT/realms/$KEYCLOAK_REALM"
+    urls=("http://127.0.0.1:$KEYCLOAK_MANAGEMENT_PORT/health/ready" "$issuer/.well-known/openid-configuration")
+    args=(--pid "$(cat "$KEYCLOAK_PID" 2>/dev/null || echo 0)")
+  fi
+  log "waiting for the identity provider at $issuer (up to ${KEYCLOAK_WAIT_TIMEOUT}s)"
+  if ! "$(keycloak_python)" "$ROOT/scripts/wait_http.py" --timeout "$KEYCLOAK_WAIT_TIMEOUT" "${args[@]}" "${urls[@]}" >/dev/null; then
+    if ! keycloak_external; then
+      echo "[infra] ---- last lines of $KEYCLOAK_LOGS/keycloak.log ----" >&2
+      tail -n 40 "$KEYCLOAK_LOGS/keycloak.log" >&2 2>/dev/null || true
+    fi
+    die "the identity provider is not ready"
+  fi
+  log "identity provider ready at $issuer (after $((SECONDS - started))s)"
+  [[ -z $KEYCLOAK_IMPORTED_SUM ]] || echo "$KEYCLOAK_IMPORTED_SUM" >"$KEYCLOAK_BASE/realm.sha256"
+  KEYCLOAK_NEEDS_WAIT=0
+}
+
+keycloak_stop() {
+  local pid
+  if keycloak_external; then
+    log "the identity provider is external (OIDC_ISSUER): left alone"
+    return 0
+  fi
+  if pid=$(live_pid "$KEYCLOAK_PID" "$KEYCLOAK_HOME"); then
+    log "stopping Keycloak (pid $pid)"
+    stop_pid "$pid" "$KEYCLOAK_HOME" Keycloak
+    rm -f "$KEYCLOAK_PID"
+    log "Keycloak stopped"
+  else
+    log "Keycloak not running"
+  fi
+}
+
+keycloak_status() {
+  local pid rss
+  if keycloak_external; then
+    echo "[infra] keycloak: external (OIDC_ISSUER=$OIDC_ISSUER)"
+  elif pid=$(live_pid "$KEYCLOAK_PID" "$KEYCLOAK_HOME"); then
+    rss=$(ps -o rss= -p "$(keycloak_jvm_pid "$pid")" 2>/dev/null | tr -d ' ') || true
+    if port_open 127.0.0.1 "$KEYCLOAK_PORT" && port_open 127.0.0.1 "$KEYCLOAK_MANAGEMENT_PORT"; then
+      echo "[infra] keycloak: running (pid $pid, port $KEYCLOAK_PORT, management $KEYCLOAK_MANAGEMENT_PORT, Keycloak $KEYCLOAK_VERSION, RSS $((${rss:-0} / 1024)) MiB)"
+    else
+      echo "[infra] keycloak: starting (pid $pid, port $KEYCLOAK_PORT not answering yet)"
+    fi
+  else
+    echo "[infra] keycloak: stopped (port $KEYCLOAK_PORT)"
+  fi
+}
+
 # ------------------------------------------------------------------- main ---
 
 usage() {
-  echo "usage: $0 up|down|status|restart-kafka|stop-kafka|start-kafka|stop-mongo|start-mongo" >&2
+  echo "usage: $0 up|down|status|restart-kafka|stop-kafka|start-kafka|stop-mongo|start-mongo|start-keycloak|stop-keycloak|restart-keycloak" >&2
   exit 2
 }
 
@@ -613,16 +867,21 @@ main() {
     mongo_start
     kafka_wait
     mongo_wait
+    # Then the identity provider: its JVM would slow the other two's start on a small machine.
+    keycloak_start
+    keycloak_wait
     log "up: done in $((SECONDS - started))s"
     ;;
   down)
     take_lock
     kafka_stop
     mongo_stop
+    keycloak_stop
     ;;
   status)
     kafka_status
     mongo_status
+    keycloak_status
     ;;
   start-kafka)
     take_lock
@@ -653,6 +912,23 @@ main() {
     take_lock
     mongo_external && die "MONGODB_URI is set: this script does not manage that MongoDB"
     mongo_stop
+    ;;
+  start-keycloak)
+    take_lock
+    keycloak_start
+    keycloak_wait
+    ;;
+  stop-keycloak)
+    take_lock
+    keycloak_external && die "OIDC_ISSUER is set: this script does not manage that provider"
+    keycloak_stop
+    ;;
+  restart-keycloak)
+    take_lock
+    keycloak_external && die "OIDC_ISSUER is set: this script does not manage that provider"
+    keycloak_stop
+    keycloak_start
+    keycloak_wait
     ;;
   *) usage ;;
   esac

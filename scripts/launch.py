@@ -32,6 +32,13 @@ def mongodb_uri() -> str:
     return os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT') or 27017}/?replicaSet=rs0"
 
 
+def oidc_issuer() -> str:
+    """The identity provider to use: OIDC_ISSUER (production: the organisation's Keycloak or Entra ID), else the
+    Keycloak of scripts/infra.sh (127.0.0.1, KEYCLOAK_PORT or 8180, realm `formation`)."""
+    # Returned as given: an issuer may end in "/" (tokens' `iss` must equal it character for character).
+    return os.environ.get("OIDC_ISSUER") or f"http://127.0.0.1:{os.environ.get('KEYCLOAK_PORT') or 8180}/realms/formation"
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -103,6 +110,8 @@ def start_service(
         # The same servers as this process, wherever KAFKA_PORT / MONGO_PORT moved infra.sh's.
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
         "MONGODB_URI": mongodb_uri(),
+        # The same identity provider too, wherever KEYCLOAK_PORT moved it: the services verify its tokens.
+        "OIDC_ISSUER": oidc_issuer(),
         **(env or {}),
         f"{name.upper()}_HTTP_PORT": str(port),
         f"{name.upper()}_INSTANCE_ID": instance,

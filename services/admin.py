@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from services.app import Runtime, get_runtime
+from services.auth import requires
+from services.auth.roles import OPERATIONS, may
 from services.clock import SimulatedClock
 
 __all__ = ["admin_router", "get_simulated_clock"]
@@ -22,7 +24,7 @@ def get_simulated_clock(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Si
 
 Clock = Annotated[SimulatedClock, Depends(get_simulated_clock)]
 
-admin_router = APIRouter(prefix="/admin", tags=["admin"])
+admin_router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[requires(*may(OPERATIONS))])
 """Moves the simulated clock; a service includes it only when its clock is simulated (the demo)."""
 
 

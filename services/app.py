@@ -31,6 +31,9 @@ from pymongo import AsyncMongoClient
 from schemas import Event
 from schemas.topics import ALL_TOPICS, TopicSpec
 from services import kafka as kafka_defaults
+from services.auth import TokenVerifier, describe_identity_provider, public, requires
+from services.auth.roles import OPERATIONS, PUBLIC_LIVENESS, PUBLIC_READINESS, may
+from services.body_limit import BodySizeLimit
 from services.consumers import ErrorPolicy
 from services.idempotency import ProcessedEvents
 from services.lag import start_lag_exporter
@@ -140,6 +143,11 @@ def create_service_app(
 
     With `kafka_required=False` (intake) the service starts and reports ready while Kafka is
     unreachable, and connects in the background: its channels keep accepting into the outbox.
+
+    The lifespan builds a `TokenVerifier` from `settings.auth` (it reaches the identity provider on
+    the first protected request, not at start) for the `requires(...)` dependencies of
+    `services.auth`; every route declares its policy (`tests/unit/test_route_policies.py`). Request
+    bodies larger than `settings.max_body_bytes` are refused with 413 before a handler reads them.
     """
     configure_logging(
         service=settings.service_name,
@@ -162,6 +170,8 @@ def create_service_app(
             runtime.kafka_connected.set()
             log.info("kafka.connected")
 
+        verifier = TokenVerifier(settings.auth)
+        app.state.token_verifier = verifier
         await runtime.processed.ensure_indexes()
         if kafka_required:
             await connect_kafka(timeout_s=120.0)
@@ -181,26 +191,36 @@ def create_service_app(
                 await hook(runtime)
             await runtime.broker.stop()
             await runtime.mongo.close()
+            await verifier.aclose()
             log.info("service.stopped")
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    describe_identity_provider(app, settings.auth)
 
-    @app.get("/health/live", tags=["operations"], summary="The process is up")
+    @app.get("/health/live", tags=["operations"], summary="The process is up", dependencies=[public(PUBLIC_LIVENESS)])
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
     async def kafka_ping() -> bool:
         return runtime.kafka_connected.is_set() and await runtime.broker.ping(timeout=2.0)
 
-    @app.get("/health/ready", tags=["operations"], summary="Kafka and MongoDB answer")
+    @app.get("/health/ready", tags=["operations"], summary="Kafka and MongoDB answer", dependencies=[public(PUBLIC_READINESS)])
     async def ready() -> JSONResponse:
         kafka_ok, mongo_ok = await asyncio.gather(kafka_ping(), ping(runtime.mongo))
         body = {"kafka": "up" if kafka_ok else "down", "mongodb": "up" if mongo_ok else "down"}
         ok = mongo_ok and (kafka_ok or not kafka_required)
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    # Prometheus scrapes with a token of a client holding `ops` (its `oauth2:` client-credentials setting).
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        include_in_schema=False,
+        dependencies=[requires(*may(OPERATIONS))],
+    )
     async def metrics() -> Response:
         return Response(generate_latest(runtime.metrics), media_type=CONTENT_TYPE_LATEST)
 

@@ -1,8 +1,8 @@
-"""Configuration shared by every service: where Kafka and MongoDB are, how to log, where to listen.
+"""Configuration shared by every service: where Kafka, MongoDB and the identity provider are, how to log, where to listen.
 
 Each service subclasses `ServiceSettings` once, with its own environment prefix
 (`ROUTING_`, `INTAKE_`, ...). Infrastructure settings are read from unprefixed
-variables (`KAFKA_BOOTSTRAP_SERVERS`, `MONGODB_URI`, ...) because every service
+variables (`KAFKA_BOOTSTRAP_SERVERS`, `MONGODB_URI`, `OIDC_ISSUER`, ...) because every service
 of one deployment talks to the same cluster; secrets come from the environment only.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,49 @@ class MongoSettings(BaseSettings):
     server_selection_timeout_ms: int = 10_000
 
 
+# Asymmetric signatures only: an HMAC algorithm would let anyone holding the (public) key sign, and
+# `none` signs nothing. The allow-list below is what `AuthSettings.algorithms` may choose from.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
+)
+
+
+class AuthSettings(BaseSettings):
+    """Which identity provider issues the access tokens the services accept, and how strictly.
+
+    Unprefixed per service (`OIDC_ISSUER`, `OIDC_AUDIENCE`, ...): every service of one deployment
+    trusts the same realm."""
+
+    model_config = SettingsConfigDict(env_prefix="OIDC_", extra="ignore")
+
+    issuer: str = Field(
+        "http://127.0.0.1:8180/realms/formation",
+        description="The `iss` of accepted tokens; its discovery document is `<issuer>/.well-known/openid-configuration`.",
+    )
+    audience: str = Field("formation-events", description="A value the token's `aud` must contain.")
+    algorithms: tuple[str, ...] = Field(
+        ("RS256", "ES256"), min_length=1, description="Signature algorithms accepted; asymmetric ones only."
+    )
+    leeway_s: int = Field(30, ge=0, le=300, description="Clock skew tolerated on `exp`, `nbf` and `iat`.")
+    jwks_cache_ttl_s: float = Field(900.0, gt=0, description="How long the provider's keys are used before refetching.")
+    jwks_min_refetch_interval_s: float = Field(
+        10.0, ge=0, description="At most one fetch of the keys per interval, however many unknown `kid`s arrive."
+    )
+    http_timeout_s: float = Field(5.0, gt=0, description="Timeout of each call to the provider (discovery, keys).")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+        refused = [name for name in algorithms if name not in ASYMMETRIC_ALGORITHMS]
+        if refused:
+            raise ValueError(f"not an asymmetric signature algorithm: {', '.join(refused)} (never `none` or HS*)")
+        return algorithms
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses set `env_prefix` and add their own fields."""
 
@@ -62,7 +105,11 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, JSON otherwise.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     graceful_timeout_s: float = Field(15.0, description="How long shutdown waits for in-flight messages.")
+    max_body_bytes: int = Field(
+        256 * 1024, gt=0, description="Largest HTTP request body any route accepts (413 beyond); channels may set less."
+    )
     retry_delays: tuple[timedelta, ...] = Field(
         (timedelta(seconds=1), timedelta(seconds=10), timedelta(seconds=60)),
         min_length=1,

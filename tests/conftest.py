@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from scripts.launch import kafka_bootstrap, mongodb_uri
+from scripts.tokens import Tokens
 from services.settings import KafkaSettings, MongoSettings
 
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI if set, else the servers of scripts/infra.sh, whose ports
@@ -32,6 +33,12 @@ def run(tmp_path: Any) -> Any:
     started = Run(tmp_path, ROUTING_DISPATCH_INTERVAL="PT0.2S", ROUTING_TIMER_POLL_INTERVAL="PT0.2S")
     yield started
     started.close()
+
+
+@pytest.fixture(scope="session")
+def tokens() -> Tokens:
+    """Access tokens of the local realm's demo users, from the real Keycloak (scripts.tokens.Tokens)."""
+    return Tokens()
 
 
 @pytest.fixture

@@ -28,9 +28,12 @@ def roster(path: Path, *, per_team: int, capacity: int) -> Path:
         "digital_divide": ["digital_divide"],
         "cite_des_metiers": ["orientation"],
     }
+    # The tests act at the desk as whoever a request is offered to, signed in at the local realm: the
+    # first workers of the two desk teams are realm users (tests/realm.py), the others made-up names.
+    signable = {"espaces_numeriques": ["en-1", "adv-1"], "advisors": ["adv-2", "adv-3"]}
     workers = [
         {
-            "worker_id": f"{team[:3]}-{i}",
+            "worker_id": signable[team][i] if i < len(signable.get(team, [])) else f"{team[:3]}-{i}",
             "display_name": f"{team} {i}",
             "team": team,
             "languages": ["fr", "nl", "en"],

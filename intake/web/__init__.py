@@ -31,6 +31,8 @@ from intake.web.submission import (
     TrainingRequestSubmission,
     ValidationProblem,
 )
+from services.auth import public
+from services.auth.roles import PUBLIC_INTAKE
 
 __all__ = [
     "API_SOURCE",
@@ -48,6 +50,6 @@ __all__ = [
     "web_router",
 ]
 
-web_router = APIRouter()
+web_router = APIRouter(dependencies=[public(PUBLIC_INTAKE)])
 web_router.include_router(api.router)
 web_router.include_router(form.router)

@@ -29,6 +29,7 @@ from schemas import (
 )
 from schemas.topics import ALL_TOPICS
 from scripts.demo import Inbox
+from scripts.tokens import Tokens
 from tests.conftest import KAFKA_BOOTSTRAP
 from tests.factories import make_request
 from tests.processes import Run, produce, roster, wait_for
@@ -61,7 +62,9 @@ def first(events: list[Event], cls: type[Any]) -> Any:
     return next((e for e in events if isinstance(e, cls)), None)
 
 
-async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(run: Run, mongo_client: Any) -> None:
+async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(
+    run: Run, mongo_client: Any, tokens: Tokens
+) -> None:
     inbox = Inbox()
     smtp_port, sms_port = inbox.start()
     try:
@@ -80,10 +83,11 @@ async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(r
         call = make_request(channel=Channel.PHONE, qualification_level=QualificationLevel.NONE, received_at=datetime.now(UTC))
         await produce(run.topic("training.requests.v1"), [call])
 
+        supervisor = tokens.headers("adv-sup")
         async with httpx.AsyncClient(base_url=routing.url, timeout=10) as desk:
 
             async def offered_to() -> str | None:
-                view = await desk.get(f"/desk/requests/{call.request_id}")
+                view = await desk.get(f"/desk/requests/{call.request_id}", headers=supervisor)
                 return view.json()["assignee_id"] if view.status_code == 200 and view.json()["status"] == "reserved" else None
 
             async def is_offered() -> bool:
@@ -91,14 +95,17 @@ async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(r
 
             await wait_for(is_offered)
             worker = await offered_to()
-            assert (await desk.post(f"/desk/requests/{call.request_id}/accept", json={"worker_id": worker})).status_code == 200
+            assert worker is not None
+            as_worker = tokens.headers(worker)  # the worker is whoever signs in, never a body field
+            assert (await desk.post(f"/desk/requests/{call.request_id}/accept", headers=as_worker)).status_code == 200
             outcome = await desk.post(
                 f"/desk/requests/{call.request_id}/outcome",
-                json={"worker_id": worker, "outcome": "exam_wanted", "certification_code": "MOS-EXCEL"},
+                json={"outcome": "exam_wanted", "certification_code": "MOS-EXCEL"},
+                headers=as_worker,
             )
             assert outcome.status_code == 200, outcome.text
 
-        async with httpx.AsyncClient(base_url=certification.url, timeout=10) as staff:
+        async with httpx.AsyncClient(base_url=certification.url, timeout=10, headers=tokens.headers("cert-1")) as staff:
 
             async def waiting() -> bool:
                 waitlist = (await staff.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()

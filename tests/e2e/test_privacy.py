@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from schemas import PersonDataErased, TrainingRequestReceived, decode
 from scripts.launch import REPO, ServiceProcess, start_service
+from scripts.tokens import Tokens
 from services.privacy import PersonalData, PersonKeys
 from tests.conftest import KAFKA_BOOTSTRAP, drop_database
 
@@ -66,7 +67,7 @@ async def wait_for(predicate: Any, timeout: float = 60) -> None:
 
 
 async def test_erasure_leaves_no_personal_data_in_a_full_replay(
-    services: dict[str, Any], mongo_client: AsyncMongoClient[dict[str, Any]]
+    services: dict[str, Any], mongo_client: AsyncMongoClient[dict[str, Any]], tokens: Tokens
 ) -> None:
     db = mongo_client[services["database"]]
     async with httpx.AsyncClient(base_url=services["intake"].url, timeout=10) as http:
@@ -95,8 +96,13 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(
             secret.encode() in value for _, value in before for secret in (PHONE_E164, EMAIL, NAME, "55 44 33")
         )
 
-        erased = await http.post("/api/v1/privacy/erasures", json={"phone": "+32 470 55 44 33", "requested_by": "dpo-test"})
-        assert erased.status_code == 202 and erased.json()["person_id"] == person_id
+        erasure = {"phone": "+32 470 55 44 33"}
+        asked = await http.post("/api/v1/privacy/erasures", json=erasure, headers=tokens.headers("dpo-1"))
+        assert asked.status_code == 202 and asked.json()["status"] == "awaiting_approval"
+        approval = f"/api/v1/privacy/erasures/{asked.json()['erasure_id']}/approval"
+        assert (await http.post(approval, headers=tokens.headers("dpo-1"))).status_code == 403  # not by who asked
+        erased = await http.post(approval, headers=tokens.headers("dpo-2"))
+        assert (erased.status_code, erased.json()) == (202, {"status": "accepted"})  # the same for an unknown person
 
         async def blanked() -> bool:
             return await db["routing_cases"].count_documents({"person_id": person_id, "erased": True}) == 1
@@ -115,7 +121,8 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(
     theirs = [await keys.unseal(e) for e in events if getattr(e, "person_id", None) == person_id]
     requests = [e for e in theirs if isinstance(e, TrainingRequestReceived)]
     assert requests and all(e.contact.phone is None and e.contact.email is None and e.need == "" for e in requests)
-    assert any(isinstance(e, PersonDataErased) for e in theirs)
+    erasures = [e for e in theirs if isinstance(e, PersonDataErased)]
+    assert [(e.requested_by, e.actor) for e in erasures] == [("dpo-1", "dpo-2")], "asked by one DPO, approved by another"
     text = "\n".join(repr(e) for e in theirs)
     assert PHONE_E164 not in text and EMAIL not in text and NAME not in text
     print(f"replayed records={len(replay)} of the person={len(theirs)} personal data found=0")

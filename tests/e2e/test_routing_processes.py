@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from schemas import Channel, EnrolmentConfirmed, Event, QualificationLevel, TrainingRequestRouted
+from scripts.tokens import Tokens
 from tests.factories import live_request
 from tests.processes import Run, policy, produce, read_events, roster, wait_for
 
@@ -143,7 +144,7 @@ def test_the_reservation_invariant_tells_a_reoffer_from_a_double_reservation() -
     assert reservation_violations([offer, {"event": "accepted", "worker_id": "b"}]) == (["accepted by b while reserved to a"], 0)
 
 
-async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_client: Any) -> None:
+async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_client: Any, tokens: Tokens) -> None:
     env = {
         "ROUTING_CLOCK": "simulated",
         "ROUTING_RULES_PATH": str(policy(run.tmp / "policy.yaml", sla={"mode": "calendar"})),
@@ -160,7 +161,7 @@ async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_c
     await wait_for(timers_stored)
     routing.kill()  # SIGKILL: nothing in memory survives
     routing = run.start("routing", 18412, **env)
-    async with httpx.AsyncClient(base_url=routing.url) as http:
+    async with httpx.AsyncClient(base_url=routing.url, headers=tokens.headers("ops-1")) as http:
         assert (await http.post("/admin/clock/advance", params={"hours": 45})).status_code == 200
         await asyncio.sleep(1.5)
         assert (await http.post("/admin/clock/advance", params={"hours": 4})).status_code == 200
@@ -179,7 +180,7 @@ async def test_callback_timers_survive_a_restart_and_fire_once(run: Run, mongo_c
     assert case["sla"] == "breached"
 
 
-async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_client: Any) -> None:
+async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_client: Any, tokens: Tokens) -> None:
     run.env["ROUTING_WORKERS_PATH"] = str(roster(run.tmp / "roster.yaml", per_team=2, capacity=2))
     routing = run.start("routing", 18421)
     request = live_request(channel=Channel.EMAIL, requested_course="EXCEL")
@@ -188,7 +189,7 @@ async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_cli
     async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:
 
         async def offered_to() -> str | None:
-            view = await http.get(f"/desk/requests/{request.request_id}")
+            view = await http.get(f"/desk/requests/{request.request_id}", headers=tokens.headers("adv-sup"))
             return view.json()["assignee_id"] if view.status_code == 200 and view.json()["status"] == "reserved" else None
 
         async def is_offered() -> bool:
@@ -196,32 +197,37 @@ async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_cli
 
         await wait_for(is_offered)
         first = await offered_to()
-        queue = (await http.get(f"/desk/workers/{first}/queue")).json()
+        assert first is not None
+        queue = (await http.get(f"/desk/workers/{first}/queue", headers=tokens.headers(first))).json()
         assert [item["request_id"] for item in queue] == [request.request_id] and queue[0]["status"] == "offered"
 
-        declined = await http.post(f"/desk/requests/{request.request_id}/decline", json={"worker_id": first})
+        declined = await http.post(f"/desk/requests/{request.request_id}/decline", headers=tokens.headers(first))
         assert declined.status_code == 200
         second = declined.json()["offered_to"]
         assert second and second != first
 
-        assert (await http.post(f"/desk/requests/{request.request_id}/accept", json={"worker_id": first})).status_code == 409
-        assert (await http.post(f"/desk/requests/{request.request_id}/accept", json={"worker_id": second})).status_code == 200
+        as_second = tokens.headers(second)
+        assert (await http.post(f"/desk/requests/{request.request_id}/accept", headers=tokens.headers(first))).status_code == 409
+        assert (await http.post(f"/desk/requests/{request.request_id}/accept", headers=as_second)).status_code == 200
         full = await http.post(
             f"/desk/requests/{request.request_id}/outcome",
-            json={"worker_id": second, "outcome": "enrolled", "course_code": "NOPE"},
+            json={"outcome": "enrolled", "course_code": "NOPE"},
+            headers=as_second,
         )
         assert full.status_code == 409 and "not in the catalogue" in full.json()["detail"]
         enrolled = await http.post(
             f"/desk/requests/{request.request_id}/outcome",
-            json={"worker_id": second, "outcome": "enrolled", "course_code": "EXCEL"},
+            json={"outcome": "enrolled", "course_code": "EXCEL"},
+            headers=as_second,
         )
         assert enrolled.status_code == 200, enrolled.text
-        assert (await http.get(f"/desk/workers/{second}/queue")).json() == []
-        page = await http.get(f"/desk/ui/{second}")
+        assert (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json() == []
+        page = await http.get(f"/desk/ui/{second}", headers=as_second)
         assert page.status_code == 200 and "File d'appels" in page.text
 
     enrolments = await read_events(run.topic("training.enrolments.v1"), until=lambda e: len(e) >= 1)
-    assert [(type(e), e.course_code) for e in enrolments if isinstance(e, EnrolmentConfirmed)] == [(EnrolmentConfirmed, "EXCEL")]
+    confirmed = [(type(e), e.course_code, e.actor) for e in enrolments if isinstance(e, EnrolmentConfirmed)]
+    assert confirmed == [(EnrolmentConfirmed, "EXCEL", second)], "the event names who acted: the signed-in worker"
     assert len(enrolments) == 1
     decision = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
     assert decision["outcome"] == "enrolled"

@@ -14,6 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from scripts.launch import ServiceProcess, running_services
+from scripts.tokens import Tokens
 from tests.conftest import drop_database
 
 pytestmark = pytest.mark.e2e
@@ -72,14 +73,16 @@ async def test_a_posted_request_is_routed_once_and_notified(
     assert outbox_entry is not None and outbox_entry["sent_at"] is not None
 
 
-async def test_every_service_reports_ready_and_exposes_metrics(services: tuple[dict[str, ServiceProcess], str]) -> None:
+async def test_every_service_reports_ready_and_exposes_metrics(
+    services: tuple[dict[str, ServiceProcess], str], tokens: Tokens
+) -> None:
     started, _ = services
     async with httpx.AsyncClient() as http:
         for process in started.values():
             ready = await http.get(f"{process.url}/health/ready")
             assert ready.status_code == 200
             assert ready.json() == {"kafka": "up", "mongodb": "up"}
-            metrics = await http.get(f"{process.url}/metrics")
+            metrics = await http.get(f"{process.url}/metrics", headers=tokens.headers("ops-1"))
             assert metrics.status_code == 200
-        routing_metrics = (await http.get(f"{started['routing'].url}/metrics")).text
+        routing_metrics = (await http.get(f"{started['routing'].url}/metrics", headers=tokens.headers("ops-1"))).text
     assert "faststream_received_messages_total" in routing_metrics

@@ -37,6 +37,7 @@ from services.clock import FixedClock
 from services.kafka import delete_topics_with_prefix, use_topic_prefix, wire
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_BOOTSTRAP
+from tests.identity_provider import SignIn
 
 pytestmark = pytest.mark.integration
 
@@ -71,11 +72,13 @@ async def running(
         instance_id=f"certification-{unique}",
     )
     clock = FixedClock(NOW)
-    app = create_app(settings, clock=clock)
+    sign_in = SignIn()
+    app = sign_in.install(create_app(settings, clock=clock))
+    staff = sign_in.as_user("cert-1")
     try:
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=30) as http,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=30, headers=staff) as http,
         ):
             yield Running(app, http, clock, prefix, mongo_db)
     finally:

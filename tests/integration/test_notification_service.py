@@ -63,6 +63,7 @@ from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI, drop_database
 from tests.factories import make_request
+from tests.identity_provider import SignIn
 from tests.integration.test_notification_adapters import SMS_TOKEN, Answer, SmsProvider, SmtpSink, provider, sink
 
 pytestmark = pytest.mark.integration
@@ -157,7 +158,11 @@ class Running:
             await kafka_defaults.publish(self.runtime.broker, event)
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://notification")
+        # Support staff: a supervisor (preferences and deliveries), signed in at the in-memory provider.
+        sign_in = SignIn()
+        sign_in.install(self.app)
+        transport = httpx.ASGITransport(app=self.app)
+        return httpx.AsyncClient(transport=transport, base_url="http://notification", headers=sign_in.as_user("adv-sup"))
 
     async def delivery(self, event: Event, channel: str) -> dict[str, Any] | None:
         found: dict[str, Any] | None = await self.db["deliveries"].find_one({"_id": f"{event.id}:{channel}"})

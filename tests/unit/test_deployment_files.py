@@ -100,7 +100,32 @@ def local_kafka_version() -> str:
 
 def test_compose_file_uses_the_compose_spec_without_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
-    assert set(compose["services"]) == {*INFRA, *SERVICES}
+    # Keycloak, the local identity provider, is no dependency of the services (yet): not in INFRA.
+    assert set(compose["services"]) == {*INFRA, "keycloak", *SERVICES}
+
+
+def local_keycloak_version() -> str:
+    """The Keycloak version scripts/infra.sh installs for the Docker-free setup."""
+    match = re.search(r'^KEYCLOAK_VERSION="(\d+\.\d+\.\d+)"', INFRA_SH.read_text(), re.MULTILINE)
+    assert match, f'no KEYCLOAK_VERSION="x.y.z" in {INFRA_SH.relative_to(REPO)}'
+    return match.group(1)
+
+
+def test_keycloak_is_the_local_one_with_the_versioned_realm(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    keycloak = services["keycloak"]
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{local_keycloak_version()}"
+    command = keycloak["command"]
+    assert command[0] == "start-dev"
+    assert "--import-realm" in command and "--health-enabled=true" in command
+    mounts = [str(v).split(":") for v in keycloak["volumes"]]
+    assert ["./deploy/keycloak/formation-realm.json", "/opt/keycloak/data/import/formation-realm.json", "ro"] in mounts
+    assert (REPO / "deploy" / "keycloak" / "formation-realm.json").is_file()
+    data = [source for source, target, *_ in mounts if target == "/opt/keycloak/data/h2"]
+    assert data and data[0] in compose["volumes"], "the dev storage should live in a named volume"
+    # The same address as scripts/infra.sh's Keycloak, on the host's loopback only.
+    assert host_ports(keycloak) == ["8180"]
+    assert "/health/ready" in " ".join(keycloak["healthcheck"]["test"])
+    assert env_of(keycloak)["KC_HOSTNAME"] == "http://localhost:8180"
 
 
 def test_kafka_is_apache_kafka_in_kraft_mode_without_zookeeper(services: dict[str, dict[str, Any]]) -> None:

@@ -1,0 +1,72 @@
+"""The desk's routers with a fake desk, signed in at the in-memory provider: a worker acts as themself
+(the token's subject, never a body field), sees only their own queue and requests, and a supervisor
+sees anyone's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from routing.api import desk_router, get_desk
+from routing.desk import DeskError
+from tests.identity_provider import SignIn
+
+pytestmark = pytest.mark.unit
+
+SIGN_IN = SignIn()
+
+
+class FakeDesk:
+    """Knows one request, r-1, offered to adv-1; records who accepted what."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[str, str]] = []
+
+    async def request(self, request_id: str) -> dict[str, Any]:
+        if request_id != "r-1":
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        return {"status": "reserved", "assignee_id": "adv-1", "history": [{"event": "reserved", "worker_id": "adv-1"}]}
+
+    async def queue(self, worker_id: str) -> list[Any]:
+        return []
+
+    async def accept(self, request_id: str, worker_id: str) -> dict[str, str]:
+        self.accepted.append((request_id, worker_id))
+        return {"request_id": request_id, "status": "assigned"}
+
+
+@pytest.fixture
+async def desk() -> FakeDesk:
+    return FakeDesk()
+
+
+async def call(desk: FakeDesk, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    app = SIGN_IN.install(FastAPI())
+    app.include_router(desk_router)
+    app.dependency_overrides[get_desk] = lambda: desk
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing.test") as http:
+        return await http.request(method, path, headers=SIGN_IN.as_user(user), **kwargs)
+
+
+@pytest.mark.parametrize(("user", "status"), [("adv-1", 200), ("adv-sup", 200), ("adv-2", 404), ("en-1", 404)])
+async def test_a_worker_sees_only_the_requests_offered_to_them(desk: FakeDesk, user: str, status: int) -> None:
+    assert (await call(desk, user, "GET", "/desk/requests/r-1")).status_code == status
+
+
+@pytest.mark.parametrize(("user", "status"), [("adv-1", 200), ("adv-sup", 200), ("adv-2", 403), ("en-1", 403)])
+async def test_a_worker_sees_only_their_own_queue(desk: FakeDesk, user: str, status: int) -> None:
+    assert (await call(desk, user, "GET", "/desk/workers/adv-1/queue")).status_code == status
+
+
+async def test_the_worker_accepting_is_the_token_subject_whatever_the_body_says(desk: FakeDesk) -> None:
+    accepted = await call(desk, "adv-2", "POST", "/desk/requests/r-1/accept", json={"worker_id": "adv-1"})
+    assert accepted.status_code == 200
+    assert desk.accepted == [("r-1", "adv-2")]
+
+
+async def test_an_outcome_naming_a_worker_in_its_body_is_refused(desk: FakeDesk) -> None:
+    body = {"worker_id": "adv-1", "outcome": "advice_given"}
+    assert (await call(desk, "adv-1", "POST", "/desk/requests/r-1/outcome", json=body)).status_code == 422

@@ -1,0 +1,167 @@
+"""Every route of every service declares who may call it, and what it declares is the role table's.
+
+The apps are built by each service's own `create_app` (with the simulated clocks, so the clock admin
+is in the table), and their route tables are read back: a route added without a policy fails here,
+so none is ever born open, and a route whose roles drift from `services.auth.roles` fails too."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+
+from services.auth import Public, RolesRequired, declared_policies, undeclared_routes
+from services.auth import roles as table
+from services.auth.roles import (
+    ACTIONS,
+    CERTIFICATION_ADMIN,
+    DESK_OWN_WORK,
+    DESK_READ,
+    DESK_TEAM,
+    DESK_WORKER,
+    NOTIFICATION_PREFERENCES,
+    NOTIFICATION_SUPPORT,
+    OPERATIONS,
+    PRIVACY_ERASURE,
+    PUBLIC_INTAKE,
+    PUBLIC_LIVENESS,
+    PUBLIC_PHONE_WEBHOOK,
+    PUBLIC_READINESS,
+    PUBLIC_VERIFICATION,
+    ROLES,
+)
+from tests.realm import ROLES as REALM_ROLES
+from tests.service_apps import every_app
+
+pytestmark = pytest.mark.unit
+
+EVERY_SERVICE = {
+    "GET /health/live": PUBLIC_LIVENESS,
+    "GET /health/ready": PUBLIC_READINESS,
+    "GET /metrics": OPERATIONS,
+}
+CLOCK = {"POST /admin/clock/advance": OPERATIONS, "GET /admin/clock": OPERATIONS}
+
+# Each route and the action of the role table it is (or the reason it is public): the whole surface.
+EXPECTED: dict[str, dict[str, str]] = {
+    "intake": {
+        **EVERY_SERVICE,
+        "POST /api/v1/privacy/erasures": PRIVACY_ERASURE,
+        "POST /api/v1/privacy/erasures/{erasure_id}/approval": PRIVACY_ERASURE,
+        "POST /api/v1/requests": PUBLIC_INTAKE,
+        "GET,HEAD /": PUBLIC_INTAKE,
+        "GET,HEAD /{lang}/": PUBLIC_INTAKE,
+        "POST /{lang}/": PUBLIC_INTAKE,
+        "POST /webhooks/phone": PUBLIC_PHONE_WEBHOOK,
+        "POST /webhooks/phone/twilio": PUBLIC_PHONE_WEBHOOK,
+    },
+    "routing": {
+        **EVERY_SERVICE,
+        **CLOCK,
+        "GET /desk/workers": DESK_TEAM,
+        "PUT /desk/workers/{worker_id}/availability": DESK_WORKER,
+        "GET /desk/workers/{worker_id}/queue": DESK_WORKER,
+        "GET /desk/ui/{worker_id}": DESK_WORKER,
+        "POST /desk/requests/{request_id}/accept": DESK_OWN_WORK,
+        "POST /desk/requests/{request_id}/decline": DESK_OWN_WORK,
+        "POST /desk/requests/{request_id}/outcome": DESK_OWN_WORK,
+        "GET /desk/requests/{request_id}": DESK_READ,
+        "GET /desk/courses": DESK_READ,
+        "GET /desk/programmes/digital-divide": DESK_TEAM,
+        "POST /desk/programmes/digital-divide/suspend": DESK_TEAM,
+        "POST /desk/programmes/digital-divide/resume": DESK_TEAM,
+    },
+    "notification": {
+        **EVERY_SERVICE,
+        "POST /people/{person_id}/opt-out": NOTIFICATION_PREFERENCES,
+        "POST /people/{person_id}/opt-in": NOTIFICATION_PREFERENCES,
+        "GET /people/{person_id}": NOTIFICATION_SUPPORT,
+        "GET /deliveries": NOTIFICATION_SUPPORT,
+    },
+    "certification": {
+        **EVERY_SERVICE,
+        **CLOCK,
+        **dict.fromkeys(
+            [
+                "GET /certifications",
+                "GET /centres",
+                "PUT /centres/{centre_id}",
+                "POST /sessions",
+                "GET /sessions",
+                "GET /sessions/{session_id}",
+                "POST /sessions/{session_id}/results",
+                "GET /waitlist",
+                "GET /candidates",
+                "GET /candidates/{candidate_id}",
+                "PUT /candidates/{candidate_id}/priority",
+                "GET /offers/{offer_id}",
+                "POST /offers/{offer_id}/accept",
+                "POST /offers/{offer_id}/decline",
+                "POST /credentials/{credential_id}/revoke",
+            ],
+            CERTIFICATION_ADMIN,
+        ),
+        **dict.fromkeys(
+            [
+                "GET /credentials/{credential_id}",
+                "GET /credentials/{credential_id}/status",
+                "GET /revocations",
+                "GET /achievements/{code}",
+                "GET /issuer",
+            ],
+            PUBLIC_VERIFICATION,
+        ),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def apps() -> dict[str, FastAPI]:
+    return every_app()
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED))
+def test_no_route_of_any_service_is_undeclared(apps: dict[str, FastAPI], service: str) -> None:
+    assert undeclared_routes(apps[service]) == []
+
+
+@pytest.mark.parametrize("service", sorted(EXPECTED))
+def test_each_route_declares_what_the_role_table_says(apps: dict[str, FastAPI], service: str) -> None:
+    declared = declared_policies(apps[service])
+    assert sorted(declared) == sorted(EXPECTED[service]), "a route was added or removed: give it its line above"
+    for route, policy in declared.items():
+        expected = EXPECTED[service][route]
+        if expected in ACTIONS:
+            assert policy == RolesRequired(ACTIONS[expected]), route
+        else:
+            assert policy == Public(expected), route
+
+
+def test_the_role_table_names_exactly_the_realms_roles() -> None:
+    assert set(ROLES) == REALM_ROLES
+    granted = set().union(*ACTIONS.values())
+    assert granted == REALM_ROLES, "every role may do something, and only realm roles are granted"
+    assert table.ACTS_FOR_OTHERS <= REALM_ROLES
+
+
+def test_only_the_issues_public_surface_is_open(apps: dict[str, FastAPI]) -> None:
+    open_routes = {
+        f"{service} {route}"
+        for service, app in apps.items()
+        for route, policy in declared_policies(app).items()
+        if isinstance(policy, Public)
+    }
+    assert {route.split(" ", 1)[1] for route in open_routes} == {
+        "GET /health/live",
+        "GET /health/ready",
+        "POST /api/v1/requests",
+        "GET,HEAD /",
+        "GET,HEAD /{lang}/",
+        "POST /{lang}/",
+        "POST /webhooks/phone",
+        "POST /webhooks/phone/twilio",
+        "GET /credentials/{credential_id}",
+        "GET /credentials/{credential_id}/status",
+        "GET /revocations",
+        "GET /achievements/{code}",
+        "GET /issuer",
+    }
