@@ -17,6 +17,7 @@
 #   MONGODB_URI              same for MongoDB
 #   OIDC_ISSUER              use that identity provider (its issuer URL): no Keycloak installed or started
 #   KEYCLOAK_PORT (8180), KEYCLOAK_MANAGEMENT_PORT (9180, health)
+#   KEYCLOAK_FAKETIME        start Keycloak with its clock shifted (libfaketime, e.g. +365d): make test-any-date
 #   KEYCLOAK_JAVA_HOME       the Java 21+ Keycloak runs with (default: the newest 21+ in JAVA_HOME, /usr/lib/jvm)
 #   KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD
 #                            the master realm's admin, set on the first start only (default admin /
@@ -769,12 +770,20 @@ keycloak_start() {
   # Dev mode (start-dev): HTTP, the dev-file (H2) storage in .local/keycloak/keycloak-<version>/data,
   # one node. --hostname pins the issuer to oidc_issuer()'s, whatever Host a client sends.
   # Same setsid/pid-file pattern as Kafka; JAVA_HOME for Keycloak alone.
+  # KEYCLOAK_FAKETIME (make test-any-date): Keycloak's clock shifted like the tests' and services',
+  # so the tokens it issues are valid at their shifted time (Keycloak runs under libfaketime).
+  local clock=()
+  if [[ -n ${KEYCLOAK_FAKETIME:-} ]]; then
+    command -v faketime >/dev/null || die "KEYCLOAK_FAKETIME is set but faketime is not installed"
+    clock=(env FAKETIME_FORCE_MONOTONIC_FIX=1 faketime -f "$KEYCLOAK_FAKETIME")
+    log "Keycloak's clock shifted by $KEYCLOAK_FAKETIME (libfaketime)"
+  fi
   # shellcheck disable=SC2016 # $$ and "$@" are the child shell's, on purpose
   setsid env JAVA_HOME="$java_home" \
     KC_BOOTSTRAP_ADMIN_USERNAME="${KC_BOOTSTRAP_ADMIN_USERNAME:-admin}" \
     KC_BOOTSTRAP_ADMIN_PASSWORD="${KC_BOOTSTRAP_ADMIN_PASSWORD:-local-only-admin}" \
     bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KEYCLOAK_PID" \
-    "$KEYCLOAK_HOME/bin/kc.sh" start-dev \
+    "${clock[@]}" "$KEYCLOAK_HOME/bin/kc.sh" start-dev \
     --http-host=127.0.0.1 --http-port="$KEYCLOAK_PORT" \
     --hostname="http://127.0.0.1:$KEYCLOAK_PORT" \
     --health-enabled=true --http-management-port="$KEYCLOAK_MANAGEMENT_PORT" \
