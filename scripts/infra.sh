@@ -833,7 +833,20 @@ keycloak_stop() {
   fi
   if pid=$(live_pid "$KEYCLOAK_PID" "$KEYCLOAK_HOME"); then
     log "stopping Keycloak (pid $pid)"
+    # The pid file names the session setsid made: kc.sh, and under KEYCLOAK_FAKETIME a faketime
+    # wrapper that does not pass signals on. The whole group is signalled and waited for, so the
+    # JVM is gone and its ports are free when this returns.
+    kill -TERM -- "-$pid" 2>/dev/null || true
     stop_pid "$pid" "$KEYCLOAK_HOME" Keycloak
+    local i
+    for ((i = 0; i < 300; i++)); do
+      pgrep -g "$pid" >/dev/null || break
+      sleep 0.1
+    done
+    if pgrep -g "$pid" >/dev/null; then
+      log "Keycloak's processes still running 30 s after SIGTERM: sending SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
     rm -f "$KEYCLOAK_PID"
     log "Keycloak stopped"
   else
