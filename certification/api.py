@@ -1,6 +1,7 @@
-"""Certification's HTTP API (OpenAPI at /docs): staff manage centres, sessions, priorities and
-results; candidates (through the portal, or staff on the phone) answer seat offers; anyone can
-fetch and check a credential.
+"""Certification's HTTP API (OpenAPI at /docs), in two surfaces that can be served apart
+(`CERTIFICATION_SURFACES`): the public one (`verification_router`), where anyone shown a credential
+fetches and checks it, and the staff one (`staff_router`, `offers_router`), where staff manage centres,
+sessions, priorities, results and revocations and answer seat offers for candidates.
 
 The routers are module-level; each handler gets the use cases it needs (`Candidates`, `Seats`,
 `Awards` of the app's `CertificationService`) through a dependency, calls one method and shapes
@@ -10,7 +11,7 @@ the answer; a `CertificationError` becomes its HTTP status.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -27,10 +28,12 @@ from services.auth import PROTECTED, error_responses, public, requires
 from services.auth.roles import CERTIFICATION_ADMIN, PUBLIC_VERIFICATION, may
 
 __all__ = [
-    "credentials_router",
+    "SURFACES",
+    "Surface",
     "get_certification",
     "offers_router",
     "staff_router",
+    "verification_router",
 ]
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -381,6 +384,17 @@ async def set_priority(candidates: CandidatesDep, candidate_id: str, body: Prior
         raise _refused(error) from error
 
 
+@staff_router.post(
+    "/credentials/{credential_id}/revoke",
+    summary="Revoke a credential (staff)",
+)
+async def revoke(awards: AwardsDep, credential_id: str, body: Revocation) -> CredentialStatusOut:
+    try:
+        return CredentialStatusOut(**await awards.revoke(credential_id, body.reason))
+    except CertificationError as error:
+        raise _refused(error) from error
+
+
 # --- seat offers ---------------------------------------------------------------------------
 
 # Candidates have no accounts: staff (or the desk, on the phone) answer an offer for them.
@@ -415,15 +429,14 @@ async def decline(seats: SeatsDep, offer_id: str) -> Declined:
     return Declined(offer=OfferOut.of(offer), next_offers=[OfferOut.of(o) for o in next_offers])
 
 
-# --- credentials ---------------------------------------------------------------------------
+# --- public verification ---------------------------------------------------------------------
 
-credentials_router = APIRouter(tags=["credentials"])
-"""Verification is public (`PUBLIC_VERIFICATION`); revoking is staff's."""
+verification_router = APIRouter(tags=["credentials"], dependencies=[public(PUBLIC_VERIFICATION)])
+"""What a credential's ids point at, open to anyone (`PUBLIC_VERIFICATION`); revoking is staff's."""
 
 
-@credentials_router.get(
+@verification_router.get(
     "/credentials/{credential_id}",
-    dependencies=[public(PUBLIC_VERIFICATION)],
     summary="An Open Badges 3.0 credential (a revoked one says so)",
 )
 async def credential(awards: AwardsDep, credential_id: str) -> dict[str, Any]:
@@ -433,9 +446,8 @@ async def credential(awards: AwardsDep, credential_id: str) -> dict[str, Any]:
         raise _refused(error) from error
 
 
-@credentials_router.get(
+@verification_router.get(
     "/credentials/{credential_id}/status",
-    dependencies=[public(PUBLIC_VERIFICATION)],
     summary="Whether a credential is active or revoked",
 )
 async def status(awards: AwardsDep, credential_id: str) -> CredentialStatusOut:
@@ -445,31 +457,15 @@ async def status(awards: AwardsDep, credential_id: str) -> CredentialStatusOut:
         raise _refused(error) from error
 
 
-@credentials_router.post(
-    "/credentials/{credential_id}/revoke",
-    dependencies=[requires(*may(CERTIFICATION_ADMIN))],
-    responses=error_responses(*PROTECTED),
-    summary="Revoke a credential (staff)",
-)
-async def revoke(awards: AwardsDep, credential_id: str, body: Revocation) -> CredentialStatusOut:
-    try:
-        return CredentialStatusOut(**await awards.revoke(credential_id, body.reason))
-    except CertificationError as error:
-        raise _refused(error) from error
-
-
-@credentials_router.get(
+@verification_router.get(
     "/revocations",
-    dependencies=[public(PUBLIC_VERIFICATION)],
     summary="The 1EdTech revocation list the credentials' credentialStatus points at",
 )
 async def revocations(awards: AwardsDep) -> dict[str, Any]:
     return await awards.revocation_list()
 
 
-@credentials_router.get(
-    "/achievements/{code}", dependencies=[public(PUBLIC_VERIFICATION)], summary="The Open Badges achievement of a certification"
-)
+@verification_router.get("/achievements/{code}", summary="The Open Badges achievement of a certification")
 async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
     try:
         return awards.achievement(code)
@@ -477,11 +473,20 @@ async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
         raise _refused(error) from error
 
 
-@credentials_router.get(
+@verification_router.get(
     "/issuer",
-    dependencies=[public(PUBLIC_VERIFICATION)],
     summary="The issuer's profile, with the key that signs credentials (if any)",
 )
 async def issuer(awards: AwardsDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return awards.issuer_profile()
+
+
+# --- surfaces ------------------------------------------------------------------------------
+
+Surface = Literal["public", "staff"]
+SURFACES: dict[Surface, tuple[APIRouter, ...]] = {
+    "public": (verification_router,),
+    "staff": (staff_router, offers_router),
+}
+"""The routers of each surface: a process serves those of its `CERTIFICATION_SURFACES`."""

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from certification import handlers
-from certification.api import credentials_router, offers_router, staff_router
+from certification.api import SURFACES
 from certification.certifications import load_certifications
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.service import CertificationService
@@ -71,10 +71,15 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
     settings = settings or CertificationSettings()
     clock = clock or build_clock(settings)
 
+    staff = "staff" in settings.surfaces
+
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)
         service = build_service(runtime, settings, clock)
         runtime.app_state.update(service=service, clock=clock)
+        routers = [router for surface in sorted(settings.surfaces) for router in SURFACES[surface]]
+        if not staff:
+            return routers
         runtime.publishes(CERTIFICATION_EXAMS, ExamScheduled, CertificateIssued)
 
         handlers.include(runtime.broker, service.candidates, priority_from_routing=settings.high_priority_routed_from is not None)
@@ -103,7 +108,6 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
             "certification.outbox_relay",
             lambda: service.outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected),
         )
-        routers = [staff_router, offers_router, credentials_router]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(
@@ -115,4 +119,5 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
             "and Open Badges 3.0 credentials that can be fetched and revoked."
         ),
         register=register,
+        kafka_required=staff,
     )

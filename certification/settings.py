@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.settings import ServiceSettings
 
@@ -17,6 +17,17 @@ class CertificationSettings(ServiceSettings):
 
     service_name: str = "certification"
     http_port: int = 8004
+
+    surfaces: Annotated[frozenset[Literal["public", "staff"]], NoDecode] = Field(
+        frozenset({"public", "staff"}),
+        min_length=1,
+        description=(
+            "What this process serves, comma-separated: `public` (credential verification, open to anyone) and/or "
+            "`staff` (centres, sessions, candidates, offers, results, revocation) with the service's work (consumers, "
+            "offer timers, the seat sweep, the outbox relay). Both by default; deployed apart, the public surface "
+            "needs no Kafka and holds no staff route."
+        ),
+    )
 
     offer_window: timedelta = Field(
         timedelta(hours=48),
@@ -54,6 +65,11 @@ class CertificationSettings(ServiceSettings):
         ),
     )
     high_priority_boost: int = Field(1, ge=0, description="Candidate priority given to people routed with high priority.")
+
+    @field_validator("surfaces", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return frozenset(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."

@@ -3,6 +3,10 @@
 One process serves all three channels (the phone webhook and the web form/API over HTTP, the
 inbox over SMTP) because they share the pipeline and scale together; each replica runs all
 three, and the outbox relay runs on one replica at a time (a lease).
+
+The DPOs' erasures are another surface (`INTAKE_SURFACES=privacy`), served by processes of their own on
+another port (8011), never by the public app: the routes that can erase a person are not reachable from
+where the public posts its requests. Both surfaces write to the same outbox, and each runs its relay.
 """
 
 from __future__ import annotations
@@ -43,9 +47,13 @@ def create_app(
     clock = SystemClock()
     catalogue = load_catalogue()
 
+    serves_public, serves_privacy = "public" in settings.surfaces, "privacy" in settings.surfaces
+
     def register(runtime: Runtime) -> list[Any]:
-        runtime.publishes(TRAINING_REQUESTS, TrainingRequestReceived)
-        runtime.publishes(PRIVACY, PersonDataErased)
+        if serves_public:
+            runtime.publishes(TRAINING_REQUESTS, TrainingRequestReceived)
+        if serves_privacy:
+            runtime.publishes(PRIVACY, PersonDataErased)
         outbox = Outbox(runtime.db, "intake_outbox")
         keys = PersonKeys(runtime.db)
         pipeline = IntakePipeline(
@@ -56,18 +64,23 @@ def create_app(
             clock=clock.now,
             personal=PersonalData(keys),
         )
-        runtime.app_state.update(
-            pipeline=pipeline,
-            web=WebChannel(pipeline, web, catalogue, clock.now),
-            phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
-            erasures=Erasures(runtime.mongo, runtime.db, outbox, keys),
-        )
+        runtime.app_state["pipeline"] = pipeline
+        routers: list[Any] = []
+        if serves_privacy:
+            runtime.app_state["erasures"] = Erasures(runtime.mongo, runtime.db, outbox, keys)
+            routers.append(erasure_router)
+        if serves_public:
+            runtime.app_state.update(
+                web=WebChannel(pipeline, web, catalogue, clock.now),
+                phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
+            )
+            routers += [web_router, phone_router]
         runtime.on_startup(lambda _: pipeline.ensure_indexes())
         runtime.run_in_background(
             "intake.outbox_relay",
             lambda: outbox.run_relay(runtime.broker, holder=instance_name(settings), connected=runtime.kafka_connected),
         )
-        if email.enabled:
+        if serves_public and email.enabled:
             inbox = EmailInbox(pipeline, email, catalogue=catalogue)
             runtime.app_state["inbox"] = inbox
 
@@ -79,7 +92,7 @@ def create_app(
 
             runtime.on_startup(start_inbox)
             runtime.on_shutdown(stop_inbox)
-        return [erasure_router, web_router, phone_router]
+        return routers
 
     return create_service_app(
         settings,

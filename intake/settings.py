@@ -1,9 +1,14 @@
 """Intake's configuration, from `INTAKE_*` environment variables (plus the shared infrastructure ones)."""
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.settings import ServiceSettings
+
+PRIVACY_HTTP_PORT = 8011
+"""Where a process serving only the privacy surface listens unless `INTAKE_HTTP_PORT` says otherwise."""
 
 
 class IntakeSettings(ServiceSettings):
@@ -12,3 +17,23 @@ class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     http_port: int = 8001
     link_window_days: int = Field(14, ge=0, description="Requests of one person within this many days are linked.")
+    surfaces: Annotated[frozenset[Literal["public", "privacy"]], NoDecode] = Field(
+        frozenset({"public"}),
+        min_length=1,
+        description=(
+            "What this process serves, comma-separated: `public` (the web form and API, the phone webhooks, the SMTP "
+            "inbox) and/or `privacy` (the DPOs' erasures, on a port of its own: 8011 unless INTAKE_HTTP_PORT is set). "
+            "`public` by default: the public app never carries the erasure routes."
+        ),
+    )
+
+    @field_validator("surfaces", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return frozenset(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _privacy_alone_listens_elsewhere(self) -> "IntakeSettings":
+        if "public" not in self.surfaces and "http_port" not in self.model_fields_set:
+            self.http_port = PRIVACY_HTTP_PORT
+        return self

@@ -19,11 +19,15 @@ from routing.settings import RoutingSettings
 
 
 def every_app(**common: Any) -> dict[str, FastAPI]:
-    """The four apps; `common` are settings every service gets (kafka, mongo, instance_id, ...).
+    """The apps as deployed; `common` are settings every service gets (kafka, mongo, instance_id, ...).
 
-    Intake's SMTP inbox is off: it would take a port, and its routes are all HTTP ones."""
+    Intake is two apps, its public one and its privacy surface (the DPOs' erasures); certification serves
+    both its surfaces. Intake's SMTP inbox is off: it would take a port, and its routes are all HTTP ones."""
     return {
         "intake": create_intake(IntakeSettings(**common), email=EmailInboxSettings(enabled=False)),
+        "intake-privacy": create_intake(
+            IntakeSettings(surfaces=frozenset({"privacy"}), **common), email=EmailInboxSettings(enabled=False)
+        ),
         "routing": create_routing(RoutingSettings(clock="simulated", **common)),
         "notification": create_notification(NotificationSettings(**common)),
         "certification": create_certification(CertificationSettings(clock="simulated", **common)),

@@ -35,9 +35,12 @@ def services(tmp_path: Path) -> Iterator[dict[str, Any]]:
     try:
         for name, port in (("intake", 18501), ("routing", 18502)):
             started.append(start_service(name, port=port, env=env, log_dir=tmp_path))
+        # The DPOs' surface: a process of its own; the public intake app has no erasure route.
+        privacy_env = {**env, "INTAKE_SURFACES": "privacy"}
+        started.append(start_service("intake", port=18503, env=privacy_env, log_dir=tmp_path, instance="intake-privacy"))
         for process in started:
             process.wait_ready()
-        yield {"database": database, "intake": started[0], "routing": started[1], "logs": tmp_path}
+        yield {"database": database, "intake": started[0], "routing": started[1], "privacy": started[2], "logs": tmp_path}
     finally:
         for process in started:
             process.stop()
@@ -97,12 +100,15 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(
         )
 
         erasure = {"phone": "+32 470 55 44 33"}
-        asked = await http.post("/api/v1/privacy/erasures", json=erasure, headers=tokens.headers("dpo-1"))
-        assert asked.status_code == 202 and asked.json()["status"] == "awaiting_approval"
-        approval = f"/api/v1/privacy/erasures/{asked.json()['erasure_id']}/approval"
-        assert (await http.post(approval, headers=tokens.headers("dpo-1"))).status_code == 403  # not by who asked
-        erased = await http.post(approval, headers=tokens.headers("dpo-2"))
-        assert (erased.status_code, erased.json()) == (202, {"status": "accepted"})  # the same for an unknown person
+        public = await http.post("/api/v1/privacy/erasures", json=erasure, headers=tokens.headers("dpo-1"))
+        assert public.status_code == 404, "the public intake app serves no erasure route"
+        async with httpx.AsyncClient(base_url=services["privacy"].url, timeout=10) as dpo:
+            asked = await dpo.post("/api/v1/privacy/erasures", json=erasure, headers=tokens.headers("dpo-1"))
+            assert asked.status_code == 202 and asked.json()["status"] == "awaiting_approval"
+            approval = f"/api/v1/privacy/erasures/{asked.json()['erasure_id']}/approval"
+            assert (await dpo.post(approval, headers=tokens.headers("dpo-1"))).status_code == 403  # not by who asked
+            erased = await dpo.post(approval, headers=tokens.headers("dpo-2"))
+            assert (erased.status_code, erased.json()) == (202, {"status": "accepted"})  # the same for an unknown person
 
         async def blanked() -> bool:
             return await db["routing_cases"].count_documents({"person_id": person_id, "erased": True}) == 1

@@ -100,7 +100,7 @@ def holds(promise: str, status: int) -> bool:
 
 
 async def test_every_route_answers_each_user_as_declared(apps: dict[str, FastAPI], tokens: Tokens) -> None:
-    lines = [f"{'service':<13} {'route':<52} {'policy':<34} " + " ".join(f"{u:>7}" for u in [ANONYMOUS, *USERS])]
+    lines = [f"{'service':<15} {'route':<52} {'policy':<34} " + " ".join(f"{u:>7}" for u in [ANONYMOUS, *USERS])]
     broken: list[str] = []
     tried = 0
     for service, app in apps.items():
@@ -119,7 +119,7 @@ async def test_every_route_answers_each_user_as_declared(apps: dict[str, FastAPI
                     cells.append(f"{status:>6}{' ' if ok else '!'}")
                     if not ok:
                         broken.append(f"{service} {route} as {user}: {status}, declared {promise}")
-                lines.append(f"{service:<13} {route:<52} {label[:34]:<34} " + " ".join(cells))
+                lines.append(f"{service:<15} {route:<52} {label[:34]:<34} " + " ".join(cells))
     print("\n\nAccess enforcement matrix (status per user; ! = not as declared)\n" + "\n".join(lines))
     print(f"{tried} requests, {len(lines) - 1} routes, {len(broken)} not as declared")
     assert broken == []

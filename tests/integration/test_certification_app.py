@@ -291,3 +291,33 @@ async def test_staff_api_refusals_and_priorities(running: Running) -> None:
     certifications = (await run.http.get("/certifications")).json()
     assert len(certifications) == 11 and sum(1 for c in certifications if not c["open"]) == 2
     assert "/waitlist" in (await run.http.get("/openapi.json")).json()["paths"]
+
+
+async def test_the_public_surface_alone_verifies_without_kafka_and_serves_no_staff_route(
+    unique: str, mongo_settings: MongoSettings, mongo_db: Any
+) -> None:
+    settings = CertificationSettings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=f"test_cert_public_{unique}."),  # nobody there
+        mongo=mongo_settings,
+        public_base_url=BASE_URL,
+        signing_key=SecretStr(new_signing_key()),
+        surfaces=frozenset({"public"}),
+        instance_id=f"certification-public-{unique}",
+    )
+    app = create_app(settings, clock=FixedClock(NOW))
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=30) as http,
+        ):
+            ready = await http.get("/health/ready")
+            assert (ready.status_code, ready.json()["mongodb"]) == (200, "up"), "ready on MongoDB alone"
+            assert (await http.get("/revocations")).status_code == 200
+            issuer = (await http.get("/issuer")).json()
+            assert issuer["id"] == f"{BASE_URL}/issuer"
+            assert (await http.get("/credentials/unknown")).status_code == 404
+            for staff_route in ("/centres", "/certifications", "/waitlist?certification=MOS-WORD", "/offers/o-1"):
+                assert (await http.get(staff_route)).status_code == 404, staff_route
+            assert (await http.post("/credentials/c-1/revoke", json={"reason": "x"})).status_code in {404, 405}
+    finally:
+        use_topic_prefix("")

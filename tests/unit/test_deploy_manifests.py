@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings
 
 from certification.settings import CertificationSettings
 from intake.email_server import EmailInboxSettings
-from intake.settings import IntakeSettings
+from intake.settings import PRIVACY_HTTP_PORT, IntakeSettings
 from notification.settings import NotificationSettings
 from routing.settings import RoutingSettings
 from schemas.topics import ALL_TOPICS
@@ -55,6 +55,8 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "certification": CertificationSettings,
 }
 SERVICES = tuple(SETTINGS)
+DEPLOYMENTS: dict[str, str] = {**{name: name for name in SERVICES}, "intake-privacy": "intake"}
+"""Each Deployment and the service (package) it runs: intake's privacy surface is deployed apart."""
 CONSUMERS = ("routing", "notification", "certification")
 """Services that consume topics and scale on lag; intake consumes nothing and scales on CPU."""
 TOPIC_PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
@@ -200,12 +202,15 @@ def settings_env(service: str) -> dict[str, bool]:
 _INTROSPECT = r"""
 import importlib, json, sys
 from services.lag import consumer_groups
+from services.auth import declared_policies
 out = {}
-for name in sys.argv[2:]:
-    app = importlib.import_module(f"{name}.app").create_app()
+for pair in sys.argv[2:]:
+    name, _, service = pair.partition("=")
+    app = importlib.import_module(f"{service}.app").create_app()
     out[name] = {
         "groups": {g: sorted(t) for g, t in consumer_groups(app.state.runtime.broker).items()},
         "routes": sorted({getattr(r, "path", "") for r in app.routes}),
+        "declared": sorted(declared_policies(app)),
     }
 with open(sys.argv[1], "w") as f:
     json.dump(out, f)
@@ -220,10 +225,10 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     prefixes = ("KAFKA_", "MONGODB_", *(f"{s.upper()}_" for s in SERVICES))
     base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     result: dict[str, dict[str, Any]] = {}
-    for name in SERVICES:
+    for name, service in DEPLOYMENTS.items():
         env = {**base, **literal_env(name)}
         proc = subprocess.run(
-            [sys.executable, "-c", _INTROSPECT, str(out), name],
+            [sys.executable, "-c", _INTROSPECT, str(out), f"{name}={service}"],
             capture_output=True,
             text=True,
             timeout=240,
@@ -233,6 +238,14 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
         assert proc.returncode == 0, f"{name} does not build with its manifest environment:\n{proc.stderr[-3000:]}"
         result.update(json.loads(out.read_text()))
     return result
+
+
+def http_port(name: str) -> int:
+    """The port the Deployment's service listens on by default (intake's privacy surface has its own)."""
+    if name == "intake-privacy":
+        return PRIVACY_HTTP_PORT
+    port: int = SETTINGS[DEPLOYMENTS[name]].model_fields["http_port"].default
+    return port
 
 
 # ------------------------------------------------------------------------ structure ---
@@ -300,22 +313,22 @@ def test_secret_template_holds_placeholders_only() -> None:
 # ---------------------------------------------------------------------- Deployments ---
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_deployment_runs_python_m_service_from_the_image(name: str) -> None:
     spec = deployment(name)["spec"]
     labels = spec["template"]["metadata"]["labels"]
     assert spec["selector"]["matchLabels"].items() <= labels.items()
     c = container(name)
-    assert c["command"] == ["python", "-m", name]
+    assert c["command"] == ["python", "-m", DEPLOYMENTS[name]]
     repository, _, tag = c["image"].rpartition(":")
     assert repository == IMAGE and tag and tag != "latest", c["image"]
     assert "replicas" not in spec, f"{name} is autoscaled: `replicas` in the manifest would reset it on every apply"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_deployment_listens_on_the_settings_port_on_all_interfaces_with_json_logs(name: str) -> None:
-    prefix = name.upper()
-    port = SETTINGS[name].model_fields["http_port"].default
+    prefix = DEPLOYMENTS[name].upper()
+    port = http_port(name)
     assert port_number(name, "http") == port
     env = literal_env(name)
     assert env[f"{prefix}_HTTP_HOST"] == "0.0.0.0"
@@ -334,10 +347,10 @@ def test_intake_serves_smtp_on_all_interfaces() -> None:
     assert port_number("intake", "smtp") == int(env.get("INTAKE_SMTP_PORT", port))
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_probes_hit_the_health_routes_on_the_http_port(name: str, apps: dict[str, dict[str, Any]]) -> None:
     c = container(name)
-    port = SETTINGS[name].model_fields["http_port"].default
+    port = http_port(name)
     expected = {"livenessProbe": "/health/live", "readinessProbe": "/health/ready", "startupProbe": "/health/live"}
     for probe, path in expected.items():
         assert probe in c, f"{name} has no {probe}"
@@ -350,7 +363,7 @@ def test_probes_hit_the_health_routes_on_the_http_port(name: str, apps: dict[str
     assert startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) >= 120
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_deployment_has_resources_for_a_small_service(name: str) -> None:
     resources = container(name)["resources"]
     for kind in ("cpu", "memory"):
@@ -361,7 +374,7 @@ def test_deployment_has_resources_for_a_small_service(name: str) -> None:
     assert quantity(resources["limits"]["cpu"]) <= 2
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_deployment_runs_as_non_root_with_a_read_only_root_file_system(name: str) -> None:
     pod = deployment(name)["spec"]["template"]["spec"]
     c = container(name)
@@ -379,7 +392,7 @@ def test_deployment_runs_as_non_root_with_a_read_only_root_file_system(name: str
     assert "/tmp" in mounts and "emptyDir" in volumes[mounts["/tmp"]]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_termination_grace_covers_the_graceful_shutdown(name: str) -> None:
     pod = deployment(name)["spec"]["template"]["spec"]
     needed = ServiceSettings.model_fields["graceful_timeout_s"].default
@@ -395,17 +408,17 @@ def test_termination_grace_covers_the_graceful_shutdown(name: str) -> None:
     assert pod["terminationGracePeriodSeconds"] >= needed
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_deployment_environment_names_are_read_by_the_settings(name: str) -> None:
     """A misspelt variable would be ignored silently (extra="ignore"): every one must be a settings field."""
-    known = settings_env(name)
+    known = settings_env(DEPLOYMENTS[name])
     for key, entry in env_of(name).items():
         assert key in known, f"{name}: {key} is read by no settings of {name}"
         if known[key]:
             assert "secretKeyRef" in entry.get("valueFrom", {}), f"{name}: {key} is a secret: take it from the Secret"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_secrets_come_from_keys_of_the_secret_template(name: str) -> None:
     template = load_documents(SECRET_TEMPLATE)[0]
     refs = {k: e["valueFrom"]["secretKeyRef"] for k, e in env_of(name).items() if "secretKeyRef" in e.get("valueFrom", {})}
@@ -427,11 +440,11 @@ def test_every_secret_of_the_template_is_used() -> None:
     assert used == SECRET_KEYS
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_pods_are_scraped_by_prometheus_on_metrics(name: str, apps: dict[str, dict[str, Any]]) -> None:
     annotations = deployment(name)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert int(annotations["prometheus.io/port"]) == SETTINGS[name].model_fields["http_port"].default
+    assert int(annotations["prometheus.io/port"]) == http_port(name)
     assert annotations.get("prometheus.io/path", "/metrics") == "/metrics"
     assert "/metrics" in apps[name]["routes"]
 
@@ -439,7 +452,7 @@ def test_pods_are_scraped_by_prometheus_on_metrics(name: str, apps: dict[str, di
 # ------------------------------------------------------------------------- Services ---
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYMENTS)
 def test_service_selects_the_pods_and_targets_their_ports(name: str) -> None:
     services = of_kind("Service")
     assert name in services
@@ -451,7 +464,7 @@ def test_service_selects_the_pods_and_targets_their_ports(name: str) -> None:
     assert set(ports) == expected
     for port_name, port in ports.items():
         assert port_number(name, port["targetPort"]) == port_number(name, port_name)
-    assert ports["http"]["port"] == SETTINGS[name].model_fields["http_port"].default
+    assert ports["http"]["port"] == http_port(name)
 
 
 # ---------------------------------------------------------------------- autoscaling ---
@@ -592,3 +605,15 @@ def test_objects_match_the_kubernetes_json_schemas() -> None:
         if obj["apiVersion"].startswith("keda.sh/"):
             continue  # a CRD: not in the Kubernetes schemas
         kubernetes_validate.validate(obj, "1.30", strict=True)
+
+
+def test_the_public_intake_serves_no_erasure_and_the_privacy_surface_nothing_else(apps: dict[str, dict[str, Any]]) -> None:
+    assert literal_env("intake")["INTAKE_SURFACES"] == "public"
+    assert literal_env("intake-privacy")["INTAKE_SURFACES"] == "privacy"
+    assert "POST /api/v1/requests" in apps["intake"]["declared"]
+    assert not [route for route in apps["intake"]["declared"] if "/api/v1/privacy" in route]
+    assert "POST /api/v1/privacy/erasures" in apps["intake-privacy"]["declared"]
+    assert not {"POST /api/v1/requests", "POST /webhooks/phone"} & set(apps["intake-privacy"]["declared"])
+    public_labels = deployment("intake")["spec"]["template"]["metadata"]["labels"]
+    privacy_selector = of_kind("Service")["intake-privacy"]["spec"]["selector"]
+    assert not privacy_selector.items() <= public_labels.items(), "the privacy Service must not reach the public pods"

@@ -101,7 +101,7 @@ def local_kafka_version() -> str:
 def test_compose_file_uses_the_compose_spec_without_version_key(compose: dict[str, Any]) -> None:
     assert "version" not in compose
     # Keycloak, the local identity provider, is no dependency of the services (yet): not in INFRA.
-    assert set(compose["services"]) == {*INFRA, "keycloak", *SERVICES}
+    assert set(compose["services"]) == {*INFRA, "keycloak", *SERVICES, "intake-privacy"}
 
 
 def local_keycloak_version() -> str:
@@ -259,6 +259,25 @@ def test_service_settings_load_from_the_compose_environment(
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.kafka.security_protocol == "PLAINTEXT"
     assert settings.mongo.uri.get_secret_value() == "mongodb://mongodb:27017/?replicaSet=rs0"
+
+
+def test_intakes_privacy_surface_runs_apart_on_its_own_port(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    privacy = services["intake-privacy"]
+    assert privacy["command"] == ["python", "-m", "intake"]
+    assert privacy["image"] == services["intake"]["image"]
+    for infra in INFRA:
+        assert privacy["depends_on"][infra]["condition"] == "service_healthy"
+    for key in [k for k in os.environ if k.startswith(("KAFKA_", "MONGODB_", "INTAKE_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env_of(privacy).items():
+        if value is not None:
+            monkeypatch.setenv(key, value)
+    settings = IntakeSettings()
+    assert (settings.surfaces, settings.http_port, settings.http_host) == (frozenset({"privacy"}), 8011, "0.0.0.0")
+    assert "127.0.0.1:8011/health/ready" in " ".join(privacy["healthcheck"]["test"])
+    assert "INTAKE_SURFACES" not in env_of(services["intake"]), "the public intake app serves its default: public"
 
 
 def test_service_ports_match_the_local_launcher() -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 
+from certification.app import create_app as create_certification
+from certification.settings import CertificationSettings
+from intake.settings import IntakeSettings
 from services.auth import Public, RolesRequired, declared_policies, undeclared_routes
 from services.auth import roles as table
 from services.auth.roles import (
@@ -45,14 +48,17 @@ CLOCK = {"POST /admin/clock/advance": OPERATIONS, "GET /admin/clock": OPERATIONS
 EXPECTED: dict[str, dict[str, str]] = {
     "intake": {
         **EVERY_SERVICE,
-        "POST /api/v1/privacy/erasures": PRIVACY_ERASURE,
-        "POST /api/v1/privacy/erasures/{erasure_id}/approval": PRIVACY_ERASURE,
         "POST /api/v1/requests": PUBLIC_INTAKE,
         "GET,HEAD /": PUBLIC_INTAKE,
         "GET,HEAD /{lang}/": PUBLIC_INTAKE,
         "POST /{lang}/": PUBLIC_INTAKE,
         "POST /webhooks/phone": PUBLIC_PHONE_WEBHOOK,
         "POST /webhooks/phone/twilio": PUBLIC_PHONE_WEBHOOK,
+    },
+    "intake-privacy": {
+        **EVERY_SERVICE,
+        "POST /api/v1/privacy/erasures": PRIVACY_ERASURE,
+        "POST /api/v1/privacy/erasures/{erasure_id}/approval": PRIVACY_ERASURE,
     },
     "routing": {
         **EVERY_SERVICE,
@@ -114,6 +120,11 @@ EXPECTED: dict[str, dict[str, str]] = {
 }
 
 
+CERTIFICATION_PUBLIC = {route for route, policy in EXPECTED["certification"].items() if policy == PUBLIC_VERIFICATION} | set(
+    EVERY_SERVICE
+)
+
+
 @pytest.fixture(scope="module")
 def apps() -> dict[str, FastAPI]:
     return every_app()
@@ -165,3 +176,38 @@ def test_only_the_issues_public_surface_is_open(apps: dict[str, FastAPI]) -> Non
         "GET /achievements/{code}",
         "GET /issuer",
     }
+
+
+def test_the_public_intake_app_has_no_privacy_route(apps: dict[str, FastAPI]) -> None:
+    assert not [route for route in declared_policies(apps["intake"]) if "/privacy" in route]
+    assert IntakeSettings().surfaces == {"public"}, "the public app is what runs by default"
+
+
+def test_intakes_privacy_surface_listens_on_a_port_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTAKE_SURFACES", "privacy")
+    assert (IntakeSettings().surfaces, IntakeSettings().http_port) == (frozenset({"privacy"}), 8011)
+    monkeypatch.setenv("INTAKE_HTTP_PORT", "9000")
+    assert IntakeSettings().http_port == 9000
+    monkeypatch.delenv("INTAKE_HTTP_PORT")
+    monkeypatch.setenv("INTAKE_SURFACES", " public , privacy ")
+    assert (IntakeSettings().surfaces, IntakeSettings().http_port) == (frozenset({"public", "privacy"}), 8001)
+
+
+@pytest.mark.parametrize(
+    ("surfaces", "expected"),
+    [
+        ("public", CERTIFICATION_PUBLIC),
+        ("staff", set(EXPECTED["certification"]) - CERTIFICATION_PUBLIC | set(EVERY_SERVICE)),
+        ("public,staff", set(EXPECTED["certification"])),
+    ],
+)
+def test_certification_serves_the_surfaces_it_is_told_to(
+    monkeypatch: pytest.MonkeyPatch, surfaces: str, expected: set[str]
+) -> None:
+    monkeypatch.setenv("CERTIFICATION_SURFACES", surfaces)
+    app = create_certification(CertificationSettings(clock="simulated"))
+    declared = declared_policies(app)
+    assert set(declared) == expected
+    assert undeclared_routes(app) == []
+    if surfaces == "public":
+        assert all(isinstance(policy, Public) for route, policy in declared.items() if route != "GET /metrics")
