@@ -38,7 +38,7 @@ from routing.console.oidc import OidcClient, SignInFailed
 from routing.console.sessions import ConsoleSession, SessionStore, csrf_matches, new_secret, pkce_verifier
 from routing.desk import Desk, DeskError, QueueItem
 from schemas import ContactOutcome, Language, Target
-from services.auth import IdentityProviderUnavailable, InvalidToken, Principal, public, requires_signed_in
+from services.auth import IdentityProviderUnavailable, InvalidToken, Principal, get_token_verifier, public, requires_signed_in
 from services.auth.roles import DESK_OWN_WORK, PUBLIC_CONSOLE_SIGN_IN, PUBLIC_CONSOLE_SIGN_OUT, may
 
 __all__ = ["COOKIE", "Console", "console_router"]
@@ -122,7 +122,9 @@ async def signed_in_principal(request: Request) -> Principal:
     session = await console.sessions.find(session_id, console.now()) if session_id else None
     if session_id is None or session is None or session.access_token is None:
         raise _sign_in_redirect(request)
-    verifier = request.app.state.token_verifier
+    verifier = get_token_verifier(request)
+    if verifier is None:
+        raise HTTPException(503, "token verification is not configured")
     try:
         principal: Principal = await verifier.verify(session.access_token)
     except InvalidToken as error:
@@ -264,7 +266,10 @@ async def callback(
         tokens = await console.oidc.exchange(
             code=code, verifier=pending.verifier, redirect_uri=str(request.url_for("console_callback"))
         )
-        principal: Principal = await request.app.state.token_verifier.verify(tokens.access_token)
+        verifier = get_token_verifier(request)
+        if verifier is None:
+            raise SignInFailed("token verification is not configured")
+        principal = await verifier.verify(tokens.access_token)
     except (SignInFailed, InvalidToken, IdentityProviderUnavailable) as failure:
         log.warning("console.sign_in_failed", error=str(failure))
         return _message(language, 400, text(language, "sign_in_failed"), back=retry)
