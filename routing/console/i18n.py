@@ -6,7 +6,7 @@ never a silently empty label. Outcomes, teams and priority parts are keys too (`
 
 from __future__ import annotations
 
-from schemas import ContactOutcome, Language, Target
+from schemas import ContactOutcome, Language, QualificationLevel, Target
 
 __all__ = ["LANGUAGE_NAMES", "TEXTS", "text"]
 
@@ -54,6 +54,19 @@ TEXTS: dict[Language, dict[str, str]] = {
         "form_expired": "Le formulaire a expiré. Rechargez la page et recommencez.",
         "sign_in_failed": "La connexion a échoué. Réessayez.",
         "sign_in_again": "Se reconnecter",
+        "facts_heading": "Appris pendant l'appel (si abordé)",
+        "qualification_level": "Diplôme le plus élevé",
+        "has_computer": "A un ordinateur",
+        "has_internet": "A Internet à la maison",
+        "unemployed_since": "Sans emploi depuis le",
+        "unknown": "Non abordé",
+        "yes": "Oui",
+        "no": "Non",
+        "qualification_none": "Aucun diplôme",
+        "qualification_primary": "Primaire (CEB)",
+        "qualification_lower_secondary": "Secondaire inférieur",
+        "qualification_upper_secondary": "Secondaire supérieur (CESS)",
+        "qualification_higher": "Études supérieures",
         "outcome_no_answer": "Pas de réponse",
         "outcome_advice_given": "Conseil donné",
         "outcome_redirected": "Réorienté·e",
@@ -105,6 +118,19 @@ TEXTS: dict[Language, dict[str, str]] = {
         "form_expired": "Het formulier is verlopen. Laad de pagina opnieuw en probeer het nog eens.",
         "sign_in_failed": "Aanmelden is mislukt. Probeer het opnieuw.",
         "sign_in_again": "Opnieuw aanmelden",
+        "facts_heading": "Vernomen tijdens het gesprek (indien besproken)",
+        "qualification_level": "Hoogste diploma",
+        "has_computer": "Heeft een computer",
+        "has_internet": "Heeft internet thuis",
+        "unemployed_since": "Werkzoekend sinds",
+        "unknown": "Niet besproken",
+        "yes": "Ja",
+        "no": "Nee",
+        "qualification_none": "Geen diploma",
+        "qualification_primary": "Lager onderwijs (getuigschrift basisonderwijs)",
+        "qualification_lower_secondary": "Lager secundair onderwijs",
+        "qualification_upper_secondary": "Hoger secundair onderwijs (CESS)",
+        "qualification_higher": "Hoger onderwijs",
         "outcome_no_answer": "Geen antwoord",
         "outcome_advice_given": "Advies gegeven",
         "outcome_redirected": "Doorverwezen",
@@ -156,6 +182,19 @@ TEXTS: dict[Language, dict[str, str]] = {
         "form_expired": "The form has expired. Reload the page and try again.",
         "sign_in_failed": "Signing in failed. Please try again.",
         "sign_in_again": "Sign in again",
+        "facts_heading": "Learned on the call (if it came up)",
+        "qualification_level": "Highest qualification",
+        "has_computer": "Has a computer",
+        "has_internet": "Has internet at home",
+        "unemployed_since": "Job seeker since",
+        "unknown": "Not discussed",
+        "yes": "Yes",
+        "no": "No",
+        "qualification_none": "No qualification",
+        "qualification_primary": "Primary school",
+        "qualification_lower_secondary": "Lower secondary",
+        "qualification_upper_secondary": "Upper secondary (CESS)",
+        "qualification_higher": "Higher education",
         "outcome_no_answer": "No answer",
         "outcome_advice_given": "Advice given",
         "outcome_redirected": "Redirected",
@@ -169,7 +208,11 @@ TEXTS: dict[Language, dict[str, str]] = {
 }
 
 # Keys every language must have, derived from the enums they name.
-ENUM_KEYS = tuple(f"outcome_{o.value}" for o in ContactOutcome) + tuple(f"target_{t.value}" for t in Target)
+ENUM_KEYS = (
+    tuple(f"outcome_{o.value}" for o in ContactOutcome)
+    + tuple(f"target_{t.value}" for t in Target)
+    + tuple(f"qualification_{q.value}" for q in QualificationLevel)
+)
 
 
 def text(language: Language, key: str, **params: object) -> str:

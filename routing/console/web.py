@@ -37,7 +37,7 @@ from routing.console.i18n import LANGUAGE_NAMES, text
 from routing.console.oidc import OidcClient, SignInFailed
 from routing.console.sessions import ConsoleSession, SessionStore, csrf_matches, new_secret, pkce_verifier
 from routing.desk import Desk, DeskError, QueueItem
-from schemas import ContactOutcome, Language, Target
+from schemas import ContactOutcome, Language, QualificationLevel, Target
 from services.auth import IdentityProviderUnavailable, InvalidToken, Principal, get_token_verifier, public, requires_signed_in
 from services.auth.roles import DESK_OWN_WORK, PUBLIC_CONSOLE_SIGN_IN, PUBLIC_CONSOLE_SIGN_OUT, may
 
@@ -331,6 +331,7 @@ async def queue(request: Request, lang: str, desk: DeskDep, worker: Advisor, don
         done=text(language, f"done_{done}") if done in ("accepted", "declined", "outcome") else None,
         outcomes=[o.value for o in ContactOutcome],
         targets=[t.value for t in Target],
+        qualifications=[q.value for q in QualificationLevel],
         courses=[(c["code"], c["title"]) for c in await desk.courses()],
     )
 
@@ -370,19 +371,16 @@ async def decline(request: Request, lang: str, request_id: str, desk: DeskDep, w
     return _done(lang, "declined")
 
 
+_OUTCOME_FIELDS = tuple(name for name in Outcome.model_fields if name != "retry_at")
+
+
 def _outcome_from_form(fields: dict[str, str]) -> Outcome:
-    """The form's strings as the desk API's own `Outcome` model; `retry_at` is Brussels time from the page."""
-    retry_at: datetime | None = None
+    """The form's strings as the desk API's own `Outcome` model (the same validation); an empty field is
+    "not given", and `retry_at` is Brussels time as the page's datetime-local input sends it."""
+    data: dict[str, Any] = {name: fields[name] for name in _OUTCOME_FIELDS if fields.get(name)}
     if fields.get("retry_at"):
-        retry_at = datetime.fromisoformat(fields["retry_at"]).replace(tzinfo=BRUSSELS)
-    return Outcome(
-        outcome=ContactOutcome(fields.get("outcome", "")),
-        notes=fields.get("notes") or None,
-        redirect_to=Target(fields["redirect_to"]) if fields.get("redirect_to") else None,
-        course_code=fields.get("course_code") or None,
-        certification_code=fields.get("certification_code") or None,
-        retry_at=retry_at,
-    )
+        data["retry_at"] = datetime.fromisoformat(fields["retry_at"]).replace(tzinfo=BRUSSELS)
+    return Outcome.model_validate(data)
 
 
 @console_router.post("/{lang}/requests/{request_id}/outcome")
@@ -405,6 +403,7 @@ async def outcome(request: Request, lang: str, request_id: str, desk: DeskDep, w
             course_code=body.course_code,
             certification_code=body.certification_code,
             retry_at=body.retry_at,
+            facts=body.facts(),
         )
     except DeskError as error:
         return _message(language, error.status, text(language, "refused", reason=str(error)), back=f"/console/{lang}/")

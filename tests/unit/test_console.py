@@ -5,7 +5,7 @@ provider, and the desk's forms over a fake desk."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,11 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from routing.case import CallFacts
 from routing.console import COOKIE, Console, ConsoleSession, InMemorySessions, OidcClient, console_router
 from routing.console.i18n import ENUM_KEYS, TEXTS
 from routing.console.sessions import csrf_matches, pkce_challenge, pkce_verifier
 from routing.desk import DeskError, QueueItem
-from schemas import ContactOutcome, Event, Language
+from schemas import ContactOutcome, Event, Language, QualificationLevel
 from services.settings import AuthSettings
 from tests.identity_provider import AUDIENCE, ISSUER, SignIn
 from tests.realm import DEMO_USERS
@@ -222,13 +223,24 @@ async def test_an_outcome_form_reaches_the_desk_use_case_as_the_signed_in_worker
     async with browser(app) as http:
         await sign_in(http, provider)
         csrf = csrf_of((await http.get("/console/fr/")).text)
-        form = {"csrf": csrf, "outcome": "no_answer", "notes": "messagerie", "retry_at": "2026-12-07T10:30", "worker_id": "adv-2"}
+        form = {
+            "csrf": csrf,
+            "outcome": "no_answer",
+            "notes": "messagerie",
+            "retry_at": "2026-12-07T10:30",
+            "worker_id": "adv-2",
+            "qualification_level": "upper_secondary",
+            "has_computer": "false",
+            "has_internet": "",
+            "unemployed_since": "2025-03-01",
+        }
         saved = await http.post("/console/fr/requests/r-2/outcome", data=form)
     assert saved.status_code == 303
     ((_, request_id, fields),) = [call for call in desk.calls if call[0] == "outcome"]
     assert request_id == "r-2" and fields["worker_id"] == "adv-1"
     assert fields["outcome"] is ContactOutcome.NO_ANSWER and fields["notes"] == "messagerie"
     assert fields["retry_at"].utcoffset() == timedelta(hours=1)  # Brussels in December
+    assert fields["facts"] == CallFacts(QualificationLevel.UPPER_SECONDARY, False, None, date(2025, 3, 1))
 
 
 async def test_a_form_without_the_sessions_csrf_token_is_refused() -> None:
