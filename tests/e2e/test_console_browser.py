@@ -105,12 +105,12 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
 
     await expect(page.get_by_role("heading", name="Ma file d'appels")).to_be_visible(timeout=30_000)
     card = page.locator(f'article[data-request-id="{request.request_id}"]')
-    await expect(card.get_by_text("Proposée")).to_be_visible()
+    await expect(card.locator(".status")).to_have_text("Proposée")
     await card.get_by_role("button", name="Accepter").click()
 
     await expect(page.get_by_role("status")).to_have_text("Demande acceptée.")
     card = page.locator(f'article[data-request-id="{request.request_id}"]')
-    await expect(card.get_by_text("Acceptée")).to_be_visible()
+    await expect(card.locator(".status")).to_have_text("Acceptée")
     await card.get_by_label("Résultat", exact=True).select_option("advice_given")
     await card.get_by_label("Notes").fill("Conseillé : module Excel en ligne")
     await card.get_by_role("button", name="Enregistrer").click()
