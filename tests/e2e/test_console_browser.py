@@ -1,8 +1,9 @@
 """The advisor's desk in a real browser (Debian's headless Chromium), behind the real Keycloak: routing
 runs as ops run it (`python -m routing`) on the real broker and mongod; a request is queued for adv-1,
 who opens the console, is sent to Keycloak's own login page, signs in there (authorization code with
-PKCE), accepts the request and records what came of the call. The `ContactAttempted` event names adv-1
-as the worker and as the actor, and the case stores the outcome."""
+PKCE), accepts the request and records what came of the call, with facts learned on it. The
+`ContactAttempted` event names adv-1 as the worker and as the actor and carries those facts, and the case
+stores the outcome."""
 
 from __future__ import annotations
 
@@ -113,6 +114,8 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     await expect(card.locator(".status")).to_have_text("Acceptée")
     await card.get_by_label("Résultat", exact=True).select_option("advice_given")
     await card.get_by_label("Notes").fill("Conseillé : module Excel en ligne")
+    await card.get_by_label("Diplôme le plus élevé").select_option("upper_secondary")
+    await card.get_by_label("A un ordinateur").select_option("false")
     await card.get_by_role("button", name="Enregistrer").click()
     await expect(page.get_by_role("status")).to_have_text("Résultat enregistré.")
     await page.close()
@@ -122,5 +125,7 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     )
     attempts = [e for e in events if isinstance(e, ContactAttempted) and e.request_id == request.request_id]
     assert [(e.worker_id, e.outcome, e.actor) for e in attempts] == [("adv-1", "advice_given", "adv-1")]
+    learned = (attempts[0].qualification_level, attempts[0].has_computer, attempts[0].has_internet)
+    assert learned == ("upper_secondary", False, None), "the facts learned on the call, and only those"
     case = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
     assert case is not None and case["outcome"] == "advice_given"
