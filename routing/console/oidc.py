@@ -61,8 +61,11 @@ class OidcClient:
             self._discovery = document
         return self._discovery
 
-    async def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, verifier: str, language: str) -> str:
-        """The provider's login page, asking for a code bound to `verifier` (S256), in the page's language."""
+    async def authorization_url(self, *, redirect_uri: str, state: str, verifier: str, language: str) -> str:
+        """The provider's login page, asking for a code bound to `verifier` (S256), in the page's language.
+
+        No `nonce`: the ID token is not used to sign in (the access token is, verified by the service),
+        and PKCE already binds the code to this browser's session (OAuth 2.1 §7.5.3)."""
         endpoint = (await self.discovery())["authorization_endpoint"]
         query = {
             "response_type": "code",
@@ -70,7 +73,6 @@ class OidcClient:
             "redirect_uri": redirect_uri,
             "scope": "openid",
             "state": state,
-            "nonce": nonce,
             "code_challenge": pkce_challenge(verifier),
             "code_challenge_method": "S256",
             "ui_locales": language,

@@ -32,7 +32,7 @@ __all__ = [
 
 
 def new_secret() -> str:
-    """256 random bits, URL-safe: session ids, `state`, `nonce`, CSRF tokens."""
+    """256 random bits, URL-safe: session ids, `state`, CSRF tokens."""
     return secrets.token_urlsafe(32)
 
 
@@ -66,7 +66,6 @@ class ConsoleSession:
     # A sign-in under way: what the callback must find again.
     state: str | None = None
     verifier: str | None = None
-    nonce: str | None = None
     return_to: str | None = None
     # Signed in.
     access_token: str | None = None
@@ -92,7 +91,6 @@ class ConsoleSession:
             expires_at=expires_at,
             state=None,
             verifier=None,
-            nonce=None,
             access_token=access_token,
             id_token=id_token,
         )
