@@ -215,21 +215,19 @@ def _safe_next(value: str | None, language: Language) -> str:
 @console_router.get("/login", dependencies=[public(PUBLIC_CONSOLE_SIGN_IN)])
 async def login(request: Request, console: ConsoleDep, lang: str = "fr", next: str | None = None) -> Response:
     language = Language(lang) if lang in Language._value2member_map_ else Language.FR
-    session_id, verifier, state, nonce = new_secret(), pkce_verifier(), new_secret(), new_secret()
+    session_id, verifier, state = new_secret(), pkce_verifier(), new_secret()
     pending = ConsoleSession(
         csrf=new_secret(),
         expires_at=console.now() + SIGN_IN_TIMEOUT,
         language=language.value,
         state=state,
         verifier=verifier,
-        nonce=nonce,
         return_to=_safe_next(next, language),
     )
     try:
         url = await console.oidc.authorization_url(
             redirect_uri=str(request.url_for("console_callback")),
             state=state,
-            nonce=nonce,
             verifier=verifier,
             language=language.value,
         )
