@@ -9,15 +9,17 @@ routers are plain module-level objects the app includes.
 from __future__ import annotations
 
 import html
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from routing.case import CallFacts
 from routing.desk import Desk, DeskError, QueueItem
 from routing.workers import Availability
-from schemas import ContactOutcome, Target
+from schemas import ContactOutcome, QualificationLevel, Target
 from services import Runtime, get_runtime
 from services.auth import PROTECTED, Principal, error_responses, requires
 from services.auth.roles import ACTS_FOR_OTHERS, DESK_OWN_WORK, DESK_READ, DESK_TEAM, DESK_WORKER, may
@@ -65,6 +67,19 @@ class Outcome(BaseModel):
     course_code: str | None = Field(None, description="With outcome `enrolled`: a catalogue course code.")
     certification_code: str | None = Field(None, description="With outcome `exam_wanted`.")
     retry_at: AwareDatetime | None = Field(None, description="With outcome `no_answer`: when to call again.")
+    # What the person said of their situation on the call, when it came up.
+    qualification_level: QualificationLevel | None = Field(None, description="Highest school qualification, learned on the call.")
+    has_computer: bool | None = Field(None, description="Whether the person has a computer at home, learned on the call.")
+    has_internet: bool | None = Field(None, description="Whether the person has internet at home, learned on the call.")
+    unemployed_since: date | None = Field(None, description="Job seeker since, learned on the call.")
+
+    def facts(self) -> CallFacts:
+        return CallFacts(
+            qualification_level=self.qualification_level,
+            has_computer=self.has_computer,
+            has_internet=self.has_internet,
+            unemployed_since=self.unemployed_since,
+        )
 
 
 # --- the desk ---------------------------------------------------------------------------
@@ -121,6 +136,7 @@ async def outcome(desk: DeskDep, worker: OwnWorker, request_id: str, body: Outco
             course_code=body.course_code,
             certification_code=body.certification_code,
             retry_at=body.retry_at,
+            facts=body.facts(),
         )
     except DeskError as error:
         raise _refused(error) from error

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from routing import handlers
 from routing.api import desk_router
 from routing.assignment import AssignmentStore
+from routing.console import Console, MongoSessions, OidcClient, console_router
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
@@ -80,7 +81,9 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
             outbox=outbox,
         )
-        runtime.app_state.update(service=service, desk=Desk(service), clock=clock)
+        sessions = MongoSessions(runtime.db)
+        oidc = OidcClient(settings.auth, settings.console_client_id)
+        runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=Console(sessions, oidc))
         runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
@@ -93,11 +96,17 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                 timers.ensure_indexes(),
                 service.ensure_indexes(),
                 service.programme.ensure_indexes(),
+                sessions.ensure_indexes(),
             )
             for worker in roster:
                 await assignment.upsert_worker(worker)
 
         runtime.on_startup(prepare)
+
+        async def close_console(_: Runtime) -> None:
+            await oidc.aclose()
+
+        runtime.on_shutdown(close_console)
 
         async def dispatch_forever() -> None:
             # One dispatcher at a time: offers are safe from any replica, but racing for the
@@ -116,7 +125,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        return [desk_router, admin_router] if isinstance(clock, SimulatedClock) else [desk_router]
+        routers = [desk_router, console_router]
+        return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(
         settings,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -34,6 +34,7 @@ from schemas import (
     ExamRequestReason,
     ExamSchedulingRequested,
     Language,
+    QualificationLevel,
     Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -43,6 +44,7 @@ from services.timers import TimerKind
 __all__ = [
     "SOURCE",
     "AdmitToProgramme",
+    "CallFacts",
     "CancelTimer",
     "Case",
     "Command",
@@ -312,6 +314,20 @@ class EnrolledCourse:
 
 
 @dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What the person told the worker on the call about their situation; None: not learned."""
+
+    qualification_level: QualificationLevel | None = None
+    has_computer: bool | None = None
+    has_internet: bool | None = None
+    unemployed_since: date | None = None
+
+    def learned(self) -> dict[str, Any]:
+        """The facts learned, as `ContactAttempted`'s fields of the same names."""
+        return {name: value for name in self.__slots__ if (value := getattr(self, name)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class RecordContact:
     """An advisor's call and what came of it.
 
@@ -329,6 +345,7 @@ class RecordContact:
     redirect_to: Target | None = None
     enrolment: EnrolledCourse | None = None
     exam_certification: str | None = None
+    facts: CallFacts = CallFacts()
 
     @property
     def reaches_person(self) -> bool:
@@ -445,6 +462,7 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
         attempt=attempt,
         next_attempt_at=next_attempt_at,
         notes=command.notes,
+        **command.facts.learned(),
     )
     events: list[Event] = [attempted]
     if outcome is ContactOutcome.ENROLLED and command.enrolment is not None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from routing.assignment import RequestStatus
+from routing.case import CallFacts
 from routing.service import DeskError, RoutingService
 from routing.workers import Availability
 from schemas import ContactOutcome, Event, Target
@@ -144,6 +145,7 @@ class Desk:
         course_code: str | None = None,
         certification_code: str | None = None,
         retry_at: datetime | None = None,
+        facts: CallFacts | None = None,
     ) -> list[Event]:
         """What came of a call; returns the events it publishes (see `RoutingService.record_outcome`)."""
         return await self._service.record_outcome(
@@ -155,6 +157,7 @@ class Desk:
             course_code=course_code,
             certification_code=certification_code,
             retry_at=retry_at,
+            facts=facts,
         )
 
     async def request(self, request_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from routing.assignment import Assignments, QueueKey, RequestStatus, RoutedRequest
 from routing.case import (
     AdmitToProgramme,
+    CallFacts,
     Case,
     Command,
     DeskError,
@@ -388,8 +389,10 @@ class RoutingService:
         course_code: str | None = None,
         certification_code: str | None = None,
         retry_at: datetime | None = None,
+        facts: CallFacts | None = None,
     ) -> list[Event]:
-        """What came of a call; publishes what it means and frees or keeps the worker."""
+        """What came of a call; publishes what it means and frees or keeps the worker. `facts` are what
+        the person said of their situation on the call; `ContactAttempted` carries them."""
         routed = await self.assignment.get_request(request_id)
         case = await self.case_store.within(None).cases.get(request_id)
         if routed is None or case is None:
@@ -418,6 +421,7 @@ class RoutingService:
             redirect_to=redirect_to,
             enrolment=enrolment,
             exam_certification=certification_code if known else None,
+            facts=facts or CallFacts(),
         )
 
         async def work(uow: CaseUnitOfWork) -> tuple[Case, Effects]:

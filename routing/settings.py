@@ -28,6 +28,10 @@ class RoutingSettings(ServiceSettings):
         None, description="A YAML list of workers loaded (upserted) at start; the shipped roster when unset."
     )
 
+    console_client_id: str = Field(
+        "formation-console", description="The identity provider's public client the desk's browser console signs in with."
+    )
+
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."
     )

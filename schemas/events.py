@@ -228,6 +228,21 @@ class ContactAttempted(Event):
     sealed: SealedPersonalData | None = Field(
         default=None, description="The notes, encrypted with the person's key; `notes` is then blank."
     )
+    # Facts the person told the worker on the call (optional, added within v1): None means not asked or not learned.
+    qualification_level: QualificationLevel | None = Field(
+        default=None, description="Highest school qualification, when learned on the call."
+    )
+    has_computer: bool | None = Field(
+        default=None, description="Whether the person has a computer at home, when learned on the call."
+    )
+    has_internet: bool | None = Field(
+        default=None, description="Whether the person has internet at home, when learned on the call."
+    )
+    unemployed_since: date | None = Field(
+        default=None,
+        description="Date since which the person is a job seeker, when learned on the call.",
+        examples=["2024-11-01"],
+    )
 
 
 # --- Enrolment ----------------------------------------------------------------------

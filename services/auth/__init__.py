@@ -23,6 +23,7 @@ from services.auth.access import (
     get_token_verifier,
     public,
     requires,
+    requires_signed_in,
     route_policy,
     undeclared_routes,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "AllOf",
     "ConflictingPolicies",
     "requires",
+    "requires_signed_in",
     "public",
     "declare_policy",
     "route_policy",

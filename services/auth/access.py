@@ -19,7 +19,7 @@ The verifier is found on `app.state.token_verifier` (set by the service's lifesp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -165,6 +165,30 @@ class _Authorize:
             ACTOR.reset(actor)
 
 
+PrincipalOf = Callable[[Request], Awaitable[Principal]]
+"""How a console finds who is signed in from the request (its session cookie): the `Principal`, or an
+`HTTPException` of its own choosing (a browser is sent to sign in rather than answered 401)."""
+
+
+class _AuthorizeSession:
+    """The dependency behind `requires_signed_in`: a browser session instead of a bearer token."""
+
+    def __init__(self, policy: RolesRequired, principal_of: PrincipalOf) -> None:
+        self.policy = policy
+        self.principal_of = principal_of
+
+    async def __call__(self, request: Request) -> AsyncIterator[Principal]:
+        principal = await self.principal_of(request)
+        if not principal.has_any(self.policy.roles):
+            log.info("auth.role_refused", path=request.url.path, subject=principal.subject, roles=sorted(principal.roles))
+            raise HTTPException(403, f"this needs one of the roles: {', '.join(sorted(self.policy.roles))}")
+        actor = ACTOR.set(principal.subject)
+        try:
+            yield principal
+        finally:
+            ACTOR.reset(actor)
+
+
 class _Public:
     def __init__(self, policy: Public) -> None:
         self.policy = policy
@@ -181,6 +205,15 @@ def requires(*roles: str) -> Any:
     if not roles or not all(isinstance(role, str) and role for role in roles):
         raise ValueError("requires() needs at least one role name")
     return Depends(_Authorize(RolesRequired(frozenset(roles))))
+
+
+def requires_signed_in(principal_of: PrincipalOf, *roles: str) -> Any:
+    """As `requires`, for pages a browser reaches with a session cookie: `principal_of` finds who is
+    signed in (or raises, say a redirect to the sign-in page); 403 when they have none of `roles`.
+    The route's policy reads back as the same `RolesRequired` as a bearer-token route's."""
+    if not roles or not all(isinstance(role, str) and role for role in roles):
+        raise ValueError("requires_signed_in() needs at least one role name")
+    return Depends(_AuthorizeSession(RolesRequired(frozenset(roles)), principal_of))
 
 
 def public(reason: str) -> Any:
@@ -201,7 +234,7 @@ def declare_policy(route: BaseRoute, policy: Policy) -> BaseRoute:
 
 def _declared(dependant: Dependant) -> Iterator[Public | RolesRequired]:
     for dependency in dependant.dependencies:
-        if isinstance(dependency.call, _Authorize | _Public):
+        if isinstance(dependency.call, _Authorize | _AuthorizeSession | _Public):
             yield dependency.call.policy
         yield from _declared(dependency)
 

@@ -4,8 +4,11 @@ own route tables, called without a token and as each demo user of the realm.
 Each app runs in-process with its lifespan (real Kafka and MongoDB, topics and a database of its own),
 so its `TokenVerifier` fetches the realm's keys like a deployed service. A route declared for some roles
 must answer 401 without a token, 403 to a user with none of them, and neither (nor a 5xx) to a user with
-one: past the door the request may still be a 404 or a 422, which is the handler's business. The matrix
-is printed, route by route, with the status each user got."""
+one: past the door the request may still be a 404 or a 422, which is the handler's business. The browser
+console's pages (`/console/...`) carry the user's token in a server-side session instead of a header: a
+user gets one made with the same token (and its forms the session's CSRF token), and without one the
+answer is a redirect to sign in (303), not 401. The matrix is printed, route by route, with the status
+each user got."""
 
 from __future__ import annotations
 
@@ -13,12 +16,15 @@ import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from routing.console import COOKIE, ConsoleSession
+from routing.console.sessions import new_secret
 from scripts.tokens import Tokens
 from services.auth import Public, RolesRequired, declared_policies
 from services.kafka import delete_topics_with_prefix, use_topic_prefix
@@ -72,22 +78,45 @@ def concrete(path: str, user: str) -> str:
     return re.sub(r"\{[^}]+\}", "matrix-none", path)
 
 
-async def call(http: httpx.AsyncClient, route: str, user: str, tokens: Tokens) -> int:
+def console_page(route: str, policy: Any) -> bool:
+    """A console page, entered with a session cookie rather than a bearer token."""
+    return route.split(" ", 1)[1].startswith("/console/") and isinstance(policy, RolesRequired)
+
+
+async def console_session(app: FastAPI, user: str, tokens: Tokens) -> tuple[str, str]:
+    """A signed-in console session of `user` holding their access token, as the sign-in would make it:
+    (the cookie's session id, its CSRF token)."""
+    console = app.state.runtime.app_state["console"]
+    session_id = new_secret()
+    session = ConsoleSession(csrf=new_secret(), expires_at=datetime.now(UTC) + timedelta(minutes=5))
+    await console.sessions.save(session_id, session.signed_in_with(tokens.token(user), None, session.expires_at))
+    signed_in = await console.sessions.find(session_id, datetime.now(UTC))
+    return session_id, signed_in.csrf
+
+
+async def call(http: httpx.AsyncClient, route: str, user: str, tokens: Tokens, *, app: FastAPI, session: bool) -> int:
     methods, path = route.split(" ", 1)
     method = "GET" if "GET" in methods.split(",") else methods.split(",")[0]
+    with_body = method in {"POST", "PUT", "PATCH"}
+    if session:
+        cookie, csrf = await console_session(app, user, tokens) if user != ANONYMOUS else ("none", "none")
+        response = await http.request(
+            method, concrete(path, user), headers={"Cookie": f"{COOKIE}={cookie}"}, data={"csrf": csrf} if with_body else None
+        )
+        return response.status_code
     headers = tokens.headers(user) if user != ANONYMOUS else {}
-    body: dict[str, Any] | None = {} if method in {"POST", "PUT", "PATCH"} else None
+    body: dict[str, Any] | None = {} if with_body else None
     response = await http.request(method, concrete(path, user), headers=headers, json=body)
     return response.status_code
 
 
-def expected(policy: Any, user: str) -> str:
-    """What the policy promises `user`: 401, 403, `in` (past the door) or `open`."""
+def expected(policy: Any, user: str, *, session: bool = False) -> str:
+    """What the policy promises `user`: 401 (303 to sign in for a console page), 403, `in` (past the door) or `open`."""
     if isinstance(policy, Public):
         return "open"
     assert isinstance(policy, RolesRequired), policy
     if user == ANONYMOUS:
-        return "401"
+        return "303" if session else "401"
     return "in" if DEMO_USERS[user] & policy.roles else "403"
 
 
@@ -95,7 +124,8 @@ def holds(promise: str, status: int) -> bool:
     if promise == "open":
         return status != 403
     if promise == "in":
-        return status not in {401, 403} and status < 500
+        # A console page that sends the user to sign in did not let them past the door either.
+        return status not in {303, 401, 403} and status < 500
     return status == int(promise)
 
 
@@ -111,10 +141,11 @@ async def test_every_route_answers_each_user_as_declared(apps: dict[str, FastAPI
                 assert isinstance(policy, Public | RolesRequired), f"{service} {route}: {policy}"
                 label = f"public: {policy.reason[:26]}" if isinstance(policy, Public) else ",".join(sorted(policy.roles))
                 cells = []
+                session = console_page(route, policy)
                 for user in [ANONYMOUS, *USERS]:
-                    status = await call(http, route, user, tokens)
+                    status = await call(http, route, user, tokens, app=app, session=session)
                     tried += 1
-                    promise = expected(policy, user)
+                    promise = expected(policy, user, session=session)
                     ok = holds(promise, status)
                     cells.append(f"{status:>6}{' ' if ok else '!'}")
                     if not ok:

@@ -25,6 +25,8 @@ from services.auth.roles import (
     NOTIFICATION_SUPPORT,
     OPERATIONS,
     PRIVACY_ERASURE,
+    PUBLIC_CONSOLE_SIGN_IN,
+    PUBLIC_CONSOLE_SIGN_OUT,
     PUBLIC_INTAKE,
     PUBLIC_LIVENESS,
     PUBLIC_PHONE_WEBHOOK,
@@ -75,6 +77,13 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /desk/programmes/digital-divide": DESK_TEAM,
         "POST /desk/programmes/digital-divide/suspend": DESK_TEAM,
         "POST /desk/programmes/digital-divide/resume": DESK_TEAM,
+        "GET /console/login": PUBLIC_CONSOLE_SIGN_IN,
+        "GET /console/callback": PUBLIC_CONSOLE_SIGN_IN,
+        "POST /console/logout": PUBLIC_CONSOLE_SIGN_OUT,
+        "GET /console/{lang}/": DESK_OWN_WORK,
+        "POST /console/{lang}/requests/{request_id}/accept": DESK_OWN_WORK,
+        "POST /console/{lang}/requests/{request_id}/decline": DESK_OWN_WORK,
+        "POST /console/{lang}/requests/{request_id}/outcome": DESK_OWN_WORK,
     },
     "notification": {
         **EVERY_SERVICE,
@@ -175,6 +184,9 @@ def test_only_the_issues_public_surface_is_open(apps: dict[str, FastAPI]) -> Non
         "GET /revocations",
         "GET /achievements/{code}",
         "GET /issuer",
+        "GET /console/login",
+        "GET /console/callback",
+        "POST /console/logout",
     }
 
 

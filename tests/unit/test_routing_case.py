@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from routing.case import (
     AdmitToProgramme,
+    CallFacts,
     CancelTimer,
     Case,
     DeskError,
@@ -38,6 +39,7 @@ from schemas import (
     EnrolmentConfirmed,
     ExamRequestReason,
     ExamSchedulingRequested,
+    QualificationLevel,
     Target,
     TrainingRequestRouted,
 )
@@ -176,6 +178,20 @@ def test_a_case_stored_before_it_kept_its_chain_starts_a_conversation_of_its_own
 
 
 # --- the desk -----------------------------------------------------------------------------
+
+
+def test_the_facts_learned_on_a_call_travel_on_the_attempt_and_only_those() -> None:
+    facts = CallFacts(
+        qualification_level=QualificationLevel.UPPER_SECONDARY, has_computer=False, unemployed_since=date(2025, 3, 1)
+    )
+
+    _, effects = decide(a_case(), call(ContactOutcome.ADVICE_GIVEN, facts=facts))
+
+    [attempted] = [e for e in effects.events if isinstance(e, ContactAttempted)]
+    learned = (attempted.qualification_level, attempted.has_computer, attempted.has_internet, attempted.unemployed_since)
+    assert learned == (QualificationLevel.UPPER_SECONDARY, False, None, date(2025, 3, 1))
+    [plain] = [e for e in decide(a_case(), call(ContactOutcome.ADVICE_GIVEN))[1].events if isinstance(e, ContactAttempted)]
+    assert "has_computer" not in plain.model_dump(exclude_none=True)
 
 
 def test_no_answer_counts_the_attempt_plans_the_retry_and_keeps_the_promise_running() -> None:

@@ -1,0 +1,131 @@
+"""The advisor's desk in a real browser (Debian's headless Chromium), behind the real Keycloak: routing
+runs as ops run it (`python -m routing`) on the real broker and mongod; a request is queued for adv-1,
+who opens the console, is sent to Keycloak's own login page, signs in there (authorization code with
+PKCE), accepts the request and records what came of the call, with facts learned on it. The
+`ContactAttempted` event names adv-1 as the worker and as the actor and carries those facts, and the case
+stores the outcome."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from schemas import Channel, ContactAttempted
+from scripts.tokens import Tokens
+from services.settings import AuthSettings
+from tests.factories import live_request
+from tests.processes import ALWAYS, Run, produce, read_events, wait_for
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.skipif(bool(os.environ.get("OIDC_ISSUER")), reason="OIDC_ISSUER names a provider without the demo users"),
+]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync"]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests", allow_module_level=True)
+
+from playwright.async_api import Browser, async_playwright, expect  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def only_adv_1(path: Path) -> Path:
+    """A roster where adv-1 is the one worker of BF espaces numériques (any skill), so an Excel request is theirs."""
+    skills = ["office", "graphics", "basic_skills", "enrolment", "orientation", "digital_divide"]
+    workers = [
+        {"worker_id": "adv-1", "display_name": "adv 1", "team": "espaces_numeriques", "skills": skills},
+        {"worker_id": "adv-2", "display_name": "adv 2", "team": "advisors", "skills": skills},
+        {"worker_id": "dd-0", "display_name": "dd 0", "team": "digital_divide", "skills": skills},
+        {"worker_id": "cdm-0", "display_name": "cdm 0", "team": "cite_des_metiers", "skills": skills},
+    ]
+    defaults = {"availability": "available", "working_hours": ALWAYS, "languages": ["fr", "nl", "en"], "capacity": 5}
+    path.write_text(yaml.safe_dump({"defaults": defaults, "workers": workers}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def keycloak() -> None:
+    url = AuthSettings().discovery_url
+    try:
+        httpx.get(url, timeout=5.0).raise_for_status()
+    except httpx.HTTPError as error:
+        if os.environ.get("KEYCLOAK_REQUIRED"):
+            pytest.fail(f"KEYCLOAK_REQUIRED is set but {url} cannot be fetched: {error}")
+        pytest.skip(f"Keycloak is not running ({url}: {type(error).__name__})")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outcome(
+    keycloak: None, run: Run, browser: Browser, mongo_client: Any, tokens: Tokens
+) -> None:
+    run.env["ROUTING_WORKERS_PATH"] = str(only_adv_1(run.tmp / "roster.yaml"))
+    routing = run.start("routing", free_port())
+    request = live_request(channel=Channel.EMAIL, requested_course="EXCEL", need="Apprendre Excel pour un emploi")
+    await produce(run.topic("training.requests.v1"), [request])
+
+    async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:
+
+        async def offered_to_adv_1() -> bool:
+            queue = await http.get("/desk/workers/adv-1/queue", headers=tokens.headers("adv-1"))
+            return queue.status_code == 200 and [item["request_id"] for item in queue.json()] == [request.request_id]
+
+        await wait_for(offered_to_adv_1, timeout=60)
+
+    # 127.0.0.1, not localhost: the realm's console client accepts loopback redirects on any port.
+    base = routing.url.replace("localhost", "127.0.0.1")
+    page = await browser.new_page(locale="fr-BE")
+    await page.goto(f"{base}/console/fr/")
+    # Keycloak's own login page, not ours.
+    await expect(page.locator("#kc-login")).to_be_visible(timeout=30_000)
+    assert page.url.startswith(AuthSettings().issuer)
+    await page.fill("#username", "adv-1")
+    await page.fill("#password", "local-only")
+    await page.click("#kc-login")
+
+    await expect(page.get_by_role("heading", name="Ma file d'appels")).to_be_visible(timeout=30_000)
+    card = page.locator(f'article[data-request-id="{request.request_id}"]')
+    await expect(card.locator(".status")).to_have_text("Proposée")
+    await card.get_by_role("button", name="Accepter").click()
+
+    await expect(page.get_by_role("status")).to_have_text("Demande acceptée.")
+    card = page.locator(f'article[data-request-id="{request.request_id}"]')
+    await expect(card.locator(".status")).to_have_text("Acceptée")
+    await card.get_by_label("Résultat", exact=True).select_option("advice_given")
+    await card.get_by_label("Notes").fill("Conseillé : module Excel en ligne")
+    await card.get_by_label("Diplôme le plus élevé").select_option("upper_secondary")
+    await card.get_by_label("A un ordinateur").select_option("false")
+    await card.get_by_role("button", name="Enregistrer").click()
+    await expect(page.get_by_role("status")).to_have_text("Résultat enregistré.")
+    await page.close()
+
+    events = await read_events(
+        run.topic("training.routing.v1"), until=lambda found: any(isinstance(e, ContactAttempted) for e in found)
+    )
+    attempts = [e for e in events if isinstance(e, ContactAttempted) and e.request_id == request.request_id]
+    assert [(e.worker_id, e.outcome, e.actor) for e in attempts] == [("adv-1", "advice_given", "adv-1")]
+    learned = (attempts[0].qualification_level, attempts[0].has_computer, attempts[0].has_internet)
+    assert learned == ("upper_secondary", False, None), "the facts learned on the call, and only those"
+    case = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
+    assert case is not None and case["outcome"] == "advice_given"

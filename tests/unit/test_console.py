@@ -1,0 +1,336 @@
+"""The advisor's console without a browser: PKCE, CSRF and sessions as pure pieces, then the whole sign-in
+(login, the provider's redirect back, the code exchange with the PKCE verifier) against an in-memory
+provider, and the desk's forms over a fake desk."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from routing.case import CallFacts
+from routing.console import COOKIE, Console, ConsoleSession, InMemorySessions, OidcClient, console_router
+from routing.console.i18n import ENUM_KEYS, TEXTS
+from routing.console.sessions import csrf_matches, pkce_challenge, pkce_verifier
+from routing.desk import DeskError, QueueItem
+from schemas import ContactOutcome, Event, Language, QualificationLevel
+from services.settings import AuthSettings
+from tests.identity_provider import AUDIENCE, ISSUER, SignIn
+from tests.realm import DEMO_USERS
+
+pytestmark = pytest.mark.unit
+
+SIGN_IN = SignIn()
+
+
+# --- the pieces ------------------------------------------------------------------------------------
+
+
+def test_the_pkce_challenge_is_rfc_7636s_worked_example() -> None:
+    assert pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def test_a_pkce_verifier_is_long_random_and_unreserved() -> None:
+    verifiers = {pkce_verifier() for _ in range(20)}
+    assert len(verifiers) == 20
+    assert all(43 <= len(v) <= 128 and re.fullmatch(r"[A-Za-z0-9._~-]+", v) for v in verifiers)
+
+
+@pytest.mark.parametrize(("sent", "ok"), [("token", True), ("tokem", False), ("", False), (None, False)])
+def test_csrf_matches_only_the_sessions_token(sent: str | None, ok: bool) -> None:
+    assert csrf_matches("token", sent) is ok
+    assert not csrf_matches("", "")
+
+
+async def test_sessions_expire_and_are_kept_under_a_hash_of_their_id() -> None:
+    store = InMemorySessions()
+    now = datetime.now(UTC)
+    await store.save("the-id", ConsoleSession(csrf="c", expires_at=now + timedelta(minutes=1)))
+    assert "the-id" not in store.sessions
+    assert await store.find("the-id", now) is not None
+    assert await store.find("the-id", now + timedelta(minutes=2)) is None
+    await store.delete("the-id")
+    assert await store.find("the-id", now) is None
+
+
+def test_every_language_has_every_key() -> None:
+    keys = set(TEXTS[Language.FR])
+    assert set(ENUM_KEYS) <= keys
+    assert all(set(TEXTS[language]) == keys for language in Language)
+
+
+# --- the flow --------------------------------------------------------------------------------------
+
+
+class FakeProvider:
+    """Discovery, the authorization endpoint's result (a code), and the token endpoint, which gives the
+    token only for the code and the verifier whose challenge was sent with it."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.challenges: dict[str, str] = {}
+        self.exchanges: list[dict[str, str]] = []
+
+    def authorize(self, url: str) -> tuple[str, str]:
+        """What the login page does once the user signed in: (code, state) for the redirect back."""
+        query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+        assert query["code_challenge_method"] == "S256" and query["client_id"] == "formation-console"
+        code = f"code-{len(self.challenges)}"
+        self.challenges[code] = query["code_challenge"]
+        return code, query["state"]
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/.well-known/openid-configuration"):
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": ISSUER,
+                    "authorization_endpoint": f"{ISSUER}/protocol/openid-connect/auth",
+                    "token_endpoint": f"{ISSUER}/protocol/openid-connect/token",
+                    "end_session_endpoint": f"{ISSUER}/protocol/openid-connect/logout",
+                },
+            )
+        form = {name: values[0] for name, values in parse_qs(request.content.decode()).items()}
+        self.exchanges.append(form)
+        if self.challenges.pop(form.get("code", ""), None) != pkce_challenge(form.get("code_verifier", "")):
+            return httpx.Response(400, json={"error": "invalid_grant"})
+        roles = sorted(DEMO_USERS[self.user])
+        token = SIGN_IN.provider.token(
+            datetime.now(UTC), roles=tuple(roles), sub=self.user, preferred_username=self.user, azp="formation-console"
+        )
+        return httpx.Response(200, json={"access_token": token, "token_type": "Bearer", "expires_in": 300, "id_token": "id"})
+
+
+def _item(request_id: str, status: str) -> QueueItem:
+    now = datetime.now(UTC)
+    return QueueItem(
+        request_id=request_id,
+        status=status,  # type: ignore[arg-type]  # a literal the test spells as a str
+        deadline=now + timedelta(hours=5),
+        deadline_in_s=5 * 3600,
+        deadline_in="5 h 00 min",
+        priority=72,
+        channel="web",
+        language="fr",
+        target="advisors",
+        name="Awa Diallo",
+        phone="+32470123456",
+        email=None,
+        need="Excel",
+        requested_course=None,
+        attempts=0,
+    )
+
+
+class FakeDesk:
+    """r-1 offered and r-2 assigned to adv-1; records what each action was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def queue(self, worker_id: str) -> list[QueueItem]:
+        self.calls.append(("queue", worker_id))
+        return [_item("r-1", "offered"), _item("r-2", "assigned")]
+
+    async def request(self, request_id: str) -> dict[str, Any]:
+        decision = {
+            "rule_id": "advisors-default",
+            "explanation": "Besoin de conseil : conseillers formation.",
+            "explanation_fr": "Besoin de conseil : conseillers formation.",
+            "priority": 70,
+            "priority_parts": {"base": 50, "unemployed_long": 20},
+        }
+        return {"decision": decision}
+
+    async def courses(self) -> list[dict[str, Any]]:
+        return [{"code": "BUR-EXCEL-01", "title": "Excel"}]
+
+    async def accept(self, request_id: str, worker_id: str) -> dict[str, str]:
+        self.calls.append(("accept", request_id, worker_id))
+        if request_id != "r-1":
+            raise DeskError(f"request {request_id} is not offered to {worker_id}")
+        return {}
+
+    async def decline(self, request_id: str, worker_id: str) -> dict[str, Any]:
+        self.calls.append(("decline", request_id, worker_id))
+        return {}
+
+    async def record_outcome(self, request_id: str, **fields: Any) -> list[Event]:
+        self.calls.append(("outcome", request_id, fields))
+        return []
+
+
+def console_app(provider: FakeProvider, desk: FakeDesk) -> tuple[FastAPI, InMemorySessions]:
+    sessions = InMemorySessions()
+    oidc = OidcClient(
+        AuthSettings(issuer=ISSUER, audience=AUDIENCE),
+        "formation-console",
+        http=httpx.AsyncClient(transport=httpx.MockTransport(provider.handle)),
+    )
+    app = FastAPI()
+    app.include_router(console_router)
+    app.state.runtime = SimpleNamespace(app_state={"console": Console(sessions, oidc), "desk": desk})
+    app.state.token_verifier = SIGN_IN.verifier
+    return app, sessions
+
+
+def browser(app: FastAPI, host: str = "127.0.0.1") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
+
+
+async def sign_in(http: httpx.AsyncClient, provider: FakeProvider, page: str = "/console/fr/") -> httpx.Response:
+    """From a console page to signed in, as a browser would follow the redirects."""
+    to_login = await http.get(page)
+    assert to_login.status_code == 303 and to_login.headers["location"].startswith("/console/login?")
+    to_provider = await http.get(to_login.headers["location"])
+    assert to_provider.status_code == 303
+    code, state = provider.authorize(to_provider.headers["location"])
+    return await http.get("/console/callback", params={"code": code, "state": state})
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+async def test_an_advisor_signs_in_sees_their_queue_and_accepts() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        back = await sign_in(http, provider, "/console/nl/")
+        assert back.status_code == 303 and back.headers["location"] == "/console/nl/"
+        page = await http.get("/console/nl/")
+        assert page.status_code == 200
+        assert 'lang="nl"' in page.text and "Mijn belwachtrij" in page.text
+        assert "Besoin de conseil" in page.text and "unemployed_long" in page.text and "wachttijd" in page.text
+        accepted = await http.post("/console/nl/requests/r-1/accept", data={"csrf": csrf_of(page.text)})
+        assert accepted.status_code == 303 and accepted.headers["location"] == "/console/nl/?done=accepted"
+    assert ("accept", "r-1", "adv-1") in desk.calls
+    # The token was asked for with the verifier whose challenge went to the login page.
+    assert provider.exchanges[0]["grant_type"] == "authorization_code" and provider.exchanges[0]["code_verifier"]
+
+
+async def test_an_outcome_form_reaches_the_desk_use_case_as_the_signed_in_worker() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/fr/")).text)
+        form = {
+            "csrf": csrf,
+            "outcome": "no_answer",
+            "notes": "messagerie",
+            "retry_at": "2026-12-07T10:30",
+            "worker_id": "adv-2",
+            "qualification_level": "upper_secondary",
+            "has_computer": "false",
+            "has_internet": "",
+            "unemployed_since": "2025-03-01",
+        }
+        saved = await http.post("/console/fr/requests/r-2/outcome", data=form)
+    assert saved.status_code == 303
+    ((_, request_id, fields),) = [call for call in desk.calls if call[0] == "outcome"]
+    assert request_id == "r-2" and fields["worker_id"] == "adv-1"
+    assert fields["outcome"] is ContactOutcome.NO_ANSWER and fields["notes"] == "messagerie"
+    assert fields["retry_at"].utcoffset() == timedelta(hours=1)  # Brussels in December
+    assert fields["facts"] == CallFacts(QualificationLevel.UPPER_SECONDARY, False, None, date(2025, 3, 1))
+
+
+async def test_a_form_without_the_sessions_csrf_token_is_refused() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        for data in ({}, {"csrf": "forged"}):
+            refused = await http.post("/console/fr/requests/r-1/accept", data=data)
+            assert refused.status_code == 403
+    assert not [call for call in desk.calls if call[0] == "accept"]
+
+
+async def test_a_desk_refusal_is_shown_in_the_pages_language() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/en/")).text)
+        refused = await http.post("/console/en/requests/r-9/accept", data={"csrf": csrf})
+    assert refused.status_code == 409 and "Not possible" in refused.text
+
+
+async def test_without_a_session_a_browser_is_sent_to_sign_in_not_answered_401() -> None:
+    app, _ = console_app(FakeProvider("adv-1"), FakeDesk())
+    async with browser(app) as http:
+        page = await http.get("/console/en/")
+        http.cookies.set(COOKIE, "made-up", domain="127.0.0.1", path="/console")
+        post = await http.post("/console/en/requests/r-1/accept", data={"csrf": "x"})
+    assert page.status_code == 303 and page.headers["location"] == "/console/login?lang=en&next=%2Fconsole%2Fen%2F"
+    assert post.status_code == 303 and post.headers["location"].startswith("/console/login?lang=en")
+
+
+async def test_a_worker_without_a_desk_role_is_refused() -> None:
+    provider = FakeProvider("ops-1")
+    app, _ = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        assert (await http.get("/console/fr/")).status_code == 403
+
+
+async def test_the_callback_refuses_a_state_that_is_not_this_browsers() -> None:
+    provider = FakeProvider("adv-1")
+    app, _ = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        to_provider = await http.get("/console/login")
+        code, _ = provider.authorize(to_provider.headers["location"])
+        refused = await http.get("/console/callback", params={"code": code, "state": "another"})
+        assert refused.status_code == 400
+        assert (await http.get("/console/fr/")).status_code == 303
+    assert provider.exchanges == []
+
+
+async def test_the_session_cookie_is_httponly_lax_secure_off_loopback_and_renewed_at_sign_in() -> None:
+    provider = FakeProvider("adv-1")
+    app, sessions = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        before = (await http.get("/console/login")).headers["set-cookie"]
+        assert "HttpOnly" in before and "SameSite=lax" in before and "Path=/console" in before and "Secure" not in before
+        pending_id = http.cookies[COOKIE]
+        code, state = provider.authorize((await http.get("/console/login")).headers["location"])
+        signed_in = await http.get("/console/callback", params={"code": code, "state": state})
+        assert http.cookies[COOKIE] != pending_id
+        assert "HttpOnly" in signed_in.headers["set-cookie"]
+    async with browser(app, host="desk.example.be") as remote:
+        assert "Secure" in (await remote.get("/console/login")).headers["set-cookie"]
+    assert all(s.verifier is None for s in sessions.sessions.values() if s.signed_in)
+
+
+async def test_the_page_to_return_to_is_only_ever_a_console_path() -> None:
+    provider = FakeProvider("adv-1")
+    app, _ = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        await http.get("/console/login", params={"next": "https://evil.example/console/"})
+        code, state = provider.authorize(
+            (await http.get("/console/login", params={"next": "//evil.example"})).headers["location"]
+        )
+        back = await http.get("/console/callback", params={"code": code, "state": state})
+    assert back.headers["location"] == "/console/fr/"
+
+
+async def test_signing_out_ends_the_session_here_and_at_the_provider() -> None:
+    provider = FakeProvider("adv-1")
+    app, sessions = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/fr/")).text)
+        assert (await http.post("/console/logout", data={"csrf": "forged", "lang": "fr"})).status_code == 403
+        out = await http.post("/console/logout", data={"csrf": csrf, "lang": "fr"})
+        assert out.status_code == 303 and out.headers["location"].startswith(f"{ISSUER}/protocol/openid-connect/logout?")
+        assert "id_token_hint=id" in out.headers["location"]
+        assert sessions.sessions == {}
+        assert (await http.get("/console/fr/")).status_code == 303
