@@ -160,22 +160,37 @@ def _involves(view: dict[str, Any], worker_id: str) -> bool:
     return view.get("assignee_id") == worker_id or any(entry.get("worker_id") == worker_id for entry in view.get("history", []))
 
 
+# The programme's years a caller may name: anything else is a 422, not a year MongoDB cannot store.
+YearAsked = Annotated[int | None, Query(ge=2000, le=2100)]
+YearGiven = Annotated[int | None, Body(embed=True, ge=2000, le=2100)]
+
+
 @desk_router.get(
     "/programmes/digital-divide",
     summary="Quota, admissions and waitlist of a year",
     dependencies=[requires(*may(DESK_TEAM))],
 )
-async def programme(desk: DeskDep, year: Annotated[int | None, Query()] = None) -> dict[str, Any]:
+async def programme(
+    desk: DeskDep, year: YearAsked = None
+) -> dict[str, Any]:
     return await desk.programme(year)
 
 
 @desk_router.post("/programmes/digital-divide/suspend", summary="Suspend the programme (new requests wait)")
-async def suspend(desk: DeskDep, _: Supervisor, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
+async def suspend(
+    desk: DeskDep,
+    _: Supervisor,
+    year: YearGiven = None,
+) -> dict[str, Any]:
     return await desk.suspend_programme(year)
 
 
 @desk_router.post("/programmes/digital-divide/resume", summary="Resume the programme and admit from the waitlist")
-async def resume(desk: DeskDep, _: Supervisor, year: Annotated[int | None, Body(embed=True)] = None) -> dict[str, Any]:
+async def resume(
+    desk: DeskDep,
+    _: Supervisor,
+    year: YearGiven = None,
+) -> dict[str, Any]:
     return await desk.resume_programme(year)
 
 

@@ -8,6 +8,7 @@ of one deployment talks to the same cluster; secrets come from the environment o
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Literal
 
@@ -56,6 +57,11 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 
+def local_issuer(port: int | str = 8180) -> str:
+    """The realm of the Keycloak scripts/infra.sh runs on this machine."""
+    return f"http://127.0.0.1:{port}/realms/formation"
+
+
 class AuthSettings(BaseSettings):
     """Which identity provider issues the access tokens the services accept, and how strictly.
 
@@ -65,7 +71,8 @@ class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OIDC_", extra="ignore")
 
     issuer: str = Field(
-        "http://127.0.0.1:8180/realms/formation",
+        # The local Keycloak of scripts/infra.sh, which KEYCLOAK_PORT moves (as scripts.launch.oidc_issuer).
+        default_factory=lambda: local_issuer(os.environ.get("KEYCLOAK_PORT") or 8180),
         description="The `iss` of accepted tokens; its discovery document is `<issuer>/.well-known/openid-configuration`.",
     )
     audience: str = Field("formation-events", description="A value the token's `aud` must contain.")

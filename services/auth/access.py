@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Mount
 from schemas.envelope import ACTOR
 from services.auth.errors import IdentityProviderUnavailable, InvalidToken
 from services.auth.tokens import Principal, TokenVerifier
-from services.settings import AuthSettings
+from services.settings import AuthSettings, local_issuer
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +91,7 @@ class BearerOpenIdConnect(OpenIdConnect):
 # The discovery URL documented here is the default issuer's; `describe_identity_provider` puts the
 # configured one in each app's document (the routers are module-level, built before any settings).
 bearer_token = BearerOpenIdConnect(
-    openIdConnectUrl=AuthSettings.model_fields["issuer"].default.rstrip("/") + "/.well-known/openid-configuration",
+    openIdConnectUrl=local_issuer() + "/.well-known/openid-configuration",
     scheme_name=SCHEME_NAME,
     description="An access token of the realm's identity provider, sent as `Authorization: Bearer <token>`.",
     auto_error=False,
