@@ -170,9 +170,7 @@ YearGiven = Annotated[int | None, Body(embed=True, ge=2000, le=2100)]
     summary="Quota, admissions and waitlist of a year",
     dependencies=[requires(*may(DESK_TEAM))],
 )
-async def programme(
-    desk: DeskDep, year: YearAsked = None
-) -> dict[str, Any]:
+async def programme(desk: DeskDep, year: YearAsked = None) -> dict[str, Any]:
     return await desk.programme(year)
 
 
