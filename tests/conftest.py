@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from scripts.launch import kafka_bootstrap, mongodb_uri
 from scripts.tokens import Tokens
-from services.settings import KafkaSettings, MongoSettings
+from services.settings import AuthSettings, KafkaSettings, MongoSettings
 
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI if set, else the servers of scripts/infra.sh, whose ports
 # KAFKA_PORT / MONGO_PORT move (the fault tests, which stop and start those, then still run).
@@ -86,3 +88,18 @@ def drop_database(name: str) -> None:
     )
     worker.start()
     worker.join(timeout=60)
+
+
+def require_identity_provider(issuer: str | None = None) -> dict[str, Any]:
+    """The identity provider's discovery document. Without a provider the test is skipped, unless
+    KEYCLOAK_REQUIRED says one must be there (`make test` sets it, since `make up` started Keycloak)."""
+    url = AuthSettings(issuer=issuer).discovery_url if issuer else AuthSettings().discovery_url
+    try:
+        response = httpx.get(url, timeout=5.0)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        if os.environ.get("KEYCLOAK_REQUIRED"):
+            pytest.fail(f"KEYCLOAK_REQUIRED is set but {url} cannot be fetched: {error}")
+        pytest.skip(f"Keycloak is not running ({url}: {type(error).__name__}); `scripts/infra.sh start-keycloak` starts it")
+    return document

@@ -20,6 +20,7 @@ import yaml
 from schemas import Channel, ContactAttempted
 from scripts.tokens import Tokens
 from services.settings import AuthSettings
+from tests.conftest import require_identity_provider
 from tests.factories import live_request
 from tests.processes import ALWAYS, Run, produce, read_events, wait_for
 
@@ -60,13 +61,7 @@ def only_adv_1(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def keycloak() -> None:
-    url = AuthSettings().discovery_url
-    try:
-        httpx.get(url, timeout=5.0).raise_for_status()
-    except httpx.HTTPError as error:
-        if os.environ.get("KEYCLOAK_REQUIRED"):
-            pytest.fail(f"KEYCLOAK_REQUIRED is set but {url} cannot be fetched: {error}")
-        pytest.skip(f"Keycloak is not running ({url}: {type(error).__name__})")
+    require_identity_provider()
 
 
 @pytest.fixture

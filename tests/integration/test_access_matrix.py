@@ -28,7 +28,8 @@ from routing.console.sessions import new_secret
 from scripts.tokens import Tokens
 from services.auth import Public, RolesRequired, declared_policies
 from services.kafka import delete_topics_with_prefix, use_topic_prefix
-from services.settings import AuthSettings, KafkaSettings, MongoSettings
+from services.settings import KafkaSettings, MongoSettings
+from tests.conftest import require_identity_provider
 from tests.realm import DEMO_USERS
 from tests.service_apps import every_app
 
@@ -43,13 +44,7 @@ ANONYMOUS = "-"
 
 @pytest.fixture(scope="module")
 def tokens() -> Tokens:
-    url = AuthSettings().discovery_url
-    try:
-        httpx.get(url, timeout=5.0).raise_for_status()
-    except httpx.HTTPError as error:
-        if os.environ.get("KEYCLOAK_REQUIRED"):
-            pytest.fail(f"KEYCLOAK_REQUIRED is set but {url} cannot be fetched: {error}")
-        pytest.skip(f"Keycloak is not running ({url}: {type(error).__name__}); `scripts/infra.sh start-keycloak`")
+    require_identity_provider()
     return Tokens()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from services.auth import InvalidToken, TokenVerifier
 from services.settings import AuthSettings
+from tests.conftest import require_identity_provider
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,7 @@ def oidc_issuer() -> str:
 
 @pytest.fixture(scope="module")
 def discovery(oidc_issuer: str) -> dict[str, Any]:
-    url = AuthSettings(issuer=oidc_issuer).discovery_url
-    try:
-        response = httpx.get(url, timeout=5.0)
-        response.raise_for_status()
-        document: dict[str, Any] = response.json()
-    except (httpx.HTTPError, ValueError) as error:
-        if os.environ.get("KEYCLOAK_REQUIRED"):
-            pytest.fail(f"KEYCLOAK_REQUIRED is set but {url} cannot be fetched: {error}")
-        pytest.skip(
-            f"Keycloak is not running: {url} cannot be fetched ({type(error).__name__}); set KEYCLOAK_REQUIRED=1 to fail instead"
-        )
-    return document
+    return require_identity_provider(oidc_issuer)
 
 
 @pytest.fixture
