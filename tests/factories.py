@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from routing.assignment import Assignments
 from routing.workers import Availability, Worker, worker_hours
 from schemas import (
     Channel,
@@ -103,6 +104,23 @@ def staff(worker_id: str, **overrides: Any) -> Worker:
     }
     fields.update(overrides)
     return Worker(**fields)
+
+
+async def add_workers(assignments: Assignments, *workers: Worker) -> None:
+    for worker in workers:
+        await assignments.upsert_worker(worker)
+
+
+async def open_count(assignments: Assignments, worker_id: str) -> int:
+    worker = await assignments.get_worker(worker_id)
+    assert worker is not None
+    return worker.open_count
+
+
+async def status(assignments: Assignments, request_id: str) -> str:
+    request = await assignments.get_request(request_id)
+    assert request is not None
+    return request.status
 
 
 # --- certification's inputs ------------------------------------------------------------------

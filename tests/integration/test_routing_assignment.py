@@ -14,10 +14,10 @@ from pymongo import AsyncMongoClient
 
 from routing.assignment import AssignmentStore, RequestStatus, Reservation, RoutedRequest
 from routing.priority import queue_order
-from routing.workers import Availability, EscalationLevel, Worker
+from routing.workers import Availability, EscalationLevel
 from schemas import Language, Target
 from tests.conftest import MONGODB_URI
-from tests.factories import MONDAY_10H, STAFF_TEAM, SteppingClock, staff
+from tests.factories import MONDAY_10H, STAFF_TEAM, SteppingClock, add_workers, open_count, staff, status
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +38,6 @@ async def store(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any, c
     s = AssignmentStore(mongo_client, mongo_db, reservation_timeout=TIMEOUT, clock=clock)
     await s.ensure_indexes()
     return s
-
-
-async def add_workers(store: AssignmentStore, *workers: Worker) -> None:
-    for w in workers:
-        await store.upsert_worker(w)
-
-
-async def open_count(store: AssignmentStore, worker_id: str) -> int:
-    w = await store.get_worker(worker_id)
-    assert w is not None
-    return w.open_count
-
-
-async def status(store: AssignmentStore, request_id: str) -> str:
-    r = await store.get_request(request_id)
-    assert r is not None
-    return r.status
 
 
 # --- one request's life ----------------------------------------------------------------------

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 
 from routing.assignment import Assignments, RequestStatus
-from routing.workers import Availability, EscalationLevel, Worker
+from routing.workers import Availability, EscalationLevel
 from schemas import Language, Target
-from tests.factories import MONDAY_10H, STAFF_TEAM, SteppingClock, staff
+from tests.factories import MONDAY_10H, STAFF_TEAM, SteppingClock, add_workers, open_count, staff, status
 from tests.routing_fakes import FakeRequests, FakeTransactions, FakeWorkers, InMemoryAssignments, in_memory_assignments
 
 pytestmark = pytest.mark.unit
@@ -43,23 +43,6 @@ def store(wired: InMemoryAssignments) -> Assignments:
 def replica_of(wired: InMemoryAssignments, clock: SteppingClock) -> Assignments:
     """A second routing replica: its own use case over the same stored state."""
     return Assignments(wired.requests, wired.workers, wired.transactions, reservation_timeout=TIMEOUT, clock=clock)
-
-
-async def add_workers(store: Assignments, *workers: Worker) -> None:
-    for w in workers:
-        await store.upsert_worker(w)
-
-
-async def open_count(store: Assignments, worker_id: str) -> int:
-    w = await store.get_worker(worker_id)
-    assert w is not None
-    return w.open_count
-
-
-async def status(store: Assignments, request_id: str) -> str:
-    r = await store.get_request(request_id)
-    assert r is not None
-    return r.status
 
 
 async def events(store: Assignments, request_id: str) -> list[str]:
