@@ -20,6 +20,7 @@ The verifier is found on `app.state.token_verifier` (set by the service's lifesp
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -127,6 +128,24 @@ def _unauthorized(detail: str, *, invalid: bool) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
+def _admit(policy: RolesRequired, principal: Principal, request: Request) -> None:
+    """403 unless the principal holds one of the policy's roles."""
+    if not principal.has_any(policy.roles):
+        log.info("auth.role_refused", path=request.url.path, subject=principal.subject, roles=sorted(principal.roles))
+        raise HTTPException(403, f"this needs one of the roles: {', '.join(sorted(policy.roles))}")
+
+
+@contextmanager
+def _acting_as(principal: Principal) -> Iterator[None]:
+    """The events made meanwhile record who acted (`Event.actor`), however deep they are made; reset
+    afterwards, for a caller that runs the app in its own task (httpx's ASGITransport in tests)."""
+    token = ACTOR.set(principal.subject)
+    try:
+        yield
+    finally:
+        ACTOR.reset(token)
+
+
 class _Authorize:
     """The dependency behind `requires`: its instance carries the policy the route table is read for."""
 
@@ -153,16 +172,9 @@ class _Authorize:
         except IdentityProviderUnavailable as error:
             log.warning("auth.provider_unavailable", path=request.url.path, error=str(error))
             raise HTTPException(503, "the identity provider cannot be reached", headers={"Retry-After": "5"}) from error
-        if not principal.has_any(self.policy.roles):
-            log.info("auth.role_refused", path=request.url.path, subject=principal.subject, roles=sorted(principal.roles))
-            raise HTTPException(403, f"this needs one of the roles: {', '.join(sorted(self.policy.roles))}")
-        # The events this request causes record who acted (`Event.actor`), however deep they are made; reset
-        # afterwards, for a caller that runs the app in its own task (httpx's ASGITransport in tests).
-        actor = ACTOR.set(principal.subject)
-        try:
+        _admit(self.policy, principal, request)
+        with _acting_as(principal):
             yield principal
-        finally:
-            ACTOR.reset(actor)
 
 
 PrincipalOf = Callable[[Request], Awaitable[Principal]]
@@ -179,14 +191,9 @@ class _AuthorizeSession:
 
     async def __call__(self, request: Request) -> AsyncIterator[Principal]:
         principal = await self.principal_of(request)
-        if not principal.has_any(self.policy.roles):
-            log.info("auth.role_refused", path=request.url.path, subject=principal.subject, roles=sorted(principal.roles))
-            raise HTTPException(403, f"this needs one of the roles: {', '.join(sorted(self.policy.roles))}")
-        actor = ACTOR.set(principal.subject)
-        try:
+        _admit(self.policy, principal, request)
+        with _acting_as(principal):
             yield principal
-        finally:
-            ACTOR.reset(actor)
 
 
 class _Public:
