@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.settings import ServiceSettings
+from services.settings import CommaSeparated, ServiceSettings
 
 
 class CertificationSettings(ServiceSettings):
@@ -18,7 +18,7 @@ class CertificationSettings(ServiceSettings):
     service_name: str = "certification"
     http_port: int = 8004
 
-    surfaces: Annotated[frozenset[Literal["public", "staff"]], NoDecode] = Field(
+    surfaces: Annotated[frozenset[Literal["public", "staff"]], NoDecode, CommaSeparated] = Field(
         frozenset({"public", "staff"}),
         min_length=1,
         description=(
@@ -65,11 +65,6 @@ class CertificationSettings(ServiceSettings):
         ),
     )
     high_priority_boost: int = Field(1, ge=0, description="Candidate priority given to people routed with high priority.")
-
-    @field_validator("surfaces", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        return frozenset(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."

@@ -2,10 +2,10 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.settings import ServiceSettings
+from services.settings import CommaSeparated, ServiceSettings
 
 PRIVACY_HTTP_PORT = 8011
 """Where a process serving only the privacy surface listens unless `INTAKE_HTTP_PORT` says otherwise."""
@@ -17,7 +17,7 @@ class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     http_port: int = 8001
     link_window_days: int = Field(14, ge=0, description="Requests of one person within this many days are linked.")
-    surfaces: Annotated[frozenset[Literal["public", "privacy"]], NoDecode] = Field(
+    surfaces: Annotated[frozenset[Literal["public", "privacy"]], NoDecode, CommaSeparated] = Field(
         frozenset({"public"}),
         min_length=1,
         description=(
@@ -26,11 +26,6 @@ class IntakeSettings(ServiceSettings):
             "`public` by default: the public app never carries the erasure routes."
         ),
     )
-
-    @field_validator("surfaces", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        return frozenset(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _privacy_alone_listens_elsewhere(self) -> "IntakeSettings":

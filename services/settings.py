@@ -12,8 +12,17 @@ import os
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _comma_separated(value: object) -> object:
+    """An environment value `a, b` as the set of its non-blank parts; anything else as it is."""
+    return frozenset(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+
+CommaSeparated = BeforeValidator(_comma_separated)
+"""For a set-valued setting given in the environment as a comma-separated list (with pydantic-settings' NoDecode)."""
 
 
 class KafkaSettings(BaseSettings):
