@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from routing.case import CallFacts
-from routing.desk import Desk, DeskError, QueueItem
+from routing.desk import BoardItem, Desk, DeskError, QueueItem
 from routing.workers import Availability
 from schemas import ContactOutcome, QualificationLevel, Target
 from services import Runtime, get_runtime
@@ -82,6 +82,15 @@ class Outcome(BaseModel):
         )
 
 
+class Reassignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_worker_id: str | None = Field(
+        None, min_length=1, max_length=64, description="Offer it to this worker; omitted: to the next eligible one."
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why, kept in the request's history.")
+
+
 # --- the desk ---------------------------------------------------------------------------
 
 desk_router = APIRouter(prefix="/desk", tags=["desk"], responses=error_responses(*PROTECTED))
@@ -141,6 +150,19 @@ async def outcome(desk: DeskDep, worker: OwnWorker, request_id: str, body: Outco
     except DeskError as error:
         raise _refused(error) from error
     return {"request_id": request_id, "published": [e.type for e in events]}
+
+
+@desk_router.get("/teams/{team}/board", summary="A team's open requests, breached first, then by deadline")
+async def team_board(desk: DeskDep, _: Supervisor, team: Target) -> list[BoardItem]:
+    return await desk.team_board(team)
+
+
+@desk_router.post("/requests/{request_id}/reassign", summary="Take a request back and offer it to another worker")
+async def reassign(desk: DeskDep, supervisor: Supervisor, request_id: str, body: Reassignment) -> dict[str, Any]:
+    try:
+        return await desk.reassign(request_id, to_worker=body.to_worker_id, reason=body.reason, actor=supervisor.subject)
+    except DeskError as error:
+        raise _refused(error) from error
 
 
 @desk_router.get("/requests/{request_id}", summary="A request: decision, state and history (a worker: their own)")

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from routing import handlers
 from routing.api import desk_router
 from routing.assignment import AssignmentStore
-from routing.console import Console, MongoSessions, OidcClient, console_router
+from routing.console import console_router, desk_console
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
@@ -36,6 +36,7 @@ from services.app import instance_name
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
 from services.clock import Clock, SimulatedClock, SystemClock
+from services.console import MongoSessions, OidcClient, sign_in_router
 from services.leases import Lease
 from services.outbox import Outbox
 from services.timers import TimerStore
@@ -83,7 +84,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         )
         sessions = MongoSessions(runtime.db)
         oidc = OidcClient(settings.auth, settings.console_client_id)
-        runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=Console(sessions, oidc))
+        runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=desk_console(sessions, oidc))
         runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
@@ -125,7 +126,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router, console_router]
+        routers = [desk_router, sign_in_router, console_router]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(

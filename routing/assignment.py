@@ -284,6 +284,27 @@ class Assignments:
             log.info("routing.reassigned", request_id=request_id, worker_id=worker_id)
         return released
 
+    async def offer_to(self, request_id: str, worker_id: str) -> Reservation | None:
+        """Reserve the queued request for `worker_id`, chosen by a supervisor rather than by the pool.
+
+        The same compare-and-sets as `offer_next`: None when the request is not queued (any more),
+        the worker declined it before, or the worker is not available or has no capacity left.
+        """
+        now = self._clock()
+        request = await self.requests.get(request_id)
+        if request is None or request.status != RequestStatus.QUEUED:
+            return None
+        try:
+            new, transitions = decide(request, Offer(worker_id, now, self.reservation_timeout, request.escalation))
+        except Refused:
+            return None
+        try:
+            await self.transactions.run(partial(self._commit, request, new, transitions, counter="reserve_runs"))
+        except (VersionConflict, _WorkerTaken):
+            return None
+        log.info("routing.reserved", request_id=request_id, worker_id=worker_id, level="chosen")
+        return new.reservation
+
     # --- load, decide, save --------------------------------------------------------------
 
     async def _change(
@@ -356,6 +377,10 @@ class Assignments:
             return (not offered, moment, r.request_id)
 
         return sorted(requests, key=desk_order)
+
+    async def open_for_team(self, team: Target) -> list[RoutedRequest]:
+        """The team's requests still to be called back (queued, offered, assigned), in no particular order."""
+        return await self.requests.open_for_team(Target(team))
 
     async def queued(self, team: Target, *, key: QueueKey, limit: int | None = None) -> list[RoutedRequest]:
         """The team's queued requests in the order to offer them.

@@ -12,16 +12,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import structlog
 from pydantic import BaseModel, Field
 
 from routing.assignment import RequestStatus
 from routing.case import CallFacts
 from routing.service import DeskError, RoutingService
-from routing.workers import Availability
+from routing.workers import Availability, Worker
 from schemas import ContactOutcome, Event, Target
 from services.clock import Clock
 
-__all__ = ["Desk", "DeskError", "QueueItem", "countdown"]
+log = structlog.get_logger(__name__)
+
+__all__ = ["BoardItem", "Desk", "DeskError", "QueueItem", "Urgency", "countdown"]
+
+Urgency = Literal["breached", "due", "on_time", "no_deadline"]
+"""Where a request stands against its promise: past it, inside the callback-due warning, or neither."""
 
 
 class QueueItem(BaseModel):
@@ -43,10 +49,45 @@ class QueueItem(BaseModel):
     attempts: int
 
 
+class BoardItem(BaseModel):
+    """One open request of a team, as its supervisor sees it."""
+
+    request_id: str
+    status: Literal["queued", "offered", "assigned"]
+    worker_id: str | None = Field(description="Who it is offered to or assigned to.")
+    urgency: Urgency
+    deadline: datetime | None
+    deadline_in_s: int | None = Field(None, description="Seconds left before the callback deadline (negative: late).")
+    deadline_in: str | None
+    waiting_since: datetime
+    priority: int = Field(description="Effective priority: the decision's score plus ageing.")
+    escalation: str
+    channel: str
+    language: str
+    name: str | None
+    attempts: int
+
+
+_URGENCY_ORDER = {"breached": 0, "due": 1, "on_time": 2, "no_deadline": 3}
+
+
+def urgency(*, now: datetime, deadline: datetime | None, due_at: datetime | None, sla: str | None) -> Urgency:
+    if sla == "breached" or (deadline is not None and deadline <= now):
+        return "breached"
+    if deadline is None:
+        return "no_deadline"
+    return "due" if due_at is not None and due_at <= now else "on_time"
+
+
 def countdown(delta: timedelta) -> str:
     minutes = int(abs(delta.total_seconds()) // 60)
     text = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
     return text if delta >= timedelta(0) else f"late by {text}"
+
+
+def _aware(moment: datetime | None, now: datetime) -> datetime | None:
+    # MongoDB gives back UTC without its zone.
+    return moment.replace(tzinfo=now.tzinfo) if moment is not None and moment.tzinfo is None else moment
 
 
 class Desk:
@@ -74,6 +115,9 @@ class Desk:
             }
             for w in await self._service.assignment.list_workers(team)
         ]
+
+    async def worker(self, worker_id: str) -> Worker | None:
+        return await self._service.assignment.get_worker(worker_id)
 
     async def set_availability(self, worker_id: str, availability: Availability) -> dict[str, str]:
         """A worker who becomes available is offered queued requests at once."""
@@ -119,6 +163,80 @@ class Desk:
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)
         return sorted(items, key=lambda i: (i.deadline or far, -i.priority, i.request_id))
+
+    async def team_board(self, team: Target) -> list[BoardItem]:
+        """The team's open requests (queued, offered, assigned), breached first, then by deadline."""
+        service = self._service
+        now = self.clock.now()
+        routed = await service.assignment.open_for_team(team)
+        cases = {
+            case["_id"]: case
+            async for case in service.cases.find(
+                {"_id": {"$in": [r.request_id for r in routed]}},
+                {"channel": 1, "contact.name": 1, "attempts": 1, "sla": 1, "due_at": 1},
+            )
+        }
+        items = []
+        for request in routed:
+            case = cases.get(request.request_id, {})
+            deadline = request.deadline
+            items.append(
+                BoardItem(
+                    request_id=request.request_id,
+                    status="queued"
+                    if request.status == RequestStatus.QUEUED
+                    else "offered"
+                    if request.status == RequestStatus.RESERVED
+                    else "assigned",
+                    worker_id=request.held_by(),
+                    urgency=urgency(now=now, deadline=deadline, due_at=_aware(case.get("due_at"), now), sla=case.get("sla")),
+                    deadline=deadline,
+                    deadline_in_s=int((deadline - now).total_seconds()) if deadline else None,
+                    deadline_in=countdown(deadline - now) if deadline else None,
+                    waiting_since=request.created_at,
+                    priority=service.effective_priority(request, now),
+                    escalation=request.escalation.value,
+                    channel=case.get("channel", "?"),
+                    language=request.language.value,
+                    name=(case.get("contact") or {}).get("name"),
+                    attempts=case.get("attempts", 0),
+                )
+            )
+        far = datetime.max.replace(tzinfo=now.tzinfo)
+        return sorted(items, key=lambda i: (_URGENCY_ORDER[i.urgency], i.deadline or far, -i.priority, i.request_id))
+
+    async def reassign(self, request_id: str, *, to_worker: str | None, reason: str, actor: str) -> dict[str, Any]:
+        """A supervisor takes a request back from whoever holds it (if anyone) and offers it to
+        `to_worker`, or to the next eligible worker when none is named. The one who held it is not
+        offered it again."""
+        assignment = self._service.assignment
+        request = await assignment.get_request(request_id)
+        if request is None or request.status not in (RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED):
+            raise DeskError(f"request {request_id} is not open", status=404 if request is None else 409)
+        if to_worker is not None:
+            worker = await assignment.get_worker(to_worker)
+            if worker is None:
+                raise DeskError(f"worker {to_worker} is unknown", status=422)
+            if request.language not in worker.languages:
+                raise DeskError(f"{to_worker} does not speak {request.language.value}", status=409)
+        held_by = request.held_by()
+        if held_by is not None and held_by == to_worker:
+            raise DeskError(f"request {request_id} is already with {to_worker}")
+        why = f"{reason} (by {actor})"
+        if held_by is not None and not await assignment.reassign(request_id, held_by, reason=why):
+            raise DeskError(f"request {request_id} changed meanwhile: reload and try again")
+        if to_worker is not None:
+            offered = await assignment.offer_to(request_id, to_worker)
+            if offered is None:
+                # Taken back all the same: it is queued and the dispatcher offers it to the next eligible worker.
+                await assignment.offer_next(request_id)
+                raise DeskError(f"{to_worker} cannot take it now (unavailable, full, or declined it before); it is queued")
+        else:
+            offered = await assignment.offer_next(request_id)
+        log.info(
+            "desk.reassigned", request_id=request_id, taken_from=held_by, offered_to=offered and offered.worker_id, actor=actor
+        )
+        return {"request_id": request_id, "taken_from": held_by, "offered_to": offered.worker_id if offered else None}
 
     # --- requests ---------------------------------------------------------------------------
 

@@ -92,6 +92,11 @@ class MongoRequests(RequestRepository):
         docs = self._requests.find({"status": RequestStatus.QUEUED, "team": Target(team).value}, {"history": 0})
         return [routed_request(doc) async for doc in docs]
 
+    async def open_for_team(self, team: Target) -> list[RoutedRequest]:
+        live = [RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED]
+        docs = self._requests.find({"status": {"$in": live}, "team": Target(team).value}, {"history": 0})
+        return [routed_request(doc) async for doc in docs]
+
     async def held_by(self, worker_id: str) -> list[RoutedRequest]:
         docs = self._requests.find(
             {"reservation.worker_id": worker_id, "status": {"$in": [RequestStatus.RESERVED, RequestStatus.ASSIGNED]}},

@@ -84,6 +84,10 @@ class RequestRepository(abc.ABC):
         """The team's queued requests, in no particular order."""
 
     @abc.abstractmethod
+    async def open_for_team(self, team: Target) -> list[RoutedRequest]:
+        """The team's requests still to be called back: queued, offered or assigned, in no particular order."""
+
+    @abc.abstractmethod
     async def held_by(self, worker_id: str) -> list[RoutedRequest]:
         """The requests reserved for or assigned to the worker (expired offers included)."""
 

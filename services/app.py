@@ -34,6 +34,7 @@ from services import kafka as kafka_defaults
 from services.auth import TokenVerifier, describe_identity_provider, public, requires
 from services.auth.roles import OPERATIONS, PUBLIC_LIVENESS, PUBLIC_READINESS, may
 from services.body_limit import BodySizeLimit
+from services.console.web import install_forbidden_page
 from services.consumers import ErrorPolicy
 from services.idempotency import ProcessedEvents
 from services.lag import start_lag_exporter
@@ -197,6 +198,7 @@ def create_service_app(
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_forbidden_page(app)
     describe_identity_provider(app, settings.auth)
 
     @app.get("/health/live", tags=["operations"], summary="The process is up", dependencies=[public(PUBLIC_LIVENESS)])

@@ -99,6 +99,10 @@ class FakeRequests(RequestRepository):
     async def queued(self, team: Target) -> list[RoutedRequest]:
         return await _late([r for r in self._requests.values() if r.status == RequestStatus.QUEUED and r.team == team])
 
+    async def open_for_team(self, team: Target) -> list[RoutedRequest]:
+        live = (RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED)
+        return await _late([r for r in self._requests.values() if r.status in live and r.team == team])
+
     async def held_by(self, worker_id: str) -> list[RoutedRequest]:
         return await _late([r for r in self._requests.values() if r.held_by() == worker_id])
 

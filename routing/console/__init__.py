@@ -1,18 +1,16 @@
-"""The advisor's desk in the browser, behind sign-in: `console_router` and what it is built from."""
+"""The desk in the browser, behind sign-in: the advisor's queue and the supervisor's team view.
 
-from routing.console.oidc import OidcClient, SignInFailed, Tokens
-from routing.console.sessions import ConsoleSession, InMemorySessions, MongoSessions, SessionStore
-from routing.console.web import COOKIE, Console, console_router
+The sign-in itself, sessions and rendering are `services.console`'s; this package adds the desk's pages
+(`console_router`), words and templates, and `desk_console` to wire them."""
 
-__all__ = [
-    "COOKIE",
-    "Console",
-    "ConsoleSession",
-    "InMemorySessions",
-    "MongoSessions",
-    "OidcClient",
-    "SessionStore",
-    "SignInFailed",
-    "Tokens",
-    "console_router",
-]
+from pathlib import Path
+
+from routing.console.web import COOKIE, PAGES, TEMPLATES, WORDS, console_router
+from services.console import Console, OidcClient, SessionStore
+
+__all__ = ["COOKIE", "console_router", "desk_console"]
+
+
+def desk_console(sessions: SessionStore, oidc: OidcClient, *, templates: Path = TEMPLATES) -> Console:
+    """The routing service's console: its sessions, the provider's client, the desk's words and pages."""
+    return Console(sessions, oidc, WORDS, templates, cookie=COOKIE, pages=PAGES)

@@ -23,10 +23,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from routing.console import COOKIE, ConsoleSession
-from routing.console.sessions import new_secret
+from routing.console import COOKIE
 from scripts.tokens import Tokens
 from services.auth import Public, RolesRequired, declared_policies
+from services.console import ConsoleSession
+from services.console.sessions import new_secret
 from services.kafka import delete_topics_with_prefix, use_topic_prefix
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import require_identity_provider

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from routing.console import ConsoleSession, InMemorySessions, MongoSessions, SessionStore
+from services.console import ConsoleSession, InMemorySessions, MongoSessions, SessionStore
 
 pytestmark = pytest.mark.integration
 

@@ -5,6 +5,7 @@ provider, and the desk's forms over a fake desk."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -15,11 +16,13 @@ import pytest
 from fastapi import FastAPI
 
 from routing.case import CallFacts
-from routing.console import COOKIE, Console, ConsoleSession, InMemorySessions, OidcClient, console_router
-from routing.console.i18n import ENUM_KEYS, TEXTS
-from routing.console.sessions import csrf_matches, pkce_challenge, pkce_verifier
-from routing.desk import DeskError, QueueItem
-from schemas import ContactOutcome, Event, Language, QualificationLevel
+from routing.console import COOKIE, console_router, desk_console
+from routing.console.i18n import ENUM_KEYS
+from routing.console.web import WORDS
+from routing.desk import BoardItem, DeskError, QueueItem
+from schemas import ContactOutcome, Event, Language, QualificationLevel, Target
+from services.console import ConsoleSession, InMemorySessions, OidcClient, install_forbidden_page, sign_in_router
+from services.console.sessions import csrf_matches, pkce_challenge, pkce_verifier
 from services.settings import AuthSettings
 from tests.identity_provider import AUDIENCE, ISSUER, SignIn
 from tests.realm import DEMO_USERS
@@ -60,9 +63,9 @@ async def test_sessions_expire_and_are_kept_under_a_hash_of_their_id() -> None:
 
 
 def test_every_language_has_every_key() -> None:
-    keys = set(TEXTS[Language.FR])
+    keys = WORDS.keys(Language.FR)
     assert set(ENUM_KEYS) <= keys
-    assert all(set(TEXTS[language]) == keys for language in Language)
+    assert all(WORDS.keys(language) == keys for language in Language)
 
 
 # --- the flow --------------------------------------------------------------------------------------
@@ -72,10 +75,12 @@ class FakeProvider:
     """Discovery, the authorization endpoint's result (a code), and the token endpoint, which gives the
     token only for the code and the verifier whose challenge was sent with it."""
 
-    def __init__(self, user: str) -> None:
+    def __init__(self, user: str, *, refreshable: bool = False) -> None:
         self.user = user
         self.challenges: dict[str, str] = {}
         self.exchanges: list[dict[str, str]] = []
+        self.refreshable = refreshable
+        self.refresh_tokens: set[str] = set()
 
     def authorize(self, url: str) -> tuple[str, str]:
         """What the login page does once the user signed in: (code, state) for the redirect back."""
@@ -98,13 +103,25 @@ class FakeProvider:
             )
         form = {name: values[0] for name, values in parse_qs(request.content.decode()).items()}
         self.exchanges.append(form)
+        now = datetime.now(UTC)
+        if form.get("grant_type") == "refresh_token":
+            if form.get("refresh_token") not in self.refresh_tokens:
+                return httpx.Response(400, json={"error": "invalid_grant"})
+            return self._tokens(now, refresh=f"refresh-{len(self.exchanges)}")
         if self.challenges.pop(form.get("code", ""), None) != pkce_challenge(form.get("code_verifier", "")):
             return httpx.Response(400, json={"error": "invalid_grant"})
+        return self._tokens(now, refresh=f"refresh-{len(self.exchanges)}" if self.refreshable else None)
+
+    def _tokens(self, issued_at: datetime, refresh: str | None = None) -> httpx.Response:
         roles = sorted(DEMO_USERS[self.user])
         token = SIGN_IN.provider.token(
-            datetime.now(UTC), roles=tuple(roles), sub=self.user, preferred_username=self.user, azp="formation-console"
+            issued_at, roles=tuple(roles), sub=self.user, preferred_username=self.user, azp="formation-console"
         )
-        return httpx.Response(200, json={"access_token": token, "token_type": "Bearer", "expires_in": 300, "id_token": "id"})
+        body: dict[str, Any] = {"access_token": token, "token_type": "Bearer", "expires_in": 300, "id_token": "id"}
+        if refresh:
+            self.refresh_tokens.add(refresh)
+            body |= {"refresh_token": refresh, "refresh_expires_in": 1800}
+        return httpx.Response(200, json=body)
 
 
 def _item(request_id: str, status: str) -> QueueItem:
@@ -165,6 +182,62 @@ class FakeDesk:
         self.calls.append(("outcome", request_id, fields))
         return []
 
+    # The supervisor's view: r-3 breached and queued with nobody, r-1 offered to adv-1.
+    async def worker(self, worker_id: str) -> Any:
+        return SimpleNamespace(team=Target.ESPACES_NUMERIQUES) if worker_id == "adv-sup" else None
+
+    async def workers(self, team: Target | None = None) -> list[dict[str, Any]]:
+        return [
+            {"worker_id": "adv-1", "display_name": "Awa", "team": "espaces_numeriques"},
+            {"worker_id": "adv-2", "display_name": "Bram", "team": "advisors"},
+        ]
+
+    async def team_board(self, team: Target) -> list[BoardItem]:
+        self.calls.append(("board", team))
+        now = datetime.now(UTC)
+        common: dict[str, Any] = {"waiting_since": now - timedelta(hours=50), "priority": 80, "escalation": "team"}
+        return [
+            BoardItem(
+                request_id="r-3",
+                status="queued",
+                worker_id=None,
+                urgency="breached",
+                deadline=now - timedelta(hours=2),
+                deadline_in_s=-7200,
+                deadline_in="late by 2 h 00 min",
+                channel="phone",
+                language="fr",
+                name="Chloé",
+                attempts=0,
+                **common,
+            ),
+            BoardItem(
+                request_id="r-1",
+                status="offered",
+                worker_id="adv-1",
+                urgency="on_time",
+                deadline=now + timedelta(hours=30),
+                deadline_in_s=30 * 3600,
+                deadline_in="30 h 00 min",
+                channel="web",
+                language="fr",
+                name="Awa Diallo",
+                attempts=0,
+                **common,
+            ),
+        ]
+
+    async def programme(self, year: int | None = None) -> dict[str, Any]:
+        return {"year": 2026, "quota": 350, "admitted": 12, "suspended": False, "open": True, "waitlist": []}
+
+    async def suspend_programme(self, year: int | None = None) -> dict[str, Any]:
+        self.calls.append(("suspend",))
+        return {}
+
+    async def reassign(self, request_id: str, *, to_worker: str | None, reason: str, actor: str) -> dict[str, Any]:
+        self.calls.append(("reassign", request_id, to_worker, reason, actor))
+        return {}
+
 
 def console_app(provider: FakeProvider, desk: FakeDesk) -> tuple[FastAPI, InMemorySessions]:
     sessions = InMemorySessions()
@@ -174,8 +247,10 @@ def console_app(provider: FakeProvider, desk: FakeDesk) -> tuple[FastAPI, InMemo
         http=httpx.AsyncClient(transport=httpx.MockTransport(provider.handle)),
     )
     app = FastAPI()
+    app.include_router(sign_in_router)
     app.include_router(console_router)
-    app.state.runtime = SimpleNamespace(app_state={"console": Console(sessions, oidc), "desk": desk})
+    install_forbidden_page(app)
+    app.state.runtime = SimpleNamespace(app_state={"console": desk_console(sessions, oidc), "desk": desk})
     app.state.token_verifier = SIGN_IN.verifier
     return app, sessions
 
@@ -334,3 +409,76 @@ async def test_signing_out_ends_the_session_here_and_at_the_provider() -> None:
         assert "id_token_hint=id" in out.headers["location"]
         assert sessions.sessions == {}
         assert (await http.get("/console/fr/")).status_code == 303
+
+
+def expire_access_tokens(sessions: InMemorySessions) -> None:
+    """As if the access tokens' few minutes had passed: each session holds one issued an hour ago."""
+    stale = SIGN_IN.provider.token(datetime.now(UTC) - timedelta(hours=1), roles=("advisor",), sub="adv-1")
+    for key, session in sessions.sessions.items():
+        sessions.sessions[key] = replace(session, access_token=stale)
+
+
+async def test_an_expired_access_token_is_refreshed_and_the_session_goes_on() -> None:
+    provider = FakeProvider("adv-1", refreshable=True)
+    app, sessions = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        expire_access_tokens(sessions)
+        page = await http.get("/console/fr/")
+        assert page.status_code == 200, "the expired access token was refreshed, not sent back to sign in"
+        again = await http.get("/console/fr/")
+        assert again.status_code == 200
+    grants = [exchange["grant_type"] for exchange in provider.exchanges]
+    assert grants == ["authorization_code", "refresh_token"], "refreshed once, then the new token holds"
+    (session,) = sessions.sessions.values()
+    assert session.refresh_token == "refresh-2"
+    assert "Awa Diallo" in page.text
+
+
+async def test_a_session_whose_refresh_is_refused_is_sent_to_sign_in() -> None:
+    provider = FakeProvider("adv-1", refreshable=True)
+    app, sessions = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        expire_access_tokens(sessions)
+        provider.refresh_tokens.clear()  # the provider ended the session (logout elsewhere, idle timeout)
+        page = await http.get("/console/fr/")
+    assert page.status_code == 303 and page.headers["location"].startswith("/console/login?")
+    assert sessions.sessions == {}
+
+
+async def test_a_signed_in_person_without_the_pages_role_gets_a_page_saying_so() -> None:
+    provider = FakeProvider("adv-1")
+    app, _ = console_app(provider, FakeDesk())
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        refused = await http.get("/console/nl/team")
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+    assert "Met uw rol kunt u deze pagina niet openen." in refused.text
+
+
+async def test_a_supervisor_lands_on_the_team_sees_the_breach_first_and_reassigns_it() -> None:
+    provider, desk = FakeProvider("adv-sup"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        code, state = provider.authorize((await http.get("/console/login", params={"lang": "en"})).headers["location"])
+        landed = await http.get("/console/callback", params={"code": code, "state": state})
+        assert landed.headers["location"] == "/console/en/", "adv-sup is an advisor too: their own queue first"
+        page = await http.get("/console/en/team")
+        assert page.status_code == 200
+        assert page.text.index('data-request-id="r-3"') < page.text.index('data-request-id="r-1"')
+        assert 'data-urgency="breached"' in page.text and "1 late" in page.text
+        assert ("board", Target.ESPACES_NUMERIQUES) in desk.calls, "the supervisor's own team by default"
+        csrf = csrf_of(page.text)
+        empty = await http.post("/console/en/team/requests/r-3/reassign", data={"csrf": csrf, "to_worker_id": "adv-2"})
+        assert empty.status_code == 422, "a reassignment needs a reason"
+        done = await http.post(
+            "/console/en/team/requests/r-3/reassign",
+            data={"csrf": csrf, "to_worker_id": "adv-2", "reason": "late, adv-2 is free", "team": "espaces_numeriques"},
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == "/console/en/team?team=espaces_numeriques&done=reassigned"
+        forged = await http.post("/console/en/team/programme/suspend", data={"csrf": "forged"})
+        assert forged.status_code == 403
+    assert ("reassign", "r-3", "adv-2", "late, adv-2 is free", "adv-sup") in desk.calls
+    assert ("suspend",) not in desk.calls

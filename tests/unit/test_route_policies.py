@@ -73,6 +73,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "POST /desk/requests/{request_id}/decline": DESK_OWN_WORK,
         "POST /desk/requests/{request_id}/outcome": DESK_OWN_WORK,
         "GET /desk/requests/{request_id}": DESK_READ,
+        "GET /desk/teams/{team}/board": DESK_TEAM,
+        "POST /desk/requests/{request_id}/reassign": DESK_TEAM,
         "GET /desk/courses": DESK_READ,
         "GET /desk/programmes/digital-divide": DESK_TEAM,
         "POST /desk/programmes/digital-divide/suspend": DESK_TEAM,
@@ -84,6 +86,9 @@ EXPECTED: dict[str, dict[str, str]] = {
         "POST /console/{lang}/requests/{request_id}/accept": DESK_OWN_WORK,
         "POST /console/{lang}/requests/{request_id}/decline": DESK_OWN_WORK,
         "POST /console/{lang}/requests/{request_id}/outcome": DESK_OWN_WORK,
+        "GET /console/{lang}/team": DESK_TEAM,
+        "POST /console/{lang}/team/requests/{request_id}/reassign": DESK_TEAM,
+        "POST /console/{lang}/team/programme/{action}": DESK_TEAM,
     },
     "notification": {
         **EVERY_SERVICE,

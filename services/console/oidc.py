@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from routing.console.sessions import pkce_challenge
+from services.console.sessions import pkce_challenge
 from services.settings import AuthSettings
 
 __all__ = ["OidcClient", "SignInFailed", "Tokens"]
@@ -28,6 +28,16 @@ class Tokens:
     access_token: str
     id_token: str | None
     expires_in: int
+    """Seconds the access token lives."""
+    refresh_token: str | None = None
+    refresh_expires_in: int | None = None
+    """Seconds the refresh token lives (Keycloak: the SSO session's idle timeout); None if unsaid."""
+
+    def session_lifetime(self) -> int:
+        """How long a console session on these tokens lasts: as long as it can be refreshed."""
+        if self.refresh_token and self.refresh_expires_in:
+            return max(self.refresh_expires_in, self.expires_in)
+        return self.expires_in
 
 
 class OidcClient:
@@ -81,25 +91,40 @@ class OidcClient:
 
     async def exchange(self, *, code: str, verifier: str, redirect_uri: str) -> Tokens:
         """The tokens for `code` (RFC 6749 §4.1.3 with the PKCE `code_verifier`)."""
+        return await self._token(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "client_id": self.client_id,
+                "code_verifier": verifier,
+            }
+        )
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        """New tokens for a refresh token (RFC 6749 §6): a console stays signed in past the access
+        token's few minutes, and picks up role changes each time it refreshes."""
+        return await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": self.client_id})
+
+    async def _token(self, form: dict[str, str]) -> Tokens:
         endpoint = (await self.discovery())["token_endpoint"]
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "client_id": self.client_id,
-            "code_verifier": verifier,
-        }
         try:
             response = await (await self._client()).post(endpoint, data=form)
         except httpx.HTTPError as error:
             raise SignInFailed(f"token endpoint unreachable: {error}") from error
         if response.status_code != 200:
-            raise SignInFailed(f"token endpoint answered {response.status_code}")
+            raise SignInFailed(f"token endpoint answered {response.status_code} to {form['grant_type']}")
         body = response.json()
         if body.get("token_type", "").lower() != "bearer" or not body.get("access_token"):
             raise SignInFailed("no bearer access token in the answer")
+        refresh_expires_in = body.get("refresh_expires_in")
         return Tokens(
-            access_token=body["access_token"], id_token=body.get("id_token"), expires_in=int(body.get("expires_in", 300))
+            access_token=body["access_token"],
+            id_token=body.get("id_token"),
+            expires_in=int(body.get("expires_in", 300)),
+            refresh_token=body.get("refresh_token"),
+            # Keycloak says 0 for an offline token that never idles out; treat that as "unsaid".
+            refresh_expires_in=int(refresh_expires_in) if refresh_expires_in else None,
         )
 
     async def logout_url(self, *, id_token: str | None, post_logout_redirect_uri: str) -> str | None:

@@ -70,6 +70,7 @@ class ConsoleSession:
     # Signed in.
     access_token: str | None = None
     id_token: str | None = None
+    refresh_token: str | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -83,7 +84,9 @@ class ConsoleSession:
         fields: dict[str, Any] = {name: document[name] for name in cls.__dataclass_fields__ if name in document}
         return cls(**fields)
 
-    def signed_in_with(self, access_token: str, id_token: str | None, expires_at: datetime) -> ConsoleSession:
+    def signed_in_with(
+        self, access_token: str, id_token: str | None, expires_at: datetime, refresh_token: str | None = None
+    ) -> ConsoleSession:
         """The session after the code exchange: the pending sign-in forgotten, a fresh CSRF token."""
         return replace(
             self,
@@ -93,6 +96,19 @@ class ConsoleSession:
             verifier=None,
             access_token=access_token,
             id_token=id_token,
+            refresh_token=refresh_token,
+        )
+
+    def refreshed_with(
+        self, access_token: str, id_token: str | None, expires_at: datetime, refresh_token: str | None
+    ) -> ConsoleSession:
+        """The same session on refreshed tokens (its CSRF token kept: open forms stay valid)."""
+        return replace(
+            self,
+            expires_at=expires_at,
+            access_token=access_token,
+            id_token=id_token or self.id_token,
+            refresh_token=refresh_token or self.refresh_token,
         )
 
 
