@@ -284,7 +284,7 @@ class Assignments:
             log.info("routing.reassigned", request_id=request_id, worker_id=worker_id)
         return released
 
-    async def offer_to(self, request_id: str, worker_id: str) -> Reservation | None:
+    async def offer_to(self, request_id: str, worker_id: str, *, reason: str = "") -> Reservation | None:
         """Reserve the queued request for `worker_id`, chosen by a supervisor rather than by the pool.
 
         The same compare-and-sets as `offer_next`: None when the request is not queued (any more),
@@ -295,7 +295,7 @@ class Assignments:
         if request is None or request.status != RequestStatus.QUEUED:
             return None
         try:
-            new, transitions = decide(request, Offer(worker_id, now, self.reservation_timeout, request.escalation))
+            new, transitions = decide(request, Offer(worker_id, now, self.reservation_timeout, request.escalation, reason))
         except Refused:
             return None
         try:

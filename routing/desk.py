@@ -24,7 +24,7 @@ from services.clock import Clock
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["BoardItem", "Desk", "DeskError", "QueueItem", "Urgency", "countdown"]
+__all__ = ["BoardItem", "Desk", "DeskError", "QueueItem", "Urgency", "countdown", "urgency"]
 
 Urgency = Literal["breached", "due", "on_time", "no_deadline"]
 """Where a request stands against its promise: past it, inside the callback-due warning, or neither."""
@@ -226,7 +226,7 @@ class Desk:
         if held_by is not None and not await assignment.reassign(request_id, held_by, reason=why):
             raise DeskError(f"request {request_id} changed meanwhile: reload and try again")
         if to_worker is not None:
-            offered = await assignment.offer_to(request_id, to_worker)
+            offered = await assignment.offer_to(request_id, to_worker, reason=why)
             if offered is None:
                 # Taken back all the same: it is queued and the dispatcher offers it to the next eligible worker.
                 await assignment.offer_next(request_id)

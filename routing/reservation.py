@@ -143,6 +143,8 @@ class Offer:
     now: datetime
     timeout: timedelta
     level: EscalationLevel = EscalationLevel.TEAM
+    reason: str = ""
+    """Why this worker, when a person chose them (a supervisor's reassignment); kept in the history."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +303,7 @@ def _offer(state: RoutedRequest, command: Offer) -> tuple[RoutedRequest, Transit
         level=EscalationLevel(command.level),
     )
     new = replace(state, status=RequestStatus.RESERVED, reservation=reservation)
-    return new, Transition("reserved", command.now, command.worker_id, worker_delta=1)
+    return new, Transition("reserved", command.now, command.worker_id, command.reason or None, worker_delta=1)
 
 
 def _accept(state: RoutedRequest, command: Accept) -> tuple[RoutedRequest, Transition]:

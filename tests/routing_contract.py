@@ -97,6 +97,9 @@ class RepositoryContract:
         assert [r.request_id for r in await requests.queued(Target.ADVISORS)] == ["q2"]
         assert sorted(r.request_id for r in await requests.held_by("w1")) == ["a1", "o1"]
         assert await requests.held_by("w2") == []
+        assert sorted(r.request_id for r in await requests.open_for_team(TEAM)) == ["a1", "o1", "q1"]
+        assert [r.request_id for r in await requests.open_for_team(Target.ADVISORS)] == ["q2"]
+        assert await requests.open_for_team(Target.DIGITAL_DIVIDE) == []
         assert await requests.expired(NOW + TIMEOUT - timedelta(seconds=1)) == []
         assert [r.request_id for r in await requests.expired(NOW + TIMEOUT)] == ["o1"]
 

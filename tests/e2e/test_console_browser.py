@@ -1,9 +1,14 @@
-"""The advisor's desk in a real browser (Debian's headless Chromium), behind the real Keycloak: routing
-runs as ops run it (`python -m routing`) on the real broker and mongod; a request is queued for adv-1,
-who opens the console, is sent to Keycloak's own login page, signs in there (authorization code with
-PKCE), accepts the request and records what came of the call, with facts learned on it. The
-`ContactAttempted` event names adv-1 as the worker and as the actor and carries those facts, and the case
-stores the outcome."""
+"""The desk in a real browser (Debian's headless Chromium), behind the real Keycloak: routing runs as ops
+run it (`python -m routing`) on the real broker and mongod.
+
+- A request is queued for adv-1, who opens the console, is sent to Keycloak's own login page, signs in
+  there (authorization code with PKCE), accepts the request and records what came of the call, with
+  facts learned on it. The `ContactAttempted` event names adv-1 as the worker and as the actor and
+  carries those facts, and the case stores the outcome.
+- A phone caller waits with nobody of the team available until the 48 hours pass on the simulated
+  clock: `CallbackSlaBreached` is published, and the supervisor, signed in the same way, sees the
+  request at the top of the team's view marked late, and reassigns it to an advisor of another team,
+  who is offered it."""
 
 from __future__ import annotations
 
@@ -17,12 +22,12 @@ import httpx
 import pytest
 import yaml
 
-from schemas import Channel, ContactAttempted
+from schemas import CallbackSlaBreached, Channel, ContactAttempted
 from scripts.tokens import Tokens
 from services.settings import AuthSettings
 from tests.conftest import require_identity_provider
 from tests.factories import live_request
-from tests.processes import ALWAYS, Run, produce, read_events, wait_for
+from tests.processes import ALWAYS, Run, policy, produce, read_events, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -59,6 +64,35 @@ def only_adv_1(path: Path) -> Path:
     return path
 
 
+def nobody_free_in_the_team(path: Path) -> Path:
+    """BF espaces numériques' only worker and its supervisor are offline; adv-2 (advisors) is free."""
+    skills = ["office", "graphics", "basic_skills", "enrolment", "orientation"]
+    workers = [
+        {"worker_id": "adv-1", "display_name": "adv 1", "team": "espaces_numeriques", "availability": "offline"},
+        {
+            "worker_id": "adv-sup",
+            "display_name": "sup",
+            "team": "espaces_numeriques",
+            "supervisor": True,
+            "availability": "offline",
+        },
+        {"worker_id": "adv-2", "display_name": "Bram", "team": "advisors"},
+    ]
+    defaults = {"availability": "available", "working_hours": ALWAYS, "languages": ["fr", "nl", "en"], "capacity": 5}
+    defaults["skills"] = skills
+    path.write_text(yaml.safe_dump({"defaults": defaults, "workers": workers}))
+    return path
+
+
+async def sign_in_at_keycloak(page: Any, user: str) -> None:
+    # Keycloak's own login page, not ours.
+    await expect(page.locator("#kc-login")).to_be_visible(timeout=30_000)
+    assert page.url.startswith(AuthSettings().issuer)
+    await page.fill("#username", user)
+    await page.fill("#password", "local-only")
+    await page.click("#kc-login")
+
+
 @pytest.fixture(scope="module")
 def keycloak() -> None:
     require_identity_provider()
@@ -92,12 +126,7 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     base = routing.url.replace("localhost", "127.0.0.1")
     page = await browser.new_page(locale="fr-BE")
     await page.goto(f"{base}/console/fr/")
-    # Keycloak's own login page, not ours.
-    await expect(page.locator("#kc-login")).to_be_visible(timeout=30_000)
-    assert page.url.startswith(AuthSettings().issuer)
-    await page.fill("#username", "adv-1")
-    await page.fill("#password", "local-only")
-    await page.click("#kc-login")
+    await sign_in_at_keycloak(page, "adv-1")
 
     await expect(page.get_by_role("heading", name="Ma file d'appels")).to_be_visible(timeout=30_000)
     card = page.locator(f'article[data-request-id="{request.request_id}"]')
@@ -124,3 +153,63 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     assert learned == ("upper_secondary", False, None), "the facts learned on the call, and only those"
     case = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
     assert case is not None and case["outcome"] == "advice_given"
+
+
+async def test_a_supervisor_sees_a_breach_at_the_top_of_the_team_and_reassigns_it(
+    keycloak: None, run: Run, browser: Browser, tokens: Tokens
+) -> None:
+    routing = run.start(
+        "routing",
+        free_port(),
+        ROUTING_CLOCK="simulated",
+        ROUTING_RULES_PATH=str(policy(run.tmp / "policy.yaml", sla={"mode": "calendar"})),
+        ROUTING_WORKERS_PATH=str(nobody_free_in_the_team(run.tmp / "roster.yaml")),
+    )
+    call = live_request(channel=Channel.PHONE, requested_course="EXCEL", need="Apprendre Excel")
+    await produce(run.topic("training.requests.v1"), [call])
+
+    async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:
+        board_url = "/desk/teams/espaces_numeriques/board"
+
+        async def urgency() -> str | None:
+            board = await http.get(board_url, headers=tokens.headers("adv-sup"))
+            rows = [row for row in board.json() if row["request_id"] == call.request_id] if board.status_code == 200 else []
+            return rows[0]["urgency"] if rows else None
+
+        async def on_the_board() -> bool:
+            return await urgency() is not None
+
+        await wait_for(on_the_board, timeout=60)
+        assert await urgency() == "on_time"
+        moved = await http.post("/admin/clock/advance", params={"hours": 49}, headers=tokens.headers("ops-1"))
+        assert moved.status_code == 200
+        breaches = await read_events(
+            run.topic("training.routing.v1"),
+            until=lambda found: any(isinstance(e, CallbackSlaBreached) and e.request_id == call.request_id for e in found),
+        )
+        assert any(isinstance(e, CallbackSlaBreached) for e in breaches)
+        assert await urgency() == "breached"
+
+    base = routing.url.replace("localhost", "127.0.0.1")
+    page = await browser.new_page(locale="fr-BE")
+    await page.goto(f"{base}/console/fr/team")
+    await sign_in_at_keycloak(page, "adv-sup")
+
+    await expect(page.get_by_role("heading", name="File de l'équipe — Espaces numériques")).to_be_visible(timeout=30_000)
+    first_row = page.locator("tbody tr").first
+    await expect(first_row).to_have_attribute("data-request-id", call.request_id)
+    await expect(first_row.locator(".urgency")).to_have_text("En retard")
+    await first_row.get_by_label("Confier à").select_option("adv-2")
+    await first_row.get_by_label("Motif").fill("Délai dépassé, Bram est libre")
+    await first_row.get_by_role("button", name="Réattribuer").click()
+    await expect(page.get_by_role("status")).to_have_text("Demande réattribuée.")
+    row = page.locator(f'tr[data-request-id="{call.request_id}"]')
+    await expect(row.locator("td").nth(2)).to_have_text("adv-2")
+    await page.close()
+
+    async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:
+        queue = await http.get("/desk/workers/adv-2/queue", headers=tokens.headers("adv-2"))
+        assert [(item["request_id"], item["status"]) for item in queue.json()] == [(call.request_id, "offered")]
+        view = await http.get(f"/desk/requests/{call.request_id}", headers=tokens.headers("adv-sup"))
+        reasons = [entry.get("reason") or "" for entry in view.json()["history"]]
+        assert any("(by adv-sup)" in reason for reason in reasons), reasons

@@ -282,6 +282,30 @@ async def test_escalate_and_reassign(store: AssignmentStore) -> None:
     assert await store.escalate("r1", EscalationLevel.SUPERVISOR)
 
 
+async def test_a_supervisor_offers_a_queued_request_to_the_worker_they_choose(store: AssignmentStore) -> None:
+    await add_workers(
+        store,
+        staff("w1"),
+        staff("w2", capacity=1),
+        staff("away", availability=Availability.OFFLINE),
+    )
+    await store.add_request("r1", TEAM, Language.FR)
+    await store.add_request("r2", TEAM, Language.FR)
+
+    chosen = await store.offer_to("r1", "w2")
+    assert chosen is not None and chosen.worker_id == "w2"
+    assert await open_count(store, "w2") == 1
+    assert await store.offer_to("r1", "w1") is None, "only a queued request is offered"
+    assert await store.offer_to("r2", "w2") is None, "w2 is full"
+    assert await store.offer_to("r2", "away") is None, "away is offline"
+    assert await store.offer_to("nothing", "w1") is None
+
+    assert await store.reassign("r1", "w2", reason="by adv-sup")
+    assert await store.offer_to("r1", "w2") is None, "taken back from w2: never offered to them again"
+    assert await open_count(store, "w2") == 0
+    assert {r.request_id for r in await store.open_for_team(TEAM)} == {"r1", "r2"}
+
+
 # --- two replicas racing ---------------------------------------------------------------------
 
 

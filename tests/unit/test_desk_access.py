@@ -24,6 +24,7 @@ class FakeDesk:
 
     def __init__(self) -> None:
         self.accepted: list[tuple[str, str]] = []
+        self.reassigned: list[tuple[str, str | None, str, str]] = []
 
     async def request(self, request_id: str) -> dict[str, Any]:
         if request_id != "r-1":
@@ -36,6 +37,10 @@ class FakeDesk:
     async def accept(self, request_id: str, worker_id: str) -> dict[str, str]:
         self.accepted.append((request_id, worker_id))
         return {"request_id": request_id, "status": "assigned"}
+
+    async def reassign(self, request_id: str, *, to_worker: str | None, reason: str, actor: str) -> dict[str, Any]:
+        self.reassigned.append((request_id, to_worker, reason, actor))
+        return {"request_id": request_id, "taken_from": "adv-1", "offered_to": to_worker}
 
 
 @pytest.fixture
@@ -70,3 +75,16 @@ async def test_the_worker_accepting_is_the_token_subject_whatever_the_body_says(
 async def test_an_outcome_naming_a_worker_in_its_body_is_refused(desk: FakeDesk) -> None:
     body = {"worker_id": "adv-1", "outcome": "advice_given"}
     assert (await call(desk, "adv-1", "POST", "/desk/requests/r-1/outcome", json=body)).status_code == 422
+
+
+@pytest.mark.parametrize(("user", "status"), [("adv-sup", 200), ("adv-1", 403), ("ops-1", 403)])
+async def test_only_a_supervisor_reassigns_and_is_recorded_as_the_actor(desk: FakeDesk, user: str, status: int) -> None:
+    body = {"to_worker_id": "adv-2", "reason": "adv-1 is ill"}
+    assert (await call(desk, user, "POST", "/desk/requests/r-1/reassign", json=body)).status_code == status
+    assert desk.reassigned == ([("r-1", "adv-2", "adv-1 is ill", "adv-sup")] if status == 200 else [])
+
+
+@pytest.mark.parametrize("body", [{"to_worker_id": "adv-2"}, {"reason": ""}, {"reason": "x", "actor": "adv-1"}])
+async def test_a_reassignment_needs_a_reason_and_takes_no_actor_from_the_body(desk: FakeDesk, body: dict[str, Any]) -> None:
+    assert (await call(desk, "adv-sup", "POST", "/desk/requests/r-1/reassign", json=body)).status_code == 422
+    assert desk.reassigned == []
