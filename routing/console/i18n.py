@@ -12,6 +12,12 @@ __all__ = ["ENUM_KEYS", "TEXTS"]
 
 TEXTS: dict[Language, dict[str, str]] = {
     Language.FR: {
+        "part_qualification": "niveau de diplôme",
+        "part_no_computer": "pas d'ordinateur",
+        "part_no_internet": "pas d'Internet",
+        "part_long_unemployment": "chômage de longue durée",
+        "part_language_need": "besoin en langue",
+        "part_phone": "appel téléphonique",
         "nav_queue": "Ma file",
         "nav_team": "Mon équipe",
         "team_heading": "File de l'équipe",
@@ -102,6 +108,12 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_cite_des_metiers": "Cité des métiers",
     },
     Language.NL: {
+        "part_qualification": "diplomaniveau",
+        "part_no_computer": "geen computer",
+        "part_no_internet": "geen internet",
+        "part_long_unemployment": "langdurige werkloosheid",
+        "part_language_need": "taalbehoefte",
+        "part_phone": "telefonische oproep",
         "nav_queue": "Mijn wachtrij",
         "nav_team": "Mijn team",
         "team_heading": "Wachtrij van het team",
@@ -192,6 +204,12 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_cite_des_metiers": "Cité des métiers",
     },
     Language.EN: {
+        "part_qualification": "qualification level",
+        "part_no_computer": "no computer",
+        "part_no_internet": "no internet",
+        "part_long_unemployment": "long-term unemployment",
+        "part_language_need": "language need",
+        "part_phone": "phone call",
         "nav_queue": "My queue",
         "nav_team": "My team",
         "team_heading": "The team's queue",
@@ -284,8 +302,10 @@ TEXTS: dict[Language, dict[str, str]] = {
 }
 
 # Keys every language must have, derived from the enums they name.
+PRIORITY_PARTS = ("qualification", "no_computer", "no_internet", "long_unemployment", "language_need", "phone")
 ENUM_KEYS = (
-    tuple(f"outcome_{o.value}" for o in ContactOutcome)
+    tuple(f"part_{name}" for name in PRIORITY_PARTS)
+    + tuple(f"outcome_{o.value}" for o in ContactOutcome)
     + tuple(f"target_{t.value}" for t in Target)
     + tuple(f"qualification_{q.value}" for q in QualificationLevel)
 )

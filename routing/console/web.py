@@ -79,13 +79,19 @@ def _expired(request: Request, language: Language, back: str) -> HTMLResponse:
 # --- the advisor's queue -----------------------------------------------------------------------
 
 
+def _part_name(language: Language, name: str) -> str:
+    """A priority part in words; a part a newer rule set added is shown by its key rather than hidden."""
+    key = f"part_{name}"
+    return WORDS.text(language, key) if key in WORDS.keys(language) else name
+
+
 async def _card(desk: Desk, language: Language, item: QueueItem) -> dict[str, Any]:
     """One queue entry with its decision: the rule's explanation and how its priority adds up."""
     try:
         decision = (await desk.request(item.request_id))["decision"]
     except DeskError:
         decision = {}
-    parts: dict[str, int] = dict(decision.get("priority_parts") or {})
+    parts = {_part_name(language, name): points for name, points in (decision.get("priority_parts") or {}).items()}
     ageing = item.priority - int(decision.get("priority", item.priority))
     if ageing:
         parts[WORDS.text(language, "ageing")] = ageing

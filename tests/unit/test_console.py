@@ -161,7 +161,7 @@ class FakeDesk:
             "explanation": "Besoin de conseil : conseillers formation.",
             "explanation_fr": "Besoin de conseil : conseillers formation.",
             "priority": 70,
-            "priority_parts": {"base": 50, "unemployed_long": 20},
+            "priority_parts": {"long_unemployment": 20, "phone": 30, "from_a_newer_rule_set": 5},
         }
         return {"decision": decision}
 
@@ -284,7 +284,8 @@ async def test_an_advisor_signs_in_sees_their_queue_and_accepts() -> None:
         page = await http.get("/console/nl/")
         assert page.status_code == 200
         assert 'lang="nl"' in page.text and "Mijn belwachtrij" in page.text
-        assert "Besoin de conseil" in page.text and "unemployed_long" in page.text and "wachttijd" in page.text
+        assert "Besoin de conseil" in page.text and "langdurige werkloosheid : +20" in page.text and "wachttijd" in page.text
+        assert "from_a_newer_rule_set : +5" in page.text, "a part without words is shown by its key, not hidden"
         accepted = await http.post("/console/nl/requests/r-1/accept", data={"csrf": csrf_of(page.text)})
         assert accepted.status_code == 303 and accepted.headers["location"] == "/console/nl/?done=accepted"
     assert ("accept", "r-1", "adv-1") in desk.calls
