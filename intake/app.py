@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from intake.email_server import EmailInbox, EmailInboxSettings
 from intake.erasure import Erasures, erasure_router
+from intake.identity_links import IdentityLinks, identity_router
 from intake.phone import PhoneChannel, PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
@@ -68,7 +69,8 @@ def create_app(
         routers: list[Any] = []
         if serves_privacy:
             runtime.app_state["erasures"] = Erasures(runtime.mongo, runtime.db, outbox, keys)
-            routers.append(erasure_router)
+            runtime.app_state["identity_links"] = IdentityLinks(runtime.mongo, runtime.db)
+            routers += [erasure_router, identity_router]
         if serves_public:
             runtime.app_state.update(
                 web=WebChannel(pipeline, web, catalogue, clock.now),

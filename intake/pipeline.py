@@ -5,12 +5,21 @@ One MongoDB transaction per request: deduplicate by the channel's key, find the 
 normalised phone number or e-mail address, record the request, and put the event in the
 outbox. The relay (services.outbox) publishes it to Kafka, so accepting never depends on Kafka
 being up.
+
+Nobody proves who they are by typing a phone number: a request is the known person's only when every
+contact detail it gives is already theirs (`resolve_person`). A request that brings a new detail along
+with a known one gets a person of its own, and the known person is kept as a *possible* match for staff
+to confirm (`IdentityLinks.confirm`); an identity key, once claimed, is never re-pointed except by that
+confirmation. So a stranger's form carrying someone else's number cannot attach their own e-mail
+address to that person, nor receive what is sent to them later.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +36,45 @@ from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 
 log = structlog.get_logger(__name__)
+
+
+COMBINATION = "set:"
+"""Prefix of the identity key of a set of contact details seen together (see `resolve_person`)."""
+
+
+def combination_key(keys: list[str]) -> str | None:
+    """One key for contact details given together (so the same pair finds the same person again)."""
+    if len(keys) < 2:
+        return None
+    return COMBINATION + hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Who a request belongs to: `person_id` (new or known) and the known people it may also be."""
+
+    person_id: str | None
+    """None: a new person."""
+    possible_matches: tuple[str, ...] = ()
+
+
+def resolve_person(keys: list[str], owners: dict[str, str], combination_owner: str | None) -> Resolution:
+    """The person a request's identity `keys` lead to, given who already owns which key.
+
+    - the same set of details seen together before: that person;
+    - no detail known: a new person, who claims them all;
+    - every detail known, all of one person: that person;
+    - otherwise (a new detail with a known one, or details of different people): a new person, with
+      the owners as possible matches. Linking them needs proof (a one-time code, or staff confirming).
+    """
+    if combination_owner is not None:
+        return Resolution(combination_owner)
+    known = {owners[key] for key in keys if key in owners}
+    if not known:
+        return Resolution(None)
+    if len(known) == 1 and all(key in owners for key in keys):
+        return Resolution(known.pop())
+    return Resolution(None, tuple(sorted(known)))
 
 
 def new_person_id() -> str:
@@ -111,7 +159,7 @@ class IntakePipeline:
         async def transaction(session: AsyncClientSession) -> AcceptedRequest:
             if draft.dedup_key and (earlier := await self._requests.find_one({"dedup_key": draft.dedup_key}, session=session)):
                 return AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
-            person_id = await self._person_for(keys, session)
+            person_id, possible = await self._person_for(keys, session)
             since = self._clock() - self.link_window
             recent = (
                 await self._requests.find({"person_id": person_id, "received_at": {"$gte": since}}, {"_id": 1}, session=session)
@@ -134,6 +182,9 @@ class IntakePipeline:
                     "event_id": str(event.id),
                     "linked_request_ids": list(linked),
                     "needs_triage": event.needs_triage,
+                    # Not on the event: a guess for staff to confirm, never a link.
+                    "possible_person_ids": list(possible),
+                    "identity_keys": keys,
                 },
                 session=session,
             )
@@ -160,19 +211,35 @@ class IntakePipeline:
         )
         return accepted
 
-    async def _person_for(self, keys: list[str], session: AsyncClientSession) -> str:
-        known = (
-            await self._identities.find({"_id": {"$in": keys}}, session=session).sort("last_seen_at", DESCENDING).to_list(None)
-        )
-        person_id = known[0]["person_id"] if known else new_person_id()
+    async def _person_for(self, keys: list[str], session: AsyncClientSession) -> tuple[str, tuple[str, ...]]:
+        combination = combination_key(keys)
+        wanted = [*keys, combination] if combination else keys
+        docs = await self._identities.find({"_id": {"$in": wanted}}, session=session).to_list(None)
+        owners = {doc["_id"]: doc["person_id"] for doc in docs if doc["_id"] != combination}
+        combination_owner = next((doc["person_id"] for doc in docs if doc["_id"] == combination), None)
+        resolution = resolve_person(keys, owners, combination_owner)
+        person_id = resolution.person_id or new_person_id()
         now = self._clock()
-        for key in keys:
-            # Upserts inside the transaction: a concurrent request of the same new person
-            # conflicts here, is retried by with_transaction, and then finds this person.
+        claimed = [key for key in keys if key not in owners]
+        if resolution.possible_matches and combination:
+            claimed.append(combination)
+        for key in claimed:
+            # Only unclaimed keys, and only on insert: a key is never re-pointed by a request. A
+            # concurrent request of the same new person conflicts here, is retried by
+            # with_transaction, and then finds this person.
             await self._identities.update_one(
                 {"_id": key},
-                {"$set": {"person_id": person_id, "last_seen_at": now}, "$setOnInsert": {"first_seen_at": now}},
+                {"$setOnInsert": {"person_id": person_id, "first_seen_at": now, "verified": False}},
                 upsert=True,
                 session=session,
             )
-        return person_id
+        mine = [key for key in keys if owners.get(key, person_id) == person_id]
+        if combination and combination_owner == person_id:
+            mine.append(combination)
+        if mine:
+            await self._identities.update_many(
+                {"_id": {"$in": mine}, "person_id": person_id}, {"$max": {"last_seen_at": now}}, session=session
+            )
+        if resolution.possible_matches:
+            log.info("identity.unconfirmed_match", person_id=person_id, possible=len(resolution.possible_matches))
+        return person_id, resolution.possible_matches

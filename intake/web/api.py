@@ -215,8 +215,6 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         channel.recent_keys.remember(key, body_hash)
     answer = SubmissionAccepted(
         request_id=accepted.request_id,
-        person_id=accepted.person_id,
         status="duplicate" if accepted.duplicate else "accepted",
-        linked_request_ids=list(accepted.linked_request_ids),
     )
     return JSONResponse(answer.model_dump(mode="json"), 200 if accepted.duplicate else 202)

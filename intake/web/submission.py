@@ -232,13 +232,11 @@ def _is_possible_phone_number(raw: str) -> bool:
 class SubmissionAccepted(BaseModel):
     """The request is stored; an advisor will call or write back."""
 
+    # Nothing about the person: whoever sends a phone number is not shown who it belongs to, nor
+    # their other requests.
     request_id: str = Field(description="Id of the request (the first 8 characters are its reference).")
-    person_id: str = Field(description="Pseudonymous id of the person, shared by their other requests.")
     status: Literal["accepted", "duplicate"] = Field(
         description="`duplicate` when an Idempotency-Key retry matched an earlier request; nothing new was stored."
-    )
-    linked_request_ids: list[str] = Field(
-        default_factory=list, description="Earlier requests of the same person, found by phone number or e-mail."
     )
 
 

@@ -38,6 +38,7 @@ DESK_WORKER = "desk.worker"
 DESK_TEAM = "desk.team"
 CERTIFICATION_ADMIN = "certification.staff"
 PRIVACY_ERASURE = "privacy.erasure"
+IDENTITY_CONFIRMATION = "identity.confirmation"
 NOTIFICATION_PREFERENCES = "notification.preferences"
 NOTIFICATION_SUPPORT = "notification.support"
 OPERATIONS = "operations"
@@ -54,6 +55,8 @@ ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         DESK_TEAM: frozenset({SUPERVISOR}),
         CERTIFICATION_ADMIN: frozenset({CERTIFICATION_STAFF}),
         PRIVACY_ERASURE: frozenset({DPO}),
+        # Saying two sets of contact details are one person: whoever spoke with them on the desk.
+        IDENTITY_CONFIRMATION: frozenset({ADVISOR, EN_TEAM, SUPERVISOR}),
         # Changing what a person is sent is a decision about the person: the desk's supervisor, who
         # takes it when the person asks on the phone. Ops may read the log to chase a failed delivery.
         NOTIFICATION_PREFERENCES: frozenset({SUPERVISOR}),

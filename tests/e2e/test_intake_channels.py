@@ -186,11 +186,13 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
         browser, intake.url, lang="fr", name="Amina El Idrissi", phone="0470 98 76 54", need="Je voudrais apprendre le français."
     )
 
-    # The e-mail's request id is only known by its reference: look it up among the linked ids.
-    events = await on_topic(intake.env["topic"], {phone_request, web_nl, web_fr})
+    # The e-mail's request id is only known by its reference: look it up where intake keeps requests.
+    requests = mongo_client[intake.env["database"]]["intake_requests"]
+    stored_mail = await requests.find_one({"_id": {"$regex": f"^{mail_reference}"}, "channel": "email"})
+    assert stored_mail is not None
+    mail_request = stored_mail["_id"]
+    events = await on_topic(intake.env["topic"], {phone_request, web_nl, web_fr, mail_request})
     nl_event = events[web_nl]
-    mail_request = next(i for i in nl_event.linked_request_ids if i.startswith(mail_reference))
-    events.update(await on_topic(intake.env["topic"], {mail_request}))
 
     # Personal data is on Kafka only as ciphertext; intake's keys open it.
     assert all(e.sealed is not None and e.contact.phone is None and e.contact.email is None for e in events.values())
@@ -204,10 +206,13 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
     assert mail_event.language is Language.NL and mail_event.requested_course == "EXCEL"
     assert nl_event.channel is Channel.WEB and nl_event.campaign is not None
     assert nl_event.campaign.utm_campaign == "confine-mais-connecte"
-    # One person, three channels, each request linked to the earlier ones.
-    assert phone_event.person_id == mail_event.person_id == nl_event.person_id != fr_event.person_id
-    assert list(mail_event.linked_request_ids) == [phone_request]
-    assert set(nl_event.linked_request_ids) == {phone_request, mail_request}
+    # The caller and the form with the same number are one person, linked. The e-mail gave that number
+    # with an address never seen: it cannot be told from a stranger typing someone's number, so it is a
+    # person of its own until an advisor confirms, the caller kept as its possible match.
+    assert phone_event.person_id == nl_event.person_id != fr_event.person_id
+    assert list(nl_event.linked_request_ids) == [phone_request]
+    assert mail_event.person_id not in (phone_event.person_id, fr_event.person_id) and not mail_event.linked_request_ids
+    assert stored_mail["possible_person_ids"] == [phone_event.person_id]
     assert fr_event.language is Language.FR and not fr_event.linked_request_ids
 
 

@@ -85,7 +85,9 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(
             },
         )
         assert accepted.status_code == 202
-        person_id = accepted.json()["person_id"]
+        stored = await db["intake_requests"].find_one({"_id": accepted.json()["request_id"]})
+        assert stored is not None
+        person_id = stored["person_id"]
 
         async def routed() -> bool:
             return await db["routing_cases"].count_documents({"person_id": person_id}) == 1
@@ -115,7 +117,8 @@ async def test_erasure_leaves_no_personal_data_in_a_full_replay(
 
         await wait_for(blanked)
         again = await http.post("/api/v1/requests", json={"phone": PHONE, "need": "Excel", "consent_to_contact": True})
-        assert again.json()["person_id"] != person_id  # nothing links the new request to the forgotten person
+        stored_again = await db["intake_requests"].find_one({"_id": again.json()["request_id"]})
+        assert stored_again is not None and stored_again["person_id"] != person_id, "nothing links it to the forgotten person"
 
     case = await db["routing_cases"].find_one({"person_id": person_id})
     assert case is not None and case["contact"] == {} and case["need"] == ""

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from intake.domain import RequestDraft
+from intake.identity_links import IdentityLinks, LinkRefused
 from intake.pipeline import IntakePipeline
 from schemas import Channel, Language, TrainingRequestReceived, decode
 from services.kafka import create_broker, ensure_topics
@@ -69,19 +70,47 @@ async def test_a_dedup_key_makes_one_request(pipeline: IntakePipeline, mongo_db:
     assert await mongo_db["intake_outbox"].count_documents({}) == 1
 
 
-async def test_one_person_who_calls_writes_and_fills_the_form_is_linked(pipeline: IntakePipeline, mongo_db: Any) -> None:
+async def test_a_person_is_found_again_by_the_contact_details_they_already_gave(pipeline: IntakePipeline, mongo_db: Any) -> None:
     call = await pipeline.accept(draft(Channel.PHONE, phone="+32 470 55 66 77", email=None))
-    mail = await pipeline.accept(draft(Channel.EMAIL, phone="0470/55.66.77", email="jan@voorbeeld.be"))
-    form = await pipeline.accept(draft(Channel.WEB, phone=None, email=" JAN@voorbeeld.be"))
+    mail = await pipeline.accept(draft(Channel.EMAIL, phone=None, email="jan@voorbeeld.be"))
+    both = await pipeline.accept(draft(Channel.WEB, phone="0470/55.66.77", email=None))
     other = await pipeline.accept(draft(Channel.WEB, phone="0471 00 00 00", email=None))
-    assert call.person_id == mail.person_id == form.person_id != other.person_id
-    assert mail.linked_request_ids == (call.request_id,)
-    assert set(form.linked_request_ids) == {call.request_id, mail.request_id}
+    assert call.person_id == both.person_id != other.person_id and mail.person_id not in (call.person_id, other.person_id)
+    assert both.linked_request_ids == (call.request_id,)
     stored = await PersonalData(PersonKeys(mongo_db)).unseal(
-        decode((await mongo_db["intake_outbox"].find_one({"_id": {"$exists": True}, "key": form.request_id.encode()}))["value"])
+        decode((await mongo_db["intake_outbox"].find_one({"_id": {"$exists": True}, "key": both.request_id.encode()}))["value"])
     )
     assert isinstance(stored, TrainingRequestReceived)
-    assert set(stored.linked_request_ids) == {call.request_id, mail.request_id}
+    assert stored.linked_request_ids == [call.request_id]
+
+
+async def test_a_new_detail_given_with_a_known_one_is_not_linked_until_staff_confirm(
+    pipeline: IntakePipeline, mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: Any
+) -> None:
+    known = await pipeline.accept(draft(Channel.PHONE, phone="0470 55 66 77", email=None))
+    # Someone types that number with their own address: a person of their own, the known one a possible match.
+    claim = await pipeline.accept(draft(Channel.WEB, phone="+32 470 55 66 77", email="stranger@example.org"))
+    assert claim.person_id != known.person_id and claim.linked_request_ids == ()
+    stored = await mongo_db["intake_requests"].find_one({"_id": claim.request_id})
+    assert stored["possible_person_ids"] == [known.person_id]
+    identities = {doc["_id"]: doc["person_id"] async for doc in mongo_db["intake_identities"].find()}
+    assert identities["phone:+32470556677"] == known.person_id, "a known key is never re-pointed by a request"
+    assert identities["email:stranger@example.org"] == claim.person_id
+    # The address alone, and the same pair again, lead to the claimant, never to the known person.
+    alone = await pipeline.accept(draft(Channel.EMAIL, phone=None, email="stranger@example.org"))
+    again = await pipeline.accept(draft(Channel.WEB, phone="0470 55 66 77", email="stranger@example.org"))
+    assert alone.person_id == again.person_id == claim.person_id
+    # The number alone still leads to the person it belongs to.
+    assert (await pipeline.accept(draft(Channel.PHONE, phone="0470 55 66 77", email=None))).person_id == known.person_id
+
+    links = IdentityLinks(mongo_client, mongo_db)
+    with pytest.raises(LinkRefused):
+        await links.confirm(claim.request_id, "per_someone_else", confirmed_by="adv-1")
+    assert await links.confirm(claim.request_id, known.person_id, confirmed_by="adv-1") >= 1
+    confirmed = await pipeline.accept(draft(Channel.EMAIL, phone=None, email="stranger@example.org"))
+    assert confirmed.person_id == known.person_id, "once staff confirmed, the address leads to the known person"
+    link = await mongo_db["intake_identities"].find_one({"_id": "email:stranger@example.org"})
+    assert link["verified"] is True and link["confirmed_by"] == "adv-1"
 
 
 async def test_concurrent_first_contacts_of_one_person_get_one_person_id(pipeline: IntakePipeline) -> None:

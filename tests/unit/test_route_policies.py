@@ -21,6 +21,7 @@ from services.auth.roles import (
     DESK_READ,
     DESK_TEAM,
     DESK_WORKER,
+    IDENTITY_CONFIRMATION,
     NOTIFICATION_PREFERENCES,
     NOTIFICATION_SUPPORT,
     OPERATIONS,
@@ -61,6 +62,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         **EVERY_SERVICE,
         "POST /api/v1/privacy/erasures": PRIVACY_ERASURE,
         "POST /api/v1/privacy/erasures/{erasure_id}/approval": PRIVACY_ERASURE,
+        "POST /api/v1/identities/confirmations": IDENTITY_CONFIRMATION,
     },
     "routing": {
         **EVERY_SERVICE,
