@@ -88,12 +88,12 @@ def _expired(request: Request, language: Language, back: str) -> HTMLResponse:
     return render_message(request, language, 403, WORDS.text(language, "form_expired"), back=back)
 
 
-def _invalid(request: Request, language: Language, error: ValidationError | ValueError, back: str) -> HTMLResponse:
+def _invalid(request: Request, language: Language, error: ValidationError | str, back: str) -> HTMLResponse:
     """A form the API's model refuses: 422, naming the field (not echoing what was typed)."""
-    if isinstance(error, ValidationError) and error.errors():
-        field = ".".join(str(part) for part in error.errors()[0]["loc"]) or "?"
+    if isinstance(error, ValidationError):
+        field = ".".join(str(part) for part in error.errors()[0]["loc"]) if error.errors() else "?"
     else:
-        field = "?"
+        field = error
     return render_message(request, language, 422, WORDS.text(language, "invalid_form", field=field), back=back)
 
 
@@ -177,6 +177,9 @@ async def add_session(request: Request, lang: str, seats: SeatsDep, staff: Staff
     try:
         # The page's datetime-local input is Brussels time, without a zone.
         starts_at = datetime.fromisoformat(fields.get("starts_at", "")).replace(tzinfo=BRUSSELS)
+    except ValueError:
+        return _invalid(request, language, "starts_at", back)
+    try:
         body = NewSession.model_validate(
             {
                 "session_id": fields.get("session_id") or None,
@@ -186,7 +189,7 @@ async def add_session(request: Request, lang: str, seats: SeatsDep, staff: Staff
                 "seats": fields.get("seats", ""),
             }
         )
-    except (ValueError, ValidationError) as error:
+    except ValidationError as error:
         return _invalid(request, language, error, back)
     try:
         session, offered = await seats.add_session(

@@ -136,6 +136,8 @@ async def test_staff_add_a_session_in_brussels_time(cert: FakeCertification) -> 
         assert unknown.status_code == 404 and 'lang="fr"' in unknown.text and "Action impossible" in unknown.text
         invalid = await http.post("/console/fr/sessions", data={**form, "seats": "0", "session_id": "ses-y"})
         assert invalid.status_code == 422 and "seats" in invalid.text
+        no_start = await http.post("/console/fr/sessions", data={**form, "starts_at": "demain", "session_id": "ses-z"})
+        assert no_start.status_code == 422 and "starts_at" in no_start.text
     (session,) = await cert.seats.list_sessions()
     assert session.certifications == ("MOS-WORD", "MOS-EXCEL") and session.seats == 12
     assert session.starts_at == datetime(2026, 12, 15, 12, 0, tzinfo=UTC)
