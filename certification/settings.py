@@ -66,6 +66,11 @@ class CertificationSettings(ServiceSettings):
     )
     high_priority_boost: int = Field(1, ge=0, description="Candidate priority given to people routed with high priority.")
 
+    console_client_id: str = Field(
+        "formation-console",
+        description="The identity provider's public client the staff's browser console signs in with (staff surface).",
+    )
+
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."
     )
