@@ -11,7 +11,8 @@ offers and waitlists, results and revocations (French, Dutch, English).
 
 Every page declares the staff API's policy (`CERTIFICATION_ADMIN`) and calls the same use case as the
 API route it mirrors, parsing its form into that route's own body model (the same validation). The
-API records no actor on these calls, so neither does the console; the log names who acted.
+events these calls cause carry the signed-in subject as their `actor`, as the API's do (the session
+dependency sets it, `schemas.envelope.ACTOR`); the log names who acted too.
 """
 
 from __future__ import annotations
