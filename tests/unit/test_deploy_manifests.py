@@ -35,6 +35,7 @@ from notification.settings import NotificationSettings
 from routing.settings import RoutingSettings
 from schemas.topics import ALL_TOPICS
 from services.consumers import subscriber_options
+from services.keyring import PrivacySettings
 from services.lag import LagSettings
 from services.settings import KafkaSettings, MongoSettings, ServiceSettings
 
@@ -66,6 +67,7 @@ SECRET_KEYS = {
     "INTAKE_PHONE_WEBHOOK_SECRET",
     "NOTIFICATION_SMS_TOKEN",
     "CERTIFICATION_SIGNING_KEY",
+    "PRIVACY_KEK",
 }
 # The KEDA Kafka scaler's trigger metadata (keda.sh/docs/latest/scalers/apache-kafka):
 # a misspelt key is ignored by KEDA, silently.
@@ -189,10 +191,16 @@ def _env_names(cls: type[BaseSettings], prefix: str | None = None) -> dict[str, 
     return names
 
 
+# The services that seal or unseal personal data read the shared `PRIVACY_*` settings.
+SEALING_SERVICES = {"intake", "routing", "notification"}
+
+
 @cache
 def settings_env(service: str) -> dict[str, bool]:
     """Every variable `service` reads -> whether it is a secret."""
     names = {**_env_names(KafkaSettings), **_env_names(MongoSettings)}
+    if service in SEALING_SERVICES:
+        names.update(_env_names(PrivacySettings))
     for cls in _settings_classes(service):
         names.update(_env_names(cls))
     names.update(_env_names(LagSettings, prefix=SETTINGS[service].model_config["env_prefix"]))
