@@ -51,6 +51,9 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
         if settings.signing_key is not None
         else None
     )
+    if signer is None:
+        # Only local and test runs get here: production settings refuse to load without a key.
+        log.warning("credentials.unsigned", reason="no CERTIFICATION_SIGNING_KEY", environment=settings.environment)
     return CertificationService(
         runtime.mongo,
         runtime.db,

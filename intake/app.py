@@ -42,7 +42,7 @@ def create_app(
     email: EmailInboxSettings | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()
-    phone = phone or PhoneWebhookSettings()
+    phone = phone or settings.phone
     web = web or WebSettings()
     email = email or EmailInboxSettings()
     clock = SystemClock()

@@ -195,7 +195,16 @@ def create_service_app(
             await verifier.aclose()
             log.info("service.stopped")
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    # In production the API's description is not published: it maps every route for whoever asks.
+    documented = settings.environment != "production"
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if documented else None,
+        docs_url="/docs" if documented else None,
+        redoc_url="/redoc" if documented else None,
+    )
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_forbidden_page(app)
