@@ -255,4 +255,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+        # uvicorn's own X-Forwarded-For handling, from the proxies we name only: its default
+        # trusts 127.0.0.1, which would let any local process pick its client address.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )

@@ -130,6 +130,11 @@ class ServiceSettings(BaseSettings):
     instance_id: str | None = Field(None, description="Distinguishes replicas in logs; defaults to host:pid.")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For uvicorn believes "
+        "(its --forwarded-allow-ips); empty (the default) believes no one, so clients are who connects.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, JSON otherwise.")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intake.i18n import TEXTS, negotiate
-from intake.web import FORM_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
+from intake.web import FORM_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from services.catalogue import load_catalogue
+from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
 
 pytestmark = pytest.mark.unit
@@ -88,7 +89,14 @@ def pipeline() -> RecordingPipeline:
 def make_app(pipeline: RecordingPipeline, **settings: Any) -> FastAPI:
     app = FastAPI()
     app.include_router(web_router)
-    channel = WebChannel(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW)
+    channel = WebChannel(
+        pipeline,
+        WebSettings(**settings),
+        load_catalogue(),
+        clock=lambda: NOW,
+        rate_limits=InMemoryRateLimits(),
+        idempotency_keys=InMemoryIdempotencyKeys(),
+    )
     app.dependency_overrides[get_web_channel] = lambda: channel
     return app
 
@@ -426,7 +434,7 @@ def test_any_form_input_is_answered_without_a_server_error(fields: dict[str, str
     pipeline = RecordingPipeline()
 
     async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=make_app(pipeline, rate_per_minute=1e9, burst=10**9))
+        transport = httpx.ASGITransport(app=make_app(pipeline, rate_per_minute=10**9, burst=10**9, destination_per_day=10**9))
         async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as http:
             return await http.post(f"/{lang}/", data=fields)
 
