@@ -384,6 +384,18 @@ async def test_the_form_has_the_api_limits(make_client: Callable[..., httpx.Asyn
         assert "Too many requests" in limited.text
 
 
+async def test_the_form_limits_requests_to_one_destination(
+    make_client: Callable[..., httpx.AsyncClient], pipeline: RecordingPipeline
+) -> None:
+    async with make_client(destination_per_day=1) as http:
+        for phone in ("0470 12 34 56", "+32470123456"):
+            typed = await fill(http, "fr", phone=phone, consent_to_contact="yes")
+            last = await http.post("/fr/", data=typed)
+
+    assert last.status_code == 429 and "Retry-After" in last.headers
+    assert len(pipeline.drafts) == 1
+
+
 async def test_a_multipart_form_is_read_but_files_are_refused(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
     fields = {"phone": "0470123456", "consent_to_contact": "yes"}
     multipart = await client.post("/fr/", data=fields, files={"cv": ("cv.pdf", b"%PDF", "application/pdf")})
