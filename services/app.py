@@ -246,17 +246,21 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What `serve` tells uvicorn (besides the app): where to listen, and whose proxy headers to believe."""
+    return {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
         # uvicorn's own X-Forwarded-For handling, from the proxies we name only: its default
         # trusts 127.0.0.1, which would let any local process pick its client address.
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
+    uvicorn.run(app, **server_options(settings))
