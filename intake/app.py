@@ -23,6 +23,7 @@ from intake.phone import PhoneChannel, PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
 from intake.web import WebChannel, WebSettings, web_router
+from intake.web.captcha import CaptchaSettings, CaptchaVerifier
 from schemas import PersonDataErased, TrainingRequestReceived
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
@@ -39,11 +40,13 @@ def create_app(
     *,
     phone: PhoneWebhookSettings | None = None,
     web: WebSettings | None = None,
+    captcha: CaptchaSettings | None = None,
     email: EmailInboxSettings | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()
     phone = phone or PhoneWebhookSettings()
     web = web or WebSettings()
+    captcha = captcha or CaptchaSettings()
     email = email or EmailInboxSettings()
     clock = SystemClock()
     catalogue = load_catalogue()
@@ -72,8 +75,18 @@ def create_app(
             runtime.app_state["identity_links"] = IdentityLinks(runtime.mongo, runtime.db)
             routers += [erasure_router, identity_router]
         if serves_public:
+            verifier = CaptchaVerifier.from_settings(captcha)
+            if verifier is not None:
+                runtime.on_shutdown(lambda _: verifier.aclose())
             runtime.app_state.update(
-                web=WebChannel(pipeline, web, catalogue, clock.now),
+                web=WebChannel(
+                    pipeline,
+                    web,
+                    catalogue,
+                    clock.now,
+                    captcha=verifier,
+                    captcha_widget=captcha.widget(),
+                ),
                 phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
             )
             routers += [web_router, phone_router]

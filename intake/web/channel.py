@@ -18,6 +18,7 @@ import structlog
 from fastapi import Depends, Request
 
 from intake.domain import AcceptedRequest, AcceptRequests, RequestDraft
+from intake.web.captcha import CaptchaVerdict, CaptchaVerifier, CaptchaWidget
 from intake.web.limits import RateLimiter, Refused, WebSettings, client_address
 from schemas import Language
 from services import Runtime, get_runtime
@@ -28,6 +29,7 @@ __all__ = ["BRUSSELS", "LANGUAGE_CODES", "RecentKeys", "WebChannel", "get_web_ch
 log = structlog.get_logger(__name__)
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
+CAPTCHA_RETRY_AFTER_S = 60
 LANGUAGE_CODES = frozenset(language.value for language in Language)
 
 
@@ -75,6 +77,8 @@ class WebChannel:
         clock: Callable[[], datetime] = _utc_now,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        captcha: CaptchaVerifier | None = None,
+        captcha_widget: CaptchaWidget | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings
@@ -82,6 +86,8 @@ class WebChannel:
         self.clock = clock
         self.limiter = RateLimiter(settings.rate_per_minute, settings.burst, clock=monotonic)
         self.recent_keys = RecentKeys()
+        self.captcha = captcha
+        self.captcha_widget = captcha_widget
 
     def today(self) -> date:
         """Today in Brussels, where the people filling the form are."""
@@ -96,6 +102,16 @@ class WebChannel:
         wait = self.limiter.retry_after(client_address(request, self.settings.trust_forwarded_for))
         if wait is not None:
             raise Refused(429, "rate_limited", seconds=wait)
+
+    async def check_captcha(self, request: Request, token: str | None) -> None:
+        """With a CAPTCHA configured: `Refused` 422 for a missing or refused token, 503 when the provider is unreachable."""
+        if self.captcha is None:
+            return
+        verdict = await self.captcha.verify(token, client_address(request, self.settings.trust_forwarded_for))
+        if verdict is CaptchaVerdict.FAILED:
+            raise Refused(422, "captcha_failed")
+        if verdict is CaptchaVerdict.UNAVAILABLE:
+            raise Refused(503, "captcha_unavailable", seconds=CAPTCHA_RETRY_AFTER_S)
 
     async def accept(self, draft: RequestDraft, *, partner: str | None = None) -> AcceptedRequest | None:
         """Hand `draft` to the pipeline: what it stored, or None when it failed (the client retries)."""
