@@ -26,10 +26,10 @@ NameProblem = Literal["name_control_characters", "name_url"]
 # Source"). Line and paragraph separators end a header line as CR/LF would in some readers.
 _INVISIBLE_FORMATTING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\u200e\u200f")
 
-# A scheme ("https://", "ftp://", "hxxp://"), "www.", or a bare host with a path ("evil.example/x")
+# A scheme ("https://", "ftp://", "hxxp://") or a scheme-relative "//host", "www.", or a bare host with a path ("evil.example/x")
 # or ending in a TLD that link shorteners and lures use. Not any "a.b": "J.P. Dupont" and
 # "St.Pierre" are names.
-_SCHEME = r"[a-z][a-z0-9+.\-]*://"
+_SCHEME = r"[a-z][a-z0-9+.\-]*://|//[a-z0-9]"
 _WWW = r"\bwww\d{0,3}\."
 _HOST_WITH_PATH = r"\b[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9\-]+)*\.[a-z]{2,63}/"
 _TLDS = (

@@ -35,6 +35,7 @@ def test_real_names_are_accepted(name: str) -> None:
         "visit WWW.evil.be now",
         "ftp://files.example",
         "hxxps://evil.example",
+        "//evil.example",
         "evil.example/login",
         "pay at bit.ly",
         "paypal.com",
