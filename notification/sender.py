@@ -49,6 +49,7 @@ from notification.retry import NextStep, RetryPolicy
 from notification.store import ClaimLost, DeliveryStore, PeopleStore
 from schemas import Event, NotificationChannel, NotificationFailed, NotificationSent
 from services.clock import Clock
+from services.free_text import clean_name
 from services.outbox import Outbox
 
 __all__ = ["DeliverySender"]
@@ -246,7 +247,7 @@ class DeliverySender:
                     OutgoingEmail(
                         delivery_id=delivery.id,
                         to_address=person.email,
-                        to_name=person.name,
+                        to_name=clean_name(person.name),  # as greeted: no link, no control character
                         language=language,
                         subject=subject,
                         text=text,
