@@ -7,8 +7,10 @@ an event can never produce two messages on a channel, whatever Kafka redelivers.
       ^  ^              │  └──refused for good──> failed (SMS: invalid number) / bounced (SMTP 5xx recipient)
       │  └─transient────┤  └──transient, attempts left──> queued (next_attempt_at = backoff or Retry-After)
       │                 │  └──transient, last attempt──> failed
-    deferred <──────────┘  (an SMS in quiet hours: next_attempt_at = 08:00 Brussels)
-    skipped                (planned or found at send time: no consent, opted out, no address, erased)
+    deferred <──────────┘  (an SMS in quiet hours: next_attempt_at = 08:00 Brussels;
+                            over a daily budget: the next Brussels day, see `notification.budget`)
+    skipped                (planned or found at send time: no consent, opted out, no address, erased,
+                            an SMS to a country we do not text)
 
 A `sending` delivery whose claim expired (its replica died) is claimable again.
 """
