@@ -238,12 +238,22 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
+    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown.
+
+    Bounded like the bodies: past `settings.max_concurrency` connections and tasks, uvicorn answers 503."""
     uvicorn.run(
         app,
+        **server_options(settings),
+    )
+
+
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's options for one service process (a function of its own, so that a test can read them)."""
+    return dict(
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
         access_log=False,
+        limit_concurrency=settings.max_concurrency,
         timeout_graceful_shutdown=int(settings.graceful_timeout_s),
     )
