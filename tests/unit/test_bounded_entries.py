@@ -3,6 +3,8 @@ connections and requests at once (uvicorn's `limit_concurrency`, 503 beyond)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import httpx
 import pytest
 
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.unit
 
 def test_every_app_bounds_request_bodies() -> None:
     for name, app in every_app().items():
-        limits = [m for m in app.user_middleware if m.cls is BodySizeLimit]
+        limits = [m for m in app.user_middleware if m.cls is cast(object, BodySizeLimit)]
         assert len(limits) == 1, name
         assert limits[0].kwargs["max_bytes"] == 256 * 1024, name
 
