@@ -75,7 +75,12 @@ class EmailInboxSettings(BaseSettings):
         1024 * 1024, ge=0, description="DATA is held in memory up to this size, then spooled to a temporary file."
     )
     parallel_parses: int = Field(
-        2, gt=0, description="Messages parsed at once (a parse holds a few times the message in memory)."
+        1,
+        gt=0,
+        description=(
+            "Messages parsed at once: a parse holds about seven times the message in memory, and parses share the GIL, "
+            "so more than one buys little time for much memory."
+        ),
     )
     shutdown_grace_s: float = Field(10.0, ge=0, description="How long `stop` waits for messages being accepted.")
 
@@ -98,7 +103,7 @@ class InboxHandler:
         catalogue: Catalogue,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_recipients: int = 20,
-        parallel_parses: int = 2,
+        parallel_parses: int = 1,
     ) -> None:
         self._pipeline = pipeline
         self._recipients = frozenset(address.strip().lower() for address in accepted_recipients)
