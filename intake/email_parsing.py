@@ -15,6 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import errors
 from email.header import decode_header, make_header
 from email.headerregistry import AddressHeader
 from email.message import Message
@@ -186,6 +187,9 @@ def _parse(raw: bytes, *, catalogue: Catalogue, received_at: datetime, envelope_
         reasons.append(f"unparseable MIME: {parts.broken}")
     if undecodable:
         reasons.append("undecodable content")
+    reasons += sorted(parts.decoding_problems - {"undecodable charset"})
+    if undecodable:
+        pass
     elif not body:
         reasons.append("no text body")
     elif not need:
@@ -376,6 +380,8 @@ class _Parts:
     root_type: str | None = None
     content_language: str | None = None
     undecodable: bool = False
+    decoding_problems: set[str] = field(default_factory=set)
+    """What kept a text part from being decoded as declared: `_DecodingProblem` values, never message text."""
     broken: str | None = None
     """The name of the defect that kept the parser from understanding the MIME structure."""
 
@@ -407,8 +413,16 @@ def _collect(part: Message, out: _Parts, depth: int) -> None:
     filename = _filename(part)
     disposition = _disposition(part)
     if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-        text, clean = _decode_bytes(_payload_bytes(part), _charset(part))
-        out.undecodable |= not clean
+        data, transfer_clean = _transfer_decoded(part)
+        text, problem = _decode_text(data, _charset(part))
+        if not transfer_clean:
+            problem = "undecodable transfer encoding"
+        if problem is not None:
+            out.decoding_problems.add(problem)
+        if problem in ("undecodable transfer encoding", "undecodable charset"):
+            # Garbled text is worse than none: the person doing triage reads the raw message instead.
+            out.undecodable = True
+            return
         (out.plain if content_type == "text/plain" else out.html).append(text)
         out.content_language = out.content_language or _raw_header(part, "Content-Language")
         return
@@ -448,14 +462,31 @@ def _charset(part: Message) -> str | None:
 
 def _payload_bytes(part: Message) -> bytes:
     """The part's content with its transfer encoding (quoted-printable, base64) undone."""
+    return _transfer_decoded(part)[0]
+
+
+_TRANSFER_DEFECTS = (
+    errors.InvalidBase64CharactersDefect,
+    errors.InvalidBase64PaddingDefect,
+    errors.InvalidBase64LengthDefect,
+)
+
+
+def _transfer_decoded(part: Message) -> tuple[bytes, bool]:
+    """The part's content with its transfer encoding undone, and whether that went cleanly.
+
+    `email` never refuses bad base64: it drops the characters it cannot read and notes a defect,
+    so the bytes it returns are a guess; the defects it noted while decoding say so."""
+    known_defects = len(part.defects)
     try:
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            return payload
+            fresh = part.defects[known_defects:]
+            return payload, not any(isinstance(defect, _TRANSFER_DEFECTS) for defect in fresh)
     except Exception:  # noqa: BLE001, S110 - undecodable: the payload as written, below
         pass
     payload = part.get_payload()
-    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    return (payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""), False
 
 
 def _size(part: Message) -> int:
@@ -484,6 +515,32 @@ def _codec(declared: str | None) -> str | None:
     if not getattr(info, "_is_text_encoding", True):  # base64_codec, zlib_codec, rot_13...
         return None
     return "cp1252" if info.name.replace("-", "_") in _AS_CP1252 else info.name
+
+
+def _decode_text(data: bytes, declared: str | None) -> tuple[str, str | None]:
+    """Text of a body part, and what was wrong with it, if anything.
+
+    The problem is None when the declared charset (or, undeclared, UTF-8 or windows-1252) read the
+    bytes; "unknown charset" or "charset mismatch" when the text had to be read with another one
+    than declared (readable, but a guess: a human checks it against the raw message);
+    "undecodable charset" when no charset read it."""
+    text, clean = _decode_bytes(data, declared)
+    if not clean:
+        return text, "undecodable charset"
+    if declared and declared.strip().strip("\"'"):
+        codec = _codec(declared)
+        if codec is None:
+            return text, "unknown charset"
+        if not _decodes(data, codec):
+            return text, "charset mismatch"
+    return text, None
+
+
+def _decodes(data: bytes, codec: str) -> bool:
+    try:
+        return not _SURROGATES.search(data.decode(codec))
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:

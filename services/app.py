@@ -254,6 +254,8 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
+        # Bounded like the bodies: past this many connections and tasks, uvicorn answers 503.
+        "limit_concurrency": settings.max_concurrency,
         # uvicorn's own X-Forwarded-For handling, from the proxies we name only: its default
         # trusts 127.0.0.1, which would let any local process pick its client address.
         "proxy_headers": True,
@@ -262,5 +264,7 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
+    """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown.
+
+    Bounded like the bodies: past `settings.max_concurrency` connections and tasks, uvicorn answers 503."""
     uvicorn.run(app, **server_options(settings))

@@ -144,6 +144,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         256 * 1024, gt=0, description="Largest HTTP request body any route accepts (413 beyond); channels may set less."
     )
+    max_concurrency: int = Field(
+        200, gt=0, description="HTTP connections and requests served at once by one process; more are answered 503."
+    )
     retry_delays: tuple[timedelta, ...] = Field(
         (timedelta(seconds=1), timedelta(seconds=10), timedelta(seconds=60)),
         min_length=1,

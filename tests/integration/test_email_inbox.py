@@ -232,3 +232,20 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.accepted_recipients == ["a@bf.brussels", "B@bf.brussels"]
     assert settings.max_message_bytes == 1_048_576
     assert EmailInboxSettings.model_fields["accepted_recipients"].get_default(call_default_factory=True) == [INBOX]
+
+
+async def test_a_message_spooled_to_disk_arrives_whole_with_its_dot_lines(pipeline: RecordingPipeline) -> None:
+    # Past `spool_memory_bytes` DATA goes to a temporary file; the dot-stuffing of RFC 5321 4.5.2 is undone.
+    settings = EmailInboxSettings(port=0, hostname="intake.test", spool_memory_bytes=1_000, shutdown_grace_s=2)
+    inbox = EmailInbox(pipeline, settings)
+    await inbox.start()
+    try:
+        lines = [f"Ligne {i} : je voudrais suivre la formation Excel." for i in range(60)]
+        body = "\n".join([*lines[:30], ".", "..", ".Net aussi, merci.", *lines[30:]]) + "\n"
+        code, _ = await with_client(inbox, lambda c: send(c, request_mail(body)))
+    finally:
+        await inbox.stop()
+
+    assert code == 250
+    [draft] = pipeline.drafts
+    assert draft.need == body.strip()

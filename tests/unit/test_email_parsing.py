@@ -396,17 +396,33 @@ def test_language_defaults_to_french_when_unsure() -> None:
     ("declared", "body", "expected"),
     [
         ("iso-8859-1", "Je voudrais une formation en français, merci.".encode(), "en français, merci."),
-        ("utf-8", "Je voudrais une formation en français, merci.".encode("latin-1"), "en français, merci."),
-        ("x-unknown-charset", "Je voudrais une formation en français.".encode("cp1252"), "en français."),
-        ("base64", "Je voudrais une formation en français.".encode(), "en français."),
         ('"utf-8 "', "Formation à distance".encode(), "Formation à distance"),
     ],
 )
-def test_wrong_or_unknown_charset_declarations(declared: str, body: bytes, expected: str) -> None:
+def test_charset_declarations_that_read_the_text(declared: str, body: bytes, expected: str) -> None:
+    # UTF-8 labelled Latin-1 is read as the UTF-8 it is; a quoted, padded label is still the label.
     parsed = parse(raw("From: a@example.be", f"Content-Type: text/plain; charset={declared}", body=body + b"\r\n"))
 
     assert parsed.need.endswith(expected)
     assert not parsed.needs_triage
+
+
+@pytest.mark.parametrize(
+    ("declared", "body", "expected", "reason"),
+    [
+        ("utf-8", "Je voudrais une formation en français, merci.".encode("latin-1"), "en français, merci.", "charset mismatch"),
+        ("x-unknown-charset", "Je voudrais une formation en français.".encode("cp1252"), "en français.", "unknown charset"),
+        ("base64", "Je voudrais une formation en français.".encode(), "en français.", "unknown charset"),
+    ],
+)
+def test_wrong_or_unknown_charset_declarations_go_to_triage(declared: str, body: bytes, expected: str, reason: str) -> None:
+    # The text is read another way than declared: a guess, readable, that a human checks against the raw message.
+    parsed = parse(raw("From: a@example.be", f"Content-Type: text/plain; charset={declared}", body=body + b"\r\n"))
+
+    assert parsed.need.endswith(expected)
+    assert "\ufffd" not in parsed.need
+    assert parsed.needs_triage and parsed.triage_reason == reason
+    assert parsed.raw_text and f"charset={declared}" in parsed.raw_text
 
 
 def test_garbage_bytes_become_a_request_for_triage() -> None:
@@ -690,3 +706,56 @@ def test_a_from_name_with_a_link_is_dropped_and_the_request_kept() -> None:
     parsed = parse(lure)
     assert parsed.sender == "jo@example.be" and parsed.display_name is None
     assert not parsed.needs_triage
+
+
+# --- transfer encodings and charsets that cannot be decoded cleanly: triage, raw kept, no garbled text ---
+
+
+def mime_text(text: str, *, charset: str, cte: str) -> EmailMessage:
+    """A message as a mail client writes it: one text part in a charset and a transfer encoding."""
+    msg = EmailMessage()
+    msg["From"] = "Jo Peeters <jo.peeters@example.be>"
+    msg["Subject"] = "Inscription"
+    msg.set_content(text.encode(charset), maintype="text", subtype="plain", cte=cte)
+    msg.set_param("charset", charset)
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("charset", "cte"),
+    [("utf-8", "quoted-printable"), ("utf-8", "base64"), ("iso-8859-1", "quoted-printable"), ("windows-1252", "base64")],
+)
+def test_well_declared_encodings_are_read_without_triage(charset: str, cte: str) -> None:
+    text = "Bonjour, je voudrais suivre la formation « Excel » à Anderlecht. Coût : 0 €?\n"
+    if charset == "iso-8859-1":
+        text = text.replace("€", "EUR").replace("«", '"').replace("»", '"')
+    parsed = parse(mime_text(text, charset=charset, cte=cte))
+
+    assert parsed.need == text.strip()
+    assert not parsed.needs_triage and parsed.raw_text is None
+
+
+def test_invalid_base64_goes_to_triage_with_no_text_but_the_raw_message() -> None:
+    mime = mime_text("Bonjour, je voudrais une formation en français.\n", charset="utf-8", cte="base64")
+    data = mime.as_bytes().replace(b"Qm9uam91", b"Qm9u*?!am91")  # a corrupted line, as a broken relay leaves it
+    parsed = parse(data)
+
+    assert parsed.needs_triage
+    assert parsed.triage_reason == "undecodable content; undecodable transfer encoding"
+    assert parsed.body == "" and parsed.need == ""
+    assert parsed.raw_text is not None and "Qm9u*?!am91" in parsed.raw_text
+    draft = to_draft(parsed)
+    assert "\ufffd" not in draft.need and draft.need == "Inscription"
+    assert draft.channel_details["raw_text"] == parsed.raw_text
+
+
+def test_latin1_bytes_declared_utf8_in_quoted_printable_go_to_triage_readable() -> None:
+    body = "Je souhaite une formation en comptabilité, je suis à Schaerbeek.\n"
+    mime = mime_text(body, charset="iso-8859-1", cte="quoted-printable")
+    mime.set_param("charset", "utf-8")  # the classic: a client that declares UTF-8 and writes Latin-1
+    parsed = parse(mime)
+
+    assert parsed.needs_triage and parsed.triage_reason == "charset mismatch"
+    assert parsed.need == body.strip()  # read as windows-1252: no replacement marks
+    assert "\ufffd" not in parsed.need
+    assert parsed.raw_text is not None and "comptabilit=E9" in parsed.raw_text
