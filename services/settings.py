@@ -119,6 +119,12 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, JSON otherwise.")
+    log_pepper: SecretStr | None = Field(
+        None,
+        # Unprefixed: every service of a deployment must give one person the same pseudonym.
+        validation_alias="LOG_PEPPER",
+        description="Secret key of the pseudonyms in logs (HMAC-SHA256), at least 32 characters; unset: random per process.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -135,3 +141,11 @@ class ServiceSettings(BaseSettings):
             'ISO 8601 durations, e.g. [1, 10, 60] or ["PT1S", "PT10S", "PT1M"]).'
         ),
     )
+
+    @field_validator("log_pepper")
+    @classmethod
+    def _pepper_is_long_enough(cls, pepper: SecretStr | None) -> SecretStr | None:
+        # A short or guessable pepper would let anyone rebuild the pseudonym of every mobile number.
+        if pepper is not None and len(pepper.get_secret_value().strip()) < 32:
+            raise ValueError("LOG_PEPPER must be at least 32 characters (e.g. `openssl rand -base64 32`)")
+        return pepper
