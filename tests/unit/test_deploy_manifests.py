@@ -62,6 +62,7 @@ CONSUMERS = ("routing", "notification", "certification")
 TOPIC_PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
 SECRET_KEYS = {
     "MONGODB_URI",
+    "LOG_PEPPER",
     "KAFKA_SASL_PASSWORD",
     "INTAKE_PHONE_WEBHOOK_SECRET",
     "NOTIFICATION_SMS_TOKEN",
