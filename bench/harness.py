@@ -28,7 +28,11 @@ from services.settings import KafkaSettings
 
 ROUTED_TYPE: str = TrainingRequestRouted.model_fields["type"].default
 MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
-NO_RATE_LIMIT = {"INTAKE_WEB_RATE_PER_MINUTE": "100000000", "INTAKE_WEB_BURST": "10000000"}
+NO_RATE_LIMIT = {
+    "INTAKE_WEB_RATE_PER_MINUTE": "100000000",
+    "INTAKE_WEB_BURST": "10000000",
+    "INTAKE_WEB_DESTINATION_PER_DAY": "100000000",
+}
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 from certification.app import create_app
 from certification.settings import CertificationSettings
 from services import serve
+from services.production import settings_or_exit
 
-settings = CertificationSettings()
+settings = settings_or_exit(CertificationSettings)
 serve(create_app(settings), settings)

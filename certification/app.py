@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from certification import handlers
 from certification.api import SURFACES
 from certification.certifications import load_certifications
+from certification.console import SESSIONS_COLLECTION, console_router, staff_console
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.service import CertificationService
 from certification.settings import CertificationSettings
@@ -24,6 +25,7 @@ from services import Runtime, create_service_app
 from services.admin import admin_router
 from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
+from services.console import MongoSessions, OidcClient, sign_in_router
 from services.leases import Lease
 from services.outbox import Outbox
 from services.timers import TimerStore
@@ -49,6 +51,9 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
         if settings.signing_key is not None
         else None
     )
+    if signer is None:
+        # Only local and test runs get here: production settings refuse to load without a key.
+        log.warning("credentials.unsigned", reason="no CERTIFICATION_SIGNING_KEY", environment=settings.environment)
     return CertificationService(
         runtime.mongo,
         runtime.db,
@@ -84,10 +89,26 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
 
         handlers.include(runtime.broker, service.candidates, priority_from_routing=settings.high_priority_routed_from is not None)
 
+        # The staff's browser console: on the staff surface only, with sessions of its own.
+        sessions = MongoSessions(runtime.db, SESSIONS_COLLECTION)
+        oidc = OidcClient(settings.auth, settings.console_client_id)
+        runtime.app_state["console"] = staff_console(sessions, oidc)
+        routers = [*routers, sign_in_router, console_router]
+
         async def prepare(_: Runtime) -> None:
-            await asyncio.gather(service.ensure_indexes(), service.outbox.ensure_indexes(), service.timers.ensure_indexes())
+            await asyncio.gather(
+                service.ensure_indexes(),
+                service.outbox.ensure_indexes(),
+                service.timers.ensure_indexes(),
+                sessions.ensure_indexes(),
+            )
 
         runtime.on_startup(prepare)
+
+        async def close_console(_: Runtime) -> None:
+            await oidc.aclose()
+
+        runtime.on_shutdown(close_console)
 
         async def expire_offers_forever() -> None:
             while True:

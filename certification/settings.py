@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from services import production
 from services.settings import CommaSeparated, ServiceSettings
 
 
@@ -47,7 +48,8 @@ class CertificationSettings(ServiceSettings):
         None,
         description=(
             "Ed25519 private key (32-byte seed, base64) that signs credentials with a DataIntegrityProof "
-            "(eddsa-jcs-2022). Unset: credentials are issued without a proof."
+            "(eddsa-jcs-2022). Required in production; unset in a local or test run, credentials are issued "
+            "without a proof (and a warning is logged)."
         ),
     )
     certifications_path: Path | None = Field(
@@ -66,6 +68,11 @@ class CertificationSettings(ServiceSettings):
     )
     high_priority_boost: int = Field(1, ge=0, description="Candidate priority given to people routed with high priority.")
 
+    console_client_id: str = Field(
+        "formation-console",
+        description="The identity provider's public client the staff's browser console signs in with (staff surface).",
+    )
+
     clock: Literal["system", "simulated"] = Field(
         "system", description="`simulated` lets POST /admin/clock/advance move time (demo only)."
     )
@@ -75,3 +82,17 @@ class CertificationSettings(ServiceSettings):
         timedelta(seconds=30),
         description="How often a sweep offers free seats to waiting candidates (a safety net: changes trigger offers at once).",
     )
+
+    def production_problems(self) -> list[str]:
+        return [
+            *super().production_problems(),
+            *production.ed25519_seed_problems("CERTIFICATION_SIGNING_KEY", self.signing_key),
+            *production.https_problems("CERTIFICATION_PUBLIC_BASE_URL", self.public_base_url),
+            *production.https_problems("CERTIFICATION_ISSUER_URL", self.issuer_url),
+        ]
+
+    def placeholder_problems(self) -> list[str]:
+        return [
+            *super().placeholder_problems(),
+            *production.placeholder_problems("CERTIFICATION_SIGNING_KEY", self.signing_key),
+        ]

@@ -3,6 +3,7 @@
 from intake.app import create_app
 from intake.settings import IntakeSettings
 from services import serve
+from services.production import settings_or_exit
 
-settings = IntakeSettings()
+settings = settings_or_exit(IntakeSettings)
 serve(create_app(settings), settings)

@@ -22,7 +22,7 @@ from intake.identity_links import IdentityLinks, identity_router
 from intake.phone import PhoneChannel, PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
-from intake.web import WebChannel, WebSettings, web_router
+from intake.web import MongoIdempotencyKeys, WebChannel, WebSettings, web_router
 from schemas import PersonDataErased, TrainingRequestReceived
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
@@ -32,6 +32,7 @@ from services.catalogue import load_catalogue
 from services.clock import SystemClock
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
+from services.ratelimits import MongoRateLimits
 
 
 def create_app(
@@ -42,7 +43,7 @@ def create_app(
     email: EmailInboxSettings | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()
-    phone = phone or PhoneWebhookSettings()
+    phone = phone or settings.phone
     web = web or WebSettings()
     email = email or EmailInboxSettings()
     clock = SystemClock()
@@ -72,8 +73,13 @@ def create_app(
             runtime.app_state["identity_links"] = IdentityLinks(runtime.mongo, runtime.db)
             routers += [erasure_router, identity_router]
         if serves_public:
+            # Counters and Idempotency-Key claims in MongoDB: every replica sees the same ones.
+            rate_limits = MongoRateLimits(runtime.db)
+            idempotency_keys = MongoIdempotencyKeys(runtime.db, timedelta(hours=web.idempotency_key_hours))
+            runtime.on_startup(lambda _: rate_limits.ensure_indexes())
+            runtime.on_startup(lambda _: idempotency_keys.ensure_indexes())
             runtime.app_state.update(
-                web=WebChannel(pipeline, web, catalogue, clock.now),
+                web=WebChannel(pipeline, web, catalogue, clock.now, rate_limits=rate_limits, idempotency_keys=idempotency_keys),
                 phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
             )
             routers += [web_router, phone_router]

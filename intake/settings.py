@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from intake.phone import PhoneWebhookSettings
+from services import production
 from services.settings import CommaSeparated, ServiceSettings
 
 PRIVACY_HTTP_PORT = 8011
@@ -27,8 +29,36 @@ class IntakeSettings(ServiceSettings):
         ),
     )
 
+    phone: PhoneWebhookSettings = Field(
+        default_factory=PhoneWebhookSettings,
+        description="How the telephony platform signs its webhooks (INTAKE_PHONE_* variables).",
+    )
+
     @model_validator(mode="after")
     def _privacy_alone_listens_elsewhere(self) -> "IntakeSettings":
         if "public" not in self.surfaces and "http_port" not in self.model_fields_set:
             self.http_port = PRIVACY_HTTP_PORT
         return self
+
+    def production_problems(self) -> list[str]:
+        """The phone webhooks are the public surface's: a process serving privacy alone needs no secret."""
+        problems = super().production_problems()
+        if "public" not in self.surfaces:
+            return problems
+        phone = self.phone
+        if phone.twilio_auth_token is None:
+            problems += production.hmac_secret_problems("INTAKE_PHONE_WEBHOOK_SECRET", phone.secret)
+        else:
+            problems += production.hmac_secret_problems("INTAKE_PHONE_WEBHOOK_SECRET", phone.secret, required=False)
+            problems += production.required_secret_problems("INTAKE_PHONE_TWILIO_AUTH_TOKEN", phone.twilio_auth_token)
+        problems += production.hmac_secret_problems("INTAKE_PHONE_WEBHOOK_PREVIOUS_SECRET", phone.previous_secret, required=False)
+        problems += production.https_problems("INTAKE_PHONE_PUBLIC_BASE_URL", phone.public_base_url)
+        return problems
+
+    def placeholder_problems(self) -> list[str]:
+        return [
+            *super().placeholder_problems(),
+            *production.placeholder_problems("INTAKE_PHONE_WEBHOOK_SECRET", self.phone.secret),
+            *production.placeholder_problems("INTAKE_PHONE_WEBHOOK_PREVIOUS_SECRET", self.phone.previous_secret),
+            *production.placeholder_problems("INTAKE_PHONE_TWILIO_AUTH_TOKEN", self.phone.twilio_auth_token),
+        ]

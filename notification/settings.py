@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services import production
 from services.settings import ServiceSettings
 
 
@@ -66,3 +67,19 @@ class NotificationSettings(ServiceSettings):
         if self.claim_lease <= max(self.smtp_timeout, self.sms_timeout):
             raise ValueError("claim_lease must be longer than the SMTP and SMS timeouts")
         return self
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.smtp_tls == "none":
+            problems.append("NOTIFICATION_SMTP_TLS must be starttls or tls")
+        if self.sms_enabled:
+            problems += production.https_problems("NOTIFICATION_SMS_URL", self.sms_url)
+            problems += production.required_secret_problems("NOTIFICATION_SMS_TOKEN", self.sms_token)
+        return problems
+
+    def placeholder_problems(self) -> list[str]:
+        return [
+            *super().placeholder_problems(),
+            *production.placeholder_problems("NOTIFICATION_SMTP_PASSWORD", self.smtp_password),
+            *production.placeholder_problems("NOTIFICATION_SMS_TOKEN", self.sms_token),
+        ]

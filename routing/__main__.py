@@ -3,6 +3,7 @@
 from routing.app import create_app
 from routing.settings import RoutingSettings
 from services import serve
+from services.production import settings_or_exit
 
-settings = RoutingSettings()
+settings = settings_or_exit(RoutingSettings)
 serve(create_app(settings), settings)

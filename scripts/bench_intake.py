@@ -18,7 +18,12 @@ from pymongo import AsyncMongoClient
 
 from scripts.launch import REPO, start_service
 
-UNLIMITED = {"INTAKE_WEB_RATE_PER_MINUTE": "100000000", "INTAKE_WEB_BURST": "10000000", "INTAKE_LOG_LEVEL": "WARNING"}
+UNLIMITED = {
+    "INTAKE_WEB_RATE_PER_MINUTE": "100000000",
+    "INTAKE_WEB_BURST": "10000000",
+    "INTAKE_WEB_DESTINATION_PER_DAY": "100000000",
+    "INTAKE_LOG_LEVEL": "WARNING",
+}
 
 
 async def measure(requests: int, concurrency: int, port: int = 18301) -> dict[str, float]:

@@ -281,6 +281,16 @@ async def time_passes(routing_url: str, db: Any) -> None:
             f"request {case['_id'][:8]} ({case['channel']}): deadline {case['deadline'].astimezone(BRUSSELS):%a %d %b %H:%M}"
             " passed with no contact -> CallbackSlaBreached, escalated to a supervisor"
         )
+    # What the supervisor sees: the same board as the console's "My team" page (/console/fr/team).
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10, headers=TOKENS.headers("adv-sup")) as http:
+        for team in ("advisors", "espaces_numeriques"):
+            board = (await http.get(f"/desk/teams/{team}/board")).json()
+            late = [
+                f"{row['request_id'][:8]} ({row['status']}, {row['worker_id'] or 'nobody'})"
+                for row in board
+                if row["urgency"] == "breached"
+            ]
+            console.print(f"adv-sup's board for {team}: {len(board)} open, late first: {', '.join(late) or 'none late'}")
 
 
 async def show_events(database: str) -> None:

@@ -196,7 +196,16 @@ def create_service_app(
             await verifier.aclose()
             log.info("service.stopped")
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    # In production the API's description is not published: it maps every route for whoever asks.
+    documented = settings.environment != "production"
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if documented else None,
+        docs_url="/docs" if documented else None,
+        redoc_url="/redoc" if documented else None,
+    )
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_forbidden_page(app)
@@ -238,13 +247,21 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What `serve` tells uvicorn (besides the app): where to listen, and whose proxy headers to believe."""
+    return {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.graceful_timeout_s),
+        # uvicorn's own X-Forwarded-For handling, from the proxies we name only: its default
+        # trusts 127.0.0.1, which would let any local process pick its client address.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run one service process; uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown."""
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
-    )
+    uvicorn.run(app, **server_options(settings))

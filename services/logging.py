@@ -99,6 +99,9 @@ LOGGED_KEYS = frozenset(
         "error",
         "error_type",
         "cause",
+        "hint",
+        "scope",  # which rate limit: per client network or per destination
+        "environment",
         "status",
         "state",
         "outcome",
@@ -128,6 +131,7 @@ LOGGED_KEYS = frozenset(
         "consumed",
         "attachments",
         "outbox",
+        "offers",
         "levels",
         # what it is about (ours, not the person's)
         "channel",
@@ -147,6 +151,7 @@ LOGGED_KEYS = frozenset(
         "roles",
         "subject",  # a token's subject: the staff member's pseudonymous id at the provider
         "actor",
+        "by",  # a staff member's subject at the identity provider, like `actor`
         "owner",
         "task",
         "escalated_to",

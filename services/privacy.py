@@ -8,17 +8,20 @@ messages) unseal with the key. An erasure deletes the key: every copy of the per
 Kafka, in replays, in backups of the topics, stays readable as facts and unreadable as personal
 data, and `PersonDataErased` tells each service to blank its own projections.
 
-Keys live in their own collection so that backups of it can follow a short retention; a key is
-never logged and never leaves this module.
+Keys live in a database of their own, wrapped by a key-encryption key (`services.keyring`), so that
+its backups can follow a short retention and a copy of it alone opens nothing; a key is never logged
+and never leaves this module.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -27,6 +30,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from schemas import Contact, ContactAttempted, Event, SealedPersonalData, TrainingRequestReceived
+from services.keyring import KeyEncryptionKeys, PrivacySettings, UnknownKeyEncryptionKey, load_key_encryption_keys
 from services.mongo import MongoDatabase
 
 E = TypeVar("E", bound=Event)
@@ -38,31 +42,65 @@ PERSONAL_CHANNEL_DETAILS = frozenset(
 
 
 class PersonKeys:
-    """The per-person data keys; `None` for a person whose data was erased."""
+    """The per-person data keys; `None` for a person whose data was erased.
+
+    Each key is stored only wrapped by a key-encryption key (`services.keyring`), as
+    `{_id: person_id, kid, wrapped_dek, created_at}`, in a database of its own (`PRIVACY_KEYS_DATABASE`,
+    default `<main database>_keys`) that a MongoDB role of its own can guard. Raw keys stored by
+    earlier versions in the main database are wrapped and moved on first use or by
+    `python -m services.rekey`."""
 
     collection_name = "privacy_person_keys"
 
-    def __init__(self, db: MongoDatabase, *, cache_ttl_s: float = 30.0) -> None:
-        self._collection = db[self.collection_name]
+    def __init__(
+        self,
+        db: MongoDatabase,
+        *,
+        keys_db: MongoDatabase | None = None,
+        keks: KeyEncryptionKeys | None = None,
+        settings: PrivacySettings | None = None,
+        cache_ttl_s: float = 30.0,
+    ) -> None:
+        if keys_db is None or keks is None:
+            settings = settings or PrivacySettings()
+        if keys_db is None:
+            assert settings is not None
+            keys_db = db.client[settings.keys_database_for(db.name)]
+        self.keks = keks or load_key_encryption_keys(settings)
+        self._collection = keys_db[self.collection_name]
+        # Where earlier versions kept raw keys; the same collection when the keys database is the main one.
+        self._legacy = db[self.collection_name] if keys_db.name != db.name else None
+        # A session of the main client can span the keys database only when it is on the same client.
+        self._shares_sessions = keys_db.client is db.client
         self._erased = db["privacy_erasures"]
         self._cache: dict[str, tuple[float, bytes | None]] = {}
         self.cache_ttl_s = cache_ttl_s
+
+    def _keys_session(self, session: AsyncClientSession | None) -> AsyncClientSession | None:
+        return session if self._shares_sessions else None
 
     async def key_for_new_data(self, person_id: str, *, session: AsyncClientSession | None = None) -> bytes:
         """The person's key, created on first use. Refuses an erased person: new data for them
         must come with a new person id."""
         if await self._erased.find_one({"_id": person_id}, session=session):
             raise PersonErased(person_id)
-        doc = await self._collection.find_one({"_id": person_id}, session=session)
+        keys_session = self._keys_session(session)
+        doc = await self._collection.find_one({"_id": person_id}, session=keys_session)
         if doc is not None:
-            return bytes(doc["key"])
+            return await self._open(doc, session=keys_session)
+        migrated = await self._migrate_legacy(person_id, session=session)
+        if migrated is not None:
+            return migrated
         key = AESGCM.generate_key(bit_length=256)
+        kid, wrapped = await self.keks.wrap(person_id, key)
         try:
-            await self._collection.insert_one({"_id": person_id, "key": key, "created_at": datetime.now(UTC)}, session=session)
+            await self._collection.insert_one(
+                {"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)}, session=keys_session
+            )
         except DuplicateKeyError:
-            doc = await self._collection.find_one({"_id": person_id}, session=session)
+            doc = await self._collection.find_one({"_id": person_id}, session=keys_session)
             assert doc is not None
-            return bytes(doc["key"])
+            return await self._open(doc, session=keys_session)
         return key
 
     async def key(self, person_id: str) -> bytes | None:
@@ -70,9 +108,89 @@ class PersonKeys:
         if cached and time.monotonic() - cached[0] < self.cache_ttl_s:
             return cached[1]
         doc = await self._collection.find_one({"_id": person_id})
-        key = bytes(doc["key"]) if doc else None
+        key = await self._open(doc) if doc else await self._migrate_legacy(person_id)
         self._cache[person_id] = (time.monotonic(), key)
         return key
+
+    async def _open(self, doc: Mapping[str, Any], *, session: AsyncClientSession | None = None) -> bytes:
+        """The DEK of a stored document; a raw key of the old format is wrapped in place on the way."""
+        if "wrapped_dek" in doc:
+            return await self.keks.unwrap(doc["_id"], doc["kid"], bytes(doc["wrapped_dek"]))
+        key = bytes(doc["key"])
+        kid, wrapped = await self.keks.wrap(doc["_id"], key)
+        await self._collection.update_one(
+            {"_id": doc["_id"], "key": {"$exists": True}},
+            {"$set": {"kid": kid, "wrapped_dek": wrapped}, "$unset": {"key": ""}},
+            session=session,
+        )
+        return key
+
+    async def _migrate_legacy(self, person_id: str, *, session: AsyncClientSession | None = None) -> bytes | None:
+        """Move a raw key of the old format from the main database into the keys database, wrapped."""
+        if self._legacy is None:
+            return None
+        doc = await self._legacy.find_one({"_id": person_id}, session=session)
+        if doc is None:
+            return None
+        key = bytes(doc["key"])
+        kid, wrapped = await self.keks.wrap(person_id, key)
+        created_at = doc.get("created_at") or datetime.now(UTC)
+        keys_session = self._keys_session(session)
+        with contextlib.suppress(DuplicateKeyError):  # moved meanwhile by another process: the same key
+            await self._collection.insert_one(
+                {"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": created_at}, session=keys_session
+            )
+        await self._legacy.delete_one({"_id": person_id}, session=session)
+        # An erasure that ran between the read and the insert must not leave the key behind.
+        if await self._erased.find_one({"_id": person_id}, session=session):
+            await self._collection.delete_one({"_id": person_id}, session=keys_session)
+            return None
+        return key
+
+    async def rewrap(self, *, batch_size: int = 500) -> RewrapCounts:
+        """Wrap every key under the current KEK: idempotent and resumable (it only selects keys not yet
+        under it), in batches; the keys themselves do not change, so no event or ciphertext does."""
+        counts = RewrapCounts()
+        if self._legacy is not None:
+            while batch := await self._legacy.find({}, {"_id": 1}).limit(batch_size).to_list():
+                for doc in batch:
+                    await self._migrate_legacy(doc["_id"])
+                    counts.migrated += 1
+        current = self.keks.current_kid
+        after: Any = None
+        while True:
+            query: dict[str, Any] = {"kid": {"$ne": current}}
+            if after is not None:
+                query["_id"] = {"$gt": after}
+            batch = await self._collection.find(query).sort("_id", 1).limit(batch_size).to_list()
+            if not batch:
+                break
+            for doc in batch:
+                after = doc["_id"]
+                await self._rewrap_one(doc, counts)
+        counts.current = await self._collection.count_documents({"kid": current})
+        return counts
+
+    async def _rewrap_one(self, doc: Mapping[str, Any], counts: RewrapCounts) -> None:
+        if "wrapped_dek" not in doc:
+            await self._open(doc)  # old format in the keys database: wrapped in place under the current KEK
+            counts.rewrapped += 1
+            return
+        try:
+            key = await self.keks.unwrap(doc["_id"], doc["kid"], bytes(doc["wrapped_dek"]))
+        except UnknownKeyEncryptionKey:
+            counts.unknown_kek += 1
+            return
+        kid, wrapped = await self.keks.wrap(doc["_id"], key)
+        # Compare-and-set: a key erased or re-wrapped meanwhile is left as it is (never recreated).
+        result = await self._collection.update_one(
+            {"_id": doc["_id"], "kid": doc["kid"], "wrapped_dek": doc["wrapped_dek"]},
+            {"$set": {"kid": kid, "wrapped_dek": wrapped, "rewrapped_at": datetime.now(UTC)}},
+        )
+        if result.modified_count:
+            counts.rewrapped += 1
+        else:
+            counts.changed_meanwhile += 1
 
     async def erase(self, person_id: str, *, requested_by: str, session: AsyncClientSession | None = None) -> bool:
         """Delete the key (and remember the erasure); True if there was a key to delete."""
@@ -83,12 +201,28 @@ class PersonKeys:
             upsert=True,
             session=session,
         )
-        result = await self._collection.delete_one({"_id": person_id}, session=session)
-        return result.deleted_count == 1
+        result = await self._collection.delete_one({"_id": person_id}, session=self._keys_session(session))
+        deleted = result.deleted_count == 1
+        if self._legacy is not None:
+            legacy = await self._legacy.delete_one({"_id": person_id}, session=session)
+            deleted = deleted or legacy.deleted_count == 1
+        return deleted
 
     def forget(self, person_id: str) -> None:
         """Drop a cached key: called when this process learns of an erasure."""
         self._cache.pop(person_id, None)
+
+
+@dataclass
+class RewrapCounts:
+    """What a re-wrap did: keys moved from the old raw format, re-wrapped, erased or changed while it
+    ran, wrapped by a KEK this keyring lacks (to fix before retiring it), and now under the current KEK."""
+
+    migrated: int = 0
+    rewrapped: int = 0
+    changed_meanwhile: int = 0
+    unknown_kek: int = 0
+    current: int = 0
 
 
 class PersonErased(Exception):

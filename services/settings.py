@@ -12,8 +12,10 @@ import os
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services import production
 
 
 def _comma_separated(value: object) -> object:
@@ -109,21 +111,38 @@ class AuthSettings(BaseSettings):
 
 
 class ServiceSettings(BaseSettings):
-    """Settings every service has. Subclasses set `env_prefix` and add their own fields."""
+    """Settings every service has. Subclasses set `env_prefix` and add their own fields.
 
-    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+    With `ENVIRONMENT=production` construction fails, listing every problem at once, unless the
+    deployment is closed (`production_problems`; subclasses add their own with `super()`)."""
+
+    # populate_by_name: `environment=` in code, ENVIRONMENT (unprefixed) in the environment.
+    # hide_input_in_errors: a refusal must not print the secrets it was given.
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+
+    environment: production.Environment = Field(
+        "local",
+        validation_alias="ENVIRONMENT",
+        description="`production` refuses to start with any local default (services/production.py); local and test keep them.",
+    )
 
     service_name: str = "service"
     instance_id: str | None = Field(None, description="Distinguishes replicas in logs; defaults to host:pid.")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For uvicorn believes "
+        "(its --forwarded-allow-ips); empty (the default) believes no one, so clients are who connects.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, JSON otherwise.")
     log_pepper: SecretStr | None = Field(
         None,
         # Unprefixed: every service of a deployment must give one person the same pseudonym.
         validation_alias="LOG_PEPPER",
-        description="Secret key of the pseudonyms in logs (HMAC-SHA256), at least 32 characters; unset: random per process.",
+        description="Secret key of the pseudonyms in logs (HMAC-SHA256), 32 random bytes or more; unset: random per "
+        "process (refused in production).",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
@@ -142,10 +161,41 @@ class ServiceSettings(BaseSettings):
         ),
     )
 
-    @field_validator("log_pepper")
-    @classmethod
-    def _pepper_is_long_enough(cls, pepper: SecretStr | None) -> SecretStr | None:
-        # A short or guessable pepper would let anyone rebuild the pseudonym of every mobile number.
-        if pepper is not None and len(pepper.get_secret_value().strip()) < 32:
-            raise ValueError("LOG_PEPPER must be at least 32 characters (e.g. `openssl rand -base64 32`)")
-        return pepper
+    def production_problems(self) -> list[str]:
+        """What production mode refuses in the shared settings: Kafka without SASL_SSL, MongoDB without
+        credentials or TLS, an identity provider left to the local default or not on https."""
+        kafka, auth = self.kafka, self.auth
+        problems = []
+        if kafka.security_protocol != "SASL_SSL":
+            problems.append("KAFKA_SECURITY_PROTOCOL must be SASL_SSL")
+        if kafka.sasl_mechanism is None:
+            problems.append("KAFKA_SASL_MECHANISM is not set")
+        if not kafka.sasl_username:
+            problems.append("KAFKA_SASL_USERNAME is not set")
+        problems += production.required_secret_problems("KAFKA_SASL_PASSWORD", kafka.sasl_password)
+        problems += production.mongo_uri_problems("MONGODB_URI", self.mongo.uri)
+        # Without it each replica pseudonymises one person differently, and logs cannot be correlated.
+        problems += production.hmac_secret_problems("LOG_PEPPER", self.log_pepper)
+        if "issuer" not in auth.model_fields_set:
+            problems.append("OIDC_ISSUER is not set (the local Keycloak is the default)")
+        else:
+            problems += production.https_problems("OIDC_ISSUER", auth.issuer)
+        return problems
+
+    def placeholder_problems(self) -> list[str]:
+        """In every environment: a secret still holding a template's placeholder. Subclasses add theirs."""
+        return [
+            *production.placeholder_problems("KAFKA_SASL_PASSWORD", self.kafka.sasl_password),
+            # A pepper, once given, is checked everywhere: a short or guessable one lets anyone rebuild the
+            # pseudonym of every mobile number.
+            *production.hmac_secret_problems("LOG_PEPPER", self.log_pepper, required=False),
+        ]
+
+    @model_validator(mode="after")
+    def _closed_in_production(self) -> ServiceSettings:
+        problems = self.placeholder_problems()
+        if self.environment == "production":
+            problems = list(dict.fromkeys([*problems, *self.production_problems()]))
+        if problems:
+            raise ValueError(production.refusal(self.service_name, problems))
+        return self

@@ -66,6 +66,8 @@ async def mongo_db(mongo_client: AsyncMongoClient[dict[str, Any]], mongo_setting
     db = mongo_client[mongo_settings.database]
     yield db
     await mongo_client.drop_database(mongo_settings.database)
+    # The per-person keys live beside it, in `<database>_keys` (services.privacy.PersonKeys).
+    await mongo_client.drop_database(f"{mongo_settings.database}_keys")
 
 
 def drop_database(name: str) -> None:
@@ -82,6 +84,7 @@ def drop_database(name: str) -> None:
     client: MongoClient[dict[str, Any]]
     with MongoClient(MONGODB_URI) as client:
         client.drop_database(name)
+        client.drop_database(f"{name}_keys")
     # A thread of its own: this may run while the test session's event loop is alive.
     worker = threading.Thread(
         target=lambda: asyncio.run(delete_topics_with_prefix(KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP), f"{name}."))

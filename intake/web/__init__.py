@@ -13,7 +13,7 @@ means the request is stored.
 
 The handlers find the channel with `get_web_channel` (`runtime.app_state["web"]` in the intake
 app; a test overrides the dependency). What a submission is lives in `intake.web.submission`, the
-size and rate limits in `intake.web.limits`.
+size and rate limits in `intake.web.limits`, the Idempotency-Key claims in `intake.web.idempotency`.
 """
 
 from fastapi import APIRouter
@@ -22,7 +22,8 @@ from intake.web import api, form
 from intake.web.api import API_SOURCE
 from intake.web.channel import WebChannel, get_web_channel
 from intake.web.form import FORM_SOURCE
-from intake.web.limits import RateLimiter, WebSettings
+from intake.web.idempotency import IdempotencyKeys, InMemoryIdempotencyKeys, MongoIdempotencyKeys
+from intake.web.limits import WebSettings
 from intake.web.submission import (
     CampaignSubmission,
     FieldProblem,
@@ -39,8 +40,10 @@ __all__ = [
     "FORM_SOURCE",
     "CampaignSubmission",
     "FieldProblem",
+    "IdempotencyKeys",
+    "InMemoryIdempotencyKeys",
+    "MongoIdempotencyKeys",
     "Problem",
-    "RateLimiter",
     "SubmissionAccepted",
     "TrainingRequestSubmission",
     "ValidationProblem",

@@ -74,9 +74,9 @@ _API_PARAMETERS = [
         "name": "Idempotency-Key",
         "in": "header",
         "required": False,
-        "description": "Client-chosen key (1-255 printable ASCII characters). A retried POST with the same key "
-        "and body is stored once and answered 200 with the first result; the same key with another body "
-        "is refused (422) when this replica still remembers it, and otherwise stored as a new request.",
+        "description": "Client-chosen key (1-255 printable ASCII characters), private to the client's network "
+        "(its IPv4 address or IPv6 /64). A retried POST with the same key and body is stored once and answered "
+        "200 with the first result; the same key with another body is refused (422) for 24 hours (by default).",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY.pattern},
         "example": "3f1c9a4e-7d2b-4b8e-9a61-0c5d2e8f1a73",
     },
@@ -152,7 +152,11 @@ router = APIRouter()
         413: {"model": Problem, "description": "Body larger than the limit (64 KiB by default)."},
         415: {"model": Problem, "description": "Body not sent as application/json."},
         422: {"model": ValidationProblem, "description": "Fields to correct, or an Idempotency-Key reused."},
-        429: {"model": Problem, "description": "Too many submissions from this client.", "headers": _RETRY_AFTER},
+        429: {
+            "model": Problem,
+            "description": "Too many submissions from this client's network, or to this phone number or e-mail address.",
+            "headers": _RETRY_AFTER,
+        },
         503: {"model": Problem, "description": "Not stored; try again later.", "headers": _RETRY_AFTER},
     },
     openapi_extra={
@@ -175,7 +179,7 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
     language = _language(request)
     key = request.headers.get("idempotency-key")
     try:
-        channel.check_rate(request)
+        await channel.check_rate(request)
         require_media_type(request, JSON_TYPES)
         if key is not None and not IDEMPOTENCY_KEY.match(key):
             raise Refused(400, "invalid_idempotency_key")
@@ -191,9 +195,14 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         log.info("web.request_refused", source=API_SOURCE, fields=sorted({p.field for p in problems}))
         return _field_problems("validation_failed", problems, language)
     body_hash = submission.body_sha256()
-    if key is not None and channel.recent_keys.conflicts(key, body_hash):
+    scoped = channel.scoped_idempotency_key(request, key) if key is not None else None
+    if scoped is not None and not await channel.claim_idempotency_key(scoped, body_hash):
         reused = FieldError("Idempotency-Key", "idempotency_key_reused")
         return _field_problems("idempotency_key_reused", [reused], language)
+    try:
+        await channel.check_destination(submission.phone, submission.email)
+    except Refused as refused:
+        return _problem(refused, language)
     details: dict[str, ChannelDetail] = {
         "partner": submission.partner,
         "handover": submission.partner == CITE_DES_METIERS,
@@ -206,13 +215,11 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         source=API_SOURCE,
         received_at=channel.clock(),
         details=details,
-        dedup_key=f"web:{key}:{body_hash}" if key is not None else None,
+        dedup_key=f"web:{scoped}:{body_hash}" if scoped is not None else None,
     )
     accepted = await channel.accept(request_draft, partner=submission.partner)
     if accepted is None:
         return JSONResponse({"error": "unavailable", "detail": text(language, "unavailable")}, 503, headers={"Retry-After": "30"})
-    if key is not None:
-        channel.recent_keys.remember(key, body_hash)
     answer = SubmissionAccepted(
         request_id=accepted.request_id,
         status="duplicate" if accepted.duplicate else "accepted",

@@ -1,14 +1,13 @@
 """The web channel as its HTTP handlers see it: the pipeline it hands requests to, its limits, the
 catalogue submissions are checked against, and the clock that dates them.
 
-One `WebChannel` per app, built where the pipeline is and reached through `get_web_channel`; it
-keeps what must outlive a request (the rate limiter's buckets, the idempotency keys seen lately).
+One `WebChannel` per app, built where the pipeline is and reached through `get_web_channel`. What
+must outlive a request and hold across replicas, the rate counters and the Idempotency-Key claims,
+lives behind two ports (`RateLimits`, `IdempotencyKeys`) kept in MongoDB by the intake app.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -18,12 +17,14 @@ import structlog
 from fastapi import Depends, Request
 
 from intake.domain import AcceptedRequest, AcceptRequests, RequestDraft
-from intake.web.limits import RateLimiter, Refused, WebSettings, client_address
+from intake.web.idempotency import IdempotencyKeys, scoped_key
+from intake.web.limits import Refused, WebSettings, client_hits, client_network, destination_hits
 from schemas import Language
 from services import Runtime, get_runtime
 from services.catalogue import Catalogue
+from services.ratelimits import Hit, RateLimits
 
-__all__ = ["BRUSSELS", "LANGUAGE_CODES", "RecentKeys", "WebChannel", "get_web_channel"]
+__all__ = ["BRUSSELS", "LANGUAGE_CODES", "WebChannel", "get_web_channel"]
 
 log = structlog.get_logger(__name__)
 
@@ -35,36 +36,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class RecentKeys:
-    """Idempotency keys seen lately by this replica, with the hash of the body they came with.
-
-    Only for telling a client that it reused a key for another request (422). That is
-    best effort: another replica, or this one after a restart, does not know the key, and then
-    the other body becomes a new request, which is what `dedup_key = web:{key}:{body hash}` says.
-    The guarantee that matters, a retried POST is stored once, rests on the pipeline's durable
-    dedup key and holds across replicas.
-    """
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._hashes: OrderedDict[str, str] = OrderedDict()
-
-    def conflicts(self, key: str, body_hash: str) -> bool:
-        known = self._hashes.get(key)
-        return known is not None and known != body_hash
-
-    def remember(self, key: str, body_hash: str) -> None:
-        self._hashes.pop(key, None)
-        self._hashes[key] = body_hash
-        while len(self._hashes) > self._size:
-            self._hashes.popitem(last=False)
-
-
 class WebChannel:
-    """What the API and the form share: accepting a draft, the rate limit, and what validation needs.
+    """What the API and the form share: accepting a draft, the limits, and what validation needs.
 
-    `clock` dates the requests (`received_at`) and decides what "in the future" means;
-    `monotonic` drives the rate limiter (tests pass a fake one).
+    `clock` dates the requests (`received_at`), decides what "in the future" means, and places
+    each submission in its rate-limit windows (tests pass a clock they move by hand).
     """
 
     def __init__(
@@ -74,14 +50,15 @@ class WebChannel:
         catalogue: Catalogue,
         clock: Callable[[], datetime] = _utc_now,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        rate_limits: RateLimits,
+        idempotency_keys: IdempotencyKeys,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings
         self.catalogue = catalogue
         self.clock = clock
-        self.limiter = RateLimiter(settings.rate_per_minute, settings.burst, clock=monotonic)
-        self.recent_keys = RecentKeys()
+        self.rate_limits = rate_limits
+        self.idempotency_keys = idempotency_keys
 
     def today(self) -> date:
         """Today in Brussels, where the people filling the form are."""
@@ -91,11 +68,28 @@ class WebChannel:
         """What `TrainingRequestSubmission` checks course codes and dates against."""
         return {"catalogue": self.catalogue, "today": self.today()}
 
-    def check_rate(self, request: Request) -> None:
-        """Take one submission from the client's allowance; `Refused` (429) when it has none left."""
-        wait = self.limiter.retry_after(client_address(request, self.settings.trust_forwarded_for))
+    async def check_rate(self, request: Request) -> None:
+        """Count one submission against the client's network; `Refused` (429) beyond its limits."""
+        await self._take(client_hits(client_network(request), self.settings), "network")
+
+    async def check_destination(self, phone: str | None, email: str | None) -> None:
+        """Count one submission against the person it would have us contact, whoever sends it;
+        `Refused` (429) beyond the daily limit, so no one can flood a stranger with messages."""
+        await self._take(destination_hits(phone, email, self.settings), "destination")
+
+    async def _take(self, hits: list[Hit], scope: str) -> None:
+        wait = await self.rate_limits.take(hits, self.clock())
         if wait is not None:
+            log.info("web.rate_limited", scope=scope, retry_after_s=wait)
             raise Refused(429, "rate_limited", seconds=wait)
+
+    def scoped_idempotency_key(self, request: Request, key: str) -> str:
+        """`key` as this client's own: another client's same key is another key."""
+        return scoped_key(client_network(request), key)
+
+    async def claim_idempotency_key(self, scoped: str, body_sha256: str) -> bool:
+        """False when the key was claimed first with another body, on any replica."""
+        return await self.idempotency_keys.claim(scoped, body_sha256, self.clock())
 
     async def accept(self, draft: RequestDraft, *, partner: str | None = None) -> AcceptedRequest | None:
         """Hand `draft` to the pipeline: what it stored, or None when it failed (the client retries)."""

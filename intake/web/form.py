@@ -223,7 +223,7 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
     if language is None:
         return _not_found()
     try:
-        channel.check_rate(request)
+        await channel.check_rate(request)
         require_media_type(request, FORM_TYPES)
         body = await read_body(request, channel.settings.max_body_bytes)
         try:
@@ -246,6 +246,12 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
         problems = sorted(field_errors(exc, data), key=_form_order)
         log.info("web.request_refused", source=FORM_SOURCE, fields=sorted({p.field for p in problems}))
         return _render_form(channel, language, values, 422, problems)
+    try:
+        await channel.check_destination(submission.phone, submission.email)
+    except Refused as refused:
+        return _render_message(
+            language, refused.status, text(language, "rate_limited", **refused.params), retry_after=refused.params.get("seconds")
+        )
     body_hash = submission.body_sha256()
     token = values["submission_id"]
     details: dict[str, ChannelDetail] = {

@@ -1,25 +1,37 @@
 """The web channel's abuse brakes: how large a body and how many submissions a client may send.
 
 `WebSettings` holds the limits; `read_body` refuses an oversized body (413) before or while
-reading it, `RateLimiter` slows a client down (429), and a request stopped by either is a
+reading it, `client_hits` and `destination_hits` say what a submission counts against in the
+shared `services.ratelimits.RateLimits` (429 beyond), and a request stopped by any of them is a
 `Refused`, which the API renders as JSON and the form as a page.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
+import phonenumbers
 from fastapi import Request
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 
-__all__ = ["RateLimiter", "Refused", "WebSettings", "client_address", "read_body", "require_media_type"]
+from services.ratelimits import Hit, Limit
+
+__all__ = [
+    "BURST_WINDOW_S",
+    "Refused",
+    "WebSettings",
+    "client_hits",
+    "client_network",
+    "destination_hits",
+    "read_body",
+    "require_media_type",
+]
+
+BURST_WINDOW_S = 10
+"""The short window `burst` counts in; `rate_per_minute` counts in a minute, destinations in a day."""
 
 
 class WebSettings(BaseSettings):
@@ -28,52 +40,14 @@ class WebSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_WEB_", extra="ignore")
 
     max_body_bytes: int = Field(64 * 1024, gt=0, description="Largest request body accepted (413 beyond).")
-    rate_per_minute: float = Field(30, gt=0, description="Sustained submissions per client and minute.")
-    burst: int = Field(10, ge=1, description="Submissions a client may send at once before being slowed down.")
-    trust_forwarded_for: bool = Field(
-        False,
-        description="Identify clients by the address our edge proxy appended to X-Forwarded-For; "
-        "only when that proxy is the sole way in.",
+    rate_per_minute: int = Field(30, gt=0, description="Submissions per client network and minute (429 beyond).")
+    burst: int = Field(10, ge=1, description=f"Submissions per client network in {BURST_WINDOW_S} seconds (429 beyond).")
+    destination_per_day: int = Field(
+        5, ge=1, description="Submissions per phone number or e-mail address and day (UTC), whatever the client (429 beyond)."
     )
-
-
-class RateLimiter:
-    """A token bucket per client: `burst` submissions at once, then `per_minute` on average.
-
-    In memory, so each replica counts on its own and a restart forgets. That is enough for what
-    it is: a brake on a script hammering one replica with submissions, not a quota anyone is
-    billed against. The global limit is the edge proxy's job; a shared counter (Redis, Mongo)
-    would add a network round trip and a failure mode to every submission for little gain.
-    At most `max_clients` buckets are kept; the least recently seen client is forgotten first,
-    which only ever errs on the lenient side.
-    """
-
-    def __init__(
-        self,
-        per_minute: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 10_000,
-    ) -> None:
-        self._rate = per_minute / 60.0
-        self._burst = float(burst)
-        self._clock = clock
-        self._max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def retry_after(self, client: str) -> int | None:
-        """Take a token for `client`: None if it may go on, else the seconds to wait (≥ 1)."""
-        now = self._clock()
-        tokens, last = self._buckets.pop(client, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        self._buckets[client] = (tokens, now)
-        while len(self._buckets) > self._max_clients:
-            self._buckets.popitem(last=False)
-        return None if allowed else max(1, math.ceil((1.0 - tokens) / self._rate))
+    idempotency_key_hours: int = Field(
+        24, ge=1, description="How long an Idempotency-Key stays tied to the body it first came with."
+    )
 
 
 class Refused(Exception):
@@ -84,21 +58,51 @@ class Refused(Exception):
         self.status, self.error, self.params = status, error, params
 
 
-def client_address(request: Request, trust_forwarded_for: bool) -> str:
-    """The client's address; behind our edge proxy, the one that proxy appended.
+def client_network(request: Request) -> str:
+    """Who the client is, for limits and idempotency keys: its IPv6 /64, or its IPv4 address.
 
-    The *last* X-Forwarded-For entry is the hop nearest to us, written by the proxy itself; the
-    earlier ones are whatever the client sent, so trusting the first would let anyone pick a new
-    identity per request and walk past the limiter.
+    The address is uvicorn's (`request.client`), which is the proxy's unless uvicorn trusts that
+    proxy (`--forwarded-allow-ips`, `INTAKE_FORWARDED_ALLOW_IPS`); then it is the address the proxy
+    saw. An IPv6 subscriber gets a whole /64 and can pick a new address per request, so the /64 is
+    the client; it includes the address, so one counter per /64 is the stricter limit.
     """
-    if trust_forwarded_for:
-        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-        nearest = forwarded.rsplit(",", 1)[-1].strip()
-        try:
-            return str(ipaddress.ip_address(nearest))
-        except ValueError:
-            pass
-    return request.client.host if request.client else "unknown"
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP (a test client, a unix socket): the name is all there is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def client_hits(network: str, settings: WebSettings) -> list[Hit]:
+    """The counters one submission from `network` takes from: a burst and a per-minute limit."""
+    return [
+        Hit("network", network, Limit(settings.burst, BURST_WINDOW_S)),
+        Hit("network", network, Limit(settings.rate_per_minute, 60)),
+    ]
+
+
+def destination_hits(phone: str | None, email: str | None, settings: WebSettings) -> list[Hit]:
+    """The counters of the people a submission would have us contact: its phone number and e-mail
+    address, normalised so that spellings of one destination count together."""
+    per_day = Limit(settings.destination_per_day, 86_400)
+    hits = []
+    if phone:
+        hits.append(Hit("destination", _normalised_phone(phone), per_day))
+    if email:
+        hits.append(Hit("destination", email.strip().lower(), per_day))
+    return hits
+
+
+def _normalised_phone(raw: str) -> str:
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(raw, "BE"), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        return "".join(ch for ch in raw if ch.isdigit() or ch == "+")
 
 
 def require_media_type(request: Request, accepted: tuple[str, ...]) -> None:

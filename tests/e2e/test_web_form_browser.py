@@ -18,9 +18,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from intake.web import FORM_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
+from intake.web import FORM_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Language, QualificationLevel
 from services.catalogue import load_catalogue
+from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -60,7 +61,13 @@ def pipeline() -> RecordingPipeline:
 def base_url(pipeline: RecordingPipeline) -> Iterator[str]:
     app = FastAPI()
     app.include_router(web_router)
-    channel = WebChannel(pipeline, WebSettings(), load_catalogue())
+    channel = WebChannel(
+        pipeline,
+        WebSettings(),
+        load_catalogue(),
+        rate_limits=InMemoryRateLimits(),
+        idempotency_keys=InMemoryIdempotencyKeys(),
+    )
     app.dependency_overrides[get_web_channel] = lambda: channel
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off"))

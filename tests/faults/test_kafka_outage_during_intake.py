@@ -28,7 +28,11 @@ pytestmark = [
 ]
 
 # One test client sends everything: the per-client abuse brake would be in the way.
-NO_RATE_LIMIT = {"INTAKE_WEB_RATE_PER_MINUTE": "1000000", "INTAKE_WEB_BURST": "100000"}
+NO_RATE_LIMIT = {
+    "INTAKE_WEB_RATE_PER_MINUTE": "1000000",
+    "INTAKE_WEB_BURST": "100000",
+    "INTAKE_WEB_DESTINATION_PER_DAY": "1000000",
+}
 INFRA = REPO / "scripts" / "infra.sh"
 
 

@@ -23,7 +23,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from routing.console import COOKIE
 from scripts.tokens import Tokens
 from services.auth import Public, RolesRequired, declared_policies
 from services.console import ConsoleSession
@@ -96,8 +95,10 @@ async def call(http: httpx.AsyncClient, route: str, user: str, tokens: Tokens, *
     with_body = method in {"POST", "PUT", "PATCH"}
     if session:
         cookie, csrf = await console_session(app, user, tokens) if user != ANONYMOUS else ("none", "none")
+        # Each service's console names its own cookie (routing's, certification's).
+        named = app.state.runtime.app_state["console"].cookie
         response = await http.request(
-            method, concrete(path, user), headers={"Cookie": f"{COOKIE}={cookie}"}, data={"csrf": csrf} if with_body else None
+            method, concrete(path, user), headers={"Cookie": f"{named}={cookie}"}, data={"csrf": csrf} if with_body else None
         )
         return response.status_code
     headers = tokens.headers(user) if user != ANONYMOUS else {}

@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from intake.web import WebChannel, WebSettings, get_web_channel, web_router
+from intake.web import InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from services.catalogue import load_catalogue
+from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,13 @@ def create_app() -> FastAPI:
     app = FastAPI(title="intake web channel")
     # No rate limit here: schemathesis posts hundreds of times from one address.
     app.include_router(web_router)
-    channel = WebChannel(RecordingPipeline(), WebSettings(rate_per_minute=1e9, burst=10**9), load_catalogue())
+    channel = WebChannel(
+        RecordingPipeline(),
+        WebSettings(rate_per_minute=10**9, burst=10**9, destination_per_day=10**9),
+        load_catalogue(),
+        rate_limits=InMemoryRateLimits(),
+        idempotency_keys=InMemoryIdempotencyKeys(),
+    )
     app.dependency_overrides[get_web_channel] = lambda: channel
     return app
 

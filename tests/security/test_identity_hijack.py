@@ -14,11 +14,12 @@ from fastapi import FastAPI
 
 from intake.domain import RequestDraft
 from intake.pipeline import IntakePipeline
-from intake.web import WebChannel, WebSettings, get_web_channel, web_router
+from intake.web import InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import Channel, Language, TrainingRequestReceived, decode
 from services.catalogue import load_catalogue
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
+from services.ratelimits import InMemoryRateLimits
 from tests.security.conftest import Attacks
 
 pytestmark = [pytest.mark.security, pytest.mark.integration]
@@ -50,7 +51,14 @@ async def pipeline(mongo_client: Any, mongo_db: Any) -> IntakePipeline:
 async def http(pipeline: IntakePipeline) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(web_router)
-    channel = WebChannel(pipeline, WebSettings(), load_catalogue(), clock=lambda: datetime.now(UTC))
+    channel = WebChannel(
+        pipeline,
+        WebSettings(),
+        load_catalogue(),
+        clock=lambda: datetime.now(UTC),
+        rate_limits=InMemoryRateLimits(),
+        idempotency_keys=InMemoryIdempotencyKeys(),
+    )
     app.dependency_overrides[get_web_channel] = lambda: channel
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test") as client:
         yield client

@@ -35,8 +35,9 @@ from notification.settings import NotificationSettings
 from routing.settings import RoutingSettings
 from schemas.topics import ALL_TOPICS
 from services.consumers import subscriber_options
+from services.keyring import PrivacySettings
 from services.lag import LagSettings
-from services.settings import KafkaSettings, MongoSettings, ServiceSettings
+from services.settings import AuthSettings, KafkaSettings, MongoSettings, ServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -67,6 +68,7 @@ SECRET_KEYS = {
     "INTAKE_PHONE_WEBHOOK_SECRET",
     "NOTIFICATION_SMS_TOKEN",
     "CERTIFICATION_SIGNING_KEY",
+    "PRIVACY_KEK",
 }
 # The KEDA Kafka scaler's trigger metadata (keda.sh/docs/latest/scalers/apache-kafka):
 # a misspelt key is ignored by KEDA, silently.
@@ -190,10 +192,16 @@ def _env_names(cls: type[BaseSettings], prefix: str | None = None) -> dict[str, 
     return names
 
 
+# The services that seal or unseal personal data read the shared `PRIVACY_*` settings.
+SEALING_SERVICES = {"intake", "routing", "notification"}
+
+
 @cache
 def settings_env(service: str) -> dict[str, bool]:
     """Every variable `service` reads -> whether it is a secret."""
-    names = {**_env_names(KafkaSettings), **_env_names(MongoSettings)}
+    names = {**_env_names(KafkaSettings), **_env_names(MongoSettings), **_env_names(AuthSettings)}
+    if service in SEALING_SERVICES:
+        names.update(_env_names(PrivacySettings))
     for cls in _settings_classes(service):
         names.update(_env_names(cls))
     names.update(_env_names(LagSettings, prefix=SETTINGS[service].model_config["env_prefix"]))
@@ -218,16 +226,34 @@ with open(sys.argv[1], "w") as f:
 """
 
 
+FILLED_IN_SECRET = {
+    "MONGODB_URI": "mongodb://app:pw@mongo.example.org:27017/?replicaSet=rs0&tls=true",
+    "LOG_PEPPER": "3d9a71c0e4b85f26a1c7d03e9b4f8a62c5e1d7b09f3a6c48e2b7d15a0c9f4e83",
+    "KAFKA_SASL_PASSWORD": "a-kafka-password-from-the-vault",
+    "INTAKE_PHONE_WEBHOOK_SECRET": "9f2c4e71b8a05d3e6c1f47a2b9d08e5c3a6f1b7d2e4c8a0f5b9d3e7c1a4f6b2d",
+    "NOTIFICATION_SMS_TOKEN": "a-token-the-sms-provider-issued",
+    "CERTIFICATION_SIGNING_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+    "PRIVACY_KEK": "IN4h7o3vU2Jx8yq1Wc6b0PzTfKsLmAdRgE9iHuQjV5Y=",
+}
+"""The Secret as a filled-in copy of the template would give it (test values, of the right shapes)."""
+
+
+def filled_in_secrets(name: str) -> dict[str, str]:
+    """The variables the Deployment takes from the Secret, with `FILLED_IN_SECRET`'s values."""
+    refs = {k: e["valueFrom"]["secretKeyRef"]["key"] for k, e in env_of(name).items() if "secretKeyRef" in e.get("valueFrom", {})}
+    return {variable: FILLED_IN_SECRET[key] for variable, key in refs.items()}
+
+
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Each service's consumer groups (group -> topics) and HTTP routes, from its app built with
     the environment the manifests give it (in a subprocess: building an app configures logging)."""
     out = tmp_path_factory.mktemp("apps") / "apps.json"
-    prefixes = ("KAFKA_", "MONGODB_", *(f"{s.upper()}_" for s in SERVICES))
+    prefixes = ("ENVIRONMENT", "KAFKA_", "MONGODB_", "OIDC_", "PRIVACY_", *(f"{s.upper()}_" for s in SERVICES))
     base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     result: dict[str, dict[str, Any]] = {}
     for name, service in DEPLOYMENTS.items():
-        env = {**base, **literal_env(name)}
+        env = {**base, **literal_env(name), **filled_in_secrets(name)}
         proc = subprocess.run(
             [sys.executable, "-c", _INTROSPECT, str(out), f"{name}={service}"],
             capture_output=True,
@@ -618,3 +644,33 @@ def test_the_public_intake_serves_no_erasure_and_the_privacy_surface_nothing_els
     public_labels = deployment("intake")["spec"]["template"]["metadata"]["labels"]
     privacy_selector = of_kind("Service")["intake-privacy"]["spec"]["selector"]
     assert not privacy_selector.items() <= public_labels.items(), "the privacy Service must not reach the public pods"
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_deployments_run_in_production_mode_and_carry_all_it_needs(name: str) -> None:
+    """The `apps` fixture builds each app with this environment: production settings that load are complete."""
+    env = literal_env(name)
+    assert env["ENVIRONMENT"] == "production"
+    settings = SETTINGS[DEPLOYMENTS[name]]
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith(("ENVIRONMENT", "KAFKA_", "MONGODB_", "OIDC_"))]:
+            patch.delenv(key)
+        for key, value in {**env, **filled_in_secrets(name)}.items():
+            patch.setenv(key, value)
+        assert settings().environment == "production"
+        patch.delenv("MONGODB_URI")
+        with pytest.raises(ValueError, match="MONGODB_URI has no credentials"):
+            settings()
+
+
+def test_the_keda_scalers_sign_in_as_the_services_do() -> None:
+    auths = {o["metadata"]["name"]: o for o in objects() if o["kind"] == "TriggerAuthentication"}
+    assert set(auths) == {"kafka-sasl"}
+    spec = auths["kafka-sasl"]["spec"]
+    assert {e["parameter"]: e["name"] for e in spec["env"]} == {"username": "KAFKA_SASL_USERNAME"}
+    assert {s["parameter"]: s["key"] for s in spec["secretTargetRef"]} == {"password": "KAFKA_SASL_PASSWORD"}
+    for name in CONSUMERS:
+        trigger = next(t for t in scaled_objects()[name]["spec"]["triggers"] if t["type"] == "kafka")
+        assert trigger["authenticationRef"] == {"name": "kafka-sasl"}
+        assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == ("scram_sha512", "enable")
+        assert literal_env(name)["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"

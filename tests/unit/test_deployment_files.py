@@ -22,6 +22,7 @@ from certification.settings import CertificationSettings
 from intake.settings import IntakeSettings
 from notification.settings import NotificationSettings
 from routing.settings import RoutingSettings
+from services.keyring import PrivacySettings
 from services.settings import KafkaSettings, MongoSettings, ServiceSettings
 
 pytestmark = pytest.mark.unit
@@ -236,6 +237,8 @@ def test_service_environment_names_are_read_by_the_settings(services: dict[str, 
             assert key.removeprefix("KAFKA_").lower() in KafkaSettings.model_fields, key
         elif key.startswith("MONGODB_"):
             assert key.removeprefix("MONGODB_").lower() in MongoSettings.model_fields, key
+        elif key.startswith("PRIVACY_"):
+            assert key.removeprefix("PRIVACY_").lower() in PrivacySettings.model_fields, key
         else:
             assert key.startswith(prefix), key
             assert key.removeprefix(prefix).lower() in SETTINGS[name].model_fields, key

@@ -8,6 +8,7 @@ import hmac
 import io
 import json
 import logging
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,14 +159,16 @@ def test_configure_logging_uses_the_settings_pepper(captured: io.StringIO) -> No
         set_pepper(None)
 
 
-def test_the_pepper_setting_is_unprefixed_secret_and_long(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert ServiceSettings().log_pepper is None
-    monkeypatch.setenv("LOG_PEPPER", "s" * 32)
+def test_the_pepper_setting_is_unprefixed_secret_and_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().log_pepper is None  # locally: a random pepper per process
+    pepper = secrets.token_hex(32)
+    monkeypatch.setenv("LOG_PEPPER", pepper)
     settings = ServiceSettings()
-    assert settings.log_pepper == SecretStr("s" * 32) and "s" * 32 not in repr(settings)
-    monkeypatch.setenv("LOG_PEPPER", "REPLACE_ME")
-    with pytest.raises(ValidationError, match="at least 32 characters"):
-        ServiceSettings()
+    assert settings.log_pepper == SecretStr(pepper) and pepper not in repr(settings)
+    for weak, problem in [("REPLACE_ME", "placeholder"), ("short", "shorter than"), ("s" * 40, "not random enough")]:
+        monkeypatch.setenv("LOG_PEPPER", weak)
+        with pytest.raises(ValidationError, match=f"LOG_PEPPER is .*{problem}"):
+            ServiceSettings()
 
 
 # --- the allow-list -------------------------------------------------------------------------------

@@ -119,9 +119,20 @@ EXPECTED: dict[str, dict[str, str]] = {
                 "POST /offers/{offer_id}/accept",
                 "POST /offers/{offer_id}/decline",
                 "POST /credentials/{credential_id}/revoke",
+                "GET /console/{lang}/",
+                "POST /console/{lang}/centres",
+                "POST /console/{lang}/sessions",
+                "GET /console/{lang}/seats",
+                "GET /console/{lang}/results",
+                "POST /console/{lang}/results",
+                "POST /console/{lang}/credentials/revoke",
             ],
             CERTIFICATION_ADMIN,
         ),
+        # The staff console's sign-in (staff surface only).
+        "GET /console/login": PUBLIC_CONSOLE_SIGN_IN,
+        "GET /console/callback": PUBLIC_CONSOLE_SIGN_IN,
+        "POST /console/logout": PUBLIC_CONSOLE_SIGN_OUT,
         **dict.fromkeys(
             [
                 "GET /credentials/{credential_id}",

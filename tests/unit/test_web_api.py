@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from structlog.testing import capture_logs
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from intake.web import API_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
+from intake.web import API_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
+from intake.web.idempotency import scoped_key
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from services.catalogue import load_catalogue
+from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
 
 pytestmark = pytest.mark.unit
@@ -24,13 +27,13 @@ NOW = datetime(2025, 3, 10, 9, 14, tzinfo=UTC)
 URL = "/api/v1/requests"
 
 
-class Ticker:
-    """A monotonic clock the test moves by hand, for the rate limiter."""
+class Wall:
+    """A wall clock the test moves by hand: it dates requests and places them in rate windows."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = NOW  # on a 10-second boundary: a burst window starts
 
-    def __call__(self) -> float:
+    def __call__(self) -> datetime:
         return self.now
 
 
@@ -58,18 +61,34 @@ def pipeline() -> RecordingPipeline:
 
 
 @pytest.fixture
-def ticker() -> Ticker:
-    return Ticker()
+def wall() -> Wall:
+    return Wall()
 
 
 @pytest.fixture
-def make_client(pipeline: RecordingPipeline, ticker: Ticker) -> Callable[..., httpx.AsyncClient]:
-    def make(**settings: Any) -> httpx.AsyncClient:
+def make_app(pipeline: RecordingPipeline, wall: Wall) -> Callable[..., FastAPI]:
+    def make(**settings: Any) -> FastAPI:
         app = FastAPI()
         app.include_router(web_router)
-        channel = WebChannel(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW, monotonic=ticker)
+        channel = WebChannel(
+            pipeline,
+            WebSettings(**settings),
+            load_catalogue(),
+            clock=wall,
+            rate_limits=InMemoryRateLimits(),
+            idempotency_keys=InMemoryIdempotencyKeys(),
+        )
         app.dependency_overrides[get_web_channel] = lambda: channel
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake.test")
+        return app
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_app: Callable[..., FastAPI]) -> Callable[..., httpx.AsyncClient]:
+    def make(*, client: tuple[str, int] = ("127.0.0.1", 123), **settings: Any) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=make_app(**settings), client=client)
+        return httpx.AsyncClient(transport=transport, base_url="http://intake.test")
 
     return make
 
@@ -313,7 +332,7 @@ async def test_a_retried_post_with_the_same_idempotency_key_is_stored_once(
     assert retry.json()["status"] == "duplicate"
     assert retry.json()["request_id"] == first.json()["request_id"]
     [draft] = pipeline.drafts
-    assert draft.dedup_key == f"web:order-7f3a:{draft.channel_details['body_sha256']}"
+    assert draft.dedup_key == f"web:{scoped_key('127.0.0.1', 'order-7f3a')}:{draft.channel_details['body_sha256']}"
     assert draft.channel_details["idempotency_key"] is True
 
 
@@ -343,33 +362,87 @@ async def test_an_invalid_idempotency_key_is_a_400(client: httpx.AsyncClient, ke
     assert response.json()["error"] == "invalid_idempotency_key"
 
 
+async def test_another_client_with_the_same_key_neither_collides_nor_sees_the_first_result(
+    make_app: Callable[..., FastAPI], pipeline: RecordingPipeline
+) -> None:
+    app = make_app()
+    headers = {"Idempotency-Key": "order-1"}
+    mine = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("198.51.100.7", 1)), base_url="http://t")
+    theirs = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 1)), base_url="http://t")
+    async with mine, theirs:
+        first = await mine.post(URL, json=valid(), headers=headers)
+        probe = await theirs.post(URL, json=valid(), headers=headers)  # same key, same body: not a retry of mine
+        other = await theirs.post(URL, json=valid(need="Autre chose"), headers={"Idempotency-Key": "order-2"})
+        reused_elsewhere = await mine.post(URL, json=valid(need="Autre chose"), headers={"Idempotency-Key": "order-2"})
+
+    assert first.status_code == 202 and probe.status_code == 202
+    assert probe.json()["request_id"] != first.json()["request_id"]
+    assert other.status_code == 202 and reused_elsewhere.status_code == 202
+    assert len(pipeline.drafts) == 4
+
+
 async def test_too_many_requests_from_one_client_are_slowed_down(
-    make_client: Callable[..., httpx.AsyncClient], ticker: Ticker
+    make_client: Callable[..., httpx.AsyncClient], wall: Wall
 ) -> None:
     async with make_client(rate_per_minute=30, burst=3) as http:
-        statuses = [(await http.post(URL, json=valid())).status_code for _ in range(4)]
-        limited = await http.post(URL, json=valid())
+        statuses = [(await http.post(URL, json=valid(phone=f"0470 12 34 5{n}"))).status_code for n in range(4)]
+        wall.now += timedelta(seconds=4)
+        limited = await http.post(URL, json=valid(phone="0470 12 34 99"))
 
         assert statuses == [202, 202, 202, 429]
-        assert limited.status_code == 429 and limited.headers["Retry-After"] == "2"
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "6"  # the 10-second window's end
         assert limited.json()["error"] == "rate_limited"
-        ticker.now += 2.0  # one token back at 30 a minute
-        assert (await http.post(URL, json=valid())).status_code == 202
-        assert (await http.post(URL, json=valid())).status_code == 429
+        wall.now += timedelta(seconds=6)
+        assert (await http.post(URL, json=valid(phone="0470 12 34 98"))).status_code == 202
 
 
-async def test_forwarded_for_identifies_clients_only_when_trusted(make_client: Callable[..., httpx.AsyncClient]) -> None:
-    async def statuses(http: httpx.AsyncClient) -> list[int]:
-        return [
-            (await http.post(URL, json=valid(), headers={"X-Forwarded-For": f"{spoofed}, 198.51.100.{client}"})).status_code
-            for spoofed, client in (("1.1.1.1", 7), ("2.2.2.2", 7), ("3.3.3.3", 8))
-        ]
+async def test_rotating_addresses_in_one_ipv6_64_share_one_allowance(make_app: Callable[..., FastAPI]) -> None:
+    app = make_app(burst=3)
+    statuses = []
+    for n in range(5):
+        transport = httpx.ASGITransport(app=app, client=(f"2001:db8:1:2::{n + 1:x}", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            statuses.append((await http.post(URL, json=valid(phone=f"0470 12 34 5{n}"))).status_code)
+    neighbour = httpx.ASGITransport(app=app, client=("2001:db8:1:3::1", 1))
+    async with httpx.AsyncClient(transport=neighbour, base_url="http://t") as http:
+        statuses.append((await http.post(URL, json=valid(phone="0470 12 34 60"))).status_code)
 
-    async with make_client(burst=1) as untrusted:
-        assert await statuses(untrusted) == [202, 429, 429]  # one client: the proxy's address
-    async with make_client(burst=1, trust_forwarded_for=True) as trusted:
-        # The address our proxy appended counts, not what the client wrote before it.
-        assert await statuses(trusted) == [202, 429, 202]
+    assert statuses == [202, 202, 202, 429, 429, 202]  # the next /64 is another client
+
+
+async def test_one_destination_gets_only_so_many_requests_a_day_whoever_sends_them(
+    make_app: Callable[..., FastAPI], pipeline: RecordingPipeline, wall: Wall
+) -> None:
+    app = make_app(destination_per_day=2)
+    statuses = []
+    for n, phone in enumerate(["0470 12 34 56", "+32 470 12 34 56", "0032470123456"]):
+        transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{n + 1}", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            statuses.append((await http.post(URL, json=valid(phone=phone, email=None))).status_code)
+
+    assert statuses == [202, 202, 429]  # three spellings of one number
+    assert len(pipeline.drafts) == 2
+
+
+async def test_forwarded_for_identifies_clients_only_from_a_trusted_proxy(make_app: Callable[..., FastAPI]) -> None:
+    # uvicorn's own proxy-headers handling, as `services.serve` installs it.
+    async def statuses(trusted_hosts: str) -> list[int]:
+        app = make_app(burst=1)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_hosts)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return [
+                (
+                    await http.post(
+                        URL, json=valid(phone=f"0470 12 34 5{n}"), headers={"X-Forwarded-For": f"{spoofed}, 198.51.100.{client}"}
+                    )
+                ).status_code
+                for n, (spoofed, client) in enumerate((("1.1.1.1", 7), ("2.2.2.2", 7), ("3.3.3.3", 8)))
+            ]
+
+    assert await statuses("") == [202, 429, 429]  # trusting no one: one client, the peer
+    # Trusting our proxy: the address it appended counts, not what the client wrote before it.
+    assert await statuses("127.0.0.1") == [202, 429, 202]
 
 
 async def test_campaign_attribution_and_partner_reach_the_draft(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
@@ -420,7 +493,13 @@ async def test_logs_say_what_happened_without_personal_data(client: httpx.AsyncC
 async def test_the_openapi_document_describes_the_endpoint_with_examples(pipeline: RecordingPipeline) -> None:
     app = FastAPI()
     app.include_router(web_router)
-    channel = WebChannel(pipeline, WebSettings(), load_catalogue())
+    channel = WebChannel(
+        pipeline,
+        WebSettings(),
+        load_catalogue(),
+        rate_limits=InMemoryRateLimits(),
+        idempotency_keys=InMemoryIdempotencyKeys(),
+    )
     app.dependency_overrides[get_web_channel] = lambda: channel
 
     document = app.openapi()

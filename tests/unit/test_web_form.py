@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intake.i18n import TEXTS, negotiate
-from intake.web import FORM_SOURCE, WebChannel, WebSettings, get_web_channel, web_router
+from intake.web import FORM_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from services.catalogue import load_catalogue
+from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
 
 pytestmark = pytest.mark.unit
@@ -88,7 +89,14 @@ def pipeline() -> RecordingPipeline:
 def make_app(pipeline: RecordingPipeline, **settings: Any) -> FastAPI:
     app = FastAPI()
     app.include_router(web_router)
-    channel = WebChannel(pipeline, WebSettings(**settings), load_catalogue(), clock=lambda: NOW)
+    channel = WebChannel(
+        pipeline,
+        WebSettings(**settings),
+        load_catalogue(),
+        clock=lambda: NOW,
+        rate_limits=InMemoryRateLimits(),
+        idempotency_keys=InMemoryIdempotencyKeys(),
+    )
     app.dependency_overrides[get_web_channel] = lambda: channel
     return app
 
@@ -376,6 +384,18 @@ async def test_the_form_has_the_api_limits(make_client: Callable[..., httpx.Asyn
         assert "Too many requests" in limited.text
 
 
+async def test_the_form_limits_requests_to_one_destination(
+    make_client: Callable[..., httpx.AsyncClient], pipeline: RecordingPipeline
+) -> None:
+    async with make_client(destination_per_day=1) as http:
+        for phone in ("0470 12 34 56", "+32470123456"):
+            typed = await fill(http, "fr", phone=phone, consent_to_contact="yes")
+            last = await http.post("/fr/", data=typed)
+
+    assert last.status_code == 429 and "Retry-After" in last.headers
+    assert len(pipeline.drafts) == 1
+
+
 async def test_a_multipart_form_is_read_but_files_are_refused(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
     fields = {"phone": "0470123456", "consent_to_contact": "yes"}
     multipart = await client.post("/fr/", data=fields, files={"cv": ("cv.pdf", b"%PDF", "application/pdf")})
@@ -426,7 +446,7 @@ def test_any_form_input_is_answered_without_a_server_error(fields: dict[str, str
     pipeline = RecordingPipeline()
 
     async def post() -> httpx.Response:
-        transport = httpx.ASGITransport(app=make_app(pipeline, rate_per_minute=1e9, burst=10**9))
+        transport = httpx.ASGITransport(app=make_app(pipeline, rate_per_minute=10**9, burst=10**9, destination_per_day=10**9))
         async with httpx.AsyncClient(transport=transport, base_url="http://intake.test") as http:
             return await http.post(f"/{lang}/", data=fields)
 

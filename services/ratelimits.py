@@ -1,0 +1,119 @@
+"""Rate limits every replica counts together: fixed-window counters in MongoDB.
+
+A `Hit` names what is counted (a client's network, a destination) and its `Limit` (so many per
+window). `RateLimits.take` counts one request against several hits at once and says how long to
+wait when any of them is over its limit. `MongoRateLimits` keeps the counters in one collection
+shared by all replicas, one document per (scope, key, window), each gone (TTL index) once its
+window is over; `InMemoryRateLimits` is the same behaviour for unit tests.
+
+Why not the `limits` library: its asyncio MongoDB storage (5.8) is built on Motor, which
+MongoDB has deprecated in favour of PyMongo's own async API, the only driver this project uses.
+A fixed window is one atomic `$inc` with upsert per counter, so it is written here instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+__all__ = ["Hit", "InMemoryRateLimits", "Limit", "MongoRateLimits", "RateLimits", "counter_id", "retry_after"]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` requests in each window of `window_s` seconds (windows aligned on the epoch)."""
+
+    count: int
+    window_s: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One counter to take a request from: `scope` says what `key` is (`network`, `destination`)."""
+
+    scope: str
+    key: str
+    limit: Limit
+
+
+def window_index(now: datetime, window_s: int) -> int:
+    return math.floor(now.timestamp() / window_s)
+
+
+def retry_after(now: datetime, window_s: int) -> int:
+    """Seconds until the window holding `now` is over (≥ 1)."""
+    ends = (window_index(now, window_s) + 1) * window_s
+    return max(1, math.ceil(ends - now.timestamp()))
+
+
+def counter_id(hit: Hit, now: datetime) -> str:
+    """The counter's id: hashed, because keys are personal (addresses, phone numbers)."""
+    window = window_index(now, hit.limit.window_s)
+    digest = hashlib.sha256(f"{hit.scope}\x00{hit.key}".encode()).hexdigest()[:32]
+    return f"{hit.scope}:{hit.limit.window_s}:{window}:{digest}"
+
+
+class RateLimits(ABC):
+    """Counts requests against limits; the count is the same whichever replica asks."""
+
+    async def take(self, hits: Sequence[Hit], now: datetime) -> int | None:
+        """Count one request against every hit: None if all are within their limits, else the
+        seconds to wait until the longest refusing window is over. A refused request still counts,
+        so hammering does not buy a quicker turn."""
+        counts = await asyncio.gather(*(self._increment(counter_id(hit, now), self._expiry(hit, now)) for hit in hits))
+        waits = [retry_after(now, hit.limit.window_s) for hit, count in zip(hits, counts, strict=True) if count > hit.limit.count]
+        return max(waits) if waits else None
+
+    @staticmethod
+    def _expiry(hit: Hit, now: datetime) -> datetime:
+        ends = (window_index(now, hit.limit.window_s) + 1) * hit.limit.window_s
+        return datetime.fromtimestamp(ends, UTC)
+
+    @abstractmethod
+    async def _increment(self, counter: str, expires_at: datetime) -> int:
+        """Add one to `counter` (created at 0 if new, forgotten after `expires_at`); the new count."""
+
+
+class MongoRateLimits(RateLimits):
+    """The counters in `collection`, shared by every replica using the same database."""
+
+    def __init__(self, db: Any, collection: str = "rate_limits") -> None:
+        self._counters = db[collection]
+
+    async def ensure_indexes(self) -> None:
+        # MongoDB's TTL monitor removes a counter within a minute of its window's end; until then
+        # it is only ever read for its own window, so a late removal changes nothing.
+        await self._counters.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
+
+    async def _increment(self, counter: str, expires_at: datetime) -> int:
+        update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
+        for attempt in range(2):
+            try:
+                doc = await self._counters.find_one_and_update(
+                    {"_id": counter}, update, upsert=True, return_document=ReturnDocument.AFTER
+                )
+                return int(doc["count"])
+            except DuplicateKeyError:  # two replicas created the counter at once; it exists now
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+class InMemoryRateLimits(RateLimits):
+    """The same counting in one process's memory: for tests, never for replicas."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    async def _increment(self, counter: str, expires_at: datetime) -> int:
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        return self.counts[counter]
