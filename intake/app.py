@@ -23,6 +23,7 @@ from intake.phone import PhoneChannel, PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
 from intake.web import MongoIdempotencyKeys, WebChannel, WebSettings, web_router
+from intake.web.captcha import CaptchaSettings, CaptchaVerifier
 from schemas import PersonDataErased, TrainingRequestReceived
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
@@ -40,11 +41,13 @@ def create_app(
     *,
     phone: PhoneWebhookSettings | None = None,
     web: WebSettings | None = None,
+    captcha: CaptchaSettings | None = None,
     email: EmailInboxSettings | None = None,
 ) -> FastAPI:
     settings = settings or IntakeSettings()
     phone = phone or settings.phone
     web = web or WebSettings()
+    captcha = captcha or CaptchaSettings()
     email = email or EmailInboxSettings()
     clock = SystemClock()
     catalogue = load_catalogue()
@@ -78,8 +81,20 @@ def create_app(
             idempotency_keys = MongoIdempotencyKeys(runtime.db, timedelta(hours=web.idempotency_key_hours))
             runtime.on_startup(lambda _: rate_limits.ensure_indexes())
             runtime.on_startup(lambda _: idempotency_keys.ensure_indexes())
+            verifier = CaptchaVerifier.from_settings(captcha)
+            if verifier is not None:
+                runtime.on_shutdown(lambda _: verifier.aclose())
             runtime.app_state.update(
-                web=WebChannel(pipeline, web, catalogue, clock.now, rate_limits=rate_limits, idempotency_keys=idempotency_keys),
+                web=WebChannel(
+                    pipeline,
+                    web,
+                    catalogue,
+                    clock.now,
+                    rate_limits=rate_limits,
+                    idempotency_keys=idempotency_keys,
+                    captcha=verifier,
+                    captcha_widget=captcha.widget(),
+                ),
                 phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
             )
             routers += [web_router, phone_router]

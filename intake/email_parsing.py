@@ -30,6 +30,7 @@ from intake.domain import ChannelDetail, RequestDraft
 from schemas import Channel, Language
 from schemas.values import EMAIL_PATTERN
 from services.catalogue import Catalogue
+from services.free_text import clean_name
 
 __all__ = ["SERVICE_PHONE_NUMBERS", "SOURCE", "ParsedEmail", "html_to_text", "parse_email", "to_draft"]
 
@@ -294,7 +295,8 @@ def _usable_name(name: str | None) -> str | None:
     name = _collapse_spaces(name or "").strip(" \"'")
     if not name or "@" in name:  # "jean@example.be" <jean@example.be> is no name
         return None
-    return name[:MAX_NAME_CHARS]
+    # A From display name is the sender's to choose: one with a link or control characters is dropped, not echoed.
+    return clean_name(name[:MAX_NAME_CHARS])
 
 
 def _sender(msg: Message, envelope_sender: str | None) -> tuple[str | None, str | None]:

@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 from intake.domain import AcceptedRequest, RequestDraft
 from intake.identity import identity_keys, normalise_email, normalise_phone
 from schemas import Contact, TrainingRequestReceived
+from services.free_text import clean_name
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
@@ -106,7 +107,7 @@ def build_event(
         person_id=person_id,
         channel=draft.channel,
         received_at=draft.received_at,
-        contact=Contact(name=(draft.name or "").strip()[:200] or None, phone=phone, email=email),
+        contact=Contact(name=clean_name(draft.name), phone=phone, email=email),
         language=draft.language,
         need=draft.need,
         requested_course=draft.requested_course,

@@ -12,9 +12,10 @@ import structlog
 from fastapi import FastAPI
 
 from notification import handlers
+from notification.budget import DailyCaps, MessageBudget
 from notification.http import notification_router
 from notification.messages import MessageRenderer
-from notification.policy import is_mobile
+from notification.policy import SmsCountries, is_mobile
 from notification.ports import MailSender, SmsSender
 from notification.quiet_hours import QuietHours
 from notification.retry import RetryPolicy
@@ -24,7 +25,7 @@ from notification.settings import NotificationSettings
 from notification.sms_http import HttpSmsSender
 from notification.smtp import SmtpMailSender
 from notification.store import DeliveryStore, PeopleStore
-from schemas import NotificationFailed, NotificationSent
+from schemas import NotificationChannel, NotificationFailed, NotificationSent
 from schemas.topics import NOTIFICATIONS
 from services import Runtime, create_service_app
 from services.app import instance_name
@@ -33,6 +34,8 @@ from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 
 log = structlog.get_logger(__name__)
+
+SMS, EMAIL = NotificationChannel.SMS, NotificationChannel.EMAIL
 
 
 def build_clock(settings: NotificationSettings) -> Clock:
@@ -66,6 +69,11 @@ def create_app(
         jitter=settings.backoff_jitter,
     )
     mobile = is_mobile if settings.sms_enabled else _never_mobile
+    sms_countries = SmsCountries(settings.sms_allowed_countries)
+    caps = DailyCaps(
+        per_destination={SMS: settings.sms_daily_per_destination, EMAIL: settings.email_daily_per_destination},
+        overall={SMS: settings.sms_daily_global, EMAIL: settings.email_daily_global},
+    )
     renderer = MessageRenderer()
 
     def register(runtime: Runtime) -> list[Any]:
@@ -73,6 +81,7 @@ def create_app(
         outbox = Outbox(runtime.db, "notification_outbox")
         people = PeopleStore(runtime.db)
         deliveries = DeliveryStore(runtime.db)
+        budget = MessageBudget(runtime.db, caps)
         mail_sender = mail or SmtpMailSender(
             host=settings.smtp_host,
             port=settings.smtp_port,
@@ -102,6 +111,8 @@ def create_app(
             quiet_hours=quiet_hours,
             retry=retry,
             is_mobile=mobile,
+            sms_country_allowed=sms_countries.allows,
+            budget=budget,
             owner=me,
             lease=settings.claim_lease,
             concurrency=settings.sender_concurrency,
@@ -114,6 +125,7 @@ def create_app(
             clock=clock,
             quiet_hours=quiet_hours,
             is_mobile=mobile,
+            sms_country_allowed=sms_countries.allows,
             personal=PersonalData(PersonKeys(runtime.db)),
             on_planned=sender.wake,
         )
@@ -123,7 +135,7 @@ def create_app(
         handlers.include(runtime.broker, service)
 
         async def prepare(_: Runtime) -> None:
-            await asyncio.gather(outbox.ensure_indexes(), deliveries.ensure_indexes())
+            await asyncio.gather(outbox.ensure_indexes(), deliveries.ensure_indexes(), budget.ensure_indexes())
 
         async def close_senders(_: Runtime) -> None:
             await asyncio.gather(mail_sender.aclose(), sms_sender.aclose())

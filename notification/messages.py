@@ -25,6 +25,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from services.calendar import BRUSSELS
+from services.free_text import clean_name
 
 __all__ = [
     "BLOCKS",
@@ -199,7 +200,9 @@ class MessageRenderer:
         path = f"{lang}/{kind}.j2"
         if not (self.directory / path).is_file():
             raise TemplateNotFound(path)
-        variables = {**facts, "name": name, "lang": lang, "with_email": with_email}
+        # Defence in depth: intake already refuses or cleans names, but a name with a link or a
+        # control character must never reach a message signed by us, whatever stored it.
+        variables = {**facts, "name": clean_name(name), "lang": lang, "with_email": with_email}
         text_template = self._text_env.get_template(path)
         subject = _one_line(self._block(text_template, "subject", variables))
         text = _paragraphs(self._block(text_template, "text", variables))

@@ -7,8 +7,10 @@ an event can never produce two messages on a channel, whatever Kafka redelivers.
       ^  ^              │  └──refused for good──> failed (SMS: invalid number) / bounced (SMTP 5xx recipient)
       │  └─transient────┤  └──transient, attempts left──> queued (next_attempt_at = backoff or Retry-After)
       │                 │  └──transient, last attempt──> failed
-    deferred <──────────┘  (an SMS in quiet hours: next_attempt_at = 08:00 Brussels)
-    skipped                (planned or found at send time: no consent, opted out, no address, erased)
+    deferred <──────────┘  (an SMS in quiet hours: next_attempt_at = 08:00 Brussels;
+                            over a daily budget: the next Brussels day, see `notification.budget`)
+    skipped                (planned or found at send time: no consent, opted out, no address, erased,
+                            an SMS to a country we do not text)
 
 A `sending` delivery whose claim expired (its replica died) is claimable again.
 """
@@ -54,6 +56,8 @@ class SkipReason(StrEnum):
     OPTED_OUT = "opted_out"
     NO_ADDRESS = "no_address"
     ERASED = "erased"
+    COUNTRY_NOT_ALLOWED = "country_not_allowed"
+    """An SMS to a number outside `NOTIFICATION_SMS_ALLOWED_COUNTRIES`: never sent, the e-mail used instead."""
 
 
 def delivery_id(event_id: object, channel: NotificationChannel | str) -> str:
@@ -69,6 +73,12 @@ class Reachability:
     has_mobile: bool
     consent: bool
     opted_out: frozenset[NotificationChannel] = frozenset()
+    sms_country_allowed: bool = True
+    """Whether the mobile number is in a country we text (a number elsewhere gets no SMS)."""
+
+
+def _any_country(_: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +115,17 @@ class Person:
     def unknown(cls, person_id: str) -> Person:
         return cls(person_id=person_id, known=False)
 
-    def reachability(self, *, is_mobile: Callable[[str], bool]) -> Reachability:
-        """`is_mobile(phone) -> bool` decides whether the phone can take an SMS (see `policy.is_mobile`)."""
+    def reachability(
+        self, *, is_mobile: Callable[[str], bool], sms_country_allowed: Callable[[str], bool] = _any_country
+    ) -> Reachability:
+        """`is_mobile(phone) -> bool` decides whether the phone can take an SMS (see `policy.is_mobile`),
+        `sms_country_allowed(phone) -> bool` whether we text its country (see `policy.SmsCountries`)."""
         return Reachability(
             has_email=bool(self.email),
             has_mobile=self.phone is not None and is_mobile(self.phone),
             consent=self.consent and not self.erased,
             opted_out=self.opted_out,
+            sms_country_allowed=self.phone is None or sms_country_allowed(self.phone),
         )
 
 

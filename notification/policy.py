@@ -19,6 +19,10 @@ The channel policy, notice by notice:
   No usable address at all: one skipped e-mail delivery (`no_address`).
 - Quiet hours (`QuietHours`, 21:00-08:00 Brussels by default) defer a text to their end; e-mail
   goes out at any time.
+- SMS only to the countries we text (`SmsCountries`, Belgium by default): a mobile number
+  elsewhere gets no text, recorded as a *skipped* SMS (`country_not_allowed`) and, as for an
+  opt-out, replaced by the e-mail when there is one. A text costs money and carries our name;
+  an anonymous form could otherwise make us text any number in the world.
 - A text that fails for good (invalid number, or every attempt failed) falls back to e-mail when
   the person has a usable address and the event has no e-mail delivery yet (`fallback_channel`).
 
@@ -28,6 +32,7 @@ out, or be erased, between the event and the send.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -40,11 +45,13 @@ from notification.quiet_hours import QuietHours
 from schemas import NotificationChannel
 
 __all__ = [
+    "BELGIUM_ONLY",
     "Defer",
     "Go",
     "PlannedDelivery",
     "SendCheck",
     "Skip",
+    "SmsCountries",
     "check_before_sending",
     "fallback_channel",
     "is_mobile",
@@ -67,6 +74,41 @@ def is_mobile(phone: str) -> bool:
     return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _TEXTABLE
 
 
+class SmsCountries:
+    """The countries we send texts to, from ISO 3166 codes (`BE`) or calling codes (`32`, `+32`).
+
+    A calling code stands for every region that shares it (`+1`: the US, Canada and the
+    Caribbean), because that is what a number tells us; an ISO code only for its own region.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        regions: set[str] = set()
+        for entry in entries:
+            code = entry.strip().upper().removeprefix("+")
+            if code.isdigit():
+                found = phonenumbers.region_codes_for_country_code(int(code))
+                if not found or found == ("ZZ",):
+                    raise ValueError(f"unknown calling code {entry!r}")
+                regions.update(found)
+            elif code in phonenumbers.SUPPORTED_REGIONS:
+                regions.add(code)
+            else:
+                raise ValueError(f"unknown country {entry!r}: an ISO 3166 code (BE) or a calling code (+32)")
+        self.regions = frozenset(regions)
+
+    def allows(self, phone: str) -> bool:
+        """Whether an E.164 number belongs to one of the countries; an unparseable one does not."""
+        try:
+            number = phonenumbers.parse(phone, None)
+        except phonenumbers.NumberParseException:
+            return False
+        return phonenumbers.region_code_for_number(number) in self.regions
+
+
+BELGIUM_ONLY = SmsCountries(["BE"])
+"""The default of `NOTIFICATION_SMS_ALLOWED_COUNTRIES`."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedDelivery:
     channel: NotificationChannel
@@ -77,6 +119,15 @@ class PlannedDelivery:
 def _usable(channel: NotificationChannel, who: Reachability) -> bool:
     has = who.has_email if channel is EMAIL else who.has_mobile
     return has and channel not in who.opted_out
+
+
+def _refused(channel: NotificationChannel, who: Reachability) -> SkipReason | None:
+    """Why a known channel is not used for this person: opted out, or a country we do not text."""
+    if channel in who.opted_out:
+        return SkipReason.OPTED_OUT
+    if channel is SMS and not who.sms_country_allowed:
+        return SkipReason.COUNTRY_NOT_ALLOWED
+    return None
 
 
 def _known(channel: NotificationChannel, who: Reachability) -> bool:
@@ -90,15 +141,13 @@ def plan_channels(kind: NoticeKind, who: Reachability) -> tuple[PlannedDelivery,
         wanted = [c for c in (SMS, EMAIL) if _known(c, who)]
         planned: list[PlannedDelivery] = []
         for channel in wanted:
-            if channel in who.opted_out:
-                planned.append(PlannedDelivery(channel, SkipReason.OPTED_OUT))
+            if (refused := _refused(channel, who)) is not None:
+                planned.append(PlannedDelivery(channel, refused))
                 continue
             planned.append(PlannedDelivery(channel))
             break
     else:
-        planned = [
-            PlannedDelivery(c, None if c not in who.opted_out else SkipReason.OPTED_OUT) for c in (EMAIL, SMS) if _known(c, who)
-        ]
+        planned = [PlannedDelivery(c, _refused(c, who)) for c in (EMAIL, SMS) if _known(c, who)]
     if not planned:
         return (PlannedDelivery(EMAIL, SkipReason.NO_ADDRESS),)
     if not who.consent:
@@ -141,8 +190,8 @@ def check_before_sending(
         return Skip(SkipReason.NO_ADDRESS)
     if not who.consent:
         return Skip(SkipReason.NO_CONSENT)
-    if channel in who.opted_out:
-        return Skip(SkipReason.OPTED_OUT)
+    if (refused := _refused(channel, who)) is not None:
+        return Skip(refused)
     if channel is SMS:
         allowed = quiet_hours.next_allowed(now)
         if allowed != now:

@@ -38,16 +38,18 @@ from jinja2 import TemplateError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from notification.budget import MessageBudget, next_budget_day
 from notification.messages import MessageRenderer
 from notification.model import Delivery, DeliveryStatus, Person, Reachability, SkipReason
 from notification.notices import Notice, NoticeKind
-from notification.policy import Defer, PlannedDelivery, Skip, check_before_sending, fallback_channel
+from notification.policy import BELGIUM_ONLY, Defer, PlannedDelivery, Skip, check_before_sending, fallback_channel
 from notification.ports import MailSender, OutgoingEmail, OutgoingSms, SendResult, SendStatus, SmsSender
 from notification.quiet_hours import QuietHours
 from notification.retry import NextStep, RetryPolicy
 from notification.store import ClaimLost, DeliveryStore, PeopleStore
 from schemas import Event, NotificationChannel, NotificationFailed, NotificationSent
 from services.clock import Clock
+from services.free_text import clean_name
 from services.logging import redacting
 from services.outbox import Outbox
 
@@ -75,6 +77,8 @@ class DeliverySender:
         retry: RetryPolicy,
         is_mobile: Callable[[str], bool],
         owner: str,
+        sms_country_allowed: Callable[[str], bool] = BELGIUM_ONLY.allows,
+        budget: MessageBudget | None = None,
         lease: timedelta = timedelta(minutes=2),
         concurrency: int = 8,
         rng: random.Random | None = None,
@@ -90,6 +94,8 @@ class DeliverySender:
         self.quiet_hours = quiet_hours
         self.retry = retry
         self.is_mobile = is_mobile
+        self.sms_country_allowed = sms_country_allowed
+        self.budget = budget
         self.owner = owner
         self.lease = lease
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
@@ -142,7 +148,7 @@ class DeliverySender:
     def _reachability(self, person: Person | None) -> Reachability | None:
         if person is None or not person.known:
             return None
-        return person.reachability(is_mobile=self.is_mobile)
+        return person.reachability(is_mobile=self.is_mobile, sms_country_allowed=self.sms_country_allowed)
 
     async def process(self, delivery: Delivery) -> None:
         """Send one claimed delivery, or skip or defer it, and record what happened."""
@@ -172,6 +178,8 @@ class DeliverySender:
                 self.wake()
             return
         assert person is not None and who is not None  # check_before_sending skips the unknown
+        if self.budget is not None and await self._over_budget(delivery, person, now):
+            return
         template = f"{delivery.template}.{self.renderer.language_for(delivery.template, person.language)}"
         try:
             message = self.renderer.render(
@@ -199,11 +207,42 @@ class DeliverySender:
         if fallback:
             self.wake()
 
+    async def _over_budget(self, delivery: Delivery, person: Person, now: datetime) -> bool:
+        """Take one message of the day's budgets; over budget, defer the delivery to the next day.
+
+        Deferred, not dropped: an official notice over a destination's budget still goes out,
+        the next day (a flood is spread at the budget's pace instead of reaching the person at once).
+        """
+        assert self.budget is not None
+        destination = person.email if delivery.channel is EMAIL else person.phone
+        assert destination is not None  # check_before_sending skips a channel the person has no address for
+        refusal = await self.budget.spend(delivery.channel, destination, now=now)
+        if refusal is None:
+            return False
+        until = next_budget_day(now)
+        await self.deliveries.record(
+            delivery,
+            owner=self.owner,
+            status=DeliveryStatus.DEFERRED,
+            now=now,
+            attempted=False,
+            next_attempt_at=until,
+            reason=refusal.value,
+        )
+        log.warning(
+            "notification.over_budget",
+            delivery_id=delivery.id,
+            channel=delivery.channel.value,
+            reason=refusal.value,
+            until_at=until,
+        )
+        return True
+
     async def _send(
         self, delivery: Delivery, person: Person, subject: str, text: str, html: str, sms_text: str, language: str
     ) -> SendResult:
         # An adapter's error may quote the name or the address: a logged traceback must not.
-        with redacting(person.name, person.email, person.phone):
+        with redacting(person.name, clean_name(person.name), person.email, person.phone):
             return await self._send_as_redacted(delivery, person, subject, text, html, sms_text, language)
 
     async def _send_as_redacted(
@@ -216,7 +255,7 @@ class DeliverySender:
                     OutgoingEmail(
                         delivery_id=delivery.id,
                         to_address=person.email,
-                        to_name=person.name,
+                        to_name=clean_name(person.name),  # as greeted: no link, no control character
                         language=language,
                         subject=subject,
                         text=text,

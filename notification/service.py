@@ -16,7 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from notification.model import Person, SkipReason
 from notification.notices import Notice, notice_for
-from notification.policy import plan_channels
+from notification.policy import BELGIUM_ONLY, plan_channels
 from notification.quiet_hours import QuietHours
 from notification.store import DeliveryStore, PeopleStore
 from schemas import Event, NotificationChannel, PersonDataErased, TrainingRequestReceived
@@ -40,6 +40,7 @@ class NotificationService:
         quiet_hours: QuietHours,
         is_mobile: Callable[[str], bool],
         personal: PersonalData,
+        sms_country_allowed: Callable[[str], bool] = BELGIUM_ONLY.allows,
         on_planned: Callable[[], None] = lambda: None,
     ) -> None:
         self.processed = processed
@@ -48,11 +49,15 @@ class NotificationService:
         self.clock = clock
         self.quiet_hours = quiet_hours
         self.is_mobile = is_mobile
+        self.sms_country_allowed = sms_country_allowed
         self.personal = personal
         self._on_planned = on_planned
 
     async def _plan(self, notice: Notice, person: Person, session: AsyncClientSession) -> list[str]:
-        planned = plan_channels(notice.kind, person.reachability(is_mobile=self.is_mobile))
+        who = person.reachability(is_mobile=self.is_mobile, sms_country_allowed=self.sms_country_allowed)
+        planned = plan_channels(notice.kind, who)
+        if any(p.skip is SkipReason.COUNTRY_NOT_ALLOWED for p in planned):
+            log.info("sms.refused", reason=SkipReason.COUNTRY_NOT_ALLOWED.value, about_event_id=notice.about_event_id)
         return await self.deliveries.plan(notice, planned, now=self.clock.now(), quiet_hours=self.quiet_hours, session=session)
 
     async def record_contact(self, event: TrainingRequestReceived) -> Outcome:

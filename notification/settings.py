@@ -8,13 +8,14 @@ with e.g. `python -m aiosmtpd -n -l 127.0.0.1:1025` listening.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from notification.policy import SmsCountries
 from services import production
-from services.settings import ServiceSettings
+from services.settings import CommaSeparated, ServiceSettings
 
 
 class NotificationSettings(ServiceSettings):
@@ -42,6 +43,18 @@ class NotificationSettings(ServiceSettings):
     sms_url: str = Field("http://127.0.0.1:8099/v1/messages", description="The provider's endpoint for one text.")
     sms_token: SecretStr | None = Field(None, description="Bearer token for the provider.")
     sms_timeout: timedelta = Field(timedelta(seconds=10))
+    sms_allowed_countries: Annotated[frozenset[str], NoDecode, CommaSeparated] = Field(
+        frozenset({"BE"}),
+        min_length=1,
+        description="Countries we send texts to, comma-separated ISO codes (BE,NL) or calling codes (+32); "
+        "a mobile number elsewhere gets no SMS (the e-mail is used when there is one).",
+    )
+
+    # --- daily budgets (per Brussels day, shared by every replica) ----------------------
+    sms_daily_per_destination: int = Field(5, ge=0, description="Texts one number may receive per day.")
+    email_daily_per_destination: int = Field(10, ge=0, description="E-mails one address may receive per day.")
+    sms_daily_global: int = Field(2_000, ge=0, description="Texts the service sends per day, all numbers together.")
+    email_daily_global: int = Field(20_000, ge=0, description="E-mails the service sends per day, all addresses together.")
 
     # --- when and how often -----------------------------------------------------------
     quiet_hours_start: time = Field(time(21, 0), description="No SMS from this time (Brussels)...")
@@ -61,6 +74,12 @@ class NotificationSettings(ServiceSettings):
 
     clock: Literal["system", "simulated"] = Field("system", description="`simulated`: time can be started elsewhere (demo only).")
     clock_start: datetime | None = Field(None, description="With the simulated clock: the time it starts at.")
+
+    @field_validator("sms_allowed_countries")
+    @classmethod
+    def _known_countries(cls, value: frozenset[str]) -> frozenset[str]:
+        SmsCountries(value)  # raises on an unknown code: a typo must not silently stop every text
+        return value
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> NotificationSettings:

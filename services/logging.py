@@ -100,6 +100,7 @@ LOGGED_KEYS = frozenset(
         "error_type",
         "cause",
         "hint",
+        "codes",  # a CAPTCHA provider's error codes
         "scope",  # which rate limit: per client network or per destination
         "environment",
         "status",

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from intake.domain import ChannelDetail
 from intake.i18n import negotiate, text
+from intake.web.captcha import API_TOKEN_HEADER
 from intake.web.channel import LANGUAGE_CODES, WebChannel, get_web_channel
 from intake.web.limits import Refused, read_body, require_media_type
 from intake.web.submission import (
@@ -58,7 +59,7 @@ def _language(request: Request) -> Language:
 
 def _problem(refused: Refused, language: Language) -> JSONResponse:
     detail = text(language, refused.error, **refused.params)
-    headers = {"Retry-After": str(refused.params["seconds"])} if refused.status == 429 else None
+    headers = {"Retry-After": str(refused.params["seconds"])} if "seconds" in refused.params else None
     return JSONResponse({"error": refused.error, "detail": detail}, refused.status, headers=headers)
 
 
@@ -151,13 +152,21 @@ router = APIRouter()
         400: {"model": Problem, "description": "Malformed JSON or invalid Idempotency-Key."},
         413: {"model": Problem, "description": "Body larger than the limit (64 KiB by default)."},
         415: {"model": Problem, "description": "Body not sent as application/json."},
-        422: {"model": ValidationProblem, "description": "Fields to correct, or an Idempotency-Key reused."},
+        422: {
+            "model": ValidationProblem,
+            "description": "Fields to correct, an Idempotency-Key reused, or (when a CAPTCHA is configured) "
+            "a missing or refused X-Captcha-Token (`captcha_failed`).",
+        },
         429: {
             "model": Problem,
             "description": "Too many submissions from this client's network, or to this phone number or e-mail address.",
             "headers": _RETRY_AFTER,
         },
-        503: {"model": Problem, "description": "Not stored; try again later.", "headers": _RETRY_AFTER},
+        503: {
+            "model": Problem,
+            "description": "Not stored, or the CAPTCHA provider unreachable (`captcha_unavailable`); try again later.",
+            "headers": _RETRY_AFTER,
+        },
     },
     openapi_extra={
         "parameters": _API_PARAMETERS,
@@ -184,6 +193,7 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         if key is not None and not IDEMPOTENCY_KEY.match(key):
             raise Refused(400, "invalid_idempotency_key")
         body = await read_body(request, channel.settings.max_body_bytes)
+        await channel.check_captcha(request, request.headers.get(API_TOKEN_HEADER))
     except Refused as refused:
         return _problem(refused, language)
     try:

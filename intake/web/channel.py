@@ -17,6 +17,7 @@ import structlog
 from fastapi import Depends, Request
 
 from intake.domain import AcceptedRequest, AcceptRequests, RequestDraft
+from intake.web.captcha import CaptchaVerdict, CaptchaVerifier, CaptchaWidget
 from intake.web.idempotency import IdempotencyKeys, scoped_key
 from intake.web.limits import Refused, WebSettings, client_hits, client_network, destination_hits
 from schemas import Language
@@ -29,6 +30,7 @@ __all__ = ["BRUSSELS", "LANGUAGE_CODES", "WebChannel", "get_web_channel"]
 log = structlog.get_logger(__name__)
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
+CAPTCHA_RETRY_AFTER_S = 60
 LANGUAGE_CODES = frozenset(language.value for language in Language)
 
 
@@ -52,6 +54,8 @@ class WebChannel:
         *,
         rate_limits: RateLimits,
         idempotency_keys: IdempotencyKeys,
+        captcha: CaptchaVerifier | None = None,
+        captcha_widget: CaptchaWidget | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings
@@ -59,6 +63,8 @@ class WebChannel:
         self.clock = clock
         self.rate_limits = rate_limits
         self.idempotency_keys = idempotency_keys
+        self.captcha = captcha
+        self.captcha_widget = captcha_widget
 
     def today(self) -> date:
         """Today in Brussels, where the people filling the form are."""
@@ -90,6 +96,17 @@ class WebChannel:
     async def claim_idempotency_key(self, scoped: str, body_sha256: str) -> bool:
         """False when the key was claimed first with another body, on any replica."""
         return await self.idempotency_keys.claim(scoped, body_sha256, self.clock())
+
+    async def check_captcha(self, request: Request, token: str | None) -> None:
+        """With a CAPTCHA configured: `Refused` 422 for a missing or refused token, 503 when the provider is unreachable."""
+        if self.captcha is None:
+            return
+        # The peer as uvicorn's proxy-headers support resolved it (services.app.server_options).
+        verdict = await self.captcha.verify(token, request.client.host if request.client else None)
+        if verdict is CaptchaVerdict.FAILED:
+            raise Refused(422, "captcha_failed")
+        if verdict is CaptchaVerdict.UNAVAILABLE:
+            raise Refused(503, "captcha_unavailable", seconds=CAPTCHA_RETRY_AFTER_S)
 
     async def accept(self, draft: RequestDraft, *, partner: str | None = None) -> AcceptedRequest | None:
         """Hand `draft` to the pipeline: what it stored, or None when it failed (the client retries)."""

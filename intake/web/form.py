@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import ChannelDetail
 from intake.i18n import LANGUAGE_NAMES, qualification_label, text
+from intake.web.captcha import token_from_form
 from intake.web.channel import LANGUAGE_CODES, WebChannel, get_web_channel
 from intake.web.limits import Refused, read_body, require_media_type
 from intake.web.submission import CampaignSubmission, FieldError, TrainingRequestSubmission, draft, field_errors
@@ -133,13 +134,18 @@ def _template_environment() -> jinja2.Environment:
     )
 
 
-def _render(name: str, language: Language, status: int, **context: Any) -> HTMLResponse:
+def _render(name: str, language: Language, status: int, *, script_origin: str | None = None, **context: Any) -> HTMLResponse:
     html = (
         _template_environment()
         .get_template(name)
         .render(lang=language.value, t=partial(text, language), language_names=LANGUAGE_NAMES, **context)
     )
-    return HTMLResponse(html, status, headers=_HTML_HEADERS)
+    headers = _HTML_HEADERS
+    if script_origin is not None:
+        # The CAPTCHA widget is the one script allowed, from its provider only, with its frame.
+        policy = f"{headers['Content-Security-Policy']}; script-src {script_origin}; frame-src {script_origin}"
+        headers = {**headers, "Content-Security-Policy": policy}
+    return HTMLResponse(html, status, headers=headers)
 
 
 def _render_form(
@@ -173,6 +179,8 @@ def _render_form(
         campaign_fields=_CAMPAIGN_FIELDS,
         query=_preserved_query(values),
         today=channel.today().isoformat(),
+        captcha=channel.captcha_widget,
+        script_origin=channel.captcha_widget.origin if channel.captcha_widget else None,
     )
 
 
@@ -239,6 +247,14 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
     values["language"] = values["language"] or language.value
     if not _SUBMISSION_ID.match(values["submission_id"]):
         values["submission_id"] = uuid.uuid4().hex
+    try:
+        await channel.check_captcha(request, token_from_form(form))
+    except Refused as refused:
+        # What was typed is kept: a failed or unreachable check only asks to send again.
+        page = _render_form(channel, language, values, refused.status, general_error=text(language, refused.error))
+        if "seconds" in refused.params:
+            page.headers["Retry-After"] = str(refused.params["seconds"])
+        return page
     data = _form_submission(values, language)
     try:
         submission = TrainingRequestSubmission.model_validate(data, context=channel.validation_context())

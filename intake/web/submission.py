@@ -26,6 +26,7 @@ from intake.i18n import text
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from schemas.values import EMAIL_PATTERN
 from services.catalogue import Catalogue
+from services.free_text import NAME_MAX_LENGTH, name_problem
 
 __all__ = [
     "CITE_DES_METIERS",
@@ -110,7 +111,11 @@ class TrainingRequestSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [EXAMPLE_WEB, EXAMPLE_CITE]})
 
     name: str | None = Field(
-        None, max_length=200, description="Name as the person gave it; free text.", examples=["Amina El Idrissi"]
+        None,
+        max_length=NAME_MAX_LENGTH,
+        description="Name as the person gave it; free text, without links (http://, www., example.com/...) or "
+        "control characters: it is echoed in the messages we send (422 `name_url` / `name_control_characters`).",
+        examples=["Amina El Idrissi"],
     )
     phone: str | None = Field(
         None,
@@ -169,6 +174,14 @@ class TrainingRequestSubmission(BaseModel):
         if isinstance(value, str):
             value = value.strip()
             return value or None
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _greetable_name(cls, value: str | None) -> str | None:
+        # The name is echoed in our texts and e-mails ("Bonjour {name}"): no links, no control characters.
+        if value is not None and (problem := name_problem(value)) is not None:
+            raise PydanticCustomError(problem, "name not accepted")
         return value
 
     @field_validator("phone")
@@ -265,7 +278,9 @@ class ValidationProblem(BaseModel):
 
 # --- Validation messages -------------------------------------------------------------------------
 
-_OWN_CODES = frozenset({"phone_invalid", "course_unknown", "date_future", "date_too_old", "consent_required"})
+_OWN_CODES = frozenset(
+    {"name_url", "name_control_characters", "phone_invalid", "course_unknown", "date_future", "date_too_old", "consent_required"}
+)
 _PATTERN_CODES = {"email": "email_invalid", "partner": "partner_invalid"}
 
 

@@ -682,3 +682,11 @@ def test_huge_headers_are_cut_quickly(subject: bytes) -> None:
     assert 0 < len(parsed.subject) <= email_parsing.MAX_HEADER_CHARS
     kept = to_draft(parsed).channel_details["subject"]
     assert isinstance(kept, str) and len(kept) == 200
+
+
+def test_a_from_name_with_a_link_is_dropped_and_the_request_kept() -> None:
+    lure = raw("From: URGENT confirm at https://evil.example <jo@example.be>", "To: " + INBOX, body=b"Je voudrais Excel.\r\n")
+
+    parsed = parse(lure)
+    assert parsed.sender == "jo@example.be" and parsed.display_name is None
+    assert not parsed.needs_triage

@@ -8,8 +8,20 @@ import pytest
 
 from notification.model import Person, Reachability, SkipReason
 from notification.notices import NoticeKind
-from notification.policy import Defer, Go, PlannedDelivery, Skip, check_before_sending, fallback_channel, is_mobile, plan_channels
+from notification.policy import (
+    BELGIUM_ONLY,
+    Defer,
+    Go,
+    PlannedDelivery,
+    Skip,
+    SmsCountries,
+    check_before_sending,
+    fallback_channel,
+    is_mobile,
+    plan_channels,
+)
 from notification.quiet_hours import QuietHours
+from notification.settings import NotificationSettings
 from schemas import NotificationChannel
 
 pytestmark = pytest.mark.unit
@@ -128,3 +140,59 @@ def test_checks_before_sending() -> None:
     assert check_before_sending(SMS, who(opted_out=frozenset({SMS})), erased=False, now=NIGHT, quiet_hours=quiet) == Skip(
         SkipReason.OPTED_OUT
     )
+
+
+# --- SMS only to the countries we text --------------------------------------------------------------
+
+BELGIAN_MOBILE, DUTCH_MOBILE, FRENCH_MOBILE, US_MOBILE = "+32470123456", "+31612345678", "+33612345678", "+12025550123"
+
+
+def test_sms_countries_from_iso_or_calling_codes() -> None:
+    assert BELGIUM_ONLY.allows(BELGIAN_MOBILE)
+    assert not BELGIUM_ONLY.allows(DUTCH_MOBILE) and not BELGIUM_ONLY.allows(FRENCH_MOBILE)
+    assert not BELGIUM_ONLY.allows("not a number")
+    benelux = SmsCountries(["be", "+31", " LU "])
+    assert benelux.allows(BELGIAN_MOBILE) and benelux.allows(DUTCH_MOBILE) and not benelux.allows(FRENCH_MOBILE)
+    assert SmsCountries(["1"]).allows(US_MOBILE)  # a calling code: every region sharing it
+    for typo in ("BEL", "999", "XX"):
+        with pytest.raises(ValueError, match="unknown"):
+            SmsCountries([typo])
+
+
+def test_the_country_setting_refuses_an_unknown_code() -> None:
+    assert NotificationSettings().sms_allowed_countries == frozenset({"BE"})
+    assert NotificationSettings(sms_allowed_countries="BE,NL").sms_allowed_countries == frozenset({"BE", "NL"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown country"):
+        NotificationSettings(sms_allowed_countries="BE,Belgium")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", UPDATES)
+def test_a_request_update_to_a_foreign_mobile_is_refused_and_goes_by_email(kind: NoticeKind) -> None:
+    abroad = Reachability(has_email=True, has_mobile=True, consent=True, sms_country_allowed=False)
+    assert plan_channels(kind, abroad) == (
+        PlannedDelivery(SMS, SkipReason.COUNTRY_NOT_ALLOWED),
+        PlannedDelivery(EMAIL),
+    )
+    no_email = Reachability(has_email=False, has_mobile=True, consent=True, sms_country_allowed=False)
+    assert plan_channels(kind, no_email) == (PlannedDelivery(SMS, SkipReason.COUNTRY_NOT_ALLOWED),)
+
+
+@pytest.mark.parametrize("kind", DETAILED)
+def test_a_detailed_notice_keeps_its_email_and_records_the_refused_sms(kind: NoticeKind) -> None:
+    abroad = Reachability(has_email=True, has_mobile=True, consent=True, sms_country_allowed=False)
+    assert plan_channels(kind, abroad) == (PlannedDelivery(EMAIL), PlannedDelivery(SMS, SkipReason.COUNTRY_NOT_ALLOWED))
+
+
+def test_the_country_is_checked_again_just_before_sending() -> None:
+    abroad = Reachability(has_email=True, has_mobile=True, consent=True, sms_country_allowed=False)
+    hours = QuietHours()
+    assert check_before_sending(SMS, abroad, erased=False, now=NOON, quiet_hours=hours) == Skip(SkipReason.COUNTRY_NOT_ALLOWED)
+    assert check_before_sending(EMAIL, abroad, erased=False, now=NOON, quiet_hours=hours) == Go()
+    assert fallback_channel(SMS, abroad) is EMAIL
+
+
+def test_a_persons_reachability_says_whether_we_text_their_country() -> None:
+    dutch = Person("p", known=True, phone=DUTCH_MOBILE, email="a@example.be", consent=True)
+    assert not dutch.reachability(is_mobile=is_mobile, sms_country_allowed=BELGIUM_ONLY.allows).sms_country_allowed
+    belgian = Person("p", known=True, phone=BELGIAN_MOBILE, consent=True)
+    assert belgian.reachability(is_mobile=is_mobile, sms_country_allowed=BELGIUM_ONLY.allows).sms_country_allowed

@@ -278,3 +278,17 @@ def test_subjects_are_single_lines(renderer: MessageRenderer) -> None:
         source = (TEMPLATES_DIR / lang / f"{kind.value}.j2").read_text()
         subject = re.search(r"{% block subject %}(.*?){% endblock %}", source, re.S)
         assert subject is not None and "\n" not in subject.group(1), (kind, lang)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_name_with_a_link_or_control_characters_never_reaches_a_message(renderer: MessageRenderer, language: str) -> None:
+    notice = notice_for(EVENTS["no_answer"])
+    assert notice is not None
+    lure = renderer.render(notice.kind.value, language, notice.facts, name="URGENT: confirm at https://evil.example")
+    broken = renderer.render(notice.kind.value, language, notice.facts, name="Jan\r\nPeeters\u202e")
+    anonymous = renderer.render(notice.kind.value, language, notice.facts, name=None)
+
+    for text in (lure.subject, lure.text, lure.html, lure.sms):
+        assert "evil" not in text and "URGENT" not in text
+    assert (lure.text, lure.html) == (anonymous.text, anonymous.html)  # the neutral greeting
+    assert "Jan Peeters" in broken.text and "\r" not in broken.text and "\u202e" not in broken.html
