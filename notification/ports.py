@@ -8,7 +8,8 @@ raises for a failed send: it classifies the failure in a `SendResult`, because w
     SendResult.status
     ├── SENT        the provider took the message (an SMTP 250, an HTTP 2xx)
     ├── TRANSIENT   try again later: connection refused, timeout, SMTP 4xx, HTTP 5xx, 429 (retry_at)
-    └── PERMANENT   never: SMTP 5xx (bounced when the recipient was refused), HTTP 4xx (invalid number)
+    └── PERMANENT   never: SMTP 5xx (bounced when the recipient was refused), HTTP 4xx (invalid number),
+                    a message that cannot be written (malformed address or header, a number not in E.164)
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from notification.store import ClaimLost, DeliveryStore, PeopleStore
 from schemas import Event, NotificationChannel, NotificationFailed, NotificationSent
 from services.clock import Clock
 from services.free_text import clean_name
+from services.logging import redacting
 from services.outbox import Outbox
 
 __all__ = ["DeliverySender"]
@@ -238,6 +239,13 @@ class DeliverySender:
         return True
 
     async def _send(
+        self, delivery: Delivery, person: Person, subject: str, text: str, html: str, sms_text: str, language: str
+    ) -> SendResult:
+        # An adapter's error may quote the name or the address: a logged traceback must not.
+        with redacting(person.name, clean_name(person.name), person.email, person.phone):
+            return await self._send_as_redacted(delivery, person, subject, text, html, sms_text, language)
+
+    async def _send_as_redacted(
         self, delivery: Delivery, person: Person, subject: str, text: str, html: str, sms_text: str, language: str
     ) -> SendResult:
         try:

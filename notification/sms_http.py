@@ -10,6 +10,10 @@ How the provider's answers are read:
 | 401, 403 | transient: our token is wrong or expired, not the person's number; an operator must act |
 | 408, 425 | transient (the request timed out / came too early) |
 | other 4xx (400 invalid number, 422...) | permanent: no retry, the text falls back to e-mail |
+| (not sent) a number that is not E.164 | permanent, without calling the provider |
+
+401/403 stay transient although they are 4xx: the fault is ours (a token), and the bounded
+retries give an operator time to fix it before each text falls back to e-mail.
 
 The delivery id travels as `reference`, so a provider that deduplicates on it drops the second
 copy of a text resent after a crash.
@@ -17,6 +21,7 @@ copy of a text resent after a crash.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -33,6 +38,8 @@ __all__ = ["HttpSmsSender", "parse_retry_after"]
 log = structlog.get_logger(__name__)
 
 _TRANSIENT_4XX = frozenset({401, 403, 408, 425, 429})
+# Intake stores numbers in E.164; anything else did not come from it and would be refused each time.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
@@ -80,6 +87,8 @@ class HttpSmsSender(SmsSender):
         await self._client.aclose()
 
     async def send(self, sms: OutgoingSms) -> SendResult:
+        if not _E164.fullmatch(sms.to):
+            return SendResult.permanent("invalid number: not E.164")
         try:
             response = await self._client.post(self.url, json={"to": sms.to, "text": sms.text, "reference": sms.reference})
         except httpx.TimeoutException as error:

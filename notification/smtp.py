@@ -12,7 +12,10 @@ that resend can still reach the inbox - at most once more, see `notification.sen
 
 from __future__ import annotations
 
+import email.errors
 import email.policy
+import re
+import unicodedata
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -25,7 +28,7 @@ from notification.ports import MailSender, OutgoingEmail, SendResult
 from services.clock import Clock, SystemClock
 from services.logging import scrub
 
-__all__ = ["SmtpMailSender", "classify_smtp_error", "compose_mime", "message_id_for"]
+__all__ = ["InvalidMessage", "SmtpMailSender", "classify_smtp_error", "compose_mime", "header_text", "message_id_for"]
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +36,33 @@ log = structlog.get_logger(__name__)
 def message_id_for(delivery_id: str, domain: str) -> str:
     # A Message-ID's left part is a dot-atom: the colon of the delivery id is not allowed there.
     return f"<{delivery_id.replace(':', '.')}@{domain}>"
+
+
+class InvalidMessage(ValueError):
+    """The message cannot be written as e-mail (a malformed recipient address): sending it again
+    would fail the same way. Its text never quotes the address."""
+
+
+# Control characters (CR, LF, NUL, ...), format characters (bidi overrides, zero-width) and
+# line/paragraph separators: none belongs in a one-line header, and CR/LF would start a new one.
+_NOT_IN_HEADERS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# A recipient address as we accept it: one @, no whitespace or control character, a dotted domain.
+_ADDRESS = re.compile(r"[^\s@]+@[^\s@.][^\s@]*\.[^\s@]+")
+
+
+def header_text(value: str) -> str:
+    """`value` fit for a header: every control or separator character becomes a space, runs of
+    spaces one. A name typed with a line break is still the person's name, so it is cleaned
+    rather than refused; the e-mail library would refuse it, and a raw CR/LF would inject headers."""
+    cleaned = "".join(" " if unicodedata.category(char) in _NOT_IN_HEADERS else char for char in value)
+    return " ".join(cleaned.split())
+
+
+def _recipient(name: str | None, address: str) -> Address:
+    if not _ADDRESS.fullmatch(address) or any(unicodedata.category(c) in _NOT_IN_HEADERS for c in address):
+        raise InvalidMessage("invalid recipient address")
+    user, _, domain = address.rpartition("@")
+    return Address(display_name=header_text(name or ""), username=user, domain=domain)
 
 
 def _mailbox(header: str) -> Address:
@@ -49,9 +79,8 @@ def compose_mime(message: OutgoingEmail, *, from_address: str, sent_at: datetime
         raise ValueError("sent_at must be timezone-aware")
     mime = EmailMessage(policy=email.policy.SMTP)
     mime["From"] = _mailbox(from_address)
-    user, _, domain = message.to_address.rpartition("@")
-    mime["To"] = Address(display_name=message.to_name or "", username=user, domain=domain)
-    mime["Subject"] = message.subject
+    mime["To"] = _recipient(message.to_name, message.to_address)
+    mime["Subject"] = header_text(message.subject)  # a course title is typed by staff, and may hold a line break
     mime["Date"] = format_datetime(sent_at)
     mime["Message-ID"] = message_id_for(message.delivery_id, message_id_domain)
     # RFC 3834: an automatic message; vacation responders and our own intake inbox leave it be.
@@ -64,7 +93,13 @@ def compose_mime(message: OutgoingEmail, *, from_address: str, sent_at: datetime
 
 
 def classify_smtp_error(error: Exception) -> SendResult:
-    """Transient for 4xx replies, timeouts and broken connections; permanent for 5xx replies."""
+    """Transient for 4xx replies, timeouts and broken connections; permanent for 5xx replies and for
+    a message that cannot be written (an address or header the e-mail library refuses)."""
+    if isinstance(error, InvalidMessage):
+        return SendResult.permanent(f"invalid message: {error}")
+    if isinstance(error, ValueError | email.errors.MessageError):
+        # The library's text may quote the header it refused: only the kind of error is kept.
+        return SendResult.permanent(f"invalid message: {type(error).__name__}")
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in error.recipients]
         if codes and all(500 <= c < 600 for c in codes):
@@ -108,12 +143,15 @@ class SmtpMailSender(MailSender):
         self._clock: Clock = clock or SystemClock()
 
     async def send(self, email: OutgoingEmail) -> SendResult:
-        mime = compose_mime(
-            email,
-            from_address=self.from_address,
-            sent_at=self._clock.now().astimezone(UTC),
-            message_id_domain=self.message_id_domain,
-        )
+        try:
+            mime = compose_mime(
+                email,
+                from_address=self.from_address,
+                sent_at=self._clock.now().astimezone(UTC),
+                message_id_domain=self.message_id_domain,
+            )
+        except ValueError as error:  # the same message would be refused the same way: never retried
+            return classify_smtp_error(error)
         try:
             errors, response = await aiosmtplib.send(
                 mime,

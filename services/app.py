@@ -155,6 +155,7 @@ def create_service_app(
         instance=instance_name(settings),
         level=settings.log_level,
         fmt=settings.log_format,
+        pepper=settings.log_pepper.get_secret_value() if settings.log_pepper else None,
     )
     kafka_defaults.use_topic_prefix(settings.kafka.topic_prefix)
     runtime = build_runtime(settings, description=description)

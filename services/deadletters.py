@@ -44,7 +44,7 @@ from schemas import ContractError, codec
 from services.calendar import BRUSSELS
 from services.consumers import dead_letter_topic
 from services.kafka import admin_client_kwargs, use_topic_prefix
-from services.logging import mask_personal_data, scrub
+from services.logging import mask_fields, scrub
 from services.settings import KafkaSettings, MongoSettings
 
 __all__ = ["REDRIVES_COLLECTION", "DeadLetter", "RedrivePlan", "app", "matches", "parse_since", "plan_redrive", "select"]
@@ -340,7 +340,7 @@ def decoded_view(letter: DeadLetter) -> str:
         if not isinstance(raw, dict):
             return f"// not decodable: {scrub(str(error))}"
         payload = {"//": f"not decodable: {scrub(str(error))}", **raw}
-    return json.dumps(mask_personal_data(None, "", payload), indent=2, ensure_ascii=False, default=str)
+    return json.dumps(mask_fields(payload), indent=2, ensure_ascii=False, default=str)
 
 
 # -- commands --------------------------------------------------------------------------

@@ -137,6 +137,13 @@ class ServiceSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, JSON otherwise.")
+    log_pepper: SecretStr | None = Field(
+        None,
+        # Unprefixed: every service of a deployment must give one person the same pseudonym.
+        validation_alias="LOG_PEPPER",
+        description="Secret key of the pseudonyms in logs (HMAC-SHA256), 32 random bytes or more; unset: random per "
+        "process (refused in production).",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -170,6 +177,8 @@ class ServiceSettings(BaseSettings):
             problems.append("KAFKA_SASL_USERNAME is not set")
         problems += production.required_secret_problems("KAFKA_SASL_PASSWORD", kafka.sasl_password)
         problems += production.mongo_uri_problems("MONGODB_URI", self.mongo.uri)
+        # Without it each replica pseudonymises one person differently, and logs cannot be correlated.
+        problems += production.hmac_secret_problems("LOG_PEPPER", self.log_pepper)
         if "issuer" not in auth.model_fields_set:
             problems.append("OIDC_ISSUER is not set (the local Keycloak is the default)")
         else:
@@ -178,7 +187,12 @@ class ServiceSettings(BaseSettings):
 
     def placeholder_problems(self) -> list[str]:
         """In every environment: a secret still holding a template's placeholder. Subclasses add theirs."""
-        return production.placeholder_problems("KAFKA_SASL_PASSWORD", self.kafka.sasl_password)
+        return [
+            *production.placeholder_problems("KAFKA_SASL_PASSWORD", self.kafka.sasl_password),
+            # A pepper, once given, is checked everywhere: a short or guessable one lets anyone rebuild the
+            # pseudonym of every mobile number.
+            *production.hmac_secret_problems("LOG_PEPPER", self.log_pepper, required=False),
+        ]
 
     @model_validator(mode="after")
     def _closed_in_production(self) -> ServiceSettings:

@@ -42,8 +42,9 @@ PRODUCTION = {
     "NOTIFICATION_SMTP_TLS": "starttls",
     "NOTIFICATION_SMS_URL": f"https://sms.{UNREACHABLE}/v1/messages",
     "NOTIFICATION_SMS_TOKEN": "a-token-the-sms-provider-issued",
+    "LOG_PEPPER": "3d9a71c0e4b85f26a1c7d03e9b4f8a62c5e1d7b09f3a6c48e2b7d15a0c9f4e83",
 }
-OURS = ("ENVIRONMENT", "KAFKA_", "MONGODB_", "OIDC_", "INTAKE_", "ROUTING_", "NOTIFICATION_", "CERTIFICATION_")
+OURS = ("ENVIRONMENT", "LOG_PEPPER", "KAFKA_", "MONGODB_", "OIDC_", "INTAKE_", "ROUTING_", "NOTIFICATION_", "CERTIFICATION_")
 
 
 def start(service: str, **changes: str | None) -> tuple[int, str, float]:

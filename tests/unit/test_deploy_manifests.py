@@ -63,6 +63,7 @@ CONSUMERS = ("routing", "notification", "certification")
 TOPIC_PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
 SECRET_KEYS = {
     "MONGODB_URI",
+    "LOG_PEPPER",
     "KAFKA_SASL_PASSWORD",
     "INTAKE_PHONE_WEBHOOK_SECRET",
     "NOTIFICATION_SMS_TOKEN",
@@ -227,6 +228,7 @@ with open(sys.argv[1], "w") as f:
 
 FILLED_IN_SECRET = {
     "MONGODB_URI": "mongodb://app:pw@mongo.example.org:27017/?replicaSet=rs0&tls=true",
+    "LOG_PEPPER": "3d9a71c0e4b85f26a1c7d03e9b4f8a62c5e1d7b09f3a6c48e2b7d15a0c9f4e83",
     "KAFKA_SASL_PASSWORD": "a-kafka-password-from-the-vault",
     "INTAKE_PHONE_WEBHOOK_SECRET": "9f2c4e71b8a05d3e6c1f47a2b9d08e5c3a6f1b7d2e4c8a0f5b9d3e7c1a4f6b2d",
     "NOTIFICATION_SMS_TOKEN": "a-token-the-sms-provider-issued",

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 from datetime import UTC, datetime
 
 import aiosmtplib
 import pytest
 
 from notification.ports import SendStatus
-from notification.smtp import SmtpMailSender, classify_smtp_error, compose_mime, message_id_for
+from notification.retry import RetryPolicy
+from notification.smtp import (
+    InvalidMessage,
+    SmtpMailSender,
+    classify_smtp_error,
+    compose_mime,
+    header_text,
+    message_id_for,
+)
 from tests.unit.test_notification_ports import an_email
 
 pytestmark = pytest.mark.unit
@@ -107,3 +116,67 @@ def test_smtp_failures_are_classified(error: Exception, status: SendStatus, boun
 def test_an_unknown_error_is_not_swallowed() -> None:
     with pytest.raises(KeyError):
         classify_smtp_error(KeyError("bug"))
+
+
+# --- names and addresses that cannot go into a header as they are ------------------------------------
+
+INJECTING_NAME = "Amina\r\nBcc: evil@attacker.example"
+
+
+@pytest.mark.parametrize(
+    ("typed", "cleaned"),
+    [
+        ("Amina\r\nBcc: evil@attacker.example", "Amina Bcc: evil@attacker.example"),
+        ("Jan\nPeeters", "Jan Peeters"),
+        ("Ana\x00\x07 Lúcia\t", "Ana Lúcia"),
+        ("Ama\u2028ra\u202e", "Ama ra"),  # a line separator and a bidi override
+        ("  Ëlise   Dubois ", "Ëlise Dubois"),
+    ],
+)
+def test_header_text_folds_control_characters_and_keeps_the_name(typed: str, cleaned: str) -> None:
+    assert header_text(typed) == cleaned
+
+
+def test_a_name_with_a_line_break_cannot_inject_a_header() -> None:
+    mime = compose_mime(
+        an_email(to_name=INJECTING_NAME, subject="Excel\r\nBcc: x@attacker.example"),
+        from_address=FROM,
+        sent_at=SENT_AT,
+        message_id_domain="n.test",
+    )
+    wire = mime.as_bytes()
+    assert b"\r\nBcc:" not in wire and b"\nBcc:" not in wire
+    message = email.message_from_bytes(wire, policy=email.policy.default)
+    assert message["Bcc"] is None
+    assert [a.addr_spec for a in message["To"].addresses] == ["amina@example.org"]
+    assert message["To"].addresses[0].display_name == "Amina Bcc: evil@attacker.example"
+    assert message["Subject"] == "Excel Bcc: x@attacker.example"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["amina@example.org\r\nBcc: evil@attacker.example", "amina", "amina@localhost", "a mina@example.org", "@example.org"],
+)
+def test_a_malformed_address_is_refused_without_quoting_it(address: str) -> None:
+    with pytest.raises(InvalidMessage) as refused:
+        compose_mime(an_email(to_address=address), from_address=FROM, sent_at=SENT_AT, message_id_domain="n.test")
+    assert "amina" not in str(refused.value)
+
+
+async def test_a_malformed_address_fails_permanently_once_without_connecting() -> None:
+    # Nothing listens on port 9: trying to connect would be a transient failure, not this one.
+    sender = SmtpMailSender(host="127.0.0.1", port=9, from_address=FROM, message_id_domain="n.test", timeout_s=1)
+    result = await sender.send(an_email(to_address="amina@example.org\r\nBcc: evil@attacker.example"))
+    assert result.status is SendStatus.PERMANENT and result.reason == "invalid message: invalid recipient address"
+    step = RetryPolicy().after(result, attempts=1, now=SENT_AT, rng=random.Random(1))
+    assert step.final and step.next_attempt_at is None
+
+
+def test_a_header_the_library_refuses_is_permanent_and_not_quoted() -> None:
+    result = classify_smtp_error(ValueError("invalid header for Amina Test <amina@example.org>"))
+    assert result.status is SendStatus.PERMANENT and result.reason == "invalid message: ValueError"
+
+
+async def test_a_refused_connection_is_transient() -> None:
+    sender = SmtpMailSender(host="127.0.0.1", port=9, from_address=FROM, message_id_domain="n.test", timeout_s=1)
+    assert (await sender.send(an_email())).status is SendStatus.TRANSIENT

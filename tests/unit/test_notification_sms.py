@@ -124,3 +124,12 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("soon", NOW) is None
     assert parse_retry_after("", NOW) is None
     assert parse_retry_after(None, NOW) is None
+
+
+@pytest.mark.parametrize("to", ["0470 12 34 56", "+32470123456\r\n", "+32 470 12 34 56", "", "+0470123456"])
+async def test_a_number_not_in_e164_is_permanent_without_calling_the_provider(to: str) -> None:
+    sms, seen = sender(status_code=200, json={"id": "msg-1"})
+    result = await sms.send(OutgoingSms(reference=TEXT.reference, to=to, text=TEXT.text))
+    await sms.aclose()
+    assert result.status is SendStatus.PERMANENT and result.reason == "invalid number: not E.164"
+    assert seen == []

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.unit
 
 WEBHOOK_SECRET = "9f2c4e71b8a05d3e6c1f47a2b9d08e5c3a6f1b7d2e4c8a0f5b9d3e7c1a4f6b2d"
 SIGNING_KEY = base64.b64encode(bytes(range(1, 33))).decode()  # 32 distinct bytes
+LOG_PEPPER = "3d9a71c0e4b85f26a1c7d03e9b4f8a62c5e1d7b09f3a6c48e2b7d15a0c9f4e83"
 
 
 def shared() -> dict[str, Any]:
@@ -42,6 +43,7 @@ def shared() -> dict[str, Any]:
         ),
         "mongo": MongoSettings(uri=SecretStr("mongodb://app:pw@mongo.example.org:27017/?replicaSet=rs0&tls=true")),
         "auth": AuthSettings(issuer="https://sso.example.org/realms/formation"),
+        "LOG_PEPPER": SecretStr(LOG_PEPPER),
     }
 
 
@@ -102,6 +104,8 @@ REFUSALS: list[tuple[str, type[ServiceSettings], dict[str, Any], str]] = [
     ("kafka without a SASL mechanism", RoutingSettings, {"kafka": kafka(sasl_mechanism=None)}, "KAFKA_SASL_MECHANISM"),
     ("kafka without a SASL user", RoutingSettings, {"kafka": kafka(sasl_username=None)}, "KAFKA_SASL_USERNAME"),
     ("kafka without a SASL password", RoutingSettings, {"kafka": kafka(sasl_password=None)}, "KAFKA_SASL_PASSWORD"),
+    ("no pepper for the log pseudonyms", RoutingSettings, {"LOG_PEPPER": None}, "LOG_PEPPER is not set"),
+    ("a short log pepper", RoutingSettings, {"LOG_PEPPER": SecretStr("short-pepper")}, "LOG_PEPPER is shorter"),
     (
         "mongo without credentials",
         RoutingSettings,
