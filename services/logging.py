@@ -123,6 +123,7 @@ LOGGED_KEYS = frozenset(
         "replaced",
         # counts and sizes
         "count",
+        "max_recipients",
         "attempt",
         "attempts",
         "cases",
