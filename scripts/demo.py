@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
-from scripts.launch import REPO, kafka_bootstrap, mongodb_uri, running_services
+from scripts.launch import REPO, kafka_client, mongodb_uri, running_services
 from scripts.tokens import Tokens
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
@@ -297,7 +297,7 @@ async def show_events(database: str) -> None:
     ]
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=kafka_bootstrap(),
+        **kafka_client(),
         group_id=None,
         auto_offset_reset="earliest",
     )
@@ -396,7 +396,7 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         reason=ExamRequestReason.PATH_COMPLETED,
     )
     topic, key, value, headers = wire(completed)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(), enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client(), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
