@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import smtplib
 import socket
@@ -31,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
-from scripts.launch import REPO, kafka_client, mongodb_uri, running_services
+from scripts.launch import REPO, kafka_client, kafka_env, mongodb_uri, running_services
+from scripts.principals import ADMIN, GRANTS, KAFKA_SECURED, create_kafka_acls, kafka_acls
 from scripts.tokens import Tokens
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
@@ -492,6 +494,9 @@ async def play(database: str) -> None:
             if old.startswith("demo_"):
                 await client.drop_database(old)  # the previous runs' data: one demo at a time
         await delete_topics_with_prefix(KafkaSettings(), "demo_")
+        # The services run as their own principals (scripts.launch): their ACLs, for this run's topics.
+        if KAFKA_SECURED.exists() and kafka_env(ADMIN):
+            await create_kafka_acls(kafka_client(ADMIN), [acl for s in GRANTS for acl in kafka_acls(s, f"{database}.")])
         # Its own topics too, so that no other run's backlog shows up in the demo's table.
         env = {
             "MONGODB_DATABASE": database,
@@ -528,6 +533,8 @@ async def play(database: str) -> None:
 
 def main() -> int:
     database = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}"
+    # The demo itself (it resets, watches and replays every topic) as the local servers' admin.
+    os.environ.update(kafka_env(ADMIN))
     started = time.monotonic()
     asyncio.run(play(database))
     console.print(f"demo database: {database}; took {time.monotonic() - started:.1f}s; service logs in .local/demo/logs/")

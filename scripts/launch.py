@@ -42,8 +42,8 @@ def kafka_bootstrap() -> str:
 def kafka_env(principal: str | None = None) -> dict[str, str]:
     """`KAFKA_*` variables authenticating as `principal` on scripts/infra.sh's broker (SASL/SCRAM, its local
     password in .local/secrets); nothing for an external broker (KAFKA_BOOTSTRAP_SERVERS), whose
-    credentials come from the environment as they are, nor if the environment names a user already."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAFKA_SASL_USERNAME"):
+    credentials come from the environment as they are."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return {}
     return kafka_client_env(principal or local_principal())
 
@@ -52,9 +52,7 @@ def kafka_client(principal: str | None = None) -> dict[str, Any]:
     """aiokafka keywords (bootstrap and SASL) for a raw client of the broker, as `principal` on the local one."""
     kwargs: dict[str, Any] = {"bootstrap_servers": kafka_bootstrap()}
     env = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_SASL") or k == "KAFKA_SECURITY_PROTOCOL"}
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        # A principal named here wins over the environment's (the suite's `tests`) on the local broker.
-        env.update(kafka_client_env(principal or local_principal()) if principal else kafka_env())
+    env.update(kafka_env(principal))
     if env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL"):
         kwargs |= {
             "security_protocol": env["KAFKA_SECURITY_PROTOCOL"],

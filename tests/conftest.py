@@ -21,7 +21,7 @@ from services.settings import AuthSettings, KafkaSettings, MongoSettings
 # topic prefixes are beyond any service's ACLs. Set in the environment, so that every KafkaSettings
 # of this process and the services it starts (scripts.launch) use it.
 os.environ.setdefault(LOCAL_PRINCIPAL, TESTS)
-os.environ.update(kafka_env(TESTS))
+os.environ.update(kafka_env())
 
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI if set, else the servers of scripts/infra.sh, whose ports
 # KAFKA_PORT / MONGO_PORT move (the fault tests, which stop and start those, then still run).
