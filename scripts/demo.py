@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
-from scripts.launch import REPO, kafka_client, kafka_env, mongodb_uri, running_services
+from scripts.launch import REPO, kafka_bootstrap, kafka_client, kafka_env, mongodb_uri, running_services
 from scripts.principals import ADMIN, GRANTS, KAFKA_SECURED, create_kafka_acls, kafka_acls
 from scripts.tokens import Tokens
 from services.calendar import BRUSSELS, BrusselsCalendar
@@ -477,7 +477,8 @@ async def analysts_report(database: str) -> None:
     from services.settings import MongoSettings
 
     console.rule("[bold]9. The analysts' report, from a replay of the demo's events")
-    settings = AnalyticsSettings(kafka=KafkaSettings(topic_prefix=f"{database}."), mongo=MongoSettings(database=database))
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap(), topic_prefix=f"{database}.")
+    settings = AnalyticsSettings(kafka=kafka, mongo=MongoSettings(database=database))
     stats = await replay(settings, into=f"{database}_analytics")
     console.print(f"replayed {stats.records} events into {database}_analytics (pseudonymous: no names, numbers or free text)")
     out = REPO / "reports" / "demo"
@@ -493,7 +494,7 @@ async def play(database: str) -> None:
         for old in await client.list_database_names():
             if old.startswith("demo_"):
                 await client.drop_database(old)  # the previous runs' data: one demo at a time
-        await delete_topics_with_prefix(KafkaSettings(), "demo_")
+        await delete_topics_with_prefix(KafkaSettings(bootstrap_servers=kafka_bootstrap()), "demo_")
         # The services run as their own principals (scripts.launch): their ACLs, for this run's topics.
         if KAFKA_SECURED.exists() and kafka_env(ADMIN):
             await create_kafka_acls(kafka_client(ADMIN), [acl for s in GRANTS for acl in kafka_acls(s, f"{database}.")])
