@@ -13,7 +13,8 @@ come from the environment (`KAFKA_SASL_*`, `MONGODB_URI`), never from here.
 
     python -m scripts.principals secrets
     python -m scripts.principals kafka-acls --bootstrap 127.0.0.1:9092 [--topic-prefix demo_x.]
-    python -m scripts.principals mongo-users --uri mongodb://127.0.0.1:27017/ [--no-auth]
+    python -m scripts.principals mongo-users --host 127.0.0.1:27017 [--no-auth]
+    env $(python -m scripts.principals env routing) python -m routing   # a service by hand, as itself
 """
 
 from __future__ import annotations
@@ -315,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("secrets", help="generate the missing local passwords")
+    env = commands.add_parser("env", help="KEY=value lines that make a service run by hand use its own credentials")
+    env.add_argument("principal", choices=PRINCIPALS)
     kafka = commands.add_parser("kafka-acls", help="grant each service's principal its ACLs (as admin)")
     kafka.add_argument("--bootstrap", required=True)
     kafka.add_argument("--topic-prefix", default="")
@@ -326,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "secrets":
         for path in ensure_secrets():
             print(f"[principals] generated {path.relative_to(REPO)}")
+    elif args.command == "env":
+        from scripts.launch import kafka_bootstrap, kafka_env, mongodb_uri
+
+        variables = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(), **kafka_env(args.principal)}
+        variables["MONGODB_URI"] = mongodb_uri(args.principal)
+        print("\n".join(f"{name}={value}" for name, value in variables.items()))
     elif args.command == "kafka-acls":
         admin_password = local_password("kafka", ADMIN)
         kwargs: dict[str, Any] = {
