@@ -450,6 +450,13 @@ KAFKA_NEEDS_WAIT=0
 kafka_start() {
   local pid
   kafka_external && return 0
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF") && [[ $(cat "$KAFKA_SECURED" 2>/dev/null) != "$KAFKA_SECURITY_GENERATION" ]]; then
+    # A broker from before least privilege: restarted now, so that no client (a test run) starts on
+    # it and finds it changed under its feet by a later restart.
+    log "Kafka (pid $pid) runs without SASL/ACLs: restarting it with them"
+    stop_pid "$pid" "$KAFKA_CONF" Kafka
+    rm -f "$KAFKA_PID"
+  fi
   if pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF"); then
     if port_open 127.0.0.1 "$KAFKA_PORT"; then
       log "Kafka $(kafka_version) already running (pid $pid, port $KAFKA_PORT)"
@@ -591,6 +598,12 @@ MONGO_NEEDS_WAIT=0
 mongo_start() {
   local pid
   mongo_external && return 0
+  if pid=$(live_pid "$MONGO_PID" "$MONGO_DATA") && [[ -f $MONGO_INITIATED && ! -f $MONGO_AUTH ]]; then
+    # A mongod from before least privilege: restarted now (data kept) to get its users and authentication.
+    log "MongoDB (pid $pid) runs without authentication: restarting it to create its users"
+    stop_pid "$pid" "$MONGO_DATA" mongod
+    rm -f "$MONGO_PID"
+  fi
   if pid=$(live_pid "$MONGO_PID" "$MONGO_DATA"); then
     if port_open 127.0.0.1 "$MONGO_PORT" && [[ -f $MONGO_INITIATED ]]; then
       log "MongoDB already running (pid $pid, port $MONGO_PORT)"
