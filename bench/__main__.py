@@ -29,7 +29,8 @@ from bench import figures, workload
 from bench.harness import Bench, infra_pids
 from bench.report import Row, format_number, render_markdown, write_reports
 from bench.stats import pooled_rate
-from scripts.launch import REPO
+from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env
+from scripts.principals import TESTS
 from services.settings import KafkaSettings
 
 QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000, "budget_seconds": 15.0}
@@ -487,6 +488,10 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Like the test suite, on scripts/infra.sh's servers the bench (per-run topic prefixes, beyond any
+    # service's ACLs) and the services it starts authenticate as `tests` (scripts/principals.py).
+    os.environ.setdefault(LOCAL_PRINCIPAL, TESTS)
+    os.environ.update(kafka_env())
     return asyncio.run(run(parse_args(argv)))
 
 

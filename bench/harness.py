@@ -22,12 +22,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 
 from schemas import ALL_TOPICS, Event, TrainingRequestRouted
-from scripts.launch import REPO, ServiceProcess, start_service
+from scripts.launch import REPO, ServiceProcess, mongodb_uri, start_service
+from scripts.principals import TESTS
 from services.kafka import admin_client_kwargs, delete_topics_with_prefix, wire
 from services.settings import KafkaSettings
 
 ROUTED_TYPE: str = TrainingRequestRouted.model_fields["type"].default
-MONGODB_URI = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
+MONGODB_URI = mongodb_uri(TESTS)
 NO_RATE_LIMIT = {
     "INTAKE_WEB_RATE_PER_MINUTE": "100000000",
     "INTAKE_WEB_BURST": "10000000",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import smtplib
 import socket
@@ -31,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.phone import generic_signature
-from scripts.launch import REPO, kafka_bootstrap, mongodb_uri, running_services
+from scripts.launch import REPO, kafka_bootstrap, kafka_client, kafka_env, mongodb_uri, running_services
+from scripts.principals import ADMIN, GRANTS, KAFKA_SECURED, create_kafka_acls, kafka_acls
 from scripts.tokens import Tokens
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
@@ -307,7 +309,7 @@ async def show_events(database: str) -> None:
     ]
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=kafka_bootstrap(),
+        **kafka_client(),
         group_id=None,
         auto_offset_reset="earliest",
     )
@@ -406,7 +408,7 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         reason=ExamRequestReason.PATH_COMPLETED,
     )
     topic, key, value, headers = wire(completed)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap(), enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client(), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
@@ -485,7 +487,8 @@ async def analysts_report(database: str) -> None:
     from services.settings import MongoSettings
 
     console.rule("[bold]9. The analysts' report, from a replay of the demo's events")
-    settings = AnalyticsSettings(kafka=KafkaSettings(topic_prefix=f"{database}."), mongo=MongoSettings(database=database))
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap(), topic_prefix=f"{database}.")
+    settings = AnalyticsSettings(kafka=kafka, mongo=MongoSettings(database=database))
     stats = await replay(settings, into=f"{database}_analytics")
     console.print(f"replayed {stats.records} events into {database}_analytics (pseudonymous: no names, numbers or free text)")
     out = REPO / "reports" / "demo"
@@ -501,7 +504,10 @@ async def play(database: str) -> None:
         for old in await client.list_database_names():
             if old.startswith("demo_"):
                 await client.drop_database(old)  # the previous runs' data: one demo at a time
-        await delete_topics_with_prefix(KafkaSettings(), "demo_")
+        await delete_topics_with_prefix(KafkaSettings(bootstrap_servers=kafka_bootstrap()), "demo_")
+        # The services run as their own principals (scripts.launch): their ACLs, for this run's topics.
+        if KAFKA_SECURED.exists() and kafka_env(ADMIN):
+            await create_kafka_acls(kafka_client(ADMIN), [acl for s in GRANTS for acl in kafka_acls(s, f"{database}.")])
         # Its own topics too, so that no other run's backlog shows up in the demo's table.
         env = {
             "MONGODB_DATABASE": database,
@@ -538,6 +544,8 @@ async def play(database: str) -> None:
 
 def main() -> int:
     database = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}"
+    # The demo itself (it resets, watches and replays every topic) as the local servers' admin.
+    os.environ.update(kafka_env(ADMIN))
     started = time.monotonic()
     asyncio.run(play(database))
     console.print(f"demo database: {database}; took {time.monotonic() - started:.1f}s; service logs in .local/demo/logs/")

@@ -21,14 +21,14 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from scripts.launch import kafka_bootstrap
+from scripts.launch import kafka_client
 
 SETTING = "log.message.timestamp.after.max.ms"
 ANY_SKEW = str(2**63 - 1)  # Kafka's "no limit" (the default before 4.0)
 
 
 async def set_skew(allow: bool) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+    admin = AIOKafkaAdminClient(**kafka_client())
     await admin.start()
     try:
         metadata = await admin.describe_cluster()

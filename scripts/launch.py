@@ -14,12 +14,24 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from scripts.principals import ADMIN, kafka_client_env, mongo_credentials
 
 SERVICES = ("intake", "routing", "notification", "certification")
 DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "notification": 8003, "certification": 8004}
 REPO = Path(__file__).resolve().parent.parent
+
+
+LOCAL_PRINCIPAL = "FORMATION_LOCAL_PRINCIPAL"
+"""Who clients of scripts/infra.sh's servers authenticate as when no principal is named: the test suite
+sets `tests` (its per-run topic prefixes are beyond any service's ACLs); tools default to `admin`."""
+
+
+def local_principal(default: str = ADMIN) -> str:
+    return os.environ.get(LOCAL_PRINCIPAL) or default
 
 
 def kafka_bootstrap() -> str:
@@ -27,9 +39,38 @@ def kafka_bootstrap() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or 9092}"
 
 
-def mongodb_uri() -> str:
-    """The mongod to use: MONGODB_URI, else scripts/infra.sh's own (127.0.0.1, MONGO_PORT or 27017, replica set rs0)."""
-    return os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{os.environ.get('MONGO_PORT') or 27017}/?replicaSet=rs0"
+def kafka_env(principal: str | None = None) -> dict[str, str]:
+    """`KAFKA_*` variables authenticating as `principal` on scripts/infra.sh's broker (SASL/SCRAM, its local
+    password in .local/secrets); nothing for an external broker (KAFKA_BOOTSTRAP_SERVERS), whose
+    credentials come from the environment as they are."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return {}
+    return kafka_client_env(principal or local_principal())
+
+
+def kafka_client(principal: str | None = None) -> dict[str, Any]:
+    """aiokafka keywords (bootstrap and SASL) for a raw client of the broker, as `principal` on the local one."""
+    kwargs: dict[str, Any] = {"bootstrap_servers": kafka_bootstrap()}
+    env = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_SASL") or k == "KAFKA_SECURITY_PROTOCOL"}
+    env.update(kafka_env(principal))
+    if env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL"):
+        kwargs |= {
+            "security_protocol": env["KAFKA_SECURITY_PROTOCOL"],
+            "sasl_mechanism": env.get("KAFKA_SASL_MECHANISM") or "PLAIN",
+            "sasl_plain_username": env.get("KAFKA_SASL_USERNAME"),
+            "sasl_plain_password": env.get("KAFKA_SASL_PASSWORD"),
+        }
+    return kwargs
+
+
+def mongodb_uri(principal: str | None = None) -> str:
+    """The mongod to use: MONGODB_URI, else scripts/infra.sh's own (127.0.0.1, MONGO_PORT or 27017, replica set rs0),
+    as `principal` once it checks credentials."""
+    if uri := os.environ.get("MONGODB_URI"):
+        return uri
+    credentials = mongo_credentials(principal or local_principal())
+    options = "replicaSet=rs0&authSource=admin" if credentials else "replicaSet=rs0"
+    return f"mongodb://{credentials}127.0.0.1:{os.environ.get('MONGO_PORT') or 27017}/?{options}"
 
 
 def oidc_issuer() -> str:
@@ -105,11 +146,15 @@ def start_service(
     log_dir.mkdir(parents=True, exist_ok=True)
     instance = instance or f"{name}-{port}"
     log_path = log_dir / f"{instance}.log"
+    # Each service as its own principal on the local servers (least privilege), unless the test suite
+    # runs it (FORMATION_LOCAL_PRINCIPAL=tests): its per-run topic prefixes are beyond the services' ACLs.
+    principal = local_principal(name)
     full_env = {
         **os.environ,
         # The same servers as this process, wherever KAFKA_PORT / MONGO_PORT moved infra.sh's.
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap(),
-        "MONGODB_URI": mongodb_uri(),
+        **kafka_env(principal),
+        "MONGODB_URI": mongodb_uri(principal),
         # The same identity provider too, wherever KEYCLOAK_PORT moved it: the services verify its tokens.
         "OIDC_ISSUER": oidc_issuer(),
         **(env or {}),

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
@@ -23,9 +25,23 @@ READY_TOPIC = "_infra.ready"
 TOPIC_ALREADY_EXISTS = 36
 
 
+def sasl_from_environment() -> dict[str, Any]:
+    """SASL keywords from KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD,
+    as the services read them (scripts/infra.sh sets them to the local broker's admin)."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT"
+    if not protocol.startswith("SASL"):
+        return {}
+    return {
+        "security_protocol": protocol,
+        "sasl_mechanism": os.environ.get("KAFKA_SASL_MECHANISM") or "PLAIN",
+        "sasl_plain_username": os.environ.get("KAFKA_SASL_USERNAME"),
+        "sasl_plain_password": os.environ.get("KAFKA_SASL_PASSWORD"),
+    }
+
+
 async def probe(bootstrap: str) -> None:
     """Raise unless the broker serves metadata and has a led ``_infra.ready`` partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **sasl_from_environment())
     try:
         await admin.start()
         if READY_TOPIC not in await admin.list_topics():

@@ -12,14 +12,23 @@ import pytest
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from scripts.launch import kafka_bootstrap, mongodb_uri
+from scripts.launch import LOCAL_PRINCIPAL, kafka_bootstrap, kafka_client, kafka_env, mongodb_uri
+from scripts.principals import TESTS
 from scripts.tokens import Tokens
 from services.settings import AuthSettings, KafkaSettings, MongoSettings
+
+# On scripts/infra.sh's servers the suite authenticates as `tests`, their super user: its per-run
+# topic prefixes are beyond any service's ACLs. Set in the environment, so that every KafkaSettings
+# of this process and the services it starts (scripts.launch) use it.
+os.environ.setdefault(LOCAL_PRINCIPAL, TESTS)
+os.environ.update(kafka_env())
 
 # KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI if set, else the servers of scripts/infra.sh, whose ports
 # KAFKA_PORT / MONGO_PORT move (the fault tests, which stop and start those, then still run).
 KAFKA_BOOTSTRAP = kafka_bootstrap()
-MONGODB_URI = mongodb_uri()
+MONGODB_URI = mongodb_uri(TESTS)
+KAFKA_CLIENT = kafka_client(TESTS)
+"""Keywords of a raw aiokafka client (bootstrap, SASL) of the suite's broker: `AIOKafkaConsumer(**KAFKA_CLIENT)`."""
 
 
 @pytest.fixture

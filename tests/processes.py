@@ -16,7 +16,7 @@ from routing.rules import DEFAULT_PATH
 from schemas import Event, decode
 from scripts.launch import ServiceProcess, start_service
 from services.kafka import wire
-from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+from tests.conftest import KAFKA_CLIENT, drop_database
 
 ALWAYS = {day: [["00:00", "23:59"]] for day in range(7)}
 
@@ -96,7 +96,7 @@ class Run:
 
 
 async def produce(topic: str, events: Sequence[Event]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True, linger_ms=5)
     try:
         await producer.start()
         for event in events:
@@ -109,7 +109,7 @@ async def produce(topic: str, events: Sequence[Event]) -> None:
 
 async def read_events(topic: str, *, until: Any, timeout: float = 60) -> list[Event]:
     events: list[Event] = []
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout

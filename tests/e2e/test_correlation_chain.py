@@ -30,7 +30,7 @@ from schemas import (
 from schemas.topics import ALL_TOPICS
 from scripts.demo import Inbox
 from scripts.tokens import Tokens
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_CLIENT
 from tests.factories import make_request
 from tests.processes import Run, produce, roster, wait_for
 
@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 async def read_all(run: Run, *, until: Callable[[list[Event]], bool], timeout: float = 120) -> list[Event]:
     """Every event on the run's topics, in the order read, once `until` holds (or the time is up)."""
     consumer = AIOKafkaConsumer(
-        *(run.topic(t.name) for t in ALL_TOPICS), bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest"
+        *(run.topic(t.name) for t in ALL_TOPICS), **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest"
     )
     events: list[Event] = []
     await consumer.start()

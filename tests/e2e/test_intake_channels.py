@@ -23,7 +23,7 @@ from intake.phone import generic_signature
 from schemas import Channel, Language, TrainingRequestReceived, decode
 from scripts.launch import ServiceProcess, start_service
 from services.privacy import PersonalData, PersonKeys
-from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+from tests.conftest import KAFKA_CLIENT, drop_database
 from tests.factories import last_working_morning
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def intake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
 async def on_topic(topic: str, request_ids: set[str], *, timeout: float = 60) -> dict[str, TrainingRequestReceived]:
     """The requests' events as any other Kafka client reads them, by key."""
     found: dict[str, TrainingRequestReceived] = {}
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -20,7 +20,7 @@ from schemas import PersonDataErased, TrainingRequestReceived, decode
 from scripts.launch import REPO, ServiceProcess, start_service
 from scripts.tokens import Tokens
 from services.privacy import PersonalData, PersonKeys
-from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+from tests.conftest import KAFKA_CLIENT, drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ def services(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 async def everything_on(prefix: str) -> list[tuple[str, bytes]]:
     """Every record of every topic of the run, read from the beginning as an analyst's replay would."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(**KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         topics = [t for t in await consumer.topics() if t.startswith(prefix)]

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from scripts.launch import REPO, ServiceProcess, start_service
-from tests.conftest import KAFKA_BOOTSTRAP, drop_database
+from tests.conftest import KAFKA_CLIENT, drop_database
 
 pytestmark = [
     pytest.mark.faults,
@@ -91,7 +91,7 @@ async def test_requests_accepted_while_kafka_is_down_reach_the_topic_exactly_onc
     counts: Counter[str] = Counter()
     consumer = AIOKafkaConsumer(
         f"fault_{unique}.training.requests.v1",
-        bootstrap_servers=KAFKA_BOOTSTRAP,
+        **KAFKA_CLIENT,
         group_id=f"outage-check-{unique}",
         auto_offset_reset="earliest",
     )

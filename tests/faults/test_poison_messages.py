@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from schemas import encode
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_CLIENT
 from tests.factories import live_request
 from tests.processes import Run, produce, roster, wait_for
 
@@ -37,7 +37,7 @@ async def test_poison_lands_in_dead_letters_and_routing_goes_on(run: Run, mongo_
     run.env["ROUTING_WORKERS_PATH"] = str(roster(run.tmp / "roster.yaml", per_team=1, capacity=5))
     before, after = live_request(), live_request()
     await produce(run.topic("training.requests.v1"), [before])
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, max_request_size=2_000_000)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True, max_request_size=2_000_000)
     await producer.start()
     try:
         for name, value in poison().items():
@@ -67,7 +67,7 @@ async def read_dead_letters(run: Run, *, expected: int) -> list[dict[str, Any]]:
 
     consumer = AIOKafkaConsumer(
         run.topic("routing.dead-letters.v1"),
-        bootstrap_servers=KAFKA_BOOTSTRAP,
+        **KAFKA_CLIENT,
         group_id=None,
         auto_offset_reset="earliest",
         fetch_max_bytes=5_000_000,

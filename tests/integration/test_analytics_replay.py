@@ -49,7 +49,7 @@ from schemas.topics import CERTIFICATION_EXAMS, TRAINING_ENROLMENTS, TRAINING_RE
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix, wire
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +213,7 @@ def a_month(seed: int = 20260301) -> list[Event]:
 
 
 async def publish(prefix: str, events: list[Event]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_CLIENT)
     await admin.start()
     try:
         # Kept forever: the records carry March's timestamps, which a week's retention would delete.
@@ -222,7 +222,7 @@ async def publish(prefix: str, events: list[Event]) -> None:
         )
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True, linger_ms=10)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True, linger_ms=10)
     await producer.start()
     try:
         for event in events:
@@ -301,14 +301,14 @@ async def test_the_live_consumer_groups_are_untouched(month: Month) -> None:
     group = f"{month.prefix}routing"
     partitions = [TopicPartition(month.prefix + TRAINING_REQUESTS.name, p) for p in range(TRAINING_REQUESTS.partitions)]
     committed = {tp: OffsetAndMetadata(2 + tp.partition, "") for tp in partitions}
-    service = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    service = AIOKafkaConsumer(**KAFKA_CLIENT, group_id=group, enable_auto_commit=False)
     await service.start()
     try:
         service.assign(partitions)
         await service.commit(committed)
     finally:
         await service.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_CLIENT)
     await admin.start()
     try:
         groups_before = {g[0] for g in await admin.list_consumer_groups()}
@@ -329,7 +329,7 @@ async def test_the_live_consumer_groups_are_untouched(month: Month) -> None:
 async def test_missing_topics_are_reported_not_created(month: Month) -> None:
     stats = await replay(month.settings(), ["notifications.v1", TRAINING_ENROLMENTS.name], into=month.database("missing"))
     assert stats.missing_topics == ("notifications.v1",)
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_CLIENT)
     await admin.start()
     try:
         assert month.prefix + "notifications.v1" not in await admin.list_topics()

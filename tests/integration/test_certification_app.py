@@ -36,7 +36,7 @@ from schemas import (
 from services.clock import FixedClock
 from services.kafka import delete_topics_with_prefix, use_topic_prefix, wire
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_CLIENT
 from tests.identity_provider import SignIn
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ async def running(
 
 
 async def produce(topic: str, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True)
     try:
         await producer.start()
         for event in events:
@@ -99,7 +99,7 @@ async def produce(topic: str, *events: Event) -> None:
 
 async def read_events(topic: str, *, until: Callable[[list[Event]], bool], timeout: float = 30) -> list[Event]:
     events: list[Event] = []
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout

@@ -16,7 +16,7 @@ from services import ServiceSettings, subscriber_options
 from services.app import build_runtime
 from services.lag import LagExporter, consumer_groups, read_lag, start_lag_exporter
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_CLIENT
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,11 @@ PARTITIONS = 2
 async def topic(unique: str) -> AsyncIterator[str]:
     """A topic of its own with two partitions: 10 records on partition 0, none on partition 1."""
     name = f"test.lag.{unique}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_CLIENT)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name=name, num_partitions=PARTITIONS, replication_factor=1)])
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
+        producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True)
         await producer.start()
         try:
             for i in range(10):
@@ -46,7 +46,7 @@ async def topic(unique: str) -> AsyncIterator[str]:
 
 async def commit(group: str, topic: str, offsets: dict[int, int]) -> None:
     """Commit `offsets` (partition -> next offset to read) for `group`, as a raw consumer would."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KAFKA_CLIENT, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in offsets])

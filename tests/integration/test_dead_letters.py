@@ -25,7 +25,7 @@ from services.deadletters import REDRIVES_COLLECTION, app
 from services.kafka import topic_name
 from services.retries import PermanentError
 from services.settings import MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI
 from tests.factories import make_request
 from tests.integration.test_retries import (
     MAIN,
@@ -66,7 +66,7 @@ async def deadletters(env: dict[str, str], *args: str) -> Result:
 
 
 async def end_offset(topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
+    consumer = AIOKafkaConsumer(**KAFKA_CLIENT)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)

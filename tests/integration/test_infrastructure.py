@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient, WriteConcern
 
-from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def fresh_name(prefix: str) -> str:
 
 @pytest.fixture
 async def admin() -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    client = AIOKafkaAdminClient(**KAFKA_CLIENT)
     await client.start()
     try:
         yield client
@@ -60,7 +60,7 @@ async def topic(admin: AIOKafkaAdminClient) -> AsyncIterator[str]:
 
 
 async def produce(topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True, acks="all")
     await producer.start()
     try:
         for value in values:
@@ -82,7 +82,7 @@ async def test_idempotent_producer_round_trip(admin: AIOKafkaAdminClient) -> Non
     # No explicit creation: the broker auto-creates the topic (auto.create.topics.enable).
     name = fresh_name("infra-test-auto")
     values = [f"message-{i}".encode() for i in range(10)]
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True, acks="all")
     await producer.start()
     try:
         metadata = [await producer.send_and_wait(name, value=v, key=b"same-key") for v in values]
@@ -93,7 +93,7 @@ async def test_idempotent_producer_round_trip(admin: AIOKafkaAdminClient) -> Non
     offsets = [m.offset for m in metadata]
     assert offsets == list(range(offsets[0], offsets[0] + len(values)))
 
-    consumer = AIOKafkaConsumer(name, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(name, **KAFKA_CLIENT, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         assert await consume(consumer, len(values)) == values
@@ -113,7 +113,7 @@ async def test_consumer_group_resumes_from_committed_offset(topic: str) -> None:
     def group_consumer() -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             topic,
-            bootstrap_servers=BOOTSTRAP,
+            **KAFKA_CLIENT,
             group_id=group,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -191,7 +191,7 @@ async def test_messages_survive_a_broker_restart(topic: str) -> None:
     assert result.returncode == 0, f"restart-kafka failed:\n{result.stdout}\n{result.stderr}"
     assert "stopping Kafka" in result.stdout  # it really went down
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(topic, **KAFKA_CLIENT, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         assert await consume(consumer, len(values)) == values

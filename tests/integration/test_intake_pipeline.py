@@ -19,7 +19,7 @@ from services.kafka import create_broker, ensure_topics
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT
 
 pytestmark = pytest.mark.integration
 
@@ -144,9 +144,7 @@ async def test_relay_publishes_the_backlog_in_order_and_marks_it_sent(
     assert await mongo_db["intake_outbox"].count_documents({"sent_at": None}) == 0
 
     wanted = {a.request_id for a in accepted}
-    consumer = AIOKafkaConsumer(
-        "training.requests.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"check-{unique}", auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer("training.requests.v1", **KAFKA_CLIENT, group_id=f"check-{unique}", auto_offset_reset="earliest")
     await consumer.start()
     seen: list[str] = []
     try:

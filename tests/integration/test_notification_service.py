@@ -61,7 +61,7 @@ from services.idempotency import ProcessedEvents
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI, drop_database
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI, drop_database
 from tests.factories import make_request
 from tests.identity_provider import SignIn
 from tests.integration.test_notification_adapters import SMS_TOKEN, Answer, SmsProvider, SmtpSink, provider, sink
@@ -191,7 +191,7 @@ class Running:
         """Read notifications.v1 from the start until `until(events)` holds, then `settle` seconds more."""
         consumer = AIOKafkaConsumer(
             kafka_defaults.topic_name("notifications.v1"),
-            bootstrap_servers=KAFKA_BOOTSTRAP,
+            **KAFKA_CLIENT,
             group_id=None,
             auto_offset_reset="earliest",
         )

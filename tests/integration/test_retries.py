@@ -27,7 +27,7 @@ from services.consumers import dead_letter_topic
 from services.kafka import delete_topics_with_prefix, ensure_topics, topic_name, use_topic_prefix
 from services.retries import PermanentError, retry_topic
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_CLIENT
 from tests.factories import make_request
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ async def start(runtime: Runtime) -> None:
 
 
 async def produce(topic: str, value: bytes, *, key: bytes, headers: dict[str, bytes] | None = None) -> RecordMetadata:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True)
     await producer.start()
     try:
         metadata: RecordMetadata = await producer.send_and_wait(topic, value, key=key, headers=list((headers or {}).items()))
@@ -91,7 +91,7 @@ async def produce_event(topic: str, event: Event, *, key: bytes) -> RecordMetada
 
 async def read_records(topic: str, count: int, *, timeout: float = 60.0) -> list[ConsumerRecord[bytes, bytes]]:
     """The first `count` records of `topic` (all partitions), waiting for them to arrive."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         records: list[ConsumerRecord[bytes, bytes]] = []

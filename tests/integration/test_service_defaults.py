@@ -22,7 +22,7 @@ from services.consumers import dead_letter_topic
 from services.kafka import ensure_topics, wire
 from services.outbox import Outbox
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP, MONGODB_URI
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI
 from tests.factories import make_request
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def routed_after(request: TrainingRequestReceived) -> TrainingRequestRouted:
 
 
 async def produce(topic: str, *events: Event, raw: tuple[bytes, ...] = ()) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True)
     try:
         await producer.start()
         for event in events:
@@ -154,9 +154,7 @@ async def test_outputs_go_through_the_outbox_once_and_its_relay_publishes_them(r
     await runtime.broker.start()
     assert await outbox.relay_once(runtime.broker) == 1
     assert await outbox.pending_count() == 0
-    consumer = AIOKafkaConsumer(
-        "training.routing.v1", bootstrap_servers=KAFKA_BOOTSTRAP, group_id=f"check-{unique}", auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer("training.routing.v1", **KAFKA_CLIENT, group_id=f"check-{unique}", auto_offset_reset="earliest")
     await consumer.start()
     try:
         found = None
@@ -193,7 +191,7 @@ async def test_poison_goes_to_dead_letters_and_the_consumer_goes_on(runtime: Run
 
     consumer = AIOKafkaConsumer(
         dead_letter_topic(runtime.settings.service_name),
-        bootstrap_servers=KAFKA_BOOTSTRAP,
+        **KAFKA_CLIENT,
         group_id=f"dlq-check-{unique}",
         auto_offset_reset="earliest",
     )

@@ -19,7 +19,7 @@ from schemas import TrainingRequestReceived, codec
 from services.app import Runtime
 from services.kafka import delete_topics_with_prefix, use_topic_prefix
 from services.settings import KafkaSettings, MongoSettings
-from tests.conftest import KAFKA_BOOTSTRAP
+from tests.conftest import KAFKA_CLIENT
 from tests.factories import make_request
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ async def routing(
 
 
 async def produce(topic: str, *records: tuple[bytes, bytes, dict[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_idempotence=True)
+    producer = AIOKafkaProducer(**KAFKA_CLIENT, enable_idempotence=True)
     try:
         await producer.start()
         for key, value, headers in records:
@@ -58,7 +58,7 @@ async def produce(topic: str, *records: tuple[bytes, bytes, dict[str, bytes]]) -
 
 async def dead_letters_of(prefix: str, service: str) -> int:
     """How many records the service's dead-letter topic holds (it has one partition)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP)
+    consumer = AIOKafkaConsumer(**KAFKA_CLIENT)
     await consumer.start()
     try:
         tp = TopicPartition(f"{prefix}{service}.dead-letters.v1", 0)
