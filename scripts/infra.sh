@@ -149,6 +149,15 @@ stop_pid() {
   die "$name (pid $pid) survived SIGKILL"
 }
 
+# After a stop: the process is gone a moment before the kernel frees its listening port.
+wait_port_closed() {
+  local port=$1 i
+  for ((i = 0; i < 100; i++)); do
+    port_open 127.0.0.1 "$port" || return 0
+    sleep 0.1
+  done
+}
+
 APT_UPDATED=0
 # Install Debian packages (fresh machines and CI). `apt-get update` once per run.
 apt_install() {
@@ -456,6 +465,8 @@ kafka_start() {
     log "Kafka (pid $pid) runs without SASL/ACLs: restarting it with them"
     stop_pid "$pid" "$KAFKA_CONF" Kafka
     rm -f "$KAFKA_PID"
+    wait_port_closed "$KAFKA_PORT"
+    wait_port_closed "$KAFKA_CONTROLLER_PORT"
   fi
   if pid=$(live_pid "$KAFKA_PID" "$KAFKA_CONF"); then
     if port_open 127.0.0.1 "$KAFKA_PORT"; then
@@ -603,6 +614,7 @@ mongo_start() {
     log "MongoDB (pid $pid) runs without authentication: restarting it to create its users"
     stop_pid "$pid" "$MONGO_DATA" mongod
     rm -f "$MONGO_PID"
+    wait_port_closed "$MONGO_PORT"
   fi
   if pid=$(live_pid "$MONGO_PID" "$MONGO_DATA"); then
     if port_open 127.0.0.1 "$MONGO_PORT" && [[ -f $MONGO_INITIATED ]]; then
