@@ -484,11 +484,15 @@ async def analysts_report(database: str) -> None:
     from analytics.replay import replay
     from analytics.report import run_report
     from analytics.settings import AnalyticsSettings
+    from pydantic import SecretStr
+
     from services.settings import MongoSettings
 
     console.rule("[bold]9. The analysts' report, from a replay of the demo's events")
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap(), topic_prefix=f"{database}.")
-    settings = AnalyticsSettings(kafka=kafka, mongo=MongoSettings(database=database))
+    # The analysts' read model as analytics itself: its own MongoDB user (its `events` collection only).
+    mongo = MongoSettings(uri=SecretStr(mongodb_uri("analytics")), database=database)
+    settings = AnalyticsSettings(kafka=kafka, mongo=mongo)
     stats = await replay(settings, into=f"{database}_analytics")
     console.print(f"replayed {stats.records} events into {database}_analytics (pseudonymous: no names, numbers or free text)")
     out = REPO / "reports" / "demo"

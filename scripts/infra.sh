@@ -521,7 +521,11 @@ kafka_wait() {
   if kafka_external; then
     bootstrap=$KAFKA_BOOTSTRAP_SERVERS
   else
-    ((KAFKA_NEEDS_WAIT)) || return 0
+    if ! ((KAFKA_NEEDS_WAIT)); then
+      # Already running: the grants of scripts/principals.py applied again, so that a change takes effect.
+      "$VENV_PY" -m scripts.principals kafka-acls --bootstrap "$bootstrap"
+      return 0
+    fi
     args=(--pid "$(cat "$KAFKA_PID" 2>/dev/null || echo 0)")
   fi
   log "waiting for Kafka at $bootstrap (up to ${KAFKA_WAIT_TIMEOUT}s)"
@@ -664,7 +668,11 @@ mongo_wait() {
   if mongo_external; then
     args=(--uri "$MONGODB_URI")
   else
-    ((MONGO_NEEDS_WAIT)) || return 0
+    if ! ((MONGO_NEEDS_WAIT)); then
+      # Already running: users and roles updated, so that a change of scripts/principals.py takes effect.
+      mongo_ensure_users
+      return 0
+    fi
     args=(--uri "mongodb://$(mongo_admin_credentials)127.0.0.1:$MONGO_PORT/?authSource=admin"
       --initiate "127.0.0.1:$MONGO_PORT" --replset "$MONGO_REPLSET")
   fi

@@ -132,7 +132,7 @@ GRANTS: dict[str, ServiceGrants] = {
         ),
     ),
     # Reads every event (no consumer group: partitions assigned by hand) into its own read model.
-    "analytics": ServiceGrants(publishes=(), consumes=ALL_TOPICS, collections=("events",)),
+    "analytics": ServiceGrants(publishes=(), consumes=ALL_TOPICS, collections=("events", "replays")),
 }
 
 PRINCIPALS = (*SUPER_USERS, *GRANTS)

@@ -58,11 +58,11 @@ def test_notification_reads_what_its_handlers_subscribe_to() -> None:
 # default of a `collection: str = "x"` parameter.
 COLLECTION = re.compile(
     r"""db\[\s*["']([a-z_]+)["']\s*\]|Outbox\([^,]+,\s*["']([a-z_]+)["']"""
-    r"""|\b[A-Z_]*COLLECTION[A-Z_]*\s*(?::\s*str\s*)?=\s*["']([a-z_]+)["']|collection:\s*str\s*=\s*["']([a-z_]+)["']"""
+    r"""|\b[A-Z_]*COLLECTION[A-Z_]*\s*(?::\s*\w+\s*)?=\s*["']([a-z_]+)["']|collection:\s*str\s*=\s*["']([a-z_]+)["']"""
 )
 
 
-@pytest.mark.parametrize("service", ["intake", "routing", "notification", "certification"])
+@pytest.mark.parametrize("service", ["intake", "routing", "notification", "certification", "analytics"])
 def test_every_collection_a_service_names_is_granted_to_it(service: str) -> None:
     named = {
         name
