@@ -481,11 +481,11 @@ def mask(address: str) -> str:
 
 async def analysts_report(database: str) -> None:
     """What an analyst sees: the demo's topics replayed into a pseudonymous read model, and the report."""
+    from pydantic import SecretStr
+
     from analytics.replay import replay
     from analytics.report import run_report
     from analytics.settings import AnalyticsSettings
-    from pydantic import SecretStr
-
     from services.settings import MongoSettings
 
     console.rule("[bold]9. The analysts' report, from a replay of the demo's events")
