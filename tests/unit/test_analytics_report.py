@@ -14,6 +14,7 @@ from analytics.readmodel import to_document
 from analytics.report import ReportConfig, build_report, write_charts, write_csv
 from analytics.stats import median, percentile
 from schemas import (
+    CallbackSlaBreached,
     CampaignAttribution,
     Channel,
     ContactAttempted,
@@ -242,3 +243,30 @@ def test_csv_files_and_png_charts(tmp_path: Path) -> None:
     header, *rows = (tmp_path / "sla_by_week.csv").read_text().splitlines()
     assert header.startswith("week,requests,met_calendar") and rows[-1].startswith("all,20,")
     assert len(csv_files) == len(report.tables)
+
+
+def breach(request: TrainingRequestReceived, deadline: datetime, stamped: datetime) -> CallbackSlaBreached:
+    return CallbackSlaBreached(
+        source="/routing", time=stamped, request_id=request.request_id, person_id=request.person_id, deadline=deadline
+    )
+
+
+def test_the_report_counts_the_breaches_routing_recorded_even_when_its_clock_ran_ahead_of_the_stamps() -> None:
+    # The demo's case: routing's simulated clock moved 49 hours while the events were stamped minutes apart.
+    missed, reached, fresh = received("missed", MONDAY), received("reached", MONDAY), received("fresh", MONDAY)
+    deadline = MONDAY + timedelta(hours=48)
+    events: list[Event] = [
+        missed,
+        reached,
+        attempt(reached, timedelta(hours=1)),
+        fresh,
+        breach(missed, deadline, stamped=MONDAY + timedelta(minutes=5)),
+    ]
+    report = build_report(documents(events))
+    row = report.table("sla_by_channel").row("all")
+    assert report.as_of is not None and report.as_of > deadline.astimezone(UTC), "as of the stream's own time"
+    # routing recorded one breach: the report agrees, and `fresh` (received with it, never reached) is late too.
+    assert row["breached_calendar"] == 2 and row["met_calendar"] == 1 and row["pending"] == 0
+    assert row["within_48h_calendar_pct"] == pytest.approx(33.3)
+    overview = dict(report.table("overview").rows)
+    assert overview["CallbackSlaBreached (recorded by routing)"] == 1
