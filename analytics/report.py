@@ -528,6 +528,7 @@ _PROJECTION = {
     "outcome": 1,
     "course_code": 1,
     "certification_code": 1,
+    "deadline": 1,  # of a recorded breach: how far the stream's own clock got (`stream_time`)
 }
 
 

@@ -58,6 +58,9 @@ class SkipReason(StrEnum):
     ERASED = "erased"
     COUNTRY_NOT_ALLOWED = "country_not_allowed"
     """An SMS to a number outside `NOTIFICATION_SMS_ALLOWED_COUNTRIES`: never sent, the e-mail used instead."""
+    ALREADY_SAID = "already_said"
+    """The person was already sent this very message (same template, same facts) about another event:
+    two linked requests of one person sharing one promise get one text, not two."""
 
 
 def delivery_id(event_id: object, channel: NotificationChannel | str) -> str:

@@ -8,6 +8,8 @@ explanation and the advisor's notes are for staff, and stay out.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -70,6 +72,13 @@ class Notice:
     person_id: str
     request_id: str | None
     facts: dict[str, Any]
+
+    @property
+    def purpose(self) -> str:
+        """What the message says, whatever event it is about: its template and facts. Two notices of one
+        person with the same purpose are one message (two linked requests keeping one promise)."""
+        said = json.dumps([self.kind.value, self.facts], sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(said.encode()).hexdigest()
 
     def to_document(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ failing provider never holds a Kafka partition.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -56,6 +57,9 @@ class NotificationService:
     async def _plan(self, notice: Notice, person: Person, session: AsyncClientSession) -> list[str]:
         who = person.reachability(is_mobile=self.is_mobile, sms_country_allowed=self.sms_country_allowed)
         planned = plan_channels(notice.kind, who)
+        if await self.deliveries.already_said(notice, session=session):
+            # Recorded, not sent: the person keeps one message per purpose (linked requests, one promise).
+            planned = tuple(replace(item, skip=item.skip or SkipReason.ALREADY_SAID) for item in planned)
         if any(p.skip is SkipReason.COUNTRY_NOT_ALLOWED for p in planned):
             log.info("sms.refused", reason=SkipReason.COUNTRY_NOT_ALLOWED.value, about_event_id=notice.about_event_id)
         return await self.deliveries.plan(notice, planned, now=self.clock.now(), quiet_hours=self.quiet_hours, session=session)

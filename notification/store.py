@@ -154,9 +154,24 @@ class DeliveryStore:
             [("status", ASCENDING), ("claim_expires_at", ASCENDING)], name="status_claim_expires_at"
         )
         await self._deliveries.create_index([("person_id", ASCENDING), ("created_at", DESCENDING)], name="person_created_at")
+        await self._deliveries.create_index([("person_id", ASCENDING), ("purpose", ASCENDING)], name="person_purpose")
         await self._waiting.create_index([("person_id", ASCENDING), ("created_at", ASCENDING)], name="person_created_at")
 
     # --- planning (inside a handler's transaction) ------------------------------------
+
+    async def already_said(self, notice: Notice, *, session: AsyncClientSession) -> bool:
+        """Whether the person was sent, or is being sent, this very message about another event."""
+        found = await self._deliveries.find_one(
+            {
+                "person_id": notice.person_id,
+                "purpose": notice.purpose,
+                "about_event_id": {"$ne": notice.about_event_id},
+                "status": {"$nin": [DeliveryStatus.SKIPPED.value, DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value]},
+            },
+            {"_id": 1},
+            session=session,
+        )
+        return found is not None
 
     async def plan(
         self,
@@ -192,6 +207,7 @@ class DeliveryStore:
                 "channel": item.channel.value,
                 "template": notice.kind.value,
                 "facts": notice.facts,
+                "purpose": notice.purpose,
                 "status": status.value,
                 "reason": reason,
                 "attempts": 0,

@@ -469,6 +469,24 @@ async def test_no_consent_records_skipped_deliveries_and_sends_nothing(sink: Smt
         assert sink.messages == [] and provider.calls == []
 
 
+async def test_two_linked_requests_keeping_one_promise_send_one_message(sink: SmtpSink, provider: SmsProvider) -> None:
+    async with running(sink, provider) as service:
+        first = person(phone=None)
+        # The same person writes again: routing joins it to the first request, which keeps its promise.
+        second = person(phone=None, person_id=first.person_id)
+        routed_first, routed_second = routed_after(first), routed_after(second)
+        await service.publish(first, routed_first, second, routed_second)
+        sent = await service.wait_status(routed_first, "email", "sent")
+        said = await service.wait_status(routed_second, "email", "skipped")
+        assert said["reason"] == "already_said" and sent["purpose"] == said["purpose"]
+        # Another purpose (a different team, so another message) is sent as usual.
+        moved = routed_after(second, target=Target.ADVISORS)
+        await service.publish(moved)
+        await service.wait_status(moved, "email", "sent")
+        await asyncio.sleep(0.3)
+        assert len(sink.messages) == 2 and provider.calls == []
+
+
 async def test_an_erased_person_gets_nothing_more(sink: SmtpSink, provider: SmsProvider) -> None:
     async with running(sink, provider, start_at=datetime(2026, 3, 3, 23, 0, tzinfo=BRUSSELS)) as service:
         request = person(email=None)
