@@ -278,6 +278,11 @@ class Desk:
             facts=facts,
         )
 
+    async def decisions(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The routing decisions of `request_ids` (the rule, its explanation, the priority's parts), in one query."""
+        found = self._service.decisions.find({"_id": {"$in": request_ids}})
+        return {decision["_id"]: decision async for decision in found}
+
     async def request(self, request_id: str) -> dict[str, Any]:
         """A request's decision, case (without contact details or need), status and history."""
         service = self._service

@@ -85,12 +85,8 @@ def _part_name(language: Language, name: str) -> str:
     return WORDS.text(language, key) if key in WORDS.keys(language) else name
 
 
-async def _card(desk: Desk, language: Language, item: QueueItem) -> dict[str, Any]:
+def _card(language: Language, item: QueueItem, decision: dict[str, Any]) -> dict[str, Any]:
     """One queue entry with its decision: the rule's explanation and how its priority adds up."""
-    try:
-        decision = (await desk.request(item.request_id))["decision"]
-    except DeskError:
-        decision = {}
     parts = {_part_name(language, name): points for name, points in (decision.get("priority_parts") or {}).items()}
     ageing = item.priority - int(decision.get("priority", item.priority))
     if ageing:
@@ -113,12 +109,13 @@ async def queue(request: Request, lang: str, desk: DeskDep, worker: Advisor, don
         items = await desk.queue(worker.subject)
     except DeskError as error:
         return _refusal(request, language, error, back=f"/console/{lang}/")
+    decisions = await desk.decisions([item.request_id for item in items])
     return render(
         request,
         "queue.html",
         language,
         principal=worker,
-        cards=[await _card(desk, language, item) for item in items],
+        cards=[_card(language, item, decisions.get(item.request_id, {})) for item in items],
         done=WORDS.text(language, f"done_{done}") if done in ("accepted", "declined", "outcome") else None,
         outcomes=[o.value for o in ContactOutcome],
         targets=[t.value for t in Target],

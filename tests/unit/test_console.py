@@ -155,7 +155,7 @@ class FakeDesk:
         self.calls.append(("queue", worker_id))
         return [_item("r-1", "offered"), _item("r-2", "assigned")]
 
-    async def request(self, request_id: str) -> dict[str, Any]:
+    async def decisions(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
         decision = {
             "rule_id": "advisors-default",
             "explanation": "Besoin de conseil : conseillers formation.",
@@ -163,7 +163,7 @@ class FakeDesk:
             "priority": 70,
             "priority_parts": {"long_unemployment": 20, "phone": 30, "from_a_newer_rule_set": 5},
         }
-        return {"decision": decision}
+        return dict.fromkeys(request_ids, decision)
 
     async def courses(self) -> list[dict[str, Any]]:
         return [{"code": "BUR-EXCEL-01", "title": "Excel"}]
