@@ -11,12 +11,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-import phonenumbers
 from fastapi import Request
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 
+from intake.identity import normalise_email, normalise_phone
 from services.ratelimits import Hit, Limit
 
 __all__ = [
@@ -92,17 +92,13 @@ def destination_hits(phone: str | None, email: str | None, settings: WebSettings
     per_day = Limit(settings.destination_per_day, 86_400)
     hits = []
     if phone:
-        hits.append(Hit("destination", _normalised_phone(phone), per_day))
+        # The pipeline's own normal form (so a destination is counted as intake links it); digits when unusable.
+        hits.append(
+            Hit("destination", normalise_phone(phone) or "".join(ch for ch in phone if ch.isdigit() or ch == "+"), per_day)
+        )
     if email:
-        hits.append(Hit("destination", email.strip().lower(), per_day))
+        hits.append(Hit("destination", normalise_email(email) or email.strip().lower(), per_day))
     return hits
-
-
-def _normalised_phone(raw: str) -> str:
-    try:
-        return phonenumbers.format_number(phonenumbers.parse(raw, "BE"), phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        return "".join(ch for ch in raw if ch.isdigit() or ch == "+")
 
 
 def require_media_type(request: Request, accepted: tuple[str, ...]) -> None:
