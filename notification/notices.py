@@ -121,6 +121,8 @@ def notice_for(event: Event) -> Notice | None:
         case TrainingRequestRouted():
             kind = _ROUTED_KIND[event.target]
             facts = {"target": event.target.value, "deadline": _iso(event.callback_deadline)}
+            if event.programme is not None:
+                facts["programme"] = event.programme.value
         case ContactAttempted(outcome=ContactOutcome.NO_ANSWER):
             kind = NoticeKind.CONTACT_NO_ANSWER
             facts = {"attempt": event.attempt, "next_attempt_at": _iso(event.next_attempt_at)}

@@ -27,6 +27,7 @@ from schemas import (
     ContactAttempted,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
+    RequestFactsRecorded,
     TrainingRequestRouted,
 )
 from schemas.topics import TRAINING_ENROLMENTS, TRAINING_ROUTING
@@ -85,7 +86,9 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         sessions = MongoSessions(runtime.db)
         oidc = OidcClient(settings.auth, settings.console_client_id)
         runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=desk_console(sessions, oidc))
-        runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
+        runtime.publishes(
+            TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, RequestFactsRecorded
+        )
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
         handlers.include(runtime.broker, service)

@@ -21,9 +21,11 @@ from schemas.values import (
     Contact,
     ContactOutcome,
     ExamRequestReason,
+    FactSource,
     Language,
     NonEmptyStr,
     NotificationChannel,
+    ProgrammePlace,
     QualificationLevel,
     SealedPersonalData,
     Target,
@@ -173,6 +175,14 @@ class TrainingRequestRouted(Event):
         examples=["2025-03-12T09:14:52+01:00"],
     )
     assignee_id: AssigneeId = None
+    programme: ProgrammePlace | None = Field(
+        default=None,
+        description=(
+            "For a request routed to the digital-divide programme: admitted, or on its waitlist because it is full "
+            "or suspended. A person on the waitlist stays in an advisor's queue meanwhile: the place is on top of "
+            "the callback, never instead of it."
+        ),
+    )
 
 
 class CallbackDue(Event):
@@ -202,8 +212,8 @@ class CallbackSlaBreached(Event):
     deadline: AwareDatetime = Field(description="The deadline that was missed.", examples=["2025-03-12T09:14:52+01:00"])
     escalated_to: str | None = Field(
         default=None,
-        description="Id of the person or team the request was escalated to, if any.",
-        examples=["team_lead_espaces_numeriques"],
+        description="Id of the supervisor (from the roster) or team the request was escalated to, if any.",
+        examples=["adv-sup"],
     )
 
 
@@ -242,6 +252,38 @@ class ContactAttempted(Event):
         default=None,
         description="Date since which the person is a job seeker, when learned on the call.",
         examples=["2024-11-01"],
+    )
+
+
+class RequestFactsRecorded(Event):
+    """A worker recorded or corrected facts about the person's situation; the request is scored again.
+
+    Facts given with the request (web form, phone menu, e-mail text) come with
+    `TrainingRequestReceived`; this event carries what the desk learned later, and the score and
+    parts that follow from all the facts known now. A fact left None was not changed.
+    """
+
+    type: Literal["be.bruxellesformation.training.request.facts_recorded"] = type_field(
+        "be.bruxellesformation.training.request.facts_recorded"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    recorded_by: NonEmptyStr = Field(description="Id of the worker who recorded the facts.", examples=["adv-1"])
+    qualification_level: QualificationLevel | None = Field(default=None, description="Highest school qualification.")
+    has_computer: bool | None = Field(default=None, description="Whether the person has a computer at home.")
+    has_internet: bool | None = Field(default=None, description="Whether the person has internet at home.")
+    unemployed_since: date | None = Field(
+        default=None, description="Date since which the person is a job seeker.", examples=["2024-11-01"]
+    )
+    fact_sources: dict[str, FactSource] = Field(
+        default_factory=dict,
+        description="Where each fact known now came from, by fact name (the desk's override the others).",
+        examples=[{"qualification_level": "desk", "has_computer": "phone_ivr"}],
+    )
+    priority: int = Field(description="The request's priority score with the facts known now.", examples=[60])
+    priority_parts: dict[str, int] = Field(
+        default_factory=dict, description="How the new score adds up.", examples=[{"qualification": 40, "phone": 5}]
     )
 
 
@@ -393,6 +435,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     CallbackDue,
     CallbackSlaBreached,
     ContactAttempted,
+    RequestFactsRecorded,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
     ExamScheduled,

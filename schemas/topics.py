@@ -32,6 +32,7 @@ from schemas.events import (
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    RequestFactsRecorded,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -89,7 +90,7 @@ TRAINING_ROUTING = TopicSpec(
     name="training.routing.v1",
     partitions=6,
     key="request_id",
-    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted),
+    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, RequestFactsRecorded),
     description="Where each request went, its 48-hour callback and the attempts to reach it.",
 )
 TRAINING_ENROLMENTS = TopicSpec(

@@ -120,6 +120,10 @@ LOGGED_KEYS = frozenset(
         "linked",
         "has_session",
         "waiting_for_contact",
+        "queued_to",  # the team a request waits with (a `Target`)
+        "programme",  # a place in the digital-divide programme (`ProgrammePlace`)
+        "suspended",
+        "facts",  # names of the facts recorded, never their values
         "replaced",
         # counts and sizes
         "count",

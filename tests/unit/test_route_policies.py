@@ -77,6 +77,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /desk/requests/{request_id}": DESK_READ,
         "GET /desk/teams/{team}/board": DESK_TEAM,
         "POST /desk/requests/{request_id}/reassign": DESK_TEAM,
+        "POST /desk/requests/{request_id}/facts": DESK_READ,
         "GET /desk/courses": DESK_READ,
         "GET /desk/programmes/digital-divide": DESK_TEAM,
         "POST /desk/programmes/digital-divide/suspend": DESK_TEAM,
