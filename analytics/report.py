@@ -362,7 +362,7 @@ def _sla_table(
         (key_name, *_SLA_COLUMNS),
         tuple(rows),
         note
-        or "each request against its own callback_deadline (set by routing on phone requests); "
+        or "each request against its own callback_deadline (set by routing where its SLA covers the channel); "
         "late = breach recorded by routing, or reached after the deadline, or not reached with the deadline past; "
         "breached_recorded = CallbackSlaBreached events (equal to late once routing's timers have fired); "
         "pending = not reached, deadline still ahead; no_promise = no callback_deadline (see time_to_first_contact)",
@@ -395,7 +395,8 @@ def _first_contact_table(requests: Sequence[_Request], config: ReportConfig, not
         ("channel", "requests", "contacted", "median_h", "p90_h", "median_business_h", "p90_business_h"),
         tuple(rows),
         note
-        or "first ContactAttempted with an outcome other than no_answer, minus received_at; "
+        or "every request, with a callback promise or not; "
+        "first ContactAttempted with an outcome other than no_answer, minus received_at; "
         "business hours count Brussels opening time only; p90 by nearest rank",
     )
 
