@@ -29,6 +29,7 @@ from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
     CertificateIssued,
+    ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
     ExamScheduled,
@@ -42,6 +43,7 @@ from schemas.events import (
 from schemas.topics import (
     ALL_TOPICS,
     CERTIFICATION_EXAMS,
+    CONFIGURATION,
     NOTIFICATIONS,
     PRIVACY,
     TRAINING_ENROLMENTS,
@@ -75,6 +77,7 @@ __all__ = [
     "CallbackDue",
     "CallbackSlaBreached",
     "CertificateIssued",
+    "ConfigurationChanged",
     "ContactAttempted",
     "EnrolmentConfirmed",
     "ExamScheduled",
@@ -99,6 +102,7 @@ __all__ = [
     # topics
     "ALL_TOPICS",
     "CERTIFICATION_EXAMS",
+    "CONFIGURATION",
     "NOTIFICATIONS",
     "PRIVACY",
     "TRAINING_ENROLMENTS",

@@ -121,6 +121,8 @@ LOGGED_KEYS = frozenset(
         "has_session",
         "waiting_for_contact",
         "replaced",
+        "setting",  # a staff-run setting's name (services.configuration)
+        "version",
         # counts and sizes
         "count",
         "max_recipients",
