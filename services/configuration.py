@@ -274,7 +274,7 @@ class ConfigurationFeed:
         """Read the topic to the end offsets it has now; returns the configuration then."""
         consumer = await self._start()
         ends: dict[TopicPartition, int] = await consumer.end_offsets(list(consumer.assignment()))
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             await self._poll(consumer)
         log.info("configuration.loaded", keys=sorted(self.current.versions))
         return self.current
