@@ -38,8 +38,8 @@ from schemas.errors import MalformedEvent, UnknownEventType
 from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
-    ConfigurationChanged,
     CertificateIssued,
+    ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
     ExamScheduled,

@@ -97,7 +97,9 @@ class ActiveRuleSet(_Value):
     """The routing rule set in force: its version id, and the document when it is not the shipped one."""
 
     version: str = Field(min_length=1, max_length=100)
-    document: dict[str, Any] | None = Field(None, description="An uploaded rule set (routing.rules' format); none: the shipped one.")
+    document: dict[str, Any] | None = Field(
+        None, description="An uploaded rule set (routing.rules' format); none: the shipped one."
+    )
 
     @model_validator(mode="after")
     def _document_is_that_version(self) -> ActiveRuleSet:
@@ -289,8 +291,12 @@ class ConfigurationFeed:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
 
-    def attach(self, runtime: Any) -> None:
-        """Read to the end before the service is up, follow in the background, stop at shutdown."""
+    def attach(self, runtime: Any, *, before_ready: bool = True) -> None:
+        """Read to the end before the service is up (`before_ready`), follow in the background, stop at shutdown.
+
+        A service that starts while Kafka is down (intake) passes `before_ready=False`: it catches up
+        in the background once Kafka answers, and serves with its defaults until then.
+        """
 
         async def catch_up(_: Any) -> None:
             await asyncio.wait_for(self.catch_up(), timeout=120.0)
@@ -298,6 +304,14 @@ class ConfigurationFeed:
         async def close(_: Any) -> None:
             await self.close()
 
-        runtime.on_startup(catch_up)
-        runtime.run_in_background("configuration.feed", self.follow)
+        async def catch_up_then_follow() -> None:
+            await runtime.kafka_connected.wait()
+            await self.catch_up()
+            await self.follow()
+
+        if before_ready:
+            runtime.on_startup(catch_up)
+            runtime.run_in_background("configuration.feed", self.follow)
+        else:
+            runtime.run_in_background("configuration.feed", catch_up_then_follow)
         runtime.on_shutdown(close)

@@ -74,7 +74,7 @@ async def published_changes(prefix: str) -> list[ConfigurationChanged]:
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
         end = (await consumer.end_offsets([tp]))[tp]
-        events = []
+        events: list[Any] = []
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 events.extend(codec.decode(r.value, r.headers) for r in records)
@@ -93,9 +93,7 @@ async def test_a_closure_set_on_one_replica_moves_the_deadline_on_another(
     supervisor = tokens.headers("adv-sup")
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://routing.test") as http:
-        refused = await http.put(
-            "/config/closures", headers=tokens.headers("adv-1"), json={"expected_version": 0, "days": []}
-        )
+        refused = await http.put("/config/closures", headers=tokens.headers("adv-1"), json={"expected_version": 0, "days": []})
         changed = await http.put(
             "/config/closures",
             headers=supervisor,
@@ -119,7 +117,7 @@ async def test_a_closure_set_on_one_replica_moves_the_deadline_on_another(
     # The replica that did not take the change hears it from Kafka, without a restart.
     feed = runtime_of(second).app_state["configuration"].feed
     async with asyncio.timeout(30):
-        while feed.current.version("closures") < 1:
+        while feed.current.version("closures") < 1:  # noqa: ASYNC110 - the feed signals nothing
             await asyncio.sleep(0.1)
     on_kafka = await published_changes(prefix)
     assert [(e.setting, e.version, e.changed_by) for e in on_kafka] == [("closures", 1, history[0]["changed_by"])]

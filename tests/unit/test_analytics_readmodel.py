@@ -12,13 +12,13 @@ import pytest
 
 from analytics.readmodel import KEPT_FIELDS, document_from_record, to_document
 from schemas import (
-    ConfigurationChanged,
     EVENT_CLASSES,
     CallbackDue,
     CallbackSlaBreached,
     CampaignAttribution,
     CertificateIssued,
     Channel,
+    ConfigurationChanged,
     ContactAttempted,
     ContactOutcome,
     EnrolmentConfirmed,

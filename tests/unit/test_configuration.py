@@ -170,7 +170,7 @@ async def test_a_routing_replica_applies_each_setting_once() -> None:
 def staff_configuration() -> StaffConfiguration:
     feed, policy, programme, _ = routing_replica()
     return StaffConfiguration(
-        None,  # type: ignore[arg-type] - validation and reading never touch the store
+        None,  # type: ignore[arg-type]  # validation and reading never touch the store
         feed,
         policy=policy,
         shipped_rules=load_rules(),
@@ -211,3 +211,18 @@ def test_the_deadline_of_a_request_received_the_day_before_a_closure_moves_only_
     calendar.replace_closures({date(2026, 3, 3): "Staff day"})
 
     assert callback_deadline(monday, sla, calendar, channel=Channel.PHONE) == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
+
+
+def test_a_report_counts_working_time_with_the_closures_the_replay_holds() -> None:
+    from analytics.report import configured_calendar
+
+    documents = [
+        {"event": "ConfigurationChanged", "setting": "closures", "version": 1, "value": closures((WEDNESDAY, "old"))},
+        {"event": "ConfigurationChanged", "setting": "closures", "version": 2, "value": closures((WEDNESDAY, "Bridge day"))},
+        {"event": "ConfigurationChanged", "setting": "roster", "version": 5},
+    ]
+
+    calendar = configured_calendar(documents, BrusselsCalendar())
+
+    assert calendar.holiday_name(WEDNESDAY) == "Bridge day"
+    assert configured_calendar([], plain := BrusselsCalendar()) is plain
