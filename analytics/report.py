@@ -57,6 +57,7 @@ from routing.rules import load_rules
 from routing.weights import PriorityWeights
 from schemas import Channel
 from services.calendar import BRUSSELS, BrusselsCalendar
+from services.configuration import Closures
 
 __all__ = [
     "Report",
@@ -152,6 +153,23 @@ class ReportConfig:
     """The instant the report describes; the latest event time when None."""
 
 
+def configured_calendar(documents: Iterable[Mapping[str, Any]], calendar: BrusselsCalendar) -> BrusselsCalendar:
+    """`calendar` with the closure days staff configured last (the replayed `ConfigurationChanged` of
+    `closures` with the highest version), or `calendar` itself when the replay holds none.
+
+    The latest list stands for the whole period: staff keep past closure days in it (the history of
+    changes is routing's `configuration_changes`), and a compacted topic keeps only the latest anyway."""
+    latest = max(
+        (d for d in documents if d.get("event") == "ConfigurationChanged" and d.get("setting") == "closures"),
+        key=lambda d: int(d.get("version") or 0),
+        default=None,
+    )
+    if latest is None or not isinstance(latest.get("value"), Mapping):
+        return calendar
+    closures = Closures.model_validate(latest["value"]).as_mapping()
+    return BrusselsCalendar(closures, opening=calendar.opening, closing=calendar.closing)
+
+
 @dataclass
 class _Request:
     request_id: str
@@ -191,6 +209,7 @@ def build_report(
     """The report of the read-model `documents`; pure in its arguments (see the module docstring)."""
     config = config or ReportConfig()
     docs = sorted(documents, key=lambda d: (_utc(d["time"]), str(d["_id"])))
+    config = replace(config, calendar=configured_calendar(docs, config.calendar))
 
     requests: dict[str, _Request] = {}
     by_event: Counter[str] = Counter()
@@ -519,6 +538,9 @@ def _overview(
 _PROJECTION = {
     "_id": 1,
     "event": 1,
+    "setting": 1,
+    "value": 1,
+    "version": 1,
     "time": 1,
     "request_id": 1,
     "person_id": 1,

@@ -29,6 +29,7 @@ from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
     CertificateIssued,
+    ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
     ExamScheduled,
@@ -43,6 +44,7 @@ from schemas.events import (
 from schemas.topics import (
     ALL_TOPICS,
     CERTIFICATION_EXAMS,
+    CONFIGURATION,
     NOTIFICATIONS,
     PRIVACY,
     TRAINING_ENROLMENTS,
@@ -78,6 +80,7 @@ __all__ = [
     "CallbackDue",
     "CallbackSlaBreached",
     "CertificateIssued",
+    "ConfigurationChanged",
     "ContactAttempted",
     "EnrolmentConfirmed",
     "ExamScheduled",
@@ -105,6 +108,7 @@ __all__ = [
     # topics
     "ALL_TOPICS",
     "CERTIFICATION_EXAMS",
+    "CONFIGURATION",
     "NOTIFICATIONS",
     "PRIVACY",
     "TRAINING_ENROLMENTS",

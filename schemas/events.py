@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
@@ -37,6 +37,7 @@ __all__ = [
     "CallbackDue",
     "CallbackSlaBreached",
     "CertificateIssued",
+    "ConfigurationChanged",
     "ContactAttempted",
     "EnrolmentConfirmed",
     "ExamScheduled",
@@ -429,6 +430,38 @@ class PersonDataErased(Event):
     )
 
 
+# --- Configuration run by staff ----------------------------------------------------------
+
+ConfigurationSetting = Literal["closures", "certifications", "quotas", "rule_set", "roster"]
+"""What staff configure: each setting is replaced as a whole and versioned on its own."""
+
+
+class ConfigurationChanged(Event):
+    """A member of staff changed one setting (closure days, open certifications, quotas, the active
+    rule set, the roster); every replica of every service that uses it applies `value` as it comes.
+
+    Keyed by `setting` on a compacted topic, so the latest value of each setting is kept for good and
+    a service starting up reads the whole configuration back from the topic."""
+
+    type: Literal["be.bruxellesformation.configuration.changed"] = type_field("be.bruxellesformation.configuration.changed")
+
+    setting: ConfigurationSetting = Field(description="Which setting changed.", examples=["closures"])
+    value: dict[str, Any] = Field(
+        description=(
+            "The setting's new value as a whole (JSON). Never personal data of job seekers; the roster carries "
+            "staff profiles without e-mail or phone."
+        ),
+        examples=[{"days": [{"date": "2026-12-24", "name": "Christmas Eve"}]}],
+    )
+    version: int = Field(ge=1, description="This setting's version: 1 for its first change, one more each time.", examples=[3])
+    changed_by: NonEmptyStr = Field(
+        description="The staff member who changed it: the subject of their token at the identity provider.",
+        examples=["sup-1"],
+    )
+    changed_at: AwareDatetime = Field(description="When the change was made.", examples=["2026-11-20T10:02:00+01:00"])
+    reason: str | None = Field(default=None, max_length=500, description="Why, in the staff member's words.")
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -443,6 +476,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     NotificationSent,
     NotificationFailed,
     PersonDataErased,
+    ConfigurationChanged,
 )
 """Every event class the services exchange, in the order of a request's life."""
 

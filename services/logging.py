@@ -125,6 +125,8 @@ LOGGED_KEYS = frozenset(
         "suspended",
         "facts",  # names of the facts recorded, never their values
         "replaced",
+        "setting",  # a staff-run setting's name (services.configuration)
+        "version",
         # counts and sizes
         "count",
         "max_recipients",

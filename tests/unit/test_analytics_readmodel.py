@@ -18,6 +18,7 @@ from schemas import (
     CampaignAttribution,
     CertificateIssued,
     Channel,
+    ConfigurationChanged,
     ContactAttempted,
     ContactOutcome,
     EnrolmentConfirmed,
@@ -158,6 +159,14 @@ def one_of_each() -> list[Event]:
             reason=f"550 {EMAIL} unknown",
         ),
         PersonDataErased(source="/privacy", person_id=person, erased_at=later, requested_by="data_subject"),
+        ConfigurationChanged(
+            source="/routing/configuration",
+            setting="roster",
+            value={"workers": [{"worker_id": "adv-9", "display_name": NAME, "team": "advisors", "languages": ["fr"]}]},
+            version=2,
+            changed_by="sup-1",
+            changed_at=later,
+        ),
     ]
 
 

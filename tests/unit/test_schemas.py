@@ -31,6 +31,7 @@ from schemas import (
     CampaignAttribution,
     CertificateIssued,
     Channel,
+    ConfigurationChanged,
     Contact,
     ContactAttempted,
     ContactOutcome,
@@ -201,6 +202,14 @@ _PAYLOADS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         person_id=PERSON_ID,
         erased_at=datetime(2025, 5, 2, 9, 30, tzinfo=UTC),
         requested_by="data_subject",
+    ),
+    ConfigurationChanged: lambda: dict(
+        setting="closures",
+        value={"days": [{"date": "2025-12-26", "name": "Boxing Day"}]},
+        version=3,
+        changed_by="sup-1",
+        changed_at=datetime(2025, 11, 20, 9, 2, tzinfo=UTC),
+        reason="the staff's day after Christmas",
     ),
 }
 
@@ -675,7 +684,8 @@ def test_topics_are_versioned_and_unique() -> None:
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda cls: cls.__name__)
 def test_key_is_the_request_or_person_id(make_event: MakeEvent[Any], cls: type[Event]) -> None:
     event = make_event(cls)
-    expected = REQUEST_ID if topic_for(cls).key == "request_id" else PERSON_ID
+    key = topic_for(cls).key
+    expected = {"request_id": REQUEST_ID, "person_id": PERSON_ID}.get(key) or str(getattr(event, key))
 
     assert key_for(event) == expected.encode()
 
