@@ -114,6 +114,13 @@ class TrainingRequestReceived(Event):
         description="Date since which the person is a job seeker, if known.",
         examples=["2024-11-01"],
     )
+    fact_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where each of the facts above that is known came from, by field name: `web_form` (answered "
+        "in the web form or the request API), `phone_ivr` (keyed in the phone menu), `email_text` (read in the "
+        "words of the e-mail). A fact that is not known has no entry; readers tolerate values they do not know.",
+        examples=[{"has_computer": "phone_ivr", "unemployed_since": "email_text"}],
+    )
     campaign: CampaignAttribution | None = Field(default=None, description="Marketing attribution of a web request.")
     consent_to_contact: bool = Field(
         description="Whether the person agreed to be called or written back.",
