@@ -21,7 +21,6 @@ from schemas.values import (
     Contact,
     ContactOutcome,
     ExamRequestReason,
-    FactSource,
     Language,
     NonEmptyStr,
     NotificationChannel,
@@ -284,9 +283,12 @@ class RequestFactsRecorded(Event):
     unemployed_since: date | None = Field(
         default=None, description="Date since which the person is a job seeker.", examples=["2024-11-01"]
     )
-    fact_sources: dict[str, FactSource] = Field(
+    fact_sources: dict[str, str] = Field(
         default_factory=dict,
-        description="Where each fact known now came from, by fact name (the desk's override the others).",
+        description=(
+            "Where each fact known now came from, by fact name: `web_form`, `phone_ivr`, `email_text` or `desk` "
+            "(the desk's override the others); readers tolerate values they do not know."
+        ),
         examples=[{"qualification_level": "desk", "has_computer": "phone_ivr"}],
     )
     priority: int = Field(description="The request's priority score with the facts known now.", examples=[60])
