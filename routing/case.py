@@ -548,7 +548,7 @@ def _record_facts(case: Case, command: RecordFacts) -> tuple[Case, Effects]:
     learned = command.facts.learned()
     if not learned:
         raise DeskError("no fact given: qualification_level, has_computer, has_internet or unemployed_since", status=422)
-    if all(getattr(case, name) == value and case.fact_sources.get(name) is FactSource.DESK for name, value in learned.items()):
+    if all(getattr(case, name) == value and case.fact_sources.get(name) == FactSource.DESK for name, value in learned.items()):
         return case, NO_EFFECTS  # said again: nothing new
     sources = {**case.fact_sources, **dict.fromkeys(learned, FactSource.DESK.value)}
     informed = case.model_copy(update={**learned, "fact_sources": sources})
