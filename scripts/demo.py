@@ -76,6 +76,14 @@ PHONE_CALLS: list[dict[str, Any]] = [
         "at": timedelta(hours=-26),
     },
     {"event": "out_of_hours", "caller": "+32 470 00 01 02", "language": "nl", "at": timedelta(hours=-3)},
+    # Keyed in the phone menu: no diploma, no computer at home (docs/phone-ivr.md).
+    {
+        "event": "answered",
+        "caller": "0470 00 01 07",
+        "language": "fr",
+        "ivr": {"qualification": "1", "computer": "no", "internet": "no"},
+        "at": timedelta(hours=-2),
+    },
 ]
 EMAILS: list[dict[str, Any]] = [
     {
@@ -150,6 +158,14 @@ def mail(spec: dict[str, Any]) -> tuple[int, bytes]:
         return smtp.data(message.as_bytes())
 
 
+async def lockdown(routing_url: str) -> None:
+    """As in spring 2020: the digital-divide programme is suspended before the requests arrive."""
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10, headers=TOKENS.headers("adv-sup")) as http:
+        suspended = await http.post("/desk/programmes/digital-divide/suspend", json={})
+        suspended.raise_for_status()
+    console.print("adv-sup suspends the digital-divide programme (as in the 2020 lockdown): nobody must be stranded")
+
+
 async def send_scenario(intake_url: str) -> int:
     console.rule("[bold]1. Requests arrive through the three channels")
     sent = 0
@@ -189,21 +205,22 @@ async def wait_for_outcomes(db: Any, expected: int, timeout: float = 60.0) -> No
 
 async def outcome_table(db: Any) -> Table:
     table = Table(title="2. Where each request went")
-    for column in ("request", "channel", "person", "linked to", "routed to", "rule", "why", "offered to", "notification"):
+    columns = ("request", "channel", "person", "linked to", "routed to", "programme", "rule", "why", "offered to", "notification")
+    for column in columns:
         table.add_column(column, overflow="fold")
     intake = {doc["_id"]: doc async for doc in db["intake_requests"].find()}
     async for decision in db["routing_decisions"].find().sort("received_at", 1):
         request = intake.get(decision["_id"], {})
         delivery = await db["deliveries"].find_one({"request_id": decision["_id"]})
         queued = await db["routing_requests"].find_one({"_id": decision["_id"]}) or {}
-        case = await db["routing_cases"].find_one({"_id": decision["_id"]}) or {}
-        holder = (queued.get("reservation") or {}).get("worker_id") or case.get("programme") or queued.get("status", "-")
+        holder = (queued.get("reservation") or {}).get("worker_id") or queued.get("status", "-")
         table.add_row(
             decision["_id"][:8],
             decision["channel"],
             decision["person_id"][-6:],
             ", ".join(i[:8] for i in request.get("linked_request_ids", [])) or "-",
             decision["target"],
+            decision.get("programme") or "-",
             decision["rule_id"],
             decision["explanation"],
             holder,
@@ -269,6 +286,31 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
         console.print(f"{second} records the call: enrolled in EXCEL -> published {published}")
 
 
+async def called_back_while_suspended(routing_url: str, db: Any) -> None:
+    """The caller without a computer: the programme is suspended, an advisor calls back all the same."""
+    case = await db["routing_cases"].find_one({"channel": "phone", "programme": "waitlisted"})
+    if case is None:
+        raise RuntimeError("the caller without a computer is not on the suspended programme's waitlist")
+    request_id = case["_id"]
+    queued = await db["routing_requests"].find_one({"_id": request_id})
+    advisor = ((queued or {}).get("reservation") or {}).get("worker_id")
+    if advisor not in ADVISORS:
+        raise RuntimeError(f"the caller without a computer waits with nobody who can sign in ({advisor})")
+    async with httpx.AsyncClient(base_url=routing_url, timeout=10, headers=TOKENS.headers(advisor)) as http:
+        if (queued or {}).get("status") == "reserved":
+            (await http.post(f"/desk/requests/{request_id}/accept")).raise_for_status()
+        called = await http.post(
+            f"/desk/requests/{request_id}/outcome",
+            json={"outcome": "advice_given", "notes": "Place gardée sur la liste d'attente ; rappel à la reprise."},
+        )
+        called.raise_for_status()
+    case = await db["routing_cases"].find_one({"_id": request_id}) or {}
+    console.print(
+        f"request {request_id[:8]} (phone, no computer, programme suspended): {advisor} calls back"
+        f" -> promise {case.get('sla')}, place on the waitlist kept ({case.get('programme')})"
+    )
+
+
 async def time_passes(routing_url: str, db: Any) -> None:
     console.rule("[bold]5. Time passes (simulated clock, moved by ops-1): a callback nobody made breaches its deadline")
     async with httpx.AsyncClient(base_url=routing_url, timeout=10, headers=TOKENS.headers("ops-1")) as http:
@@ -281,7 +323,7 @@ async def time_passes(routing_url: str, db: Any) -> None:
     async for case in db["routing_cases"].find({"sla": "breached"}):
         console.print(
             f"request {case['_id'][:8]} ({case['channel']}): deadline {case['deadline'].astimezone(BRUSSELS):%a %d %b %H:%M}"
-            " passed with no contact -> CallbackSlaBreached, escalated to a supervisor"
+            " passed with no contact -> CallbackSlaBreached, escalated to the team's supervisor"
         )
     # What the supervisor sees: the same board as the console's "My team" page (/console/fr/team).
     async with httpx.AsyncClient(base_url=routing_url, timeout=10, headers=TOKENS.headers("adv-sup")) as http:
@@ -293,6 +335,13 @@ async def time_passes(routing_url: str, db: Any) -> None:
                 if row["urgency"] == "breached"
             ]
             console.print(f"adv-sup's board for {team}: {len(board)} open, late first: {', '.join(late) or 'none late'}")
+            for row in board:
+                if row["programme"] == "waitlisted":
+                    console.print(
+                        f"  {row['request_id'][:8]}: on the suspended programme's waitlist, still in the {team} queue"
+                        f" ({row['status']}, {row['worker_id'] or 'next free advisor'}), dispatch rank {row['dispatch_rank']},"
+                        f" priority {row['priority']} from {row['priority_parts']} (sources {row['fact_sources']})"
+                    )
 
 
 async def show_events(database: str) -> None:
@@ -528,6 +577,7 @@ async def play(database: str) -> None:
             "NOTIFICATION_QUIET_HOURS_END": "00:00",
         }
         with running_services(env=env, log_dir=REPO / ".local" / "demo" / "logs") as services:
+            await lockdown(services["routing"].url)
             sent = await send_scenario(services["intake"].url)
             db = client[database]
             await wait_for_outcomes(db, sent)
@@ -535,6 +585,7 @@ async def play(database: str) -> None:
             console.print(await outcome_table(db))
             await refusals(services["routing"].url)
             await at_the_desk(services["routing"].url, db)
+            await called_back_while_suspended(services["routing"].url, db)
             await time_passes(services["routing"].url, db)
             await certification_journey(services, db, database)
             await wait_for_mail(inbox, 5)
