@@ -45,6 +45,9 @@ from schemas.events import (
     ExamSchedulingRequested,
     NotificationFailed,
     NotificationSent,
+    PartnerInformationOverdue,
+    PartnerInformationReceived,
+    PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
     TrainingRequestReceived,
@@ -115,6 +118,26 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "priority",
             "priority_parts",
         ),
+        # Not the question nor the answer: free text that may name the person.
+        PartnerInformationRequested: (
+            "request_id",
+            "person_id",
+            "partner",
+            "worker_id",
+            "asked_at",
+            "remind_at",
+            "callback_deadline",
+        ),
+        PartnerInformationOverdue: ("request_id", "person_id", "partner", "assignee_id", "asked_at"),
+        PartnerInformationReceived: (
+            "request_id",
+            "person_id",
+            "partner",
+            "recorded_by",
+            "asked_at",
+            "answered_at",
+            "callback_deadline",
+        ),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
         ExamScheduled: ("person_id", "certification_code", "session_id", "centre_id", "exam_at"),
@@ -127,7 +150,19 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
 """Payload fields kept per event class; a class missing here keeps its envelope only."""
 
 _INSTANTS: Final = frozenset(
-    {"time", "received_at", "callback_deadline", "deadline", "next_attempt_at", "exam_at", "issued_at", "erased_at"}
+    {
+        "time",
+        "received_at",
+        "callback_deadline",
+        "deadline",
+        "next_attempt_at",
+        "exam_at",
+        "issued_at",
+        "erased_at",
+        "asked_at",
+        "remind_at",
+        "answered_at",
+    }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}
 _STRUCTURED: Final = codec.CONTENT_TYPE.encode()
