@@ -46,6 +46,9 @@ from schemas.events import (
     ExamSchedulingRequested,
     NotificationFailed,
     NotificationSent,
+    PartnerInformationOverdue,
+    PartnerInformationReceived,
+    PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
     TrainingRequestReceived,
@@ -116,6 +119,26 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "priority",
             "priority_parts",
         ),
+        # Not the question nor the answer: free text that may name the person.
+        PartnerInformationRequested: (
+            "request_id",
+            "person_id",
+            "partner",
+            "worker_id",
+            "asked_at",
+            "remind_at",
+            "callback_deadline",
+        ),
+        PartnerInformationOverdue: ("request_id", "person_id", "partner", "assignee_id", "asked_at"),
+        PartnerInformationReceived: (
+            "request_id",
+            "person_id",
+            "partner",
+            "recorded_by",
+            "asked_at",
+            "answered_at",
+            "callback_deadline",
+        ),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
         ExamScheduled: ("person_id", "certification_code", "session_id", "centre_id", "exam_at"),
@@ -140,6 +163,9 @@ _INSTANTS: Final = frozenset(
         "issued_at",
         "erased_at",
         "changed_at",
+        "asked_at",
+        "remind_at",
+        "answered_at",
     }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}

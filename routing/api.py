@@ -96,6 +96,14 @@ class Facts(BaseModel):
         return CallFacts(**self.model_dump())
 
 
+class PartnerQuestion(BaseModel):
+    question: str = Field(min_length=1, max_length=1000, description="What the partner is asked; may hold personal data.")
+
+
+class PartnerAnswer(BaseModel):
+    answer: str = Field(min_length=1, max_length=1000, description="What the partner answered; may hold personal data.")
+
+
 class Reassignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -177,6 +185,32 @@ async def record_facts(desk: DeskDep, principal: Reader, request_id: str, body: 
         )
     except DeskError as error:
         raise _refused(error) from error
+
+
+@desk_router.post(
+    "/requests/{request_id}/partner-questions",
+    summary="Ask the partner that handed the request over for more information; the callback clock stops",
+)
+async def ask_partner(desk: DeskDep, worker: OwnWorker, request_id: str, body: PartnerQuestion) -> dict[str, Any]:
+    try:
+        event = await desk.ask_partner(request_id, worker_id=worker.subject, question=body.question)
+    except DeskError as error:
+        raise _refused(error) from error
+    return {"request_id": request_id, "published": [event.type], "waiting_for_partner": True}
+
+
+@desk_router.post(
+    "/requests/{request_id}/partner-answers",
+    summary="Record the partner's answer; the callback clock runs again, its deadline moved by the wait",
+)
+async def partner_answer(desk: DeskDep, principal: Reader, request_id: str, body: PartnerAnswer) -> dict[str, Any]:
+    try:
+        event = await desk.record_partner_answer(
+            request_id, answer=body.answer, recorded_by=principal.subject, for_team=principal.has_any(ACTS_FOR_OTHERS)
+        )
+    except DeskError as error:
+        raise _refused(error) from error
+    return {"request_id": request_id, "published": [event.type], "callback_deadline": getattr(event, "callback_deadline", None)}
 
 
 @desk_router.get("/teams/{team}/board", summary="A team's open requests, in the order the dispatcher offers them")

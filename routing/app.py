@@ -30,6 +30,9 @@ from schemas import (
     ContactAttempted,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
+    PartnerInformationOverdue,
+    PartnerInformationReceived,
+    PartnerInformationRequested,
     RequestFactsRecorded,
     TrainingRequestRouted,
 )
@@ -104,7 +107,15 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         oidc = OidcClient(settings.auth, settings.console_client_id)
         runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=desk_console(sessions, oidc))
         runtime.publishes(
-            TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, RequestFactsRecorded
+            TRAINING_ROUTING,
+            TrainingRequestRouted,
+            CallbackDue,
+            CallbackSlaBreached,
+            ContactAttempted,
+            RequestFactsRecorded,
+            PartnerInformationRequested,
+            PartnerInformationOverdue,
+            PartnerInformationReceived,
         )
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 

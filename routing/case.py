@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from routing.decision import RouteDecision
 from routing.priority import PriorityWeights, priority_of
-from routing.sla import sla_outcome
+from routing.sla import SlaPolicy, due_at, resumed_deadline, sla_outcome
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
@@ -36,6 +36,9 @@ from schemas import (
     ExamSchedulingRequested,
     FactSource,
     Language,
+    PartnerInformationOverdue,
+    PartnerInformationReceived,
+    PartnerInformationRequested,
     ProgrammePlace,
     QualificationLevel,
     RequestFactsRecorded,
@@ -43,11 +46,13 @@ from schemas import (
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
+from services.calendar import BrusselsCalendar
 from services.timers import TimerKind
 
 __all__ = [
     "SOURCE",
     "AdmitToProgramme",
+    "AskPartner",
     "CallFacts",
     "CancelTimer",
     "Case",
@@ -59,9 +64,11 @@ __all__ = [
     "KeepPromiseOfJoined",
     "MarkBreached",
     "MarkCallbackDue",
+    "MarkPartnerOverdue",
     "Opening",
     "RecordContact",
     "RecordFacts",
+    "RecordPartnerAnswer",
     "Redirect",
     "ScheduleTimer",
     "decide",
@@ -76,6 +83,9 @@ SOURCE = "/routing"
 SlaState = Literal["pending", "met", "breached"]
 """`pending` until the person is reached or the deadline passes; None for a case without a promise."""
 ProgrammeState = Literal["admitted", "waitlisted"]
+PartnerWait = Literal["waiting", "answered"]
+"""`waiting` from the desk's question to the referring partner until its answer (the callback clock
+stops meanwhile), then `answered`; None for a case whose partner was never asked."""
 
 LOGIN_INSTRUCTIONS = "https://formation.bruxellesformation.brussels — identifiant envoyé par e-mail"
 
@@ -136,12 +146,23 @@ class Case(BaseModel):
     unemployed_since: date | None = None
     fact_sources: dict[str, str] = {}
     priority_parts: dict[str, int] = {}
+    # The partner that handed the request over (the Cité des métiers...), and the desk's last question to it.
+    partner: str | None = None
+    partner_wait: PartnerWait | None = None
+    partner_asked_at: datetime | None = None
+    partner_answered_at: datetime | None = None
+    partner_reminded_at: datetime | None = None
     version: int = 0
 
     @property
     def awaits_callback(self) -> bool:
         """Nobody reached the person yet and the promise still runs: the callback timers apply."""
-        return self.sla == "pending" and self.deadline is not None
+        return self.sla == "pending" and self.deadline is not None and not self.waiting_for_partner
+
+    @property
+    def waiting_for_partner(self) -> bool:
+        """The desk asked the referring partner and waits for the answer: the callback clock is stopped."""
+        return self.partner_wait == "waiting"
 
     @property
     def is_open(self) -> bool:
@@ -158,6 +179,8 @@ class ScheduleTimer:
     key: str
     fire_at: datetime
     payload: dict[str, Any]
+    replace: bool = False
+    """Re-arm a timer that fired or was cancelled before (`TimerStore.schedule(replace=True)`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +313,7 @@ def open_case(
         **facts,
         fact_sources={name: request.fact_sources.get(name) or received_fact_source(request) for name in facts},
         priority_parts=dict(decision.priority_parts),
+        partner=_partner_of(request),
     )
     schedule: tuple[ScheduleTimer, ...] = ()
     if deadline is not None and due is not None:
@@ -299,6 +323,12 @@ def open_case(
             ScheduleTimer(TimerKind.SLA_BREACH, request.request_id, deadline, dict(payload)),
         )
     return Opening(case=case, routed=routed, effects=Effects(schedule=schedule))
+
+
+def _partner_of(request: TrainingRequestReceived) -> str | None:
+    """The partner that handed the request over, as the rules' `partner:` condition reads it."""
+    partner = request.channel_details.get("partner")
+    return partner.strip().casefold() if isinstance(partner, str) and partner.strip() else None
 
 
 def received_fact_source(request: TrainingRequestReceived) -> FactSource:
@@ -420,7 +450,52 @@ class Erase:
     """The person asked for erasure: blank the contact details and the free text."""
 
 
-Command = AdmitToProgramme | MarkCallbackDue | MarkBreached | RecordContact | RecordFacts | KeepPromiseOfJoined | Redirect | Erase
+@dataclass(frozen=True, slots=True)
+class AskPartner:
+    """The worker holding a handed-over request asks the referring partner for more information;
+    `remind_at` is when the desk is reminded without an answer (the policy's delay, computed first)."""
+
+    worker_id: str
+    question: str
+    now: datetime
+    remind_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPartnerOverdue:
+    """The partner-reminder timer fired for the question asked at `asked_at`; `event_id` derives from it."""
+
+    now: datetime
+    event_id: uuid.UUID
+    asked_at: datetime
+    assignee_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPartnerAnswer:
+    """The partner answered; the callback clock runs again, its deadline moved by the pause,
+    counted with `sla` and `calendar` (the rule set's promise and the Brussels calendar)."""
+
+    recorded_by: str
+    answer: str
+    now: datetime
+    sla: SlaPolicy
+    calendar: BrusselsCalendar
+
+
+Command = (
+    AdmitToProgramme
+    | MarkCallbackDue
+    | MarkBreached
+    | RecordContact
+    | RecordFacts
+    | KeepPromiseOfJoined
+    | Redirect
+    | Erase
+    | AskPartner
+    | MarkPartnerOverdue
+    | RecordPartnerAnswer
+)
 
 
 def decide(case: Case, command: Command) -> tuple[Case, Effects]:
@@ -446,6 +521,12 @@ def decide(case: Case, command: Command) -> tuple[Case, Effects]:
             return kept, Effects(cancel=_cancel_callback_timers(case.request_id))
         case Redirect():
             return _redirect(case, command)
+        case AskPartner():
+            return _ask_partner(case, command)
+        case MarkPartnerOverdue():
+            return _partner_overdue(case, command)
+        case RecordPartnerAnswer():
+            return _partner_answered(case, command)
         case Erase():
             if case.erased and not case.contact and not case.need:
                 return case, NO_EFFECTS
@@ -539,8 +620,11 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
     if command.reaches_person:
         update |= {"outcome": outcome, "first_contact_at": case.first_contact_at or now, "closed_by": command.worker_id}
         if case.sla == "pending":
-            update["sla"] = promise_outcome(case, now)
+            # Reached while the clock is stopped for the partner: it stopped with time left.
+            update["sla"] = "met" if case.waiting_for_partner else promise_outcome(case, now)
         cancel = _cancel_callback_timers(case.request_id)
+        if case.waiting_for_partner:
+            cancel += (CancelTimer(TimerKind.PARTNER_REMINDER, case.request_id),)
     return case.model_copy(update=update), Effects(events=tuple(events), cancel=cancel, seal=True)
 
 
@@ -594,3 +678,94 @@ def _redirect(case: Case, command: Redirect) -> tuple[Case, Effects]:
         }
     )
     return redirected, Effects(events=(routed,))
+
+
+# --- waiting for the referring partner ------------------------------------------------------
+
+
+def _partner_facts(case: Case, source: str) -> dict[str, Any]:
+    assert case.partner is not None
+    return {
+        "source": source,
+        "subject": case.request_id,
+        "request_id": case.request_id,
+        "person_id": case.person_id,
+        "partner": case.partner,
+        **following_case(case),
+    }
+
+
+def _ask_partner(case: Case, command: AskPartner) -> tuple[Case, Effects]:
+    if case.partner is None:
+        raise DeskError(f"request {case.request_id} was not handed over by a partner: there is nobody to ask")
+    if case.outcome is not None or case.joined_to is not None:
+        raise DeskError(f"request {case.request_id} is closed")
+    if case.waiting_for_partner:
+        raise DeskError(f"request {case.request_id} already waits for {case.partner}'s answer")
+    asked = PartnerInformationRequested(
+        **_partner_facts(case, f"{SOURCE}/desk"),
+        worker_id=command.worker_id,
+        asked_at=command.now,
+        remind_at=command.remind_at,
+        callback_deadline=case.deadline if case.awaits_callback else None,
+        question=command.question,
+    )
+    # The clock stops: the callback timers go, and come back with the answer (`_partner_answered`).
+    cancel = _cancel_callback_timers(case.request_id) if case.awaits_callback else ()
+    reminder = ScheduleTimer(
+        TimerKind.PARTNER_REMINDER,
+        case.request_id,
+        command.remind_at,
+        {"request_id": case.request_id, "person_id": case.person_id, "asked_at": command.now.isoformat()},
+        replace=True,  # an earlier question's reminder fired or was cancelled
+    )
+    waiting = case.model_copy(update={"partner_wait": "waiting", "partner_asked_at": command.now})
+    return waiting, Effects(events=(asked,), schedule=(reminder,), cancel=cancel, seal=True)
+
+
+def _same_instant(a: datetime | None, b: datetime) -> bool:
+    # MongoDB keeps milliseconds: a stored instant reads back up to 1 ms earlier.
+    return a is not None and abs(a - b) < timedelta(milliseconds=1)
+
+
+def _partner_overdue(case: Case, command: MarkPartnerOverdue) -> tuple[Case, Effects]:
+    if not case.waiting_for_partner or not _same_instant(case.partner_asked_at, command.asked_at):
+        return case, NO_EFFECTS  # answered meanwhile, or the timer of an earlier question
+    reminded, asked = case.partner_reminded_at, case.partner_asked_at
+    if reminded is not None and asked is not None and reminded >= asked:
+        return case, NO_EFFECTS  # once per question
+    overdue = PartnerInformationOverdue(
+        **_partner_facts(case, SOURCE),
+        id=command.event_id,
+        assignee_id=command.assignee_id,
+        asked_at=command.asked_at,
+    )
+    return case.model_copy(update={"partner_reminded_at": command.now}), Effects(events=(overdue,))
+
+
+def _partner_answered(case: Case, command: RecordPartnerAnswer) -> tuple[Case, Effects]:
+    if not case.waiting_for_partner or case.partner_asked_at is None:
+        raise DeskError(f"request {case.request_id} does not wait for a partner's answer")
+    now = command.now
+    update: dict[str, Any] = {"partner_wait": "answered", "partner_answered_at": now}
+    schedule: tuple[ScheduleTimer, ...] = ()
+    deadline = None
+    if case.sla == "pending" and case.deadline is not None:
+        deadline = resumed_deadline(case.deadline, case.partner_asked_at, now, command.sla, command.calendar)
+        due = max(due_at(deadline, command.sla, command.calendar, received_at=case.received_at), now)
+        update |= {"deadline": deadline, "due_at": due}
+        payload = {"request_id": case.request_id, "person_id": case.person_id, "deadline": deadline.isoformat()}
+        schedule = (ScheduleTimer(TimerKind.SLA_BREACH, case.request_id, deadline, payload, replace=True),)
+        if case.due_sent_at is None:
+            # A warning already sent is not sent again: its event id derives from the timer's.
+            schedule += (ScheduleTimer(TimerKind.CALLBACK_DUE, case.request_id, due, dict(payload), replace=True),)
+    received = PartnerInformationReceived(
+        **_partner_facts(case, f"{SOURCE}/desk"),
+        recorded_by=command.recorded_by,
+        asked_at=case.partner_asked_at,
+        answered_at=now,
+        callback_deadline=deadline,
+        answer=command.answer,
+    )
+    cancel = (CancelTimer(TimerKind.PARTNER_REMINDER, case.request_id),)
+    return case.model_copy(update=update), Effects(events=(received,), schedule=schedule, cancel=cancel, seal=True)

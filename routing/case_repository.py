@@ -82,6 +82,11 @@ _WRITTEN_ONCE_SET = (
     "unemployed_since",
     "fact_sources",
     "priority_parts",
+    "partner",
+    "partner_wait",
+    "partner_asked_at",
+    "partner_answered_at",
+    "partner_reminded_at",
 )
 
 
@@ -249,7 +254,7 @@ class _MongoUnitOfWork(CaseUnitOfWork):
         for cancel in effects.cancel:
             await timers.cancel(cancel.kind, cancel.key, session=session)
         for timer in effects.schedule:
-            await timers.schedule(timer.kind, timer.key, timer.fire_at, timer.payload, session=session)
+            await timers.schedule(timer.kind, timer.key, timer.fire_at, timer.payload, session=session, replace=timer.replace)
         events: Sequence[Event] = effects.events
         if effects.seal:
             events = [await self._store.personal.seal(event, session=session) for event in events]

@@ -47,6 +47,7 @@ class QueueItem(BaseModel):
     need: str
     requested_course: str | None
     attempts: int
+    waiting_for_partner: bool = Field(False, description="The referring partner was asked; the callback clock is stopped.")
 
 
 class BoardItem(BaseModel):
@@ -162,6 +163,7 @@ class Desk:
                     need=case.get("need", ""),
                     requested_course=case.get("requested_course"),
                     attempts=case.get("attempts", 0),
+                    waiting_for_partner=case.get("partner_wait") == "waiting",
                 )
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)
@@ -312,6 +314,18 @@ class Desk:
             "fact_sources": case.get("fact_sources") or {},
         }
 
+    async def ask_partner(self, request_id: str, *, worker_id: str, question: str) -> Event:
+        """The worker holding a handed-over request asks the referring partner (`RoutingService.ask_partner`)."""
+        return await self._service.ask_partner(request_id, worker_id=worker_id, question=question)
+
+    async def record_partner_answer(self, request_id: str, *, answer: str, recorded_by: str, for_team: bool) -> Event:
+        """The partner's answer, recorded by the worker holding the request or (`for_team`) a supervisor."""
+        routed = await self._service.assignment.get_request(request_id)
+        if routed is None or (not for_team and routed.held_by() != recorded_by):
+            # The same answer as an unknown id: a worker cannot probe which requests exist.
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        return await self._service.record_partner_answer(request_id, recorded_by=recorded_by, answer=answer)
+
     async def decisions(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The routing decisions of `request_ids` (the rule, its explanation, the priority's parts), in one query."""
         found = self._service.decisions.find({"_id": {"$in": request_ids}})
@@ -329,6 +343,7 @@ class Desk:
             "decision": decision,
             "case": case,
             "status": routed.status if routed else case.get("programme"),
+            "waiting_for_partner": case.get("partner_wait") == "waiting",
             "assignee_id": routed.reservation.worker_id if routed and routed.reservation else None,
             "history": await service.assignment.history(request_id),
         }

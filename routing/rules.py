@@ -156,6 +156,9 @@ class DeskPolicy(BaseModel):
     """Queued this long with no eligible worker: the pool widens (backups, then supervisors)."""
     retry_after_no_answer: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
     """When to call again after a call nobody answered."""
+    partner_reminder_after: timedelta = Field(default=timedelta(days=1), gt=timedelta(0))
+    """How long the desk waits for a referring partner's answer before it is reminded (counted as the
+    promise is: in `working_days` mode each 24 h is one working day, see `routing.sla.later_by`)."""
 
 
 class Quotas(BaseModel):

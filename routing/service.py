@@ -23,6 +23,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from routing.assignment import Assignments, QueueKey, RequestStatus, RoutedRequest
 from routing.case import (
     AdmitToProgramme,
+    AskPartner,
     CallFacts,
     Case,
     Command,
@@ -33,8 +34,10 @@ from routing.case import (
     KeepPromiseOfJoined,
     MarkBreached,
     MarkCallbackDue,
+    MarkPartnerOverdue,
     RecordContact,
     RecordFacts,
+    RecordPartnerAnswer,
     Redirect,
     decide,
     open_case,
@@ -46,7 +49,7 @@ from routing.placement import callback_team, team_after_admission
 from routing.priority import effective_priority, queue_order
 from routing.programme import DigitalDivideProgramme
 from routing.rules import RuleSet
-from routing.sla import SlaPolicy, callback_deadline, due_at
+from routing.sla import SlaPolicy, callback_deadline, due_at, later_by
 from schemas import (
     CallbackSlaBreached,
     ContactOutcome,
@@ -337,7 +340,11 @@ class RoutingService:
     # --- timers ------------------------------------------------------------------------------
 
     def timer_handlers(self) -> dict[str, Any]:
-        return {TimerKind.CALLBACK_DUE.value: self._on_callback_due, TimerKind.SLA_BREACH.value: self._on_sla_deadline}
+        return {
+            TimerKind.CALLBACK_DUE.value: self._on_callback_due,
+            TimerKind.SLA_BREACH.value: self._on_sla_deadline,
+            TimerKind.PARTNER_REMINDER.value: self._on_partner_reminder,
+        }
 
     async def _on_callback_due(self, timer: Timer, session: AsyncClientSession) -> None:
         uow = self.case_store.within(session)
@@ -370,6 +377,22 @@ class RoutingService:
                     assignee_id=breach.assignee_id,
                     escalated_to=breach.escalated_to,
                 )
+
+    async def _on_partner_reminder(self, timer: Timer, session: AsyncClientSession) -> None:
+        uow = self.case_store.within(session)
+        case = await uow.cases.get(timer.key)
+        if case is None or not case.waiting_for_partner:
+            return
+        asked_at = datetime.fromisoformat(timer.payload["asked_at"])
+        command = MarkPartnerOverdue(
+            now=self.clock.now(),
+            # One reminder per question: a later question re-arms the same timer id.
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer.id}:{asked_at.isoformat()}"),
+            asked_at=asked_at,
+            assignee_id=await self._assignee(timer.key),
+        )
+        await self._save(uow, case, *decide(case, command))
+        log.info("partner.information_overdue", request_id=timer.key, partner=case.partner)
 
     async def _awaiting_callback(self, uow: CaseUnitOfWork, timer: Timer) -> Case | None:
         """The timer's case while nobody reached the person yet, else None (the timer is late: a no-op)."""
@@ -517,6 +540,43 @@ class RoutingService:
         recorded = effects.events[0]
         assert isinstance(recorded, RequestFactsRecorded)
         return recorded
+
+    async def ask_partner(self, request_id: str, *, worker_id: str, question: str) -> Event:
+        """The worker holding a handed-over request asks the referring partner for more information:
+        the callback clock stops until the answer and a reminder is set (`routing.case.AskPartner`)."""
+        await self._held_by(request_id, worker_id)
+        now = self.clock.now()
+        remind_at = later_by(now, self.policy.rules.desk.partner_reminder_after, self.policy.sla, self.policy.calendar)
+        changed = await self._change(request_id, AskPartner(worker_id=worker_id, question=question, now=now, remind_at=remind_at))
+        if changed is None:
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        case, effects = changed
+        log.info(
+            "partner.information_requested", request_id=request_id, worker_id=worker_id, partner=case.partner, remind_at=remind_at
+        )
+        return effects.events[0]
+
+    async def record_partner_answer(self, request_id: str, *, recorded_by: str, answer: str) -> Event:
+        """The partner answered: the callback clock runs again with its deadline moved by the wait,
+        and the request keeps its place with its worker, its queue deadline moved too."""
+        command = RecordPartnerAnswer(
+            recorded_by=recorded_by, answer=answer, now=self.clock.now(), sla=self.policy.sla, calendar=self.policy.calendar
+        )
+        changed = await self._change(request_id, command)
+        if changed is None:
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        case, effects = changed
+        if case.deadline is not None:
+            await self.assignment.reprioritise(request_id, case.priority, case.deadline, reason=f"{case.partner} answered")
+        log.info("partner.information_received", request_id=request_id, worker_id=recorded_by, deadline=case.deadline)
+        return effects.events[0]
+
+    async def _held_by(self, request_id: str, worker_id: str) -> None:
+        routed = await self.assignment.get_request(request_id)
+        if routed is None:
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        if routed.status != RequestStatus.ASSIGNED or routed.reservation is None or routed.reservation.worker_id != worker_id:
+            raise DeskError(f"request {request_id} is not assigned to {worker_id} (status {routed.status}); accept it first")
 
     async def _redirect(self, request_id: str, target: Target, worker_id: str, attempted: Event) -> None:
         """A redirected request goes to the other team's queue and is announced as routed again."""

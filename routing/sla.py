@@ -37,6 +37,8 @@ __all__ = [
     "callback_deadline",
     "due_at",
     "elapsed",
+    "later_by",
+    "resumed_deadline",
     "sla_outcome",
     "subtract_working_time",
     "working_duration",
@@ -110,11 +112,40 @@ def _brussels(at: datetime) -> datetime:
 
 def working_duration(policy: SlaPolicy, calendar: BrusselsCalendar) -> timedelta:
     """The promise as opening time: promise / 24 h x (closing - opening), to the microsecond."""
+    return _as_opening_time(policy.promise, calendar)
+
+
+def _as_opening_time(duration: timedelta, calendar: BrusselsCalendar) -> timedelta:
+    """`duration` read as working days: duration / 24 h x (closing - opening), to the microsecond."""
     day = date(2000, 1, 3)  # any date: opening and closing are naive local times, outside DST changes
     span = datetime.combine(day, calendar.closing) - datetime.combine(day, calendar.opening)
     # Integer arithmetic: a float ratio would be off by a microsecond for some promises.
-    micros = (span // _MICROSECOND) * (policy.promise // _MICROSECOND) // (_DAY // _MICROSECOND)
+    micros = (span // _MICROSECOND) * (duration // _MICROSECOND) // (_DAY // _MICROSECOND)
     return timedelta(microseconds=micros)
+
+
+def later_by(start: datetime, duration: timedelta, policy: SlaPolicy, calendar: BrusselsCalendar) -> datetime:
+    """`duration` after `start`, read as the promise is: elapsed time in `calendar` mode; in
+    `working_days` mode each 24 h is one working day of opening time (P1D from Friday 16:00 is
+    Monday 16:00), so that a reminder set in days falls when somebody is there to read it."""
+    if policy.mode == "calendar":
+        return (_aware(start).astimezone(UTC) + duration).astimezone(BRUSSELS)
+    return calendar.add_working_time(_aware(start), _as_opening_time(duration, calendar))
+
+
+def resumed_deadline(
+    deadline: datetime, paused_at: datetime, resumed_at: datetime, policy: SlaPolicy, calendar: BrusselsCalendar
+) -> datetime:
+    """The deadline of a promise whose clock stopped from `paused_at` to `resumed_at` (the desk
+    waited for a partner's answer): later by the time the pause would have counted, i.e. by the
+    opening time it spans in `working_days` mode (Friday 16:00 to Monday 10:00 is 1 h 15 + 1 h 30),
+    by the elapsed time in `calendar` mode. A pause that counted nothing leaves it unchanged."""
+    paused = elapsed(paused_at, resumed_at, policy, calendar) if resumed_at > paused_at else timedelta(0)
+    if paused <= timedelta(0):
+        return _brussels(deadline)
+    if policy.mode == "calendar":
+        return (_aware(deadline).astimezone(UTC) + paused).astimezone(BRUSSELS)
+    return calendar.add_working_time(_aware(deadline), paused)
 
 
 def callback_deadline(

@@ -43,6 +43,9 @@ __all__ = [
     "ExamSchedulingRequested",
     "NotificationFailed",
     "NotificationSent",
+    "PartnerInformationOverdue",
+    "PartnerInformationReceived",
+    "PartnerInformationRequested",
     "PersonDataErased",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
@@ -297,6 +300,83 @@ class RequestFactsRecorded(Event):
     )
 
 
+# --- Questions to a referring partner ------------------------------------------------
+
+PartnerId = Annotated[
+    NonEmptyStr,
+    Field(description="Id of the partner that handed the request over.", examples=["cite-des-metiers"]),
+]
+
+
+class PartnerInformationRequested(Event):
+    """The worker holding a handed-over request asked the referring partner for more information.
+
+    The request waits for the partner: its callback clock stops until the answer
+    (`PartnerInformationReceived`), and the desk is reminded if none comes
+    (`PartnerInformationOverdue`).
+    """
+
+    type: Literal["be.bruxellesformation.training.partner.information_requested"] = type_field(
+        "be.bruxellesformation.training.partner.information_requested"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    partner: PartnerId
+    worker_id: NonEmptyStr = Field(description="Id of the worker who asked.", examples=["en-fr-1"])
+    asked_at: AwareDatetime = Field(description="When the question was asked.", examples=["2025-03-14T16:00:00+01:00"])
+    remind_at: AwareDatetime = Field(
+        description="When the desk is reminded if the partner has not answered.", examples=["2025-03-17T16:00:00+01:00"]
+    )
+    callback_deadline: AwareDatetime | None = Field(
+        default=None,
+        description="The callback deadline that stopped running (None: no promise, or already missed).",
+        examples=["2025-03-18T16:00:00+01:00"],
+    )
+    question: str | None = Field(default=None, description="The question as asked; may hold personal data.")
+    sealed: SealedPersonalData | None = Field(
+        default=None, description="The question, encrypted with the person's key; `question` is then blank."
+    )
+
+
+class PartnerInformationOverdue(Event):
+    """The referring partner has not answered the desk's question within the policy's delay (sent once per question)."""
+
+    type: Literal["be.bruxellesformation.training.partner.information_overdue"] = type_field(
+        "be.bruxellesformation.training.partner.information_overdue"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    partner: PartnerId
+    assignee_id: AssigneeId = None
+    asked_at: AwareDatetime = Field(description="When the unanswered question was asked.", examples=["2025-03-14T16:00:00+01:00"])
+
+
+class PartnerInformationReceived(Event):
+    """The referring partner answered the desk's question; the callback clock runs again."""
+
+    type: Literal["be.bruxellesformation.training.partner.information_received"] = type_field(
+        "be.bruxellesformation.training.partner.information_received"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    partner: PartnerId
+    recorded_by: NonEmptyStr = Field(description="Id of the worker who recorded the answer.", examples=["en-fr-1"])
+    asked_at: AwareDatetime = Field(description="When the question was asked.", examples=["2025-03-14T16:00:00+01:00"])
+    answered_at: AwareDatetime = Field(description="When the answer was recorded.", examples=["2025-03-17T10:00:00+01:00"])
+    callback_deadline: AwareDatetime | None = Field(
+        default=None,
+        description="The callback deadline, moved later by the working time the wait lasted (None: no running promise).",
+        examples=["2025-03-19T10:00:00+01:00"],
+    )
+    answer: str | None = Field(default=None, description="The partner's answer; may hold personal data.")
+    sealed: SealedPersonalData | None = Field(
+        default=None, description="The answer, encrypted with the person's key; `answer` is then blank."
+    )
+
+
 # --- Enrolment ----------------------------------------------------------------------
 
 
@@ -478,6 +558,9 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     CallbackSlaBreached,
     ContactAttempted,
     RequestFactsRecorded,
+    PartnerInformationRequested,
+    PartnerInformationOverdue,
+    PartnerInformationReceived,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
     ExamScheduled,

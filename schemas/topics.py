@@ -34,6 +34,9 @@ from schemas.events import (
     ExamSchedulingRequested,
     NotificationFailed,
     NotificationSent,
+    PartnerInformationOverdue,
+    PartnerInformationReceived,
+    PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
     TrainingRequestReceived,
@@ -96,8 +99,20 @@ TRAINING_ROUTING = TopicSpec(
     name="training.routing.v1",
     partitions=6,
     key="request_id",
-    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, RequestFactsRecorded),
-    description="Where each request went, its 48-hour callback and the attempts to reach it.",
+    events=(
+        TrainingRequestRouted,
+        CallbackDue,
+        CallbackSlaBreached,
+        ContactAttempted,
+        RequestFactsRecorded,
+        PartnerInformationRequested,
+        PartnerInformationOverdue,
+        PartnerInformationReceived,
+    ),
+    description=(
+        "Where each request went, its 48-hour callback, the attempts to reach it and the questions "
+        "to the partner that handed it over."
+    ),
 )
 TRAINING_ENROLMENTS = TopicSpec(
     name="training.enrolments.v1",

@@ -29,7 +29,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from schemas import Contact, ContactAttempted, Event, SealedPersonalData, TrainingRequestReceived
+from schemas import (
+    Contact,
+    ContactAttempted,
+    Event,
+    PartnerInformationReceived,
+    PartnerInformationRequested,
+    SealedPersonalData,
+    TrainingRequestReceived,
+)
 from services.keyring import KeyEncryptionKeys, PrivacySettings, UnknownKeyEncryptionKey, load_key_encryption_keys
 from services.mongo import MongoDatabase
 
@@ -264,8 +272,10 @@ def seal(event: E, key: bytes) -> E:
                 "sealed": _encrypt(key, event.person_id, fields),
             }
         )
-    if isinstance(event, ContactAttempted) and event.sealed is None and event.notes:
-        return event.model_copy(update={"notes": None, "sealed": _encrypt(key, event.person_id, {"notes": event.notes})})
+    name = _FREE_TEXT.get(type(event))
+    if name is not None and getattr(event, "sealed", None) is None and (text := getattr(event, name)):
+        person_id: str = getattr(event, "person_id")  # noqa: B009 - every free-text event has one
+        return event.model_copy(update={name: None, "sealed": _encrypt(key, person_id, {name: text})})
     return event
 
 
@@ -284,9 +294,17 @@ def unseal(event: E, key: bytes | None) -> E:
                 "sealed": None,
             }
         )
-    if isinstance(event, ContactAttempted):
-        return event.model_copy(update={"notes": fields.get("notes"), "sealed": None})
+    if (name := _FREE_TEXT.get(type(event))) is not None:
+        return event.model_copy(update={name: fields.get(name), "sealed": None})
     return event
+
+
+_FREE_TEXT: Mapping[type[Event], str] = {
+    ContactAttempted: "notes",
+    PartnerInformationRequested: "question",
+    PartnerInformationReceived: "answer",
+}
+"""Events whose one personal field is a worker's free text, sealed alone: the field's name."""
 
 
 class PersonalData:

@@ -63,6 +63,7 @@ class TimerKind(StrEnum):
     SLA_BREACH = "sla_breach"
     RESERVATION_TIMEOUT = "reservation_timeout"
     RETRY_CALL = "retry_call"
+    PARTNER_REMINDER = "partner_reminder"
 
 
 class TimerState(StrEnum):

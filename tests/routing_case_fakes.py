@@ -84,8 +84,11 @@ class FakeCaseUnitOfWork(CaseUnitOfWork):
                 if store.timers.pop((cancel.kind, cancel.key), None) is not None:
                     store.cancelled.append((cancel.kind, cancel.key))
             for timer in effects.schedule:
-                # As `TimerStore.schedule` without replace: a live timer stays as it is.
-                store.timers.setdefault((timer.kind, timer.key), timer)
+                # As `TimerStore.schedule`: a live timer stays as it is, unless replaced.
+                if timer.replace:
+                    store.timers[(timer.kind, timer.key)] = timer
+                else:
+                    store.timers.setdefault((timer.kind, timer.key), timer)
             store.published.extend(effects.events)
             if effects.seal:
                 store.sealed.extend(effects.events)

@@ -4,6 +4,7 @@ sees anyone's."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,11 +13,13 @@ from fastapi import FastAPI
 
 from routing.api import desk_router, get_desk
 from routing.desk import DeskError
+from schemas import Event, PartnerInformationOverdue
 from tests.identity_provider import SignIn
 
 pytestmark = pytest.mark.unit
 
 SIGN_IN = SignIn()
+NOW = datetime(2027, 3, 5, 16, 0, tzinfo=UTC)
 
 
 class FakeDesk:
@@ -25,6 +28,8 @@ class FakeDesk:
     def __init__(self) -> None:
         self.accepted: list[tuple[str, str]] = []
         self.reassigned: list[tuple[str, str | None, str, str]] = []
+        self.questions: list[tuple[str, str, str]] = []
+        self.answers: list[tuple[str, str, str, bool]] = []
 
     async def request(self, request_id: str) -> dict[str, Any]:
         if request_id != "r-1":
@@ -37,6 +42,14 @@ class FakeDesk:
     async def accept(self, request_id: str, worker_id: str) -> dict[str, str]:
         self.accepted.append((request_id, worker_id))
         return {"request_id": request_id, "status": "assigned"}
+
+    async def ask_partner(self, request_id: str, *, worker_id: str, question: str) -> Event:
+        self.questions.append((request_id, worker_id, question))
+        return PartnerInformationOverdue(source="/t", request_id=request_id, person_id="p-1", partner="cdm", asked_at=NOW)
+
+    async def record_partner_answer(self, request_id: str, *, answer: str, recorded_by: str, for_team: bool) -> Event:
+        self.answers.append((request_id, recorded_by, answer, for_team))
+        return PartnerInformationOverdue(source="/t", request_id=request_id, person_id="p-1", partner="cdm", asked_at=NOW)
 
     async def reassign(self, request_id: str, *, to_worker: str | None, reason: str, actor: str) -> dict[str, Any]:
         self.reassigned.append((request_id, to_worker, reason, actor))
@@ -88,3 +101,21 @@ async def test_only_a_supervisor_reassigns_and_is_recorded_as_the_actor(desk: Fa
 async def test_a_reassignment_needs_a_reason_and_takes_no_actor_from_the_body(desk: FakeDesk, body: dict[str, Any]) -> None:
     assert (await call(desk, "adv-sup", "POST", "/desk/requests/r-1/reassign", json=body)).status_code == 422
     assert desk.reassigned == []
+
+
+async def test_the_worker_asking_a_partner_is_the_token_subject_and_a_question_is_at_most_1000_characters(desk: FakeDesk) -> None:
+    path = "/desk/requests/r-1/partner-questions"
+    asked = await call(desk, "en-1", "POST", path, json={"question": "Quel niveau de français ?"})
+    assert asked.status_code == 200 and asked.json()["waiting_for_partner"] is True
+    assert desk.questions == [("r-1", "en-1", "Quel niveau de français ?")]
+    assert (await call(desk, "en-1", "POST", path, json={"question": "x" * 1001})).status_code == 422
+    assert (await call(desk, "en-1", "POST", path, json={"question": ""})).status_code == 422
+
+
+@pytest.mark.parametrize(("user", "for_team"), [("en-1", False), ("adv-sup", True)])
+async def test_the_partners_answer_is_recorded_by_the_worker_or_for_the_team_by_a_supervisor(
+    desk: FakeDesk, user: str, for_team: bool
+) -> None:
+    answered = await call(desk, user, "POST", "/desk/requests/r-1/partner-answers", json={"answer": "Niveau B2."})
+    assert answered.status_code == 200
+    assert desk.answers == [("r-1", user, "Niveau B2.", for_team)]

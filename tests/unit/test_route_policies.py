@@ -79,6 +79,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /desk/teams/{team}/board": DESK_TEAM,
         "POST /desk/requests/{request_id}/reassign": DESK_TEAM,
         "POST /desk/requests/{request_id}/facts": DESK_READ,
+        "POST /desk/requests/{request_id}/partner-questions": DESK_OWN_WORK,
+        "POST /desk/requests/{request_id}/partner-answers": DESK_READ,
         "GET /desk/courses": DESK_READ,
         "GET /desk/programmes/digital-divide": DESK_TEAM,
         "POST /desk/programmes/digital-divide/suspend": DESK_TEAM,

@@ -103,6 +103,25 @@ SHIPPED_CASES: list[tuple[str, dict[str, Any], RoutingState]] = [
     ("career-guidance", dict(language=NL, channel=EMAIL, need="Ik twijfel over mijn beroepskeuze."), OPEN),
     ("career-guidance", dict(language=EN, need="I am considering a career change, where do I start?"), OPEN),
     (
+        "cite-des-metiers-handover",
+        dict(
+            channel=WEB,
+            need="Transmis par la Cité des métiers : souhaite se former.",
+            channel_details={"partner": "cite-des-metiers"},
+        ),
+        OPEN,
+    ),
+    (
+        "cite-des-metiers-handover",
+        dict(language=NL, channel=EMAIL, need="Ik zoek een beroepsoriëntatie.", channel_details={"partner": "cite-des-metiers"}),
+        OPEN,
+    ),
+    (
+        "cite-des-metiers-handover",
+        dict(language=EN, channel=PHONE, need="Referred for training.", channel_details={"partner": "Cite-des-Metiers"}),
+        OPEN,
+    ),
+    (
         "no-equipment-digital-divide",
         dict(
             channel=PHONE,
@@ -235,17 +254,41 @@ def test_shipped_rules_are_in_the_documented_order() -> None:
         "triage-without-contact",
         "career-guidance",
         "no-equipment-digital-divide",
+        "cite-des-metiers-handover",
         "named-online-course",
         "online-learning-in-writing",
         "phone-no-secondary-certificate",
     ]
     assert SHIPPED.default.id == "default"
-    assert SHIPPED.version == "2026.3"
+    assert SHIPPED.version == "2026.4"
 
 
 def test_career_wording_from_the_cite_des_metiers_is_not_sent_back_to_it() -> None:
     request = make_request(need="Je cherche une reconversion.", channel_details={"partner": "Cite-des-Metiers"})
-    assert evaluate(request).rule_id == "default"
+    decision = evaluate(request)
+    assert (decision.rule_id, decision.target) == ("cite-des-metiers-handover", Target.ESPACES_NUMERIQUES)
+
+
+def test_the_career_guidance_rule_keeps_its_guard_against_hand_overs() -> None:
+    # Were the hand-over rule moved below it, career wording from the Cité would still not go back there.
+    without_handover = SHIPPED.model_copy(
+        update={"rules": tuple(r for r in SHIPPED.rules if r.id != "cite-des-metiers-handover")}
+    )
+    request = make_request(need="Je cherche une reconversion.", channel_details={"partner": "cite-des-metiers"})
+    assert evaluate(request, rules=without_handover).rule_id == "default"
+
+
+@pytest.mark.parametrize("channel", [Channel.PHONE, Channel.EMAIL, Channel.WEB])
+def test_a_cite_des_metiers_hand_over_goes_to_espaces_numeriques_whatever_the_channel(channel: Channel) -> None:
+    request = make_request(channel=channel, need="Je voudrais me former.", channel_details={"partner": "cite-des-metiers"})
+    decision = evaluate(request)
+    assert (decision.rule_id, decision.target) == ("cite-des-metiers-handover", Target.ESPACES_NUMERIQUES)
+    assert "Cité des métiers" in decision.explanation(Language.FR)
+
+
+def test_a_cite_des_metiers_hand_over_without_a_computer_keeps_the_digital_divide_programme() -> None:
+    request = make_request(has_computer=False, channel_details={"partner": "cite-des-metiers"})
+    assert evaluate(request).target is Target.DIGITAL_DIVIDE
 
 
 def test_an_unknown_has_computer_is_not_no_computer() -> None:
@@ -514,7 +557,7 @@ def test_a_rule_without_a_condition_is_an_error() -> None:
 
 def test_an_unknown_placeholder_is_an_error() -> None:
     data = shipped_data()
-    data["rules"][3]["explanation"]["nl"] = "Cursus {course_name} via {channel}"
+    data["rules"][4]["explanation"]["nl"] = "Cursus {course_name} via {channel}"
     message = load_error(data)
     assert "rule 'named-online-course'" in message and "explanation.nl" in message
     assert "unknown placeholder {course_name}" in message and "{requested_course}" in message
