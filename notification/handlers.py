@@ -57,7 +57,7 @@ Notified = (
 
 USE_CASE = "notification"
 """The broker context key the notification use case is set under."""
-STAFF_USE_CASE = "notification.staff"
+STAFF_USE_CASE = "staff_alerts"
 """The broker context key the staff alerts are set under (absent: staff are not alerted)."""
 
 
