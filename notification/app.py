@@ -24,12 +24,15 @@ from notification.service import NotificationService
 from notification.settings import NotificationSettings
 from notification.sms_http import HttpSmsSender
 from notification.smtp import SmtpMailSender
+from notification.staff import load_staff_directory
+from notification.staff_alerts import STAFF_CONSUMER, MongoStaffAlertStore, StaffAlerts
 from notification.store import DeliveryStore, PeopleStore
 from schemas import NotificationChannel, NotificationFailed, NotificationSent
 from schemas.topics import NOTIFICATIONS
 from services import Runtime, create_service_app
 from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
+from services.idempotency import ProcessedEvents
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 
@@ -75,6 +78,7 @@ def create_app(
         overall={SMS: settings.sms_daily_global, EMAIL: settings.email_daily_global},
     )
     renderer = MessageRenderer()
+    staff_directory = load_staff_directory(settings.staff_directory_path)
 
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)
@@ -129,13 +133,39 @@ def create_app(
             personal=PersonalData(PersonKeys(runtime.db)),
             on_planned=sender.wake,
         )
-        runtime.app_state.update(service=service, sender=sender, deliveries=deliveries, people=people, outbox=outbox, clock=clock)
+        staff_alerts = StaffAlerts(
+            processed=ProcessedEvents(runtime.mongo, runtime.db, STAFF_CONSUMER),
+            store=MongoStaffAlertStore(runtime.db),
+            directory=staff_directory,
+            renderer=renderer,
+            mail=mail_sender,
+            clock=clock,
+            retry=retry,
+            console_url=settings.console_url,
+            owner=me,
+            lease=settings.claim_lease,
+            rng=rng,
+        )
+        runtime.app_state.update(
+            staff_alerts=staff_alerts,
+            service=service,
+            sender=sender,
+            deliveries=deliveries,
+            people=people,
+            outbox=outbox,
+            clock=clock,
+        )
         runtime.publishes(NOTIFICATIONS, NotificationSent, NotificationFailed)
 
-        handlers.include(runtime.broker, service)
+        handlers.include(runtime.broker, service, staff_alerts)
 
         async def prepare(_: Runtime) -> None:
-            await asyncio.gather(outbox.ensure_indexes(), deliveries.ensure_indexes(), budget.ensure_indexes())
+            await asyncio.gather(
+                outbox.ensure_indexes(),
+                deliveries.ensure_indexes(),
+                budget.ensure_indexes(),
+                staff_alerts.store.ensure_indexes(),
+            )
 
         async def close_senders(_: Runtime) -> None:
             await asyncio.gather(mail_sender.aclose(), sms_sender.aclose())
@@ -145,6 +175,10 @@ def create_app(
         runtime.run_in_background(
             "notification.sender",
             lambda: sender.run(poll_interval=settings.sender_poll_interval.total_seconds(), batch=settings.sender_batch),
+        )
+        runtime.run_in_background(
+            "notification.staff_alerts",
+            lambda: staff_alerts.run(poll_interval=settings.sender_poll_interval.total_seconds(), batch=settings.sender_batch),
         )
         runtime.run_in_background(
             "notification.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)

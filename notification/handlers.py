@@ -57,6 +57,8 @@ Notified = (
 
 USE_CASE = "notification"
 """The broker context key the notification use case is set under."""
+STAFF_USE_CASE = "staff_alerts"
+"""The broker context key the staff alerts are set under (absent: staff are not alerted)."""
 
 
 class NotificationUseCase(Protocol):
@@ -69,7 +71,14 @@ class NotificationUseCase(Protocol):
     async def notify(self, event: Event, /) -> object: ...
 
 
+class StaffAlertsUseCase(Protocol):
+    """What the handlers call for staff: `notification.staff_alerts.StaffAlerts`, or a fake."""
+
+    async def alert(self, event: Event, /) -> object: ...
+
+
 Notifications = Annotated[NotificationUseCase, Context(USE_CASE)]
+StaffAlerts = Annotated[StaffAlertsUseCase | None, Context(STAFF_USE_CASE, default=None)]
 
 
 def router() -> KafkaRouter:
@@ -92,15 +101,21 @@ def router() -> KafkaRouter:
         await notifications.erase(event)
 
     @events(filter=carrying(*NOTIFIED))
-    async def on_event(event: Notified, notifications: Notifications) -> None:
+    async def on_event(event: Notified, notifications: Notifications, staff: StaffAlerts) -> None:
         # Routed, a contact attempt nobody answered, enrolment, exam, certificate; the others
         # (a callback due, an exam merely requested...) tell the person nothing.
         await notifications.notify(event)
+        if staff is not None and isinstance(event, CallbackDue | CallbackSlaBreached):
+            # A callback due warns the worker holding it; a breach tells the team's supervisor.
+            await staff.alert(event)
 
     return router
 
 
-def include(broker: KafkaBroker, notifications: NotificationUseCase) -> None:
-    """Subscribe `broker` to the topics notification reads, the handlers calling `notifications`."""
+def include(broker: KafkaBroker, notifications: NotificationUseCase, staff: StaffAlertsUseCase | None = None) -> None:
+    """Subscribe `broker` to the topics notification reads, the handlers calling `notifications`
+    (and `staff` for the alerts to staff, when given)."""
     broker.context.set_global(USE_CASE, notifications)
+    if staff is not None:
+        broker.context.set_global(STAFF_USE_CASE, staff)
     broker.include_router(router())

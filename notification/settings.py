@@ -8,12 +8,14 @@ with e.g. `python -m aiosmtpd -n -l 127.0.0.1:1025` listening.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from notification.policy import SmsCountries
+from notification.staff import DEFAULT_DIRECTORY_PATH
 from services import production
 from services.settings import CommaSeparated, ServiceSettings
 
@@ -70,6 +72,17 @@ class NotificationSettings(ServiceSettings):
     claim_lease: timedelta = Field(
         timedelta(minutes=2),
         description="A claimed delivery is taken over by another replica after this; keep above the send timeouts.",
+    )
+
+    # --- staff alerts (callback due, promise broken) ------------------------------------
+    staff_directory_path: Path = Field(
+        DEFAULT_DIRECTORY_PATH,
+        description="The roster YAML (worker id, email, languages) staff alerts are addressed from; the shipped "
+        "routing/data/workers.yaml by default. In production, the same roster ConfigMap routing loads.",
+    )
+    console_url: str = Field(
+        "http://127.0.0.1:8002/console",
+        description="The routing console's base URL, for the links in staff alerts (`/{lang}/`, `/{lang}/team`).",
     )
 
     clock: Literal["system", "simulated"] = Field("system", description="`simulated`: time can be started elsewhere (demo only).")

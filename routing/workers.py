@@ -105,6 +105,11 @@ class Worker(BaseModel):
     open_count: Annotated[int, Field(ge=0)] = 0
     last_assigned_at: AwareDatetime | None = None
     supervisor: bool = False
+    email: str | None = Field(
+        default=None,
+        description="Work e-mail, for notification's staff alerts; routing keeps it but does not use it.",
+        examples=["adv-1@example.org"],
+    )
 
     @field_validator("working_hours")
     @classmethod

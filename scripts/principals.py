@@ -115,6 +115,7 @@ GRANTS: dict[str, ServiceGrants] = {
             "notification_waiting",
             "notification_outbox",
             "notification_budget",
+            "notification_staff_alerts",
         ),
     ),
     "certification": ServiceGrants(

@@ -163,6 +163,7 @@ LOGGED_KEYS = frozenset(
         "owner",
         "task",
         "escalated_to",
+        "role",  # why a member of staff is told (`assignee`, `supervisor`)
         "joined_to",
         "taken_from",
         "offered_to",

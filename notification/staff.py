@@ -1,0 +1,153 @@
+"""Staff alerts, the pure part: who on the staff hears of a callback due or a broken promise.
+
+Job seekers are told by `notification.notices`; the people who call them back are told here.
+A `CallbackDue` warns the worker holding the request; a `CallbackSlaBreached` tells the team's
+supervisor (routing names them in `escalated_to`) and copies the worker who held it. The
+e-mails carry ids and times only, never the job seeker's data: the desk has the rest.
+
+The staff directory is read from the roster routing loads (worker id -> work e-mail and first
+language), as a plain YAML file: notification does not import routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schemas import CallbackDue, CallbackSlaBreached, Event
+
+__all__ = [
+    "DEFAULT_DIRECTORY_PATH",
+    "STAFF_TEMPLATES",
+    "AlertRole",
+    "PlannedAlert",
+    "StaffDirectory",
+    "StaffMember",
+    "alert_id",
+    "load_staff_directory",
+    "staff_alerts_for",
+]
+
+DEFAULT_DIRECTORY_PATH = Path(__file__).resolve().parent.parent / "routing" / "data" / "workers.yaml"
+"""The roster shipped with routing, read as a file."""
+
+CALLBACK_DUE = "staff_callback_due"
+SLA_BREACHED = "staff_sla_breached"
+STAFF_TEMPLATES = frozenset({CALLBACK_DUE, SLA_BREACHED})
+"""Templates for staff, next to the job seekers' ones (`templates/<lang>/<name>.j2`)."""
+
+
+class AlertRole(StrEnum):
+    """Why this member of staff is told."""
+
+    ASSIGNEE = "assignee"
+    SUPERVISOR = "supervisor"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    worker_id: str
+    email: str
+    language: str
+    """The first of the roster's `languages`."""
+
+
+class StaffDirectory:
+    """Worker id -> work e-mail and language; a worker without an e-mail is not in it."""
+
+    def __init__(self, members: Mapping[str, StaffMember] | None = None) -> None:
+        self._members = dict(members or {})
+
+    @classmethod
+    def of(cls, *members: StaffMember) -> StaffDirectory:
+        return cls({m.worker_id: m for m in members})
+
+    def get(self, worker_id: str | None) -> StaffMember | None:
+        return None if worker_id is None else self._members.get(worker_id)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+
+def load_staff_directory(path: Path | None = None) -> StaffDirectory:
+    """The directory from a roster file (`workers` with optional `defaults`, as routing reads it)."""
+    source = path or DEFAULT_DIRECTORY_PATH
+    data: dict[str, Any] = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    defaults = data.get("defaults") or {}
+    members: dict[str, StaffMember] = {}
+    for index, entry in enumerate(data.get("workers") or []):
+        merged = {**defaults, **entry}
+        worker_id = merged.get("worker_id")
+        if not isinstance(worker_id, str) or not worker_id:
+            raise ValueError(f"{source}: worker #{index} has no worker_id")
+        email = merged.get("email")
+        if not email:
+            continue  # nobody to write to: an alert for them is recorded as skipped
+        if not isinstance(email, str) or "@" not in email:
+            raise ValueError(f"{source}: worker #{index} ({worker_id}): email is not an address")
+        languages = merged.get("languages") or ["fr"]
+        members[worker_id] = StaffMember(worker_id=worker_id, email=email, language=str(languages[0]))
+    return StaffDirectory(members)
+
+
+def alert_id(event_id: object, recipient_id: str) -> str:
+    """The one alert an event can give one member of staff: the guard against sending twice."""
+    return f"{event_id}:{recipient_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAlert:
+    recipient_id: str
+    role: AlertRole
+    template: str
+    facts: dict[str, Any]
+    language: str | None
+    """The recipient's language, None when the directory does not know them (then skipped)."""
+    known: bool
+
+
+def _facts(event: CallbackDue | CallbackSlaBreached, console_url: str) -> dict[str, Any]:
+    return {
+        "request_id": event.request_id,
+        "short_id": str(event.request_id)[:8],
+        "deadline": event.deadline.isoformat(),
+        "assignee_id": event.assignee_id,
+        "console_url": console_url.rstrip("/"),
+    }
+
+
+def staff_alerts_for(event: Event, directory: StaffDirectory, *, console_url: str) -> list[PlannedAlert]:
+    """The alerts `event` gives staff: the assignee of a callback due; the supervisor, then the
+    assignee, of a breach. An id the directory does not know is planned as unknown (recorded as
+    skipped); `<team>:supervisor` - a team whose roster names no supervisor - is such an id."""
+    wanted: list[tuple[str, AlertRole, str]] = []
+    if isinstance(event, CallbackDue):
+        if event.assignee_id:
+            wanted.append((event.assignee_id, AlertRole.ASSIGNEE, CALLBACK_DUE))
+    elif isinstance(event, CallbackSlaBreached):
+        if event.escalated_to:
+            wanted.append((event.escalated_to, AlertRole.SUPERVISOR, SLA_BREACHED))
+        if event.assignee_id and event.assignee_id != event.escalated_to:
+            wanted.append((event.assignee_id, AlertRole.ASSIGNEE, SLA_BREACHED))
+    else:
+        return []
+    facts = _facts(event, console_url)
+    planned = []
+    for recipient, role, template in wanted:
+        member = directory.get(recipient)
+        planned.append(
+            PlannedAlert(
+                recipient_id=recipient,
+                role=role,
+                template=template,
+                facts=facts,
+                language=member.language if member else None,
+                known=member is not None,
+            )
+        )
+    return planned
