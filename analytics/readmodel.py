@@ -46,6 +46,7 @@ from schemas.events import (
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -101,6 +102,7 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         CallbackDue: ("request_id", "person_id", "assignee_id", "deadline"),
         CallbackSlaBreached: ("request_id", "person_id", "assignee_id", "deadline", "escalated_to"),
         ContactAttempted: ("request_id", "person_id", "worker_id", "outcome", "attempt", "next_attempt_at"),
+        TrainingRequestClosed: ("request_id", "person_id", "disposition", "attempts", "worker_id"),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
         ExamScheduled: ("person_id", "certification_code", "session_id", "centre_id", "exam_at"),

@@ -36,6 +36,7 @@ from schemas.events import (
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -56,6 +57,7 @@ from schemas.values import (
     Channel,
     Contact,
     ContactOutcome,
+    Disposition,
     ExamRequestReason,
     KnownChannel,
     Language,
@@ -82,6 +84,7 @@ __all__ = [
     "NotificationFailed",
     "NotificationSent",
     "PersonDataErased",
+    "TrainingRequestClosed",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
     # values
@@ -89,6 +92,7 @@ __all__ = [
     "Channel",
     "Contact",
     "ContactOutcome",
+    "Disposition",
     "ExamRequestReason",
     "KnownChannel",
     "Language",

@@ -32,6 +32,7 @@ from schemas.events import (
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -89,8 +90,8 @@ TRAINING_ROUTING = TopicSpec(
     name="training.routing.v1",
     partitions=6,
     key="request_id",
-    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted),
-    description="Where each request went, its 48-hour callback and the attempts to reach it.",
+    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, TrainingRequestClosed),
+    description="Where each request went, its 48-hour callback, the attempts to reach it and how they ended.",
 )
 TRAINING_ENROLMENTS = TopicSpec(
     name="training.enrolments.v1",

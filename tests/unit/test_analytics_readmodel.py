@@ -20,6 +20,7 @@ from schemas import (
     Channel,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -31,6 +32,7 @@ from schemas import (
     NotificationSent,
     PersonDataErased,
     Target,
+    TrainingRequestClosed,
     TrainingRequestRouted,
     codec,
 )
@@ -94,6 +96,15 @@ def one_of_each() -> list[Event]:
             outcome=ContactOutcome.ENROLLED,
             attempt=1,
             notes=f"{NAME} joignable au {PHONE}, {EMAIL}",
+            time=later,
+        ),
+        TrainingRequestClosed(
+            source="/routing/desk",
+            request_id=rid,
+            person_id=person,
+            disposition=Disposition.REACHED,
+            attempts=1,
+            worker_id="en-1",
             time=later,
         ),
         EnrolmentConfirmed(
