@@ -68,7 +68,17 @@ _WRITTEN_ALWAYS = (
     "routed_event_id",
 )
 # Written once a transition sets them, never as null: documents keep the shape they always had.
-_WRITTEN_ONCE_SET = ("redirected_from", "due_sent_at", "breached_at", "last_attempt_at", "closed_by", "erased")
+_WRITTEN_ONCE_SET = (
+    "redirected_from",
+    "due_sent_at",
+    "breached_at",
+    "last_attempt_at",
+    "closed_by",
+    "disposition",
+    "erased",
+)
+# Written from the first call on, zero included (a redirection resets the count).
+_WRITTEN_ONCE_CALLED = ("unanswered",)
 
 
 class ConcurrencyConflict(Exception):
@@ -89,6 +99,9 @@ def case_to_document(case: Case) -> dict[str, Any]:
     for name in _WRITTEN_ONCE_SET:
         if fields[name]:
             doc[name] = _stored(fields[name])
+    for name in _WRITTEN_ONCE_CALLED:
+        if fields["attempts"]:
+            doc[name] = fields[name]
     doc["version"] = case.version
     return doc
 

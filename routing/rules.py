@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
+    PositiveInt,
     PrivateAttr,
     StringConstraints,
     ValidationError,
@@ -155,7 +156,9 @@ class DeskPolicy(BaseModel):
     escalate_after: timedelta | None = timedelta(minutes=30)
     """Queued this long with no eligible worker: the pool widens (backups, then supervisors)."""
     retry_after_no_answer: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
-    """When to call again after a call nobody answered."""
+    """When to call again after a call nobody answered, in opening time of the calendar (`routing.attempts`)."""
+    max_attempts: PositiveInt = 3
+    """Unanswered calls in a row after which the request is closed as unreachable and the person told in writing."""
 
 
 class Quotas(BaseModel):
