@@ -27,6 +27,7 @@ from schemas import (
     ContactAttempted,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
+    TrainingRequestClosed,
     TrainingRequestRouted,
 )
 from schemas.topics import TRAINING_ENROLMENTS, TRAINING_ROUTING
@@ -56,7 +57,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     clock = build_clock(settings)
     catalogue = load_catalogue()
     rules = load_rules(settings.rules_path, catalogue=catalogue) if settings.rules_path else load_rules()
-    policy = RoutingPolicy(rules=rules, calendar=BrusselsCalendar(), catalogue=catalogue)
+    calendar = BrusselsCalendar()
+    policy = RoutingPolicy(rules=rules, calendar=calendar, catalogue=catalogue)
     roster = load_roster(settings.workers_path)
 
     def register(runtime: Runtime) -> list[Any]:
@@ -68,6 +70,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             reservation_timeout=rules.desk.reservation_timeout,
             escalate_after=rules.desk.escalate_after,
             clock=clock.now,
+            # Nobody is offered a call on a public holiday or a closure day, whatever their hours.
+            closed_on=calendar.is_holiday,
         )
         timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me)
         service = RoutingService(
@@ -85,7 +89,9 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         sessions = MongoSessions(runtime.db)
         oidc = OidcClient(settings.auth, settings.console_client_id)
         runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=desk_console(sessions, oidc))
-        runtime.publishes(TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted)
+        runtime.publishes(
+            TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, TrainingRequestClosed
+        )
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
         handlers.include(runtime.broker, service)
