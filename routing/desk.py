@@ -47,6 +47,8 @@ class QueueItem(BaseModel):
     need: str
     requested_course: str | None
     attempts: int
+    unanswered: int = Field(0, description="Unanswered calls in a row, toward `max_attempts`.")
+    max_attempts: int | None = Field(None, description="Unanswered calls in a row that close the request as unreachable.")
 
 
 class BoardItem(BaseModel):
@@ -159,6 +161,8 @@ class Desk:
                     need=case.get("need", ""),
                     requested_course=case.get("requested_course"),
                     attempts=case.get("attempts", 0),
+                    unanswered=case.get("unanswered", 0),
+                    max_attempts=service.policy.max_attempts,
                 )
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)
