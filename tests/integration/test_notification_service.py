@@ -312,7 +312,9 @@ async def test_a_request_closed_as_unreachable_is_told_in_writing_by_email_and_t
         assert await service.db["deliveries"].count_documents({"about_event_id": str(last.id)}) == 0
         (message,) = sink.messages
         assert message["To"].addresses[0].addr_spec == EMAIL
-        body = message.get_body(("plain",)).get_content()
+        plain = message.get_body(("plain",))
+        assert plain is not None
+        body = plain.get_content()
         assert "3 times" in body and "0800 555 66" in body and "8:30 to 17:15" in body and "closed this request" in body
         assert provider.calls == []
 
