@@ -1,4 +1,4 @@
-"""PNG charts of a report: the callback-SLA trend by week and the request volume by day.
+"""PNG charts of a report: the trend of callback promises kept by week and the request volume by day.
 
 Drawn with matplotlib's object API on an Agg canvas (`Figure` + `FigureCanvasAgg`), never
 `pyplot`: pyplot keeps global state and picks a GUI backend, which a demo process or a test
@@ -54,21 +54,17 @@ def _no_data(figure: Figure, title: str, note: str | None) -> Figure:
 
 def _sla_trend(table: ReportTable) -> Figure:
     figure = _figure()
-    title = "Callbacks within 48 hours, by ISO week"
+    title = "Callback promises kept, by ISO week"
     rows = [row for row in table.rows if row[0] != "all"]
     if not rows:
         return _no_data(figure, title, table.note)
     weeks = [row[0] for row in rows]
     axes = figure.add_subplot()
-    for column, label, style in (
-        ("within_48h_calendar_pct", "calendar (48 h)", "o-"),
-        ("within_48h_business_pct", "business hours (2 working days)", "s--"),
-    ):
-        index = table.columns.index(column)
-        values = [row[index] if row[index] is not None else float("nan") for row in rows]
-        axes.plot(weeks, values, style, label=label)
+    index = table.columns.index("met_pct")
+    values = [row[index] if row[index] is not None else float("nan") for row in rows]
+    axes.plot(weeks, values, "o-", label="met / (met + late), requests with a promise")
     axes.set_ylim(0, 105)
-    axes.set_ylabel("% contacted within the promise")
+    axes.set_ylabel("% reached by their callback deadline")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="lower left")

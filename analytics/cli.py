@@ -193,12 +193,12 @@ def report_command(
     csv_dir: Annotated[Path | None, typer.Option("--csv", help="Write one CSV file per table here.")] = None,
     charts_dir: Annotated[Path | None, typer.Option("--charts", help="Write the PNG charts here.")] = None,
 ) -> None:
-    """Tables of callbacks within 48 hours, first contacts, volumes, campaigns, enrolments, programme and exams."""
+    """Tables of callback promises kept, first contacts, volumes, campaigns, enrolments, programme and exams."""
     settings = AnalyticsSettings()
     documents = asyncio.run(load_documents(settings, db))
     report = build_report(
         documents,
-        ReportConfig(promise=settings.sla_promise, digital_divide_quota=settings.digital_divide_quota),
+        ReportConfig(digital_divide_quota=settings.digital_divide_quota),
         database=db,
     )
     console.print(report)

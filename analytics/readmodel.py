@@ -39,6 +39,7 @@ from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
     CertificateIssued,
+    ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
     ExamScheduled,
@@ -46,6 +47,7 @@ from schemas.events import (
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    RequestFactsRecorded,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -98,10 +100,23 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "priority_parts",
             "callback_deadline",
             "assignee_id",
+            "programme",
         ),
         CallbackDue: ("request_id", "person_id", "assignee_id", "deadline"),
         CallbackSlaBreached: ("request_id", "person_id", "assignee_id", "deadline", "escalated_to"),
         ContactAttempted: ("request_id", "person_id", "worker_id", "outcome", "attempt", "next_attempt_at"),
+        RequestFactsRecorded: (
+            "request_id",
+            "person_id",
+            "recorded_by",
+            "qualification_level",
+            "has_computer",
+            "has_internet",
+            "unemployed_since",
+            "fact_sources",
+            "priority",
+            "priority_parts",
+        ),
         TrainingRequestClosed: ("request_id", "person_id", "disposition", "attempts", "worker_id"),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
@@ -110,12 +125,24 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         NotificationSent: ("person_id", "about_event_id", "channel", "template", "attempts"),
         NotificationFailed: ("person_id", "about_event_id", "channel", "template", "attempts", "final"),
         PersonDataErased: ("person_id", "erased_at", "requested_by"),
+        # Closures, quotas, rule sets for reports; a roster's value (staff profiles) is dropped below.
+        ConfigurationChanged: ("setting", "value", "version", "changed_at"),
     }
 )
 """Payload fields kept per event class; a class missing here keeps its envelope only."""
 
 _INSTANTS: Final = frozenset(
-    {"time", "received_at", "callback_deadline", "deadline", "next_attempt_at", "exam_at", "issued_at", "erased_at"}
+    {
+        "time",
+        "received_at",
+        "callback_deadline",
+        "deadline",
+        "next_attempt_at",
+        "exam_at",
+        "issued_at",
+        "erased_at",
+        "changed_at",
+    }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}
 _STRUCTURED: Final = codec.CONTENT_TYPE.encode()
@@ -218,6 +245,9 @@ def _project(
             document["campaign"] = kept
         else:
             del document["campaign"]
+    if cls is ConfigurationChanged and document.get("setting") == "roster":
+        # Staff names and hours: not what analysts need, and the roster's history is routing's.
+        document.pop("value", None)
     return document
 
 

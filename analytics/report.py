@@ -1,4 +1,4 @@
-"""Reports on a read model: callbacks within 48 hours, time to first contact, volumes, campaigns,
+"""Reports on a read model: callback promises kept, time to first contact, volumes, campaigns,
 enrolments, the digital-divide programme and the exam waitlist.
 
 `build_report` is pure: it takes read-model documents (`analytics.readmodel`) and returns tables.
@@ -11,12 +11,17 @@ Definitions, so that anyone can recompute a figure:
 - **First contact** is the first `ContactAttempted` whose outcome is not `no_answer` (nor `wrong_number`): the promise
   is to reach the person, and routing closes a callback case the same way. A request without one
   is not contacted, however many attempts went unanswered.
-- **Within 48 hours** is checked in both readings of `routing.sla`: `calendar` (48 elapsed hours)
-  and `working_days` (the business-hours reading: two working days of opening time), for every
-  channel. A request not contacted counts as breached once its deadline is before the report's
-  `as_of` (the stream's own time, not the wall clock, so a report on the same data is the same
-  report: its latest event, or just past the latest deadline routing recorded as missed, whichever
-  is later, see `stream_time`), else as pending; shares are met / (met + breached).
+- **Promises** (`analytics.promises`): each request is judged against its own promise, the
+  `callback_deadline` routing put on its first `TrainingRequestRouted` that has one (phone
+  requests, as shipped). `met`: reached by the deadline; `late`: routing recorded a
+  `CallbackSlaBreached`, or the report reads it late (reached after the deadline, or not reached
+  and the deadline before `as_of`: a stream cut before routing's timer fired); `pending`: not
+  reached, deadline not before `as_of`. `breached_recorded` counts routing's breaches: on a
+  complete stream it equals `late`. Requests without a promise (`no_promise`) are not counted
+  as met or late; their time to first contact is in its own table. `met_pct` = met / (met + late).
+- **As of** is the stream's own time, not the wall clock, so a report on the same data is the
+  same report: its latest event, or just past the latest deadline routing recorded as missed,
+  whichever is later (see `stream_time`).
 - **Priority band**: `routing.priority.band` of the routed priority (unrouted requests: `unrouted`).
 - **ISO week** and **day** are those of `received_at` in Brussels.
 - **Median** and **p90** are `analytics.stats.median` and the nearest-rank `percentile`.
@@ -42,16 +47,17 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from analytics.charts import write_charts
+from analytics.promises import NO_ANSWER, PromiseOutcome, judge, read_promises
 from analytics.readmodel import EVENTS_COLLECTION
 from analytics.replay import mongo_client
 from analytics.settings import AnalyticsSettings
 from analytics.stats import median, percentile
 from routing.priority import band
 from routing.rules import load_rules
-from routing.sla import SlaPolicy, callback_deadline, sla_outcome
 from routing.weights import PriorityWeights
 from schemas import Channel
 from services.calendar import BRUSSELS, BrusselsCalendar
+from services.configuration import Closures
 
 __all__ = [
     "Report",
@@ -64,7 +70,6 @@ __all__ = [
     "write_csv",
 ]
 
-NO_ANSWER = "no_answer"
 _NOT_REACHING = frozenset({NO_ANSWER, "wrong_number"})
 _CHANNELS = tuple(c.value for c in Channel)
 _BANDS = ("high", "medium", "low", "unrouted")
@@ -142,11 +147,28 @@ class ReportConfig:
     """What the figures are measured against."""
 
     calendar: BrusselsCalendar = field(default_factory=BrusselsCalendar)
-    promise: timedelta = timedelta(hours=48)
+    """Opening hours, for times to first contact in business hours; promises are routing's own deadlines."""
     weights: PriorityWeights = field(default_factory=lambda: load_rules().priority)
     digital_divide_quota: int = 350
     as_of: datetime | None = None
     """The instant the report describes; the latest event time when None."""
+
+
+def configured_calendar(documents: Iterable[Mapping[str, Any]], calendar: BrusselsCalendar) -> BrusselsCalendar:
+    """`calendar` with the closure days staff configured last (the replayed `ConfigurationChanged` of
+    `closures` with the highest version), or `calendar` itself when the replay holds none.
+
+    The latest list stands for the whole period: staff keep past closure days in it (the history of
+    changes is routing's `configuration_changes`), and a compacted topic keeps only the latest anyway."""
+    latest = max(
+        (d for d in documents if d.get("event") == "ConfigurationChanged" and d.get("setting") == "closures"),
+        key=lambda d: int(d.get("version") or 0),
+        default=None,
+    )
+    if latest is None or not isinstance(latest.get("value"), Mapping):
+        return calendar
+    closures = Closures.model_validate(latest["value"]).as_mapping()
+    return BrusselsCalendar(closures, opening=calendar.opening, closing=calendar.closing)
 
 
 @dataclass
@@ -188,6 +210,7 @@ def build_report(
     """The report of the read-model `documents`; pure in its arguments (see the module docstring)."""
     config = config or ReportConfig()
     docs = sorted(documents, key=lambda d: (_utc(d["time"]), str(d["_id"])))
+    config = replace(config, calendar=configured_calendar(docs, config.calendar))
 
     requests: dict[str, _Request] = {}
     by_event: Counter[str] = Counter()
@@ -235,16 +258,17 @@ def build_report(
 
     as_of = _utc(config.as_of) if config.as_of else stream_time(docs, missed)
     ordered = sorted(requests.values(), key=lambda r: (r.received_at, r.request_id))
-    outcomes = _sla_outcomes(ordered, config, as_of)
+    promises = read_promises(docs)
+    outcomes = {r.request_id: _Judged(judge(promises[r.request_id], as_of), r.request_id in breaches) for r in ordered}
     bands = {r.request_id: band(r.priority, weights=config.weights) if r.priority is not None else "unrouted" for r in ordered}
     weeks = sorted({_iso_week(r.received_at) for r in ordered})
 
     no_requests = "no TrainingRequestReceived in the read model" if not ordered else None
     tables = [
-        _overview(docs, ordered, by_event, breaches, as_of),
+        _overview(docs, ordered, by_event, breaches, outcomes, as_of),
         _sla_table(
             "sla_by_channel",
-            "Callbacks within 48 hours, by channel",
+            "Callback promises kept, by channel",
             "channel",
             ordered,
             outcomes,
@@ -254,7 +278,7 @@ def build_report(
         ),
         _sla_table(
             "sla_by_band",
-            "Callbacks within 48 hours, by priority band",
+            "Callback promises kept, by priority band",
             "band",
             ordered,
             outcomes,
@@ -264,7 +288,7 @@ def build_report(
         ),
         _sla_table(
             "sla_by_week",
-            "Callbacks within 48 hours, by ISO week of the request",
+            "Callback promises kept, by ISO week of the request",
             "week",
             ordered,
             outcomes,
@@ -302,49 +326,37 @@ def stream_time(docs: Sequence[Mapping[str, Any]], missed_deadlines: Sequence[da
     return latest
 
 
-def _sla_outcomes(requests: Sequence[_Request], config: ReportConfig, as_of: datetime | None) -> dict[str, dict[str, str]]:
-    policies = {
-        mode: SlaPolicy(mode=mode, promise=config.promise, applies_to=frozenset(Channel)) for mode in ("calendar", "working_days")
-    }
-    outcomes: dict[str, dict[str, str]] = {}
-    for request in requests:
-        outcomes[request.request_id] = {
-            mode: sla_outcome(
-                request.received_at,
-                request.first_contact_at,
-                callback_deadline(request.received_at, policy, config.calendar, channel=Channel(request.channel)),  # type: ignore[arg-type]
-                now=as_of,
-            )
-            for mode, policy in policies.items()
-        }
-    return outcomes
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    outcome: PromiseOutcome
+    breach_recorded: bool
 
 
 _SLA_COLUMNS = (
     "requests",
-    "met_calendar",
-    "breached_calendar",
-    "within_48h_calendar_pct",
-    "met_business",
-    "breached_business",
-    "within_48h_business_pct",
+    "with_promise",
+    "met",
+    "late",
+    "breached_recorded",
     "pending",
+    "met_pct",
+    "no_promise",
 )
 
 
-def _sla_row(key: str, subset: Sequence[_Request], outcomes: Mapping[str, Mapping[str, str]]) -> tuple[Any, ...]:
-    calendar = Counter(outcomes[r.request_id]["calendar"] for r in subset)
-    business = Counter(outcomes[r.request_id]["working_days"] for r in subset)
+def _sla_row(key: str, subset: Sequence[_Request], outcomes: Mapping[str, _Judged]) -> tuple[Any, ...]:
+    counts = Counter(outcomes[r.request_id].outcome for r in subset)
+    recorded = sum(1 for r in subset if outcomes[r.request_id].breach_recorded)
     return (
         key,
         len(subset),
-        calendar["met"],
-        calendar["breached"],
-        _percent(calendar["met"], calendar["met"] + calendar["breached"]),
-        business["met"],
-        business["breached"],
-        _percent(business["met"], business["met"] + business["breached"]),
-        business["pending"],
+        len(subset) - counts["no_promise"],
+        counts["met"],
+        counts["late"],
+        recorded,
+        counts["pending"],
+        _percent(counts["met"], counts["met"] + counts["late"]),
+        counts["no_promise"],
     )
 
 
@@ -353,7 +365,7 @@ def _sla_table(
     title: str,
     key_name: str,
     requests: Sequence[_Request],
-    outcomes: Mapping[str, Mapping[str, str]],
+    outcomes: Mapping[str, _Judged],
     key: Callable[[_Request], str],
     keys: Sequence[str],
     note: str | None,
@@ -370,7 +382,10 @@ def _sla_table(
         (key_name, *_SLA_COLUMNS),
         tuple(rows),
         note
-        or "first contact = first attempt that reached the person; pending (working days) = not contacted, deadline not passed",
+        or "each request against its own callback_deadline (set by routing where its SLA covers the channel); "
+        "late = breach recorded by routing, or reached after the deadline, or not reached with the deadline past; "
+        "breached_recorded = CallbackSlaBreached events (equal to late once routing's timers have fired); "
+        "pending = not reached, deadline still ahead; no_promise = no callback_deadline (see time_to_first_contact)",
     )
 
 
@@ -400,7 +415,8 @@ def _first_contact_table(requests: Sequence[_Request], config: ReportConfig, not
         ("channel", "requests", "contacted", "median_h", "p90_h", "median_business_h", "p90_business_h"),
         tuple(rows),
         note
-        or "first ContactAttempted with an outcome other than no_answer, minus received_at; "
+        or "every request, with a callback promise or not; "
+        "first ContactAttempted with an outcome other than no_answer, minus received_at; "
         "business hours count Brussels opening time only; p90 by nearest rank",
     )
 
@@ -495,8 +511,10 @@ def _overview(
     requests: Sequence[_Request],
     by_event: Counter[str],
     breaches: set[str],
+    outcomes: Mapping[str, _Judged],
     as_of: datetime | None,
 ) -> ReportTable:
+    judged = Counter(outcome.outcome for outcome in outcomes.values())
     rows: list[tuple[Any, Any]] = [
         ("events", len(docs)),
         ("requests", len(requests)),
@@ -506,6 +524,9 @@ def _overview(
         ("requests contacted", sum(1 for r in requests if r.first_contact_at is not None)),
         ("requests with an attempt", sum(1 for r in requests if r.first_attempt_at is not None)),
         ("CallbackSlaBreached (recorded by routing)", len(breaches)),
+        ("requests with a callback promise", len(outcomes) - judged["no_promise"]),
+        ("promises late (report's reading)", judged["late"]),
+        ("late without a recorded breach", sum(1 for o in outcomes.values() if o.outcome == "late" and not o.breach_recorded)),
     ]
     rows += [(f"events: {kind}", n) for kind, n in sorted(by_event.items())]
     return ReportTable(
@@ -518,6 +539,9 @@ def _overview(
 _PROJECTION = {
     "_id": 1,
     "event": 1,
+    "setting": 1,
+    "value": 1,
+    "version": 1,
     "time": 1,
     "request_id": 1,
     "person_id": 1,
@@ -530,6 +554,9 @@ _PROJECTION = {
     "course_code": 1,
     "certification_code": 1,
     "deadline": 1,  # of a recorded breach: how far the stream's own clock got (`stream_time`)
+    "callback_deadline": 1,  # the promise (`analytics.promises`)
+    "rule_id": 1,  # a request that joined another waits for that one's call
+    "linked_request_ids": 1,
 }
 
 
@@ -562,7 +589,7 @@ async def run_report(settings: AnalyticsSettings, read_model_db: str, out_dir: P
     """Build the report of the read model `read_model_db`; with `out_dir`, write its CSV files and
     PNG charts there. Returns the report (print it with rich: `Console().print(report)`)."""
     documents = await load_documents(settings, read_model_db)
-    config = ReportConfig(promise=settings.sla_promise, digital_divide_quota=settings.digital_divide_quota)
+    config = ReportConfig(digital_divide_quota=settings.digital_divide_quota)
     report = build_report(documents, config, database=read_model_db)
     if out_dir is None:
         return report

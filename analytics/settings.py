@@ -42,7 +42,10 @@ class AnalyticsSettings(BaseSettings):
     handling_time: timedelta = Field(timedelta(minutes=20), description="What-if: working time one contact takes.")
     sla_promise: timedelta = Field(
         default_factory=lambda: load_rules().sla.promise,
-        description="The callback promise that reports and what-ifs measure; routing's policy document by default.",
+        description=(
+            "The callback promise the what-if simulation measures; routing's policy document by default. "
+            "Reports judge each request against the deadline routing recorded for it."
+        ),
     )
     digital_divide_quota: int = Field(
         default_factory=lambda: load_rules().quotas.digital_divide_per_year,

@@ -25,6 +25,7 @@ from services import Runtime, create_service_app
 from services.admin import admin_router
 from services.app import instance_name
 from services.clock import Clock, SimulatedClock, SystemClock
+from services.configuration import Configuration, ConfigurationFeed
 from services.console import MongoSessions, OidcClient, sign_in_router
 from services.leases import Lease
 from services.outbox import Outbox
@@ -104,6 +105,16 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
             )
 
         runtime.on_startup(prepare)
+
+        # Which certifications are open for exams follows staff's configuration (routing's /config).
+        feed = ConfigurationFeed(settings.kafka, client_id=f"certification-configuration-{me}")
+
+        @feed.on_change
+        def apply_certifications(setting: str, config: Configuration) -> None:
+            if setting == "certifications" and config.certifications is not None:
+                service.certifications.open_only(frozenset(config.certifications.codes))
+
+        feed.attach(runtime)
 
         async def close_console(_: Runtime) -> None:
             await oidc.aclose()

@@ -8,7 +8,7 @@ Pure data, loaded once; no I/O beyond reading the two files.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,16 @@ class Certifications:
 
     def get(self, code: str) -> CertificationInfo | None:
         return self.by_code.get(code.upper())
+
+    def open_only(self, codes: frozenset[str]) -> None:
+        """Open for exams exactly `codes` (staff's configuration); the others wait as announced ones do.
+
+        In place, one code at a time but without awaiting: every reader of this object (seats,
+        candidates, the API) sees the new set from its next call, never half of it."""
+        assert isinstance(self.by_code, dict), "open_only needs the mutable mapping load_certifications builds"
+        for code, info in list(self.by_code.items()):
+            if info.open != (code in codes):
+                self.by_code[code] = replace(info, open=code in codes)
 
     def all(self) -> tuple[CertificationInfo, ...]:
         return tuple(self.by_code.values())

@@ -28,9 +28,10 @@ from schemas import PersonDataErased, TrainingRequestReceived
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
 from services.app import instance_name
-from services.calendar import BrusselsCalendar
+from services.calendar import LiveCalendar
 from services.catalogue import load_catalogue
 from services.clock import SystemClock
+from services.configuration import Configuration, ConfigurationFeed
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.ratelimits import MongoRateLimits
@@ -76,6 +77,17 @@ def create_app(
             runtime.app_state["identity_links"] = IdentityLinks(runtime.mongo, runtime.db)
             routers += [erasure_router, identity_router]
         if serves_public:
+            # The phone line's out-of-hours and holiday flags follow the closure days staff set.
+            calendar = LiveCalendar()
+            feed = ConfigurationFeed(settings.kafka, client_id=f"intake-configuration-{instance_name(settings)}")
+
+            @feed.on_change
+            def apply_closures(setting: str, config: Configuration) -> None:
+                if setting == "closures" and config.closures is not None:
+                    calendar.replace_closures(config.closures.as_mapping())
+
+            # Intake starts while Kafka is down (its outbox holds requests): it catches up in the background.
+            feed.attach(runtime, before_ready=False)
             # Counters and Idempotency-Key claims in MongoDB: every replica sees the same ones.
             rate_limits = MongoRateLimits(runtime.db)
             idempotency_keys = MongoIdempotencyKeys(runtime.db, timedelta(hours=web.idempotency_key_hours))
@@ -95,7 +107,7 @@ def create_app(
                     captcha=verifier,
                     captcha_widget=captcha.widget(),
                 ),
-                phone=PhoneChannel(pipeline, phone, BrusselsCalendar(), clock.now),
+                phone=PhoneChannel(pipeline, phone, calendar, clock.now),
             )
             routers += [web_router, phone_router]
         runtime.on_startup(lambda _: pipeline.ensure_indexes())

@@ -132,6 +132,8 @@ def notice_for(event: Event) -> Notice | None:
         case TrainingRequestRouted():
             kind = _ROUTED_KIND[event.target]
             facts = {"target": event.target.value, "deadline": _iso(event.callback_deadline)}
+            if event.programme is not None:
+                facts["programme"] = event.programme.value
         case ContactAttempted(outcome=ContactOutcome.NO_ANSWER, next_attempt_at=None):
             # The last attempt: no call is planned, and `TrainingRequestClosed` tells the person.
             return None

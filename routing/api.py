@@ -89,6 +89,20 @@ class Outcome(BaseModel):
         )
 
 
+class Facts(BaseModel):
+    """What the person said of their situation; a fact left out is not changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qualification_level: QualificationLevel | None = Field(None, description="Highest school qualification.")
+    has_computer: bool | None = Field(None, description="Whether the person has a computer at home.")
+    has_internet: bool | None = Field(None, description="Whether the person has internet at home.")
+    unemployed_since: date | None = Field(None, description="Job seeker since.")
+
+    def facts(self) -> CallFacts:
+        return CallFacts(**self.model_dump())
+
+
 class Reassignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -159,7 +173,20 @@ async def outcome(desk: DeskDep, worker: OwnWorker, request_id: str, body: Outco
     return {"request_id": request_id, "published": [e.type for e in events]}
 
 
-@desk_router.get("/teams/{team}/board", summary="A team's open requests, breached first, then by deadline")
+@desk_router.post(
+    "/requests/{request_id}/facts",
+    summary="Record or correct what the person said of their situation; the request is scored again",
+)
+async def record_facts(desk: DeskDep, principal: Reader, request_id: str, body: Facts) -> dict[str, Any]:
+    try:
+        return await desk.record_facts(
+            request_id, facts=body.facts(), recorded_by=principal.subject, for_team=principal.has_any(ACTS_FOR_OTHERS)
+        )
+    except DeskError as error:
+        raise _refused(error) from error
+
+
+@desk_router.get("/teams/{team}/board", summary="A team's open requests, in the order the dispatcher offers them")
 async def team_board(desk: DeskDep, _: Supervisor, team: Target) -> list[BoardItem]:
     return await desk.team_board(team)
 

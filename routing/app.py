@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from routing import handlers
 from routing.api import desk_router
 from routing.assignment import AssignmentStore
+from routing.configuration import ConfigurationStore, RoutingSettingsApplier, StaffConfiguration
+from routing.configuration_api import configuration_router
 from routing.console import console_router, desk_console
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
@@ -24,19 +26,22 @@ from routing.settings import RoutingSettings
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
+    ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
+    RequestFactsRecorded,
     TrainingRequestClosed,
     TrainingRequestRouted,
 )
-from schemas.topics import TRAINING_ENROLMENTS, TRAINING_ROUTING
+from schemas.topics import CONFIGURATION, TRAINING_ENROLMENTS, TRAINING_ROUTING
 from services import Runtime, create_service_app
 from services.admin import admin_router
 from services.app import instance_name
-from services.calendar import BrusselsCalendar
+from services.calendar import LiveCalendar
 from services.catalogue import load_catalogue
 from services.clock import Clock, SimulatedClock, SystemClock
+from services.configuration import ConfigurationFeed
 from services.console import MongoSessions, OidcClient, sign_in_router
 from services.leases import Lease
 from services.outbox import Outbox
@@ -57,7 +62,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     clock = build_clock(settings)
     catalogue = load_catalogue()
     rules = load_rules(settings.rules_path, catalogue=catalogue) if settings.rules_path else load_rules()
-    calendar = BrusselsCalendar()
+    # Live: staff change the closures (and the rule set, in `policy.rules`) while routing runs.
+    calendar = LiveCalendar()
     policy = RoutingPolicy(rules=rules, calendar=calendar, catalogue=catalogue)
     roster = load_roster(settings.workers_path)
 
@@ -86,11 +92,29 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
             outbox=outbox,
         )
+        feed = ConfigurationFeed(settings.kafka, client_id=f"routing-configuration-{me}")
+        feed.on_change(RoutingSettingsApplier(policy, service.programme, assignment, shipped_rules=rules))
+        configuration = StaffConfiguration(
+            ConfigurationStore(runtime.mongo, runtime.db, outbox=outbox),
+            feed,
+            policy=policy,
+            shipped_rules=rules,
+            programme=service.programme,
+            clock=clock,
+        )
+        runtime.app_state["configuration"] = configuration
+        runtime.publishes(CONFIGURATION, ConfigurationChanged)
         sessions = MongoSessions(runtime.db)
         oidc = OidcClient(settings.auth, settings.console_client_id)
         runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=desk_console(sessions, oidc))
         runtime.publishes(
-            TRAINING_ROUTING, TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, TrainingRequestClosed
+            TRAINING_ROUTING,
+            TrainingRequestRouted,
+            CallbackDue,
+            CallbackSlaBreached,
+            ContactAttempted,
+            RequestFactsRecorded,
+            TrainingRequestClosed,
         )
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 
@@ -104,11 +128,15 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                 service.ensure_indexes(),
                 service.programme.ensure_indexes(),
                 sessions.ensure_indexes(),
+                configuration.store.ensure_indexes(),
             )
             for worker in roster:
                 await assignment.upsert_worker(worker)
+            # The store first (the latest change may still be in the outbox), then the topic (attached below).
+            await configuration.load()
 
         runtime.on_startup(prepare)
+        feed.attach(runtime)
 
         async def close_console(_: Runtime) -> None:
             await oidc.aclose()
@@ -132,7 +160,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router, sign_in_router, console_router]
+        routers = [desk_router, configuration_router, sign_in_router, console_router]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(

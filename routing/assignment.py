@@ -36,6 +36,7 @@ from routing.reservation import (
     Offer,
     Reassign,
     Refused,
+    Reprioritise,
     RequestStatus,
     Requeue,
     Reservation,
@@ -275,6 +276,11 @@ class Assignments:
     async def requeue(self, request_id: str, team: Target, *, reason: str = "") -> bool:
         """Send a closed request to another team's queue (an advisor redirected it after a call)."""
         return await self._change(request_id, Requeue(Target(team), self._clock(), reason)) is not None
+
+    async def reprioritise(self, request_id: str, priority: int, deadline: datetime | None, *, reason: str = "") -> bool:
+        """Give an open request a new score and callback deadline; False when it is closed, unknown
+        or already so."""
+        return await self._change(request_id, Reprioritise(priority, deadline, self._clock(), reason)) is not None
 
     async def escalate(self, request_id: str, level: EscalationLevel, *, reason: str = "") -> bool:
         """Widen a queued request's pool to `level`; False if not queued or already as wide."""

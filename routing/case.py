@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from routing.attempts import closing_disposition, next_attempt_at, reaches_person
 from routing.decision import RouteDecision
+from routing.priority import PriorityWeights, priority_of
 from routing.sla import sla_outcome
 from schemas import (
     CallbackDue,
@@ -35,8 +36,11 @@ from schemas import (
     Event,
     ExamRequestReason,
     ExamSchedulingRequested,
+    FactSource,
     Language,
+    ProgrammePlace,
     QualificationLevel,
+    RequestFactsRecorded,
     Target,
     TrainingRequestClosed,
     TrainingRequestReceived,
@@ -61,12 +65,14 @@ __all__ = [
     "MarkCallbackDue",
     "Opening",
     "RecordContact",
+    "RecordFacts",
     "Redirect",
     "ScheduleTimer",
     "decide",
     "following_case",
     "open_case",
     "promise_outcome",
+    "received_fact_source",
 ]
 
 SOURCE = "/routing"
@@ -131,6 +137,13 @@ class Case(BaseModel):
     disposition: Disposition | None = None
     """How the attempts ended (`TrainingRequestClosed`); None while the request is open or redirected."""
     erased: bool = False
+    # What is known of the person's situation, where each fact came from, and the score it gives.
+    qualification_level: QualificationLevel | None = None
+    has_computer: bool | None = None
+    has_internet: bool | None = None
+    unemployed_since: date | None = None
+    fact_sources: dict[str, FactSource] = {}
+    priority_parts: dict[str, int] = {}
     version: int = 0
 
     @property
@@ -233,9 +246,11 @@ def open_case(
     joined_to: str | None,
     deadline: datetime | None,
     due: datetime | None,
+    programme: ProgrammePlace | None = None,
 ) -> Opening:
     """The case of a request just routed by `decision`; `joined_to` is an open request of the same
-    person that this one joins (one advisor per person), `deadline`/`due` the callback promise."""
+    person that this one joins (one advisor per person), `deadline`/`due` the callback promise,
+    `programme` the person's place in the digital-divide programme when the decision sends them there."""
     routed = TrainingRequestRouted.following(
         request,
         source=SOURCE,
@@ -253,7 +268,14 @@ def open_case(
         priority_parts=dict(decision.priority_parts),
         callback_deadline=deadline,
         assignee_id=None,
+        programme=programme,
     )
+    facts = CallFacts(
+        qualification_level=request.qualification_level,
+        has_computer=request.has_computer,
+        has_internet=request.has_internet,
+        unemployed_since=request.unemployed_since,
+    ).learned()
     case = Case(
         request_id=request.request_id,
         person_id=request.person_id,
@@ -270,8 +292,12 @@ def open_case(
         requested_course=request.requested_course,
         needs_triage=request.needs_triage,
         priority=decision.priority,
+        programme=None if programme is None else ("admitted" if programme.admitted else "waitlisted"),
         correlation_id=str(request.correlation_id),
         routed_event_id=str(routed.id),
+        **facts,
+        fact_sources=dict.fromkeys(facts, received_fact_source(request)),
+        priority_parts=dict(decision.priority_parts),
     )
     schedule: tuple[ScheduleTimer, ...] = ()
     if deadline is not None and due is not None:
@@ -281,6 +307,11 @@ def open_case(
             ScheduleTimer(TimerKind.SLA_BREACH, request.request_id, deadline, dict(payload)),
         )
     return Opening(case=case, routed=routed, effects=Effects(schedule=schedule))
+
+
+def received_fact_source(request: TrainingRequestReceived) -> FactSource:
+    """Where the facts a request arrived with came from: the channel's own form of asking."""
+    return {Channel.PHONE: FactSource.PHONE_IVR, Channel.EMAIL: FactSource.EMAIL_TEXT}.get(request.channel, FactSource.WEB_FORM)
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -305,12 +336,14 @@ class MarkCallbackDue:
 
 @dataclass(frozen=True, slots=True)
 class MarkBreached:
-    """The deadline timer fired; `escalate` is the policy's `escalate_after_breach`."""
+    """The deadline timer fired; `escalate` is the policy's `escalate_after_breach`, `supervisor`
+    the roster's supervisor of the team holding the request (None: the team has none on the roster)."""
 
     now: datetime
     event_id: uuid.UUID
     assignee_id: str | None
     escalate: bool
+    supervisor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +399,17 @@ class RecordContact:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """A worker recorded (or corrected) what the person said of their situation; the case is scored
+    again with `weights`, the rule set's priority points."""
+
+    facts: CallFacts
+    recorded_by: str
+    now: datetime
+    weights: PriorityWeights
+
+
+@dataclass(frozen=True, slots=True)
 class KeepPromiseOfJoined:
     """The call on the request this case joined settled its promise: it settles this case's too.
 
@@ -395,7 +439,7 @@ class Erase:
     """The person asked for erasure: blank the contact details and the free text."""
 
 
-Command = AdmitToProgramme | MarkCallbackDue | MarkBreached | RecordContact | KeepPromiseOfJoined | Redirect | Erase
+Command = AdmitToProgramme | MarkCallbackDue | MarkBreached | RecordContact | RecordFacts | KeepPromiseOfJoined | Redirect | Erase
 
 
 def decide(case: Case, command: Command) -> tuple[Case, Effects]:
@@ -412,6 +456,8 @@ def decide(case: Case, command: Command) -> tuple[Case, Effects]:
             return _breached(case, command)
         case RecordContact():
             return _record_contact(case, command)
+        case RecordFacts():
+            return _record_facts(case, command)
         case KeepPromiseOfJoined():
             return _keep_promise_of_joined(case, command)
         case Redirect():
@@ -448,7 +494,7 @@ def _breached(case: Case, command: MarkBreached) -> tuple[Case, Effects]:
         return case, NO_EFFECTS
     breach = CallbackSlaBreached(
         **_callback_facts(case, command.event_id, command.assignee_id),
-        escalated_to="supervisor" if command.escalate else None,
+        escalated_to=(command.supervisor or f"{case.target.value}:supervisor") if command.escalate else None,
     )
     return case.model_copy(update={"sla": "breached", "breached_at": command.now}), Effects(events=(breach,))
 
@@ -559,6 +605,31 @@ def _keep_promise_of_joined(case: Case, command: KeepPromiseOfJoined) -> tuple[C
         )
         events = (closed,)
     return case.model_copy(update=update), Effects(events=events, cancel=_cancel_callback_timers(case.request_id))
+
+
+def _record_facts(case: Case, command: RecordFacts) -> tuple[Case, Effects]:
+    learned = command.facts.learned()
+    if not learned:
+        raise DeskError("no fact given: qualification_level, has_computer, has_internet or unemployed_since", status=422)
+    if all(getattr(case, name) == value and case.fact_sources.get(name) is FactSource.DESK for name, value in learned.items()):
+        return case, NO_EFFECTS  # said again: nothing new
+    sources = {**case.fact_sources, **dict.fromkeys(learned, FactSource.DESK)}
+    informed = case.model_copy(update={**learned, "fact_sources": sources})
+    score = priority_of(informed, now=command.now, weights=command.weights)
+    rescored = informed.model_copy(update={"priority": score.score, "priority_parts": dict(score.parts)})
+    recorded = RequestFactsRecorded(
+        **following_case(case),
+        source=f"{SOURCE}/desk",
+        subject=case.request_id,
+        request_id=case.request_id,
+        person_id=case.person_id,
+        recorded_by=command.recorded_by,
+        **learned,
+        fact_sources=sources,
+        priority=score.score,
+        priority_parts=dict(score.parts),
+    )
+    return rescored, Effects(events=(recorded,))
 
 
 def _redirect(case: Case, command: Redirect) -> tuple[Case, Effects]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -76,6 +77,12 @@ _WRITTEN_ONCE_SET = (
     "closed_by",
     "disposition",
     "erased",
+    "qualification_level",
+    "has_computer",
+    "has_internet",
+    "unemployed_since",
+    "fact_sources",
+    "priority_parts",
 )
 # Written from the first call on, zero included (a redirection resets the count).
 _WRITTEN_ONCE_CALLED = ("unanswered",)
@@ -97,7 +104,7 @@ def case_to_document(case: Case) -> dict[str, Any]:
     for name in _WRITTEN_ALWAYS:
         doc[name] = _stored(fields[name])
     for name in _WRITTEN_ONCE_SET:
-        if fields[name]:
+        if _is_set(name, fields[name]):
             doc[name] = _stored(fields[name])
     for name in _WRITTEN_ONCE_CALLED:
         if fields["attempts"]:
@@ -111,8 +118,19 @@ def case_from_document(doc: Mapping[str, Any]) -> Case:
     return Case.model_validate({**doc, "request_id": doc["_id"], "version": doc.get("version") or 0})
 
 
+def _is_set(name: str, value: Any) -> bool:
+    # A fact may be False (no computer at home), which is worth storing; `erased` False is not.
+    return value is not None if name.startswith("has_") else bool(value)
+
+
 def _stored(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {key: _stored(item) for key, item in value.items()}
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()  # BSON has no plain date
+    return value
 
 
 class CaseRepository(ABC):

@@ -63,14 +63,17 @@ class BoardItem(BaseModel):
     deadline_in: str | None
     waiting_since: datetime
     priority: int = Field(description="Effective priority: the decision's score plus ageing.")
+    dispatch_rank: int = Field(description="Place in the order the dispatcher offers the team's requests in, from 1.")
+    priority_parts: dict[str, int] = Field(default_factory=dict, description="How the score adds up, part by part.")
+    fact_sources: dict[str, str] = Field(
+        default_factory=dict, description="Where each fact behind the score came from (web_form, phone_ivr, email_text, desk)."
+    )
+    programme: str | None = Field(None, description="admitted or waitlisted in the digital-divide programme, if routed there.")
     escalation: str
     channel: str
     language: str
     name: str | None
     attempts: int
-
-
-_URGENCY_ORDER = {"breached": 0, "due": 1, "on_time": 2, "no_deadline": 3}
 
 
 def urgency(*, now: datetime, deadline: datetime | None, due_at: datetime | None, sla: str | None) -> Urgency:
@@ -169,19 +172,29 @@ class Desk:
         return sorted(items, key=lambda i: (i.deadline or far, -i.priority, i.request_id))
 
     async def team_board(self, team: Target) -> list[BoardItem]:
-        """The team's open requests (queued, offered, assigned), breached first, then by deadline."""
+        """The team's open requests (queued, offered, assigned) in the dispatcher's order: past their
+        deadline first, then by effective priority (the score plus ageing), then by deadline."""
         service = self._service
         now = self.clock.now()
-        routed = await service.assignment.open_for_team(team)
+        routed = sorted(await service.assignment.open_for_team(team), key=service.queue_key(now))
         cases = {
             case["_id"]: case
             async for case in service.cases.find(
                 {"_id": {"$in": [r.request_id for r in routed]}},
-                {"channel": 1, "contact.name": 1, "attempts": 1, "sla": 1, "due_at": 1},
+                {
+                    "channel": 1,
+                    "contact.name": 1,
+                    "attempts": 1,
+                    "sla": 1,
+                    "due_at": 1,
+                    "priority_parts": 1,
+                    "fact_sources": 1,
+                    "programme": 1,
+                },
             )
         }
         items = []
-        for request in routed:
+        for rank, request in enumerate(routed, start=1):
             case = cases.get(request.request_id, {})
             deadline = request.deadline
             items.append(
@@ -199,6 +212,10 @@ class Desk:
                     deadline_in=countdown(deadline - now) if deadline else None,
                     waiting_since=request.created_at,
                     priority=service.effective_priority(request, now),
+                    dispatch_rank=rank,
+                    priority_parts=case.get("priority_parts") or {},
+                    fact_sources=case.get("fact_sources") or {},
+                    programme=case.get("programme"),
                     escalation=request.escalation.value,
                     channel=case.get("channel", "?"),
                     language=request.language.value,
@@ -206,8 +223,7 @@ class Desk:
                     attempts=case.get("attempts", 0),
                 )
             )
-        far = datetime.max.replace(tzinfo=now.tzinfo)
-        return sorted(items, key=lambda i: (_URGENCY_ORDER[i.urgency], i.deadline or far, -i.priority, i.request_id))
+        return items
 
     async def reassign(self, request_id: str, *, to_worker: str | None, reason: str, actor: str) -> dict[str, Any]:
         """A supervisor takes a request back from whoever holds it (if anyone) and offers it to
@@ -281,6 +297,24 @@ class Desk:
             retry_at=retry_at,
             facts=facts,
         )
+
+    async def record_facts(self, request_id: str, *, facts: CallFacts, recorded_by: str, for_team: bool) -> dict[str, Any]:
+        """A worker records what the person said of their situation: the worker holding the request,
+        or (`for_team`) a supervisor. The request is scored again; the answer gives the new score."""
+        routed = await self._service.assignment.get_request(request_id)
+        if routed is None or (not for_team and routed.held_by() != recorded_by):
+            # The same answer as an unknown id: a worker cannot probe which requests exist.
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        recorded = await self._service.record_facts(request_id, facts=facts, recorded_by=recorded_by)
+        case = await self._service.cases.find_one({"_id": request_id}, {"priority": 1, "priority_parts": 1, "fact_sources": 1})
+        assert case is not None
+        return {
+            "request_id": request_id,
+            "changed": recorded is not None,
+            "priority": case["priority"],
+            "priority_parts": case.get("priority_parts") or {},
+            "fact_sources": case.get("fact_sources") or {},
+        }
 
     async def decisions(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The routing decisions of `request_ids` (the rule, its explanation, the priority's parts), in one query."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, Protocol
 
 from routing.text import months_between
 from routing.weights import PriorityWeights, QualificationWeights
-from schemas import Channel, TrainingRequestReceived
+from schemas import Channel, Language, QualificationLevel
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -27,6 +27,7 @@ __all__ = [
     "Priority",
     "PriorityWeights",
     "QualificationWeights",
+    "Scored",
     "band",
     "effective_priority",
     "priority_of",
@@ -39,6 +40,25 @@ DEFAULT_WEIGHTS = PriorityWeights()
 Band = Literal["high", "medium", "low"]
 
 
+class Scored(Protocol):
+    """What a score reads: a received request, or a routing case once the desk learned more."""
+
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def language(self) -> Language: ...
+    @property
+    def need(self) -> str: ...
+    @property
+    def qualification_level(self) -> QualificationLevel | None: ...
+    @property
+    def has_computer(self) -> bool | None: ...
+    @property
+    def has_internet(self) -> bool | None: ...
+    @property
+    def unemployed_since(self) -> date | None: ...
+
+
 @dataclass(frozen=True)
 class Priority:
     """A priority score and the parts it adds up from (only parts that count are listed)."""
@@ -47,7 +67,7 @@ class Priority:
     parts: Mapping[str, int]
 
 
-def priority_of(request: TrainingRequestReceived, *, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS) -> Priority:
+def priority_of(request: Scored, *, now: datetime, weights: PriorityWeights = DEFAULT_WEIGHTS) -> Priority:
     """Score `request` as of `now` (for the length of unemployment); pure in its arguments.
 
     Parts: `qualification` (none > primary > lower secondary > unknown > CESS or more),
@@ -72,7 +92,7 @@ def priority_of(request: TrainingRequestReceived, *, now: datetime, weights: Pri
     return Priority(score=sum(counted.values()), parts=MappingProxyType(counted))
 
 
-def _unemployment_points(request: TrainingRequestReceived, now: datetime, weights: PriorityWeights) -> int:
+def _unemployment_points(request: Scored, now: datetime, weights: PriorityWeights) -> int:
     if request.unemployed_since is None:
         return 0
     months = months_between(request.unemployed_since, now)

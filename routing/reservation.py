@@ -28,6 +28,7 @@ __all__ = [
     "Offer",
     "Reassign",
     "Refused",
+    "Reprioritise",
     "RequestStatus",
     "Requeue",
     "Reservation",
@@ -180,9 +181,22 @@ class Complete:
 
 @dataclass(frozen=True, slots=True)
 class Requeue:
-    """Send a closed request to `team`'s queue (redirected after a call)."""
+    """Send a closed request to `team`'s queue (redirected after a call), or move a queued one that
+    nobody holds yet (admitted to the digital-divide programme from its waitlist)."""
 
     team: Target
+    now: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reprioritise:
+    """New facts about the person (or a more urgent request of theirs joining this one) change how
+    urgent the request is: `priority` replaces the score, `deadline` the callback deadline. An open
+    request keeps its place in every other respect (its holder, its pool, its history)."""
+
+    priority: int
+    deadline: datetime | None
     now: datetime
     reason: str = ""
 
@@ -207,7 +221,7 @@ class Reassign:
     reason: str = ""
 
 
-Command = Offer | Accept | Decline | Expire | Complete | Requeue | Escalate | Reassign
+Command = Offer | Accept | Decline | Expire | Complete | Requeue | Reprioritise | Escalate | Reassign
 
 
 def queue_request(
@@ -265,7 +279,9 @@ def decide(state: RoutedRequest, command: Command) -> tuple[RoutedRequest, list[
             new = replace(state, status=RequestStatus.CLOSED, closed_at=command.now)
             transition = Transition("closed", command.now, command.worker_id, worker_delta=-1)
         case Requeue():
-            _require_status(state, command, RequestStatus.CLOSED)
+            _require_status(state, command, RequestStatus.CLOSED, RequestStatus.QUEUED)
+            if state.status == RequestStatus.QUEUED and state.team == command.team:
+                raise Refused(state.request_id, command, f"already queued for {state.team.value}")
             new = replace(
                 state,
                 team=Target(command.team),
@@ -275,6 +291,14 @@ def decide(state: RoutedRequest, command: Command) -> tuple[RoutedRequest, list[
                 escalation=EscalationLevel.TEAM,
             )
             transition = Transition("requeued", command.now, None, command.reason or None)
+        case Reprioritise():
+            _require_status(state, command, RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED)
+            if (state.priority, state.deadline) == (command.priority, command.deadline):
+                raise Refused(state.request_id, command, "nothing changes")
+            new = replace(state, priority=command.priority, deadline=command.deadline)
+            transition = Transition(
+                "reprioritised", command.now, None, command.reason or f"priority {state.priority} -> {command.priority}"
+            )
         case Escalate():
             _require_status(state, command, RequestStatus.QUEUED)
             level = EscalationLevel(command.level)

@@ -34,6 +34,7 @@ from routing.case import (
     MarkBreached,
     MarkCallbackDue,
     RecordContact,
+    RecordFacts,
     Redirect,
     decide,
     open_case,
@@ -41,6 +42,7 @@ from routing.case import (
 from routing.case_repository import CASES_COLLECTION, CaseStore, CaseUnitOfWork, MongoCaseStore
 from routing.decision import RouteDecision, RoutingState, decide_route
 from routing.enrolment import CourseSeats, EnrolmentError
+from routing.placement import callback_team, team_after_admission
 from routing.priority import effective_priority, queue_order
 from routing.programme import DigitalDivideProgramme
 from routing.rules import RuleSet
@@ -49,6 +51,8 @@ from schemas import (
     CallbackSlaBreached,
     ContactOutcome,
     Event,
+    ProgrammePlace,
+    RequestFactsRecorded,
     Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -151,7 +155,14 @@ class RoutingService:
         deadline = callback_deadline(request.received_at, self.policy.sla, self.policy.calendar, channel=request.channel)
         due = due_at(deadline, self.policy.sla, self.policy.calendar, received_at=request.received_at) if deadline else None
         skills = required_skills(decision, request, self.policy.catalogue)
-        opening = open_case(request, decision, joined_to=joined_to, deadline=deadline, due=due)
+        place = None
+        if decision.target is Target.DIGITAL_DIVIDE and not joined_to and not await self._decided(request.request_id):
+            # Before the transaction, so that the routed event can tell the person where they stand;
+            # idempotent (one membership per person and year, one waitlist entry per request), so a
+            # redelivery after a crash asks again and gets the same answer or a better one.
+            place = await self._programme_place(request, decision)
+        team = callback_team(decision.target, place, promised=deadline is not None)
+        opening = open_case(request, decision, joined_to=joined_to, deadline=deadline, due=due, programme=place)
         routed = opening.routed
 
         async def effect(session: AsyncClientSession) -> list[Event]:
@@ -163,6 +174,8 @@ class RoutingService:
                     "channel": request.channel.value,
                     "language": request.language.value,
                     "target": decision.target.value,
+                    "queued_to": team.value,
+                    "programme": place.value if place else None,
                     "rule_id": routed.rule_id,
                     "rule_set_version": decision.rule_set_version,
                     "explanation": routed.explanation,
@@ -171,6 +184,7 @@ class RoutingService:
                     "priority": decision.priority,
                     "priority_parts": dict(decision.priority_parts),
                     "priority_band": decision.priority_band,
+                    "fact_sources": {name: source.value for name, source in opening.case.fact_sources.items()},
                     "received_at": request.received_at,
                     "decided_at": now,
                     "callback_deadline": deadline,
@@ -183,34 +197,36 @@ class RoutingService:
             uow = self.case_store.within(session)
             await uow.cases.add(opening.case)
             await uow.apply(opening.effects)
-            if not joined_to and decision.target is not Target.DIGITAL_DIVIDE:
+            if not joined_to:
+                skills_needed = skills if team is decision.target else frozenset()
                 await self.assignment.add_request(
-                    request.request_id, decision.target, request.language, skills, decision.priority, deadline, session=session
+                    request.request_id, team, request.language, skills_needed, decision.priority, deadline, session=session
                 )
             return [routed]
 
         outcome = await self.processed.run_once(request, effect, outbox=self.outbox)
-        target, joined = decision.target, joined_to
-        if not outcome.applied:
-            # A redelivery: the decision stored the first time stands, whatever the programme's
-            # state or the linked requests are now.
-            stored = await self.decisions.find_one({"_id": request.request_id}, {"target": 1, "joined_to": 1})
-            if stored is not None:
-                target, joined = Target(stored["target"]), stored.get("joined_to")
-        if target is Target.DIGITAL_DIVIDE and not joined:
-            # Idempotent, so it runs on every delivery: a crash after the commit above is repaired here.
-            await self._admit_to_programme(request, decision, deadline, skills)
         if outcome.applied:
             log.info(
                 "request.routed",
                 request_id=request.request_id,
                 target=decision.target.value,
+                queued_to=team.value,
                 rule_id=routed.rule_id,
                 priority=decision.priority,
                 joined_to=joined_to,
+                programme=place.value if place else None,
             )
+        if joined_to:
+            # The request it joined is called for both: as urgently as the more urgent of the two.
+            # Idempotent (a no-op once done), so a redelivery repairs a crash before it.
+            await self._keep_joined_promise(joined_to, decision.priority, deadline)
         await self.assignment.offer_next(request.request_id)
         return routed if outcome.applied else None
+
+    async def _decided(self, request_id: str) -> bool:
+        """Whether a first delivery already routed this request: a redelivery takes no programme place
+        (the first decision stands, whatever the programme's state is now)."""
+        return await self.decisions.find_one({"_id": request_id}, {"_id": 1}) is not None
 
     async def _programme_open(self, year: int) -> bool:
         """Whether the digital-divide programme takes people - read only when the rule set looks at
@@ -220,38 +236,66 @@ class RoutingService:
         return (await self.programme.status(year)).open
 
     async def _open_linked_request(self, request: TrainingRequestReceived) -> str | None:
-        """An earlier request of the same person still open: the new one joins it (one advisor per person)."""
+        """An earlier request of the same person still open and in a worker's queue: the new one joins
+        it (one advisor per person). One that waits in no queue (a waitlist entry routed before
+        waitlisted people kept an advisor) is not joined: that would leave both without a caller."""
         if not request.linked_request_ids:
             return None
         linked = await self.case_store.within(None).cases.open_linked(request.linked_request_ids)
-        return linked.request_id if linked else None
+        if linked is None:
+            return None
+        queued = await self.assignment.get_request(linked.request_id)
+        return linked.request_id if queued is not None and queued.status != RequestStatus.CLOSED else None
 
-    async def _admit_to_programme(
-        self, request: TrainingRequestReceived, decision: RouteDecision, deadline: datetime | None, skills: frozenset[str]
-    ) -> None:
+    async def _keep_joined_promise(self, joined_to: str, priority: int, deadline: datetime | None) -> None:
+        queued = await self.assignment.get_request(joined_to)
+        if queued is None or queued.status == RequestStatus.CLOSED:
+            return
+        deadlines = [d for d in (queued.deadline, deadline) if d is not None]
+        await self.assignment.reprioritise(
+            joined_to,
+            max(queued.priority, priority),
+            min(deadlines) if deadlines else None,
+            reason="a request of the same person joined it",
+        )
+
+    async def _programme_place(self, request: TrainingRequestReceived, decision: RouteDecision) -> ProgrammePlace:
+        year = request.received_at.year
         admitted = await self.programme.admit_or_waitlist(
-            year=request.received_at.year,
+            year=year,
             request_id=request.request_id,
             person_id=request.person_id,
             priority=decision.priority,
             since=request.received_at,
         )
-        await self._change(request.request_id, AdmitToProgramme(admitted=admitted))
         if admitted:
-            await self.assignment.add_request(
-                request.request_id, Target.DIGITAL_DIVIDE, request.language, skills, decision.priority, deadline
-            )
-        else:
-            log.info("programme.waitlisted", request_id=request.request_id, priority=decision.priority)
+            return ProgrammePlace.ADMITTED
+        status = await self.programme.status(year)
+        log.info("programme.waitlisted", request_id=request.request_id, priority=decision.priority, suspended=status.suspended)
+        return ProgrammePlace.WAITLISTED_SUSPENDED if status.suspended else ProgrammePlace.WAITLISTED_FULL
 
     async def admit_waiting(self, request_ids: Sequence[str]) -> None:
-        """Requests just admitted from the programme's waitlist join the team's queue."""
+        """Requests just admitted from the programme's waitlist: the case records the place, and the
+        programme's team takes over those no advisor holds or promised to call (`team_after_admission`)."""
         for request_id in request_ids:
             admitted = await self._change(request_id, AdmitToProgramme(admitted=True))
             if admitted is None:
                 continue
             case = admitted[0]
-            await self.assignment.add_request(request_id, Target.DIGITAL_DIVIDE, case.language, (), case.priority, case.deadline)
+            queued = await self.assignment.get_request(request_id)
+            if queued is None:
+                # Waitlisted before waitlisted people kept an advisor: in no queue until now.
+                await self.assignment.add_request(
+                    request_id, Target.DIGITAL_DIVIDE, case.language, (), case.priority, case.deadline
+                )
+            else:
+                team = team_after_admission(
+                    promised=case.deadline is not None,
+                    queued=queued.status == RequestStatus.QUEUED,
+                    closed=queued.status == RequestStatus.CLOSED,
+                )
+                if team is not None:
+                    await self.assignment.requeue(request_id, team, reason="admitted to the digital-divide programme")
             await self.assignment.offer_next(request_id)
 
     # --- the dispatcher ----------------------------------------------------------------------
@@ -312,11 +356,13 @@ class RoutingService:
         uow = self.case_store.within(session)
         if (case := await self._awaiting_callback(uow, timer)) is None:
             return
+        routed = await self.assignment.get_request(timer.key)
         command = MarkBreached(
             now=self.clock.now(),
             event_id=_timer_event_id(timer),
-            assignee_id=await self._assignee(timer.key),
+            assignee_id=routed.held_by() if routed else None,
             escalate=self.policy.sla.escalate_after_breach,
+            supervisor=await self.supervisor_of(routed.team if routed else case.target),
         )
         breached, effects = decide(case, command)
         await self._save(uow, case, breached, effects)
@@ -333,6 +379,11 @@ class RoutingService:
         """The timer's case while nobody reached the person yet, else None (the timer is late: a no-op)."""
         case = await uow.cases.get(timer.key)
         return case if case is not None and case.awaits_callback else None
+
+    async def supervisor_of(self, team: Target) -> str | None:
+        """The team's supervisor on the roster (the first by id when it names several), else None."""
+        supervisors = sorted(w.worker_id for w in await self.assignment.list_workers(team) if w.supervisor)
+        return supervisors[0] if supervisors else None
 
     async def _assignee(self, request_id: str) -> str | None:
         routed = await self.assignment.get_request(request_id)
@@ -466,6 +517,28 @@ class RoutingService:
             disposition=recorded.disposition and recorded.disposition.value,
         )
         return list(effects.events)
+
+    async def record_facts(self, request_id: str, *, facts: CallFacts, recorded_by: str) -> RequestFactsRecorded | None:
+        """What the person said of their situation, recorded by a worker: the request is scored again
+        and its place in the queue follows. None when the facts were already known as said."""
+        command = RecordFacts(facts=facts, recorded_by=recorded_by, now=self.clock.now(), weights=self.policy.rules.priority)
+        changed = await self._change(request_id, command)
+        if changed is None:
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        case, effects = changed
+        if not effects:
+            return None
+        await self.assignment.reprioritise(request_id, case.priority, case.deadline, reason=f"facts recorded by {recorded_by}")
+        log.info(
+            "request.facts_recorded",
+            request_id=request_id,
+            worker_id=recorded_by,
+            priority=case.priority,
+            facts=sorted(facts.learned()),
+        )
+        recorded = effects.events[0]
+        assert isinstance(recorded, RequestFactsRecorded)
+        return recorded
 
     async def _redirect(self, request_id: str, target: Target, worker_id: str, attempted: Event) -> None:
         """A redirected request goes to the other team's queue and is announced as routed again."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from types import MappingProxyType
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field
@@ -22,9 +22,11 @@ from schemas.values import (
     ContactOutcome,
     Disposition,
     ExamRequestReason,
+    FactSource,
     Language,
     NonEmptyStr,
     NotificationChannel,
+    ProgrammePlace,
     QualificationLevel,
     SealedPersonalData,
     Target,
@@ -36,6 +38,7 @@ __all__ = [
     "CallbackDue",
     "CallbackSlaBreached",
     "CertificateIssued",
+    "ConfigurationChanged",
     "ContactAttempted",
     "EnrolmentConfirmed",
     "ExamScheduled",
@@ -175,6 +178,14 @@ class TrainingRequestRouted(Event):
         examples=["2025-03-12T09:14:52+01:00"],
     )
     assignee_id: AssigneeId = None
+    programme: ProgrammePlace | None = Field(
+        default=None,
+        description=(
+            "For a request routed to the digital-divide programme: admitted, or on its waitlist because it is full "
+            "or suspended. A person on the waitlist stays in an advisor's queue meanwhile: the place is on top of "
+            "the callback, never instead of it."
+        ),
+    )
 
 
 class CallbackDue(Event):
@@ -204,8 +215,8 @@ class CallbackSlaBreached(Event):
     deadline: AwareDatetime = Field(description="The deadline that was missed.", examples=["2025-03-12T09:14:52+01:00"])
     escalated_to: str | None = Field(
         default=None,
-        description="Id of the person or team the request was escalated to, if any.",
-        examples=["team_lead_espaces_numeriques"],
+        description="Id of the supervisor (from the roster) or team the request was escalated to, if any.",
+        examples=["adv-sup"],
     )
 
 
@@ -244,6 +255,38 @@ class ContactAttempted(Event):
         default=None,
         description="Date since which the person is a job seeker, when learned on the call.",
         examples=["2024-11-01"],
+    )
+
+
+class RequestFactsRecorded(Event):
+    """A worker recorded or corrected facts about the person's situation; the request is scored again.
+
+    Facts given with the request (web form, phone menu, e-mail text) come with
+    `TrainingRequestReceived`; this event carries what the desk learned later, and the score and
+    parts that follow from all the facts known now. A fact left None was not changed.
+    """
+
+    type: Literal["be.bruxellesformation.training.request.facts_recorded"] = type_field(
+        "be.bruxellesformation.training.request.facts_recorded"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    recorded_by: NonEmptyStr = Field(description="Id of the worker who recorded the facts.", examples=["adv-1"])
+    qualification_level: QualificationLevel | None = Field(default=None, description="Highest school qualification.")
+    has_computer: bool | None = Field(default=None, description="Whether the person has a computer at home.")
+    has_internet: bool | None = Field(default=None, description="Whether the person has internet at home.")
+    unemployed_since: date | None = Field(
+        default=None, description="Date since which the person is a job seeker.", examples=["2024-11-01"]
+    )
+    fact_sources: dict[str, FactSource] = Field(
+        default_factory=dict,
+        description="Where each fact known now came from, by fact name (the desk's override the others).",
+        examples=[{"qualification_level": "desk", "has_computer": "phone_ivr"}],
+    )
+    priority: int = Field(description="The request's priority score with the facts known now.", examples=[60])
+    priority_parts: dict[str, int] = Field(
+        default_factory=dict, description="How the new score adds up.", examples=[{"qualification": 40, "phone": 5}]
     )
 
 
@@ -409,12 +452,45 @@ class PersonDataErased(Event):
     )
 
 
+# --- Configuration run by staff ----------------------------------------------------------
+
+ConfigurationSetting = Literal["closures", "certifications", "quotas", "rule_set", "roster"]
+"""What staff configure: each setting is replaced as a whole and versioned on its own."""
+
+
+class ConfigurationChanged(Event):
+    """A member of staff changed one setting (closure days, open certifications, quotas, the active
+    rule set, the roster); every replica of every service that uses it applies `value` as it comes.
+
+    Keyed by `setting` on a compacted topic, so the latest value of each setting is kept for good and
+    a service starting up reads the whole configuration back from the topic."""
+
+    type: Literal["be.bruxellesformation.configuration.changed"] = type_field("be.bruxellesformation.configuration.changed")
+
+    setting: ConfigurationSetting = Field(description="Which setting changed.", examples=["closures"])
+    value: dict[str, Any] = Field(
+        description=(
+            "The setting's new value as a whole (JSON). Never personal data of job seekers; the roster carries "
+            "staff profiles without e-mail or phone."
+        ),
+        examples=[{"days": [{"date": "2026-12-24", "name": "Christmas Eve"}]}],
+    )
+    version: int = Field(ge=1, description="This setting's version: 1 for its first change, one more each time.", examples=[3])
+    changed_by: NonEmptyStr = Field(
+        description="The staff member who changed it: the subject of their token at the identity provider.",
+        examples=["sup-1"],
+    )
+    changed_at: AwareDatetime = Field(description="When the change was made.", examples=["2026-11-20T10:02:00+01:00"])
+    reason: str | None = Field(default=None, max_length=500, description="Why, in the staff member's words.")
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     TrainingRequestReceived,
     TrainingRequestRouted,
     CallbackDue,
     CallbackSlaBreached,
     ContactAttempted,
+    RequestFactsRecorded,
     TrainingRequestClosed,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
@@ -423,6 +499,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     NotificationSent,
     NotificationFailed,
     PersonDataErased,
+    ConfigurationChanged,
 )
 """Every event class the services exchange, in the order of a request's life."""
 

@@ -18,13 +18,16 @@ new `*.v2` topic that producers write to while consumers drain `*.v1`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from schemas.envelope import Event
 from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
     CertificateIssued,
+    ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
     ExamScheduled,
@@ -32,6 +35,7 @@ from schemas.events import (
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    RequestFactsRecorded,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -40,6 +44,7 @@ from schemas.events import (
 __all__ = [
     "ALL_TOPICS",
     "CERTIFICATION_EXAMS",
+    "CONFIGURATION",
     "NOTIFICATIONS",
     "PRIVACY",
     "TRAINING_ENROLMENTS",
@@ -60,6 +65,8 @@ class TopicSpec:
     key: str
     events: tuple[type[Event], ...]
     description: str
+    configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Kafka topic configuration set when the topic is created (`cleanup.policy`...)."""
 
     def __post_init__(self) -> None:
         # Checked at import so that a new event on a topic cannot lack the key field
@@ -90,7 +97,14 @@ TRAINING_ROUTING = TopicSpec(
     name="training.routing.v1",
     partitions=6,
     key="request_id",
-    events=(TrainingRequestRouted, CallbackDue, CallbackSlaBreached, ContactAttempted, TrainingRequestClosed),
+    events=(
+        TrainingRequestRouted,
+        CallbackDue,
+        CallbackSlaBreached,
+        ContactAttempted,
+        RequestFactsRecorded,
+        TrainingRequestClosed,
+    ),
     description="Where each request went, its 48-hour callback, the attempts to reach it and how they ended.",
 )
 TRAINING_ENROLMENTS = TopicSpec(
@@ -121,6 +135,17 @@ PRIVACY = TopicSpec(
     events=(PersonDataErased,),
     description="Erasure of a person's data, which every service holding some must apply.",
 )
+CONFIGURATION = TopicSpec(
+    name="configuration.v1",
+    # One partition: the settings are few and rarely changed, and one partition lets a service
+    # starting up know it has read everything when it reaches one end offset.
+    partitions=1,
+    key="setting",
+    events=(ConfigurationChanged,),
+    description="Settings changed by staff (closure days, open certifications, quotas, rule set, roster).",
+    # Compacted: the latest change of each setting (its key) is kept for good, older ones go.
+    configs=MappingProxyType({"cleanup.policy": "compact"}),
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     TRAINING_REQUESTS,
@@ -129,6 +154,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CERTIFICATION_EXAMS,
     NOTIFICATIONS,
     PRIVACY,
+    CONFIGURATION,
 )
 
 _TOPIC_BY_EVENT: dict[type[Event], TopicSpec] = {}

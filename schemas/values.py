@@ -21,10 +21,12 @@ __all__ = [
     "ContactOutcome",
     "Disposition",
     "ExamRequestReason",
+    "FactSource",
     "KnownChannel",
     "Language",
     "NonEmptyStr",
     "NotificationChannel",
+    "ProgrammePlace",
     "QualificationLevel",
     "Target",
 ]
@@ -152,6 +154,30 @@ class NotificationChannel(StrEnum):
 
     EMAIL = "email"
     SMS = "sms"
+
+
+class ProgrammePlace(StrEnum):
+    """Where a person stands in the digital-divide programme when their request is routed there."""
+
+    ADMITTED = "admitted"
+    WAITLISTED_FULL = "waitlisted_full"
+    """The year's places are taken: the person waits, in priority order, for one to free."""
+    WAITLISTED_SUSPENDED = "waitlisted_suspended"
+    """The programme is suspended (as during the 2020 lockdown): the person keeps a waitlist place."""
+
+    @property
+    def admitted(self) -> bool:
+        return self is ProgrammePlace.ADMITTED
+
+
+class FactSource(StrEnum):
+    """Where a fact about the person's situation (qualification, equipment, unemployment) came from."""
+
+    WEB_FORM = "web_form"
+    PHONE_IVR = "phone_ivr"
+    EMAIL_TEXT = "email_text"
+    DESK = "desk"
+    """Said to a worker on a call and recorded at the desk: it overrides the others."""
 
 
 class ExamRequestReason(StrEnum):

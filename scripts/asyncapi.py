@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,12 +14,25 @@ from faststream.specification import AsyncAPI
 from schemas import json_schemas
 from scripts.launch import SERVICES
 
+# Intake runs as two processes (the public surface and the DPOs' privacy surface); its document
+# describes both, whatever INTAKE_SURFACES says in the shell that writes it.
+_DOCUMENTED_ENV = {"intake": {"INTAKE_SURFACES": "public,privacy"}}
+
 
 def main(out: str = "docs/asyncapi") -> int:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     for name in SERVICES:
-        app = importlib.import_module(f"{name}.app").create_app()
+        saved = {key: os.environ.get(key) for key in _DOCUMENTED_ENV.get(name, {})}
+        os.environ.update(_DOCUMENTED_ENV.get(name, {}))
+        try:
+            app = importlib.import_module(f"{name}.app").create_app()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         runtime = app.state.runtime
         spec = AsyncAPI(
             runtime.broker,

@@ -33,6 +33,7 @@ from urllib.parse import quote
 from schemas.topics import (
     ALL_TOPICS,
     CERTIFICATION_EXAMS,
+    CONFIGURATION,
     NOTIFICATIONS,
     PRIVACY,
     TRAINING_ENROLMENTS,
@@ -77,7 +78,7 @@ SHARED_COLLECTIONS = (
 GRANTS: dict[str, ServiceGrants] = {
     "intake": ServiceGrants(
         publishes=(TRAINING_REQUESTS, PRIVACY),
-        consumes=(),
+        consumes=(CONFIGURATION,),
         collections=(
             "intake_requests",
             "intake_identities",
@@ -88,8 +89,8 @@ GRANTS: dict[str, ServiceGrants] = {
         ),
     ),
     "routing": ServiceGrants(
-        publishes=(TRAINING_ROUTING, TRAINING_ENROLMENTS),
-        consumes=(TRAINING_REQUESTS, PRIVACY),
+        publishes=(TRAINING_ROUTING, TRAINING_ENROLMENTS, CONFIGURATION),
+        consumes=(TRAINING_REQUESTS, PRIVACY, CONFIGURATION),
         collections=(
             "routing_cases",
             "routing_decisions",
@@ -102,6 +103,7 @@ GRANTS: dict[str, ServiceGrants] = {
             "routing_enrolments",
             "routing_timers",
             "routing_outbox",
+            "configuration_changes",
         ),
     ),
     "notification": ServiceGrants(
@@ -117,7 +119,7 @@ GRANTS: dict[str, ServiceGrants] = {
     ),
     "certification": ServiceGrants(
         publishes=(CERTIFICATION_EXAMS,),
-        consumes=(TRAINING_ENROLMENTS, TRAINING_ROUTING),
+        consumes=(TRAINING_ENROLMENTS, TRAINING_ROUTING, CONFIGURATION),
         collections=(
             "certification_candidates",
             "certification_centres",

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["BRUSSELS", "BrusselsCalendar", "easter_sunday"]
+__all__ = ["BRUSSELS", "BrusselsCalendar", "LiveCalendar", "easter_sunday"]
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -201,3 +201,20 @@ class BrusselsCalendar:
                     total += hi - lo
             day += timedelta(days=1)
         return total
+
+
+class LiveCalendar(BrusselsCalendar):
+    """A `BrusselsCalendar` whose extra closure days staff change while the service runs.
+
+    `replace_closures` swaps the whole mapping in one assignment, and every method is synchronous,
+    so a computation (a deadline counted over several days) sees either the old closures or the
+    new ones, never a mix: nothing can run between its reads on the event loop.
+    """
+
+    def replace_closures(self, closures: Mapping[date, str]) -> None:
+        self._extra = {_plain_date(d): name or EXTRA_CLOSURE for d, name in closures.items()}
+
+    @property
+    def closures(self) -> dict[date, str]:
+        """The extra closure days now in force, with their names."""
+        return dict(sorted(self._extra.items()))

@@ -136,7 +136,12 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = A
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name=topic_name(t), num_partitions=t.partitions, replication_factor=settings.topic_replication_factor)
+            NewTopic(
+                name=topic_name(t),
+                num_partitions=t.partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=dict(t.configs),
+            )
             for t in topics
             if topic_name(t) not in existing
         ]

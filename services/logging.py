@@ -121,7 +121,13 @@ LOGGED_KEYS = frozenset(
         "linked",
         "has_session",
         "waiting_for_contact",
+        "queued_to",  # the team a request waits with (a `Target`)
+        "programme",  # a place in the digital-divide programme (`ProgrammePlace`)
+        "suspended",
+        "facts",  # names of the facts recorded, never their values
         "replaced",
+        "setting",  # a staff-run setting's name (services.configuration)
+        "version",
         # counts and sizes
         "count",
         "max_recipients",

@@ -22,7 +22,8 @@ ROLES: Mapping[str, str] = MappingProxyType(
         "reserved to them (the worker is the token's subject, mapped to the roster, never a body field)",
         EN_TEAM: "the same as an advisor, for BF espaces numériques",
         SUPERVISOR: "the team's queues and workers, breaches, reassignment, the digital-divide programme "
-        "(suspend, resume, quota), a person's notification preferences",
+        "(suspend, resume, quota), a person's notification preferences, the configuration run by staff "
+        "(closure days, open certifications, quotas, active rule set, roster)",
         CERTIFICATION_STAFF: "centres, sessions, seat offers, results, candidates, credential revocation",
         DPO: "erasure of a person's data",
         OPS: "metrics, dead-letter redrive, the simulated clock, delivery logs",
@@ -42,6 +43,7 @@ IDENTITY_CONFIRMATION = "identity.confirmation"
 NOTIFICATION_PREFERENCES = "notification.preferences"
 NOTIFICATION_SUPPORT = "notification.support"
 OPERATIONS = "operations"
+CONFIGURATION = "configuration"
 
 ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
@@ -62,6 +64,9 @@ ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         NOTIFICATION_PREFERENCES: frozenset({SUPERVISOR}),
         NOTIFICATION_SUPPORT: frozenset({SUPERVISOR, OPS}),
         OPERATIONS: frozenset({OPS}),
+        # Closure days, open certifications, quotas, the rule set, the roster: every replica applies
+        # them, so whoever runs the desk's team changes them, with their name in the history.
+        CONFIGURATION: frozenset({SUPERVISOR}),
     }
 )
 """Each kind of action and the roles that may take it: the only place a role is granted."""

@@ -19,6 +19,7 @@ import yaml
 from pymongo import AsyncMongoClient
 
 from routing.assignment import AssignmentStore, RequestStatus
+from routing.case import CallFacts
 from routing.enrolment import CourseSeats
 from routing.priority import queue_order
 from routing.programme import DigitalDivideProgramme
@@ -39,7 +40,9 @@ from schemas import (
     ExamRequestReason,
     ExamSchedulingRequested,
     Language,
+    ProgrammePlace,
     QualificationLevel,
+    RequestFactsRecorded,
     Target,
     TrainingRequestClosed,
     TrainingRequestReceived,
@@ -603,7 +606,10 @@ async def test_a_missed_deadline_publishes_one_breach_to_the_supervisor_and_leav
 
     breaches = [e for e in await outbox_events(mongo_db, request.request_id) if isinstance(e, CallbackSlaBreached)]
     assert len(breaches) == 1
-    assert (breaches[0].escalated_to, breaches[0].assignee_id) == ("supervisor", advisor)
+    assert (breaches[0].escalated_to, breaches[0].assignee_id) == (
+        "adv-sup",
+        advisor,
+    )  # the team's supervisor on the roster, by name
     assert breaches[0].deadline == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
     assert (breaches[0].correlation_id, breaches[0].causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
@@ -636,7 +642,7 @@ async def test_a_backlog_arriving_past_its_deadlines_is_spread_over_the_team_ahe
     assert await service.timers.run_once(service.timer_handlers()) >= len(backlog)
     breaches = [e for e in await outbox_events(mongo_db) if isinstance(e, CallbackSlaBreached)]
     assert sorted(e.request_id for e in breaches) == sorted(r.request_id for r in backlog)
-    assert {e.escalated_to for e in breaches} == {"supervisor"}
+    assert {e.escalated_to for e in breaches} == {"adv-sup"}
 
     queue = await service.assignment.queued(Target.ADVISORS, key=service.queue_key(clock.now()))
     assert [r.request_id for r in queue][-1] == fresh.request_id  # late ones first
@@ -727,23 +733,30 @@ def closed_programme_to_advisors_rules() -> RuleSet:
     return parse_rules(data, source="closed-programme-to-advisors rules")
 
 
-async def test_a_suspended_programme_waitlists_and_resuming_admits_in_priority_order(
+async def test_a_suspended_programme_waitlists_people_who_stay_in_an_advisors_queue_until_it_resumes(
     service: RoutingService, clock: FixedClock
 ) -> None:
-    # The shipped rules: people without equipment go to the programme even while it is suspended.
+    # The shipped rules: people without equipment go to the programme even while it is suspended;
+    # meanwhile they wait in an advisor's queue, and keep their place on its waitlist.
     await service.programme.suspend(2026)
+    for advisor in ("adv-1", "adv-2", "adv-sup"):
+        await service.assignment.set_availability(advisor, Availability.BUSY)
     low = received(clock, has_computer=False, qualification_level=QualificationLevel.HIGHER)
     clock.advance(timedelta(minutes=5))
     high = received(clock, has_computer=False, qualification_level=QualificationLevel.NONE)
     for request in (low, high):
         routed = await service.route(request)
         assert routed is not None and (routed.target, routed.rule_id) == (Target.DIGITAL_DIVIDE, "no-equipment-digital-divide")
+        assert routed.programme is ProgrammePlace.WAITLISTED_SUSPENDED
 
     for request in (low, high):
         case = await service.cases.find_one({"_id": request.request_id})
         assert case is not None and case["programme"] == "waitlisted"
-        assert await service.assignment.get_request(request.request_id) is None
+        queued = await service.assignment.get_request(request.request_id)
+        assert queued is not None and queued.team is Target.ADVISORS
     assert [w["_id"] for w in await service.programme.waitlist(2026)] == [high.request_id, low.request_id]
+    # Both wait in the advisors' queue: the advisors are all on the phone.
+    assert {await holder(service, r.request_id) for r in (low, high)} == {None}
 
     status, admitted = await service.programme.resume(2026)
     await service.admit_waiting(admitted)
@@ -753,7 +766,48 @@ async def test_a_suspended_programme_waitlists_and_resuming_admits_in_priority_o
     for request in (low, high):
         case = await service.cases.find_one({"_id": request.request_id})
         assert case is not None and case["programme"] == "admitted"
+        # Nobody held them: the programme's team takes them over.
         assert await holder(service, request.request_id) == "dd-1"
+
+
+async def test_a_caller_without_a_computer_keeps_an_advisor_callback_within_the_promise_and_a_place_on_top(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    for suspended in (False, True):
+        if suspended:
+            await service.programme.suspend(2026)
+        call = phone_call(clock, has_computer=False)
+
+        routed = await service.route(call)
+
+        assert routed is not None and routed.target is Target.DIGITAL_DIVIDE and routed.callback_deadline is not None
+        assert routed.programme is (ProgrammePlace.WAITLISTED_SUSPENDED if suspended else ProgrammePlace.ADMITTED)
+        queued = await service.assignment.get_request(call.request_id)
+        assert queued is not None and queued.team is Target.ADVISORS and queued.deadline == routed.callback_deadline
+        assert await holder(service, call.request_id) in {"adv-1", "adv-2", "adv-sup"}
+
+
+async def test_joining_a_request_never_leaves_the_caller_without_somebody_due_to_call(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    # A web request without a computer, while the programme is suspended: it waits with the advisors.
+    await service.programme.suspend(2026)
+    web = received(clock, has_computer=False)
+    await service.route(web)
+    clock.advance(timedelta(hours=1))
+    # The same person calls the free line: the call joins the open web request...
+    call = phone_call(
+        clock, person_id=web.person_id, linked_request_ids=[web.request_id], qualification_level=QualificationLevel.NONE
+    )
+
+    routed = await service.route(call)
+
+    assert routed is not None and routed.rule_id == "joins-open-request"
+    # ...whose queue entry now carries the call's promise and the higher score.
+    joined = await service.assignment.get_request(web.request_id)
+    assert joined is not None and joined.team is Target.ADVISORS
+    assert joined.deadline == routed.callback_deadline and joined.priority == max(routed.priority, joined.priority)
+    assert joined.priority >= routed.priority
 
 
 async def test_a_rule_set_that_reads_the_programme_state_sends_people_to_an_advisor_while_it_is_suspended(
@@ -798,28 +852,26 @@ async def test_a_redelivery_after_the_programme_reopens_keeps_the_first_decision
     assert await holder(service, request.request_id) == "adv-1"
 
 
-async def test_a_redelivery_after_a_crash_admits_the_request_the_first_delivery_routed_to_the_programme(
+async def test_a_redelivery_after_a_crash_before_the_commit_routes_the_request_with_one_place(
     service: RoutingService, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = received(clock, has_computer=False)
 
     async def crash(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("the replica died after the commit")
+        raise ConnectionError("the replica died before the commit")
 
     with monkeypatch.context() as patched:
-        patched.setattr(service, "_admit_to_programme", crash)
+        patched.setattr(service.processed, "run_once", crash)
         with pytest.raises(ConnectionError):
             await service.route(request)
-    decision = await service.decisions.find_one({"_id": request.request_id})
-    assert decision is not None and decision["target"] == "digital_divide"
-    # The programme fills up before Kafka delivers the event again.
-    await service.programme.set_quota(2026, 0)
+    assert await service.decisions.find_one({"_id": request.request_id}) is None
 
-    assert await service.route(request) is None
+    routed = await service.route(request)
 
+    assert routed is not None and routed.programme is ProgrammePlace.ADMITTED
+    assert (await service.programme.status(2026)).admitted == 1
     case = await service.cases.find_one({"_id": request.request_id})
-    assert case is not None and case["programme"] == "waitlisted"
-    assert [w["_id"] for w in await service.programme.waitlist(2026)] == [request.request_id]
+    assert case is not None and case["programme"] == "admitted"
 
 
 # --- ageing ---------------------------------------------------------------------------------
@@ -861,3 +913,34 @@ async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_pri
     assert await holder(service, earlier.request_id) == "adv-1"
     assert await holder(service, old.request_id) == "adv-1"
     assert await holder(service, fresh.request_id) is None
+
+
+# --- facts learned at the desk ---------------------------------------------------------------
+
+
+async def test_facts_recorded_at_the_desk_rescore_the_request_and_the_queue_order_follows(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    for advisor in ("adv-1", "adv-2", "adv-sup"):
+        await service.assignment.set_availability(advisor, Availability.BUSY)
+    # Two callers the phone menu told nothing about: the first called first ranks first.
+    first = phone_call(clock, qualification_level=None)
+    await service.route(first)
+    clock.advance(timedelta(minutes=1))
+    second = phone_call(clock, qualification_level=None)
+    await service.route(second)
+    ahead = await service.assignment.queued(Target.ADVISORS, key=service.queue_key(clock.now()))
+    assert [r.request_id for r in ahead] == [first.request_id, second.request_id]
+
+    # The supervisor, on the phone with the second caller: no diploma, no computer at home.
+    facts = CallFacts(qualification_level=QualificationLevel.NONE, has_computer=False)
+    recorded = await service.record_facts(second.request_id, facts=facts, recorded_by="adv-sup")
+
+    assert recorded is not None and recorded.fact_sources == {"qualification_level": "desk", "has_computer": "desk"}
+    ahead = await service.assignment.queued(Target.ADVISORS, key=service.queue_key(clock.now()))
+    assert [r.request_id for r in ahead] == [second.request_id, first.request_id]
+    assert ahead[0].priority == recorded.priority
+    [published] = [e for e in await outbox_events(mongo_db, second.request_id) if isinstance(e, RequestFactsRecorded)]
+    assert published.id == recorded.id
+    # Said again: nothing changes, nothing is published.
+    assert await service.record_facts(second.request_id, facts=facts, recorded_by="adv-sup") is None

@@ -18,6 +18,7 @@ from schemas import (
     CampaignAttribution,
     CertificateIssued,
     Channel,
+    ConfigurationChanged,
     ContactAttempted,
     ContactOutcome,
     Disposition,
@@ -26,11 +27,13 @@ from schemas import (
     ExamRequestReason,
     ExamScheduled,
     ExamSchedulingRequested,
+    FactSource,
     Language,
     NotificationChannel,
     NotificationFailed,
     NotificationSent,
     PersonDataErased,
+    RequestFactsRecorded,
     Target,
     TrainingRequestClosed,
     TrainingRequestRouted,
@@ -98,6 +101,16 @@ def one_of_each() -> list[Event]:
             notes=f"{NAME} joignable au {PHONE}, {EMAIL}",
             time=later,
         ),
+        RequestFactsRecorded(
+            source="/routing/desk",
+            request_id=rid,
+            person_id=person,
+            recorded_by="adv-1",
+            has_computer=False,
+            fact_sources={"has_computer": FactSource.DESK},
+            priority=60,
+            priority_parts={"no_computer": 15},
+        ),
         TrainingRequestClosed(
             source="/routing/desk",
             request_id=rid,
@@ -157,6 +170,14 @@ def one_of_each() -> list[Event]:
             reason=f"550 {EMAIL} unknown",
         ),
         PersonDataErased(source="/privacy", person_id=person, erased_at=later, requested_by="data_subject"),
+        ConfigurationChanged(
+            source="/routing/configuration",
+            setting="roster",
+            value={"workers": [{"worker_id": "adv-9", "display_name": NAME, "team": "advisors", "languages": ["fr"]}]},
+            version=2,
+            changed_by="sup-1",
+            changed_at=later,
+        ),
     ]
 
 

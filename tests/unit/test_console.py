@@ -196,6 +196,7 @@ class FakeDesk:
         self.calls.append(("board", team))
         now = datetime.now(UTC)
         common: dict[str, Any] = {"waiting_since": now - timedelta(hours=50), "priority": 80, "escalation": "team"}
+        ranks = iter(range(1, 3))
         return [
             BoardItem(
                 request_id="r-3",
@@ -209,6 +210,7 @@ class FakeDesk:
                 language="fr",
                 name="Chloé",
                 attempts=0,
+                dispatch_rank=next(ranks),
                 **common,
             ),
             BoardItem(
@@ -223,6 +225,7 @@ class FakeDesk:
                 language="fr",
                 name="Awa Diallo",
                 attempts=0,
+                dispatch_rank=next(ranks),
                 **common,
             ),
         ]

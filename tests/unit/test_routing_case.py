@@ -146,17 +146,23 @@ def test_the_due_timer_announces_the_callback_with_the_timers_event_id() -> None
     assert not effects.seal and not effects.cancel
 
 
-@pytest.mark.parametrize("escalate", [True, False])
-def test_the_deadline_timer_breaches_the_promise_and_escalates_by_policy(escalate: bool) -> None:
+@pytest.mark.parametrize(
+    ("escalate", "supervisor", "escalated_to"),
+    [(True, "adv-sup", "adv-sup"), (True, None, "advisors:supervisor"), (False, "adv-sup", None)],
+)
+def test_the_deadline_timer_breaches_the_promise_and_escalates_to_the_named_supervisor_by_policy(
+    escalate: bool, supervisor: str | None, escalated_to: str | None
+) -> None:
     case = a_case()
     event_id = uuid.uuid4()
 
-    breached, effects = decide(case, MarkBreached(now=NOW, event_id=event_id, assignee_id=None, escalate=escalate))
+    command = MarkBreached(now=NOW, event_id=event_id, assignee_id=None, escalate=escalate, supervisor=supervisor)
+    breached, effects = decide(case, command)
 
     assert (breached.sla, breached.breached_at) == ("breached", NOW)
     [event] = effects.events
     assert isinstance(event, CallbackSlaBreached)
-    assert (event.id, event.assignee_id, event.escalated_to) == (event_id, None, "supervisor" if escalate else None)
+    assert (event.id, event.assignee_id, event.escalated_to) == (event_id, None, escalated_to)
 
 
 @pytest.mark.parametrize("sla", ["met", "breached", None])

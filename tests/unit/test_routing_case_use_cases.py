@@ -27,7 +27,7 @@ from routing.programme import DigitalDivideProgramme
 from routing.rules import load_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
 from routing.workers import Availability, Worker, worker_hours
-from schemas import CallbackDue, CallbackSlaBreached, ContactAttempted, ContactOutcome, Target, TrainingRequestRouted
+from schemas import CallbackDue, CallbackSlaBreached, ContactAttempted, ContactOutcome, Language, Target, TrainingRequestRouted
 from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
 from services.clock import FixedClock
@@ -168,16 +168,31 @@ async def test_the_due_timer_publishes_one_reminder_named_after_the_timer(
     assert (stored(store).due_sent_at, stored(store).version) == (NOW, 1)
 
 
-async def test_the_deadline_timer_breaches_escalates_and_logs(service: RoutingService, store: FakeCaseStore) -> None:
+async def test_the_deadline_timer_breaches_escalates_to_the_teams_supervisor_and_logs(
+    service: RoutingService, store: FakeCaseStore, desk: Desk
+) -> None:
+    await desk.assignments.upsert_worker(
+        Worker(
+            worker_id="adv-sup",
+            display_name="adv-sup",
+            team=Target.ADVISORS,
+            languages=frozenset({Language.FR}),
+            skills=frozenset(),
+            working_hours=ALWAYS,
+            availability=Availability.AVAILABLE,
+            capacity=1,
+            supervisor=True,
+        )
+    )
     fire = service.timer_handlers()[TimerKind.SLA_BREACH.value]
 
     with capture_logs() as logs:
         await fire(timer(TimerKind.SLA_BREACH), None)
 
     [breach] = store.published
-    assert isinstance(breach, CallbackSlaBreached) and breach.escalated_to == "supervisor"
+    assert isinstance(breach, CallbackSlaBreached) and breach.escalated_to == "adv-sup"
     assert (stored(store).sla, stored(store).breached_at) == ("breached", NOW)
-    assert {"event": "callback.sla_breached", "request_id": "r-1", "assignee_id": None, "escalated_to": "supervisor"}.items() <= (
+    assert {"event": "callback.sla_breached", "request_id": "r-1", "assignee_id": None, "escalated_to": "adv-sup"}.items() <= (
         logs[-1].items()
     )
 

@@ -162,7 +162,7 @@ REFUSALS: list[tuple[str, RoutedRequest, Command]] = [
     ("complete-reserved", reserved(), Complete("w1", LATER)),
     ("complete-someone-elses", assigned(), Complete("w2", LATER)),
     ("complete-twice", closed(), Complete("w1", LATER)),
-    ("requeue-queued", queued(), Requeue(Target.ADVISORS, LATER)),
+    ("requeue-queued-same-team", queued(), Requeue(TEAM, LATER)),
     ("requeue-assigned", assigned(), Requeue(Target.ADVISORS, LATER)),
     ("escalate-reserved", reserved(), Escalate(EscalationLevel.BACKUP, LATER)),
     ("escalate-as-wide", decide(queued(), Escalate(EscalationLevel.BACKUP, NOW))[0], Escalate(EscalationLevel.BACKUP, LATER)),

@@ -31,6 +31,7 @@ from schemas import (
     CampaignAttribution,
     CertificateIssued,
     Channel,
+    ConfigurationChanged,
     Contact,
     ContactAttempted,
     ContactOutcome,
@@ -41,6 +42,7 @@ from schemas import (
     ExamRequestReason,
     ExamScheduled,
     ExamSchedulingRequested,
+    FactSource,
     Headers,
     InvalidEvent,
     KnownChannel,
@@ -51,6 +53,7 @@ from schemas import (
     NotificationSent,
     PersonDataErased,
     QualificationLevel,
+    RequestFactsRecorded,
     Target,
     TrainingRequestClosed,
     TrainingRequestReceived,
@@ -140,6 +143,16 @@ _PAYLOADS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         next_attempt_at=RECEIVED_AT + timedelta(days=1),
         notes="Messagerie pleine.",
     ),
+    RequestFactsRecorded: lambda: dict(
+        request_id=REQUEST_ID,
+        person_id=PERSON_ID,
+        recorded_by="adv-1",
+        qualification_level=QualificationLevel.NONE,
+        has_computer=False,
+        fact_sources={"qualification_level": FactSource.DESK, "has_computer": FactSource.PHONE_IVR},
+        priority=75,
+        priority_parts={"qualification": 40, "no_computer": 15, "phone": 5},
+    ),
     TrainingRequestClosed: lambda: dict(
         request_id=REQUEST_ID,
         person_id=PERSON_ID,
@@ -198,6 +211,14 @@ _PAYLOADS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         person_id=PERSON_ID,
         erased_at=datetime(2025, 5, 2, 9, 30, tzinfo=UTC),
         requested_by="data_subject",
+    ),
+    ConfigurationChanged: lambda: dict(
+        setting="closures",
+        value={"days": [{"date": "2025-12-26", "name": "Boxing Day"}]},
+        version=3,
+        changed_by="sup-1",
+        changed_at=datetime(2025, 11, 20, 9, 2, tzinfo=UTC),
+        reason="the staff's day after Christmas",
     ),
 }
 
@@ -672,7 +693,8 @@ def test_topics_are_versioned_and_unique() -> None:
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda cls: cls.__name__)
 def test_key_is_the_request_or_person_id(make_event: MakeEvent[Any], cls: type[Event]) -> None:
     event = make_event(cls)
-    expected = REQUEST_ID if topic_for(cls).key == "request_id" else PERSON_ID
+    key = topic_for(cls).key
+    expected = {"request_id": REQUEST_ID, "person_id": PERSON_ID}.get(key) or str(getattr(event, key))
 
     assert key_for(event) == expected.encode()
 
