@@ -11,11 +11,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Protocol
 
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 
 ChannelDetail = str | int | bool | None
+
+SITUATION_FACTS = ("qualification_level", "has_computer", "has_internet", "unemployed_since")
+"""The facts about a person's situation that routing weighs; `RequestDraft.fact_sources` says where each came from."""
+
+
+class FactSource(StrEnum):
+    """How intake learned a situation fact (`TrainingRequestReceived.fact_sources`)."""
+
+    WEB_FORM = "web_form"
+    """The person answered the question in the web form or through the request API."""
+    PHONE_IVR = "phone_ivr"
+    """The caller keyed the answer in the phone menu (see docs/phone-ivr.md)."""
+    EMAIL_TEXT = "email_text"
+    """Read in the words of an e-mail (`intake.situation`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +58,19 @@ class RequestDraft:
     needs_triage: bool = False
     triage_reason: str | None = None
     channel_details: dict[str, ChannelDetail] = field(default_factory=dict)
+    fact_sources: dict[str, FactSource] = field(default_factory=dict)
+    """Where each situation fact came from; see `known_fact_sources`."""
     dedup_key: str | None = None
     """Same key, same request: a retried webhook (CallSid + status), a re-sent e-mail (Message-ID),
     or a retried POST (Idempotency-Key) is accepted once and answered with the first result."""
+
+    def known_fact_sources(self) -> dict[str, str]:
+        """The source of each situation fact the draft knows: a source named for an unknown fact is dropped."""
+        return {
+            name: str(self.fact_sources[name])
+            for name in SITUATION_FACTS
+            if name in self.fact_sources and getattr(self, name) is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Pure: bytes in, `ParsedEmail` out, no I/O. `parse_email` never raises: a message that cannot be
 understood is still somebody asking for help, so it comes back flagged for manual triage with
 its raw text kept for the human who will read it. `to_draft` turns the result into the
-`RequestDraft` the intake pipeline accepts.
+`RequestDraft` the intake pipeline accepts, with the situation facts the person's own words state
+plainly (`intake.situation`: "je n'ai pas d'ordinateur", "werkzoekend sinds 2023"...) marked as
+coming from `email_text`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from typing import Any
 
 import phonenumbers
 
-from intake.domain import ChannelDetail, RequestDraft
+from intake.domain import ChannelDetail, FactSource, RequestDraft
+from intake.situation import SituationFacts, situation_from_text
 from schemas import Channel, Language
 from schemas.values import EMAIL_PATTERN
+from services.calendar import BRUSSELS
 from services.catalogue import Catalogue
 from services.free_text import clean_name
 
@@ -90,6 +94,8 @@ class ParsedEmail:
     triage_reason: str | None = None
     raw_text: str | None = None
     """The raw message as text (at most 100 000 characters), kept only when `needs_triage`."""
+    situation: SituationFacts = field(default_factory=SituationFacts)
+    """What the subject and the person's own text (quotes and signature left out) say of their situation."""
 
     @property
     def requested_course(self) -> str | None:
@@ -139,9 +145,14 @@ def to_draft(parsed: ParsedEmail) -> RequestDraft:
         email=parsed.sender,
         need=_truncate(need, MAX_NEED_CHARS),
         requested_course=parsed.requested_course,
+        qualification_level=parsed.situation.get("qualification_level"),
+        has_computer=parsed.situation.get("has_computer"),
+        has_internet=parsed.situation.get("has_internet"),
+        unemployed_since=parsed.situation.get("unemployed_since"),
         needs_triage=parsed.needs_triage,
         triage_reason=parsed.triage_reason,
         channel_details=details,
+        fact_sources=dict.fromkeys(parsed.situation, FactSource.EMAIL_TEXT),
         dedup_key=parsed.dedup_key,
     )
 
@@ -198,6 +209,7 @@ def _parse(raw: bytes, *, catalogue: Catalogue, received_at: datetime, envelope_
     analysed = f"{subject}\n{need or body}"[:MAX_ANALYSED_CHARS]
     courses = catalogue.find_courses_in(analysed)
     automatic_reason = _automatic_reason(msg, parts, sender, envelope_sender)
+    language = _content_language(msg, parts) or detect_language(analysed)
     needs_triage = bool(reasons)
     return ParsedEmail(
         received_at=received_at,
@@ -210,13 +222,17 @@ def _parse(raw: bytes, *, catalogue: Catalogue, received_at: datetime, envelope_
         need=need,
         attachments=tuple(parts.attachments),
         phone=_phone((own_text or body)[:MAX_ANALYSED_CHARS]),
-        language=_content_language(msg, parts) or detect_language(analysed),
+        language=language,
         course_codes=tuple(course.code for course in courses),
         is_automatic=automatic_reason is not None,
         automatic_reason=automatic_reason,
         needs_triage=needs_triage,
         triage_reason="; ".join(reasons) or None,
         raw_text=_raw_text(raw) if needs_triage else None,
+        # Only the person's own words: "je n'ai pas d'ordinateur" quoted from someone else's mail is not theirs.
+        situation=situation_from_text(
+            f"{subject}\n{need}"[:MAX_ANALYSED_CHARS], language, today=received_at.astimezone(BRUSSELS).date()
+        ),
     )
 
 

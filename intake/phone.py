@@ -5,6 +5,22 @@ opening hours) either as our documented JSON (`POST /webhooks/phone`) or as a Tw
 (`POST /webhooks/phone/twilio`). Both are authenticated before anything is parsed, turned into
 the same `RequestDraft` and handed to the intake pipeline; a retried webhook for the same call is
 answered with the first request's id.
+
+The voice menu's answers (language, highest qualification, computer and internet at home, how long
+the caller has been looking for a job; the keys are `intake.ivr.MENU`, documented for the telephony
+team in docs/phone-ivr.md) become the request's situation facts, with `phone_ivr` as their source:
+
+- generic JSON: an optional `ivr` object, each answer the key pressed or the answer's name
+  (`"ivr": {"qualification": "4", "computer": "no", "job_seeker": 3}`);
+- Twilio: one `<Gather numDigits="1">` per question, each answer carried to the next step in the
+  query string of the `action` URL (the usual way to keep state between TwiML steps), and the
+  menu's last step notifying us, during the call, with every answer as `ivr_<question>` parameters
+  in the query string or the form (`?ivr_language=2&ivr_qualification=4&ivr_computer=2`). Twilio
+  signs the full URL, query included, so both are authenticated. A form with `Digits` alone (a
+  menu with the language question only) still means the language: 1 fr, 2 nl, 3 en.
+
+An answer the menu does not have leaves its fact unknown and is noted in
+`channel_details["ivr_unrecognised"]`; the call is never refused for it, nor sent to triage.
 """
 
 from __future__ import annotations
@@ -12,8 +28,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
@@ -34,7 +50,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from intake.domain import AcceptRequests, ChannelDetail, RequestDraft
+from intake.domain import AcceptRequests, ChannelDetail, FactSource, RequestDraft
+from intake.ivr import QUESTIONS, facts_from_ivr
 from schemas import Channel, Language
 from services.app import Runtime, get_runtime
 from services.auth import public
@@ -44,6 +61,7 @@ from services.calendar import BRUSSELS, BrusselsCalendar
 __all__ = [
     "PhoneCallEvent",
     "PhoneChannel",
+    "PhoneIvrAnswers",
     "PhoneWebhookReply",
     "PhoneWebhookSettings",
     "TwilioCallForm",
@@ -101,6 +119,47 @@ class PhoneWebhookSettings(BaseSettings):
 # --- payloads ------------------------------------------------------------------------
 
 
+def _menu_answers(question: str) -> str:
+    answers = QUESTIONS[question].answers
+    return "; ".join(f"`{a.key}` or `{a.name}`: {a.label}" for a in answers)
+
+
+IvrAnswer = str | int | bool | None
+
+
+class PhoneIvrAnswers(BaseModel):
+    """What the caller keyed in the voice menu (docs/phone-ivr.md); every answer is optional.
+
+    Each answer is the key the caller pressed or the answer's name. An answer the menu does not
+    have leaves its fact unknown: the call is still accepted, never refused for it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    qualification: IvrAnswer = Field(
+        None, description=f"Highest school qualification. {_menu_answers('qualification')}.", examples=["4", "none"]
+    )
+    computer: IvrAnswer = Field(
+        None, description=f"A computer at home. {_menu_answers('computer')}; also `true`/`false`.", examples=["2", "no"]
+    )
+    internet: IvrAnswer = Field(
+        None, description=f"Internet at home. {_menu_answers('internet')}; also `true`/`false`.", examples=["1", "yes"]
+    )
+    job_seeker: IvrAnswer = Field(
+        None,
+        description=f"How long the caller has been looking for a job, as of the call. {_menu_answers('job_seeker')}.",
+        examples=["3", "12_to_24_months"],
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _unreadable_is_unanswered(cls, value: Any) -> Any:
+        # A menu answer is never a reason to refuse a call: what is not a key or a name is no answer.
+        return value if isinstance(value, str | int | bool) else None
+
+    def by_question(self) -> dict[str, IvrAnswer]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
 class PhoneCallEvent(BaseModel):
     """One call event as our documented generic JSON webhook receives it."""
 
@@ -146,6 +205,20 @@ class PhoneCallEvent(BaseModel):
         examples=["https://telephony.example.be/recordings/r-8812.wav"],
     )
     recording_duration_s: int | None = Field(None, ge=0, description="Length of the voicemail in seconds.", examples=[42])
+    ivr: PhoneIvrAnswers | None = Field(
+        None,
+        description="The caller's answers in the voice menu, when the menu asked them (docs/phone-ivr.md).",
+        examples=[{"qualification": "2", "computer": "no", "internet": "yes", "job_seeker": "over_24_months"}],
+    )
+
+    @field_validator("ivr", mode="before")
+    @classmethod
+    def _unreadable_menu_is_no_menu(cls, value: Any) -> Any:
+        return value if isinstance(value, dict | PhoneIvrAnswers) else None
+
+
+_IVR_FORM_FIELDS = ("ivr_language", "ivr_qualification", "ivr_computer", "ivr_internet", "ivr_job_seeker")
+"""The Twilio parameters of the menu's answers, taken from the query string as well as the form."""
 
 
 class TwilioCallForm(BaseModel):
@@ -163,7 +236,20 @@ class TwilioCallForm(BaseModel):
     )
     direction: str | None = Field(None, alias="Direction", examples=["inbound"])
     timestamp: str | None = Field(None, alias="Timestamp", description="RFC 2822 date of the event.")
-    digits: str | None = Field(None, alias="Digits", description="Voice-menu choice: 1 fr, 2 nl, 3 en.")
+    digits: str | None = Field(
+        None, alias="Digits", description="The last key(s) pressed; alone, the language menu's choice: 1 fr, 2 nl, 3 en."
+    )
+    ivr_language: str | None = Field(
+        None, description=f"Voice menu, language (wins over `Digits`). {_menu_answers('language')}.", examples=["2"]
+    )
+    ivr_qualification: str | None = Field(
+        None, description=f"Voice menu, highest qualification. {_menu_answers('qualification')}.", examples=["4"]
+    )
+    ivr_computer: str | None = Field(None, description=f"Voice menu, computer at home. {_menu_answers('computer')}.")
+    ivr_internet: str | None = Field(None, description=f"Voice menu, internet at home. {_menu_answers('internet')}.")
+    ivr_job_seeker: str | None = Field(
+        None, description=f"Voice menu, looking for a job for how long. {_menu_answers('job_seeker')}.", examples=["3"]
+    )
     recording_url: str | None = Field(None, alias="RecordingUrl")
     recording_duration: int | None = Field(None, alias="RecordingDuration", ge=0, description="Seconds.")
     transcription_text: str | None = Field(None, alias="TranscriptionText", max_length=5000)
@@ -252,7 +338,6 @@ _WITHHELD = frozenset(
         "+86282452253",
     }
 )
-_MENU_LANGUAGES = {"1": Language.FR, "2": Language.NL, "3": Language.EN}
 _MISSED_STATUSES = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
@@ -304,10 +389,13 @@ class _Call:
     recording_duration_s: int | None = None
     platform_status: str | None = None
     direction: str | None = None
+    ivr: Mapping[str, object] = field(default_factory=dict)
+    """The menu's answers by question name (`intake.ivr.MENU`), as given."""
 
 
 def _draft(call: _Call, calendar: BrusselsCalendar) -> RequestDraft:
     phone = _caller_number(call.caller)
+    menu = facts_from_ivr(call.ivr, call.at.astimezone(BRUSSELS).date())
     details: dict[str, ChannelDetail] = {
         "platform": call.platform,
         "call_id": call.call_id,
@@ -324,20 +412,27 @@ def _draft(call: _Call, calendar: BrusselsCalendar) -> RequestDraft:
         "recording_duration": call.recording_duration_s,
         "platform_status": call.platform_status,
         "direction": call.direction,
+        "ivr_unrecognised": ",".join(menu.unrecognised) or None,
     }
     details.update({key: value for key, value in optional.items() if value is not None})
+    facts: dict[str, Any] = dict(menu.facts)
     return RequestDraft(
         channel=Channel.PHONE,
         source=f"/intake/phone/{call.platform}",
         received_at=call.at,
-        language=call.language,
+        language=menu.language or call.language,
         # Calling the free line is asking to be called back: that is the service it offers.
         consent_to_contact=True,
         phone=phone,
         need=call.notes,
         needs_triage=phone is None,
         triage_reason=NO_CALLER_NUMBER if phone is None else None,
+        qualification_level=facts.get("qualification_level"),
+        has_computer=facts.get("has_computer"),
+        has_internet=facts.get("has_internet"),
+        unemployed_since=facts.get("unemployed_since"),
         channel_details=details,
+        fact_sources=dict.fromkeys(facts, FactSource.PHONE_IVR),
         dedup_key=f"phone:{call.platform}:{call.call_id}",
     )
 
@@ -355,6 +450,7 @@ def _from_generic(event: PhoneCallEvent) -> _Call:
         agent_id=event.agent_id,
         voicemail_url=event.voicemail_url,
         recording_duration_s=event.recording_duration_s,
+        ivr=event.ivr.by_question() if event.ivr else {},
     )
 
 
@@ -366,13 +462,29 @@ def _from_twilio(form: TwilioCallForm, received: datetime) -> _Call:
         at=_twilio_time(form.timestamp) or received,
         caller=form.from_,
         called=form.to,
-        language=_MENU_LANGUAGES.get((form.digits or "").strip(), Language.FR),
+        language=Language.FR,  # unless the menu's answers say otherwise (`_draft`)
         notes=(form.transcription_text or "").strip(),
         voicemail_url=form.recording_url,
         recording_duration_s=form.recording_duration,
         platform_status=form.call_status,
         direction=form.direction,
+        ivr=_twilio_menu(form),
     )
+
+
+def _twilio_menu(form: TwilioCallForm) -> dict[str, object]:
+    answers: dict[str, object] = {
+        "language": form.ivr_language,
+        "qualification": form.ivr_qualification,
+        "computer": form.ivr_computer,
+        "internet": form.ivr_internet,
+        "job_seeker": form.ivr_job_seeker,
+    }
+    if not any(answers.values()):
+        # A menu with the language question only: `Digits` is its answer. With `ivr_*` answers,
+        # `Digits` is whichever question came last, and is already among them.
+        answers["language"] = form.digits
+    return answers
 
 
 def _validation_error(exc: ValidationError) -> RequestValidationError:
@@ -387,10 +499,24 @@ def _validation_error(exc: ValidationError) -> RequestValidationError:
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its nested models written in place: the schema is inlined in
+    OpenAPI, where `#/$defs/...` would point nowhere."""
     schema = model.model_json_schema(by_alias=True)
-    if "$defs" in schema:  # pragma: no cover - guarded by a test; see PhoneCallEvent.language
-        raise TypeError(f"{model.__name__} must not nest models: its schema is inlined in OpenAPI")
-    return schema
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                rest = {k: inline(v) for k, v in node.items() if k != "$ref"}
+                return {**inline(defs[ref.removeprefix("#/$defs/")]), **rest}
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 # --- the router ----------------------------------------------------------------------
@@ -581,8 +707,10 @@ async def on_twilio_call(request: Request, phone: Phone) -> JSONResponse:
             phone.check_generic_signature(request, body)
     except (_Rejected, _BodyTooLarge) as error:
         return phone.refuse("twilio", error)
+    # The menu's answers may ride on the URL (signed with it); the form's own values win.
+    menu = {name: value for name, value in request.query_params.items() if name in _IVR_FORM_FIELDS}
     try:
-        form = TwilioCallForm.model_validate(dict(params))
+        form = TwilioCallForm.model_validate(menu | dict(params))
     except ValidationError as exc:
         raise _validation_error(exc) from None
     return await phone.accept(_from_twilio(form, phone.clock()))

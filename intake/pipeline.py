@@ -115,6 +115,7 @@ def build_event(
         has_computer=draft.has_computer,
         has_internet=draft.has_internet,
         unemployed_since=draft.unemployed_since,
+        fact_sources=draft.known_fact_sources(),
         campaign=draft.campaign,
         consent_to_contact=draft.consent_to_contact,
         linked_request_ids=list(linked_request_ids),

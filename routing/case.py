@@ -142,7 +142,7 @@ class Case(BaseModel):
     has_computer: bool | None = None
     has_internet: bool | None = None
     unemployed_since: date | None = None
-    fact_sources: dict[str, FactSource] = {}
+    fact_sources: dict[str, str] = {}
     priority_parts: dict[str, int] = {}
     version: int = 0
 
@@ -296,7 +296,7 @@ def open_case(
         correlation_id=str(request.correlation_id),
         routed_event_id=str(routed.id),
         **facts,
-        fact_sources=dict.fromkeys(facts, received_fact_source(request)),
+        fact_sources={name: request.fact_sources.get(name) or received_fact_source(request) for name in facts},
         priority_parts=dict(decision.priority_parts),
     )
     schedule: tuple[ScheduleTimer, ...] = ()
@@ -310,7 +310,8 @@ def open_case(
 
 
 def received_fact_source(request: TrainingRequestReceived) -> FactSource:
-    """Where the facts a request arrived with came from: the channel's own form of asking."""
+    """Where the facts a request arrived with came from, when intake did not say (events published before
+    `fact_sources`): the channel's own form of asking."""
     return {Channel.PHONE: FactSource.PHONE_IVR, Channel.EMAIL: FactSource.EMAIL_TEXT}.get(request.channel, FactSource.WEB_FORM)
 
 
@@ -611,9 +612,9 @@ def _record_facts(case: Case, command: RecordFacts) -> tuple[Case, Effects]:
     learned = command.facts.learned()
     if not learned:
         raise DeskError("no fact given: qualification_level, has_computer, has_internet or unemployed_since", status=422)
-    if all(getattr(case, name) == value and case.fact_sources.get(name) is FactSource.DESK for name, value in learned.items()):
+    if all(getattr(case, name) == value and case.fact_sources.get(name) == FactSource.DESK for name, value in learned.items()):
         return case, NO_EFFECTS  # said again: nothing new
-    sources = {**case.fact_sources, **dict.fromkeys(learned, FactSource.DESK)}
+    sources = {**case.fact_sources, **dict.fromkeys(learned, FactSource.DESK.value)}
     informed = case.model_copy(update={**learned, "fact_sources": sources})
     score = priority_of(informed, now=command.now, weights=command.weights)
     rescored = informed.model_copy(update={"priority": score.score, "priority_parts": dict(score.parts)})

@@ -184,7 +184,7 @@ class RoutingService:
                     "priority": decision.priority,
                     "priority_parts": dict(decision.priority_parts),
                     "priority_band": decision.priority_band,
-                    "fact_sources": {name: source.value for name, source in opening.case.fact_sources.items()},
+                    "fact_sources": dict(opening.case.fact_sources),
                     "received_at": request.received_at,
                     "decided_at": now,
                     "callback_deadline": deadline,

@@ -22,7 +22,6 @@ from schemas.values import (
     ContactOutcome,
     Disposition,
     ExamRequestReason,
-    FactSource,
     Language,
     NonEmptyStr,
     NotificationChannel,
@@ -115,6 +114,13 @@ class TrainingRequestReceived(Event):
         default=None,
         description="Date since which the person is a job seeker, if known.",
         examples=["2024-11-01"],
+    )
+    fact_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where each of the facts above that is known came from, by field name: `web_form` (answered "
+        "in the web form or the request API), `phone_ivr` (keyed in the phone menu), `email_text` (read in the "
+        "words of the e-mail). A fact that is not known has no entry; readers tolerate values they do not know.",
+        examples=[{"has_computer": "phone_ivr", "unemployed_since": "email_text"}],
     )
     campaign: CampaignAttribution | None = Field(default=None, description="Marketing attribution of a web request.")
     consent_to_contact: bool = Field(
@@ -279,9 +285,12 @@ class RequestFactsRecorded(Event):
     unemployed_since: date | None = Field(
         default=None, description="Date since which the person is a job seeker.", examples=["2024-11-01"]
     )
-    fact_sources: dict[str, FactSource] = Field(
+    fact_sources: dict[str, str] = Field(
         default_factory=dict,
-        description="Where each fact known now came from, by fact name (the desk's override the others).",
+        description=(
+            "Where each fact known now came from, by fact name: `web_form`, `phone_ivr`, `email_text` or `desk` "
+            "(the desk's override the others); readers tolerate values they do not know."
+        ),
         examples=[{"qualification_level": "desk", "has_computer": "phone_ivr"}],
     )
     priority: int = Field(description="The request's priority score with the facts known now.", examples=[60])

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from intake.domain import ChannelDetail, RequestDraft
+from intake.domain import SITUATION_FACTS, ChannelDetail, FactSource, RequestDraft
 from intake.i18n import text
 from schemas import CampaignAttribution, Channel, Language, QualificationLevel
 from schemas.values import EMAIL_PATTERN
@@ -379,5 +379,7 @@ def draft(
         unemployed_since=submission.unemployed_since,
         campaign=submission.campaign.attribution() if submission.campaign else None,
         channel_details=details,
+        # The draft keeps the sources of the facts actually answered (`RequestDraft.known_fact_sources`).
+        fact_sources=dict.fromkeys(SITUATION_FACTS, FactSource.WEB_FORM),
         dedup_key=dedup_key,
     )

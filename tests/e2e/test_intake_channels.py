@@ -166,6 +166,7 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
             "started_at": last_working_morning().isoformat(),
             "language": "nl",
             "agent_notes": "Wil een online opleiding Excel volgen.",
+            "ivr": {"qualification": "3", "computer": "2"},
         },
     )
     assert call.status_code == 202, call.text
@@ -174,7 +175,8 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
     code, reply = await asyncio.to_thread(
         send_mail,
         "Opleiding Excel",
-        "Goedendag,\nIk wil graag een online opleiding Excel volgen. Mijn nummer is 0476/12.34.56.\nBedankt!",
+        "Goedendag,\nIk wil graag een online opleiding Excel volgen. Ik heb geen internet thuis.\n"
+        "Mijn nummer is 0476/12.34.56.\nBedankt!",
         sender="jan.peeters@voorbeeld.be",
         charset="iso-8859-1",
     )
@@ -204,6 +206,10 @@ async def test_one_person_through_three_channels_is_three_linked_events_on_kafka
     assert phone_event.channel_details["out_of_hours"] is False  # a working day, 9:15 in Brussels
     assert mail_event.channel is Channel.EMAIL and mail_event.contact.email == "jan.peeters@voorbeeld.be"
     assert mail_event.language is Language.NL and mail_event.requested_course == "EXCEL"
+    # Situation facts from the voice menu and from the mail's words, each with where it came from.
+    assert (phone_event.qualification_level, phone_event.has_computer) == ("lower_secondary", False)
+    assert phone_event.fact_sources == {"qualification_level": "phone_ivr", "has_computer": "phone_ivr"}
+    assert mail_event.has_internet is False and mail_event.fact_sources == {"has_internet": "email_text"}
     assert nl_event.channel is Channel.WEB and nl_event.campaign is not None
     assert nl_event.campaign.utm_campaign == "confine-mais-connecte"
     # The caller and the form with the same number are one person, linked. The e-mail gave that number

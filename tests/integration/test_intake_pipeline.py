@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
-from intake.domain import RequestDraft
+from intake.domain import SITUATION_FACTS, FactSource, RequestDraft
 from intake.identity_links import IdentityLinks, LinkRefused
 from intake.pipeline import IntakePipeline
 from schemas import Channel, Language, TrainingRequestReceived, decode
@@ -60,6 +60,18 @@ async def test_accepted_request_is_in_the_outbox_before_the_call_returns(pipelin
     event = await PersonalData(PersonKeys(mongo_db)).unseal(sealed)
     assert event.contact.phone == "+32470123456" and event.contact.email == "amina@example.org"
     assert event.contact.name == "Amina" and event.need == "Excel"
+
+
+async def test_the_event_says_where_each_known_fact_came_from(pipeline: IntakePipeline, mongo_db: Any) -> None:
+    sources = dict.fromkeys(SITUATION_FACTS, FactSource.PHONE_IVR)
+    accepted = await pipeline.accept(draft(Channel.PHONE, has_computer=False, has_internet=True, fact_sources=sources))
+    entry = await mongo_db["intake_outbox"].find_one({"key": accepted.request_id.encode()})
+    assert entry is not None
+    event = decode(entry["value"], list(entry["headers"].items()))
+    assert isinstance(event, TrainingRequestReceived)
+    # Only the facts the caller gave have a source; the qualification and the date stay unknown.
+    assert event.fact_sources == {"has_computer": "phone_ivr", "has_internet": "phone_ivr"}
+    assert (event.has_computer, event.has_internet, event.qualification_level) == (False, True, None)
 
 
 async def test_a_dedup_key_makes_one_request(pipeline: IntakePipeline, mongo_db: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from intake import email_parsing
 from intake.email_parsing import ParsedEmail, html_to_text, parse_email, to_draft
-from schemas import Channel, Language
+from schemas import Channel, Language, QualificationLevel
 from services.catalogue import load_catalogue
 
 pytestmark = pytest.mark.unit
@@ -759,3 +759,77 @@ def test_latin1_bytes_declared_utf8_in_quoted_printable_go_to_triage_readable() 
     assert parsed.need == body.strip()  # read as windows-1252: no replacement marks
     assert "\ufffd" not in parsed.need
     assert parsed.raw_text is not None and "comptabilit=E9" in parsed.raw_text
+
+
+# --- the person's situation, in their own words (intake.situation) -------------------------------
+
+
+def test_a_dutch_mail_says_the_person_has_no_computer_and_where_that_came_from() -> None:
+    parsed = parse(
+        message(
+            "Goedemorgen,\n\nIk ben werkzoekend sinds 2023 en wil graag Excel leren.\n"
+            "Ik heb geen computer thuis, wel een gsm.\n\nMet vriendelijke groeten,\nJan\n",
+            subject="Vraag opleiding",
+        )
+    )
+    draft = to_draft(parsed)
+
+    assert parsed.language is Language.NL
+    assert (draft.has_computer, draft.has_internet, draft.qualification_level) == (False, None, None)
+    assert draft.unemployed_since == date(2023, 12, 31)
+    assert draft.known_fact_sources() == {"has_computer": "email_text", "unemployed_since": "email_text"}
+
+
+def test_the_subject_counts_as_the_persons_words() -> None:
+    draft = to_draft(parse(message("Bonjour, une formation Word svp.", subject="Pas d'ordi, pas de diplôme")))
+
+    assert (draft.has_computer, draft.qualification_level) == (False, QualificationLevel.NONE)
+
+
+@pytest.mark.parametrize(
+    "attribution",
+    [
+        "Le 03/02/2020 à 10:15, Bruxelles Formation a écrit :",
+        "On Mon, Feb 3, 2020 at 10:15 AM Bruxelles Formation <formations-en-ligne@bruxellesformation.brussels> wrote:",
+    ],
+)
+def test_what_a_quoted_mail_says_is_not_the_persons_situation(attribution: str) -> None:
+    body = (
+        "Oui, j'ai un ordinateur portable.\n\n"
+        f"{attribution}\n"
+        "> Je n'ai pas d'ordinateur ni internet, je suis au chômage depuis 3 ans.\n"
+        "> Sans diplôme.\n"
+    )
+    draft = to_draft(parse(message(body, subject="Re: Votre demande")))
+
+    assert draft.has_computer is True
+    assert (draft.has_internet, draft.unemployed_since, draft.qualification_level) == (None, None, None)
+    assert draft.known_fact_sources() == {"has_computer": "email_text"}
+
+
+def test_an_outlook_reply_reads_the_answer_above_the_original_message_only() -> None:
+    body = (
+        "I don't have a computer or internet at home. I have been unemployed for 18 months.\n\n"
+        "-----Original Message-----\n"
+        "From: Bruxelles Formation\n"
+        "Do you have a computer? Answer: I have a laptop\n"
+    )
+    draft = to_draft(parse(message(body, subject="RE: your request")))
+
+    assert (draft.has_computer, draft.has_internet) == (False, False)
+    assert draft.unemployed_since == date(2025, 5, 27)  # 18 months before 27 November 2026
+
+
+def test_an_html_mail_is_read_for_the_situation_too() -> None:
+    msg = message(subject="Formation")
+    msg.set_content("<p>Bonjour,</p><p>Je n&#39;ai pas le CESS et <b>pas de connexion internet</b>.</p>", subtype="html")
+    draft = to_draft(parse(msg))
+
+    assert (draft.qualification_level, draft.has_internet) == (QualificationLevel.LOWER_SECONDARY, False)
+
+
+def test_a_mail_that_says_nothing_of_the_situation_has_no_facts() -> None:
+    draft = to_draft(parse(message("Mon ordinateur est lent, je voudrais une formation Excel.")))
+
+    assert (draft.has_computer, draft.has_internet, draft.qualification_level, draft.unemployed_since) == (None,) * 4
+    assert draft.fact_sources == {}

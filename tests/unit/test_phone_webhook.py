@@ -6,7 +6,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,7 +24,7 @@ from intake.phone import (
     phone_router,
     twilio_signature,
 )
-from schemas import Channel, Language
+from schemas import Channel, Language, QualificationLevel
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.logging import configure_logging
 from tests.fakes import RecordingPipeline
@@ -538,3 +538,133 @@ async def test_openapi_documents_both_bodies(client: httpx.AsyncClient) -> None:
     twilio = schema["paths"]["/webhooks/phone/twilio"]["post"]
     form = twilio["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
     assert {"CallSid", "From", "CallStatus", "Digits", "RecordingUrl"} <= set(form["properties"])
+
+
+# --- the voice menu's answers (intake.ivr, docs/phone-ivr.md) ------------------------------
+
+
+async def test_generic_menu_answers_become_the_callers_facts(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    ivr = {"qualification": "1", "computer": "no", "internet": 1, "job_seeker": "4"}
+    response = await post_generic(client, call_event(ivr=ivr))
+
+    assert response.status_code == 202
+    [draft] = pipeline.drafts
+    assert draft.qualification_level is QualificationLevel.NONE
+    assert (draft.has_computer, draft.has_internet) == (False, True)
+    assert draft.unemployed_since == date(2024, 3, 10)  # "more than two years" before the call
+    assert draft.known_fact_sources() == dict.fromkeys(
+        ("qualification_level", "has_computer", "has_internet", "unemployed_since"), "phone_ivr"
+    )
+    assert not draft.needs_triage and "ivr_unrecognised" not in draft.channel_details
+
+
+async def test_a_call_without_the_menu_has_no_facts(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    assert (await post_generic(client, call_event())).status_code == 202
+    [draft] = pipeline.drafts
+    assert (draft.qualification_level, draft.has_computer, draft.has_internet, draft.unemployed_since) == (None,) * 4
+    assert draft.known_fact_sources() == {}
+
+
+@pytest.mark.parametrize(
+    ("ivr", "unrecognised"),
+    [
+        ({"qualification": "9", "computer": "2"}, "qualification"),
+        ({"qualification": "7", "computer": "oui", "internet": [1], "job_seeker": {"months": 3}}, "qualification,computer"),
+        ({"job_seeker": -1, "internet": "#"}, "internet,job_seeker"),
+        ("4213", None),  # not an object: no menu
+        ([1, 2], None),
+    ],
+)
+async def test_menu_answers_the_table_does_not_have_never_lose_the_call(
+    client: httpx.AsyncClient, pipeline: RecordingPipeline, ivr: object, unrecognised: str | None
+) -> None:
+    response = await post_generic(client, call_event(ivr=ivr))
+
+    assert response.status_code == 202
+    [draft] = pipeline.drafts
+    assert draft.qualification_level is None and draft.has_internet is None and draft.unemployed_since is None
+    assert draft.has_computer is (False if isinstance(ivr, dict) and ivr.get("computer") == "2" else None)
+    assert not draft.needs_triage and draft.phone == CALLER
+    assert draft.channel_details.get("ivr_unrecognised") == unrecognised
+
+
+async def test_a_job_seeking_band_counts_back_from_the_calls_day_in_brussels(
+    client: httpx.AsyncClient, pipeline: RecordingPipeline
+) -> None:
+    # 23:30 UTC on 31 March is already 1 April in Brussels.
+    started = datetime(2026, 3, 31, 23, 30, tzinfo=UTC).isoformat()
+    assert (await post_generic(client, call_event(started_at=started, ivr={"job_seeker": "2"}))).status_code == 202
+    assert pipeline.drafts[0].unemployed_since == date(2025, 10, 1)
+
+
+async def post_twilio_to(
+    client: httpx.AsyncClient, query: dict[str, str], params: dict[str, str], *, signed_query: dict[str, str] | None = None
+) -> httpx.Response:
+    path = "/webhooks/phone/twilio?" + urlencode(query)
+    signed = "/webhooks/phone/twilio?" + urlencode(query if signed_query is None else signed_query)
+    signature = twilio_signature(TWILIO_TOKEN, PUBLIC + signed, params.items())
+    return await client.post(
+        path,
+        content=urlencode(params).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+    )
+
+
+MENU_QUERY = {"ivr_language": "3", "ivr_qualification": "2", "ivr_computer": "2", "ivr_internet": "2"}
+
+
+async def test_twilio_menu_answers_on_the_action_url_become_facts(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    # The last question's key is both `Digits` and, added by the menu's last step, `ivr_job_seeker`.
+    params = twilio_params(CallStatus="in-progress", Digits="3", ivr_job_seeker="3")
+    response = await post_twilio_to(client, MENU_QUERY, params)
+
+    assert response.status_code == 202
+    [draft] = pipeline.drafts
+    assert draft.language is Language.EN  # from ivr_language; `Digits` is the last question's key here
+    assert draft.qualification_level is QualificationLevel.PRIMARY
+    assert (draft.has_computer, draft.has_internet) == (False, False)
+    assert draft.unemployed_since == date(2025, 3, 10)
+    assert set(draft.known_fact_sources().values()) == {"phone_ivr"} and len(draft.known_fact_sources()) == 4
+    assert "ivr_unrecognised" not in draft.channel_details
+
+
+async def test_twilio_menu_answers_in_the_form_win_over_the_url(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    params = twilio_params(ivr_computer="1")
+    assert (await post_twilio_to(client, MENU_QUERY, params)).status_code == 202
+    assert pipeline.drafts[0].has_computer is True
+
+
+async def test_twilio_menu_answers_are_covered_by_the_signature(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    # Signed for "has a computer"; a changed query string does not pass.
+    forged = {**MENU_QUERY, "ivr_computer": "2"}
+    response = await post_twilio_to(client, forged, twilio_params(), signed_query={**MENU_QUERY, "ivr_computer": "1"})
+    assert response.status_code == 401
+    assert pipeline.drafts == []
+
+
+async def test_twilio_unknown_menu_keys_are_accepted_with_the_facts_unknown(
+    client: httpx.AsyncClient, pipeline: RecordingPipeline
+) -> None:
+    query = {"ivr_language": "2", "ivr_qualification": "8", "ivr_computer": "*", "ivr_job_seeker": "hangup"}
+    response = await post_twilio_to(client, query, twilio_params(Digits=""))
+
+    assert response.status_code == 202
+    [draft] = pipeline.drafts
+    assert draft.language is Language.NL
+    assert (draft.qualification_level, draft.has_computer, draft.unemployed_since) == (None, None, None)
+    assert draft.known_fact_sources() == {}
+    assert draft.channel_details["ivr_unrecognised"] == "qualification,computer,job_seeker"
+    assert not draft.needs_triage
+
+
+async def test_openapi_documents_the_menu_answers_inline(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    body = schema["paths"]["/webhooks/phone"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "$ref" not in json.dumps(body), "the body schema is inlined: a $ref into $defs would point nowhere"
+    ivr = next(option for option in body["properties"]["ivr"]["anyOf"] if option.get("type") == "object")
+    assert set(ivr["properties"]) == {"qualification", "computer", "internet", "job_seeker"}
+    assert "`4` or `upper_secondary`" in ivr["properties"]["qualification"]["description"]
+    form = schema["paths"]["/webhooks/phone/twilio"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    assert {"ivr_language", "ivr_qualification", "ivr_computer", "ivr_internet", "ivr_job_seeker"} <= set(
+        form["schema"]["properties"]
+    )

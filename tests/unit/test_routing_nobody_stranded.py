@@ -163,3 +163,16 @@ def test_a_reprioritised_request_keeps_its_holder_and_changes_its_score_and_dead
     assert (transition.event, transition.reason, transition.worker_delta) == ("reprioritised", "facts recorded by adv-1", 0)
     with pytest.raises(Refused):
         decide_request(changed, Reprioritise(70, deadline, NOW))
+
+
+def test_a_case_keeps_the_sources_intake_gave_for_each_fact() -> None:
+    request = make_request(
+        channel=Channel.EMAIL,
+        has_computer=False,
+        unemployed_since=date(2024, 1, 1),
+        fact_sources={"has_computer": "email_text", "unemployed_since": "email_text"},
+    )
+
+    case = open_case(request, decide_route(request), joined_to=None, deadline=None, due=None).case
+
+    assert case.fact_sources == {"has_computer": "email_text", "unemployed_since": "email_text"}

@@ -808,3 +808,12 @@ def test_any_training_request_round_trips(event: TrainingRequestReceived) -> Non
     assert decode(binary_value, binary_headers) == event
     assert decode(_flat(event)) == event
     assert isinstance(event.correlation_id, UUID)
+
+
+def test_an_event_without_fact_sources_still_decodes(make_event: MakeEvent[Any]) -> None:
+    wire = _structured(make_event(TrainingRequestReceived))
+    wire["data"].pop("fact_sources", None)
+
+    decoded = decode(json.dumps(wire).encode())
+
+    assert isinstance(decoded, TrainingRequestReceived) and decoded.fact_sources == {}

@@ -120,6 +120,9 @@ async def test_an_accepted_request_is_drafted_for_the_pipeline_and_answered_202(
     assert draft.language is Language.FR and draft.consent_to_contact is True
     assert draft.requested_course == "EXCEL" and draft.qualification_level is QualificationLevel.UPPER_SECONDARY
     assert (draft.has_computer, draft.has_internet, draft.unemployed_since) == (True, False, date(2024, 11, 1))
+    assert draft.known_fact_sources() == dict.fromkeys(
+        ("qualification_level", "has_computer", "has_internet", "unemployed_since"), "web_form"
+    )
     assert draft.dedup_key is None and draft.campaign is None
     details = draft.channel_details
     assert details["user_agent"] == "partner-site/1.0" and details["idempotency_key"] is False
