@@ -14,10 +14,12 @@ Outcomes, as of the stream's own time `as_of` (`analytics.report.stream_time`):
   when the person was first reached after the deadline, or not reached while the deadline passed
   before `as_of` (a stream cut before routing's timer fired);
 - **met** when the person was first reached at or before the deadline (inclusive, as
-  `routing.sla.sla_outcome`);
+  `routing.sla.sla_outcome`), or the request was closed by then without reaching them
+  (`TrainingRequestClosed`: unreachable after the last allowed attempt, a wrong number), as routing
+  judges it (`routing.attempts`): the desk called within the promise;
 - **pending** when nobody reached the person and the deadline is not before `as_of`.
 
-*Reached* is the first `ContactAttempted` whose outcome is not `no_answer`. A request that joined
+*Reached* is the first `ContactAttempted` whose outcome is not `no_answer` nor `wrong_number`. A request that joined
 an open request of the same person (`TrainingRequestRouted.rule_id` `joins-open-request`,
 `routing.case.open_case`) waits for that request's call, which keeps its promise too
 (`routing.case.KeepPromiseOfJoined`): it counts as reached by the first call that reached the
@@ -39,6 +41,7 @@ __all__ = ["JOINS_OPEN_REQUEST", "NO_ANSWER", "PromiseFacts", "PromiseOutcome", 
 PromiseOutcome = Literal["met", "late", "pending", "no_promise"]
 
 NO_ANSWER: Final = "no_answer"
+_NOT_REACHING: Final = frozenset({NO_ANSWER, "wrong_number"})
 JOINS_OPEN_REQUEST: Final = "joins-open-request"
 """The rule id routing gives a request that joins an open one of the same person (`routing.case.open_case`)."""
 
@@ -54,6 +57,8 @@ class PromiseFacts:
     """The first call that reached the person (for a joined request, possibly on the request it joined)."""
     breach_recorded: bool = False
     """Routing published `CallbackSlaBreached` for the request."""
+    closed_at: datetime | None = None
+    """Routing closed the request (`TrainingRequestClosed`), reached or not: the promise is settled then."""
 
 
 def judge(facts: PromiseFacts, as_of: datetime | None) -> PromiseOutcome:
@@ -63,8 +68,9 @@ def judge(facts: PromiseFacts, as_of: datetime | None) -> PromiseOutcome:
     if facts.breach_recorded:
         return "late"
     deadline = _utc(facts.deadline)
-    if facts.reached_at is not None:
-        return "met" if _utc(facts.reached_at) <= deadline else "late"
+    settled = [_utc(t) for t in (facts.reached_at, facts.closed_at) if t is not None]
+    if settled:
+        return "met" if min(settled) <= deadline else "late"
     if as_of is not None and _utc(as_of) > deadline:
         return "late"
     return "pending"
@@ -83,6 +89,7 @@ def read_promises(documents: Iterable[Mapping[str, Any]]) -> dict[str, PromiseFa
     joined: set[str] = set()
     breached: dict[str, datetime] = {}
     reached: dict[str, list[datetime]] = {}
+    closed: dict[str, datetime] = {}
     for doc in docs:
         kind, request_id = doc["event"], doc.get("request_id")
         if request_id is None:
@@ -99,8 +106,10 @@ def read_promises(documents: Iterable[Mapping[str, Any]]) -> dict[str, PromiseFa
                 deadlines[request_id] = _utc(doc["callback_deadline"])
         elif kind == "CallbackSlaBreached":
             breached.setdefault(request_id, _utc(doc["deadline"]))
-        elif kind == "ContactAttempted" and doc.get("outcome") != NO_ANSWER:
+        elif kind == "ContactAttempted" and doc.get("outcome") not in _NOT_REACHING:
             reached.setdefault(request_id, []).append(_utc(doc["time"]))
+        elif kind == "TrainingRequestClosed":
+            closed.setdefault(request_id, _utc(doc["time"]))
 
     facts: dict[str, PromiseFacts] = {}
     for request_id, at in received.items():
@@ -114,6 +123,7 @@ def read_promises(documents: Iterable[Mapping[str, Any]]) -> dict[str, PromiseFa
             deadline=deadlines.get(request_id, breached.get(request_id)),
             reached_at=min(calls, default=None),
             breach_recorded=request_id in breached,
+            closed_at=max(closed[request_id], at) if request_id in closed else None,
         )
     return facts
 

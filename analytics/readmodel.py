@@ -51,6 +51,7 @@ from schemas.events import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -139,6 +140,7 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "answered_at",
             "callback_deadline",
         ),
+        TrainingRequestClosed: ("request_id", "person_id", "disposition", "attempts", "worker_id"),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
         ExamScheduled: ("person_id", "certification_code", "session_id", "centre_id", "exam_at"),

@@ -8,7 +8,7 @@ rows; nothing fails for want of data.
 
 Definitions, so that anyone can recompute a figure:
 
-- **First contact** is the first `ContactAttempted` whose outcome is not `no_answer`: the promise
+- **First contact** is the first `ContactAttempted` whose outcome is not `no_answer` (nor `wrong_number`): the promise
   is to reach the person, and routing closes a callback case the same way. A request without one
   is not contacted, however many attempts went unanswered.
 - **Promises** (`analytics.promises`): each request is judged against its own promise, the
@@ -70,6 +70,7 @@ __all__ = [
     "write_csv",
 ]
 
+_NOT_REACHING = frozenset({NO_ANSWER, "wrong_number"})
 _CHANNELS = tuple(c.value for c in Channel)
 _BANDS = ("high", "medium", "low", "unrouted")
 
@@ -252,7 +253,7 @@ def build_report(
         at = max(_utc(doc["time"]), request.received_at)  # a clock behind intake's is not time travel
         if request.first_attempt_at is None:
             request.first_attempt_at = at
-        if doc.get("outcome") != NO_ANSWER and request.first_contact_at is None:
+        if doc.get("outcome") not in _NOT_REACHING and request.first_contact_at is None:
             request.first_contact_at = at
 
     as_of = _utc(config.as_of) if config.as_of else stream_time(docs, missed)

@@ -23,6 +23,7 @@ from schemas import (
     ExamScheduled,
     ExamSchedulingRequested,
     PersonDataErased,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -35,6 +36,7 @@ CONSUMED = (TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICAT
 NOTIFIED = (
     TrainingRequestRouted,
     ContactAttempted,
+    TrainingRequestClosed,
     CallbackDue,
     CallbackSlaBreached,
     EnrolmentConfirmed,
@@ -46,6 +48,7 @@ NOTIFIED = (
 Notified = (
     TrainingRequestRouted
     | ContactAttempted
+    | TrainingRequestClosed
     | CallbackDue
     | CallbackSlaBreached
     | EnrolmentConfirmed
@@ -102,7 +105,8 @@ def router() -> KafkaRouter:
 
     @events(filter=carrying(*NOTIFIED))
     async def on_event(event: Notified, notifications: Notifications, staff: StaffAlerts) -> None:
-        # Routed, a contact attempt nobody answered, enrolment, exam, certificate; the others
+        # Routed, a contact attempt nobody answered, a request closed as unreachable, enrolment,
+        # exam, certificate; the others
         # (a callback due, an exam merely requested...) tell the person nothing.
         await notifications.notify(event)
         if staff is not None and isinstance(event, CallbackDue | CallbackSlaBreached):

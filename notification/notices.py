@@ -18,10 +18,12 @@ from schemas import (
     CertificateIssued,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamScheduled,
     Target,
+    TrainingRequestClosed,
     TrainingRequestRouted,
 )
 
@@ -36,6 +38,7 @@ class NoticeKind(StrEnum):
     REQUEST_ROUTED_DIGITAL_DIVIDE = "request_routed_digital_divide"
     REQUEST_ROUTED_CITE_DES_METIERS = "request_routed_cite_des_metiers"
     CONTACT_NO_ANSWER = "contact_no_answer"
+    REQUEST_CLOSED_UNREACHABLE = "request_closed_unreachable"
     ENROLMENT_CONFIRMED = "enrolment_confirmed"
     EXAM_SCHEDULED = "exam_scheduled"
     CERTIFICATE_ISSUED = "certificate_issued"
@@ -44,6 +47,12 @@ class NoticeKind(StrEnum):
     def is_request_update(self) -> bool:
         """A short update on a request (routed, no answer), as opposed to an enrolment, exam or certificate."""
         return self.value.startswith("request_routed") or self is NoticeKind.CONTACT_NO_ANSWER
+
+    @property
+    def is_written_account(self) -> bool:
+        """An account to keep (the request was closed without reaching the person): one written
+        message, by e-mail when the person has an address, else by text."""
+        return self is NoticeKind.REQUEST_CLOSED_UNREACHABLE
 
 
 _ROUTED_KIND = {
@@ -56,11 +65,13 @@ _ROUTED_KIND = {
 NOTICE_EVENTS: tuple[type[Event], ...] = (
     TrainingRequestRouted,
     ContactAttempted,
+    TrainingRequestClosed,
     EnrolmentConfirmed,
     ExamScheduled,
     CertificateIssued,
 )
-"""The events that can tell a person something (a `ContactAttempted` only when nobody answered)."""
+"""The events that can tell a person something (a `ContactAttempted` only when nobody answered and
+another call is planned; a `TrainingRequestClosed` only when the person could not be reached)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +134,15 @@ def notice_for(event: Event) -> Notice | None:
             facts = {"target": event.target.value, "deadline": _iso(event.callback_deadline)}
             if event.programme is not None:
                 facts["programme"] = event.programme.value
+        case ContactAttempted(outcome=ContactOutcome.NO_ANSWER, next_attempt_at=None):
+            # The last attempt: no call is planned, and `TrainingRequestClosed` tells the person.
+            return None
         case ContactAttempted(outcome=ContactOutcome.NO_ANSWER):
             kind = NoticeKind.CONTACT_NO_ANSWER
             facts = {"attempt": event.attempt, "next_attempt_at": _iso(event.next_attempt_at)}
+        case TrainingRequestClosed(disposition=Disposition.UNREACHABLE):
+            kind = NoticeKind.REQUEST_CLOSED_UNREACHABLE
+            facts = {"attempts": event.attempts}
         case EnrolmentConfirmed():
             kind = NoticeKind.ENROLMENT_CONFIRMED
             facts = {

@@ -5,6 +5,8 @@ The channel policy, notice by notice:
 - request routed (advisors, espaces numériques, digital divide, Cité des métiers): SMS if a mobile
   number is known, else e-mail;
 - contact attempted, nobody answered: SMS if a mobile number is known, else e-mail;
+- request closed as unreachable (the last allowed call went unanswered): e-mail if an address is
+  known, else SMS - one written account of the calls and of how to reach us, to keep;
 - enrolment confirmed, exam scheduled, certificate issued: e-mail if an address is known (links
   and details), **plus** a short SMS if a mobile number is known.
 
@@ -136,9 +138,10 @@ def _known(channel: NotificationChannel, who: Reachability) -> bool:
 
 def plan_channels(kind: NoticeKind, who: Reachability) -> tuple[PlannedDelivery, ...]:
     """The deliveries a notice of `kind` gets: at most one per channel, each sent or skipped."""
-    if kind.is_request_update:
-        # The first known channel of SMS-then-e-mail; an opted-out one is skipped and the next used.
-        wanted = [c for c in (SMS, EMAIL) if _known(c, who)]
+    if kind.is_request_update or kind.is_written_account:
+        # The first known channel of SMS-then-e-mail (e-mail-then-SMS for a written account); an
+        # opted-out one is skipped and the next used.
+        wanted = [c for c in ((EMAIL, SMS) if kind.is_written_account else (SMS, EMAIL)) if _known(c, who)]
         planned: list[PlannedDelivery] = []
         for channel in wanted:
             if (refused := _refused(channel, who)) is not None:

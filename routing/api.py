@@ -61,7 +61,14 @@ class Outcome(BaseModel):
     # Forbid, so a client still sending `worker_id` hears it is no longer how the worker is named.
     model_config = ConfigDict(extra="forbid")
 
-    outcome: ContactOutcome
+    outcome: ContactOutcome = Field(
+        description=(
+            "What came of the call. `advice_given`, `enrolled` and `exam_wanted` close the request as reached; "
+            "`wrong_number` and `withdrawn` close it as such; `no_answer` plans a retry in opening hours, and closes "
+            "it as unreachable when it is the last of `desk.max_attempts` unanswered calls in a row; `redirected` "
+            "hands it to another team."
+        )
+    )
     notes: str | None = Field(None, max_length=2000)
     redirect_to: Target | None = Field(None, description="With outcome `redirected`.")
     course_code: str | None = Field(None, description="With outcome `enrolled`: a catalogue course code.")

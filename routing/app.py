@@ -34,6 +34,7 @@ from schemas import (
     PartnerInformationReceived,
     PartnerInformationRequested,
     RequestFactsRecorded,
+    TrainingRequestClosed,
     TrainingRequestRouted,
 )
 from schemas.topics import CONFIGURATION, TRAINING_ENROLMENTS, TRAINING_ROUTING
@@ -65,7 +66,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     catalogue = load_catalogue()
     rules = load_rules(settings.rules_path, catalogue=catalogue) if settings.rules_path else load_rules()
     # Live: staff change the closures (and the rule set, in `policy.rules`) while routing runs.
-    policy = RoutingPolicy(rules=rules, calendar=LiveCalendar(), catalogue=catalogue)
+    calendar = LiveCalendar()
+    policy = RoutingPolicy(rules=rules, calendar=calendar, catalogue=catalogue)
     roster = load_roster(settings.workers_path)
 
     def register(runtime: Runtime) -> list[Any]:
@@ -77,6 +79,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             reservation_timeout=rules.desk.reservation_timeout,
             escalate_after=rules.desk.escalate_after,
             clock=clock.now,
+            # Nobody is offered a call on a public holiday or a closure day, whatever their hours.
+            closed_on=calendar.is_holiday,
         )
         timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me)
         service = RoutingService(
@@ -116,6 +120,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             PartnerInformationRequested,
             PartnerInformationOverdue,
             PartnerInformationReceived,
+            TrainingRequestClosed,
         )
         runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
 

@@ -45,7 +45,7 @@ from routing.reservation import (
     decide,
     queue_request,
 )
-from routing.workers import Availability, EscalationLevel, Worker, escalation_pool
+from routing.workers import Availability, ClosedOn, EscalationLevel, Worker, escalation_pool
 from schemas import Language, Target
 from services.mongo import MongoDatabase
 
@@ -77,7 +77,9 @@ class Assignments:
     `clock` gives the current aware time (a fake in tests). `escalate_after` is how long a
     request may wait with no one eligible in its pool before `offer_next` widens it
     (None: never automatically; `escalate` still does). `offer_attempts` bounds how many
-    candidates `offer_next` tries when others win them first.
+    candidates `offer_next` tries when others win them first. `closed_on` says which days the
+    service is closed (holidays, closures: `BrusselsCalendar.is_holiday`): nobody is offered
+    anything on them, whatever their weekly hours (None: every day is open).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Assignments:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         escalate_after: timedelta | None = timedelta(minutes=30),
         offer_attempts: int = 5,
+        closed_on: ClosedOn | None = None,
     ) -> None:
         if reservation_timeout <= timedelta(0):
             raise ValueError("reservation_timeout must be positive")
@@ -101,6 +104,7 @@ class Assignments:
         self.reservation_timeout = reservation_timeout
         self.escalate_after = escalate_after
         self.offer_attempts = offer_attempts
+        self.closed_on = closed_on
         self._clock = clock
         self.stats: Counter[str] = Counter()
         """Counts of reservation attempts and of how they ended, for metrics and tests:
@@ -178,7 +182,12 @@ class Assignments:
             return None
         candidates = await self.workers.candidates(request.language, request.required_skills, request.declined_by)
         pool = escalation_pool(
-            candidates, request.offer_request(), now, waiting_since=request.created_at, escalate_after=self.escalate_after
+            candidates,
+            request.offer_request(),
+            now,
+            waiting_since=request.created_at,
+            escalate_after=self.escalate_after,
+            closed_on=self.closed_on,
         )
         if pool.escalated:
             escalated = await self._change(request_id, Escalate(pool.level, now, pool.description), loaded=request)
@@ -418,6 +427,7 @@ class AssignmentStore(Assignments):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         escalate_after: timedelta | None = timedelta(minutes=30),
         offer_attempts: int = 5,
+        closed_on: ClosedOn | None = None,
     ) -> None:
         super().__init__(
             MongoRequests(db),
@@ -427,4 +437,5 @@ class AssignmentStore(Assignments):
             clock=clock,
             escalate_after=escalate_after,
             offer_attempts=offer_attempts,
+            closed_on=closed_on,
         )

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from routing.attempts import closing_disposition, next_attempt_at, reaches_person
 from routing.decision import RouteDecision
 from routing.priority import PriorityWeights, priority_of
 from routing.sla import SlaPolicy, due_at, resumed_deadline, sla_outcome
@@ -30,6 +31,7 @@ from schemas import (
     Channel,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -43,6 +45,7 @@ from schemas import (
     QualificationLevel,
     RequestFactsRecorded,
     Target,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -138,6 +141,10 @@ class Case(BaseModel):
     breached_at: datetime | None = None
     last_attempt_at: datetime | None = None
     closed_by: str | None = None
+    unanswered: int = 0
+    """Unanswered calls in a row since the request was (re)routed; at `desk.max_attempts` it closes."""
+    disposition: Disposition | None = None
+    """How the attempts ended (`TrainingRequestClosed`); None while the request is open or redirected."""
     erased: bool = False
     # What is known of the person's situation, where each fact came from, and the score it gives.
     qualification_level: QualificationLevel | None = None
@@ -167,7 +174,7 @@ class Case(BaseModel):
     @property
     def is_open(self) -> bool:
         """Open for a new request of the same person to join: no outcome yet and not joined itself."""
-        return self.outcome is None and self.joined_to is None
+        return self.outcome is None and self.joined_to is None and self.disposition is None
 
 
 # --- what a decision implies --------------------------------------------------------------
@@ -410,11 +417,15 @@ class RecordContact:
     enrolment: EnrolledCourse | None = None
     exam_certification: str | None = None
     facts: CallFacts = CallFacts()
+    max_attempts: int | None = None
+    """Unanswered calls in a row that close the request as unreachable (`desk.max_attempts`); None: no limit."""
+    calendar: BrusselsCalendar | None = None
+    """Retries are spaced in its opening time (`routing.attempts`); None: in elapsed time."""
 
     @property
     def reaches_person(self) -> bool:
-        """Whether the call reached the person: anything but no answer closes the callback promise."""
-        return self.outcome is not ContactOutcome.NO_ANSWER
+        """Whether the call reached the person: anything but no answer or a wrong number."""
+        return reaches_person(self.outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,9 +441,17 @@ class RecordFacts:
 
 @dataclass(frozen=True, slots=True)
 class KeepPromiseOfJoined:
-    """The call on the request this case joined reached the person: it keeps this case's promise too."""
+    """The call on the request this case joined settled its promise: it settles this case's too.
+
+    With a `disposition` the joined request ends as the one it joined did (`TrainingRequestClosed`,
+    caused by `cause`, with that request's `attempts`); without, it only keeps the promise.
+    """
 
     now: datetime
+    disposition: Disposition | None = None
+    attempts: int = 0
+    worker_id: str | None = None
+    cause: Event | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,11 +533,8 @@ def decide(case: Case, command: Command) -> tuple[Case, Effects]:
             return _record_contact(case, command)
         case RecordFacts():
             return _record_facts(case, command)
-        case KeepPromiseOfJoined(now=now):
-            if case.sla != "pending":
-                return case, NO_EFFECTS
-            kept = case.model_copy(update={"sla": promise_outcome(case, now), "first_contact_at": now})
-            return kept, Effects(cancel=_cancel_callback_timers(case.request_id))
+        case KeepPromiseOfJoined():
+            return _keep_promise_of_joined(case, command)
         case Redirect():
             return _redirect(case, command)
         case AskPartner():
@@ -573,8 +589,15 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
     if outcome is ContactOutcome.REDIRECTED and command.redirect_to is None:
         raise DeskError("a redirection needs redirect_to (a target)", status=422)
 
+    if case.disposition is not None:
+        raise DeskError(f"request {case.request_id} is closed ({case.disposition.value})")
+
     attempt = case.attempts + 1
-    next_attempt_at = (command.retry_at or now + command.retry_after) if outcome is ContactOutcome.NO_ANSWER else None
+    unanswered = case.unanswered + 1 if outcome is ContactOutcome.NO_ANSWER else 0
+    disposition = closing_disposition(outcome, unanswered=unanswered, max_attempts=command.max_attempts)
+    retry = None
+    if outcome is ContactOutcome.NO_ANSWER and disposition is None:
+        retry = next_attempt_at(now, command.retry_after, retry_at=command.retry_at, calendar=command.calendar)
     common: dict[str, Any] = {
         "source": f"{SOURCE}/desk",
         "subject": case.request_id,
@@ -588,7 +611,7 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
         worker_id=command.worker_id,
         outcome=outcome,
         attempt=attempt,
-        next_attempt_at=next_attempt_at,
+        next_attempt_at=retry,
         notes=command.notes,
         **command.facts.learned(),
     )
@@ -615,10 +638,27 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
             )
         )
 
-    update: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now}
+    if disposition is not None:
+        events.append(
+            TrainingRequestClosed(
+                **common,
+                **following_case(case, attempted),
+                disposition=disposition,
+                attempts=attempt,
+                worker_id=command.worker_id,
+            )
+        )
+
+    update: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now, "unanswered": unanswered}
     cancel: tuple[CancelTimer, ...] = ()
     if command.reaches_person:
-        update |= {"outcome": outcome, "first_contact_at": case.first_contact_at or now, "closed_by": command.worker_id}
+        update["first_contact_at"] = case.first_contact_at or now
+    if disposition is not None or outcome is ContactOutcome.REDIRECTED:
+        # The request ends here (or goes to another team, which makes a promise of its own): the
+        # callback promise is judged now. A request closed as unreachable, a wrong number or a
+        # withdrawal before its deadline kept it - the desk called within it - and one closed
+        # after its deadline was already marked breached by the deadline timer.
+        update |= {"outcome": outcome, "closed_by": command.worker_id, "disposition": disposition}
         if case.sla == "pending":
             # Reached while the clock is stopped for the partner: it stopped with time left.
             update["sla"] = "met" if case.waiting_for_partner else promise_outcome(case, now)
@@ -626,6 +666,29 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
         if case.waiting_for_partner:
             cancel += (CancelTimer(TimerKind.PARTNER_REMINDER, case.request_id),)
     return case.model_copy(update=update), Effects(events=tuple(events), cancel=cancel, seal=True)
+
+
+def _keep_promise_of_joined(case: Case, command: KeepPromiseOfJoined) -> tuple[Case, Effects]:
+    if case.sla != "pending" or case.disposition is not None:
+        return case, NO_EFFECTS
+    disposition, now = command.disposition, command.now
+    update: dict[str, Any] = {"sla": promise_outcome(case, now), "disposition": disposition}
+    if disposition in (None, Disposition.REACHED, Disposition.WITHDRAWN):
+        update["first_contact_at"] = now
+    events: tuple[Event, ...] = ()
+    if disposition is not None:
+        closed = TrainingRequestClosed(
+            **following_case(case, command.cause),
+            source=f"{SOURCE}/desk",
+            subject=case.request_id,
+            request_id=case.request_id,
+            person_id=case.person_id,
+            disposition=disposition,
+            attempts=command.attempts,
+            worker_id=command.worker_id,
+        )
+        events = (closed,)
+    return case.model_copy(update=update), Effects(events=events, cancel=_cancel_callback_timers(case.request_id))
 
 
 def _record_facts(case: Case, command: RecordFacts) -> tuple[Case, Effects]:

@@ -75,6 +75,7 @@ _WRITTEN_ONCE_SET = (
     "breached_at",
     "last_attempt_at",
     "closed_by",
+    "disposition",
     "erased",
     "qualification_level",
     "has_computer",
@@ -88,6 +89,8 @@ _WRITTEN_ONCE_SET = (
     "partner_answered_at",
     "partner_reminded_at",
 )
+# Written from the first call on, zero included (a redirection resets the count).
+_WRITTEN_ONCE_CALLED = ("unanswered",)
 
 
 class ConcurrencyConflict(Exception):
@@ -108,6 +111,9 @@ def case_to_document(case: Case) -> dict[str, Any]:
     for name in _WRITTEN_ONCE_SET:
         if _is_set(name, fields[name]):
             doc[name] = _stored(fields[name])
+    for name in _WRITTEN_ONCE_CALLED:
+        if fields["attempts"]:
+            doc[name] = fields[name]
     doc["version"] = case.version
     return doc
 

@@ -48,6 +48,8 @@ class QueueItem(BaseModel):
     requested_course: str | None
     attempts: int
     waiting_for_partner: bool = Field(False, description="The referring partner was asked; the callback clock is stopped.")
+    unanswered: int = Field(0, description="Unanswered calls in a row, toward `max_attempts`.")
+    max_attempts: int | None = Field(None, description="Unanswered calls in a row that close the request as unreachable.")
 
 
 class BoardItem(BaseModel):
@@ -164,6 +166,8 @@ class Desk:
                     requested_course=case.get("requested_course"),
                     attempts=case.get("attempts", 0),
                     waiting_for_partner=case.get("partner_wait") == "waiting",
+                    unanswered=case.get("unanswered", 0),
+                    max_attempts=service.policy.max_attempts,
                 )
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)

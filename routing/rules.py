@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
+    PositiveInt,
     PrivateAttr,
     StringConstraints,
     ValidationError,
@@ -155,10 +156,12 @@ class DeskPolicy(BaseModel):
     escalate_after: timedelta | None = timedelta(minutes=30)
     """Queued this long with no eligible worker: the pool widens (backups, then supervisors)."""
     retry_after_no_answer: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
-    """When to call again after a call nobody answered."""
+    """When to call again after a call nobody answered, in opening time of the calendar (`routing.attempts`)."""
     partner_reminder_after: timedelta = Field(default=timedelta(days=1), gt=timedelta(0))
     """How long the desk waits for a referring partner's answer before it is reminded (counted as the
     promise is: in `working_days` mode each 24 h is one working day, see `routing.sla.later_by`)."""
+    max_attempts: PositiveInt = 3
+    """Unanswered calls in a row after which the request is closed as unreachable and the person told in writing."""
 
 
 class Quotas(BaseModel):

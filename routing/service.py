@@ -93,6 +93,10 @@ class RoutingPolicy:
     def retry_after_no_answer(self) -> timedelta:
         return self.rules.desk.retry_after_no_answer
 
+    @property
+    def max_attempts(self) -> int:
+        return self.rules.desk.max_attempts
+
 
 def required_skills(decision: RouteDecision, request: TrainingRequestReceived, catalogue: Catalogue) -> frozenset[str]:
     """Skills a worker needs for this request: the course family for the online team."""
@@ -496,6 +500,8 @@ class RoutingService:
             enrolment=enrolment,
             exam_certification=certification_code if known else None,
             facts=facts or CallFacts(),
+            max_attempts=self.policy.max_attempts,
+            calendar=self.policy.calendar,
         )
 
         async def work(uow: CaseUnitOfWork) -> tuple[Case, Effects]:
@@ -504,19 +510,35 @@ class RoutingService:
                 raise DeskError(f"request {request_id} is unknown", status=404)
             recorded, effects = decide(case, command)
             saved = await self._save(uow, case, recorded, effects)
-            if command.reaches_person:
-                # Requests that joined this one wait for the same call, which keeps their promise too.
+            if _settled(saved):
+                # Requests that joined this one wait for the same call, which settles their promise
+                # too, and ends them as it ends this one.
+                joined_end = KeepPromiseOfJoined(
+                    now=command.now,
+                    disposition=saved.disposition,
+                    attempts=saved.attempts,
+                    worker_id=worker_id,
+                    cause=effects.events[0],
+                )
                 for joined in await uow.cases.joined_pending(request_id):
-                    await self._save(uow, joined, *decide(joined, KeepPromiseOfJoined(now=command.now)))
+                    await self._save(uow, joined, *decide(joined, joined_end))
             return saved, effects
 
         recorded, effects = await self.case_store.run(work)
-        if command.reaches_person:
+        if _settled(recorded):
+            # Closed (reached, unreachable, wrong number, withdrawn) or redirected: the worker is freed.
             await self.assignment.complete(request_id, worker_id)
         attempted = effects.events[0]
         if outcome is ContactOutcome.REDIRECTED and redirect_to is not None:
             await self._redirect(request_id, redirect_to, worker_id, attempted)
-        log.info("contact.recorded", request_id=request_id, worker_id=worker_id, outcome=outcome.value, attempt=recorded.attempts)
+        log.info(
+            "contact.recorded",
+            request_id=request_id,
+            worker_id=worker_id,
+            outcome=outcome.value,
+            attempt=recorded.attempts,
+            disposition=recorded.disposition and recorded.disposition.value,
+        )
         return list(effects.events)
 
     async def record_facts(self, request_id: str, *, facts: CallFacts, recorded_by: str) -> RequestFactsRecorded | None:
@@ -585,6 +607,11 @@ class RoutingService:
         )
         await self.assignment.requeue(request_id, target, reason=f"redirected by {worker_id}")
         await self.assignment.offer_next(request_id)
+
+
+def _settled(case: Case) -> bool:
+    """Whether the call just recorded ended the case's attempts: closed with a disposition, or redirected."""
+    return case.disposition is not None or case.outcome is ContactOutcome.REDIRECTED
 
 
 def _timer_event_id(timer: Timer) -> uuid.UUID:

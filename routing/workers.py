@@ -9,9 +9,9 @@ longest idle) and an escalation pool when a team has no one for too long.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from fractions import Fraction
 from typing import Annotated
@@ -24,6 +24,7 @@ from services.calendar import BRUSSELS
 
 __all__ = [
     "Availability",
+    "ClosedOn",
     "EscalationLevel",
     "EscalationPool",
     "OfferRequest",
@@ -40,6 +41,10 @@ __all__ = [
 
 WorkingHours = dict[int, list[tuple[time, time]]]
 """Weekday (Monday 0 - Sunday 6) to local Europe/Brussels intervals, start inclusive, end exclusive."""
+
+ClosedOn = Callable[[date], bool]
+"""Whether the service is closed on a (Brussels) date whatever the weekly hours: a public holiday or
+an extra closure day (`BrusselsCalendar.is_holiday`)."""
 
 
 class Availability(StrEnum):
@@ -124,9 +129,12 @@ class Worker(BaseModel):
                     raise ValueError(f"interval {start}-{end} must start before it ends")
         return value
 
-    def works_at(self, now: datetime) -> bool:
-        """Whether `now` (aware) falls within this worker's hours, in Brussels local time."""
+    def works_at(self, now: datetime, closed_on: ClosedOn | None = None) -> bool:
+        """Whether `now` (aware) falls within this worker's hours, in Brussels local time, on a day
+        the service is not closed (`closed_on`: holidays and closures; None: every day is open)."""
         local = _aware(now).astimezone(BRUSSELS)
+        if closed_on is not None and closed_on(local.date()):
+            return False
         moment = local.time()
         return any(start <= moment < end for start, end in self.working_hours.get(local.weekday(), ()))
 
@@ -164,8 +172,9 @@ def in_pool(worker: Worker, team: Target, level: EscalationLevel) -> bool:
     return level.rank >= EscalationLevel.BACKUP.rank and (team.value in worker.skills or team in worker.backup_for)
 
 
-def why_not(worker: Worker, request: OfferRequest, now: datetime) -> str | None:
-    """Why `worker` may not be offered `request` at `now`, or None when they may.
+def why_not(worker: Worker, request: OfferRequest, now: datetime, *, closed_on: ClosedOn | None = None) -> str | None:
+    """Why `worker` may not be offered `request` at `now`, or None when they may; nobody works on a
+    day `closed_on` says the service is closed.
 
     The first failing rule is given, in a fixed order, so a log line explains the choice.
     Worker ids appear; display names never do.
@@ -178,6 +187,8 @@ def why_not(worker: Worker, request: OfferRequest, now: datetime) -> str | None:
         return f"is {worker.availability.value}"
     if worker.open_count >= worker.capacity:
         return f"at capacity ({worker.open_count}/{worker.capacity})"
+    if closed_on is not None and closed_on(_aware(now).astimezone(BRUSSELS).date()):
+        return f"the service is closed on {_aware(now).astimezone(BRUSSELS):%a %d/%m} (holiday or closure)"
     if not worker.works_at(now):
         return f"outside working hours at {_aware(now).astimezone(BRUSSELS):%a %H:%M} Brussels time"
     if request.language not in worker.languages:
@@ -188,8 +199,8 @@ def why_not(worker: Worker, request: OfferRequest, now: datetime) -> str | None:
     return None
 
 
-def is_eligible(worker: Worker, request: OfferRequest, now: datetime) -> bool:
-    return why_not(worker, request, now) is None
+def is_eligible(worker: Worker, request: OfferRequest, now: datetime, *, closed_on: ClosedOn | None = None) -> bool:
+    return why_not(worker, request, now, closed_on=closed_on) is None
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -201,15 +212,19 @@ def _preference(worker: Worker) -> tuple[int, Fraction, datetime, str]:
     return (worker.open_count, worker.load, worker.last_assigned_at or _NEVER, worker.worker_id)
 
 
-def rank_candidates(workers: Iterable[Worker], request: OfferRequest, now: datetime) -> list[Worker]:
+def rank_candidates(
+    workers: Iterable[Worker], request: OfferRequest, now: datetime, *, closed_on: ClosedOn | None = None
+) -> list[Worker]:
     """The eligible workers, best first (the order `choose_worker` picks from)."""
-    eligible = [w for w in workers if is_eligible(w, request, now)]
+    eligible = [w for w in workers if is_eligible(w, request, now, closed_on=closed_on)]
     return sorted(eligible, key=_preference)
 
 
-def choose_worker(workers: Iterable[Worker], request: OfferRequest, now: datetime) -> Worker | None:
+def choose_worker(
+    workers: Iterable[Worker], request: OfferRequest, now: datetime, *, closed_on: ClosedOn | None = None
+) -> Worker | None:
     """The eligible worker with the least load, then idle the longest, then the smallest id."""
-    ranked = rank_candidates(workers, request, now)
+    ranked = rank_candidates(workers, request, now, closed_on=closed_on)
     return ranked[0] if ranked else None
 
 
@@ -232,6 +247,7 @@ def escalation_pool(
     *,
     waiting_since: datetime,
     escalate_after: timedelta | None,
+    closed_on: ClosedOn | None = None,
 ) -> EscalationPool:
     """The narrowest pool, from the request's own level up, that has an eligible worker.
 
@@ -245,7 +261,7 @@ def escalation_pool(
     due = escalate_after is not None and waited >= escalate_after
     team = request.team.value
     for level in _LEVELS[request.escalation.rank :]:
-        candidates = tuple(rank_candidates(pool, replace(request, escalation=level), now))
+        candidates = tuple(rank_candidates(pool, replace(request, escalation=level), now, closed_on=closed_on))
         escalated = level.wider_than(request.escalation)
         if candidates:
             return EscalationPool(level, candidates, _describe(level, team, len(candidates), waited), escalated)

@@ -41,6 +41,7 @@ from schemas.events import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -62,6 +63,7 @@ from schemas.values import (
     Channel,
     Contact,
     ContactOutcome,
+    Disposition,
     ExamRequestReason,
     FactSource,
     KnownChannel,
@@ -95,6 +97,7 @@ __all__ = [
     "PartnerInformationRequested",
     "PersonDataErased",
     "RequestFactsRecorded",
+    "TrainingRequestClosed",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
     # values
@@ -102,6 +105,7 @@ __all__ = [
     "Channel",
     "Contact",
     "ContactOutcome",
+    "Disposition",
     "ExamRequestReason",
     "FactSource",
     "KnownChannel",

@@ -20,6 +20,7 @@ from schemas.values import (
     Channel,
     Contact,
     ContactOutcome,
+    Disposition,
     ExamRequestReason,
     Language,
     NonEmptyStr,
@@ -47,6 +48,7 @@ __all__ = [
     "PartnerInformationReceived",
     "PartnerInformationRequested",
     "PersonDataErased",
+    "TrainingRequestClosed",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
 ]
@@ -377,6 +379,26 @@ class PartnerInformationReceived(Event):
     )
 
 
+class TrainingRequestClosed(Event):
+    """The desk's attempts to reach the person about a request ended, with a disposition.
+
+    Published once per request (a redirection to another team is not an end). Closed as
+    `unreachable` when the last attempt the policy allows (`desk.max_attempts`) went unanswered.
+    """
+
+    type: Literal["be.bruxellesformation.training.request.closed"] = type_field("be.bruxellesformation.training.request.closed")
+
+    request_id: RequestId
+    person_id: PersonId
+    disposition: Disposition = Field(description="How the attempts ended.", examples=["unreachable"])
+    attempts: int = Field(ge=0, description="Calls made about the request, the last one included.", examples=[3])
+    worker_id: NonEmptyStr | None = Field(
+        default=None,
+        description="Who recorded the call that closed it; none when routing closed it by itself.",
+        examples=["adv_042"],
+    )
+
+
 # --- Enrolment ----------------------------------------------------------------------
 
 
@@ -561,6 +583,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     PartnerInformationRequested,
     PartnerInformationOverdue,
     PartnerInformationReceived,
+    TrainingRequestClosed,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
     ExamScheduled,

@@ -39,6 +39,7 @@ from schemas.events import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
@@ -108,10 +109,11 @@ TRAINING_ROUTING = TopicSpec(
         PartnerInformationRequested,
         PartnerInformationOverdue,
         PartnerInformationReceived,
+        TrainingRequestClosed,
     ),
     description=(
-        "Where each request went, its 48-hour callback, the attempts to reach it and the questions "
-        "to the partner that handed it over."
+        "Where each request went, its 48-hour callback, the attempts to reach it and how they ended, and "
+        "the questions to the partner that handed it over."
     ),
 )
 TRAINING_ENROLMENTS = TopicSpec(

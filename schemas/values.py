@@ -19,6 +19,7 @@ __all__ = [
     "Channel",
     "Contact",
     "ContactOutcome",
+    "Disposition",
     "ExamRequestReason",
     "FactSource",
     "KnownChannel",
@@ -130,6 +131,22 @@ class ContactOutcome(StrEnum):
     REDIRECTED = "redirected"
     ENROLLED = "enrolled"
     EXAM_WANTED = "exam_wanted"
+    # Added within v1: the two ways a call ends a request without reaching or helping the person.
+    WRONG_NUMBER = "wrong_number"
+    """The number is not the person's (or no longer in service): the request is closed."""
+    WITHDRAWN = "withdrawn"
+    """The person no longer wants to be called about this request: it is closed."""
+
+
+class Disposition(StrEnum):
+    """How the desk's attempts to reach a person about a request ended."""
+
+    REACHED = "reached"
+    """Someone spoke with the person (advice, an enrolment, an exam request)."""
+    UNREACHABLE = "unreachable"
+    """The last allowed attempt went unanswered; the person is told so in writing."""
+    WRONG_NUMBER = "wrong_number"
+    WITHDRAWN = "withdrawn"
 
 
 class NotificationChannel(StrEnum):

@@ -375,6 +375,7 @@ async def show_events(database: str) -> None:
             "CallbackDue": lambda e: f"deadline {e.deadline.astimezone(BRUSSELS):%a %H:%M} (Brussels)",
             "CallbackSlaBreached": lambda e: f"escalated to {e.escalated_to}",
             "ContactAttempted": lambda e: f"{e.outcome.value} by {e.worker_id}",
+            "TrainingRequestClosed": lambda e: f"{e.disposition.value} after {e.attempts} call(s)",
             "EnrolmentConfirmed": lambda e: f"{e.course_code}: {e.course_title}",
             "ExamSchedulingRequested": lambda e: f"{e.certification_code} ({e.reason.value})",
             "ExamScheduled": lambda e: (

@@ -106,6 +106,7 @@ LOGGED_KEYS = frozenset(
         "status",
         "state",
         "outcome",
+        "disposition",  # how a request's attempts ended: reached, unreachable, wrong_number, withdrawn
         "kind",
         "command",
         "call_status",

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from schemas import CallbackSlaBreached, Channel, ContactAttempted
+from schemas import CallbackSlaBreached, Channel, ContactAttempted, TrainingRequestClosed
 from scripts.tokens import Tokens
 from services.settings import AuthSettings
 from tests.conftest import require_identity_provider
@@ -136,6 +136,10 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     await expect(page.get_by_role("status")).to_have_text("Demande acceptée.")
     card = page.locator(f'article[data-request-id="{request.request_id}"]')
     await expect(card.locator(".status")).to_have_text("Acceptée")
+    # Attempts toward the limit, and the outcomes that close a request without reaching anyone.
+    await expect(card.get_by_text("0 sur 3", exact=False)).to_be_visible()
+    wrong_number = card.locator('select[name="outcome"] option[value="wrong_number"]')
+    await expect(wrong_number).to_have_text("Mauvais numéro (clôture la demande)")
     await card.get_by_label("Résultat", exact=True).select_option("advice_given")
     await card.get_by_label("Notes").fill("Conseillé : module Excel en ligne")
     await card.get_by_label("Diplôme le plus élevé").select_option("upper_secondary")
@@ -144,15 +148,18 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     await expect(page.get_by_role("status")).to_have_text("Résultat enregistré.")
     await page.close()
 
+    # The request's events share a partition: its closing comes after the call.
     events = await read_events(
-        run.topic("training.routing.v1"), until=lambda found: any(isinstance(e, ContactAttempted) for e in found)
+        run.topic("training.routing.v1"), until=lambda found: any(isinstance(e, TrainingRequestClosed) for e in found)
     )
     attempts = [e for e in events if isinstance(e, ContactAttempted) and e.request_id == request.request_id]
     assert [(e.worker_id, e.outcome, e.actor) for e in attempts] == [("adv-1", "advice_given", "adv-1")]
     learned = (attempts[0].qualification_level, attempts[0].has_computer, attempts[0].has_internet)
     assert learned == ("upper_secondary", False, None), "the facts learned on the call, and only those"
+    [closed] = [e for e in events if isinstance(e, TrainingRequestClosed) and e.request_id == request.request_id]
+    assert (closed.disposition, closed.attempts, closed.worker_id) == ("reached", 1, "adv-1")
     case = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
-    assert case is not None and case["outcome"] == "advice_given"
+    assert case is not None and (case["outcome"], case["disposition"]) == ("advice_given", "reached")
 
 
 async def test_a_supervisor_sees_a_breach_at_the_top_of_the_team_and_reassigns_it(

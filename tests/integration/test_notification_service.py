@@ -41,6 +41,7 @@ from schemas import (
     Contact,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamScheduled,
@@ -49,6 +50,7 @@ from schemas import (
     NotificationSent,
     PersonDataErased,
     Target,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
     decode,
@@ -274,6 +276,47 @@ async def test_a_redelivered_and_a_replayed_event_send_one_email(sink: SmtpSink,
         assert [(type(e), e.attempts, e.template) for e in events] == [
             (NotificationSent, 1, "request_routed_espaces_numeriques.nl")
         ]
+
+
+async def test_a_request_closed_as_unreachable_is_told_in_writing_by_email_and_the_last_attempt_says_nothing(
+    sink: SmtpSink, provider: SmsProvider
+) -> None:
+    async with running(sink, provider) as service:
+        request = person(language=Language.EN)  # a mobile and an address: the written account goes by e-mail
+        routed = routed_after(request)
+        last = ContactAttempted.following(
+            routed,
+            source="/routing/desk",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            worker_id="adv_042",
+            outcome=ContactOutcome.NO_ANSWER,
+            attempt=3,
+            next_attempt_at=None,
+        )
+        closed = TrainingRequestClosed.following(
+            last,
+            source="/routing/desk",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            disposition=Disposition.UNREACHABLE,
+            attempts=3,
+            worker_id="adv_042",
+        )
+        await service.publish(request, last, closed)
+        sent = await service.wait_status(closed, "email", "sent")
+        # Both are keyed by the request: the last attempt was handled before the closing, and planned nothing.
+        await asyncio.sleep(0.3)
+
+        assert sent["template"] == "request_closed_unreachable"
+        assert await service.db["deliveries"].count_documents({"about_event_id": str(last.id)}) == 0
+        (message,) = sink.messages
+        assert message["To"].addresses[0].addr_spec == EMAIL
+        plain = message.get_body(("plain",))
+        assert plain is not None
+        body = plain.get_content()
+        assert "3 times" in body and "0800 555 66" in body and "8:30 to 17:15" in body and "closed this request" in body
+        assert provider.calls == []
 
 
 async def test_an_sms_failing_twice_then_accepted_is_sent_once(sink: SmtpSink, provider: SmsProvider) -> None:

@@ -34,6 +34,7 @@ from schemas import (
     Channel,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -43,6 +44,7 @@ from schemas import (
     QualificationLevel,
     RequestFactsRecorded,
     Target,
+    TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
     decode,
@@ -340,9 +342,11 @@ async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sl
 
     events = await outbox_events(mongo_db, request.request_id)
     assert events == published
-    # The call first, then what came of it (the order `record_outcome` returns and stores them in).
-    assert [type(e) for e in events] == [ContactAttempted, EnrolmentConfirmed]
-    contact, enrolment = events
+    # The call first, then what came of it and how the request ended (the order `record_outcome`
+    # returns and stores them in).
+    assert [type(e) for e in events] == [ContactAttempted, EnrolmentConfirmed, TrainingRequestClosed]
+    contact, enrolment, ended = events
+    assert isinstance(ended, TrainingRequestClosed) and ended.disposition is Disposition.REACHED
     assert isinstance(contact, ContactAttempted) and isinstance(enrolment, EnrolmentConfirmed)
     assert (contact.worker_id, contact.outcome, contact.attempt, contact.next_attempt_at) == (
         worker_id,
@@ -450,6 +454,68 @@ async def test_no_answer_records_an_attempt_and_keeps_the_request_with_its_worke
     assert attempts == [1, 2]
 
 
+async def test_the_last_unanswered_call_closes_the_request_as_unreachable_with_the_joined_one_and_frees_the_worker(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    worker_id = await accepted(service, request.request_id)
+    joined = phone_call(clock, person_id=request.person_id, linked_request_ids=[request.request_id])
+    await service.route(joined)
+    assert POLICY.desk.max_attempts == 3
+
+    # Late in the afternoon: the retry is two hours of opening time later, the next morning.
+    clock.advance(timedelta(hours=5, minutes=30))
+    for _ in range(POLICY.desk.max_attempts):
+        await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.NO_ANSWER)
+        planned = [e for e in await outbox_events(mongo_db, request.request_id) if isinstance(e, ContactAttempted)][-1]
+        if planned.next_attempt_at is not None:
+            assert service.policy.calendar.is_open(planned.next_attempt_at)
+            clock.advance(planned.next_attempt_at - clock.now())
+
+    events = await outbox_events(mongo_db, request.request_id)
+    attempts = [e for e in events if isinstance(e, ContactAttempted)]
+    assert [a.attempt for a in attempts] == [1, 2, 3]
+    assert attempts[0].next_attempt_at == datetime(2026, 3, 4, 8, 45, tzinfo=BRUSSELS)
+    assert attempts[-1].next_attempt_at is None
+    [closed] = [e for e in events if isinstance(e, TrainingRequestClosed)]
+    assert (closed.disposition, closed.attempts, closed.worker_id) == (Disposition.UNREACHABLE, 3, worker_id)
+    assert (closed.correlation_id, closed.causation_id) == (request.correlation_id, attempts[-1].id)
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and (case["disposition"], case["outcome"], case["sla"], case["unanswered"]) == (
+        "unreachable",
+        "no_answer",
+        "met",
+        3,
+    )
+    # The worker is freed, the request closed, and neither request reminds or breaches later.
+    routed = await service.assignment.get_request(request.request_id)
+    assert routed is not None and routed.status == RequestStatus.CLOSED and await open_count(service, worker_id) == 0
+    for request_id in (request.request_id, joined.request_id):
+        assert await timer_state(service, TimerKind.SLA_BREACH, request_id) is TimerState.CANCELLED
+    [joined_closed] = [e for e in await outbox_events(mongo_db, joined.request_id) if isinstance(e, TrainingRequestClosed)]
+    assert (joined_closed.disposition, joined_closed.attempts) == (Disposition.UNREACHABLE, 3)
+    with pytest.raises(DeskError):
+        await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.NO_ANSWER)
+
+
+async def test_a_wrong_number_closes_the_request_at_once_and_frees_the_worker(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
+) -> None:
+    request = phone_call(clock)
+    await service.route(request)
+    worker_id = await accepted(service, request.request_id)
+
+    events = await service.record_outcome(request.request_id, worker_id=worker_id, outcome=ContactOutcome.WRONG_NUMBER)
+
+    assert [type(e) for e in events] == [ContactAttempted, TrainingRequestClosed]
+    [closed] = [e for e in await outbox_events(mongo_db, request.request_id) if isinstance(e, TrainingRequestClosed)]
+    assert closed.disposition is Disposition.WRONG_NUMBER and closed.attempts == 1
+    case = await service.cases.find_one({"_id": request.request_id})
+    assert case is not None and (case["disposition"], case["first_contact_at"]) == ("wrong_number", None)
+    assert await open_count(service, worker_id) == 0
+
+
 async def test_an_exam_wanted_requests_exam_scheduling(
     service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
@@ -462,7 +528,7 @@ async def test_an_exam_wanted_requests_exam_scheduling(
         request.request_id, worker_id=worker_id, outcome=ContactOutcome.EXAM_WANTED, certification_code="mos-excel"
     )
 
-    contact, exam = await outbox_events(mongo_db, request.request_id)
+    contact, exam, _ended = await outbox_events(mongo_db, request.request_id)
     assert isinstance(contact, ContactAttempted) and contact.outcome is ContactOutcome.EXAM_WANTED
     assert isinstance(exam, ExamSchedulingRequested)
     assert (exam.certification_code, exam.reason, exam.person_id) == ("MOS-EXCEL", ExamRequestReason.DESK, request.person_id)

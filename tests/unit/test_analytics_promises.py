@@ -142,3 +142,25 @@ def test_naive_instants_are_utc_as_bson_dates_are_and_a_call_before_the_request_
     promise = read_promises(documents)["r"]
     assert promise.reached_at == promise.received_at == T0.astimezone(UTC)
     assert judge(promise, DEADLINE) == "met"
+
+
+def test_a_request_closed_without_reaching_the_person_settles_its_promise_as_routing_does() -> None:
+    # Three unanswered calls and the closing before the deadline: the desk called within the promise.
+    in_time = [
+        received("r"),
+        routed("r", T0, DEADLINE),
+        *(called("r", T0 + n * HOUR, "no_answer") for n in (1, 2, 3)),
+        doc("TrainingRequestClosed", "r", T0 + 3 * HOUR, disposition="unreachable", attempts=3),
+    ]
+    promise = read_promises(in_time)["r"]
+    assert promise.reached_at is None and promise.closed_at == (T0 + 3 * HOUR).astimezone(UTC)
+    assert judge(promise, DEADLINE + timedelta(days=3)) == "met"
+    # A wrong number reaches nobody; closed after the deadline, the promise was missed.
+    late = [
+        received("w"),
+        routed("w", T0, DEADLINE),
+        called("w", DEADLINE + HOUR, "wrong_number"),
+        doc("TrainingRequestClosed", "w", DEADLINE + HOUR, disposition="wrong_number", attempts=1),
+    ]
+    promise = read_promises(late)["w"]
+    assert promise.reached_at is None and judge(promise, DEADLINE + 2 * HOUR) == "late"

@@ -21,6 +21,7 @@ from schemas import (
     ConfigurationChanged,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -37,6 +38,7 @@ from schemas import (
     PersonDataErased,
     RequestFactsRecorded,
     Target,
+    TrainingRequestClosed,
     TrainingRequestRouted,
     codec,
 )
@@ -136,6 +138,15 @@ def one_of_each() -> list[Event]:
             answered_at=later + timedelta(hours=2),
             callback_deadline=T0 + timedelta(hours=50),
             answer=f"Oui; écrire à {EMAIL}",
+        ),
+        TrainingRequestClosed(
+            source="/routing/desk",
+            request_id=rid,
+            person_id=person,
+            disposition=Disposition.REACHED,
+            attempts=1,
+            worker_id="en-1",
+            time=later,
         ),
         EnrolmentConfirmed(
             source="/routing",

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.unit
 EMAIL, SMS = NotificationChannel.EMAIL, NotificationChannel.SMS
 UPDATES = [k for k in NoticeKind if k.is_request_update]
 DETAILED = [NoticeKind.ENROLMENT_CONFIRMED, NoticeKind.EXAM_SCHEDULED, NoticeKind.CERTIFICATE_ISSUED]
+WRITTEN = [k for k in NoticeKind if k.is_written_account]
 NOON = datetime(2026, 3, 3, 11, 0, tzinfo=UTC)  # 12:00 in Brussels
 NIGHT = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)  # 23:00 in Brussels
 
@@ -39,9 +40,22 @@ def who(
     return Reachability(has_email=email, has_mobile=mobile, consent=consent, opted_out=opted_out)
 
 
-def test_the_request_updates_and_the_detailed_notices_partition_the_kinds() -> None:
-    assert set(UPDATES) | set(DETAILED) == set(NoticeKind) and not set(UPDATES) & set(DETAILED)
-    assert len(UPDATES) == 5
+def test_the_request_updates_the_written_accounts_and_the_detailed_notices_partition_the_kinds() -> None:
+    groups = (set(UPDATES), set(WRITTEN), set(DETAILED))
+    assert set.union(*groups) == set(NoticeKind) and sum(map(len, groups)) == len(NoticeKind)
+    assert len(UPDATES) == 5 and WRITTEN == [NoticeKind.REQUEST_CLOSED_UNREACHABLE]
+
+
+@pytest.mark.parametrize("kind", WRITTEN)
+def test_a_written_account_goes_by_email_when_there_is_an_address_else_by_sms(kind: NoticeKind) -> None:
+    assert plan_channels(kind, who()) == (PlannedDelivery(EMAIL),)
+    assert plan_channels(kind, who(email=False)) == (PlannedDelivery(SMS),)
+    assert plan_channels(kind, who(mobile=False)) == (PlannedDelivery(EMAIL),)
+    # An opted-out e-mail is recorded as skipped and the text goes instead.
+    assert plan_channels(kind, who(opted_out=frozenset({EMAIL}))) == (
+        PlannedDelivery(EMAIL, SkipReason.OPTED_OUT),
+        PlannedDelivery(SMS),
+    )
 
 
 @pytest.mark.parametrize("kind", UPDATES)

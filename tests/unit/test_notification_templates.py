@@ -21,6 +21,7 @@ from schemas import (
     CertificateIssued,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -28,6 +29,7 @@ from schemas import (
     ExamSchedulingRequested,
     Language,
     Target,
+    TrainingRequestClosed,
     TrainingRequestRouted,
 )
 
@@ -63,6 +65,12 @@ def no_answer(next_attempt_at: datetime | None = WINTER_MORNING) -> ContactAttem
         attempt=1,
         next_attempt_at=next_attempt_at,
         notes="staff only: left a voicemail",
+    )
+
+
+def closed(disposition: Disposition = Disposition.UNREACHABLE, attempts: int = 3) -> TrainingRequestClosed:
+    return TrainingRequestClosed(
+        source="/tests", request_id=REQUEST, person_id=PERSON, disposition=disposition, attempts=attempts, worker_id="adv_042"
     )
 
 
@@ -109,7 +117,8 @@ EVENTS: dict[str, Event] = {
     **{f"routed_{t.value}": routed(t) for t in Target},
     **{f"routed_{t.value}_no_deadline": routed(t, None) for t in Target},
     "no_answer": no_answer(),
-    "no_answer_no_time": no_answer(None),
+    "closed_unreachable": closed(),
+    "closed_unreachable_after_one_call": closed(attempts=1),
     "enrolment": enrolment(),
     "enrolment_self_paced": enrolment(None, None),
     "exam": exam(),
@@ -257,6 +266,26 @@ def test_which_events_give_a_notice() -> None:
     due = CallbackDue(source="/t", request_id=REQUEST, person_id=PERSON, deadline=SUMMER_MORNING)
     asked = ExamSchedulingRequested(source="/t", person_id=PERSON, certification_code="ICDL", reason=ExamRequestReason.DESK)
     assert notice_for(reached) is None and notice_for(due) is None and notice_for(asked) is None
+    # The last unanswered call plans no other: the closing event tells the person, not the attempt.
+    assert notice_for(no_answer(None)) is None
+    assert [notice_for(closed(d)) for d in Disposition if d is not Disposition.UNREACHABLE] == [None, None, None]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_unreachable_message_says_how_often_we_called_how_to_reach_us_and_that_the_request_is_closed(
+    renderer: MessageRenderer, language: str
+) -> None:
+    notice = notice_for(closed(attempts=3))
+    assert notice is not None and notice.kind is NoticeKind.REQUEST_CLOSED_UNREACHABLE and notice.facts == {"attempts": 3}
+    message = renderer.render(notice.kind.value, language, notice.facts, name=None)
+    calls = {"fr": "3 fois", "nl": "3 keer", "en": "3 times"}[language]
+    hours = {"fr": ("8h30", "17h15"), "nl": ("8.30", "17.15"), "en": ("8:30", "17:15")}[language]
+    closed_words = {"fr": "clôturé", "nl": "afgesloten", "en": "closed"}[language]
+    for text in (message.text, message.html):
+        assert calls in text and "0800 555 66" in text and all(h in text for h in hours) and closed_words in text
+    assert "0800 555 66" in message.sms and "3 " in message.sms and closed_words[:6] in message.sms
+    one = renderer.render(notice.kind.value, language, {"attempts": 1}, name=None)
+    assert "1 times" not in one.text and "1 calls" not in one.sms and "1 appels" not in one.sms
 
 
 def test_a_notice_keeps_ids_and_json_safe_facts_but_no_staff_notes() -> None:

@@ -266,7 +266,7 @@ def test_an_enrolment_is_confirmed_as_caused_by_the_call() -> None:
 
     closed, effects = decide(case, call(ContactOutcome.ENROLLED, enrolment=EnrolledCourse(code="EXCEL", title="Excel")))
 
-    attempted, confirmed = effects.events
+    attempted, confirmed, _closed = effects.events
     assert isinstance(confirmed, EnrolmentConfirmed)
     assert (confirmed.course_code, confirmed.course_title, confirmed.language) == ("EXCEL", "Excel", case.language)
     assert (confirmed.causation_id, str(confirmed.correlation_id)) == (attempted.id, case.correlation_id)
@@ -276,7 +276,7 @@ def test_an_enrolment_is_confirmed_as_caused_by_the_call() -> None:
 def test_an_exam_request_names_the_certification_in_capitals() -> None:
     _, effects = decide(a_case(), call(ContactOutcome.EXAM_WANTED, exam_certification="icdl-base"))
 
-    attempted, requested = effects.events
+    attempted, requested, _closed = effects.events
     assert isinstance(requested, ExamSchedulingRequested)
     assert (requested.certification_code, requested.reason, requested.causation_id) == (
         "ICDL-BASE",
