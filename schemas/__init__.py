@@ -64,6 +64,7 @@ from schemas.values import (
     NotificationChannel,
     ProgrammePlace,
     QualificationLevel,
+    RequestKind,
     SealedPersonalData,
     Target,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "NotificationChannel",
     "ProgrammePlace",
     "QualificationLevel",
+    "RequestKind",
     "SealedPersonalData",
     "Target",
     # topics
