@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
-from schemas import CampaignAttribution, Channel, Language, QualificationLevel
+from schemas import CampaignAttribution, Channel, Language, QualificationLevel, RequestKind
 
 ChannelDetail = str | int | bool | None
 
@@ -43,6 +43,8 @@ class RequestDraft:
     needs_triage: bool = False
     triage_reason: str | None = None
     channel_details: dict[str, ChannelDetail] = field(default_factory=dict)
+    kind: RequestKind = RequestKind.TRAINING_REQUEST
+    """`learner_question` when a learner already enrolled asks about their course."""
     dedup_key: str | None = None
     """Same key, same request: a retried webhook (CallSid + status), a re-sent e-mail (Message-ID),
     or a retried POST (Idempotency-Key) is accepted once and answered with the first result."""

@@ -39,6 +39,9 @@ TEXTS: dict[Language, dict[str, str]] = {
         "email_hint": "Par exemple nom@exemple.be",
         "language": "Dans quelle langue souhaitez-vous être contacté·e ?",
         "need": "De quoi avez-vous besoin ?",
+        "learner_question": (
+            "Je suis déjà inscrit·e à une formation et j'ai une question à son sujet (réponse dans un jour ouvrable)."
+        ),
         "need_hint": "En quelques mots : la formation ou l'aide que vous cherchez.",
         "requested_course": "Formation qui vous intéresse",
         "course_unsure": "Je ne sais pas / conseillez-moi",
@@ -123,6 +126,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "email_hint": "Bijvoorbeeld naam@voorbeeld.be",
         "language": "In welke taal wilt u gecontacteerd worden?",
         "need": "Wat hebt u nodig?",
+        "learner_question": ("Ik ben al ingeschreven voor een opleiding en heb er een vraag over (antwoord binnen één werkdag)."),
         "need_hint": "In een paar woorden: de opleiding of de hulp die u zoekt.",
         "requested_course": "Opleiding die u interesseert",
         "course_unsure": "Ik weet het niet / geef me advies",
@@ -205,6 +209,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "email_hint": "For example name@example.be",
         "language": "In which language would you like to be contacted?",
         "need": "What do you need?",
+        "learner_question": ("I am already enrolled in a course and have a question about it (answer within one working day)."),
         "need_hint": "In a few words: the course or the help you are looking for.",
         "requested_course": "Course you are interested in",
         "course_unsure": "I don't know / advise me",

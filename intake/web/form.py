@@ -54,6 +54,7 @@ _FORM_FIELDS = (
     "email",
     "language",
     "need",
+    "kind",
     "requested_course",
     "qualification_level",
     "has_computer",
@@ -82,6 +83,7 @@ def _form_submission(values: Mapping[str, str], page_language: Language) -> dict
     """The form's strings as the API's submission; validation is the same model's."""
     data: dict[str, Any] = {name: values[name] for name in _TEXT_FIELDS}
     data["language"] = values["language"] or page_language.value
+    data["kind"] = values["kind"] or "training_request"
     data["requested_course"] = values["requested_course"] or None
     data["qualification_level"] = values["qualification_level"] or None
     data["has_computer"] = values["has_computer"] or None
