@@ -861,7 +861,8 @@ _LEARNER_PHRASES = re.compile(
             rf"\bik ben (?:al |reeds )?ingeschreven (?:voor|in|bij) (?:de |een |het |mijn )?(?:online )?{_COURSE}",
             rf"\b(?:vraag|probleem) (?:over|bij|met|in) mijn (?:online )?{_COURSE}",
             # en: "I am (already) enrolled in the course", "a question about my online course"
-            rf"\bi(?: am|'m) (?:already )?(?:enrolled|enroled|registered) (?:in|on|for) (?:the |a |an |my )?(?:online )?{_COURSE}",
+            rf"\bi(?: am|'m) (?:already )?(?:enrolled|enroled|registered) (?:in|on|for) "
+            rf"(?:the |a |an |my )?(?:online )?{_COURSE}",
             rf"\b(?:question|problem|issue) (?:about|on|with|in|regarding) my (?:online )?{_COURSE}",
         )
     )
