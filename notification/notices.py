@@ -21,6 +21,7 @@ from schemas import (
     EnrolmentConfirmed,
     Event,
     ExamScheduled,
+    RequestKind,
     Target,
     TrainingRequestRouted,
 )
@@ -123,6 +124,8 @@ def notice_for(event: Event) -> Notice | None:
             facts = {"target": event.target.value, "deadline": _iso(event.callback_deadline)}
             if event.programme is not None:
                 facts["programme"] = event.programme.value
+            if event.kind is RequestKind.LEARNER_QUESTION:
+                facts["learner_question"] = True
         case ContactAttempted(outcome=ContactOutcome.NO_ANSWER):
             kind = NoticeKind.CONTACT_NO_ANSWER
             facts = {"attempt": event.attempt, "next_attempt_at": _iso(event.next_attempt_at)}
