@@ -33,7 +33,7 @@ from intake.web.captcha import token_from_form
 from intake.web.channel import LANGUAGE_CODES, WebChannel, get_web_channel
 from intake.web.limits import Refused, read_body, require_media_type
 from intake.web.submission import CampaignSubmission, FieldError, TrainingRequestSubmission, draft, field_errors
-from schemas import Language, QualificationLevel
+from schemas import Language, QualificationLevel, RequestKind
 
 __all__ = ["FORM_SOURCE", "router"]
 
@@ -291,6 +291,7 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
         request_id=accepted.request_id,
         reference=accepted.request_id[:8],
         query=_preserved_query(values),
+        learner_question=submission.kind is RequestKind.LEARNER_QUESTION,
     )
 
 

@@ -328,9 +328,11 @@ async def test_a_learner_ticks_that_they_are_already_enrolled(client: httpx.Asyn
     page = await client.get("/nl/")
     assert 'name="kind" type="checkbox" value="learner_question"' in page.text and "binnen één werkdag" in page.text
     typed = await fill(client, "nl", email="x@example.org", need="Vraag over module 3", kind="learner_question")
-    assert (await client.post("/nl/", data={**typed, "consent_to_contact": "yes"})).status_code == 200
+    confirmed = await client.post("/nl/", data={**typed, "consent_to_contact": "yes"})
+    assert confirmed.status_code == 200 and "beantwoordt uw vraag binnen één werkdag" in confirmed.text
     untouched = await fill(client, "nl", email="y@example.org", consent_to_contact="yes")
-    assert (await client.post("/nl/", data=untouched)).status_code == 200
+    plain = await client.post("/nl/", data=untouched)
+    assert plain.status_code == 200 and "binnen 48 uur" in plain.text
     assert [d.kind for d in pipeline.drafts] == [RequestKind.LEARNER_QUESTION, RequestKind.TRAINING_REQUEST]
 
 
