@@ -92,6 +92,7 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "consent_to_contact",
             "linked_request_ids",
             "needs_triage",
+            "kind",
         ),
         TrainingRequestRouted: (
             "request_id",
@@ -104,6 +105,7 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "callback_deadline",
             "assignee_id",
             "programme",
+            "kind",
         ),
         CallbackDue: ("request_id", "person_id", "assignee_id", "deadline"),
         CallbackSlaBreached: ("request_id", "person_id", "assignee_id", "deadline", "escalated_to"),

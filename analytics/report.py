@@ -55,7 +55,7 @@ from analytics.stats import median, percentile
 from routing.priority import band
 from routing.rules import load_rules
 from routing.weights import PriorityWeights
-from schemas import Channel
+from schemas import Channel, RequestKind
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.configuration import Closures
 
@@ -72,6 +72,7 @@ __all__ = [
 
 _NOT_REACHING = frozenset({NO_ANSWER, "wrong_number"})
 _CHANNELS = tuple(c.value for c in Channel)
+_KINDS = tuple(k.value for k in RequestKind)
 _BANDS = ("high", "medium", "low", "unrouted")
 
 
@@ -178,6 +179,8 @@ class _Request:
     channel: str
     campaign: str | None
     person_id: str | None
+    kind: str = "training_request"
+    """`learner_question` for a learner already enrolled (an event without a kind is a training request)."""
     target: str | None = None
     priority: int | None = None
     first_attempt_at: datetime | None = None
@@ -230,6 +233,7 @@ def build_report(
                 channel=doc["channel"],
                 campaign=(doc.get("campaign") or {}).get("utm_campaign"),
                 person_id=doc.get("person_id"),
+                kind=doc.get("kind") or "training_request",
             )
         elif kind == "TrainingRequestRouted":
             routed_docs.append(doc)
@@ -274,6 +278,16 @@ def build_report(
             outcomes,
             lambda r: r.channel,
             [c for c in _CHANNELS if any(r.channel == c for r in ordered)],
+            no_requests,
+        ),
+        _sla_table(
+            "sla_by_kind",
+            "Callback promises kept, by kind of request (learner questions have their own, shorter promise)",
+            "kind",
+            ordered,
+            outcomes,
+            lambda r: r.kind,
+            [k for k in _KINDS if any(r.kind == k for r in ordered)] + sorted({r.kind for r in ordered} - set(_KINDS)),
             no_requests,
         ),
         _sla_table(

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from schemas import CampaignAttribution, Channel, Language, QualificationLevel
+from schemas import CampaignAttribution, Channel, Language, QualificationLevel, RequestKind
 
 ChannelDetail = str | int | bool | None
 
@@ -60,6 +60,8 @@ class RequestDraft:
     channel_details: dict[str, ChannelDetail] = field(default_factory=dict)
     fact_sources: dict[str, FactSource] = field(default_factory=dict)
     """Where each situation fact came from; see `known_fact_sources`."""
+    kind: RequestKind = RequestKind.TRAINING_REQUEST
+    """`learner_question` when a learner already enrolled asks about their course."""
     dedup_key: str | None = None
     """Same key, same request: a retried webhook (CallSid + status), a re-sent e-mail (Message-ID),
     or a retried POST (Idempotency-Key) is accepted once and answered with the first result."""

@@ -31,13 +31,13 @@ import phonenumbers
 
 from intake.domain import ChannelDetail, FactSource, RequestDraft
 from intake.situation import SituationFacts, situation_from_text
-from schemas import Channel, Language
+from schemas import Channel, Language, RequestKind
 from schemas.values import EMAIL_PATTERN
 from services.calendar import BRUSSELS
 from services.catalogue import Catalogue
 from services.free_text import clean_name
 
-__all__ = ["SERVICE_PHONE_NUMBERS", "SOURCE", "ParsedEmail", "html_to_text", "parse_email", "to_draft"]
+__all__ = ["SERVICE_PHONE_NUMBERS", "SOURCE", "ParsedEmail", "html_to_text", "is_learner_question", "parse_email", "to_draft"]
 
 SOURCE = "/intake/email"
 
@@ -87,6 +87,8 @@ class ParsedEmail:
     language: Language = Language.FR
     course_codes: tuple[str, ...] = ()
     """Catalogue codes of every course the subject or text names, best match first."""
+    learner_question: bool = False
+    """The person says they are already enrolled in a course and asks about it (`is_learner_question`)."""
     is_automatic: bool = False
     """An auto-reply, bounce or bulk mail: acknowledged, but no request is made of it."""
     automatic_reason: str | None = None
@@ -149,6 +151,7 @@ def to_draft(parsed: ParsedEmail) -> RequestDraft:
         has_computer=parsed.situation.get("has_computer"),
         has_internet=parsed.situation.get("has_internet"),
         unemployed_since=parsed.situation.get("unemployed_since"),
+        kind=RequestKind.LEARNER_QUESTION if parsed.learner_question else RequestKind.TRAINING_REQUEST,
         needs_triage=parsed.needs_triage,
         triage_reason=parsed.triage_reason,
         channel_details=details,
@@ -224,6 +227,7 @@ def _parse(raw: bytes, *, catalogue: Catalogue, received_at: datetime, envelope_
         phone=_phone((own_text or body)[:MAX_ANALYSED_CHARS]),
         language=language,
         course_codes=tuple(course.code for course in courses),
+        learner_question=is_learner_question(subject, need),
         is_automatic=automatic_reason is not None,
         automatic_reason=automatic_reason,
         needs_triage=needs_triage,
@@ -853,3 +857,49 @@ def _phone(text: str) -> str | None:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- learner questions ----------------------------------------------------------------------
+
+_REPLY_PREFIX = r"(?:(?:re|aw|antw|antwoord|tr|fw|fwd|sv)\s*:\s*)+"
+# Subjects of our own enrolment confirmations (notification/templates/*/enrolment_confirmed.j2).
+_ENROLMENT_SUBJECT = re.compile(
+    rf"^{_REPLY_PREFIX}(?:inscription confirmee|inschrijving bevestigd|enrolment confirmed|enrollment confirmed)\b"
+)
+_COURSE = r"(?:formation|cours|module|opleiding|cursus|course|training|class)"
+_LEARNER_PHRASES = re.compile(
+    "|".join(
+        (
+            # fr: "je suis (déjà) inscrit(e) à la formation", "j'ai une question sur ma formation"
+            rf"\bje suis (?:deja )?inscrit(?:e|\(e\)|·e|\.e)? (?:a|au|aux|en|pour|dans) (?:la |le |une |un |l')?{_COURSE}",
+            rf"\b(?:question|probleme|souci) (?:sur|concernant|a propos de|avec|dans) (?:ma|mon) {_COURSE}",
+            # nl: "ik ben (al) ingeschreven voor de opleiding", "een vraag over mijn cursus"
+            rf"\bik ben (?:al |reeds )?ingeschreven (?:voor|in|bij) (?:de |een |het |mijn )?(?:online )?{_COURSE}",
+            rf"\b(?:vraag|probleem) (?:over|bij|met|in) mijn (?:online )?{_COURSE}",
+            # en: "I am (already) enrolled in the course", "a question about my online course"
+            rf"\bi(?: am|'m) (?:already )?(?:enrolled|enroled|registered) (?:in|on|for) "
+            rf"(?:the |a |an |my )?(?:online )?{_COURSE}",
+            rf"\b(?:question|problem|issue) (?:about|on|with|in|regarding) my (?:online )?{_COURSE}",
+        )
+    )
+)
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", stripped.casefold()).strip()
+
+
+def is_learner_question(subject: str, text: str) -> bool:
+    """Whether the person clearly says they already follow a course and ask about it.
+
+    Conservative: an explicit "je suis inscrit(e) à la formation…" / "ik ben ingeschreven voor de
+    opleiding…" / "I am enrolled in the course…", a question about *my* course, or a reply to our
+    own enrolment confirmation. Wanting to enrol, or naming a course, is a training request.
+    `text` is what the person wrote this time (quotes stripped): our own quoted words never count.
+    """
+    folded_subject = _fold(subject[:MAX_HEADER_CHARS])
+    if _ENROLMENT_SUBJECT.search(folded_subject):
+        return True
+    return _LEARNER_PHRASES.search(f"{folded_subject}\n{_fold(text[:MAX_ANALYSED_CHARS])}") is not None

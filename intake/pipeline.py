@@ -122,6 +122,7 @@ def build_event(
         needs_triage=needs_triage,
         triage_reason=triage_reason,
         channel_details=details,
+        kind=draft.kind,
     )
 
 

@@ -22,6 +22,7 @@ from schemas import (
     EnrolmentConfirmed,
     Event,
     ExamScheduled,
+    RequestKind,
     Target,
     TrainingRequestClosed,
     TrainingRequestRouted,
@@ -134,6 +135,8 @@ def notice_for(event: Event) -> Notice | None:
             facts = {"target": event.target.value, "deadline": _iso(event.callback_deadline)}
             if event.programme is not None:
                 facts["programme"] = event.programme.value
+            if event.kind is RequestKind.LEARNER_QUESTION:
+                facts["learner_question"] = True
         case ContactAttempted(outcome=ContactOutcome.NO_ANSWER, next_attempt_at=None):
             # The last attempt: no call is planned, and `TrainingRequestClosed` tells the person.
             return None

@@ -291,6 +291,7 @@ def open_case(
         callback_deadline=deadline,
         assignee_id=None,
         programme=programme,
+        kind=request.kind,
     )
     facts = CallFacts(
         qualification_level=request.qualification_level,

@@ -10,6 +10,7 @@ says what of it matched, so that the advisor reads why. Grammar, one key per map
     requested_course: present|absent requested_course_kind: [basic_skills, software_path, ...]
     partner: [cite-des-metiers]      need_mentions_any: ["reconversion", "quel métier", ...]
     unemployed_for_months_at_least: 12                               digital_divide_open: true
+    kind: [training_request, learner_question]
 
 A fact the request does not give (`has_computer` unset, no `unemployed_since`…) never matches a
 test: unknown is not "false", and the rule falls through to the next one.
@@ -27,7 +28,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, NonNegativeInt, PrivateAttr, StrictBool, Tag
 
 from routing.text import NonBlank, compile_phrases, fold_text, months_between
-from schemas import KnownChannel, Language, QualificationLevel, Target, TrainingRequestReceived
+from schemas import KnownChannel, Language, QualificationLevel, RequestKind, Target, TrainingRequestReceived
 from services.catalogue import CourseKind
 
 __all__ = ["Condition", "Facts", "Matched", "RoutingState"]
@@ -155,6 +156,18 @@ class ChannelIn(_Condition):
 
     def describe(self) -> str:
         return f"channel: {_values(self.channel)}"
+
+
+class KindIn(_Condition):
+    KEY: ClassVar[str] = "kind"
+    kind: tuple[RequestKind, ...] = Field(min_length=1)
+
+    def test(self, facts: Facts) -> Matched:
+        value = facts.request.kind
+        return (f"kind={value.value}",) if value in self.kind else None
+
+    def describe(self) -> str:
+        return f"kind: {_values(self.kind)}"
 
 
 class LanguageIn(_Condition):
@@ -312,6 +325,7 @@ _TaggedCondition: TypeAlias = (
     | Annotated[AnyOf, Tag(AnyOf.KEY)]
     | Annotated[Not, Tag(Not.KEY)]
     | Annotated[ChannelIn, Tag(ChannelIn.KEY)]
+    | Annotated[KindIn, Tag(KindIn.KEY)]
     | Annotated[LanguageIn, Tag(LanguageIn.KEY)]
     | Annotated[QualificationIn, Tag(QualificationIn.KEY)]
     | Annotated[HasComputer, Tag(HasComputer.KEY)]

@@ -155,8 +155,9 @@ class RoutingService:
         )
         decision = decide_route(request, rules=self.policy.rules, state=state, now=request.received_at)
         joined_to = await self._open_linked_request(request)
-        deadline = callback_deadline(request.received_at, self.policy.sla, self.policy.calendar, channel=request.channel)
-        due = due_at(deadline, self.policy.sla, self.policy.calendar, received_at=request.received_at) if deadline else None
+        sla = self.policy.sla.for_kind(request.kind)  # a learner question has its own, shorter promise
+        deadline = callback_deadline(request.received_at, sla, self.policy.calendar, channel=request.channel, kind=request.kind)
+        due = due_at(deadline, sla, self.policy.calendar, received_at=request.received_at) if deadline else None
         skills = required_skills(decision, request, self.policy.catalogue)
         place = None
         if decision.target is Target.DIGITAL_DIVIDE and not joined_to and not await self._decided(request.request_id):

@@ -17,6 +17,11 @@ Two readings of "48 hours", chosen by configuration (`SlaPolicy.mode`):
   Belgian public holidays and 8 May. A request that comes in outside opening hours starts
   counting at the next opening: Friday 16:00 gives Tuesday 16:00, Saturday gives Tuesday 17:15.
 
+A kind of request may carry its own promise (`SlaPolicy.kinds`): a learner question (remote
+coaching of learners already enrolled) is answered within one working day (`PT24H`, read in the
+policy's mode like the main promise: 8 h 45 of opening time in `working_days` mode), on every
+channel. `SlaPolicy.for_kind` gives the policy that governs a request of that kind.
+
 Returned instants are aware datetimes in Europe/Brussels.
 """
 
@@ -27,10 +32,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas import Channel, KnownChannel
+from schemas import Channel, KnownChannel, RequestKind
 from services.calendar import BRUSSELS, BrusselsCalendar
 
 __all__ = [
+    "KindPromise",
     "SlaMode",
     "SlaOutcome",
     "SlaPolicy",
@@ -51,6 +57,45 @@ _DAY = timedelta(hours=24)
 _MICROSECOND = timedelta(microseconds=1)
 # Same bound as the calendar's: ten years without an opening is a configuration error.
 _MAX_SEARCH_DAYS = 3660
+
+
+def _positive_promise(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("the promise must be a positive duration")
+    return value
+
+
+class KindPromise(BaseModel):
+    """A kind of request's own promise: on every channel, counted in the policy's mode."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    promise: timedelta = Field(
+        description="The promised time to the first answer; in `working_days` mode each 24 h is one working day.",
+        examples=["PT24H"],
+    )
+    due_before: timedelta | None = Field(
+        default=None,
+        description="How long before the deadline `CallbackDue` is published; the policy's `due_before` when absent.",
+        examples=["PT2H"],
+    )
+
+    @field_validator("promise")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        return _positive_promise(value)
+
+    @field_validator("due_before")
+    @classmethod
+    def _not_negative(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(0):
+            raise ValueError("due_before must not be negative")
+        return value
+
+
+def _default_kinds() -> dict[RequestKind, KindPromise]:
+    # One working day for learners already enrolled: the seed's "short delays" of remote coaching.
+    return {RequestKind.LEARNER_QUESTION: KindPromise(promise=timedelta(hours=24), due_before=timedelta(hours=2))}
 
 
 class SlaPolicy(BaseModel):
@@ -81,13 +126,17 @@ class SlaPolicy(BaseModel):
     escalate_after_breach: bool = Field(
         default=True, description="Whether a breached request is escalated (see `CallbackSlaBreached.escalated_to`)."
     )
+    kinds: dict[RequestKind, KindPromise] = Field(
+        default_factory=_default_kinds,
+        description="Kinds of request with their own promise, on every channel (not only `applies_to`); "
+        "a kind not listed has the main promise. Default: a learner question within one working day (PT24H).",
+        examples=[{"learner_question": {"promise": "PT24H", "due_before": "PT2H"}}],
+    )
 
     @field_validator("promise")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("the promise must be a positive duration")
-        return value
+        return _positive_promise(value)
 
     @field_validator("due_before")
     @classmethod
@@ -98,6 +147,19 @@ class SlaPolicy(BaseModel):
 
     def covers(self, channel: Channel) -> bool:
         return channel in self.applies_to
+
+    def for_kind(self, kind: RequestKind) -> SlaPolicy:
+        """The policy governing requests of `kind`: its own promise on every channel, else this one."""
+        own = self.kinds.get(kind)
+        if own is None:
+            return self
+        return self.model_copy(
+            update={
+                "promise": own.promise,
+                "due_before": own.due_before if own.due_before is not None else self.due_before,
+                "applies_to": frozenset(Channel),
+            }
+        )
 
 
 def _aware(at: datetime) -> datetime:
@@ -149,11 +211,17 @@ def resumed_deadline(
 
 
 def callback_deadline(
-    received_at: datetime, policy: SlaPolicy, calendar: BrusselsCalendar, *, channel: Channel
+    received_at: datetime,
+    policy: SlaPolicy,
+    calendar: BrusselsCalendar,
+    *,
+    channel: Channel,
+    kind: RequestKind = RequestKind.TRAINING_REQUEST,
 ) -> datetime | None:
-    """When the person must have been called back; None when `channel` carries no promise."""
-    if not policy.covers(channel):
+    """When the person must have been called back; None when neither `kind` nor `channel` carries a promise."""
+    if kind not in policy.kinds and not policy.covers(channel):
         return None
+    policy = policy.for_kind(kind)
     if policy.mode == "calendar":
         # Through UTC: Python subtracts wall-clock times between datetimes sharing a tzinfo.
         return (_aware(received_at).astimezone(UTC) + policy.promise).astimezone(BRUSSELS)
@@ -210,13 +278,15 @@ def due_at(
     calendar: BrusselsCalendar,
     *,
     received_at: datetime | None = None,
+    kind: RequestKind = RequestKind.TRAINING_REQUEST,
 ) -> datetime:
     """When `CallbackDue` is published: `due_before` ahead of `deadline`, never before `received_at`.
 
     In `working_days` mode `due_before` is opening time: a deadline at Tuesday 10:00 is due
     Monday 14:45 with 4 h (1 h 30 on Tuesday, 2 h 30 on Monday), not at Tuesday 06:00 when
-    nobody is there to call.
+    nobody is there to call. A `kind` with its own promise uses its own `due_before`.
     """
+    policy = policy.for_kind(kind)
     if policy.mode == "calendar":
         due = (_aware(deadline).astimezone(UTC) - policy.due_before).astimezone(BRUSSELS)
     else:

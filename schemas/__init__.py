@@ -71,6 +71,7 @@ from schemas.values import (
     NotificationChannel,
     ProgrammePlace,
     QualificationLevel,
+    RequestKind,
     SealedPersonalData,
     Target,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "NotificationChannel",
     "ProgrammePlace",
     "QualificationLevel",
+    "RequestKind",
     "SealedPersonalData",
     "Target",
     # topics

@@ -27,6 +27,7 @@ from schemas.values import (
     NotificationChannel,
     ProgrammePlace,
     QualificationLevel,
+    RequestKind,
     SealedPersonalData,
     Target,
 )
@@ -143,6 +144,11 @@ class TrainingRequestReceived(Event):
         description="Why the request needs triage.",
         examples=["voicemail without a callback number"],
     )
+    kind: RequestKind = Field(
+        default=RequestKind.TRAINING_REQUEST,
+        description="`learner_question`: a learner already enrolled asks about their course (remote coaching by "
+        "BF espaces numériques, with its own shorter promise); else a training request. Absent in older events.",
+    )
     channel_details: dict[str, ChannelDetailValue] = Field(
         default_factory=dict,
         description="Channel-specific facts: call_sid, call_status, agent_notes, attachment names…",
@@ -194,6 +200,11 @@ class TrainingRequestRouted(Event):
             "or suspended. A person on the waitlist stays in an advisor's queue meanwhile: the place is on top of "
             "the callback, never instead of it."
         ),
+    )
+    kind: RequestKind = Field(
+        default=RequestKind.TRAINING_REQUEST,
+        description="The request's kind, copied from `TrainingRequestReceived.kind`: a learner question is "
+        "answered under its own promise (`callback_deadline`) and acknowledged as such.",
     )
 
 

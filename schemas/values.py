@@ -28,6 +28,7 @@ __all__ = [
     "NotificationChannel",
     "ProgrammePlace",
     "QualificationLevel",
+    "RequestKind",
     "Target",
 ]
 
@@ -112,6 +113,16 @@ class QualificationLevel(StrEnum):
     def has_secondary_certificate(self) -> bool:
         """Whether the person holds the CESS (or more); routing treats the others alike."""
         return self in (QualificationLevel.UPPER_SECONDARY, QualificationLevel.HIGHER)
+
+
+class RequestKind(StrEnum):
+    """What a person writes or calls about: a training to find, or a question on a course they follow."""
+
+    TRAINING_REQUEST = "training_request"
+    """Someone looking for a training (advice, orientation, enrolment): the 48-hour callback."""
+    LEARNER_QUESTION = "learner_question"
+    """A learner already enrolled in an (online) course asks a question: BF espaces numériques
+    coaches them remotely, with its own shorter promise (`sla.kinds` in routing's rules)."""
 
 
 class Target(StrEnum):

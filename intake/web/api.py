@@ -142,7 +142,9 @@ router = APIRouter()
     tags=["requests"],
     summary="Submit a training request",
     description="For partner sites and the Cité des métiers. The request is stored before the answer "
-    "(202); an advisor contacts the person within 48 working hours. Error messages follow `?lang=` or "
+    "(202); an advisor contacts the person within 48 working hours. A learner already enrolled who asks about "
+    "their course (`kind: learner_question`) is answered by BF espaces numériques within one working day. "
+    "Error messages follow `?lang=` or "
     "`Accept-Language` (fr, nl, en).",
     status_code=202,
     response_model=SubmissionAccepted,

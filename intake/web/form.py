@@ -33,7 +33,7 @@ from intake.web.captcha import token_from_form
 from intake.web.channel import LANGUAGE_CODES, WebChannel, get_web_channel
 from intake.web.limits import Refused, read_body, require_media_type
 from intake.web.submission import CampaignSubmission, FieldError, TrainingRequestSubmission, draft, field_errors
-from schemas import Language, QualificationLevel
+from schemas import Language, QualificationLevel, RequestKind
 
 __all__ = ["FORM_SOURCE", "router"]
 
@@ -54,6 +54,7 @@ _FORM_FIELDS = (
     "email",
     "language",
     "need",
+    "kind",
     "requested_course",
     "qualification_level",
     "has_computer",
@@ -82,6 +83,7 @@ def _form_submission(values: Mapping[str, str], page_language: Language) -> dict
     """The form's strings as the API's submission; validation is the same model's."""
     data: dict[str, Any] = {name: values[name] for name in _TEXT_FIELDS}
     data["language"] = values["language"] or page_language.value
+    data["kind"] = values["kind"] or "training_request"
     data["requested_course"] = values["requested_course"] or None
     data["qualification_level"] = values["qualification_level"] or None
     data["has_computer"] = values["has_computer"] or None
@@ -289,6 +291,7 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
         request_id=accepted.request_id,
         reference=accepted.request_id[:8],
         query=_preserved_query(values),
+        learner_question=submission.kind is RequestKind.LEARNER_QUESTION,
     )
 
 

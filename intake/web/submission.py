@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from intake.domain import SITUATION_FACTS, ChannelDetail, FactSource, RequestDraft
 from intake.i18n import text
-from schemas import CampaignAttribution, Channel, Language, QualificationLevel
+from schemas import CampaignAttribution, Channel, Language, QualificationLevel, RequestKind
 from schemas.values import EMAIL_PATTERN
 from services.catalogue import Catalogue
 from services.free_text import NAME_MAX_LENGTH, name_problem
@@ -159,6 +159,12 @@ class TrainingRequestSubmission(BaseModel):
     )
     campaign: CampaignSubmission | None = Field(
         None, description="Marketing attribution, when the request came from a campaign landing page."
+    )
+    kind: RequestKind = Field(
+        RequestKind.TRAINING_REQUEST,
+        description="`learner_question` when the person is already enrolled in a course and asks about it: "
+        "the BF espaces numériques team answers within one working day.",
+        examples=["learner_question"],
     )
     partner: str | None = Field(
         None,
@@ -381,5 +387,6 @@ def draft(
         channel_details=details,
         # The draft keeps the sources of the facts actually answered (`RequestDraft.known_fact_sources`).
         fact_sources=dict.fromkeys(SITUATION_FACTS, FactSource.WEB_FORM),
+        kind=submission.kind,
         dedup_key=dedup_key,
     )

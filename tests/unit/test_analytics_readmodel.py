@@ -285,7 +285,9 @@ def test_what_analysts_need_is_kept() -> None:
         "consent_to_contact",
         "linked_request_ids",
         "needs_triage",
+        "kind",
     }
+    assert document["kind"] == "training_request"
     routed_doc = document_from_record(*record(routed))
     assert routed_doc["target"] == "espaces_numeriques" and routed_doc["rule_id"] == "named-online-course"
     assert routed_doc["priority"] == 25 and routed_doc["priority_parts"] == {"qualification": 15, "phone": 10}

@@ -25,6 +25,7 @@ from schemas import (
     ExamScheduled,
     ExamSchedulingRequested,
     Language,
+    RequestKind,
     Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -141,6 +142,29 @@ def test_each_request_is_judged_against_its_own_promise() -> None:
     assert (web_row["no_promise"], web_row["met_pct"]) == (1, None)
     # Its wait is still reported, with everyone's.
     assert report.table("time_to_first_contact").row("web")["median_h"] == 72.0
+
+
+def test_learner_questions_are_shown_apart_with_their_own_promise() -> None:
+    question = received("question", MONDAY, Channel.EMAIL).model_copy(update={"kind": RequestKind.LEARNER_QUESTION})
+    late_question = received("late-question", MONDAY, Channel.WEB).model_copy(update={"kind": RequestKind.LEARNER_QUESTION})
+    call = received("call", MONDAY)
+    events: list[Event] = [
+        question,
+        promised(question, hours=24),
+        attempt(question, timedelta(hours=3)),
+        late_question,
+        promised(late_question, hours=24),
+        attempt(late_question, timedelta(hours=30)),
+        call,
+        promised(call),
+        attempt(call, timedelta(hours=30)),
+    ]
+    # Through the read model, which must keep the kind.
+    table = build_report(documents(events), ReportConfig(as_of=MONDAY + timedelta(days=4))).table("sla_by_kind")
+    assert [row[0] for row in table.rows] == ["training_request", "learner_question", "all"]
+    learner, training = table.row("learner_question"), table.row("training_request")
+    assert (learner["requests"], learner["with_promise"], learner["met"], learner["late"]) == (2, 2, 1, 1)
+    assert (training["requests"], training["met"], training["late"]) == (1, 1, 0)
 
 
 def test_as_of_defaults_to_the_latest_event_not_the_wall_clock() -> None:

@@ -833,3 +833,42 @@ def test_a_mail_that_says_nothing_of_the_situation_has_no_facts() -> None:
 
     assert (draft.has_computer, draft.has_internet, draft.qualification_level, draft.unemployed_since) == (None,) * 4
     assert draft.fact_sources == {}
+
+
+# --- learner questions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "expected"),
+    [
+        # fr
+        ("Question", "Bonjour, je suis inscrite à la formation Excel en ligne et je bloque au module 3.", True),
+        ("Aide", "Je suis déjà inscrit au cours de Word, où trouver les exercices ?", True),
+        ("Aide", "Je suis inscrit(e) à la formation InDesign depuis lundi.", True),
+        ("Formation", "J'ai une question sur ma formation : le lien ne marche plus.", True),
+        ("Re: Inscription confirmée : Excel", "Merci ! Quand est-ce que ça commence ?", True),
+        ("Demande de formation", "Je voudrais m'inscrire à la formation Excel.", False),
+        ("Demande de formation", "Je suis inscrit chez Actiris depuis un an et je cherche une formation.", False),
+        ("Inscription", "Comment s'inscrire à une formation en ligne ?", False),
+        # nl
+        ("Vraag", "Ik ben ingeschreven voor de online cursus Excel maar kan niet inloggen.", True),
+        ("Hulp", "Ik heb een vraag over mijn cursus.", True),
+        ("Antw: Inschrijving bevestigd: Word", "Bedankt, tot dan.", True),
+        ("Opleiding", "Ik wil me inschrijven voor een online cursus.", False),
+        # en
+        ("Help", "I am enrolled in the online course on Excel and the video does not load.", True),
+        ("my online course - question", "Hi, I have a question about my online course.", True),
+        ("RE: Enrolment confirmed: Excel", "When does it start?", True),
+        ("Training", "I would like to enrol in an online course.", False),
+        ("Training", "My course of action: find a job.", False),
+    ],
+)
+def test_a_learner_question_is_recognised_conservatively(subject: str, body: str, expected: bool) -> None:
+    parsed = parse(message(body, subject=subject))
+    assert parsed.learner_question is expected
+    assert to_draft(parsed).kind.value == ("learner_question" if expected else "training_request")
+
+
+def test_our_own_quoted_words_do_not_make_a_learner_question() -> None:
+    body = "Je voudrais une autre formation.\n\nLe 3 mars, Bruxelles Formation a écrit :\n> Je suis inscrit à la formation"
+    assert parse(message(body, subject="Demande")).learner_question is False

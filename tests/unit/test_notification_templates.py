@@ -28,6 +28,7 @@ from schemas import (
     ExamScheduled,
     ExamSchedulingRequested,
     Language,
+    RequestKind,
     Target,
     TrainingRequestClosed,
     TrainingRequestRouted,
@@ -177,6 +178,27 @@ def test_facts_reach_the_message(renderer: MessageRenderer, language: str) -> No
     assert "https://credentials.example.org/ICDL-BE-0012345" in certified.text
     assert 'href="https://credentials.example.org/ICDL-BE-0012345"' in certified.html
     assert "https://credentials.example.org/ICDL-BE-0012345" in certified.sms
+
+
+@pytest.mark.parametrize(
+    ("language", "promise"),
+    [("fr", "dans un jour ouvrable"), ("nl", "binnen één werkdag"), ("en", "within one working day")],
+)
+def test_a_learner_question_is_acknowledged_with_its_one_working_day_promise(
+    renderer: MessageRenderer, language: str, promise: str
+) -> None:
+    question = routed(Target.ESPACES_NUMERIQUES).model_copy(update={"kind": RequestKind.LEARNER_QUESTION})
+    notice = notice_for(question)
+    assert notice is not None and notice.facts["learner_question"] is True
+    message = renderer.render(notice.kind.value, language, notice.facts, name=None, with_email=True)
+    for part in (message.text, message.html, message.sms):
+        assert promise in part
+        assert "9" in part  # the deadline itself, in Brussels time
+    assert message.text.count("\n\n") == 3  # greeting, answer, phone line, signature: paragraphs kept apart
+    # A training request routed to the same team keeps its own wording, and its facts no new key.
+    plain = notice_for(routed(Target.ESPACES_NUMERIQUES))
+    assert plain is not None and "learner_question" not in plain.facts
+    assert promise not in renderer.render(plain.kind.value, language, plain.facts, name=None, with_email=True).text
 
 
 def test_dates_are_in_brussels_time_and_in_the_language(renderer: MessageRenderer) -> None:

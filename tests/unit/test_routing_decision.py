@@ -33,7 +33,7 @@ def test_a_decision_has_team_rule_version_reasons_and_priority() -> None:
 
     assert decision.target is Target.DIGITAL_DIVIDE
     assert decision.rule_id == "no-equipment-digital-divide"
-    assert decision.rule_set_version == "2026.4"
+    assert decision.rule_set_version == "2026.5"
     assert decision.explanation.startswith("Geen computer")
     assert decision.explanation_fr.startswith("Pas d'ordinateur")
     assert decision.matched_conditions == ("has_computer=false",)

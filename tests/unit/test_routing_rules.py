@@ -21,7 +21,7 @@ from routing.rules import (
     load_rules,
     parse_rules,
 )
-from schemas import Channel, Contact, Language, QualificationLevel, Target, TrainingRequestReceived
+from schemas import Channel, Contact, Language, QualificationLevel, RequestKind, Target, TrainingRequestReceived
 from tests.factories import make_request
 
 pytestmark = pytest.mark.unit
@@ -93,6 +93,39 @@ SHIPPED_CASES: list[tuple[str, dict[str, Any], RoutingState]] = [
             needs_triage=True,
             triage_reason="no usable phone number or e-mail address",
         ),
+        OPEN,
+    ),
+    (
+        "triage-without-contact",
+        # A learner question nobody can answer (no contact) is looked at first, like any request.
+        dict(channel=WEB, kind=RequestKind.LEARNER_QUESTION, contact=Contact(name="Sam"), needs_triage=True),
+        OPEN,
+    ),
+    (
+        "learner-question",
+        dict(
+            channel=EMAIL,
+            kind=RequestKind.LEARNER_QUESTION,
+            need="Je suis inscrite à la formation Excel en ligne et je bloque au module 3.",
+        ),
+        OPEN,
+    ),
+    (
+        "learner-question",
+        # Before every training-request rule: no computer at home, a career word, a named course.
+        dict(
+            channel=WEB,
+            language=NL,
+            kind=RequestKind.LEARNER_QUESTION,
+            need="Vraag over mijn cursus: ik denk aan omscholing.",
+            requested_course="EXCEL",
+            has_computer=False,
+        ),
+        CLOSED,
+    ),
+    (
+        "learner-question",
+        dict(channel=PHONE, language=EN, kind=RequestKind.LEARNER_QUESTION, need="A question about my online course."),
         OPEN,
     ),
     (
@@ -238,6 +271,7 @@ def test_every_shipped_rule_is_hit_in_each_language() -> None:
         ("triage-without-contact", Target.ADVISORS),
         ("career-guidance", Target.CITE_DES_METIERS),
         ("no-equipment-digital-divide", Target.DIGITAL_DIVIDE),
+        ("learner-question", Target.ESPACES_NUMERIQUES),
         ("named-online-course", Target.ESPACES_NUMERIQUES),
         ("online-learning-in-writing", Target.ESPACES_NUMERIQUES),
         ("phone-no-secondary-certificate", Target.ADVISORS),
@@ -252,6 +286,7 @@ def test_shipped_rules_send_to_the_expected_team(rule_id: str, target: Target) -
 def test_shipped_rules_are_in_the_documented_order() -> None:
     assert [r.id for r in SHIPPED.rules] == [
         "triage-without-contact",
+        "learner-question",
         "career-guidance",
         "no-equipment-digital-divide",
         "cite-des-metiers-handover",
@@ -260,7 +295,7 @@ def test_shipped_rules_are_in_the_documented_order() -> None:
         "phone-no-secondary-certificate",
     ]
     assert SHIPPED.default.id == "default"
-    assert SHIPPED.version == "2026.4"
+    assert SHIPPED.version == "2026.5"
 
 
 def test_career_wording_from_the_cite_des_metiers_is_not_sent_back_to_it() -> None:
@@ -433,6 +468,9 @@ def test_need_mentions_any_finds_hyphenated_and_typographic_variants() -> None:
     [
         ({"channel": ["phone", "email"]}, dict(channel=EMAIL), True),
         ({"channel": ["phone"]}, dict(channel=WEB), False),
+        ({"kind": ["learner_question"]}, dict(kind=RequestKind.LEARNER_QUESTION), True),
+        ({"kind": ["learner_question"]}, dict(), False),  # an event without a kind is a training request
+        ({"kind": ["training_request"]}, dict(), True),
         ({"language": ["nl", "en"]}, dict(language=NL), True),
         ({"language": ["nl"]}, dict(language=FR), False),
         ({"qualification_level": ["none", "primary"]}, dict(qualification_level=QualificationLevel.NONE), True),
@@ -511,7 +549,7 @@ def load_error(data: Any) -> str:
 
 def test_an_unknown_condition_key_names_the_rule_and_the_key() -> None:
     data = shipped_data()
-    data["rules"][2]["when"]["any"].append({"has_computr": False})
+    data["rules"][3]["when"]["any"].append({"has_computr": False})
     message = load_error(data)
     assert "rules.yaml" in message
     assert "rule 'no-equipment-digital-divide'" in message
@@ -530,6 +568,11 @@ def test_an_unknown_key_on_a_rule_is_an_error() -> None:
     data = shipped_data()
     data["rules"][0]["colour"] = "red"
     assert "rule 'triage-without-contact' (rules[0]): unknown key 'colour'" in load_error(data)
+
+
+def test_an_unknown_request_kind_in_a_rule_is_an_error() -> None:
+    with pytest.raises(RuleSetError):
+        parse_rules(rule_set(rule("r", {"kind": ["learner_qestion"]})))
 
 
 def test_a_condition_with_two_keys_is_an_error() -> None:
@@ -551,13 +594,14 @@ def test_a_default_with_a_condition_is_an_error() -> None:
 
 def test_a_rule_without_a_condition_is_an_error() -> None:
     data = shipped_data()
-    del data["rules"][1]["when"]
-    assert "rule 'career-guidance' (rules[1]): missing key 'when'" in load_error(data)
+    del data["rules"][2]["when"]
+    assert "rule 'career-guidance' (rules[2]): missing key 'when'" in load_error(data)
 
 
 def test_an_unknown_placeholder_is_an_error() -> None:
     data = shipped_data()
-    data["rules"][4]["explanation"]["nl"] = "Cursus {course_name} via {channel}"
+    [named] = [rule for rule in data["rules"] if rule["id"] == "named-online-course"]
+    named["explanation"]["nl"] = "Cursus {course_name} via {channel}"
     message = load_error(data)
     assert "rule 'named-online-course'" in message and "explanation.nl" in message
     assert "unknown placeholder {course_name}" in message and "{requested_course}" in message
@@ -577,9 +621,9 @@ def test_an_explanation_in_every_language_is_required() -> None:
 
 def test_an_unknown_target_is_an_error() -> None:
     data = shipped_data()
-    data["rules"][1]["target"] = "job_centre"
+    data["rules"][2]["target"] = "job_centre"
     message = load_error(data)
-    assert "rule 'career-guidance' (rules[1]) at target" in message
+    assert "rule 'career-guidance' (rules[2]) at target" in message
     assert "'job_centre'" in message and "'cite_des_metiers'" in message
 
 

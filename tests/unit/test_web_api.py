@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from intake.web import API_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from intake.web.idempotency import scoped_key
-from schemas import CampaignAttribution, Channel, Language, QualificationLevel
+from schemas import CampaignAttribution, Channel, Language, QualificationLevel, RequestKind
 from services.catalogue import load_catalogue
 from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
@@ -128,6 +128,13 @@ async def test_an_accepted_request_is_drafted_for_the_pipeline_and_answered_202(
     assert details["user_agent"] == "partner-site/1.0" and details["idempotency_key"] is False
     assert details["partner"] is None and details["handover"] is False
     assert isinstance(details["body_sha256"], str) and len(details["body_sha256"]) == 64
+
+
+async def test_a_learner_question_is_drafted_as_one(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    assert (await client.post(URL, json=valid(kind="learner_question"))).status_code == 202
+    assert (await client.post(URL, json=valid())).status_code == 202
+    assert [d.kind for d in pipeline.drafts] == [RequestKind.LEARNER_QUESTION, RequestKind.TRAINING_REQUEST]
+    assert fields(await client.post(URL, json=valid(kind="question"))) == {"kind": "choice_invalid"}
 
 
 async def test_phone_or_email_alone_is_enough_and_blank_strings_count_as_absent(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from intake.i18n import TEXTS, negotiate
 from intake.web import FORM_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
-from schemas import CampaignAttribution, Channel, Language, QualificationLevel
+from schemas import CampaignAttribution, Channel, Language, QualificationLevel, RequestKind
 from services.catalogue import load_catalogue
 from services.ratelimits import InMemoryRateLimits
 from tests.fakes import RecordingPipeline
@@ -322,6 +322,18 @@ async def test_unanswered_questions_stay_unknown(client: httpx.AsyncClient, pipe
     [draft] = pipeline.drafts
     assert (draft.requested_course, draft.qualification_level, draft.has_computer, draft.has_internet) == (None,) * 4
     assert draft.unemployed_since is None and draft.language is Language.EN and draft.need == ""
+
+
+async def test_a_learner_ticks_that_they_are_already_enrolled(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
+    page = await client.get("/nl/")
+    assert 'name="kind" type="checkbox" value="learner_question"' in page.text and "binnen één werkdag" in page.text
+    typed = await fill(client, "nl", email="x@example.org", need="Vraag over module 3", kind="learner_question")
+    confirmed = await client.post("/nl/", data={**typed, "consent_to_contact": "yes"})
+    assert confirmed.status_code == 200 and "beantwoordt uw vraag binnen één werkdag" in confirmed.text
+    untouched = await fill(client, "nl", email="y@example.org", consent_to_contact="yes")
+    plain = await client.post("/nl/", data=untouched)
+    assert plain.status_code == 200 and "binnen 48 uur" in plain.text
+    assert [d.kind for d in pipeline.drafts] == [RequestKind.LEARNER_QUESTION, RequestKind.TRAINING_REQUEST]
 
 
 async def test_a_day_month_year_date_is_understood(client: httpx.AsyncClient, pipeline: RecordingPipeline) -> None:
