@@ -134,6 +134,7 @@ class MongoWorkers(WorkerRepository):
                     "working_hours": _hours_doc(worker.working_hours),
                     "capacity": worker.capacity,
                     "supervisor": worker.supervisor,
+                    "supervises": sorted(team.value for team in worker.supervises),
                     "updated_at": now,
                 },
                 "$setOnInsert": {
@@ -255,6 +256,7 @@ def _worker(doc: dict[str, Any]) -> Worker:
         open_count=doc.get("open_count", 0),
         last_assigned_at=_utc(doc.get("last_assigned_at")),
         supervisor=doc.get("supervisor", False),
+        supervises=frozenset(doc.get("supervises", ())),
     )
 
 

@@ -405,9 +405,12 @@ class RoutingService:
         return case if case is not None and case.awaits_callback else None
 
     async def supervisor_of(self, team: Target) -> str | None:
-        """The team's supervisor on the roster (the first by id when it names several), else None."""
-        supervisors = sorted(w.worker_id for w in await self.assignment.list_workers(team) if w.supervisor)
-        return supervisors[0] if supervisors else None
+        """The team's supervisor on the roster - its own first, then one who supervises it besides their
+        own team (the first by id when several) - else None."""
+        workers = await self.assignment.list_workers()
+        own = sorted(w.worker_id for w in workers if w.answers_for(team) and w.team == team)
+        besides = sorted(w.worker_id for w in workers if w.answers_for(team) and w.team != team)
+        return (own + besides)[0] if own or besides else None
 
     async def _assignee(self, request_id: str) -> str | None:
         routed = await self.assignment.get_request(request_id)

@@ -110,11 +110,20 @@ class Worker(BaseModel):
     open_count: Annotated[int, Field(ge=0)] = 0
     last_assigned_at: AwareDatetime | None = None
     supervisor: bool = False
+    supervises: frozenset[Target] = Field(
+        default=frozenset(),
+        description="Other teams this supervisor answers for: their breaches escalate to them too (a small "
+        "team need not have a supervisor of its own).",
+    )
     email: str | None = Field(
         default=None,
         description="Work e-mail, for notification's staff alerts; routing keeps it but does not use it.",
         examples=["adv-1@example.org"],
     )
+
+    def answers_for(self, team: Target) -> bool:
+        """Whether this worker is a supervisor of `team`: its own, or one it supervises besides."""
+        return self.supervisor and (self.team == team or team in self.supervises)
 
     @field_validator("working_hours")
     @classmethod

@@ -25,6 +25,7 @@ DEMO_USERS: dict[str, frozenset[str]] = {
     "adv-3": frozenset({"advisor"}),
     "adv-sup": frozenset({"supervisor", "advisor"}),
     "en-1": frozenset({"en-team"}),
+    "en-sup": frozenset({"en-team", "supervisor"}),
     "cert-1": frozenset({"certification-staff"}),
     "dpo-1": frozenset({"dpo"}),
     "dpo-2": frozenset({"dpo"}),

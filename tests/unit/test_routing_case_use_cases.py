@@ -330,3 +330,29 @@ async def test_a_change_that_keeps_losing_its_race_gives_up(store: FakeCaseStore
 
     with pytest.raises(ConcurrencyConflict):
         await store.run(always_stale)
+
+
+def supervisor(worker_id: str, team: Target, supervises: frozenset[Target] = frozenset()) -> Worker:
+    return Worker(
+        worker_id=worker_id,
+        display_name=worker_id,
+        team=team,
+        languages=frozenset({Language.FR}),
+        working_hours=ALWAYS,
+        supervisor=True,
+        supervises=supervises,
+    )
+
+
+async def test_a_team_without_a_supervisor_of_its_own_escalates_to_the_one_who_answers_for_it(
+    service: RoutingService, desk: Desk
+) -> None:
+    await desk.assignments.upsert_worker(supervisor("adv-sup", Target.ADVISORS, frozenset({Target.DIGITAL_DIVIDE})))
+    await desk.assignments.upsert_worker(supervisor("en-sup", Target.ESPACES_NUMERIQUES))
+
+    assert await service.supervisor_of(Target.DIGITAL_DIVIDE) == "adv-sup"
+    assert await service.supervisor_of(Target.ESPACES_NUMERIQUES) == "en-sup"
+    assert await service.supervisor_of(Target.CITE_DES_METIERS) is None
+    # A team's own supervisor comes before one who answers for it besides their own team.
+    await desk.assignments.upsert_worker(supervisor("dd-lead", Target.DIGITAL_DIVIDE))
+    assert await service.supervisor_of(Target.DIGITAL_DIVIDE) == "dd-lead"
