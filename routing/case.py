@@ -50,7 +50,7 @@ from schemas import (
     TrainingRequestRouted,
 )
 from services.calendar import BrusselsCalendar
-from services.timers import TimerKind
+from services.timers import TimerKind, timer_id
 
 __all__ = [
     "SOURCE",
@@ -243,6 +243,13 @@ def promise_outcome(case: Case, contacted_at: datetime) -> SlaState:
     if case.deadline is None:
         return "met"
     return sla_outcome(case.received_at, max(contacted_at, case.received_at), case.deadline)
+
+
+def late_contact_breach_id(request_id: str) -> uuid.UUID:
+    """The id of the breach a late closing records: the id the deadline timer's breach would have had
+    (`RoutingService` derives it from the timer `sla_breach:<request id>`), so that the two are one
+    event to every reader, whichever is published."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer_id(TimerKind.SLA_BREACH.value, request_id)}")
 
 
 def _cancel_callback_timers(request_id: str) -> tuple[CancelTimer, ...]:
@@ -663,6 +670,14 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
         if case.sla == "pending":
             # Reached while the clock is stopped for the partner: it stopped with time left.
             update["sla"] = "met" if case.waiting_for_partner else promise_outcome(case, now)
+            if update["sla"] == "breached":
+                # Closed after its deadline before the deadline timer fired (timers poll): the breach
+                # is recorded all the same, as the timer would have, so that reports count it. Nobody
+                # is escalated to: the desk has just dealt with the person.
+                update["breached_at"] = now
+                events.append(
+                    CallbackSlaBreached(**_callback_facts(case, late_contact_breach_id(case.request_id), command.worker_id))
+                )
         cancel = _cancel_callback_timers(case.request_id)
         if case.waiting_for_partner:
             cancel += (CancelTimer(TimerKind.PARTNER_REMINDER, case.request_id),)

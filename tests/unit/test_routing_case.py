@@ -357,3 +357,20 @@ def test_erasure_blanks_the_personal_fields_once() -> None:
 def test_a_case_is_frozen() -> None:
     with pytest.raises(ValidationError, match="frozen"):
         Case.__setattr__(a_case(), "attempts", 3)
+
+
+def test_a_call_closing_the_request_after_its_deadline_records_the_breach_the_timer_has_not_yet() -> None:
+    case = a_case()
+    assert case.deadline is not None
+    late = case.deadline + timedelta(minutes=3)
+
+    closed, effects = decide(case, replace(call(ContactOutcome.ADVICE_GIVEN), now=late))
+
+    breaches = [e for e in effects.events if isinstance(e, CallbackSlaBreached)]
+    assert [(b.id, b.assignee_id, b.escalated_to, b.deadline) for b in breaches] == [
+        (uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:sla_breach:{case.request_id}"), "adv-1", None, case.deadline)
+    ]
+    assert (closed.sla, closed.breached_at) == ("breached", late)
+    # In time: no breach.
+    _, kept = decide(case, replace(call(ContactOutcome.ADVICE_GIVEN), now=case.deadline - timedelta(minutes=1)))
+    assert not [e for e in kept.events if isinstance(e, CallbackSlaBreached)]
