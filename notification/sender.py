@@ -61,6 +61,35 @@ T = TypeVar("T")
 EMAIL = NotificationChannel.EMAIL
 
 
+async def poll_due(
+    send_due: Callable[[int], Awaitable[int]],
+    wake: asyncio.Event,
+    *,
+    poll_interval: float,
+    batch: int,
+    failed: str,
+) -> None:
+    """Call `send_due(batch)` forever: again at once while it finds a full batch, else after
+    `poll_interval` real seconds or when `wake` is set. MongoDB unavailable: log `failed` and keep
+    polling, with a back-off up to ten seconds."""
+    pause = poll_interval
+    while True:
+        wake.clear()
+        try:
+            claimed = await send_due(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - MongoDB unavailable: keep polling, with a back-off
+            log.warning(failed, error_type=type(error).__name__, pause_s=pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, max(poll_interval, 10.0))
+            continue
+        pause = poll_interval
+        if claimed < batch:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=poll_interval)
+
+
 class DeliverySender:
     def __init__(
         self,
@@ -108,22 +137,9 @@ class DeliverySender:
 
     async def run(self, *, poll_interval: float = 1.0, batch: int = 20) -> None:
         """Send due deliveries forever; `poll_interval` is real seconds between empty rounds."""
-        pause = poll_interval
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.run_once(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - MongoDB unavailable: keep polling, with a back-off
-                log.warning("notification.sender_poll_failed", error_type=type(error).__name__, pause_s=pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, max(poll_interval, 10.0))
-                continue
-            pause = poll_interval
-            if claimed < batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+        await poll_due(
+            self.run_once, self._wake, poll_interval=poll_interval, batch=batch, failed="notification.sender_poll_failed"
+        )
 
     async def run_once(self, batch: int = 20) -> int:
         """Claim up to `batch` due deliveries and send them concurrently; returns how many were claimed."""

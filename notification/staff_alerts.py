@@ -15,7 +15,6 @@ attempts left); skipped (unknown worker). A `sending` alert whose claim expired 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,15 +24,16 @@ from typing import Any, Protocol
 
 import structlog
 from jinja2 import TemplateError
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from notification.messages import MessageRenderer
 from notification.model import DeliveryStatus
 from notification.ports import MailSender, OutgoingEmail, SendResult, SendStatus
 from notification.retry import RetryPolicy
+from notification.sender import poll_due
 from notification.staff import PlannedAlert, StaffDirectory, alert_id, staff_alerts_for
-from notification.store import ClaimLost
+from notification.store import ClaimLost, claim_due_documents
 from schemas import CallbackDue, CallbackSlaBreached, Event
 from services.clock import Clock
 from services.idempotency import Outcome
@@ -173,31 +173,10 @@ class MongoStaffAlertStore(StaffAlertStore):
         return created
 
     async def claim_due(self, *, owner: str, now: datetime, lease: timedelta, limit: int) -> list[StaffAlert]:
-        query = {
-            "$or": [
-                {"status": DeliveryStatus.QUEUED.value, "next_attempt_at": {"$lte": now}},
-                {"status": DeliveryStatus.SENDING.value, "claim_expires_at": {"$lt": now}},
-            ]
-        }
-        claimed: list[StaffAlert] = []
-        for _ in range(limit):
-            doc = await self._alerts.find_one_and_update(
-                query,
-                {
-                    "$set": {
-                        "status": DeliveryStatus.SENDING.value,
-                        "claimed_by": owner,
-                        "claim_expires_at": now + lease,
-                        "updated_at": now,
-                    }
-                },
-                sort=[("next_attempt_at", ASCENDING)],
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:
-                break
-            claimed.append(StaffAlert.from_document(doc))
-        return claimed
+        docs = await claim_due_documents(
+            self._alerts, waiting=(DeliveryStatus.QUEUED,), owner=owner, now=now, lease=lease, limit=limit
+        )
+        return [StaffAlert.from_document(doc) for doc in docs]
 
     async def record(
         self,
@@ -324,22 +303,9 @@ class StaffAlerts:
 
     async def run(self, *, poll_interval: float = 1.0, batch: int = 20) -> None:
         """Send due alerts forever; `poll_interval` is real seconds between empty rounds."""
-        pause = poll_interval
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.send_due(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - MongoDB unavailable: keep polling, with a back-off
-                log.warning("notification.staff_alerts_poll_failed", error_type=type(error).__name__, pause_s=pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, max(poll_interval, 10.0))
-                continue
-            pause = poll_interval
-            if claimed < batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+        await poll_due(
+            self.send_due, self._wake, poll_interval=poll_interval, batch=batch, failed="notification.staff_alerts_poll_failed"
+        )
 
     async def send_due(self, batch: int = 20) -> int:
         """Claim up to `batch` due alerts and send them one after the other; how many were claimed."""

@@ -26,6 +26,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from notification.model import Delivery, DeliveryStatus, Person, SkipReason, delivery_id
 from notification.notices import Notice
@@ -139,6 +140,46 @@ class PeopleStore:
             upsert=True,
             session=session,
         )
+
+
+async def claim_due_documents(
+    collection: AsyncCollection[dict[str, Any]],
+    *,
+    waiting: Sequence[DeliveryStatus],
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Claim up to `limit` due documents of `collection` for `owner`, earliest first, one conditional
+    update each: those in a `waiting` status with `next_attempt_at <= now`, and those `sending` whose
+    claim expired (the replica that claimed them died between claiming and recording the outcome).
+    Deliveries to job seekers and alerts to staff are claimed alike."""
+    query = {
+        "$or": [
+            {"status": {"$in": [status.value for status in waiting]}, "next_attempt_at": {"$lte": now}},
+            {"status": DeliveryStatus.SENDING.value, "claim_expires_at": {"$lt": now}},
+        ]
+    }
+    claimed: list[dict[str, Any]] = []
+    for _ in range(limit):
+        doc = await collection.find_one_and_update(
+            query,
+            {
+                "$set": {
+                    "status": DeliveryStatus.SENDING.value,
+                    "claimed_by": owner,
+                    "claim_expires_at": now + lease,
+                    "updated_at": now,
+                }
+            },
+            sort=[("next_attempt_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            break
+        claimed.append(doc)
+    return claimed
 
 
 class DeliveryStore:
@@ -270,34 +311,15 @@ class DeliveryStore:
         Due: queued or deferred with `next_attempt_at <= now`, or sending with an expired claim
         (the replica that claimed it died between claiming and recording the outcome).
         """
-        query = {
-            "$or": [
-                {
-                    "status": {"$in": [DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]},
-                    "next_attempt_at": {"$lte": now},
-                },
-                {"status": DeliveryStatus.SENDING.value, "claim_expires_at": {"$lt": now}},
-            ]
-        }
-        claimed: list[Delivery] = []
-        for _ in range(limit):
-            doc = await self._deliveries.find_one_and_update(
-                query,
-                {
-                    "$set": {
-                        "status": DeliveryStatus.SENDING.value,
-                        "claimed_by": owner,
-                        "claim_expires_at": now + lease,
-                        "updated_at": now,
-                    }
-                },
-                sort=[("next_attempt_at", ASCENDING)],
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:
-                break
-            claimed.append(Delivery.from_document(doc))
-        return claimed
+        docs = await claim_due_documents(
+            self._deliveries,
+            waiting=(DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED),
+            owner=owner,
+            now=now,
+            lease=lease,
+            limit=limit,
+        )
+        return [Delivery.from_document(doc) for doc in docs]
 
     async def record(
         self,
