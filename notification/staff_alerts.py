@@ -33,7 +33,7 @@ from notification.ports import MailSender, OutgoingEmail, SendResult, SendStatus
 from notification.retry import RetryPolicy
 from notification.sender import poll_due
 from notification.staff import PlannedAlert, StaffDirectory, alert_id, staff_alerts_for
-from notification.store import ClaimLost, claim_due_documents
+from notification.store import ClaimLost, claim_due_documents, recorded_fields
 from schemas import CallbackDue, CallbackSlaBreached, Event
 from services.clock import Clock
 from services.idempotency import Outcome
@@ -191,7 +191,7 @@ class MongoStaffAlertStore(StaffAlertStore):
         error: str | None = None,
         provider_message_id: str | None = None,
     ) -> None:
-        fields = _recorded_fields(status, now, next_attempt_at, reason, error, provider_message_id)
+        fields = recorded_fields(status, now, next_attempt_at, reason, error, provider_message_id)
         update: dict[str, Any] = {"$set": fields}
         if attempted:
             update["$inc"] = {"attempts": 1}
@@ -203,32 +203,6 @@ class MongoStaffAlertStore(StaffAlertStore):
 
     async def get(self, alert_id_: str) -> dict[str, Any] | None:
         return await self._alerts.find_one({"_id": alert_id_})
-
-
-def _recorded_fields(
-    status: DeliveryStatus,
-    now: datetime,
-    next_attempt_at: datetime | None,
-    reason: str | None,
-    error: str | None,
-    provider_message_id: str | None,
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "status": status.value,
-        "next_attempt_at": next_attempt_at,
-        "claimed_by": None,
-        "claim_expires_at": None,
-        "updated_at": now,
-    }
-    if reason is not None:
-        fields["reason"] = reason
-    if error is not None:
-        fields["last_error"] = error
-    if provider_message_id is not None:
-        fields["provider_message_id"] = provider_message_id
-    if status is DeliveryStatus.SENT:
-        fields["sent_at"] = now
-    return fields
 
 
 class StaffAlerts:

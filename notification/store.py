@@ -142,6 +142,34 @@ class PeopleStore:
         )
 
 
+def recorded_fields(
+    status: DeliveryStatus,
+    now: datetime,
+    next_attempt_at: datetime | None,
+    reason: str | None,
+    error: str | None,
+    provider_message_id: str | None,
+) -> dict[str, Any]:
+    """What recording a sending's outcome sets on a claimed document (a delivery or a staff alert):
+    its new status, the next attempt if any, the claim released, and what the provider said."""
+    fields: dict[str, Any] = {
+        "status": status.value,
+        "next_attempt_at": next_attempt_at,
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "updated_at": now,
+    }
+    if reason is not None:
+        fields["reason"] = reason
+    if error is not None:
+        fields["last_error"] = error
+    if provider_message_id is not None:
+        fields["provider_message_id"] = provider_message_id
+    if status is DeliveryStatus.SENT:
+        fields["sent_at"] = now
+    return fields
+
+
 async def claim_due_documents(
     collection: AsyncCollection[dict[str, Any]],
     *,
@@ -337,23 +365,9 @@ class DeliveryStore:
         template: str | None = None,
     ) -> int:
         """Move a delivery claimed by `owner` to `status`; returns its attempts. Raises `ClaimLost`."""
-        fields: dict[str, Any] = {
-            "status": status.value,
-            "next_attempt_at": next_attempt_at,
-            "claimed_by": None,
-            "claim_expires_at": None,
-            "updated_at": now,
-        }
-        if reason is not None:
-            fields["reason"] = reason
-        if error is not None:
-            fields["last_error"] = error
-        if provider_message_id is not None:
-            fields["provider_message_id"] = provider_message_id
+        fields = recorded_fields(status, now, next_attempt_at, reason, error, provider_message_id)
         if template is not None:
             fields["rendered_template"] = template
-        if status is DeliveryStatus.SENT:
-            fields["sent_at"] = now
         update: dict[str, Any] = {
             "$set": fields,
             "$push": {
