@@ -103,6 +103,28 @@ async def _supervised(name: str, factory: Callable[[], Awaitable[Any]]) -> None:
             await asyncio.sleep(1.0)
 
 
+STOP_TIMEOUT_S = 15.0
+"""How long a stopping service waits for each step of its shutdown: an orchestrator kills a pod that
+takes longer than its grace period, and a step stuck for good (a Kafka client waiting on a group that
+is rebalancing) must not hold the rest of the shutdown, nor hide which step it was."""
+
+
+async def _stopped_in_time(tasks: list[asyncio.Task[Any]]) -> None:
+    """Wait for the cancelled background tasks; name those that did not stop in time, and go on."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+    for task in pending:
+        log.error("service.task_not_stopped", task=task.get_name(), timeout_s=STOP_TIMEOUT_S)
+
+
+async def _in_time(step: Awaitable[Any], *, what: str) -> None:
+    try:
+        await asyncio.wait_for(step, timeout=STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.error("service.stop_step_timed_out", step=what, timeout_s=STOP_TIMEOUT_S)
+
+
 def instance_name(settings: ServiceSettings) -> str:
     return settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -188,10 +210,10 @@ def create_service_app(
             log.info("service.stopping")
             for task in runtime.background:
                 task.cancel()
-            await asyncio.gather(*runtime.background, return_exceptions=True)
+            await _stopped_in_time(runtime.background)
             for hook in runtime.shutdown_hooks:
-                await hook(runtime)
-            await runtime.broker.stop()
+                await _in_time(hook(runtime), what="shutdown_hook")
+            await _in_time(runtime.broker.stop(), what="broker.stop")
             await runtime.mongo.close()
             await verifier.aclose()
             log.info("service.stopped")

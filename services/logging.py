@@ -163,6 +163,8 @@ LOGGED_KEYS = frozenset(
         "by",  # a staff member's subject at the identity provider, like `actor`
         "owner",
         "task",
+        "step",  # which step of a shutdown
+        "timeout_s",
         "escalated_to",
         "role",  # why a member of staff is told (`assignee`, `supervisor`)
         "joined_to",
