@@ -9,7 +9,7 @@ A refusal is a `DeskError` carrying the HTTP status the advisor gets.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -100,9 +100,9 @@ def countdown(delta: timedelta) -> str:
     return text if delta >= timedelta(0) else f"late by {text}"
 
 
-def _aware(moment: datetime | None, now: datetime) -> datetime | None:
+def _aware(moment: datetime | None) -> datetime | None:
     # MongoDB gives back UTC without its zone.
-    return moment.replace(tzinfo=now.tzinfo) if moment is not None and moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 class Desk:
@@ -183,7 +183,7 @@ class Desk:
                     attempts=case.get("attempts", 0),
                     waiting_for_partner=waiting,
                     partner=case.get("partner"),
-                    partner_asked_at=_aware(case.get("partner_asked_at"), now) if waiting else None,
+                    partner_asked_at=_aware(case.get("partner_asked_at")) if waiting else None,
                     unanswered=case.get("unanswered", 0),
                     max_attempts=service.policy.max_attempts,
                 )
@@ -227,7 +227,7 @@ class Desk:
                     if request.status == RequestStatus.RESERVED
                     else "assigned",
                     worker_id=request.held_by(),
-                    urgency=urgency(now=now, deadline=deadline, due_at=_aware(case.get("due_at"), now), sla=case.get("sla")),
+                    urgency=urgency(now=now, deadline=deadline, due_at=_aware(case.get("due_at")), sla=case.get("sla")),
                     deadline=deadline,
                     deadline_in_s=int((deadline - now).total_seconds()) if deadline else None,
                     deadline_in=countdown(deadline - now) if deadline else None,
