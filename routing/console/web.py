@@ -99,12 +99,14 @@ def _source_name(language: Language, source: str | None) -> str:
 
 def _parts(language: Language, parts: dict[str, int], sources: dict[str, str], ageing: int) -> list[dict[str, Any]]:
     """How a priority adds up, in words: each part, its points and where its fact came from (a part
-    that reads the request itself, like `phone`, has no source), then the ageing."""
+    that reads the request itself, like `phone`, has no source; a fact without one was not given, as
+    an unknown qualification's middle value; a case stored before cases kept sources shows none), then
+    the ageing."""
     shown = [
         {
             "name": _part_name(language, name),
             "points": points,
-            "source": _source_name(language, sources.get(PART_FACTS[name])) if name in PART_FACTS else None,
+            "source": _source_name(language, sources.get(PART_FACTS[name])) if name in PART_FACTS and sources else None,
         }
         for name, points in parts.items()
     ]
@@ -331,7 +333,8 @@ async def _supervised_team(desk: Desk, supervisor: Principal, asked: str | None)
 
 
 def _row(language: Language, item: BoardItem) -> dict[str, Any]:
-    score = item.score if item.score is not None else sum(item.priority_parts.values())
+    # A board item without its score (an older routing) shows no ageing rather than a made-up one.
+    score = item.score if item.score is not None else item.priority
     return {
         "item": item,
         "countdown": _countdown(language, item.deadline_in_s, item.deadline_in),

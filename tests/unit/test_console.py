@@ -157,9 +157,9 @@ class FakeDesk:
     async def queue(self, worker_id: str) -> list[QueueItem]:
         self.calls.append(("queue", worker_id))
         rescored = {
-            "priority": 92,
-            "score": 90,
-            "priority_parts": {"no_computer": 15, "long_unemployment": 45, "phone": 30},
+            "priority": 117,
+            "score": 115,
+            "priority_parts": {"qualification": 25, "no_computer": 15, "long_unemployment": 45, "phone": 30},
             "fact_sources": {"has_computer": "desk", "unemployed_since": "phone_ivr"},
             "partner": "mission locale",
         }
@@ -536,7 +536,8 @@ async def test_a_card_shows_each_part_with_where_its_fact_came_from_and_the_part
         page = (await http.get("/console/en/")).text
         french = (await http.get("/console/fr/")).text
     r2 = page[page.index('data-request-id="r-2"') : page.index('data-request-id="r-4"')]
-    assert "Priority 92" in r2
+    assert "Priority 117" in r2
+    assert "qualification level : +25 (source: not given)" in r2, "an unknown qualification's middle value"
     assert "no computer : +15 (source: said on the call)" in r2
     assert "long-term unemployment : +45 (source: phone voice menu)" in r2
     assert "phone call : +30</li>" in r2, "a part that reads the request itself has no source"
@@ -544,6 +545,7 @@ async def test_a_card_shows_each_part_with_where_its_fact_came_from_and_the_part
     assert "Handed over by" in r2 and "/requests/r-2/partner-questions" in r2 and "partner-answers" not in r2
     r4 = page[page.index('data-request-id="r-4"') :]
     assert "Waiting for the partner since 04/12 10:30" in r4, "Brussels time"
+    assert "long-term unemployment : +20</li>" in r4, "a case stored before sources were kept shows none"
     assert "/requests/r-4/partner-answers" in r4 and "partner-questions" not in r4
     r1 = page[page.index('data-request-id="r-1"') : page.index('data-request-id="r-2"')]
     assert "partner-questions" not in r1 and "/requests/r-1/facts" in r1
@@ -652,6 +654,7 @@ async def test_the_team_page_shows_the_dispatchers_order_the_parts_the_programme
     assert "qualification level : +40 (source: e-mail text)" in r3
     assert "no internet : +35 (source: said on the call)" in r3
     assert "waiting : +5" in r3, "80 effective over a score of 75"
+    assert "waiting :" not in page[page.index('data-request-id="r-1"') :], "no score, no ageing made up"
     assert "In the order the dispatcher offers them" in page
     r1 = page[page.index('data-request-id="r-1"') :]
     assert "escalated to" not in r1 and "Programme:" not in r1
