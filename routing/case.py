@@ -139,6 +139,9 @@ class Case(BaseModel):
     redirected_from: Target | None = None
     due_sent_at: datetime | None = None
     breached_at: datetime | None = None
+    escalated_to: str | None = None
+    """Who the breach was escalated to (`CallbackSlaBreached.escalated_to`); None when not escalated,
+    or breached before cases kept it."""
     last_attempt_at: datetime | None = None
     closed_by: str | None = None
     unanswered: int = 0
@@ -585,7 +588,8 @@ def _breached(case: Case, command: MarkBreached) -> tuple[Case, Effects]:
         **_callback_facts(case, command.event_id, command.assignee_id),
         escalated_to=(command.supervisor or f"{case.target.value}:supervisor") if command.escalate else None,
     )
-    return case.model_copy(update={"sla": "breached", "breached_at": command.now}), Effects(events=(breach,))
+    breached = {"sla": "breached", "breached_at": command.now, "escalated_to": breach.escalated_to}
+    return case.model_copy(update=breached), Effects(events=(breach,))
 
 
 def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:

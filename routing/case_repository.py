@@ -73,6 +73,7 @@ _WRITTEN_ONCE_SET = (
     "redirected_from",
     "due_sent_at",
     "breached_at",
+    "escalated_to",
     "last_attempt_at",
     "closed_by",
     "disposition",

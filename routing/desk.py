@@ -9,7 +9,7 @@ A refusal is a `DeskError` carrying the HTTP status the advisor gets.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -38,6 +38,11 @@ class QueueItem(BaseModel):
     deadline_in_s: int | None = Field(None, description="Seconds left before the callback deadline (negative: late).")
     deadline_in: str | None = Field(None, description="The countdown for people, e.g. '5 h 12 min' or 'late by 20 min'.")
     priority: int = Field(description="Effective priority: the decision's score plus ageing.")
+    score: int | None = Field(None, description="The score without ageing (the request rescored when the desk learns facts).")
+    priority_parts: dict[str, int] = Field(default_factory=dict, description="How the score adds up, part by part.")
+    fact_sources: dict[str, str] = Field(
+        default_factory=dict, description="Where each fact behind the score came from (web_form, phone_ivr, email_text, desk)."
+    )
     channel: str
     language: str
     target: str
@@ -48,6 +53,8 @@ class QueueItem(BaseModel):
     requested_course: str | None
     attempts: int
     waiting_for_partner: bool = Field(False, description="The referring partner was asked; the callback clock is stopped.")
+    partner: str | None = Field(None, description="The partner that handed the request over, who may be asked.")
+    partner_asked_at: datetime | None = Field(None, description="When the partner was asked, while the desk waits.")
     unanswered: int = Field(0, description="Unanswered calls in a row, toward `max_attempts`.")
     max_attempts: int | None = Field(None, description="Unanswered calls in a row that close the request as unreachable.")
 
@@ -71,6 +78,8 @@ class BoardItem(BaseModel):
     )
     programme: str | None = Field(None, description="admitted or waitlisted in the digital-divide programme, if routed there.")
     escalation: str
+    escalated_to: str | None = Field(None, description="Who a breach was escalated to, when known.")
+    score: int | None = Field(None, description="The score without ageing.")
     channel: str
     language: str
     name: str | None
@@ -91,9 +100,9 @@ def countdown(delta: timedelta) -> str:
     return text if delta >= timedelta(0) else f"late by {text}"
 
 
-def _aware(moment: datetime | None, now: datetime) -> datetime | None:
+def _aware(moment: datetime | None) -> datetime | None:
     # MongoDB gives back UTC without its zone.
-    return moment.replace(tzinfo=now.tzinfo) if moment is not None and moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 class Desk:
@@ -139,9 +148,13 @@ class Desk:
         if await service.assignment.get_worker(worker_id) is None:
             raise DeskError(f"worker {worker_id} is unknown", status=404)
         now = self.clock.now()
+        held = await service.assignment.queue_for(worker_id, now)
+        # One query for the page, whatever its length.
+        cases = {case["_id"]: case async for case in service.cases.find({"_id": {"$in": [r.request_id for r in held]}})}
         items = []
-        for routed in await service.assignment.queue_for(worker_id, now):
-            case = await service.cases.find_one({"_id": routed.request_id}) or {}
+        for routed in held:
+            case = cases.get(routed.request_id, {})
+            waiting = case.get("partner_wait") == "waiting"
             contact = case.get("contact") or {}
             deadline = routed.deadline
             offered = routed.status == RequestStatus.RESERVED
@@ -156,6 +169,9 @@ class Desk:
                     deadline_in_s=int((deadline - now).total_seconds()) if deadline else None,
                     deadline_in=countdown(deadline - now) if deadline else None,
                     priority=service.effective_priority(routed, now),
+                    score=routed.priority,
+                    priority_parts=case.get("priority_parts") or {},
+                    fact_sources=case.get("fact_sources") or {},
                     channel=case.get("channel", "?"),
                     language=routed.language.value,
                     target=routed.team.value,
@@ -165,7 +181,9 @@ class Desk:
                     need=case.get("need", ""),
                     requested_course=case.get("requested_course"),
                     attempts=case.get("attempts", 0),
-                    waiting_for_partner=case.get("partner_wait") == "waiting",
+                    waiting_for_partner=waiting,
+                    partner=case.get("partner"),
+                    partner_asked_at=_aware(case.get("partner_asked_at")) if waiting else None,
                     unanswered=case.get("unanswered", 0),
                     max_attempts=service.policy.max_attempts,
                 )
@@ -192,6 +210,7 @@ class Desk:
                     "priority_parts": 1,
                     "fact_sources": 1,
                     "programme": 1,
+                    "escalated_to": 1,
                 },
             )
         }
@@ -208,7 +227,7 @@ class Desk:
                     if request.status == RequestStatus.RESERVED
                     else "assigned",
                     worker_id=request.held_by(),
-                    urgency=urgency(now=now, deadline=deadline, due_at=_aware(case.get("due_at"), now), sla=case.get("sla")),
+                    urgency=urgency(now=now, deadline=deadline, due_at=_aware(case.get("due_at")), sla=case.get("sla")),
                     deadline=deadline,
                     deadline_in_s=int((deadline - now).total_seconds()) if deadline else None,
                     deadline_in=countdown(deadline - now) if deadline else None,
@@ -219,6 +238,8 @@ class Desk:
                     fact_sources=case.get("fact_sources") or {},
                     programme=case.get("programme"),
                     escalation=request.escalation.value,
+                    escalated_to=case.get("escalated_to"),
+                    score=request.priority,
                     channel=case.get("channel", "?"),
                     language=request.language.value,
                     name=(case.get("contact") or {}).get("name"),

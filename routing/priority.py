@@ -23,6 +23,7 @@ from schemas import Channel, Language, QualificationLevel
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "PART_FACTS",
     "Band",
     "Priority",
     "PriorityWeights",
@@ -38,6 +39,17 @@ DEFAULT_WEIGHTS = PriorityWeights()
 """The built-in points; the shipped rule set repeats them under `priority:`."""
 
 Band = Literal["high", "medium", "low"]
+
+PART_FACTS: Mapping[str, str] = MappingProxyType(
+    {
+        "qualification": "qualification_level",
+        "no_computer": "has_computer",
+        "no_internet": "has_internet",
+        "long_unemployment": "unemployed_since",
+    }
+)
+"""The situation fact each part of `priority_of` reads, whose source a case keeps (`fact_sources`);
+`language_need` and `phone` read the request itself."""
 
 
 class Scored(Protocol):

@@ -1,12 +1,14 @@
 """The desk console's own words in French, Dutch and English (the common ones are `services.console.i18n`'s).
 
 A missing key is a programming error (`KeyError`, and a unit test checks every language has every key),
-never a silently empty label. Outcomes, teams and priority parts are keys too (`outcome_enrolled`, ...).
+never a silently empty label. Outcomes, teams, priority parts, fact sources and escalation levels are keys
+too (`outcome_enrolled`, ...).
 """
 
 from __future__ import annotations
 
-from schemas import ContactOutcome, Language, QualificationLevel, Target
+from routing.workers import EscalationLevel
+from schemas import ContactOutcome, FactSource, Language, QualificationLevel, Target
 
 __all__ = ["ENUM_KEYS", "TEXTS"]
 
@@ -109,6 +111,40 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_advisors": "Conseillers formation",
         "target_espaces_numeriques": "Espaces numériques",
         "target_digital_divide": "Fracture numérique",
+        "source_web_form": "formulaire web",
+        "source_phone_ivr": "serveur vocal",
+        "source_email_text": "texte de l'e-mail",
+        "source_desk": "dit à l'appel",
+        "source_unknown": "non communiqué",
+        "fact_from": "source : {source}",
+        "facts_form": "Faits dits pendant l'appel",
+        "facts_hint": "Seuls les faits indiqués sont enregistrés ; la priorité est recalculée.",
+        "record_facts": "Enregistrer les faits",
+        "facts_needed": "Indiquez au moins un fait.",
+        "invalid_value": "Valeur non valide.",
+        "partner": "Transmise par",
+        "waiting_for_partner": "En attente du partenaire depuis le {since}",
+        "ask_partner": "Demander au partenaire",
+        "partner_question": "Question au partenaire",
+        "partner_question_hint": "Le délai de rappel est suspendu jusqu'à sa réponse.",
+        "send_question": "Envoyer la question",
+        "record_partner_answer": "Noter la réponse du partenaire",
+        "partner_answer": "Réponse du partenaire",
+        "save_answer": "Enregistrer la réponse",
+        "text_needed": "Écrivez un texte (1000 caractères au plus).",
+        "done_facts": "Faits enregistrés : la priorité est recalculée.",
+        "done_asked": "Question envoyée au partenaire : le délai de rappel est suspendu.",
+        "done_answered": "Réponse du partenaire enregistrée : le délai de rappel reprend.",
+        "col_rank": "Rang",
+        "board_order": (
+            "Dans l'ordre où le répartiteur les propose : en retard d'abord, puis par priorité effective, puis par échéance."
+        ),
+        "programme_admitted": "Programme : admis·e",
+        "programme_waitlisted": "Programme : en liste d'attente",
+        "escalated_to": "signalé à {who}",
+        "escalation_team": "équipe",
+        "escalation_backup": "élargi aux renforts",
+        "escalation_supervisor": "élargi aux superviseur·es",
         "target_cite_des_metiers": "Cité des métiers",
     },
     Language.NL: {
@@ -209,6 +245,41 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_advisors": "Opleidingsadviseurs",
         "target_espaces_numeriques": "Digitale ruimtes",
         "target_digital_divide": "Digitale kloof",
+        "source_web_form": "webformulier",
+        "source_phone_ivr": "spraakcomputer",
+        "source_email_text": "tekst van de e-mail",
+        "source_desk": "gezegd tijdens het gesprek",
+        "source_unknown": "niet meegedeeld",
+        "fact_from": "bron: {source}",
+        "facts_form": "Feiten gemeld tijdens het gesprek",
+        "facts_hint": "Alleen de ingevulde feiten worden opgeslagen; de prioriteit wordt herberekend.",
+        "record_facts": "Feiten opslaan",
+        "facts_needed": "Vul minstens één feit in.",
+        "invalid_value": "Ongeldige waarde.",
+        "partner": "Doorgestuurd door",
+        "waiting_for_partner": "Wacht op de partner sinds {since}",
+        "ask_partner": "De partner vragen",
+        "partner_question": "Vraag aan de partner",
+        "partner_question_hint": "De terugbeltermijn staat stil tot het antwoord.",
+        "send_question": "Vraag versturen",
+        "record_partner_answer": "Antwoord van de partner noteren",
+        "partner_answer": "Antwoord van de partner",
+        "save_answer": "Antwoord opslaan",
+        "text_needed": "Schrijf een tekst (hoogstens 1000 tekens).",
+        "done_facts": "Feiten opgeslagen: de prioriteit is herberekend.",
+        "done_asked": "Vraag naar de partner verstuurd: de terugbeltermijn staat stil.",
+        "done_answered": "Antwoord van de partner opgeslagen: de terugbeltermijn loopt weer.",
+        "col_rank": "Rang",
+        "board_order": (
+            "In de volgorde waarin de dispatcher ze aanbiedt: te laat eerst, "
+            "dan volgens effectieve prioriteit, dan volgens termijn."
+        ),
+        "programme_admitted": "Programma: toegelaten",
+        "programme_waitlisted": "Programma: op de wachtlijst",
+        "escalated_to": "gemeld aan {who}",
+        "escalation_team": "team",
+        "escalation_backup": "uitgebreid naar versterking",
+        "escalation_supervisor": "uitgebreid naar leidinggevenden",
         "target_cite_des_metiers": "Cité des métiers",
     },
     Language.EN: {
@@ -309,6 +380,38 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_advisors": "Training advisors",
         "target_espaces_numeriques": "Digital spaces",
         "target_digital_divide": "Digital divide",
+        "source_web_form": "web form",
+        "source_phone_ivr": "phone voice menu",
+        "source_email_text": "e-mail text",
+        "source_desk": "said on the call",
+        "source_unknown": "not given",
+        "fact_from": "source: {source}",
+        "facts_form": "Facts said on the call",
+        "facts_hint": "Only the facts filled in are recorded; the priority is scored again.",
+        "record_facts": "Record the facts",
+        "facts_needed": "Give at least one fact.",
+        "invalid_value": "Not a valid value.",
+        "partner": "Handed over by",
+        "waiting_for_partner": "Waiting for the partner since {since}",
+        "ask_partner": "Ask the partner",
+        "partner_question": "Question for the partner",
+        "partner_question_hint": "The callback clock stops until the answer.",
+        "send_question": "Send the question",
+        "record_partner_answer": "Record the partner's answer",
+        "partner_answer": "The partner's answer",
+        "save_answer": "Save the answer",
+        "text_needed": "Write a text (1000 characters at most).",
+        "done_facts": "Facts recorded: the priority is scored again.",
+        "done_asked": "Question sent to the partner: the callback clock is stopped.",
+        "done_answered": "The partner's answer recorded: the callback clock runs again.",
+        "col_rank": "Rank",
+        "board_order": "In the order the dispatcher offers them: late first, then by effective priority, then by deadline.",
+        "programme_admitted": "Programme: admitted",
+        "programme_waitlisted": "Programme: on the waitlist",
+        "escalated_to": "escalated to {who}",
+        "escalation_team": "team",
+        "escalation_backup": "widened to backups",
+        "escalation_supervisor": "widened to supervisors",
         "target_cite_des_metiers": "Cité des métiers",
     },
 }
@@ -320,4 +423,7 @@ ENUM_KEYS = (
     + tuple(f"outcome_{o.value}" for o in ContactOutcome)
     + tuple(f"target_{t.value}" for t in Target)
     + tuple(f"qualification_{q.value}" for q in QualificationLevel)
+    + tuple(f"source_{s.value}" for s in FactSource)
+    + tuple(f"escalation_{e.value}" for e in EscalationLevel)
+    + ("programme_admitted", "programme_waitlisted")
 )

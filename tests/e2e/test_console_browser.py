@@ -2,17 +2,19 @@
 run it (`python -m routing`) on the real broker and mongod.
 
 - A request is queued for adv-1, who opens the console, is sent to Keycloak's own login page, signs in
-  there (authorization code with PKCE), accepts the request and records what came of the call, with
-  facts learned on it. The `ContactAttempted` event names adv-1 as the worker and as the actor and
+  there (authorization code with PKCE), accepts the request, records a fact said on the call and sees
+  the card's priority grow by its part (its source: said on the call), and records what came of the call,
+  with facts learned on it. The `ContactAttempted` event names adv-1 as the worker and as the actor and
   carries those facts, and the case stores the outcome.
 - A phone caller waits with nobody of the team available until the 48 hours pass on the simulated
   clock: `CallbackSlaBreached` is published, and the supervisor, signed in the same way, sees the
-  request at the top of the team's view marked late, and reassigns it to an advisor of another team,
-  who is offered it."""
+  request at the top of the team's view (rank 1) marked late and escalated to them, and reassigns it
+  to an advisor of another team, who is offered it."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -138,13 +140,27 @@ async def test_an_advisor_signs_in_through_keycloak_accepts_and_records_an_outco
     await expect(card.locator(".status")).to_have_text("Acceptée")
     # Attempts toward the limit, and the outcomes that close a request without reaching anyone.
     await expect(card.get_by_text("0 sur 3", exact=False)).to_be_visible()
+
+    # A fact said on the call: the request is scored again, the part shown with where its fact came from.
+    priority = card.locator("dt", has_text=re.compile(r"^Priorité \d+$"))
+    before = int((await priority.inner_text()).split()[-1])
+    facts = card.locator('form[action$="/facts"]')
+    await facts.get_by_label("A un ordinateur").select_option("false")
+    await facts.get_by_role("button", name="Enregistrer les faits").click()
+    await expect(page.get_by_role("status")).to_have_text("Faits enregistrés : la priorité est recalculée.")
+    card = page.locator(f'article[data-request-id="{request.request_id}"]')
+    await expect(card.locator("dt", has_text=re.compile(r"^Priorité \d+$"))).not_to_have_text(f"Priorité {before}")
+    assert int((await card.locator("dt", has_text=re.compile(r"^Priorité \d+$")).inner_text()).split()[-1]) >= before + 15
+    await expect(card.locator("details li", has_text="pas d'ordinateur")).to_have_text(re.compile(r"source : dit à l'appel"))
+
     wrong_number = card.locator('select[name="outcome"] option[value="wrong_number"]')
     await expect(wrong_number).to_have_text("Mauvais numéro (clôture la demande)")
-    await card.get_by_label("Résultat", exact=True).select_option("advice_given")
-    await card.get_by_label("Notes").fill("Conseillé : module Excel en ligne")
-    await card.get_by_label("Diplôme le plus élevé").select_option("upper_secondary")
-    await card.get_by_label("A un ordinateur").select_option("false")
-    await card.get_by_role("button", name="Enregistrer").click()
+    outcome = card.locator('form[action$="/outcome"]')
+    await outcome.get_by_label("Résultat", exact=True).select_option("advice_given")
+    await outcome.get_by_label("Notes").fill("Conseillé : module Excel en ligne")
+    await outcome.get_by_label("Diplôme le plus élevé").select_option("upper_secondary")
+    await outcome.get_by_label("A un ordinateur").select_option("false")
+    await outcome.get_by_role("button", name="Enregistrer", exact=True).click()
     await expect(page.get_by_role("status")).to_have_text("Résultat enregistré.")
     await page.close()
 
@@ -206,12 +222,14 @@ async def test_a_supervisor_sees_a_breach_at_the_top_of_the_team_and_reassigns_i
     first_row = page.locator("tbody tr").first
     await expect(first_row).to_have_attribute("data-request-id", call.request_id)
     await expect(first_row.locator(".urgency")).to_have_text("En retard")
+    await expect(first_row).to_have_attribute("data-rank", "1")
+    await expect(first_row).to_contain_text("signalé à adv-sup")
     await first_row.get_by_label("Confier à").select_option("adv-2")
     await first_row.get_by_label("Motif").fill("Délai dépassé, Bram est libre")
     await first_row.get_by_role("button", name="Réattribuer").click()
     await expect(page.get_by_role("status")).to_have_text("Demande réattribuée.")
     row = page.locator(f'tr[data-request-id="{call.request_id}"]')
-    await expect(row.locator("td").nth(2)).to_have_text("adv-2")
+    await expect(row.locator("td").nth(3)).to_have_text("adv-2")
     await page.close()
 
     async with httpx.AsyncClient(base_url=routing.url, timeout=10) as http:

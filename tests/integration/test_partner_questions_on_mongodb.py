@@ -15,6 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from routing.assignment import RequestStatus
+from routing.desk import Desk
 from routing.service import DeskError, RoutingService
 from routing.sla import resumed_deadline
 from schemas import (
@@ -87,6 +88,9 @@ async def test_asking_the_cite_des_metiers_stops_the_clock_and_its_answer_moves_
         await service.ask_partner(rid, worker_id=worker, question=QUESTION)
     case = await service.cases.find_one({"_id": rid})
     assert case is not None and case["partner_wait"] == "waiting" and case["partner"] == "cite-des-metiers"
+    # The worker's queue says so, for the console's "waiting for the partner since".
+    [item] = await Desk(service).queue(worker)
+    assert (item.partner, item.waiting_for_partner, item.partner_asked_at) == ("cite-des-metiers", True, FRIDAY_11)
 
     # Monday 11:01: the old deadline passed unnoticed (the clock is stopped); the reminder fires, once.
     clock.advance(MONDAY_11 + timedelta(minutes=1) - clock.now())

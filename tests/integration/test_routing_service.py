@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient
 
 from routing.assignment import AssignmentStore, RequestStatus
 from routing.case import CallFacts
+from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.priority import queue_order
 from routing.programme import DigitalDivideProgramme
@@ -613,7 +614,9 @@ async def test_a_missed_deadline_publishes_one_breach_to_the_supervisor_and_leav
     assert breaches[0].deadline == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
     assert (breaches[0].correlation_id, breaches[0].causation_id) == (request.correlation_id, routed.id)
     case = await service.cases.find_one({"_id": request.request_id})
-    assert case is not None and case["sla"] == "breached"
+    assert case is not None and (case["sla"], case["escalated_to"]) == ("breached", "adv-sup")
+    [row] = [r for r in await Desk(service).team_board(routed.target) if r.request_id == request.request_id]
+    assert (row.urgency, row.escalated_to, row.dispatch_rank) == ("breached", "adv-sup", 1)
 
     # The advisor who holds the call keeps it: the supervisor is alerted, not handed the call.
     for _ in range(2):
@@ -942,5 +945,10 @@ async def test_facts_recorded_at_the_desk_rescore_the_request_and_the_queue_orde
     assert ahead[0].priority == recorded.priority
     [published] = [e for e in await outbox_events(mongo_db, second.request_id) if isinstance(e, RequestFactsRecorded)]
     assert published.id == recorded.id
+    # The supervisor's board: the dispatcher's order, the parts, and where each fact came from.
+    board = await Desk(service).team_board(Target.ADVISORS)
+    assert [(r.request_id, r.dispatch_rank) for r in board] == [(second.request_id, 1), (first.request_id, 2)]
+    assert board[0].priority_parts == recorded.priority_parts and board[0].score == recorded.priority
+    assert board[0].fact_sources == {"qualification_level": "desk", "has_computer": "desk"}
     # Said again: nothing changes, nothing is published.
     assert await service.record_facts(second.request_id, facts=facts, recorded_by="adv-sup") is None

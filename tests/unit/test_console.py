@@ -4,6 +4,7 @@ provider, and the desk's forms over a fake desk."""
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -124,15 +125,15 @@ class FakeProvider:
         return httpx.Response(200, json=body)
 
 
-def _item(request_id: str, status: str) -> QueueItem:
+def _item(request_id: str, status: str, **more: Any) -> QueueItem:
     now = datetime.now(UTC)
+    fields: dict[str, Any] = {"priority": 72} | more
     return QueueItem(
         request_id=request_id,
         status=status,  # type: ignore[arg-type]  # a literal the test spells as a str
         deadline=now + timedelta(hours=5),
         deadline_in_s=5 * 3600,
         deadline_in="5 h 00 min",
-        priority=72,
         channel="web",
         language="fr",
         target="advisors",
@@ -142,18 +143,43 @@ def _item(request_id: str, status: str) -> QueueItem:
         need="Excel",
         requested_course=None,
         attempts=0,
+        **fields,
     )
 
 
 class FakeDesk:
-    """r-1 offered and r-2 assigned to adv-1; records what each action was asked."""
+    """r-1 offered and r-2 assigned to adv-1, r-2 handed over by a partner and scored again with a fact
+    said on the call; r-4 assigned and waiting for its partner's answer. Records what each action was asked."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
     async def queue(self, worker_id: str) -> list[QueueItem]:
         self.calls.append(("queue", worker_id))
-        return [_item("r-1", "offered"), _item("r-2", "assigned")]
+        rescored = {
+            "priority": 117,
+            "score": 115,
+            "priority_parts": {"qualification": 25, "no_computer": 15, "long_unemployment": 45, "phone": 30},
+            "fact_sources": {"has_computer": "desk", "unemployed_since": "phone_ivr"},
+            "partner": "mission locale",
+        }
+        asked = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+        waiting = {"partner": "cité des métiers", "waiting_for_partner": True, "partner_asked_at": asked}
+        return [_item("r-1", "offered"), _item("r-2", "assigned", **rescored), _item("r-4", "assigned", **waiting)]
+
+    async def record_facts(self, request_id: str, *, facts: CallFacts, recorded_by: str, for_team: bool) -> dict[str, Any]:
+        self.calls.append(("facts", request_id, facts, recorded_by, for_team))
+        return {}
+
+    async def ask_partner(self, request_id: str, *, worker_id: str, question: str) -> Event:
+        self.calls.append(("ask", request_id, worker_id, question))
+        if request_id == "r-1":
+            raise DeskError(f"request {request_id} was not handed over by a partner: there is nobody to ask")
+        return None  # type: ignore[return-value]  # the console does not read it
+
+    async def record_partner_answer(self, request_id: str, *, answer: str, recorded_by: str, for_team: bool) -> Event:
+        self.calls.append(("answer", request_id, answer, recorded_by, for_team))
+        return None  # type: ignore[return-value]  # the console does not read it
 
     async def decisions(self, request_ids: list[str]) -> dict[str, dict[str, Any]]:
         decision = {
@@ -203,6 +229,11 @@ class FakeDesk:
                 status="queued",
                 worker_id=None,
                 urgency="breached",
+                escalated_to="adv-sup",
+                programme="admitted",
+                score=75,
+                priority_parts={"qualification": 40, "no_internet": 35},
+                fact_sources={"qualification_level": "email_text", "has_internet": "desk"},
                 deadline=now - timedelta(hours=2),
                 deadline_in_s=-7200,
                 deadline_in="late by 2 h 00 min",
@@ -486,3 +517,144 @@ async def test_a_supervisor_lands_on_the_team_sees_the_breach_first_and_reassign
         assert forged.status_code == 403
     assert ("reassign", "r-3", "adv-2", "late, adv-2 is free", "adv-sup") in desk.calls
     assert ("suspend",) not in desk.calls
+
+
+# --- the facts said on the call, the partner, the team's order -------------------------------------
+
+
+def session_csrf(sessions: InMemorySessions) -> str:
+    """The signed-in session's CSRF token, for one who may not open a page that shows it."""
+    (session,) = [s for s in sessions.sessions.values() if s.signed_in]
+    return session.csrf
+
+
+async def test_a_card_shows_each_part_with_where_its_fact_came_from_and_the_partner_wait() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider, "/console/en/")
+        page = (await http.get("/console/en/")).text
+        french = (await http.get("/console/fr/")).text
+    r2 = page[page.index('data-request-id="r-2"') : page.index('data-request-id="r-4"')]
+    assert "Priority 117" in r2
+    assert "qualification level : +25 (source: not given)" in r2, "an unknown qualification's middle value"
+    assert "no computer : +15 (source: said on the call)" in r2
+    assert "long-term unemployment : +45 (source: phone voice menu)" in r2
+    assert "phone call : +30</li>" in r2, "a part that reads the request itself has no source"
+    assert "waiting : +2" in r2, "the ageing above the score"
+    assert "Handed over by" in r2 and "/requests/r-2/partner-questions" in r2 and "partner-answers" not in r2
+    r4 = page[page.index('data-request-id="r-4"') :]
+    assert "Waiting for the partner since 04/12 10:30" in r4, "Brussels time"
+    assert "long-term unemployment : +20</li>" in r4, "a case stored before sources were kept shows none"
+    assert "/requests/r-4/partner-answers" in r4 and "partner-questions" not in r4
+    r1 = page[page.index('data-request-id="r-1"') : page.index('data-request-id="r-2"')]
+    assert "partner-questions" not in r1 and "/requests/r-1/facts" in r1
+    assert "pas d'ordinateur : +15 (source : dit à l'appel)" in html.unescape(french)
+    assert '<dd lang="fr">Excel</dd>' in page, "the person's own words carry their language"
+    for outcome in ("wrong_number", "withdrawn"):
+        assert f'<option value="{outcome}">' in page
+
+
+async def test_the_facts_form_reaches_record_facts_as_the_signed_in_worker() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/nl/")).text)
+        form = {"csrf": csrf, "qualification_level": "", "has_computer": "false", "unemployed_since": "2024-01-15"}
+        saved = await http.post("/console/nl/requests/r-2/facts", data=form)
+        assert saved.status_code == 303 and saved.headers["location"] == "/console/nl/?done=facts"
+        after = await http.get(saved.headers["location"])
+    assert "Feiten opgeslagen" in after.text
+    assert ("facts", "r-2", CallFacts(None, False, None, date(2024, 1, 15)), "adv-1", False) in desk.calls
+
+
+async def test_a_supervisor_records_facts_for_the_team() -> None:
+    provider, desk = FakeProvider("adv-sup"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/fr/")).text)
+        await http.post("/console/fr/requests/r-2/facts", data={"csrf": csrf, "has_internet": "true"})
+    assert ("facts", "r-2", CallFacts(has_internet=True), "adv-sup", True) in desk.calls
+
+
+async def test_a_facts_form_without_a_fact_or_with_a_wrong_date_is_answered_with_the_error_on_its_field() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/en/")).text)
+        empty = await http.post("/console/en/requests/r-2/facts", data={"csrf": csrf, "has_computer": ""})
+        wrong = await http.post("/console/en/requests/r-2/facts", data={"csrf": csrf, "unemployed_since": "2024-13-45"})
+    assert empty.status_code == 422
+    assert 'aria-describedby="fa-r-2-hint fa-r-2-facts-error"' in empty.text
+    assert '<p id="fa-r-2-facts-error" class="error" role="alert">Give at least one fact.</p>' in empty.text
+    assert wrong.status_code == 422
+    field = 'id="fa-r-2-unemployed_since" name="unemployed_since" type="date" value="2024-13-45" aria-invalid="true" '
+    assert field in wrong.text
+    assert 'aria-describedby="fa-r-2-unemployed_since-error"' in wrong.text and "Not a valid value." in wrong.text
+    assert 'id="fa-r-1-unemployed_since" name="unemployed_since" type="date" value="">' in wrong.text, "other cards untouched"
+    assert not [call for call in desk.calls if call[0] == "facts"]
+
+
+async def test_asking_the_partner_and_recording_the_answer_reach_the_desk() -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        csrf = csrf_of((await http.get("/console/fr/")).text)
+        asked = await http.post("/console/fr/requests/r-2/partner-questions", data={"csrf": csrf, "question": " Son CV ? "})
+        assert asked.headers["location"] == "/console/fr/?done=asked"
+        answered = await http.post("/console/fr/requests/r-4/partner-answers", data={"csrf": csrf, "answer": "CV envoyé"})
+        assert answered.headers["location"] == "/console/fr/?done=answered"
+        blank = await http.post("/console/fr/requests/r-4/partner-answers", data={"csrf": csrf, "answer": "  "})
+        nobody = await http.post("/console/fr/requests/r-1/partner-questions", data={"csrf": csrf, "question": "?"})
+    assert ("ask", "r-2", "adv-1", "Son CV ?") in desk.calls
+    assert ("answer", "r-4", "CV envoyé", "adv-1", False) in desk.calls
+    assert blank.status_code == 422 and 'aria-describedby="p-r-4-answer-error"' in blank.text
+    assert "Écrivez un texte" in blank.text
+    assert nobody.status_code == 409 and "nobody to ask" in nobody.text
+
+
+@pytest.mark.parametrize("form", ["facts", "partner-questions", "partner-answers"])
+async def test_the_new_forms_refuse_a_missing_or_forged_csrf_token(form: str) -> None:
+    provider, desk = FakeProvider("adv-1"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        fields = {"has_computer": "true", "question": "?", "answer": "!"}
+        for csrf in ({}, {"csrf": "forged"}):
+            refused = await http.post(f"/console/fr/requests/r-2/{form}", data=fields | csrf)
+            assert refused.status_code == 403 and "Le formulaire a expiré" in refused.text
+    assert [call[0] for call in desk.calls] == []
+
+
+@pytest.mark.parametrize("form", ["facts", "partner-questions", "partner-answers"])
+async def test_the_new_forms_refuse_a_role_without_desk_work(form: str) -> None:
+    provider, desk = FakeProvider("ops-1"), FakeDesk()
+    app, sessions = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        fields = {"csrf": session_csrf(sessions), "has_computer": "true", "question": "?", "answer": "!"}
+        refused = await http.post(f"/console/en/requests/r-2/{form}", data=fields)
+    assert refused.status_code == 403 and "Your role does not let you open this page." in refused.text
+    assert desk.calls == []
+
+
+async def test_the_team_page_shows_the_dispatchers_order_the_parts_the_programme_and_the_escalation() -> None:
+    provider, desk = FakeProvider("adv-sup"), FakeDesk()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider)
+        page = (await http.get("/console/en/team")).text
+    r3 = page[page.index('data-request-id="r-3"') : page.index('data-request-id="r-1"')]
+    assert 'data-rank="1"' in r3 and page.index('data-rank="1"') < page.index('data-rank="2"')
+    assert "escalated to adv-sup" in r3 and "Programme: admitted" in r3
+    assert "qualification level : +40 (source: e-mail text)" in r3
+    assert "no internet : +35 (source: said on the call)" in r3
+    assert "waiting : +5" in r3, "80 effective over a score of 75"
+    assert "waiting :" not in page[page.index('data-request-id="r-1"') :], "no score, no ageing made up"
+    assert "In the order the dispatcher offers them" in page
+    r1 = page[page.index('data-request-id="r-1"') :]
+    assert "escalated to" not in r1 and "Programme:" not in r1

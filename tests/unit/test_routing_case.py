@@ -159,7 +159,7 @@ def test_the_deadline_timer_breaches_the_promise_and_escalates_to_the_named_supe
     command = MarkBreached(now=NOW, event_id=event_id, assignee_id=None, escalate=escalate, supervisor=supervisor)
     breached, effects = decide(case, command)
 
-    assert (breached.sla, breached.breached_at) == ("breached", NOW)
+    assert (breached.sla, breached.breached_at, breached.escalated_to) == ("breached", NOW, escalated_to)
     [event] = effects.events
     assert isinstance(event, CallbackSlaBreached)
     assert (event.id, event.assignee_id, event.escalated_to) == (event_id, None, escalated_to)

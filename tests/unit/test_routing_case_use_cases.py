@@ -191,7 +191,7 @@ async def test_the_deadline_timer_breaches_escalates_to_the_teams_supervisor_and
 
     [breach] = store.published
     assert isinstance(breach, CallbackSlaBreached) and breach.escalated_to == "adv-sup"
-    assert (stored(store).sla, stored(store).breached_at) == ("breached", NOW)
+    assert (stored(store).sla, stored(store).breached_at, stored(store).escalated_to) == ("breached", NOW, "adv-sup")
     assert {"event": "callback.sla_breached", "request_id": "r-1", "assignee_id": None, "escalated_to": "adv-sup"}.items() <= (
         logs[-1].items()
     )
