@@ -544,7 +544,8 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
         ended = {e.request_id for e in events if isinstance(e, CallbackSlaBreached | TrainingRequestClosed)}
         return promised <= ended
 
-    events = await until_events(routing_topic, "every promise ended in a contact or a breach", settled)
+    # Not asserted here: a promise left open is reported with its person below.
+    events = await read_events(routing_topic, until=settled, timeout=WAIT)
     await asyncio.sleep(2)  # let notification send what the last events asked for (checked below, with its own wait)
     deadline = asyncio.get_running_loop().time() + WAIT
     breached = [e for e in events if isinstance(e, CallbackSlaBreached)]
