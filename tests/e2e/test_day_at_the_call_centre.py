@@ -348,8 +348,12 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
     open_calendar, closed_monday = BrusselsCalendar(), BrusselsCalendar({monday: "Fermeture exceptionnelle"})
 
     # 08:30: lockdown. The supervisor suspends the digital-divide programme before the first call.
-    suspended = await desk.call("POST", "/desk/programmes/digital-divide/suspend", "adv-sup", json={})
-    assert suspended.status_code == 200, suspended.text
+    # The programme is kept per year, and a request counts in the year it was received: the e-mails,
+    # stamped by intake's real clock, may fall in another year than the simulated Friday.
+    years = sorted({services.start.year, datetime.now(BRUSSELS).year})
+    for year in years:
+        suspended = await desk.call("POST", "/desk/programmes/digital-divide/suspend", "adv-sup", json={"year": year})
+        assert suspended.status_code == 200, suspended.text
 
     people = {
         "plain-nl": Person("plain-nl", "phone", "call, nothing said of the situation", "nl", plain=True, phone="0470 00 21 01"),
@@ -463,6 +467,8 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
         json={"question": "Quel projet de formation a-t-il évoqué ?"},
     )
     assert asked.status_code == 200, asked.text
+    if not (await desk.view(cite))["waiting_for_partner"]:
+        people["cite"].problems.append("asked the partner, but the request is not waiting for the partner")
 
     # A supervisor closes the coming Monday (a staff day), through the staff API, mid-morning.
     config = (await desk.call("GET", "/config", "adv-sup")).json()
@@ -484,8 +490,9 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
 
     await wait_for(closure_applied, timeout=WAIT)
     # And the programme resumes.
-    resumed = await desk.call("POST", "/desk/programmes/digital-divide/resume", "adv-sup", json={})
-    assert resumed.status_code == 200, resumed.text
+    for year in years:
+        resumed = await desk.call("POST", "/desk/programmes/digital-divide/resume", "adv-sup", json={"year": year})
+        assert resumed.status_code == 200, resumed.text
 
     # Two hours later (10:35): the second unanswered call, the partner's answer, and new callers.
     await desk.advance(2)
@@ -573,15 +580,15 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
         if moved:
             deadline_at = moved[-1]
         closing = closings[0] if closings else None
-        if closing and closing.disposition.value == "reached":
-            promise = "met" if deadline_at is None or closing.time <= deadline_at else "late, then reached"
-        elif closing:
-            promise = f"closed: {closing.disposition.value} after {closing.attempts} calls"
+        # Judged by routing itself, on its (simulated) clock: events are stamped with the real one.
+        case = (await desk.view(rid)).get("case") or {}
+        if closing:
+            promise = f"closed {closing.disposition.value} after {closing.attempts} call(s), promise {case.get('sla')}"
         elif breaches:
             promise = f"late -> escalated to {breaches[0].escalated_to}"
         else:
             promise = "no promise (written request); in a queue" if deadline_at is None else "OPEN: neither contact nor breach"
-        callers = ", ".join(f"{a.worker_id}:{a.outcome.value}@{brussels(a.time)}" for a in attempts) or "-"
+        callers = ", ".join(f"{a.worker_id}:{a.outcome.value}" for a in attempts) or "-"
         table.append(
             (
                 person.key,
@@ -608,10 +615,24 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
             unanswered = [a for a in attempts if a.outcome.value == "no_answer"]
             if [a.attempt for a in unanswered] != [1, 2, 3] or not closing or closing.disposition.value != "unreachable":
                 person.problems.append(f"three unanswered calls should close it unreachable: {callers}, {closings}")
-            elif any(b.time - a.time < timedelta(hours=2) for a, b in itertools.pairwise(unanswered)):
-                person.problems.append(f"the attempts were not spaced: {callers}")
-        if person.key == "reached" and (not closing or closing.disposition.value != "reached"):
-            person.problems.append(f"reached but not closed as reached: {closings}")
+            else:
+                # Each unanswered call plans the next one 2 h of opening time later; the desk called
+                # at those times (the test moved the clock by two hours between the calls).
+                planned = [a.next_attempt_at for a in unanswered]
+                last = datetime.fromisoformat(case["last_attempt_at"]) if case.get("last_attempt_at") else None
+                if (
+                    None in planned[:2]
+                    or any(b - a < timedelta(hours=2) for a, b in itertools.pairwise(planned[:2]))
+                    or last is None
+                    or last < planned[1]
+                ):
+                    person.problems.append(f"the attempts were not spaced: planned {planned}, last call {last}")
+            if case.get("sla") != "met":
+                person.problems.append(f"closed unreachable before its deadline, yet the promise is {case.get('sla')}")
+        if person.key in ("reached", "cite") and (
+            not closing or closing.disposition.value != "reached" or case.get("sla") != "met"
+        ):
+            person.problems.append(f"reached but not closed as reached within the promise: {closings}, {case.get('sla')}")
 
         # Facts from every channel, with where they came from.
         facts = person.received.fact_sources if person.received else {}
@@ -684,14 +705,21 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
             people["cite"].problems.append(
                 f"deadline {brussels(original)} moved to {brussels(moved_to)}, expected {brussels(expected)}"
             )
+        # Not asserted (for the lead to weigh): the person was told the deadline before the pause.
+        told = [body(m) for m in services.inbox.mails if "cite.handover@example.org" in str(m["To"])]
+        if original and moved_to and any(format_datetime(original, "fr") in t for t in told):
+            print(
+                f"NOTE cite: told 'avant le {format_datetime(original, 'fr')}';"
+                f" the pause moved the promise to {brussels(moved_to)}"
+            )
 
-    widths = (17, 58, 58, 44, 12, 8, 60, 40)
+    widths = (16, 56, 70, 30, 12, 8, 50, 62)
     header = ("person", "came in", "went to", "rank when queued", "deadline", "Fri hold", "calls", "promise")
     print()
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for line in table:
         print(" | ".join(str(c)[:w].ljust(w) for c, w in zip(line, widths, strict=True)))
-    staff = [f"{m['To']}: {m['Subject']}" for m in services.inbox.mails if str(m["To"]).split("@")[0] in STAFF]
+    staff = [f"{m['To']} (cc {m['Cc']}): {m['Subject']}" for m in services.inbox.mails if str(m["To"]).split("@")[0] in STAFF]
     print("staff e-mails:", *staff, sep="\n  ")
     problems = {p.key: p.problems for p in people.values() if p.problems}
     for key, found in problems.items():
