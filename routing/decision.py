@@ -20,7 +20,7 @@ from schemas import Language, Target, TrainingRequestReceived
 
 __all__ = ["RULE_SET_VERSION", "RouteDecision", "RoutingState", "decide_route"]
 
-RULE_SET_VERSION = "2026.5"
+RULE_SET_VERSION = "2026.6"
 """Version of the shipped rule set, for `routing.app` until it reads `RouteDecision.rule_set_version`.
 
 A constant rather than `load_rules().version` so that importing this module reads no file;

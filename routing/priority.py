@@ -31,6 +31,7 @@ __all__ = [
     "Scored",
     "band",
     "effective_priority",
+    "is_vulnerable",
     "priority_of",
     "queue_order",
 ]
@@ -85,8 +86,10 @@ def priority_of(request: Scored, *, now: datetime, weights: PriorityWeights = DE
     Parts: `qualification` (none > primary > lower secondary > unknown > CESS or more),
     `no_computer`, `no_internet`, `long_unemployment` (12 months, more from 24),
     `language_need` (the need mentions learning French or Dutch, or the person is served in
-    another language than the advisors' main one) and `phone` (callers were promised a call).
-    Unknown facts add nothing, except an unknown qualification, which gets a middle value.
+    another language than the advisors' main one), `phone` (callers were promised a call) and
+    `vulnerable` (the seed's particular attention: no CESS, or no computer or internet at home),
+    which outweighs the small parts together. Unknown facts add nothing, except an unknown
+    qualification, which gets a middle value.
     """
     parts: dict[str, int] = {
         "qualification": weights.qualification.points(request.qualification_level),
@@ -99,9 +102,20 @@ def priority_of(request: Scored, *, now: datetime, weights: PriorityWeights = DE
             else 0
         ),
         "phone": weights.phone if request.channel is Channel.PHONE else 0,
+        "vulnerable": weights.vulnerable if is_vulnerable(request) else 0,
     }
     counted = {name: points for name, points in parts.items() if points}
     return Priority(score=sum(counted.values()), parts=MappingProxyType(counted))
+
+
+def is_vulnerable(request: Scored) -> bool:
+    """No secondary-school certificate, or no computer or no internet at home: as far as is known."""
+    qualification = request.qualification_level
+    return (
+        (qualification is not None and not qualification.has_secondary_certificate)
+        or request.has_computer is False
+        or request.has_internet is False
+    )
 
 
 def _unemployment_points(request: Scored, now: datetime, weights: PriorityWeights) -> int:

@@ -91,8 +91,13 @@ class PriorityWeights(BaseModel):
     """Words in the need that say the person wants to learn French or Dutch."""
     phone: NonNegativeInt = 5
     """Callers were promised a callback within 48 hours."""
+    vulnerable: NonNegativeInt = 30
+    """The seed's particular attention to the least qualified and most vulnerable: added once when the
+    person has no secondary-school certificate, or no computer or no internet at home. Large enough that
+    the small parts (an unknown qualification's middle value, a language need, a phone call) never
+    outweigh it: at equal waiting and unemployment, a vulnerable person is called first."""
     ageing_per_hour: float = Field(default=2.0, ge=0)
-    ageing_cap: NonNegativeInt | None = 100
+    ageing_cap: NonNegativeInt | None = 130
     """At least the largest possible score, so an old request overtakes any fresh one."""
     high_band_from: int = 50
     medium_band_from: int = 25
@@ -105,6 +110,13 @@ class PriorityWeights(BaseModel):
             raise ValueError("unemployed_24_months must be at least unemployed_12_months")
         if self.medium_band_from > self.high_band_from:
             raise ValueError("medium_band_from must not exceed high_band_from")
+        least_vulnerable = self.vulnerable + min(self.no_computer, self.no_internet, self.qualification.lower_secondary)
+        most_of_the_others = self.qualification.unknown + self.language_need + self.phone
+        if least_vulnerable <= most_of_the_others:
+            raise ValueError(
+                f"vulnerable + its smallest fact ({least_vulnerable}) must exceed an unknown qualification + a language "
+                f"need + a phone call ({most_of_the_others}): the small parts must not outrank the particular attention"
+            )
         return self
 
     def model_post_init(self, context: Any, /) -> None:

@@ -33,12 +33,18 @@ def test_a_decision_has_team_rule_version_reasons_and_priority() -> None:
 
     assert decision.target is Target.DIGITAL_DIVIDE
     assert decision.rule_id == "no-equipment-digital-divide"
-    assert decision.rule_set_version == "2026.5"
+    assert decision.rule_set_version == "2026.6"
     assert decision.explanation.startswith("Geen computer")
     assert decision.explanation_fr.startswith("Pas d'ordinateur")
     assert decision.matched_conditions == ("has_computer=false",)
-    assert dict(decision.priority_parts) == {"qualification": 40, "no_computer": 15, "language_need": 10, "phone": 5}
-    assert decision.priority == 70
+    assert dict(decision.priority_parts) == {
+        "qualification": 40,
+        "no_computer": 15,
+        "language_need": 10,
+        "phone": 5,
+        "vulnerable": 30,
+    }
+    assert decision.priority == 100
     assert decision.priority_band == "high"
 
 

@@ -108,8 +108,8 @@ def test_facts_said_on_a_call_rescore_the_request_and_say_where_each_fact_came_f
     )
     rescored, effects = decide(case, command)
 
-    # unknown qualification (15) becomes none (40), and no computer adds 15.
-    assert rescored.priority == before - 15 + 40 + 15
+    # unknown qualification (15) becomes none (40), no computer adds 15, and the particular attention 30.
+    assert rescored.priority == before - 15 + 40 + 15 + 30
     assert rescored.priority_parts["qualification"] == 40 and rescored.priority_parts["no_computer"] == 15
     assert rescored.fact_sources == {"qualification_level": FactSource.DESK, "has_computer": FactSource.DESK}
     [event] = effects.events

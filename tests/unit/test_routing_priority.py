@@ -54,8 +54,8 @@ def test_a_graduate_with_everything_scores_nothing() -> None:
 def test_a_caller_without_certificate_or_computer_adds_up_part_by_part() -> None:
     request = graduate(channel=Channel.PHONE, qualification_level=QualificationLevel.NONE, has_computer=False)
     priority = priority_of(request, now=NOW)
-    assert dict(priority.parts) == {"qualification": 40, "no_computer": 15, "phone": 5}
-    assert priority.score == 60
+    assert dict(priority.parts) == {"qualification": 40, "no_computer": 15, "phone": 5, "vulnerable": 30}
+    assert priority.score == 90
 
 
 def test_a_caller_without_certificate_or_computer_outranks_a_graduate() -> None:
@@ -80,8 +80,9 @@ def test_the_score_is_the_sum_of_its_parts() -> None:
         "long_unemployment": 20,
         "language_need": 10,
         "phone": 5,
+        "vulnerable": 30,
     }
-    assert priority.score == sum(priority.parts.values()) == 95
+    assert priority.score == sum(priority.parts.values()) == 125
 
 
 def test_less_qualified_people_come_first_and_unknown_sits_in_the_middle() -> None:
@@ -101,9 +102,9 @@ def test_less_qualified_people_come_first_and_unknown_sits_in_the_middle() -> No
 @pytest.mark.parametrize(
     ("has_computer", "has_internet", "expected"),
     [
-        (False, True, {"no_computer": 15}),
-        (True, False, {"no_internet": 10}),
-        (False, False, {"no_computer": 15, "no_internet": 10}),
+        (False, True, {"no_computer": 15, "vulnerable": 30}),
+        (True, False, {"no_internet": 10, "vulnerable": 30}),
+        (False, False, {"no_computer": 15, "no_internet": 10, "vulnerable": 30}),
         (None, None, {}),  # unknown is not "without"
     ],
 )
@@ -159,9 +160,36 @@ def test_callers_get_a_small_bump() -> None:
 
 
 def test_weights_are_data() -> None:
-    weights = PriorityWeights(no_computer=50, phone=0, main_language=Language.NL)
+    weights = PriorityWeights(no_computer=50, phone=0, vulnerable=40, main_language=Language.NL)
     request = graduate(channel=Channel.PHONE, has_computer=False)
-    assert dict(priority_of(request, now=NOW, weights=weights).parts) == {"no_computer": 50, "language_need": 10}
+    assert dict(priority_of(request, now=NOW, weights=weights).parts) == {
+        "no_computer": 50,
+        "language_need": 10,
+        "vulnerable": 40,
+    }
+
+
+@pytest.mark.parametrize(
+    "vulnerable",
+    [
+        {"qualification_level": QualificationLevel.NONE},
+        {"qualification_level": QualificationLevel.LOWER_SECONDARY},
+        {"qualification_level": QualificationLevel.UPPER_SECONDARY, "has_computer": False},
+        {"qualification_level": QualificationLevel.HIGHER, "has_internet": False},
+        {"has_computer": False},
+    ],
+)
+def test_the_small_parts_never_rank_anyone_above_a_vulnerable_person(vulnerable: dict[str, object]) -> None:
+    # The seed's particular attention: nothing the others can add up besides unemployment - an unknown
+    # qualification, a language need, a phone call - outranks it (the day at the call centre's case).
+    others = make_request(channel=Channel.PHONE, language=Language.NL, need="Je veux apprendre le français.")
+    person = make_request(channel=Channel.WEB, language=Language.FR, need="Une formation.", **vulnerable)
+    assert priority_of(person, now=NOW).score > priority_of(others, now=NOW).score
+
+
+def test_a_particular_attention_the_small_parts_could_outweigh_is_refused() -> None:
+    with pytest.raises(ValidationError, match="must exceed"):
+        PriorityWeights(vulnerable=5)
 
 
 def test_weights_that_would_favour_the_most_qualified_are_refused() -> None:
@@ -216,7 +244,7 @@ def test_an_old_low_priority_request_overtakes_a_fresh_high_one_after_enough_hou
     high = priority_of(
         make_request(channel=Channel.PHONE, qualification_level=QualificationLevel.NONE, has_computer=False), now=NOW
     ).score
-    assert (low, high) == (0, 60)
+    assert (low, high) == (0, 90)
 
     def first_in_queue(low_waited: timedelta) -> str:
         low_received = NOW - low_waited
@@ -227,9 +255,9 @@ def test_an_old_low_priority_request_overtakes_a_fresh_high_one_after_enough_hou
         return min(queue, key=queue.__getitem__)
 
     assert first_in_queue(timedelta(hours=1)) == "high"
-    assert first_in_queue(timedelta(hours=29)) == "high"  # 0 + 58 < 60
-    assert first_in_queue(timedelta(hours=30)) == "low"  # 0 + 60 = 60, and an earlier deadline
-    assert first_in_queue(timedelta(hours=31)) == "low"
+    assert first_in_queue(timedelta(hours=44)) == "high"  # 0 + 88 < 90
+    assert first_in_queue(timedelta(hours=45)) == "low"  # 0 + 90 = 90, and an earlier deadline
+    assert first_in_queue(timedelta(hours=46)) == "low"
 
 
 def test_nobody_starves_even_behind_the_highest_possible_score() -> None:
@@ -241,6 +269,7 @@ def test_nobody_starves_even_behind_the_highest_possible_score() -> None:
             DEFAULT_WEIGHTS.unemployed_24_months,
             DEFAULT_WEIGHTS.language_need,
             DEFAULT_WEIGHTS.phone,
+            DEFAULT_WEIGHTS.vulnerable,
         )
     )
     assert DEFAULT_WEIGHTS.ageing_cap is not None and DEFAULT_WEIGHTS.ageing_cap >= top

@@ -295,7 +295,7 @@ def test_shipped_rules_are_in_the_documented_order() -> None:
         "phone-no-secondary-certificate",
     ]
     assert SHIPPED.default.id == "default"
-    assert SHIPPED.version == "2026.5"
+    assert SHIPPED.version == "2026.6"
 
 
 def test_career_wording_from_the_cite_des_metiers_is_not_sent_back_to_it() -> None:
