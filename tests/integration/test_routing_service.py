@@ -220,8 +220,8 @@ async def test_a_phone_request_without_certificate_is_decided_stored_timed_and_o
 
     assert routed is not None
     assert (routed.target, routed.rule_id) == (Target.ADVISORS, "phone-no-secondary-certificate")
-    assert routed.priority == 45
-    assert routed.priority_parts == {"qualification": 40, "phone": 5}
+    assert routed.priority == 75  # no certificate 40, phone 5, the particular attention 30
+    assert routed.priority_parts == {"qualification": 40, "phone": 5, "vulnerable": 30}
     # Two working days of 8 h 45: Tuesday 10:00-17:15, Wednesday, then Thursday 08:30-10:00.
     deadline = callback_deadline(TUESDAY_10, service.policy.sla, service.policy.calendar, channel=Channel.PHONE)
     assert deadline == datetime(2026, 3, 5, 10, 0, tzinfo=BRUSSELS)
@@ -235,8 +235,8 @@ async def test_a_phone_request_without_certificate_is_decided_stored_timed_and_o
 
     decision = await service.decisions.find_one({"_id": request.request_id})
     assert decision is not None
-    assert (decision["target"], decision["rule_id"], decision["priority"]) == ("advisors", "phone-no-secondary-certificate", 45)
-    assert decision["priority_parts"] == {"qualification": 40, "phone": 5}
+    assert (decision["target"], decision["rule_id"], decision["priority"]) == ("advisors", "phone-no-secondary-certificate", 75)
+    assert decision["priority_parts"] == {"qualification": 40, "phone": 5, "vulnerable": 30}
     assert decision["callback_deadline"] == deadline and decision["joined_to"] is None
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None
@@ -553,7 +553,7 @@ async def test_a_redirection_routes_the_request_again_to_the_other_team_and_offe
     contact, rerouted = await outbox_events(mongo_db, request.request_id)
     assert isinstance(contact, ContactAttempted) and contact.outcome is ContactOutcome.REDIRECTED
     assert isinstance(rerouted, TrainingRequestRouted)
-    assert (rerouted.target, rerouted.rule_id, rerouted.priority) == (Target.CITE_DES_METIERS, "desk-redirect", 45)
+    assert (rerouted.target, rerouted.rule_id, rerouted.priority) == (Target.CITE_DES_METIERS, "desk-redirect", 75)
     assert (rerouted.correlation_id, rerouted.causation_id) == (request.correlation_id, contact.id)
     case = await service.cases.find_one({"_id": request.request_id})
     assert case is not None
@@ -888,7 +888,7 @@ async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_pri
             await service.assignment.set_availability(worker.worker_id, Availability.OFFLINE)
     old = received(clock, channel=Channel.WEB, qualification_level=QualificationLevel.HIGHER)
     await service.route(old)
-    clock.advance(timedelta(hours=22))
+    clock.advance(timedelta(hours=46))  # Thursday 08:00; the advisors' day starts at 08:30
     earlier = phone_call(clock)
     await service.route(earlier)
     clock.advance(timedelta(hours=2))
@@ -896,8 +896,8 @@ async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_pri
     await service.route(fresh)
 
     queue = await service.assignment.queued(Target.ADVISORS, key=service.queue_key(clock.now()))
-    # Effective priorities now: 45 + 2 x 2 h, 0 + 2 x 24 h, 45 + 0.
-    assert [(r.request_id, r.priority) for r in queue] == [(earlier.request_id, 45), (old.request_id, 0), (fresh.request_id, 45)]
+    # Effective priorities now: 0 + 2 x 48 h, 75 + 2 x 2 h, 75 + 0.
+    assert [(r.request_id, r.priority) for r in queue] == [(old.request_id, 0), (earlier.request_id, 75), (fresh.request_id, 75)]
     # Without ageing both high-priority requests would go first.
     no_ageing = service.policy.rules.priority.model_copy(update={"ageing_per_hour": 0.0})
     assert [
@@ -913,8 +913,8 @@ async def test_ageing_puts_an_old_low_priority_request_ahead_of_a_fresh_high_pri
     # The dispatcher serves that order: one advisor with room for two takes the first two.
     await service.assignment.set_availability("adv-1", Availability.AVAILABLE)
     assert await service.dispatch_once() == 2
-    assert await holder(service, earlier.request_id) == "adv-1"
     assert await holder(service, old.request_id) == "adv-1"
+    assert await holder(service, earlier.request_id) == "adv-1"
     assert await holder(service, fresh.request_id) is None
 
 
