@@ -29,7 +29,7 @@ import itertools
 import json
 import smtplib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -336,11 +336,19 @@ def brussels(at: datetime | None) -> str:
 # --- the story -------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+async def desk(services: Services, tokens: Tokens) -> AsyncIterator[Desk]:
+    desk = Desk(services, tokens)
+    try:
+        yield desk
+    finally:
+        await desk.http.aclose()
+
+
 async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
-    services: Services, tokens: Tokens, mongo_client: Any
+    services: Services, desk: Desk, mongo_client: Any
 ) -> None:
     run = services.run
-    desk = Desk(services, tokens)
     db = mongo_client[run.database]
     requests_topic, routing_topic = run.topic("training.requests.v1"), run.topic("training.routing.v1")
     rules = load_rules(services.rules_path)
