@@ -260,7 +260,11 @@ async def refusals(routing_url: str) -> None:
 
 async def at_the_desk(routing_url: str, db: Any) -> None:
     console.rule("[bold]4. At the desk: an offer declined and re-offered, then an enrolment")
-    held = await db["routing_requests"].find_one({"reservation.worker_id": {"$in": list(ADVISORS)}}, sort=[("_id", 1)])
+    # Not the caller waiting on the suspended programme: step 4b calls them back.
+    waiting = [case["_id"] async for case in db["routing_cases"].find({"programme": {"$ne": None}}, {"_id": 1})]
+    held = await db["routing_requests"].find_one(
+        {"reservation.worker_id": {"$in": list(ADVISORS)}, "_id": {"$nin": waiting}}, sort=[("_id", 1)]
+    )
     if held is None:
         raise RuntimeError("no request of the scenario is offered to an advisor who can sign in")
     request_id = held["_id"]

@@ -29,7 +29,9 @@ from schemas import (
     ExamRequestReason,
     ExamSchedulingRequested,
     Language,
+    PartnerInformationRequested,
     PersonDataErased,
+    RequestFactsRecorded,
     Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -299,4 +301,36 @@ async def test_notification_skips_an_unknown_event_type() -> None:
     ):
         await publish_unknown(broker, TRAINING_ROUTING, routed(make_request()))
         assert skipped(metrics, "notification", TRAINING_ROUTING) == 1
+    assert notifications.calls == []
+
+
+async def test_notification_passes_over_the_routing_events_that_tell_nobody_anything() -> None:
+    notifications = RecordingNotifications()
+    request = make_request()
+    quiet = [
+        RequestFactsRecorded(
+            source="/routing/desk",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            recorded_by="adv-1",
+            has_computer=False,
+            priority=60,
+        ),
+        PartnerInformationRequested(
+            source="/routing/desk",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            partner="cite-des-metiers",
+            worker_id="en-1",
+            asked_at=request.received_at,
+            remind_at=request.received_at,
+        ),
+    ]
+    async with in_memory("notification", lambda broker: notification_handlers.include(broker, notifications)) as (
+        broker,
+        metrics,
+    ):
+        for event in quiet:
+            await publish(broker, TRAINING_ROUTING, event)
+        assert dead_letters(metrics) == 0
     assert notifications.calls == []
