@@ -22,6 +22,7 @@ from routing.programme import DigitalDivideProgramme
 from routing.roster import load_roster
 from routing.rules import load_rules
 from routing.service import RoutingPolicy, RoutingService
+from routing.sessions_api import sessions_router
 from routing.settings import RoutingSettings
 from schemas import (
     CallbackDue,
@@ -29,11 +30,14 @@ from schemas import (
     ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     ExamSchedulingRequested,
     PartnerInformationOverdue,
     PartnerInformationReceived,
     PartnerInformationRequested,
     RequestFactsRecorded,
+    TrainingAbandoned,
+    TrainingCompleted,
     TrainingRequestClosed,
     TrainingRequestRouted,
 )
@@ -92,7 +96,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             assignment=assignment,
             timers=timers,
             programme=DigitalDivideProgramme(runtime.mongo, runtime.db, quota=rules.quotas.digital_divide_per_year),
-            seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
+            seats=CourseSeats(runtime.mongo, runtime.db, catalogue, clock=clock, outbox=outbox),
             outbox=outbox,
         )
         feed = ConfigurationFeed(settings.kafka, client_id=f"routing-configuration-{me}")
@@ -122,7 +126,14 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             PartnerInformationReceived,
             TrainingRequestClosed,
         )
-        runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
+        runtime.publishes(
+            TRAINING_ENROLMENTS,
+            EnrolmentConfirmed,
+            EnrolmentWaitlisted,
+            TrainingCompleted,
+            TrainingAbandoned,
+            ExamSchedulingRequested,
+        )
 
         handlers.include(runtime.broker, service)
 
@@ -133,6 +144,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                 timers.ensure_indexes(),
                 service.ensure_indexes(),
                 service.programme.ensure_indexes(),
+                service.seats.ensure_indexes(),
                 sessions.ensure_indexes(),
                 configuration.store.ensure_indexes(),
             )
@@ -166,7 +178,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router, configuration_router, sign_in_router, console_router]
+        routers = [desk_router, sessions_router, configuration_router, sign_in_router, console_router]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(
