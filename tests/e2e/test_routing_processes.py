@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -215,12 +216,33 @@ async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_cli
             headers=as_second,
         )
         assert full.status_code == 409 and "not in the catalogue" in full.json()["detail"]
+        # A supervisor plans the session the person is enrolled in (the first after today in French).
+        starts_on = datetime.now(UTC).date() + timedelta(days=30)
+        planned = await http.post(
+            "/desk/courses/EXCEL/sessions",
+            json={
+                "session_id": "EXCEL-E2E-FR",
+                "starts_on": starts_on.isoformat(),
+                "ends_on": (starts_on + timedelta(weeks=6)).isoformat(),
+                "capacity": 10,
+                "mode": "online",
+                "language": request.language.value,
+            },
+            headers=tokens.headers("adv-sup"),
+        )
+        assert planned.status_code == 201, planned.text
         enrolled = await http.post(
             f"/desk/requests/{request.request_id}/outcome",
             json={"outcome": "enrolled", "course_code": "EXCEL"},
             headers=as_second,
         )
         assert enrolled.status_code == 200, enrolled.text
+        assert enrolled.json()["enrolment"] == {
+            "course_code": "EXCEL",
+            "session_id": "EXCEL-E2E-FR",
+            "starts_on": starts_on.isoformat(),
+            "waitlisted": False,
+        }
         assert (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json() == []
         page = await http.get(f"/desk/ui/{second}", headers=as_second)
         assert page.status_code == 200 and "File d'appels" in page.text
