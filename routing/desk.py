@@ -381,7 +381,7 @@ class Desk:
         return {"year": status.year, "suspended": False, "admitted_now": admitted, "admitted": status.admitted}
 
     async def courses(self) -> list[dict[str, Any]]:
-        """The catalogue with the seats taken in each course."""
+        """The catalogue with the places taken in each course's sessions."""
         return [
             {
                 "code": c.code,
