@@ -16,6 +16,7 @@ from routing.assignment import AssignmentStore
 from routing.configuration import ConfigurationStore, RoutingSettingsApplier, StaffConfiguration
 from routing.configuration_api import configuration_router
 from routing.console import console_router, desk_console
+from routing.console.sessions_page import sessions_page_router
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
@@ -178,7 +179,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router, sessions_router, configuration_router, sign_in_router, console_router]
+        routers = [desk_router, sessions_router, configuration_router, sign_in_router, console_router, sessions_page_router]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(

@@ -108,6 +108,8 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /console/{lang}/team": DESK_TEAM,
         "POST /console/{lang}/team/requests/{request_id}/reassign": DESK_TEAM,
         "POST /console/{lang}/team/programme/{action}": DESK_TEAM,
+        "GET /console/{lang}/sessions": DESK_TEAM,
+        "POST /console/{lang}/sessions": DESK_TEAM,
     },
     "notification": {
         **EVERY_SERVICE,
