@@ -51,7 +51,7 @@ class SessionPlan(BaseModel):
 
     starts_on: date = Field(description="First day of the session.")
     ends_on: date = Field(description="Last day of the session.")
-    capacity: int = Field(description="Places in the session; never below the people enrolled in it.")
+    capacity: int = Field(ge=0, le=10_000, description="Places in the session; never below the people enrolled in it.")
     mode: CourseMode = Field(description="`online`, or in a `centre` (then `centre_id` says which).")
     centre_id: str | None = Field(None, max_length=64, description="The centre, for a session given in one.")
     language: Language = Field(description="Language the session is given in.")
