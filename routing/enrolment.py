@@ -205,10 +205,13 @@ class CourseSeats:
         language: Language,
         session_id: str | None = None,
         correlation_id: str | None = None,
+        causation_id: str | None = None,
     ) -> Enrolment:
         """A place in the named session, else in the next one with room (`routing.sessions`); the
         waitlist when there is none. Repeated (same request, or the same person already enrolled or
-        waiting for the course), it answers where the first one stands."""
+        waiting for the course), it answers where the first one stands. `correlation_id` and
+        `causation_id` are the request's conversation and the event that routed it: what comes of the
+        enrolment later (a completion, a place freed for the person) follows them."""
         course = self.course(course_code)
         if language not in course.languages:
             offered = ", ".join(lang.value for lang in course.languages)
@@ -234,6 +237,7 @@ class CourseSeats:
                 "active": active,
                 "since": now,
                 "correlation_id": correlation_id,
+                "causation_id": causation_id,
             }
             if placement.session is not None and not placement.waitlisted and await self._take(placement.session, txn):
                 doc |= {"state": "enrolled", "enrolled_at": now}
@@ -392,5 +396,11 @@ class CourseSeats:
 
 
 def _conversation(doc: dict[str, Any]) -> dict[str, Any]:
-    """The request's conversation an enrolment belongs to, when the desk knew it."""
-    return {"correlation_id": uuid.UUID(doc["correlation_id"])} if doc.get("correlation_id") else {}
+    """The request's conversation an enrolment belongs to and the event that routed the request, when
+    the desk knew them: a completion or drop-out, recorded without an event in hand, follows them."""
+    chain: dict[str, Any] = {}
+    if doc.get("correlation_id"):
+        chain["correlation_id"] = uuid.UUID(doc["correlation_id"])
+    if doc.get("causation_id"):
+        chain["causation_id"] = uuid.UUID(doc["causation_id"])
+    return chain

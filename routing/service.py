@@ -492,6 +492,7 @@ class RoutingService:
                     language=case.language,
                     session_id=session_id,
                     correlation_id=case.correlation_id,
+                    causation_id=case.routed_event_id,
                 )
             except EnrolmentError as error:
                 raise DeskError(str(error)) from error

@@ -388,8 +388,9 @@ async def test_a_full_session_puts_the_person_on_the_waitlist_the_call_is_record
 ) -> None:
     await service.seats.plan_session("EXCEL", april_session(capacity=1), session_id="EXCEL-APR-FR")
     first, second = course_email(clock, "EXCEL"), course_email(clock, "EXCEL")
-    for request in (first, second):
-        await service.route(request)
+    first_routed = await service.route(first)
+    await service.route(second)
+    assert first_routed is not None
     for request in (first, second):
         worker_id = await accepted(service, request.request_id)
         await service.record_outcome(
@@ -409,7 +410,8 @@ async def test_a_full_session_puts_the_person_on_the_waitlist_the_call_is_record
     admitted = published[1]
     assert isinstance(admitted, EnrolmentConfirmed)
     assert (admitted.request_id, admitted.session_id, admitted.starts_on) == (second.request_id, "EXCEL-APR-FR", date(2026, 4, 1))
-    # The place is the second person's conversation, caused by the drop-out that freed it.
+    # The drop-out follows the first request's conversation; the place is the second person's, caused by it.
+    assert (published[0].correlation_id, published[0].causation_id) == (first.correlation_id, first_routed.id)
     assert (admitted.correlation_id, admitted.causation_id) == (second.correlation_id, published[0].id)
     assert await service.seats.seats_taken("EXCEL") == 1
 
