@@ -19,10 +19,13 @@ from schemas import (
     CertificateIssued,
     ContactAttempted,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     Event,
     ExamScheduled,
     ExamSchedulingRequested,
     PersonDataErased,
+    TrainingAbandoned,
+    TrainingCompleted,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -40,6 +43,9 @@ NOTIFIED = (
     CallbackDue,
     CallbackSlaBreached,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
+    TrainingCompleted,
+    TrainingAbandoned,
     ExamSchedulingRequested,
     ExamScheduled,
     CertificateIssued,
@@ -52,6 +58,9 @@ Notified = (
     | CallbackDue
     | CallbackSlaBreached
     | EnrolmentConfirmed
+    | EnrolmentWaitlisted
+    | TrainingCompleted
+    | TrainingAbandoned
     | ExamSchedulingRequested
     | ExamScheduled
     | CertificateIssued

@@ -20,6 +20,7 @@ from schemas import (
     ContactOutcome,
     Disposition,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     Event,
     ExamScheduled,
     RequestKind,
@@ -41,6 +42,7 @@ class NoticeKind(StrEnum):
     CONTACT_NO_ANSWER = "contact_no_answer"
     REQUEST_CLOSED_UNREACHABLE = "request_closed_unreachable"
     ENROLMENT_CONFIRMED = "enrolment_confirmed"
+    ENROLMENT_WAITLISTED = "enrolment_waitlisted"
     EXAM_SCHEDULED = "exam_scheduled"
     CERTIFICATE_ISSUED = "certificate_issued"
 
@@ -68,6 +70,7 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
     ContactAttempted,
     TrainingRequestClosed,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     ExamScheduled,
     CertificateIssued,
 )
@@ -154,6 +157,13 @@ def notice_for(event: Event) -> Notice | None:
                 "starts_on": _iso(event.starts_on),
                 "course_language": event.language.value,
                 "login_instructions": event.login_instructions,
+            }
+        case EnrolmentWaitlisted():
+            kind = NoticeKind.ENROLMENT_WAITLISTED
+            facts = {
+                "course_code": event.course_code,
+                "course_title": event.course_title,
+                "course_language": event.language.value,
             }
         case ExamScheduled():
             kind = NoticeKind.EXAM_SCHEDULED

@@ -7,7 +7,7 @@ The channel policy, notice by notice:
 - contact attempted, nobody answered: SMS if a mobile number is known, else e-mail;
 - request closed as unreachable (the last allowed call went unanswered): e-mail if an address is
   known, else SMS - one written account of the calls and of how to reach us, to keep;
-- enrolment confirmed, exam scheduled, certificate issued: e-mail if an address is known (links
+- enrolment confirmed or waitlisted, exam scheduled, certificate issued: e-mail if an address is known (links
   and details), **plus** a short SMS if a mobile number is known.
 
 - A request update is short and urgent (someone is about to call): a text reaches a phone that

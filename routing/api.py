@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from routing.case import CallFacts
 from routing.desk import BoardItem, Desk, DeskError, QueueItem
 from routing.workers import Availability
-from schemas import ContactOutcome, QualificationLevel, Target
+from schemas import ContactOutcome, EnrolmentConfirmed, EnrolmentWaitlisted, QualificationLevel, Target
 from services import Runtime, get_runtime
 from services.auth import PROTECTED, Principal, error_responses, requires
 from services.auth.roles import ACTS_FOR_OTHERS, DESK_OWN_WORK, DESK_READ, DESK_TEAM, DESK_WORKER, may
@@ -72,6 +72,12 @@ class Outcome(BaseModel):
     notes: str | None = Field(None, max_length=2000)
     redirect_to: Target | None = Field(None, description="With outcome `redirected`.")
     course_code: str | None = Field(None, description="With outcome `enrolled`: a catalogue course code.")
+    session_id: str | None = Field(
+        None,
+        max_length=64,
+        description="With outcome `enrolled`: the course session; omitted, the next one in the person's language with "
+        "room. A full session (or none with room) puts the person on the waitlist: the answer says `waitlisted`.",
+    )
     certification_code: str | None = Field(None, description="With outcome `exam_wanted`.")
     retry_at: AwareDatetime | None = Field(None, description="With outcome `no_answer`: when to call again.")
     # What the person said of their situation on the call, when it came up.
@@ -175,10 +181,20 @@ async def outcome(desk: DeskDep, worker: OwnWorker, request_id: str, body: Outco
             certification_code=body.certification_code,
             retry_at=body.retry_at,
             facts=body.facts(),
+            session_id=body.session_id,
         )
     except DeskError as error:
         raise _refused(error) from error
-    return {"request_id": request_id, "published": [e.type for e in events]}
+    answer: dict[str, Any] = {"request_id": request_id, "published": [e.type for e in events]}
+    for event in events:
+        if isinstance(event, EnrolmentConfirmed | EnrolmentWaitlisted):
+            answer["enrolment"] = {
+                "course_code": event.course_code,
+                "session_id": event.session_id,
+                "starts_on": getattr(event, "starts_on", None),
+                "waitlisted": isinstance(event, EnrolmentWaitlisted),
+            }
+    return answer
 
 
 @desk_router.post(

@@ -16,12 +16,14 @@ from routing.assignment import AssignmentStore
 from routing.configuration import ConfigurationStore, RoutingSettingsApplier, StaffConfiguration
 from routing.configuration_api import configuration_router
 from routing.console import console_router, desk_console
+from routing.console.sessions_page import sessions_page_router
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
 from routing.roster import load_roster
 from routing.rules import load_rules
 from routing.service import RoutingPolicy, RoutingService
+from routing.sessions_api import sessions_router
 from routing.settings import RoutingSettings
 from schemas import (
     CallbackDue,
@@ -29,11 +31,14 @@ from schemas import (
     ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     ExamSchedulingRequested,
     PartnerInformationOverdue,
     PartnerInformationReceived,
     PartnerInformationRequested,
     RequestFactsRecorded,
+    TrainingAbandoned,
+    TrainingCompleted,
     TrainingRequestClosed,
     TrainingRequestRouted,
 )
@@ -92,7 +97,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             assignment=assignment,
             timers=timers,
             programme=DigitalDivideProgramme(runtime.mongo, runtime.db, quota=rules.quotas.digital_divide_per_year),
-            seats=CourseSeats(runtime.mongo, runtime.db, catalogue),
+            seats=CourseSeats(runtime.mongo, runtime.db, catalogue, clock=clock, outbox=outbox),
             outbox=outbox,
         )
         feed = ConfigurationFeed(settings.kafka, client_id=f"routing-configuration-{me}")
@@ -122,7 +127,14 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             PartnerInformationReceived,
             TrainingRequestClosed,
         )
-        runtime.publishes(TRAINING_ENROLMENTS, EnrolmentConfirmed, ExamSchedulingRequested)
+        runtime.publishes(
+            TRAINING_ENROLMENTS,
+            EnrolmentConfirmed,
+            EnrolmentWaitlisted,
+            TrainingCompleted,
+            TrainingAbandoned,
+            ExamSchedulingRequested,
+        )
 
         handlers.include(runtime.broker, service)
 
@@ -133,6 +145,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                 timers.ensure_indexes(),
                 service.ensure_indexes(),
                 service.programme.ensure_indexes(),
+                service.seats.ensure_indexes(),
                 sessions.ensure_indexes(),
                 configuration.store.ensure_indexes(),
             )
@@ -166,7 +179,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router, configuration_router, sign_in_router, console_router]
+        routers = [desk_router, sessions_router, configuration_router, sign_in_router, console_router, sessions_page_router]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(

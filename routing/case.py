@@ -33,6 +33,7 @@ from schemas import (
     ContactOutcome,
     Disposition,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     Event,
     ExamRequestReason,
     ExamSchedulingRequested,
@@ -389,10 +390,15 @@ class MarkBreached:
 
 @dataclass(frozen=True, slots=True)
 class EnrolledCourse:
-    """The seat the desk took in a course (`routing.enrolment`), before the decision."""
+    """The place the desk took in a course session (`routing.enrolment`), before the decision; or,
+    `waitlisted`, the waitlist it put the person on (of `session_id` when named, else of the course)."""
 
     code: str
     title: str
+    starts_on: date | None = None
+    session_id: str | None = None
+    waitlisted: bool = False
+    online: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,16 +634,29 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
         **command.facts.learned(),
     )
     events: list[Event] = [attempted]
-    if outcome is ContactOutcome.ENROLLED and command.enrolment is not None:
+    if outcome is ContactOutcome.ENROLLED and command.enrolment is not None and command.enrolment.waitlisted:
+        # The call is still recorded and closes the request as reached; the place comes later.
+        events.append(
+            EnrolmentWaitlisted(
+                **common,
+                **following_case(case, attempted),
+                course_code=command.enrolment.code,
+                course_title=command.enrolment.title,
+                language=case.language,
+                session_id=command.enrolment.session_id,
+            )
+        )
+    elif outcome is ContactOutcome.ENROLLED and command.enrolment is not None:
         events.append(
             EnrolmentConfirmed(
                 **common,
                 **following_case(case, attempted),
                 course_code=command.enrolment.code,
                 course_title=command.enrolment.title,
-                starts_on=None,
+                starts_on=command.enrolment.starts_on,
                 language=case.language,
-                login_instructions=LOGIN_INSTRUCTIONS,
+                login_instructions=LOGIN_INSTRUCTIONS if command.enrolment.online else None,
+                session_id=command.enrolment.session_id,
             )
         )
     if outcome is ContactOutcome.EXAM_WANTED and command.exam_certification is not None:

@@ -307,6 +307,7 @@ class Desk:
         certification_code: str | None = None,
         retry_at: datetime | None = None,
         facts: CallFacts | None = None,
+        session_id: str | None = None,
     ) -> list[Event]:
         """What came of a call; returns the events it publishes (see `RoutingService.record_outcome`)."""
         return await self._service.record_outcome(
@@ -319,6 +320,7 @@ class Desk:
             certification_code=certification_code,
             retry_at=retry_at,
             facts=facts,
+            session_id=session_id,
         )
 
     async def record_facts(self, request_id: str, *, facts: CallFacts, recorded_by: str, for_team: bool) -> dict[str, Any]:
@@ -400,7 +402,7 @@ class Desk:
         return {"year": status.year, "suspended": False, "admitted_now": admitted, "admitted": status.admitted}
 
     async def courses(self) -> list[dict[str, Any]]:
-        """The catalogue with the seats taken in each course."""
+        """The catalogue with the places taken in each course's sessions."""
         return [
             {
                 "code": c.code,

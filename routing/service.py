@@ -472,6 +472,7 @@ class RoutingService:
         certification_code: str | None = None,
         retry_at: datetime | None = None,
         facts: CallFacts | None = None,
+        session_id: str | None = None,
     ) -> list[Event]:
         """What came of a call; publishes what it means and frees or keeps the worker. `facts` are what
         the person said of their situation on the call; `ContactAttempted` carries them."""
@@ -485,11 +486,25 @@ class RoutingService:
         if outcome is ContactOutcome.ENROLLED and course_code:
             try:
                 enrolled = await self.seats.enrol(
-                    course_code=course_code, person_id=case.person_id, request_id=request_id, language=case.language
+                    course_code=course_code,
+                    person_id=case.person_id,
+                    request_id=request_id,
+                    language=case.language,
+                    session_id=session_id,
+                    correlation_id=case.correlation_id,
+                    causation_id=case.routed_event_id,
                 )
             except EnrolmentError as error:
                 raise DeskError(str(error)) from error
-            enrolment = EnrolledCourse(code=enrolled.course.code, title=enrolled.course.title_in(case.language))
+            session = enrolled.session
+            enrolment = EnrolledCourse(
+                code=enrolled.course.code,
+                title=enrolled.course.title_in(case.language),
+                starts_on=session.starts_on if session else None,
+                session_id=session.session_id if session else None,
+                waitlisted=enrolled.waitlisted,
+                online=session is None or session.mode == "online",
+            )
             if enrolled.course.certification and (cert := self.policy.catalogue.certification(enrolled.course.certification)):
                 log.info("candidate.path_enrolled", request_id=request_id, certification=cert.code)
         known = certification_code and self.policy.catalogue.certification(certification_code) is not None

@@ -41,6 +41,7 @@ __all__ = [
     "ConfigurationChanged",
     "ContactAttempted",
     "EnrolmentConfirmed",
+    "EnrolmentWaitlisted",
     "ExamScheduled",
     "ExamSchedulingRequested",
     "NotificationFailed",
@@ -49,6 +50,8 @@ __all__ = [
     "PartnerInformationReceived",
     "PartnerInformationRequested",
     "PersonDataErased",
+    "TrainingAbandoned",
+    "TrainingCompleted",
     "TrainingRequestClosed",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
@@ -437,6 +440,69 @@ class EnrolmentConfirmed(Event):
         default=None,
         description="How to log in to an online course, sent to the person as is.",
     )
+    session_id: str | None = Field(
+        default=None,
+        description="The course session (cohort) the person has a place in; none for enrolments made before sessions.",
+        examples=["EXCEL-2025-04-FR"],
+    )
+
+
+SessionId = Annotated[
+    NonEmptyStr,
+    Field(description="Id of the course session (cohort).", examples=["EXCEL-2025-04-FR"]),
+]
+AbandonReason = Literal["no_show", "found_work", "personal", "level_mismatch", "other"]
+"""Why a person left a course before its end: a closed list, so that no free text (which may name the
+person) travels with the event, and so that reports can count them."""
+
+
+class EnrolmentWaitlisted(Event):
+    """The person asked for a course whose sessions have no place left: they wait for one, and are
+    enrolled (`EnrolmentConfirmed`) when a place frees or a session opens."""
+
+    type: Literal["be.bruxellesformation.training.enrolment.waitlisted"] = type_field(
+        "be.bruxellesformation.training.enrolment.waitlisted"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    course_code: NonEmptyStr = Field(description="Catalogue code of the course.", examples=["EXCEL"])
+    course_title: str = Field(description="Title of the course in the person's language.", examples=["Excel (tableur)"])
+    language: Language = Field(description="Language of the session waited for.")
+    session_id: str | None = Field(
+        default=None,
+        description="The full session the person waits for; none: the next session of the course in their language.",
+        examples=["EXCEL-2025-04-FR"],
+    )
+
+
+class TrainingCompleted(Event):
+    """The person finished their course session; the place is free again."""
+
+    type: Literal["be.bruxellesformation.training.course.completed"] = type_field(
+        "be.bruxellesformation.training.course.completed"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    course_code: NonEmptyStr = Field(description="Catalogue code of the course.", examples=["EXCEL"])
+    session_id: SessionId
+    at: AwareDatetime = Field(description="When the course was completed.", examples=["2025-05-28T16:00:00+02:00"])
+
+
+class TrainingAbandoned(Event):
+    """The person left their course session before its end; the place is free again."""
+
+    type: Literal["be.bruxellesformation.training.course.abandoned"] = type_field(
+        "be.bruxellesformation.training.course.abandoned"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    course_code: NonEmptyStr = Field(description="Catalogue code of the course.", examples=["EXCEL"])
+    session_id: SessionId
+    at: AwareDatetime = Field(description="When the person left.", examples=["2025-04-20T09:00:00+02:00"])
+    reason: AbandonReason = Field(description="Why the person left, from a closed list.", examples=["found_work"])
 
 
 class ExamSchedulingRequested(Event):
@@ -596,6 +662,9 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     PartnerInformationReceived,
     TrainingRequestClosed,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
+    TrainingCompleted,
+    TrainingAbandoned,
     ExamSchedulingRequested,
     ExamScheduled,
     CertificateIssued,

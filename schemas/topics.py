@@ -30,6 +30,7 @@ from schemas.events import (
     ConfigurationChanged,
     ContactAttempted,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     ExamScheduled,
     ExamSchedulingRequested,
     NotificationFailed,
@@ -39,6 +40,8 @@ from schemas.events import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    TrainingAbandoned,
+    TrainingCompleted,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -120,8 +123,11 @@ TRAINING_ENROLMENTS = TopicSpec(
     name="training.enrolments.v1",
     partitions=3,
     key="person_id",
-    events=(EnrolmentConfirmed, ExamSchedulingRequested),
-    description="Enrolments in courses and requests to sit a certification exam.",
+    events=(EnrolmentConfirmed, EnrolmentWaitlisted, TrainingCompleted, TrainingAbandoned, ExamSchedulingRequested),
+    description=(
+        "Enrolments in course sessions (or on their waitlist), courses completed or abandoned, and requests to sit "
+        "a certification exam."
+    ),
 )
 CERTIFICATION_EXAMS = TopicSpec(
     name="certification.exams.v1",

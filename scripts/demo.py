@@ -280,6 +280,22 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
         await http.post(f"/desk/requests/{request_id}/accept", headers=as_second)
         queue = (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json()
         console.print(f"{second} accepts; their queue: " + ", ".join(f"{i['request_id'][:8]} ({i['status']})" for i in queue))
+        # The supervisor plans an online Excel session in French starting tomorrow (the routing clock's day).
+        starts_on = next_working_morning().date() + timedelta(days=1)
+        planned = await http.post(
+            "/desk/courses/EXCEL/sessions",
+            json={
+                "session_id": "EXCEL-DEMO-FR",
+                "starts_on": starts_on.isoformat(),
+                "ends_on": (starts_on + timedelta(weeks=6)).isoformat(),
+                "capacity": 12,
+                "mode": "online",
+                "language": "fr",
+            },
+            headers=TOKENS.headers("adv-sup"),
+        )
+        planned.raise_for_status()
+        console.print(f"adv-sup plans session EXCEL-DEMO-FR (online, fr, 12 places) from {starts_on:%a %d %b}")
         outcome = await http.post(
             f"/desk/requests/{request_id}/outcome",
             json={"outcome": "enrolled", "course_code": "EXCEL", "notes": "Inscrit au parcours Excel."},
@@ -287,7 +303,11 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
         )
         outcome.raise_for_status()
         published = ", ".join(t.rsplit(".", 2)[-2] + "." + t.rsplit(".", 1)[-1] for t in outcome.json()["published"])
-        console.print(f"{second} records the call: enrolled in EXCEL -> published {published}")
+        enrolment = outcome.json().get("enrolment") or {}
+        console.print(
+            f"{second} records the call: enrolled in EXCEL, session {enrolment.get('session_id')} from "
+            f"{enrolment.get('starts_on')} -> published {published}"
+        )
 
 
 async def called_back_while_suspended(routing_url: str, db: Any) -> None:
@@ -447,27 +467,13 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
     console.rule("[bold]6. From enrolment to a certificate (centres closed, then reopened)")
     enrolled = await db["routing_cases"].find_one({"outcome": "enrolled"})
     person_id = enrolled["person_id"]
-    # The e-learning platform reports that the person finished the Excel path: it asks for an exam.
-    from aiokafka import AIOKafkaProducer
-
-    from schemas import ExamRequestReason, ExamSchedulingRequested
-    from services.kafka import wire
-
-    completed = ExamSchedulingRequested(
-        source="/e-learning",
-        subject=person_id,
-        request_id=enrolled["_id"],
-        person_id=person_id,
-        certification_code="MOS-EXCEL",
-        reason=ExamRequestReason.PATH_COMPLETED,
-    )
-    topic, key, value, headers = wire(completed)
-    producer = AIOKafkaProducer(**kafka_client(), enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(f"{database}.{topic}", value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
-    finally:
-        await producer.stop()
+    # The person finished the online Excel session at their own pace: the desk records the completion,
+    # which frees the place and, Excel preparing for MOS-EXCEL, makes routing ask for the exam by itself.
+    async with httpx.AsyncClient(base_url=services["routing"].url, timeout=10, headers=TOKENS.headers("adv-sup")) as http:
+        completion = await http.post(f"/desk/enrolments/{enrolled['_id']}/completed", json={})
+        completion.raise_for_status()
+        published = ", ".join(t.rsplit(".", 2)[-2] + "." + t.rsplit(".", 1)[-1] for t in completion.json()["published"])
+        console.print(f"adv-sup records that the person completed the Excel session -> published {published}")
     # Certification staff sign in as cert-1; checking the credential afterwards needs no account.
     async with httpx.AsyncClient(base_url=services["certification"].url, timeout=10, headers=TOKENS.headers("cert-1")) as http:
         waitlist: list[dict[str, Any]] = []

@@ -101,6 +101,8 @@ GRANTS: dict[str, ServiceGrants] = {
             "routing_programme_waitlist",
             "routing_course_seats",
             "routing_enrolments",
+            "routing_course_sessions",
+            "routing_session_enrolments",
             "routing_timers",
             "routing_outbox",
             "configuration_changes",

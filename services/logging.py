@@ -136,6 +136,8 @@ LOGGED_KEYS = frozenset(
         "cases",
         "deliveries",
         "seats",
+        "capacity",  # places in a course session
+        "admitted",  # how many people a freed or new place enrolled from a waitlist
         "released",
         "consumed",
         "attachments",

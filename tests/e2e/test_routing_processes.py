@@ -9,12 +9,13 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from schemas import Channel, EnrolmentConfirmed, Event, QualificationLevel, TrainingRequestRouted
+from schemas import Channel, EnrolmentConfirmed, Event, QualificationLevel, TrainingAbandoned, TrainingRequestRouted
 from scripts.tokens import Tokens
 from tests.factories import live_request
 from tests.processes import Run, policy, produce, read_events, roster, wait_for
@@ -215,19 +216,50 @@ async def test_the_desk_declines_reoffers_accepts_and_enrols(run: Run, mongo_cli
             headers=as_second,
         )
         assert full.status_code == 409 and "not in the catalogue" in full.json()["detail"]
+        # A supervisor plans the session the person is enrolled in (the first after today in French).
+        starts_on = datetime.now(UTC).date() + timedelta(days=30)
+        planned = await http.post(
+            "/desk/courses/EXCEL/sessions",
+            json={
+                "session_id": "EXCEL-E2E-FR",
+                "starts_on": starts_on.isoformat(),
+                "ends_on": (starts_on + timedelta(weeks=6)).isoformat(),
+                "capacity": 10,
+                "mode": "online",
+                "language": request.language.value,
+            },
+            headers=tokens.headers("adv-sup"),
+        )
+        assert planned.status_code == 201, planned.text
         enrolled = await http.post(
             f"/desk/requests/{request.request_id}/outcome",
             json={"outcome": "enrolled", "course_code": "EXCEL"},
             headers=as_second,
         )
         assert enrolled.status_code == 200, enrolled.text
+        assert enrolled.json()["enrolment"] == {
+            "course_code": "EXCEL",
+            "session_id": "EXCEL-E2E-FR",
+            "starts_on": starts_on.isoformat(),
+            "waitlisted": False,
+        }
         assert (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json() == []
+        # The course has not started: it cannot be completed yet; the person may leave it.
+        early = await http.post(f"/desk/enrolments/{request.request_id}/completed", json={}, headers=as_second)
+        assert early.status_code == 409 and "cannot be completed before" in early.json()["detail"]
+        left = await http.post(
+            f"/desk/enrolments/{request.request_id}/abandoned", json={"reason": "found_work"}, headers=as_second
+        )
+        assert left.status_code == 200, left.text
+        assert left.json()["published"] == ["be.bruxellesformation.training.course.abandoned"]
+        sessions = (await http.get("/desk/courses/EXCEL/sessions", headers=as_second)).json()["sessions"]
+        assert [(s["session_id"], s["enrolled"]) for s in sessions] == [("EXCEL-E2E-FR", 0)]
         page = await http.get(f"/desk/ui/{second}", headers=as_second)
         assert page.status_code == 200 and "File d'appels" in page.text
 
-    enrolments = await read_events(run.topic("training.enrolments.v1"), until=lambda e: len(e) >= 1)
+    enrolments = await read_events(run.topic("training.enrolments.v1"), until=lambda e: len(e) >= 2)
     confirmed = [(type(e), e.course_code, e.actor) for e in enrolments if isinstance(e, EnrolmentConfirmed)]
     assert confirmed == [(EnrolmentConfirmed, "EXCEL", second)], "the event names who acted: the signed-in worker"
-    assert len(enrolments) == 1
+    assert [type(e) for e in enrolments] == [EnrolmentConfirmed, TrainingAbandoned]
     decision = await mongo_client[run.database]["routing_cases"].find_one({"_id": request.request_id})
     assert decision["outcome"] == "enrolled"

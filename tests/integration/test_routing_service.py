@@ -10,7 +10,7 @@ the wire codec.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from routing.programme import DigitalDivideProgramme
 from routing.rules import DEFAULT_PATH as RULES_PATH
 from routing.rules import RuleSet, load_rules, parse_rules
 from routing.service import DeskError, RoutingPolicy, RoutingService
+from routing.sessions import SessionPlan
 from routing.sla import callback_deadline, due_at
 from routing.workers import Availability, Worker, worker_hours
 from schemas import (
@@ -37,6 +38,7 @@ from schemas import (
     ContactOutcome,
     Disposition,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     Event,
     ExamRequestReason,
     ExamSchedulingRequested,
@@ -45,6 +47,7 @@ from schemas import (
     QualificationLevel,
     RequestFactsRecorded,
     Target,
+    TrainingAbandoned,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -125,11 +128,11 @@ async def build_service(
         assignment=assignment,
         timers=timers,
         programme=DigitalDivideProgramme(client, db, quota=rules.quotas.digital_divide_per_year),
-        seats=CourseSeats(client, db, catalogue),
+        seats=CourseSeats(client, db, catalogue, clock=clock, outbox=outbox),
         outbox=outbox,
     )
     await processed.ensure_indexes()
-    for store in (outbox, assignment, timers, service, service.programme):
+    for store in (outbox, assignment, timers, service, service.programme, service.seats):
         await store.ensure_indexes()
     for worker in ROSTER:
         await assignment.upsert_worker(worker)
@@ -150,6 +153,13 @@ def received(clock: FixedClock, **overrides: Any) -> TrainingRequestReceived:
     """A request received now, in French, with a need that triggers no rule by itself."""
     fields: dict[str, Any] = {"received_at": clock.now(), "need": NEUTRAL_NEED}
     return make_request(**(fields | overrides))
+
+
+def april_session(*, capacity: int) -> SessionPlan:
+    """An online session in French from 1 April 2026, after the tests' Tuesday 3 March."""
+    return SessionPlan(
+        starts_on=date(2026, 4, 1), ends_on=date(2026, 5, 27), capacity=capacity, mode="online", language=Language.FR
+    )
 
 
 def phone_call(clock: FixedClock, **overrides: Any) -> TrainingRequestReceived:
@@ -330,6 +340,7 @@ async def test_an_offer_not_accepted_in_time_is_offered_again(service: RoutingSe
 async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sla_and_frees_the_worker(
     service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
+    await service.seats.plan_session("EXCEL", april_session(capacity=12), session_id="EXCEL-APR-FR")
     request = phone_call(clock, requested_course="EXCEL")
     routed = await service.route(request)
     assert routed is not None and routed.target is Target.ESPACES_NUMERIQUES and routed.callback_deadline is not None
@@ -356,6 +367,7 @@ async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sl
         None,
     )
     assert (enrolment.course_code, enrolment.course_title, enrolment.language) == ("EXCEL", "Excel (tableur)", FR)
+    assert (enrolment.session_id, enrolment.starts_on) == ("EXCEL-APR-FR", date(2026, 4, 1))
     assert enrolment.person_id == request.person_id
     # One conversation: the routed request caused the call, the call caused the enrolment.
     assert (contact.correlation_id, contact.causation_id) == (request.correlation_id, routed.id)
@@ -372,32 +384,36 @@ async def test_enrolment_publishes_the_contact_and_the_confirmation_meets_the_sl
     assert await service.seats.seats_taken("EXCEL") == 1
 
 
-async def test_enrolling_in_a_full_course_is_refused_with_the_reason_and_publishes_nothing(
-    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
+async def test_a_full_session_puts_the_person_on_the_waitlist_the_call_is_recorded_and_a_drop_out_lets_them_in(
+    service: RoutingService, mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:
-    base = load_catalogue()
-    one_seat = Catalogue(
-        version=base.version,
-        courses=tuple(c.model_copy(update={"capacity": 1}) if c.code == "EXCEL" else c for c in base.courses),
-        certifications=base.certifications,
-    )
-    service = await build_service(mongo_client, mongo_db, clock, catalogue=one_seat)
-    await service.seats.enrol(course_code="EXCEL", person_id="p-first", request_id="r-first", language=FR)
-    request = course_email(clock, "EXCEL")
-    await service.route(request)
-    worker_id = await accepted(service, request.request_id)
-
-    with pytest.raises(DeskError, match=r"EXCEL is full \(1 seats taken\)") as refused:
+    await service.seats.plan_session("EXCEL", april_session(capacity=1), session_id="EXCEL-APR-FR")
+    first, second = course_email(clock, "EXCEL"), course_email(clock, "EXCEL")
+    first_routed = await service.route(first)
+    await service.route(second)
+    assert first_routed is not None
+    for request in (first, second):
+        worker_id = await accepted(service, request.request_id)
         await service.record_outcome(
             request.request_id, worker_id=worker_id, outcome=ContactOutcome.ENROLLED, course_code="EXCEL"
         )
 
-    assert refused.value.status == 409
-    assert await outbox_events(mongo_db) == []
-    case = await service.cases.find_one({"_id": request.request_id})
-    assert case is not None and (case["attempts"], case["outcome"]) == (0, None)
-    assert await holder(service, request.request_id) == worker_id
-    assert await open_count(service, worker_id) == 1
+    events = await outbox_events(mongo_db, second.request_id)
+    assert [type(e) for e in events] == [ContactAttempted, EnrolmentWaitlisted, TrainingRequestClosed]
+    _, waitlisted, closed = events
+    assert isinstance(waitlisted, EnrolmentWaitlisted) and (waitlisted.course_code, waitlisted.session_id) == ("EXCEL", None)
+    assert isinstance(closed, TrainingRequestClosed) and closed.disposition is Disposition.REACHED
+    assert await service.seats.seats_taken("EXCEL") == 1
+
+    published = await service.seats.finish(first.request_id, completed=False, reason="found_work")
+
+    assert [type(e) for e in published] == [TrainingAbandoned, EnrolmentConfirmed]
+    admitted = published[1]
+    assert isinstance(admitted, EnrolmentConfirmed)
+    assert (admitted.request_id, admitted.session_id, admitted.starts_on) == (second.request_id, "EXCEL-APR-FR", date(2026, 4, 1))
+    # The drop-out follows the first request's conversation; the place is the second person's, caused by it.
+    assert (published[0].correlation_id, published[0].causation_id) == (first.correlation_id, first_routed.id)
+    assert (admitted.correlation_id, admitted.causation_id) == (second.correlation_id, published[0].id)
     assert await service.seats.seats_taken("EXCEL") == 1
 
 

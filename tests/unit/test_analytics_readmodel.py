@@ -23,6 +23,7 @@ from schemas import (
     ContactOutcome,
     Disposition,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     Event,
     ExamRequestReason,
     ExamScheduled,
@@ -38,6 +39,8 @@ from schemas import (
     PersonDataErased,
     RequestFactsRecorded,
     Target,
+    TrainingAbandoned,
+    TrainingCompleted,
     TrainingRequestClosed,
     TrainingRequestRouted,
     codec,
@@ -157,6 +160,28 @@ def one_of_each() -> list[Event]:
             language=Language.FR,
             login_instructions=f"login {EMAIL}",
             starts_on=date(2026, 4, 1),
+            session_id="EXCEL-2026-04-FR",
+        ),
+        EnrolmentWaitlisted(
+            source="/routing",
+            request_id=rid,
+            person_id=person,
+            course_code="EXCEL",
+            course_title="Excel",
+            language=Language.FR,
+            session_id="EXCEL-2026-04-FR",
+        ),
+        TrainingCompleted(
+            source="/routing", request_id=rid, person_id=person, course_code="EXCEL", session_id="EXCEL-2026-04-FR", at=later
+        ),
+        TrainingAbandoned(
+            source="/routing",
+            request_id=rid,
+            person_id=person,
+            course_code="EXCEL",
+            session_id="EXCEL-2026-04-FR",
+            at=later,
+            reason="found_work",
         ),
         ExamSchedulingRequested(
             source="/routing", request_id=rid, person_id=person, certification_code="MOS-EXCEL", reason=ExamRequestReason.DESK

@@ -33,6 +33,7 @@ from schemas import (
     PersonDataErased,
     RequestFactsRecorded,
     Target,
+    TrainingCompleted,
     TrainingRequestReceived,
     TrainingRequestRouted,
     codec,
@@ -218,6 +219,24 @@ async def test_certification_takes_enrolments_and_exam_requests() -> None:
         await publish(broker, TRAINING_ENROLMENTS, enrolment)
         await publish(broker, TRAINING_ENROLMENTS, exam)
     assert candidates.calls == [("on_enrolment", enrolment), ("on_exam_requested", exam)]
+
+
+async def test_certification_passes_over_waitlistings_and_completions() -> None:
+    candidates = RecordingCandidates()
+    request = make_request()
+    completed = TrainingCompleted.following(
+        request,
+        source="/routing",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        course_code="EXCEL",
+        session_id="EXCEL-1",
+        at=request.received_at,
+    )
+    async with in_memory("certification", certification(candidates)) as (broker, metrics):
+        await publish(broker, TRAINING_ENROLMENTS, completed)
+        assert dead_letters(metrics) == 0
+    assert candidates.calls == []
 
 
 async def test_certification_takes_routed_requests_and_passes_over_the_rest_of_routing() -> None:

@@ -36,11 +36,14 @@ from schemas import (
     CallbackSlaBreached,
     ContactAttempted,
     ContactOutcome,
+    Disposition,
     EnrolmentConfirmed,
+    EnrolmentWaitlisted,
     ExamRequestReason,
     ExamSchedulingRequested,
     QualificationLevel,
     Target,
+    TrainingRequestClosed,
     TrainingRequestRouted,
 )
 from services.timers import TimerKind
@@ -271,6 +274,30 @@ def test_an_enrolment_is_confirmed_as_caused_by_the_call() -> None:
     assert (confirmed.course_code, confirmed.course_title, confirmed.language) == ("EXCEL", "Excel", case.language)
     assert (confirmed.causation_id, str(confirmed.correlation_id)) == (attempted.id, case.correlation_id)
     assert closed.outcome is ContactOutcome.ENROLLED
+
+
+def test_an_enrolment_in_a_session_says_when_it_starts_and_a_centre_session_needs_no_login() -> None:
+    enrolment = EnrolledCourse(code="EXCEL", title="Excel", starts_on=date(2026, 4, 1), session_id="EXCEL-1", online=False)
+
+    _, effects = decide(a_case(), call(ContactOutcome.ENROLLED, enrolment=enrolment))
+
+    confirmed = effects.events[1]
+    assert isinstance(confirmed, EnrolmentConfirmed)
+    assert (confirmed.starts_on, confirmed.session_id, confirmed.login_instructions) == (date(2026, 4, 1), "EXCEL-1", None)
+
+
+def test_a_full_course_puts_the_person_on_the_waitlist_and_still_closes_the_call_as_reached() -> None:
+    case = a_case()
+    enrolment = EnrolledCourse(code="EXCEL", title="Excel", session_id="EXCEL-1", waitlisted=True)
+
+    closed, effects = decide(case, call(ContactOutcome.ENROLLED, enrolment=enrolment))
+
+    attempted, waitlisted, ended = effects.events
+    assert isinstance(waitlisted, EnrolmentWaitlisted) and isinstance(ended, TrainingRequestClosed)
+    assert (waitlisted.course_code, waitlisted.session_id, waitlisted.language) == ("EXCEL", "EXCEL-1", case.language)
+    assert waitlisted.causation_id == attempted.id
+    assert not any(isinstance(e, EnrolmentConfirmed) for e in effects.events)
+    assert (closed.outcome, ended.disposition) == (ContactOutcome.ENROLLED, Disposition.REACHED)
 
 
 def test_an_exam_request_names_the_certification_in_capitals() -> None:
