@@ -44,6 +44,10 @@ from schemas.events import (
     EnrolmentConfirmed,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
     NotificationFailed,
     NotificationSent,
     PartnerInformationOverdue,
@@ -145,6 +149,11 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         TrainingRequestClosed: ("request_id", "person_id", "disposition", "attempts", "worker_id"),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
+        # The offer's links are bearer capabilities (and sealed): never kept.
+        ExamSeatOffered: ("person_id", "offer_id", "certification_code", "session_id", "centre_id", "exam_at", "respond_by"),
+        ExamSeatOfferAccepted: ("person_id", "offer_id", "certification_code", "session_id", "closed_at"),
+        ExamSeatOfferDeclined: ("person_id", "offer_id", "certification_code", "session_id", "closed_at"),
+        ExamSeatOfferExpired: ("person_id", "offer_id", "certification_code", "session_id", "closed_at"),
         ExamScheduled: ("person_id", "certification_code", "session_id", "centre_id", "exam_at"),
         CertificateIssued: ("person_id", "certification_code", "issued_at"),
         NotificationSent: ("person_id", "about_event_id", "channel", "template", "attempts"),
@@ -170,6 +179,8 @@ _INSTANTS: Final = frozenset(
         "asked_at",
         "remind_at",
         "answered_at",
+        "respond_by",
+        "closed_at",
     }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}
