@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient
 
 from certification.certifications import load_certifications
 from certification.credentials import CredentialLinks, IssuerProfile
-from certification.seating import CandidateStatus, CentreState, OfferStatus, WaitingReason
+from certification.seating import CandidateStatus, CentreState, OfferStatus, OfferTerms, WaitingReason
 from certification.seats import OFFER_EXPIRY
 from certification.service import CertificationService
 from certification.store import CertificationError, candidate_id
@@ -29,7 +29,9 @@ from services.clock import FixedClock
 from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 from services.timers import TimerState, TimerStore
+from tests.certification_fakes import OFFER_LINKS
 from tests.conftest import MONGODB_URI
 from tests.factories import enrolled, exam_requested
 
@@ -57,7 +59,9 @@ async def build(
         timers=TimerStore(client, db, clock=clock, owner=owner, collection="certification_timers"),
         links=LINKS,
         issuer=IssuerProfile(id=LINKS.issuer, name="Bruxelles Formation", url="https://www.bruxellesformation.brussels"),
-        offer_window=WINDOW,
+        offer_links=OFFER_LINKS,
+        seal=PersonalData(PersonKeys(db)).seal,
+        offer_terms=OfferTerms(window=WINDOW),
         what_to_bring=["Carte d'identité"],
     )
     await processed.ensure_indexes()
