@@ -1,7 +1,7 @@
 """The links a candidate answers a seat offer with: signed, expiring tokens, one per offer and action.
 
 A token says *who may do what until when*: `offer id`, `action` (accept or decline) and the offer's
-deadline, signed with HMAC-SHA256 under `CERTIFICATION_OFFER_TOKEN_KEY`. Nothing is stored per token:
+deadline, signed with HMAC-SHA256 (truncated to 128 bits) under `CERTIFICATION_OFFER_TOKEN_KEY`. Nothing is stored per token:
 
 - **signed**: a token whose signature does not match (forged, altered, another key) is `BadToken`;
 - **expiring**: past its expiry (the offer's deadline) it is `TokenExpired`, whatever the offer says;
@@ -90,7 +90,8 @@ class OfferTokens:
         self._key = key_bytes
 
     def _signature(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, _DOMAIN + payload, hashlib.sha256).digest()
+        # Truncated to 128 bits (RFC 2104 allows it; still far beyond guessing): a link must fit in a text message.
+        return hmac.new(self._key, _DOMAIN + payload, hashlib.sha256).digest()[:16]
 
     def sign(self, offer_id: str, action: OfferAction, expires_at: datetime) -> str:
         """`v1.<payload>.<signature>`, URL-safe; the payload is `offer_id|action|expiry (epoch seconds)`."""

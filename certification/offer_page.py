@@ -41,8 +41,6 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "respond_by": "Répondez avant le",
         "accept": "J'accepte cette place",
         "decline": "Je refuse cette place",
-        "asked_accept": "Vous avez choisi d'accepter : confirmez avec le bouton ci-dessous.",
-        "asked_decline": "Vous avez choisi de refuser : confirmez avec le bouton ci-dessous.",
         "accepted": "C'est noté : votre place est réservée. Vous recevrez votre convocation par message.",
         "declined": "C'est noté : vous avez refusé cette place. Elle est proposée à une autre personne, "
         "et vous gardez votre place dans la liste d'attente pour une autre session.",
@@ -64,8 +62,6 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "respond_by": "Antwoord vóór",
         "accept": "Ik aanvaard deze plaats",
         "decline": "Ik weiger deze plaats",
-        "asked_accept": "U koos om te aanvaarden: bevestig met de knop hieronder.",
-        "asked_decline": "U koos om te weigeren: bevestig met de knop hieronder.",
         "accepted": "Genoteerd: uw plaats is gereserveerd. U ontvangt uw oproeping per bericht.",
         "declined": "Genoteerd: u hebt deze plaats geweigerd. Ze wordt aan iemand anders aangeboden, "
         "en u behoudt uw plaats op de wachtlijst voor een andere sessie.",
@@ -87,8 +83,6 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "respond_by": "Answer by",
         "accept": "I accept this seat",
         "decline": "I decline this seat",
-        "asked_accept": "You chose to accept: confirm with the button below.",
-        "asked_decline": "You chose to decline: confirm with the button below.",
         "accepted": "Done: your seat is booked. You will receive your notice to attend by message.",
         "declined": "Done: you declined this seat. It is offered to someone else, and you keep your place on the "
         "waiting list for another session.",
@@ -158,7 +152,6 @@ dt { font-weight: bold; }
 </dl>
 {% endif %}
 {% if open %}
-{% if asked %}<p>{{ asked }}</p>{% endif %}
 {% for action, label in buttons %}
 <form method="post" action="{{ path }}">
 <input type="hidden" name="token" value="{{ tokens[action] }}">
@@ -263,10 +256,7 @@ def render(response: Response, lang: Lang, *, token: str | None) -> HTMLResponse
     ):
         message = f"{message} {t['status_' + offer.status.value]}"
     open_ = response.outcome is Outcome.OPEN and response.tokens is not None
-    asked = ""
-    if open_ and response.action is not None:
-        asked = t["asked_accept"] if response.action is OfferAction.ACCEPT else t["asked_decline"]
-    # The button the link asked for comes first.
+    # Either link shows both answers (a text message has room for one link only); the one it asked for comes first.
     order = [OfferAction.ACCEPT, OfferAction.DECLINE]
     if response.action is OfferAction.DECLINE:
         order.reverse()
@@ -280,7 +270,6 @@ def render(response: Response, lang: Lang, *, token: str | None) -> HTMLResponse
         "message": message,
         "offer": offer is not None and response.outcome is not Outcome.INVALID,
         "open": open_,
-        "asked": asked,
         "buttons": [(a.value, t[a.value]) for a in order],
         "tokens": {a.value: v for a, v in (response.tokens or {}).items()},
         "intro": t["intro"].format(code=offer.certification_code) if offer else "",

@@ -22,6 +22,10 @@ from schemas import (
     Event,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
     PersonDataErased,
     TrainingRequestClosed,
     TrainingRequestReceived,
@@ -41,10 +45,15 @@ NOTIFIED = (
     CallbackSlaBreached,
     EnrolmentConfirmed,
     ExamSchedulingRequested,
+    ExamSeatOffered,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOfferExpired,
     ExamScheduled,
     CertificateIssued,
 )
-"""The events the service decides on, one by one, whether they tell the person something."""
+"""The events the service decides on, one by one, whether they tell the person something (an offer's
+answer or lapse tells nothing: `ExamScheduled` or the next offer does; carried so they are not dead letters)."""
 Notified = (
     TrainingRequestRouted
     | ContactAttempted
@@ -53,6 +62,10 @@ Notified = (
     | CallbackSlaBreached
     | EnrolmentConfirmed
     | ExamSchedulingRequested
+    | ExamSeatOffered
+    | ExamSeatOfferAccepted
+    | ExamSeatOfferDeclined
+    | ExamSeatOfferExpired
     | ExamScheduled
     | CertificateIssued
 )

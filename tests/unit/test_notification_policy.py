@@ -28,7 +28,12 @@ pytestmark = pytest.mark.unit
 
 EMAIL, SMS = NotificationChannel.EMAIL, NotificationChannel.SMS
 UPDATES = [k for k in NoticeKind if k.is_request_update]
-DETAILED = [NoticeKind.ENROLMENT_CONFIRMED, NoticeKind.EXAM_SCHEDULED, NoticeKind.CERTIFICATE_ISSUED]
+DETAILED = [
+    NoticeKind.ENROLMENT_CONFIRMED,
+    NoticeKind.EXAM_SEAT_OFFERED,
+    NoticeKind.EXAM_SCHEDULED,
+    NoticeKind.CERTIFICATE_ISSUED,
+]
 WRITTEN = [k for k in NoticeKind if k.is_written_account]
 NOON = datetime(2026, 3, 3, 11, 0, tzinfo=UTC)  # 12:00 in Brussels
 NIGHT = datetime(2026, 3, 3, 22, 0, tzinfo=UTC)  # 23:00 in Brussels
