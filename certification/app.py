@@ -17,6 +17,7 @@ from certification.certifications import load_certifications
 from certification.console import SESSIONS_COLLECTION, console_router, staff_console
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.offer_links import LOCAL_OFFER_TOKEN_KEY, OfferLinks, OfferTokens
+from certification.offer_page import LIMITS
 from certification.offer_responses import OfferResponses
 from certification.service import CertificationService
 from certification.settings import CertificationSettings
@@ -39,6 +40,7 @@ from services.console import MongoSessions, OidcClient, sign_in_router
 from services.leases import Lease
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
+from services.ratelimits import MongoRateLimits
 from services.timers import TimerStore
 
 log = structlog.get_logger(__name__)
@@ -103,6 +105,10 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
         service = build_service(runtime, settings, clock)
         tokens = OfferTokens(_token_key(settings))
         runtime.app_state.update(service=service, clock=clock, offer_responses=OfferResponses(service.seats, tokens))
+        if "public" in settings.surfaces:
+            limits = MongoRateLimits(runtime.db, "certification_rate_limits")
+            runtime.app_state[LIMITS] = (limits, settings.offer_page_rate_per_minute)
+            runtime.on_startup(lambda _: limits.ensure_indexes())
         routers = [router for surface in sorted(settings.surfaces) for router in SURFACES[surface]]
         if not staff:
             return routers

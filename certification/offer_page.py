@@ -17,7 +17,8 @@ from functools import cache
 from typing import Annotated, Any, Literal
 
 import jinja2
-from fastapi import APIRouter, Depends, Form, Query, Request
+import structlog
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from certification.offer_links import RESPOND_PATH, OfferAction
@@ -26,8 +27,11 @@ from services import Runtime, get_runtime
 from services.auth import public
 from services.auth.roles import PUBLIC_SEAT_OFFER_ANSWER
 from services.calendar import BRUSSELS
+from services.ratelimits import Hit, Limit, client_network
 
-__all__ = ["TEXTS", "offer_page_router", "page_language"]
+log = structlog.get_logger(__name__)
+
+__all__ = ["LIMITS", "TEXTS", "offer_page_router", "page_language"]
 
 Lang = Literal["fr", "nl", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "nl", "en")
@@ -280,9 +284,21 @@ def render(response: Response, lang: Lang, *, token: str | None) -> HTMLResponse
     return HTMLResponse(_template().render(**context), _STATUS[response.outcome], headers=_HEADERS)
 
 
-def get_responses(runtime: Annotated[Runtime, Depends(get_runtime)]) -> OfferResponses:
-    """FastAPI dependency: the answers use case of the app serving the request."""
-    return runtime.app_state["offer_responses"]  # type: ignore[no-any-return]
+LIMITS = "offer_page_limits"
+"""The app state key of the page's `RateLimits` and its per-minute count, as a pair (absent: no limit)."""
+
+
+async def get_responses(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> OfferResponses:
+    """FastAPI dependency: the answers use case of the app serving the request, once the client's
+    network is within its rate (shared by every replica, like intake's public form); else 429."""
+    responses: OfferResponses = runtime.app_state["offer_responses"]
+    if (limited := runtime.app_state.get(LIMITS)) is not None:
+        limits, per_minute = limited
+        hit = Hit("network", client_network(request), Limit(per_minute, 60))
+        if (wait := await limits.take([hit], responses.seats.clock.now())) is not None:
+            log.info("offer_page.rate_limited", scope="network", retry_after_s=wait)
+            raise HTTPException(429, "too many requests", headers={"Retry-After": str(wait)})
+    return responses
 
 
 ResponsesDep = Annotated[OfferResponses, Depends(get_responses)]

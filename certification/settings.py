@@ -56,6 +56,9 @@ class CertificationSettings(ServiceSettings):
             "run, a public local-only key is used."
         ),
     )
+    offer_page_rate_per_minute: int = Field(
+        30, gt=0, description="Views and answers of the public seat-offer page per client network and minute (429 beyond)."
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8004",
         description="Public URL of this service: credential, achievement, issuer and revocation-list ids start with it.",

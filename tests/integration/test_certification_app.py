@@ -334,6 +334,7 @@ async def test_the_public_surface_alone_verifies_without_kafka_and_serves_no_sta
         signing_key=SecretStr(new_signing_key()),
         surfaces=frozenset({"public"}),
         instance_id=f"certification-public-{unique}",
+        offer_page_rate_per_minute=3,
     )
     app = create_app(settings, clock=FixedClock(NOW))
     try:
@@ -350,5 +351,10 @@ async def test_the_public_surface_alone_verifies_without_kafka_and_serves_no_sta
             for staff_route in ("/centres", "/certifications", "/waitlist?certification=MOS-WORD", "/offers/o-1"):
                 assert (await http.get(staff_route)).status_code == 404, staff_route
             assert (await http.post("/credentials/c-1/revoke", json={"reason": "x"})).status_code in {404, 405}
+            # The seat-offer page answers links here, within a rate per client network shared by the replicas.
+            statuses = [(await http.get("/seat-offers/respond", params={"token": "v1.x.y"})).status_code for _ in range(3)]
+            assert statuses == [404, 404, 404]
+            refused = await http.post("/seat-offers/respond", data={"token": "v1.x.y"})
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     finally:
         use_topic_prefix("")
