@@ -45,6 +45,10 @@ from schemas.events import (
     EnrolmentWaitlisted,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
     NotificationFailed,
     NotificationSent,
     PartnerInformationOverdue,
@@ -151,6 +155,11 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         TrainingCompleted: ("request_id", "person_id", "course_code", "session_id", "at"),
         TrainingAbandoned: ("request_id", "person_id", "course_code", "session_id", "at", "reason"),
         ExamSchedulingRequested: ("request_id", "person_id", "certification_code", "reason"),
+        # The offer's links are bearer capabilities (and sealed): never kept.
+        ExamSeatOffered: ("person_id", "offer_id", "certification_code", "session_id", "centre_id", "exam_at", "respond_by"),
+        ExamSeatOfferAccepted: ("person_id", "offer_id", "certification_code", "session_id", "closed_at"),
+        ExamSeatOfferDeclined: ("person_id", "offer_id", "certification_code", "session_id", "closed_at"),
+        ExamSeatOfferExpired: ("person_id", "offer_id", "certification_code", "session_id", "closed_at"),
         ExamScheduled: ("person_id", "certification_code", "session_id", "centre_id", "exam_at"),
         CertificateIssued: ("person_id", "certification_code", "issued_at"),
         NotificationSent: ("person_id", "about_event_id", "channel", "template", "attempts"),
@@ -176,6 +185,8 @@ _INSTANTS: Final = frozenset(
         "asked_at",
         "remind_at",
         "answered_at",
+        "respond_by",
+        "closed_at",
     }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}

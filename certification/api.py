@@ -1,6 +1,7 @@
 """Certification's HTTP API (OpenAPI at /docs), in two surfaces that can be served apart
 (`CERTIFICATION_SURFACES`): the public one (`verification_router`), where anyone shown a credential
-fetches and checks it, and the staff one (`staff_router`, `offers_router`), where staff manage centres,
+fetches and checks it, and where candidates answer seat offers by their links (`offer_page_router`),
+and the staff one (`staff_router`, `offers_router`), where staff manage centres,
 sessions, priorities, results and revocations and answer seat offers for candidates.
 
 The routers are module-level; each handler gets the use cases it needs (`Candidates`, `Seats`,
@@ -19,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from certification.awards import Awards
 from certification.candidates import Candidates
 from certification.certifications import Certifications
+from certification.offer_page import offer_page_router
 from certification.seating import CandidateStatus, CentreState, OfferStatus
 from certification.seats import Centre, Offer, Seats, Session
 from certification.service import CertificationService
@@ -486,7 +488,7 @@ async def issuer(awards: AwardsDep, response: Response) -> dict[str, Any]:
 
 Surface = Literal["public", "staff"]
 SURFACES: dict[Surface, tuple[APIRouter, ...]] = {
-    "public": (verification_router,),
+    "public": (verification_router, offer_page_router),
     "staff": (staff_router, offers_router),
 }
 """The routers of each surface: a process serves those of its `CERTIFICATION_SURFACES`."""

@@ -16,10 +16,20 @@ from certification.api import SURFACES
 from certification.certifications import load_certifications
 from certification.console import SESSIONS_COLLECTION, console_router, staff_console
 from certification.credentials import CredentialLinks, IssuerProfile
+from certification.offer_links import LOCAL_OFFER_TOKEN_KEY, OfferLinks, OfferTokens
+from certification.offer_page import LIMITS
+from certification.offer_responses import OfferResponses
 from certification.service import CertificationService
 from certification.settings import CertificationSettings
 from certification.signing import CredentialSigner
-from schemas import CertificateIssued, ExamScheduled
+from schemas import (
+    CertificateIssued,
+    ExamScheduled,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
+)
 from schemas.topics import CERTIFICATION_EXAMS
 from services import Runtime, create_service_app
 from services.admin import admin_router
@@ -29,6 +39,8 @@ from services.configuration import Configuration, ConfigurationFeed
 from services.console import MongoSessions, OidcClient, sign_in_router
 from services.leases import Lease
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
+from services.ratelimits import MongoRateLimits
 from services.timers import TimerStore
 
 log = structlog.get_logger(__name__)
@@ -43,6 +55,10 @@ def build_clock(settings: CertificationSettings) -> Clock:
     return SystemClock()
 
 
+def _token_key(settings: CertificationSettings) -> str:
+    return settings.offer_token_key.get_secret_value() if settings.offer_token_key else LOCAL_OFFER_TOKEN_KEY
+
+
 def build_service(runtime: Runtime, settings: CertificationSettings, clock: Clock) -> CertificationService:
     """The service as the app runs it; tests build it the same way around their own runtime pieces."""
     certifications = load_certifications(path=settings.certifications_path)
@@ -55,6 +71,9 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
     if signer is None:
         # Only local and test runs get here: production settings refuse to load without a key.
         log.warning("credentials.unsigned", reason="no CERTIFICATION_SIGNING_KEY", environment=settings.environment)
+    if settings.offer_token_key is None:
+        # Likewise: production refuses to start without CERTIFICATION_OFFER_TOKEN_KEY.
+        log.warning("offers.local_token_key", reason="no CERTIFICATION_OFFER_TOKEN_KEY", environment=settings.environment)
     return CertificationService(
         runtime.mongo,
         runtime.db,
@@ -65,7 +84,9 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
         timers=TimerStore(runtime.mongo, runtime.db, clock=clock, owner=instance_name(settings), collection=TIMERS_COLLECTION),
         links=links,
         issuer=IssuerProfile(id=links.issuer, name=certifications.issuer_name, url=settings.issuer_url),
-        offer_window=settings.offer_window,
+        offer_links=OfferLinks(settings.public_base_url, OfferTokens(_token_key(settings))),
+        seal=PersonalData(PersonKeys(runtime.db)).seal,
+        offer_terms=settings.offer_terms,
         what_to_bring=settings.what_to_bring,
         signer=signer,
         routed_priority_from=settings.high_priority_routed_from,
@@ -82,11 +103,24 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)
         service = build_service(runtime, settings, clock)
-        runtime.app_state.update(service=service, clock=clock)
+        tokens = OfferTokens(_token_key(settings))
+        runtime.app_state.update(service=service, clock=clock, offer_responses=OfferResponses(service.seats, tokens))
+        if "public" in settings.surfaces:
+            limits = MongoRateLimits(runtime.db, "certification_rate_limits")
+            runtime.app_state[LIMITS] = (limits, settings.offer_page_rate_per_minute)
+            runtime.on_startup(lambda _: limits.ensure_indexes())
         routers = [router for surface in sorted(settings.surfaces) for router in SURFACES[surface]]
         if not staff:
             return routers
-        runtime.publishes(CERTIFICATION_EXAMS, ExamScheduled, CertificateIssued)
+        runtime.publishes(
+            CERTIFICATION_EXAMS,
+            ExamSeatOffered,
+            ExamSeatOfferAccepted,
+            ExamSeatOfferDeclined,
+            ExamSeatOfferExpired,
+            ExamScheduled,
+            CertificateIssued,
+        )
 
         handlers.include(runtime.broker, service.candidates, priority_from_routing=settings.high_priority_routed_from is not None)
 

@@ -5,6 +5,7 @@
      |- Invalid (422)                                 - the request itself is wrong (no seat, no zone, ...)
      |- OfferClosed (409)                             - the offer was answered or expired
      |- OfferPastDeadline (409)                       - the offer is still open but its deadline passed
+     |- OfferTooLate (409)                            - the session starts too soon to leave time to answer
      |- NotWaiting (409)                              - the candidate cannot take an offer now
      `- SessionFull (409)                             - no seat left in the session
     ConcurrencyConflict                               - someone else saved first: load again and decide again
@@ -21,6 +22,7 @@ __all__ = [
     "NotWaiting",
     "OfferClosed",
     "OfferPastDeadline",
+    "OfferTooLate",
     "SessionFull",
     "Unknown",
 ]
@@ -50,6 +52,10 @@ class OfferClosed(CertificationError):
 
 class OfferPastDeadline(CertificationError):
     """The offer is still `offered`, but its deadline passed (its timer has not fired yet)."""
+
+
+class OfferTooLate(CertificationError):
+    """The session starts too soon for an offer to leave the minimum time to answer before the margin."""
 
 
 class NotWaiting(CertificationError):

@@ -2,9 +2,9 @@
 
 Lifecycle (`OfferStatus`)::
 
-    (none) --MakeOffer--> offered --Accept--> accepted   (publishes ExamScheduled)
-                                  --Decline-> declined
-                                  --Expire--> expired    (its deadline timer fired)
+    (none) --MakeOffer--> offered --Accept--> accepted   (ExamSeatOfferAccepted, ExamScheduled)
+          (ExamSeatOffered)       --Decline-> declined   (ExamSeatOfferDeclined)
+                                  --Expire--> expired    (ExamSeatOfferExpired: its deadline timer fired)
 
 `decide(offer, command)` is pure and returns the new offer and the events to publish (through the
 outbox, in the transaction that saves the offer). Answering the same again is no change and no
@@ -16,13 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from certification.candidate import Trace, correlation_ids, utc
-from certification.errors import OfferClosed, OfferPastDeadline
-from certification.seating import OfferStatus, offer_deadline
-from schemas import ExamScheduled
+from certification.errors import OfferClosed, OfferPastDeadline, OfferTooLate
+from certification.seating import OfferStatus, OfferTerms, offer_deadline
+from schemas import (
+    Event,
+    ExamScheduled,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
+)
 
 __all__ = ["SOURCE", "Accept", "Decline", "Expire", "MakeOffer", "OfferCommand", "SeatOffer", "decide"]
 
@@ -93,8 +100,11 @@ class MakeOffer:
     centre_id: str
     exam_at: datetime
     at: datetime
-    window: timedelta
-    """How long the candidate has to answer (a `timedelta`); never past the exam's start."""
+    terms: OfferTerms
+    """How long the candidate has to answer: the window, but never later than the margin before the exam."""
+    centre_name: str = ""
+    requested_by: Trace | None = None
+    """The exam request the candidate came through: the offer's events continue its conversation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,33 +119,25 @@ class Accept:
 @dataclass(frozen=True, slots=True)
 class Decline:
     at: datetime
+    requested_by: Trace | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Expire:
     at: datetime
+    requested_by: Trace | None = None
 
 
 OfferCommand = MakeOffer | Accept | Decline | Expire
 
 
-def decide(offer: SeatOffer | None, command: OfferCommand) -> tuple[SeatOffer, list[ExamScheduled]]:
-    """The offer after `command` and the events to publish; `offer` is None only for `MakeOffer`."""
+def decide(offer: SeatOffer | None, command: OfferCommand) -> tuple[SeatOffer, list[Event]]:
+    """The offer after `command` and the events to publish; `offer` is None only for `MakeOffer`.
+
+    `ExamSeatOffered` leaves here without its links: they are signed and sealed by the caller, who
+    holds the key (`certification.offer_links`)."""
     if isinstance(command, MakeOffer):
-        if offer is not None:
-            raise ValueError(f"offer {offer.offer_id} exists already")
-        return SeatOffer(
-            offer_id=command.offer_id,
-            candidate_id=command.candidate_id,
-            person_id=command.person_id,
-            certification_code=command.certification_code,
-            session_id=command.session_id,
-            centre_id=command.centre_id,
-            status=OfferStatus.OFFERED,
-            offered_at=command.at,
-            expires_at=offer_deadline(command.at, command.window, command.exam_at),
-            exam_at=command.exam_at,
-        ), []
+        return _make(offer, command)
     if offer is None:
         raise ValueError(f"{type(command).__name__} needs an offer")
     match command:
@@ -146,21 +148,75 @@ def decide(offer: SeatOffer | None, command: OfferCommand) -> tuple[SeatOffer, l
                 return offer, []
             if offer.status is not OfferStatus.OFFERED:
                 raise OfferClosed(f"offer {offer.offer_id} is {offer.status.value}")
-            return replace(offer, status=OfferStatus.DECLINED, answered_at=at), []
+            declined = replace(offer, status=OfferStatus.DECLINED, answered_at=at)
+            return declined, [_closed(ExamSeatOfferDeclined, declined, at, command.requested_by)]
         case Expire(at=at):
             if offer.status is not OfferStatus.OFFERED:
                 return offer, []
-            return replace(offer, status=OfferStatus.EXPIRED, answered_at=at), []
+            expired = replace(offer, status=OfferStatus.EXPIRED, answered_at=at)
+            return expired, [_closed(ExamSeatOfferExpired, expired, at, command.requested_by)]
 
 
-def _accept(offer: SeatOffer, command: Accept) -> tuple[SeatOffer, list[ExamScheduled]]:
+def _make(offer: SeatOffer | None, command: MakeOffer) -> tuple[SeatOffer, list[Event]]:
+    if offer is not None:
+        raise ValueError(f"offer {offer.offer_id} exists already")
+    expires_at = offer_deadline(command.at, command.exam_at, command.terms)
+    if expires_at is None:
+        raise OfferTooLate(f"session {command.session_id} starts too soon to offer a seat")
+    made = SeatOffer(
+        offer_id=command.offer_id,
+        candidate_id=command.candidate_id,
+        person_id=command.person_id,
+        certification_code=command.certification_code,
+        session_id=command.session_id,
+        centre_id=command.centre_id,
+        status=OfferStatus.OFFERED,
+        offered_at=command.at,
+        expires_at=expires_at,
+        exam_at=command.exam_at,
+    )
+    event = ExamSeatOffered(
+        source=SOURCE,
+        subject=made.person_id,
+        person_id=made.person_id,
+        offer_id=made.offer_id,
+        certification_code=made.certification_code,
+        session_id=made.session_id,
+        centre_id=made.centre_id,
+        centre_name=command.centre_name or made.centre_id,
+        exam_at=made.exam_at,
+        respond_by=made.expires_at,
+        **correlation_ids(command.requested_by),
+    )
+    return made, [event]
+
+
+def _closed(
+    cls: type[ExamSeatOfferAccepted | ExamSeatOfferDeclined | ExamSeatOfferExpired],
+    offer: SeatOffer,
+    at: datetime,
+    requested_by: Trace | None,
+) -> Event:
+    return cls(
+        source=SOURCE,
+        subject=offer.person_id,
+        person_id=offer.person_id,
+        offer_id=offer.offer_id,
+        certification_code=offer.certification_code,
+        session_id=offer.session_id,
+        closed_at=at,
+        **correlation_ids(requested_by),
+    )
+
+
+def _accept(offer: SeatOffer, command: Accept) -> tuple[SeatOffer, list[Event]]:
     if offer.status is OfferStatus.ACCEPTED:
         return offer, []
     if offer.status is not OfferStatus.OFFERED:
         raise OfferClosed(f"offer {offer.offer_id} is {offer.status.value}")
     if command.at >= offer.expires_at:
         raise OfferPastDeadline(f"offer {offer.offer_id} is past its deadline")
-    event = ExamScheduled(
+    scheduled = ExamScheduled(
         source=SOURCE,
         subject=offer.person_id,
         person_id=offer.person_id,
@@ -172,5 +228,5 @@ def _accept(offer: SeatOffer, command: Accept) -> tuple[SeatOffer, list[ExamSche
         what_to_bring=list(command.what_to_bring),
         **correlation_ids(command.requested_by),
     )
-    accepted = replace(offer, status=OfferStatus.ACCEPTED, answered_at=command.at, event_id=str(event.id))
-    return accepted, [event]
+    accepted = replace(offer, status=OfferStatus.ACCEPTED, answered_at=command.at, event_id=str(scheduled.id))
+    return accepted, [_closed(ExamSeatOfferAccepted, accepted, command.at, command.requested_by), scheduled]

@@ -21,6 +21,7 @@ __all__ = [
     "CentreState",
     "NoOffer",
     "OfferStatus",
+    "OfferTerms",
     "SessionSeats",
     "WaitingCandidate",
     "WaitingReason",
@@ -80,6 +81,10 @@ class NoOffer(StrEnum):
     CENTRE_CLOSED = "centre_closed"
     STARTED = "session_started"
     FULL = "session_full"
+    TOO_LATE = "too_late_to_answer"
+    """The session starts too soon: an offer made now would leave less than the minimum time to answer
+    before the margin. The same for every candidate (the deadline depends on the session, not on who),
+    so the seat is offered to nobody rather than to someone who could not reasonably answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +123,44 @@ def waitlist_order(candidates: Iterable[WaitingCandidate]) -> list[WaitingCandid
     return sorted(candidates, key=order_key)
 
 
-def why_no_offer(session: SessionSeats, *, centre_open: bool, now: datetime) -> NoOffer | None:
-    """None if the session can offer a seat now."""
+@dataclass(frozen=True, slots=True)
+class OfferTerms:
+    """How long a candidate has to answer a seat offer, all in real (calendar) time.
+
+    Real time, not working time: the candidate answers by a link at any hour, and the margin is
+    there for what must happen after an answer (the next candidate offered, the centre's list),
+    which a weekend does not stop either; working time would also make a deadline harder to state
+    in a text message.
+    """
+
+    window: timedelta = timedelta(hours=48)
+    """The longest time to answer."""
+    margin: timedelta = timedelta(hours=24)
+    """An offer's deadline is never later than this before the exam."""
+    minimum: timedelta = timedelta(hours=2)
+    """The shortest time to answer worth offering: below it, nobody is offered the seat."""
+
+    def __post_init__(self) -> None:
+        if self.window <= timedelta(0):
+            raise ValueError("the offer window must be positive")
+        if self.margin < timedelta(0):
+            raise ValueError("the offer margin cannot be negative")
+        if not timedelta(0) < self.minimum <= self.window:
+            raise ValueError("the minimum time to answer must be positive and at most the window")
+
+    def last_offer_before(self, starts_at: datetime) -> datetime:
+        """The last moment an offer for a session starting at `starts_at` can be made."""
+        return starts_at - self.margin - self.minimum
+
+
+def why_no_offer(session: SessionSeats, *, centre_open: bool, now: datetime, terms: OfferTerms | None = None) -> NoOffer | None:
+    """None if the session can offer a seat now (with `terms`: leaving the candidate time to answer)."""
     if not centre_open:
         return NoOffer.CENTRE_CLOSED
     if session.starts_at <= now:
         return NoOffer.STARTED
+    if terms is not None and offer_deadline(now, session.starts_at, terms) is None:
+        return NoOffer.TOO_LATE
     if session.free <= 0:
         return NoOffer.FULL
     return None
@@ -167,9 +204,12 @@ def passed_over(candidate: WaitingCandidate, session_id: str) -> WaitingCandidat
     return replace(candidate, passed_over=candidate.passed_over | {session_id})
 
 
-def offer_deadline(now: datetime, window: timedelta, starts_at: datetime) -> datetime:
-    """When an offer made `now` lapses: after the acceptance window, and never after the exam starts."""
-    return min(now + window, starts_at)
+def offer_deadline(now: datetime, starts_at: datetime, terms: OfferTerms) -> datetime | None:
+    """When an offer made `now` for an exam at `starts_at` lapses: after the window, and never later
+    than the margin before the exam; None when that leaves less than the minimum time to answer
+    (then the seat is offered to nobody: see `NoOffer.TOO_LATE`)."""
+    respond_by = min(now + terms.window, starts_at - terms.margin)
+    return respond_by if respond_by - now >= terms.minimum else None
 
 
 def waiting_reason(*, certification_open: bool, centres_open: bool, free_seats: bool) -> WaitingReason:

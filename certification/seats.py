@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -27,10 +27,12 @@ from certification import offer as offers_
 from certification.certifications import CertificationInfo, Certifications
 from certification.errors import CertificationError, ConcurrencyConflict, Invalid, Unknown
 from certification.offer import SeatOffer
+from certification.offer_links import OfferLinks
 from certification.repositories import CertificationUnitOfWork, DueTimers, UnitOfWorkFactory, retry_on_conflict
 from certification.seating import (
     CentreState,
     OfferStatus,
+    OfferTerms,
     WaitingReason,
     next_candidate,
     waiting_reason,
@@ -38,8 +40,9 @@ from certification.seating import (
 )
 from certification.sessions import Centre, Session, SessionFull
 from certification.store import catalogued
-from schemas import ExamScheduled
+from schemas import Event, ExamScheduled, ExamSeatOffered
 from services.clock import Clock
+from services.privacy import PersonErased
 
 __all__ = ["OFFER_EXPIRY", "Centre", "Offer", "Seats", "Session"]
 
@@ -50,6 +53,9 @@ OFFER_EXPIRY = "offer_expiry"
 
 Offer = SeatOffer
 """The name the API and tests know the seat offer by."""
+
+Seal = Callable[[Event], Awaitable[Event]]
+"""Seals an event's personal fields with its person's key (`services.privacy.PersonalData.seal`)."""
 
 
 class Seats:
@@ -62,16 +68,18 @@ class Seats:
         certifications: Certifications,
         clock: Clock,
         timers: DueTimers,
-        offer_window: timedelta = timedelta(hours=48),
+        links: OfferLinks,
+        seal: Seal,
+        terms: OfferTerms | None = None,
         what_to_bring: Sequence[str] = (),
     ) -> None:
-        if offer_window <= timedelta(0):
-            raise ValueError("the offer window must be positive")
         self._uow = uow
         self.certifications = certifications
         self.clock = clock
         self.timers = timers
-        self.offer_window = offer_window
+        self.links = links
+        self.seal = seal
+        self.terms = terms or OfferTerms()
         self.what_to_bring = list(what_to_bring)
         self._to_refill: set[str] = set()
         self.offer_attempts: Counter[str] = Counter()
@@ -157,7 +165,9 @@ class Seats:
         """Why a candidate for `cert` has no seat now: the certification, the centres or the free seats."""
         uow = self._uow()
         open_centres = [c.centre_id for c in await uow.centres.find(open_only=True)]
-        coming = await uow.sessions.find(certification=cert.code, centre_ids=open_centres, starting_after=now)
+        coming = await uow.sessions.find(
+            certification=cert.code, centre_ids=open_centres, starting_after=self._offers_possible_until(now)
+        )
         return waiting_reason(
             certification_open=cert.open,
             centres_open=bool(open_centres),
@@ -203,7 +213,7 @@ class Seats:
                     return made
                 centre = await uow.centres.get(session.centre_id)
                 centre_open = centre is not None and centre.open
-                if centre is None or why_no_offer(session.seating, centre_open=centre_open, now=now) is not None:
+                if centre is None or why_no_offer(session.seating, centre_open=centre_open, now=now, terms=self.terms):
                     return made
                 open_codes = [c for c in session.certifications if (cert := self.certifications.get(c)) and cert.open]
                 batch = {
@@ -213,7 +223,7 @@ class Seats:
                 if chosen is None:
                     return made
                 try:
-                    offer = self._offer(uow, centre, session, batch[chosen.candidate_id], now)
+                    offer = await self._offer(uow, centre, session, batch[chosen.candidate_id], now)
                 except SessionFull:
                     self.offer_attempts["session_full"] += 1
                     return made
@@ -232,11 +242,11 @@ class Seats:
             )
             made.append(replace(offer, version=offer.version + 1))
 
-    def _offer(
+    async def _offer(
         self, uow: CertificationUnitOfWork, centre: Centre, session: Session, candidate: candidates_.Candidate, now: datetime
     ) -> Offer:
-        """Decide an offer of a seat of `session` to `candidate`, and stage it in `uow`."""
-        offer, _ = offers_.decide(
+        """Decide an offer of a seat of `session` to `candidate`, and stage it with `ExamSeatOffered` in `uow`."""
+        offer, [offered] = offers_.decide(
             None,
             offers_.MakeOffer(
                 offer_id=uuid.uuid4().hex,
@@ -247,7 +257,9 @@ class Seats:
                 centre_id=session.centre_id,
                 exam_at=session.starts_at,
                 at=now,
-                window=self.offer_window,
+                terms=self.terms,
+                centre_name=centre.name,
+                requested_by=candidate.requested_by,
             ),
         )
         held = session.hold_seat()
@@ -257,13 +269,35 @@ class Seats:
         uow.candidates.save(claimed)
         uow.offers.add(offer)
         uow.schedule(OFFER_EXPIRY, offer.offer_id, offer.expires_at, {"session_id": offer.session_id})
+        uow.publish([await self._with_links(offered)])
         return offer
+
+    async def _with_links(self, offered: Event) -> Event:
+        """The offer's event with its answer links, sealed with the person's key: they never go out in clear.
+
+        A person whose data was erased gets no links (nobody could read them, nor be sent them)."""
+        assert isinstance(offered, ExamSeatOffered)
+        linked = offered.model_copy(update=self.links.both(offered.offer_id, offered.respond_by))
+        try:
+            sealed = await self.seal(linked)
+        except PersonErased:
+            return offered
+        if isinstance(sealed, ExamSeatOffered) and sealed.sealed is None:
+            raise RuntimeError("the offer's links were not sealed")  # never put a bearer link on Kafka in clear
+        return sealed
+
+    def _offers_possible_until(self, now: datetime) -> datetime:
+        """Sessions starting after this can still be offered now (see `OfferTerms.last_offer_before`)."""
+        return now + self.terms.margin + self.terms.minimum
 
     async def _future_open_sessions(self, *, centre_id: str | None = None, certification: str | None = None) -> list[str]:
         uow = self._uow()
         open_centres = [c.centre_id for c in await uow.centres.find(open_only=True)]
         coming = await uow.sessions.find(
-            centre_id=centre_id, certification=certification, centre_ids=open_centres, starting_after=self.clock.now()
+            centre_id=centre_id,
+            certification=certification,
+            centre_ids=open_centres,
+            starting_after=self._offers_possible_until(self.clock.now()),
         )
         return [s.session_id for s in coming]
 
@@ -324,7 +358,7 @@ class Seats:
                     return None
                 if candidate is None or session is None:
                     raise RuntimeError(f"offer {offer_id}: its candidate or session is gone")
-                [event] = events
+                [event] = [e for e in events if isinstance(e, ExamScheduled)]
                 scheduled, _ = candidates_.decide(
                     candidate,
                     candidates_.Schedule(offer_id, offer.session_id, offer.exam_at, str(event.id), accepted.answered_at or now),
@@ -345,31 +379,41 @@ class Seats:
 
     async def decline(self, offer_id: str) -> tuple[Offer, list[Offer]]:
         """Free the held seat and offer it to the next candidate; the decliner keeps their place for other sessions."""
-        released = await retry_on_conflict(lambda: self._release(offer_id, offers_.Decline(self.clock.now())))
+        offer, next_offers, _ = await self.decline_once(offer_id)
+        return offer, next_offers
+
+    async def decline_once(self, offer_id: str) -> tuple[Offer, list[Offer], bool]:
+        """`decline`, and whether this call declined the offer (False: it was declined already)."""
+        released = await retry_on_conflict(lambda: self._release(offer_id, "decline"))
         offer = await self.offer(offer_id)
         if not released:
-            return offer, []
+            return offer, [], False
         log.info("seat.declined", offer_id=offer_id, candidate_id=offer.candidate_id, session_id=offer.session_id)
         next_offers = await self.fill_session(offer.session_id)
         await self.refresh_waiting_reasons([offer.certification_code])
-        return await self.offer(offer_id), next_offers
+        return await self.offer(offer_id), next_offers, True
 
-    async def _release(self, offer_id: str, command: offers_.Decline | offers_.Expire) -> bool:
-        """Close a pending offer as declined or expired: the seat is freed, the candidate waits again
-        (same priority and waiting time) but is not offered that session again. False if it was not pending."""
+    async def _release(self, offer_id: str, how: Literal["decline", "expire"]) -> bool:
+        """Close a pending offer as declined or expired (`how`), with its event: the seat is freed, the
+        candidate waits again (same priority and waiting time) but is not offered that session again.
+        False if it was not pending."""
         async with self._uow() as uow:
             offer = await uow.offers.get(offer_id)
             if offer is None:
-                if isinstance(command, offers_.Expire):
+                if how == "expire":
                     return False  # a timer left behind by hand-deleted data
                 raise Unknown(f"offer {offer_id} is unknown")
-            closed, _ = offers_.decide(offer, command)
-            if closed is offer:
-                return False
             session = await uow.sessions.get(offer.session_id)
             candidate = await uow.candidates.get(offer.candidate_id)
             await _unchanged(uow, offer)
+            trace = candidate.requested_by if candidate else None
+            now = self.clock.now()
+            command = offers_.Decline(now, trace) if how == "decline" else offers_.Expire(now, trace)
+            closed, events = offers_.decide(offer, command)
+            if closed is offer:
+                return False
             uow.offers.save(closed)
+            uow.publish(events)
             if session is not None:
                 uow.sessions.save(session.free_seat())
             if candidate is not None:
@@ -384,7 +428,7 @@ class Seats:
             return True
 
     async def _on_offer_expired(self, offer_id: str, payload: Mapping[str, Any]) -> None:
-        if await retry_on_conflict(lambda: self._release(offer_id, offers_.Expire(self.clock.now()))):
+        if await retry_on_conflict(lambda: self._release(offer_id, "expire")):
             self._to_refill.add(str(payload["session_id"]))
             log.info("seat.offer_expired", offer_id=offer_id, session_id=payload.get("session_id"))
 

@@ -10,7 +10,6 @@ reach them through the ports of `certification.repositories`, here their MongoDB
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -20,7 +19,9 @@ from certification.candidates import Candidates
 from certification.certifications import Certifications
 from certification.credentials import CredentialLinks, IssuerProfile
 from certification.mongo_repositories import MongoDueTimers, MongoUnitOfWork
-from certification.seats import Seats
+from certification.offer_links import OfferLinks
+from certification.seating import OfferTerms
+from certification.seats import Seal, Seats
 from certification.signing import CredentialSigner
 from certification.store import CertificationStore
 from services.clock import Clock
@@ -45,7 +46,9 @@ class CertificationService:
         timers: TimerStore,
         links: CredentialLinks,
         issuer: IssuerProfile,
-        offer_window: timedelta = timedelta(hours=48),
+        offer_links: OfferLinks,
+        seal: Seal,
+        offer_terms: OfferTerms | None = None,
         what_to_bring: Sequence[str] = (),
         signer: CredentialSigner | None = None,
         routed_priority_from: int | None = None,
@@ -66,7 +69,9 @@ class CertificationService:
             certifications=certifications,
             clock=clock,
             timers=MongoDueTimers(timers),
-            offer_window=offer_window,
+            links=offer_links,
+            seal=seal,
+            terms=offer_terms,
             what_to_bring=what_to_bring,
         )
         self.candidates = Candidates(

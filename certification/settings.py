@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from certification.seating import OfferTerms
 from services import production
 from services.settings import CommaSeparated, ServiceSettings
 
@@ -35,6 +36,28 @@ class CertificationSettings(ServiceSettings):
         description=(
             "How long a candidate has to accept an exam seat (ISO 8601 duration, e.g. PT48H); the seat is held meanwhile."
         ),
+    )
+    offer_margin: timedelta = Field(
+        timedelta(hours=24),
+        description=(
+            "An offer's deadline is never later than this before the exam (ISO 8601 duration, real time: "
+            "nights and weekends count). A session starting sooner than this plus `offer_minimum` is offered to nobody."
+        ),
+    )
+    offer_minimum: timedelta = Field(
+        timedelta(hours=2),
+        description="The shortest time to answer an offer worth giving (ISO 8601 duration); at most `offer_window`.",
+    )
+    offer_token_key: SecretStr | None = Field(
+        None,
+        description=(
+            "HMAC-SHA256 key of the signed accept/decline links of seat offers (32 random bytes or more, e.g. "
+            "`openssl rand -hex 32`), the same in every replica. Required in production; unset in a local or test "
+            "run, a public local-only key is used."
+        ),
+    )
+    offer_page_rate_per_minute: int = Field(
+        30, gt=0, description="Views and answers of the public seat-offer page per client network and minute (429 beyond)."
     )
     public_base_url: str = Field(
         "http://127.0.0.1:8004",
@@ -87,6 +110,7 @@ class CertificationSettings(ServiceSettings):
         return [
             *super().production_problems(),
             *production.ed25519_seed_problems("CERTIFICATION_SIGNING_KEY", self.signing_key),
+            *production.hmac_secret_problems("CERTIFICATION_OFFER_TOKEN_KEY", self.offer_token_key),
             *production.https_problems("CERTIFICATION_PUBLIC_BASE_URL", self.public_base_url),
             *production.https_problems("CERTIFICATION_ISSUER_URL", self.issuer_url),
         ]
@@ -95,4 +119,15 @@ class CertificationSettings(ServiceSettings):
         return [
             *super().placeholder_problems(),
             *production.placeholder_problems("CERTIFICATION_SIGNING_KEY", self.signing_key),
+            # Once given, checked everywhere: a short or guessable key lets anyone answer anyone's offer.
+            *production.hmac_secret_problems("CERTIFICATION_OFFER_TOKEN_KEY", self.offer_token_key, required=False),
         ]
+
+    @property
+    def offer_terms(self) -> OfferTerms:
+        return OfferTerms(window=self.offer_window, margin=self.offer_margin, minimum=self.offer_minimum)
+
+    @model_validator(mode="after")
+    def _offer_terms_hold(self) -> CertificationSettings:
+        self.offer_terms  # noqa: B018 - raises ValueError (a validation error) when the three do not fit
+        return self

@@ -23,6 +23,10 @@ from schemas import (
     Event,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
     PersonDataErased,
     TrainingAbandoned,
     TrainingCompleted,
@@ -47,10 +51,15 @@ NOTIFIED = (
     TrainingCompleted,
     TrainingAbandoned,
     ExamSchedulingRequested,
+    ExamSeatOffered,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOfferExpired,
     ExamScheduled,
     CertificateIssued,
 )
-"""The events the service decides on, one by one, whether they tell the person something."""
+"""The events the service decides on, one by one, whether they tell the person something (an offer's
+answer or lapse tells nothing: `ExamScheduled` or the next offer does; carried so they are not dead letters)."""
 Notified = (
     TrainingRequestRouted
     | ContactAttempted
@@ -62,6 +71,10 @@ Notified = (
     | TrainingCompleted
     | TrainingAbandoned
     | ExamSchedulingRequested
+    | ExamSeatOffered
+    | ExamSeatOfferAccepted
+    | ExamSeatOfferDeclined
+    | ExamSeatOfferExpired
     | ExamScheduled
     | CertificateIssued
 )

@@ -23,6 +23,7 @@ from schemas import (
     EnrolmentWaitlisted,
     Event,
     ExamScheduled,
+    ExamSeatOffered,
     RequestKind,
     Target,
     TrainingRequestClosed,
@@ -43,6 +44,7 @@ class NoticeKind(StrEnum):
     REQUEST_CLOSED_UNREACHABLE = "request_closed_unreachable"
     ENROLMENT_CONFIRMED = "enrolment_confirmed"
     ENROLMENT_WAITLISTED = "enrolment_waitlisted"
+    EXAM_SEAT_OFFERED = "exam_seat_offered"
     EXAM_SCHEDULED = "exam_scheduled"
     CERTIFICATE_ISSUED = "certificate_issued"
 
@@ -71,11 +73,13 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
     TrainingRequestClosed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
+    ExamSeatOffered,
     ExamScheduled,
     CertificateIssued,
 )
 """The events that can tell a person something (a `ContactAttempted` only when nobody answered and
-another call is planned; a `TrainingRequestClosed` only when the person could not be reached)."""
+another call is planned; a `TrainingRequestClosed` only when the person could not be reached; an
+`ExamSeatOffered` only unsealed, with its two answer links)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,21 @@ def notice_for(event: Event) -> Notice | None:
                 "course_code": event.course_code,
                 "course_title": event.course_title,
                 "course_language": event.language.value,
+            }
+        case ExamSeatOffered():
+            if not (_is_web_link(event.accept_url) and _is_web_link(event.decline_url)):
+                # Still sealed (the person's key was erased) or not ours: an offer without its links
+                # would only say "answer" with no way to; staff see the offer and can call.
+                return None
+            kind = NoticeKind.EXAM_SEAT_OFFERED
+            # The links are bearer capabilities, kept with the delivery until it is sent (like the address).
+            facts = {
+                "certification_code": event.certification_code,
+                "centre_name": event.centre_name,
+                "exam_at": _iso(event.exam_at),
+                "respond_by": _iso(event.respond_by),
+                "accept_url": event.accept_url,
+                "decline_url": event.decline_url,
             }
         case ExamScheduled():
             kind = NoticeKind.EXAM_SCHEDULED

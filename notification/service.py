@@ -20,7 +20,7 @@ from notification.notices import Notice, notice_for
 from notification.policy import BELGIUM_ONLY, plan_channels
 from notification.quiet_hours import QuietHours
 from notification.store import DeliveryStore, PeopleStore
-from schemas import Event, NotificationChannel, PersonDataErased, TrainingRequestReceived
+from schemas import Event, ExamSeatOffered, NotificationChannel, PersonDataErased, TrainingRequestReceived
 from services.clock import Clock
 from services.idempotency import Outcome, ProcessedEvents
 from services.privacy import PersonalData
@@ -100,8 +100,10 @@ class NotificationService:
         return outcome
 
     async def notify(self, event: Event) -> Outcome | None:
-        """Plan the deliveries `event` calls for (None if it tells the person nothing)."""
-        notice = notice_for(event)
+        """Plan the deliveries `event` calls for (None if it tells the person nothing).
+
+        A seat offer's answer links come sealed with the person's key: opened here, for the message."""
+        notice = notice_for(await self.personal.unseal(event) if isinstance(event, ExamSeatOffered) else event)
         if notice is None:
             return None
         planned: list[str] = []

@@ -44,6 +44,10 @@ __all__ = [
     "EnrolmentWaitlisted",
     "ExamScheduled",
     "ExamSchedulingRequested",
+    "ExamSeatOfferAccepted",
+    "ExamSeatOfferDeclined",
+    "ExamSeatOfferExpired",
+    "ExamSeatOffered",
     "NotificationFailed",
     "NotificationSent",
     "PartnerInformationOverdue",
@@ -544,6 +548,84 @@ class ExamScheduled(Event):
     )
 
 
+# --- Seat offers: a seat held for a candidate until they answer ---------------------------
+
+OfferId = Annotated[
+    NonEmptyStr,
+    Field(description="Id of the seat offer.", examples=["5b0c8e2f4a7d4c1e9f3a2b6c7d8e9f01"]),
+]
+
+
+class ExamSeatOffered(Event):
+    """A seat of an exam session is held for the person until `respond_by`: they accept or decline it.
+
+    The answer links are bearer capabilities (whoever holds one answers for the candidate): they are
+    never in clear on the topic but sealed with the person's key (`sealed`), for notification to
+    open and send. Published in the transaction that stores the offer."""
+
+    type: Literal["be.bruxellesformation.certification.exam_seat.offered"] = type_field(
+        "be.bruxellesformation.certification.exam_seat.offered"
+    )
+
+    person_id: PersonId
+    offer_id: OfferId
+    certification_code: CertificationCode
+    session_id: NonEmptyStr = Field(description="Id of the exam session.", examples=["ses_2025_04_03_am"])
+    centre_id: NonEmptyStr = Field(description="Id of the exam centre.", examples=["ctr_anderlecht"])
+    centre_name: str = Field(
+        description="Name of the exam centre, as shown to the person.",
+        examples=["Bruxelles Formation Bureautique – Anderlecht"],
+    )
+    exam_at: AwareDatetime = Field(description="When the exam starts.", examples=["2025-04-03T09:00:00+02:00"])
+    respond_by: AwareDatetime = Field(
+        description="The seat is held until then; never later than the configured margin before the exam.",
+        examples=["2025-04-01T09:00:00+02:00"],
+    )
+    accept_url: str | None = Field(
+        default=None, description="The signed, single-use link that accepts the seat; blank when sealed (always on Kafka)."
+    )
+    decline_url: str | None = Field(
+        default=None, description="The signed, single-use link that declines the seat; blank when sealed (always on Kafka)."
+    )
+    sealed: SealedPersonalData | None = Field(
+        default=None, description="The two links, encrypted with the person's key; `accept_url` and `decline_url` are then blank."
+    )
+
+
+class _SeatOfferClosed(Event):
+    # Shared fields of the three ends of an offer. Not registered: no fixed type.
+
+    person_id: PersonId
+    offer_id: OfferId
+    certification_code: CertificationCode
+    session_id: NonEmptyStr = Field(description="Id of the exam session.", examples=["ses_2025_04_03_am"])
+    closed_at: AwareDatetime = Field(description="When the offer was answered or lapsed.", examples=["2025-03-31T18:12:00+02:00"])
+
+
+class ExamSeatOfferAccepted(_SeatOfferClosed):
+    """The person took the offered seat (an `ExamScheduled` follows in the same transaction)."""
+
+    type: Literal["be.bruxellesformation.certification.exam_seat.offer_accepted"] = type_field(
+        "be.bruxellesformation.certification.exam_seat.offer_accepted"
+    )
+
+
+class ExamSeatOfferDeclined(_SeatOfferClosed):
+    """The person turned the offered seat down; it is offered to the next candidate, and they keep their place."""
+
+    type: Literal["be.bruxellesformation.certification.exam_seat.offer_declined"] = type_field(
+        "be.bruxellesformation.certification.exam_seat.offer_declined"
+    )
+
+
+class ExamSeatOfferExpired(_SeatOfferClosed):
+    """Nobody answered the offer by its deadline; the seat is offered to the next candidate."""
+
+    type: Literal["be.bruxellesformation.certification.exam_seat.offer_expired"] = type_field(
+        "be.bruxellesformation.certification.exam_seat.offer_expired"
+    )
+
+
 class CertificateIssued(Event):
     """The person passed and holds the certificate."""
 
@@ -666,6 +748,10 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     TrainingCompleted,
     TrainingAbandoned,
     ExamSchedulingRequested,
+    ExamSeatOffered,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOfferExpired,
     ExamScheduled,
     CertificateIssued,
     NotificationSent,

@@ -33,6 +33,10 @@ from schemas.events import (
     EnrolmentWaitlisted,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
     NotificationFailed,
     NotificationSent,
     PartnerInformationOverdue,
@@ -133,8 +137,15 @@ CERTIFICATION_EXAMS = TopicSpec(
     name="certification.exams.v1",
     partitions=3,
     key="person_id",
-    events=(ExamScheduled, CertificateIssued),
-    description="Exam seats booked and certificates issued.",
+    events=(
+        ExamSeatOffered,
+        ExamSeatOfferAccepted,
+        ExamSeatOfferDeclined,
+        ExamSeatOfferExpired,
+        ExamScheduled,
+        CertificateIssued,
+    ),
+    description="Exam seats offered, accepted, declined or lapsed, exam seats booked and certificates issued.",
 )
 NOTIFICATIONS = TopicSpec(
     name="notifications.v1",

@@ -402,6 +402,13 @@ async def show_events(database: str) -> None:
             "TrainingRequestClosed": lambda e: f"{e.disposition.value} after {e.attempts} call(s)",
             "EnrolmentConfirmed": lambda e: f"{e.course_code}: {e.course_title}",
             "ExamSchedulingRequested": lambda e: f"{e.certification_code} ({e.reason.value})",
+            "ExamSeatOffered": lambda e: (
+                f"{e.certification_code} at {e.centre_name}, answer by {e.respond_by.astimezone(BRUSSELS):%a %d %b %H:%M} "
+                "(links sealed)"
+            ),
+            "ExamSeatOfferAccepted": lambda e: f"offer {e.offer_id[:8]} accepted",
+            "ExamSeatOfferDeclined": lambda e: f"offer {e.offer_id[:8]} declined",
+            "ExamSeatOfferExpired": lambda e: f"offer {e.offer_id[:8]} lapsed",
             "ExamScheduled": lambda e: (
                 f"{e.certification_code} at {e.centre_name}, {e.exam_at.astimezone(BRUSSELS):%a %d %b %H:%M}"
             ),
@@ -500,7 +507,10 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         console.print("a session with 8 seats is planned, but the centre is closed (lockdown): nobody is offered a seat yet")
         opened = (await http.put("/centres/ctr-anderlecht", json={"state": "open"})).json()
         offer = opened["offers"][0]
-        console.print(f"the centre reopens -> seat offered ({offer['offer_id'][:12]}), to accept within 48 hours")
+        console.print(
+            f"the centre reopens -> seat offered ({offer['offer_id'][:12]}), to answer by {offer['expires_at']} "
+            "(ExamSeatOffered: e-mail and SMS with signed accept/decline links)"
+        )
         await http.post(f"/offers/{offer['offer_id']}/accept")
         console.print("the candidate accepts -> ExamScheduled")
         result = (

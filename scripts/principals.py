@@ -134,6 +134,7 @@ GRANTS: dict[str, ServiceGrants] = {
             "certification_timers",
             "certification_outbox",
             "certification_console_sessions",
+            "certification_rate_limits",  # the public seat-offer page's limits per client network
         ),
     ),
     # Reads every event (no consumer group: partitions assigned by hand) into its own read model.

@@ -33,6 +33,7 @@ from schemas import (
     Contact,
     ContactAttempted,
     Event,
+    ExamSeatOffered,
     PartnerInformationReceived,
     PartnerInformationRequested,
     SealedPersonalData,
@@ -272,10 +273,11 @@ def seal(event: E, key: bytes) -> E:
                 "sealed": _encrypt(key, event.person_id, fields),
             }
         )
-    name = _FREE_TEXT.get(type(event))
-    if name is not None and getattr(event, "sealed", None) is None and (text := getattr(event, name)):
-        person_id: str = getattr(event, "person_id")  # noqa: B009 - every free-text event has one
-        return event.model_copy(update={name: None, "sealed": _encrypt(key, person_id, {name: text})})
+    names = _SEALED_ALONE.get(type(event), ())
+    personal = {name: value for name in names if (value := getattr(event, name)) is not None}
+    if personal and getattr(event, "sealed", None) is None:
+        person_id: str = getattr(event, "person_id")  # noqa: B009 - every such event has one
+        return event.model_copy(update={**dict.fromkeys(personal), "sealed": _encrypt(key, person_id, personal)})
     return event
 
 
@@ -294,17 +296,19 @@ def unseal(event: E, key: bytes | None) -> E:
                 "sealed": None,
             }
         )
-    if (name := _FREE_TEXT.get(type(event))) is not None:
-        return event.model_copy(update={name: fields.get(name), "sealed": None})
+    if (names := _SEALED_ALONE.get(type(event))) is not None:
+        return event.model_copy(update={**{name: fields.get(name) for name in names}, "sealed": None})
     return event
 
 
-_FREE_TEXT: Mapping[type[Event], str] = {
-    ContactAttempted: "notes",
-    PartnerInformationRequested: "question",
-    PartnerInformationReceived: "answer",
+_SEALED_ALONE: Mapping[type[Event], tuple[str, ...]] = {
+    ContactAttempted: ("notes",),
+    PartnerInformationRequested: ("question",),
+    PartnerInformationReceived: ("answer",),
+    # Not personal data but bearer capabilities: whoever reads a link answers the offer for the candidate.
+    ExamSeatOffered: ("accept_url", "decline_url"),
 }
-"""Events whose one personal field is a worker's free text, sealed alone: the field's name."""
+"""Events whose few personal fields (a worker's free text, a candidate's answer links) are sealed alone: their names."""
 
 
 class PersonalData:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,10 +23,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Request
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-__all__ = ["Hit", "InMemoryRateLimits", "Limit", "MongoRateLimits", "RateLimits", "counter_id", "retry_after"]
+__all__ = [
+    "Hit",
+    "InMemoryRateLimits",
+    "Limit",
+    "MongoRateLimits",
+    "RateLimits",
+    "client_network",
+    "counter_id",
+    "retry_after",
+]
 
 
 @dataclass(frozen=True)
@@ -117,3 +128,23 @@ class InMemoryRateLimits(RateLimits):
     async def _increment(self, counter: str, expires_at: datetime) -> int:
         self.counts[counter] = self.counts.get(counter, 0) + 1
         return self.counts[counter]
+
+
+def client_network(request: Request) -> str:
+    """Who the client is, for limits and idempotency keys: its IPv6 /64, or its IPv4 address.
+
+    The address is uvicorn's (`request.client`), which is the proxy's unless uvicorn trusts that
+    proxy (`--forwarded-allow-ips`, e.g. `INTAKE_FORWARDED_ALLOW_IPS`); then it is the address the proxy
+    saw. An IPv6 subscriber gets a whole /64 and can pick a new address per request, so the /64 is
+    the client; it includes the address, so one counter per /64 is the stricter limit.
+    """
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP (a test client, a unix socket): the name is all there is
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

@@ -21,7 +21,7 @@ from certification.offer import MakeOffer, SeatOffer
 from certification.offer import decide as decide_offer
 from certification.repositories import CertificationUnitOfWork
 from certification.result import ExamResult, IssuedCredential
-from certification.seating import CandidateStatus, CentreState, WaitingReason
+from certification.seating import CandidateStatus, CentreState, OfferTerms, WaitingReason
 from certification.sessions import Centre, Session
 from schemas import EnrolmentConfirmed, Event, Language
 
@@ -47,7 +47,7 @@ def new_candidate(person: str, *, priority: int = 0, hours: int = 0) -> Candidat
 
 def new_offer(offer_id: str = "o1") -> SeatOffer:
     offer, _ = decide_offer(
-        None, MakeOffer(offer_id, "MOS-EXCEL:p1", "p1", "MOS-EXCEL", "ses-1", "ctr-1", EXAM, T0, timedelta(hours=48))
+        None, MakeOffer(offer_id, "MOS-EXCEL:p1", "p1", "MOS-EXCEL", "ses-1", "ctr-1", EXAM, T0, OfferTerms())
     )
     return offer
 

@@ -21,6 +21,7 @@ from certification.candidates import Candidates
 from certification.certifications import Certifications, load_certifications
 from certification.errors import ConcurrencyConflict
 from certification.offer import SeatOffer
+from certification.offer_links import OfferLinks, OfferTokens
 from certification.repositories import (
     CandidateRepository,
     CentreRepository,
@@ -34,11 +35,12 @@ from certification.repositories import (
     SessionRepository,
 )
 from certification.result import ExamResult, IssuedCredential
-from certification.seating import CandidateStatus, order_key
+from certification.seating import CandidateStatus, OfferTerms, order_key
 from certification.seats import Seats
 from certification.sessions import Centre, Session
 from schemas import Event
 from services.clock import Clock
+from services.privacy import seal, unseal
 
 
 @dataclass
@@ -270,6 +272,21 @@ class FakeDueTimers(DueTimers):
         return len(due)
 
 
+TOKEN_KEY = "a test key for seat offer links, 32 bytes or more"
+PERSON_KEY = bytes(range(32))
+"""One AES key for every person: the fakes seal as the service does, without a key store."""
+OFFER_LINKS = OfferLinks("https://certification.test", OfferTokens(TOKEN_KEY))
+
+
+async def fake_seal(event: Event) -> Event:
+    """`PersonalData.seal` with one key for everyone."""
+    return seal(event, PERSON_KEY)
+
+
+def fake_unseal(event: Event) -> Event:
+    return unseal(event, PERSON_KEY)
+
+
 @dataclass
 class FakeCertification:
     """Candidates and Seats over one fake storage, wired as `CertificationService` wires the real ones."""
@@ -287,6 +304,8 @@ def fake_certification(
     *,
     certifications: Certifications | None = None,
     offer_window: timedelta = timedelta(hours=48),
+    offer_margin: timedelta = timedelta(hours=24),
+    offer_minimum: timedelta = timedelta(hours=2),
     what_to_bring: Sequence[str] = (),
     routed_priority_from: int | None = None,
     storage: FakeStorage | None = None,
@@ -302,7 +321,9 @@ def fake_certification(
         certifications=certifications,
         clock=clock,
         timers=FakeDueTimers(storage, clock),
-        offer_window=offer_window,
+        links=OFFER_LINKS,
+        seal=fake_seal,
+        terms=OfferTerms(window=offer_window, margin=offer_margin, minimum=min(offer_minimum, offer_window)),
         what_to_bring=what_to_bring,
     )
     candidates = Candidates(uow, seats, certifications=certifications, clock=clock, routed_priority_from=routed_priority_from)

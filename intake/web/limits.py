@@ -8,7 +8,6 @@ shared `services.ratelimits.RateLimits` (429 beyond), and a request stopped by a
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from fastapi import Request
@@ -17,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 
 from intake.identity import normalise_email, normalise_phone
-from services.ratelimits import Hit, Limit
+from services.ratelimits import Hit, Limit, client_network
 
 __all__ = [
     "BURST_WINDOW_S",
@@ -56,26 +55,6 @@ class Refused(Exception):
     def __init__(self, status: int, error: str, **params: Any) -> None:
         super().__init__(error)
         self.status, self.error, self.params = status, error, params
-
-
-def client_network(request: Request) -> str:
-    """Who the client is, for limits and idempotency keys: its IPv6 /64, or its IPv4 address.
-
-    The address is uvicorn's (`request.client`), which is the proxy's unless uvicorn trusts that
-    proxy (`--forwarded-allow-ips`, `INTAKE_FORWARDED_ALLOW_IPS`); then it is the address the proxy
-    saw. An IPv6 subscriber gets a whole /64 and can pick a new address per request, so the /64 is
-    the client; it includes the address, so one counter per /64 is the stricter limit.
-    """
-    host = request.client.host if request.client else "unknown"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host  # not an IP (a test client, a unix socket): the name is all there is
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def client_hits(network: str, settings: WebSettings) -> list[Hit]:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -30,11 +31,13 @@ from schemas import (
     ExamRequestReason,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOffered,
     Language,
     decode,
 )
 from services.clock import FixedClock
 from services.kafka import delete_topics_with_prefix, use_topic_prefix, wire
+from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_CLIENT
 from tests.identity_provider import SignIn
@@ -199,9 +202,28 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     refused = await run.http.post(f"/offers/{to_bob['offer_id']}/accept")
     assert refused.status_code == 409
 
-    accepted = await run.http.post(f"/offers/{cleo['offer_id']}/accept")
-    assert accepted.status_code == 200
-    assert accepted.json()["published"] == ["be.bruxellesformation.certification.exam.scheduled"]
+    # Cleo accepts through the link of her message: the offer reached the topic with its links sealed.
+    def offer_to_cleo(events: list[Event]) -> bool:
+        return any(isinstance(e, ExamSeatOffered) and e.person_id == "prs_cleo" for e in events)
+
+    on_topic = await read_events(run.topic("certification.exams.v1"), until=offer_to_cleo)
+    [sealed] = [e for e in on_topic if isinstance(e, ExamSeatOffered) and e.person_id == "prs_cleo"]
+    assert sealed.accept_url is None and sealed.sealed is not None and sealed.offer_id == cleo["offer_id"]
+    opened = await PersonalData(PersonKeys(run.db)).unseal(sealed)
+    assert opened.accept_url is not None and opened.accept_url.startswith(f"{BASE_URL}/seat-offers/respond?token=")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=run.app), base_url=BASE_URL) as candidate:
+        page = await candidate.get(opened.accept_url.removeprefix(BASE_URL) + "&lang=nl")
+        assert page.status_code == 200 and '<html lang="nl">' in page.text and "Centre 1" in page.text
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert (await run.http.get(f"/offers/{cleo['offer_id']}")).json()["status"] == "offered"  # GET changed nothing
+        token = parse_qs(urlsplit(opened.accept_url).query)["token"][0]
+        accepted = await candidate.post("/seat-offers/respond", data={"token": token, "lang": "nl"})
+        assert accepted.status_code == 200 and "gereserveerd" in accepted.text
+        again = await candidate.post("/seat-offers/respond", data={"token": token, "lang": "nl"})
+        assert again.status_code == 409  # single use
+        forged = await candidate.post("/seat-offers/respond", data={"token": token[:-3] + "AAA"})
+        assert forged.status_code == 404
+    assert (await run.http.get(f"/offers/{cleo['offer_id']}")).json()["status"] == "accepted"
     session = (await run.http.get("/sessions/ses-1")).json()
     assert (session["seats"], session["held"], session["booked"], session["free"]) == (1, 0, 1, 0)
 
@@ -210,9 +232,18 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     credential_id = result.json()["credential_id"]
     assert result.json()["credential_url"] == f"{BASE_URL}/credentials/{credential_id}"
 
-    exams = await read_events(run.topic("certification.exams.v1"), until=lambda e: len(e) >= 2)
-    assert [e.type.rsplit(".", 2)[-2:] for e in exams] == [["exam", "scheduled"], ["certificate", "issued"]]
-    scheduled, issued = exams
+    exams = await read_events(run.topic("certification.exams.v1"), until=lambda e: len(e) >= 8)
+    assert [(e.type.rsplit(".", 2)[-2:], getattr(e, "person_id", None)) for e in exams] == [
+        (["exam_seat", "offered"], "prs_ada"),
+        (["exam_seat", "offer_declined"], "prs_ada"),
+        (["exam_seat", "offered"], "prs_bob"),
+        (["exam_seat", "offer_expired"], "prs_bob"),
+        (["exam_seat", "offered"], "prs_cleo"),
+        (["exam_seat", "offer_accepted"], "prs_cleo"),
+        (["exam", "scheduled"], "prs_cleo"),
+        (["certificate", "issued"], "prs_cleo"),
+    ]
+    scheduled, issued = exams[-2:]
     assert isinstance(scheduled, ExamScheduled) and isinstance(issued, CertificateIssued)
     assert (scheduled.person_id, scheduled.session_id, scheduled.centre_name, scheduled.exam_at) == (
         "prs_cleo",
@@ -303,6 +334,7 @@ async def test_the_public_surface_alone_verifies_without_kafka_and_serves_no_sta
         signing_key=SecretStr(new_signing_key()),
         surfaces=frozenset({"public"}),
         instance_id=f"certification-public-{unique}",
+        offer_page_rate_per_minute=3,
     )
     app = create_app(settings, clock=FixedClock(NOW))
     try:
@@ -319,5 +351,10 @@ async def test_the_public_surface_alone_verifies_without_kafka_and_serves_no_sta
             for staff_route in ("/centres", "/certifications", "/waitlist?certification=MOS-WORD", "/offers/o-1"):
                 assert (await http.get(staff_route)).status_code == 404, staff_route
             assert (await http.post("/credentials/c-1/revoke", json={"reason": "x"})).status_code in {404, 405}
+            # The seat-offer page answers links here, within a rate per client network shared by the replicas.
+            statuses = [(await http.get("/seat-offers/respond", params={"token": "v1.x.y"})).status_code for _ in range(3)]
+            assert statuses == [404, 404, 404]
+            refused = await http.post("/seat-offers/respond", data={"token": "v1.x.y"})
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     finally:
         use_topic_prefix("")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -20,16 +20,24 @@ from pymongo import AsyncMongoClient
 
 from certification.certifications import load_certifications
 from certification.credentials import CredentialLinks, IssuerProfile
-from certification.seating import CandidateStatus, CentreState, OfferStatus, WaitingReason
+from certification.offer_links import OfferAction
+from certification.seating import CandidateStatus, CentreState, OfferStatus, OfferTerms, WaitingReason
 from certification.seats import OFFER_EXPIRY
 from certification.service import CertificationService
 from certification.store import CertificationError, candidate_id
-from schemas import ExamScheduled, decode
+from schemas import (
+    ExamScheduled,
+    ExamSeatOfferAccepted,
+    ExamSeatOffered,
+    decode,
+)
 from services.clock import FixedClock
 from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
+from services.privacy import PersonalData, PersonKeys
 from services.timers import TimerState, TimerStore
+from tests.certification_fakes import OFFER_LINKS
 from tests.conftest import MONGODB_URI
 from tests.factories import enrolled, exam_requested
 
@@ -57,7 +65,9 @@ async def build(
         timers=TimerStore(client, db, clock=clock, owner=owner, collection="certification_timers"),
         links=LINKS,
         issuer=IssuerProfile(id=LINKS.issuer, name="Bruxelles Formation", url="https://www.bruxellesformation.brussels"),
-        offer_window=WINDOW,
+        offer_links=OFFER_LINKS,
+        seal=PersonalData(PersonKeys(db)).seal,
+        offer_terms=OfferTerms(window=WINDOW),
         what_to_bring=["Carte d'identité"],
     )
     await processed.ensure_indexes()
@@ -301,7 +311,8 @@ async def test_acceptance_books_the_seat_and_writes_exam_scheduled_to_the_outbox
 
     again, none = await service.seats.accept(offer.offer_id)  # a retried click
     assert again.status is OfferStatus.ACCEPTED and none is None
-    [published] = await outbox_events(mongo_db)
+    offered, answered, published = await outbox_events(mongo_db)
+    assert isinstance(offered, ExamSeatOffered) and isinstance(answered, ExamSeatOfferAccepted)
     assert published == event
     assert (published.person_id, published.certification_code, published.session_id) == ("p1", "MOS-EXCEL", "ses-june")
     assert (published.centre_id, published.centre_name, published.exam_at) == ("ctr-anderlecht", "Centre d'Anderlecht", EXAM_DAY)
@@ -326,8 +337,10 @@ async def test_an_exam_request_from_outside_continues_the_conversation_of_the_en
     _, scheduled = await service.seats.accept(offer.offer_id)
     await service.awards.record_result("ses-june", person_id="p1", passed=True, score=900)
 
-    published, issued = await outbox_events(mongo_db)
+    offered, answered, published, issued = await outbox_events(mongo_db)
     assert scheduled is not None and published == scheduled
+    # The offer and its answer are in the exam request's conversation too.
+    assert (offered.correlation_id, answered.correlation_id) == (call, call)
     assert (published.correlation_id, published.causation_id) == (call, completed.id)
     assert (issued.correlation_id, issued.causation_id) == (call, published.id)
     # An exam request that belongs to a conversation already keeps it.
@@ -362,3 +375,104 @@ async def test_results_issue_a_credential_once_and_a_failure_can_try_again(
     # A failed candidate who asks again goes back to the end of the waitlist.
     await service.candidates.on_exam_requested(exam_requested("fail"))
     assert (await service.candidates.candidate("MOS-EXCEL:fail"))["status"] == "waiting"
+
+
+# --- seat offers that reach people --------------------------------------------------------
+
+
+async def test_an_offer_is_published_with_its_links_sealed_for_the_person(
+    service: CertificationService, clock: FixedClock, mongo_db: MongoDatabase
+) -> None:
+    await service.candidates.on_exam_requested(exam_requested("p1"))
+    await closed_centre_with_session(service, seats=1)
+    [offer] = (await service.seats.put_centre("ctr-anderlecht", state=CentreState.OPEN))[1]
+    [event] = [e for e in await outbox_events(mongo_db) if isinstance(e, ExamSeatOffered)]
+    raw = (await mongo_db["certification_outbox"].find_one())["value"]  # type: ignore[index]
+    assert b"token=" not in raw and event.accept_url is None and event.sealed is not None
+    assert (event.offer_id, event.respond_by, event.centre_name) == (offer.offer_id, offer.expires_at, "Centre d'Anderlecht")
+    opened = await PersonalData(PersonKeys(mongo_db)).unseal(event)
+    assert opened.accept_url is not None and opened.accept_url.startswith(OFFER_LINKS.public_base_url)
+    token = opened.accept_url.split("token=", 1)[1]
+    found = OFFER_LINKS.tokens.verify(token, now=clock.now())
+    assert (found.offer_id, found.action, found.expires_at) == (offer.offer_id, OfferAction.ACCEPT, offer.expires_at)
+
+
+async def test_two_replicas_passing_seats_on_never_overbook(
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    second_client: AsyncMongoClient[dict[str, Any]],
+    mongo_db: MongoDatabase,
+    clock: FixedClock,
+) -> None:
+    """60 candidates, 15 seats, two replicas: each round every pending offer is accepted, declined (the
+    same answer sent to both replicas at once, a double click) or left to lapse (both replicas' timers
+    firing together), and the freed seats are offered on; a watcher reads the sessions all along."""
+    replicas = [
+        await build(mongo_client, mongo_db, clock, owner="replica-a"),
+        await build(second_client, second_client[mongo_db.name], clock, owner="replica-b"),
+    ]
+    first = replicas[0]
+    people = [(f"p{i:02d}", i % 3) for i in range(60)]
+    await waitlisted(first, clock, people)
+    await first.seats.put_centre("ctr-1", state=CentreState.CLOSED, name="Centre 1", address="Rue Exemple 1, 1000 Bruxelles")
+    seats = {"ses-a": 6, "ses-b": 5, "ses-c": 4}
+    for i, (session_id, count) in enumerate(seats.items()):
+        await first.seats.add_session(
+            session_id=session_id,
+            centre_id="ctr-1",
+            certifications=["MOS-EXCEL"],
+            starts_at=EXAM_DAY + timedelta(days=i),
+            seats=count,
+        )
+
+    worst = dict.fromkeys(seats, 0)
+    watching = True
+
+    async def watch() -> None:
+        while watching:
+            async for doc in mongo_db["certification_sessions"].find():
+                worst[doc["_id"]] = max(worst[doc["_id"]], doc["held"] + doc["booked"])
+                assert doc["held"] + doc["booked"] <= doc["seats"], doc
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(*(r.seats.put_centre("ctr-1", state=CentreState.OPEN) for r in replicas))
+    rounds = 0
+    try:
+        while pending := await mongo_db["certification_offers"].find({"status": "offered"}).to_list(None):
+            rounds += 1
+            assert rounds <= 40, "the seats never settled"
+            answers: list[Awaitable[object]] = []
+            for doc in pending:
+                choice = (int(doc["person_id"][1:]) // 3 + rounds) % 3  # a mix within each priority
+                for replica in replicas:
+                    if choice == 0:
+                        answers.append(replica.seats.accept(doc["_id"]))
+                    elif choice == 1:
+                        answers.append(replica.seats.decline(doc["_id"]))
+            await asyncio.gather(*answers)
+            clock.advance(WINDOW)  # whatever is still pending lapses, on both replicas at once
+            await asyncio.gather(*(r.seats.run_timers_once() for r in replicas))
+    finally:
+        watching = False
+        await watcher
+
+    offers = await mongo_db["certification_offers"].find().to_list(None)
+    sessions = {doc["_id"]: doc async for doc in mongo_db["certification_sessions"].find()}
+    statuses = Counter(o["status"] for o in offers)
+    events = Counter(type(e).__name__ for e in await outbox_events(mongo_db))
+    final = {sid: (d["held"], d["booked"], d["seats"]) for sid, d in sessions.items()}
+    print(
+        f"\nseat offers: candidates={len(people)} seats={sum(seats.values())} replicas=2 rounds={rounds} offers={len(offers)} "
+        f"statuses={dict(statuses)} max(held+booked)={worst} final(held, booked, seats)={final}"
+    )
+    for sid, doc in sessions.items():
+        assert doc["held"] + doc["booked"] <= doc["seats"], sid
+        assert doc["held"] == 0  # every offer was answered or lapsed
+        assert doc["booked"] == sum(1 for o in offers if o["session_id"] == sid and o["status"] == "accepted")
+    accepted = [o["candidate_id"] for o in offers if o["status"] == "accepted"]
+    assert len(accepted) == len(set(accepted)) and len(accepted) <= sum(seats.values())
+    # Each answer or lapse published once, however many replicas handled it.
+    assert events["ExamSeatOffered"] == len(offers)
+    assert (events["ExamSeatOfferAccepted"], events["ExamScheduled"]) == (statuses["accepted"], statuses["accepted"])
+    assert events["ExamSeatOfferDeclined"] == statuses["declined"]
+    assert events["ExamSeatOfferExpired"] == statuses["expired"]

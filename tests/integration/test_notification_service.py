@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
+from certification.offer_links import OfferLinks, OfferTokens
 from notification.app import create_app
 from notification.messages import MessageRenderer
 from notification.model import DeliveryStatus
@@ -45,6 +46,8 @@ from schemas import (
     EnrolmentConfirmed,
     Event,
     ExamScheduled,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
     Language,
     NotificationFailed,
     NotificationSent,
@@ -498,6 +501,57 @@ async def test_a_contact_sealed_by_intake_is_unsealed_with_the_persons_key(sink:
         stored = await service.db["notification_people"].find_one({"_id": other.person_id})
         assert stored is not None and stored.get("contact") is None
         assert len(sink.messages) == 1
+
+
+async def test_a_seat_offer_reaches_the_candidate_by_email_and_sms_with_its_links(sink: SmtpSink, provider: SmsProvider) -> None:
+    async with running(sink, provider) as service:
+        personal = PersonalData(PersonKeys(service.db))
+        request = person(language=Language.EN)
+        offer_id = "5b0c8e2f4a7d4c1e9f3a2b6c7d8e9f01"
+        respond_by = DAYTIME + timedelta(days=2)
+        links = OfferLinks(
+            "https://certification.bruxellesformation.test", OfferTokens("a test key for seat offer links, 32 bytes")
+        )
+        urls = links.both(offer_id, respond_by)
+        # As certification publishes it: the links sealed with the person's key.
+        offered = await personal.seal(
+            ExamSeatOffered(
+                source="/certification",
+                person_id=request.person_id,
+                offer_id=offer_id,
+                certification_code="ICDL-BASE",
+                session_id="ses_1",
+                centre_id="ctr_anderlecht",
+                centre_name="Bruxelles Formation Bureautique – Anderlecht",
+                exam_at=DAYTIME + timedelta(days=10),
+                respond_by=respond_by,
+                accept_url=urls["accept_url"],
+                decline_url=urls["decline_url"],
+            )
+        )
+        assert isinstance(offered, ExamSeatOffered) and offered.accept_url is None and offered.sealed is not None
+        await service.publish(request, offered)
+        await service.wait_status(offered, "email", "sent")
+        await service.wait_status(offered, "sms", "sent")
+        (message,) = sink.messages
+        body = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert str(message["Subject"]).startswith("A seat for the ICDL-BASE exam")
+        assert f"{urls['accept_url']}&lang=en" in body and f"{urls['decline_url']}&lang=en" in body
+        (sms,) = provider.accepted
+        assert sms["to"] == PHONE and f"{urls['accept_url']}&lang=en" in sms["text"]
+        # An answer tells nothing (and holds nothing up: the person's next event is told).
+        answered = ExamSeatOfferDeclined(
+            source="/certification",
+            person_id=request.person_id,
+            offer_id=offer_id,
+            certification_code="ICDL-BASE",
+            session_id="ses_1",
+            closed_at=DAYTIME,
+        )
+        booked = exam_for(request)
+        await service.publish(answered, booked)
+        await service.wait_status(booked, "email", "sent")
+        assert await service.delivery(answered, "email") is None and len(sink.messages) == 2
 
 
 async def test_no_consent_records_skipped_deliveries_and_sends_nothing(sink: SmtpSink, provider: SmsProvider) -> None:

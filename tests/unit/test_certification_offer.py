@@ -1,5 +1,6 @@
-"""The seat offer's and the session's pure decisions: made, accepted (publishing `ExamScheduled`),
-declined, expired; repeats that change nothing, refusals with their HTTP status (no database)."""
+"""The seat offer's and the session's pure decisions: made (`ExamSeatOffered`), accepted (publishing
+`ExamSeatOfferAccepted` and `ExamScheduled`), declined, expired (each with its event); repeats that
+change nothing, refusals with their HTTP status (no database)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certification.candidate import Trace
-from certification.errors import OfferClosed, OfferPastDeadline
+from certification.errors import OfferClosed, OfferPastDeadline, OfferTooLate
 from certification.offer import Accept, Decline, Expire, MakeOffer, SeatOffer, decide
-from certification.seating import OfferStatus
+from certification.seating import OfferStatus, OfferTerms
 from certification.sessions import Session, SessionFull
-from schemas import ExamScheduled
+from schemas import ExamScheduled, ExamSeatOfferAccepted, ExamSeatOfferDeclined, ExamSeatOffered, ExamSeatOfferExpired
 
 pytestmark = pytest.mark.unit
 
@@ -21,13 +22,19 @@ T0 = datetime(2020, 5, 18, 9, 0, tzinfo=UTC)
 EXAM = datetime(2020, 6, 2, 7, 0, tzinfo=UTC)
 
 
-def made(*, exam_at: datetime = EXAM, window: timedelta = timedelta(hours=48)) -> SeatOffer:
-    offer, events = decide(None, MakeOffer("o1", "MOS-EXCEL:p1", "p1", "MOS-EXCEL", "ses-1", "ctr-1", exam_at, T0, window))
-    assert events == []
+TERMS = OfferTerms(window=timedelta(hours=48), margin=timedelta(hours=24), minimum=timedelta(hours=2))
+
+
+def make(exam_at: datetime = EXAM, *, trace: Trace | None = None) -> MakeOffer:
+    return MakeOffer("o1", "MOS-EXCEL:p1", "p1", "MOS-EXCEL", "ses-1", "ctr-1", exam_at, T0, TERMS, "Centre", trace)
+
+
+def made(*, exam_at: datetime = EXAM) -> SeatOffer:
+    offer, _ = decide(None, make(exam_at))
     return offer
 
 
-def test_an_offer_is_made_with_a_deadline_never_past_the_exam() -> None:
+def test_an_offer_is_made_with_a_deadline_never_later_than_the_margin_before_the_exam() -> None:
     offer = made()
     assert (offer.status, offer.offered_at, offer.expires_at, offer.version) == (
         OfferStatus.OFFERED,
@@ -35,14 +42,36 @@ def test_an_offer_is_made_with_a_deadline_never_past_the_exam() -> None:
         T0 + timedelta(hours=48),
         0,
     )
-    assert made(exam_at=T0 + timedelta(hours=5)).expires_at == T0 + timedelta(hours=5)
+    assert made(exam_at=T0 + timedelta(hours=30)).expires_at == T0 + timedelta(hours=6)
     with pytest.raises(ValueError, match="exists already"):
-        decide(offer, MakeOffer("o1", "c", "p", "X", "s", "c", EXAM, T0, timedelta(hours=1)))
+        decide(offer, make())
+
+
+def test_an_offer_leaving_less_than_the_minimum_to_answer_is_not_made() -> None:
+    with pytest.raises(OfferTooLate) as refused:
+        decide(None, make(T0 + timedelta(hours=25)))
+    assert refused.value.status == 409
+
+
+def test_a_made_offer_announces_itself_without_its_links_in_the_exam_requests_conversation() -> None:
+    request, call = uuid.uuid4(), uuid.uuid4()
+    offer, [event] = decide(None, make(trace=Trace(str(request), str(call))))
+    assert isinstance(event, ExamSeatOffered)
+    assert (event.offer_id, event.person_id, event.session_id, event.centre_name, event.exam_at, event.respond_by) == (
+        "o1",
+        "p1",
+        "ses-1",
+        "Centre",
+        EXAM,
+        offer.expires_at,
+    )
+    assert (event.accept_url, event.decline_url, event.sealed) == (None, None, None)
+    assert (event.correlation_id, event.causation_id) == (call, request)
 
 
 def test_an_acceptance_publishes_exam_scheduled_in_the_exam_requests_conversation() -> None:
     request, call = uuid.uuid4(), uuid.uuid4()
-    accepted, [event] = decide(
+    accepted, [answered, event] = decide(
         made(), Accept(T0 + timedelta(hours=1), "Centre d'Anderlecht", ["Carte d'identité"], Trace(str(request), str(call)))
     )
     assert (accepted.status, accepted.answered_at, accepted.event_id) == (
@@ -50,6 +79,8 @@ def test_an_acceptance_publishes_exam_scheduled_in_the_exam_requests_conversatio
         T0 + timedelta(hours=1),
         str(event.id),
     )
+    assert isinstance(answered, ExamSeatOfferAccepted)
+    assert (answered.offer_id, answered.closed_at, answered.correlation_id) == ("o1", T0 + timedelta(hours=1), call)
     assert isinstance(event, ExamScheduled)
     assert (event.person_id, event.session_id, event.centre_name, event.exam_at) == ("p1", "ses-1", "Centre d'Anderlecht", EXAM)
     assert (event.what_to_bring, event.correlation_id, event.causation_id, event.source) == (
@@ -81,8 +112,10 @@ def test_a_declined_or_expired_offer_cannot_be_accepted(closing: Decline | Expir
 
 
 def test_a_decline_closes_the_offer_once() -> None:
-    declined, events = decide(made(), Decline(T0))
-    assert (declined.status, declined.answered_at, events) == (OfferStatus.DECLINED, T0, [])
+    declined, [event] = decide(made(), Decline(T0))
+    assert (declined.status, declined.answered_at) == (OfferStatus.DECLINED, T0)
+    assert isinstance(event, ExamSeatOfferDeclined)
+    assert (event.offer_id, event.person_id, event.closed_at) == ("o1", "p1", T0)
     assert decide(declined, Decline(T0 + timedelta(hours=1))) == (declined, [])
     accepted, _ = decide(made(), Accept(T0, "Centre"))
     with pytest.raises(OfferClosed, match="is accepted"):
@@ -90,8 +123,9 @@ def test_a_decline_closes_the_offer_once() -> None:
 
 
 def test_a_deadline_expires_only_a_pending_offer() -> None:
-    expired, _ = decide(made(), Expire(T0))
+    expired, [event] = decide(made(), Expire(T0))
     assert expired.status is OfferStatus.EXPIRED
+    assert isinstance(event, ExamSeatOfferExpired)
     assert decide(expired, Expire(T0)) == (expired, [])
     accepted, _ = decide(made(), Accept(T0, "Centre"))
     assert decide(accepted, Expire(T0)) == (accepted, [])

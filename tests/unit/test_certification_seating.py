@@ -9,6 +9,7 @@ import pytest
 
 from certification.seating import (
     NoOffer,
+    OfferTerms,
     SessionSeats,
     WaitingCandidate,
     WaitingReason,
@@ -111,10 +112,58 @@ def test_seats_are_offered_only_from_an_open_centre_before_the_session_starts() 
     assert session(seats=2, held=2, booked=1).free == 0
 
 
-def test_the_deadline_is_the_window_but_never_after_the_exam() -> None:
-    window = timedelta(hours=48)
-    assert offer_deadline(T0, window, T0 + timedelta(days=10)) == T0 + window
-    assert offer_deadline(T0, window, T0 + timedelta(hours=20)) == T0 + timedelta(hours=20)
+TERMS = OfferTerms(window=timedelta(hours=48), margin=timedelta(hours=24), minimum=timedelta(hours=2))
+
+
+def test_the_deadline_is_the_window_when_the_exam_is_far() -> None:
+    assert offer_deadline(T0, T0 + timedelta(days=10), TERMS) == T0 + timedelta(hours=48)
+    assert offer_deadline(T0, T0 + timedelta(hours=72), TERMS) == T0 + timedelta(hours=48)  # exactly the margin
+
+
+def test_the_deadline_is_never_later_than_the_margin_before_the_exam() -> None:
+    exam = T0 + timedelta(hours=40)
+    assert offer_deadline(T0, exam, TERMS) == exam - timedelta(hours=24)
+    # A session minutes away no longer gets an offer that lapses minutes before it starts.
+    assert offer_deadline(T0, T0 + timedelta(minutes=30), TERMS) is None
+
+
+def test_no_offer_when_it_would_leave_less_than_the_minimum_to_answer() -> None:
+    assert offer_deadline(T0, T0 + timedelta(hours=26), TERMS) == T0 + timedelta(hours=2)  # exactly the minimum
+    assert offer_deadline(T0, T0 + timedelta(hours=26) - timedelta(seconds=1), TERMS) is None
+    assert TERMS.last_offer_before(T0 + timedelta(hours=26)) == T0
+
+
+@pytest.mark.parametrize("margin_hours", [0, 1, 24, 47, 100])
+@pytest.mark.parametrize("hours_to_exam", [1, 3, 25, 26, 30, 49, 72, 500])
+def test_the_deadline_keeps_its_promises_for_any_terms(margin_hours: int, hours_to_exam: int) -> None:
+    terms = OfferTerms(window=timedelta(hours=48), margin=timedelta(hours=margin_hours), minimum=timedelta(hours=2))
+    exam = T0 + timedelta(hours=hours_to_exam)
+    deadline = offer_deadline(T0, exam, terms)
+    if deadline is None:
+        assert exam - terms.margin - T0 < terms.minimum
+    else:
+        assert T0 + terms.minimum <= deadline <= T0 + terms.window
+        assert deadline <= exam - terms.margin
+
+
+def test_a_session_too_close_to_leave_time_to_answer_is_offered_to_nobody() -> None:
+    soon = SessionSeats("s", "ctr-1", frozenset({"MOS-EXCEL"}), T0 + timedelta(hours=25), seats=3)
+    assert why_no_offer(soon, centre_open=True, now=T0, terms=TERMS) is NoOffer.TOO_LATE
+    assert why_no_offer(soon, centre_open=True, now=T0 - timedelta(hours=1), terms=TERMS) is None
+
+
+@pytest.mark.parametrize(
+    ("window", "margin", "minimum"),
+    [
+        (timedelta(0), timedelta(hours=1), timedelta(hours=1)),
+        (timedelta(hours=1), -timedelta(hours=1), timedelta(hours=1)),
+        (timedelta(hours=1), timedelta(hours=1), timedelta(hours=2)),
+        (timedelta(hours=1), timedelta(hours=1), timedelta(0)),
+    ],
+)
+def test_terms_that_cannot_hold_are_refused(window: timedelta, margin: timedelta, minimum: timedelta) -> None:
+    with pytest.raises(ValueError):
+        OfferTerms(window=window, margin=margin, minimum=minimum)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from certification.seats import OFFER_EXPIRY
 from certification.sessions import Session
 from schemas import (
     ExamScheduled,
+    ExamSeatOfferAccepted,
+    ExamSeatOffered,
     Target,
     TrainingRequestRouted,
 )
@@ -174,7 +176,8 @@ async def test_acceptance_books_the_seat_and_publishes_exam_scheduled_once(cert:
     [offer] = (await cert.seats.put_centre("ctr-1", state=CentreState.OPEN))[1]
     accepted, event = await cert.seats.accept(offer.offer_id)
     assert accepted.status is OfferStatus.ACCEPTED and isinstance(event, ExamScheduled)
-    assert cert.storage.outbox == [event]
+    assert [type(e) for e in cert.storage.outbox] == [ExamSeatOffered, ExamSeatOfferAccepted, ExamScheduled]
+    assert cert.storage.outbox[-1] == event
     assert (event.centre_name, event.what_to_bring) == ("Centre d'Anderlecht", ["Carte d'identité"])
     assert (event.correlation_id, event.causation_id) == (request.correlation_id, request.id)
     session = await cert.seats.session("ses-june")
@@ -210,7 +213,7 @@ async def test_concurrent_accepts_of_one_offer_book_one_seat_and_publish_once(ce
     [offer] = (await cert.seats.put_centre("ctr-1", state=CentreState.OPEN))[1]
     answers = await asyncio.gather(*(cert.seats.accept(offer.offer_id) for _ in range(4)))
     assert sum(event is not None for _, event in answers) == 1
-    assert len(cert.storage.outbox) == 1
+    assert [type(e) for e in cert.storage.outbox] == [ExamSeatOffered, ExamSeatOfferAccepted, ExamScheduled]
     session = await cert.seats.session("ses-june")
     assert (session.held, session.booked) == (0, 1)
 
@@ -235,3 +238,46 @@ async def test_concurrent_fills_never_overbook_and_offer_each_candidate_one_seat
     in_line = [p for p, _ in sorted(people, key=lambda p: (-p[1], people.index(p)))]
     assert {o.person_id for o in offers} == set(in_line[:5])
     assert cert.seats.offer_attempts["conflict"] > 0  # the tasks did race
+
+
+async def test_declines_and_lapses_are_published_and_the_seat_moves_on(cert: FakeCertification, clock: FixedClock) -> None:
+    await closed_centre_with_session(cert, seats=1)
+    await waitlisted(cert, clock, [("decliner", 0), ("silent", 0), ("third", 0)])
+    [offer] = (await cert.seats.put_centre("ctr-1", state=CentreState.OPEN))[1]
+    await cert.seats.decline(offer.offer_id)
+    clock.advance(WINDOW)
+    assert await cert.seats.run_timers_once() == 1
+    assert [(type(e).__name__, getattr(e, "person_id", None)) for e in cert.storage.outbox] == [
+        ("ExamSeatOffered", "decliner"),
+        ("ExamSeatOfferDeclined", "decliner"),
+        ("ExamSeatOffered", "silent"),
+        ("ExamSeatOfferExpired", "silent"),
+        ("ExamSeatOffered", "third"),
+    ]
+    session = await cert.seats.session("ses-june")
+    assert (session.held, session.booked) == (1, 0)
+
+
+async def test_a_session_too_close_to_leave_time_to_answer_is_offered_to_nobody(
+    cert: FakeCertification, clock: FixedClock
+) -> None:
+    await waitlisted(cert, clock, [("p1", 0)])
+    await cert.seats.put_centre("ctr-1", state=CentreState.OPEN, name="Centre d'Anderlecht", address="Rue Exemple 1")
+    # 24 h margin + 2 h minimum: a session 25 h away cannot get an offer a candidate could answer.
+    _, offers = await cert.seats.add_session(
+        session_id="ses-soon",
+        centre_id="ctr-1",
+        certifications=["MOS-EXCEL"],
+        starts_at=clock.now() + timedelta(hours=25),
+        seats=3,
+    )
+    assert offers == [] and cert.storage.outbox == []
+    assert (await cert.candidates.candidate("MOS-EXCEL:p1"))["waiting_reason"] == WaitingReason.NO_FREE_SEAT.value
+    _, [later] = await cert.seats.add_session(
+        session_id="ses-later",
+        centre_id="ctr-1",
+        certifications=["MOS-EXCEL"],
+        starts_at=clock.now() + timedelta(hours=30),
+        seats=1,
+    )
+    assert later.expires_at == clock.now() + timedelta(hours=6)  # the margin, not the 48-hour window

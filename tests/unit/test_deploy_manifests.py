@@ -68,6 +68,7 @@ SECRET_KEYS = {
     "INTAKE_PHONE_WEBHOOK_SECRET",
     "NOTIFICATION_SMS_TOKEN",
     "CERTIFICATION_SIGNING_KEY",
+    "CERTIFICATION_OFFER_TOKEN_KEY",
     "PRIVACY_KEK",
 }
 # The KEDA Kafka scaler's trigger metadata (keda.sh/docs/latest/scalers/apache-kafka):
@@ -193,7 +194,7 @@ def _env_names(cls: type[BaseSettings], prefix: str | None = None) -> dict[str, 
 
 
 # The services that seal or unseal personal data read the shared `PRIVACY_*` settings.
-SEALING_SERVICES = {"intake", "routing", "notification"}
+SEALING_SERVICES = {"intake", "routing", "notification", "certification"}
 
 
 @cache
@@ -233,6 +234,7 @@ FILLED_IN_SECRET = {
     "INTAKE_PHONE_WEBHOOK_SECRET": "9f2c4e71b8a05d3e6c1f47a2b9d08e5c3a6f1b7d2e4c8a0f5b9d3e7c1a4f6b2d",
     "NOTIFICATION_SMS_TOKEN": "a-token-the-sms-provider-issued",
     "CERTIFICATION_SIGNING_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+    "CERTIFICATION_OFFER_TOKEN_KEY": "7c4e1a9f3b2d8e05a6c1f4b7d9e2a3c8f0b5d1e6a4c7f2b9e3d0a8c5f1b6e4d2",
     "PRIVACY_KEK": "IN4h7o3vU2Jx8yq1Wc6b0PzTfKsLmAdRgE9iHuQjV5Y=",
 }
 """The Secret as a filled-in copy of the template would give it (test values, of the right shapes)."""

@@ -28,6 +28,10 @@ from schemas import (
     Event,
     ExamRequestReason,
     ExamSchedulingRequested,
+    ExamSeatOfferAccepted,
+    ExamSeatOfferDeclined,
+    ExamSeatOffered,
+    ExamSeatOfferExpired,
     Language,
     PartnerInformationRequested,
     PersonDataErased,
@@ -38,7 +42,7 @@ from schemas import (
     TrainingRequestRouted,
     codec,
 )
-from schemas.topics import PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING, TopicSpec
+from schemas.topics import CERTIFICATION_EXAMS, PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING, TopicSpec
 from services import ErrorPolicy
 from services.kafka import create_broker, topic_name
 from services.settings import KafkaSettings
@@ -310,6 +314,30 @@ async def test_notification_records_contacts_erases_and_notifies_the_rest() -> N
         ("notify", enrolment),
         ("erase", erasure),
     ]
+
+
+async def test_notification_decides_on_every_seat_offer_event_and_dead_letters_none() -> None:
+    notifications = RecordingNotifications()
+    at = datetime(2026, 3, 3, 9, tzinfo=UTC)
+    offered = ExamSeatOffered(
+        source="/certification",
+        person_id="p1",
+        offer_id="o1",
+        certification_code="MOS-EXCEL",
+        session_id="s1",
+        centre_id="c1",
+        centre_name="Centre",
+        exam_at=at,
+        respond_by=at,
+    )
+    closed: list[Event] = [
+        cls(source="/certification", person_id="p1", offer_id="o1", certification_code="MOS-EXCEL", session_id="s1", closed_at=at)
+        for cls in (ExamSeatOfferAccepted, ExamSeatOfferDeclined, ExamSeatOfferExpired)
+    ]
+    async with in_memory("notification", lambda broker: notification_handlers.include(broker, notifications)) as (broker, _):
+        for event in (offered, *closed):
+            await publish(broker, CERTIFICATION_EXAMS, event)
+    assert notifications.calls == [("notify", e) for e in (offered, *closed)]
 
 
 async def test_notification_skips_an_unknown_event_type() -> None:

@@ -31,6 +31,7 @@ UPDATES = [k for k in NoticeKind if k.is_request_update]
 DETAILED = [
     NoticeKind.ENROLMENT_CONFIRMED,
     NoticeKind.ENROLMENT_WAITLISTED,
+    NoticeKind.EXAM_SEAT_OFFERED,
     NoticeKind.EXAM_SCHEDULED,
     NoticeKind.CERTIFICATE_ISSUED,
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
+from certification.offer_links import OfferLinks, OfferTokens
 from notification.messages import BLOCKS, LANGUAGES, TEMPLATES_DIR, MessageRenderer, format_date, format_datetime
 from notification.notices import Notice, NoticeKind, notice_for
 from notification.staff import STAFF_TEMPLATES
@@ -28,6 +29,7 @@ from schemas import (
     ExamRequestReason,
     ExamScheduled,
     ExamSchedulingRequested,
+    ExamSeatOffered,
     Language,
     RequestKind,
     Target,
@@ -104,6 +106,30 @@ def exam(bring: list[str] | None = None) -> ExamScheduled:
     )
 
 
+SEAT_LINKS = OfferLinks(
+    "https://certification.bruxellesformation.brussels", OfferTokens("a test key for seat offer links, 32 bytes")
+)
+
+
+def seat_offer(*, links: bool = True) -> ExamSeatOffered:
+    offer_id = "5b0c8e2f4a7d4c1e9f3a2b6c7d8e9f01"
+    respond_by = datetime(2026, 4, 1, 7, 0, tzinfo=UTC)
+    urls = SEAT_LINKS.both(offer_id, respond_by) if links else {}
+    return ExamSeatOffered(
+        source="/tests",
+        person_id=PERSON,
+        offer_id=offer_id,
+        certification_code="ICDL-BASE",
+        session_id="ses_1",
+        centre_id="ctr_anderlecht",
+        centre_name="Bruxelles Formation Bureautique – Anderlecht",
+        exam_at=datetime(2026, 4, 3, 7, 0, tzinfo=UTC),
+        respond_by=respond_by,
+        accept_url=urls.get("accept_url"),
+        decline_url=urls.get("decline_url"),
+    )
+
+
 def certificate(url: str | None = "https://credentials.example.org/ICDL-BE-0012345") -> CertificateIssued:
     return CertificateIssued(
         source="/tests",
@@ -131,6 +157,7 @@ EVENTS: dict[str, Event] = {
         course_title="Excel : les bases",
         language=Language.FR,
     ),
+    "seat_offer": seat_offer(),
     "exam": exam(),
     "exam_nothing_to_bring": exam([]),
     "certificate": certificate(),
@@ -187,6 +214,31 @@ def test_facts_reach_the_message(renderer: MessageRenderer, language: str) -> No
     assert "https://credentials.example.org/ICDL-BE-0012345" in certified.text
     assert 'href="https://credentials.example.org/ICDL-BE-0012345"' in certified.html
     assert "https://credentials.example.org/ICDL-BE-0012345" in certified.sms
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_seat_offer_gives_both_links_by_email_and_one_by_text_in_the_persons_language(
+    renderer: MessageRenderer, language: str
+) -> None:
+    event = seat_offer()
+    notice = notice_for(event)
+    assert notice is not None and notice.kind is NoticeKind.EXAM_SEAT_OFFERED
+    message = renderer.render(notice.kind.value, language, notice.facts, name=None, with_email=True)
+    assert event.accept_url and event.decline_url
+    for url in (event.accept_url, event.decline_url):
+        assert f"{url}&lang={language}" in message.text
+        assert f'href="{url}&amp;lang={language}"' in message.html
+    # A text has room for one link: its page offers both answers.
+    assert f"{event.accept_url}&lang={language}" in message.sms and event.decline_url not in message.sms
+    assert "Bruxelles Formation Bureautique – Anderlecht" in message.text
+    assert format_datetime(event.respond_by, language) in message.text  # the deadline's hour, in Brussels time
+    assert format_datetime(event.respond_by, language) in message.sms
+
+
+def test_a_seat_offer_still_sealed_or_without_links_tells_nothing() -> None:
+    assert notice_for(seat_offer(links=False)) is None
+    javascript = seat_offer().model_copy(update={"accept_url": "javascript:alert(1)"})
+    assert notice_for(javascript) is None
 
 
 @pytest.mark.parametrize(

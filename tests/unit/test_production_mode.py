@@ -62,6 +62,7 @@ def complete(cls: type[ServiceSettings], **overrides: Any) -> ServiceSettings:
         },
         CertificationSettings: {
             "signing_key": SecretStr(SIGNING_KEY),
+            "offer_token_key": SecretStr("7c4e1a9f3b2d8e05a6c1f4b7d9e2a3c8f0b5d1e6a4c7f2b9e3d0a8c5f1b6e4d2"),
             "public_base_url": "https://certification.example.org",
         },
         RoutingSettings: {},
@@ -121,6 +122,13 @@ REFUSALS: list[tuple[str, type[ServiceSettings], dict[str, Any], str]] = [
     ("the local issuer by default", RoutingSettings, {"auth": AuthSettings()}, "OIDC_ISSUER is not set"),
     ("an http issuer", RoutingSettings, {"auth": AuthSettings(issuer="http://sso.example.org/realms/f")}, "OIDC_ISSUER must"),
     ("no signing key", CertificationSettings, {"signing_key": None}, "CERTIFICATION_SIGNING_KEY is not set"),
+    ("no offer token key", CertificationSettings, {"offer_token_key": None}, "CERTIFICATION_OFFER_TOKEN_KEY is not set"),
+    (
+        "a short offer token key",
+        CertificationSettings,
+        {"offer_token_key": SecretStr("short-key")},
+        "CERTIFICATION_OFFER_TOKEN_KEY is shorter",
+    ),
     ("a signing key not base64", CertificationSettings, {"signing_key": SecretStr("not base64!")}, "CERTIFICATION_SIGNING_KEY"),
     (
         "an all-zero signing key",

@@ -33,6 +33,7 @@ from services.auth.roles import (
     PUBLIC_LIVENESS,
     PUBLIC_PHONE_WEBHOOK,
     PUBLIC_READINESS,
+    PUBLIC_SEAT_OFFER_ANSWER,
     PUBLIC_VERIFICATION,
     ROLES,
 )
@@ -165,13 +166,15 @@ EXPECTED: dict[str, dict[str, str]] = {
             ],
             PUBLIC_VERIFICATION,
         ),
+        "GET /seat-offers/respond": PUBLIC_SEAT_OFFER_ANSWER,
+        "POST /seat-offers/respond": PUBLIC_SEAT_OFFER_ANSWER,
     },
 }
 
 
-CERTIFICATION_PUBLIC = {route for route, policy in EXPECTED["certification"].items() if policy == PUBLIC_VERIFICATION} | set(
-    EVERY_SERVICE
-)
+CERTIFICATION_PUBLIC = {
+    route for route, policy in EXPECTED["certification"].items() if policy in (PUBLIC_VERIFICATION, PUBLIC_SEAT_OFFER_ANSWER)
+} | set(EVERY_SERVICE)
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +227,8 @@ def test_only_the_issues_public_surface_is_open(apps: dict[str, FastAPI]) -> Non
         "GET /revocations",
         "GET /achievements/{code}",
         "GET /issuer",
+        "GET /seat-offers/respond",
+        "POST /seat-offers/respond",
         "GET /console/login",
         "GET /console/callback",
         "POST /console/logout",
