@@ -70,15 +70,23 @@ def document_loader(url: str, options: Mapping[str, Any] | None = None) -> dict[
 
 def canonicalize(document: Mapping[str, Any]) -> str:
     """RDFC-1.0 canonical N-Quads of a JSON-LD document (contexts from the bundle only)."""
-    result = jsonld.normalize(
-        dict(document),
-        {
-            "algorithm": "URDNA2015",
-            "format": "application/n-quads",
-            "documentLoader": document_loader,
-            "base": None,
-        },
-    )
+    try:
+        result = jsonld.normalize(
+            dict(document),
+            {
+                "algorithm": "URDNA2015",
+                "format": "application/n-quads",
+                "documentLoader": document_loader,
+                "base": None,
+            },
+        )
+    except jsonld.JsonLdError as error:
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, UnknownContext):
+                raise UnknownContext(str(cause)) from error
+            cause = getattr(cause, "cause", None) or cause.__cause__
+        raise
     if not result:
         raise ValueError("the document has no linked data to canonicalise (no @context?)")
     return str(result)
