@@ -84,7 +84,9 @@ def may(action: str) -> tuple[str, ...]:
 
 PUBLIC_INTAKE = "job seekers and partner sites send requests without an account"
 PUBLIC_PHONE_WEBHOOK = "the telephony platform cannot sign in; every call is checked against its HMAC signature"
-PUBLIC_VERIFICATION = "anyone shown a credential must be able to verify it (Open Badges 3.0, revocation list)"
+PUBLIC_VERIFICATION = (
+    "anyone shown a credential must be able to verify it (Open Badges 3.0, issuer key, status list, verification page)"
+)
 PUBLIC_CONSOLE_SIGN_IN = "a browser without a session must be able to start signing in and come back from the provider"
 PUBLIC_CONSOLE_SIGN_OUT = "signing out must work once the session's token expired; the form's CSRF token is checked"
 PUBLIC_LIVENESS = "the orchestrator's liveness probe cannot present a token; the answer says nothing"
