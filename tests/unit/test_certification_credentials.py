@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from certification.certifications import load_certifications
 from certification.credentials import (
     OB3_CONTEXT,
+    STATUS_LIST_BITS,
     VC2_CONTEXT,
     CredentialLinks,
     IssuerProfile,
-    STATUS_LIST_BITS,
     build_credential,
     controller_document,
     decode_status_list,
