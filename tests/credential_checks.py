@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,14 @@ def schema_errors(credential: Mapping[str, Any]) -> list[str]:
     return [f"{error.json_path}: {error.message}" for error in _validator().iter_errors(credential)]
 
 
-def independent_verification(credential: Mapping[str, Any], documents: Mapping[str, Any]) -> dict[str, Any]:
+def independent_verification(
+    credential: Mapping[str, Any], documents: Mapping[str, Any], *, now: datetime | None = None
+) -> dict[str, Any]:
     """Digital Bazaar's verdict on `credential`: {"verified": bool, "revoked": bool, "errors": [...]}.
 
     `documents` is what a verifier would fetch by URL (the issuer's controller document, the status
-    list credential). Skips when node or the packages are missing, except in CI, where it fails."""
+    list credential); `now`, the time to verify at (the service's clock; the real time if None).
+    Skips when node or the packages are missing, except in CI, where it fails."""
     node = shutil.which("node")
     if node is None or not (VERIFIER / "node_modules" / "@digitalbazaar" / "vc").is_dir():
         message = "node or tests/verifier/node_modules is missing (scripts/setup.sh installs them)"
@@ -55,7 +59,9 @@ def independent_verification(credential: Mapping[str, Any], documents: Mapping[s
         pytest.skip(message)
     done = subprocess.run(
         [node, str(VERIFIER / "verify.mjs")],
-        input=json.dumps({"credential": credential, "documents": documents}),
+        input=json.dumps(
+            {"credential": credential, "documents": documents, **({"now": now.isoformat()} if now is not None else {})}
+        ),
         capture_output=True,
         text=True,
         timeout=120,

@@ -257,7 +257,8 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     assert status_list_url == f"{BASE_URL}/status-lists/revocation"
     listed = (await run.http.get("/status-lists/revocation")).json()
     published = {f"{BASE_URL}/issuer": issuer, status_list_url: listed}
-    assert independent_verification(document, published) == {"verified": True, "revoked": False, "errors": []}
+    verdict = independent_verification(document, published, now=run.clock.now())
+    assert verdict == {"verified": True, "revoked": False, "errors": []}
     assert (await run.http.get("/achievements/MOS-EXCEL")).json() == document["credentialSubject"]["achievement"]
     assert (await run.http.get(f"/credentials/{credential_id}/status")).json()["status"] == "active"
     page = await run.http.get(f"/verify/{credential_id}", params={"lang": "nl"})
@@ -275,7 +276,7 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     index = int(document["credentialStatus"]["statusListIndex"])
     assert status_bit(listed["credentialSubject"]["encodedList"], index)
     published[status_list_url] = listed
-    verdict = independent_verification(document, published)
+    verdict = independent_verification(document, published, now=run.clock.now())
     assert (verdict["verified"], verdict["revoked"]) == (True, True)
     page = await run.http.get(f"/verify/{credential_id}", params={"lang": "en"})
     assert "revoked" in page.text and "Résultat encodé par erreur" in page.text

@@ -3,8 +3,9 @@
 // (@digitalbazaar/eddsa-rdfc-2022-cryptosuite, RDFC-1.0 by rdf-canonize) and the revocation status
 // (@digitalbazaar/vc-bitstring-status-list, which verifies the status list credential too).
 //
-// Reads on stdin: {"credential": {...}, "documents": {"<url>": {...}}} where `documents` holds what a
-// verifier would fetch over HTTP (the issuer's controller document, the status list credential).
+// Reads on stdin: {"credential": {...}, "documents": {"<url>": {...}}, "now"?: "<ISO date>"} where
+// `documents` holds what a verifier would fetch over HTTP (the issuer's controller document, the status
+// list credential), and `now` the time to verify at (the service's clock in tests; the real time if absent).
 // JSON-LD contexts come from certification/contexts/ (the same bundled copies); nothing is fetched.
 // A verification method URL `<document>#<fragment>` dereferences to the entry of that id in the
 // document's `verificationMethod`, as a web resolver does. Prints {"verified": bool, "error": ...}.
@@ -52,13 +53,30 @@ async function documentLoader(url) {
 }
 
 const suite = new DataIntegrityProof({cryptosuite: eddsaRdfc2022CryptoSuite});
+const now = input.now ? new Date(input.now) : undefined;
+
+// The status list credential is verified as a credential first, at `now` (the status checker
+// itself verifies at the real time), then the checker reads the bit.
+async function checkStatusAt(options) {
+  const statuses = [].concat(options.credential.credentialStatus || []);
+  for(const status of statuses) {
+    const {document: listCredential} = await documentLoader(status.statusListCredential);
+    const listed = await vc.verifyCredential({credential: listCredential, suite, documentLoader, now});
+    if(!listed.verified) {
+      return {verified: false, error: new Error('status list credential not verified', {cause: listed.error})};
+    }
+  }
+  return checkStatus({...options, suite, documentLoader, verifyBitstringStatusListCredential: false});
+}
+
 let result;
 try {
   result = await vc.verifyCredential({
     credential: input.credential,
     suite,
     documentLoader,
-    checkStatus: options => checkStatus({...options, suite, documentLoader}),
+    now,
+    checkStatus: checkStatusAt,
   });
 } catch(error) {
   result = {verified: false, error};
