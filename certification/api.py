@@ -24,7 +24,7 @@ from certification.seating import CandidateStatus, CentreState, OfferStatus
 from certification.seats import Centre, Offer, Seats, Session
 from certification.service import CertificationService
 from certification.store import CertificationError
-from certification.verification import assess, render
+from certification.verification import PAGE_HEADERS, assess, render
 from schemas import Language
 from schemas.values import EMAIL_PATTERN
 from services import Runtime, get_runtime
@@ -500,7 +500,7 @@ async def verification_page(awards: AwardsDep, credential_id: str, lang: Languag
         credential_url=awards.links.credential(credential_id),
         page_url=awards.links.verification_page(credential_id),
     )
-    return HTMLResponse(render(assessment, lang), headers={"Content-Language": lang.value})
+    return HTMLResponse(render(assessment, lang), headers={**PAGE_HEADERS, "Content-Language": lang.value})
 
 
 @verification_router.get(

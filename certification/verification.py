@@ -19,7 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from certification.signing import verify_proof
 from schemas import Language
 
-__all__ = ["Assessment", "Verdict", "assess", "render"]
+__all__ = ["PAGE_HEADERS", "Assessment", "Verdict", "assess", "render"]
+
+PAGE_HEADERS = {
+    # A revocation must show at once: revalidate every time.
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+}
 
 
 class Verdict:
@@ -166,6 +175,12 @@ def render(assessment: Assessment, language: Language) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(t["title"])}</title>
 <link rel="alternate" type="application/json" href="{e(a.credential_url)}">
+<style>
+body {{ font-family: system-ui, sans-serif; line-height: 1.5; max-width: 44rem; margin: 1.5rem auto; padding: 0 1rem; }}
+dt {{ font-weight: bold; }} dd {{ margin: 0 0 .5rem 0; }}
+[role=status] {{ border: 2px solid; padding: .75rem; }}
+a {{ overflow-wrap: anywhere; }}
+</style>
 </head>
 <body>
 <nav aria-label="{t["languages"]}"><p>{links}</p></nav>

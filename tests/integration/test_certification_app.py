@@ -264,6 +264,7 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     page = await run.http.get(f"/verify/{credential_id}", params={"lang": "nl"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<html lang="nl">' in page.text and "echt en geldig" in page.text
+    assert page.headers["content-language"] == "nl" and "default-src 'none'" in page.headers["content-security-policy"]
 
     revoked = await run.http.post(f"/credentials/{credential_id}/revoke", json={"reason": "Résultat encodé par erreur"})
     assert revoked.status_code == 200 and revoked.json()["revoked"] is True
