@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from certification.awards import Awards
 from certification.candidates import Candidates
@@ -25,6 +26,9 @@ from certification.seating import CandidateStatus, CentreState, OfferStatus
 from certification.seats import Centre, Offer, Seats, Session
 from certification.service import CertificationService
 from certification.store import CertificationError
+from certification.verification import PAGE_HEADERS, assess, render
+from schemas import Language
+from schemas.values import EMAIL_PATTERN
 from services import Runtime, get_runtime
 from services.auth import PROTECTED, error_responses, public, requires
 from services.auth.roles import CERTIFICATION_ADMIN, PUBLIC_VERIFICATION, may
@@ -187,6 +191,14 @@ class ResultIn(BaseModel):
     score: float | None = Field(
         None, ge=0, description="As the exam provider reports it (e.g. 0–1000 for Certiport exams).", examples=[812]
     )
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=EMAIL_PATTERN)] | None = Field(
+        None,
+        description=(
+            "The candidate's e-mail address: the credential names its holder by a salted hash of it, which a verifier "
+            "told the address can check. Neither stored nor logged. Without it, a salted hash of the person id."
+        ),
+        examples=["candidate@example.org"],
+    )
 
 
 class ResultOut(BaseModel):
@@ -344,7 +356,11 @@ async def session(seats: SeatsDep, session_id: str) -> SessionOut:
 @staff_router.post("/sessions/{session_id}/results", summary="Record a result; a pass issues the credential")
 async def record_result(awards: AwardsDep, session_id: str, body: ResultIn) -> ResultOut:
     try:
-        return ResultOut(**await awards.record_result(session_id, person_id=body.person_id, passed=body.passed, score=body.score))
+        return ResultOut(
+            **await awards.record_result(
+                session_id, person_id=body.person_id, passed=body.passed, score=body.score, email=body.email
+            )
+        )
     except CertificationError as error:
         raise _refused(error) from error
 
@@ -460,8 +476,38 @@ async def status(awards: AwardsDep, credential_id: str) -> CredentialStatusOut:
 
 
 @verification_router.get(
+    "/status-lists/revocation",
+    summary="The revocation BitstringStatusListCredential the credentials' credentialStatus points at (signed)",
+)
+async def revocation_status_list(awards: AwardsDep, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return await awards.status_list()
+
+
+@verification_router.get(
+    "/verify/{credential_id}",
+    summary="A page saying whether a credential verifies, is revoked, and what it certifies (fr, nl, en)",
+    response_class=HTMLResponse,
+)
+async def verification_page(awards: AwardsDep, credential_id: str, lang: Language = Language.FR) -> HTMLResponse:
+    try:
+        record = await awards.stored_credential(credential_id)
+    except CertificationError as error:
+        raise _refused(error) from error
+    signer = awards.signer
+    assessment = assess(
+        record,
+        public_key=signer.public_key if signer else None,
+        verification_method=signer.verification_method if signer else None,
+        credential_url=awards.links.credential(credential_id),
+        page_url=awards.links.verification_page(credential_id),
+    )
+    return HTMLResponse(render(assessment, lang), headers={**PAGE_HEADERS, "Content-Language": lang.value})
+
+
+@verification_router.get(
     "/revocations",
-    summary="The 1EdTech revocation list the credentials' credentialStatus points at",
+    summary="Revoked credentials and why (the earlier 1EdTech revocation list; credentials now point at the status list)",
 )
 async def revocations(awards: AwardsDep) -> dict[str, Any]:
     return await awards.revocation_list()
@@ -477,7 +523,7 @@ async def achievement_of(awards: AwardsDep, code: str) -> dict[str, Any]:
 
 @verification_router.get(
     "/issuer",
-    summary="The issuer's profile, with the key that signs credentials (if any)",
+    summary="The issuer's controller document: the Multikey that signs credentials (#key-1), for assertionMethod",
 )
 async def issuer(awards: AwardsDep, response: Response) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"

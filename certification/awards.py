@@ -16,15 +16,18 @@ import structlog
 from pymongo import ASCENDING
 
 from certification.candidate import Candidate, RecordResult, candidate_id, correlation_ids, decide
-from certification.certifications import Certifications
+from certification.certifications import CertificationInfo, Certifications
 from certification.credentials import (
     CredentialLinks,
     IssuerProfile,
     achievement,
     build_credential,
+    controller_document,
     new_salt,
+    new_status_index,
     revocation_list,
     revoked_view,
+    status_list_credential,
 )
 from certification.errors import CertificationError, Unknown
 from certification.offer import SOURCE
@@ -68,10 +71,15 @@ class Awards:
 
     # --- results -------------------------------------------------------------------------
 
-    async def record_result(self, session_id: str, *, person_id: str, passed: bool, score: float | None) -> dict[str, Any]:
+    async def record_result(
+        self, session_id: str, *, person_id: str, passed: bool, score: float | None, email: str | None = None
+    ) -> dict[str, Any]:
         """Record an exam result; a pass issues the credential and publishes `CertificateIssued`.
 
-        Recording the same result again answers the same; a different one is refused.
+        `email`, the address the candidate gave, names the holder in the credential (salted hash
+        only; the address itself is neither stored nor logged); without it the holder is named by
+        a salted hash of the person id. Recording the same result again answers the same; a
+        different one is refused.
         """
         session = await self._seats.session(session_id)  # a CertificationError (404) if there is no such session
         result_id = f"{session_id}:{person_id}"
@@ -93,6 +101,7 @@ class Awards:
                 uow.candidates.save(recorded)
                 uow.results.add(result)
                 if credential_id is not None:
+                    status_index = new_status_index()  # a taken one conflicts at commit, and the retry draws again
                     document = build_credential(
                         credential_id=credential_id,
                         certification=cert,
@@ -101,10 +110,17 @@ class Awards:
                         issued_at=now,
                         links=self.links,
                         issuer=self.issuer,
+                        status_index=status_index,
+                        email=email,
+                        evidence=_exam_evidence(cert, session_id, score),
                     )
                     if self.signer is not None:
                         document = self.signer.sign(document, created=now)
-                    uow.credentials.add(IssuedCredential(credential_id, person_id, cert.code, session_id, now, document))
+                    uow.credentials.add(
+                        IssuedCredential(
+                            credential_id, person_id, cert.code, session_id, now, document, status_index=status_index
+                        )
+                    )
                     follows = correlation_ids(candidate.requested_by)
                     if candidate.scheduled_event_id and follows:
                         follows["causation_id"] = uuid.UUID(candidate.scheduled_event_id)
@@ -210,20 +226,43 @@ class Awards:
         ]
         return revocation_list(self.links, self.issuer, revoked)
 
+    async def status_list(self) -> dict[str, Any]:
+        """The revocation `BitstringStatusListCredential` (signed when a key is configured), as of now."""
+        revoked = [
+            int(doc["status_index"])
+            async for doc in self._store.credentials.find(
+                {"status": "revoked", "status_index": {"$exists": True}}, {"status_index": 1}
+            )
+        ]
+        now = self.clock.now()
+        document = status_list_credential(self.links, self.issuer, revoked, valid_from=now)
+        return self.signer.sign(document, created=now) if self.signer is not None else document
+
+    async def stored_credential(self, credential_id: str) -> dict[str, Any]:
+        """The stored record of a credential (status, dates, the document as issued)."""
+        return await self._credential(credential_id)
+
     def achievement(self, code: str) -> dict[str, Any]:
         """The Open Badges achievement of a certification of the catalogue."""
         return achievement(catalogued(self.certifications, code), self.links, self.issuer)
 
     def issuer_profile(self) -> dict[str, Any]:
-        """The issuer's profile, with the key that signs credentials (if any) for verifiers to check proofs."""
-        profile = self.issuer.as_json()
-        if self.signer is not None:
-            profile["verificationMethod"] = [
-                {
-                    "id": self.signer.verification_method,
-                    "type": "Multikey",
-                    "controller": self.issuer.id,
-                    "publicKeyMultibase": self.signer.public_key_multibase,
-                }
-            ]
-        return profile
+        """The issuer's controller document: the key that signs credentials (if any), for verifiers to check proofs."""
+        keys = [] if self.signer is None else [(self.signer.verification_method, self.signer.public_key_multibase)]
+        return controller_document(self.issuer.id, keys)
+
+
+def _exam_evidence(cert: CertificationInfo, session_id: str, score: float | None) -> list[dict[str, Any]]:
+    """The exam passed, as the credential's `evidence`: the vendor's exam when the certification is paired with one."""
+    if cert.private is not None:
+        name = f"Examen « {cert.private.title} » ({cert.private.programme.owner})"
+        description = (
+            f"Examen de la certification privée « {cert.private.title} » ({cert.private.programme.name}), "
+            f"associée à « {cert.bf_title} », réussi lors de la session {session_id}."
+        )
+    else:
+        name = f"Épreuve de certification « {cert.bf_title} »"
+        description = f"Épreuve réussie lors de la session {session_id}."
+    if score is not None:
+        description += f" Score : {score:g}."
+    return [{"type": ["Evidence"], "name": name, "description": description, "genre": "Exam result"}]

@@ -69,9 +69,11 @@ class IssuedCredential:
     document: Mapping[str, Any] = field(repr=False)
     """The Open Badges credential as issued (and signed)."""
     version: int = 0
+    status_index: int | None = None
+    """Its bit in the revocation status list (unique among credentials; none for those issued before status lists)."""
 
     def as_document(self) -> dict[str, Any]:
-        return {
+        doc = {
             "_id": self.credential_id,
             "person_id": self.person_id,
             "certification_code": self.certification_code,
@@ -81,3 +83,6 @@ class IssuedCredential:
             "document": dict(self.document),
             "version": self.version,
         }
+        if self.status_index is not None:
+            doc["status_index"] = self.status_index
+        return doc

@@ -71,7 +71,7 @@ class CertificationSettings(ServiceSettings):
         None,
         description=(
             "Ed25519 private key (32-byte seed, base64) that signs credentials with a DataIntegrityProof "
-            "(eddsa-jcs-2022). Required in production; unset in a local or test run, credentials are issued "
+            "(eddsa-rdfc-2022). Required in production; unset in a local or test run, credentials are issued "
             "without a proof (and a warning is logged)."
         ),
     )

@@ -1,16 +1,19 @@
-"""Signing credentials: a W3C Data Integrity proof with the `eddsa-jcs-2022` cryptosuite (Ed25519 over
-JSON Canonicalization), so that anyone holding the issuer's public key can check that a credential
-was issued by Bruxelles Formation and not altered.
+"""Signing credentials: a W3C Data Integrity proof with the `eddsa-rdfc-2022` cryptosuite (Ed25519 over
+RDF Dataset Canonicalization, RDFC-1.0), one that 1EdTech's Open Badges 3.0 conformance suite and
+standard Data Integrity verifiers accept, so that anyone holding the issuer's public key can check
+that a credential was issued by Bruxelles Formation and not altered.
+
+The algorithm is that of W3C "Data Integrity EdDSA Cryptosuites v1.0" (eddsa-rdfc-2022):
+transform the document without its proof to canonical N-Quads; canonicalise the proof configuration
+(the proof options with the document's `@context`); hash data = SHA-256(canonical proof
+configuration) || SHA-256(canonical document); sign it with Ed25519; `proofValue` is the signature
+as multibase base58btc (`z...`). `proof` is an array (a proof set), and each proof carries the
+document's `@context`. Canonicalisation is `certification.jsonld` (pyld, bundled contexts only).
 
 The key comes from the settings (`CERTIFICATION_SIGNING_KEY`, a base64 32-byte Ed25519 seed); with
 none, credentials are issued without a proof. `new_signing_key()` makes one::
 
     uv run python -c "from certification.signing import new_signing_key; print(new_signing_key())"
-
-The canonical form is RFC 8785 (JCS) restricted to what credentials here hold (strings, integers,
-booleans, null, lists, objects with ASCII keys): for those, sorted keys and compact separators are
-exactly JCS. Floating-point numbers are refused rather than risk a canonical form that differs
-from other implementations.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,40 +29,23 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from certification.jsonld import canonicalize
+
 __all__ = [
     "CRYPTOSUITE",
     "CredentialSigner",
     "b58decode",
     "b58encode",
-    "canonical_json",
     "new_signing_key",
     "public_key_from_multibase",
+    "proofs_of",
     "public_key_multibase",
     "verify_proof",
 ]
 
-CRYPTOSUITE = "eddsa-jcs-2022"
+CRYPTOSUITE = "eddsa-rdfc-2022"
 _ED25519_PUB_MULTICODEC = b"\xed\x01"
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def canonical_json(value: Any) -> bytes:
-    """JCS (RFC 8785) of `value`, for values without floating-point numbers."""
-    _refuse_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-def _refuse_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise ValueError("canonical_json refuses floating-point numbers")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
-                raise ValueError("canonical_json needs ASCII string keys")
-            _refuse_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _refuse_floats(item)
 
 
 def b58encode(data: bytes) -> str:
@@ -107,13 +92,18 @@ def new_signing_key() -> str:
 
 
 def _hash_data(document: Mapping[str, Any], proof_options: Mapping[str, Any]) -> bytes:
-    # eddsa-jcs-2022: the proof configuration carries the document's @context; the signed bytes are
-    # SHA-256(JCS(proof configuration)) followed by SHA-256(JCS(document without its proof)).
-    config = dict(proof_options)
-    if "@context" in document:
-        config["@context"] = document["@context"]
+    """eddsa-rdfc-2022's hash data: SHA-256(RDFC(proof configuration)) || SHA-256(RDFC(document without proof))."""
+    if proof_options.get("type") != "DataIntegrityProof" or proof_options.get("cryptosuite") != CRYPTOSUITE:
+        raise ValueError(f"not a DataIntegrityProof with the {CRYPTOSUITE} cryptosuite")
+    if "@context" not in document:
+        raise ValueError("the document has no @context")
+    config = {k: v for k, v in proof_options.items() if k != "proofValue"}
+    config["@context"] = document["@context"]
     unsecured = {k: v for k, v in document.items() if k != "proof"}
-    return hashlib.sha256(canonical_json(config)).digest() + hashlib.sha256(canonical_json(unsecured)).digest()
+    return (
+        hashlib.sha256(canonicalize(config).encode("utf-8")).digest()
+        + hashlib.sha256(canonicalize(unsecured).encode("utf-8")).digest()
+    )
 
 
 class CredentialSigner:
@@ -142,8 +132,9 @@ class CredentialSigner:
         return public_key_multibase(self.public_key)
 
     def sign(self, document: Mapping[str, Any], *, created: datetime) -> dict[str, Any]:
-        """A copy of `document` with its proof."""
+        """A copy of `document` with its proof (`proof` is a list; a proof already there is kept)."""
         options = {
+            "@context": copy.deepcopy(document["@context"]),
             "type": "DataIntegrityProof",
             "cryptosuite": CRYPTOSUITE,
             "created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -152,21 +143,37 @@ class CredentialSigner:
         }
         signature = self._key.sign(_hash_data(document, options))
         signed = copy.deepcopy(dict(document))
-        signed["proof"] = {**options, "proofValue": "z" + b58encode(signature)}
+        existing = signed.pop("proof", [])
+        proofs = list(existing) if isinstance(existing, list) else [existing]
+        signed["proof"] = [*proofs, {**options, "proofValue": "z" + b58encode(signature)}]
         return signed
 
 
-def verify_proof(document: Mapping[str, Any], public_key: Ed25519PublicKey) -> bool:
-    """True if `document` carries an eddsa-jcs-2022 proof made with `public_key` over its current content."""
+def proofs_of(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The document's proofs (`proof` may be one object or a list)."""
     proof = document.get("proof")
-    if not isinstance(proof, Mapping) or proof.get("cryptosuite") != CRYPTOSUITE:
-        return False
-    value = proof.get("proofValue")
-    if not isinstance(value, str) or not value.startswith("z"):
-        return False
-    options = {k: v for k, v in proof.items() if k != "proofValue"}
-    try:
-        public_key.verify(b58decode(value[1:]), _hash_data(document, options))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    if isinstance(proof, Mapping):
+        return [proof]
+    if isinstance(proof, list):
+        return [p for p in proof if isinstance(p, Mapping)]
+    return []
+
+
+def verify_proof(document: Mapping[str, Any], public_key: Ed25519PublicKey, *, verification_method: str | None = None) -> bool:
+    """True if `document` carries an eddsa-rdfc-2022 proof made with `public_key` over its current content
+    (and naming `verification_method`, when given)."""
+    unsecured = {k: v for k, v in document.items() if k != "proof"}
+    for proof in proofs_of(document):
+        if proof.get("cryptosuite") != CRYPTOSUITE or proof.get("proofPurpose") != "assertionMethod":
+            continue
+        if verification_method is not None and proof.get("verificationMethod") != verification_method:
+            continue
+        value = proof.get("proofValue")
+        if not isinstance(value, str) or not value.startswith("z"):
+            continue
+        try:
+            public_key.verify(b58decode(value[1:]), _hash_data(unsecured, proof))
+        except (InvalidSignature, ValueError):
+            continue
+        return True
+    return False

@@ -74,6 +74,13 @@ class CertificationStore:
         await self.results.create_index([("session_id", ASCENDING)], name="session")
         await self.credentials.create_index([("person_id", ASCENDING)], name="person")
         await self.credentials.create_index([("status", ASCENDING)], name="status")
+        # One credential per bit of the revocation list: a second one drawn at the same index conflicts and draws again.
+        await self.credentials.create_index(
+            [("status_index", ASCENDING)],
+            name="status_index",
+            unique=True,
+            partialFilterExpression={"status_index": {"$exists": True}},
+        )
         await self.hints.create_index([("boost", ASCENDING)], name="boost")
 
     async def transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:

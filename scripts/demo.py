@@ -522,8 +522,12 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
             f"passed with 870 -> CertificateIssued; Open Badges 3.0 credential {credential['id']}\n"
             f"  type {credential['type']}, issuer {credential['issuer']['name']},"
             f" achievement '{subject['achievement']['name']}',\n"
-            f"  subject identified only by {subject['identifier'][0]['identityHash'][:20]}… (salted hash)"
+            f"  subject identified only by {subject['identifier'][0]['identityHash'][:20]}… (salted hash),"
+            f" proof {[p['cryptosuite'] for p in credential.get('proof', [])]}, status {credential['credentialStatus']['type']}"
         )
+        page = await http.get(f"/verify/{result['credential_id']}", params={"lang": "en"}, headers={"Authorization": ""})
+        verdict = re.search(r'<p role="status"><strong>(.*?)</strong>', page.text)
+        console.print(f"  verification page {page.url}: {verdict.group(1) if verdict else page.status_code}")
 
 
 async def wait_for_mail(inbox: Inbox, count: int, timeout: float = 30.0) -> None:

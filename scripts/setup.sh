@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make the Python environment exist and match uv.lock; with --browser, also Debian's Chromium for
-# the browser tests. Safe to run again: a warm run takes about a second.
+# Make the Python environment exist and match uv.lock, and the independent credential verifier's npm
+# packages match tests/verifier/package-lock.json; with --browser, also Debian's Chromium for the
+# browser tests. Safe to run again: a warm run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,23 @@ if ! command -v uv >/dev/null 2>&1; then
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages uv
 fi
 uv sync --frozen --quiet
+
+# Digital Bazaar's Data Integrity verifier (tests only), pinned by its lock file; reinstalled when the lock changes.
+verifier=tests/verifier
+if ! command -v npm >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing Debian's nodejs and npm for the credential verifier tests"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if command -v npm >/dev/null 2>&1; then
+  if ! cmp -s "$verifier/package-lock.json" "$verifier/node_modules/.installed-lock.json"; then
+    echo "[setup] installing the credential verifier's npm packages (tests/verifier)"
+    npm ci --prefix "$verifier" --no-audit --no-fund --silent
+    cp "$verifier/package-lock.json" "$verifier/node_modules/.installed-lock.json"
+  fi
+else
+  echo "[setup] npm is missing and cannot be installed here: the independent credential verifier tests will be skipped" >&2
+fi
 
 if [[ "${1:-}" == "--browser" && ! -x /usr/bin/chromium ]]; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

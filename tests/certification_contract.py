@@ -242,6 +242,21 @@ class UnitOfWorkContract:
                 await uow.commit()
         assert await backend.uow().results.get("ses-1:p1") == replace(result, version=1)
 
+    async def test_two_credentials_never_share_a_bit_of_the_status_list(self, backend: Backend) -> None:
+        first = IssuedCredential("cred-a", "p1", "MOS-EXCEL", "ses-1", T0, {"type": ["VerifiableCredential"]}, status_index=7)
+        async with backend.uow() as uow:
+            uow.credentials.add(first)
+            await uow.commit()
+        async with backend.uow() as uow:
+            uow.credentials.add(replace(first, credential_id="cred-b"))
+            with pytest.raises(ConcurrencyConflict):
+                await uow.commit()
+        async with backend.uow() as uow:
+            uow.credentials.add(replace(first, credential_id="cred-b", status_index=8))
+            uow.credentials.add(replace(first, credential_id="cred-c", status_index=None))
+            uow.credentials.add(replace(first, credential_id="cred-d", status_index=None))
+            await uow.commit()
+
     async def test_priority_hints_keep_the_highest_boost(self, backend: Backend) -> None:
         hints = backend.uow().hints
         assert await hints.boost("p1") == 0

@@ -232,6 +232,9 @@ class FakeUnitOfWork(CertificationUnitOfWork):
         _check(self.centres, storage.centres)
         _check(self.results, storage.results)
         _check(self.credentials, storage.credentials)
+        taken = {c.status_index for c in storage.credentials.values() if c.status_index is not None}
+        if any(c.status_index in taken for c in self.credentials.added.values() if c.status_index is not None):
+            raise ConcurrencyConflict("a credential holds that status list index already")
         for key, centre in self.centres.unchanged.items():
             if key not in storage.centres or storage.centres[key].version != centre.version:
                 raise ConcurrencyConflict(f"centre {key} changed since version {centre.version}")

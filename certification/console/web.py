@@ -295,12 +295,19 @@ async def record_result(request: Request, lang: str, awards: AwardsDep, staff: S
     try:
         session_id = _IDENTIFIER.validate_python(fields.get("session_id", ""))
         body = ResultIn.model_validate(
-            {"person_id": fields.get("person_id", ""), "passed": fields.get("passed", ""), "score": fields.get("score") or None}
+            {
+                "person_id": fields.get("person_id", ""),
+                "passed": fields.get("passed", ""),
+                "score": fields.get("score") or None,
+                "email": fields.get("email") or None,
+            }
         )
     except ValidationError as error:
         return _invalid(request, language, error, back)
     try:
-        recorded = await awards.record_result(session_id, person_id=body.person_id, passed=body.passed, score=body.score)
+        recorded = await awards.record_result(
+            session_id, person_id=body.person_id, passed=body.passed, score=body.score, email=body.email
+        )
     except CertificationError as error:
         return _refusal(request, language, error, back)
     log.info("console.result_recorded", session_id=session_id, passed=body.passed, by=staff.subject)

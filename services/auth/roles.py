@@ -84,7 +84,9 @@ def may(action: str) -> tuple[str, ...]:
 
 PUBLIC_INTAKE = "job seekers and partner sites send requests without an account"
 PUBLIC_PHONE_WEBHOOK = "the telephony platform cannot sign in; every call is checked against its HMAC signature"
-PUBLIC_VERIFICATION = "anyone shown a credential must be able to verify it (Open Badges 3.0, revocation list)"
+PUBLIC_VERIFICATION = (
+    "anyone shown a credential must be able to verify it (Open Badges 3.0, issuer key, status list, verification page)"
+)
 PUBLIC_SEAT_OFFER_ANSWER = (
     "candidates have no account: a seat offer is answered through its signed, expiring, single-use link; GET changes nothing"
 )

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from certification.app import create_app
+from certification.credentials import identity_hash, status_bit
 from certification.settings import CertificationSettings
 from certification.signing import new_signing_key, public_key_from_multibase, verify_proof
 from schemas import (
@@ -40,6 +41,7 @@ from services.kafka import delete_topics_with_prefix, use_topic_prefix, wire
 from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_CLIENT
+from tests.credential_checks import independent_verification, schema_errors
 from tests.identity_provider import SignIn
 
 pytestmark = pytest.mark.integration
@@ -227,7 +229,10 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     session = (await run.http.get("/sessions/ses-1")).json()
     assert (session["seats"], session["held"], session["booked"], session["free"]) == (1, 0, 1, 0)
 
-    result = await run.http.post("/sessions/ses-1/results", json={"person_id": "prs_cleo", "passed": True, "score": 870})
+    result = await run.http.post(
+        "/sessions/ses-1/results",
+        json={"person_id": "prs_cleo", "passed": True, "score": 870, "email": "Cleo.Martin@example.org"},
+    )
     assert result.status_code == 200
     credential_id = result.json()["credential_id"]
     assert result.json()["credential_url"] == f"{BASE_URL}/credentials/{credential_id}"
@@ -264,12 +269,33 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     assert document["id"] == f"{BASE_URL}/credentials/{credential_id}"
     assert document["credentialSubject"]["achievement"]["id"] == f"{BASE_URL}/achievements/MOS-EXCEL"
     assert "prs_cleo" not in fetched.text
+    assert "cleo" not in fetched.text.lower()
+    [identity] = document["credentialSubject"]["identifier"]
+    assert identity["identityType"] == "emailAddress"
+    assert identity["identityHash"] == identity_hash("cleo.martin@example.org", identity["salt"])
+    assert any("Microsoft Office Specialist: Excel" in e["name"] for e in document["evidence"])
+
+    # The issuer's controller document asserts the key that signed it; the proofs check here and elsewhere.
     issuer = (await run.http.get("/issuer")).json()
+    assert issuer["@context"] == ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]
     [key] = issuer["verificationMethod"]
-    assert key["id"] == document["proof"]["verificationMethod"]
+    [proof] = document["proof"]
+    assert key["id"] == proof["verificationMethod"] == f"{BASE_URL}/issuer#key-1"
+    assert issuer["assertionMethod"] == [key["id"]] and key["type"] == "Multikey"
     assert verify_proof(document, public_key_from_multibase(key["publicKeyMultibase"]))
+    assert schema_errors(document) == []  # 1EdTech's official AchievementCredential schema
+    status_list_url = document["credentialStatus"]["statusListCredential"]
+    assert status_list_url == f"{BASE_URL}/status-lists/revocation"
+    listed = (await run.http.get("/status-lists/revocation")).json()
+    published = {f"{BASE_URL}/issuer": issuer, status_list_url: listed}
+    verdict = independent_verification(document, published, now=run.clock.now())
+    assert verdict == {"verified": True, "revoked": False, "errors": []}
     assert (await run.http.get("/achievements/MOS-EXCEL")).json() == document["credentialSubject"]["achievement"]
     assert (await run.http.get(f"/credentials/{credential_id}/status")).json()["status"] == "active"
+    page = await run.http.get(f"/verify/{credential_id}", params={"lang": "nl"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<html lang="nl">' in page.text and "echt en geldig" in page.text
+    assert page.headers["content-language"] == "nl" and "default-src 'none'" in page.headers["content-security-policy"]
 
     revoked = await run.http.post(f"/credentials/{credential_id}/revoke", json={"reason": "Résultat encodé par erreur"})
     assert revoked.status_code == 200 and revoked.json()["revoked"] is True
@@ -277,9 +303,17 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     assert (status["status"], status["revocation_reason"]) == ("revoked", "Résultat encodé par erreur")
     after = (await run.http.get(f"/credentials/{credential_id}")).json()
     assert after["revoked"] is True and after["revocationReason"] == "Résultat encodé par erreur" and "proof" not in after
+    # The copy a holder kept still carries its proof: the status list says it is revoked.
+    listed = (await run.http.get("/status-lists/revocation")).json()
+    index = int(document["credentialStatus"]["statusListIndex"])
+    assert status_bit(listed["credentialSubject"]["encodedList"], index)
+    published[status_list_url] = listed
+    verdict = independent_verification(document, published, now=run.clock.now())
+    assert (verdict["verified"], verdict["revoked"]) == (True, True)
+    page = await run.http.get(f"/verify/{credential_id}", params={"lang": "en"})
+    assert "revoked" in page.text and "Résultat encodé par erreur" in page.text
     listing = (await run.http.get("/revocations")).json()
     assert listing["revokedCredentials"] == [{"id": document["id"], "revocationReason": "Résultat encodé par erreur"}]
-    assert listing["id"] == document["credentialStatus"]["id"]
     assert (await run.http.get("/credentials/unknown")).status_code == 404
 
 
@@ -345,8 +379,11 @@ async def test_the_public_surface_alone_verifies_without_kafka_and_serves_no_sta
             ready = await http.get("/health/ready")
             assert (ready.status_code, ready.json()["mongodb"]) == (200, "up"), "ready on MongoDB alone"
             assert (await http.get("/revocations")).status_code == 200
+            listed = (await http.get("/status-lists/revocation")).json()
+            assert listed["type"] == ["VerifiableCredential", "BitstringStatusListCredential"] and listed["proof"]
             issuer = (await http.get("/issuer")).json()
-            assert issuer["id"] == f"{BASE_URL}/issuer"
+            assert issuer["id"] == f"{BASE_URL}/issuer" and issuer["assertionMethod"] == [f"{BASE_URL}/issuer#key-1"]
+            assert (await http.get("/verify/unknown")).status_code == 404
             assert (await http.get("/credentials/unknown")).status_code == 404
             for staff_route in ("/centres", "/certifications", "/waitlist?certification=MOS-WORD", "/offers/o-1"):
                 assert (await http.get(staff_route)).status_code == 404, staff_route

@@ -41,9 +41,13 @@ class FakeAwards:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.emails: list[str | None] = []
 
-    async def record_result(self, session_id: str, *, person_id: str, passed: bool, score: float | None) -> dict[str, Any]:
+    async def record_result(
+        self, session_id: str, *, person_id: str, passed: bool, score: float | None, email: str | None = None
+    ) -> dict[str, Any]:
         self.calls.append(("result", session_id, person_id, passed, score))
+        self.emails.append(email)
         return {"session_id": session_id, "person_id": person_id, "credential_id": "cred-1" if passed else None}
 
     async def revoke(self, credential_id: str, reason: str) -> dict[str, Any]:
@@ -152,7 +156,15 @@ async def test_staff_record_a_result_and_revoke_a_credential(cert: FakeCertifica
         page = await http.get("/console/nl/results")
         assert page.status_code == 200 and "Een resultaat registreren" in page.text and "ses-dec" in page.text
         csrf = csrf_of(page.text)
-        form = {"csrf": csrf, "session_id": "ses-dec", "person_id": "p-1", "passed": "true", "score": "812"}
+        assert 'name="email" type="email"' in page.text
+        form = {
+            "csrf": csrf,
+            "session_id": "ses-dec",
+            "person_id": "p-1",
+            "passed": "true",
+            "score": "812",
+            "email": " Amina@Example.org ",
+        }
         recorded = await http.post("/console/nl/results", data=form)
         assert recorded.status_code == 303
         assert recorded.headers["location"] == "/console/nl/results?done=result_passed&credential=cred-1"
@@ -168,6 +180,7 @@ async def test_staff_record_a_result_and_revoke_a_credential(cert: FakeCertifica
         no_reason = await http.post("/console/nl/credentials/revoke", data={"csrf": csrf, "credential_id": "cred-1"})
         assert no_reason.status_code == 422 and "reason" in no_reason.text
     assert awards.calls == [("result", "ses-dec", "p-1", True, 812.0), ("revoke", "cred-1", "Fout uitgereikt")]
+    assert awards.emails == ["Amina@Example.org"]  # passed on for the holder's hash (which lower-cases it)
 
 
 async def test_a_form_without_the_sessions_csrf_token_is_refused(cert: FakeCertification) -> None:
