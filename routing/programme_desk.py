@@ -120,6 +120,10 @@ def _refused(error: DeskError) -> HTTPException:
     return HTTPException(status_code=error.status, detail=str(error))
 
 
+# The days a caller may name: anything else is a 422, not a date MongoDB cannot store.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
 class Release(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -148,7 +152,7 @@ class NewSpace(SpaceSpec):
 class NewSlot(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: date
+    date: Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
     start: time = Field(description="Local time in Brussels.")
     end: time
     capacity: int = Field(ge=1, le=500)
@@ -227,7 +231,7 @@ async def add_slot(desk: ProgrammeDeskDep, _: Supervisor, space_id: str, body: N
 @programme_router.get("/slots", summary="Self-training slots and their free seats", dependencies=[requires(*may(DESK_READ))])
 async def slots(
     desk: ProgrammeDeskDep,
-    start: Annotated[date, Query(alias="from", description="First day (in Brussels).")],
+    start: Annotated[date, Query(alias="from", ge=FIRST_DAY, le=LAST_DAY, description="First day (in Brussels).")],
     days: Annotated[int, Query(ge=1, le=62)] = 7,
     space_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
