@@ -54,6 +54,10 @@ def router(*, priority_from_routing: bool) -> KafkaRouter:
     async def on_exam_scheduling_requested(event: ExamSchedulingRequested, candidates: Candidates) -> None:
         await candidates.on_exam_requested(event)
 
+    @enrolments
+    async def on_other_enrolment_event(event: Event) -> None:
+        """Self-training slots booked or cancelled in the digital-divide programme: committed, nothing to do."""
+
     if priority_from_routing:
         # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.
         routing = router.subscriber(

@@ -113,6 +113,10 @@ def router() -> KafkaRouter:
             # A callback due warns the worker holding it; a breach tells the team's supervisor.
             await staff.alert(event)
 
+    @events
+    async def on_other_event(event: Event) -> None:
+        """What tells nobody anything (a question to a partner, the programme's places and slots): committed."""
+
     return router
 
 
