@@ -41,6 +41,11 @@ from schemas.events import (
     CertificateIssued,
     ConfigurationChanged,
     ContactAttempted,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeResumed,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideQuotaChanged,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamScheduled,
@@ -56,6 +61,8 @@ from schemas.events import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
     TrainingAbandoned,
     TrainingCompleted,
     TrainingRequestClosed,
@@ -167,6 +174,13 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         PersonDataErased: ("person_id", "erased_at", "requested_by"),
         # Closures, quotas, rule sets for reports; a roster's value (staff profiles) is dropped below.
         ConfigurationChanged: ("setting", "value", "version", "changed_at"),
+        DigitalDivideAdmitted: ("request_id", "person_id", "year", "priority", "waiting_since"),
+        DigitalDivideMemberReleased: ("request_id", "person_id", "year", "reason", "released_by"),
+        DigitalDivideProgrammeSuspended: ("programme", "changed_by"),
+        DigitalDivideProgrammeResumed: ("programme", "changed_by"),
+        DigitalDivideQuotaChanged: ("programme", "year", "previous_quota", "quota", "changed_by"),
+        SelfTrainingSlotBooked: ("person_id", "slot_id", "space_id", "starts_at", "ends_at", "booked_by"),
+        SelfTrainingSlotCancelled: ("person_id", "slot_id", "space_id", "starts_at", "cancelled_by"),
     }
 )
 """Payload fields kept per event class; a class missing here keeps its envelope only."""
@@ -187,6 +201,9 @@ _INSTANTS: Final = frozenset(
         "answered_at",
         "respond_by",
         "closed_at",
+        "waiting_since",
+        "starts_at",
+        "ends_at",
     }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}

@@ -56,8 +56,9 @@ def router(*, priority_from_routing: bool) -> KafkaRouter:
 
     @enrolments
     async def on_other_enrolment_event(event: Event) -> None:
-        """A waitlisting, a course completed or abandoned: committed, nothing to do (a completed path
-        reaches certification as the `ExamSchedulingRequested` routing publishes with it)."""
+        """A waitlisting, a course completed or abandoned, a self-training slot booked or cancelled:
+        committed, nothing to do (a completed path reaches certification as the `ExamSchedulingRequested`
+        routing publishes with it)."""
 
     if priority_from_routing:
         # A group of its own: reading routing's busy topic must not hold up enrolments in rebalances.

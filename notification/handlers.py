@@ -137,7 +137,8 @@ def router() -> KafkaRouter:
 
     @events
     async def on_other_event(event: Event) -> None:
-        """What tells nobody anything (facts recorded at the desk, a question to a partner): committed, not a dead letter."""
+        """What tells nobody anything (facts recorded at the desk, a question to a partner, the programme's places
+        and slots): committed, not a dead letter."""
 
     return router
 

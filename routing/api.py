@@ -280,22 +280,26 @@ async def programme(desk: DeskDep, year: YearAsked = None) -> dict[str, Any]:
     return await desk.programme(year)
 
 
-@desk_router.post("/programmes/digital-divide/suspend", summary="Suspend the programme (new requests wait)")
+@desk_router.post(
+    "/programmes/digital-divide/suspend", summary="Suspend the programme, across years until resumed (new requests wait)"
+)
 async def suspend(
     desk: DeskDep,
-    _: Supervisor,
+    supervisor: Supervisor,
     year: YearGiven = None,
 ) -> dict[str, Any]:
-    return await desk.suspend_programme(year)
+    return await desk.suspend_programme(year, changed_by=supervisor.subject)
 
 
-@desk_router.post("/programmes/digital-divide/resume", summary="Resume the programme and admit from the waitlist")
+@desk_router.post(
+    "/programmes/digital-divide/resume", summary="Resume the programme and admit from the waitlist into the year's places"
+)
 async def resume(
     desk: DeskDep,
-    _: Supervisor,
+    supervisor: Supervisor,
     year: YearGiven = None,
 ) -> dict[str, Any]:
-    return await desk.resume_programme(year)
+    return await desk.resume_programme(year, changed_by=supervisor.subject)
 
 
 @desk_router.get("/courses", summary="The catalogue with seats taken", dependencies=[requires(*may(DESK_READ))])

@@ -20,16 +20,23 @@ from routing.console.sessions_page import sessions_page_router
 from routing.desk import Desk
 from routing.enrolment import CourseSeats
 from routing.programme import DigitalDivideProgramme
+from routing.programme_desk import ProgrammeDesk, programme_router
 from routing.roster import load_roster
 from routing.rules import load_rules
 from routing.service import RoutingPolicy, RoutingService
 from routing.sessions_api import sessions_router
 from routing.settings import RoutingSettings
+from routing.spaces import Bookings, Spaces
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
     ConfigurationChanged,
     ContactAttempted,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeResumed,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideQuotaChanged,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamSchedulingRequested,
@@ -37,6 +44,8 @@ from schemas import (
     PartnerInformationReceived,
     PartnerInformationRequested,
     RequestFactsRecorded,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
     TrainingAbandoned,
     TrainingCompleted,
     TrainingRequestClosed,
@@ -96,7 +105,9 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             processed=runtime.processed,
             assignment=assignment,
             timers=timers,
-            programme=DigitalDivideProgramme(runtime.mongo, runtime.db, quota=rules.quotas.digital_divide_per_year),
+            programme=DigitalDivideProgramme(
+                runtime.mongo, runtime.db, quota=rules.quotas.digital_divide_per_year, outbox=outbox
+            ),
             seats=CourseSeats(runtime.mongo, runtime.db, catalogue, clock=clock, outbox=outbox),
             outbox=outbox,
         )
@@ -109,12 +120,20 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             shipped_rules=rules,
             programme=service.programme,
             clock=clock,
+            on_admitted=service.admit_waiting,
         )
         runtime.app_state["configuration"] = configuration
         runtime.publishes(CONFIGURATION, ConfigurationChanged)
         sessions = MongoSessions(runtime.db)
         oidc = OidcClient(settings.auth, settings.console_client_id)
-        runtime.app_state.update(service=service, desk=Desk(service), clock=clock, console=desk_console(sessions, oidc))
+        bookings = Bookings(runtime.mongo, runtime.db, outbox=outbox)
+        runtime.app_state.update(
+            service=service,
+            desk=Desk(service),
+            programme_desk=ProgrammeDesk(service, Spaces(runtime.db), bookings),
+            clock=clock,
+            console=desk_console(sessions, oidc),
+        )
         runtime.publishes(
             TRAINING_ROUTING,
             TrainingRequestRouted,
@@ -126,6 +145,11 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             PartnerInformationOverdue,
             PartnerInformationReceived,
             TrainingRequestClosed,
+            DigitalDivideAdmitted,
+            DigitalDivideMemberReleased,
+            DigitalDivideProgrammeSuspended,
+            DigitalDivideProgrammeResumed,
+            DigitalDivideQuotaChanged,
         )
         runtime.publishes(
             TRAINING_ENROLMENTS,
@@ -134,6 +158,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             TrainingCompleted,
             TrainingAbandoned,
             ExamSchedulingRequested,
+            SelfTrainingSlotBooked,
+            SelfTrainingSlotCancelled,
         )
 
         handlers.include(runtime.broker, service)
@@ -146,6 +172,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                 service.ensure_indexes(),
                 service.programme.ensure_indexes(),
                 service.seats.ensure_indexes(),
+                bookings.ensure_indexes(),
                 sessions.ensure_indexes(),
                 configuration.store.ensure_indexes(),
             )
@@ -179,7 +206,15 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.run_in_background(
             "routing.outbox_relay", lambda: outbox.run_relay(runtime.broker, holder=me, connected=runtime.kafka_connected)
         )
-        routers = [desk_router, sessions_router, configuration_router, sign_in_router, console_router, sessions_page_router]
+        routers = [
+            desk_router,
+            sessions_router,
+            programme_router,
+            configuration_router,
+            sign_in_router,
+            console_router,
+            sessions_page_router,
+        ]
         return [*routers, admin_router] if isinstance(clock, SimulatedClock) else routers
 
     return create_service_app(

@@ -9,7 +9,7 @@ Every replica (this one at once, the others from Kafka) then applies it through 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from routing.programme import DigitalDivideProgramme
+from routing.programme_rules import QuotaBelowAdmitted
 from routing.roster import workers_from_entries
 from routing.rules import RuleSet, RuleSetError, parse_rules
 from routing.service import RoutingPolicy
@@ -190,7 +191,10 @@ class StaffConfiguration:
         shipped_rules: RuleSet,
         programme: DigitalDivideProgramme,
         clock: Clock,
+        on_admitted: Callable[[Sequence[str]], Awaitable[None]] | None = None,
     ) -> None:
+        # Requests a raised quota admits from the waitlist join the programme team's queue through it.
+        self.on_admitted = on_admitted
         self.store = store
         self.feed = feed
         self.policy = policy
@@ -257,7 +261,15 @@ class StaffConfiguration:
         if setting == "quotas":
             # This year's programme was created with the previous default: the new quota is this year's
             # too. Once, here, rather than on every replica (the desk may set a year's quota afterwards).
-            await self.programme.set_quota(self.clock.now().year, int(checked["digital_divide_per_year"]))
+            year = self.clock.now().year
+            try:
+                _, admitted = await self.programme.set_quota(year, int(checked["digital_divide_per_year"]), changed_by=changed_by)
+            except QuotaBelowAdmitted:
+                # The default applies to the years to come; this year keeps a quota no lower than its members.
+                log.warning("programme.quota_kept", year=year, reason="below_admitted")
+            else:
+                if self.on_admitted is not None:
+                    await self.on_admitted(admitted)
         log.info("configuration.changed", setting=setting, version=event.version, by=changed_by)
         return event
 

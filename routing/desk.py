@@ -381,23 +381,27 @@ class Desk:
         """Quota, admissions and waitlist of `year` (the current one by default)."""
         year = year or self.clock.now().year
         status = await self._service.programme.status(year)
-        waitlist = await self._service.programme.waitlist(year)
+        # The whole waitlist: it carries over from one year to the next.
+        waitlist = await self._service.programme.waitlist()
         return {
             "year": year,
             "quota": status.quota,
             "admitted": status.admitted,
             "suspended": status.suspended,
             "open": status.open,
-            "waitlist": [{"request_id": w["_id"], "priority": w["priority"], "since": w["since"]} for w in waitlist],
+            "waitlist": [
+                {"request_id": w["_id"], "priority": w["priority"], "since": w["since"], "asked_in": w["year"]} for w in waitlist
+            ],
         }
 
-    async def suspend_programme(self, year: int | None = None) -> dict[str, Any]:
-        status = await self._service.programme.suspend(year or self.clock.now().year)
+    async def suspend_programme(self, year: int | None = None, *, changed_by: str = "desk") -> dict[str, Any]:
+        """The suspension is the programme's, not a year's: it holds into the next year until resumed."""
+        status = await self._service.programme.suspend(year or self.clock.now().year, changed_by=changed_by)
         return {"year": status.year, "suspended": True, "admitted": status.admitted}
 
-    async def resume_programme(self, year: int | None = None) -> dict[str, Any]:
-        """Resuming admits from the waitlist up to the quota; the admitted join the team's queue."""
-        status, admitted = await self._service.programme.resume(year or self.clock.now().year)
+    async def resume_programme(self, year: int | None = None, *, changed_by: str = "desk") -> dict[str, Any]:
+        """Resuming admits from the waitlist up to `year`'s quota; the admitted join the team's queue."""
+        status, admitted = await self._service.programme.resume(year or self.clock.now().year, changed_by=changed_by)
         await self._service.admit_waiting(admitted)
         return {"year": status.year, "suspended": False, "admitted_now": admitted, "admitted": status.admitted}
 

@@ -265,13 +265,17 @@ class RoutingService:
 
     async def _programme_place(self, request: TrainingRequestReceived, decision: RouteDecision) -> ProgrammePlace:
         year = request.received_at.year
+        earlier: list[str] = []
         admitted = await self.programme.admit_or_waitlist(
             year=year,
             request_id=request.request_id,
             person_id=request.person_id,
             priority=decision.priority,
             since=request.received_at,
+            admitted_before=earlier,
         )
+        # Those waiting went first (the waitlist carried into a new year, a place freed meanwhile).
+        await self.admit_waiting([r for r in earlier if r != request.request_id])
         if admitted:
             return ProgrammePlace.ADMITTED
         status = await self.programme.status(year)

@@ -40,6 +40,11 @@ __all__ = [
     "CertificateIssued",
     "ConfigurationChanged",
     "ContactAttempted",
+    "DigitalDivideAdmitted",
+    "DigitalDivideMemberReleased",
+    "DigitalDivideProgrammeResumed",
+    "DigitalDivideProgrammeSuspended",
+    "DigitalDivideQuotaChanged",
     "EnrolmentConfirmed",
     "EnrolmentWaitlisted",
     "ExamScheduled",
@@ -54,6 +59,10 @@ __all__ = [
     "PartnerInformationReceived",
     "PartnerInformationRequested",
     "PersonDataErased",
+    "ReleaseReason",
+    "RequestFactsRecorded",
+    "SelfTrainingSlotBooked",
+    "SelfTrainingSlotCancelled",
     "TrainingAbandoned",
     "TrainingCompleted",
     "TrainingRequestClosed",
@@ -732,6 +741,110 @@ class ConfigurationChanged(Event):
     reason: str | None = Field(default=None, max_length=500, description="Why, in the staff member's words.")
 
 
+# --- The digital-divide programme ------------------------------------------------------
+
+ReleaseReason = Literal["completed", "abandoned", "moved"]
+"""Why a member leaves the digital-divide programme: finished it, gave up, or moved away."""
+
+ProgrammeName = Literal["digital_divide"]
+
+
+class DigitalDivideAdmitted(Event):
+    """A request waiting for the digital-divide programme was given a place (a place freed, the quota
+    rose, the programme resumed, or a new year began with the waitlist carried over)."""
+
+    type: Literal["be.bruxellesformation.training.programme.admitted"] = type_field(
+        "be.bruxellesformation.training.programme.admitted"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    year: int = Field(ge=2000, le=2100, description="The programme year whose quota the place counts in.", examples=[2026])
+    priority: int = Field(description="The priority the request waited with.", examples=[55])
+    waiting_since: AwareDatetime = Field(description="When it joined the waitlist.", examples=["2026-12-18T10:00:00+01:00"])
+
+
+class DigitalDivideMemberReleased(Event):
+    """A member left the digital-divide programme; their place is free for the next on the waitlist."""
+
+    type: Literal["be.bruxellesformation.training.programme.member_released"] = type_field(
+        "be.bruxellesformation.training.programme.member_released"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    year: int = Field(ge=2000, le=2100, description="The programme year the place was counted in.", examples=[2026])
+    reason: ReleaseReason = Field(description="Why the member left.", examples=["completed"])
+    released_by: NonEmptyStr = Field(description="The supervisor who recorded it (token subject).", examples=["sup-1"])
+
+
+class DigitalDivideProgrammeSuspended(Event):
+    """The programme stopped admitting (as during the 2020 lockdown); new requests wait. Programme-wide:
+    the suspension holds across the turn of the year until resumed."""
+
+    type: Literal["be.bruxellesformation.training.programme.suspended"] = type_field(
+        "be.bruxellesformation.training.programme.suspended"
+    )
+
+    programme: ProgrammeName = Field(default="digital_divide", description="Which programme; the Kafka key.")
+    changed_by: NonEmptyStr = Field(description="The supervisor (token subject).", examples=["sup-1"])
+
+
+class DigitalDivideProgrammeResumed(Event):
+    """The programme admits again; the waitlist is admitted in priority order up to the quota."""
+
+    type: Literal["be.bruxellesformation.training.programme.resumed"] = type_field(
+        "be.bruxellesformation.training.programme.resumed"
+    )
+
+    programme: ProgrammeName = Field(default="digital_divide", description="Which programme; the Kafka key.")
+    changed_by: NonEmptyStr = Field(description="The supervisor (token subject).", examples=["sup-1"])
+
+
+class DigitalDivideQuotaChanged(Event):
+    """A year's quota of the programme changed (never below the people admitted that year)."""
+
+    type: Literal["be.bruxellesformation.training.programme.quota_changed"] = type_field(
+        "be.bruxellesformation.training.programme.quota_changed"
+    )
+
+    programme: ProgrammeName = Field(default="digital_divide", description="Which programme; the Kafka key.")
+    year: int = Field(ge=2000, le=2100, description="The programme year.", examples=[2026])
+    previous_quota: int = Field(ge=0, description="The quota before.", examples=[350])
+    quota: int = Field(ge=0, description="The quota now.", examples=[380])
+    changed_by: NonEmptyStr = Field(description="Who changed it: a supervisor, or `configuration`.", examples=["sup-1"])
+
+
+class SelfTrainingSlotBooked(Event):
+    """A programme member was booked a slot in a self-training space (a computer and the software, for
+    people without either at home)."""
+
+    type: Literal["be.bruxellesformation.training.self_training.slot_booked"] = type_field(
+        "be.bruxellesformation.training.self_training.slot_booked"
+    )
+
+    person_id: PersonId
+    slot_id: NonEmptyStr = Field(description="Id of the slot.", examples=["slot-epn-ixelles-2026-03-02-0900"])
+    space_id: NonEmptyStr = Field(description="Id of the space (an EPN or the self-training room).", examples=["epn-ixelles"])
+    starts_at: AwareDatetime = Field(description="When the slot starts.", examples=["2026-03-02T09:00:00+01:00"])
+    ends_at: AwareDatetime = Field(description="When the slot ends.", examples=["2026-03-02T11:00:00+01:00"])
+    booked_by: NonEmptyStr = Field(description="The desk worker who booked it (token subject).", examples=["adv-1"])
+
+
+class SelfTrainingSlotCancelled(Event):
+    """A booking of a self-training slot was cancelled; its seat is free again."""
+
+    type: Literal["be.bruxellesformation.training.self_training.slot_cancelled"] = type_field(
+        "be.bruxellesformation.training.self_training.slot_cancelled"
+    )
+
+    person_id: PersonId
+    slot_id: NonEmptyStr = Field(description="Id of the slot.", examples=["slot-epn-ixelles-2026-03-02-0900"])
+    space_id: NonEmptyStr = Field(description="Id of the space.", examples=["epn-ixelles"])
+    starts_at: AwareDatetime = Field(description="When the slot starts.", examples=["2026-03-02T09:00:00+01:00"])
+    cancelled_by: NonEmptyStr = Field(description="The desk worker who cancelled it (token subject).", examples=["adv-1"])
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     TrainingRequestReceived,
     TrainingRequestRouted,
@@ -758,6 +871,13 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     NotificationFailed,
     PersonDataErased,
     ConfigurationChanged,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideProgrammeResumed,
+    DigitalDivideQuotaChanged,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
 )
 """Every event class the services exchange, in the order of a request's life."""
 

@@ -29,6 +29,11 @@ from schemas.events import (
     CertificateIssued,
     ConfigurationChanged,
     ContactAttempted,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeResumed,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideQuotaChanged,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamScheduled,
@@ -44,6 +49,8 @@ from schemas.events import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
     TrainingAbandoned,
     TrainingCompleted,
     TrainingRequestClosed,
@@ -77,6 +84,12 @@ class TopicSpec:
     description: str
     configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Kafka topic configuration set when the topic is created (`cleanup.policy`...)."""
+    keyed_otherwise: Mapping[type[Event], str] = field(default_factory=lambda: MappingProxyType({}))
+    """Events keyed by another field than `key`: facts about a whole programme, which has no request."""
+
+    def key_field(self, cls: type[Event]) -> str:
+        """The field events of `cls` are keyed by on this topic."""
+        return self.keyed_otherwise.get(cls, self.key)
 
     def __post_init__(self) -> None:
         # Checked at import so that a new event on a topic cannot lack the key field
@@ -84,15 +97,18 @@ class TopicSpec:
         if self.partitions < 1:
             raise ValueError(f"{self.name}: partitions must be at least 1")
         for cls in self.events:
-            field = cls.model_fields.get(self.key)
-            if field is None or not field.is_required():
-                raise TypeError(f"{self.name} is keyed by {self.key!r}, which {cls.__qualname__} does not require")
+            key = self.key_field(cls)
+            field = cls.model_fields.get(key)
+            # A programme-wide fact carries its programme's name as a default: never unset either.
+            always_set = field is not None and (field.is_required() or (cls in self.keyed_otherwise and field.default))
+            if not always_set:
+                raise TypeError(f"{self.name} is keyed by {key!r}, which {cls.__qualname__} does not require")
 
     def key_for(self, event: Event) -> bytes:
         """The Kafka key of `event` on this topic: its key field in UTF-8."""
         if not isinstance(event, self.events):
             raise TypeError(f"{type(event).__qualname__} is not published on {self.name}")
-        value = getattr(event, self.key)
+        value = getattr(event, self.key_field(type(event)))
         return str(value).encode("utf-8")
 
 
@@ -117,20 +133,41 @@ TRAINING_ROUTING = TopicSpec(
         PartnerInformationOverdue,
         PartnerInformationReceived,
         TrainingRequestClosed,
+        DigitalDivideAdmitted,
+        DigitalDivideMemberReleased,
+        DigitalDivideProgrammeSuspended,
+        DigitalDivideProgrammeResumed,
+        DigitalDivideQuotaChanged,
     ),
     description=(
-        "Where each request went, its 48-hour callback, the attempts to reach it and how they ended, and "
-        "the questions to the partner that handed it over."
+        "Where each request went, its 48-hour callback, the attempts to reach it and how they ended, "
+        "the questions to the partner that handed it over, and the digital-divide programme's places "
+        "(admissions, releases) and state (suspension, quota; keyed by the programme's name)."
+    ),
+    keyed_otherwise=MappingProxyType(
+        {
+            DigitalDivideProgrammeSuspended: "programme",
+            DigitalDivideProgrammeResumed: "programme",
+            DigitalDivideQuotaChanged: "programme",
+        }
     ),
 )
 TRAINING_ENROLMENTS = TopicSpec(
     name="training.enrolments.v1",
     partitions=3,
     key="person_id",
-    events=(EnrolmentConfirmed, EnrolmentWaitlisted, TrainingCompleted, TrainingAbandoned, ExamSchedulingRequested),
+    events=(
+        EnrolmentConfirmed,
+        EnrolmentWaitlisted,
+        TrainingCompleted,
+        TrainingAbandoned,
+        ExamSchedulingRequested,
+        SelfTrainingSlotBooked,
+        SelfTrainingSlotCancelled,
+    ),
     description=(
-        "Enrolments in course sessions (or on their waitlist), courses completed or abandoned, and requests to sit "
-        "a certification exam."
+        "Enrolments in course sessions (or on their waitlist), courses completed or abandoned, requests to sit "
+        "a certification exam, and bookings of self-training slots by members of the digital-divide programme."
     ),
 )
 CERTIFICATION_EXAMS = TopicSpec(

@@ -124,6 +124,8 @@ LOGGED_KEYS = frozenset(
         "queued_to",  # the team a request waits with (a `Target`)
         "programme",  # a place in the digital-divide programme (`ProgrammePlace`)
         "suspended",
+        "year",  # a programme year
+        "quota",
         "facts",  # names of the facts recorded, never their values
         "replaced",
         "setting",  # a staff-run setting's name (services.configuration)

@@ -127,7 +127,7 @@ async def build_service(
         processed=processed,
         assignment=assignment,
         timers=timers,
-        programme=DigitalDivideProgramme(client, db, quota=rules.quotas.digital_divide_per_year),
+        programme=DigitalDivideProgramme(client, db, quota=rules.quotas.digital_divide_per_year, outbox=outbox),
         seats=CourseSeats(client, db, catalogue, clock=clock, outbox=outbox),
         outbox=outbox,
     )

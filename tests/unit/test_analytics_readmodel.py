@@ -21,6 +21,11 @@ from schemas import (
     ConfigurationChanged,
     ContactAttempted,
     ContactOutcome,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeResumed,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideQuotaChanged,
     Disposition,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
@@ -42,6 +47,8 @@ from schemas import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
     Target,
     TrainingAbandoned,
     TrainingCompleted,
@@ -271,6 +278,25 @@ def one_of_each() -> list[Event]:
             version=2,
             changed_by="sup-1",
             changed_at=later,
+        ),
+        DigitalDivideAdmitted(source="/routing", request_id=rid, person_id=person, year=2026, priority=40, waiting_since=T0),
+        DigitalDivideMemberReleased(
+            source="/routing/desk", request_id=rid, person_id=person, year=2026, reason="moved", released_by="sup-1"
+        ),
+        DigitalDivideProgrammeSuspended(source="/routing/desk", changed_by="sup-1"),
+        DigitalDivideProgrammeResumed(source="/routing/desk", changed_by="sup-1"),
+        DigitalDivideQuotaChanged(source="/routing/desk", year=2026, previous_quota=350, quota=360, changed_by="sup-1"),
+        SelfTrainingSlotBooked(
+            source="/routing/desk",
+            person_id=person,
+            slot_id="s1",
+            space_id="epn-1",
+            starts_at=later,
+            ends_at=later + timedelta(hours=2),
+            booked_by="adv-1",
+        ),
+        SelfTrainingSlotCancelled(
+            source="/routing/desk", person_id=person, slot_id="s1", space_id="epn-1", starts_at=later, cancelled_by="adv-1"
         ),
     ]
 

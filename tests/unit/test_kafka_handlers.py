@@ -24,6 +24,10 @@ from notification import handlers as notification_handlers
 from routing import handlers as routing_handlers
 from schemas import (
     CallbackDue,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideQuotaChanged,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -36,6 +40,8 @@ from schemas import (
     PartnerInformationRequested,
     PersonDataErased,
     RequestFactsRecorded,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
     Target,
     TrainingCompleted,
     TrainingRequestReceived,
@@ -381,3 +387,79 @@ async def test_notification_passes_over_the_routing_events_that_tell_nobody_anyt
             await publish(broker, TRAINING_ROUTING, event)
         assert dead_letters(metrics) == 0
     assert notifications.calls == []
+
+
+# -- the programme's lifecycle, read by services it does not concern ---------------------------
+
+
+def programme_events(request: TrainingRequestReceived) -> list[tuple[TopicSpec, Event]]:
+    now = request.received_at
+    return [
+        (
+            TRAINING_ROUTING,
+            DigitalDivideAdmitted(
+                source="/routing/programme",
+                request_id=request.request_id,
+                person_id=request.person_id,
+                year=2026,
+                priority=40,
+                waiting_since=now,
+            ),
+        ),
+        (
+            TRAINING_ROUTING,
+            DigitalDivideMemberReleased(
+                source="/routing/programme",
+                request_id=request.request_id,
+                person_id=request.person_id,
+                year=2026,
+                reason="completed",
+                released_by="sup-1",
+            ),
+        ),
+        (TRAINING_ROUTING, DigitalDivideProgrammeSuspended(source="/routing/programme", changed_by="sup-1")),
+        (
+            TRAINING_ROUTING,
+            DigitalDivideQuotaChanged(source="/routing/programme", year=2026, previous_quota=350, quota=360, changed_by="sup-1"),
+        ),
+        (
+            TRAINING_ENROLMENTS,
+            SelfTrainingSlotBooked(
+                source="/routing/programme",
+                person_id=request.person_id,
+                slot_id="room:2026-03-02:0900",
+                space_id="room",
+                starts_at=now,
+                ends_at=now,
+                booked_by="adv-1",
+            ),
+        ),
+        (
+            TRAINING_ENROLMENTS,
+            SelfTrainingSlotCancelled(
+                source="/routing/programme",
+                person_id=request.person_id,
+                slot_id="room:2026-03-02:0900",
+                space_id="room",
+                starts_at=now,
+                cancelled_by="adv-1",
+            ),
+        ),
+    ]
+
+
+async def test_certification_and_notification_pass_over_the_programmes_lifecycle() -> None:
+    candidates, notifications = RecordingCandidates(), RecordingNotifications()
+    request = make_request()
+    async with in_memory("certification", certification(candidates)) as (broker, metrics):
+        for topic, event in programme_events(request):
+            await publish(broker, topic, event)
+        assert dead_letters(metrics) == 0
+    async with in_memory("notification", lambda broker: notification_handlers.include(broker, notifications)) as (
+        broker,
+        metrics,
+    ):
+        for topic, event in programme_events(request):
+            await publish(broker, topic, event)
+        assert dead_letters(metrics) == 0
+    assert candidates.calls == [] and notifications.calls == []

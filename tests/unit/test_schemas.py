@@ -36,6 +36,11 @@ from schemas import (
     ContactAttempted,
     ContactOutcome,
     ContractError,
+    DigitalDivideAdmitted,
+    DigitalDivideMemberReleased,
+    DigitalDivideProgrammeResumed,
+    DigitalDivideProgrammeSuspended,
+    DigitalDivideQuotaChanged,
     Disposition,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
@@ -62,7 +67,10 @@ from schemas import (
     PersonDataErased,
     QualificationLevel,
     RequestFactsRecorded,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
     Target,
+    TopicSpec,
     TrainingAbandoned,
     TrainingCompleted,
     TrainingRequestClosed,
@@ -307,6 +315,30 @@ _PAYLOADS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         changed_by="sup-1",
         changed_at=datetime(2025, 11, 20, 9, 2, tzinfo=UTC),
         reason="the staff's day after Christmas",
+    ),
+    DigitalDivideAdmitted: lambda: dict(
+        request_id=REQUEST_ID, person_id=PERSON_ID, year=2025, priority=55, waiting_since=RECEIVED_AT
+    ),
+    DigitalDivideMemberReleased: lambda: dict(
+        request_id=REQUEST_ID, person_id=PERSON_ID, year=2025, reason="completed", released_by="sup-1"
+    ),
+    DigitalDivideProgrammeSuspended: lambda: dict(changed_by="sup-1"),
+    DigitalDivideProgrammeResumed: lambda: dict(changed_by="sup-1"),
+    DigitalDivideQuotaChanged: lambda: dict(year=2025, previous_quota=350, quota=380, changed_by="sup-1"),
+    SelfTrainingSlotBooked: lambda: dict(
+        person_id=PERSON_ID,
+        slot_id="slot-1",
+        space_id="epn-ixelles",
+        starts_at=RECEIVED_AT + timedelta(days=3),
+        ends_at=RECEIVED_AT + timedelta(days=3, hours=2),
+        booked_by="adv-1",
+    ),
+    SelfTrainingSlotCancelled: lambda: dict(
+        person_id=PERSON_ID,
+        slot_id="slot-1",
+        space_id="epn-ixelles",
+        starts_at=RECEIVED_AT + timedelta(days=3),
+        cancelled_by="adv-1",
     ),
 }
 
@@ -780,11 +812,27 @@ def test_topics_are_versioned_and_unique() -> None:
 
 @pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda cls: cls.__name__)
 def test_key_is_the_request_or_person_id(make_event: MakeEvent[Any], cls: type[Event]) -> None:
+    # Or, for a fact about a whole programme, the programme's name.
     event = make_event(cls)
-    key = topic_for(cls).key
+    key = topic_for(cls).key_field(cls)
     expected = {"request_id": REQUEST_ID, "person_id": PERSON_ID}.get(key) or str(getattr(event, key))
 
     assert key_for(event) == expected.encode()
+
+
+def test_a_topic_refuses_an_event_whose_key_may_be_unset() -> None:
+    with pytest.raises(TypeError, match="keyed by 'programme'"):
+        TopicSpec(name="t", partitions=1, key="programme", events=(CallbackDue,), description="")
+    spec = TopicSpec(
+        name="t",
+        partitions=1,
+        key="request_id",
+        events=(DigitalDivideQuotaChanged,),
+        description="",
+        keyed_otherwise={DigitalDivideQuotaChanged: "programme"},
+    )
+    event = DigitalDivideQuotaChanged(source="/t", year=2026, previous_quota=1, quota=2, changed_by="sup-1")
+    assert spec.key_for(event) == b"digital_divide"
 
 
 def test_a_request_keeps_its_partition_across_routing_and_intake(
