@@ -27,6 +27,7 @@ from services import Runtime, get_runtime
 from services.auth import public
 from services.auth.roles import PUBLIC_SEAT_OFFER_ANSWER
 from services.calendar import BRUSSELS
+from services.local_time import MONTHS
 from services.ratelimits import Hit, Limit, client_network
 
 log = structlog.get_logger(__name__)
@@ -190,56 +191,10 @@ def page_language(lang: str | None, accept_language: str | None) -> Lang:
     return "fr"
 
 
-_MONTHS: dict[Lang, tuple[str, ...]] = {
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    "nl": (
-        "januari",
-        "februari",
-        "maart",
-        "april",
-        "mei",
-        "juni",
-        "juli",
-        "augustus",
-        "september",
-        "oktober",
-        "november",
-        "december",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
-
-
 def _when(at: datetime, lang: Lang) -> str:
     """`2 juin 2020, 09:00` in Brussels time."""
     local = at.astimezone(BRUSSELS)
-    return f"{local.day} {_MONTHS[lang][local.month - 1]} {local.year}, {local:%H:%M}"
+    return f"{local.day} {MONTHS[lang][local.month - 1]} {local.year}, {local:%H:%M}"
 
 
 def render(response: Response, lang: Lang, *, token: str | None) -> HTMLResponse:
