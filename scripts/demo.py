@@ -282,22 +282,25 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
         await http.post(f"/desk/requests/{request_id}/accept", headers=as_second)
         queue = (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json()
         console.print(f"{second} accepts; their queue: " + ", ".join(f"{i['request_id'][:8]} ({i['status']})" for i in queue))
-        # The supervisor plans an online Excel session in French starting tomorrow (the routing clock's day).
+        # The supervisor plans an online Excel session in the person's language, starting the day after
+        # the routing clock's (Excel is given in French, Dutch and English).
+        language = str(held.get("language") or "fr")
+        session_id = f"EXCEL-DEMO-{language.upper()}"
         starts_on = next_working_morning().date() + timedelta(days=1)
         planned = await http.post(
             "/desk/courses/EXCEL/sessions",
             json={
-                "session_id": "EXCEL-DEMO-FR",
+                "session_id": session_id,
                 "starts_on": starts_on.isoformat(),
                 "ends_on": (starts_on + timedelta(weeks=6)).isoformat(),
                 "capacity": 12,
                 "mode": "online",
-                "language": "fr",
+                "language": language,
             },
             headers=TOKENS.headers("adv-sup"),
         )
         planned.raise_for_status()
-        console.print(f"adv-sup plans session EXCEL-DEMO-FR (online, fr, 12 places) from {starts_on:%a %d %b}")
+        console.print(f"adv-sup plans session {session_id} (online, {language}, 12 places) from {starts_on:%a %d %b}")
         outcome = await http.post(
             f"/desk/requests/{request_id}/outcome",
             json={"outcome": "enrolled", "course_code": "EXCEL", "notes": "Inscrit au parcours Excel."},
