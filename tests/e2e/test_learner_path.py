@@ -300,6 +300,8 @@ async def test_the_learner_path_from_a_course_session_to_a_verified_credential(
             await wait_for(ana_told)
             bram_offer = (await staff.get(f"/offers/{to_bram['offer_id']}")).json()
             assert bram_offer["status"] == "expired"
+            bram_now = (await staff.get(f"/candidates/{CERTIFICATION}:{bram.person_id}")).json()
+            assert (bram_now["status"], bram_now["offer_id"]) == ("waiting", None)
             bram.told("deadline passed: ExamSeatOfferExpired, back on the waitlist")
             late = await anyone.get(bram_sms_links[0])
             assert late.status_code == 410, late.text
