@@ -22,6 +22,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as default_policy
+from html import unescape
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
+from certification.signing import new_signing_key
 from intake.phone import generic_signature
 from scripts.launch import REPO, kafka_bootstrap, kafka_client, kafka_env, mongodb_uri, running_services
 from scripts.principals import ADMIN, GRANTS, KAFKA_SECURED, create_kafka_acls, kafka_acls
@@ -280,10 +282,9 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
         await http.post(f"/desk/requests/{request_id}/accept", headers=as_second)
         queue = (await http.get(f"/desk/workers/{second}/queue", headers=as_second)).json()
         console.print(f"{second} accepts; their queue: " + ", ".join(f"{i['request_id'][:8]} ({i['status']})" for i in queue))
-        # The supervisor plans an online Excel session in the person's language, starting tomorrow (the
-        # routing clock's day): enrolment takes a place in a session of the person's language.
-        case = await db["routing_cases"].find_one({"_id": request_id}, {"language": 1}) or {}
-        language = case.get("language", "fr")
+        # The supervisor plans an online Excel session in the person's language, starting the day after
+        # the routing clock's (Excel is given in French, Dutch and English).
+        language = str(held.get("language") or "fr")
         session_id = f"EXCEL-DEMO-{language.upper()}"
         starts_on = next_working_morning().date() + timedelta(days=1)
         planned = await http.post(
@@ -474,7 +475,61 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def certification_journey(services: dict[str, Any], db: Any, database: str) -> None:
+SEAT_OFFER_LINK = re.compile(r"https?://[^\s\"'<>]+/seat-offers/respond\?token=[^\s\"'<>&]+(?:&lang=[a-z]{2})?")
+"""A seat offer's accept or decline link, as the e-mail's text and the SMS carry it."""
+
+
+def shown_link(link: str) -> str:
+    """A link for the screen: its token is a bearer capability, so only its first characters are shown."""
+    return re.sub(r"(token=[^.&]+\.[^.&]{6})[^&]*", r"\1…", link)
+
+
+async def seat_offer_reached(inbox: Inbox, mails_before: int, sms_before: int, timeout: float = 30.0) -> list[str]:
+    """Wait for the seat offer's e-mail and SMS, print them (addresses masked), and return the links
+    they carry (the SMS's first: the link a candidate on the move taps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        mails = [m for m in inbox.mails[mails_before:] if SEAT_OFFER_LINK.search(plain_text(m))]
+        texts = [t for t in inbox.sms[sms_before:] if SEAT_OFFER_LINK.search(str(t.get("text", "")))]
+        # Both, unless the person gave only one of an e-mail address and a mobile number.
+        if (mails and texts) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    if not mails and not texts:
+        raise TimeoutError("the seat offer reached the candidate neither by e-mail nor by SMS")
+    links: list[str] = []
+    for sms in texts:
+        text = str(sms.get("text", ""))
+        console.print(
+            f"  [bold]SMS[/] to {mask(str(sms.get('to', '')))}: {SEAT_OFFER_LINK.sub(lambda m: shown_link(m[0]), text)}"
+        )
+        links += SEAT_OFFER_LINK.findall(text)
+    for mail in mails:
+        found = SEAT_OFFER_LINK.findall(plain_text(mail))
+        console.print(
+            f"  [bold]e-mail[/] to {mask(str(mail['To']))}: {mail['Subject']}\n"
+            + "".join(f"    {shown_link(link)}\n" for link in found).rstrip()
+        )
+        links += found
+    return links
+
+
+def plain_text(mail: Any) -> str:
+    """The text part of a message the sink received."""
+    body = mail.get_body(("plain",))
+    return str(body.get_content()) if body is not None else ""
+
+
+def page_form(page: str, action: str) -> dict[str, str]:
+    """The fields of the seat-offer page's form whose button says `action`, as a browser posts them."""
+    for form in re.findall(r"<form method=\"post\".*?</form>", page, flags=re.S):
+        if f'value="{action}"' in form:
+            fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form))
+            return {name: unescape(value) for name, value in fields.items()} | {"action": action}
+    raise ValueError(f"no {action} form on the seat-offer page")
+
+
+async def certification_journey(services: dict[str, Any], db: Any, database: str, inbox: Inbox) -> None:
     console.rule("[bold]6. From enrolment to a certificate (centres closed, then reopened)")
     enrolled = await db["routing_cases"].find_one({"outcome": "enrolled"})
     person_id = enrolled["person_id"]
@@ -509,14 +564,27 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
             },
         )
         console.print("a session with 8 seats is planned, but the centre is closed (lockdown): nobody is offered a seat yet")
+        mails_before, sms_before = len(inbox.mails), len(inbox.sms)
         opened = (await http.put("/centres/ctr-anderlecht", json={"state": "open"})).json()
         offer = opened["offers"][0]
         console.print(
             f"the centre reopens -> seat offered ({offer['offer_id'][:12]}), to answer by {offer['expires_at']} "
-            "(ExamSeatOffered: e-mail and SMS with signed accept/decline links)"
+            "(ExamSeatOffered: its links travel sealed with the person's key)"
         )
-        await http.post(f"/offers/{offer['offer_id']}/accept")
-        console.print("the candidate accepts -> ExamScheduled")
+        # The offer reaches the candidate: notification opens the links and sends them by e-mail and SMS.
+        links = await seat_offer_reached(inbox, mails_before, sms_before)
+        # The candidate opens the link (GET changes nothing) and presses "accept" on the page.
+        async with httpx.AsyncClient(timeout=10) as browser:
+            page = await browser.get(links[0])
+            page.raise_for_status()
+            answered = await browser.post(links[0].split("?", 1)[0], data=page_form(page.text, "accept"))
+        said = re.search(r'<p role="status">(.*?)</p>', answered.text, flags=re.S)
+        console.print(
+            f"the candidate opens the link and presses accept -> {answered.status_code}: "
+            f"{unescape(said.group(1)) if said else '-'}"
+        )
+        status = (await http.get(f"/offers/{offer['offer_id']}")).json()["status"]
+        console.print(f"offer {offer['offer_id'][:12]} is {status} -> ExamScheduled (the notice to attend follows)")
         result = (
             await http.post("/sessions/ses-excel-1/results", json={"person_id": person_id, "passed": True, "score": 870})
         ).json()
@@ -531,7 +599,10 @@ async def certification_journey(services: dict[str, Any], db: Any, database: str
         )
         page = await http.get(f"/verify/{result['credential_id']}", params={"lang": "en"}, headers={"Authorization": ""})
         verdict = re.search(r'<p role="status"><strong>(.*?)</strong>', page.text)
-        console.print(f"  verification page {page.url}: {verdict.group(1) if verdict else page.status_code}")
+        console.print(
+            f"  public verification page (no account needed): {page.url}\n"
+            f"  verdict: {unescape(verdict.group(1)) if verdict else page.status_code}"
+        )
 
 
 async def wait_for_mail(inbox: Inbox, count: int, timeout: float = 30.0) -> None:
@@ -595,6 +666,8 @@ async def play(database: str) -> None:
             "MONGODB_DATABASE": database,
             "KAFKA_TOPIC_PREFIX": f"{database}.",
             "ROUTING_CLOCK_START": next_working_morning().isoformat(),
+            # A key of this run's own: the credential is signed (eddsa-rdfc-2022) and the verification page says so.
+            "CERTIFICATION_SIGNING_KEY": new_signing_key(),
             **DEMO_ENV,
         }
         inbox = Inbox()
@@ -616,7 +689,7 @@ async def play(database: str) -> None:
             await at_the_desk(services["routing"].url, db)
             await called_back_while_suspended(services["routing"].url, db)
             await time_passes(services["routing"].url, db)
-            await certification_journey(services, db, database)
+            await certification_journey(services, db, database, inbox)
             await wait_for_mail(inbox, 5)
             await show_events(database)
             show_inbox(inbox)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -115,3 +115,33 @@ def require_identity_provider(issuer: str | None = None) -> dict[str, Any]:
             pytest.fail(f"KEYCLOAK_REQUIRED is set but {url} cannot be fetched: {error}")
         pytest.skip(f"Keycloak is not running ({url}: {type(error).__name__}); `scripts/infra.sh start-keycloak` starts it")
     return document
+
+
+class Figures:
+    """What a test measured or told, printed at the end of the run (`make test` shows it without `-s`):
+    `figures.record("seat offers", "held+booked never above seats ...")`. Recorded after the test's
+    assertions, so a figure shown is one the test checked."""
+
+    recorded: ClassVar[list[tuple[str, str, str]]] = []
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+
+    def record(self, title: str, text: str) -> None:
+        print(f"{title}: {text}")
+        self.recorded.append((self.test, title, text))
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    return Figures(request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not Figures.recorded:
+        return
+    terminalreporter.section("figures and stories the tests checked")
+    for test, title, text in Figures.recorded:
+        terminalreporter.write_line(f"{title} ({test.split('::')[-1]}):")
+        for line in text.splitlines():
+            terminalreporter.write_line(f"  {line}")

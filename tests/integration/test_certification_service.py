@@ -38,7 +38,7 @@ from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.timers import TimerState, TimerStore
 from tests.certification_fakes import OFFER_LINKS
-from tests.conftest import MONGODB_URI
+from tests.conftest import MONGODB_URI, Figures
 from tests.factories import enrolled, exam_requested
 
 pytestmark = pytest.mark.integration
@@ -402,6 +402,7 @@ async def test_two_replicas_passing_seats_on_never_overbook(
     second_client: AsyncMongoClient[dict[str, Any]],
     mongo_db: MongoDatabase,
     clock: FixedClock,
+    figures: Figures,
 ) -> None:
     """60 candidates, 15 seats, two replicas: each round every pending offer is accepted, declined (the
     same answer sent to both replicas at once, a double click) or left to lapse (both replicas' timers
@@ -426,9 +427,12 @@ async def test_two_replicas_passing_seats_on_never_overbook(
 
     worst = dict.fromkeys(seats, 0)
     watching = True
+    samples = 0
 
     async def watch() -> None:
+        nonlocal samples
         while watching:
+            samples += 1
             async for doc in mongo_db["certification_sessions"].find():
                 worst[doc["_id"]] = max(worst[doc["_id"]], doc["held"] + doc["booked"])
                 assert doc["held"] + doc["booked"] <= doc["seats"], doc
@@ -461,10 +465,6 @@ async def test_two_replicas_passing_seats_on_never_overbook(
     statuses = Counter(o["status"] for o in offers)
     events = Counter(type(e).__name__ for e in await outbox_events(mongo_db))
     final = {sid: (d["held"], d["booked"], d["seats"]) for sid, d in sessions.items()}
-    print(
-        f"\nseat offers: candidates={len(people)} seats={sum(seats.values())} replicas=2 rounds={rounds} offers={len(offers)} "
-        f"statuses={dict(statuses)} max(held+booked)={worst} final(held, booked, seats)={final}"
-    )
     for sid, doc in sessions.items():
         assert doc["held"] + doc["booked"] <= doc["seats"], sid
         assert doc["held"] == 0  # every offer was answered or lapsed
@@ -476,3 +476,9 @@ async def test_two_replicas_passing_seats_on_never_overbook(
     assert (events["ExamSeatOfferAccepted"], events["ExamScheduled"]) == (statuses["accepted"], statuses["accepted"])
     assert events["ExamSeatOfferDeclined"] == statuses["declined"]
     assert events["ExamSeatOfferExpired"] == statuses["expired"]
+    figures.record(
+        "seat offers, 2 replicas, 60 candidates, 15 seats",
+        f"candidates={len(people)} seats={sum(seats.values())} replicas=2 rounds={rounds} offers={len(offers)} "
+        f"statuses={dict(statuses)}\nmax(held+booked) seen by the watcher={worst} (seats {seats}, {samples} reads): "
+        f"never above seats\nfinal (held, booked, seats)={final}",
+    )
