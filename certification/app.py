@@ -71,6 +71,7 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
     if signer is None:
         # Only local and test runs get here: production settings refuse to load without a key.
         log.warning("credentials.unsigned", reason="no CERTIFICATION_SIGNING_KEY", environment=settings.environment)
+    personal = PersonalData(PersonKeys(runtime.db))
     if settings.offer_token_key is None:
         # Likewise: production refuses to start without CERTIFICATION_OFFER_TOKEN_KEY.
         log.warning("offers.local_token_key", reason="no CERTIFICATION_OFFER_TOKEN_KEY", environment=settings.environment)
@@ -85,7 +86,8 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
         links=links,
         issuer=IssuerProfile(id=links.issuer, name=certifications.issuer_name, url=settings.issuer_url),
         offer_links=OfferLinks(settings.public_base_url, OfferTokens(_token_key(settings))),
-        seal=PersonalData(PersonKeys(runtime.db)).seal,
+        seal=personal.seal,
+        personal=personal,
         offer_terms=settings.offer_terms,
         what_to_bring=settings.what_to_bring,
         signer=signer,
@@ -122,7 +124,12 @@ def create_app(settings: CertificationSettings | None = None, *, clock: Clock | 
             CertificateIssued,
         )
 
-        handlers.include(runtime.broker, service.candidates, priority_from_routing=settings.high_priority_routed_from is not None)
+        handlers.include(
+            runtime.broker,
+            service.candidates,
+            priority_from_routing=settings.high_priority_routed_from is not None,
+            contacts=service.contacts,
+        )
 
         # The staff's browser console: on the staff surface only, with sessions of its own.
         sessions = MongoSessions(runtime.db, SESSIONS_COLLECTION)

@@ -9,7 +9,7 @@ built by `certification.credentials` (pure) and signed by `certification.signing
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -59,8 +59,11 @@ class Awards:
         links: CredentialLinks,
         issuer: IssuerProfile,
         signer: CredentialSigner | None = None,
+        holder_email: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._store = store
+        self._holder_email = holder_email
+        """The address a person last gave intake (`certification.holders`), for when staff give none."""
         self._seats = seats
         self._uow = uow
         self.certifications = certifications
@@ -77,11 +80,14 @@ class Awards:
         """Record an exam result; a pass issues the credential and publishes `CertificateIssued`.
 
         `email`, the address the candidate gave, names the holder in the credential (salted hash
-        only; the address itself is neither stored nor logged); without it the holder is named by
-        a salted hash of the person id. Recording the same result again answers the same; a
-        different one is refused.
+        only; the address itself is neither stored in the credential nor logged); without it, the
+        address the person gave intake (the `holder_email` projection); without either, the holder
+        is named by a salted hash of the person id. Recording the same result again answers the
+        same; a different one is refused.
         """
         session = await self._seats.session(session_id)  # a CertificationError (404) if there is no such session
+        if not (email and email.strip()) and passed and self._holder_email is not None:
+            email = await self._holder_email(person_id)
         result_id = f"{session_id}:{person_id}"
 
         async def attempt() -> tuple[ExamResult, bool]:
@@ -146,7 +152,14 @@ class Awards:
         result, recorded = await retry_on_conflict(attempt)
         if not recorded:
             return self._same_result(result.as_document(), passed=passed, score=score)
-        log.info("result.recorded", session_id=session_id, person_id=person_id, passed=passed, credential_id=result.credential_id)
+        log.info(
+            "result.recorded",
+            session_id=session_id,
+            person_id=person_id,
+            passed=passed,
+            credential_id=result.credential_id,
+            holder=None if result.credential_id is None else ("email_address" if email else "identifier"),
+        )
         return self._result_view(result.as_document())
 
     @staticmethod

@@ -2,6 +2,9 @@
 courses that prepare for each, joined with certification's own data (`data/certifications.yaml`):
 the private certification each one is paired with and the public training bodies that recognise it.
 
+As in the catalogue, every entry, body, programme and framework states its provenance: the passage
+of the seed it rests on and the fields that are example data, not in the seed (`CertificationInfo.example`).
+
 Pure data, loaded once; no I/O beyond reading the two files.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, HttpUrl
 
-from services.catalogue import Catalogue, load_catalogue
+from services.catalogue import Catalogue, Provenance, load_catalogue
 
 __all__ = [
     "DEFAULT_PATH",
@@ -42,6 +45,7 @@ class RecognisingBody(_Frozen):
     name: str
     url: HttpUrl
     region: str
+    provenance: Provenance
 
 
 class Programme(_Frozen):
@@ -50,6 +54,7 @@ class Programme(_Frozen):
     name: str
     owner: str
     url: HttpUrl
+    provenance: Provenance
 
 
 class PrivateCertification(_Frozen):
@@ -63,6 +68,7 @@ class Framework(_Frozen):
     name: str
     url: HttpUrl
     owner: str
+    provenance: Provenance
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,11 @@ class CertificationInfo:
     """Codes of the online learning paths that prepare for it."""
     skills: str
     framework: Framework | None = None
+    example: tuple[str, ...] = ()
+    """The fields whose values are example data, not in the seed (vendor names, the bodies' names...)."""
+
+
+_ENTRY_FACTS = frozenset({"bf_title", "private", "skills", "recognised_by", "framework"})
 
 
 class _Entry(_Frozen):
@@ -89,11 +100,19 @@ class _Entry(_Frozen):
     skills: str
     recognised_by: tuple[str, ...] | None = None
     framework: Framework | None = None
+    provenance: Provenance
+
+
+class _Issuer(_Frozen):
+    name: str
+    url: str
+    provenance: Provenance
 
 
 class _File(_Frozen):
     version: str
-    issuer: dict[str, str]
+    quotes: dict[str, str] = {}
+    issuer: _Issuer
     bodies: tuple[RecognisingBody, ...]
     programmes: dict[str, Programme]
     defaults: dict[str, Any]
@@ -153,6 +172,15 @@ def load_certifications(catalogue: Catalogue | None = None, path: Path | None = 
         body_ids = entry.recognised_by if entry.recognised_by is not None else default_bodies
         if unknown_bodies := [b for b in body_ids if b not in bodies]:
             raise ValueError(f"{cert.code}: unknown recognising bodies {unknown_bodies}")
+        if unknown_fields := sorted(set(entry.provenance.example) - _ENTRY_FACTS):
+            raise ValueError(f"{cert.code}: example names no field: {', '.join(unknown_fields)}")
+        example = {*cert.provenance.example, *entry.provenance.example}
+        if private is not None and private.programme.provenance.example:
+            example.add("private")
+        if entry.framework is not None and entry.framework.provenance.example:
+            example.add("framework")
+        if any(bodies[b].provenance.example for b in body_ids):
+            example.add("recognised_by")
         by_code[cert.code] = CertificationInfo(
             code=cert.code,
             title=cert.title,
@@ -164,5 +192,6 @@ def load_certifications(catalogue: Catalogue | None = None, path: Path | None = 
             courses=tuple(course.code for course in catalogue.courses if course.certification == cert.code),
             skills=entry.skills,
             framework=entry.framework,
+            example=tuple(sorted(example)),
         )
-    return Certifications(version=data.version, issuer_name=data.issuer["name"], issuer_url=data.issuer["url"], by_code=by_code)
+    return Certifications(version=data.version, issuer_name=data.issuer.name, issuer_url=data.issuer.url, by_code=by_code)

@@ -2,7 +2,8 @@
 
 `CertificationService` is what the app builds once and what its subscribers, background loops and
 HTTP routes reach: `candidates` (enrolments, exam requests, priorities, waitlists), `seats` (centres,
-sessions, offers and their answers and deadlines) and `awards` (results and credentials). Each part
+sessions, offers and their answers and deadlines), `awards` (results and credentials) and `contacts`
+(the address each person gave intake, that names a credential's holder). Each part
 owns what it changes; the three share the collections of `certification.store`. Candidates and seats
 reach them through the ports of `certification.repositories`, here their MongoDB adapters.
 """
@@ -18,6 +19,7 @@ from certification.awards import Awards
 from certification.candidates import Candidates
 from certification.certifications import Certifications
 from certification.credentials import CredentialLinks, IssuerProfile
+from certification.holders import HolderContacts, MongoContactBook
 from certification.mongo_repositories import MongoDueTimers, MongoUnitOfWork
 from certification.offer_links import OfferLinks
 from certification.seating import OfferTerms
@@ -28,6 +30,7 @@ from services.clock import Clock
 from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
+from services.privacy import PersonalData
 from services.timers import TimerStore
 
 __all__ = ["CertificationService"]
@@ -53,8 +56,10 @@ class CertificationService:
         signer: CredentialSigner | None = None,
         routed_priority_from: int | None = None,
         routed_priority_boost: int = 1,
+        personal: PersonalData | None = None,
     ) -> None:
         self.store = CertificationStore(client, db)
+        self.contacts = HolderContacts(MongoContactBook(db), personal)
         self.certifications = certifications
         self.outbox = outbox
         self.timers = timers
@@ -91,6 +96,7 @@ class CertificationService:
             links=links,
             issuer=issuer,
             signer=signer,
+            holder_email=self.contacts.email_of,
         )
 
     async def ensure_indexes(self) -> None:

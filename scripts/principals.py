@@ -125,7 +125,8 @@ GRANTS: dict[str, ServiceGrants] = {
     ),
     "certification": ServiceGrants(
         publishes=(CERTIFICATION_EXAMS,),
-        consumes=(TRAINING_ENROLMENTS, TRAINING_ROUTING, CONFIGURATION),
+        # Requests (sealed contact: the holder's e-mail) and erasures feed `certification_contacts`.
+        consumes=(TRAINING_ENROLMENTS, TRAINING_ROUTING, TRAINING_REQUESTS, PRIVACY, CONFIGURATION),
         collections=(
             "certification_candidates",
             "certification_centres",
@@ -138,6 +139,7 @@ GRANTS: dict[str, ServiceGrants] = {
             "certification_outbox",
             "certification_console_sessions",
             "certification_rate_limits",  # the public seat-offer page's limits per client network
+            "certification_contacts",  # person id -> the e-mail that names a credential's holder
         ),
     ),
     # Reads every event (no consumer group: partitions assigned by hand) into its own read model.

@@ -2,6 +2,10 @@
 named in an e-mail or form), routing (enrolment) and certification.
 
 Loaded from `data/catalogue.yaml` (or a file given by the caller); pure data, no I/O beyond reading it.
+
+Every course and certification states its provenance (`Provenance`): a quote of the seed, the 2020
+answer to parliamentary question n°229 (`docs/seed/question-229-2020.fr.txt`), that it rests on,
+and the fields whose values are example data the seed does not state (vendor names, capacities...).
 """
 
 from __future__ import annotations
@@ -10,10 +14,10 @@ import re
 import unicodedata
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas import Language
 
@@ -22,8 +26,42 @@ DEFAULT_PATH = Path(__file__).with_name("data") / "catalogue.yaml"
 CourseKind = Literal["basic_skills", "software_path", "design_path", "digital_skills"]
 
 
-class Course(BaseModel):
+class Provenance(BaseModel):
+    """Where an entry's facts come from: `seed`, a quote of the seed that the entry rests on, and
+    `example`, the fields whose values are example data, not in the seed (every other fact field
+    is what the quote says, in the catalogue's words)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: str = Field(min_length=1)
+    example: tuple[str, ...] = ()
+
+
+class _WithProvenance(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+    NOT_FACTS: ClassVar[frozenset[str]] = frozenset({"code", "provenance"})
+    provenance: Provenance
+
+    @classmethod
+    def facts(cls) -> frozenset[str]:
+        """The fields that state something about the offer (not identifiers nor matching aids)."""
+        return frozenset(cls.model_fields) - cls.NOT_FACTS
+
+    @model_validator(mode="after")
+    def _example_fields_exist(self) -> _WithProvenance:
+        if unknown := sorted(set(self.provenance.example) - self.facts()):
+            raise ValueError(f"{getattr(self, 'code', '?')}: example names no fact field: {', '.join(unknown)}")
+        return self
+
+    def is_example(self, field: str) -> bool:
+        """Whether `field`'s value is example data, not in the seed."""
+        return field in self.provenance.example
+
+
+class Course(_WithProvenance):
+    # Keywords are matching aids that follow the title, not facts of their own.
+    NOT_FACTS: ClassVar[frozenset[str]] = frozenset({"code", "provenance", "keywords"})
 
     code: str
     kind: CourseKind
@@ -37,9 +75,7 @@ class Course(BaseModel):
         return self.title.get(language) or self.title[Language.FR]
 
 
-class Certification(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Certification(_WithProvenance):
     code: str
     title: str
     family: str
@@ -50,6 +86,8 @@ class Catalogue(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     version: str
+    quotes: dict[str, str] = {}
+    """The passages of the seed the entries' provenance quotes (named, so that entries share them)."""
     courses: tuple[Course, ...]
     certifications: tuple[Certification, ...]
 

@@ -116,6 +116,8 @@ LOGGED_KEYS = frozenset(
         "passed",
         "opted_out",
         "readable",
+        "applied",  # whether an event changed a projection
+        "holder",  # how a credential names its holder: by e-mail (hashed) or by person id (hashed)
         "found",
         "possible",
         "linked",

@@ -9,6 +9,7 @@ Each test has its own database and topic prefix; the clock is a `FixedClock` the
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from certification.settings import CertificationSettings
 from certification.signing import new_signing_key, public_key_from_multibase, verify_proof
 from schemas import (
     CertificateIssued,
+    Contact,
     EnrolmentConfirmed,
     Event,
     ExamRequestReason,
@@ -34,6 +36,7 @@ from schemas import (
     ExamSchedulingRequested,
     ExamSeatOffered,
     Language,
+    PersonDataErased,
     decode,
 )
 from services.clock import FixedClock
@@ -42,6 +45,7 @@ from services.privacy import PersonalData, PersonKeys
 from services.settings import KafkaSettings, MongoSettings
 from tests.conftest import KAFKA_CLIENT
 from tests.credential_checks import independent_verification, schema_errors
+from tests.factories import make_request
 from tests.identity_provider import SignIn
 
 pytestmark = pytest.mark.integration
@@ -315,6 +319,60 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     listing = (await run.http.get("/revocations")).json()
     assert listing["revokedCredentials"] == [{"id": document["id"], "revocationReason": "Résultat encodé par erreur"}]
     assert (await run.http.get("/credentials/unknown")).status_code == 404
+
+
+async def test_the_holder_is_named_by_the_email_they_gave_intake_until_it_is_erased(running: Running) -> None:
+    """Issue 14, item 4: staff type no e-mail; the credential names the holder by a salted hash of the
+    address the person gave intake (sealed on `training.requests.v1`, kept by certification), and by a
+    hash of their id once `privacy.v1` erased it."""
+    run = running
+    personal = PersonalData(PersonKeys(run.db))
+    requests = [
+        await personal.seal(
+            make_request(person_id=person, received_at=NOW - timedelta(hours=1), contact=Contact(name="X", email=email))
+        )
+        for person, email in (("prs_dana", " Dana.Holder@Example.org"), ("prs_eli", "eli@example.org"))
+    ]
+    assert all(r.sealed is not None and r.contact.email is None for r in requests)  # not in clear on the topic
+    await produce(run.topic("training.requests.v1"), *requests)
+    contacts = run.db["certification_contacts"]
+
+    async def both_known() -> bool:
+        return bool(await contacts.count_documents({"email": {"$ne": None}}) == 2)
+
+    await eventually(both_known)
+    assert (await contacts.find_one({"_id": "prs_dana"}))["email"] == "dana.holder@example.org"
+
+    erasure = PersonDataErased(source="/tests", subject="prs_eli", person_id="prs_eli", erased_at=NOW, requested_by="dpo-1")
+    await produce(run.topic("privacy.v1"), erasure)
+
+    async def eli_erased() -> Any:
+        return await contacts.find_one({"_id": "prs_eli", "email": None, "erased_at": {"$ne": None}})
+
+    await eventually(eli_erased)
+
+    await candidates_from_kafka(run, "prs_dana", "prs_eli")
+    offers = await open_centre_with_session(run, seats=2)
+    assert {o["person_id"] for o in offers} == {"prs_dana", "prs_eli"}
+    for offer in offers:
+        assert (await run.http.post(f"/offers/{offer['offer_id']}/accept")).status_code == 200
+
+    identities = {}
+    for person in ("prs_dana", "prs_eli"):
+        result = await run.http.post("/sessions/ses-1/results", json={"person_id": person, "passed": True, "score": 900})
+        assert result.status_code == 200
+        document = (await run.http.get(f"/credentials/{result.json()['credential_id']}")).json()
+        assert "example.org" not in str(document)  # the address is hashed, never in clear
+        [identities[person]] = document["credentialSubject"]["identifier"]
+        assert schema_errors(document) == []
+
+    dana, eli = identities["prs_dana"], identities["prs_eli"]
+    assert (dana["identityType"], dana["hashed"]) == ("emailAddress", True)
+    # What a verifier told the address computes: sha256 of the address (trimmed, lower-cased) and the salt.
+    assert dana["identityHash"] == "sha256$" + hashlib.sha256(("dana.holder@example.org" + dana["salt"]).encode()).hexdigest()
+    # Erased: the person id, hashed, which only certification can check.
+    assert (eli["identityType"], eli["hashed"]) == ("identifier", True)
+    assert eli["identityHash"] == identity_hash("prs_eli", eli["salt"])
 
 
 async def test_staff_api_refusals_and_priorities(running: Running) -> None:

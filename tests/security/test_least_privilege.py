@@ -18,7 +18,7 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
-from schemas.topics import TRAINING_REQUESTS, TRAINING_ROUTING
+from schemas.topics import NOTIFICATIONS, PRIVACY, TRAINING_REQUESTS, TRAINING_ROUTING
 from scripts.launch import kafka_client, mongodb_uri
 from scripts.principals import KAFKA_SECURED, MONGO_SECURED
 from services.kafka import delete_topics_with_prefix, ensure_topics
@@ -88,7 +88,9 @@ async def partitions_of(topic: str) -> list[int]:
 @pytest.fixture
 async def declared_topics() -> None:
     """The production topics exist (created by the suite's super user, as a service would at start)."""
-    await ensure_topics(KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP), (TRAINING_REQUESTS, TRAINING_ROUTING))
+    await ensure_topics(
+        KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP), (TRAINING_REQUESTS, TRAINING_ROUTING, PRIVACY, NOTIFICATIONS)
+    )
 
 
 @pytest.mark.usefixtures("declared_topics")
@@ -158,3 +160,56 @@ async def test_routing_principal_reads_requests_and_intake_cannot_read_routing(a
         refused=True,
         nothing_lost=True,
     )
+
+
+@pytest.mark.usefixtures("declared_topics")
+async def test_certification_principal_reads_requests_and_erasures_but_not_notifications(attacks: Attacks) -> None:
+    """Certification keeps the holder's e-mail from intake's requests and honours erasures (its groups
+    `certification.contacts`, `certification.privacy`); what notification sent is none of its business."""
+    if not local_kafka_secured():
+        pytest.skip("the local broker has no SASL/ACLs (external, or from before least privilege)")
+    suffix = uuid.uuid4().hex[:8]
+    for topic, group in ((TRAINING_REQUESTS, "certification.contacts"), (PRIVACY, "certification.privacy")):
+        consumer = AIOKafkaConsumer(
+            topic.name,
+            **kafka_client("certification"),
+            group_id=f"{group}-least-privilege-{suffix}",
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=1000)  # joins its group and reads: allowed
+            assert consumer.assignment(), topic.name
+        finally:
+            await consumer.stop()
+    stranger = AIOKafkaConsumer(**kafka_client("certification"), enable_auto_commit=False)
+    await stranger.start()
+    try:
+        stranger.assign([TopicPartition(NOTIFICATIONS.name, 0)])
+        with pytest.raises(TopicAuthorizationFailedError):
+            await stranger.seek_to_beginning(TopicPartition(NOTIFICATIONS.name, 0))
+            await stranger.getmany(timeout_ms=3000)
+            await stranger.getone()
+    finally:
+        await stranger.stop()
+    attacks.record(
+        "certification's Kafka principal reads the notifications sent",
+        tried=f"fetch from {NOTIFICATIONS.name}",
+        refused=True,
+        nothing_lost=True,
+    )
+
+
+async def test_certification_credentials_reach_the_holder_contacts_but_not_notifications_people(routing_case: str) -> None:
+    if not local_mongo_secured():
+        pytest.skip("the local mongod does not check credentials (external, or from before least privilege)")
+    certification: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri("certification"))
+    try:
+        await certification[routing_case]["certification_contacts"].insert_one({"_id": "p-1", "email": None})
+        assert await certification[routing_case]["privacy_person_keys"].find_one({"_id": "nobody"}) is None
+        with pytest.raises(OperationFailure) as refused:
+            await certification[routing_case]["notification_people"].find_one({})
+        assert refused.value.code == UNAUTHORIZED
+    finally:
+        await certification.close()

@@ -217,8 +217,48 @@ class RecordingCandidates:
         return True
 
 
-def certification(candidates: RecordingCandidates, *, priority_from_routing: bool = True) -> Callable[[KafkaBroker], None]:
-    return lambda broker: certification_handlers.include(broker, candidates, priority_from_routing=priority_from_routing)
+class RecordingContacts:
+    """The holders' contact projection as the handlers see it, recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Event]] = []
+
+    async def on_request(self, event: TrainingRequestReceived, /) -> bool:
+        self.calls.append(("on_request", event))
+        return True
+
+    async def on_erased(self, event: PersonDataErased, /) -> bool:
+        self.calls.append(("on_erased", event))
+        return True
+
+
+def certification(
+    candidates: RecordingCandidates, *, priority_from_routing: bool = True, contacts: RecordingContacts | None = None
+) -> Callable[[KafkaBroker], None]:
+    return lambda broker: certification_handlers.include(
+        broker, candidates, priority_from_routing=priority_from_routing, contacts=contacts
+    )
+
+
+async def test_certification_keeps_requests_contacts_and_honours_erasures() -> None:
+    candidates, contacts = RecordingCandidates(), RecordingContacts()
+    request = make_request()
+    person = request.person_id
+    erasure = PersonDataErased(
+        source="/intake", subject=person, person_id=person, erased_at=request.received_at, requested_by="dpo"
+    )
+    async with in_memory("certification", certification(candidates, contacts=contacts)) as (broker, metrics):
+        await publish(broker, TRAINING_REQUESTS, request)
+        await publish(broker, PRIVACY, erasure)
+        assert dead_letters(metrics) == 0
+    assert contacts.calls == [("on_request", request), ("on_erased", erasure)]
+    assert candidates.calls == []
+
+
+async def test_certification_reads_requests_and_erasures_only_with_a_contact_projection() -> None:
+    async with in_memory("certification", certification(RecordingCandidates())) as (broker, _):
+        topics = {t.name for s in broker.subscribers if isinstance(s, DefaultSubscriber) for t in s.topics}
+    assert topic_name(TRAINING_REQUESTS) not in topics and topic_name(PRIVACY) not in topics
 
 
 async def test_certification_takes_enrolments_and_exam_requests() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from certification.handlers import CONSUMED as CERTIFICATION_CONSUMES
 from notification.handlers import CONSUMED as NOTIFICATION_CONSUMES
 from schemas.topics import ALL_TOPICS, TRAINING_REQUESTS, TRAINING_ROUTING
 from scripts.principals import GRANTS, SHARED_COLLECTIONS, Acl, Operation, Pattern, Resource, kafka_acls, mongo_role
@@ -52,6 +53,18 @@ def test_grants_follow_the_topic_prefix_of_a_deployment() -> None:
 def test_notification_reads_what_its_handlers_subscribe_to() -> None:
     acls = kafka_acls("notification")
     assert all(allowed(acls, Operation.READ, topic.name) for topic in NOTIFICATION_CONSUMES)
+
+
+def test_certification_reads_what_its_handlers_subscribe_to_and_no_more() -> None:
+    # Requests (the holder's e-mail, sealed) and erasures included; notifications, for one, not.
+    acls = kafka_acls("certification")
+    assert all(allowed(acls, Operation.READ, topic.name) for topic in CERTIFICATION_CONSUMES)
+    readable = {
+        topic.name
+        for topic in ALL_TOPICS
+        if allowed(acls, Operation.READ, topic.name) and not topic.name.startswith("certification.")  # its own
+    }
+    assert readable == {topic.name for topic in CERTIFICATION_CONSUMES} | {"configuration.v1"}
 
 
 # A collection is named as `db["x"]`, as an outbox's, as a constant `..._COLLECTION = "x"` or as the
