@@ -28,28 +28,7 @@ from routing.sessions_api import sessions_router
 from routing.settings import RoutingSettings
 from routing.spaces import Bookings, Spaces
 from schemas import (
-    CallbackDue,
-    CallbackSlaBreached,
     ConfigurationChanged,
-    ContactAttempted,
-    DigitalDivideAdmitted,
-    DigitalDivideMemberReleased,
-    DigitalDivideProgrammeResumed,
-    DigitalDivideProgrammeSuspended,
-    DigitalDivideQuotaChanged,
-    EnrolmentConfirmed,
-    EnrolmentWaitlisted,
-    ExamSchedulingRequested,
-    PartnerInformationOverdue,
-    PartnerInformationReceived,
-    PartnerInformationRequested,
-    RequestFactsRecorded,
-    SelfTrainingSlotBooked,
-    SelfTrainingSlotCancelled,
-    TrainingAbandoned,
-    TrainingCompleted,
-    TrainingRequestClosed,
-    TrainingRequestRouted,
 )
 from schemas.topics import CONFIGURATION, TRAINING_ENROLMENTS, TRAINING_ROUTING
 from services import Runtime, create_service_app
@@ -134,33 +113,9 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             clock=clock,
             console=desk_console(sessions, oidc),
         )
-        runtime.publishes(
-            TRAINING_ROUTING,
-            TrainingRequestRouted,
-            CallbackDue,
-            CallbackSlaBreached,
-            ContactAttempted,
-            RequestFactsRecorded,
-            PartnerInformationRequested,
-            PartnerInformationOverdue,
-            PartnerInformationReceived,
-            TrainingRequestClosed,
-            DigitalDivideAdmitted,
-            DigitalDivideMemberReleased,
-            DigitalDivideProgrammeSuspended,
-            DigitalDivideProgrammeResumed,
-            DigitalDivideQuotaChanged,
-        )
-        runtime.publishes(
-            TRAINING_ENROLMENTS,
-            EnrolmentConfirmed,
-            EnrolmentWaitlisted,
-            TrainingCompleted,
-            TrainingAbandoned,
-            ExamSchedulingRequested,
-            SelfTrainingSlotBooked,
-            SelfTrainingSlotCancelled,
-        )
+        # Routing is the only producer of both topics: it publishes every event they carry.
+        runtime.publishes(TRAINING_ROUTING, *TRAINING_ROUTING.events)
+        runtime.publishes(TRAINING_ENROLMENTS, *TRAINING_ENROLMENTS.events)
 
         handlers.include(runtime.broker, service)
 
