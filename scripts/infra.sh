@@ -149,13 +149,16 @@ stop_pid() {
   die "$name (pid $pid) survived SIGKILL"
 }
 
-# After a stop: the process is gone a moment before the kernel frees its listening port.
+# After a stop: a process's command line reads empty once its main thread has exited, while
+# its other threads may still hold the listening socket (mongod does, for a moment). A restart
+# checks the port, so every stop waits for it to close, up to 30 s.
 wait_port_closed() {
   local port=$1 i
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 300; i++)); do
     port_open 127.0.0.1 "$port" || return 0
     sleep 0.1
   done
+  log "port $port still open 30 s after the stop"
 }
 
 APT_UPDATED=0
@@ -556,6 +559,8 @@ kafka_stop() {
     log "stopping Kafka (pid $pid)"
     stop_pid "$pid" "$KAFKA_CONF" Kafka
     rm -f "$KAFKA_PID"
+    wait_port_closed "$KAFKA_PORT"
+    wait_port_closed "$KAFKA_CONTROLLER_PORT"
     log "Kafka stopped"
   else
     log "Kafka not running"
@@ -707,6 +712,7 @@ mongo_ensure_users() {
   if pid=$(live_pid "$MONGO_PID" "$MONGO_DATA"); then
     stop_pid "$pid" "$MONGO_DATA" mongod
     rm -f "$MONGO_PID"
+    wait_port_closed "$MONGO_PORT"
   fi
   touch "$MONGO_AUTH"
   mongo_start
@@ -723,6 +729,7 @@ mongo_stop() {
     log "stopping MongoDB (pid $pid)"
     stop_pid "$pid" "$MONGO_DATA" mongod
     rm -f "$MONGO_PID"
+    wait_port_closed "$MONGO_PORT"
     log "MongoDB stopped"
   else
     log "MongoDB not running"
@@ -972,6 +979,7 @@ keycloak_stop() {
       kill -KILL -- "-$pid" 2>/dev/null || true
     fi
     rm -f "$KEYCLOAK_PID"
+    wait_port_closed "$KEYCLOAK_PORT"
     log "Keycloak stopped"
   else
     log "Keycloak not running"
