@@ -5,6 +5,7 @@ raw numbers in reports/bench.json.
     uv run python -m bench [--quick] [--requests 3000] [--budget-seconds 40] [--latency-seconds 20]
                            [--intake-requests 2000] [--replay-events 20000] [--figures pipeline,latency,intake,replay]
     uv run --with pyinstrument python -m bench --figures "" --profile   # routing under pyinstrument only
+    uv run python -m bench --figures pipeline,limit,hotpath,batch --batch-sizes 1,10,50,200
 
 Exit status 1 when a figure failed (its row says why); no figure is ever compared with a threshold.
 """
@@ -20,21 +21,26 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import figures, workload
+from bench import batch_sizes, figures, limit_loop, profiling, workload
 from bench.harness import Bench, infra_pids
+from bench.memory import peaks_by_service
 from bench.report import Row, format_number, render_markdown, write_reports
 from bench.stats import pooled_rate
+from bench.targets import evaluate, targets_markdown
 from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env
 from scripts.principals import TESTS
 from services.settings import KafkaSettings
 
 QUICK = {"requests": 600, "latency_seconds": 8.0, "intake_requests": 400, "replay_events": 4000, "budget_seconds": 15.0}
-FIGURES = ("pipeline", "latency", "intake", "replay")
+FIGURES = ("pipeline", "limit", "latency", "intake", "replay", "hotpath", "batch")
+NEEDS_PIPELINE = ("limit",)
+"""Figures that take something from the pipeline's runs (the limit loop copies their documents)."""
 PIPELINE_TARGET = 0.8
 REPLAY_TARGET = 0.5
 _started = time.monotonic()
@@ -67,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(FIGURES),
         help=f"comma-separated subset of {','.join(FIGURES)} (default: all; latency needs pipeline or --latency-rate)",
     )
+    parser.add_argument(
+        "--batch-sizes",
+        type=batch_sizes.parse_sizes,
+        default=batch_sizes.DEFAULT_SIZES,
+        help="ROUTING_BATCH_MAX_RECORDS of each run of the batch figure (default 1,10,50,200)",
+    )
     parser.add_argument("--quick", action="store_true", help=f"small sizes for a smoke run: {QUICK}")
     parser.add_argument("--profile", action="store_true", help="also run the pipeline once with routing under pyinstrument")
     parser.add_argument("--output", type=Path, default=REPO / "reports", help="where bench.md and bench.json go")
@@ -84,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.figures = tuple(f.strip() for f in args.figures.split(",") if f.strip())
     if unknown := set(args.figures) - set(FIGURES):
         parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    if needing := [f for f in NEEDS_PIPELINE if f in args.figures and "pipeline" not in args.figures]:
+        parser.error(f"{', '.join(needing)} take the pipeline runs' documents: add pipeline")
     if "latency" in args.figures and "pipeline" not in args.figures and args.latency_rate is None:
         parser.error("the latency figure runs at half the pipeline's rate: add pipeline, or give --latency-rate")
     return args
@@ -378,6 +392,7 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         return result
 
     steps = {"pipeline": pipeline, "latency": latency, "intake": intake, "replay": replay}
+    steps.update(issue15_steps(args, bench, events, roster, results))
     for name in FIGURES:
         if name not in args.figures:
             continue
@@ -399,7 +414,107 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         results["infrastructure"][name] = {key: (before[key], after[key]) for key in after}
     if args.profile:
         results["profile"] = await profile(args, bench, events, roster)
+    results["memory"] = peaks_by_service(bench.rss_peaks)
+    results["rss_readings"] = [reading.as_dict() for reading in bench.rss_peaks]
     return results
+
+
+def issue15_steps(
+    args: argparse.Namespace, bench: Bench, events: list[Any], roster: Path, results: dict[str, Any]
+) -> dict[str, Callable[[], Coroutine[Any, Any, dict[str, Any]]]]:
+    """The figures of issue 15's honest figures: the limit loop, the profile, the batch sizes."""
+
+    async def limit() -> dict[str, Any]:
+        runs = _get(results, "pipeline", "services", "runs") or []
+        source = max(runs, key=lambda run: run["decisions_stored"], default=None)
+        if source is None or not source["decisions_stored"]:
+            return {"pending": "not run: no pipeline run routed anything to copy documents from"}
+        say(f"limit loop: {args.requests} requests pre-loaded, documents copied from {source['database']}")
+        result = await limit_loop.limit_figure(
+            bench, events, templates_from=source["database"], routed=source["decisions_stored"], budget=args.budget_seconds
+        )
+        say(
+            f"   {result['per_s']:.0f} req/s: {result['moved']} moved in {result['window_s']:.1f} s, "
+            f"{result['bson_bytes_per_request']:.0f} BSON bytes per request in {len(result['documents_per_request'])} collections"
+        )
+        return result
+
+    async def hotpath() -> dict[str, Any]:
+        say("hot path: the pipeline once more, py-spy attached to routing")
+        result = await profiling.hotpath(
+            bench, events, roster=roster, budget=args.budget_seconds, output=args.output / "bench-profile.collapsed.txt"
+        )
+        say(f"   {result.get('samples', 0)} samples" if "pending" not in result else f"   {result['pending']}")
+        return result
+
+    async def batch() -> dict[str, Any]:
+        say(f"batch sizes: the pipeline with {batch_sizes.BATCH_SETTING} = {', '.join(map(str, args.batch_sizes))}")
+        result = await batch_sizes.sweep(bench, events, roster=roster, budget=args.budget_seconds, sizes=args.batch_sizes)
+        say("   " + ", ".join(f"{p['batch_max_records']}: {p['per_s']:.0f} req/s" for p in result["points"]))
+        return result
+
+    return {"limit": limit, "hotpath": hotpath, "batch": batch}
+
+
+LIMIT_TARGET = 0.5
+
+
+def issue15_rows(results: dict[str, Any]) -> list[Row]:
+    """Rows of issue 15's figures for the main table: routing against its physical limit."""
+    return [
+        Row(
+            figure="6. Routing against its physical limit: figure 1's services rate over the limit loop's, same requests",
+            unit="req/s",
+            measured=_get(results, "pipeline", "services", "per_s"),
+            baseline=_get(results, "limit", "per_s"),
+            baseline_is=(
+                f"bench/limit_loop.py: raw getmany of up to {_get(results, 'limit', 'batch_size') or 'N'} records, one "
+                "majority transaction inserting routing's own documents per batch (insert_many per collection), one "
+                "routed-sized record produced per request, no logic"
+            ),
+            target=LIMIT_TARGET,
+            pending=None if "limit" in results else NOT_RUN,
+        )
+    ]
+
+
+ISSUE15_NOTES = [
+    (
+        "6: the limit loop (`bench/limit_loop.py`) reads the same pre-loaded requests with a raw consumer; per batch it "
+        "inserts, in one majority transaction, copies of the documents the services' pipeline run with the most "
+        "decisions left in its database (every collection with at least 0.1 document per decision, in the same "
+        "proportions: decision, case, queue entry, processed-event record, outbox entry, timers...), then produces one "
+        "record per request with the value and headers of that run's `TrainingRequestRouted` outbox entry and commits "
+        "its offsets. Window: its first batch to the CreateTime of its last record. No indexes but `_id`."
+    ),
+    (
+        "Memory: `VmHWM` (the peak resident set over the process's life) of every process the run starts, read just "
+        "before it is stopped at the end of its figure; per service, the highest of its processes started as "
+        "`python -m <service>` (baselines and processes under pyinstrument are in bench.json only)."
+    ),
+    (
+        "Hot path: the pipeline once more with py-spy attached to `python -m routing` (sampled from outside, not paused, "
+        "idle threads left out); the collapsed stacks are in reports/bench-profile.collapsed.txt."
+    ),
+    (
+        "Batch sizes: the pipeline once per `ROUTING_BATCH_MAX_RECORDS`, each in a space of its own, on the same "
+        "pre-loaded requests; the chart is reports/bench-batch-size.png."
+    ),
+    "The load average is read before the first figure and after the last: a busy machine lowers every figure.",
+]
+
+
+def issue15_sections(results: dict[str, Any], output: Path) -> list[str]:
+    """The report's sections after the table: the targets, the batch-size chart, the profile."""
+    sections = ["## Targets of issue 15\n\n" + targets_markdown(evaluate(results))]
+    if "batch" in results:
+        chart = None
+        if "points" in results["batch"]:
+            chart = batch_sizes.plot(results["batch"], output / batch_sizes.CHART, limit_per_s=_get(results, "limit", "per_s"))
+        sections.append(batch_sizes.batch_markdown(results["batch"], chart))
+    if "hotpath" in results:
+        sections.append(profiling.hotpath_markdown(results["hotpath"]))
+    return sections
 
 
 PROFILE_SHOW = r".*/(faststream|aiokafka|pymongo)/.*"
@@ -444,6 +559,7 @@ async def run(args: argparse.Namespace) -> int:
     say(f"run {bench.run_id}: databases and topic prefixes {bench.root}*, logs in {bench.log_dir}")
     started = datetime.now(UTC)
     load_before = os.getloadavg()
+    say(f"load average (1, 5, 15 min) at start: {' '.join(f'{x:.1f}' for x in load_before)} on {os.cpu_count()} cores")
     try:
         results = await measure(args, bench)
     finally:
@@ -452,7 +568,7 @@ async def run(args: argparse.Namespace) -> int:
         for error in removed["errors"]:
             say(f"clean-up: {error}")
     elapsed = time.monotonic() - _started
-    rows = build_rows(results)
+    rows = build_rows(results) + issue15_rows(results)
     context = {
         "when": started.isoformat(timespec="seconds"),
         "run": bench.run_id,
@@ -476,7 +592,14 @@ async def run(args: argparse.Namespace) -> int:
     if "profile" in results:
         profiled = results["profile"]
         context["profile"] = f"routing under pyinstrument: {profiled.get('file') or profiled.get('skipped')}"
-    markdown = render_markdown(rows, title="formation-events benchmark", context=context, notes=NOTES)
+    say(f"load average (1, 5, 15 min) at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    markdown = render_markdown(
+        rows,
+        title="formation-events benchmark",
+        context=context,
+        notes=[*NOTES, *ISSUE15_NOTES],
+        sections=issue15_sections(results, args.output),
+    )
     raw = {"context": context, "rows": [row.as_dict() for row in rows], "results": results, "cleanup": removed}
     md_path, json_path = write_reports(args.output, markdown=markdown, raw=raw)
     print(markdown)
