@@ -151,7 +151,7 @@ async def run() -> None:
     consumer = AIOKafkaConsumer(
         kafka.topic_prefix + TRAINING_REQUESTS.name,
         **connection,
-        group_id="routing-limit-loop",
+        group_id=f"{kafka.topic_prefix}limit-loop",  # a group of its own: no other run's member joins it
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
