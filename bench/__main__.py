@@ -33,7 +33,7 @@ from bench.memory import peaks_by_service
 from bench.report import Row, format_number, render_markdown, write_reports
 from bench.stats import pooled_rate
 from bench.targets import evaluate, targets_markdown
-from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env
+from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env, mongodb_uri
 from scripts.principals import TESTS
 from services.settings import KafkaSettings
 
@@ -615,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     # service's ACLs) and the services it starts authenticate as `tests` (scripts/principals.py).
     os.environ.setdefault(LOCAL_PRINCIPAL, TESTS)
     os.environ.update(kafka_env())
+    # The processes started with `Bench.start_module` (baselines, the limit loop) and the replay read
+    # MONGODB_URI from the environment; without it they would reach mongod unauthenticated.
+    os.environ.setdefault("MONGODB_URI", mongodb_uri(TESTS))
     return asyncio.run(run(parse_args(argv)))
 
 

@@ -252,7 +252,7 @@ async def limit_figure(
     await bench.create_topics(space)
     loaded = await bench.produce(space.topic(TRAINING_REQUESTS.name), events)
     watcher = await bench.watch(space.topic(TRAINING_ROUTING.name)).start()
-    env = {TEMPLATES_ENV: str(path), BATCH_ENV: str(batch_size), "MONGODB_URI": bench.mongo_uri}
+    env = {TEMPLATES_ENV: str(path), BATCH_ENV: str(batch_size)}
     process = bench.start_module("bench.limit_loop", space, instance="limit-loop", service="routing", env=env)
     try:
         await bench.wait_ready(process, log_line=READY)
