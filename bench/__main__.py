@@ -430,9 +430,7 @@ def issue15_steps(
         if source is None or not source["decisions_stored"]:
             return {"pending": "not run: no pipeline run routed anything to copy documents from"}
         say(f"limit loop: {args.requests} requests pre-loaded, documents copied from {source['database']}")
-        result = await limit_loop.limit_figure(
-            bench, events, templates_from=source["database"], routed=source["decisions_stored"], budget=args.budget_seconds
-        )
+        result = await limit_loop.limit_figure(bench, events, templates_from=source["database"], budget=args.budget_seconds)
         say(
             f"   {result['per_s']:.0f} req/s: {result['moved']} moved in {result['window_s']:.1f} s, "
             f"{result['bson_bytes_per_request']:.0f} BSON bytes per request in {len(result['documents_per_request'])} collections"

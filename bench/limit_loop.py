@@ -197,12 +197,18 @@ async def run() -> None:
 # --- the figure (run by the bench) ------------------------------------------------------------
 
 
-async def sample_templates(db: AsyncDatabase[dict[str, Any]], *, routed: int, samples: int = 20) -> Templates:
+DECISIONS = "routing_decisions"
+"""Routing stores one decision per request it routes: the count of requests its database holds."""
+
+
+async def sample_templates(db: AsyncDatabase[dict[str, Any]], *, samples: int = 20) -> Templates:
     """What a routing run wrote per request, read from its database: every collection with at least
-    `PER_REQUEST_THRESHOLD` documents per routed request, `samples` documents of each, and the value
-    and headers of one outbox entry holding a `TrainingRequestRouted`."""
+    `PER_REQUEST_THRESHOLD` documents per decision, `samples` documents of each, and the value and
+    headers of one outbox entry holding a `TrainingRequestRouted`. The counts are read together,
+    after the run's process has stopped, so that they describe the same requests."""
+    routed = await db[DECISIONS].count_documents({})
     if routed < 1:
-        raise ValueError("no routed request to take documents from")
+        raise ValueError(f"no decision in {db.name} to take documents from")
     per_request: dict[str, float] = {}
     sampled: dict[str, list[dict[str, Any]]] = {}
     routed_entry: dict[str, Any] | None = None
@@ -238,15 +244,14 @@ async def limit_figure(
     events: list[TrainingRequestReceived],
     *,
     templates_from: str,
-    routed: int,
     budget: float,
     batch_size: int = DEFAULT_BATCH,
 ) -> dict[str, Any]:
     """The limit loop on the same pre-loaded requests, in a space of its own, with the documents of
-    the pipeline run whose database is `templates_from` (which routed `routed` requests). The window
+    the pipeline run whose database is `templates_from`. The window
     runs from the loop's first batch to the CreateTime of the last routed-sized record, like the
     pipeline's from its first processed event to its last `TrainingRequestRouted`."""
-    templates = await sample_templates(bench.mongo[templates_from], routed=routed)
+    templates = await sample_templates(bench.mongo[templates_from])
     path = templates.dump(bench.work_dir / "limit-templates.json")
     space = bench.space("limit")
     await bench.create_topics(space)
