@@ -3,9 +3,13 @@ pipeline's pre-loaded requests, and the profile's top entries for the report.
 
 py-spy samples from outside the process (ptrace, root here), so the routing process runs its own
 code only: no profiler in its interpreter. `--nonblocking` does not pause it to take a sample, and
-idle threads (the event loop waiting in `select`) are left out, so a share is of the samples in
-which routing was doing something. `uv tool run py-spy` fetches py-spy from PyPI when it is not on
-the PATH (for example under `uv run --with py-spy python -m bench`).
+threads py-spy sees idle (the event loop waiting in `select`) are left out, so a share is of the
+samples in which routing was doing something or was about to. py-spy's idle test is the thread's
+state in the kernel: on a busy machine a thread that waits for a core in a system call counts as
+active, so a `send` or a `select` can look costly there that is cheap on a quiet machine.
+
+`uv tool run py-spy` fetches py-spy from PyPI when it is not on the PATH (as it is under
+`uv run --with py-spy python -m bench`).
 """
 
 from __future__ import annotations
@@ -188,7 +192,7 @@ def hotpath_markdown(result: dict[str, Any]) -> str:
             "## Routing hot path (py-spy)",
             "",
             f"{result['samples']} samples of `python -m routing` routing the pre-loaded requests at "
-            f"{result['per_s_while_sampled']:.0f} req/s ({SAMPLES_PER_SECOND}/s, idle excluded; collapsed stacks in "
+            f"{result['per_s_while_sampled']:.0f} req/s ({SAMPLES_PER_SECOND}/s, threads seen idle left out; collapsed stacks in "
             f"`{Path(result['file']).name}`). Own: samples in which the function itself ran; total: in which it was on "
             "the stack.",
             "",
