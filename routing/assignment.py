@@ -16,7 +16,8 @@ is the same over MongoDB (collections `routing_requests` and `routing_workers`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "AssignmentStore",
     "Assignments",
     "QueueKey",
+    "QueuedRequest",
     "RequestStatus",
     "Reservation",
     "RoutedRequest",
@@ -61,6 +63,19 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 QueueKey = Callable[[RoutedRequest], Any]
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A request to queue for its team, as `Assignments.add_request` takes it."""
+
+    request_id: str
+    team: Target
+    language: Language
+    required_skills: frozenset[str] = frozenset()
+    priority: int = 0
+    deadline: datetime | None = None
+
 
 _SAVE_ATTEMPTS = 10
 """Reload-and-decide rounds after version conflicts before a change gives up (returns False):
@@ -163,6 +178,15 @@ class Assignments:
             request_id, team, language, self._clock(), required_skills, priority, deadline, escalation=escalation
         )
         return await self.requests.add(request, transitions, session)
+
+    async def add_requests(self, queued: Sequence[QueuedRequest], *, session: Session = None) -> None:
+        """`add_request` of many new requests in one write; one already there fails the whole call
+        (inside `session`'s transaction, nothing is added)."""
+        now = self._clock()
+        await self.requests.add_many(
+            [queue_request(q.request_id, q.team, q.language, now, q.required_skills, q.priority, q.deadline) for q in queued],
+            session,
+        )
 
     async def get_request(self, request_id: str) -> RoutedRequest | None:
         return await self.requests.get(request_id)

@@ -8,7 +8,7 @@ caller's transaction (`MongoTransactions`), so a reservation's two writes commit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 
@@ -67,6 +67,11 @@ class MongoRequests(RequestRepository):
         except DuplicateKeyError:
             return False
         return True
+
+    async def add_many(self, added: Sequence[tuple[RoutedRequest, Sequence[Transition]]], session: Session = None) -> None:
+        docs = [{"_id": r.request_id, **_state(r), "history": [t.entry() for t in transitions]} for r, transitions in added]
+        if docs:
+            await self._requests.insert_many(docs, ordered=True, session=session)
 
     async def save(
         self, new: RoutedRequest, expected_version: int, transitions: Iterable[Transition], session: Session = None

@@ -8,7 +8,7 @@ adapters are in `routing.mongo_repositories`, in-memory fakes for unit tests in
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -66,6 +66,13 @@ class RequestRepository(abc.ABC):
     @abc.abstractmethod
     async def add(self, request: RoutedRequest, transitions: Iterable[Transition], session: Session = None) -> bool:
         """Store a new request; False (and nothing changed) when its id is already there."""
+
+    async def add_many(self, added: Sequence[tuple[RoutedRequest, Sequence[Transition]]], session: Session = None) -> None:
+        """Store new requests at once; one whose id is already there fails the whole call (in a
+        transaction, nothing is stored). Adapters with a bulk write override this loop."""
+        for request, transitions in added:
+            if not await self.add(request, transitions, session):
+                raise VersionConflict(request.request_id, 0)
 
     @abc.abstractmethod
     async def save(
