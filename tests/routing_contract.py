@@ -52,6 +52,18 @@ class RepositoryContract:
         assert await requests.get("nobody") is None
         assert [(h["event"], h["at"]) for h in await requests.history("r1")] == [("queued", NOW)]
 
+    async def test_requests_are_added_many_at_once_or_none_of_them(
+        self, requests: RequestRepository, transactions: Transactions
+    ) -> None:
+        first, second = (queue_request(f"r{n}", TEAM, Language.FR, NOW, priority=n) for n in (1, 2))
+        await transactions.run(lambda session: requests.add_many([first, second], session))
+        assert [await requests.get("r1"), await requests.get("r2")] == [first[0], second[0]]
+
+        third = queue_request("r3", TEAM, Language.FR, NOW)
+        with pytest.raises(Exception):  # noqa: B017 - the adapter's own duplicate-key error
+            await transactions.run(lambda session: requests.add_many([third, first], session))
+        assert await requests.get("r3") is None
+
     async def test_a_save_is_a_compare_and_set_on_the_version(self, requests: RequestRepository) -> None:
         request, transitions = queue_request("r1", TEAM, Language.FR, NOW)
         await requests.add(request, transitions)
