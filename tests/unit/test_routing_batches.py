@@ -1,5 +1,5 @@
 """Which requests of a batch are routed together and which alone (`routing.batches`): pure, so
-tested without MongoDB; `tests/integration/test_routing_batches.py` shows the effects are those of
+tested without MongoDB; `tests/integration/test_routing_batches_on_mongodb.py` shows the effects are those of
 routing one by one."""
 
 from __future__ import annotations
