@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas import Language, Target, TrainingRequestReceived
+from schemas import TrainingRequestReceived
 
-__all__ = ["FailedRequest", "OfferGroup", "Split", "offer_order", "split_batch"]
+__all__ = ["FailedRequest", "Split", "offer_order", "split_batch"]
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,6 @@ def split_batch(requests: Sequence[TrainingRequestReceived], processed: set[str]
         else:
             alone.append(request)
     return Split(together=together, alone=alone)
-
-
-@dataclass(frozen=True)
-class OfferGroup:
-    """Requests that the same workers are eligible for: offered most urgent first, and as soon as
-    one finds nobody, the rest of the group waits for the dispatcher."""
-
-    team: Target
-    language: Language
-    skills: frozenset[str]
 
 
 def offer_order(priority: int, deadline: datetime | None, received_at: datetime, request_id: str) -> tuple[object, ...]:

@@ -68,6 +68,10 @@ class MongoRequests(RequestRepository):
             return False
         return True
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[RoutedRequest]:
+        docs = await self._requests.find({"_id": {"$in": list(request_ids)}}, {"history": 0}).to_list(None)
+        return [routed_request(doc) for doc in docs]
+
     async def add_many(self, added: Sequence[tuple[RoutedRequest, Sequence[Transition]]], session: Session = None) -> None:
         docs = [{"_id": r.request_id, **_state(r), "history": [t.entry() for t in transitions]} for r, transitions in added]
         if docs:

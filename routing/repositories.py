@@ -63,6 +63,10 @@ class RequestRepository(abc.ABC):
     @abc.abstractmethod
     async def get(self, request_id: str, session: Session = None) -> RoutedRequest | None: ...
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[RoutedRequest]:
+        """The stored requests among these ids; adapters with a query of many override this loop."""
+        return [request for request_id in request_ids if (request := await self.get(request_id)) is not None]
+
     @abc.abstractmethod
     async def add(self, request: RoutedRequest, transitions: Iterable[Transition], session: Session = None) -> bool:
         """Store a new request; False (and nothing changed) when its id is already there."""

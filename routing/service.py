@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from routing.assignment import Assignments, QueuedRequest, QueueKey, RequestStatus, RoutedRequest
-from routing.batches import FailedRequest, OfferGroup, offer_order, split_batch
+from routing.batches import FailedRequest, offer_order, split_batch
 from routing.case import (
     AdmitToProgramme,
     AskPartner,
@@ -252,7 +252,7 @@ class RoutingService:
                     joined_to=None,
                     programme=None,
                 )
-            await self._offer_by_group(routed_together)
+            await self._offer_together(routed_together)
         return await self._route_alone(alone)
 
     async def _route_alone(self, requests: Sequence[TrainingRequestReceived]) -> list[FailedRequest]:
@@ -330,17 +330,13 @@ class RoutingService:
         async with self._client.start_session() as session:
             await session.with_transaction(transaction)
 
-    async def _offer_by_group(self, plans: Sequence[_Plan]) -> None:
-        """Offer the requests just queued, most urgent first, per group of the same eligible workers;
-        once one finds nobody free, the rest of its group waits for the dispatcher."""
-        groups: dict[OfferGroup, list[_Plan]] = {}
-        for plan in plans:
-            groups.setdefault(OfferGroup(plan.team, plan.request.language, plan.skills), []).append(plan)
-        for group in groups.values():
-            group.sort(key=lambda p: offer_order(p.decision.priority, p.deadline, p.request.received_at, p.request.request_id))
-            for plan in group:
-                if await self.assignment.offer_next(plan.request.request_id) is None:
-                    break
+    async def _offer_together(self, plans: Sequence[_Plan]) -> None:
+        """Offer the requests just queued, most urgent first, in one transaction
+        (`Assignments.offer_together`): those nobody is free for wait for the dispatcher."""
+        ordered = sorted(
+            plans, key=lambda p: offer_order(p.decision.priority, p.deadline, p.request.received_at, p.request.request_id)
+        )
+        await self.assignment.offer_together([plan.request.request_id for plan in ordered])
 
     async def _decided(self, request_id: str) -> bool:
         """Whether a first delivery already routed this request: a redelivery takes no programme place
