@@ -304,8 +304,14 @@ class Assignments:
             workers[chosen.worker_id] = chosen.model_copy(update={"open_count": chosen.open_count + 1, "last_assigned_at": now})
 
         async def commit_all(session: Session) -> None:
-            for old, new, transitions in planned:
-                await self._commit(old, new, transitions, session, counter="reserve_runs")
+            # The compare-and-sets of `_commit` for all the offers at once: every request still at
+            # the version it was decided on, every worker still available with room for all of them.
+            self.stats["reserve_runs"] += 1
+            await self.requests.save_many([(new, old.version, transitions) for old, new, transitions in planned], session)
+            taken = Counter(new.reservation.worker_id for _, new, _ in planned if new.reservation is not None)
+            for worker_id, count in taken.items():
+                if not await self.workers.take_capacities(worker_id, count, now, session):
+                    raise _WorkerTaken(worker_id)
 
         reserved = 0
         if planned:
