@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from routing.batches import offer_order, split_batch
+from routing.settings import RoutingSettings
 from tests.factories import FIXED_RECEIVED_AT, make_request
 
 pytestmark = pytest.mark.unit
@@ -66,3 +67,12 @@ def test_the_most_urgent_is_offered_first() -> None:
         "no promise": offer_order(50, None, FIXED_RECEIVED_AT, "d"),
     }
     assert sorted(keys, key=keys.__getitem__) == ["urgent", "due soon", "due later", "no promise"]
+
+
+def test_the_batch_bound_and_wait_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ROUTING_BATCH_MAX_RECORDS", "ROUTING_BATCH_TIMEOUT_MS"):
+        monkeypatch.delenv(name, raising=False)
+    assert (RoutingSettings().batch_max_records, RoutingSettings().batch_timeout_ms) == (200, 10)
+    monkeypatch.setenv("ROUTING_BATCH_MAX_RECORDS", "1")
+    monkeypatch.setenv("ROUTING_BATCH_TIMEOUT_MS", "0")
+    assert (RoutingSettings().batch_max_records, RoutingSettings().batch_timeout_ms) == (1, 0)
