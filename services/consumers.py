@@ -20,10 +20,17 @@ A failure is classified by `services.retries.classify` and then:
 If publishing a retry or a dead letter fails, the record is retried in place too: it is
 never committed before its copy is safely on Kafka.
 
+A batch subscriber (`batch_subscriber_options`) takes what is waiting, up to a bound; its handler
+decodes each record (`decode_each`) and raises `RecordsFailed` with the records it could not
+handle, each of which then meets the policy above on its own (`ErrorPolicy.dispose_each`), as if
+consumed alone. If one of them must be retried in place, none is forwarded: the whole batch comes
+again, and the processed-events records make what was done no effect the second time.
+
 Retry subscribers are attached by `ErrorPolicy.attach_retries(broker)`, which the app
 factory calls after the service declared its subscribers: every subscriber declared with
 `subscriber_options` (a consumer group, commit after effect) gets them, with no code in
-the service.
+the service; a batch handler marked `retried_one_at_a_time(handler)` has its retries handled by
+`handler`, one record at a time.
 
 Waiting in a retry topic does not sleep: a record that is not due yet pauses its
 partition (`AIOKafkaConsumer.pause`), is sought back to, and the partition resumes when

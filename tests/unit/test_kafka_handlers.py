@@ -160,15 +160,20 @@ class RecordingRouting:
     """The routing use case as the handlers see it, recording each call; the requests in `refused`
     fail for good."""
 
-    def __init__(self, *, refused: Collection[str] = ()) -> None:
+    def __init__(self, *, refused: Collection[str] = (), late: Collection[str] = ()) -> None:
         self.routed: list[TrainingRequestReceived] = []
         self.batches: list[list[TrainingRequestReceived]] = []
         self.erased: list[str] = []
         self.refused = set(refused)
+        self.late = set(late)
+        """Requests whose first routing times out (a transient failure)."""
 
     async def route(self, request: TrainingRequestReceived, /) -> None:
         if request.request_id in self.refused:
             raise PermanentError("refused")
+        if request.request_id in self.late:
+            self.late.discard(request.request_id)
+            raise TimeoutError("late")
         self.routed.append(request)
 
     async def route_batch(self, requests: Sequence[TrainingRequestReceived], /) -> list[FailedRequest]:
@@ -177,7 +182,7 @@ class RecordingRouting:
         for request in requests:
             try:
                 await self.route(request)
-            except PermanentError as error:
+            except (PermanentError, TimeoutError) as error:
                 failed.append(FailedRequest(request, error))
         return failed
 
@@ -209,6 +214,17 @@ async def test_routing_in_batches_dead_letters_a_refused_request_and_routes_the_
             await publish(broker, TRAINING_REQUESTS, request)
         assert dead_letters(metrics) == 1
     assert routing.routed == [good, other]
+
+
+async def test_routing_in_batches_retries_a_request_that_failed_for_now_alone() -> None:
+    late, other = make_request(), make_request()
+    routing = RecordingRouting(late={late.request_id})
+    async with in_memory("routing", routing_in_batches(routing, 50)) as (broker, metrics):
+        await publish(broker, TRAINING_REQUESTS, late)
+        await publish(broker, TRAINING_REQUESTS, other)
+        assert dead_letters(metrics) == 0
+    assert routing.routed == [late, other], "the retry topic routes it through `route`"
+    assert [[r.request_id for r in batch] for batch in routing.batches] == [[late.request_id], [other.request_id]]
 
 
 async def test_routing_in_batches_skips_an_unknown_event_type_and_routes_the_rest() -> None:
