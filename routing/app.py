@@ -117,7 +117,12 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.publishes(TRAINING_ROUTING, *TRAINING_ROUTING.events)
         runtime.publishes(TRAINING_ENROLMENTS, *TRAINING_ENROLMENTS.events)
 
-        handlers.include(runtime.broker, service)
+        handlers.include(
+            runtime.broker,
+            service,
+            batch_max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms,
+        )
 
         async def prepare(_: Runtime) -> None:
             await asyncio.gather(

@@ -16,7 +16,8 @@ is the same over MongoDB (collections `routing_requests` and `routing_workers`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "AssignmentStore",
     "Assignments",
     "QueueKey",
+    "QueuedRequest",
     "RequestStatus",
     "Reservation",
     "RoutedRequest",
@@ -61,6 +63,19 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 QueueKey = Callable[[RoutedRequest], Any]
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A request to queue for its team, as `Assignments.add_request` takes it."""
+
+    request_id: str
+    team: Target
+    language: Language
+    required_skills: frozenset[str] = frozenset()
+    priority: int = 0
+    deadline: datetime | None = None
+
 
 _SAVE_ATTEMPTS = 10
 """Reload-and-decide rounds after version conflicts before a change gives up (returns False):
@@ -164,6 +179,15 @@ class Assignments:
         )
         return await self.requests.add(request, transitions, session)
 
+    async def add_requests(self, queued: Sequence[QueuedRequest], *, session: Session = None) -> None:
+        """`add_request` of many new requests in one write; one already there fails the whole call
+        (inside `session`'s transaction, nothing is added)."""
+        now = self._clock()
+        await self.requests.add_many(
+            [queue_request(q.request_id, q.team, q.language, now, q.required_skills, q.priority, q.deadline) for q in queued],
+            session,
+        )
+
     async def get_request(self, request_id: str) -> RoutedRequest | None:
         return await self.requests.get(request_id)
 
@@ -232,6 +256,85 @@ class Assignments:
             )
             return new.reservation
         return None
+
+    async def offer_together(self, request_ids: Sequence[str]) -> int:
+        """`offer_next` of many requests just queued, in the order given (most urgent first), in one
+        transaction: returns how many were reserved.
+
+        Each request goes to the worker `offer_next` would choose for it one after the other: the
+        candidates are read once per kind of request (language, skills, declined by), and each
+        offer counts in the load of the worker for the offers after it. Those nobody is free for
+        wait for the dispatcher. The transaction holds the same compare-and-sets
+        as `offer_next`: if another replica changed a request or filled a worker meanwhile, nothing
+        is committed and each request is offered alone instead. A request whose pool would widen
+        (it waited long enough to escalate) is offered alone too.
+        """
+        now = self._clock()
+        loaded = {request.request_id: request for request in await self.requests.get_many(request_ids)}
+        queued = [loaded[r] for r in request_ids if r in loaded and loaded[r].status == RequestStatus.QUEUED]
+        # One candidates query per kind of request; the workers' load as the offers before left it.
+        eligible: dict[tuple[Language, frozenset[str], frozenset[str]], list[str]] = {}
+        workers: dict[str, Worker] = {}
+        for request in queued:
+            kind = (request.language, request.required_skills, request.declined_by)
+            if kind not in eligible:
+                found = await self.workers.candidates(*kind)
+                eligible[kind] = [w.worker_id for w in found]
+                workers |= {w.worker_id: w for w in found if w.worker_id not in workers}
+        planned: list[tuple[RoutedRequest, RoutedRequest, list[Transition]]] = []
+        alone: list[str] = []
+        for request in queued:
+            candidates = [workers[w] for w in eligible[(request.language, request.required_skills, request.declined_by)]]
+            pool = escalation_pool(
+                candidates,
+                request.offer_request(),
+                now,
+                waiting_since=request.created_at,
+                escalate_after=self.escalate_after,
+                closed_on=self.closed_on,
+            )
+            if pool.escalated:
+                alone.append(request.request_id)
+                continue
+            if not pool.candidates:
+                continue  # nobody free for this one: the dispatcher offers it later
+            chosen = pool.candidates[0]
+            new, transitions = decide(request, Offer(chosen.worker_id, now, self.reservation_timeout, pool.level))
+            planned.append((request, new, transitions))
+            workers[chosen.worker_id] = chosen.model_copy(update={"open_count": chosen.open_count + 1, "last_assigned_at": now})
+
+        async def commit_all(session: Session) -> None:
+            # The compare-and-sets of `_commit` for all the offers at once: every request still at
+            # the version it was decided on, every worker still available with room for all of them.
+            self.stats["reserve_runs"] += 1
+            await self.requests.save_many([(new, old.version, transitions) for old, new, transitions in planned], session)
+            taken = Counter(new.reservation.worker_id for _, new, _ in planned if new.reservation is not None)
+            for worker_id, count in taken.items():
+                if not await self.workers.take_capacities(worker_id, count, now, session):
+                    raise _WorkerTaken(worker_id)
+
+        reserved = 0
+        if planned:
+            try:
+                await self.transactions.run(commit_all)
+            except (VersionConflict, _WorkerTaken):
+                self.stats["offers_together_abandoned"] += 1
+                alone = [old.request_id for old, _, _ in planned] + alone
+                planned = []
+        for _, new, _ in planned:
+            assert new.reservation is not None
+            self.stats["reserved"] += 1
+            reserved += 1
+            log.info(
+                "routing.reserved",
+                request_id=new.request_id,
+                worker_id=new.reservation.worker_id,
+                level=new.escalation.value,
+                expires_at=new.reservation.expires_at.isoformat(),
+            )
+        for request_id in alone:
+            reserved += await self.offer_next(request_id) is not None
+        return reserved
 
     async def accept(self, request_id: str, worker_id: str) -> bool:
         """The worker takes the offer; False unless it is theirs, still reserved and not expired."""

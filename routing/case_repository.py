@@ -149,6 +149,11 @@ class CaseRepository(ABC):
     async def add(self, case: Case) -> None:
         """Store a new case (at its version, 0 for a case just opened)."""
 
+    async def add_many(self, cases: Sequence[Case]) -> None:
+        """`add` of many new cases; adapters with a bulk write override this loop."""
+        for case in cases:
+            await self.add(case)
+
     @abstractmethod
     async def save(self, case: Case) -> Case:
         """Store `case` if the stored one is still at `case.version`; returns it at the next version.
@@ -176,6 +181,11 @@ class CaseUnitOfWork(ABC):
     async def apply(self, effects: Effects) -> None:
         """Cancel and schedule the effects' timers and put their events in the outbox (sealed when
         `effects.seal`), in the unit's transaction."""
+
+    async def apply_all(self, effects: Sequence[Effects]) -> None:
+        """`apply` of the effects of many decisions; adapters with bulk writes override this loop."""
+        for each in effects:
+            await self.apply(each)
 
 
 class CaseStore(ABC):
@@ -219,6 +229,10 @@ class _MongoCases(CaseRepository):
 
     async def add(self, case: Case) -> None:
         await self._collection.insert_one(case_to_document(case), session=self._session)
+
+    async def add_many(self, cases: Sequence[Case]) -> None:
+        if cases:
+            await self._collection.insert_many([case_to_document(c) for c in cases], ordered=True, session=self._session)
 
     async def save(self, case: Case) -> Case:
         saved = case.model_copy(update={"version": case.version + 1})
@@ -266,6 +280,14 @@ class _MongoUnitOfWork(CaseUnitOfWork):
         if effects.seal:
             events = [await self._store.personal.seal(event, session=session) for event in events]
         await self._store.outbox.add(events, session=session)
+
+    async def apply_all(self, effects: Sequence[Effects]) -> None:
+        if any(each.cancel or each.seal or any(t.replace for t in each.schedule) for each in effects):
+            await super().apply_all(effects)  # the rare kinds, one by one
+            return
+        timers = [(t.kind, t.key, t.fire_at, t.payload) for each in effects for t in each.schedule]
+        await self._store.timers.schedule_new(timers, session=self._session)
+        await self._store.outbox.add([event for each in effects for event in each.events], session=self._session)
 
 
 class MongoCaseStore(CaseStore):

@@ -1,4 +1,9 @@
-"""Routing's Kafka handlers: each translates one event into one call on the routing use case.
+"""Routing's Kafka handlers: each translates events into one call on the routing use case.
+
+Requests are consumed in batches (`batch_max_records` above 1): whatever is waiting, up to the
+bound, goes to `RoutingUseCase.route_batch` at once, and a request it could not route meets the
+failure policy on its own (retried later or dead-lettered, as if consumed alone); its retries are
+routed one at a time. With a bound of 1 each request is consumed and routed alone.
 
 The use case reaches the handlers through the broker's context (`include`), not a closure, so the
 same handlers run on the real broker and in `TestKafkaBroker` around a fake.
@@ -6,14 +11,18 @@ same handlers run on the real broker and in `TestKafkaBroker` around a fake.
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol
 
+from aiokafka import ConsumerRecord
 from faststream import Context
-from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
-from schemas import PersonDataErased, TrainingRequestReceived
+from routing.batches import FailedRequest
+from schemas import ContractError, PersonDataErased, TrainingRequestReceived
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import subscriber_options
+from services.consumers import RecordsFailed, batch_subscriber_options, decode_each, retried_one_at_a_time
 from services.kafka import topic_name
 
 USE_CASE = "routing"
@@ -25,22 +34,49 @@ class RoutingUseCase(Protocol):
 
     async def route(self, request: TrainingRequestReceived, /) -> object: ...
 
+    async def route_batch(self, requests: Sequence[TrainingRequestReceived], /) -> list[FailedRequest]:
+        """Route each request once (as `route` does); the ones that failed, with their error."""
+        ...
+
     async def erase_person(self, person_id: str, /) -> object: ...
 
 
 Routing = Annotated[RoutingUseCase, Context(USE_CASE)]
 
 
-def router() -> KafkaRouter:
-    """Routing's subscribers, with the groups and options they have always had.
+def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRouter:
+    """Routing's subscribers, with the groups and options they have always had; requests in batches
+    of up to `batch_max_records`, waiting at most `batch_timeout_ms` for them to come.
 
     A new router each call: a router belongs to one broker, and tests build many.
     """
     router = KafkaRouter()
+    requests = topic_name(TRAINING_REQUESTS)
 
-    @router.subscriber(topic_name(TRAINING_REQUESTS), **subscriber_options("routing"))
     async def on_training_request_received(event: TrainingRequestReceived, routing: Routing) -> None:
         await routing.route(event)
+
+    if batch_max_records > 1:
+        options = batch_subscriber_options("routing", max_records=batch_max_records, timeout_ms=batch_timeout_ms)
+
+        @router.subscriber(requests, **options)
+        @retried_one_at_a_time(on_training_request_received)
+        async def on_training_requests_received(message: KafkaMessage, routing: Routing) -> None:
+            decoded, failed = decode_each(message.raw_message)
+            received: list[TrainingRequestReceived] = []
+            record_of: dict[str, ConsumerRecord[Any, Any]] = {}
+            for record, event in decoded:
+                if isinstance(event, TrainingRequestReceived):
+                    received.append(event)
+                    record_of.setdefault(str(event.id), record)
+                else:
+                    failed.append((record, ContractError(f"{event.type} is no training request")))
+            for failure in await routing.route_batch(received):
+                failed.append((record_of[str(failure.request.id)], failure.error))
+            if failed:
+                raise RecordsFailed(failed)
+    else:
+        router.subscriber(requests, **subscriber_options("routing"))(on_training_request_received)
 
     @router.subscriber(topic_name(PRIVACY), **subscriber_options("routing.privacy"))
     async def on_person_data_erased(event: PersonDataErased, routing: Routing) -> None:
@@ -49,7 +85,7 @@ def router() -> KafkaRouter:
     return router
 
 
-def include(broker: KafkaBroker, routing: RoutingUseCase) -> None:
+def include(broker: KafkaBroker, routing: RoutingUseCase, *, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> None:
     """Subscribe `broker` to routing's topics, the handlers calling `routing`."""
     broker.context.set_global(USE_CASE, routing)
-    broker.include_router(router())
+    broker.include_router(router(batch_max_records=batch_max_records, batch_timeout_ms=batch_timeout_ms))

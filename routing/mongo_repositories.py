@@ -8,11 +8,11 @@ caller's transaction (`MongoTransactions`), so a reservation's two writes commit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from routing.repositories import RequestRepository, Session, Transactions, VersionConflict, WorkerRepository
@@ -68,6 +68,15 @@ class MongoRequests(RequestRepository):
             return False
         return True
 
+    async def get_many(self, request_ids: Sequence[str]) -> list[RoutedRequest]:
+        docs = await self._requests.find({"_id": {"$in": list(request_ids)}}, {"history": 0}).to_list(None)
+        return [routed_request(doc) for doc in docs]
+
+    async def add_many(self, added: Sequence[tuple[RoutedRequest, Sequence[Transition]]], session: Session = None) -> None:
+        docs = [{"_id": r.request_id, **_state(r), "history": [t.entry() for t in transitions]} for r, transitions in added]
+        if docs:
+            await self._requests.insert_many(docs, ordered=True, session=session)
+
     async def save(
         self, new: RoutedRequest, expected_version: int, transitions: Iterable[Transition], session: Session = None
     ) -> None:
@@ -83,6 +92,27 @@ class MongoRequests(RequestRepository):
         )
         if result.matched_count != 1:
             raise VersionConflict(new.request_id, expected_version)
+
+    async def save_many(self, saved: Sequence[tuple[RoutedRequest, int, Sequence[Transition]]], session: Session = None) -> None:
+        if not saved:
+            return
+        result = await self._requests.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": new.request_id, "version": {"$in": [0, None]} if expected == 0 else expected},
+                    {
+                        "$set": _state(new),
+                        "$push": {"history": {"$each": [t.entry() for t in transitions], "$slice": -self.HISTORY_KEPT}},
+                    },
+                )
+                for new, expected, transitions in saved
+            ],
+            ordered=True,
+            session=session,
+        )
+        if result.matched_count != len(saved):
+            # Which one moved on does not matter: the caller's transaction is aborted as a whole.
+            raise VersionConflict(saved[0][0].request_id, saved[0][1])
 
     async def history(self, request_id: str) -> list[dict[str, Any]]:
         doc = await self._requests.find_one({"_id": request_id}, {"history": 1})
@@ -179,6 +209,18 @@ class MongoWorkers(WorkerRepository):
         result = await self._workers.update_one(
             {"_id": worker_id, "availability": Availability.AVAILABLE.value, "$expr": {"$lt": ["$open_count", "$capacity"]}},
             {"$inc": {"open_count": 1}, "$set": {"last_assigned_at": now}},
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def take_capacities(self, worker_id: str, count: int, now: datetime, session: Session = None) -> bool:
+        result = await self._workers.update_one(
+            {
+                "_id": worker_id,
+                "availability": Availability.AVAILABLE.value,
+                "$expr": {"$lte": [{"$add": ["$open_count", count]}, "$capacity"]},
+            },
+            {"$inc": {"open_count": count}, "$set": {"last_assigned_at": now}},
             session=session,
         )
         return result.modified_count == 1

@@ -8,7 +8,7 @@ adapters are in `routing.mongo_repositories`, in-memory fakes for unit tests in
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -63,9 +63,26 @@ class RequestRepository(abc.ABC):
     @abc.abstractmethod
     async def get(self, request_id: str, session: Session = None) -> RoutedRequest | None: ...
 
+    async def save_many(self, saved: Sequence[tuple[RoutedRequest, int, Sequence[Transition]]], session: Session = None) -> None:
+        """`save` of many (new state, expected version, transitions), inside `session`'s transaction
+        (which the caller aborts on `VersionConflict`); adapters with a bulk write override this loop."""
+        for new, expected_version, transitions in saved:
+            await self.save(new, expected_version, transitions, session)
+
+    async def get_many(self, request_ids: Sequence[str]) -> list[RoutedRequest]:
+        """The stored requests among these ids; adapters with a query of many override this loop."""
+        return [request for request_id in request_ids if (request := await self.get(request_id)) is not None]
+
     @abc.abstractmethod
     async def add(self, request: RoutedRequest, transitions: Iterable[Transition], session: Session = None) -> bool:
         """Store a new request; False (and nothing changed) when its id is already there."""
+
+    async def add_many(self, added: Sequence[tuple[RoutedRequest, Sequence[Transition]]], session: Session = None) -> None:
+        """Store new requests at once; one whose id is already there fails the whole call (in a
+        transaction, nothing is stored). Adapters with a bulk write override this loop."""
+        for request, transitions in added:
+            if not await self.add(request, transitions, session):
+                raise VersionConflict(request.request_id, 0)
 
     @abc.abstractmethod
     async def save(
@@ -128,6 +145,14 @@ class WorkerRepository(abc.ABC):
     async def take_capacity(self, worker_id: str, now: datetime, session: Session = None) -> bool:
         """Compare-and-set: if the worker is available and under capacity, add one to their open
         count and set `last_assigned_at`; False (nothing changed) otherwise."""
+
+    async def take_capacities(self, worker_id: str, count: int, now: datetime, session: Session = None) -> bool:
+        """`take_capacity` `count` times, all or nothing inside `session`'s transaction (which the
+        caller aborts on False); adapters with a single update override this loop."""
+        for _ in range(count):
+            if not await self.take_capacity(worker_id, now, session):
+                return False
+        return True
 
     @abc.abstractmethod
     async def free(self, worker_id: str, session: Session = None) -> bool:

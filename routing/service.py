@@ -20,7 +20,8 @@ import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from routing.assignment import Assignments, QueueKey, RequestStatus, RoutedRequest
+from routing.assignment import Assignments, QueuedRequest, QueueKey, RequestStatus, RoutedRequest
+from routing.batches import FailedRequest, offer_order, split_batch
 from routing.case import (
     AdmitToProgramme,
     AskPartner,
@@ -35,6 +36,7 @@ from routing.case import (
     MarkBreached,
     MarkCallbackDue,
     MarkPartnerOverdue,
+    Opening,
     RecordContact,
     RecordFacts,
     RecordPartnerAnswer,
@@ -67,6 +69,7 @@ from services.idempotency import ProcessedEvents
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
+from services.retries import Disposition, classify
 from services.timers import Timer, TimerKind, TimerStore
 
 __all__ = ["DeskError", "RoutingPolicy", "RoutingService", "required_skills"]
@@ -105,6 +108,18 @@ def required_skills(decision: RouteDecision, request: TrainingRequestReceived, c
         if course and (skill := _SKILL_BY_COURSE_KIND.get(course.kind)):
             return frozenset({skill})
     return frozenset()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What `route` decides for a request, before anything is stored."""
+
+    request: TrainingRequestReceived
+    decision: RouteDecision
+    team: Target
+    skills: frozenset[str]
+    deadline: datetime | None
+    opening: Opening
 
 
 class RoutingService:
@@ -170,34 +185,8 @@ class RoutingService:
         routed = opening.routed
 
         async def effect(session: AsyncClientSession) -> list[Event]:
-            now = self.clock.now()
-            await self.decisions.insert_one(
-                {
-                    "_id": request.request_id,
-                    "person_id": request.person_id,
-                    "channel": request.channel.value,
-                    "language": request.language.value,
-                    "target": decision.target.value,
-                    "queued_to": team.value,
-                    "programme": place.value if place else None,
-                    "rule_id": routed.rule_id,
-                    "rule_set_version": decision.rule_set_version,
-                    "explanation": routed.explanation,
-                    "explanation_fr": decision.explanation_fr,
-                    "matched_conditions": list(decision.matched_conditions),
-                    "priority": decision.priority,
-                    "priority_parts": dict(decision.priority_parts),
-                    "priority_band": decision.priority_band,
-                    "fact_sources": dict(opening.case.fact_sources),
-                    "received_at": request.received_at,
-                    "decided_at": now,
-                    "callback_deadline": deadline,
-                    "joined_to": joined_to,
-                    "campaign": request.campaign.utm_campaign if request.campaign else None,
-                    "routed_event_id": str(routed.id),
-                },
-                session=session,
-            )
+            document = _decision_document(request, decision, opening, team, place, joined_to, deadline, self.clock.now())
+            await self.decisions.insert_one(document, session=session)
             uow = self.case_store.within(session)
             await uow.cases.add(opening.case)
             await uow.apply(opening.effects)
@@ -226,6 +215,128 @@ class RoutingService:
             await self._keep_joined_promise(joined_to, decision.priority, deadline)
         await self.assignment.offer_next(request.request_id)
         return routed if outcome.applied else None
+
+    async def route_batch(self, requests: Sequence[TrainingRequestReceived]) -> list[FailedRequest]:
+        """Route a batch of requests with the effects `route` gives each: those it can route together
+        in one transaction with bulk writes, the rest (`routing.batches.split_batch`, and requests
+        sent to the digital-divide programme) one by one through `route` after them.
+
+        Returns the requests whose routing failed, with their error, for the caller to retry or
+        dead-letter as it does a request routed alone. A failure of the shared transaction that is
+        not the infrastructure's (a request the bulk write refuses, a replica that processed one
+        meanwhile) routes the batch one by one instead, so that one bad request holds up no other.
+        An infrastructure failure (MongoDB unreachable) is raised: the whole batch comes again.
+        """
+        split = split_batch(requests, await self.processed.seen_among(request.id for request in requests))
+        alone = split.alone
+        if split.together:
+            try:
+                plans = await self._plan_together(split.together)
+                routed_together = [plan for plan in plans if plan.decision.target is not Target.DIGITAL_DIVIDE]
+                await self._commit_together(routed_together)
+            except Exception as error:
+                if classify(error) is Disposition.RETRY_IN_PLACE:
+                    raise
+                log.warning("routing.batch_routed_one_by_one", requests=len(requests), error_type=type(error).__name__)
+                return await self._route_alone(list(requests))
+            # A programme place is taken before the transaction that records it: one by one, in order.
+            alone = [plan.request for plan in plans if plan.decision.target is Target.DIGITAL_DIVIDE] + alone
+            for plan in routed_together:
+                log.info(
+                    "request.routed",
+                    request_id=plan.request.request_id,
+                    target=plan.decision.target.value,
+                    queued_to=plan.team.value,
+                    rule_id=plan.opening.routed.rule_id,
+                    priority=plan.decision.priority,
+                    joined_to=None,
+                    programme=None,
+                )
+            await self._offer_together(routed_together)
+        return await self._route_alone(alone)
+
+    async def _route_alone(self, requests: Sequence[TrainingRequestReceived]) -> list[FailedRequest]:
+        failed: list[FailedRequest] = []
+        for request in requests:
+            try:
+                await self.route(request)
+            except Exception as error:
+                if classify(error) is Disposition.RETRY_IN_PLACE:
+                    raise
+                failed.append(FailedRequest(request, error))
+        return failed
+
+    async def _plan_together(self, requests: Sequence[TrainingRequestReceived]) -> list[_Plan]:
+        """Decide each request as `route` does, the keys and the programme's state read once for all."""
+        unsealed = await self.personal.unseal_many(requests)
+        states = {
+            year: RoutingState(digital_divide_open=await self._programme_open(year), team_sizes=self.policy.team_sizes)
+            for year in sorted({request.received_at.year for request in unsealed})
+        }
+        plans = []
+        for request in unsealed:
+            decision = decide_route(
+                request, rules=self.policy.rules, state=states[request.received_at.year], now=request.received_at
+            )
+            sla = self.policy.sla.for_kind(request.kind)
+            deadline = callback_deadline(
+                request.received_at, sla, self.policy.calendar, channel=request.channel, kind=request.kind
+            )
+            due = due_at(deadline, sla, self.policy.calendar, received_at=request.received_at) if deadline else None
+            team = callback_team(decision.target, None, promised=deadline is not None)
+            skills = required_skills(decision, request, self.policy.catalogue) if team is decision.target else frozenset()
+            opening = open_case(request, decision, joined_to=None, deadline=deadline, due=due, programme=None)
+            plans.append(_Plan(request, decision, team, skills, deadline, opening))
+        return plans
+
+    async def _commit_together(self, plans: Sequence[_Plan]) -> None:
+        """Write what `route` writes for each plan - processed-event record, decision, case, timers,
+        outbox entry, queue entry - in one transaction, one bulk write per collection."""
+        if not plans:
+            return
+
+        async def transaction(session: AsyncClientSession) -> None:
+            now = self.clock.now()
+            # The processed-events records first, as in `ProcessedEvents.run_once`: a replica that
+            # processed one of these meanwhile makes the transaction fail before anything else.
+            await self.processed.record_many([(plan.request, [plan.opening.routed]) for plan in plans], session=session)
+            await self.decisions.insert_many(
+                [
+                    _decision_document(plan.request, plan.decision, plan.opening, plan.team, None, None, plan.deadline, now)
+                    for plan in plans
+                ],
+                ordered=True,
+                session=session,
+            )
+            uow = self.case_store.within(session)
+            await uow.cases.add_many([plan.opening.case for plan in plans])
+            await uow.apply_all([plan.opening.effects for plan in plans])
+            await self.outbox.add([plan.opening.routed for plan in plans], session=session)
+            await self.assignment.add_requests(
+                [
+                    QueuedRequest(
+                        plan.request.request_id,
+                        plan.team,
+                        plan.request.language,
+                        plan.skills,
+                        plan.decision.priority,
+                        plan.deadline,
+                    )
+                    for plan in plans
+                ],
+                session=session,
+            )
+
+        async with self._client.start_session() as session:
+            await session.with_transaction(transaction)
+
+    async def _offer_together(self, plans: Sequence[_Plan]) -> None:
+        """Offer the requests just queued, most urgent first, in one transaction
+        (`Assignments.offer_together`): those nobody is free for wait for the dispatcher."""
+        ordered = sorted(
+            plans, key=lambda p: offer_order(p.decision.priority, p.deadline, p.request.received_at, p.request.request_id)
+        )
+        await self.assignment.offer_together([plan.request.request_id for plan in ordered])
 
     async def _decided(self, request_id: str) -> bool:
         """Whether a first delivery already routed this request: a redelivery takes no programme place
@@ -640,3 +751,41 @@ def _settled(case: Case) -> bool:
 def _timer_event_id(timer: Timer) -> uuid.UUID:
     """Derived from the timer: a timer fired again after a crash publishes the same event."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer.id}")
+
+
+def _decision_document(
+    request: TrainingRequestReceived,
+    decision: RouteDecision,
+    opening: Opening,
+    team: Target,
+    place: ProgrammePlace | None,
+    joined_to: str | None,
+    deadline: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The `routing_decisions` document of a request routed at `now`."""
+    routed = opening.routed
+    return {
+        "_id": request.request_id,
+        "person_id": request.person_id,
+        "channel": request.channel.value,
+        "language": request.language.value,
+        "target": decision.target.value,
+        "queued_to": team.value,
+        "programme": place.value if place else None,
+        "rule_id": routed.rule_id,
+        "rule_set_version": decision.rule_set_version,
+        "explanation": routed.explanation,
+        "explanation_fr": decision.explanation_fr,
+        "matched_conditions": list(decision.matched_conditions),
+        "priority": decision.priority,
+        "priority_parts": dict(decision.priority_parts),
+        "priority_band": decision.priority_band,
+        "fact_sources": dict(opening.case.fact_sources),
+        "received_at": request.received_at,
+        "decided_at": now,
+        "callback_deadline": deadline,
+        "joined_to": joined_to,
+        "campaign": request.campaign.utm_campaign if request.campaign else None,
+        "routed_event_id": str(routed.id),
+    }

@@ -38,3 +38,14 @@ class RoutingSettings(ServiceSettings):
     clock_start: datetime | None = Field(None, description="With the simulated clock: the time it starts at.")
     dispatch_interval: timedelta = Field(timedelta(seconds=1), description="How often queues are re-offered.")
     timer_poll_interval: timedelta = Field(timedelta(milliseconds=500))
+
+    batch_max_records: int = Field(
+        200,
+        ge=1,
+        description=("At most this many requests are routed together (one transaction for the batch); 1 routes one at a time."),
+    )
+    batch_timeout_ms: int = Field(
+        10,
+        ge=0,
+        description="How long a poll waits for requests to fill a batch: short, so that a lone request is not delayed.",
+    )

@@ -20,10 +20,17 @@ A failure is classified by `services.retries.classify` and then:
 If publishing a retry or a dead letter fails, the record is retried in place too: it is
 never committed before its copy is safely on Kafka.
 
+A batch subscriber (`batch_subscriber_options`) takes what is waiting, up to a bound; its handler
+decodes each record (`decode_each`) and raises `RecordsFailed` with the records it could not
+handle, each of which then meets the policy above on its own (`ErrorPolicy.dispose_each`), as if
+consumed alone. If one of them must be retried in place, none is forwarded: the whole batch comes
+again, and the processed-events records make what was done no effect the second time.
+
 Retry subscribers are attached by `ErrorPolicy.attach_retries(broker)`, which the app
 factory calls after the service declared its subscribers: every subscriber declared with
 `subscriber_options` (a consumer group, commit after effect) gets them, with no code in
-the service.
+the service; a batch handler marked `retried_one_at_a_time(handler)` has its retries handled by
+`handler`, one record at a time.
 
 Waiting in a retry topic does not sleep: a record that is not due yet pauses its
 partition (`AIOKafkaConsumer.pause`), is sought back to, and the partition resumes when
@@ -38,7 +45,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict, TypeGuard, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
@@ -46,7 +53,7 @@ from faststream import AckPolicy
 from faststream._internal.middlewares import BaseMiddleware
 from faststream.exceptions import IgnoredException, NackMessage
 from faststream.kafka import KafkaBroker
-from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.kafka.subscriber.usecase import BatchSubscriber, DefaultSubscriber
 from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry, Counter
 
@@ -96,6 +103,86 @@ def subscriber_options(group_id: str) -> SubscriberOptions:
         "auto_offset_reset": "earliest",
         "decoder": decode_event,
     }
+
+
+class BatchSubscriberOptions(TypedDict):
+    """`broker.subscriber(...)` keyword arguments of a batch subscriber (`batch_subscriber_options`)."""
+
+    group_id: str
+    ack_policy: AckPolicy
+    auto_offset_reset: Literal["latest", "earliest", "none"]
+    batch: Literal[True]
+    max_records: int
+    batch_timeout_ms: int
+    decoder: _RecordsDecoder
+
+
+class _RecordsDecoder(Protocol):
+    def __call__(self, msg: StreamMessage[Any], _original: Any = None, /) -> Awaitable[None]: ...
+
+
+async def _left_to_the_handler(msg: StreamMessage[Any], _original: Any = None) -> None:
+    """A batch is decoded record by record by its handler (`decode_each`): one bad record must not
+    fail the others."""
+
+
+def batch_subscriber_options(group_id: str, *, max_records: int, timeout_ms: int) -> BatchSubscriberOptions:
+    """Keyword arguments of a subscriber that takes what is waiting, up to `max_records` records,
+    waiting at most `timeout_ms` for them: a lone record is not held up, a busy topic gives batches.
+
+    Its handler takes the message (`faststream.kafka.KafkaMessage`, the records in `raw_message`),
+    decodes them with `decode_each`, and raises `RecordsFailed` for the records it could not handle:
+    each then meets the failure policy as if it had been consumed alone. A handler marked with
+    `retried_one_at_a_time` gets retry subscribers like the others."""
+    return {
+        "group_id": topic_name(group_id),
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+        "batch": True,
+        "max_records": max_records,
+        "batch_timeout_ms": timeout_ms,
+        "decoder": _left_to_the_handler,
+    }
+
+
+def decode_each(
+    records: ConsumerRecord[Any, Any] | Sequence[ConsumerRecord[Any, Any]],
+) -> tuple[list[tuple[ConsumerRecord[Any, Any], Event]], list[tuple[ConsumerRecord[Any, Any], Exception]]]:
+    """The events of a batch's records (a batch message's `raw_message`), and the records that are
+    no event, with the error."""
+    decoded: list[tuple[ConsumerRecord[Any, Any], Event]] = []
+    failed: list[tuple[ConsumerRecord[Any, Any], Exception]] = []
+    for record in [records] if isinstance(records, ConsumerRecord) else records:
+        try:
+            decoded.append((record, codec.decode(record.value or b"", list(record.headers or ()))))
+        except Exception as error:  # noqa: BLE001 - every failure goes to the failure policy
+            failed.append((record, error))
+    return decoded, failed
+
+
+class RecordsFailed(Exception):
+    """Raised by a batch handler for the records of its batch it could not handle (the others are
+    done): each one meets the failure policy on its own."""
+
+    def __init__(self, failures: Sequence[tuple[ConsumerRecord[Any, Any], Exception]]) -> None:
+        super().__init__(f"{len(failures)} record(s) of the batch failed")
+        self.failures = list(failures)
+
+
+_ONE_AT_A_TIME = "_retried_one_at_a_time"
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+def retried_one_at_a_time(handler: Callable[..., Awaitable[Any]]) -> Callable[[H], H]:
+    """Mark a batch handler: its records' retries are handled one at a time by `handler`, the
+    subscriber's handler when it does not batch (it takes the decoded event)."""
+
+    def mark(batch_handler: H) -> H:
+        setattr(batch_handler, _ONE_AT_A_TIME, handler)
+        return batch_handler
+
+    return mark
 
 
 def carrying(*types: type[Event]) -> Callable[[StreamMessage[Any]], Awaitable[bool]]:
@@ -197,9 +284,12 @@ class ErrorPolicy:
         for subscriber in list(broker.subscribers):
             if subscriber is self._retry_subscriber or id(subscriber) in self._attached:
                 continue
-            if not isinstance(subscriber, DefaultSubscriber) or not _commits_after_effect(subscriber):
+            if not _commits_after_effect(subscriber):
                 continue
             names = frozenset(t.name for t in subscriber.topics)
+            if isinstance(subscriber, BatchSubscriber):
+                self._attach_one_at_a_time(broker, subscriber, names)
+                continue
             if shared := names & self._main_topics:
                 # A retry goes to the first handler whose filter takes it: one subscriber per
                 # topic and service is what this policy (and every service of ours) assumes.
@@ -216,6 +306,18 @@ class ErrorPolicy:
             self._main_topics |= names
             self._attached.add(id(subscriber))
             log.debug("consumer.retries_attached", topics=sorted(names), levels=len(self.retry_delays))
+
+    def _attach_one_at_a_time(self, broker: KafkaBroker, subscriber: BatchSubscriber, names: frozenset[str]) -> None:
+        retry = self._ensure_retry_subscriber(broker)
+        for call in subscriber.calls:
+            handler = getattr(call.handler._original_call, _ONE_AT_A_TIME, None)
+            if handler is None:
+                log.warning("consumer.batch_without_retries", topics=sorted(names))
+                continue
+            retry(handler, filter=_from_topics(names, _everything), decoder=decode_event, dependencies=call.dependencies)
+        self._main_topics |= names
+        self._attached.add(id(subscriber))
+        log.debug("consumer.retries_attached", topics=sorted(names), levels=len(self.retry_delays), batch=True)
 
     def _ensure_retry_subscriber(self, broker: KafkaBroker) -> DefaultSubscriber:
         if self._retry_subscriber is None:
@@ -347,16 +449,65 @@ class ErrorPolicy:
         )
         await asyncio.sleep(pause)
 
+    # -- dispositions -------------------------------------------------------------------
+
+    async def dispose(self, record: ConsumerRecord[Any, Any], error: Exception) -> bool:
+        """Apply the policy to a record whose handling raised `error`: True when the record may be
+        committed (skipped, or its bytes safe in a retry topic or the dead letters), False when it
+        must come again (after a pause)."""
+        disposition = retries.classify(error)
+        if disposition is Disposition.RETRY_LATER and not self.has_retries(record.topic):
+            disposition = Disposition.RETRY_IN_PLACE  # a subscriber without retry topics
+        if disposition is Disposition.SKIP:
+            self.skip(record, error)
+            self._consecutive_failures = 0
+            return True  # suppressed: the record is committed, nothing to keep
+        try:
+            if disposition is Disposition.DEAD_LETTER:
+                await self.dead_letter(record, error)
+            elif disposition is Disposition.RETRY_LATER:
+                await self.retry_later(record, error)
+        # Kafka unreachable, whatever the error type: keep the record, commit nothing.
+        except Exception as forwarding:  # noqa: BLE001
+            log.warning("event.failure_not_forwarded", topic=record.topic, offset=record.offset, error=repr(forwarding))
+            disposition = Disposition.RETRY_IN_PLACE
+        if disposition is Disposition.RETRY_IN_PLACE:
+            await self.pause_before_retry_in_place(record, error)
+            return False  # NACK_ON_ERROR then seeks back: the record comes again
+        self._consecutive_failures = 0
+        return True  # suppressed: the record is committed, its bytes are safe in a retry topic or the dead letters
+
+    async def dispose_each(self, failures: Sequence[tuple[ConsumerRecord[Any, Any], Exception]]) -> bool:
+        """`dispose` of each failed record of a batch (the others are done). If any must be retried in
+        place (MongoDB down), none is forwarded: the whole batch comes again, and what was done is
+        turned into no effect by the processed-events records."""
+        for record, error in failures:
+            disposition = retries.classify(error)
+            if disposition is Disposition.RETRY_IN_PLACE or (
+                disposition is Disposition.RETRY_LATER and not self.has_retries(record.topic)
+            ):
+                await self.pause_before_retry_in_place(record, error)
+                return False
+        for record, error in failures:
+            if not await self.dispose(record, error):
+                return False
+        return True
+
     def _bound(self) -> KafkaBroker:
         if self._broker is None:
             raise RuntimeError("ErrorPolicy.bind(broker) was not called")
         return self._broker
 
 
-def _commits_after_effect(subscriber: Any) -> bool:
-    """Subscribers declared with `subscriber_options`: one record at a time, a group, topics by name."""
+async def _everything(message: StreamMessage[Any]) -> bool:
+    return True
+
+
+def _commits_after_effect(subscriber: Any) -> TypeGuard[DefaultSubscriber | BatchSubscriber]:
+    """Subscribers declared with `subscriber_options` or `batch_subscriber_options`: a group,
+    commit after the effect, topics by name."""
     return (
-        isinstance(subscriber, DefaultSubscriber)
+        isinstance(subscriber, DefaultSubscriber | BatchSubscriber)
         and bool(subscriber.group_id)
         and subscriber.ack_policy is AckPolicy.NACK_ON_ERROR
         and bool(subscriber.topics)
@@ -410,27 +561,9 @@ class _ErrorPolicyMiddleware(BaseMiddleware):
         if not isinstance(exc_val, Exception) or isinstance(exc_val, IgnoredException):
             return False  # cancellation, exits and FastStream's Ack/Nack/Reject pass through untouched
         record = self.msg
+        if isinstance(exc_val, RecordsFailed) and isinstance(record, tuple | list):  # a batch (a list in tests)
+            return await policy.dispose_each(exc_val.failures)
         if not isinstance(record, ConsumerRecord):
             await policy.pause_before_retry_in_place(record, exc_val)
             return False
-        disposition = retries.classify(exc_val)
-        if disposition is Disposition.RETRY_LATER and not policy.has_retries(record.topic):
-            disposition = Disposition.RETRY_IN_PLACE  # a subscriber without retry topics
-        if disposition is Disposition.SKIP:
-            policy.skip(record, exc_val)
-            policy._consecutive_failures = 0
-            return True  # suppressed: the record is committed, nothing to keep
-        try:
-            if disposition is Disposition.DEAD_LETTER:
-                await policy.dead_letter(record, exc_val)
-            elif disposition is Disposition.RETRY_LATER:
-                await policy.retry_later(record, exc_val)
-        # Kafka unreachable, whatever the error type: keep the record, commit nothing.
-        except Exception as error:  # noqa: BLE001
-            log.warning("event.failure_not_forwarded", topic=record.topic, offset=record.offset, error=repr(error))
-            disposition = Disposition.RETRY_IN_PLACE
-        if disposition is Disposition.RETRY_IN_PLACE:
-            await policy.pause_before_retry_in_place(record, exc_val)
-            return False  # NACK_ON_ERROR then seeks back: the record comes again
-        policy._consecutive_failures = 0
-        return True  # suppressed: the record is committed, its bytes are safe in a retry topic or the dead letters
+        return await policy.dispose(record, exc_val)

@@ -11,7 +11,7 @@ publishes nothing twice (the outbox entries are keyed by event id).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,30 @@ class ProcessedEvents:
 
     async def seen(self, event_id: object) -> bool:
         return await self._collection.count_documents({"consumer": self.consumer, "event_id": str(event_id)}) > 0
+
+    async def seen_among(self, event_ids: Iterable[object]) -> set[str]:
+        """Which of these events were processed already (as strings), in one query."""
+        ids = [f"{self.consumer}:{event_id}" for event_id in event_ids]
+        docs = await self._collection.find({"_id": {"$in": ids}}, {"event_id": 1}).to_list(None)
+        return {doc["event_id"] for doc in docs}
+
+    async def record_many(self, outputs: Sequence[tuple[Event, Sequence[Event]]], *, session: AsyncClientSession) -> None:
+        """Record events as processed with what they produced, inside the caller's transaction
+        (`run_once` for a batch): any of them recorded before aborts it with `DuplicateKeyError`."""
+        now = datetime.now(UTC)
+        docs = [
+            {
+                "_id": f"{self.consumer}:{event.id}",
+                "consumer": self.consumer,
+                "event_id": str(event.id),
+                "event_type": event.type,
+                "processed_at": now,
+                "output_ids": [str(output.id) for output in produced],
+            }
+            for event, produced in outputs
+        ]
+        if docs:
+            await self._collection.insert_many(docs, ordered=True, session=session)
 
     async def run_once(self, event: Event, effect: Effect, *, outbox: Outbox | None = None) -> Outcome:
         """Apply `effect` once for `event`; what it produces goes into `outbox` in the same transaction.

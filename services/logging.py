@@ -148,6 +148,8 @@ LOGGED_KEYS = frozenset(
         "outbox",
         "offers",
         "levels",
+        "requests",  # how many requests a batch held
+        "batch",  # whether a subscriber takes its records in batches
         # what it is about (ours, not the person's)
         "channel",
         "template",

@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -120,6 +120,26 @@ class PersonKeys:
         key = await self._open(doc) if doc else await self._migrate_legacy(person_id)
         self._cache[person_id] = (time.monotonic(), key)
         return key
+
+    async def keys(self, person_ids: Iterable[str]) -> dict[str, bytes | None]:
+        """The keys of many people at once (`key` of each), those not cached read in one query."""
+        now = time.monotonic()
+        found: dict[str, bytes | None] = {}
+        missing: set[str] = set()
+        for person_id in person_ids:
+            cached = self._cache.get(person_id)
+            if cached and now - cached[0] < self.cache_ttl_s:
+                found[person_id] = cached[1]
+            else:
+                missing.add(person_id)
+        if missing:
+            docs = await self._collection.find({"_id": {"$in": sorted(missing)}}).to_list(None)
+            for doc in docs:
+                found[doc["_id"]] = await self._open(doc)
+                self._cache[doc["_id"]] = (time.monotonic(), found[doc["_id"]])
+            for person_id in missing - {doc["_id"] for doc in docs}:
+                found[person_id] = await self.key(person_id)  # a legacy key to move, or none (erased)
+        return found
 
     async def _open(self, doc: Mapping[str, Any], *, session: AsyncClientSession | None = None) -> bytes:
         """The DEK of a stored document; a raw key of the old format is wrapped in place on the way."""
@@ -328,3 +348,9 @@ class PersonalData:
         if sealed is None:
             return event
         return unseal(event, await self.keys.key(sealed.key_id))
+
+    async def unseal_many(self, events: Sequence[E]) -> list[E]:
+        """`unseal` of each event, the keys read in one query."""
+        key_ids = {sealed.key_id for event in events if (sealed := getattr(event, "sealed", None)) is not None}
+        keys = await self.keys.keys(key_ids) if key_ids else {}
+        return [unseal(event, keys[sealed.key_id]) if (sealed := getattr(event, "sealed", None)) else event for event in events]

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -228,6 +228,40 @@ class TimerStore:
         if created or replace:
             log.debug("timer.scheduled", kind=kind, key=key, fire_at=fields["fire_at"], replaced=replace and not created)
         return created or replace
+
+    async def schedule_new(
+        self, timers: Sequence[tuple[str, str, datetime, Mapping[str, Any]]], *, session: AsyncClientSession | None = None
+    ) -> None:
+        """`schedule` of many (kind, key, fire_at, payload) timers in one round trip, none replaced:
+        each that exists already is kept as it is."""
+        if not timers:
+            return
+        now = self._now()
+        await self._collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": timer_id(kind, key)},
+                    {
+                        "$setOnInsert": {
+                            "kind": kind,
+                            "key": key,
+                            "fire_at": _stored_instant(fire_at),
+                            "payload": dict(payload),
+                            "state": TimerState.PENDING.value,
+                            "claimed_by": None,
+                            "claim_expires_at": None,
+                            "fired_at": None,
+                            "attempts": 0,
+                            "scheduled_at": now,
+                        }
+                    },
+                    upsert=True,
+                )
+                for kind, key, fire_at, payload in timers
+            ],
+            ordered=True,
+            session=session,
+        )
 
     async def reschedule(
         self,

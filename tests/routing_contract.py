@@ -52,6 +52,33 @@ class RepositoryContract:
         assert await requests.get("nobody") is None
         assert [(h["event"], h["at"]) for h in await requests.history("r1")] == [("queued", NOW)]
 
+    async def test_requests_are_added_many_at_once_or_none_of_them(
+        self, requests: RequestRepository, transactions: Transactions
+    ) -> None:
+        first, second = (queue_request(f"r{n}", TEAM, Language.FR, NOW, priority=n) for n in (1, 2))
+        await transactions.run(lambda session: requests.add_many([first, second], session))
+        assert [await requests.get("r1"), await requests.get("r2")] == [first[0], second[0]]
+
+        third = queue_request("r3", TEAM, Language.FR, NOW)
+        with pytest.raises(Exception):  # noqa: B017 - the adapter's own duplicate-key error
+            await transactions.run(lambda session: requests.add_many([third, first], session))
+        assert await requests.get("r3") is None
+
+    async def test_requests_are_saved_many_at_once_or_none_of_them(
+        self, requests: RequestRepository, transactions: Transactions
+    ) -> None:
+        first, second = (queue_request(f"r{n}", TEAM, Language.FR, NOW) for n in (1, 2))
+        await transactions.run(lambda session: requests.add_many([first, second], session))
+        (r1, _), (r2, _) = first, second
+        offered = [(*decide(r, Offer(f"w{n}", NOW, TIMEOUT)), r.version) for n, r in ((1, r1), (2, r2))]
+        await transactions.run(lambda session: requests.save_many([(new, v, t) for new, t, v in offered], session))
+        assert [await requests.get("r1"), await requests.get("r2")] == [new for new, _, _ in offered]
+
+        again = [(*decide(r, Offer("w3", NOW, TIMEOUT)), r.version) for r in (r1, r2)]  # decided on stale versions
+        with pytest.raises(VersionConflict):
+            await transactions.run(lambda session: requests.save_many([(new, v, t) for new, t, v in again], session))
+        assert [await requests.get("r1"), await requests.get("r2")] == [new for new, _, _ in offered]
+
     async def test_a_save_is_a_compare_and_set_on_the_version(self, requests: RequestRepository) -> None:
         request, transitions = queue_request("r1", TEAM, Language.FR, NOW)
         await requests.add(request, transitions)
@@ -142,6 +169,23 @@ class RepositoryContract:
         assert not await workers.free("w1"), "never below 0"
         w1 = await workers.get("w1")
         assert w1 is not None and w1.open_count == 0
+
+    async def test_capacities_are_taken_together_only_if_all_fit(
+        self, workers: WorkerRepository, transactions: Transactions
+    ) -> None:
+        await workers.upsert(worker("w1", capacity=3), NOW)
+
+        async def take(count: int, session: Session) -> None:
+            if not await workers.take_capacities("w1", count, NOW, session):
+                raise LookupError("full")  # the caller aborts its transaction
+
+        with pytest.raises(LookupError):
+            await transactions.run(lambda session: take(4, session))
+        w1 = await workers.get("w1")
+        assert w1 is not None and w1.open_count == 0
+        await transactions.run(lambda session: take(2, session))
+        w1 = await workers.get("w1")
+        assert w1 is not None and w1.open_count == 2 and w1.last_assigned_at == NOW
 
     async def test_candidates_are_prefiltered(self, workers: WorkerRepository) -> None:
         await workers.upsert(worker("ok"), NOW)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from certification import handlers as certification_handlers
 from notification import handlers as notification_handlers
 from routing import handlers as routing_handlers
+from routing.batches import FailedRequest
 from schemas import (
     CallbackDue,
     DigitalDivideAdmitted,
@@ -49,8 +50,9 @@ from schemas import (
     codec,
 )
 from schemas.topics import CERTIFICATION_EXAMS, PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING, TopicSpec
-from services import ErrorPolicy
+from services import ErrorPolicy, retries
 from services.kafka import create_broker, topic_name
+from services.retries import PermanentError
 from services.settings import KafkaSettings
 from tests.factories import make_request
 
@@ -155,27 +157,98 @@ def callback_due(request: TrainingRequestReceived) -> CallbackDue:
 
 
 class RecordingRouting:
-    """The routing use case as the handlers see it, recording each call."""
+    """The routing use case as the handlers see it, recording each call; the requests in `refused`
+    fail for good."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, refused: Collection[str] = (), late: Collection[str] = ()) -> None:
         self.routed: list[TrainingRequestReceived] = []
+        self.batches: list[list[TrainingRequestReceived]] = []
         self.erased: list[str] = []
+        self.refused = set(refused)
+        self.late = set(late)
+        """Requests whose first routing times out (a transient failure)."""
 
     async def route(self, request: TrainingRequestReceived, /) -> None:
+        if request.request_id in self.refused:
+            raise PermanentError("refused")
+        if request.request_id in self.late:
+            self.late.discard(request.request_id)
+            raise TimeoutError("late")
         self.routed.append(request)
+
+    async def route_batch(self, requests: Sequence[TrainingRequestReceived], /) -> list[FailedRequest]:
+        self.batches.append(list(requests))
+        failed = []
+        for request in requests:
+            try:
+                await self.route(request)
+            except (PermanentError, TimeoutError) as error:
+                failed.append(FailedRequest(request, error))
+        return failed
 
     async def erase_person(self, person_id: str, /) -> int:
         self.erased.append(person_id)
         return 1
 
 
-async def test_routing_routes_a_received_request() -> None:
+def routing_in_batches(routing: RecordingRouting, max_records: int) -> Callable[[KafkaBroker], None]:
+    return lambda broker: routing_handlers.include(broker, routing, batch_max_records=max_records)
+
+
+@pytest.mark.parametrize("max_records", [1, 50])
+async def test_routing_routes_a_received_request(max_records: int) -> None:
     routing = RecordingRouting()
     request = make_request()
-    async with in_memory("routing", lambda broker: routing_handlers.include(broker, routing)) as (broker, _):
+    async with in_memory("routing", routing_in_batches(routing, max_records)) as (broker, _):
         await publish(broker, TRAINING_REQUESTS, request)
     assert routing.routed == [request]
     assert routing.erased == []
+    assert len(routing.batches) == (1 if max_records > 1 else 0)
+
+
+async def test_routing_in_batches_dead_letters_a_refused_request_and_routes_the_others() -> None:
+    good, refused, other = make_request(), make_request(), make_request()
+    routing = RecordingRouting(refused={refused.request_id})
+    async with in_memory("routing", routing_in_batches(routing, 50)) as (broker, metrics):
+        for request in (good, refused, other):
+            await publish(broker, TRAINING_REQUESTS, request)
+        assert dead_letters(metrics) == 1
+    assert routing.routed == [good, other]
+
+
+async def test_routing_in_batches_retries_a_request_that_failed_for_now_alone() -> None:
+    late, other = make_request(), make_request()
+    routing = RecordingRouting(late={late.request_id})
+    async with in_memory("routing", routing_in_batches(routing, 50)) as (broker, metrics):
+        await publish(broker, TRAINING_REQUESTS, late)
+        await publish(broker, TRAINING_REQUESTS, other)
+        assert dead_letters(metrics) == 0
+    assert routing.routed == [late, other], "the retry topic routes it through `route`"
+    assert [[r.request_id for r in batch] for batch in routing.batches] == [[late.request_id], [other.request_id]]
+
+
+async def test_routing_in_batches_skips_an_unknown_event_type_and_routes_the_rest() -> None:
+    routing = RecordingRouting()
+    request = make_request()
+    async with in_memory("routing", routing_in_batches(routing, 50)) as (broker, metrics):
+        await publish_unknown(broker, TRAINING_REQUESTS, make_request())
+        await publish(broker, TRAINING_REQUESTS, request)
+        assert skipped(metrics, "routing", TRAINING_REQUESTS) == 1
+        assert dead_letters(metrics) == 0
+    assert routing.routed == [request]
+
+
+async def test_routing_in_batches_retries_requests_one_at_a_time() -> None:
+    """The retry topics of a batch subscriber are read by the handler that takes one request."""
+    routing = RecordingRouting()
+    async with in_memory("routing", routing_in_batches(routing, 50)) as (broker, _):
+        retried = {
+            topic.name
+            for subscriber in broker.subscribers
+            if isinstance(subscriber, DefaultSubscriber) and subscriber.group_id == topic_name("routing.retries")
+            for topic in subscriber.topics
+        }
+    assert topic_name(retries.retry_topic("routing", 1)) in retried
 
 
 async def test_routing_erases_an_erased_person() -> None:

@@ -272,3 +272,71 @@ def test_the_use_case_takes_any_repositories() -> None:
         Assignments(requests, workers, FakeTransactions(requests, workers), reservation_timeout=timedelta(0))
     with pytest.raises(ValueError, match="offer_attempts"):
         Assignments(requests, workers, FakeTransactions(), reservation_timeout=TIMEOUT, offer_attempts=0)
+
+
+# --- requests offered together -----------------------------------------------------------------
+
+
+async def offered(store: Assignments, request_ids: list[str]) -> dict[str, str | None]:
+    """Who each request is reserved for (None: still queued)."""
+    found = {}
+    for request_id in request_ids:
+        request = await store.get_request(request_id)
+        assert request is not None
+        found[request_id] = request.reservation.worker_id if request.reservation else None
+    return found
+
+
+async def test_requests_offered_together_go_where_offering_them_one_by_one_sends_them() -> None:
+    workers = (
+        staff("w1", capacity=2),
+        staff("w2", capacity=1, languages=frozenset({Language.FR})),
+        staff("w3", capacity=1, languages=frozenset({Language.NL}), skills=frozenset()),
+    )
+    queued = [
+        ("r1", Language.FR, {"office"}),
+        ("r2", Language.NL, set()),
+        ("r3", Language.FR, {"office"}),
+        ("r4", Language.FR, set()),
+        ("r5", Language.NL, {"office"}),
+        ("r6", Language.FR, {"office"}),
+    ]
+    ids = [request_id for request_id, _, _ in queued]
+    one_by_one, together = (in_memory_assignments(reservation_timeout=TIMEOUT, clock=lambda: MONDAY_10H) for _ in range(2))
+    for wired in (one_by_one, together):
+        await add_workers(wired.assignments, *workers)
+        for request_id, language, skills in queued:
+            await wired.assignments.add_request(request_id, TEAM, language, skills)
+
+    for request_id in ids:
+        await one_by_one.assignments.offer_next(request_id)
+    reserved = await together.assignments.offer_together(ids)
+
+    expected = await offered(one_by_one.assignments, ids)
+    assert await offered(together.assignments, ids) == expected
+    assert reserved == sum(1 for worker in expected.values() if worker is not None) == 4
+    for worker in ("w1", "w2", "w3"):
+        assert await open_count(together.assignments, worker) == await open_count(one_by_one.assignments, worker)
+    assert together.transactions.runs == 1, "one transaction for all the offers"
+
+
+async def test_requests_offered_together_are_offered_alone_when_another_replica_took_one(
+    wired: InMemoryAssignments, store: Assignments, clock: SteppingClock
+) -> None:
+    await add_workers(store, staff("w1", capacity=3))
+    for request_id in ("r1", "r2"):
+        await store.add_request(request_id, TEAM, Language.FR)
+
+    # Another replica reserves r1 between this one's read and its transaction.
+    original = wired.requests.get_many
+
+    async def read_then_race(request_ids: list[str]) -> list[object]:
+        loaded = await original(request_ids)
+        await replica_of(wired, clock).offer_next("r1")
+        return list(loaded)
+
+    wired.requests.get_many = read_then_race  # type: ignore[method-assign,assignment]
+    assert await store.offer_together(["r1", "r2"]) == 1
+    assert await status(store, "r1") == RequestStatus.RESERVED
+    assert await status(store, "r2") == RequestStatus.RESERVED
+    assert await open_count(store, "w1") == 2, "r1 counted once"
