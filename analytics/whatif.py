@@ -31,10 +31,19 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from analytics.settings import AnalyticsSettings
-from analytics.simulation import QueueModel, SimRequest, SlaSummary, simulate, sla_summary
+from analytics.simulation import (
+    QueueModel,
+    SimRequest,
+    SlaSummary,
+    callback_deadlines,
+    simulate,
+    sla_policy,
+    sla_summary,
+)
 from analytics.stats import median, percentile
 from analytics.window import open_window
 from routing.decision import RoutingState, decide_route
+from routing.priority import DEFAULT_WEIGHTS, PriorityWeights
 from routing.roster import load_roster
 from routing.rules import RuleSet, load_rules
 from routing.sla import SlaMode
@@ -251,8 +260,14 @@ def compare(
             transitions[(before.target.value, after.target.value)] += 1
         if before.rule_id != after.rule_id:
             changed_rule += 1
+    # Deadlines depend on the request and the promise, not on the scenario: computed once for both.
+    arrivals = [SimRequest(r.request_id, "", 0, r.received_at, r.channel) for r in ordered]
+    deadlines = _Deadlines(
+        ordering=callback_deadlines(arrivals, _queue_model({}, handling_time, calendar, promise).ordering_policy(), calendar),
+        by_mode={mode: callback_deadlines(arrivals, sla_policy(mode, promise, channels), calendar) for mode in MODES},
+    )
     outcomes = [
-        _serve(scenario, ordered, decisions, handling_time, calendar, promise, channels)
+        _serve(scenario, ordered, decisions, handling_time, calendar, promise, channels, deadlines)
         for scenario, decisions in zip((current, alternative), decided, strict=True)
     ]
     return WhatIfReport(
@@ -270,6 +285,24 @@ def compare(
     )
 
 
+def _queue_model(
+    sizes: Mapping[str, int],
+    handling_time: timedelta,
+    calendar: BrusselsCalendar,
+    promise: timedelta,
+    weights: PriorityWeights = DEFAULT_WEIGHTS,
+) -> QueueModel:
+    return QueueModel(team_sizes=sizes, handling_time=handling_time, calendar=calendar, weights=weights, promise=promise)
+
+
+@dataclass(frozen=True)
+class _Deadlines:
+    """Each request's deadline by id: under the queue model's ordering policy, and per SLA mode."""
+
+    ordering: Mapping[str, datetime | None]
+    by_mode: Mapping[SlaMode, Mapping[str, datetime | None]]
+
+
 def _serve(
     scenario: Scenario,
     requests: Sequence[TrainingRequestReceived],
@@ -278,20 +311,15 @@ def _serve(
     calendar: BrusselsCalendar,
     promise: timedelta,
     channels: frozenset[Channel],
+    deadlines: _Deadlines,
 ) -> ScenarioOutcome:
     sizes = {str(team): size for team, size in scenario.state.team_sizes.items()}
-    model = QueueModel(
-        team_sizes=sizes,
-        handling_time=handling_time,
-        calendar=calendar,
-        weights=scenario.rules.priority,
-        promise=promise,
-    )
+    model = _queue_model(sizes, handling_time, calendar, promise, weights=scenario.rules.priority)
     sim = [
         SimRequest(r.request_id, d.target.value, d.priority, r.received_at, r.channel)
         for r, d in zip(requests, decisions, strict=True)
     ]
-    contacts = simulate(sim, model)
+    contacts = simulate(sim, model, deadlines=deadlines.ordering)
     by_team: dict[str, list[SimRequest]] = {}
     for request in sim:
         by_team.setdefault(request.team, []).append(request)
@@ -299,7 +327,15 @@ def _serve(
     def summaries(subset: Sequence[SimRequest]) -> Mapping[SlaMode, SlaSummary]:
         return MappingProxyType(
             {
-                mode: sla_summary(subset, contacts, mode=mode, calendar=calendar, promise=promise, channels=channels)
+                mode: sla_summary(
+                    subset,
+                    contacts,
+                    mode=mode,
+                    calendar=calendar,
+                    promise=promise,
+                    channels=channels,
+                    deadlines=deadlines.by_mode[mode],
+                )
                 for mode in MODES
             }
         )
