@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,18 @@ from bench import workload
 from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
 from bench.http import HttpClient
 from bench.stats import rate, summarise_latencies
+from bench.year import YEAR_TOPICS, a_year, create_year_topics, publish_fast
 from schemas import TRAINING_REQUESTS, TRAINING_ROUTING, TrainingRequestReceived
 from scripts.launch import ServiceProcess
+from services.calendar import BRUSSELS
 from services.kafka import admin_client_kwargs
 
 REQUESTS_TOPIC = TRAINING_REQUESTS.name
 ROUTING_TOPIC = TRAINING_ROUTING.name
 RAW_READY = "raw_routing.ready"
 INTAKE_ENV = {**NO_RATE_LIMIT, "INTAKE_SMTP_ENABLED": "false"}
+YEAR = 2025
+"""The year the `year` figure's events are dated in: a past one, whole."""
 
 
 def start_router(bench: Bench, space: Space, variant: str, *, roster: Path, profile_to: Path | None = None) -> ServiceProcess:
@@ -326,3 +331,50 @@ async def raw_read(bench: Bench, topics: dict[str, int], *, expected: int, max_r
         return time.perf_counter() - started
     finally:
         await consumer.stop()
+
+
+# --- 6. a year --------------------------------------------------------------------------------
+
+
+async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
+    """A year of Brussels volume (`requests` requests and what followed each, `bench.year.a_year`)
+    on topics of a space of its own; then, each timed: a raw aiokafka read of those topics (the
+    ceiling), `analytics.replay.replay` of them into a fresh read model, and `analytics.whatif.what_if`
+    over the year's requests (from Kafka, decided and simulated under the shipped rules and roster
+    and under an alternative with two more advisors)."""
+    from analytics.replay import replay as analytics_replay
+    from analytics.settings import AnalyticsSettings
+    from analytics.whatif import roster_team_sizes, what_if
+
+    space = bench.space("year")
+    await create_year_topics(bench.kafka, space.prefix)
+    started = time.perf_counter()
+    published = await publish_fast(bench.kafka, space.prefix, a_year(requests, year=YEAR))
+    publish_s = time.perf_counter() - started
+    settings = AnalyticsSettings()
+    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix})})
+    topics = {space.topic(spec.name): spec.partitions for spec in YEAR_TOPICS}
+    raw_s = await raw_read(bench, topics, expected=published, max_records=settings.fetch_max_records)
+    stats = await analytics_replay(settings, [spec.name for spec in YEAR_TOPICS], into=f"{space.database}_readmodel")
+    started = time.perf_counter()
+    compared = await what_if(
+        settings,
+        start=datetime(YEAR, 1, 1, tzinfo=BRUSSELS),
+        end=datetime(YEAR + 1, 1, 1, tzinfo=BRUSSELS),
+        team_sizes={"advisors": roster_team_sizes()["advisors"] + 2},
+    )
+    what_if_s = time.perf_counter() - started
+    return {
+        "requests": requests,
+        "events": published,
+        "generate_and_publish_s": publish_s,
+        "raw_read_s": raw_s,
+        "replay_s": stats.seconds,
+        "replay_records": stats.records,
+        "replay_written": stats.written,
+        "replay_per_s": stats.events_per_second,
+        "replay_by_event": dict(stats.by_event),
+        "what_if_s": what_if_s,
+        "what_if_requests": compared.requests,
+        "what_if": compared.to_dict(),
+    }
