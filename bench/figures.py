@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
 from bench import workload
 from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
@@ -289,15 +290,13 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
     Both times run from creating the consumer to the last record (ReplayStats.seconds: from before
     its window is opened to the last insert, before the read model's indexes are built)."""
     from analytics.replay import replay as analytics_replay
-    from analytics.settings import AnalyticsSettings
 
     space = bench.space("replay")
     await bench.create_topics(space)
     requests = workload.requests(max(1, events // 2))
     written = await bench.produce(space.topic(REQUESTS_TOPIC), requests)
     written += await bench.produce(space.topic(ROUTING_TOPIC), [workload.routed(r) for r in requests])
-    settings = AnalyticsSettings()
-    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix})})
+    settings = analytics_settings(bench, space)
     topics = {space.topic(spec.name): spec.partitions for spec in (TRAINING_REQUESTS, TRAINING_ROUTING)}
     raw_s = await raw_read(bench, topics, expected=written, max_records=settings.fetch_max_records)
     stats = await analytics_replay(settings, [REQUESTS_TOPIC, ROUTING_TOPIC], into=f"{space.database}_readmodel")
@@ -310,6 +309,20 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
         "replay_written": stats.written,
         "replay_per_s": stats.events_per_second,
     }
+
+
+def analytics_settings(bench: Bench, space: Space) -> Any:
+    """The analysts' settings for a space: its topic prefix, and the bench's own MongoDB URI (the
+    local mongod requires authentication, which `MONGODB_URI` does not carry here)."""
+    from analytics.settings import AnalyticsSettings
+
+    settings = AnalyticsSettings()
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix}),
+            "mongo": settings.mongo.model_copy(update={"uri": SecretStr(bench.mongo_uri)}),
+        }
+    )
 
 
 async def raw_read(bench: Bench, topics: dict[str, int], *, expected: int, max_records: int, timeout: float = 120.0) -> float:
@@ -343,7 +356,6 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
     over the year's requests (from Kafka, decided and simulated under the shipped rules and roster
     and under an alternative with two more advisors)."""
     from analytics.replay import replay as analytics_replay
-    from analytics.settings import AnalyticsSettings
     from analytics.whatif import roster_team_sizes, what_if
 
     space = bench.space("year")
@@ -351,8 +363,7 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
     started = time.perf_counter()
     published = await publish_fast(bench.kafka, space.prefix, a_year(requests, year=YEAR))
     publish_s = time.perf_counter() - started
-    settings = AnalyticsSettings()
-    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix})})
+    settings = analytics_settings(bench, space)
     topics = {space.topic(spec.name): spec.partitions for spec in YEAR_TOPICS}
     raw_s = await raw_read(bench, topics, expected=published, max_records=settings.fetch_max_records)
     stats = await analytics_replay(settings, [spec.name for spec in YEAR_TOPICS], into=f"{space.database}_readmodel")
