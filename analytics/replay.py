@@ -42,6 +42,7 @@ REPLAYS_COLLECTION: Final = "replays"
 """One document per replay into a read model: its window, topics and counts."""
 
 _DUPLICATE_KEY: Final = 11000
+_UNCOMPRESSED: Final = {"wiredTiger": {"configString": "block_compressor=none"}}
 _RESERVED_DATABASES: Final = frozenset({"admin", "config", "local"})
 
 Progress = Callable[[int, int], None]
@@ -227,19 +228,26 @@ async def replay(
 
 
 async def _events_collection(client: AsyncMongoClient[dict[str, Any]], into: str) -> Any:
-    """The read model's events collection, created clustered on `_id` when new.
+    """The read model's events collection, created clustered on `_id` and uncompressed when new.
 
     Clustered, the documents are stored in the `_id` index itself: one B-tree to write per event
     instead of two, which measured 15-40% faster inserts, and inserts are what a replay waits on.
+    Uncompressed: with a small WiredTiger cache, a year's documents are evicted while they are
+    being inserted, and compressing them on the way out took a quarter of mongod's CPU (a year
+    replayed in 16-19 s instead of 24 s, measured here). A read model is rebuilt at will; the
+    disk it takes is the cheaper resource.
     """
     db = client[into]
     if EVENTS_COLLECTION not in await db.list_collection_names(filter={"name": EVENTS_COLLECTION}):
         try:
-            await db.create_collection(EVENTS_COLLECTION, clusteredIndex={"key": {"_id": 1}, "unique": True})
+            await db.create_collection(
+                EVENTS_COLLECTION, clusteredIndex={"key": {"_id": 1}, "unique": True}, storageEngine=_UNCOMPRESSED
+            )
         except CollectionInvalid:
             pass  # a replay running alongside created it
         except OperationFailure:
-            await db.create_collection(EVENTS_COLLECTION)  # a server before 5.3: no clustered collections
+            # A server before 5.3: no clustered collections.
+            await db.create_collection(EVENTS_COLLECTION, storageEngine=_UNCOMPRESSED)
     return db[EVENTS_COLLECTION]
 
 
