@@ -5,6 +5,7 @@ raw numbers in reports/bench.json.
     uv run python -m bench [--quick] [--requests 3000] [--budget-seconds 40] [--latency-seconds 20]
                            [--intake-requests 2000] [--replay-events 20000] [--figures pipeline,latency,intake,replay]
     uv run --with pyinstrument python -m bench --figures "" --profile   # routing under pyinstrument only
+    uv run python -m bench --figures pipeline,limit,hotpath,batch --batch-sizes 1,10,50,200
 
 Exit status 1 when a figure failed (its row says why); no figure is ever compared with a threshold.
 """
@@ -20,16 +21,19 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import figures, workload
+from bench import batch_sizes, figures, limit_loop, profiling, workload
 from bench.harness import Bench, infra_pids
+from bench.memory import peaks_by_service
 from bench.report import Row, format_number, render_markdown, write_reports
 from bench.stats import pooled_rate
-from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env
+from bench.targets import evaluate, targets_markdown
+from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env, mongodb_uri
 from scripts.principals import TESTS
 from services.settings import KafkaSettings
 
@@ -41,7 +45,9 @@ QUICK = {
     "budget_seconds": 15.0,
     "year_requests": 5000,
 }
-FIGURES = ("pipeline", "latency", "intake", "replay", "year")
+FIGURES = ("pipeline", "limit", "latency", "intake", "replay", "year", "hotpath", "batch")
+NEEDS_PIPELINE = ("limit",)
+"""Figures that take something from the pipeline's runs (the limit loop copies their documents)."""
 PIPELINE_TARGET = 0.8
 REPLAY_TARGET = 0.5
 YEAR_REPLAY_BUDGET_S = 60.0
@@ -79,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(FIGURES),
         help=f"comma-separated subset of {','.join(FIGURES)} (default: all; latency needs pipeline or --latency-rate)",
     )
+    parser.add_argument(
+        "--batch-sizes",
+        type=batch_sizes.parse_sizes,
+        default=batch_sizes.DEFAULT_SIZES,
+        help="ROUTING_BATCH_MAX_RECORDS of each run of the batch figure (default 1,10,50,200)",
+    )
     parser.add_argument("--quick", action="store_true", help=f"small sizes for a smoke run: {QUICK}")
     parser.add_argument("--profile", action="store_true", help="also run the pipeline once with routing under pyinstrument")
     parser.add_argument("--output", type=Path, default=REPO / "reports", help="where bench.md and bench.json go")
@@ -96,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.figures = tuple(f.strip() for f in args.figures.split(",") if f.strip())
     if unknown := set(args.figures) - set(FIGURES):
         parser.error(f"unknown figures: {', '.join(sorted(unknown))}")
+    if needing := [f for f in NEEDS_PIPELINE if f in args.figures and "pipeline" not in args.figures]:
+        parser.error(f"{', '.join(needing)} take the pipeline runs' documents: add pipeline")
     if "latency" in args.figures and "pipeline" not in args.figures and args.latency_rate is None:
         parser.error("the latency figure runs at half the pipeline's rate: add pipeline, or give --latency-rate")
     return args
@@ -197,7 +211,6 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
             target=REPLAY_TARGET,
             pending=skipped("replay"),
         ),
-        *year_rows(results),
         Row(
             figure="5. Peak RSS (VmHWM) of routing, figure 1's run",
             unit="MiB",
@@ -245,16 +258,16 @@ def within(seconds: float | None, budget: float) -> str:
 
 
 def year_rows(results: dict[str, Any]) -> list[Row]:
-    """Figure 6: a year replayed, and the what-if simulation over it; each against the issue's budget in seconds."""
+    """Figure 7: a year replayed, and the what-if simulation over it; each against the issue's budget in seconds."""
     requests = _get(results, "year", "requests")
     events = _get(results, "year", "events")
     replay_s = _get(results, "year", "replay_s")
-    what_if_s = _get(results, "year", "what_if_s")
+    whatif_s = _get(results, "year", "whatif_s")
     pending = NOT_RUN if "year" not in results else _get(results, "year", "pending")
     size = f"{requests or 'N'} requests, {events or 'N'} events"
     return [
         Row(
-            figure=f"6. A year of Brussels volume ({size}) replayed into the read model, "
+            figure=f"7. A year of Brussels volume ({size}) replayed into the read model, "
             + within(replay_s, YEAR_REPLAY_BUDGET_S),
             unit="s",
             measured=replay_s,
@@ -265,11 +278,11 @@ def year_rows(results: dict[str, Any]) -> list[Row]:
         ),
         Row(
             figure=(
-                f"6. What-if over that year ({_get(results, 'year', 'what_if_requests') or 'N'} requests read from Kafka, "
-                f"decided and simulated under two scenarios), {within(what_if_s, YEAR_WHAT_IF_BUDGET_S)}"
+                f"7. What-if over that year ({_get(results, 'year', 'what_if_requests') or 'N'} requests read from Kafka, "
+                f"decided and simulated under two scenarios), {within(whatif_s, YEAR_WHAT_IF_BUDGET_S)}"
             ),
             unit="s",
-            measured=what_if_s,
+            measured=whatif_s,
             baseline=_get(results, "year", "raw_read_s"),
             baseline_is="raw aiokafka read of the year's topics (all four, not only the requests what-if reads)",
             higher_is_better=False,
@@ -321,7 +334,7 @@ NOTES = [
     ),
     "5: `VmHWM` of /proc/<pid>/status read just before the process is stopped.",
     (
-        "6: `bench.year.a_year`: requests over 2025 (working days and office hours mostly; web, e-mail and phone; "
+        "7: `bench.year.a_year`: requests over 2025 (working days and office hours mostly; web, e-mail and phone; "
         "campaigns), each routed by the shipped rules, most called back (some at the second attempt), enrolments, "
         "breaches where the callback came late, an exam request in forty; published with the events' times as "
         "timestamps to four topics of a space of their own. Then a raw read of them, `analytics.replay.replay` into a "
@@ -440,15 +453,16 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         return result
 
     async def year() -> dict[str, Any]:
-        say(f"6. year: {args.year_requests} requests with their events, published; raw read, replay, what-if")
+        say(f"7. year: {args.year_requests} requests with their events, published; raw read, replay, what-if")
         result = await figures.year(bench, requests=args.year_requests)
         say(
             f"   {result['events']} events published in {result['generate_and_publish_s']:.1f} s; raw read "
-            f"{result['raw_read_s']:.1f} s, replay {result['replay_s']:.1f} s, what-if {result['what_if_s']:.1f} s"
+            f"{result['raw_read_s']:.1f} s, replay {result['replay_s']:.1f} s, what-if {result['whatif_s']:.1f} s"
         )
         return result
 
     steps = {"pipeline": pipeline, "latency": latency, "intake": intake, "replay": replay, "year": year}
+    steps.update(issue15_steps(args, bench, events, roster, results))
     for name in FIGURES:
         if name not in args.figures:
             continue
@@ -470,7 +484,105 @@ async def measure(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         results["infrastructure"][name] = {key: (before[key], after[key]) for key in after}
     if args.profile:
         results["profile"] = await profile(args, bench, events, roster)
+    results["memory"] = peaks_by_service(bench.rss_peaks)
+    results["rss_readings"] = [reading.as_dict() for reading in bench.rss_peaks]
     return results
+
+
+def issue15_steps(
+    args: argparse.Namespace, bench: Bench, events: list[Any], roster: Path, results: dict[str, Any]
+) -> dict[str, Callable[[], Coroutine[Any, Any, dict[str, Any]]]]:
+    """The figures of issue 15's honest figures: the limit loop, the profile, the batch sizes."""
+
+    async def limit() -> dict[str, Any]:
+        runs = _get(results, "pipeline", "services", "runs") or []
+        source = max(runs, key=lambda run: run["decisions_stored"], default=None)
+        if source is None or not source["decisions_stored"]:
+            return {"pending": "not run: no pipeline run routed anything to copy documents from"}
+        say(f"limit loop: {args.requests} requests pre-loaded, documents copied from {source['database']}")
+        result = await limit_loop.limit_figure(bench, events, templates_from=source["database"], budget=args.budget_seconds)
+        say(
+            f"   {result['per_s']:.0f} req/s: {result['moved']} moved in {result['window_s']:.1f} s, "
+            f"{result['bson_bytes_per_request']:.0f} BSON bytes per request in {len(result['documents_per_request'])} collections"
+        )
+        return result
+
+    async def hotpath() -> dict[str, Any]:
+        say("hot path: the pipeline once more, py-spy attached to routing")
+        result = await profiling.hotpath(
+            bench, events, roster=roster, budget=args.budget_seconds, output=args.output / "bench-profile.collapsed.txt"
+        )
+        say(f"   {result.get('samples', 0)} samples" if "pending" not in result else f"   {result['pending']}")
+        return result
+
+    async def batch() -> dict[str, Any]:
+        say(f"batch sizes: the pipeline with {batch_sizes.BATCH_SETTING} = {', '.join(map(str, args.batch_sizes))}")
+        result = await batch_sizes.sweep(bench, events, roster=roster, budget=args.budget_seconds, sizes=args.batch_sizes)
+        say("   " + ", ".join(f"{p['batch_max_records']}: {p['per_s']:.0f} req/s" for p in result["points"]))
+        return result
+
+    return {"limit": limit, "hotpath": hotpath, "batch": batch}
+
+
+LIMIT_TARGET = 0.5
+
+
+def issue15_rows(results: dict[str, Any]) -> list[Row]:
+    """Rows of issue 15's figures for the main table: routing against its physical limit."""
+    return [
+        Row(
+            figure="6. Routing against its physical limit: figure 1's services rate over the limit loop's, same requests",
+            unit="req/s",
+            measured=_get(results, "pipeline", "services", "per_s"),
+            baseline=_get(results, "limit", "per_s"),
+            baseline_is=(
+                f"bench/limit_loop.py: raw getmany of up to {_get(results, 'limit', 'batch_size') or 'N'} records, one "
+                "majority transaction inserting routing's own documents per batch (insert_many per collection), one "
+                "routed-sized record produced per request, no logic"
+            ),
+            target=LIMIT_TARGET,
+            pending=None if "limit" in results else NOT_RUN,
+        )
+    ]
+
+
+ISSUE15_NOTES = [
+    (
+        "6: the limit loop (`bench/limit_loop.py`) reads the same pre-loaded requests with a raw consumer; per batch it "
+        "inserts, in one majority transaction, copies of the documents the services' pipeline run with the most "
+        "decisions left in its database (every collection with at least 0.1 document per decision, in the same "
+        "proportions: decision, case, queue entry, processed-event record, outbox entry, timers...), then produces one "
+        "record per request with the value and headers of that run's `TrainingRequestRouted` outbox entry and commits "
+        "its offsets. Window: its first batch to the CreateTime of its last record. No indexes but `_id`."
+    ),
+    (
+        "Memory: `VmHWM` (the peak resident set over the process's life) of every process the run starts, read just "
+        "before it is stopped at the end of its figure; per service, the highest of its processes started as "
+        "`python -m <service>` (baselines and processes under pyinstrument are in bench.json only)."
+    ),
+    (
+        "Hot path: the pipeline once more with py-spy attached to `python -m routing` (sampled from outside, not paused, "
+        "idle threads left out); the collapsed stacks are in reports/bench-profile.collapsed.txt."
+    ),
+    (
+        "Batch sizes: the pipeline once per `ROUTING_BATCH_MAX_RECORDS`, each in a space of its own, on the same "
+        "pre-loaded requests; the chart is reports/bench-batch-size.png."
+    ),
+    "The load average is read before the first figure and after the last: a busy machine lowers every figure.",
+]
+
+
+def issue15_sections(results: dict[str, Any], output: Path) -> list[str]:
+    """The report's sections after the table: the targets, the batch-size chart, the profile."""
+    sections = ["## Targets of issue 15\n\n" + targets_markdown(evaluate(results))]
+    if "batch" in results:
+        chart = None
+        if "points" in results["batch"]:
+            chart = batch_sizes.plot(results["batch"], output / batch_sizes.CHART, limit_per_s=_get(results, "limit", "per_s"))
+        sections.append(batch_sizes.batch_markdown(results["batch"], chart))
+    if "hotpath" in results:
+        sections.append(profiling.hotpath_markdown(results["hotpath"]))
+    return sections
 
 
 PROFILE_SHOW = r".*/(faststream|aiokafka|pymongo)/.*"
@@ -515,6 +627,7 @@ async def run(args: argparse.Namespace) -> int:
     say(f"run {bench.run_id}: databases and topic prefixes {bench.root}*, logs in {bench.log_dir}")
     started = datetime.now(UTC)
     load_before = os.getloadavg()
+    say(f"load average (1, 5, 15 min) at start: {' '.join(f'{x:.1f}' for x in load_before)} on {os.cpu_count()} cores")
     try:
         results = await measure(args, bench)
     finally:
@@ -523,7 +636,7 @@ async def run(args: argparse.Namespace) -> int:
         for error in removed["errors"]:
             say(f"clean-up: {error}")
     elapsed = time.monotonic() - _started
-    rows = build_rows(results)
+    rows = build_rows(results) + issue15_rows(results) + year_rows(results)
     context = {
         "when": started.isoformat(timespec="seconds"),
         "run": bench.run_id,
@@ -547,7 +660,14 @@ async def run(args: argparse.Namespace) -> int:
     if "profile" in results:
         profiled = results["profile"]
         context["profile"] = f"routing under pyinstrument: {profiled.get('file') or profiled.get('skipped')}"
-    markdown = render_markdown(rows, title="formation-events benchmark", context=context, notes=NOTES)
+    say(f"load average (1, 5, 15 min) at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    markdown = render_markdown(
+        rows,
+        title="formation-events benchmark",
+        context=context,
+        notes=[*NOTES, *ISSUE15_NOTES],
+        sections=issue15_sections(results, args.output),
+    )
     raw = {"context": context, "rows": [row.as_dict() for row in rows], "results": results, "cleanup": removed}
     md_path, json_path = write_reports(args.output, markdown=markdown, raw=raw)
     print(markdown)
@@ -563,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
     # service's ACLs) and the services it starts authenticate as `tests` (scripts/principals.py).
     os.environ.setdefault(LOCAL_PRINCIPAL, TESTS)
     os.environ.update(kafka_env())
+    # The processes started with `Bench.start_module` (baselines, the limit loop) and the replay read
+    # MONGODB_URI from the environment; without it they would reach mongod unauthenticated.
+    os.environ.setdefault("MONGODB_URI", mongodb_uri(TESTS))
     return asyncio.run(run(parse_args(argv)))
 
 

@@ -4,8 +4,10 @@ it measures, and returns plain numbers; the table is made in `bench.__main__`.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,18 @@ YEAR = 2025
 """The year the `year` figure's events are dated in: a past one, whole."""
 
 
-def start_router(bench: Bench, space: Space, variant: str, *, roster: Path, profile_to: Path | None = None) -> ServiceProcess:
-    """`python -m routing` ("services"), or the hand-written loop ("baseline")."""
-    env = {"ROUTING_WORKERS_PATH": str(roster)}
+def start_router(
+    bench: Bench,
+    space: Space,
+    variant: str,
+    *,
+    roster: Path,
+    profile_to: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """`python -m routing` ("services"), or the hand-written loop ("baseline"); `settings` are more
+    ROUTING_* variables (a batch size, say)."""
+    env = {"ROUTING_WORKERS_PATH": str(roster), **(settings or {})}
     instance = f"routing-{space.database.removeprefix(bench.root)}"
     if variant == "baseline":
         return bench.start_module("bench.raw_routing", space, instance=f"raw-{instance}", service="routing", env=env)
@@ -71,6 +82,8 @@ async def pipeline(
     budget: float,
     run: int = 1,
     profile_to: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    alongside: Callable[[ServiceProcess], contextlib.AbstractAsyncContextManager[object]] | None = None,
 ) -> dict[str, Any]:
     """N requests pre-loaded on the input topic; one routing process (or the baseline loop) started
     on them; requests/s from the first message processed to the last `TrainingRequestRouted`.
@@ -81,19 +94,24 @@ async def pipeline(
 
     The window opens at the `processed_at` of the earliest processed-events record (written inside
     the first message's transaction) and closes at the CreateTime of the last routed record (set by
-    the routing process's producer): both the same machine's wall clock, start-up excluded."""
+    the routing process's producer): both the same machine's wall clock, start-up excluded.
+
+    `settings`: more ROUTING_* variables for the router; `alongside(process)`: a context entered once
+    the router is ready and left when the work is done or the budget is spent (a profiler attached
+    to it, say)."""
     phase = f"pipe{run}_{variant}" + ("_profiled" if profile_to else "")  # a space per run: nothing carries over
     space = bench.space(phase)
     await bench.create_topics(space)
     loaded = await bench.produce(space.topic(REQUESTS_TOPIC), events)
     watcher = await bench.watch(space.topic(ROUTING_TOPIC)).start()
     launched = time.time()
-    process = start_router(bench, space, variant, roster=roster, profile_to=profile_to)
+    process = start_router(bench, space, variant, roster=roster, profile_to=profile_to, settings=settings)
     try:
         await wait_router(bench, process, variant)
-        if not await watcher.wait_for(1, timeout=120.0):
-            raise RuntimeError(f"{variant}: nothing routed within 120 s of start; log: {process.log_path}\n{process.tail()}")
-        complete = await watcher.wait_for(loaded, timeout=budget)
+        async with alongside(process) if alongside else contextlib.nullcontext():
+            if not await watcher.wait_for(1, timeout=120.0):
+                raise RuntimeError(f"{variant}: nothing routed within 120 s of start; log: {process.log_path}\n{process.tail()}")
+            complete = await watcher.wait_for(loaded, timeout=budget)
         rss = peak_rss_mib(process.process.pid)
         db = bench.mongo[space.database]
         first = await db["processed_events"].find_one({"consumer": "routing"}, sort=[("processed_at", 1)])
@@ -126,6 +144,7 @@ async def pipeline(
         "peak_rss_mib": rss,
         "rebalance_log_lines": rebalances,
         "log": str(process.log_path),
+        "database": space.database,
     }
 
 
@@ -374,7 +393,7 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
         end=datetime(YEAR + 1, 1, 1, tzinfo=BRUSSELS),
         team_sizes={"advisors": roster_team_sizes()["advisors"] + 2},
     )
-    what_if_s = time.perf_counter() - started
+    whatif_s = time.perf_counter() - started
     return {
         "requests": requests,
         "events": published,
@@ -385,7 +404,7 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
         "replay_written": stats.written,
         "replay_per_s": stats.events_per_second,
         "replay_by_event": dict(stats.by_event),
-        "what_if_s": what_if_s,
+        "whatif_s": whatif_s,
         "what_if_requests": compared.requests,
         "what_if": compared.to_dict(),
     }

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 
+from bench.memory import SERVICE, PeakRss, read_status_mib
 from schemas import ALL_TOPICS, Event, TrainingRequestRouted
 from scripts.launch import REPO, ServiceProcess, mongodb_uri, start_service
 from scripts.principals import TESTS
@@ -89,6 +90,9 @@ class Bench:
     mongo_uri: str = MONGODB_URI
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: list[ServiceProcess] = field(default_factory=list)
+    rss_peaks: list[PeakRss] = field(default_factory=list)
+    """The `VmHWM` of every process this run started, read as it was stopped (bench.memory)."""
+    _roles: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongo_uri, tz_aware=True)
@@ -109,6 +113,7 @@ class Bench:
         """`python -m <service>`, as ops run it (scripts.launch)."""
         process = start_service(name, port=free_port(), env={**space.env, **(env or {})}, log_dir=self.log_dir, instance=instance)
         self.processes.append(process)
+        self._roles[process.process.pid] = SERVICE
         return process
 
     def start_module(
@@ -140,6 +145,7 @@ class Bench:
             )
         process = ServiceProcess(name=service, port=port, log_path=log_path, process=popen, env=dict(env or {}))
         self.processes.append(process)
+        self._roles[popen.pid] = "profiled" if argv else SERVICE if module == service else "baseline"
         return process
 
     async def wait_ready(self, process: ServiceProcess, *, log_line: str | None = None, timeout: float = 90.0) -> None:
@@ -156,6 +162,10 @@ class Bench:
             await asyncio.sleep(0.1)
 
     async def stop(self, process: ServiceProcess, sig: int = signal.SIGTERM) -> int:
+        if process in self.processes:  # still running: its peak, before it goes
+            pid = process.process.pid
+            role = self._roles.get(pid, SERVICE)
+            self.rss_peaks.append(PeakRss(process.name, process.log_path.stem, role, read_status_mib(pid, "VmHWM")))
         code = await asyncio.to_thread(process.stop, sig)
         if process in self.processes:
             self.processes.remove(process)

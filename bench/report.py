@@ -109,9 +109,12 @@ def markdown_table(rows: Iterable[Row], header: Sequence[str] = HEADER) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(rows: Sequence[Row], *, title: str, context: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
-    """The whole report: title, table, how it was run, notes."""
-    parts = [f"# {title}", "", markdown_table(rows)]
+def render_markdown(
+    rows: Sequence[Row], *, title: str, context: Mapping[str, Any], notes: Sequence[str] = (), sections: Sequence[str] = ()
+) -> str:
+    """The whole report: title, table, more sections (markdown, each with its own heading), how it
+    was run, notes."""
+    parts = [f"# {title}", "", markdown_table(rows), *sections]
     if context:
         parts += ["## Run", ""] + [f"- {key}: {value}" for key, value in context.items()] + [""]
     if notes:
