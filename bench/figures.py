@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
 from bench import workload
-from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
+from bench.harness import NO_RATE_LIMIT, Bench, Space, infra_pids, peak_rss_mib
 from bench.http import HttpClient
 from bench.stats import rate, summarise_latencies
 from bench.year import YEAR_TOPICS, a_year, create_year_topics, publish_fast
@@ -318,8 +319,11 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
     settings = analytics_settings(bench, space)
     topics = {space.topic(spec.name): spec.partitions for spec in (TRAINING_REQUESTS, TRAINING_ROUTING)}
     raw_s = await raw_read(bench, topics, expected=written, max_records=settings.fetch_max_records)
+    before = cpu_seconds()
     stats = await analytics_replay(settings, [REQUESTS_TOPIC, ROUTING_TOPIC], into=f"{space.database}_readmodel")
+    cpu = cpu_used(before, cpu_seconds())
     return {
+        "replay_cpu_s": cpu,
         "events": written,
         "raw_read_s": raw_s,
         "raw_read_per_s": rate(written, raw_s),
@@ -328,6 +332,27 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
         "replay_written": stats.written,
         "replay_per_s": stats.events_per_second,
     }
+
+
+def cpu_seconds() -> dict[str, float | None]:
+    """CPU seconds (user + system) used so far by this process, the local mongod and the broker:
+    taken before and after a step, they say which of the three the step kept busy."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int | None) -> float | None:
+        if pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return {"bench": time.process_time(), **{name: of(pid) for name, pid in infra_pids().items()}}
+
+
+def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    return {name: None if (b := before.get(name)) is None or a is None else a - b for name, a in after.items()}
 
 
 def analytics_settings(bench: Bench, space: Space) -> Any:
@@ -385,7 +410,9 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
     settings = analytics_settings(bench, space)
     topics = {space.topic(spec.name): spec.partitions for spec in YEAR_TOPICS}
     raw_s = await raw_read(bench, topics, expected=published, max_records=settings.fetch_max_records)
+    before_replay = cpu_seconds()
     stats = await analytics_replay(settings, [spec.name for spec in YEAR_TOPICS], into=f"{space.database}_readmodel")
+    before_what_if = cpu_seconds()
     started = time.perf_counter()
     compared = await what_if(
         settings,
@@ -394,6 +421,7 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
         team_sizes={"advisors": roster_team_sizes()["advisors"] + 2},
     )
     whatif_s = time.perf_counter() - started
+    after = cpu_seconds()
     return {
         "requests": requests,
         "events": published,
@@ -404,7 +432,9 @@ async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
         "replay_written": stats.written,
         "replay_per_s": stats.events_per_second,
         "replay_by_event": dict(stats.by_event),
+        "replay_cpu_s": cpu_used(before_replay, before_what_if),
         "whatif_s": whatif_s,
+        "whatif_cpu_s": cpu_used(before_what_if, after),
         "what_if_requests": compared.requests,
         "what_if": compared.to_dict(),
     }
