@@ -356,15 +356,15 @@ def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) ->
 
 
 def analytics_settings(bench: Bench, space: Space) -> Any:
-    """The analysts' settings for a space: its topic prefix, and the bench's own MongoDB URI (the
-    local mongod requires authentication, which `MONGODB_URI` does not carry here)."""
+    """The analysts' settings for a space: its topic prefix, and the bench's MongoDB URI (the one
+    `main` puts in MONGODB_URI, unless the environment gave another)."""
     from analytics.settings import AnalyticsSettings
 
     settings = AnalyticsSettings()
     return settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix}),
-            "mongo": settings.mongo.model_copy(update={"uri": SecretStr(bench.mongo_uri)}),
+            "mongo": settings.mongo.model_copy(update={"uri": SecretStr(os.environ.get("MONGODB_URI") or bench.mongo_uri)}),
         }
     )
 
