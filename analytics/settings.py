@@ -29,11 +29,17 @@ class AnalyticsSettings(BaseSettings):
     fetch_max_records: int = Field(
         5_000,
         ge=1,
-        description="Records per `getmany` call of a replay: small enough that MongoDB inserts while the next are parsed.",
+        description=(
+            "Records per `getmany` call (a replay makes one per partition at a time): small enough that MongoDB "
+            "inserts while the next are parsed."
+        ),
     )
     write_batch: int = Field(1_000, ge=1, description="Documents per `insert_many` of a replay.")
     writers: int = Field(
-        4, ge=1, le=16, description="Concurrent `insert_many` calls: MongoDB inserts on several threads while Kafka is read."
+        4,
+        ge=1,
+        le=16,
+        description="Concurrent `insert_many` calls of a replay's partition readers: MongoDB inserts on several threads.",
     )
     idle_timeout_s: float = Field(
         30.0, gt=0, description="A replay that gets no record for this long before its end offsets fails."

@@ -24,7 +24,7 @@ their callback deadline (`routing.sla`, in either mode).
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -35,7 +35,7 @@ from routing.sla import SlaMode, SlaPolicy, callback_deadline, sla_outcome
 from schemas import Channel
 from services.calendar import BRUSSELS, BrusselsCalendar
 
-__all__ = ["QueueModel", "SimRequest", "SlaSummary", "simulate", "sla_summary"]
+__all__ = ["QueueModel", "SimRequest", "SlaSummary", "callback_deadlines", "simulate", "sla_policy", "sla_summary"]
 
 ALL_CHANNELS = frozenset(Channel)
 
@@ -75,6 +75,10 @@ class QueueModel:
         if self.handling_time > day:
             raise ValueError(f"a contact of {self.handling_time} does not fit in a working day of {day}")
 
+    def ordering_policy(self) -> SlaPolicy:
+        """The promise whose deadlines order the queues: `order_mode`, for every channel."""
+        return SlaPolicy(mode=self.order_mode, promise=self.promise, applies_to=ALL_CHANNELS)
+
 
 def _span(calendar: BrusselsCalendar) -> timedelta:
     any_day = date(2000, 1, 3)
@@ -96,55 +100,81 @@ def _start_of_contact(at: datetime, model: QueueModel) -> datetime:
     return start
 
 
-def simulate(requests: Iterable[SimRequest], model: QueueModel) -> dict[str, datetime | None]:
-    """First-contact instant (UTC) of each request by id; None for a team with nobody in it."""
+def simulate(
+    requests: Iterable[SimRequest], model: QueueModel, *, deadlines: Mapping[str, datetime | None] | None = None
+) -> dict[str, datetime | None]:
+    """First-contact instant (UTC) of each request by id; None for a team with nobody in it.
+
+    `deadlines` may give each request's deadline under the model's ordering policy
+    (`callback_deadlines(requests, model.ordering_policy(), model.calendar)`), computed once for
+    several simulations of the same requests; they are computed here otherwise.
+    """
     by_team: dict[str, list[SimRequest]] = defaultdict(list)
     for request in requests:
         by_team[request.team].append(request)
     contacts: dict[str, datetime | None] = {}
     for team in sorted(by_team):
-        contacts.update(_simulate_team(by_team[team], model.team_sizes.get(team, 0), model))
+        contacts.update(_simulate_team(by_team[team], model.team_sizes.get(team, 0), model, deadlines))
     return contacts
 
 
-def _simulate_team(requests: Sequence[SimRequest], size: int, model: QueueModel) -> dict[str, datetime | None]:
+def callback_deadlines(
+    requests: Iterable[SimRequest], policy: SlaPolicy, calendar: BrusselsCalendar
+) -> dict[str, datetime | None]:
+    """`routing.sla.callback_deadline` of each request by id under `policy`, in UTC."""
+    return {
+        r.request_id: None if (d := callback_deadline(r.received_at, policy, calendar, channel=r.channel)) is None else _utc(d)
+        for r in requests
+    }
+
+
+def _simulate_team(
+    requests: Sequence[SimRequest], size: int, model: QueueModel, known: Mapping[str, datetime | None] | None
+) -> dict[str, datetime | None]:
     if size <= 0:
         return {r.request_id: None for r in requests}
     arrivals = sorted(requests, key=lambda r: (_utc(r.received_at), r.request_id))
-    policy = SlaPolicy(mode=model.order_mode, promise=model.promise, applies_to=ALL_CHANNELS)
-    deadlines = {
-        r.request_id: _utc(callback_deadline(r.received_at, policy, model.calendar, channel=r.channel))  # type: ignore[arg-type]
-        for r in arrivals
-    }
+    deadlines = known if known is not None else callback_deadlines(arrivals, model.ordering_policy(), model.calendar)
     received = {r.request_id: _utc(r.received_at) for r in arrivals}
     # (free from, worker number): the heap pops the worker free first, the lowest number on a tie.
     first = received[arrivals[0].request_id]
     workers = [(first, n) for n in range(size)]
     heapq.heapify(workers)
     contacts: dict[str, datetime | None] = {}
-    waiting: list[SimRequest] = []
+    # The waiting requests in lines of equal priority (and equally with or without a deadline),
+    # each line in order of arrival. Only the first of each line can be the first of the team's
+    # queue: one promise counted from arrival gives a later request a deadline no earlier, and
+    # it has waited less (so aged no more), so it sorts after the first of its line in
+    # `queue_order` at any instant. A year's backlog then costs a few comparisons per contact,
+    # not one per request waiting.
+    lines: dict[tuple[int, bool], deque[SimRequest]] = {}
+    waiting = 0
     next_arrival = 0
 
     def admit(until: datetime) -> None:
-        nonlocal next_arrival
-        while next_arrival < len(arrivals) and received[arrivals[next_arrival].request_id] <= until:
-            waiting.append(arrivals[next_arrival])
+        nonlocal next_arrival, waiting
+        while next_arrival < len(arrivals) and received[(r := arrivals[next_arrival]).request_id] <= until:
+            lines.setdefault((r.priority, deadlines[r.request_id] is None), deque()).append(r)
+            waiting += 1
             next_arrival += 1
+
+    def firsts(at: datetime) -> list[SimRequest]:
+        return [line[0] for line in lines.values() if received[line[0].request_id] <= at]
 
     while next_arrival < len(arrivals) or waiting:
         free_from, worker = heapq.heappop(workers)
         at = _start_of_contact(free_from, model)
         admit(at)
         # Another worker may have admitted requests that arrive after this one is free.
-        candidates = [r for r in waiting if received[r.request_id] <= at]
+        candidates = firsts(at)
         if not candidates:
             # Idle until the next request comes in (then until a contact can start).
-            upcoming = [received[r.request_id] for r in waiting]
+            upcoming = [received[line[0].request_id] for line in lines.values()]
             if next_arrival < len(arrivals):
                 upcoming.append(received[arrivals[next_arrival].request_id])
             at = _start_of_contact(max(free_from, min(upcoming)), model)
             admit(at)
-            candidates = [r for r in waiting if received[r.request_id] <= at]
+            candidates = firsts(at)
 
         def order(r: SimRequest, at: datetime = at) -> tuple[bool, int, bool, datetime, datetime, str]:
             return queue_order(
@@ -157,7 +187,11 @@ def _simulate_team(requests: Sequence[SimRequest], size: int, model: QueueModel)
             )
 
         chosen = min(candidates, key=order)
-        waiting.remove(chosen)
+        line_key = (chosen.priority, deadlines[chosen.request_id] is None)
+        lines[line_key].popleft()
+        if not lines[line_key]:
+            del lines[line_key]
+        waiting -= 1
         contacts[chosen.request_id] = at
         heapq.heappush(workers, (at + model.handling_time, worker))
     return contacts
@@ -185,6 +219,11 @@ class SlaSummary:
         return self.met / self.measured if self.measured else None
 
 
+def sla_policy(mode: SlaMode, promise: timedelta, channels: Iterable[Channel] = ALL_CHANNELS) -> SlaPolicy:
+    """The promise `sla_summary` measures against: `promise` in `mode`, for `channels`."""
+    return SlaPolicy(mode=mode, promise=promise, applies_to=frozenset(channels))
+
+
 def sla_summary(
     requests: Iterable[SimRequest],
     contacts: Mapping[str, datetime | None],
@@ -194,18 +233,25 @@ def sla_summary(
     promise: timedelta = timedelta(hours=48),
     channels: Iterable[Channel] = ALL_CHANNELS,
     now: datetime | None = None,
+    deadlines: Mapping[str, datetime | None] | None = None,
 ) -> SlaSummary:
     """Met / breached / pending per `routing.sla.sla_outcome` for the first contacts in `contacts`.
 
     A request never contacted is breached once `now` is past its deadline; without `now` (a
-    simulation runs to the end) it is breached outright.
+    simulation runs to the end) it is breached outright. `deadlines` may give each request's
+    deadline under this promise (`callback_deadlines` with `sla_policy(mode, promise, channels)`),
+    computed once for several summaries; they are computed here otherwise.
     """
     calendar = calendar or BrusselsCalendar()
-    policy = SlaPolicy(mode=mode, promise=promise, applies_to=frozenset(channels))
+    policy = sla_policy(mode, promise, channels)
     counts = {"met": 0, "breached": 0, "pending": 0}
     not_covered = 0
     for request in requests:
-        deadline = callback_deadline(request.received_at, policy, calendar, channel=request.channel)
+        deadline = (
+            deadlines[request.request_id]
+            if deadlines is not None
+            else callback_deadline(request.received_at, policy, calendar, channel=request.channel)
+        )
         if deadline is None:
             not_covered += 1
             continue

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -31,13 +31,22 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from analytics.settings import AnalyticsSettings
-from analytics.simulation import QueueModel, SimRequest, SlaSummary, simulate, sla_summary
+from analytics.simulation import (
+    QueueModel,
+    SimRequest,
+    SlaSummary,
+    callback_deadlines,
+    simulate,
+    sla_policy,
+    sla_summary,
+)
 from analytics.stats import median, percentile
 from analytics.window import open_window
 from routing.decision import RoutingState, decide_route
+from routing.priority import DEFAULT_WEIGHTS, PriorityWeights
 from routing.roster import load_roster
 from routing.rules import RuleSet, load_rules
-from routing.sla import SlaMode
+from routing.sla import SlaMode, SlaPolicy
 from schemas import Channel, Target, TrainingRequestReceived, codec
 from schemas.errors import ContractError
 from schemas.topics import TRAINING_REQUESTS
@@ -241,8 +250,12 @@ def compare(
     calendar = calendar or BrusselsCalendar()
     channels = frozenset(sla_channels)
     ordered = sorted({r.request_id: r for r in requests}.values(), key=lambda r: (r.received_at.astimezone(UTC), r.request_id))
+    decided_now = [decide_route(r, rules=current.rules, state=current.state) for r in ordered]
     decided = [
-        [decide_route(r, rules=scenario.rules, state=scenario.state) for r in ordered] for scenario in (current, alternative)
+        decided_now,
+        decided_now
+        if _decide_alike(current, alternative)
+        else [decide_route(r, rules=alternative.rules, state=alternative.state) for r in ordered],
     ]
     transitions: Counter[tuple[str, str]] = Counter()
     changed_rule = 0
@@ -251,8 +264,24 @@ def compare(
             transitions[(before.target.value, after.target.value)] += 1
         if before.rule_id != after.rule_id:
             changed_rule += 1
+    # Deadlines depend on the request and the promise, not on the scenario: computed once for both,
+    # and once for the queue order and the summaries when their promise is the same.
+    arrivals = [SimRequest(r.request_id, "", 0, r.received_at, r.channel) for r in ordered]
+    computed: list[tuple[SlaPolicy, Mapping[str, datetime | None]]] = []
+
+    def deadlines_under(policy: SlaPolicy) -> Mapping[str, datetime | None]:
+        for known, deadlines in computed:
+            if known == policy:
+                return deadlines
+        computed.append((policy, callback_deadlines(arrivals, policy, calendar)))
+        return computed[-1][1]
+
+    deadlines = _Deadlines(
+        ordering=deadlines_under(_queue_model({}, handling_time, calendar, promise).ordering_policy()),
+        by_mode={mode: deadlines_under(sla_policy(mode, promise, channels)) for mode in MODES},
+    )
     outcomes = [
-        _serve(scenario, ordered, decisions, handling_time, calendar, promise, channels)
+        _serve(scenario, ordered, decisions, handling_time, calendar, promise, channels, deadlines)
         for scenario, decisions in zip((current, alternative), decided, strict=True)
     ]
     return WhatIfReport(
@@ -270,6 +299,47 @@ def compare(
     )
 
 
+_TEAM_NAMES: Mapping[Target, str] = MappingProxyType({team: team.value for team in Target})
+"""A dictionary lookup: `Enum.value` is a property, slow when read for every request of a year."""
+
+
+def _sum(mode: SlaMode, summaries: Sequence[SlaSummary]) -> SlaSummary:
+    return SlaSummary(
+        mode=mode,
+        met=sum(s.met for s in summaries),
+        breached=sum(s.breached for s in summaries),
+        pending=sum(s.pending for s in summaries),
+        not_covered=sum(s.not_covered for s in summaries),
+    )
+
+
+def _decide_alike(one: Scenario, other: Scenario) -> bool:
+    """Whether two scenarios route every request alike: the same rules in the same state but for
+    the team sizes, which rules do not read (`RoutingState.team_sizes`). Then a year's requests
+    are decided once, not twice, when only the teams change."""
+    return (one.rules is other.rules or one.rules == other.rules) and replace(one.state, team_sizes={}) == replace(
+        other.state, team_sizes={}
+    )
+
+
+def _queue_model(
+    sizes: Mapping[str, int],
+    handling_time: timedelta,
+    calendar: BrusselsCalendar,
+    promise: timedelta,
+    weights: PriorityWeights = DEFAULT_WEIGHTS,
+) -> QueueModel:
+    return QueueModel(team_sizes=sizes, handling_time=handling_time, calendar=calendar, weights=weights, promise=promise)
+
+
+@dataclass(frozen=True)
+class _Deadlines:
+    """Each request's deadline by id: under the queue model's ordering policy, and per SLA mode."""
+
+    ordering: Mapping[str, datetime | None]
+    by_mode: Mapping[SlaMode, Mapping[str, datetime | None]]
+
+
 def _serve(
     scenario: Scenario,
     requests: Sequence[TrainingRequestReceived],
@@ -278,20 +348,15 @@ def _serve(
     calendar: BrusselsCalendar,
     promise: timedelta,
     channels: frozenset[Channel],
+    deadlines: _Deadlines,
 ) -> ScenarioOutcome:
     sizes = {str(team): size for team, size in scenario.state.team_sizes.items()}
-    model = QueueModel(
-        team_sizes=sizes,
-        handling_time=handling_time,
-        calendar=calendar,
-        weights=scenario.rules.priority,
-        promise=promise,
-    )
+    model = _queue_model(sizes, handling_time, calendar, promise, weights=scenario.rules.priority)
     sim = [
-        SimRequest(r.request_id, d.target.value, d.priority, r.received_at, r.channel)
+        SimRequest(r.request_id, _TEAM_NAMES[d.target], d.priority, r.received_at, r.channel)
         for r, d in zip(requests, decisions, strict=True)
     ]
-    contacts = simulate(sim, model)
+    contacts = simulate(sim, model, deadlines=deadlines.ordering)
     by_team: dict[str, list[SimRequest]] = {}
     for request in sim:
         by_team.setdefault(request.team, []).append(request)
@@ -299,19 +364,29 @@ def _serve(
     def summaries(subset: Sequence[SimRequest]) -> Mapping[SlaMode, SlaSummary]:
         return MappingProxyType(
             {
-                mode: sla_summary(subset, contacts, mode=mode, calendar=calendar, promise=promise, channels=channels)
+                mode: sla_summary(
+                    subset,
+                    contacts,
+                    mode=mode,
+                    calendar=calendar,
+                    promise=promise,
+                    channels=channels,
+                    deadlines=deadlines.by_mode[mode],
+                )
                 for mode in MODES
             }
         )
 
     waits = [(contact - r.received_at).total_seconds() / 3600 for r in sim if (contact := contacts.get(r.request_id)) is not None]
+    by_team_sla = {team: summaries(subset) for team, subset in sorted(by_team.items())}
     return ScenarioOutcome(
         name=scenario.name,
         rule_set_version=scenario.rules.version,
         team_sizes=MappingProxyType(dict(sorted(sizes.items()))),
         requests_by_team=MappingProxyType({team: len(subset) for team, subset in sorted(by_team.items())}),
-        sla=summaries(sim),
-        sla_by_team=MappingProxyType({team: summaries(subset) for team, subset in sorted(by_team.items())}),
+        # The counts add up: all requests' summary is the sum of the teams', not a second pass.
+        sla=MappingProxyType({mode: _sum(mode, [team[mode] for team in by_team_sla.values()]) for mode in MODES}),
+        sla_by_team=MappingProxyType(by_team_sla),
         median_wait_hours=median(waits),
         p90_wait_hours=percentile(waits, 0.9),
     )

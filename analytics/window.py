@@ -102,6 +102,42 @@ class Window:
             if batch:
                 yield batch
 
+    async def partition_batches(self, part: PartitionRange) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        """Lists of records of one partition's range in offset order, until its end offset.
+
+        One reader per partition may run at once (a replay runs them all): each `getmany` takes
+        the records fetched for its own partition only, while the consumer fetches every partition
+        in the background.
+        """
+        tp = TopicPartition(part.topic, part.partition)
+        loop = asyncio.get_running_loop()
+        last_progress = loop.time()
+        while part.size > 0:
+            fetched = await self.consumer.getmany(tp, timeout_ms=500, max_records=self.max_records)
+            records = fetched.get(tp, [])
+            batch = [record for record in records if record.offset < part.stop]
+            if self.start_ms is not None or self.end_ms is not None:
+                inside = [
+                    record
+                    for record in batch
+                    if (self.start_ms is None or record.timestamp >= self.start_ms)
+                    and (self.end_ms is None or record.timestamp < self.end_ms)
+                ]
+                self.outside_window += len(batch) - len(inside)
+                batch = inside
+            if batch:
+                yield batch
+            # The position, not the last record: transaction markers and compaction leave gaps.
+            if await self.consumer.position(tp) >= part.stop:
+                self.consumer.pause(tp)
+                return
+            if records:
+                last_progress = loop.time()
+            elif loop.time() - last_progress > self.idle_timeout_s:
+                raise ReadError(
+                    f"no record for {self.idle_timeout_s:.0f}s from {part.topic}[{part.partition}] short of its end offset"
+                )
+
     async def close(self) -> None:
         await self.consumer.stop()
 

@@ -5,26 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
 from bench import workload
-from bench.harness import NO_RATE_LIMIT, Bench, Space, peak_rss_mib
+from bench.harness import NO_RATE_LIMIT, Bench, Space, infra_pids, peak_rss_mib
 from bench.http import HttpClient
 from bench.stats import rate, summarise_latencies
+from bench.year import YEAR_TOPICS, a_year, create_year_topics, publish_fast
 from schemas import TRAINING_REQUESTS, TRAINING_ROUTING, TrainingRequestReceived
 from scripts.launch import ServiceProcess
+from services.calendar import BRUSSELS
 from services.kafka import admin_client_kwargs
 
 REQUESTS_TOPIC = TRAINING_REQUESTS.name
 ROUTING_TOPIC = TRAINING_ROUTING.name
 RAW_READY = "raw_routing.ready"
 INTAKE_ENV = {**NO_RATE_LIMIT, "INTAKE_SMTP_ENABLED": "false"}
+YEAR = 2025
+"""The year the `year` figure's events are dated in: a past one, whole."""
 
 
 def start_router(
@@ -303,19 +310,20 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
     Both times run from creating the consumer to the last record (ReplayStats.seconds: from before
     its window is opened to the last insert, before the read model's indexes are built)."""
     from analytics.replay import replay as analytics_replay
-    from analytics.settings import AnalyticsSettings
 
     space = bench.space("replay")
     await bench.create_topics(space)
     requests = workload.requests(max(1, events // 2))
     written = await bench.produce(space.topic(REQUESTS_TOPIC), requests)
     written += await bench.produce(space.topic(ROUTING_TOPIC), [workload.routed(r) for r in requests])
-    settings = AnalyticsSettings()
-    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix})})
+    settings = analytics_settings(bench, space)
     topics = {space.topic(spec.name): spec.partitions for spec in (TRAINING_REQUESTS, TRAINING_ROUTING)}
     raw_s = await raw_read(bench, topics, expected=written, max_records=settings.fetch_max_records)
+    before = cpu_seconds()
     stats = await analytics_replay(settings, [REQUESTS_TOPIC, ROUTING_TOPIC], into=f"{space.database}_readmodel")
+    cpu = cpu_used(before, cpu_seconds())
     return {
+        "replay_cpu_s": cpu,
         "events": written,
         "raw_read_s": raw_s,
         "raw_read_per_s": rate(written, raw_s),
@@ -324,6 +332,41 @@ async def replay(bench: Bench, *, events: int) -> dict[str, Any]:
         "replay_written": stats.written,
         "replay_per_s": stats.events_per_second,
     }
+
+
+def cpu_seconds() -> dict[str, float | None]:
+    """CPU seconds (user + system) used so far by this process, the local mongod and the broker:
+    taken before and after a step, they say which of the three the step kept busy."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int | None) -> float | None:
+        if pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    return {"bench": time.process_time(), **{name: of(pid) for name, pid in infra_pids().items()}}
+
+
+def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    return {name: None if (b := before.get(name)) is None or a is None else a - b for name, a in after.items()}
+
+
+def analytics_settings(bench: Bench, space: Space) -> Any:
+    """The analysts' settings for a space: its topic prefix, and the bench's MongoDB URI (the one
+    `main` puts in MONGODB_URI, unless the environment gave another)."""
+    from analytics.settings import AnalyticsSettings
+
+    settings = AnalyticsSettings()
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": space.prefix}),
+            "mongo": settings.mongo.model_copy(update={"uri": SecretStr(os.environ.get("MONGODB_URI") or bench.mongo_uri)}),
+        }
+    )
 
 
 async def raw_read(bench: Bench, topics: dict[str, int], *, expected: int, max_records: int, timeout: float = 120.0) -> float:
@@ -345,3 +388,53 @@ async def raw_read(bench: Bench, topics: dict[str, int], *, expected: int, max_r
         return time.perf_counter() - started
     finally:
         await consumer.stop()
+
+
+# --- 6. a year --------------------------------------------------------------------------------
+
+
+async def year(bench: Bench, *, requests: int) -> dict[str, Any]:
+    """A year of Brussels volume (`requests` requests and what followed each, `bench.year.a_year`)
+    on topics of a space of its own; then, each timed: a raw aiokafka read of those topics (the
+    ceiling), `analytics.replay.replay` of them into a fresh read model, and `analytics.whatif.what_if`
+    over the year's requests (from Kafka, decided and simulated under the shipped rules and roster
+    and under an alternative with two more advisors)."""
+    from analytics.replay import replay as analytics_replay
+    from analytics.whatif import roster_team_sizes, what_if
+
+    space = bench.space("year")
+    await create_year_topics(bench.kafka, space.prefix)
+    started = time.perf_counter()
+    published = await publish_fast(bench.kafka, space.prefix, a_year(requests, year=YEAR))
+    publish_s = time.perf_counter() - started
+    settings = analytics_settings(bench, space)
+    topics = {space.topic(spec.name): spec.partitions for spec in YEAR_TOPICS}
+    raw_s = await raw_read(bench, topics, expected=published, max_records=settings.fetch_max_records)
+    before_replay = cpu_seconds()
+    stats = await analytics_replay(settings, [spec.name for spec in YEAR_TOPICS], into=f"{space.database}_readmodel")
+    before_what_if = cpu_seconds()
+    started = time.perf_counter()
+    compared = await what_if(
+        settings,
+        start=datetime(YEAR, 1, 1, tzinfo=BRUSSELS),
+        end=datetime(YEAR + 1, 1, 1, tzinfo=BRUSSELS),
+        team_sizes={"advisors": roster_team_sizes()["advisors"] + 2},
+    )
+    whatif_s = time.perf_counter() - started
+    after = cpu_seconds()
+    return {
+        "requests": requests,
+        "events": published,
+        "generate_and_publish_s": publish_s,
+        "raw_read_s": raw_s,
+        "replay_s": stats.seconds,
+        "replay_records": stats.records,
+        "replay_written": stats.written,
+        "replay_per_s": stats.events_per_second,
+        "replay_by_event": dict(stats.by_event),
+        "replay_cpu_s": cpu_used(before_replay, before_what_if),
+        "whatif_s": whatif_s,
+        "whatif_cpu_s": cpu_used(before_what_if, after),
+        "what_if_requests": compared.requests,
+        "what_if": compared.to_dict(),
+    }

@@ -4,6 +4,7 @@ consumer groups' offsets, and run end to end through `python -m analytics`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -42,8 +43,10 @@ from schemas import (
     ExamSchedulingRequested,
     Language,
     QualificationLevel,
+    SealedPersonalData,
     TrainingRequestReceived,
     TrainingRequestRouted,
+    codec,
 )
 from schemas.topics import CERTIFICATION_EXAMS, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING
 from services.calendar import BRUSSELS, BrusselsCalendar
@@ -424,3 +427,75 @@ async def test_the_command_line_end_to_end(month: Month, tmp_path: Path, mongo_c
     assert {"sla_by_channel.csv", "requests_by_campaign.csv", "exam_waitlist.csv"} <= {p.name for p in csv_dir.iterdir()}
     assert all(p.stat().st_size > 0 for p in [*csv_dir.iterdir(), *charts_dir.iterdir()])
     assert "confine-mais-connecte" in (csv_dir / "requests_by_campaign.csv").read_text()
+
+
+SEALED_CIPHERTEXT = base64.b64encode(b"Testperson sealed: +32470 999 999, sealed@example.org").decode()
+
+
+@pytest.fixture(scope="module")
+async def odd() -> AsyncIterator[Month]:
+    """Some of the month's events, a request whose personal fields intake sealed, and two records
+    that are not events of the contract (an unknown type, and not JSON) among them."""
+    prefix = f"it_analytics_odd_{uuid.uuid4().hex[:10]}."
+    sealed = a_month(seed=7)[0]
+    assert isinstance(sealed, TrainingRequestReceived)
+    sealed = sealed.model_copy(
+        update={
+            "contact": Contact(),
+            "need": "",
+            "sealed": SealedPersonalData(
+                key_id=sealed.person_id, nonce="bm9uY2U=", ciphertext=SEALED_CIPHERTEXT, fields=("contact", "need")
+            ),
+        }
+    )
+    data = Month(prefix, [*a_month(seed=11)[:150], sealed])
+    await publish(prefix, data.events)
+    body = json.loads(codec.encode(sealed))
+    body["type"], body["id"] = "be.bruxellesformation.unheard.of", str(uuid.uuid4())
+    producer = AIOKafkaProducer(**KAFKA_CLIENT)
+    await producer.start()
+    try:
+        headers = [("content-type", codec.CONTENT_TYPE.encode())]
+        for value in (json.dumps(body).encode(), b"{not json"):
+            await producer.send_and_wait(prefix + TRAINING_REQUESTS.name, value, key=b"odd", headers=headers)
+    finally:
+        await producer.stop()
+    yield data
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGODB_URI)
+    for name in data.databases:
+        await client.drop_database(name)
+    await client.close()
+    await delete_topics_with_prefix(KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP), prefix)
+
+
+async def test_records_that_are_not_events_are_skipped_and_counted(odd: Month, mongo_client: Any) -> None:
+    into = odd.database("skipped")
+    stats = await replay(odd.settings(), [t.name for t in TOPICS], into=into)
+    assert (stats.records, stats.unreadable, stats.written) == (len(odd.events) + 2, 2, len(odd.events))
+    assert await mongo_client[into]["events"].count_documents({}) == len(odd.events)
+    assert await mongo_client[into]["events"].count_documents({"event": {"$nin": list(stats.by_event)}}) == 0
+
+
+async def test_sealed_personal_data_never_reaches_the_read_model(odd: Month, mongo_client: Any) -> None:
+    into = odd.database("sealed")
+    await replay(odd.settings(), [TRAINING_REQUESTS.name], into=into)
+    sealed = next(e for e in odd.events if isinstance(e, TrainingRequestReceived) and e.sealed is not None)
+    document = await mongo_client[into]["events"].find_one({"_id": str(sealed.id)})
+    assert document is not None and document["request_id"] == sealed.request_id and "sealed" not in document
+    documents = await everything(mongo_client[into])
+    assert not [doc["_id"] for doc in documents if SEALED_CIPHERTEXT in json.dumps(doc, default=str)]
+
+
+async def test_replaying_twice_gives_the_same_read_model_as_once(odd: Month, mongo_client: Any) -> None:
+    once, twice = odd.database("once"), odd.database("twice")
+    topics = [t.name for t in TOPICS]
+    await replay(odd.settings(), topics, into=once)
+    await replay(odd.settings(), topics, into=twice)
+    again = await replay(odd.settings(), topics, into=twice)
+    assert (again.written, again.duplicates) == (0, len(odd.events))
+
+    async def read_model(name: str) -> list[dict[str, Any]]:
+        documents: list[dict[str, Any]] = await mongo_client[name]["events"].find().sort("_id", 1).to_list(None)
+        return documents
+
+    assert await read_model(twice) == await read_model(once)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from analytics import readmodel
 from analytics.readmodel import KEPT_FIELDS, document_from_record, to_document
 from schemas import (
     EVENT_CLASSES,
@@ -56,7 +57,7 @@ from schemas import (
     TrainingRequestRouted,
     codec,
 )
-from schemas.errors import MalformedEvent, UnknownEventType
+from schemas.errors import ContractError, MalformedEvent, UnknownEventType
 from tests.factories import make_request
 
 pytestmark = pytest.mark.unit
@@ -417,3 +418,66 @@ def test_records_that_are_not_events_raise_contract_errors() -> None:
     body["type"] = "be.bruxellesformation.unheard.of"
     with pytest.raises(UnknownEventType):
         document_from_record(json.dumps(body).encode(), headers)
+
+
+def test_the_fast_path_declares_no_field_it_does_not_keep() -> None:
+    # The structs msgspec reads a message into are the allow-list: what they don't declare (the
+    # contact, the need, `sealed`…) is skipped by the parser, never made into Python objects.
+    for struct, cls in readmodel._WIRE.items():
+        data = struct.__annotations__["data"]
+        assert set(data.__struct_fields__) == set(KEPT_FIELDS[cls]), cls.__name__
+        assert not {"contact", "need", "notes", "sealed", "explanation"} & set(data.__struct_fields__)
+
+
+def test_sealed_personal_data_is_skipped_whatever_its_shape() -> None:
+    request = one_of_each()[0]
+    body = json.loads(codec.encode(request))
+    expected = document_from_record(json.dumps(body).encode(), list(codec.headers(request).items()))
+    body["data"]["sealed"] = {"key_id": NAME, "ciphertext": [EMAIL, {"phone": PHONE}], "nonce": 12}
+    document = document_from_record(json.dumps(body).encode(), list(codec.headers(request).items()))
+    assert document == expected
+    assert not {NAME, EMAIL, PHONE} & set(strings(document))
+
+
+@pytest.mark.parametrize("written", ["2026-03-02T10:15:00+0100", "2026-03-02 10:15:00.25+01:00", "2026-03-02T09:15:00.1234567Z"])
+def test_instants_the_fast_path_does_not_read_are_read_as_before(written: str) -> None:
+    request = one_of_each()[0]
+    body = json.loads(codec.encode(request))
+    body["time"] = body["data"]["received_at"] = written
+    document = document_from_record(json.dumps(body).encode(), list(codec.headers(request).items()))
+    # To the millisecond, as MongoDB stores them (msgspec rounds a seventh digit, Python drops it).
+    assert stored(document["time"]) == stored(document["received_at"]) == stored(datetime.fromisoformat(written))
+    assert document == {**to_document(request), "time": document["time"], "received_at": document["received_at"]}
+
+
+def stored(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def test_an_instant_without_offset_or_a_campaign_of_another_shape_goes_to_the_codec() -> None:
+    request = one_of_each()[0]
+    headers = list(codec.headers(request).items())
+    body = json.loads(codec.encode(request))
+    body["data"]["received_at"] = "2026-03-02T09:15:00"
+    with pytest.raises(ContractError):
+        document_from_record(json.dumps(body).encode(), headers)
+    body = json.loads(codec.encode(request))
+    body["data"]["campaign"] = "facebook"
+    with pytest.raises(ContractError):
+        document_from_record(json.dumps(body).encode(), headers)
+
+
+def test_another_schema_version_is_read_through_the_codec(monkeypatch: pytest.MonkeyPatch) -> None:
+    request = one_of_each()[0]
+    body = json.loads(codec.encode(request))
+    body["schemaversion"] = 0
+    decoded: list[Event] = []
+    original = codec.decode
+
+    def decode(value: bytes | None, headers: Any = None) -> Event:
+        decoded.append(event := original(value, headers))
+        return event
+
+    monkeypatch.setattr(codec, "decode", decode)
+    document = document_from_record(json.dumps(body).encode(), list(codec.headers(request).items()))
+    assert len(decoded) == 1 and document == to_document(decoded[0])

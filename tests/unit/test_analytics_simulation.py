@@ -6,14 +6,16 @@ March 2026: Monday 2 is a plain working day, Friday 6 is followed by a weekend; 
 
 from __future__ import annotations
 
+import heapq
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from analytics.simulation import QueueModel, SimRequest, simulate, sla_summary
-from routing.priority import DEFAULT_WEIGHTS
+from analytics.simulation import QueueModel, SimRequest, _start_of_contact, simulate, sla_summary
+from routing.priority import DEFAULT_WEIGHTS, queue_order
+from routing.sla import callback_deadline
 from schemas import Channel
 from services.calendar import BRUSSELS
 
@@ -164,3 +166,71 @@ def test_more_people_never_make_a_loaded_month_worse() -> None:
 def test_a_contact_longer_than_a_working_day_is_refused() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         model(minutes=9 * 60)
+
+
+def reference_contacts(requests: list[SimRequest], size: int, m: QueueModel) -> dict[str, datetime | None]:
+    """The simulation as first written: every waiting request compared with every other at each
+    contact (a year's backlog made that quadratic), plainly the queue order of the model."""
+    arrivals = sorted(requests, key=lambda r: (r.received_at.astimezone(UTC), r.request_id))
+    policy = m.ordering_policy()
+    deadlines = {r.request_id: callback_deadline(r.received_at, policy, m.calendar, channel=r.channel) for r in arrivals}
+    received = {r.request_id: r.received_at.astimezone(UTC) for r in arrivals}
+    workers = [(received[arrivals[0].request_id], n) for n in range(size)]
+    heapq.heapify(workers)
+    contacts: dict[str, datetime | None] = {}
+    waiting: list[SimRequest] = []
+    next_arrival = 0
+
+    def admit(until: datetime) -> None:
+        nonlocal next_arrival
+        while next_arrival < len(arrivals) and received[arrivals[next_arrival].request_id] <= until:
+            waiting.append(arrivals[next_arrival])
+            next_arrival += 1
+
+    while next_arrival < len(arrivals) or waiting:
+        free_from, worker = heapq.heappop(workers)
+        at = _start_of_contact(free_from, m)
+        admit(at)
+        candidates = [r for r in waiting if received[r.request_id] <= at]
+        if not candidates:
+            upcoming = [received[r.request_id] for r in waiting]
+            if next_arrival < len(arrivals):
+                upcoming.append(received[arrivals[next_arrival].request_id])
+            at = _start_of_contact(max(free_from, min(upcoming)), m)
+            admit(at)
+            candidates = [r for r in waiting if received[r.request_id] <= at]
+        chosen = min(
+            candidates,
+            key=lambda r: queue_order(
+                r.priority,
+                waiting_since=received[r.request_id],
+                deadline=deadlines[r.request_id],
+                now=at,
+                weights=m.weights,
+                tiebreak=r.request_id,
+            ),
+        )
+        waiting.remove(chosen)
+        contacts[chosen.request_id] = at
+        heapq.heappush(workers, (at + m.handling_time, worker))
+    return contacts
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_long_backlog_is_served_in_the_queue_order_of_every_waiting_request(seed: int) -> None:
+    # Three weeks of arrivals for one or two people: the queue grows to hundreds, ageing and
+    # overdue deadlines reorder it, and the first of the lines kept by priority must still be
+    # the first of all the waiting requests, contact after contact.
+    rng = random.Random(seed)
+    requests = [
+        request(
+            f"r{n:04d}",
+            at(2, 7, 0) + timedelta(minutes=rng.randrange(60 * 24 * 20)),
+            priority=rng.choice([0, 0, 10, 15, 25, 40, 55]),
+            channel=rng.choice(list(Channel)),
+        )
+        for n in range(600)
+    ]
+    for people in (1, 2):
+        m = model(people=people, minutes=30)
+        assert simulate(requests, m) == reference_contacts(requests, people, m)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import yaml
 
+import routing.decision
+from analytics import whatif
 from analytics.whatif import Scenario, compare, parse_team_sizes, roster_team_sizes
 from routing.decision import RoutingState
 from routing.rules import DEFAULT_PATH, load_rules, parse_rules
@@ -120,3 +123,25 @@ def test_eight_people_instead_of_six_raise_compliance_on_a_loaded_month() -> Non
         assert report.alternative.sla_by_team["advisors"][mode] == report.current.sla_by_team["advisors"][mode]
     # Deterministic: the same inputs give the same report.
     assert compare(list(reversed(requests)), current, bigger, handling_time=timedelta(minutes=150)).to_dict() == report.to_dict()
+
+
+def test_requests_are_decided_once_when_only_the_teams_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rules do not read team sizes (`RoutingState.team_sizes`): a year's requests are decided
+    # once for both scenarios, and the report is the one two rounds of decisions give.
+    requests = month(60)
+    current = Scenario("current", RULES, RoutingState(team_sizes=SIZES))
+    bigger = Scenario("alternative", RULES, RoutingState(team_sizes={**SIZES, Target.ADVISORS: 9}))
+    twice = compare(requests, current, bigger).to_dict()
+    calls: list[str] = []
+    original = routing.decision.decide_route
+
+    def decide_route(request: TrainingRequestReceived, **kwargs: Any) -> Any:
+        calls.append(request.request_id)
+        return original(request, **kwargs)
+
+    monkeypatch.setattr(whatif, "decide_route", decide_route)
+    assert compare(requests, current, bigger).to_dict() == twice
+    assert len(calls) == len(requests)
+    closed = Scenario("alternative", RULES, RoutingState(digital_divide_open=False, team_sizes=SIZES))
+    compare(requests, current, closed)
+    assert len(calls) == 3 * len(requests)

@@ -146,6 +146,20 @@ def test_the_rows_pair_each_figure_with_its_baseline() -> None:
     assert len(table.strip().splitlines()) == 2 + 9
 
 
+def test_the_year_rows_judge_each_time_against_its_budget() -> None:
+    from bench.__main__ import NOT_RUN, year_rows
+
+    results = {
+        **sample_results(),
+        "year": {"requests": 100_000, "events": 372_000, "raw_read_s": 5.0, "replay_s": 9.5, "whatif_s": 31.0},
+    }
+    replayed, simulated = year_rows(results)
+    assert "100000 requests, 372000 events" in replayed.figure and replayed.figure.endswith("target < 60 s ✅")
+    assert replayed.ratio == pytest.approx(1.9) and not replayed.higher_is_better
+    assert simulated.measured == 31.0 and simulated.figure.endswith("target < 30 s ❌")
+    assert [row.pending for row in year_rows(sample_results())] == [NOT_RUN, NOT_RUN]
+
+
 def test_figures_not_run_keep_their_rows() -> None:
     from bench.__main__ import NOT_RUN, build_rows
 
@@ -163,6 +177,8 @@ def test_quick_shrinks_only_the_sizes_not_given() -> None:
     assert args.requests == 1000 and args.intake_requests == QUICK["intake_requests"]
     assert parse_args([]).requests == 3000
     assert parse_args(["--figures", "intake,replay"]).figures == ("intake", "replay")
+    assert parse_args(["--figures", "replay,year"]).year_requests == 100_000
+    assert parse_args(["--quick"]).year_requests == QUICK["year_requests"]
     with pytest.raises(SystemExit):
         parse_args(["--figures", "latency"])  # runs at half the pipeline's rate
 
