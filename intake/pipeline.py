@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -76,6 +76,15 @@ def resolve_person(keys: list[str], owners: dict[str, str], combination_owner: s
     if len(known) == 1 and all(key in owners for key in keys):
         return Resolution(known.pop())
     return Resolution(None, tuple(sorted(known)))
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPerson:
+    """Whose a request is, as its transaction stored it: `new` when the id was minted in it."""
+
+    person_id: str
+    possible_matches: tuple[str, ...]
+    new: bool
 
 
 def new_person_id() -> str:
@@ -162,14 +171,9 @@ class IntakePipeline:
         async def transaction(session: AsyncClientSession) -> AcceptedRequest:
             if draft.dedup_key and (earlier := await self._requests.find_one({"dedup_key": draft.dedup_key}, session=session)):
                 return AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
-            person_id, possible = await self._person_for(keys, session)
-            since = self._clock() - self.link_window
-            recent = (
-                await self._requests.find({"person_id": person_id, "received_at": {"$gte": since}}, {"_id": 1}, session=session)
-                .sort("received_at", DESCENDING)
-                .to_list(20)
-            )
-            linked = tuple(doc["_id"] for doc in recent)
+            person = await self._person_for(keys, session)
+            person_id, possible = person.person_id, person.possible_matches
+            linked = () if person.new else await self._recent_requests(person_id, session)
             request_id = str(uuid.uuid4())
             event = build_event(
                 draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=linked
@@ -192,7 +196,8 @@ class IntakePipeline:
                 session=session,
             )
             # Personal fields leave this service only as ciphertext under the person's key.
-            await self._outbox.add([await self._personal.seal(event, session=session)], session=session)
+            sealed = await self._personal.seal(event, session=session, new_person=person.new)
+            await self._outbox.add([sealed], session=session)
             return AcceptedRequest(request_id, person_id, linked_request_ids=linked)
 
         try:
@@ -214,7 +219,17 @@ class IntakePipeline:
         )
         return accepted
 
-    async def _person_for(self, keys: list[str], session: AsyncClientSession) -> tuple[str, tuple[str, ...]]:
+    async def _recent_requests(self, person_id: str, session: AsyncClientSession) -> tuple[str, ...]:
+        """The person's requests within the link window, newest first (at most 20)."""
+        since = self._clock() - self.link_window
+        recent = (
+            await self._requests.find({"person_id": person_id, "received_at": {"$gte": since}}, {"_id": 1}, session=session)
+            .sort("received_at", DESCENDING)
+            .to_list(20)
+        )
+        return tuple(doc["_id"] for doc in recent)
+
+    async def _person_for(self, keys: list[str], session: AsyncClientSession) -> FoundPerson:
         combination = combination_key(keys)
         wanted = [*keys, combination] if combination else keys
         docs = await self._identities.find({"_id": {"$in": wanted}}, session=session).to_list(None)
@@ -223,26 +238,25 @@ class IntakePipeline:
         resolution = resolve_person(keys, owners, combination_owner)
         person_id = resolution.person_id or new_person_id()
         now = self._clock()
-        claimed = [key for key in keys if key not in owners]
+        claim = {"person_id": person_id, "first_seen_at": now, "verified": False}
+        # Only unclaimed keys, and only on insert: a key is never re-pointed by a request. A
+        # concurrent request of the same new person conflicts here, is retried by with_transaction,
+        # and then finds this person. A key claimed now is seen now; a combination claimed beside
+        # possible matches is not this person's to be seen by.
+        writes: list[UpdateOne | UpdateMany] = [
+            UpdateOne({"_id": key}, {"$setOnInsert": {**claim, "last_seen_at": now}}, upsert=True)
+            for key in keys
+            if key not in owners
+        ]
         if resolution.possible_matches and combination:
-            claimed.append(combination)
-        for key in claimed:
-            # Only unclaimed keys, and only on insert: a key is never re-pointed by a request. A
-            # concurrent request of the same new person conflicts here, is retried by
-            # with_transaction, and then finds this person.
-            await self._identities.update_one(
-                {"_id": key},
-                {"$setOnInsert": {"person_id": person_id, "first_seen_at": now, "verified": False}},
-                upsert=True,
-                session=session,
-            )
-        mine = [key for key in keys if owners.get(key, person_id) == person_id]
+            writes.append(UpdateOne({"_id": combination}, {"$setOnInsert": claim}, upsert=True))
+        seen_again = [key for key in keys if owners.get(key) == person_id]
         if combination and combination_owner == person_id:
-            mine.append(combination)
-        if mine:
-            await self._identities.update_many(
-                {"_id": {"$in": mine}, "person_id": person_id}, {"$max": {"last_seen_at": now}}, session=session
-            )
+            seen_again.append(combination)
+        if seen_again:
+            writes.append(UpdateMany({"_id": {"$in": seen_again}, "person_id": person_id}, {"$max": {"last_seen_at": now}}))
+        if writes:  # one round trip
+            await self._identities.bulk_write(writes, ordered=True, session=session)
         if resolution.possible_matches:
             log.info("identity.unconfirmed_match", person_id=person_id, possible=len(resolution.possible_matches))
-        return person_id, resolution.possible_matches
+        return FoundPerson(person_id, resolution.possible_matches, new=resolution.person_id is None)
