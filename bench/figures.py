@@ -217,7 +217,9 @@ async def intake_burst(
     space = bench.space(f"intake_{variant}")
     watcher: OutputWatcher | None = None
     if variant == "baseline":
-        process = bench.start_module("bench.minimal_intake", space, instance="minimal-intake", service="intake")
+        # Started as a module, not as a service, so it is given the credentials the services get from scripts.launch.
+        env = {"MONGODB_URI": bench.mongo_uri}
+        process = bench.start_module("bench.minimal_intake", space, instance="minimal-intake", service="intake", env=env)
     else:
         await bench.create_topics(space)
         watcher = await bench.watch(space.topic(REQUESTS_TOPIC), event_type=RECEIVED_TYPE).start()
