@@ -95,10 +95,19 @@ class RateLimits(ABC):
 
 
 class MongoRateLimits(RateLimits):
-    """The counters in `collection`, shared by every replica using the same database."""
+    """The counters in `collection`, shared by every replica using the same database.
+
+    Increments of one counter that arrive while a write of it is in flight are written together,
+    as one `$inc` of their number, when it returns; each is given its own count (the new total
+    minus those after it), as if they had been written one by one. A busy counter (all of one
+    partner site's submissions count against its network) then costs one round trip per batch,
+    and concurrent updates of one document do not queue up in MongoDB. A lone increment is
+    written at once."""
 
     def __init__(self, db: Any, collection: str = "rate_limits") -> None:
         self._counters = db[collection]
+        self._queued: dict[str, list[asyncio.Future[int]]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
 
     async def ensure_indexes(self) -> None:
         # MongoDB's TTL monitor removes a counter within a minute of its window's end; until then
@@ -106,7 +115,37 @@ class MongoRateLimits(RateLimits):
         await self._counters.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
 
     async def _increment(self, counter: str, expires_at: datetime) -> int:
-        update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
+        counted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(counter, []).append(counted)
+        if counter not in self._writers:
+            self._writers[counter] = asyncio.create_task(self._write_queued(counter, expires_at))
+        return await counted
+
+    async def _write_queued(self, counter: str, expires_at: datetime) -> None:
+        """Write the counter's queued increments, a batch per round trip, until none is left."""
+        try:
+            while waiting := self._queued.pop(counter, None):
+                try:
+                    total = await self._add(counter, expires_at, len(waiting))
+                except Exception as error:  # noqa: BLE001 - each waiting request fails as a lone one would
+                    for counted in waiting:
+                        if not counted.done():
+                            counted.set_exception(error)
+                    continue
+                except BaseException:
+                    for counted in waiting:
+                        counted.cancel()
+                    raise
+                for before, counted in enumerate(reversed(waiting)):
+                    if not counted.done():
+                        counted.set_result(total - before)
+        finally:
+            del self._writers[counter]
+            for counted in self._queued.pop(counter, []):  # only when cancelled: nobody writes these now
+                counted.cancel()
+
+    async def _add(self, counter: str, expires_at: datetime, count: int) -> int:
+        update = {"$inc": {"count": count}, "$setOnInsert": {"expires_at": expires_at}}
         for attempt in range(2):
             try:
                 doc = await self._counters.find_one_and_update(
