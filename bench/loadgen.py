@@ -114,13 +114,13 @@ async def attack(targets: Path, *, workers: int, budget_s: float, timeout_s: flo
     if report_process.returncode != 0:
         raise RuntimeError(f"vegeta report exited with {report_process.returncode}: {report_errors.decode()[-500:]}")
     report = json.loads(out)
-    # The end of the targets file is reported as one more request, failed (status 0, "no targets to attack").
+    # Each worker that finds the targets file at its end reports one more request, failed with status 0
+    # and "no targets to attack" (vegeta lists each error message once): without another error, every
+    # status 0 is one of those.
     codes: dict[str, int] = dict(report.get("status_codes") or {})
-    errors: list[str] = report.get("errors") or []
-    if any(NO_MORE_TARGETS in error for error in errors) and codes.get("0"):
-        codes["0"] -= 1
-        codes = {code: n for code, n in codes.items() if n}
-    errors = [error for error in errors if NO_MORE_TARGETS not in error]
+    errors = [error for error in report.get("errors") or [] if NO_MORE_TARGETS not in error]
+    if not errors:
+        codes.pop("0", None)
     return AttackReport(
         status_codes=codes,
         seconds=(report["duration"] + report["wait"]) / 1e9,
