@@ -3,8 +3,9 @@ durably before the channel acknowledges.
 
 One MongoDB transaction per request: deduplicate by the channel's key, find the person by
 normalised phone number or e-mail address, record the request, and put the event in the
-outbox. The relay (services.outbox) publishes it to Kafka, so accepting never depends on Kafka
-being up.
+outbox. Requests of new people (every contact detail unknown) that arrive together share one
+transaction of bulk writes, each stored exactly as its own transaction would have stored it. The
+relay (services.outbox) publishes it to Kafka, so accepting never depends on Kafka being up.
 
 Nobody proves who they are by typing a phone number: a request is the known person's only when every
 contact detail it gives is already theirs (`resolve_person`). A request that brings a new detail along
@@ -16,6 +17,7 @@ address to that person, nor receive what is sent to them later.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -147,6 +149,7 @@ class IntakePipeline:
         link_window: timedelta = timedelta(days=14),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         personal: PersonalData | None = None,
+        max_batch: int = 64,
     ) -> None:
         self._client = client
         self._requests = db["intake_requests"]
@@ -155,6 +158,9 @@ class IntakePipeline:
         self._personal = personal or PersonalData(PersonKeys(db))
         self.link_window = link_window
         self._clock = clock
+        self.max_batch = max_batch
+        self._waiting: list[tuple[RequestDraft, asyncio.Future[AcceptedRequest | None]]] = []
+        self._batcher: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
         await self._requests.create_index(
@@ -164,6 +170,93 @@ class IntakePipeline:
         await self._outbox.ensure_indexes()
 
     async def accept(self, draft: RequestDraft) -> AcceptedRequest:
+        if draft.dedup_key is None and (accepted := await self._accept_in_batch(draft)) is not None:
+            self._log_accepted(draft, accepted)
+            return accepted
+        # A dedup key (whose race with a twin is settled by the unique index), a known contact detail,
+        # or a batch that failed: a transaction of its own.
+        return await self._accept_alone(draft)
+
+    async def _accept_in_batch(self, draft: RequestDraft) -> AcceptedRequest | None:
+        """Accepted with the other drafts waiting (see `_accept_batch`), or None when it must go alone."""
+        decided: asyncio.Future[AcceptedRequest | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((draft, decided))
+        if self._batcher is None:
+            self._batcher = asyncio.create_task(self._accept_waiting())
+        return await decided
+
+    async def _accept_waiting(self) -> None:
+        """Accept the waiting drafts, a batch per transaction, until none is left: drafts that arrive
+        while one batch is written wait for the next, so a lone request is never held back."""
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                try:
+                    results = await self._accept_batch([draft for draft, _ in batch])
+                except Exception:  # each draft then goes alone, and fails alone if it must
+                    log.warning("intake.batch_failed", drafts=len(batch), exc_info=True)
+                    results = [None] * len(batch)
+                for (_, decided), result in zip(batch, results, strict=True):
+                    if not decided.done():
+                        decided.set_result(result)
+        finally:
+            self._batcher = None
+            for _, decided in self._waiting:  # only when cancelled (shutdown)
+                decided.cancel()
+            self._waiting = []
+
+    async def _accept_batch(self, drafts: list[RequestDraft]) -> list[AcceptedRequest | None]:
+        """The drafts that bring only contact details nobody has (nor another draft of the batch)
+        accepted in one transaction, each as a new person: exactly what a transaction of its own would
+        do for it, in a few round trips for all. The others are None: they go alone (`_accept_alone`)."""
+        contacts = [(normalise_phone(d.phone), normalise_email(d.email)) for d in drafts]
+        keys = [identity_keys(phone, email) for phone, email in contacts]
+        combinations = [combination_key(k) for k in keys]
+
+        async def transaction(session: AsyncClientSession) -> list[AcceptedRequest | None]:
+            wanted = {key for draft_keys in keys for key in draft_keys} | {c for c in combinations if c}
+            known = {
+                doc["_id"]
+                for doc in await self._identities.find({"_id": {"$in": list(wanted)}}, {"_id": 1}, session=session).to_list(None)
+            }
+            results: list[AcceptedRequest | None] = []
+            claims: list[UpdateOne] = []
+            records: list[dict[str, Any]] = []
+            events: list[TrainingRequestReceived] = []
+            now = self._clock()
+            for draft, (phone, email), draft_keys, combination in zip(drafts, contacts, keys, combinations, strict=True):
+                mine = [*draft_keys, combination] if combination else draft_keys
+                if any(key in known for key in mine):
+                    results.append(None)
+                    continue
+                known.update(mine)  # a second draft with one of these details waits for this one's commit
+                person_id, request_id = new_person_id(), str(uuid.uuid4())
+                claims += [
+                    UpdateOne(
+                        {"_id": key},
+                        {"$setOnInsert": {"person_id": person_id, "first_seen_at": now, "verified": False, "last_seen_at": now}},
+                        upsert=True,
+                    )
+                    for key in draft_keys
+                ]
+                event = build_event(
+                    draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=()
+                )
+                records.append(self._request_record(draft, event, possible=(), keys=draft_keys))
+                events.append(event)
+                results.append(AcceptedRequest(request_id, person_id))
+            if events:
+                if claims:
+                    await self._identities.bulk_write(claims, ordered=True, session=session)
+                await self._requests.insert_many(records, ordered=True, session=session)
+                await self._outbox.add(await self._personal.seal_for_new_people(events, session=session), session=session)
+            return results
+
+        async with self._client.start_session() as session:
+            batch: list[AcceptedRequest | None] = await session.with_transaction(transaction)
+            return batch
+
+    async def _accept_alone(self, draft: RequestDraft) -> AcceptedRequest:
         phone = normalise_phone(draft.phone)
         email = normalise_email(draft.email)
         keys = identity_keys(phone, email)
@@ -178,23 +271,7 @@ class IntakePipeline:
             event = build_event(
                 draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=linked
             )
-            await self._requests.insert_one(
-                {
-                    "_id": request_id,
-                    "person_id": person_id,
-                    "channel": draft.channel.value,
-                    "received_at": draft.received_at,
-                    "accepted_at": self._clock(),
-                    "dedup_key": draft.dedup_key,
-                    "event_id": str(event.id),
-                    "linked_request_ids": list(linked),
-                    "needs_triage": event.needs_triage,
-                    # Not on the event: a guess for staff to confirm, never a link.
-                    "possible_person_ids": list(possible),
-                    "identity_keys": keys,
-                },
-                session=session,
-            )
+            await self._requests.insert_one(self._request_record(draft, event, possible=possible, keys=keys), session=session)
             # Personal fields leave this service only as ciphertext under the person's key.
             sealed = await self._personal.seal(event, session=session, new_person=person.new)
             await self._outbox.add([sealed], session=session)
@@ -209,6 +286,29 @@ class IntakePipeline:
             if earlier is None:
                 raise
             accepted = AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
+        self._log_accepted(draft, accepted)
+        return accepted
+
+    def _request_record(
+        self, draft: RequestDraft, event: TrainingRequestReceived, *, possible: tuple[str, ...], keys: list[str]
+    ) -> dict[str, Any]:
+        return {
+            "_id": event.request_id,
+            "person_id": event.person_id,
+            "channel": draft.channel.value,
+            "received_at": draft.received_at,
+            "accepted_at": self._clock(),
+            "dedup_key": draft.dedup_key,
+            "event_id": str(event.id),
+            "linked_request_ids": list(event.linked_request_ids),
+            "needs_triage": event.needs_triage,
+            # Not on the event: a guess for staff to confirm, never a link.
+            "possible_person_ids": list(possible),
+            "identity_keys": keys,
+        }
+
+    @staticmethod
+    def _log_accepted(draft: RequestDraft, accepted: AcceptedRequest) -> None:
         log.info(
             "request.accepted",
             request_id=accepted.request_id,
@@ -217,7 +317,6 @@ class IntakePipeline:
             duplicate=accepted.duplicate,
             linked=len(accepted.linked_request_ids),
         )
-        return accepted
 
     async def _recent_requests(self, person_id: str, session: AsyncClientSession) -> tuple[str, ...]:
         """The person's requests within the link window, newest first (at most 20)."""

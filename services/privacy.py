@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -118,6 +118,17 @@ class PersonKeys:
             session=self._keys_session(session),
         )
         return key
+
+    async def keys_for_new_people(self, person_ids: Sequence[str], *, session: AsyncClientSession | None = None) -> list[bytes]:
+        """`key_for_new_person` for several ids at once: one insert for all."""
+        keys = [AESGCM.generate_key(bit_length=256) for _ in person_ids]
+        docs = []
+        for person_id, key in zip(person_ids, keys, strict=True):
+            kid, wrapped = await self.keks.wrap(person_id, key)
+            docs.append({"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)})
+        if docs:
+            await self._collection.insert_many(docs, ordered=True, session=self._keys_session(session))
+        return keys
 
     async def key(self, person_id: str) -> bytes | None:
         cached = self._cache.get(person_id)
@@ -332,6 +343,12 @@ class PersonalData:
         if new_person:
             return seal(event, await self.keys.key_for_new_person(person_id, session=session))
         return seal(event, await self.keys.key_for_new_data(person_id, session=session))
+
+    async def seal_for_new_people(self, events: Sequence[E], *, session: AsyncClientSession | None = None) -> list[E]:
+        """`seal(event, new_person=True)` for events of distinct people, all minted in `session`'s transaction."""
+        person_ids = [getattr(event, "person_id") for event in events]  # noqa: B009 - events of people have one
+        keys = await self.keys.keys_for_new_people(person_ids, session=session)
+        return [seal(event, key) for event, key in zip(events, keys, strict=True)]
 
     async def unseal(self, event: E) -> E:
         sealed = getattr(event, "sealed", None)
