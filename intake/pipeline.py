@@ -193,8 +193,8 @@ class IntakePipeline:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 try:
                     results = await self._accept_batch([draft for draft, _ in batch])
-                except Exception:  # each draft then goes alone, and fails alone if it must
-                    log.warning("intake.batch_failed", drafts=len(batch), exc_info=True)
+                except Exception as error:  # noqa: BLE001 - each draft then goes alone, and fails alone if it must
+                    log.warning("intake.batch_failed", count=len(batch), error_type=type(error).__name__)
                     results = [None] * len(batch)
                 for (_, decided), result in zip(batch, results, strict=True):
                     if not decided.done():
