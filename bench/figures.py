@@ -16,8 +16,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from bench import workload
-from bench.harness import NO_RATE_LIMIT, Bench, Space, infra_pids, peak_rss_mib
+from bench import loadgen, workload
+from bench.harness import NO_RATE_LIMIT, Bench, OutputWatcher, Space, infra_pids, peak_rss_mib
 from bench.http import HttpClient
 from bench.stats import rate, summarise_latencies
 from bench.year import YEAR_TOPICS, a_year, create_year_topics, publish_fast
@@ -225,66 +225,73 @@ async def latency(
 # --- 3. intake ----------------------------------------------------------------------------------
 
 
+INTAKE_HEADERS = {"Content-Type": "application/json", "User-Agent": "formation-events-bench"}
+RECEIVED_TYPE: str = TrainingRequestReceived.model_fields["type"].default
+
+
 async def intake_burst(
     bench: Bench, variant: str, *, requests: int, concurrency: int, budget: float, drain_timeout: float = 60.0
 ) -> dict[str, Any]:
-    """`requests` JSON API submissions by `concurrency` clients as fast as they are answered, to one
-    intake process ("services") or the minimal endpoint ("baseline"); requests/s answered 202
-    (stored in the outbox). The clients stop taking new submissions after `budget` seconds.
-    For intake, also requests/s until the relay has put all of them on Kafka."""
+    """`requests` JSON API submissions, each from a new person, sent by vegeta (`bench.loadgen`, a Go
+    program) with `concurrency` workers as fast as they are answered, to one intake process
+    ("services") or the minimal endpoint ("baseline"); requests/s answered 202 (stored in the outbox).
+    vegeta stops sending after `budget` seconds.
+
+    For intake, also: every `TrainingRequestReceived` on the requests topic is counted (distinct
+    request ids), to check that each request answered 202 reached Kafka, and the rate until the
+    last of them was written there (its CreateTime)."""
     space = bench.space(f"intake_{variant}")
+    watcher: OutputWatcher | None = None
     if variant == "baseline":
-        process = bench.start_module("bench.minimal_intake", space, instance="minimal-intake", service="intake")
+        # Started as a module, not as a service, so it is given the credentials the services get from scripts.launch.
+        env = {"MONGODB_URI": bench.mongo_uri}
+        process = bench.start_module("bench.minimal_intake", space, instance="minimal-intake", service="intake", env=env)
     else:
         await bench.create_topics(space)
+        watcher = await bench.watch(space.topic(REQUESTS_TOPIC), event_type=RECEIVED_TYPE).start()
         process = bench.start_service("intake", space, instance="intake-burst", env=INTAKE_ENV)
     outbox = bench.mongo[space.database]["intake_outbox"]
+    targets = bench.work_dir / f"intake-{variant}.jsonl"
+    url = f"{process.url}/api/v1/requests"
+    written = loadgen.write_targets(targets, url, (workload.api_body(i, bench.run_id) for i in range(requests)), INTAKE_HEADERS)
     try:
         await bench.wait_ready(process)
-        async with HttpClient(process.url, connections=concurrency) as http:
-            for i in range(concurrency):  # warm-up: one connection per client, first requests served
-                await _post(http, workload.api_body(requests + i, f"{bench.run_id}w"))
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for i in range(requests):
-                queue.put_nowait(i)
-            failures = accepted = 0
-            stop_at = time.perf_counter() + budget
-
-            async def client() -> None:
-                nonlocal failures, accepted
-                while not queue.empty() and time.perf_counter() < stop_at:
-                    i = queue.get_nowait()
-                    try:
-                        await _post(http, workload.api_body(i, bench.run_id))
-                        accepted += 1
-                    except Exception:  # noqa: BLE001 - counted
-                        failures += 1
-
-            start = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            accepted_s = time.perf_counter() - start
-            on_kafka_s = None
-            if variant != "baseline":
-                deadline = time.monotonic() + drain_timeout
-                # Polled: the outbox is drained by another process, which tells us nothing.
-                while await outbox.count_documents({"sent_at": None}) and time.monotonic() < deadline:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-                on_kafka_s = time.perf_counter() - start
+        async with HttpClient(process.url, connections=4) as http:  # warm-up: the first requests served
+            warm_ups = [await _post(http, workload.api_body(requests + i, f"{bench.run_id}w")) for i in range(8)]
+        started = time.time()
+        report = await loadgen.attack(targets, workers=concurrency, budget_s=budget)
+        accepted = report.count(202)
+        on_kafka = last_on_kafka = None
+        if watcher is not None:
+            await watcher.wait_for(accepted + len(warm_ups), timeout=drain_timeout)
+            on_kafka = len(watcher.seen_at)
+            last_on_kafka = max(watcher.created_at.values(), default=None)
         stored = await outbox.count_documents({})
         rss = peak_rss_mib(process.process.pid)
     finally:
         await bench.stop(process)
+        if watcher is not None:
+            await watcher.stop()
+    failures = report.requests - accepted
     return {
         "variant": variant,
-        "requests": requests,
+        "load_generator": f"vegeta {loadgen.VEGETA_VERSION}",
+        "requests": written,
         "accepted": accepted,
-        "complete": accepted + failures == requests,
+        "complete": report.requests == written,
         "budget_s": budget,
         "concurrency": concurrency,
         "failures": failures,
+        "status_codes": report.status_codes,
+        "first_errors": report.errors[:3],
+        "seconds": report.seconds,
+        "warm_ups": len(warm_ups),
         "outbox_documents": stored,
-        "accepted_per_s": rate(accepted, accepted_s),
-        "on_kafka_per_s": rate(accepted, on_kafka_s) if on_kafka_s else None,
+        "accepted_per_s": report.per_s(202),
+        "on_kafka": on_kafka,
+        "all_on_kafka": None if on_kafka is None else on_kafka == accepted + len(warm_ups),
+        "kafka_records": watcher.records if watcher is not None else None,
+        "on_kafka_per_s": rate(accepted, last_on_kafka - started) if last_on_kafka else None,
         "peak_rss_mib": rss,
     }
 

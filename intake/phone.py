@@ -629,7 +629,7 @@ class PhoneChannel:
         )
 
 
-def get_phone_channel(runtime: Annotated[Runtime, Depends(get_runtime)]) -> PhoneChannel:
+async def get_phone_channel(runtime: Annotated[Runtime, Depends(get_runtime)]) -> PhoneChannel:
     """FastAPI dependency: the phone channel of the app serving the request (`runtime.app_state["phone"]`).
 
     Tests that mount `phone_router` on an app of their own override it."""

@@ -263,8 +263,9 @@ def create_service_app(
     return app
 
 
-def get_runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the runtime of the service serving this request."""
+async def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime of the service serving this request (async: a plain `def`
+    dependency is run in a worker thread, a thread hop per request for one attribute read)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -104,11 +104,17 @@ class Outbox:
         if connected is not None:
             await connected.wait()
         lease = Lease(self._db, f"relay:{self.name}", holder, ttl=timedelta(seconds=15))
+        # Renewed a third of the way into its time, not before every round: a busy relay runs rounds
+        # back to back, and a write per round would cost as much as the relaying.
+        renew_every_s = lease.ttl.total_seconds() / 3
+        renew_at = 0.0
         pause = 0.5
         while True:
-            if not await lease.acquire():
-                await asyncio.sleep(2.0)
-                continue
+            if time.monotonic() >= renew_at:
+                if not await lease.acquire():
+                    await asyncio.sleep(2.0)
+                    continue
+                renew_at = time.monotonic() + renew_every_s
             try:
                 sent = await self.relay_once(broker)
             except asyncio.CancelledError:

@@ -100,17 +100,35 @@ class PersonKeys:
         migrated = await self._migrate_legacy(person_id, session=session)
         if migrated is not None:
             return migrated
-        key = AESGCM.generate_key(bit_length=256)
-        kid, wrapped = await self.keks.wrap(person_id, key)
         try:
-            await self._collection.insert_one(
-                {"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)}, session=keys_session
-            )
+            return await self.key_for_new_person(person_id, session=session)
         except DuplicateKeyError:
             doc = await self._collection.find_one({"_id": person_id}, session=keys_session)
             assert doc is not None
             return await self._open(doc, session=keys_session)
+
+    async def key_for_new_person(self, person_id: str, *, session: AsyncClientSession | None = None) -> bytes:
+        """A key for a person id minted in the caller's transaction: one insert, because such an id
+        cannot have been erased, nor have a key of the old format (`key_for_new_data` checks both
+        for ids that came from elsewhere). `DuplicateKeyError` if the id has a key after all."""
+        key = AESGCM.generate_key(bit_length=256)
+        kid, wrapped = await self.keks.wrap(person_id, key)
+        await self._collection.insert_one(
+            {"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)},
+            session=self._keys_session(session),
+        )
         return key
+
+    async def keys_for_new_people(self, person_ids: Sequence[str], *, session: AsyncClientSession | None = None) -> list[bytes]:
+        """`key_for_new_person` for several ids at once: one insert for all."""
+        keys = [AESGCM.generate_key(bit_length=256) for _ in person_ids]
+        docs = []
+        for person_id, key in zip(person_ids, keys, strict=True):
+            kid, wrapped = await self.keks.wrap(person_id, key)
+            docs.append({"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)})
+        if docs:
+            await self._collection.insert_many(docs, ordered=True, session=self._keys_session(session))
+        return keys
 
     async def key(self, person_id: str) -> bytes | None:
         cached = self._cache.get(person_id)
@@ -337,11 +355,20 @@ class PersonalData:
     def __init__(self, keys: PersonKeys) -> None:
         self.keys = keys
 
-    async def seal(self, event: E, *, session: AsyncClientSession | None = None) -> E:
+    async def seal(self, event: E, *, session: AsyncClientSession | None = None, new_person: bool = False) -> E:
+        """`new_person`: the event's person id was minted in `session`'s transaction (`PersonKeys.key_for_new_person`)."""
         person_id = getattr(event, "person_id", None)
         if person_id is None:
             return event
+        if new_person:
+            return seal(event, await self.keys.key_for_new_person(person_id, session=session))
         return seal(event, await self.keys.key_for_new_data(person_id, session=session))
+
+    async def seal_for_new_people(self, events: Sequence[E], *, session: AsyncClientSession | None = None) -> list[E]:
+        """`seal(event, new_person=True)` for events of distinct people, all minted in `session`'s transaction."""
+        person_ids = [getattr(event, "person_id") for event in events]  # noqa: B009 - events of people have one
+        keys = await self.keys.keys_for_new_people(person_ids, session=session)
+        return [seal(event, key) for event, key in zip(events, keys, strict=True)]
 
     async def unseal(self, event: E) -> E:
         sealed = getattr(event, "sealed", None)

@@ -25,7 +25,9 @@ from typing import Any
 
 from fastapi import Request
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+DUPLICATE_KEY = 11000
 
 __all__ = [
     "Hit",
@@ -95,10 +97,24 @@ class RateLimits(ABC):
 
 
 class MongoRateLimits(RateLimits):
-    """The counters in `collection`, shared by every replica using the same database."""
+    """The counters in `collection`, shared by every replica using the same database.
+
+    Increments that arrive while a write is in flight are written together when it returns, and
+    each is given its own count (a counter's new total minus the increments after it), as if they
+    had been written one by one. Counters not there yet, like the destinations of new people, are
+    created by one insert for all, their count being their increments; the others are incremented
+    one `$inc` each, in parallel. A busy counter (all of one partner site's submissions count
+    against its network) then costs one round trip per batch, and concurrent updates of one
+    document do not queue up in MongoDB. A lone increment is written at once."""
+
+    KNOWN_COUNTERS_BOUND = 10_000
 
     def __init__(self, db: Any, collection: str = "rate_limits") -> None:
         self._counters = db[collection]
+        self._queued: dict[str, tuple[datetime, list[asyncio.Future[int]]]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        # Counters found to exist already, until their window ends: not worth an insert that would fail.
+        self._known: dict[str, datetime] = {}
 
     async def ensure_indexes(self) -> None:
         # MongoDB's TTL monitor removes a counter within a minute of its window's end; until then
@@ -106,7 +122,72 @@ class MongoRateLimits(RateLimits):
         await self._counters.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
 
     async def _increment(self, counter: str, expires_at: datetime) -> int:
-        update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": expires_at}}
+        counted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(counter, (expires_at, []))[1].append(counted)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued())
+        return await counted
+
+    async def _write_queued(self) -> None:
+        """Write the queued increments, a batch at a time, until none is left."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, {}
+                try:
+                    totals = await self._add_all(
+                        {counter: (expires_at, len(waiting)) for counter, (expires_at, waiting) in batch.items()}
+                    )
+                except Exception as error:  # noqa: BLE001 - each waiting request fails as a lone one would
+                    for _, waiting in batch.values():
+                        for counted in waiting:
+                            if not counted.done():
+                                counted.set_exception(error)
+                    continue
+                except BaseException:
+                    for _, waiting in batch.values():
+                        for counted in waiting:
+                            counted.cancel()
+                    raise
+                for counter, (_, waiting) in batch.items():
+                    for before, counted in enumerate(reversed(waiting)):
+                        if not counted.done():
+                            counted.set_result(totals[counter] - before)
+        finally:
+            self._writer = None
+            for _, waiting in self._queued.values():  # only when cancelled: nobody writes these now
+                for counted in waiting:
+                    counted.cancel()
+            self._queued = {}
+
+    async def _add_all(self, increments: dict[str, tuple[datetime, int]]) -> dict[str, int]:
+        """Add to each counter (`counter: (expires_at, count)`); their new totals."""
+        totals = {counter: count for counter, (_, count) in increments.items()}
+        new = [counter for counter in increments if counter not in self._known]
+        existing = [counter for counter in increments if counter in self._known]
+        if new:
+            documents = [{"_id": c, "count": increments[c][1], "expires_at": increments[c][0]} for c in new]
+            try:
+                await self._counters.insert_many(documents, ordered=False)
+            except BulkWriteError as error:
+                found = [e for e in error.details.get("writeErrors", []) if e.get("code") == DUPLICATE_KEY]
+                if len(found) != len(error.details.get("writeErrors", [])) or error.details.get("writeConcernErrors"):
+                    raise
+                existing += [new[e["index"]] for e in found]
+                self._remember([new[e["index"]] for e in found], increments)
+        added = await asyncio.gather(*(self._add(c, *increments[c]) for c in existing))
+        totals.update(zip(existing, added, strict=True))
+        return totals
+
+    def _remember(self, counters: list[str], increments: dict[str, tuple[datetime, int]]) -> None:
+        if len(self._known) + len(counters) > self.KNOWN_COUNTERS_BOUND:
+            now = datetime.now(UTC)
+            self._known = {c: ends for c, ends in self._known.items() if ends > now}
+            if len(self._known) + len(counters) > self.KNOWN_COUNTERS_BOUND:
+                self._known = {}  # only a shortcut: forgetting costs one failed insert per counter
+        self._known.update((c, increments[c][0]) for c in counters)
+
+    async def _add(self, counter: str, expires_at: datetime, count: int) -> int:
+        update = {"$inc": {"count": count}, "$setOnInsert": {"expires_at": expires_at}}
         for attempt in range(2):
             try:
                 doc = await self._counters.find_one_and_update(

@@ -236,4 +236,5 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         request_id=accepted.request_id,
         status="duplicate" if accepted.duplicate else "accepted",
     )
-    return JSONResponse(answer.model_dump(mode="json"), 200 if accepted.duplicate else 202)
+    # Serialised by pydantic-core in one step (JSONResponse would build a dict and run json.dumps on it).
+    return Response(answer.model_dump_json(), 200 if accepted.duplicate else 202, media_type="application/json")

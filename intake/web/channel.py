@@ -128,7 +128,7 @@ class WebChannel:
         return accepted
 
 
-def get_web_channel(runtime: Annotated[Runtime, Depends(get_runtime)]) -> WebChannel:
+async def get_web_channel(runtime: Annotated[Runtime, Depends(get_runtime)]) -> WebChannel:
     """FastAPI dependency: the web channel of the app serving the request (`runtime.app_state["web"]`).
 
     An app without a service runtime (a test's) sets it with `app.dependency_overrides`.

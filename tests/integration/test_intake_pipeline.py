@@ -131,6 +131,28 @@ async def test_concurrent_first_contacts_of_one_person_get_one_person_id(pipelin
     assert len({a.request_id for a in accepted}) == 6
 
 
+async def test_requests_accepted_together_are_stored_as_each_alone(pipeline: IntakePipeline, mongo_db: Any) -> None:
+    known = await pipeline.accept(draft(phone="0472 00 00 01"))
+    drafts = [draft(phone=f"0472 00 01 {i:02d}", email=f"new{i}@example.org") for i in range(8)]
+    drafts += [draft(phone="0472 00 00 01"), draft(phone="0472 00 02 00"), draft(phone="0472 00 02 00")]
+
+    accepted = await asyncio.gather(*(pipeline.accept(d) for d in drafts))
+
+    assert len({a.person_id for a in accepted[:8]} | {known.person_id}) == 9, "each new person their own"
+    assert accepted[8].person_id == known.person_id and accepted[8].linked_request_ids == (known.request_id,)
+    assert accepted[9].person_id == accepted[10].person_id, "one new person's two requests: one person"
+    keys = PersonalData(PersonKeys(mongo_db))
+    for a, d in zip(accepted, drafts, strict=True):
+        record = await mongo_db["intake_requests"].find_one({"_id": a.request_id})
+        assert record["person_id"] == a.person_id and record["linked_request_ids"] == list(a.linked_request_ids)
+        entry = await mongo_db["intake_outbox"].find_one({"key": a.request_id.encode()})
+        event = await keys.unseal(decode(entry["value"]))
+        assert isinstance(event, TrainingRequestReceived) and event.person_id == a.person_id
+        assert event.contact.email == d.email
+    identity = await mongo_db["intake_identities"].find_one({"_id": "email:new3@example.org"})
+    assert identity["person_id"] == accepted[3].person_id and identity["last_seen_at"] == identity["first_seen_at"]
+
+
 async def test_unusable_contact_is_accepted_for_triage(pipeline: IntakePipeline, mongo_db: Any) -> None:
     accepted = await pipeline.accept(draft(phone="call me maybe", email="nope"))
     entry = await mongo_db["intake_outbox"].find_one({"key": accepted.request_id.encode()})

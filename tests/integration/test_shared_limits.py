@@ -74,6 +74,18 @@ async def test_the_longest_refusing_window_says_how_long_to_wait(rate_limits: Ra
     assert await rate_limits.take(hits, START + timedelta(seconds=1)) == 59  # the minute, not the 10 s
 
 
+async def test_concurrent_requests_count_as_if_one_by_one_on_new_and_existing_counters(rate_limits: RateLimits) -> None:
+    daily = Limit(3, 86_400)
+    assert await rate_limits.take([Hit("destination", "known", daily)], START) is None
+    takes = [[Hit("destination", f"new-{i}", daily), Hit("destination", "known", daily)] for i in range(4)]
+
+    results = await asyncio.gather(*(rate_limits.take(hits, START) for hits in takes))
+
+    assert results.count(None) == 2, "the known destination had room for two more"
+    assert await rate_limits.take([Hit("destination", "new-0", daily)] * 2, START) is None, "each new one counted once"
+    assert await rate_limits.take([Hit("destination", "new-1", daily)] * 3, START) is not None
+
+
 async def test_a_key_is_claimed_by_its_first_body(idempotency_keys: IdempotencyKeys) -> None:
     assert await idempotency_keys.claim("k", "body-1", START)
     assert await idempotency_keys.claim("k", "body-1", START)  # the retry
