@@ -220,3 +220,18 @@ def test_the_pipeline_row_lists_each_run() -> None:
     results["pipeline"]["services"]["runs"] = [{"per_s": 13.2}, {"per_s": 18.46}]
     results["pipeline"]["baseline"]["runs"] = [{"per_s": 10.3}, {"per_s": 24.8}]
     assert build_rows(results)[0].figure.endswith("[runs, req/s: services 13.2 + 18.5; baseline 10.3 + 24.8]")
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ({"pipeline": {"services": {"per_s": 1200.0}}, "intake": {"services": {"accepted_per_s": 600.0}}}, 300.0),
+        ({"pipeline": {"services": {"per_s": 400.0}}, "intake": {"services": {"accepted_per_s": 900.0}}}, 200.0),
+        ({"pipeline": {"services": {"per_s": 400.0}}}, 200.0),
+        ({"intake": {"pending": "failed"}}, None),
+    ],
+)
+def test_the_latency_load_is_half_the_slower_of_routing_and_intake(results: dict[str, Any], expected: float | None) -> None:
+    from bench.__main__ import half_the_maximum
+
+    assert half_the_maximum(results) == expected
