@@ -29,6 +29,10 @@ from services.mongo import MongoDatabase
 
 log = structlog.get_logger(__name__)
 
+COMMIT_WAITS_S = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064)
+"""How long the relay, woken by an `add` but finding nothing yet, waits before each look again: the
+add's transaction commits meanwhile (a majority commit waits for the journal)."""
+
 
 class Outbox:
     def __init__(self, db: MongoDatabase, name: str = "outbox") -> None:
@@ -98,7 +102,13 @@ class Outbox:
         return len(sent_ids)
 
     async def run_relay(
-        self, broker: KafkaBroker, *, holder: str, idle_poll_s: float = 0.25, connected: asyncio.Event | None = None
+        self,
+        broker: KafkaBroker,
+        *,
+        holder: str,
+        idle_poll_s: float = 0.25,
+        connected: asyncio.Event | None = None,
+        commit_waits_s: Sequence[float] = COMMIT_WAITS_S,
     ) -> None:
         """Relay forever while holding the outbox's lease; retries with a pause while Kafka is down."""
         if connected is not None:
@@ -109,6 +119,7 @@ class Outbox:
         renew_every_s = lease.ttl.total_seconds() / 3
         renew_at = 0.0
         pause = 0.5
+        expected = 0
         while True:
             if time.monotonic() >= renew_at:
                 if not await lease.acquire():
@@ -126,8 +137,16 @@ class Outbox:
                 continue
             pause = 0.5
             if sent:
+                expected = 0
                 log.debug("outbox.relayed", outbox=self.name, count=sent)
+                continue
+            if expected:
+                # `add` wakes the relay from inside its caller's transaction, before the commit makes
+                # the entry visible: the entry is due within milliseconds, not at the next idle poll.
+                await asyncio.sleep(commit_waits_s[-expected])
+                expected -= 1
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=idle_poll_s)
+            expected = len(commit_waits_s) if self._wake.is_set() else 0
