@@ -12,6 +12,12 @@ hence 6; the other flows are light and get 3. Partitions can be added but not re
 and adding them moves keys (breaking per-key order for a while), so these are chosen
 upfront rather than tuned later.
 
+Retention. Each topic says how long Kafka keeps it (`configs`, applied at creation and checked
+at every start by `services.kafka.ensure_topics`; `python -m services.retention` fixes a drift).
+The business streams keep `REPLAY_RETENTION_MS` so that a year can be replayed; retry topics
+hold a failure for seconds and keep a week; dead letters keep a month for an operator to redrive;
+`configuration.v1` is compacted and keeps the latest value of each setting for good.
+
 Versions. Within `*.v1` a contract may only gain optional fields. A breaking change is a
 new `*.v2` topic that producers write to while consumers drain `*.v1`.
 """
@@ -60,6 +66,10 @@ from schemas.events import (
 
 __all__ = [
     "ALL_TOPICS",
+    "COMPACTED",
+    "DEAD_LETTER_RETENTION_MS",
+    "REPLAY_RETENTION_MS",
+    "RETRY_RETENTION_MS",
     "CERTIFICATION_EXAMS",
     "CONFIGURATION",
     "NOTIFICATIONS",
@@ -69,8 +79,30 @@ __all__ = [
     "TRAINING_ROUTING",
     "TopicSpec",
     "key_for",
+    "kept_for",
     "topic_for",
 ]
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+REPLAY_RETENTION_MS = 400 * DAY_MS
+"""A year of replay plus five weeks: an analyst comparing a month with the same month a year
+before still finds the whole of it, and a rebuilt read model covers a full year. Not infinite
+(-1): request records carry sealed personal data, and a finite horizon bounds how long even
+sealed data stays on disk; beyond it the analytics replay into MongoDB is the archive."""
+RETRY_RETENTION_MS = 7 * DAY_MS
+"""A retry waits seconds to a minute; a week covers a consumer down over a long weekend."""
+DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
+"""Long enough for an operator to notice, fix the cause and redrive (`services.deadletters`)."""
+
+
+def kept_for(retention_ms: int) -> Mapping[str, str]:
+    """Topic configs that delete records older than `retention_ms`."""
+    return MappingProxyType({"cleanup.policy": "delete", "retention.ms": str(retention_ms)})
+
+
+COMPACTED: Mapping[str, str] = MappingProxyType({"cleanup.policy": "compact"})
+"""Topic configs that keep the latest record of each key for good (time retention does not apply)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +115,16 @@ class TopicSpec:
     events: tuple[type[Event], ...]
     description: str
     configs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    """Kafka topic configuration set when the topic is created (`cleanup.policy`...)."""
+    """Kafka topic configuration set when the topic is created and checked at start-up
+    (`cleanup.policy`, `retention.ms`): `kept_for(...)` or `COMPACTED`."""
     keyed_otherwise: Mapping[type[Event], str] = field(default_factory=lambda: MappingProxyType({}))
     """Events keyed by another field than `key`: facts about a whole programme, which has no request."""
+
+    @property
+    def retention_ms(self) -> int | None:
+        """How long records are kept, in ms; None when compacted (or left to the broker's default)."""
+        value = self.configs.get("retention.ms")
+        return None if value is None else int(value)
 
     def key_field(self, cls: type[Event]) -> str:
         """The field events of `cls` are keyed by on this topic."""
@@ -117,6 +156,7 @@ TRAINING_REQUESTS = TopicSpec(
     partitions=6,
     key="request_id",
     events=(TrainingRequestReceived,),
+    configs=kept_for(REPLAY_RETENTION_MS),
     description="Training requests as they come in by phone, e-mail and the web.",
 )
 TRAINING_ROUTING = TopicSpec(
@@ -139,6 +179,7 @@ TRAINING_ROUTING = TopicSpec(
         DigitalDivideProgrammeResumed,
         DigitalDivideQuotaChanged,
     ),
+    configs=kept_for(REPLAY_RETENTION_MS),
     description=(
         "Where each request went, its 48-hour callback, the attempts to reach it and how they ended, "
         "the questions to the partner that handed it over, and the digital-divide programme's places "
@@ -165,6 +206,7 @@ TRAINING_ENROLMENTS = TopicSpec(
         SelfTrainingSlotBooked,
         SelfTrainingSlotCancelled,
     ),
+    configs=kept_for(REPLAY_RETENTION_MS),
     description=(
         "Enrolments in course sessions (or on their waitlist), courses completed or abandoned, requests to sit "
         "a certification exam, and bookings of self-training slots by members of the digital-divide programme."
@@ -182,6 +224,7 @@ CERTIFICATION_EXAMS = TopicSpec(
         ExamScheduled,
         CertificateIssued,
     ),
+    configs=kept_for(REPLAY_RETENTION_MS),
     description="Exam seats offered, accepted, declined or lapsed, exam seats booked and certificates issued.",
 )
 NOTIFICATIONS = TopicSpec(
@@ -189,6 +232,8 @@ NOTIFICATIONS = TopicSpec(
     partitions=3,
     key="person_id",
     events=(NotificationSent, NotificationFailed),
+    # Kept like the request streams: what was sent to whom is part of a request's history.
+    configs=kept_for(REPLAY_RETENTION_MS),
     description="E-mails and text messages sent, or not, to job seekers.",
 )
 PRIVACY = TopicSpec(
@@ -196,6 +241,8 @@ PRIVACY = TopicSpec(
     partitions=3,
     key="person_id",
     events=(PersonDataErased,),
+    # As long as the streams whose data it erases: a replay of any of them also replays its erasures.
+    configs=kept_for(REPLAY_RETENTION_MS),
     description="Erasure of a person's data, which every service holding some must apply.",
 )
 CONFIGURATION = TopicSpec(
@@ -207,7 +254,7 @@ CONFIGURATION = TopicSpec(
     events=(ConfigurationChanged,),
     description="Settings changed by staff (closure days, open certifications, quotas, rule set, roster).",
     # Compacted: the latest change of each setting (its key) is kept for good, older ones go.
-    configs=MappingProxyType({"cleanup.policy": "compact"}),
+    configs=COMPACTED,
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (

@@ -223,6 +223,7 @@ class Operation(IntEnum):
     WRITE = 4
     CREATE = 5
     DESCRIBE = 8
+    DESCRIBE_CONFIGS = 10
 
 
 @dataclass(frozen=True, order=True)
@@ -238,20 +239,21 @@ class Acl:
 
 def kafka_acls(service: str, topic_prefix: str = "") -> list[Acl]:
     """The ALLOW bindings of `service`'s principal. Its own topics (retries, dead letters) and
-    groups all start with its name; the declared topics it may create and describe (every service
-    creates the declared topics at start), write if it publishes them, read if it consumes them."""
+    groups all start with its name; the declared topics it may create and describe, configs included
+    (every service creates the declared topics at start and checks their retention), write if it
+    publishes them, read if it consumes them."""
     grants = GRANTS[service]
     user = f"User:{service}"
     acls: set[Acl] = set()
     for topic in ALL_TOPICS:
-        for operation in (Operation.CREATE, Operation.DESCRIBE):
+        for operation in (Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS):
             acls.add(Acl(user, Resource.TOPIC, topic_prefix + topic.name, Pattern.LITERAL, operation))
     for topic in grants.publishes:
         acls.add(Acl(user, Resource.TOPIC, topic_prefix + topic.name, Pattern.LITERAL, Operation.WRITE))
     for topic in grants.consumes:
         acls.add(Acl(user, Resource.TOPIC, topic_prefix + topic.name, Pattern.LITERAL, Operation.READ))
     own = topic_prefix + f"{service}."
-    for operation in (Operation.CREATE, Operation.DESCRIBE, Operation.READ, Operation.WRITE):
+    for operation in (Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS, Operation.READ, Operation.WRITE):
         acls.add(Acl(user, Resource.TOPIC, own, Pattern.PREFIXED, operation))
     # Groups: `routing`, `routing.privacy`, `routing.retries`, `certification-priority`...
     for operation in (Operation.READ, Operation.DESCRIBE):

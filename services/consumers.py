@@ -58,7 +58,7 @@ from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas import Event, UnknownEventType, codec
-from schemas.topics import TopicSpec
+from schemas.topics import DEAD_LETTER_RETENTION_MS, RETRY_RETENTION_MS, TopicSpec, kept_for
 from services import retries
 from services.kafka import topic_name
 from services.retries import Disposition, FailureHistory
@@ -203,15 +203,22 @@ def service_topics(service: str, levels: int) -> tuple[TopicSpec, ...]:
     """A service's own topics, unprefixed: its retry levels and its dead letters (one partition,
     so that an offset alone names a dead letter)."""
 
-    def spec(name: str, partitions: int, description: str) -> TopicSpec:
-        return TopicSpec(name=name, partitions=partitions, key="", events=(), description=description)
+    def spec(name: str, partitions: int, retention_ms: int, description: str) -> TopicSpec:
+        return TopicSpec(
+            name=name, partitions=partitions, key="", events=(), description=description, configs=kept_for(retention_ms)
+        )
 
     return (
         *(
-            spec(retries.retry_topic(service, level), RETRY_TOPIC_PARTITIONS, f"{service}: failed messages, retry level {level}")
+            spec(
+                retries.retry_topic(service, level),
+                RETRY_TOPIC_PARTITIONS,
+                RETRY_RETENTION_MS,
+                f"{service}: failed messages, retry level {level}",
+            )
             for level in range(1, levels + 1)
         ),
-        spec(f"{service}.dead-letters.v1", 1, f"{service}: messages given up on"),
+        spec(f"{service}.dead-letters.v1", 1, DEAD_LETTER_RETENTION_MS, f"{service}: messages given up on"),
     )
 
 

@@ -1,5 +1,10 @@
 """The Kafka side of the service defaults: broker factory, topic creation, and event publishing.
 
+Topics are created with their declared configs (retention, compaction: `schemas.topics`); at
+every start the configs of the topics that already existed are compared with the declared ones
+and a drift is logged (`kafka.topic_config_mismatch`), never fatal: `python -m services.retention`
+shows and fixes it.
+
 Every producer is idempotent with acks=all, so a retried send never duplicates a record
 within a partition and an acknowledged record is on every in-sync replica.
 """
@@ -10,12 +15,14 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -130,7 +137,9 @@ async def wait_and_ensure_topics(
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = ALL_TOPICS) -> None:
-    """Create the declared topics with their partition counts; existing ones are left alone."""
+    """Create the declared topics with their partition counts and configs; existing ones are left
+    alone, but a config of theirs that differs from the declared one is logged."""
+    topics = tuple(topics)
     admin = AIOKafkaAdminClient(**admin_client_kwargs(settings), client_id="formation-events-admin")
     try:
         await admin.start()
@@ -150,8 +159,109 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = A
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("kafka.topics_created", topics=[t.name for t in missing])
+        await _log_config_mismatches(admin, [t for t in topics if topic_name(t) in existing])
     finally:
         await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigMismatch:
+    """A declared topic config that the cluster does not have (`actual` None: topic or value missing)."""
+
+    topic: str
+    setting: str
+    declared: str
+    actual: str | None
+
+
+def config_mismatches(
+    declared: Mapping[str, Mapping[str, str]], actual: Mapping[str, Mapping[str, str | None]]
+) -> list[ConfigMismatch]:
+    """Every declared (topic, setting) whose value on the cluster differs, in topic then setting order.
+
+    Only declared settings are compared: the others are the broker's business.
+    """
+    return [
+        ConfigMismatch(topic, setting, value, actual.get(topic, {}).get(setting))
+        for topic in sorted(declared)
+        for setting, value in sorted(declared[topic].items())
+        if actual.get(topic, {}).get(setting) != value
+    ]
+
+
+def declared_configs(topics: Iterable[TopicSpec]) -> dict[str, Mapping[str, str]]:
+    """Topic name on this cluster -> its declared configs, for topics that declare any."""
+    return {topic_name(t): t.configs for t in topics if t.configs}
+
+
+_DYNAMIC_TOPIC_CONFIG = 1
+"""DescribeConfigs v1+ `config_source` of a value set on the topic itself (not a default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfigs:
+    """A topic's configs as the cluster has them."""
+
+    effective: Mapping[str, str | None]
+    """Every config with the value in force, defaults included (None: sensitive, not shown)."""
+    overrides: Mapping[str, str | None]
+    """Those set on the topic itself: what AlterConfigs replaces as a whole."""
+
+
+def _topic_configs(entries: Iterable[tuple[Any, ...]], version: int) -> TopicConfigs:
+    # Every version of DescribeConfigs starts an entry with (name, value, read_only, ...); the
+    # fourth field is `is_default` in v0 and `config_source` from v1 on.
+    effective: dict[str, str | None] = {}
+    overrides: dict[str, str | None] = {}
+    for name, value, _read_only, origin, *_ in entries:
+        effective[name] = value
+        if (not origin) if version == 0 else origin == _DYNAMIC_TOPIC_CONFIG:
+            overrides[name] = value
+    return TopicConfigs(effective=effective, overrides=overrides)
+
+
+async def describe_topic_configs(
+    admin: AIOKafkaAdminClient, names: Iterable[str]
+) -> tuple[dict[str, TopicConfigs], dict[str, str]]:
+    """The current configs of topics, and the topics the cluster would not describe with its
+    error message (a missing topic, or no DescribeConfigs ACL)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    configs: dict[str, TopicConfigs] = {}
+    refused: dict[str, str] = {}
+    if not resources:
+        return configs, refused
+    for response in await admin.describe_configs(resources):
+        # aiokafka's protocol responses are untyped structs: read the fields by name and position.
+        results: list[tuple[Any, ...]] = getattr(response, "resources", [])
+        version: int = getattr(response, "API_VERSION", 1)
+        for error_code, error_message, _type, name, entries in results:
+            if error_code:
+                refused[name] = error_message or f"error code {error_code}"
+            else:
+                configs[name] = _topic_configs(entries, version)
+    return configs, refused
+
+
+async def _log_config_mismatches(admin: AIOKafkaAdminClient, topics: Iterable[TopicSpec]) -> None:
+    # A check, never a reason not to start: a service that runs with a wrong retention is
+    # better than one that does not run, and the fix is an operator's command away.
+    declared = declared_configs(topics)
+    try:
+        actual, refused = await describe_topic_configs(admin, declared)
+    except KafkaError as error:
+        log.warning("kafka.topic_configs_unchecked", topics=sorted(declared), error=str(error))
+        return
+    for name, reason in sorted(refused.items()):
+        log.warning("kafka.topic_configs_unchecked", topic=name, error=reason)
+    effective = {name: configs.effective for name, configs in actual.items()}
+    for mismatch in config_mismatches({t: c for t, c in declared.items() if t in actual}, effective):
+        log.warning(
+            "kafka.topic_config_mismatch",
+            topic=mismatch.topic,
+            setting=mismatch.setting,
+            declared=mismatch.declared,
+            actual=mismatch.actual,
+        )
 
 
 def wire(event: Event) -> tuple[str, bytes, bytes, dict[str, str]]:

@@ -130,7 +130,7 @@ LOGGED_KEYS = frozenset(
         "quota",
         "facts",  # names of the facts recorded, never their values
         "replaced",
-        "setting",  # a staff-run setting's name (services.configuration)
+        "setting",  # a staff-run setting's name (services.configuration), or a topic config's
         "version",
         # counts and sizes
         "count",
@@ -189,6 +189,8 @@ LOGGED_KEYS = frozenset(
         "topic",
         "topics",
         "retry_topic",
+        "declared",  # a topic config as declared in schemas.topics (retention.ms, cleanup.policy)
+        "actual",  # the same config as the cluster has it
         "group",
         "groups",
         "consumer",
