@@ -97,8 +97,10 @@ DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
 
 
 def kept_for(retention_ms: int) -> Mapping[str, str]:
-    """Topic configs that delete records older than `retention_ms`."""
-    return MappingProxyType({"cleanup.policy": "delete", "retention.ms": str(retention_ms)})
+    """Topic configs that delete records older than `retention_ms`, and only those."""
+    # No size cap (`retention.bytes` -1): a broker-wide cap set for other topics (1 GiB a partition
+    # on the local broker) must not silently cut the year short; a year here is a few GB (README).
+    return MappingProxyType({"cleanup.policy": "delete", "retention.ms": str(retention_ms), "retention.bytes": "-1"})
 
 
 COMPACTED: Mapping[str, str] = MappingProxyType({"cleanup.policy": "compact"})

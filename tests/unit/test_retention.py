@@ -42,6 +42,7 @@ def test_every_topic_declares_how_long_it_keeps_its_records(spec: TopicSpec) -> 
     assert policy in ("delete", "compact")
     if policy == "delete":
         assert spec.retention_ms is not None and spec.retention_ms > 0
+        assert spec.configs["retention.bytes"] == "-1"  # time alone decides
     else:
         assert spec.retention_ms is None
 
@@ -131,7 +132,11 @@ async def test_start_up_logs_each_drift_and_each_topic_it_could_not_check(monkey
     monkeypatch.setattr(kafka, "_topic_prefix", "")
     admin = FakeAdmin(
         topics={
-            TRAINING_REQUESTS.name: {"cleanup.policy": ("delete", 5), "retention.ms": ("604800000", 5)},
+            TRAINING_REQUESTS.name: {
+                "cleanup.policy": ("delete", 5),
+                "retention.ms": ("604800000", 5),
+                "retention.bytes": ("-1", 1),
+            },
             CONFIGURATION.name: {"cleanup.policy": ("compact", 1)},
         },
         denied={TRAINING_ROUTING.name},
