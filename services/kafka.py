@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -248,8 +248,8 @@ async def _log_config_mismatches(admin: AIOKafkaAdminClient, topics: Iterable[To
     declared = declared_configs(topics)
     try:
         actual, refused = await describe_topic_configs(admin, declared)
-    except KafkaError as error:
-        log.warning("kafka.topic_configs_unchecked", topics=sorted(declared), error=str(error))
+    except Exception as error:  # noqa: BLE001 - a check that fails must not stop the start either
+        log.warning("kafka.topic_configs_unchecked", topics=sorted(declared), error=str(error), error_type=type(error).__name__)
         return
     for name, reason in sorted(refused.items()):
         log.warning("kafka.topic_configs_unchecked", topic=name, error=reason)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
 from schemas.topics import (
@@ -150,6 +151,20 @@ async def test_start_up_logs_each_drift_and_each_topic_it_could_not_check(monkey
     assert logs[1]["setting"] == "retention.ms"
     assert logs[1]["declared"] == TRAINING_REQUESTS.configs["retention.ms"]
     assert logs[1]["actual"] == "604800000"
+
+
+async def test_start_up_goes_on_when_the_cluster_cannot_describe_configs_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka, "_topic_prefix", "")
+
+    class Unreachable:
+        async def describe_configs(self, resources: list[Any]) -> list[Any]:
+            raise KafkaConnectionError("gone")
+
+    with capture_logs() as logs:
+        await kafka._log_config_mismatches(Unreachable(), [TRAINING_REQUESTS])  # type: ignore[arg-type]
+    assert [(entry["event"], entry["error_type"]) for entry in logs] == [
+        ("kafka.topic_configs_unchecked", "KafkaConnectionError")
+    ]
 
 
 async def test_describing_separates_the_topics_own_overrides_from_defaults() -> None:
