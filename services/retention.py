@@ -40,7 +40,9 @@ _SERVICE_TOPIC = re.compile(r"^(?P<service>[A-Za-z0-9_-]+)\.(?:retry\.(?P<level>
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """`--check` or `--apply`, exactly one (`apply` is True for the latter)."""
-    parser = argparse.ArgumentParser(prog="python -m services.retention", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m services.retention", description="Show and fix the retention of the topics on the cluster."
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", action="store_true", help="print declared and actual configs; exit 1 on a mismatch")
     mode.add_argument("--apply", action="store_true", help="alter the topics whose configs differ, then check")
