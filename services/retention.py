@@ -112,8 +112,7 @@ async def run(settings: KafkaSettings, *, apply: bool) -> int:
             for topic in sorted({m.topic for m in mismatches if m.topic in actual}):
                 await _alter(admin, topic, replacement_configs(actual[topic].overrides, declared[topic]))
                 _print(f"[retention] {topic}: set {dict(declared[topic])}")
-            actual, refused = await describe_topic_configs(admin, [name for name in declared if name in existing])
-            mismatches = _mismatches(declared, actual)
+            actual, refused, mismatches = await _applied(admin, declared, [name for name in declared if name in existing])
         _print("\n".join(table(declared, actual)))
         for topic, error in sorted(refused.items()):
             _print(f"[retention] {topic}: not described: {error}")
@@ -123,6 +122,23 @@ async def run(settings: KafkaSettings, *, apply: bool) -> int:
         return 1 if mismatches or refused else 0
     finally:
         await admin.close()
+
+
+APPLIED_WITHIN_S = 15.0
+"""How long `--apply` waits for the brokers to show the new configs: an accepted change reaches
+each broker's view of the topic a moment later, through the cluster's metadata."""
+
+
+async def _applied(
+    admin: AIOKafkaAdminClient, declared: Mapping[str, Mapping[str, str]], names: list[str]
+) -> tuple[dict[str, TopicConfigs], dict[str, str], list[ConfigMismatch]]:
+    deadline = asyncio.get_running_loop().time() + APPLIED_WITHIN_S
+    while True:
+        actual, refused = await describe_topic_configs(admin, names)
+        mismatches = _mismatches(declared, actual)
+        if not any(m.topic in actual for m in mismatches) or asyncio.get_running_loop().time() > deadline:
+            return actual, refused, mismatches
+        await asyncio.sleep(0.2)
 
 
 def _mismatches(declared: Mapping[str, Mapping[str, str]], actual: Mapping[str, TopicConfigs]) -> list[ConfigMismatch]:
