@@ -21,6 +21,7 @@ from schemas.events import EVENT_TYPES
 __all__ = [
     "CONTENT_TYPE",
     "DATA_CONTENT_TYPE",
+    "HEADER_ATTRIBUTES",
     "UPCASTERS",
     "Headers",
     "Upcaster",
@@ -33,6 +34,9 @@ __all__ = [
 
 CONTENT_TYPE: Final = "application/cloudevents+json"
 DATA_CONTENT_TYPE: Final = "application/json"
+
+HEADER_ATTRIBUTES: Final = ("specversion", "id", "type", "source", "time")
+"""Envelope attributes that `headers` copies into `ce_*` Kafka headers."""
 
 Headers = Mapping[str, bytes | str] | Iterable[tuple[str, bytes | str]]
 """Kafka headers as clients hand them over: a mapping (FastStream) or pairs (aiokafka)."""
@@ -70,15 +74,9 @@ def headers(event: Event) -> dict[str, bytes]:
     The `content-type` tells `decode` (and any CloudEvents SDK) that the value is in
     structured mode, whatever `ce_*` headers travel with it.
     """
-    wire = event.model_dump(mode="json", include={"specversion", "id", "type", "source", "time"})
-    return {
-        "ce_specversion": wire["specversion"].encode(),
-        "ce_id": wire["id"].encode(),
-        "ce_type": wire["type"].encode(),
-        "ce_source": wire["source"].encode(),
-        "ce_time": wire["time"].encode(),
-        "content-type": CONTENT_TYPE.encode(),
-    }
+    wire = event.model_dump(mode="json", include=set(HEADER_ATTRIBUTES))
+    attributes = {_HEADER_PREFIX + name: wire[name].encode() for name in HEADER_ATTRIBUTES}
+    return {**attributes, "content-type": CONTENT_TYPE.encode()}
 
 
 MAX_EVENT_BYTES = 256 * 1024
