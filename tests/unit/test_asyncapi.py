@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from schemas import CONTENT_TYPE, Event, TrainingRequestReceived
-from schemas.topics import ALL_TOPICS, TRAINING_REQUESTS
-from scripts.asyncapi import main
+from schemas import CONTENT_TYPE, Event, TrainingRequestReceived, TrainingRequestRouted
+from schemas.topics import ALL_TOPICS, TRAINING_REQUESTS, TRAINING_ROUTING
+from scripts.asyncapi import describe_wire, main
 from services.kafka import wire
 from services.privacy import seal
 from tests.factories import make_request
@@ -102,3 +102,49 @@ def test_each_channel_documents_only_its_topics_events() -> None:
 def _events_on(address: str) -> tuple[type[Event], ...]:
     (topic,) = [topic for topic in ALL_TOPICS if topic.name == address]
     return topic.events
+
+
+# --- describe_wire on FastStream's output -------------------------------------------
+
+
+def _faststream_document(address: str, *payload_names: str) -> dict[str, Any]:
+    """The shape FastStream writes for one subscriber: a message whose payload is a union of models."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in payload_names]
+    return {
+        "asyncapi": "3.0.0",
+        "defaultContentType": "application/json",
+        "channels": {"on": {"address": address, "messages": {"M": {"$ref": "#/components/messages/on:M"}}}},
+        "components": {
+            "messages": {"on:M": {"title": "on:M", "payload": {"oneOf": [{"$ref": "#/components/schemas/Handled"}]}}},
+            "schemas": {"Handled": {"anyOf": refs}, **{name: {"title": name} for name in payload_names}},
+        },
+    }
+
+
+def _documented(document: dict[str, Any]) -> list[str]:
+    payload = document["components"]["messages"]["on:M"]["payload"]
+    return [ref["$ref"].rsplit("/", 1)[-1] for ref in payload.get("oneOf", [payload])]
+
+
+def test_a_handler_of_the_base_event_documents_every_event_of_its_topic() -> None:
+    document = describe_wire(_faststream_document(TRAINING_ROUTING.name, "TrainingRequestRouted", "Event"))
+
+    assert _documented(document) == [cls.__name__ for cls in TRAINING_ROUTING.events]
+    assert document["defaultContentType"] == CONTENT_TYPE
+    assert set(document["components"]["schemas"]) >= {cls.__name__ for cls in TRAINING_ROUTING.events}
+    assert "Event" not in document["components"]["schemas"]
+
+
+def test_a_union_spanning_topics_documents_on_each_channel_only_that_topics_events() -> None:
+    flat = _faststream_document(TRAINING_ROUTING.name, "TrainingRequestReceived", "TrainingRequestRouted")
+
+    document = describe_wire(flat)
+
+    assert _documented(document) == [TrainingRequestRouted.__name__]
+    assert "TrainingRequestReceived" not in document["components"]["schemas"]
+    assert flat["defaultContentType"] == "application/json"  # the input is left alone
+
+
+def test_a_channel_on_an_undeclared_topic_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a topic declared"):
+        describe_wire(_faststream_document("somewhere.else.v1", "TrainingRequestRouted"))
