@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,30 @@ def test_each_channel_documents_only_its_topics_events() -> None:
 def _events_on(address: str) -> tuple[type[Event], ...]:
     (topic,) = [topic for topic in ALL_TOPICS if topic.name == address]
     return topic.events
+
+
+def _with_examples(node: object) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if isinstance(node.get("examples"), list):
+            yield node
+        for value in node.values():
+            yield from _with_examples(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _with_examples(item)
+
+
+@pytest.mark.parametrize("service", SERVICE_DOCUMENTS)
+def test_every_example_in_the_documents_is_valid(service: str) -> None:
+    document = _document(service)
+    invalid = [
+        (example, errors)
+        for schema in _with_examples(document["components"])
+        for example in schema["examples"]
+        if (errors := _errors(example, {k: v for k, v in schema.items() if k != "examples"}, document))
+    ]
+
+    assert invalid == []
 
 
 # --- describe_wire on FastStream's output -------------------------------------------
