@@ -88,7 +88,7 @@ PersonId = Annotated[
 ]
 CertificationCode = Annotated[
     NonEmptyStr,
-    Field(description="Code of the certification in the catalogue.", examples=["ICDL-BASE"]),
+    Field(description="Code of the certification in the catalogue.", examples=["MOS-EXCEL"]),
 ]
 AssigneeId = Annotated[
     NonEmptyStr | None,
@@ -125,7 +125,7 @@ class TrainingRequestReceived(Event):
     requested_course: str | None = Field(
         default=None,
         description="Catalogue code of the course asked for, if one was named.",
-        examples=["BUR-EXCEL-01"],
+        examples=["EXCEL"],
     )
     qualification_level: QualificationLevel | None = Field(default=None, description="Highest school qualification, if known.")
     has_computer: bool | None = Field(default=None, description="Whether the person has a computer at home, if known.")
@@ -438,7 +438,7 @@ class EnrolmentConfirmed(Event):
 
     request_id: RequestId
     person_id: PersonId
-    course_code: NonEmptyStr = Field(description="Catalogue code of the course.", examples=["BUR-EXCEL-01"])
+    course_code: NonEmptyStr = Field(description="Catalogue code of the course.", examples=["EXCEL"])
     course_title: str = Field(
         description="Title of the course in the person's language.",
         examples=["Excel : les bases"],
