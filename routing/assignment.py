@@ -46,7 +46,7 @@ from routing.reservation import (
     decide,
     queue_request,
 )
-from routing.workers import Availability, ClosedOn, EscalationLevel, Worker, escalation_pool
+from routing.workers import Availability, ClosedOn, EscalationLevel, EscalationPool, Worker, escalation_pool
 from schemas import Language, Target
 from services.mongo import MongoDatabase
 
@@ -205,14 +205,7 @@ class Assignments:
         if request is None or request.status != RequestStatus.QUEUED:
             return None
         candidates = await self.workers.candidates(request.language, request.required_skills, request.declined_by)
-        pool = escalation_pool(
-            candidates,
-            request.offer_request(),
-            now,
-            waiting_since=request.created_at,
-            escalate_after=self.escalate_after,
-            closed_on=self.closed_on,
-        )
+        pool = self._pool(candidates, request, now)
         if pool.escalated:
             escalated = await self._change(request_id, Escalate(pool.level, now, pool.description), loaded=request)
             if escalated is not None:
@@ -285,14 +278,7 @@ class Assignments:
         alone: list[str] = []
         for request in queued:
             candidates = [workers[w] for w in eligible[(request.language, request.required_skills, request.declined_by)]]
-            pool = escalation_pool(
-                candidates,
-                request.offer_request(),
-                now,
-                waiting_since=request.created_at,
-                escalate_after=self.escalate_after,
-                closed_on=self.closed_on,
-            )
+            pool = self._pool(candidates, request, now)
             if pool.escalated:
                 alone.append(request.request_id)
                 continue
@@ -335,6 +321,17 @@ class Assignments:
         for request_id in alone:
             reserved += await self.offer_next(request_id) is not None
         return reserved
+
+    def _pool(self, candidates: Sequence[Worker], request: RoutedRequest, now: datetime) -> EscalationPool:
+        """Who may be offered `request` now, widened by escalation the longer it has waited."""
+        return escalation_pool(
+            candidates,
+            request.offer_request(),
+            now,
+            waiting_since=request.created_at,
+            escalate_after=self.escalate_after,
+            closed_on=self.closed_on,
+        )
 
     async def accept(self, request_id: str, worker_id: str) -> bool:
         """The worker takes the offer; False unless it is theirs, still reserved and not expired."""

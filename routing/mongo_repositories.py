@@ -61,9 +61,8 @@ class MongoRequests(RequestRepository):
         return routed_request(doc) if doc else None
 
     async def add(self, request: RoutedRequest, transitions: Iterable[Transition], session: Session = None) -> bool:
-        doc = {"_id": request.request_id, **_state(request), "history": [t.entry() for t in transitions]}
         try:
-            await self._requests.insert_one(doc, session=session)
+            await self._requests.insert_one(_new_request(request, transitions), session=session)
         except DuplicateKeyError:
             return False
         return True
@@ -73,22 +72,15 @@ class MongoRequests(RequestRepository):
         return [routed_request(doc) for doc in docs]
 
     async def add_many(self, added: Sequence[tuple[RoutedRequest, Sequence[Transition]]], session: Session = None) -> None:
-        docs = [{"_id": r.request_id, **_state(r), "history": [t.entry() for t in transitions]} for r, transitions in added]
+        docs = [_new_request(request, transitions) for request, transitions in added]
         if docs:
             await self._requests.insert_many(docs, ordered=True, session=session)
 
     async def save(
         self, new: RoutedRequest, expected_version: int, transitions: Iterable[Transition], session: Session = None
     ) -> None:
-        # Documents written before versions existed have none: they are at version 0.
-        version: Any = {"$in": [0, None]} if expected_version == 0 else expected_version
         result = await self._requests.update_one(
-            {"_id": new.request_id, "version": version},
-            {
-                "$set": _state(new),
-                "$push": {"history": {"$each": [t.entry() for t in transitions], "$slice": -self.HISTORY_KEPT}},
-            },
-            session=session,
+            _at_version(new.request_id, expected_version), self._saved(new, transitions), session=session
         )
         if result.matched_count != 1:
             raise VersionConflict(new.request_id, expected_version)
@@ -98,13 +90,7 @@ class MongoRequests(RequestRepository):
             return
         result = await self._requests.bulk_write(
             [
-                UpdateOne(
-                    {"_id": new.request_id, "version": {"$in": [0, None]} if expected == 0 else expected},
-                    {
-                        "$set": _state(new),
-                        "$push": {"history": {"$each": [t.entry() for t in transitions], "$slice": -self.HISTORY_KEPT}},
-                    },
-                )
+                UpdateOne(_at_version(new.request_id, expected), self._saved(new, transitions))
                 for new, expected, transitions in saved
             ],
             ordered=True,
@@ -113,6 +99,13 @@ class MongoRequests(RequestRepository):
         if result.matched_count != len(saved):
             # Which one moved on does not matter: the caller's transaction is aborted as a whole.
             raise VersionConflict(saved[0][0].request_id, saved[0][1])
+
+    def _saved(self, new: RoutedRequest, transitions: Iterable[Transition]) -> dict[str, Any]:
+        """The update that stores `new` and appends its transitions to the kept history."""
+        return {
+            "$set": _state(new),
+            "$push": {"history": {"$each": [t.entry() for t in transitions], "$slice": -self.HISTORY_KEPT}},
+        }
 
     async def history(self, request_id: str) -> list[dict[str, Any]]:
         doc = await self._requests.find_one({"_id": request_id}, {"history": 1})
@@ -233,6 +226,16 @@ class MongoWorkers(WorkerRepository):
 
 
 # --- documents ---------------------------------------------------------------------------
+
+
+def _new_request(request: RoutedRequest, transitions: Iterable[Transition]) -> dict[str, Any]:
+    return {"_id": request.request_id, **_state(request), "history": [t.entry() for t in transitions]}
+
+
+def _at_version(request_id: str, expected_version: int) -> dict[str, Any]:
+    """The request if it is still at `expected_version`; documents written before versions existed
+    have none: they are at version 0."""
+    return {"_id": request_id, "version": {"$in": [0, None]} if expected_version == 0 else expected_version}
 
 
 def _state(request: RoutedRequest) -> dict[str, Any]:

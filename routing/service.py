@@ -118,8 +118,29 @@ class _Plan:
     decision: RouteDecision
     team: Target
     skills: frozenset[str]
+    """The skills the team's worker needs: none when the request waits for a team other than its target."""
     deadline: datetime | None
     opening: Opening
+    place: ProgrammePlace | None = None
+    joined_to: str | None = None
+
+    def queued(self) -> QueuedRequest:
+        """The entry of the team's queue."""
+        return QueuedRequest(
+            self.request.request_id, self.team, self.request.language, self.skills, self.decision.priority, self.deadline
+        )
+
+    def log_routed(self) -> None:
+        log.info(
+            "request.routed",
+            request_id=self.request.request_id,
+            target=self.decision.target.value,
+            queued_to=self.team.value,
+            rule_id=self.opening.routed.rule_id,
+            priority=self.decision.priority,
+            joined_to=self.joined_to,
+            programme=self.place.value if self.place else None,
+        )
 
 
 class RoutingService:
@@ -165,56 +186,66 @@ class RoutingService:
         """Decide, store and queue a request once; returns the routed event when it was new."""
         # The desk needs the contact details: routing is one of the services that hold the keys.
         request = await self.personal.unseal(request)
-        state = RoutingState(
-            digital_divide_open=await self._programme_open(request.received_at.year), team_sizes=self.policy.team_sizes
-        )
-        decision = decide_route(request, rules=self.policy.rules, state=state, now=request.received_at)
+        decision, deadline, due = self._decide(request, await self._routing_state(request.received_at.year))
         joined_to = await self._open_linked_request(request)
-        sla = self.policy.sla.for_kind(request.kind)  # a learner question has its own, shorter promise
-        deadline = callback_deadline(request.received_at, sla, self.policy.calendar, channel=request.channel, kind=request.kind)
-        due = due_at(deadline, sla, self.policy.calendar, received_at=request.received_at) if deadline else None
-        skills = required_skills(decision, request, self.policy.catalogue)
         place = None
         if decision.target is Target.DIGITAL_DIVIDE and not joined_to and not await self._decided(request.request_id):
             # Before the transaction, so that the routed event can tell the person where they stand;
             # idempotent (one membership per person and year, one waitlist entry per request), so a
             # redelivery after a crash asks again and gets the same answer or a better one.
             place = await self._programme_place(request, decision)
-        team = callback_team(decision.target, place, promised=deadline is not None)
-        opening = open_case(request, decision, joined_to=joined_to, deadline=deadline, due=due, programme=place)
-        routed = opening.routed
+        plan = self._plan(request, decision, deadline, due, place=place, joined_to=joined_to)
+        routed = plan.opening.routed
 
         async def effect(session: AsyncClientSession) -> list[Event]:
-            document = _decision_document(request, decision, opening, team, place, joined_to, deadline, self.clock.now())
-            await self.decisions.insert_one(document, session=session)
+            await self.decisions.insert_one(_decision_document(plan, self.clock.now()), session=session)
             uow = self.case_store.within(session)
-            await uow.cases.add(opening.case)
-            await uow.apply(opening.effects)
+            await uow.cases.add(plan.opening.case)
+            await uow.apply(plan.opening.effects)
             if not joined_to:
-                skills_needed = skills if team is decision.target else frozenset()
                 await self.assignment.add_request(
-                    request.request_id, team, request.language, skills_needed, decision.priority, deadline, session=session
+                    request.request_id, plan.team, request.language, plan.skills, decision.priority, deadline, session=session
                 )
             return [routed]
 
         outcome = await self.processed.run_once(request, effect, outbox=self.outbox)
         if outcome.applied:
-            log.info(
-                "request.routed",
-                request_id=request.request_id,
-                target=decision.target.value,
-                queued_to=team.value,
-                rule_id=routed.rule_id,
-                priority=decision.priority,
-                joined_to=joined_to,
-                programme=place.value if place else None,
-            )
+            plan.log_routed()
         if joined_to:
             # The request it joined is called for both: as urgently as the more urgent of the two.
             # Idempotent (a no-op once done), so a redelivery repairs a crash before it.
             await self._keep_joined_promise(joined_to, decision.priority, deadline)
         await self.assignment.offer_next(request.request_id)
         return routed if outcome.applied else None
+
+    async def _routing_state(self, year: int) -> RoutingState:
+        return RoutingState(digital_divide_open=await self._programme_open(year), team_sizes=self.policy.team_sizes)
+
+    def _decide(
+        self, request: TrainingRequestReceived, state: RoutingState
+    ) -> tuple[RouteDecision, datetime | None, datetime | None]:
+        """The rules' decision, the callback deadline and when the callback falls due."""
+        decision = decide_route(request, rules=self.policy.rules, state=state, now=request.received_at)
+        sla = self.policy.sla.for_kind(request.kind)  # a learner question has its own, shorter promise
+        deadline = callback_deadline(request.received_at, sla, self.policy.calendar, channel=request.channel, kind=request.kind)
+        due = due_at(deadline, sla, self.policy.calendar, received_at=request.received_at) if deadline else None
+        return decision, deadline, due
+
+    def _plan(
+        self,
+        request: TrainingRequestReceived,
+        decision: RouteDecision,
+        deadline: datetime | None,
+        due: datetime | None,
+        *,
+        place: ProgrammePlace | None = None,
+        joined_to: str | None = None,
+    ) -> _Plan:
+        """Which team calls, with which skills, and the case opened for the decision."""
+        team = callback_team(decision.target, place, promised=deadline is not None)
+        skills = required_skills(decision, request, self.policy.catalogue) if team is decision.target else frozenset()
+        opening = open_case(request, decision, joined_to=joined_to, deadline=deadline, due=due, programme=place)
+        return _Plan(request, decision, team, skills, deadline, opening, place, joined_to)
 
     async def route_batch(self, requests: Sequence[TrainingRequestReceived]) -> list[FailedRequest]:
         """Route a batch of requests with the effects `route` gives each: those it can route together
@@ -242,16 +273,7 @@ class RoutingService:
             # A programme place is taken before the transaction that records it: one by one, in order.
             alone = [plan.request for plan in plans if plan.decision.target is Target.DIGITAL_DIVIDE] + alone
             for plan in routed_together:
-                log.info(
-                    "request.routed",
-                    request_id=plan.request.request_id,
-                    target=plan.decision.target.value,
-                    queued_to=plan.team.value,
-                    rule_id=plan.opening.routed.rule_id,
-                    priority=plan.decision.priority,
-                    joined_to=None,
-                    programme=None,
-                )
+                plan.log_routed()
             await self._offer_together(routed_together)
         return await self._route_alone(alone)
 
@@ -269,25 +291,8 @@ class RoutingService:
     async def _plan_together(self, requests: Sequence[TrainingRequestReceived]) -> list[_Plan]:
         """Decide each request as `route` does, the keys and the programme's state read once for all."""
         unsealed = await self.personal.unseal_many(requests)
-        states = {
-            year: RoutingState(digital_divide_open=await self._programme_open(year), team_sizes=self.policy.team_sizes)
-            for year in sorted({request.received_at.year for request in unsealed})
-        }
-        plans = []
-        for request in unsealed:
-            decision = decide_route(
-                request, rules=self.policy.rules, state=states[request.received_at.year], now=request.received_at
-            )
-            sla = self.policy.sla.for_kind(request.kind)
-            deadline = callback_deadline(
-                request.received_at, sla, self.policy.calendar, channel=request.channel, kind=request.kind
-            )
-            due = due_at(deadline, sla, self.policy.calendar, received_at=request.received_at) if deadline else None
-            team = callback_team(decision.target, None, promised=deadline is not None)
-            skills = required_skills(decision, request, self.policy.catalogue) if team is decision.target else frozenset()
-            opening = open_case(request, decision, joined_to=None, deadline=deadline, due=due, programme=None)
-            plans.append(_Plan(request, decision, team, skills, deadline, opening))
-        return plans
+        states = {year: await self._routing_state(year) for year in sorted({request.received_at.year for request in unsealed})}
+        return [self._plan(request, *self._decide(request, states[request.received_at.year])) for request in unsealed]
 
     async def _commit_together(self, plans: Sequence[_Plan]) -> None:
         """Write what `route` writes for each plan - processed-event record, decision, case, timers,
@@ -301,10 +306,7 @@ class RoutingService:
             # processed one of these meanwhile makes the transaction fail before anything else.
             await self.processed.record_many([(plan.request, [plan.opening.routed]) for plan in plans], session=session)
             await self.decisions.insert_many(
-                [
-                    _decision_document(plan.request, plan.decision, plan.opening, plan.team, None, None, plan.deadline, now)
-                    for plan in plans
-                ],
+                [_decision_document(plan, now) for plan in plans],
                 ordered=True,
                 session=session,
             )
@@ -312,20 +314,7 @@ class RoutingService:
             await uow.cases.add_many([plan.opening.case for plan in plans])
             await uow.apply_all([plan.opening.effects for plan in plans])
             await self.outbox.add([plan.opening.routed for plan in plans], session=session)
-            await self.assignment.add_requests(
-                [
-                    QueuedRequest(
-                        plan.request.request_id,
-                        plan.team,
-                        plan.request.language,
-                        plan.skills,
-                        plan.decision.priority,
-                        plan.deadline,
-                    )
-                    for plan in plans
-                ],
-                session=session,
-            )
+            await self.assignment.add_requests([plan.queued() for plan in plans], session=session)
 
         async with self._client.start_session() as session:
             await session.with_transaction(transaction)
@@ -753,25 +742,17 @@ def _timer_event_id(timer: Timer) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"formation-events:{timer.id}")
 
 
-def _decision_document(
-    request: TrainingRequestReceived,
-    decision: RouteDecision,
-    opening: Opening,
-    team: Target,
-    place: ProgrammePlace | None,
-    joined_to: str | None,
-    deadline: datetime | None,
-    now: datetime,
-) -> dict[str, Any]:
+def _decision_document(plan: _Plan, now: datetime) -> dict[str, Any]:
     """The `routing_decisions` document of a request routed at `now`."""
-    routed = opening.routed
+    request, decision, routed = plan.request, plan.decision, plan.opening.routed
+    place = plan.place
     return {
         "_id": request.request_id,
         "person_id": request.person_id,
         "channel": request.channel.value,
         "language": request.language.value,
         "target": decision.target.value,
-        "queued_to": team.value,
+        "queued_to": plan.team.value,
         "programme": place.value if place else None,
         "rule_id": routed.rule_id,
         "rule_set_version": decision.rule_set_version,
@@ -781,11 +762,11 @@ def _decision_document(
         "priority": decision.priority,
         "priority_parts": dict(decision.priority_parts),
         "priority_band": decision.priority_band,
-        "fact_sources": dict(opening.case.fact_sources),
+        "fact_sources": dict(plan.opening.case.fact_sources),
         "received_at": request.received_at,
         "decided_at": now,
-        "callback_deadline": deadline,
-        "joined_to": joined_to,
+        "callback_deadline": plan.deadline,
+        "joined_to": plan.joined_to,
         "campaign": request.campaign.utm_campaign if request.campaign else None,
         "routed_event_id": str(routed.id),
     }
