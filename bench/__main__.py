@@ -33,6 +33,7 @@ from bench.memory import peaks_by_service
 from bench.report import Row, format_number, render_markdown, write_reports
 from bench.stats import pooled_rate
 from bench.targets import evaluate, targets_markdown
+from bench.targets import get as _get
 from scripts.launch import LOCAL_PRINCIPAL, REPO, kafka_env, mongodb_uri
 from scripts.principals import TESTS
 from services.settings import KafkaSettings
@@ -117,16 +118,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if "latency" in args.figures and "pipeline" not in args.figures and args.latency_rate is None:
         parser.error("the latency figure runs at half the pipeline's rate: add pipeline, or give --latency-rate")
     return args
-
-
-def _get(results: dict[str, Any], *path: str) -> Any:
-    """A nested value of the results, or None when that figure was not run."""
-    value: Any = results
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
 
 
 NOT_RUN = "not run (--figures)"

@@ -231,14 +231,7 @@ class IntakePipeline:
                     continue
                 known.update(mine)  # a second draft with one of these details waits for this one's commit
                 person_id, request_id = new_person_id(), str(uuid.uuid4())
-                claims += [
-                    UpdateOne(
-                        {"_id": key},
-                        {"$setOnInsert": {"person_id": person_id, "first_seen_at": now, "verified": False, "last_seen_at": now}},
-                        upsert=True,
-                    )
-                    for key in draft_keys
-                ]
+                claims += [_claim(key, person_id, now, seen=True) for key in draft_keys]
                 event = build_event(
                     draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=()
                 )
@@ -337,18 +330,13 @@ class IntakePipeline:
         resolution = resolve_person(keys, owners, combination_owner)
         person_id = resolution.person_id or new_person_id()
         now = self._clock()
-        claim = {"person_id": person_id, "first_seen_at": now, "verified": False}
         # Only unclaimed keys, and only on insert: a key is never re-pointed by a request. A
         # concurrent request of the same new person conflicts here, is retried by with_transaction,
         # and then finds this person. A key claimed now is seen now; a combination claimed beside
         # possible matches is not this person's to be seen by.
-        writes: list[UpdateOne | UpdateMany] = [
-            UpdateOne({"_id": key}, {"$setOnInsert": {**claim, "last_seen_at": now}}, upsert=True)
-            for key in keys
-            if key not in owners
-        ]
+        writes: list[UpdateOne | UpdateMany] = [_claim(key, person_id, now, seen=True) for key in keys if key not in owners]
         if resolution.possible_matches and combination:
-            writes.append(UpdateOne({"_id": combination}, {"$setOnInsert": claim}, upsert=True))
+            writes.append(_claim(combination, person_id, now, seen=False))
         seen_again = [key for key in keys if owners.get(key) == person_id]
         if combination and combination_owner == person_id:
             seen_again.append(combination)
@@ -359,3 +347,12 @@ class IntakePipeline:
         if resolution.possible_matches:
             log.info("identity.unconfirmed_match", person_id=person_id, possible=len(resolution.possible_matches))
         return FoundPerson(person_id, resolution.possible_matches, new=resolution.person_id is None)
+
+
+def _claim(key: str, person_id: str, now: datetime, *, seen: bool) -> UpdateOne:
+    """An identity key claimed for a person if nobody has it yet (a key is never re-pointed); `seen`:
+    the key counts as seen now (a combination claimed beside possible matches does not)."""
+    claim: dict[str, Any] = {"person_id": person_id, "first_seen_at": now, "verified": False}
+    if seen:
+        claim["last_seen_at"] = now
+    return UpdateOne({"_id": key}, {"$setOnInsert": claim}, upsert=True)

@@ -75,7 +75,11 @@ def dead_letter_topic(service: str) -> str:
 
 async def decode_event(msg: StreamMessage[Any], _original: Any = None) -> Event:
     """FastStream decoder: the record's CloudEvent, whatever mode the producer used."""
-    record: ConsumerRecord[Any, Any] = msg.raw_message
+    return decode_record(msg.raw_message)
+
+
+def decode_record(record: ConsumerRecord[Any, Any]) -> Event:
+    """A record's CloudEvent, whatever mode the producer used."""
     return codec.decode(record.value or b"", list(record.headers or ()))
 
 
@@ -154,7 +158,7 @@ def decode_each(
     failed: list[tuple[ConsumerRecord[Any, Any], Exception]] = []
     for record in [records] if isinstance(records, ConsumerRecord) else records:
         try:
-            decoded.append((record, codec.decode(record.value or b"", list(record.headers or ()))))
+            decoded.append((record, decode_record(record)))
         except Exception as error:  # noqa: BLE001 - every failure goes to the failure policy
             failed.append((record, error))
     return decoded, failed
@@ -462,9 +466,7 @@ class ErrorPolicy:
         """Apply the policy to a record whose handling raised `error`: True when the record may be
         committed (skipped, or its bytes safe in a retry topic or the dead letters), False when it
         must come again (after a pause)."""
-        disposition = retries.classify(error)
-        if disposition is Disposition.RETRY_LATER and not self.has_retries(record.topic):
-            disposition = Disposition.RETRY_IN_PLACE  # a subscriber without retry topics
+        disposition = self._disposition(record, error)
         if disposition is Disposition.SKIP:
             self.skip(record, error)
             self._consecutive_failures = 0
@@ -484,15 +486,18 @@ class ErrorPolicy:
         self._consecutive_failures = 0
         return True  # suppressed: the record is committed, its bytes are safe in a retry topic or the dead letters
 
+    def _disposition(self, record: ConsumerRecord[Any, Any], error: Exception) -> Disposition:
+        disposition = retries.classify(error)
+        if disposition is Disposition.RETRY_LATER and not self.has_retries(record.topic):
+            return Disposition.RETRY_IN_PLACE  # a subscriber without retry topics
+        return disposition
+
     async def dispose_each(self, failures: Sequence[tuple[ConsumerRecord[Any, Any], Exception]]) -> bool:
         """`dispose` of each failed record of a batch (the others are done). If any must be retried in
         place (MongoDB down), none is forwarded: the whole batch comes again, and what was done is
         turned into no effect by the processed-events records."""
         for record, error in failures:
-            disposition = retries.classify(error)
-            if disposition is Disposition.RETRY_IN_PLACE or (
-                disposition is Disposition.RETRY_LATER and not self.has_retries(record.topic)
-            ):
+            if self._disposition(record, error) is Disposition.RETRY_IN_PLACE:
                 await self.pause_before_retry_in_place(record, error)
                 return False
         for record, error in failures:

@@ -66,19 +66,20 @@ class ProcessedEvents:
         """Record events as processed with what they produced, inside the caller's transaction
         (`run_once` for a batch): any of them recorded before aborts it with `DuplicateKeyError`."""
         now = datetime.now(UTC)
-        docs = [
-            {
-                "_id": f"{self.consumer}:{event.id}",
-                "consumer": self.consumer,
-                "event_id": str(event.id),
-                "event_type": event.type,
-                "processed_at": now,
-                "output_ids": [str(output.id) for output in produced],
-            }
-            for event, produced in outputs
-        ]
+        docs = [self._record(event, produced, now) for event, produced in outputs]
         if docs:
             await self._collection.insert_many(docs, ordered=True, session=session)
+
+    def _record(self, event: Event, produced: Sequence[Event], now: datetime) -> dict[str, Any]:
+        """The record that `event` was processed (by this consumer), with the ids of what it produced."""
+        return {
+            "_id": f"{self.consumer}:{event.id}",
+            "consumer": self.consumer,
+            "event_id": str(event.id),
+            "event_type": event.type,
+            "processed_at": now,
+            "output_ids": [str(output.id) for output in produced],
+        }
 
     async def run_once(self, event: Event, effect: Effect, *, outbox: Outbox | None = None) -> Outcome:
         """Apply `effect` once for `event`; what it produces goes into `outbox` in the same transaction.
@@ -91,17 +92,7 @@ class ProcessedEvents:
         async def transaction(session: AsyncClientSession) -> int:
             # The insert comes first so that two replicas racing on one event conflict
             # before either applies the effect.
-            await self._collection.insert_one(
-                {
-                    "_id": record_id,
-                    "consumer": self.consumer,
-                    "event_id": str(event.id),
-                    "event_type": event.type,
-                    "processed_at": datetime.now(UTC),
-                    "output_ids": [],
-                },
-                session=session,
-            )
+            await self._collection.insert_one(self._record(event, (), datetime.now(UTC)), session=session)
             outputs = list(await effect(session))
             if outputs:
                 if outbox is None:

@@ -112,23 +112,21 @@ class PersonKeys:
         cannot have been erased, nor have a key of the old format (`key_for_new_data` checks both
         for ids that came from elsewhere). `DuplicateKeyError` if the id has a key after all."""
         key = AESGCM.generate_key(bit_length=256)
-        kid, wrapped = await self.keks.wrap(person_id, key)
-        await self._collection.insert_one(
-            {"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)},
-            session=self._keys_session(session),
-        )
+        await self._collection.insert_one(await self._key_document(person_id, key), session=self._keys_session(session))
         return key
 
     async def keys_for_new_people(self, person_ids: Sequence[str], *, session: AsyncClientSession | None = None) -> list[bytes]:
         """`key_for_new_person` for several ids at once: one insert for all."""
         keys = [AESGCM.generate_key(bit_length=256) for _ in person_ids]
-        docs = []
-        for person_id, key in zip(person_ids, keys, strict=True):
-            kid, wrapped = await self.keks.wrap(person_id, key)
-            docs.append({"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)})
+        docs = [await self._key_document(person_id, key) for person_id, key in zip(person_ids, keys, strict=True)]
         if docs:
             await self._collection.insert_many(docs, ordered=True, session=self._keys_session(session))
         return keys
+
+    async def _key_document(self, person_id: str, key: bytes) -> dict[str, Any]:
+        """A person's stored key: the DEK wrapped under the current KEK."""
+        kid, wrapped = await self.keks.wrap(person_id, key)
+        return {"_id": person_id, "kid": kid, "wrapped_dek": wrapped, "created_at": datetime.now(UTC)}
 
     async def key(self, person_id: str) -> bytes | None:
         cached = self._cache.get(person_id)

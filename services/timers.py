@@ -135,6 +135,22 @@ def _missing(field: str) -> datetime:
     raise ValueError(f"a timer document without {field}")
 
 
+def _pending(kind: str, key: str, fire_at: datetime, payload: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A timer's fields when (re)armed: pending at `fire_at`, unclaimed, never attempted."""
+    return {
+        "kind": kind,
+        "key": key,
+        "fire_at": _stored_instant(fire_at),
+        "payload": dict(payload),
+        "state": TimerState.PENDING.value,
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "fired_at": None,
+        "attempts": 0,
+        "scheduled_at": now,
+    }
+
+
 def _stored_instant(at: datetime) -> datetime:
     """`at` in UTC, rounded *up* to the millisecond BSON keeps, so a timer never fires early."""
     if at.tzinfo is None or at.utcoffset() is None:
@@ -206,18 +222,7 @@ class TimerStore:
         a replica firing it at that moment loses its claim and its effect is rolled back.
         """
         _id = timer_id(kind, key)
-        fields = {
-            "kind": kind,
-            "key": key,
-            "fire_at": _stored_instant(fire_at),
-            "payload": dict(payload or {}),
-            "state": TimerState.PENDING.value,
-            "claimed_by": None,
-            "claim_expires_at": None,
-            "fired_at": None,
-            "attempts": 0,
-            "scheduled_at": self._now(),
-        }
+        fields = _pending(kind, key, fire_at, payload or {}, self._now())
         update = {"$set": fields} if replace else {"$setOnInsert": fields}
         try:
             result = await self._collection.update_one({"_id": _id}, update, upsert=True, session=session)
@@ -239,24 +244,7 @@ class TimerStore:
         now = self._now()
         await self._collection.bulk_write(
             [
-                UpdateOne(
-                    {"_id": timer_id(kind, key)},
-                    {
-                        "$setOnInsert": {
-                            "kind": kind,
-                            "key": key,
-                            "fire_at": _stored_instant(fire_at),
-                            "payload": dict(payload),
-                            "state": TimerState.PENDING.value,
-                            "claimed_by": None,
-                            "claim_expires_at": None,
-                            "fired_at": None,
-                            "attempts": 0,
-                            "scheduled_at": now,
-                        }
-                    },
-                    upsert=True,
-                )
+                UpdateOne({"_id": timer_id(kind, key)}, {"$setOnInsert": _pending(kind, key, fire_at, payload, now)}, upsert=True)
                 for kind, key, fire_at, payload in timers
             ],
             ordered=True,
