@@ -4,7 +4,12 @@ contracts, under the folder given (default docs/asyncapi).
 FastStream generates the channels and operations from the brokers' subscribers and publishers,
 but describes each payload as the flat pydantic model. `describe_wire` rewrites its messages to
 what is on Kafka: CloudEvents in structured mode (`schemas.codec`), with the headers
-`services.kafka.publish` sets and the key `schemas.topics` declares.
+`services.kafka.publish` sets and the key `schemas.topics` declares; and adds the topics FastStream
+does not see, a consuming service's retry levels and dead letters (`services.consumers.ErrorPolicy`),
+whose records are the original bytes and key with the headers `services.retries` writes.
+
+Every headers schema is closed (`additionalProperties: false`): a header the code starts to send
+without the documents saying so fails the checks (tests/asyncapi_checks.py).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +30,7 @@ from schemas import CONTENT_TYPE, EVENT_CLASSES, Event, json_schema, json_schema
 from schemas.codec import HEADER_ATTRIBUTES
 from schemas.topics import ALL_TOPICS, TopicSpec
 from scripts.launch import SERVICES
+from services import ErrorPolicy, retries
 
 # Intake runs as two processes (the public surface and the DPOs' privacy surface); its document
 # describes both, whatever INTAKE_SURFACES says in the shell that writes it. Routing consumes
@@ -51,17 +59,7 @@ def main(out: str = "docs/asyncapi") -> int:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     for name in SERVICES:
-        documented = {**_DOCUMENTED_KAFKA, **_DOCUMENTED_ENV.get(name, {})}
-        saved = {key: os.environ.get(key) for key in documented}
-        os.environ.update(documented)
-        try:
-            app = importlib.import_module(f"{name}.app").create_app()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        app = documented_app(name)
         runtime = app.state.runtime
         spec = AsyncAPI(
             runtime.broker,
@@ -70,7 +68,8 @@ def main(out: str = "docs/asyncapi") -> int:
             description=app.description,
             schema_version="3.0.0",
         )
-        document = describe_wire(json.loads(spec.to_specification().to_json()))
+        failures = FailureTopics.of(runtime.error_policy)
+        document = describe_wire(json.loads(spec.to_specification().to_json()), failures=failures)
         (folder / f"{name}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {folder / f'{name}.json'}")
     (folder / "event-schemas.json").write_text(json.dumps(json_schemas(), indent=2, ensure_ascii=False) + "\n")
@@ -78,59 +77,153 @@ def main(out: str = "docs/asyncapi") -> int:
     return 0
 
 
+def documented_app(name: str) -> Any:
+    """The service's app (not started) as its document describes it, whatever the shell's settings."""
+    documented = {**_DOCUMENTED_KAFKA, **_DOCUMENTED_ENV.get(name, {})}
+    saved = {key: os.environ.get(key) for key in documented}
+    os.environ.update(documented)
+    try:
+        return importlib.import_module(f"{name}.app").create_app()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 _SCHEMAS: Final = "#/components/schemas/"
+_MESSAGES: Final = "#/components/messages/"
 _BASE_EVENT: Final = Event.__name__
 # Kafka bindings 0.4.0 describe a message's key; FastStream writes its channel bindings at 0.4.0 too.
 _KAFKA_BINDING_VERSION: Final = "0.4.0"
 # CloudEvents' Kafka protocol binding names a header `ce_<attribute>`.
 _CE_HEADER_PREFIX: Final = "ce_"
 _FASTSTREAM_CORRELATION_HEADER: Final = "correlation_id"
+_CONTENT_TYPE_HEADER: Final = "content-type"
+_REDRIVEN_FROM: Final = "redriven_from_dlq_offset"  # services.deadletters.REDRIVEN_FROM
+# The causes `ErrorPolicy.dead_letter` is given: at once, or after the last retry level.
+_DEAD_LETTER_REASONS: Final = ("permanent", "retries_exhausted")
+
+_DIGITS: Final = {"type": "string", "pattern": "^-?[0-9]+$"}
+_TIME: Final = {"type": "string", "format": "date-time"}
+
+TRACE_CONTEXT_HEADERS: Final = {
+    "traceparent": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        "description": "W3C Trace Context: the trace and span that published this record (version-traceid-parentid-flags), "
+        "when the producer traces.",
+        "examples": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+    },
+    "tracestate": {
+        "type": "string",
+        "description": "W3C Trace Context: vendor-specific trace data travelling with `traceparent`.",
+    },
+    "baggage": {
+        "type": "string",
+        "description": "W3C Baggage: the trace's key-value pairs, which FastStream's telemetry middleware "
+        "propagates when there are any.",
+    },
+}
+"""Headers OpenTelemetry's W3C propagators add to a published record; none is required."""
 
 
-def describe_wire(document: dict[str, Any], topics: Iterable[TopicSpec] = ALL_TOPICS) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class FailureTopics:
+    """A consuming service's own topics, as `services.consumers.ErrorPolicy` writes them."""
+
+    service: str
+    retry_levels: tuple[TopicSpec, ...]
+    """Level 1 first; a failure goes one level up, then to `dead_letters`."""
+    delays: tuple[timedelta, ...]
+    dead_letters: TopicSpec
+    retried: frozenset[str]
+    """Consumed topics whose failures go through the retry levels (the others' go straight to the dead letters)."""
+
+    @classmethod
+    def of(cls, policy: ErrorPolicy) -> FailureTopics:
+        *levels, dead_letters = policy.topics()
+        return cls(
+            service=policy.service,
+            retry_levels=tuple(levels),
+            delays=policy.retry_delays,
+            dead_letters=dead_letters,
+            retried=frozenset(topic.name for topic in ALL_TOPICS if policy.has_retries(topic.name)),
+        )
+
+
+def describe_wire(
+    document: dict[str, Any], topics: Iterable[TopicSpec] = ALL_TOPICS, *, failures: FailureTopics | None = None
+) -> dict[str, Any]:
     """`document` (FastStream's AsyncAPI 3 as JSON) with each message as it is on Kafka.
 
     Each channel documents the events its topic declares: the ones the handler or publisher
-    names, or all of them when it names the catch-all `Event` base. Pure: returns a new document.
+    names, or all of them when it names the catch-all `Event` base. With `failures`, a service
+    that receives anything also documents its retry levels (it sends to and receives from them)
+    and its dead letters (it sends to them), carrying the events it receives. Pure: returns a new
+    document.
     """
     by_address = {topic.name: topic for topic in topics}
     flat_schemas: dict[str, Any] = document["components"]["schemas"]
     messages: dict[str, Any] = {}
     used: set[type[Event]] = set()
-    for channel in document["channels"].values():
+    received: dict[str, set[type[Event]]] = {}
+    receiving = {
+        operation["channel"]["$ref"].rsplit("/", 1)[-1]
+        for operation in document.get("operations", {}).values()
+        if operation["action"] == "receive"
+    }
+    for channel_name, channel in document["channels"].items():
         topic = by_address.get(channel["address"])
         if topic is None:
             raise ValueError(f"channel {channel['address']!r} is not a topic declared in schemas.topics")
         for reference in channel["messages"].values():
-            name = reference["$ref"].removeprefix("#/components/messages/")
+            name = reference["$ref"].removeprefix(_MESSAGES)
             original = document["components"]["messages"][name]
             events = _events_on(topic, _named_schemas(original["payload"], flat_schemas))
             used.update(events)
             messages[name] = wire_message(original["title"], topic, events)
-    return {
+            if channel_name in receiving:
+                received.setdefault(topic.name, set()).update(events)
+    described = {
         **document,
         "defaultContentType": CONTENT_TYPE,
         "components": {**document["components"], "messages": messages, "schemas": wire_schemas(used)},
     }
+    if failures is None or not received:
+        return described
+    return _with_failure_topics(described, failures, [(by_address[name], events) for name, events in sorted(received.items())])
 
 
 def wire_message(title: str, topic: TopicSpec, events: Iterable[type[Event]]) -> dict[str, Any]:
     """The AsyncAPI message of `events` on `topic`: structured CloudEvents value, headers and key."""
     events = _ordered(events)
-    references = [{"$ref": _SCHEMAS + cls.__name__} for cls in events]
     return {
         "title": title,
         "contentType": CONTENT_TYPE,
         "headers": headers_schema(events),
-        "payload": references[0] if len(references) == 1 else {"oneOf": references},
+        "payload": _payload(events),
         "correlationId": {"location": "$message.payload#/correlationid"},
         "bindings": {"kafka": {"key": key_schema(topic, events), "bindingVersion": _KAFKA_BINDING_VERSION}},
     }
 
 
 def headers_schema(events: Iterable[type[Event]]) -> dict[str, Any]:
-    """The Kafka headers `services.kafka.publish` sets on `events`: `schemas.codec.headers`, and
-    the random per-publish `correlation_id` FastStream adds (not the events' `correlationid`)."""
+    """The Kafka headers a record of `events` carries: `schemas.codec.headers` (which
+    `services.kafka.publish` sets), the random per-publish `correlation_id` FastStream adds (not
+    the events' `correlationid`), the W3C trace context when the producer traces, and the offset
+    of the dead letter it was redriven from (`services.deadletters`). Closed: nothing else."""
+    properties = _envelope_headers(events)
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [*(name for name in properties if name.startswith(_CE_HEADER_PREFIX)), _CONTENT_TYPE_HEADER],
+        "additionalProperties": False,
+    }
+
+
+def _envelope_headers(events: Iterable[type[Event]]) -> dict[str, Any]:
     envelope = Event.model_json_schema()["properties"]
     attributes = {_CE_HEADER_PREFIX + name: envelope[name] for name in HEADER_ATTRIBUTES}
     # The envelope's examples name another event; the header holds one of these.
@@ -139,26 +232,223 @@ def headers_schema(events: Iterable[type[Event]]) -> dict[str, Any]:
         "description": envelope["type"]["description"],
         "enum": [cls.event_type() for cls in events],
     }
-    properties = {
+    return {
         **attributes,
-        "content-type": {"const": CONTENT_TYPE, "description": "The value is a CloudEvent in structured mode."},
+        _CONTENT_TYPE_HEADER: {"const": CONTENT_TYPE, "description": "The value is a CloudEvent in structured mode."},
         _FASTSTREAM_CORRELATION_HEADER: {
             "type": "string",
             "description": "FastStream's id of this publish, random each time; the event's own correlation "
             "is the `correlationid` attribute in the value.",
         },
+        **TRACE_CONTEXT_HEADERS,
+        _REDRIVEN_FROM: {
+            **_DIGITS,
+            "description": "Only on a record an operator redrove from a dead-letter topic "
+            "(`python -m services.deadletters redrive`): the dead letter's offset there.",
+        },
     }
-    return {"type": "object", "properties": properties, "required": [*attributes, "content-type"]}
 
 
 def key_schema(topic: TopicSpec, events: Iterable[type[Event]]) -> dict[str, Any]:
     """The Kafka key of `events` on `topic`: the field `schemas.topics` declares, in UTF-8."""
-    fields = sorted({topic.key_field(cls) for cls in events})
+    return _key({topic.key_field(cls) for cls in events})
+
+
+def _key(fields: Iterable[str]) -> dict[str, Any]:
     return {
         "type": "string",
-        "description": f"The event's {' or '.join(f'`{name}`' for name in fields)}, in UTF-8: "
+        "description": f"The event's {' or '.join(f'`{name}`' for name in sorted(fields))}, in UTF-8: "
         "a partition keeps these events in order.",
     }
+
+
+def _payload(events: Iterable[type[Event]]) -> dict[str, Any]:
+    references = [{"$ref": _SCHEMAS + cls.__name__} for cls in _ordered(events)]
+    return references[0] if len(references) == 1 else {"oneOf": references}
+
+
+# --- retry levels and dead letters ------------------------------------------------------
+
+Received = Sequence[tuple[TopicSpec, Iterable[type[Event]]]]
+"""Each topic a service receives from, with the events it documents receiving there."""
+
+
+def _with_failure_topics(document: dict[str, Any], failures: FailureTopics, received: Received) -> dict[str, Any]:
+    """`document` with the channels, operations and messages of the service's retry levels and dead letters."""
+    channels = dict(document["channels"])
+    operations = dict(document.get("operations", {}))
+    messages = dict(document["components"]["messages"])
+    servers = next(iter(document["channels"].values())).get("servers")
+
+    def add(topic: TopicSpec, message: dict[str, Any], actions: tuple[str, ...]) -> None:
+        address = topic.name
+        messages[f"{address}:Message"] = message
+        channels[address] = {
+            "address": address,
+            "description": topic.description,
+            **({"servers": servers} if servers else {}),
+            "messages": {"Message": {"$ref": f"{_MESSAGES}{address}:Message"}},
+            "bindings": {
+                "kafka": {
+                    "topic": address,
+                    "partitions": topic.partitions,
+                    "topicConfiguration": _topic_configuration(topic),
+                    "bindingVersion": _KAFKA_BINDING_VERSION,
+                }
+            },
+        }
+        for action in actions:
+            operations[f"{address}:{'publish' if action == 'send' else 'subscribe'}"] = {
+                "action": action,
+                "channel": {"$ref": f"#/channels/{address}"},
+                "messages": [{"$ref": f"#/channels/{address}/messages/Message"}],
+            }
+
+    retried = [(topic, events) for topic, events in received if topic.name in failures.retried]
+    if retried:
+        for level, (topic, delay) in enumerate(zip(failures.retry_levels, failures.delays, strict=True), start=1):
+            add(topic, retry_message(failures.service, level, delay, retried), ("send", "receive"))
+    add(failures.dead_letters, dead_letter_message(failures.service, received), ("send",))
+    return {
+        **document,
+        "channels": channels,
+        "operations": operations,
+        "components": {**document["components"], "messages": messages},
+    }
+
+
+def _topic_configuration(topic: TopicSpec) -> dict[str, Any]:
+    configs = topic.configs
+    return {
+        "cleanup.policy": configs["cleanup.policy"].split(","),
+        "retention.ms": int(configs["retention.ms"]),
+        "retention.bytes": int(configs["retention.bytes"]),
+    }
+
+
+def _carried(received: Received) -> tuple[list[type[Event]], list[str], dict[str, Any]]:
+    events = _ordered(cls for _, classes in received for cls in classes)
+    topics = sorted(topic.name for topic, _ in received)
+    key = _key({topic.key_field(cls) for topic, classes in received for cls in classes})
+    return events, topics, key
+
+
+def retry_message(service: str, level: int, delay: timedelta, received: Received) -> dict[str, Any]:
+    """A record of `service`'s retry `level`: a failed record's value and key, its headers and the
+    ones `services.retries.retry_headers` adds. Records come due in order after `delay`."""
+    events, topics, key = _carried(received)
+    own = {
+        retries.RETRY_ATTEMPT: {
+            "const": str(level),
+            "description": "How many times it failed: the level of the retry topic it is on.",
+        },
+        retries.RETRY_ORIGINAL_TOPIC: {
+            "type": "string",
+            "enum": topics,
+            "description": "The topic it was first read from (with the cluster's KAFKA_TOPIC_PREFIX).",
+        },
+        retries.RETRY_ORIGINAL_PARTITION: {**_DIGITS, "description": "Its partition there."},
+        retries.RETRY_ORIGINAL_OFFSET: {**_DIGITS, "description": "Its offset there."},
+        retries.RETRY_ORIGINAL_TIMESTAMP: {**_DIGITS, "description": "Its Kafka timestamp there, in ms since the epoch."},
+        retries.RETRY_FIRST_FAILURE_AT: {**_TIME, "description": "When its handling first failed."},
+        retries.RETRY_LAST_FAILURE_AT: {**_TIME, "description": "When its handling last failed."},
+        retries.RETRY_EXCEPTION_TYPE: {"type": "string", "description": "The last failure's exception class."},
+        retries.RETRY_EXCEPTION_MESSAGE: {
+            "type": "string",
+            "maxLength": 1000,
+            "description": "The last failure's message, without personal data.",
+        },
+        retries.RETRY_NOT_BEFORE: {
+            **_TIME,
+            "description": f"When it is due again: the last failure plus this level's delay ({_seconds(delay)} by default).",
+        },
+        retries.RETRY_CONSUMER: {"const": service, "description": "The service that failed on it."},
+    }
+    envelope = _envelope_headers(events)
+    return {
+        "title": f"{service}: retry level {level}",
+        "summary": f"A record {service} failed on {level} time(s), to be handled again after {_seconds(delay)}.",
+        "description": "The original record's value and key, byte for byte, and its headers (without earlier "
+        "`retry_*` ones) with where it came from and why it failed. After this level it goes one level up, "
+        "or after the last one to the dead letters.",
+        "contentType": CONTENT_TYPE,
+        "headers": {
+            "type": "object",
+            "properties": {**envelope, **own},
+            "required": [
+                *(name for name in envelope if name.startswith(_CE_HEADER_PREFIX)),
+                _CONTENT_TYPE_HEADER,
+                _FASTSTREAM_CORRELATION_HEADER,
+                *own,
+            ],
+            "additionalProperties": False,
+        },
+        "payload": _payload(events),
+        "correlationId": {"location": "$message.payload#/correlationid"},
+        "bindings": {"kafka": {"key": key, "bindingVersion": _KAFKA_BINDING_VERSION}},
+    }
+
+
+def dead_letter_message(service: str, received: Received) -> dict[str, Any]:
+    """A record of `service`'s dead letters: a record it gave up on, its value and key, its
+    headers and the ones `services.retries.dead_letter_headers` adds."""
+    events, topics, key = _carried(received)
+    own = {
+        "dlq_original_topic": {
+            "type": "string",
+            "enum": topics,
+            "description": "The topic it was first read from (with the cluster's KAFKA_TOPIC_PREFIX); "
+            "a redrive republishes it there.",
+        },
+        "dlq_original_partition": {**_DIGITS, "description": "Its partition there."},
+        "dlq_original_offset": {**_DIGITS, "description": "Its offset there."},
+        "dlq_original_timestamp": {**_DIGITS, "description": "Its Kafka timestamp there, in ms since the epoch."},
+        "dlq_consumer": {"const": service, "description": "The service that gave up on it."},
+        "dlq_reason": {
+            "type": "string",
+            "enum": list(_DEAD_LETTER_REASONS),
+            "description": "`permanent`: it can never succeed as it is (a broken contract, `PermanentError`); "
+            "`retries_exhausted`: it failed on every retry level.",
+        },
+        "dlq_exception_type": {"type": "string", "description": "The last failure's exception class."},
+        "dlq_exception_message": {
+            "type": "string",
+            "maxLength": 1000,
+            "description": "The last failure's message, without personal data.",
+        },
+        "dlq_attempts": {**_DIGITS, "description": "How many times its handling failed."},
+        "dlq_first_failure_at": {**_TIME, "description": "When its handling first failed."},
+        "dlq_last_failure_at": {**_TIME, "description": "When it was given up on."},
+    }
+    envelope = _envelope_headers(events)
+    # FastStream writes an empty content type for bytes; the original's replaces it, if it had one.
+    envelope[_CONTENT_TYPE_HEADER] = {
+        "enum": [CONTENT_TYPE, ""],
+        "description": "The original record's content type (a CloudEvent in structured mode), or empty when it had none.",
+    }
+    return {
+        "title": f"{service}: dead letters",
+        "summary": f"A record {service} gave up on, kept for an operator to redrive (`services.deadletters`).",
+        "description": "The original record's value and key, byte for byte, and its headers (without `retry_*` "
+        "ones) with where it came from and why it was given up on. The value is one of these events when its "
+        "producer kept the contract; a record given up on for a broken contract (`dlq_exception_type` "
+        "MalformedEvent, InvalidEvent, UnsupportedSchemaVersion, EventTooLarge...) holds whatever bytes were "
+        "on the topic, and its original `ce_*` headers may be missing.",
+        "contentType": CONTENT_TYPE,
+        "headers": {
+            "type": "object",
+            "properties": {**envelope, **own},
+            "required": [_FASTSTREAM_CORRELATION_HEADER, _CONTENT_TYPE_HEADER, *own],
+            "additionalProperties": False,
+        },
+        "payload": _payload(events),
+        "correlationId": {"location": "$message.payload#/correlationid"},
+        "bindings": {"kafka": {"key": key, "bindingVersion": _KAFKA_BINDING_VERSION}},
+    }
+
+
+def _seconds(delay: timedelta) -> str:
+    return f"{delay.total_seconds():g} s"
 
 
 def wire_schemas(events: Iterable[type[Event]]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Make the Python environment exist and match uv.lock, and the independent credential verifier's npm
-# packages match tests/verifier/package-lock.json; with --browser, also Debian's Chromium for the
-# browser tests. Safe to run again: a warm run takes about a second.
+# Make the Python environment exist and match uv.lock, and the npm packages of the test tier match their
+# lock files (the independent credential verifier's, tests/verifier; the official AsyncAPI parser's,
+# tests/asyncapi_parser); with --browser, also Debian's Chromium for the browser tests. Safe to run again: a warm run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +25,15 @@ if command -v npm >/dev/null 2>&1; then
     npm ci --prefix "$verifier" --no-audit --no-fund --silent
     cp "$verifier/package-lock.json" "$verifier/node_modules/.installed-lock.json"
   fi
+  # The official AsyncAPI parser (tests only), pinned the same way, for tests/unit/test_asyncapi_parser.py.
+  parser=tests/asyncapi_parser
+  if ! cmp -s "$parser/package-lock.json" "$parser/node_modules/.installed-lock.json"; then
+    echo "[setup] installing the AsyncAPI parser's npm packages (tests/asyncapi_parser)"
+    npm ci --prefix "$parser" --no-audit --no-fund --silent
+    cp "$parser/package-lock.json" "$parser/node_modules/.installed-lock.json"
+  fi
 else
-  echo "[setup] npm is missing and cannot be installed here: the independent credential verifier tests will be skipped" >&2
+  echo "[setup] npm is missing and cannot be installed here: the credential verifier and AsyncAPI parser tests will be skipped" >&2
 fi
 
 if [[ "${1:-}" == "--browser" && ! -x /usr/bin/chromium ]]; then
