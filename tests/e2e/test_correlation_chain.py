@@ -1,11 +1,13 @@
 """One phone call followed to its certificate by correlation id, with routing, certification and
 notification as processes on the real broker and mongod: every event about the person - routed, the
 call at the desk, the exam request, the exam, the certificate, the notifications - carries the id of
-the call's `TrainingRequestReceived`, and each one's causation is an earlier event of the chain."""
+the call's `TrainingRequestReceived`, and each one's causation is an earlier event of the chain. Every
+record of the run, raw, matches the AsyncAPI document of the service that sends to its topic."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,9 +29,19 @@ from schemas import (
     TrainingRequestRouted,
     decode,
 )
-from schemas.topics import ALL_TOPICS
+from schemas.topics import (
+    ALL_TOPICS,
+    CERTIFICATION_EXAMS,
+    NOTIFICATIONS,
+    TRAINING_ENROLMENTS,
+    TRAINING_REQUESTS,
+    TRAINING_ROUTING,
+)
 from scripts.demo import Inbox
 from scripts.tokens import Tokens
+from services.consumers import service_topics
+from services.retries import DEFAULT_RETRY_DELAYS
+from tests.asyncapi_checks import Record, publisher_errors
 from tests.conftest import KAFKA_CLIENT
 from tests.factories import make_request
 from tests.processes import Run, produce, roster, wait_for
@@ -37,21 +49,36 @@ from tests.processes import Run, produce, roster, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
-async def read_all(run: Run, *, until: Callable[[list[Event]], bool], timeout: float = 120) -> list[Event]:
-    """Every event on the run's topics, in the order read, once `until` holds (or the time is up)."""
+async def read_all(
+    run: Run, *, until: Callable[[list[Event]], bool], timeout: float = 120, records: list[Record] | None = None
+) -> list[Event]:
+    """Every event on the run's topics, in the order read, once `until` holds (or the time is up);
+    each record, raw, kept in `records` with those of the services' retry levels and dead letters."""
+    own = [t.name for service in CONSUMING_SERVICES for t in service_topics(service, len(DEFAULT_RETRY_DELAYS))]
     consumer = AIOKafkaConsumer(
-        *(run.topic(t.name) for t in ALL_TOPICS), **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest"
+        *(run.topic(name) for name in (*(t.name for t in ALL_TOPICS), *own)),
+        **KAFKA_CLIENT,
+        group_id=None,
+        auto_offset_reset="earliest",
     )
+    declared = {run.topic(t.name) for t in ALL_TOPICS}
     events: list[Event] = []
     await consumer.start()
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while not until(events) and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                events += [decode(r.value, r.headers) for r in records]
+            for batch in (await consumer.getmany(timeout_ms=300)).values():
+                for r in batch:
+                    if records is not None:
+                        records.append(Record.read(r.topic, r.key, r.value, r.headers, prefix=run.topic("")))
+                    if r.topic in declared:
+                        events.append(decode(r.value, r.headers))
     finally:
         await consumer.stop()
     return events
+
+
+CONSUMING_SERVICES = ("routing", "certification", "notification")
 
 
 def notified_about(events: list[Event], about: Event | None) -> bool:
@@ -136,7 +163,8 @@ async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(
                 notified_about(events, first(events, cls)) for cls in (TrainingRequestRouted, ExamScheduled, CertificateIssued)
             )
 
-        events = await read_all(run, until=journey_told)
+        records: list[Record] = []
+        events = await read_all(run, until=journey_told, records=records)
     finally:
         inbox.stop()
 
@@ -166,3 +194,11 @@ async def test_one_phone_call_is_followed_to_its_certificate_by_correlation_id(
     for sent in (e for e in mine if isinstance(e, NotificationSent)):
         assert sent.causation_id == sent.about_event_id
     assert inbox.mails or inbox.sms
+
+    # Every record of the run, as it was on Kafka, is what the sending service's AsyncAPI document says.
+    mismatches = {f"{r.topic} {r.headers.get('ce_type')}": errors for r in records if (errors := publisher_errors(r))}
+    print("records checked against the AsyncAPI documents:", dict(Counter(r.topic for r in records)))
+    assert mismatches == {}
+    assert {r.topic for r in records} >= {
+        t.name for t in (TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICATION_EXAMS, NOTIFICATIONS)
+    }
