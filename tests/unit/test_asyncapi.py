@@ -18,6 +18,7 @@ from schemas import CONTENT_TYPE, TrainingRequestReceived, TrainingRequestRouted
 from schemas.topics import ALL_TOPICS, TRAINING_REQUESTS, TRAINING_ROUTING
 from scripts.asyncapi import TRACE_CONTEXT_HEADERS, describe_wire, documented_app, main
 from services import ErrorPolicy, retries
+from services.deadletters import REDRIVEN_FROM, DeadLetter
 from services.kafka import wire
 from services.privacy import seal
 from services.retries import PermanentError
@@ -306,3 +307,20 @@ def test_only_consuming_services_document_retry_levels_and_dead_letters() -> Non
             for service in ("routing", "notification", "certification")
         },
     }
+
+
+async def test_a_redriven_dead_letter_matches_the_document_of_its_original_topic(routing_policy: ErrorPolicy) -> None:
+    # An operator's redrive (`services.deadletters`) republishes the original bytes and headers, and says from where.
+    broker = _RecordingBroker()
+    routing_policy.bind(cast(KafkaBroker, broker))
+    topic, key, value, headers = wire(_sealed_request())
+    await routing_policy.dead_letter(_record(topic, key, value, _published(headers)), PermanentError("gone"))
+    (sent,) = broker.sent
+    letter = DeadLetter(
+        partition=0, offset=12, timestamp_ms=sent.timestamp, key=sent.key, value=sent.value or b"", headers=tuple(sent.headers)
+    )
+
+    redriven = checks.Record.read(letter.original_topic, letter.key, letter.value, letter.redrive_headers())
+
+    assert redriven.topic == TRAINING_REQUESTS.name and redriven.headers[REDRIVEN_FROM] == "12"
+    assert checks.publisher_errors(redriven) == []
