@@ -81,7 +81,7 @@ def build_service(runtime: Runtime, settings: CertificationSettings, clock: Cloc
         certifications=certifications,
         clock=clock,
         processed=runtime.processed,
-        outbox=Outbox(runtime.db, "certification_outbox"),
+        outbox=Outbox(runtime.db, "certification_outbox", tracer=runtime.tracing.tracer),
         timers=TimerStore(runtime.mongo, runtime.db, clock=clock, owner=instance_name(settings), collection=TIMERS_COLLECTION),
         links=links,
         issuer=IssuerProfile(id=links.issuer, name=certifications.issuer_name, url=settings.issuer_url),

@@ -71,6 +71,7 @@ from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.retries import Disposition, classify
 from services.timers import Timer, TimerKind, TimerStore
+from services.tracing import carrier, outgoing_context
 
 __all__ = ["DeskError", "RoutingPolicy", "RoutingService", "required_skills"]
 
@@ -769,4 +770,6 @@ def _decision_document(plan: _Plan, now: datetime) -> dict[str, Any]:
         "joined_to": plan.joined_to,
         "campaign": request.campaign.utm_campaign if request.campaign else None,
         "routed_event_id": str(routed.id),
+        # The request's trace, for the desk's later actions on it to continue (`routing.desk`).
+        "trace": carrier(outgoing_context(request.id)),
     }

@@ -1,0 +1,230 @@
+"""One phone call followed in one OpenTelemetry trace, intake -> routing -> notification -> certification,
+on the real broker and mongod: the four services run in this process (their own `create_app` and
+lifespan, each with its own tracer provider and `service.name`), their spans collected by one
+in-memory exporter. The call comes in with a `traceparent` the test chose; routing consumes it in a
+batch, the advisor's outcome is recorded at the desk by a staff request that is not in that trace,
+and still every service's spans - and the `traceparent` of every record on the way - are in it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
+
+from certification.app import create_app as create_certification
+from certification.settings import CertificationSettings
+from intake.app import create_app as create_intake
+from intake.email_server import EmailInboxSettings
+from intake.phone import PhoneWebhookSettings, generic_signature
+from intake.settings import IntakeSettings
+from notification.app import create_app as create_notification
+from notification.settings import NotificationSettings
+from routing.app import create_app as create_routing
+from routing.settings import RoutingSettings
+from schemas import ExamSchedulingRequested, TrainingRequestReceived, TrainingRequestRouted, decode
+from schemas.topics import ALL_TOPICS
+from scripts.demo import Inbox
+from scripts.tokens import Tokens
+from services.kafka import delete_topics_with_prefix, use_topic_prefix
+from services.settings import KafkaSettings, MongoSettings
+from services.tracing import export_to
+from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI, drop_database
+from tests.processes import roster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+SECRET = "tracing-phone-secret"
+TRACE_ID = uuid.uuid4().hex
+"""The trace the telephony platform started the call in (W3C: 32 hex digits)."""
+
+
+@asynccontextmanager
+async def four_services(tmp: Path, exporter: InMemorySpanExporter) -> AsyncIterator[dict[str, FastAPI]]:
+    database = f"test_tracing_{uuid.uuid4().hex[:10]}"
+    prefix = f"{database}."
+    common: dict[str, Any] = {
+        "kafka": KafkaSettings(bootstrap_servers=KAFKA_BOOTSTRAP, topic_prefix=prefix),
+        "mongo": MongoSettings(uri=SecretStr(MONGODB_URI), database=database),
+        "log_format": "json",
+    }
+    inbox = Inbox()
+    smtp_port, sms_port = inbox.start()
+    try:
+        with export_to(exporter):
+            apps = {
+                "intake": create_intake(
+                    IntakeSettings(instance_id="intake-tracing", **common),
+                    phone=PhoneWebhookSettings(secret=SecretStr(SECRET)),
+                    email=EmailInboxSettings(enabled=False),
+                ),
+                "routing": create_routing(
+                    RoutingSettings(
+                        instance_id="routing-tracing",
+                        workers_path=roster(tmp / "roster.yaml", per_team=1, capacity=5),
+                        dispatch_interval=timedelta(milliseconds=200),
+                        timer_poll_interval=timedelta(milliseconds=200),
+                        **common,
+                    )
+                ),
+                "notification": create_notification(
+                    NotificationSettings(
+                        instance_id="notification-tracing",
+                        smtp_host="127.0.0.1",
+                        smtp_port=smtp_port,
+                        sms_url=f"http://127.0.0.1:{sms_port}/sms",
+                        quiet_hours_start=dt_time(23, 59),  # equal: no quiet hours, whenever the test runs
+                        quiet_hours_end=dt_time(23, 59),
+                        sender_poll_interval=timedelta(milliseconds=200),
+                        **common,
+                    )
+                ),
+                "certification": create_certification(CertificationSettings(instance_id="certification-tracing", **common)),
+            }
+        async with AsyncExitStack() as stack:
+            for app in apps.values():
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            yield apps
+    finally:
+        inbox.stop()
+        use_topic_prefix("")
+        await delete_topics_with_prefix(common["kafka"], prefix)
+        await asyncio.to_thread(drop_database, database)
+
+
+def client(app: FastAPI, **headers: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers, timeout=30)
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], *, timeout: float = 120) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.2)
+
+
+async def records_of(prefix: str, request_id: str, *, until: Callable[[list[Any]], bool]) -> list[Any]:
+    """The Kafka records (headers and all) about the request on every topic of the run."""
+    consumer = AIOKafkaConsumer(
+        *(prefix + t.name for t in ALL_TOPICS), **KAFKA_CLIENT, group_id=None, auto_offset_reset="earliest"
+    )
+    found: list[Any] = []
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while not until(found) and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    event = decode(record.value, record.headers)
+                    if getattr(event, "request_id", None) == request_id:
+                        found.append((event, dict(record.headers)))
+    finally:
+        await consumer.stop()
+    return found
+
+
+def services_in(spans: tuple[ReadableSpan, ...], trace_id: int) -> set[str]:
+    return {str(s.resource.attributes["service.name"]) for s in spans if s.context is not None and s.context.trace_id == trace_id}
+
+
+async def test_one_phone_call_is_one_trace_across_the_four_services(tmp_path: Path, tokens: Tokens) -> None:
+    exporter = InMemorySpanExporter()
+    trace_id = int(TRACE_ID, 16)
+    async with four_services(tmp_path, exporter) as apps:
+        prefix = apps["routing"].state.runtime.settings.kafka.topic_prefix
+        body = json.dumps(
+            {
+                "call_id": f"CA-{time.time_ns()}",
+                "event": "answered",
+                "caller": "0476 12 34 56",
+                "started_at": datetime.now(UTC).isoformat(),
+                "language": "fr",
+                "agent_notes": "Veut passer une certification Excel.",
+                "ivr": {"qualification": "1", "computer": "1"},  # no diploma: the advisors call back
+            }
+        ).encode()
+        timestamp = str(int(time.time()))
+        async with client(apps["intake"]) as intake:
+            call = await intake.post(
+                "/webhooks/phone",
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Signature-Timestamp": timestamp,
+                    "X-Signature": generic_signature(SECRET, timestamp, body),
+                    "traceparent": f"00-{TRACE_ID}-{uuid.uuid4().hex[:16]}-01",
+                },
+            )
+        assert call.status_code == 202, call.text
+        request_id = call.json()["request_id"]
+
+        async with client(apps["routing"], **tokens.headers("adv-sup")) as desk:
+
+            async def offered_to() -> str | None:
+                view = await desk.get(f"/desk/requests/{request_id}")
+                return view.json()["assignee_id"] if view.status_code == 200 and view.json()["status"] == "reserved" else None
+
+            async def is_offered() -> bool:
+                return await offered_to() is not None
+
+            await wait_for(is_offered)
+            worker = await offered_to()
+            assert worker is not None
+            as_worker = tokens.headers(worker)
+            accepted = await desk.post(f"/desk/requests/{request_id}/accept", headers=as_worker)
+            assert accepted.status_code == 200, accepted.text
+            outcome = await desk.post(
+                f"/desk/requests/{request_id}/outcome",
+                json={"outcome": "exam_wanted", "certification_code": "MOS-EXCEL"},
+                headers=as_worker,
+            )
+            assert outcome.status_code == 200, outcome.text
+
+        def spans_of_all_four() -> bool:
+            return services_in(exporter.get_finished_spans(), trace_id) >= {"intake", "routing", "notification", "certification"}
+
+        async def traced_through() -> bool:
+            return spans_of_all_four()
+
+        await wait_for(traced_through)
+
+        records = await records_of(
+            prefix, request_id, until=lambda found: any(isinstance(e, ExamSchedulingRequested) for e, _ in found)
+        )
+
+    spans = exporter.get_finished_spans()
+    mine = [s for s in spans if s.context is not None and s.context.trace_id == trace_id]
+    names = {(str(s.resource.attributes["service.name"]), s.name) for s in mine}
+    print("trace:", sorted(names))
+    assert services_in(spans, trace_id) >= {"intake", "routing", "notification", "certification"}
+    # The hops that make it one trace: the outbox relays, the request's own span in routing's batch,
+    # the desk's action continuing the stored trace, each consumer's processing.
+    assert ("routing", "routing.route") in names
+    assert ("routing", "desk.record_outcome") in names
+    assert {service for service, name in names if name == "outbox.relay"} >= {"intake", "routing"}
+    assert any(service == "certification" and name.endswith(" process") for service, name in names)
+    # The desk's action is linked to the staff's HTTP request, which has a trace of its own.
+    [record_outcome] = [s for s in mine if s.name == "desk.record_outcome"]
+    assert any(link.context.trace_id != trace_id for link in record_outcome.links)
+    # Every record about the request carries the trace, as the W3C header any consumer reads.
+    kinds = {type(e) for e, _ in records}
+    assert {TrainingRequestReceived, TrainingRequestRouted, ExamSchedulingRequested} <= kinds
+    for event, headers in records:
+        if not isinstance(event, (TrainingRequestReceived, TrainingRequestRouted, ExamSchedulingRequested)):
+            continue  # notification's deliveries go out from its sender, in a trace of their own
+        traceparent = headers.get("traceparent", b"").decode()
+        assert traceparent.split("-")[1] == TRACE_ID, f"{event.type} went out in trace {traceparent!r}"
