@@ -75,7 +75,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             # Nobody is offered a call on a public holiday or a closure day, whatever their hours.
             closed_on=calendar.is_holiday,
         )
-        timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me)
+        timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me, tracer=runtime.tracing.tracer)
         service = RoutingService(
             runtime.mongo,
             runtime.db,

@@ -12,7 +12,7 @@ same handlers run on the real broker and in `TestKafkaBroker` around a fake.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Protocol
 
 from aiokafka import ConsumerRecord
@@ -77,7 +77,8 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
                     record_of.setdefault(str(event.id), record)
                 else:
                     failed.append((record, ContractError(f"{event.type} is no training request")))
-            with _per_request_spans(tracer or trace.get_tracer(__name__), record_of) as contexts, per_cause(contexts):
+            mine = [(event, record_of[str(event.id)]) for event in received]
+            with _per_request_spans(tracer or trace.get_tracer(__name__), mine) as contexts, per_cause(contexts):
                 for failure in await routing.route_batch(received):
                     failed.append((record_of[str(failure.request.id)], failure.error))
             if failed:
@@ -93,21 +94,29 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
 
 
 @contextlib.contextmanager
-def _per_request_spans(tracer: Tracer, record_of: dict[str, ConsumerRecord[Any, Any]]) -> Any:
+def _per_request_spans(
+    tracer: Tracer, received: Sequence[tuple[TrainingRequestReceived, ConsumerRecord[Any, Any]]]
+) -> Iterator[dict[str, TraceContext]]:
     """A `routing.route` span per request of a batch, in the trace its record came in (linked to the
-    batch's span, which has no single parent): what routing a request writes goes out in that
-    request's trace. Yields the context of each span by request event id, for `per_cause`."""
+    batch's span, which has no single parent): what routing a request writes - its events, its
+    decision, its timers - goes in that request's trace. Yields the context of each span by request
+    event id and by request id, for `per_cause`."""
     batch = trace.get_current_span().get_span_context()
     links = [Link(batch)] if batch.is_valid else None
-    spans: dict[str, trace.Span] = {}
+    spans: list[trace.Span] = []
+    contexts: dict[str, TraceContext] = {}
     try:
-        for event_id, record in record_of.items():
+        for event, record in received:
+            if str(event.id) in contexts:
+                continue  # the same record twice in a batch: one span
             parent = context_of(headers_carrier(record.headers))
             # No trace upstream: the request's own root, not the batch's child, for the same reason.
-            spans[event_id] = tracer.start_span("routing.route", context=parent or TraceContext(), links=links)
-        yield {event_id: trace.set_span_in_context(span) for event_id, span in spans.items()}
+            span = tracer.start_span("routing.route", context=parent or TraceContext(), links=links)
+            spans.append(span)
+            contexts[str(event.id)] = contexts[event.request_id] = trace.set_span_in_context(span)
+        yield contexts
     finally:
-        for span in spans.values():
+        for span in spans:
             span.end()
 
 

@@ -71,7 +71,7 @@ from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.retries import Disposition, classify
 from services.timers import Timer, TimerKind, TimerStore
-from services.tracing import carrier, outgoing_context
+from services.tracing import attached, carrier, outgoing_context
 
 __all__ = ["DeskError", "RoutingPolicy", "RoutingService", "required_skills"]
 
@@ -274,7 +274,8 @@ class RoutingService:
             # A programme place is taken before the transaction that records it: one by one, in order.
             alone = [plan.request for plan in plans if plan.decision.target is Target.DIGITAL_DIVIDE] + alone
             for plan in routed_together:
-                plan.log_routed()
+                with attached(outgoing_context(plan.request.id)):  # the line in the request's trace
+                    plan.log_routed()
             await self._offer_together(routed_together)
         return await self._route_alone(alone)
 

@@ -43,6 +43,7 @@ __all__ = [
     "TRACER",
     "TRACE_HEADERS",
     "Tracing",
+    "attached",
     "carrier",
     "context_of",
     "continued",

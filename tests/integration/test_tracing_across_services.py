@@ -22,8 +22,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext, get_current_span
 from pydantic import SecretStr
 
 from certification.app import create_app as create_certification
@@ -40,8 +43,10 @@ from schemas import ExamSchedulingRequested, TrainingRequestReceived, TrainingRe
 from schemas.topics import ALL_TOPICS
 from scripts.demo import Inbox
 from scripts.tokens import Tokens
+from services.clock import FixedClock
 from services.kafka import delete_topics_with_prefix, use_topic_prefix
 from services.settings import KafkaSettings, MongoSettings
+from services.timers import Timer, TimerStore
 from services.tracing import export_to
 from tests.conftest import KAFKA_BOOTSTRAP, KAFKA_CLIENT, MONGODB_URI, drop_database
 from tests.processes import roster
@@ -228,3 +233,27 @@ async def test_one_phone_call_is_one_trace_across_the_four_services(tmp_path: Pa
             continue  # notification's deliveries go out from its sender, in a trace of their own
         traceparent = headers.get("traceparent", b"").decode()
         assert traceparent.split("-")[1] == TRACE_ID, f"{event.type} went out in trace {traceparent!r}"
+
+
+async def test_a_timer_fires_in_the_trace_it_was_armed_in(mongo_client: Any, mongo_db: Any) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "routing"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    clock = FixedClock(datetime(2026, 3, 3, 9, 0, tzinfo=UTC))
+    timers = TimerStore(mongo_client, mongo_db, clock=clock, owner="tracing", tracer=tracer)
+    await timers.ensure_indexes()
+    with tracer.start_as_current_span("request routed") as routed:
+        await timers.schedule("callback_due", "req-1", clock.now() + timedelta(hours=2))
+    seen: list[SpanContext] = []
+
+    async def handler(timer: Timer, session: Any) -> None:
+        seen.append(get_current_span().get_span_context())
+
+    clock.advance(timedelta(hours=3))  # hours later, in no span at all
+    assert await timers.run_once({"callback_due": handler}) == 1
+
+    [fired] = [s for s in exporter.get_finished_spans() if s.name == "timer.callback_due"]
+    assert fired.parent is not None and fired.parent.span_id == routed.get_span_context().span_id
+    assert [c.trace_id for c in seen] == [routed.get_span_context().trace_id]
+    provider.shutdown()
