@@ -121,6 +121,7 @@ def create_app(
             lease=settings.claim_lease,
             concurrency=settings.sender_concurrency,
             rng=rng,
+            tracer=runtime.tracing.tracer,
         )
         service = NotificationService(
             processed=runtime.processed,
