@@ -49,6 +49,11 @@ class Outbox:
         self._collection = db[name]
         self._wake = asyncio.Event()
 
+    @property
+    def tracer(self) -> Tracer:
+        """The tracer of the service this outbox belongs to, for its users' own spans."""
+        return self._tracer
+
     async def ensure_indexes(self) -> None:
         await self._collection.create_index([("sent_at", ASCENDING), ("seq", ASCENDING)], name="pending_in_order")
 

@@ -2,8 +2,9 @@
 on the real broker and mongod: the four services run in this process (their own `create_app` and
 lifespan, each with its own tracer provider and `service.name`), their spans collected by one
 in-memory exporter. The call comes in with a `traceparent` the test chose; routing consumes it in a
-batch, the advisor's outcome is recorded at the desk by a staff request that is not in that trace,
-and still every service's spans - and the `traceparent` of every record on the way - are in it."""
+batch, the advisor's outcome is recorded at the desk and the exam booked and passed at certification
+by staff requests that are not in that trace, and still every service's spans - and the
+`traceparent` of every record of the conversation, to the certificate - are in it."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ from notification.settings import NotificationSettings
 from routing.app import create_app as create_routing
 from routing.settings import RoutingSettings
 from schemas import (
+    CertificateIssued,
     ContactAttempted,
+    ExamScheduled,
     ExamSchedulingRequested,
     NotificationSent,
     TrainingRequestReceived,
@@ -208,6 +211,33 @@ async def test_one_phone_call_is_one_trace_across_the_four_services(tmp_path: Pa
             )
             assert outcome.status_code == 200, outcome.text
 
+        # Certification's staff book the exam and record the pass, each from a request of their own.
+        async with client(apps["certification"], **tokens.headers("cert-1")) as staff:
+
+            async def waiting() -> bool:
+                waitlist = (await staff.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
+                return len(waitlist) == 1
+
+            await wait_for(waiting)
+            [candidate] = (await staff.get("/waitlist", params={"certification": "MOS-EXCEL"})).json()
+            centre = {"state": "open", "name": "Centre d'examens d'Anderlecht", "address": "Anderlecht"}
+            assert (await staff.put("/centres/ctr-trace", json=centre)).status_code == 200
+            session = {
+                "session_id": "ses-trace",
+                "centre_id": "ctr-trace",
+                "certifications": ["MOS-EXCEL"],
+                "starts_at": (datetime.now(UTC) + timedelta(days=14)).replace(microsecond=0).isoformat(),
+                "seats": 1,
+            }
+            added = await staff.post("/sessions", json=session)
+            assert added.status_code == 201, added.text
+            [offer] = added.json()["offers"]
+            assert (await staff.post(f"/offers/{offer['offer_id']}/accept")).status_code == 200
+            result = await staff.post(
+                "/sessions/ses-trace/results", json={"person_id": candidate["person_id"], "passed": True, "score": 870}
+            )
+            assert result.status_code == 200, result.text
+
         def spans_of_all_four() -> bool:
             return services_in(exporter.get_finished_spans(), trace_id) >= {"intake", "routing", "notification", "certification"}
 
@@ -219,7 +249,7 @@ async def test_one_phone_call_is_one_trace_across_the_four_services(tmp_path: Pa
         records = await records_of(
             prefix,
             request_id,
-            until=lambda found: {ExamSchedulingRequested, NotificationSent} <= {type(e) for e, _ in found},
+            until=lambda found: {CertificateIssued, NotificationSent} <= {type(e) for e, _ in found},
         )
 
     spans = exporter.get_finished_spans()
@@ -233,6 +263,7 @@ async def test_one_phone_call_is_one_trace_across_the_four_services(tmp_path: Pa
     assert ("routing", "desk.record_outcome") in names
     assert {service for service, name in names if name == "outbox.relay"} >= {"intake", "routing"}
     assert any(service == "certification" and name.endswith(" process") for service, name in names)
+    assert {("certification", "certification.accept_offer"), ("certification", "certification.record_result")} <= names
     # Notification sends later, from its loop, and still in the request's trace.
     assert ("notification", "notification.deliver") in names
     # The desk's action is linked to the staff's HTTP request, which has a trace of its own.
@@ -240,8 +271,18 @@ async def test_one_phone_call_is_one_trace_across_the_four_services(tmp_path: Pa
     assert any(link.context.trace_id != trace_id for link in record_outcome.links)
     # Every record about the request carries the trace, as the W3C header any consumer reads.
     kinds = {type(e) for e, _ in records}
-    assert {TrainingRequestReceived, TrainingRequestRouted, ContactAttempted, ExamSchedulingRequested, NotificationSent} <= kinds
+    assert {
+        TrainingRequestReceived,
+        TrainingRequestRouted,
+        ContactAttempted,
+        ExamSchedulingRequested,
+        ExamScheduled,
+        CertificateIssued,
+        NotificationSent,
+    } <= kinds
     for event, headers in records:
+        if event.type.endswith("exam_seat.offered"):
+            continue  # offered when staff add a session, for every waiting candidate at once: staff's trace
         traceparent = headers.get("traceparent", b"").decode()
         assert traceparent.split("-")[1] == TRACE_ID, f"{event.type} went out in trace {traceparent!r}"
 
