@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from pymongo import ASCENDING
 
 from certification.candidate import Candidate, RecordResult, candidate_id, correlation_ids, decide
@@ -39,6 +41,7 @@ from certification.signing import CredentialSigner
 from certification.store import CertificationStore, catalogued, utc
 from schemas import CertificateIssued
 from services.clock import Clock
+from services.tracing import continued
 
 __all__ = ["Awards"]
 
@@ -60,7 +63,9 @@ class Awards:
         issuer: IssuerProfile,
         signer: CredentialSigner | None = None,
         holder_email: Callable[[str], Awaitable[str | None]] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._store = store
         self._holder_email = holder_email
         """The address a person last gave intake (`certification.holders`), for when staff give none."""
@@ -144,7 +149,10 @@ class Awards:
                             )
                         ]
                     )
-                await uow.commit()
+                # The certificate is issued in the trace of the person's request, linked to staff's entry.
+                trace_context = candidate.requested_by.context if candidate.requested_by else None
+                with continued(self._tracer, "certification.record_result", trace_context, session_id=session_id):
+                    await uow.commit()
                 return result, True
 
         # A conflict is the same result recorded at once by another request (or the candidate

@@ -68,16 +68,23 @@ class Trace:
     event_id: str
     correlation_id: str
     reason: str | None = None
+    context: Mapping[str, str] | None = None
+    """The W3C trace context (`traceparent`, `tracestate`) the event was handled in: staff's later
+    actions on the candidate continue that OpenTelemetry trace (`services.tracing.continued`)."""
 
     def as_document(self) -> dict[str, Any]:
-        doc = {"event_id": self.event_id, "correlation_id": self.correlation_id}
-        return doc if self.reason is None else {**doc, "reason": self.reason}
+        doc: dict[str, Any] = {"event_id": self.event_id, "correlation_id": self.correlation_id}
+        if self.reason is not None:
+            doc["reason"] = self.reason
+        if self.context:
+            doc["context"] = dict(self.context)
+        return doc
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any] | None) -> Trace | None:
         if not doc or not doc.get("event_id"):
             return None
-        return cls(str(doc["event_id"]), str(doc["correlation_id"]), doc.get("reason"))
+        return cls(str(doc["event_id"]), str(doc["correlation_id"]), doc.get("reason"), doc.get("context") or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +232,8 @@ class JoinWaitlist:
     event_id: str
     correlation_id: str
     request_reason: str
+    trace_context: Mapping[str, str] | None = None
+    """The W3C trace context the request was handled in, kept with the candidate (`Trace.context`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +385,7 @@ def _join_waitlist(candidate: Candidate, command: JoinWaitlist) -> tuple[Candida
         waiting_reason=command.reason,
         offer_id=None,
         session_id=None,
-        requested_by=Trace(command.event_id, correlation, command.request_reason),
+        requested_by=Trace(command.event_id, correlation, command.request_reason, command.trace_context),
         updated_at=command.at,
     )
     return changed, [CandidateFact(candidate.candidate_id, "joined_waitlist")]

@@ -34,6 +34,7 @@ from certification.seats import Seats
 from certification.store import catalogued
 from schemas import EnrolmentConfirmed, ExamSchedulingRequested, TrainingRequestRouted
 from services.clock import Clock
+from services.tracing import carrier
 
 __all__ = ["Candidates"]
 
@@ -128,6 +129,7 @@ class Candidates:
                         event_id=str(event.id),
                         correlation_id=str(event.correlation_id),
                         request_reason=event.reason.value,
+                        trace_context=carrier() or None,
                     ),
                 )
                 if not facts:

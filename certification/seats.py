@@ -21,6 +21,8 @@ from functools import partial
 from typing import Any, Literal
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from certification import candidate as candidates_
 from certification import offer as offers_
@@ -43,6 +45,7 @@ from certification.store import catalogued
 from schemas import Event, ExamScheduled, ExamSeatOffered
 from services.clock import Clock
 from services.privacy import PersonErased
+from services.tracing import continued
 
 __all__ = ["OFFER_EXPIRY", "Centre", "Offer", "Seats", "Session"]
 
@@ -72,8 +75,10 @@ class Seats:
         seal: Seal,
         terms: OfferTerms | None = None,
         what_to_bring: Sequence[str] = (),
+        tracer: Tracer | None = None,
     ) -> None:
         self._uow = uow
+        self._tracer = tracer or trace.get_tracer(__name__)
         self.certifications = certifications
         self.clock = clock
         self.timers = timers
@@ -368,7 +373,10 @@ class Seats:
                 uow.candidates.save(scheduled)
                 uow.cancel(OFFER_EXPIRY, offer_id)
                 uow.publish(events)
-                await uow.commit()
+                # The exam is booked in the trace of the person's request, linked to the click.
+                trace_context = candidate.requested_by.context if candidate.requested_by else None
+                with continued(self._tracer, "certification.accept_offer", trace_context, offer_id=offer_id):
+                    await uow.commit()
                 return event
 
         event = await retry_on_conflict(attempt)

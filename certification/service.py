@@ -78,6 +78,7 @@ class CertificationService:
             seal=seal,
             terms=offer_terms,
             what_to_bring=what_to_bring,
+            tracer=outbox.tracer,
         )
         self.candidates = Candidates(
             unit_of_work,
@@ -97,6 +98,7 @@ class CertificationService:
             issuer=issuer,
             signer=signer,
             holder_email=self.contacts.email_of,
+            tracer=outbox.tracer,
         )
 
     async def ensure_indexes(self) -> None:

@@ -60,7 +60,7 @@ def create_app(
             runtime.publishes(TRAINING_REQUESTS, TrainingRequestReceived)
         if serves_privacy:
             runtime.publishes(PRIVACY, PersonDataErased)
-        outbox = Outbox(runtime.db, "intake_outbox")
+        outbox = Outbox(runtime.db, "intake_outbox", tracer=runtime.tracing.tracer)
         keys = PersonKeys(runtime.db)
         pipeline = IntakePipeline(
             runtime.mongo,

@@ -82,7 +82,7 @@ def create_app(
 
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)
-        outbox = Outbox(runtime.db, "notification_outbox")
+        outbox = Outbox(runtime.db, "notification_outbox", tracer=runtime.tracing.tracer)
         people = PeopleStore(runtime.db)
         deliveries = DeliveryStore(runtime.db)
         budget = MessageBudget(runtime.db, caps)
@@ -121,6 +121,7 @@ def create_app(
             lease=settings.claim_lease,
             concurrency=settings.sender_concurrency,
             rng=rng,
+            tracer=runtime.tracing.tracer,
         )
         service = NotificationService(
             processed=runtime.processed,

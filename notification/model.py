@@ -18,7 +18,7 @@ A `sending` delivery whose claim expired (its replica died) is claimable again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -150,6 +150,8 @@ class Delivery:
     next_attempt_at: datetime | None = None
     claimed_by: str | None = None
     fallback_of: str | None = None
+    trace: Mapping[str, str] = field(default_factory=dict)
+    """The W3C trace context it was planned in: sending it continues the trace of what it is about."""
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Delivery:
@@ -168,4 +170,5 @@ class Delivery:
             next_attempt_at=doc.get("next_attempt_at"),
             claimed_by=doc.get("claimed_by"),
             fallback_of=doc.get("fallback_of"),
+            trace=dict(doc.get("trace") or {}),
         )

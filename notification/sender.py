@@ -35,6 +35,8 @@ from uuid import UUID
 
 import structlog
 from jinja2 import TemplateError
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -52,6 +54,7 @@ from services.clock import Clock
 from services.free_text import clean_name
 from services.logging import redacting
 from services.outbox import Outbox
+from services.tracing import continued
 
 __all__ = ["DeliverySender"]
 
@@ -111,8 +114,10 @@ class DeliverySender:
         lease: timedelta = timedelta(minutes=2),
         concurrency: int = 8,
         rng: random.Random | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._client = client
+        self._tracer = tracer or trace.get_tracer(__name__)
         self.deliveries = deliveries
         self.people = people
         self.outbox = outbox
@@ -149,15 +154,18 @@ class DeliverySender:
         return len(claimed)
 
     async def _guarded(self, delivery: Delivery) -> None:
+        # Sent later, from a loop: in the trace of the event the message is about (its notification,
+        # hours later if quiet hours deferred it, is one more step of that request).
         async with self._limit:
-            try:
-                await self.process(delivery)
-            except asyncio.CancelledError:
-                raise
-            except ClaimLost:
-                log.info("notification.claim_lost", delivery_id=delivery.id, owner=self.owner)
-            except Exception:  # left `sending`: claimable again once the lease expires
-                log.exception("notification.delivery_crashed", delivery_id=delivery.id)
+            with continued(self._tracer, "notification.deliver", delivery.trace, channel=delivery.channel.value):
+                try:
+                    await self.process(delivery)
+                except asyncio.CancelledError:
+                    raise
+                except ClaimLost:
+                    log.info("notification.claim_lost", delivery_id=delivery.id, owner=self.owner)
+                except Exception:  # left `sending`: claimable again once the lease expires
+                    log.exception("notification.delivery_crashed", delivery_id=delivery.id)
 
     # --- one delivery -----------------------------------------------------------------
 

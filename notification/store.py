@@ -34,6 +34,7 @@ from notification.policy import PlannedDelivery
 from notification.quiet_hours import QuietHours
 from schemas import NotificationChannel, TrainingRequestReceived
 from services.mongo import MongoDatabase
+from services.tracing import carrier
 
 __all__ = ["DELIVERIES", "PEOPLE", "WAITING", "ClaimLost", "DeliveryStore", "PeopleStore"]
 
@@ -288,6 +289,7 @@ class DeliveryStore:
                 "sent_at": None,
                 "last_error": None,
                 "fallback_of": fallback_of,
+                "trace": carrier(),  # the trace of the event it is about, continued when it is sent
                 "history": [{"at": now, "status": status.value, **({"reason": reason} if reason else {})}],
             }
             result = await self._deliveries.update_one({"_id": _id}, {"$setOnInsert": doc}, upsert=True, session=session)

@@ -65,7 +65,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
 
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)
-        outbox = Outbox(runtime.db, "routing_outbox")
+        outbox = Outbox(runtime.db, "routing_outbox", tracer=runtime.tracing.tracer)
         assignment = AssignmentStore(
             runtime.mongo,
             runtime.db,
@@ -75,7 +75,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
             # Nobody is offered a call on a public holiday or a closure day, whatever their hours.
             closed_on=calendar.is_holiday,
         )
-        timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me)
+        timers = TimerStore(runtime.mongo, runtime.db, clock=clock, owner=me, tracer=runtime.tracing.tracer)
         service = RoutingService(
             runtime.mongo,
             runtime.db,
@@ -108,7 +108,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         bookings = Bookings(runtime.mongo, runtime.db, outbox=outbox)
         runtime.app_state.update(
             service=service,
-            desk=Desk(service),
+            desk=Desk(service, tracer=runtime.tracing.tracer),
             programme_desk=ProgrammeDesk(service, Spaces(runtime.db), bookings),
             clock=clock,
             console=desk_console(sessions, oidc),

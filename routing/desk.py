@@ -9,10 +9,14 @@ A refusal is a `DeskError` carrying the HTTP status the advisor gets.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from pydantic import BaseModel, Field
 
 from routing.assignment import RequestStatus
@@ -21,6 +25,7 @@ from routing.service import DeskError, RoutingService
 from routing.workers import Availability, Worker
 from schemas import ContactOutcome, Event, Target
 from services.clock import Clock
+from services.tracing import continued
 
 log = structlog.get_logger(__name__)
 
@@ -108,8 +113,17 @@ def _aware(moment: datetime | None) -> datetime | None:
 class Desk:
     """The desk's actions over one `RoutingService`; every refusal is a `DeskError`."""
 
-    def __init__(self, service: RoutingService) -> None:
+    def __init__(self, service: RoutingService, *, tracer: Tracer | None = None) -> None:
         self._service = service
+        self._tracer = tracer or trace.get_tracer(__name__)
+
+    @contextlib.asynccontextmanager
+    async def _in_request_trace(self, action: str, request_id: str) -> AsyncIterator[None]:
+        """A `desk.<action>` span in the trace of the request acted on (stored with its routing
+        decision), linked to the staff's HTTP request: one trace follows a request across the desk."""
+        decision = await self._service.decisions.find_one({"_id": request_id}, {"trace": 1})
+        with continued(self._tracer, f"desk.{action}", (decision or {}).get("trace"), request_id=request_id):
+            yield
 
     @property
     def clock(self) -> Clock:
@@ -284,7 +298,9 @@ class Desk:
     # --- requests ---------------------------------------------------------------------------
 
     async def accept(self, request_id: str, worker_id: str) -> dict[str, str]:
-        if not await self._service.assignment.accept(request_id, worker_id):
+        async with self._in_request_trace("accept", request_id):
+            accepted = await self._service.assignment.accept(request_id, worker_id)
+        if not accepted:
             raise DeskError(f"request {request_id} is not offered to {worker_id} (or the offer expired)")
         return {"request_id": request_id, "status": "assigned", "worker_id": worker_id}
 
@@ -310,18 +326,19 @@ class Desk:
         session_id: str | None = None,
     ) -> list[Event]:
         """What came of a call; returns the events it publishes (see `RoutingService.record_outcome`)."""
-        return await self._service.record_outcome(
-            request_id,
-            worker_id=worker_id,
-            outcome=outcome,
-            notes=notes,
-            redirect_to=redirect_to,
-            course_code=course_code,
-            certification_code=certification_code,
-            retry_at=retry_at,
-            facts=facts,
-            session_id=session_id,
-        )
+        async with self._in_request_trace("record_outcome", request_id):
+            return await self._service.record_outcome(
+                request_id,
+                worker_id=worker_id,
+                outcome=outcome,
+                notes=notes,
+                redirect_to=redirect_to,
+                course_code=course_code,
+                certification_code=certification_code,
+                retry_at=retry_at,
+                facts=facts,
+                session_id=session_id,
+            )
 
     async def record_facts(self, request_id: str, *, facts: CallFacts, recorded_by: str, for_team: bool) -> dict[str, Any]:
         """A worker records what the person said of their situation: the worker holding the request,

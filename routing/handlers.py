@@ -11,12 +11,16 @@ same handlers run on the real broker and in `TestKafkaBroker` around a fake.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Protocol
 
 from aiokafka import ConsumerRecord
 from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from opentelemetry import trace
+from opentelemetry.context import Context as TraceContext
+from opentelemetry.trace import Link, Tracer
 
 from routing.batches import FailedRequest
 from schemas import ContractError, PersonDataErased, TrainingRequestReceived
@@ -24,6 +28,7 @@ from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import subscriber_options
 from services.consumers import RecordsFailed, batch_subscriber_options, decode_each, retried_one_at_a_time
 from services.kafka import topic_name
+from services.tracing import TRACER, context_of, headers_carrier, per_cause
 
 USE_CASE = "routing"
 """The broker context key the routing use case is set under."""
@@ -42,6 +47,7 @@ class RoutingUseCase(Protocol):
 
 
 Routing = Annotated[RoutingUseCase, Context(USE_CASE)]
+ServiceTracer = Annotated[Tracer | None, Context(TRACER, default=None)]
 
 
 def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRouter:
@@ -61,7 +67,7 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
 
         @router.subscriber(requests, **options)
         @retried_one_at_a_time(on_training_request_received)
-        async def on_training_requests_received(message: KafkaMessage, routing: Routing) -> None:
+        async def on_training_requests_received(message: KafkaMessage, routing: Routing, tracer: ServiceTracer) -> None:
             decoded, failed = decode_each(message.raw_message)
             received: list[TrainingRequestReceived] = []
             record_of: dict[str, ConsumerRecord[Any, Any]] = {}
@@ -71,8 +77,10 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
                     record_of.setdefault(str(event.id), record)
                 else:
                     failed.append((record, ContractError(f"{event.type} is no training request")))
-            for failure in await routing.route_batch(received):
-                failed.append((record_of[str(failure.request.id)], failure.error))
+            mine = [(event, record_of[str(event.id)]) for event in received]
+            with _per_request_spans(tracer or trace.get_tracer(__name__), mine) as contexts, per_cause(contexts):
+                for failure in await routing.route_batch(received):
+                    failed.append((record_of[str(failure.request.id)], failure.error))
             if failed:
                 raise RecordsFailed(failed)
     else:
@@ -83,6 +91,33 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
         await routing.erase_person(event.person_id)
 
     return router
+
+
+@contextlib.contextmanager
+def _per_request_spans(
+    tracer: Tracer, received: Sequence[tuple[TrainingRequestReceived, ConsumerRecord[Any, Any]]]
+) -> Iterator[dict[str, TraceContext]]:
+    """A `routing.route` span per request of a batch, in the trace its record came in (linked to the
+    batch's span, which has no single parent): what routing a request writes - its events, its
+    decision, its timers - goes in that request's trace. Yields the context of each span by request
+    event id and by request id, for `per_cause`."""
+    batch = trace.get_current_span().get_span_context()
+    links = [Link(batch)] if batch.is_valid else None
+    spans: list[trace.Span] = []
+    contexts: dict[str, TraceContext] = {}
+    try:
+        for event, record in received:
+            if str(event.id) in contexts:
+                continue  # the same record twice in a batch: one span
+            parent = context_of(headers_carrier(record.headers))
+            # No trace upstream: the request's own root, not the batch's child, for the same reason.
+            span = tracer.start_span("routing.route", context=parent or TraceContext(), links=links)
+            spans.append(span)
+            contexts[str(event.id)] = contexts[event.request_id] = trace.set_span_in_context(span)
+        yield contexts
+    finally:
+        for span in spans:
+            span.end()
 
 
 def include(broker: KafkaBroker, routing: RoutingUseCase, *, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> None:

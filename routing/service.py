@@ -71,6 +71,7 @@ from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.retries import Disposition, classify
 from services.timers import Timer, TimerKind, TimerStore
+from services.tracing import attached, carrier, outgoing_context
 
 __all__ = ["DeskError", "RoutingPolicy", "RoutingService", "required_skills"]
 
@@ -273,7 +274,8 @@ class RoutingService:
             # A programme place is taken before the transaction that records it: one by one, in order.
             alone = [plan.request for plan in plans if plan.decision.target is Target.DIGITAL_DIVIDE] + alone
             for plan in routed_together:
-                plan.log_routed()
+                with attached(outgoing_context(plan.request.id)):  # the line in the request's trace
+                    plan.log_routed()
             await self._offer_together(routed_together)
         return await self._route_alone(alone)
 
@@ -769,4 +771,6 @@ def _decision_document(plan: _Plan, now: datetime) -> dict[str, Any]:
         "joined_to": plan.joined_to,
         "campaign": request.campaign.utm_campaign if request.campaign else None,
         "routed_event_id": str(routed.id),
+        # The request's trace, for the desk's later actions on it to continue (`routing.desk`).
+        "trace": carrier(outgoing_context(request.id)),
     }

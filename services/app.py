@@ -41,6 +41,7 @@ from services.lag import start_lag_exporter
 from services.logging import configure_logging
 from services.mongo import MongoDatabase, create_mongo_client, ping
 from services.settings import ServiceSettings
+from services.tracing import TRACER, Tracing, create_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,7 @@ class Runtime:
     error_policy: ErrorPolicy
     metrics: CollectorRegistry
     processed: ProcessedEvents
+    tracing: Tracing
     app_state: dict[str, Any] = field(default_factory=dict)
     """Service-specific objects (pipelines, repositories) that tests and routes reach by name."""
     kafka_connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -132,16 +134,20 @@ def instance_name(settings: ServiceSettings) -> str:
 def build_runtime(settings: ServiceSettings, *, description: str | None = None) -> Runtime:
     name = settings.service_name
     metrics = CollectorRegistry()
+    tracing = create_tracing(name, instance=instance_name(settings), endpoint=settings.otlp_endpoint)
     error_policy = ErrorPolicy(name, retry_delays=settings.retry_delays, registry=metrics)
     broker = kafka_defaults.create_broker(
         settings.kafka,
         client_id=f"{name}-{instance_name(settings)}",
         description=description,
         graceful_timeout=settings.graceful_timeout_s,
-        middlewares=(KafkaPrometheusMiddleware(registry=metrics, app_name=name), error_policy),
+        # Tracing outermost: the consumer's span covers the retries and dead-lettering too.
+        middlewares=(tracing.kafka_middleware(), KafkaPrometheusMiddleware(registry=metrics, app_name=name), error_policy),
     )
     error_policy.bind(broker)
-    mongo = create_mongo_client(settings.mongo, app_name=name)
+    # Handlers that start spans of their own (a batch's per-request spans) find the tracer here.
+    broker.context.set_global(TRACER, tracing.tracer)
+    mongo = create_mongo_client(settings.mongo, app_name=name, event_listeners=tracing.mongo_listeners())
     db = mongo[settings.mongo.database]
     return Runtime(
         settings=settings,
@@ -151,6 +157,7 @@ def build_runtime(settings: ServiceSettings, *, description: str | None = None) 
         error_policy=error_policy,
         metrics=metrics,
         processed=ProcessedEvents(mongo, db, consumer=name),
+        tracing=tracing,
     )
 
 
@@ -217,6 +224,8 @@ def create_service_app(
             await runtime.mongo.close()
             await verifier.aclose()
             log.info("service.stopped")
+            # Last: the spans of the shutdown itself go out too (a flush, bounded by the exporter's timeout).
+            await asyncio.to_thread(runtime.tracing.shutdown)
 
     # In production the API's description is not published: it maps every route for whoever asks.
     documented = settings.environment != "production"
@@ -230,6 +239,7 @@ def create_service_app(
     )
     app.state.runtime = runtime
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    runtime.tracing.instrument_app(app)
     install_forbidden_page(app)
     describe_identity_provider(app, settings.auth)
 

@@ -32,10 +32,12 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 __all__ = [
     "LOGGED_KEYS",
     "PERSONAL_KEYS",
+    "add_trace_ids",
     "configure_logging",
     "mask_fields",
     "mask_personal_data",
@@ -88,6 +90,8 @@ LOGGED_KEYS = frozenset(
         "timestamp",
         "service",
         "instance",
+        "trace_id",  # OpenTelemetry's, hex: which trace (and span) the line was logged in
+        "span_id",
         "exception",
         "exc_info",
         "stack",
@@ -331,6 +335,17 @@ def mask_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) ->
     return event_dict
 
 
+def add_trace_ids(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """`trace_id` and `span_id` of the current span (W3C hex, as a trace viewer shows them), on every
+    line logged inside a trace: a log line leads to its trace and back. Lines outside any trace
+    (a background loop between rounds) have none."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", format(span_context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(span_context.span_id, "016x"))
+    return event_dict
+
+
 def configure_logging(
     *,
     service: str,
@@ -352,6 +367,7 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        add_trace_ids,
         mask_personal_data,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.settings import MongoSettings
 
 
-def create_mongo_client(settings: MongoSettings, *, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
+def create_mongo_client(
+    settings: MongoSettings, *, app_name: str, event_listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[dict[str, Any]]:
     """Build the client; PyMongo connects lazily, so this does no I/O."""
     return AsyncMongoClient(
         settings.uri.get_secret_value(),
@@ -20,6 +23,7 @@ def create_mongo_client(settings: MongoSettings, *, app_name: str) -> AsyncMongo
         # Majority writes and reads: an acknowledged effect survives a primary change.
         w="majority",
         retryWrites=True,
+        event_listeners=list(event_listeners),
     )
 
 

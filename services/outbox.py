@@ -6,6 +6,10 @@ entries to Kafka in order and marks them sent. If Kafka is down, entries wait an
 relay retries; if the relay dies between publishing and marking, the entry is published
 again with the same event id, which consumers dedupe. One relay runs at a time per
 outbox (a lease), so replicas do not publish the same backlog twice over.
+
+Each entry keeps the W3C trace context it was added in (`traceparent`/`tracestate` among its
+headers): the relay publishes it under an `outbox.relay` span in that trace, so the consumer
+continues the request's trace, not the relay's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 import structlog
 from faststream.kafka import KafkaBroker
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -26,6 +32,7 @@ from schemas import Event
 from services.kafka import wire
 from services.leases import Lease
 from services.mongo import MongoDatabase
+from services.tracing import carrier, context_of, headers_carrier, outgoing_context
 
 log = structlog.get_logger(__name__)
 
@@ -35,11 +42,17 @@ add's transaction commits meanwhile (a majority commit waits for the journal).""
 
 
 class Outbox:
-    def __init__(self, db: MongoDatabase, name: str = "outbox") -> None:
+    def __init__(self, db: MongoDatabase, name: str = "outbox", *, tracer: Tracer | None = None) -> None:
         self._db = db
         self.name = name
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._collection = db[name]
         self._wake = asyncio.Event()
+
+    @property
+    def tracer(self) -> Tracer:
+        """The tracer of the service this outbox belongs to, for its users' own spans."""
+        return self._tracer
 
     async def ensure_indexes(self) -> None:
         await self._collection.create_index([("sent_at", ASCENDING), ("seq", ASCENDING)], name="pending_in_order")
@@ -51,6 +64,9 @@ class Outbox:
         docs = []
         for index, event in enumerate(events):
             topic, key, value, headers = wire(event)
+            # The context the event was decided in (its cause's own, within a batch): kept with the
+            # entry, as the headers it goes out with, for the relay to publish it in that trace.
+            headers.update(carrier(outgoing_context(event.causation_id)))
             docs.append(
                 {
                     "_id": str(event.id),
@@ -84,11 +100,18 @@ class Outbox:
         failure: BaseException | None = None
         for entry in entries:
             try:
-                results.append(
-                    await broker.publish(
-                        entry["value"], topic=entry["topic"], key=entry["key"], headers=entry["headers"], no_confirm=True
+                # FastStream's middleware publishes under this span, and its `traceparent` replaces
+                # the stored one: the consumer's span is a child of the publishing, in the same trace.
+                with self._tracer.start_as_current_span(
+                    "outbox.relay",
+                    context=context_of(headers_carrier(entry["headers"])),
+                    attributes={"outbox": self.name, "event_type": entry["event_type"]},
+                ):
+                    results.append(
+                        await broker.publish(
+                            entry["value"], topic=entry["topic"], key=entry["key"], headers=entry["headers"], no_confirm=True
+                        )
                     )
-                )
             except Exception as error:  # noqa: BLE001 - the producer refused: keep the rest for the next round
                 failure = error
                 break

@@ -135,6 +135,13 @@ class ServiceSettings(BaseSettings):
         description="Comma-separated addresses or networks of the proxies whose X-Forwarded-For uvicorn believes "
         "(its --forwarded-allow-ips); empty (the default) believes no one, so clients are who connects.",
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        # Unprefixed, the OpenTelemetry standard name: one collector for every service of a deployment.
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP collector base URL (`http://127.0.0.1:4318`; traces go to `/v1/traces`); unset: "
+        "trace context is propagated (headers, log lines) but no span is recorded or exported.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, JSON otherwise.")
     log_pepper: SecretStr | None = Field(

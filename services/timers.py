@@ -27,18 +27,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from services.clock import Clock
 from services.mongo import MongoDatabase
+from services.tracing import carrier, continued, outgoing_context
 
 __all__ = [
     "TIMERS_COLLECTION",
@@ -98,6 +101,8 @@ class Timer:
     claim_expires_at: datetime | None
     fired_at: datetime | None
     attempts: int
+    trace: Mapping[str, str] = field(default_factory=dict)
+    """The W3C trace context it was scheduled in: its firing continues that trace."""
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Timer:
@@ -112,6 +117,7 @@ class Timer:
             claim_expires_at=_as_utc(doc.get("claim_expires_at")),
             fired_at=_as_utc(doc.get("fired_at")),
             attempts=int(doc.get("attempts", 0)),
+            trace=dict(doc.get("trace") or {}),
         )
 
 
@@ -148,6 +154,8 @@ def _pending(kind: str, key: str, fire_at: datetime, payload: Mapping[str, Any],
         "fired_at": None,
         "attempts": 0,
         "scheduled_at": now,
+        # The trace of whatever armed it (within a batch, that of the request `key` names).
+        "trace": carrier(outgoing_context(key)),
     }
 
 
@@ -178,6 +186,7 @@ class TimerStore:
         lease: timedelta = timedelta(seconds=30),
         max_attempts: int = 5,
         collection: str = TIMERS_COLLECTION,
+        tracer: Tracer | None = None,
     ) -> None:
         if not owner:
             raise ValueError("a timer store needs the name of its owner")
@@ -191,6 +200,7 @@ class TimerStore:
         self.owner = owner
         self.lease = lease
         self.max_attempts = max_attempts
+        self._tracer = tracer or trace.get_tracer(__name__)
 
     def _now(self) -> datetime:
         return self.clock.now().astimezone(UTC)
@@ -363,19 +373,21 @@ class TimerStore:
             await self.complete(timer, session=session)
             await handler(timer, session)
 
-        try:
-            async with self._client.start_session() as session:
-                await session.with_transaction(transaction)
-        except TimerClaimLost:
-            log.info("timer.claim_lost", kind=timer.kind, key=timer.key, owner=self.owner)
-            return False
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a handler's failure must not stop the other timers
-            await self._record_failure(timer, error)
-            return False
-        log.info("timer.fired", kind=timer.kind, key=timer.key, owner=self.owner)
-        return True
+        # In the trace of the request that armed it, hours or days later: one trace per request.
+        with continued(self._tracer, f"timer.{timer.kind}", timer.trace, timer_key=timer.key):
+            try:
+                async with self._client.start_session() as session:
+                    await session.with_transaction(transaction)
+            except TimerClaimLost:
+                log.info("timer.claim_lost", kind=timer.kind, key=timer.key, owner=self.owner)
+                return False
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a handler's failure must not stop the other timers
+                await self._record_failure(timer, error)
+                return False
+            log.info("timer.fired", kind=timer.kind, key=timer.key, owner=self.owner)
+            return True
 
     async def _record_failure(self, timer: Timer, error: Exception) -> None:
         # Left `firing` with its claim: another attempt comes once the claim expires, which
