@@ -13,13 +13,18 @@ help:
 	@echo "make lint   - ruff check, ruff format --check and mypy: no finding allowed"
 	@echo "make test-any-date - the whole suite with the clock a year ahead (FAKETIME_SHIFT)"
 	@echo "make up / down / status - the local Kafka broker, mongod and Keycloak"
+	@echo "make up TRACING=1 - and a Jaeger v2 trace collector (built with Go the first time; UI http://127.0.0.1:16686)"
 	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/"
 
 setup:
 	@bash scripts/setup.sh
 
+# TRACING=1 (`make up TRACING=1`, `make demo TRACING=1`): also the trace collector, Jaeger v2
+# (deploy/jaeger/config.yaml), built with Go the first time. `down` and `status` include it anyway.
+TRACING ?=
+
 up: setup
-	@bash scripts/infra.sh up
+	@TRACING="$(TRACING)" bash scripts/infra.sh up
 
 down:
 	@bash scripts/infra.sh down

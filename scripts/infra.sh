@@ -7,6 +7,7 @@
 #   scripts/infra.sh up|down|status
 #   scripts/infra.sh stop-kafka|start-kafka|restart-kafka|stop-mongo|start-mongo
 #   scripts/infra.sh start-keycloak|stop-keycloak|restart-keycloak
+#   scripts/infra.sh start-jaeger|stop-jaeger|restart-jaeger
 #
 # Everything (jars, data, logs, pid files) lives under <repo>/.local/, which is
 # git-ignored. `up` is idempotent: what already runs is left alone, so a warm
@@ -16,6 +17,10 @@
 #   KAFKA_BOOTSTRAP_SERVERS  use that broker instead: nothing installed or started, only waited for
 #   MONGODB_URI              same for MongoDB
 #   OIDC_ISSUER              use that identity provider (its issuer URL): no Keycloak installed or started
+#   TRACING=1                `up` also starts a trace collector: Jaeger v2 (deploy/jaeger/config.yaml),
+#                            built with Go from the pinned module of deploy/jaeger/build the first time
+#                            (a few minutes); OTLP on 127.0.0.1:4317 (gRPC) and 4318 (HTTP), UI and
+#                            query API on http://127.0.0.1:16686. `down` stops it whatever TRACING says.
 #   KEYCLOAK_PORT (8180), KEYCLOAK_MANAGEMENT_PORT (9180, health)
 #   KEYCLOAK_FAKETIME        start Keycloak with its clock shifted (libfaketime, e.g. +365d): make test-any-date
 #   KEYCLOAK_JAVA_HOME       the Java 21+ Keycloak runs with (default: the newest 21+ in JAVA_HOME, /usr/lib/jvm)
@@ -92,6 +97,27 @@ KEYCLOAK_LOGS="$KEYCLOAK_BASE/logs"
 KEYCLOAK_PID="$KEYCLOAK_BASE/keycloak.pid"
 # A first start (Quarkus builds its dev-mode app, the realm is imported) took 70-95 s on a loaded 2-core machine.
 KEYCLOAK_WAIT_TIMEOUT=240
+
+# Jaeger v2's binary is cmd/jaeger of the Go module github.com/jaegertracing/jaeger, whose v1.x tags
+# carry it. That module's go.mod has a replace directive, so `go install module@version` refuses it:
+# deploy/jaeger/build is a module of ours with it as a tool, whose go.mod and go.sum pin the version of
+# every dependency and their checksums.
+JAEGER_MODULE_VERSION="v1.75.0"
+JAEGER_BUILD="$ROOT/deploy/jaeger/build"
+JAEGER_CONFIG="$ROOT/deploy/jaeger/config.yaml"
+JAEGER_HOME="$LOCAL/jaeger"
+JAEGER_LOGS="$JAEGER_HOME/logs"
+JAEGER_PID="$JAEGER_HOME/jaeger.pid"
+JAEGER_BIN="$LOCAL/bin/jaeger"
+JAEGER_STAMP="$LOCAL/bin/jaeger.version" # what $JAEGER_BIN was built from (see jaeger_wanted_stamp)
+# The ports deploy/jaeger/config.yaml listens on (the file is the truth; these are what is checked).
+JAEGER_OTLP_GRPC_PORT=4317
+JAEGER_OTLP_HTTP_PORT=4318
+JAEGER_QUERY_PORT=16686
+JAEGER_QUERY_GRPC_PORT=16685
+JAEGER_HEALTH_PORT=13133
+JAEGER_PORTS=("$JAEGER_OTLP_GRPC_PORT" "$JAEGER_OTLP_HTTP_PORT" "$JAEGER_QUERY_PORT" "$JAEGER_QUERY_GRPC_PORT" "$JAEGER_HEALTH_PORT")
+JAEGER_WAIT_TIMEOUT=60
 
 # ---------------------------------------------------------------- helpers ---
 
@@ -1002,10 +1028,138 @@ keycloak_status() {
   fi
 }
 
+# ----------------------------------------------------------------- jaeger ---
+
+# The trace collector, for `make up TRACING=1` only: nothing here runs (nor is built) otherwise.
+tracing_wanted() { [[ -n ${TRACING:-} && ${TRACING} != 0 ]]; }
+
+# The Go toolchain: `go` on PATH, else the usual place of an official install.
+go_bin() {
+  local candidate
+  for candidate in go /usr/local/go/bin/go; do
+    command -v "$candidate" >/dev/null && {
+      command -v "$candidate"
+      return 0
+    }
+  done
+  die "TRACING=1 builds Jaeger $JAEGER_MODULE_VERSION with Go, and no \`go\` was found (PATH, /usr/local/go/bin):" \
+    "install Go 1.24 or newer from https://go.dev/dl/"
+}
+
+# The module version and a digest of the go.mod and go.sum it is built from: a change of either rebuilds.
+jaeger_wanted_stamp() {
+  echo "$JAEGER_MODULE_VERSION $(cat "$JAEGER_BUILD/go.mod" "$JAEGER_BUILD/go.sum" | sha256sum | cut -c1-16)"
+}
+
+# Build the pinned Jaeger into .local/bin unless it is there already, built from the same go.mod and go.sum.
+# The modules come from the Go module proxy (GOPROXY) into Go's module cache, and are checked against
+# go.sum; the build cache is Go's own too, so a second build (another checkout) takes seconds.
+jaeger_install() {
+  local wanted go started=$SECONDS
+  wanted=$(jaeger_wanted_stamp)
+  [[ -x $JAEGER_BIN && $(cat "$JAEGER_STAMP" 2>/dev/null) == "$wanted" ]] && return 0
+  go=$(go_bin)
+  mkdir -p "$LOCAL/bin" "$JAEGER_HOME"
+  log "building Jaeger v2 (module github.com/jaegertracing/jaeger $JAEGER_MODULE_VERSION) with $("$go" env GOVERSION)" \
+    "(first run only: 5-15 minutes on 2 cores; log in ${JAEGER_HOME#"$ROOT"/}/build.log)"
+  rm -f "$JAEGER_STAMP"
+  # -mod=readonly: go.sum must already name every module, so nothing is resolved anew here.
+  # -trimpath and -s -w: no local paths and no debug symbols in a binary that is only run.
+  if ! (cd "$JAEGER_BUILD" && GOFLAGS=-mod=readonly "$go" build -trimpath \
+    -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_MODULE_VERSION" \
+    -o "$JAEGER_BIN.tmp" github.com/jaegertracing/jaeger/cmd/jaeger) >"$JAEGER_HOME/build.log" 2>&1; then
+    tail -n 20 "$JAEGER_HOME/build.log" >&2
+    rm -f "$JAEGER_BIN.tmp"
+    die "Jaeger could not be built (see ${JAEGER_HOME#"$ROOT"/}/build.log)"
+  fi
+  mv -f "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+  echo "$wanted" >"$JAEGER_STAMP"
+  log "Jaeger built in $((SECONDS - started))s: ${JAEGER_BIN#"$ROOT"/}"
+}
+
+JAEGER_NEEDS_WAIT=0
+
+jaeger_start() {
+  local pid port
+  if pid=$(live_pid "$JAEGER_PID" "$JAEGER_CONFIG"); then
+    if port_open 127.0.0.1 "$JAEGER_HEALTH_PORT"; then
+      log "Jaeger already running (pid $pid, OTLP ports $JAEGER_OTLP_GRPC_PORT/$JAEGER_OTLP_HTTP_PORT, UI http://127.0.0.1:$JAEGER_QUERY_PORT)"
+    else
+      log "Jaeger starting (pid $pid): waiting for it"
+      JAEGER_NEEDS_WAIT=1
+    fi
+    return 0
+  fi
+  for port in "${JAEGER_PORTS[@]}"; do
+    ! port_open 127.0.0.1 "$port" ||
+      die "port $port is taken by a process that scripts/infra.sh did not start (another trace collector?)"
+  done
+  jaeger_install
+  mkdir -p "$JAEGER_LOGS"
+  rm -f "$JAEGER_PID"
+  # Same setsid/pid-file pattern as Kafka: its own session, the pid written before the exec, fd 9 (our lock) closed.
+  # shellcheck disable=SC2016 # $$ and "$@" are the child shell's, on purpose
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$JAEGER_PID" \
+    "$JAEGER_BIN" --config "$JAEGER_CONFIG" \
+    </dev/null >>"$JAEGER_LOGS/jaeger.log" 2>&1 9>&- &
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $JAEGER_PID ]] && break
+    sleep 0.1
+  done
+  log "Jaeger started (pid $(cat "$JAEGER_PID" 2>/dev/null), OTLP ports $JAEGER_OTLP_GRPC_PORT/$JAEGER_OTLP_HTTP_PORT)"
+  JAEGER_NEEDS_WAIT=1
+}
+
+# Block until every component reports healthy (healthcheckv2) and the query API answers.
+jaeger_wait() {
+  ((JAEGER_NEEDS_WAIT)) || return 0
+  local started=$SECONDS
+  log "waiting for Jaeger (up to ${JAEGER_WAIT_TIMEOUT}s)"
+  if ! "$(keycloak_python)" "$ROOT/scripts/wait_http.py" --timeout "$JAEGER_WAIT_TIMEOUT" \
+    --pid "$(cat "$JAEGER_PID" 2>/dev/null || echo 0)" \
+    "http://127.0.0.1:$JAEGER_HEALTH_PORT/status" "http://127.0.0.1:$JAEGER_QUERY_PORT/api/services" >/dev/null; then
+    echo "[infra] ---- last lines of $JAEGER_LOGS/jaeger.log ----" >&2
+    tail -n 30 "$JAEGER_LOGS/jaeger.log" >&2 2>/dev/null || true
+    die "Jaeger is not ready"
+  fi
+  log "Jaeger ready after $((SECONDS - started))s: OTLP http://127.0.0.1:$JAEGER_OTLP_HTTP_PORT, UI http://127.0.0.1:$JAEGER_QUERY_PORT"
+  JAEGER_NEEDS_WAIT=0
+}
+
+# Quiet when it is not running: `down` calls this whether or not TRACING=1 started it.
+jaeger_stop() {
+  local pid port
+  pid=$(live_pid "$JAEGER_PID" "$JAEGER_CONFIG") || {
+    [[ ${1:-} != --verbose ]] || log "Jaeger not running"
+    return 0
+  }
+  log "stopping Jaeger (pid $pid)"
+  stop_pid "$pid" "$JAEGER_CONFIG" Jaeger
+  rm -f "$JAEGER_PID"
+  for port in "${JAEGER_PORTS[@]}"; do
+    wait_port_closed "$port"
+  done
+  log "Jaeger stopped"
+}
+
+jaeger_status() {
+  local pid
+  if pid=$(live_pid "$JAEGER_PID" "$JAEGER_CONFIG"); then
+    if port_open 127.0.0.1 "$JAEGER_HEALTH_PORT"; then
+      echo "[infra] jaeger: running (pid $pid, OTLP ports $JAEGER_OTLP_GRPC_PORT/$JAEGER_OTLP_HTTP_PORT, UI http://127.0.0.1:$JAEGER_QUERY_PORT)"
+    else
+      echo "[infra] jaeger: starting (pid $pid, port $JAEGER_HEALTH_PORT not answering yet)"
+    fi
+  else
+    echo "[infra] jaeger: stopped (\`make up TRACING=1\` starts it)"
+  fi
+}
+
 # ------------------------------------------------------------------- main ---
 
 usage() {
-  echo "usage: $0 up|down|status|restart-kafka|stop-kafka|start-kafka|stop-mongo|start-mongo|start-keycloak|stop-keycloak|restart-keycloak" >&2
+  echo "usage: $0 up|down|status|restart-kafka|stop-kafka|start-kafka|stop-mongo|start-mongo|start-keycloak|stop-keycloak|restart-keycloak|start-jaeger|stop-jaeger|restart-jaeger" >&2
   exit 2
 }
 
@@ -1024,6 +1178,11 @@ main() {
     # Then the identity provider: its JVM would slow the other two's start on a small machine.
     keycloak_start
     keycloak_wait
+    # Last: its first start builds it, which takes both cores for minutes.
+    if tracing_wanted; then
+      jaeger_start
+      jaeger_wait
+    fi
     log "up: done in $((SECONDS - started))s"
     ;;
   down)
@@ -1031,11 +1190,13 @@ main() {
     kafka_stop
     mongo_stop
     keycloak_stop
+    jaeger_stop
     ;;
   status)
     kafka_status
     mongo_status
     keycloak_status
+    jaeger_status
     ;;
   start-kafka)
     take_lock
@@ -1083,6 +1244,21 @@ main() {
     keycloak_stop
     keycloak_start
     keycloak_wait
+    ;;
+  start-jaeger)
+    take_lock
+    jaeger_start
+    jaeger_wait
+    ;;
+  stop-jaeger)
+    take_lock
+    jaeger_stop --verbose
+    ;;
+  restart-jaeger)
+    take_lock
+    jaeger_stop
+    jaeger_start
+    jaeger_wait
     ;;
   *) usage ;;
   esac
