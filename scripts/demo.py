@@ -37,6 +37,7 @@ from intake.phone import generic_signature
 from scripts.launch import REPO, kafka_bootstrap, kafka_client, kafka_env, mongodb_uri, running_services
 from scripts.principals import ADMIN, GRANTS, KAFKA_SECURED, create_kafka_acls, kafka_acls
 from scripts.tokens import Tokens
+from scripts.tracing import collector_running, otlp_env, trace_summary, trace_url
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.kafka import delete_topics_with_prefix
 from services.settings import KafkaSettings
@@ -373,6 +374,28 @@ async def time_passes(routing_url: str, db: Any) -> None:
                     )
 
 
+async def one_trace(db: Any, *, exported: bool) -> None:
+    """The trace of the request followed to its certificate: its id is kept with routing's decision."""
+    console.rule("[bold]Tracing: one request, four services")
+    enrolled = await db["routing_cases"].find_one({"outcome": "enrolled"})
+    decision = await db["routing_decisions"].find_one({"_id": enrolled["_id"]}, {"trace": 1}) if enrolled else None
+    traceparent = ((decision or {}).get("trace") or {}).get("traceparent", "")
+    if not traceparent:
+        console.print("no trace context was stored with the enrolled request's decision")
+        return
+    trace_id = traceparent.split("-")[1]
+    console.print(f"the enrolled request's trace id: [bold]{trace_id}[/]")
+    if not exported:
+        console.print("no collector runs: `make down && make demo TRACING=1` starts Jaeger and exports the spans")
+        return
+    wanted = {"intake", "routing", "notification", "certification"}
+    summary = await trace_summary(trace_id, 30, services=wanted)
+    if summary is None:
+        console.print(f"the collector has no span of it yet; open {trace_url(trace_id)} in a moment")
+        return
+    console.print(f"{summary.span_count} spans from {', '.join(summary.services)}; open {summary.url}")
+
+
 async def show_events(database: str) -> None:
     from aiokafka import AIOKafkaConsumer
 
@@ -670,6 +693,9 @@ async def play(database: str) -> None:
             "CERTIFICATION_SIGNING_KEY": new_signing_key(),
             **DEMO_ENV,
         }
+        # `make demo TRACING=1` runs Jaeger: the services export their spans to it.
+        exported = collector_running()
+        env |= otlp_env() if exported else {}
         inbox = Inbox()
         smtp_port, sms_port = inbox.start()
         env |= {
@@ -691,6 +717,7 @@ async def play(database: str) -> None:
             await time_passes(services["routing"].url, db)
             await certification_journey(services, db, database, inbox)
             await wait_for_mail(inbox, 5)
+            await one_trace(db, exported=exported)
             await show_events(database)
             show_inbox(inbox)
         inbox.stop()
