@@ -13,7 +13,7 @@ help:
 	@echo "make lint   - ruff check, ruff format --check and mypy: no finding allowed"
 	@echo "make test-any-date - the whole suite with the clock a year ahead (FAKETIME_SHIFT)"
 	@echo "make up / down / status - the local Kafka broker, mongod and Keycloak"
-	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/"
+	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/ and the adapters' request schema"
 
 setup:
 	@bash scripts/setup.sh
@@ -71,6 +71,7 @@ demo: up
 
 docs: setup
 	$(UV) run python -m scripts.asyncapi docs/asyncapi
+	$(UV) run python -m scripts.adapter_kit docs/adapters
 
 # Figures with same-run baselines on the real broker and mongod: reports/bench.md and reports/bench.json.
 BENCH_ARGS ?=

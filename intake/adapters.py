@@ -42,8 +42,8 @@ from intake.web.submission import (
 )
 from schemas import Channel
 from services.auth import PROTECTED, Principal, error_responses, requires
-from services.catalogue import load_catalogue
 from services.auth.roles import INTAKE_ADAPTER, may
+from services.catalogue import load_catalogue
 
 __all__ = ["ADAPTER_PATH", "EXAMPLE_EMAIL", "EXAMPLE_PHONE", "AdapterSubmission", "adapter_router", "adapter_source"]
 
@@ -187,7 +187,9 @@ async def submit_adapter_request(
     body_hash = submission.body_sha256()
     scoped = scoped_key(f"adapter:{client_id}", key)
     if not await channel.claim_idempotency_key(scoped, body_hash):
-        return field_problems_response("idempotency_key_reused", [FieldError("Idempotency-Key", "idempotency_key_reused")], language)
+        return field_problems_response(
+            "idempotency_key_reused", [FieldError("Idempotency-Key", "idempotency_key_reused")], language
+        )
     try:
         await channel.check_destination(submission.phone, submission.email)
     except Refused as refused:
@@ -212,4 +214,3 @@ async def submit_adapter_request(
         return JSONResponse({"error": "unavailable", "detail": text(language, "unavailable")}, 503, headers={"Retry-After": "30"})
     answer = SubmissionAccepted(request_id=accepted.request_id, status="duplicate" if accepted.duplicate else "accepted")
     return Response(answer.model_dump_json(), 200 if accepted.duplicate else 202, media_type="application/json")
-

@@ -101,7 +101,9 @@ _API_PARAMETERS = [
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
 
 
-def request_body_schema(catalogue: Catalogue, model: type[TrainingRequestSubmission] = TrainingRequestSubmission) -> dict[str, Any]:
+def request_body_schema(
+    catalogue: Catalogue, model: type[TrainingRequestSubmission] = TrainingRequestSubmission
+) -> dict[str, Any]:
     """The submission's JSON schema, self-contained (a router cannot add OpenAPI components) and
     with what only this catalogue knows: the course codes. `model`: the channel adapters' submission."""
     schema = model.model_json_schema()
