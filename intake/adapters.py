@@ -124,7 +124,10 @@ adapter_router = APIRouter(tags=["adapters"])
     status_code=202,
     response_model=SubmissionAccepted,
     responses={
-        **error_responses(*PROTECTED),
+        **error_responses(
+            *PROTECTED,
+            described={503: "Not stored, or the identity provider unreachable: send the same request again after Retry-After."},
+        ),
         200: {"model": SubmissionAccepted, "description": "Retry of an earlier request (same Idempotency-Key and body)."},
         202: {"model": SubmissionAccepted, "description": "Stored; it is on its way to training.requests.v1."},
         400: {"model": Problem, "description": "Malformed JSON, or an Idempotency-Key missing or invalid."},
