@@ -14,7 +14,7 @@ help:
 	@echo "make test-any-date - the whole suite with the clock a year ahead (FAKETIME_SHIFT)"
 	@echo "make up / down / status - the local Kafka broker, mongod and Keycloak"
 	@echo "make up TRACING=1 - and a Jaeger v2 trace collector (built with Go the first time; UI http://127.0.0.1:16686)"
-	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/"
+	@echo "make docs   - write the AsyncAPI documents under docs/asyncapi/ and the adapters' request schema"
 
 setup:
 	@bash scripts/setup.sh
@@ -76,6 +76,7 @@ demo: up
 
 docs: setup
 	$(UV) run python -m scripts.asyncapi docs/asyncapi
+	$(UV) run python -m scripts.adapter_kit docs/adapters
 
 # Figures with same-run baselines on the real broker and mongod: reports/bench.md and reports/bench.json.
 BENCH_ARGS ?=

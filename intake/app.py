@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from intake.adapters import adapter_router
 from intake.email_server import EmailInbox, EmailInboxSettings
 from intake.erasure import Erasures, erasure_router
 from intake.identity_links import IdentityLinks, identity_router
@@ -109,7 +110,7 @@ def create_app(
                 ),
                 phone=PhoneChannel(pipeline, phone, calendar, clock.now),
             )
-            routers += [web_router, phone_router]
+            routers += [web_router, phone_router, adapter_router]
         runtime.on_startup(lambda _: pipeline.ensure_indexes())
         runtime.run_in_background(
             "intake.outbox_relay",

@@ -82,6 +82,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "unavailable": "Le service est momentanément indisponible et votre demande n'a pas été enregistrée. "
         "Réessayez dans quelques minutes.",
         "invalid_idempotency_key": "L'en-tête Idempotency-Key doit contenir de 1 à 255 caractères ASCII imprimables.",
+        "idempotency_key_required": "L'en-tête Idempotency-Key est obligatoire : "
+        "il permet de réessayer sans créer deux demandes.",
         "error_idempotency_key_reused": "Idempotency-Key réutilisée avec une autre demande.",
         "not_found": "Page introuvable.",
         "invalid_content_length": "En-tête Content-Length non valide.",
@@ -167,6 +169,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "unavailable": "De dienst is tijdelijk niet beschikbaar en uw aanvraag is niet geregistreerd. "
         "Probeer het over enkele minuten opnieuw.",
         "invalid_idempotency_key": "De header Idempotency-Key moet 1 tot 255 afdrukbare ASCII-tekens bevatten.",
+        "idempotency_key_required": "De header Idempotency-Key is verplicht: "
+        "zo kan een nieuwe poging geen tweede aanvraag maken.",
         "error_idempotency_key_reused": "Idempotency-Key hergebruikt voor een andere aanvraag.",
         "not_found": "Pagina niet gevonden.",
         "invalid_content_length": "Ongeldige Content-Length-header.",
@@ -251,6 +255,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "unavailable": "The service is temporarily unavailable and your request was not recorded. "
         "Please try again in a few minutes.",
         "invalid_idempotency_key": "The Idempotency-Key header must hold 1 to 255 printable ASCII characters.",
+        "idempotency_key_required": "The Idempotency-Key header is required: it lets a retry never make a second request.",
         "error_idempotency_key_reused": "Idempotency-Key reused with a different request.",
         "not_found": "Page not found.",
         "invalid_content_length": "Invalid Content-Length header.",

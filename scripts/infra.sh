@@ -918,10 +918,15 @@ keycloak_start() {
     ! port_open 127.0.0.1 "$port" ||
       die "port $port is taken by a process that scripts/infra.sh did not start (set OIDC_ISSUER to use an existing provider)"
   done
-  local java_home
+  local java_home adapter_secret
   java_home=$(keycloak_java_home)
   keycloak_install
   keycloak_prepare_realm
+  # The realm file names its confidential clients' secrets as placeholders (`${VAR}`), which the import
+  # resolves from Keycloak's environment: the secret is this machine's, made once in .local/secrets/.
+  ensure_secrets
+  adapter_secret=$(<"$LOCAL/secrets/keycloak-example-channel-adapter")
+  [[ -n $adapter_secret ]] || die "$LOCAL/secrets/keycloak-example-channel-adapter is empty"
   mkdir -p "$KEYCLOAK_LOGS"
   rm -f "$KEYCLOAK_PID"
   # Dev mode (start-dev): HTTP, the dev-file (H2) storage in .local/keycloak/keycloak-<version>/data,
@@ -939,6 +944,7 @@ keycloak_start() {
   setsid env JAVA_HOME="$java_home" \
     KC_BOOTSTRAP_ADMIN_USERNAME="${KC_BOOTSTRAP_ADMIN_USERNAME:-admin}" \
     KC_BOOTSTRAP_ADMIN_PASSWORD="${KC_BOOTSTRAP_ADMIN_PASSWORD:-local-only-admin}" \
+    FORMATION_EXAMPLE_ADAPTER_SECRET="$adapter_secret" \
     bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KEYCLOAK_PID" \
     "${clock[@]}" "$KEYCLOAK_HOME/bin/kc.sh" start-dev \
     --http-host=127.0.0.1 --http-port="$KEYCLOAK_PORT" \
@@ -1230,6 +1236,7 @@ main() {
     ;;
   start-keycloak)
     take_lock
+    ensure_venv
     keycloak_start
     keycloak_wait
     ;;
@@ -1241,6 +1248,7 @@ main() {
   restart-keycloak)
     take_lock
     keycloak_external && die "OIDC_ISSUER is set: this script does not manage that provider"
+    ensure_venv
     keycloak_stop
     keycloak_start
     keycloak_wait

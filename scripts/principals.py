@@ -148,6 +148,10 @@ GRANTS: dict[str, ServiceGrants] = {
 
 PRINCIPALS = (*SUPER_USERS, *GRANTS)
 
+KEYCLOAK_CLIENTS = ("example-channel-adapter",)
+"""The local realm's confidential clients whose secrets are made here, never written in the realm file:
+scripts/infra.sh hands each to Keycloak's realm import in an environment variable (docs/adapters)."""
+
 
 # ------------------------------------------------------------------ secrets ---
 
@@ -157,7 +161,8 @@ def secret_path(server: str, principal: str) -> Path:
 
 
 def local_password(server: str, principal: str) -> str | None:
-    """The local password of `principal` on `server` ("kafka" or "mongo"), if infra.sh made one."""
+    """The local password of `principal` on `server` ("kafka", "mongo", or "keycloak" for a client's
+    secret), if infra.sh made one."""
     try:
         return secret_path(server, principal).read_text().strip() or None
     except FileNotFoundError:
@@ -169,16 +174,17 @@ def ensure_secrets() -> list[Path]:
     SECRETS.mkdir(parents=True, exist_ok=True)
     SECRETS.chmod(0o700)
     made = []
-    for server in ("kafka", "mongo"):
-        for principal in PRINCIPALS:
-            path = secret_path(server, principal)
-            if path.exists():
-                continue
-            # URL- and JAAS-safe characters only: the password goes into a URI and a properties file.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_urlsafe(24) + "\n")
-            made.append(path)
+    wanted = [(server, principal) for server in ("kafka", "mongo") for principal in PRINCIPALS]
+    wanted += [("keycloak", client) for client in KEYCLOAK_CLIENTS]
+    for server, principal in wanted:
+        path = secret_path(server, principal)
+        if path.exists():
+            continue
+        # URL- and JAAS-safe characters only: the password goes into a URI and a properties file.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(24) + "\n")
+        made.append(path)
     return made
 
 

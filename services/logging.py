@@ -105,7 +105,7 @@ LOGGED_KEYS = frozenset(
         "cause",
         "hint",
         "codes",  # a CAPTCHA provider's error codes
-        "scope",  # which rate limit: per client network or per destination
+        "scope",  # which rate limit: per client network, channel adapter or destination
         "environment",
         "status",
         "state",
@@ -171,6 +171,7 @@ LOGGED_KEYS = frozenset(
         "keys",
         "roles",
         "subject",  # a token's subject: the staff member's pseudonymous id at the provider
+        "client_id",  # a token's client (`azp`): a channel adapter's client id in the realm, not a person
         "actor",
         "by",  # a staff member's subject at the identity provider, like `actor`
         "owner",

@@ -45,8 +45,20 @@ from services.mongo import MongoDatabase
 E = TypeVar("E", bound=Event)
 
 # Channel details that are personal (the rest - call status, out of hours, platform - are facts).
+# `adapter_reference` is a channel adapter's own id of a request (docs/adapters): free text of a third
+# party, which may hold a number someone can be found by, so it travels sealed like the others.
 PERSONAL_CHANNEL_DETAILS = frozenset(
-    {"raw_text", "phone_as_given", "email_as_given", "subject", "attachment_names", "voicemail_url", "agent_notes", "user_agent"}
+    {
+        "raw_text",
+        "phone_as_given",
+        "email_as_given",
+        "subject",
+        "attachment_names",
+        "voicemail_url",
+        "agent_notes",
+        "user_agent",
+        "adapter_reference",
+    }
 )
 
 

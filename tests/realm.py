@@ -17,7 +17,15 @@ DEMO_CLIENT = "formation-demo"
 # The password of every demo user: this realm is for a local machine, CI and the demo only.
 DEMO_PASSWORD = "local-only"
 
-ROLES = frozenset({"advisor", "en-team", "supervisor", "certification-staff", "dpo", "ops"})
+ROLES = frozenset({"advisor", "en-team", "supervisor", "certification-staff", "dpo", "ops", "channel-adapter"})
+
+# The example channel adapter of docs/adapters: a confidential client whose service account holds
+# `channel-adapter`, signing in with client credentials. Its secret is never in the realm file: the
+# file names an environment variable, which scripts/infra.sh sets from .local/secrets/ when it starts
+# Keycloak (the import resolves `${...}` placeholders from the environment).
+EXAMPLE_ADAPTER_CLIENT = "example-channel-adapter"
+EXAMPLE_ADAPTER_SECRET_VARIABLE = "FORMATION_EXAMPLE_ADAPTER_SECRET"
+EXAMPLE_ADAPTER_SECRET_FILE = REALM_FILE.parent.parent.parent / ".local" / "secrets" / "keycloak-example-channel-adapter"
 
 DEMO_USERS: dict[str, frozenset[str]] = {
     "adv-1": frozenset({"advisor"}),

@@ -101,10 +101,12 @@ _API_PARAMETERS = [
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
 
 
-def _request_body_schema(catalogue: Catalogue) -> dict[str, Any]:
+def request_body_schema(
+    catalogue: Catalogue, model: type[TrainingRequestSubmission] = TrainingRequestSubmission
+) -> dict[str, Any]:
     """The submission's JSON schema, self-contained (a router cannot add OpenAPI components) and
-    with what only this catalogue knows: the course codes."""
-    schema = TrainingRequestSubmission.model_json_schema()
+    with what only this catalogue knows: the course codes. `model`: the channel adapters' submission."""
+    schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
 
     def inline(node: Any) -> Any:
@@ -128,7 +130,7 @@ def _request_body_schema(catalogue: Catalogue) -> dict[str, Any]:
 
 # The documented course codes are the shipped catalogue's, the one every intake replica validates
 # against (`intake.app`); a route's OpenAPI is fixed when the module is imported.
-_REQUEST_BODY_SCHEMA = _request_body_schema(load_catalogue())
+_REQUEST_BODY_SCHEMA = request_body_schema(load_catalogue())
 
 
 # --- The route -----------------------------------------------------------------------------------

@@ -78,6 +78,11 @@ class WebChannel:
         """Count one submission against the client's network; `Refused` (429) beyond its limits."""
         await self._take(client_hits(client_network(request), self.settings), "network")
 
+    async def check_adapter_rate(self, client_id: str) -> None:
+        """Count one submission against a channel adapter (its token's client, wherever it posts
+        from); `Refused` (429) beyond the same limits as a client network's."""
+        await self._take(client_hits(f"adapter:{client_id}", self.settings), "adapter")
+
     async def check_destination(self, phone: str | None, email: str | None) -> None:
         """Count one submission against the person it would have us contact, whoever sends it;
         `Refused` (429) beyond the daily limit, so no one can flood a stranger with messages."""

@@ -366,10 +366,12 @@ def draft(
     received_at: datetime,
     details: dict[str, ChannelDetail],
     dedup_key: str | None,
+    channel: Channel = Channel.WEB,
 ) -> RequestDraft:
-    """What the pipeline receives for a valid submission; `details` and `dedup_key` are the caller's (API or form)."""
+    """What the pipeline receives for a valid submission; `details` and `dedup_key` are the caller's (API or form),
+    and so is `channel` (a channel adapter's request came by phone, e-mail or the web)."""
     return RequestDraft(
-        channel=Channel.WEB,
+        channel=channel,
         source=source,
         received_at=received_at,
         language=submission.language,

@@ -15,6 +15,7 @@ SUPERVISOR = "supervisor"
 CERTIFICATION_STAFF = "certification-staff"
 DPO = "dpo"
 OPS = "ops"
+CHANNEL_ADAPTER = "channel-adapter"
 
 ROLES: Mapping[str, str] = MappingProxyType(
     {
@@ -27,6 +28,8 @@ ROLES: Mapping[str, str] = MappingProxyType(
         CERTIFICATION_STAFF: "centres, sessions, seat offers, results, candidates, credential revocation",
         DPO: "erasure of a person's data",
         OPS: "metrics, dead-letter redrive, the simulated clock, delivery logs",
+        CHANNEL_ADAPTER: "a third-party channel's adapter (a service account, client credentials): submits "
+        "training requests through intake's adapter API, which links and seals them like any channel's; never Kafka",
     }
 )
 """Each realm role and what it may do, in words (the README's table)."""
@@ -44,6 +47,7 @@ NOTIFICATION_PREFERENCES = "notification.preferences"
 NOTIFICATION_SUPPORT = "notification.support"
 OPERATIONS = "operations"
 CONFIGURATION = "configuration"
+INTAKE_ADAPTER = "intake.adapter"
 
 ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
@@ -67,6 +71,9 @@ ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         # Closure days, open certifications, quotas, the rule set, the roster: every replica applies
         # them, so whoever runs the desk's team changes them, with their name in the history.
         CONFIGURATION: frozenset({SUPERVISOR}),
+        # A partner's channel hands requests to intake over HTTP, as a client of its own: the request
+        # goes through the same linking, sealing and outbox as every channel's (docs/adapters).
+        INTAKE_ADAPTER: frozenset({CHANNEL_ADAPTER}),
     }
 )
 """Each kind of action and the roles that may take it: the only place a role is granted."""

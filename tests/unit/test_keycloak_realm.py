@@ -6,11 +6,27 @@ The demo client and demo users are for local machines and CI only."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from tests.realm import AUDIENCE, CONSOLE_CLIENT, DEMO_CLIENT, DEMO_PASSWORD, DEMO_USERS, REALM, ROLES, load_realm
+from scripts.principals import KEYCLOAK_CLIENTS, secret_path
+from services.auth.roles import CHANNEL_ADAPTER
+from tests.realm import (
+    AUDIENCE,
+    CONSOLE_CLIENT,
+    DEMO_CLIENT,
+    DEMO_PASSWORD,
+    DEMO_USERS,
+    EXAMPLE_ADAPTER_CLIENT,
+    EXAMPLE_ADAPTER_SECRET_FILE,
+    EXAMPLE_ADAPTER_SECRET_VARIABLE,
+    REALM,
+    REALM_FILE,
+    ROLES,
+    load_realm,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +41,12 @@ def clients_of(realm: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def users_of(realm: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {user["username"]: user for user in realm["users"]}
+    """The people of the realm (the demo users), not the clients' service accounts."""
+    return {user["username"]: user for user in realm["users"] if "serviceAccountClientId" not in user}
+
+
+def service_accounts_of(realm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {user["serviceAccountClientId"]: user for user in realm["users"] if "serviceAccountClientId" in user}
 
 
 def audience_mappers(client: dict[str, Any]) -> list[dict[str, Any]]:
@@ -46,8 +67,43 @@ def test_realm_roles_are_the_projects_roles(realm: dict[str, Any]) -> None:
     assert all(role.get("description") for role in realm["roles"]["realm"])
 
 
-def test_only_the_two_clients(realm: dict[str, Any]) -> None:
-    assert set(clients_of(realm)) == {CONSOLE_CLIENT, DEMO_CLIENT}
+def test_only_the_three_clients(realm: dict[str, Any]) -> None:
+    assert set(clients_of(realm)) == {CONSOLE_CLIENT, DEMO_CLIENT, EXAMPLE_ADAPTER_CLIENT}
+
+
+def test_the_example_adapter_is_a_confidential_client_with_client_credentials_only(realm: dict[str, Any]) -> None:
+    adapter = clients_of(realm)[EXAMPLE_ADAPTER_CLIENT]
+    assert adapter["publicClient"] is False
+    assert adapter["clientAuthenticatorType"] == "client-secret"
+    assert adapter["serviceAccountsEnabled"] is True
+    for flow in ("standardFlowEnabled", "implicitFlowEnabled", "directAccessGrantsEnabled"):
+        assert adapter.get(flow, True) is False, flow
+    assert adapter["redirectUris"] == []
+    assert "local" in adapter["description"].lower() and "test" in adapter["description"].lower()
+
+
+def test_the_example_adapters_service_account_holds_only_the_adapter_role(realm: dict[str, Any]) -> None:
+    account = service_accounts_of(realm)[EXAMPLE_ADAPTER_CLIENT]
+    assert account["enabled"] is True
+    assert set(account["realmRoles"]) & ROLES == {CHANNEL_ADAPTER}
+    assert "credentials" not in account
+    assert set(service_accounts_of(realm)) == {EXAMPLE_ADAPTER_CLIENT}
+
+
+def test_no_client_secret_is_written_in_the_realm_file(realm: dict[str, Any]) -> None:
+    # A secret in a versioned file works for whoever reads the repository. The import resolves the
+    # placeholder from Keycloak's environment (scripts/infra.sh sets it from .local/secrets/).
+    secrets = {client["clientId"]: client.get("secret") for client in realm["clients"] if not client.get("publicClient")}
+    assert secrets == {EXAMPLE_ADAPTER_CLIENT: "${" + EXAMPLE_ADAPTER_SECRET_VARIABLE + "}"}
+    assert not re.search(r"\$\{[^}]*:", REALM_FILE.read_text()), "no placeholder with a default value"
+
+
+def test_infra_hands_the_local_secret_to_keycloak_in_the_placeholders_variable() -> None:
+    assert KEYCLOAK_CLIENTS == (EXAMPLE_ADAPTER_CLIENT,)
+    assert secret_path("keycloak", EXAMPLE_ADAPTER_CLIENT) == EXAMPLE_ADAPTER_SECRET_FILE
+    infra = (REALM_FILE.parents[2] / "scripts" / "infra.sh").read_text()
+    assert f'{EXAMPLE_ADAPTER_SECRET_VARIABLE}="$adapter_secret"' in infra
+    assert f'adapter_secret=$(<"$LOCAL/secrets/keycloak-{EXAMPLE_ADAPTER_CLIENT}")' in infra
 
 
 def test_console_client_is_public_with_authorization_code_and_pkce_s256(realm: dict[str, Any]) -> None:
@@ -79,7 +135,7 @@ def test_direct_access_grants_only_on_the_demo_client(realm: dict[str, Any]) -> 
     assert demo.get("implicitFlowEnabled", False) is False
 
 
-@pytest.mark.parametrize("client_id", [CONSOLE_CLIENT, DEMO_CLIENT])
+@pytest.mark.parametrize("client_id", [CONSOLE_CLIENT, DEMO_CLIENT, EXAMPLE_ADAPTER_CLIENT])
 def test_access_tokens_carry_the_services_audience(realm: dict[str, Any], client_id: str) -> None:
     (mapper,) = audience_mappers(clients_of(realm)[client_id])
     assert mapper["config"]["included.custom.audience"] == AUDIENCE

@@ -23,6 +23,7 @@ from services.auth.roles import (
     DESK_TEAM,
     DESK_WORKER,
     IDENTITY_CONFIRMATION,
+    INTAKE_ADAPTER,
     NOTIFICATION_PREFERENCES,
     NOTIFICATION_SUPPORT,
     OPERATIONS,
@@ -59,6 +60,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "POST /{lang}/": PUBLIC_INTAKE,
         "POST /webhooks/phone": PUBLIC_PHONE_WEBHOOK,
         "POST /webhooks/phone/twilio": PUBLIC_PHONE_WEBHOOK,
+        "POST /adapters/v1/requests": INTAKE_ADAPTER,
     },
     "intake-privacy": {
         **EVERY_SERVICE,
