@@ -174,3 +174,15 @@ def test_demo_users_have_the_local_only_password_and_a_complete_profile(realm: d
         assert user["firstName"] and user["lastName"] and user["email"], name
         assert user["email"].endswith("@example.org"), name
         assert not user.get("requiredActions"), name
+
+
+def test_every_client_description_fits_keycloaks_column(realm: dict[str, Any]) -> None:
+    # Keycloak stores a client's description in a VARCHAR(255): a longer one makes the realm's import,
+    # and so Keycloak's start, fail ("Value too long for column DESCRIPTION").
+    too_long = {c["clientId"]: len(c.get("description", "")) for c in realm["clients"] if len(c.get("description", "")) > 255}
+    assert too_long == {}
+
+
+def test_every_user_id_fits_keycloaks_column(realm: dict[str, Any]) -> None:
+    # A user's id is a VARCHAR(36) (a UUID's length): a longer one fails the import as above.
+    assert [u["username"] for u in realm["users"] if len(u.get("id", "")) > 36] == []
