@@ -15,19 +15,23 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-import pydantic_core
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
 from intake.domain import ChannelDetail
 from intake.i18n import text
-from intake.web.api import IDEMPOTENCY_KEY, JSON_TYPES, request_body_schema
-from intake.web.api import _field_problems as field_problems_response
-from intake.web.api import _language as language_of
-from intake.web.api import _problem as problem_response
+from intake.web.api import (
+    IDEMPOTENCY_KEY,
+    JSON_TYPES,
+    field_problems_response,
+    language_of,
+    parse_submission,
+    problem_response,
+    request_body_schema,
+)
 from intake.web.channel import WebChannel, get_web_channel
 from intake.web.idempotency import scoped_key
 from intake.web.limits import Refused, read_body, require_media_type
@@ -38,7 +42,6 @@ from intake.web.submission import (
     TrainingRequestSubmission,
     ValidationProblem,
     draft,
-    field_errors,
 )
 from schemas import Channel
 from services.auth import PROTECTED, Principal, error_responses, requires
@@ -179,14 +182,11 @@ async def submit_adapter_request(
         body = await read_body(request, channel.settings.max_body_bytes)
     except Refused as refused:
         return problem_response(refused, language)
-    try:
-        submission = AdapterSubmission.model_validate_json(body, strict=True, context=channel.validation_context())
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            return JSONResponse({"error": "malformed_json", "detail": text(language, "malformed_json")}, 400)
-        problems = field_errors(exc, pydantic_core.from_json(body))
-        log.info("adapter.request_refused", client_id=client_id, fields=sorted({p.field for p in problems}))
-        return field_problems_response("validation_failed", problems, language)
+    submission = parse_submission(
+        AdapterSubmission, body, channel, language, refused_event="adapter.request_refused", client_id=client_id
+    )
+    if isinstance(submission, Response):
+        return submission
     body_hash = submission.body_sha256()
     scoped = scoped_key(f"adapter:{client_id}", key)
     if not await channel.claim_idempotency_key(scoped, body_hash):

@@ -12,13 +12,13 @@ request, so a 202 means the request is stored.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pydantic_core
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from intake.domain import ChannelDetail
 from intake.i18n import negotiate, text
@@ -49,23 +49,40 @@ IDEMPOTENCY_KEY = re.compile(r"^[!-~](?:[ -~]{0,253}[!-~])?$")
 """1 to 255 printable ASCII characters, no leading or trailing space (proxies strip those)."""
 JSON_TYPES = ("application/json",)
 
+SubmissionT = TypeVar("SubmissionT", bound=BaseModel)
 
-def _language(request: Request) -> Language:
+
+def language_of(request: Request) -> Language:
     chosen = request.query_params.get("lang", "").strip().lower()
     if chosen in LANGUAGE_CODES:
         return Language(chosen)
     return negotiate(request.headers.get("accept-language"), default=Language.EN)
 
 
-def _problem(refused: Refused, language: Language) -> JSONResponse:
+def problem_response(refused: Refused, language: Language) -> JSONResponse:
     detail = text(language, refused.error, **refused.params)
     headers = {"Retry-After": str(refused.params["seconds"])} if "seconds" in refused.params else None
     return JSONResponse({"error": refused.error, "detail": detail}, refused.status, headers=headers)
 
 
-def _field_problems(error: str, problems: list[FieldError], language: Language) -> JSONResponse:
+def field_problems_response(error: str, problems: list[FieldError], language: Language) -> JSONResponse:
     detail = [{"field": p.field, "code": p.code, "message": p.message(language)} for p in problems]
     return JSONResponse({"error": error, "detail": detail}, 422)
+
+
+def parse_submission(
+    model: type[SubmissionT], body: bytes, channel: WebChannel, language: Language, *, refused_event: str, **log_fields: str
+) -> SubmissionT | Response:
+    """The body as `model`, or the answer that refuses it: 400 for JSON that does not parse, 422 with a
+    problem per field (in the caller's language) for fields that do not validate, logged as `refused_event`."""
+    try:
+        return model.model_validate_json(body, strict=True, context=channel.validation_context())
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            return JSONResponse({"error": "malformed_json", "detail": text(language, "malformed_json")}, 400)
+        problems = field_errors(exc, pydantic_core.from_json(body))
+        log.info(refused_event, **log_fields, fields=sorted({p.field for p in problems}))
+        return field_problems_response("validation_failed", problems, language)
 
 
 # --- The OpenAPI document ------------------------------------------------------------------------
@@ -189,7 +206,7 @@ router = APIRouter()
     },
 )
 async def submit_request(request: Request, channel: Annotated[WebChannel, Depends(get_web_channel)]) -> Response:
-    language = _language(request)
+    language = language_of(request)
     key = request.headers.get("idempotency-key")
     try:
         await channel.check_rate(request)
@@ -199,24 +216,21 @@ async def submit_request(request: Request, channel: Annotated[WebChannel, Depend
         body = await read_body(request, channel.settings.max_body_bytes)
         await channel.check_captcha(request, request.headers.get(API_TOKEN_HEADER))
     except Refused as refused:
-        return _problem(refused, language)
-    try:
-        submission = TrainingRequestSubmission.model_validate_json(body, strict=True, context=channel.validation_context())
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            return JSONResponse({"error": "malformed_json", "detail": text(language, "malformed_json")}, 400)
-        problems = field_errors(exc, pydantic_core.from_json(body))
-        log.info("web.request_refused", source=API_SOURCE, fields=sorted({p.field for p in problems}))
-        return _field_problems("validation_failed", problems, language)
+        return problem_response(refused, language)
+    submission = parse_submission(
+        TrainingRequestSubmission, body, channel, language, refused_event="web.request_refused", source=API_SOURCE
+    )
+    if isinstance(submission, Response):
+        return submission
     body_hash = submission.body_sha256()
     scoped = channel.scoped_idempotency_key(request, key) if key is not None else None
     if scoped is not None and not await channel.claim_idempotency_key(scoped, body_hash):
         reused = FieldError("Idempotency-Key", "idempotency_key_reused")
-        return _field_problems("idempotency_key_reused", [reused], language)
+        return field_problems_response("idempotency_key_reused", [reused], language)
     try:
         await channel.check_destination(submission.phone, submission.email)
     except Refused as refused:
-        return _problem(refused, language)
+        return problem_response(refused, language)
     details: dict[str, ChannelDetail] = {
         "partner": submission.partner,
         "handover": submission.partner == CITE_DES_METIERS,
