@@ -142,7 +142,7 @@ def build_runtime(settings: ServiceSettings, *, description: str | None = None) 
         description=description,
         graceful_timeout=settings.graceful_timeout_s,
         # Tracing outermost: the consumer's span covers the retries and dead-lettering too.
-        middlewares=(tracing.kafka_middleware(), KafkaPrometheusMiddleware(registry=metrics, app_name=name), error_policy),
+        middlewares=(*tracing.kafka_middlewares(), KafkaPrometheusMiddleware(registry=metrics, app_name=name), error_policy),
     )
     error_policy.bind(broker)
     # Handlers that start spans of their own (a batch's per-request spans) find the tracer here.

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from schemas import Target, TrainingRequestRouted
 from services.logging import add_trace_ids
 from services.outbox import Outbox
-from services.tracing import carrier, context_of, continued, create_tracing, per_cause
+from services.tracing import carrier, context_of, continued, create_tracing, export_to, per_cause
 from tests.factories import make_request
 
 pytestmark = pytest.mark.unit
@@ -183,4 +184,24 @@ def test_without_a_collector_ids_propagate_but_nothing_is_recorded() -> None:
     with tracing.tracer.start_as_current_span("root"):
         flags = int(carrier()["traceparent"].split("-")[3], 16)
     assert not flags & 0x01  # a trace of its own, not sampled
+    tracing.shutdown()
+
+
+def test_without_a_collector_no_instrumentation_is_installed() -> None:
+    # They cost the hot paths even with every span sampled out (make bench): only when recording.
+    tracing = create_tracing("routing")
+    app = FastAPI()
+    tracing.instrument_app(app)
+    assert tracing.kafka_middlewares() == ()
+    assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+    tracing.shutdown()
+
+
+def test_with_a_collector_kafka_and_http_are_instrumented() -> None:
+    with export_to(InMemorySpanExporter()):
+        tracing = create_tracing("routing")
+    app = FastAPI()
+    tracing.instrument_app(app)
+    assert len(tracing.kafka_middlewares()) == 1
+    assert getattr(app, "_is_instrumented_by_opentelemetry", False)
     tracing.shutdown()
