@@ -44,6 +44,7 @@ from schemas.errors import MalformedEvent, UnknownEventType
 from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
+    CallbackSlotChosen,
     CertificateIssued,
     ConfigurationChanged,
     ContactAttempted,
@@ -66,6 +67,7 @@ from schemas.events import (
     PartnerInformationReceived,
     PartnerInformationRequested,
     PersonDataErased,
+    RequestDetailsCorrected,
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
@@ -74,6 +76,7 @@ from schemas.events import (
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
+    TrainingRequestWithdrawn,
 )
 
 __all__ = [
@@ -163,6 +166,10 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
             "callback_deadline",
         ),
         TrainingRequestClosed: ("request_id", "person_id", "disposition", "attempts", "worker_id"),
+        CallbackSlotChosen: ("request_id", "person_id", "slot_start", "slot_end", "chosen_through"),
+        TrainingRequestWithdrawn: ("request_id", "person_id", "withdrawn_through"),
+        # Not the new words nor the new contact details: personal data.
+        RequestDetailsCorrected: ("request_id", "person_id", "corrected_through", "requested_course"),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language", "session_id"),
         EnrolmentWaitlisted: ("request_id", "person_id", "course_code", "language", "session_id"),
         TrainingCompleted: ("request_id", "person_id", "course_code", "session_id", "at"),

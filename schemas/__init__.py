@@ -28,6 +28,7 @@ from schemas.events import (
     EVENT_TYPES,
     CallbackDue,
     CallbackSlaBreached,
+    CallbackSlotChosen,
     CertificateIssued,
     ConfigurationChanged,
     ContactAttempted,
@@ -50,6 +51,7 @@ from schemas.events import (
     PartnerInformationReceived,
     PartnerInformationRequested,
     PersonDataErased,
+    RequestDetailsCorrected,
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
@@ -58,6 +60,7 @@ from schemas.events import (
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
+    TrainingRequestWithdrawn,
 )
 from schemas.topics import (
     ALL_TOPICS,
@@ -99,6 +102,7 @@ __all__ = [
     "EVENT_TYPES",
     "CallbackDue",
     "CallbackSlaBreached",
+    "CallbackSlotChosen",
     "CertificateIssued",
     "ConfigurationChanged",
     "ContactAttempted",
@@ -121,6 +125,7 @@ __all__ = [
     "PartnerInformationReceived",
     "PartnerInformationRequested",
     "PersonDataErased",
+    "RequestDetailsCorrected",
     "RequestFactsRecorded",
     "TrainingAbandoned",
     "TrainingCompleted",
@@ -129,6 +134,7 @@ __all__ = [
     "TrainingRequestClosed",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
+    "TrainingRequestWithdrawn",
     # values
     "CampaignAttribution",
     "Channel",

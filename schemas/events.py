@@ -37,6 +37,7 @@ __all__ = [
     "EVENT_TYPES",
     "CallbackDue",
     "CallbackSlaBreached",
+    "CallbackSlotChosen",
     "CertificateIssued",
     "ConfigurationChanged",
     "ContactAttempted",
@@ -60,6 +61,7 @@ __all__ = [
     "PartnerInformationRequested",
     "PersonDataErased",
     "ReleaseReason",
+    "RequestDetailsCorrected",
     "RequestFactsRecorded",
     "SelfTrainingSlotBooked",
     "SelfTrainingSlotCancelled",
@@ -68,6 +70,7 @@ __all__ = [
     "TrainingRequestClosed",
     "TrainingRequestReceived",
     "TrainingRequestRouted",
+    "TrainingRequestWithdrawn",
 ]
 
 RequestId = Annotated[
@@ -169,6 +172,11 @@ class TrainingRequestReceived(Event):
         default_factory=dict,
         description="Channel-specific facts: call_sid, call_status, agent_notes, attachment names…",
         examples=[{"call_sid": "CA1234", "call_status": "completed", "attachments": 0}],
+    )
+    status_url: str | None = Field(
+        default=None,
+        description="The person's signed, expiring link to their request's status page (a bearer capability: "
+        "sealed on Kafka, blank in clear); notification sends it in the acknowledgement. Absent in older events.",
     )
     sealed: SealedPersonalData | None = Field(
         default=None,
@@ -423,6 +431,69 @@ class TrainingRequestClosed(Event):
         default=None,
         description="Who recorded the call that closed it; none when routing closed it by itself.",
         examples=["adv_042"],
+    )
+
+
+# --- What the person does from their status page (or the phone menu) ---------------------
+
+PersonAction = Literal["status_page", "phone_ivr"]
+
+
+class CallbackSlotChosen(Event):
+    """The person chose when to be called back: a window within the opening hours.
+
+    Routing schedules the call for the window. A window ending after the promise
+    (`TrainingRequestRouted.callback_deadline`) is allowed: it is the person's choice, recorded
+    and reported apart from breaches. A later choice replaces an earlier one."""
+
+    type: Literal["be.bruxellesformation.training.callback.slot_chosen"] = type_field(
+        "be.bruxellesformation.training.callback.slot_chosen"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    slot_start: AwareDatetime = Field(description="Start of the chosen window.", examples=["2025-03-11T09:00:00+01:00"])
+    slot_end: AwareDatetime = Field(description="End of the chosen window.", examples=["2025-03-11T12:00:00+01:00"])
+    chosen_through: PersonAction = Field(description="Where the person chose it.", examples=["status_page"])
+
+
+class TrainingRequestWithdrawn(Event):
+    """The person withdrew their request: nobody is to call them about it any more.
+
+    Routing takes it out of every queue and closes it (`TrainingRequestClosed`, `withdrawn`)."""
+
+    type: Literal["be.bruxellesformation.training.request.withdrawn"] = type_field(
+        "be.bruxellesformation.training.request.withdrawn"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    withdrawn_through: PersonAction = Field(description="Where the person withdrew it.", examples=["status_page"])
+
+
+class RequestDetailsCorrected(Event):
+    """The person corrected what they asked for or how to reach them.
+
+    New contact details are not trusted until staff confirm them (the verified-contact flow):
+    they travel sealed, marked unverified, and messages keep going to the details already known.
+    A field left None was not changed."""
+
+    type: Literal["be.bruxellesformation.training.request.details_corrected"] = type_field(
+        "be.bruxellesformation.training.request.details_corrected"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    corrected_through: PersonAction = Field(description="Where the person corrected it.", examples=["status_page"])
+    need: str | None = Field(default=None, description="The person's new words about what they want; personal data.")
+    requested_course: str | None = Field(
+        default=None, description="Catalogue code of the course now asked for.", examples=["EXCEL"]
+    )
+    contact: Contact | None = Field(
+        default=None, description="New contact details, unverified until staff confirm them; personal data."
+    )
+    sealed: SealedPersonalData | None = Field(
+        default=None, description="`need` and `contact`, encrypted with the person's key; they are then blank."
     )
 
 
@@ -856,6 +927,9 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     PartnerInformationOverdue,
     PartnerInformationReceived,
     TrainingRequestClosed,
+    CallbackSlotChosen,
+    TrainingRequestWithdrawn,
+    RequestDetailsCorrected,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     TrainingCompleted,

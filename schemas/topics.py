@@ -32,6 +32,7 @@ from schemas.envelope import Event
 from schemas.events import (
     CallbackDue,
     CallbackSlaBreached,
+    CallbackSlotChosen,
     CertificateIssued,
     ConfigurationChanged,
     ContactAttempted,
@@ -54,6 +55,7 @@ from schemas.events import (
     PartnerInformationReceived,
     PartnerInformationRequested,
     PersonDataErased,
+    RequestDetailsCorrected,
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
@@ -62,6 +64,7 @@ from schemas.events import (
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestRouted,
+    TrainingRequestWithdrawn,
 )
 
 __all__ = [
@@ -157,9 +160,10 @@ TRAINING_REQUESTS = TopicSpec(
     name="training.requests.v1",
     partitions=6,
     key="request_id",
-    events=(TrainingRequestReceived,),
+    events=(TrainingRequestReceived, CallbackSlotChosen, TrainingRequestWithdrawn, RequestDetailsCorrected),
     configs=kept_for(REPLAY_RETENTION_MS),
-    description="Training requests as they come in by phone, e-mail and the web.",
+    description="Training requests as they come in by phone, e-mail and the web, and what the person does "
+    "about them afterwards (a callback slot chosen, a correction, a withdrawal).",
 )
 TRAINING_ROUTING = TopicSpec(
     name="training.routing.v1",

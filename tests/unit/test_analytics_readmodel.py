@@ -16,10 +16,12 @@ from schemas import (
     EVENT_CLASSES,
     CallbackDue,
     CallbackSlaBreached,
+    CallbackSlotChosen,
     CampaignAttribution,
     CertificateIssued,
     Channel,
     ConfigurationChanged,
+    Contact,
     ContactAttempted,
     ContactOutcome,
     DigitalDivideAdmitted,
@@ -47,6 +49,7 @@ from schemas import (
     PartnerInformationReceived,
     PartnerInformationRequested,
     PersonDataErased,
+    RequestDetailsCorrected,
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
@@ -55,6 +58,7 @@ from schemas import (
     TrainingCompleted,
     TrainingRequestClosed,
     TrainingRequestRouted,
+    TrainingRequestWithdrawn,
     codec,
 )
 from schemas.errors import ContractError, MalformedEvent, UnknownEventType
@@ -161,6 +165,28 @@ def one_of_each() -> list[Event]:
             disposition=Disposition.REACHED,
             attempts=1,
             worker_id="en-1",
+            time=later,
+        ),
+        CallbackSlotChosen(
+            source="/intake/status",
+            request_id=rid,
+            person_id=person,
+            slot_start=later,
+            slot_end=later + timedelta(hours=3),
+            chosen_through="status_page",
+            time=later,
+        ),
+        TrainingRequestWithdrawn(
+            source="/intake/status", request_id=rid, person_id=person, withdrawn_through="status_page", time=later
+        ),
+        RequestDetailsCorrected(
+            source="/intake/status",
+            request_id=rid,
+            person_id=person,
+            corrected_through="status_page",
+            need=NEED,
+            contact=Contact(name=NAME, phone=PHONE, email=EMAIL),
+            requested_course="WORD",
             time=later,
         ),
         EnrolmentConfirmed(
