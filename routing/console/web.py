@@ -132,6 +132,7 @@ def _card(language: Language, item: QueueItem, decision: dict[str, Any]) -> dict
         "rule_id": decision.get("rule_id"),
         "parts": _parts(language, parts, item.fact_sources, item.priority - score),
         "partner_since": _brussels(item.partner_asked_at) if item.waiting_for_partner else None,
+        "next_attempt": _brussels(item.next_attempt_at),
     }
 
 
