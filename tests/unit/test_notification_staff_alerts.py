@@ -212,6 +212,24 @@ def test_a_roster_without_emails_gives_an_empty_directory(tmp_path: Path) -> Non
     assert directory.get("w-2") == StaffMember("w-2", "w-2@example.org", "nl")
 
 
+def test_a_supervisor_added_to_the_roster_while_running_is_written_to_through_the_address_pattern(tmp_path: Path) -> None:
+    # The roster staff change through routing's configuration API carries no addresses: a new
+    # supervisor is reached at the organisation's scheme, the file's people at their own address.
+    roster = tmp_path / "workers.yaml"
+    roster.write_text("workers:\n  - {worker_id: w-2, email: w.two@example.net, languages: [nl]}\n")
+    directory = load_staff_directory(roster, address_pattern="{worker_id}@bf.example")
+
+    assert directory.get("new-sup") == StaffMember("new-sup", "new-sup@bf.example", "fr")
+    assert directory.get("w-2") == StaffMember("w-2", "w.two@example.net", "nl")
+    assert directory.get("advisors:supervisor") is None, "a team named as escalation is nobody to write to"
+    assert load_staff_directory(roster).get("new-sup") is None, "without a pattern: skipped, as before"
+
+    planned = staff_alerts_for(breached(escalated_to="new-sup", assignee=None), directory, console_url=CONSOLE)
+    assert [(p.recipient_id, p.known) for p in planned] == [("new-sup", True)]
+    with pytest.raises(ValueError, match="worker_id"):
+        load_staff_directory(roster, address_pattern="alerts@bf.example")
+
+
 class RecordingStaff:
     def __init__(self) -> None:
         self.alerted: list[Event] = []
