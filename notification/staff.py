@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from schemas import CallbackDue, CallbackSlaBreached, Event
+from schemas import CallbackDue, CallbackSlaBreached, Event, PartnerInformationOverdue
 
 __all__ = [
     "DEFAULT_DIRECTORY_PATH",
@@ -39,7 +39,8 @@ DEFAULT_DIRECTORY_PATH = Path(__file__).resolve().parent.parent / "routing" / "d
 
 CALLBACK_DUE = "staff_callback_due"
 SLA_BREACHED = "staff_sla_breached"
-STAFF_TEMPLATES = frozenset({CALLBACK_DUE, SLA_BREACHED})
+PARTNER_OVERDUE = "staff_partner_overdue"
+STAFF_TEMPLATES = frozenset({CALLBACK_DUE, SLA_BREACHED, PARTNER_OVERDUE})
 """Templates for staff, next to the job seekers' ones (`templates/<lang>/<name>.j2`)."""
 
 
@@ -130,22 +131,32 @@ class PlannedAlert:
     known: bool
 
 
-def _facts(event: CallbackDue | CallbackSlaBreached, console_url: str) -> dict[str, Any]:
-    return {
+StaffEvent = CallbackDue | CallbackSlaBreached | PartnerInformationOverdue
+"""The events that tell staff something."""
+
+
+def _facts(event: StaffEvent, console_url: str) -> dict[str, Any]:
+    facts: dict[str, Any] = {
         "request_id": event.request_id,
         "short_id": str(event.request_id)[:8],
-        "deadline": event.deadline.isoformat(),
         "assignee_id": event.assignee_id,
         "console_url": console_url.rstrip("/"),
     }
+    if isinstance(event, PartnerInformationOverdue):
+        return facts | {"partner": event.partner, "asked_at": event.asked_at.isoformat()}
+    return facts | {"deadline": event.deadline.isoformat()}
 
 
 def staff_alerts_for(event: Event, directory: StaffDirectory, *, console_url: str) -> list[PlannedAlert]:
     """The alerts `event` gives staff: the assignee of a callback due; the supervisor, then the
-    assignee, of a breach. An id the directory does not know is planned as unknown (recorded as
-    skipped); `<team>:supervisor` - a team whose roster names no supervisor - is such an id."""
+    assignee, of a breach; the assignee of a question a partner has not answered in time (the desk's
+    reminder). An id the directory does not know is planned as unknown (recorded as skipped);
+    `<team>:supervisor` - a team whose roster names no supervisor - is such an id."""
     wanted: list[tuple[str, AlertRole, str]] = []
-    if isinstance(event, CallbackDue):
+    if isinstance(event, PartnerInformationOverdue):
+        if event.assignee_id:
+            wanted.append((event.assignee_id, AlertRole.ASSIGNEE, PARTNER_OVERDUE))
+    elif isinstance(event, CallbackDue):
         if event.assignee_id:
             wanted.append((event.assignee_id, AlertRole.ASSIGNEE, CALLBACK_DUE))
     elif isinstance(event, CallbackSlaBreached):
