@@ -241,6 +241,9 @@ async def test_an_advisor_sees_no_supervisors_form_and_is_refused_if_they_send_o
         await sign_in(http, provider, "/console/fr/sessions")
         page = await http.get("/console/fr/sessions", params={"course": "EXCEL"})
         assert page.status_code == 200 and 'data-session-id="EXCEL-APR-FR"' in page.text
+        # The masthead links the page to everyone on the desk, the team's page only to supervisors.
+        assert '<a href="/console/fr/sessions" aria-current="page">Sessions</a>' in page.text
+        assert 'href="/console/fr/team"' not in page.text
         assert "/change" not in page.text and "/cancel" not in page.text and 'id="plan"' not in page.text
         csrf = csrf_of(page.text)
         refused = await http.post("/console/fr/sessions/EXCEL-APR-FR/cancel", data={"csrf": csrf, "course": "EXCEL"})
