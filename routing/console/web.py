@@ -54,6 +54,7 @@ WORDS = ConsoleTexts(TEXTS)
 PAGES = (
     NavLink("", "nav_queue", frozenset(may(DESK_OWN_WORK))),
     NavLink("team", "nav_team", frozenset(may(DESK_TEAM))),
+    NavLink("sessions", "nav_sessions", frozenset(may(DESK_READ))),
 )
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
