@@ -51,6 +51,10 @@ class ClaimLost(Exception):
     raised inside the transaction so that the status change and its event are rolled back."""
 
 
+def _is_web_link(url: str | None) -> bool:
+    return url is not None and url.lower().startswith(("https://", "http://"))
+
+
 def _upserted(doc: dict[str, Any] | None) -> Person:
     # An upsert returning the document after the update always finds one.
     assert doc is not None
@@ -103,6 +107,9 @@ class PeopleStore:
             newer = as_of is None or erased_at is not None or received >= as_of
             first, second = (given, known) if newer else (known, given)
             updates = {"contact": {f: first.get(f) or second.get(f) for f in _CONTACT_FIELDS}}
+            if _is_web_link(event.status_url):
+                # Per request: an older request read late still gets its own link in its acknowledgement.
+                updates[f"status_links.{event.request_id}"] = event.status_url
             if newer:
                 updates |= {
                     "language": event.language.value,
@@ -135,7 +142,14 @@ class PeopleStore:
         await self._people.update_one(
             {"_id": person_id},
             {
-                "$set": {"contact": None, "contact_as_of": None, "language": None, "erased_at": erased_at, "touched_at": now},
+                "$set": {
+                    "contact": None,
+                    "contact_as_of": None,
+                    "language": None,
+                    "status_links": {},
+                    "erased_at": erased_at,
+                    "touched_at": now,
+                },
                 "$setOnInsert": {"opted_out": [], "created_at": now},
             },
             upsert=True,
