@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from certification.offer_links import OfferLinks, OfferTokens
 from notification.messages import LANGUAGES, MessageRenderer, RenderedMessage, format_date, format_datetime
@@ -37,6 +38,8 @@ from schemas import (
     TrainingRequestRouted,
 )
 from services.helpline import HELPLINE_NUMBER
+from services.privacy import seal, unseal
+from tests.factories import make_request
 
 pytestmark = pytest.mark.unit
 
@@ -345,3 +348,15 @@ def test_the_languages_say_the_same_facts(renderer: MessageRenderer, name: str) 
     for part in ("text", "sms"):
         seen = {lang: numbers(normalise.get(lang, lambda t: t)(getattr(said[lang], part))) for lang in LANGUAGES}
         assert seen["fr"] == seen["nl"] == seen["en"], (name, part, seen)
+
+
+def test_the_status_link_travels_sealed_with_the_contact_and_opens_with_the_persons_key() -> None:
+    key = AESGCM.generate_key(bit_length=256)
+    request = make_request(status_url=STATUS_URL)
+    sealed = seal(request, key)
+    assert sealed.status_url is None and sealed.sealed is not None and "status_url" in sealed.sealed.fields
+    assert STATUS_URL not in sealed.model_dump_json()
+    assert unseal(sealed, key).status_url == STATUS_URL
+    assert unseal(sealed, None).status_url is None  # the key erased: no link left to send
+    # A request sealed before links existed opens without one.
+    assert unseal(seal(make_request(), key), key).status_url is None
