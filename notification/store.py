@@ -1,8 +1,9 @@
 """Notification's state in MongoDB: the contact projection, the deliveries, and notices waiting for a contact.
 
 Collections:
-- `notification_people`: person_id -> latest contact, language, consent, opt-outs, erasure. Built
-  from TrainingRequestReceived; a stub (no contact yet) is created by an opt-out or by an event
+- `notification_people`: person_id -> latest contact, language, consent, opt-outs, erasure, and the
+  link to each request's status page (`status_links`, request id -> URL: a bearer capability, blanked
+  with the contact on erasure). Built from TrainingRequestReceived; a stub (no contact yet) is created by an opt-out or by an event
   that arrives before the person is known.
 - `deliveries`: one document per message, `_id = f"{event_id}:{channel}"` (see `notification.model`).
   Addresses are not copied into it: they are read from the projection when the message is sent,
