@@ -3,8 +3,8 @@
 Collections:
 - `notification_people`: person_id -> latest contact, language, consent, opt-outs, erasure, and the
   link to each request's status page (`status_links`, request id -> URL: a bearer capability, blanked
-  with the contact on erasure). Built from TrainingRequestReceived; a stub (no contact yet) is created by an opt-out or by an event
-  that arrives before the person is known.
+  with the contact on erasure). Built from TrainingRequestReceived; a stub (no contact yet) is
+  created by an opt-out or by an event that arrives before the person is known.
 - `deliveries`: one document per message, `_id = f"{event_id}:{channel}"` (see `notification.model`).
   Addresses are not copied into it: they are read from the projection when the message is sent,
   so an erasure or a newer address takes effect, and support can read deliveries safely.
