@@ -27,6 +27,7 @@ from services import Runtime, get_runtime
 from services.auth import public
 from services.auth.roles import PUBLIC_SEAT_OFFER_ANSWER
 from services.calendar import BRUSSELS
+from services.helpline import reach_us
 from services.local_time import MONTHS
 from services.ratelimits import Hit, Limit, client_network
 
@@ -46,7 +47,8 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "respond_by": "Répondez avant le",
         "accept": "J'accepte cette place",
         "decline": "Je refuse cette place",
-        "accepted": "C'est noté : votre place est réservée. Vous recevrez votre convocation par message.",
+        "accepted": "C'est noté : votre place est réservée. Vous recevrez un message avec la date, "
+        "le centre et ce qu'il faut apporter.",
         "declined": "C'est noté : vous avez refusé cette place. Elle est proposée à une autre personne, "
         "et vous gardez votre place dans la liste d'attente pour une autre session.",
         "already_answered": "Vous avez déjà répondu à cette proposition (ou son délai est passé) : rien n'a changé.",
@@ -56,7 +58,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "expired": "Ce lien a expiré : le délai pour répondre est passé et la place a été proposée à quelqu'un d'autre. "
         "Vous restez sur la liste d'attente.",
         "invalid": "Ce lien n'est pas valable. Utilisez le lien reçu par e-mail ou SMS, sans le modifier.",
-        "help": "Une question ? Appelez-nous au 0800 555 66 (gratuit).",
+        "help": reach_us("fr"),
         "languages": "Langue",
     },
     "nl": {
@@ -67,7 +69,8 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "respond_by": "Antwoord vóór",
         "accept": "Ik aanvaard deze plaats",
         "decline": "Ik weiger deze plaats",
-        "accepted": "Genoteerd: uw plaats is gereserveerd. U ontvangt uw oproeping per bericht.",
+        "accepted": "Genoteerd: uw plaats is gereserveerd. U krijgt een bericht met de datum, "
+        "het centrum en wat u moet meebrengen.",
         "declined": "Genoteerd: u hebt deze plaats geweigerd. Ze wordt aan iemand anders aangeboden, "
         "en u behoudt uw plaats op de wachtlijst voor een andere sessie.",
         "already_answered": "U hebt al op dit aanbod geantwoord (of de termijn is verstreken): er is niets veranderd.",
@@ -77,7 +80,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "expired": "Deze link is verlopen: de termijn om te antwoorden is voorbij en de plaats is aan iemand anders "
         "aangeboden. U blijft op de wachtlijst.",
         "invalid": "Deze link is niet geldig. Gebruik de link uit uw e-mail of sms, zonder hem te wijzigen.",
-        "help": "Een vraag? Bel ons op 0800 555 66 (gratis).",
+        "help": reach_us("nl"),
         "languages": "Taal",
     },
     "en": {
@@ -88,7 +91,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "respond_by": "Answer by",
         "accept": "I accept this seat",
         "decline": "I decline this seat",
-        "accepted": "Done: your seat is booked. You will receive your notice to attend by message.",
+        "accepted": "Done: your seat is booked. You will get a message with the date, the centre and what to bring.",
         "declined": "Done: you declined this seat. It is offered to someone else, and you keep your place on the "
         "waiting list for another session.",
         "already_answered": "You already answered this offer (or its deadline passed): nothing changed.",
@@ -98,7 +101,7 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "expired": "This link has expired: the deadline to answer has passed and the seat was offered to someone else. "
         "You stay on the waiting list.",
         "invalid": "This link is not valid. Use the link from your e-mail or text message, unchanged.",
-        "help": "A question? Call us on 0800 555 66 (free).",
+        "help": reach_us("en"),
         "languages": "Language",
     },
 }

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from certification.signing import verify_proof
 from schemas import Language
+from services.helpline import reach_us
 
 __all__ = ["PAGE_HEADERS", "Assessment", "Verdict", "assess", "render"]
 
@@ -90,7 +91,8 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "heading": "Vérification d'un certificat",
         Verdict.VALID: "Ce certificat est authentique et valide : il a été délivré et signé par {issuer} et n'a pas été modifié.",
         Verdict.REVOKED: "Ce certificat a été révoqué par {issuer}. Il n'est plus valide.",
-        Verdict.UNVERIFIED: "La signature de ce certificat n'a pas pu être vérifiée.",
+        Verdict.UNVERIFIED: "La signature de ce certificat n'a pas pu être vérifiée : "
+        "nous ne pouvons pas dire s'il est authentique. Appelez-nous pour le vérifier.",
         "verdict": "Résultat",
         "what": "Ce qu'il certifie",
         "issued": "Délivré le",
@@ -101,6 +103,7 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "share_text": "Adresse de cette page, à partager :",
         "data": "Le certificat au format Open Badges 3.0 (JSON)",
         "languages": "Langues",
+        "help": reach_us("fr"),
     },
     Language.NL: {
         "title": "Verificatie van een certificaat — Bruxelles Formation",
@@ -109,7 +112,8 @@ _TEXTS: dict[Language, dict[str, str]] = {
             "Dit certificaat is echt en geldig: het werd uitgereikt en ondertekend door {issuer} en is niet gewijzigd."
         ),
         Verdict.REVOKED: "Dit certificaat werd ingetrokken door {issuer}. Het is niet meer geldig.",
-        Verdict.UNVERIFIED: "De handtekening van dit certificaat kon niet worden geverifieerd.",
+        Verdict.UNVERIFIED: "De handtekening van dit certificaat kon niet worden geverifieerd: "
+        "we kunnen niet zeggen of het echt is. Bel ons om het na te gaan.",
         "verdict": "Resultaat",
         "what": "Wat het certificeert",
         "issued": "Uitgereikt op",
@@ -120,13 +124,15 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "share_text": "Adres van deze pagina, om te delen:",
         "data": "Het certificaat in Open Badges 3.0-formaat (JSON)",
         "languages": "Talen",
+        "help": reach_us("nl"),
     },
     Language.EN: {
         "title": "Certificate verification — Bruxelles Formation",
         "heading": "Certificate verification",
         Verdict.VALID: "This certificate is genuine and valid: it was issued and signed by {issuer} and has not been altered.",
         Verdict.REVOKED: "This certificate was revoked by {issuer}. It is no longer valid.",
-        Verdict.UNVERIFIED: "The signature of this certificate could not be verified.",
+        Verdict.UNVERIFIED: "The signature of this certificate could not be verified: "
+        "we cannot say whether it is genuine. Call us to check it.",
         "verdict": "Result",
         "what": "What it certifies",
         "issued": "Issued on",
@@ -137,6 +143,7 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "share_text": "Address of this page, to share:",
         "data": "The certificate in Open Badges 3.0 format (JSON)",
         "languages": "Languages",
+        "help": reach_us("en"),
     },
 }
 
@@ -204,6 +211,7 @@ a {{ overflow-wrap: anywhere; }}
 <h2 id="share">{t["share"]}</h2>
 <p>{t["share_text"]} <a href="{e(a.page_url)}">{e(a.page_url)}</a></p>
 </section>
+<p>{e(t["help"])}</p>
 </main>
 </body>
 </html>

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from schemas import Language, QualificationLevel
+from services.helpline import reach_us
 
 __all__ = ["LANGUAGE_NAMES", "TEXTS", "negotiate", "qualification_label", "text"]
 
@@ -59,9 +60,13 @@ TEXTS: dict[Language, dict[str, str]] = {
         "errors_title": "Votre demande n'a pas été envoyée. Corrigez ce qui suit :",
         "confirmation_title": "Merci, nous avons bien reçu votre demande",
         "reference": "Référence de votre demande",
-        "next_steps": "Un conseiller ou une conseillère vous contactera dans les 48 heures (jours ouvrables).",
-        "next_steps_learner_question": "L'équipe BF espaces numériques répond à votre question dans un jour ouvrable.",
-        "keep_reference": "Notez cette référence : elle nous aide si vous nous recontactez.",
+        # No delay for a request from the web: routing promises one to callers of the 0800 line
+        # only (routing/data/rules.yaml `sla`), and to learners' questions on every channel.
+        "next_steps": "Un conseiller ou une conseillère va vous contacter pour parler de votre demande.",
+        "next_steps_learner_question": "Notre équipe des formations en ligne (BF espaces numériques) "
+        "répond à votre question dans un jour ouvrable.",
+        "keep_reference": "Notez cette référence. Donnez-la si vous nous appelez.",
+        "reach_us": reach_us("fr"),
         "new_request": "Faire une autre demande",
         "back_to_form": "Retour au formulaire",
         "kind_basic_skills": "Compétences de base",
@@ -77,6 +82,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "malformed_json": "Le corps de la requête n'est pas du JSON valide.",
         "malformed_form": "Le formulaire envoyé est illisible. Rechargez la page et réessayez.",
         "too_large": "Votre demande est trop longue (au maximum {limit} octets). Raccourcissez le texte et réessayez.",
+        # The form's page says it without bytes: a person counts words, not bytes.
+        "form_too_large": "Votre demande est trop longue. Raccourcissez le texte et réessayez.",
         "unsupported_media_type": "Type de contenu non accepté : envoyez {expected}.",
         "rate_limited": "Trop de demandes en peu de temps. Réessayez dans {seconds} secondes.",
         "unavailable": "Le service est momentanément indisponible et votre demande n'a pas été enregistrée. "
@@ -147,9 +154,11 @@ TEXTS: dict[Language, dict[str, str]] = {
         "errors_title": "Uw aanvraag is niet verstuurd. Verbeter het volgende:",
         "confirmation_title": "Bedankt, we hebben uw aanvraag goed ontvangen",
         "reference": "Referentie van uw aanvraag",
-        "next_steps": "Een adviseur neemt binnen 48 uur (werkdagen) contact met u op.",
-        "next_steps_learner_question": "Het team BF espaces numériques beantwoordt uw vraag binnen één werkdag.",
-        "keep_reference": "Noteer deze referentie: ze helpt ons als u ons opnieuw contacteert.",
+        "next_steps": "Een adviseur neemt contact met u op om over uw aanvraag te praten.",
+        "next_steps_learner_question": "Ons team voor online opleidingen (BF espaces numériques) "
+        "beantwoordt uw vraag binnen één werkdag.",
+        "keep_reference": "Noteer deze referentie. Geef ze door als u ons belt.",
+        "reach_us": reach_us("nl"),
         "new_request": "Nog een aanvraag doen",
         "back_to_form": "Terug naar het formulier",
         "kind_basic_skills": "Basisvaardigheden",
@@ -164,6 +173,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "malformed_json": "De inhoud van het verzoek is geen geldige JSON.",
         "malformed_form": "Het verstuurde formulier is onleesbaar. Laad de pagina opnieuw en probeer het nog eens.",
         "too_large": "Uw aanvraag is te lang (maximaal {limit} bytes). Maak de tekst korter en probeer opnieuw.",
+        # The form's page says it without bytes: a person counts words, not bytes.
+        "form_too_large": "Uw aanvraag is te lang. Maak de tekst korter en probeer opnieuw.",
         "unsupported_media_type": "Inhoudstype niet aanvaard: verstuur {expected}.",
         "rate_limited": "Te veel aanvragen in korte tijd. Probeer het over {seconds} seconden opnieuw.",
         "unavailable": "De dienst is tijdelijk niet beschikbaar en uw aanvraag is niet geregistreerd. "
@@ -233,9 +244,11 @@ TEXTS: dict[Language, dict[str, str]] = {
         "errors_title": "Your request was not sent. Please correct the following:",
         "confirmation_title": "Thank you, we have received your request",
         "reference": "Your request reference",
-        "next_steps": "An advisor will contact you within 48 hours (working days).",
-        "next_steps_learner_question": "The BF espaces numériques team will answer your question within one working day.",
-        "keep_reference": "Keep this reference: it helps us if you contact us again.",
+        "next_steps": "An advisor will contact you to talk about your request.",
+        "next_steps_learner_question": "Our online courses team (BF espaces numériques) "
+        "will answer your question within one working day.",
+        "keep_reference": "Keep this reference. Give it to us if you call us.",
+        "reach_us": reach_us("en"),
         "new_request": "Make another request",
         "back_to_form": "Back to the form",
         "kind_basic_skills": "Basic skills",
@@ -250,6 +263,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "malformed_json": "The request body is not valid JSON.",
         "malformed_form": "The form could not be read. Reload the page and try again.",
         "too_large": "Your request is too long (at most {limit} bytes). Shorten the text and try again.",
+        # The form's page says it without bytes: a person counts words, not bytes.
+        "form_too_large": "Your request is too long. Shorten the text and try again.",
         "unsupported_media_type": "Content type not accepted: send {expected}.",
         "rate_limited": "Too many requests in a short time. Try again in {seconds} seconds.",
         "unavailable": "The service is temporarily unavailable and your request was not recorded. "

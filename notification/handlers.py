@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from schemas import (
     CallbackDue,
     CallbackSlaBreached,
+    CallbackSlotChosen,
     CertificateIssued,
     ContactAttempted,
     EnrolmentConfirmed,
@@ -45,6 +46,7 @@ NOTIFIED = (
     TrainingRequestRouted,
     ContactAttempted,
     TrainingRequestClosed,
+    CallbackSlotChosen,
     CallbackDue,
     CallbackSlaBreached,
     EnrolmentConfirmed,
@@ -65,6 +67,7 @@ Notified = (
     TrainingRequestRouted
     | ContactAttempted
     | TrainingRequestClosed
+    | CallbackSlotChosen
     | CallbackDue
     | CallbackSlaBreached
     | EnrolmentConfirmed
@@ -128,8 +131,8 @@ def router() -> KafkaRouter:
 
     @events(filter=carrying(*NOTIFIED))
     async def on_event(event: Notified, notifications: Notifications, staff: StaffAlerts) -> None:
-        # Routed, a contact attempt nobody answered, a request closed as unreachable, enrolment,
-        # exam, certificate; the others
+        # Routed, a contact attempt nobody answered, a request closed as unreachable or withdrawn by
+        # the person, a callback slot the person chose, enrolment, exam, certificate; the others
         # (a callback due, an exam merely requested...) tell the person nothing.
         await notifications.notify(event)
         if staff is not None and isinstance(event, CallbackDue | CallbackSlaBreached):

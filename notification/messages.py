@@ -2,7 +2,8 @@
 
 One template per notice kind and language, `templates/<lang>/<kind>.j2`, holds four blocks:
 `subject`, `text` (the e-mail's plain part), `html` (its HTML part, put inside
-`templates/_layout.html`) and `sms`. Translators see one message in one file. The same file is
+`templates/_layout.html`) and `sms`. Translators see one message in one file; only how to reach
+a person (`reach_us()`, `reach_us_short()`) comes from `services.helpline`, the same in every message. The same file is
 read by two Jinja environments: without autoescaping for the subject, the text and the SMS, and
 with it for the HTML block, so a course title cannot inject markup. Both use `StrictUndefined`:
 a missing variable is an error, never an empty hole in a letter.
@@ -25,6 +26,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from services.free_text import clean_name
+from services.helpline import reach_us, reach_us_short
 from services.local_time import format_date, format_datetime, format_time
 
 __all__ = [
@@ -59,6 +61,16 @@ def _time_filter(context: Context, value: datetime | str) -> str:
     return format_time(value, context["lang"])
 
 
+@pass_context
+def _reach_us(context: Context) -> str:
+    return reach_us(context["lang"])
+
+
+@pass_context
+def _reach_us_short(context: Context) -> str:
+    return reach_us_short(context["lang"])
+
+
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
     template: str
@@ -68,6 +80,11 @@ class RenderedMessage:
     text: str
     html: str
     sms: str
+
+
+def _is_web_link(url: str | None) -> bool:
+    # Only a web link goes into a message and an <a href>: never a javascript: or data: URL.
+    return url is not None and url.lower().startswith(("https://", "http://"))
 
 
 def _one_line(text: str) -> str:
@@ -87,6 +104,8 @@ class MessageRenderer:
         self._html_env = Environment(autoescape=True, **options)
         for env in (self._text_env, self._html_env):
             env.filters.update({"date": _date_filter, "datetime": _datetime_filter, "time": _time_filter})
+            # The free line and its hours, worded once per language (`services.helpline`).
+            env.globals.update({"reach_us": _reach_us, "reach_us_short": _reach_us_short})
         self.directory = directory
 
     def language_for(self, kind: str, requested: str | None) -> str:
@@ -96,12 +115,21 @@ class MessageRenderer:
         return DEFAULT_LANGUAGE
 
     def render(
-        self, kind: str, language: str | None, facts: Mapping[str, Any], *, name: str | None = None, with_email: bool = False
+        self,
+        kind: str,
+        language: str | None,
+        facts: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        with_email: bool = False,
+        status_url: str | None = None,
     ) -> RenderedMessage:
         """Every block of `kind` in `language` (or French); raises `jinja2.UndefinedError` on a missing variable.
 
         `name` is the person's name, if known; `with_email` says whether an e-mail goes with the
-        SMS, so that the text can say "details by e-mail" only when it is true.
+        SMS, so that the text can say "details by e-mail" only when it is true; `status_url` is the
+        link to the request's status page, if intake minted one (read from the contact projection
+        when the message is sent, like the address, so an erasure takes it away).
         """
         lang = self.language_for(kind, language)
         path = f"{lang}/{kind}.j2"
@@ -109,7 +137,13 @@ class MessageRenderer:
             raise TemplateNotFound(path)
         # Defence in depth: intake already refuses or cleans names, but a name with a link or a
         # control character must never reach a message signed by us, whatever stored it.
-        variables = {**facts, "name": clean_name(name), "lang": lang, "with_email": with_email}
+        variables = {
+            **facts,
+            "name": clean_name(name),
+            "lang": lang,
+            "with_email": with_email,
+            "status_url": status_url if _is_web_link(status_url) else None,
+        }
         text_template = self._text_env.get_template(path)
         subject = _one_line(self._block(text_template, "subject", variables))
         text = _paragraphs(self._block(text_template, "text", variables))

@@ -98,6 +98,8 @@ class Person:
     consent: bool = False
     opted_out: frozenset[NotificationChannel] = frozenset()
     erased: bool = False
+    status_links: Mapping[str, str] = field(default_factory=dict)
+    """Request id -> the signed link to that request's status page (from its TrainingRequestReceived)."""
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Person:
@@ -112,7 +114,14 @@ class Person:
             consent=bool(doc.get("consent")),
             opted_out=frozenset(NotificationChannel(c) for c in doc.get("opted_out") or ()),
             erased=doc.get("erased_at") is not None,
+            status_links=dict(doc.get("status_links") or {}),
         )
+
+    def status_url(self, request_id: str | None) -> str | None:
+        """The link to the status page of `request_id`, if intake sent one (never after an erasure)."""
+        if request_id is None or self.erased:
+            return None
+        return self.status_links.get(request_id)
 
     @classmethod
     def unknown(cls, person_id: str) -> Person:

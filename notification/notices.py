@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from schemas import (
+    CallbackSlotChosen,
     CertificateIssued,
     ContactAttempted,
     ContactOutcome,
@@ -42,6 +43,8 @@ class NoticeKind(StrEnum):
     REQUEST_ROUTED_CITE_DES_METIERS = "request_routed_cite_des_metiers"
     CONTACT_NO_ANSWER = "contact_no_answer"
     REQUEST_CLOSED_UNREACHABLE = "request_closed_unreachable"
+    REQUEST_WITHDRAWN = "request_withdrawn"
+    CALLBACK_SLOT_CHOSEN = "callback_slot_chosen"
     ENROLMENT_CONFIRMED = "enrolment_confirmed"
     ENROLMENT_WAITLISTED = "enrolment_waitlisted"
     EXAM_SEAT_OFFERED = "exam_seat_offered"
@@ -50,8 +53,14 @@ class NoticeKind(StrEnum):
 
     @property
     def is_request_update(self) -> bool:
-        """A short update on a request (routed, no answer), as opposed to an enrolment, exam or certificate."""
-        return self.value.startswith("request_routed") or self is NoticeKind.CONTACT_NO_ANSWER
+        """A short update on a request (routed, no answer, withdrawn, a callback slot chosen), as opposed
+        to an enrolment, exam or certificate."""
+        return self.value.startswith("request_routed") or self in _SHORT_UPDATES
+
+    @property
+    def is_acknowledgement(self) -> bool:
+        """The first message about a request (it was routed to a team): it carries the status page's link."""
+        return self.value.startswith("request_routed")
 
     @property
     def is_written_account(self) -> bool:
@@ -59,6 +68,8 @@ class NoticeKind(StrEnum):
         message, by e-mail when the person has an address, else by text."""
         return self is NoticeKind.REQUEST_CLOSED_UNREACHABLE
 
+
+_SHORT_UPDATES = frozenset({"contact_no_answer", "request_withdrawn", "callback_slot_chosen"})
 
 _ROUTED_KIND = {
     Target.ADVISORS: NoticeKind.REQUEST_ROUTED_ADVISORS,
@@ -71,6 +82,7 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
     TrainingRequestRouted,
     ContactAttempted,
     TrainingRequestClosed,
+    CallbackSlotChosen,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamSeatOffered,
@@ -78,8 +90,8 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
     CertificateIssued,
 )
 """The events that can tell a person something (a `ContactAttempted` only when nobody answered and
-another call is planned; a `TrainingRequestClosed` only when the person could not be reached; an
-`ExamSeatOffered` only unsealed, with its two answer links)."""
+another call is planned; a `TrainingRequestClosed` only when the person could not be reached, or
+withdrew the request themselves; an `ExamSeatOffered` only unsealed, with its two answer links)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,15 @@ def notice_for(event: Event) -> Notice | None:
         case TrainingRequestClosed(disposition=Disposition.UNREACHABLE):
             kind = NoticeKind.REQUEST_CLOSED_UNREACHABLE
             facts = {"attempts": event.attempts}
+        case TrainingRequestClosed(disposition=Disposition.WITHDRAWN, worker_id=None):
+            # The person withdrew it from their status page or the phone menu: a confirmation, so a
+            # withdrawal by mistake (or by someone else holding the link) does not go unnoticed. A
+            # withdrawal an advisor recorded during a call was said to the person on the phone.
+            kind = NoticeKind.REQUEST_WITHDRAWN
+            facts = {}
+        case CallbackSlotChosen():
+            kind = NoticeKind.CALLBACK_SLOT_CHOSEN
+            facts = {"slot_start": _iso(event.slot_start), "slot_end": _iso(event.slot_end)}
         case EnrolmentConfirmed():
             kind = NoticeKind.ENROLMENT_CONFIRMED
             facts = {

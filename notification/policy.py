@@ -4,7 +4,8 @@ The channel policy, notice by notice:
 
 - request routed (advisors, espaces numériques, digital divide, Cité des métiers): SMS if a mobile
   number is known, else e-mail;
-- contact attempted, nobody answered: SMS if a mobile number is known, else e-mail;
+- contact attempted, nobody answered; request withdrawn by the person; callback slot chosen by
+  the person: SMS if a mobile number is known, else e-mail (a short confirmation);
 - request closed as unreachable (the last allowed call went unanswered): e-mail if an address is
   known, else SMS - one written account of the calls and of how to reach us, to keep;
 - enrolment confirmed or waitlisted, exam scheduled, certificate issued: e-mail if an address is known (links

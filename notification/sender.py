@@ -212,6 +212,7 @@ class DeliverySender:
                 delivery.facts,
                 name=person.name,
                 with_email=who.has_email and EMAIL not in who.opted_out,
+                status_url=person.status_url(delivery.request_id),
             )
         except TemplateError as error:
             # A bug of ours, caught by the template tests; retrying would not fix it.

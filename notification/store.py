@@ -1,9 +1,10 @@
 """Notification's state in MongoDB: the contact projection, the deliveries, and notices waiting for a contact.
 
 Collections:
-- `notification_people`: person_id -> latest contact, language, consent, opt-outs, erasure. Built
-  from TrainingRequestReceived; a stub (no contact yet) is created by an opt-out or by an event
-  that arrives before the person is known.
+- `notification_people`: person_id -> latest contact, language, consent, opt-outs, erasure, and the
+  link to each request's status page (`status_links`, request id -> URL: a bearer capability, blanked
+  with the contact on erasure). Built from TrainingRequestReceived; a stub (no contact yet) is
+  created by an opt-out or by an event that arrives before the person is known.
 - `deliveries`: one document per message, `_id = f"{event_id}:{channel}"` (see `notification.model`).
   Addresses are not copied into it: they are read from the projection when the message is sent,
   so an erasure or a newer address takes effect, and support can read deliveries safely.
@@ -49,6 +50,10 @@ _CONTACT_FIELDS = ("name", "phone", "email")
 class ClaimLost(Exception):
     """The delivery is no longer claimed by this sender (its claim expired and another took it);
     raised inside the transaction so that the status change and its event are rolled back."""
+
+
+def _is_web_link(url: str | None) -> bool:
+    return url is not None and url.lower().startswith(("https://", "http://"))
 
 
 def _upserted(doc: dict[str, Any] | None) -> Person:
@@ -103,6 +108,9 @@ class PeopleStore:
             newer = as_of is None or erased_at is not None or received >= as_of
             first, second = (given, known) if newer else (known, given)
             updates = {"contact": {f: first.get(f) or second.get(f) for f in _CONTACT_FIELDS}}
+            if _is_web_link(event.status_url):
+                # Per request: an older request read late still gets its own link in its acknowledgement.
+                updates[f"status_links.{event.request_id}"] = event.status_url
             if newer:
                 updates |= {
                     "language": event.language.value,
@@ -135,7 +143,14 @@ class PeopleStore:
         await self._people.update_one(
             {"_id": person_id},
             {
-                "$set": {"contact": None, "contact_as_of": None, "language": None, "erased_at": erased_at, "touched_at": now},
+                "$set": {
+                    "contact": None,
+                    "contact_as_of": None,
+                    "language": None,
+                    "status_links": {},
+                    "erased_at": erased_at,
+                    "touched_at": now,
+                },
                 "$setOnInsert": {"opted_out": [], "created_at": now},
             },
             upsert=True,

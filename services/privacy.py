@@ -313,11 +313,15 @@ def seal(event: E, key: bytes) -> E:
         details = dict(event.channel_details)
         personal_details = {k: details.pop(k) for k in list(details) if k in PERSONAL_CHANNEL_DETAILS}
         fields = {"contact": event.contact.model_dump(mode="json"), "need": event.need, "channel_details": personal_details}
+        if event.status_url is not None:
+            # A bearer capability: whoever reads the link reads the person's status page.
+            fields["status_url"] = event.status_url
         return event.model_copy(
             update={
                 "contact": Contact(),
                 "need": "",
                 "channel_details": details,
+                "status_url": None,
                 "sealed": _encrypt(key, event.person_id, fields),
             }
         )
@@ -341,6 +345,7 @@ def unseal(event: E, key: bytes | None) -> E:
                 "contact": Contact.model_validate(fields.get("contact") or {}),
                 "need": fields.get("need", ""),
                 "channel_details": {**event.channel_details, **fields.get("channel_details", {})},
+                "status_url": fields.get("status_url", event.status_url),
                 "sealed": None,
             }
         )

@@ -241,7 +241,9 @@ async def submit_form(request: Request, lang: str, channel: Annotated[WebChannel
         except StarletteHTTPException:  # malformed multipart, or a file where none belongs
             raise Refused(400, "malformed_form") from None
     except Refused as refused:
-        key = refused.error if refused.error in ("too_large", "rate_limited", "unsupported_media_type") else "malformed_form"
+        key = refused.error if refused.error in ("rate_limited", "unsupported_media_type") else "malformed_form"
+        if refused.error == "too_large":
+            key = "form_too_large"  # a person counts words, not bytes
         return _render_message(
             language, refused.status, text(language, key, **refused.params), retry_after=refused.params.get("seconds")
         )

@@ -118,7 +118,7 @@ async def test_a_person_asks_for_a_course_in_french_from_a_campaign_link(
     confirmation = page.get_by_test_id("confirmation")
     await expect(confirmation).to_be_visible()
     await expect(confirmation).to_contain_text("Merci, nous avons bien reçu votre demande")
-    await expect(confirmation).to_contain_text("dans les 48 heures (jours ouvrables)")
+    await expect(confirmation).to_contain_text("va vous contacter pour parler de votre demande")
     request_id = await confirmation.get_attribute("data-request-id")
     assert request_id
     await expect(page.locator("#reference")).to_have_text(request_id[:8])
@@ -158,7 +158,7 @@ async def test_a_person_corrects_the_form_in_dutch_then_sends_it(page: Page, bas
 
     confirmation = page.get_by_test_id("confirmation")
     await expect(confirmation).to_contain_text("Bedankt, we hebben uw aanvraag goed ontvangen")
-    await expect(confirmation).to_contain_text("binnen 48 uur (werkdagen)")
+    await expect(confirmation).to_contain_text("neemt contact met u op om over uw aanvraag te praten")
     [draft] = pipeline.drafts[before:]
     assert await confirmation.get_attribute("data-request-id")
     assert draft.language is Language.NL and draft.email == "jan.peeters@example.be" and draft.has_computer is False

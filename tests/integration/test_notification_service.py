@@ -39,6 +39,7 @@ from notification.sms_http import HttpSmsSender
 from notification.smtp import SmtpMailSender
 from notification.store import ClaimLost, DeliveryStore, PeopleStore
 from schemas import (
+    CallbackSlotChosen,
     Contact,
     ContactAttempted,
     ContactOutcome,
@@ -318,7 +319,7 @@ async def test_a_request_closed_as_unreachable_is_told_in_writing_by_email_and_t
         plain = message.get_body(("plain",))
         assert plain is not None
         body = plain.get_content()
-        assert "3 times" in body and "0800 555 66" in body and "8:30 to 17:15" in body and "closed this request" in body
+        assert "3 times" in body and "0800 555 66" in body and "8:30 am–5:15 pm" in body and "closed this request" in body
         assert provider.calls == []
 
 
@@ -335,7 +336,9 @@ async def test_an_sms_failing_twice_then_accepted_is_sent_once(sink: SmtpSink, p
         assert len(provider.calls) == 3
         (accepted,) = provider.accepted
         assert accepted["to"] == PHONE and accepted["reference"] == f"{routed.id}:sms"
-        assert accepted["text"].startswith("Bruxelles Formation : un conseiller vous rappellera avant le jeudi 5 mars 2026")
+        assert accepted["text"].startswith(
+            "Bruxelles Formation : demande reçue. Un conseiller va vous appeler avant le jeudi 5 mars 2026"
+        )
 
         events = await service.notifications(lambda e: any(isinstance(x, NotificationSent) for x in e))
         assert [(type(e).__name__, e.attempts) for e in events] == [
@@ -473,9 +476,9 @@ async def test_an_event_before_the_person_is_known_waits_and_ends_in_one_message
         assert await service.db["notification_waiting"].count_documents({}) == 0
         assert sorted(a["reference"] for a in provider.accepted) == sorted([f"{routed.id}:sms", f"{no_answer.id}:sms"])
         texts = sorted(a["text"] for a in provider.accepted)
-        assert texts[0].startswith("Bruxelles Formation: the BF espaces numériques team")
+        assert texts[0].startswith("Bruxelles Formation: request received. Our online courses team")
         assert texts[1].startswith(
-            "Bruxelles Formation: we tried to reach you. We will call again around Tuesday 3 March 2026 at 12:00"
+            "Bruxelles Formation: we tried to call you. We will call again around Tuesday 3 March 2026 at 12:00"
         )
 
 
@@ -501,6 +504,72 @@ async def test_a_contact_sealed_by_intake_is_unsealed_with_the_persons_key(sink:
         stored = await service.db["notification_people"].find_one({"_id": other.person_id})
         assert stored is not None and stored.get("contact") is None
         assert len(sink.messages) == 1
+
+
+STATUS_URL = "https://formation.bruxellesformation.brussels/en/status/s1.cmVxdWVzdHwxNzgxMDAwMDAwfGExYjJjMw.c2lnbmF0dXJlMTIzNDU2"
+
+
+async def test_the_acknowledgement_carries_the_sealed_status_link_until_the_person_is_erased(
+    sink: SmtpSink, provider: SmsProvider
+) -> None:
+    async with running(sink, provider) as service:
+        personal = PersonalData(PersonKeys(service.db))
+        # As intake publishes them: the link sealed with the contact, blank in clear.
+        by_text = await personal.seal(person(email=None, language=Language.EN, status_url=STATUS_URL))
+        by_mail = await personal.seal(person(phone=None, language=Language.EN, status_url=STATUS_URL + "x"))
+        no_link = await personal.seal(person(phone=None, language=Language.EN))
+        assert by_text.status_url is None and by_text.sealed is not None and "status_url" in by_text.sealed.fields
+        routed = [routed_after(r, Target.ADVISORS) for r in (by_text, by_mail, no_link)]
+        await service.publish(by_text, by_mail, no_link, *routed)
+        await service.wait_status(routed[0], "sms", "sent")
+        await service.wait_status(routed[1], "email", "sent")
+        await service.wait_status(routed[2], "email", "sent")
+
+        (sms,) = provider.accepted
+        assert f"Follow your request: {STATUS_URL} " in sms["text"] and "0800 555 66" in sms["text"]
+        texts = [m.get_body(("plain",)).get_content() for m in sink.messages]  # type: ignore[union-attr]
+        assert sum(f"Follow your request: {STATUS_URL}x" in t for t in texts) == 1
+        assert sum("Follow your request" not in t and "/status/" not in t for t in texts) == 1
+        stored = await service.db["notification_people"].find_one({"_id": by_text.person_id})
+        assert stored["status_links"] == {by_text.request_id: STATUS_URL}
+
+        # Erased: the link goes with the contact, and a later confirmation has none to give.
+        erased = PersonDataErased(
+            source="/privacy", person_id=by_text.person_id, erased_at=datetime.now(UTC), requested_by="data_subject"
+        )
+        await service.publish(erased)
+        await service.wait_processed(erased)
+        stored = await service.db["notification_people"].find_one({"_id": by_text.person_id})
+        assert stored["status_links"] == {} and stored["contact"] is None
+
+
+async def test_a_withdrawal_and_a_chosen_slot_are_confirmed_by_text(sink: SmtpSink, provider: SmsProvider) -> None:
+    async with running(sink, provider) as service:
+        request = person(email=None, language=Language.EN)
+        slot = CallbackSlotChosen(
+            source="/intake",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            slot_start=datetime(2026, 3, 10, 9, 0, tzinfo=BRUSSELS),
+            slot_end=datetime(2026, 3, 10, 12, 30, tzinfo=BRUSSELS),
+            chosen_through="status_page",
+        )
+        withdrawn = TrainingRequestClosed(
+            source="/routing",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            disposition=Disposition.WITHDRAWN,
+            attempts=0,
+        )
+        await service.publish(request, slot, withdrawn)
+        await service.wait_status(slot, "sms", "sent")
+        await service.wait_status(withdrawn, "sms", "sent")
+        texts = sorted(a["text"] for a in provider.accepted)
+        assert texts[0].startswith(
+            "Bruxelles Formation: noted, an advisor will call you on Tuesday 10 March 2026 between 09:00 and 12:30"
+        )
+        assert texts[1].startswith("Bruxelles Formation: your training request is cancelled")
+        assert all("0800 555 66" in t for t in texts)
 
 
 async def test_a_seat_offer_reaches_the_candidate_by_email_and_sms_with_its_links(sink: SmtpSink, provider: SmsProvider) -> None:

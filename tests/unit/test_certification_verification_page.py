@@ -117,3 +117,22 @@ def test_text_from_the_credential_is_escaped() -> None:
     rec = record(status="revoked", revoked_at=ISSUED, revocation_reason="<script>alert(1)</script>")
     _, html = page(rec)
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    ("language", "hours"),
+    [
+        (Language.FR, "les jours ouvrables de 8h30 à 17h15"),
+        (Language.NL, "werkdagen van 8.30 tot 17.15 uur"),
+        (Language.EN, "working days 8:30 am–5:15 pm"),
+    ],
+)
+def test_the_page_says_how_to_reach_a_person_and_what_to_do_when_the_signature_does_not_check(
+    language: Language, hours: str
+) -> None:
+    for key in (True, False):
+        verdict, html = page(record(), language, key=key)
+        assert "0800 555 66" in html and hours in html
+    assert verdict is Verdict.UNVERIFIED
+    call = {Language.FR: "Appelez-nous", Language.NL: "Bel ons", Language.EN: "Call us"}[language]
+    assert call in html

@@ -299,7 +299,12 @@ async def test_a_valid_submission_shows_the_confirmation_with_its_reference(
     request_id = confirmation["data-request-id"]
     assert request_id and len(request_id) > 8
     assert f'<strong id="reference" data-testid="reference">{request_id[:8]}</strong>' in response.text
-    assert "Een adviseur neemt binnen 48 uur (werkdagen) contact met u op." in response.text
+    assert "Een adviseur neemt contact met u op om over uw aanvraag te praten." in response.text
+    # A request from the web is promised no delay (routing promises one to phone callers only),
+    # and the page says how to reach a person.
+    section = response.text.split('data-testid="confirmation"')[1].split("</section>")[0]
+    assert "48" not in section and "uur (werkdagen)" not in section
+    assert "0800 555 66" in response.text and "werkdagen van 8.30 tot 17.15 uur" in response.text
     assert page.html_lang == "nl"
     assert draft.channel is Channel.WEB and draft.source == FORM_SOURCE == "/intake/web/form"
     assert draft.received_at == NOW
@@ -332,7 +337,7 @@ async def test_a_learner_ticks_that_they_are_already_enrolled(client: httpx.Asyn
     assert confirmed.status_code == 200 and "beantwoordt uw vraag binnen één werkdag" in confirmed.text
     untouched = await fill(client, "nl", email="y@example.org", consent_to_contact="yes")
     plain = await client.post("/nl/", data=untouched)
-    assert plain.status_code == 200 and "binnen 48 uur" in plain.text
+    assert plain.status_code == 200 and "binnen één werkdag" not in plain.text and "binnen 48 uur" not in plain.text
     assert [d.kind for d in pipeline.drafts] == [RequestKind.LEARNER_QUESTION, RequestKind.TRAINING_REQUEST]
 
 
