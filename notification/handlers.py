@@ -29,6 +29,7 @@ from schemas import (
     ExamSeatOffered,
     ExamSeatOfferExpired,
     PartnerInformationOverdue,
+    PartnerInformationReceived,
     PersonDataErased,
     TrainingAbandoned,
     TrainingCompleted,
@@ -47,6 +48,7 @@ NOTIFIED = (
     ContactAttempted,
     TrainingRequestClosed,
     CallbackSlotChosen,
+    PartnerInformationReceived,
     CallbackDue,
     CallbackSlaBreached,
     EnrolmentConfirmed,
@@ -68,6 +70,7 @@ Notified = (
     | ContactAttempted
     | TrainingRequestClosed
     | CallbackSlotChosen
+    | PartnerInformationReceived
     | CallbackDue
     | CallbackSlaBreached
     | EnrolmentConfirmed

@@ -25,6 +25,7 @@ from schemas import (
     Event,
     ExamScheduled,
     ExamSeatOffered,
+    PartnerInformationReceived,
     RequestKind,
     Target,
     TrainingRequestClosed,
@@ -45,6 +46,7 @@ class NoticeKind(StrEnum):
     REQUEST_CLOSED_UNREACHABLE = "request_closed_unreachable"
     REQUEST_WITHDRAWN = "request_withdrawn"
     CALLBACK_SLOT_CHOSEN = "callback_slot_chosen"
+    CALLBACK_DEADLINE_MOVED = "callback_deadline_moved"
     ENROLMENT_CONFIRMED = "enrolment_confirmed"
     ENROLMENT_WAITLISTED = "enrolment_waitlisted"
     EXAM_SEAT_OFFERED = "exam_seat_offered"
@@ -69,7 +71,7 @@ class NoticeKind(StrEnum):
         return self is NoticeKind.REQUEST_CLOSED_UNREACHABLE
 
 
-_SHORT_UPDATES = frozenset({"contact_no_answer", "request_withdrawn", "callback_slot_chosen"})
+_SHORT_UPDATES = frozenset({"contact_no_answer", "request_withdrawn", "callback_slot_chosen", "callback_deadline_moved"})
 
 _ROUTED_KIND = {
     Target.ADVISORS: NoticeKind.REQUEST_ROUTED_ADVISORS,
@@ -83,6 +85,7 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
     ContactAttempted,
     TrainingRequestClosed,
     CallbackSlotChosen,
+    PartnerInformationReceived,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamSeatOffered,
@@ -91,7 +94,8 @@ NOTICE_EVENTS: tuple[type[Event], ...] = (
 )
 """The events that can tell a person something (a `ContactAttempted` only when nobody answered and
 another call is planned; a `TrainingRequestClosed` only when the person could not be reached, or
-withdrew the request themselves; an `ExamSeatOffered` only unsealed, with its two answer links)."""
+withdrew the request themselves; a `PartnerInformationReceived` only when it moved a promised deadline;
+an `ExamSeatOffered` only unsealed, with its two answer links)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,13 @@ def notice_for(event: Event) -> Notice | None:
         case CallbackSlotChosen():
             kind = NoticeKind.CALLBACK_SLOT_CHOSEN
             facts = {"slot_start": _iso(event.slot_start), "slot_end": _iso(event.slot_end)}
+        case PartnerInformationReceived(callback_deadline=None):
+            return None
+        case PartnerInformationReceived():
+            # The person was told "before <deadline>"; waiting for the partner moved it later. Telling
+            # them the new one keeps every message true to what the desk will do.
+            kind = NoticeKind.CALLBACK_DEADLINE_MOVED
+            facts = {"deadline": _iso(event.callback_deadline)}
         case EnrolmentConfirmed():
             kind = NoticeKind.ENROLMENT_CONFIRMED
             facts = {

@@ -31,6 +31,7 @@ from schemas import (
     ExamSeatOffered,
     Language,
     NotificationChannel,
+    PartnerInformationReceived,
     ProgrammePlace,
     RequestKind,
     Target,
@@ -107,6 +108,20 @@ def seat_offer() -> ExamSeatOffered:
     )
 
 
+def partner_answered(deadline: datetime | None = DEADLINE) -> PartnerInformationReceived:
+    return PartnerInformationReceived(
+        source="/tests",
+        request_id=REQUEST,
+        person_id=PERSON,
+        partner="cite-des-metiers",
+        recorded_by="en-1",
+        asked_at=datetime(2026, 6, 4, 14, 0, tzinfo=UTC),
+        answered_at=datetime(2026, 6, 5, 8, 0, tzinfo=UTC),
+        callback_deadline=deadline,
+        answer="staff only: the partner's answer",
+    )
+
+
 def slot_chosen() -> CallbackSlotChosen:
     return CallbackSlotChosen(
         source="/tests",
@@ -152,6 +167,7 @@ EVENTS: dict[str, Event] = {
     "closed_unreachable_after_one_call": closed(Disposition.UNREACHABLE, "adv_042", attempts=1),
     "withdrawn": closed(Disposition.WITHDRAWN, attempts=0),
     "slot_chosen": slot_chosen(),
+    "deadline_moved": partner_answered(),
     "enrolment": EnrolmentConfirmed(
         source="/tests",
         request_id=REQUEST,
@@ -324,6 +340,15 @@ def test_a_withdrawal_by_the_person_is_confirmed_with_how_to_ask_again(
         assert withdrawn in part and new_request in part and HELPLINE_NUMBER in part
     # Withdrawn during a call with an advisor: the person heard it on the phone.
     assert notice_for(closed(Disposition.WITHDRAWN, worker_id="adv_042")) is None
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_person_is_told_the_later_deadline_once_the_partner_answered(renderer: MessageRenderer, language: str) -> None:
+    # They were told "before <deadline>"; the wait for the partner moved it: the new one is said.
+    message = render(renderer, partner_answered(), language)
+    for part in (message.text, message.sms):
+        assert format_datetime(DEADLINE, language) in part and "staff only" not in part
+    assert notice_for(partner_answered(deadline=None)) is None, "no promise ran: nothing to correct"
 
 
 def test_confirmations_go_by_text_first_like_the_other_updates_on_a_request() -> None:
