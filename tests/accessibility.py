@@ -1,6 +1,6 @@
 """WCAG 2.1 AA checks of a page open in Playwright, with Deque's axe-core (pinned in tests/axe, installed by
 scripts/setup.sh): `await assert_accessible(page, "form fr")` injects axe into the page, runs the rules
-tagged WCAG 2.0/2.1 A and AA, and fails with each violation's rule, impact, help and elements.
+tagged WCAG 2.0/2.1 A and AA and axe's best practices, and fails with each violation's rule, impact, help and elements.
 
 Pages that send a Content-Security-Policy (the seat-offer and verification pages do) refuse an injected
 script: open them in a context made with `bypass_csp=True`.
@@ -17,6 +17,9 @@ import pytest
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BEST_PRACTICE = ["best-practice"]
+"""axe's rules beyond WCAG's letter that WCAG's intent asks for: one main landmark, all content in
+landmarks, one h1, headings in order. Checked too, since a screen reader user moves by them."""
 
 _RUN = """async (tags) => {
   const results = await axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
@@ -40,11 +43,12 @@ def axe_version() -> str:
     return str(json.loads((AXE.parent / "package.json").read_text())["version"])
 
 
-async def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """The WCAG 2.1 A/AA violations axe-core finds on the page as it is now."""
+async def axe_violations(page: Any, tags: list[str] | None = None) -> list[dict[str, Any]]:
+    """The violations axe-core finds on the page as it is now, of the rules tagged `tags` (by default
+    WCAG 2.0/2.1 A and AA, and axe's best practices)."""
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         await page.add_script_tag(content=AXE.read_text())
-    violations: list[dict[str, Any]] = await page.evaluate(_RUN, WCAG_21_AA)
+    violations: list[dict[str, Any]] = await page.evaluate(_RUN, tags or WCAG_21_AA + BEST_PRACTICE)
     return violations
 
 
@@ -57,9 +61,49 @@ def describe(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-async def assert_accessible(page: Any, name: str) -> None:
-    """No WCAG 2.1 A/AA violation on `page` (named `name` in the failure message)."""
-    violations = await axe_violations(page)
+async def assert_accessible(page: Any, name: str, tags: list[str] | None = None) -> None:
+    """No violation of WCAG 2.1 A/AA (and axe's best practices, unless `tags` says otherwise) on `page`,
+    named `name` in the failure message."""
+    violations = await axe_violations(page, tags)
     if violations:
         print(f"axe-core on {name} ({page.url}):\n{describe(violations)}")
     assert not violations, f"{len(violations)} WCAG 2.1 AA violation(s) on {name} ({page.url}):\n{describe(violations)}"
+
+
+_FOCUS_INDICATOR = """() => {
+  const el = document.activeElement;
+  const s = getComputedStyle(el);
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = ({ r, g, b }) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const ratio = (x, y) => { const [hi, lo] = [lum(x), lum(y)].sort((p, q) => q - p); return (hi + 0.05) / (lo + 0.05); };
+  let around = el.parentElement, background = null;
+  while (around && !background) {
+    const c = parse(getComputedStyle(around).backgroundColor);
+    if (c && c.a > 0) background = c;
+    around = around.parentElement;
+  }
+  background = background || { r: 255, g: 255, b: 255, a: 1 };
+  const colours = [];
+  if (s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0) colours.push(parse(s.outlineColor));
+  for (const m of s.boxShadow.matchAll(/rgba?\\([^)]+\\)/g)) colours.push(parse(m[0]));
+  const shown = colours.filter((c) => c && c.a > 0);
+  return {
+    style: [s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow].join(" | "),
+    contrast: Math.max(0, ...shown.map((c) => ratio(c, background))),
+  };
+}"""
+
+
+async def focus_indicator(page: Any) -> dict[str, Any]:
+    """The focused element's outline and shadow (`style`), and the best contrast of their colours with the
+    background around the element (`contrast`): WCAG 1.4.11 asks 3:1 of what shows focus."""
+    shown: dict[str, Any] = await page.evaluate(_FOCUS_INDICATOR)
+    return shown

@@ -43,7 +43,7 @@ from schemas import ExamSeatOffered, Language
 from services.catalogue import load_catalogue
 from services.clock import FixedClock
 from services.ratelimits import InMemoryRateLimits
-from tests.accessibility import assert_accessible, axe_version, require_axe
+from tests.accessibility import assert_accessible, axe_version, focus_indicator, require_axe
 from tests.certification_fakes import OFFER_LINKS, fake_certification, fake_unseal
 from tests.factories import exam_requested
 from tests.fakes import RecordingPipeline
@@ -291,7 +291,8 @@ async def test_the_web_form_is_filled_and_sent_with_the_keyboard_alone(
         focused = await page.evaluate(_FOCUSED)
         if visited and focused["id"] == visited[-1]["id"]:
             continue  # the day, month and year of a date field are Tab stops of one field
-        focused["focus_style"] = await page.evaluate(f"({_FOCUS_STYLE})(document.activeElement)")
+        indicator = await focus_indicator(page)
+        focused["focus_style"], focused["focus_contrast"] = indicator["style"], indicator["contrast"]
         visited.append(focused)
         if focused["id"] in typed:
             await page.keyboard.type(typed[focused["id"]])
@@ -347,8 +348,9 @@ async def test_the_web_form_is_filled_and_sent_with_the_keyboard_alone(
             f"focus goes back up or left from {earlier['id']} to {later['id']}"
         )
     for v in visited:
-        assert "none" not in v["focus_style"].split(" | ")[0] or v["focus_style"].split(" | ")[3] != "none", (
-            f"{v['id']} shows no outline or shadow when focused: {v['focus_style']}"
+        assert v["focus_contrast"] >= 3, (
+            f"{v['id']}: its focus outline or shadow has a contrast of {v['focus_contrast']:.2f}:1 with what is around it "
+            f"(3:1 needed): {v['focus_style']}"
         )
         assert v["focus_style"] != unfocused_styles[v["id"] if v["id"] != "has_internet-no" else "has_internet-yes"], (
             f"{v['id']} looks the same focused and unfocused"
