@@ -107,3 +107,26 @@ async def focus_indicator(page: Any) -> dict[str, Any]:
     background around the element (`contrast`): WCAG 1.4.11 asks 3:1 of what shows focus."""
     shown: dict[str, Any] = await page.evaluate(_FOCUS_INDICATOR)
     return shown
+
+
+async def assert_focus_visible(page: Any, name: str, stops: int = 30) -> int:
+    """Tab from the top of `page` through at most `stops` elements: each shows a focus indicator of 3:1 or
+    more against its surroundings. Returns how many elements were reached."""
+    await page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    seen: list[str] = []
+    weak: list[str] = []
+    for _ in range(stops):
+        await page.keyboard.press("Tab")
+        where: str = await page.evaluate(
+            "() => { const el = document.activeElement; return el === document.body ? '' : el.tagName.toLowerCase()"
+            " + (el.id ? '#' + el.id : '') + ' ' + (el.textContent || el.name || '').trim().slice(0, 40); }"
+        )
+        if not where or (seen and where == seen[0]):
+            break  # back to the address bar or round to the start
+        seen.append(where)
+        shown = await focus_indicator(page)
+        if shown["contrast"] < 3:
+            weak.append(f"{where}: {shown['contrast']:.2f}:1 ({shown['style']})")
+    assert seen, f"Tab reaches nothing on {name}"
+    assert not weak, f"focus hard to see on {name} (3:1 needed):\n" + "\n".join(weak)
+    return len(seen)

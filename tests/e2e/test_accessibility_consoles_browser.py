@@ -5,7 +5,10 @@ and mongod, and holding work, so that cards, tables and their forms are on the p
 - routing: adv-1, the one worker of BF espaces numériques, is offered a request: their queue (before and
   after accepting it, with the notice); their supervisor adv-sup: the team's board and the sessions page.
 - certification: cert-1 with a closed centre, a session and a waiting candidate: the centres page (before
-  and after opening the centre, with its notices), the seats page and the results page."""
+  and after opening the centre, with its notices), the seats page and the results page.
+
+On the queue, the board and the centres page, every element Tab reaches shows a focus ring that stands out
+3:1 (WCAG 1.4.11)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import yaml
 from schemas import Channel
 from scripts.tokens import Tokens
 from services.settings import AuthSettings
-from tests.accessibility import assert_accessible, require_axe
+from tests.accessibility import assert_accessible, assert_focus_visible, require_axe
 from tests.conftest import require_identity_provider
 from tests.factories import exam_requested, live_request
 from tests.processes import ALWAYS, Run, produce, wait_for
@@ -118,6 +121,7 @@ async def test_the_routing_console_pages_pass_wcag_21_aa(keycloak: None, run: Ru
         await page.goto(f"{base}/console/{lang}/")
         await expect(card).to_be_visible()
         await assert_accessible(page, f"routing queue ({lang})")
+    await assert_focus_visible(page, "routing queue")
     await card.locator('form[action$="/accept"] button').click()
     await expect(page.get_by_role("status")).to_be_visible()
     await assert_accessible(page, "routing queue after accepting (nl)")
@@ -130,6 +134,7 @@ async def test_the_routing_console_pages_pass_wcag_21_aa(keycloak: None, run: Ru
         await page.goto(f"{base}/console/{lang}/team")
         await expect(row).to_be_visible()
         await assert_accessible(page, f"routing team board ({lang})")
+        await assert_focus_visible(page, f"routing team board ({lang})")
         await page.goto(f"{base}/console/{lang}/sessions")
         await expect(page.locator("h1")).to_be_visible()
         await assert_accessible(page, f"routing sessions ({lang})")
@@ -168,6 +173,7 @@ async def test_the_certification_console_pages_pass_wcag_21_aa(
         await page.goto(f"{base}/console/{lang}/")
         await expect(row).to_be_visible()
         await assert_accessible(page, f"certification centres ({lang})")
+        await assert_focus_visible(page, f"certification centres ({lang})")
         await page.goto(f"{base}/console/{lang}/seats")
         await expect(page.locator("h1")).to_be_visible()
         await assert_accessible(page, f"certification seats ({lang})")
