@@ -3,7 +3,8 @@ signed in through the real Keycloak, with routing and certification run as ops r
 and mongod, and holding work, so that cards, tables and their forms are on the pages checked.
 
 - routing: adv-1, the one worker of BF espaces numériques, is offered a request: their queue (before and
-  after accepting it, with the notice); their supervisor adv-sup: the team's board and the sessions page.
+  after accepting it, with the notice, and with a form's error), and the consoles' message page telling them the team's board is
+  not theirs; their supervisor adv-sup: the team's board and the sessions page.
 - certification: cert-1 with a closed centre, a session and a waiting candidate: the centres page (before
   and after opening the centre, with its notices), the seats page and the results page.
 
@@ -125,6 +126,14 @@ async def test_the_routing_console_pages_pass_wcag_21_aa(keycloak: None, run: Ru
     await card.locator('form[action$="/accept"] button').click()
     await expect(page.get_by_role("status")).to_be_visible()
     await assert_accessible(page, "routing queue after accepting (nl)")
+    # A form sent empty: its error is shown beside it, tied to its fields.
+    await card.locator('form[action$="/facts"] button[type="submit"]').click()
+    await expect(page.locator("p.error[role=alert]").first).to_be_visible()
+    await assert_accessible(page, "routing queue with a form's error (nl)")
+    for lang in LANGUAGES:  # the team's board is for supervisors: adv-1 is told so, on the consoles' message page
+        answer = await page.goto(f"{base}/console/{lang}/team")
+        assert answer is not None and answer.status == 403
+        await assert_accessible(page, f"console message page, forbidden ({lang})")
     await page.context.close()
 
     page = await signed_in(browser, f"{base}/console/fr/team", "adv-sup")
