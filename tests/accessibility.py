@@ -37,12 +37,6 @@ def require_axe() -> None:
         pytest.skip(f"{AXE} is missing: scripts/setup.sh installs it with npm")
 
 
-def axe_version() -> str:
-    import json
-
-    return str(json.loads((AXE.parent / "package.json").read_text())["version"])
-
-
 async def axe_violations(page: Any, tags: list[str] | None = None) -> list[dict[str, Any]]:
     """The violations axe-core finds on the page as it is now, of the rules tagged `tags` (by default
     WCAG 2.0/2.1 A and AA, and axe's best practices)."""

@@ -1,4 +1,4 @@
-"""The staff consoles pass WCAG 2.1 AA checks (axe-core in Debian's headless Chromium) in French and Dutch,
+"""The staff consoles pass WCAG 2.1 AA checks (axe-core in Debian's headless Chromium) in French, Dutch and English,
 signed in through the real Keycloak, with routing and certification run as ops run them on the real broker
 and mongod, and holding work, so that cards, tables and their forms are on the pages checked.
 
@@ -45,7 +45,7 @@ if not CHROMIUM.exists():
 
 from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
 
-LANGUAGES = ("fr", "nl")
+LANGUAGES = ("fr", "nl", "en")
 
 
 def free_port() -> int:
