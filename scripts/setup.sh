@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make the Python environment exist and match uv.lock, and the npm packages of the test tier match their
 # lock files (the independent credential verifier's, tests/verifier; the official AsyncAPI parser's,
-# tests/asyncapi_parser); with --browser, also Debian's Chromium for the browser tests. Safe to run again: a warm run takes about a second.
+# tests/asyncapi_parser; Deque's axe-core for the accessibility tests, tests/axe); with --browser, also Debian's Chromium for the browser tests. Safe to run again: a warm run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,8 +32,15 @@ if command -v npm >/dev/null 2>&1; then
     npm ci --prefix "$parser" --no-audit --no-fund --silent
     cp "$parser/package-lock.json" "$parser/node_modules/.installed-lock.json"
   fi
+  # axe-core (tests only), pinned the same way, injected into pages by tests/e2e/test_accessibility_browser.py.
+  axe=tests/axe
+  if ! cmp -s "$axe/package-lock.json" "$axe/node_modules/.installed-lock.json"; then
+    echo "[setup] installing axe-core for the accessibility tests (tests/axe)"
+    npm ci --prefix "$axe" --no-audit --no-fund --silent
+    cp "$axe/package-lock.json" "$axe/node_modules/.installed-lock.json"
+  fi
 else
-  echo "[setup] npm is missing and cannot be installed here: the credential verifier and AsyncAPI parser tests will be skipped" >&2
+  echo "[setup] npm is missing and cannot be installed here: the credential verifier, AsyncAPI parser and accessibility tests will be skipped" >&2
 fi
 
 if [[ "${1:-}" == "--browser" && ! -x /usr/bin/chromium ]]; then
