@@ -49,7 +49,7 @@ def who(
 def test_the_request_updates_the_written_accounts_and_the_detailed_notices_partition_the_kinds() -> None:
     groups = (set(UPDATES), set(WRITTEN), set(DETAILED))
     assert set.union(*groups) == set(NoticeKind) and sum(map(len, groups)) == len(NoticeKind)
-    assert len(UPDATES) == 7 and WRITTEN == [NoticeKind.REQUEST_CLOSED_UNREACHABLE]
+    assert len(UPDATES) == 8 and WRITTEN == [NoticeKind.REQUEST_CLOSED_UNREACHABLE]
 
 
 @pytest.mark.parametrize("kind", WRITTEN)
