@@ -201,7 +201,8 @@ class StatusService:
                 contact=contact,
             )
         )
-        log.info("status.corrected", request_id=entry["_id"], need=bool(need), course=bool(course), contact=contact is not None)
+        changed = [name for name, value in (("need", need), ("requested_course", course), ("contact", contact)) if value]
+        log.info("status.corrected", request_id=entry["_id"], fields=changed)
 
     async def revoke(self, found: Found) -> None:
         if found.entry is None or found.token is None or found.outcome != "found":
