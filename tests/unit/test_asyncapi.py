@@ -67,7 +67,9 @@ def test_the_flat_model_no_longer_matches_the_documented_payload() -> None:
     (message,) = checks.messages_on(document, TRAINING_REQUESTS.name, action="send")
     flat = _sealed_request().model_dump(mode="json")
 
-    assert any("'data' is a required property" in error for error in checks.schema_errors(flat, message["payload"], document))
+    # The payload is one of the events intake publishes there (a union): the flat dump is none of them.
+    errors = checks.schema_errors(flat, message["payload"], document)
+    assert errors
 
 
 def test_each_channel_documents_only_its_topics_events() -> None:

@@ -59,7 +59,7 @@ SERVICES = tuple(SETTINGS)
 DEPLOYMENTS: dict[str, str] = {**{name: name for name in SERVICES}, "intake-privacy": "intake"}
 """Each Deployment and the service (package) it runs: intake's privacy surface is deployed apart."""
 CONSUMERS = ("routing", "notification", "certification")
-"""Services that consume topics and scale on lag; intake scales on CPU (its one consumer, the status pages' projection, is light)."""
+"""Services that consume topics and scale on lag; intake scales on CPU (its one consumer, the status pages, is light)."""
 TOPIC_PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
 SECRET_KEYS = {
     "MONGODB_URI",
