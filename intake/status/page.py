@@ -120,7 +120,15 @@ async def _page(
     if found.outcome == "pending" or found.entry is None:
         return _message(language, 200, "title", "pending", token)
     entry = found.entry
-    view = build_view(entry, found.person, need=await service.need_of(entry), language=language, windows=service.windows(entry))
+    course = service.catalogue.course(entry["requested_course"]) if entry.get("requested_course") else None
+    view = build_view(
+        entry,
+        found.person,
+        need=await service.need_of(entry),
+        language=language,
+        windows=service.windows(entry),
+        course_title=course.title_in(language) if course else None,
+    )
     return _render(
         "status.html",
         language,

@@ -188,9 +188,11 @@ def build_view(
     need: str | None,
     language: Language,
     windows: Sequence[Window] = (),
+    course_title: str | None = None,
 ) -> StatusView:
     """What the page shows about a request's entry. `need`: the person's words, already unsealed (None
-    when their key is gone); `person`: their entry (exam events), attached to each of their requests."""
+    when their key is gone); `person`: their entry (exam events), attached to each of their requests;
+    `course_title`: the requested course's title in the person's language (else its code is shown)."""
     target = entry.get("target")
     team = _team(target, language) if target else None
     deadline = entry.get("callback_deadline")
@@ -209,7 +211,7 @@ def build_view(
         language=language,
         received_on=text(language, "received_on", when=format_moment(received_at, language)) if received_at else None,
         need=need,
-        requested_course=entry.get("requested_course"),
+        requested_course=course_title or entry.get("requested_course"),
         team=text(language, "team", team=team) if team else None,
         reason=rule_reason(entry.get("rule_id"), language) if team else None,
         promise=promise,
