@@ -156,8 +156,7 @@ async def _form(request: Request, channel: WebChannel) -> dict[str, str]:
 
 
 def _refused(language: Language, refused: Refused, token: str) -> HTMLResponse:
-    key = "rate_limited" if refused.error == "rate_limited" else "not_found"
-    if key == "rate_limited":
+    if refused.error == "rate_limited":
         response = _render(
             "status_message.html",
             language,
@@ -168,7 +167,7 @@ def _refused(language: Language, refused: Refused, token: str) -> HTMLResponse:
         )
         response.headers["Retry-After"] = str(refused.params.get("seconds", 60))
         return response
-    return _message(language, refused.status, "title", "refused_empty", token)
+    return _message(language, refused.status, "title", "malformed", token)
 
 
 def _back(language: Language, token: str, done: str) -> RedirectResponse:
