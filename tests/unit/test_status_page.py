@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from intake.status.links import BadStatusToken, StatusLinkExpired, StatusLinks, StatusTokens
+from intake.status.page import _render
 from intake.status.projection import apply_to_person, apply_to_request, is_closed
 from intake.status.slots import find_window, offered_windows
 from intake.status.texts import RULE_REASONS, TEAM_NAMES, TEXTS, rule_reason
@@ -333,3 +334,30 @@ def test_every_rule_of_routing_has_a_plain_reason_in_every_language() -> None:
 def test_every_language_has_every_text() -> None:
     keys = {language: set(texts) for language, texts in TEXTS.items()}
     assert keys[Language.NL] == keys[Language.FR] == keys[Language.EN]
+
+
+# --- the page's markup ----------------------------------------------------------------------
+
+
+def test_the_page_has_one_heading_its_language_labels_and_errors_tied_to_their_fields() -> None:
+    request = make_request()
+    entry = apply_to_request(apply_to_request(None, request), routed(request.request_id, request.person_id))
+    windows = offered_windows(BrusselsCalendar(), NOW, entry["callback_deadline"])
+    view = build_view(entry, None, need="Excel", language=Language.NL, windows=windows)
+    values = {"need": "", "requested_course": "", "phone": "12", "email": ""}
+
+    page = _render(
+        "status.html", Language.NL, 422, "s1.abc.def", view=view, base="/nl/status/s1.abc.def", notice=None,
+        error="Dit telefoonnummer is niet geldig.", error_field="phone", values=values,
+    ).body.decode()  # fmt: skip
+
+    assert '<html lang="nl">' in page
+    assert page.count("<h1>") == 1
+    assert "<main" in page and "<header" in page and "<nav" in page
+    for field in ("need", "requested_course", "phone", "email"):
+        assert f'<label for="{field}">' in page and f'id="{field}"' in page
+    assert 'aria-invalid="true" aria-describedby="phone-error"' in page and 'id="phone-error"' in page
+    assert '<a href="#phone">' in page  # the summary leads to the field
+    assert page.count('name="slot"') == len(windows) and "<legend>" in page
+    # Switching language keeps the link: the same request's page in French.
+    assert 'href="/fr/status/s1.abc.def"' in page
