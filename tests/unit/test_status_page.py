@@ -346,10 +346,11 @@ def test_the_page_has_one_heading_its_language_labels_and_errors_tied_to_their_f
     view = build_view(entry, None, need="Excel", language=Language.NL, windows=windows)
     values = {"need": "", "requested_course": "", "phone": "12", "email": ""}
 
-    page = _render(
+    body = _render(
         "status.html", Language.NL, 422, "s1.abc.def", view=view, base="/nl/status/s1.abc.def", notice=None,
         error="Dit telefoonnummer is niet geldig.", error_field="phone", values=values,
-    ).body.decode()  # fmt: skip
+    ).body  # fmt: skip
+    page = bytes(body).decode()
 
     assert '<html lang="nl">' in page
     assert page.count("<h1>") == 1
