@@ -62,6 +62,7 @@ class QueueItem(BaseModel):
     partner_asked_at: datetime | None = Field(None, description="When the partner was asked, while the desk waits.")
     unanswered: int = Field(0, description="Unanswered calls in a row, toward `max_attempts`.")
     max_attempts: int | None = Field(None, description="Unanswered calls in a row that close the request as unreachable.")
+    next_attempt_at: datetime | None = Field(None, description="When the next call is planned after an unanswered one.")
 
 
 class BoardItem(BaseModel):
@@ -200,6 +201,7 @@ class Desk:
                     partner_asked_at=_aware(case.get("partner_asked_at")) if waiting else None,
                     unanswered=case.get("unanswered", 0),
                     max_attempts=service.policy.max_attempts,
+                    next_attempt_at=_aware(case.get("next_attempt_at")),
                 )
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)

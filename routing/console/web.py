@@ -54,6 +54,7 @@ WORDS = ConsoleTexts(TEXTS)
 PAGES = (
     NavLink("", "nav_queue", frozenset(may(DESK_OWN_WORK))),
     NavLink("team", "nav_team", frozenset(may(DESK_TEAM))),
+    NavLink("sessions", "nav_sessions", frozenset(may(DESK_READ))),
 )
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -132,6 +133,7 @@ def _card(language: Language, item: QueueItem, decision: dict[str, Any]) -> dict
         "rule_id": decision.get("rule_id"),
         "parts": _parts(language, parts, item.fact_sources, item.priority - score),
         "partner_since": _brussels(item.partner_asked_at) if item.waiting_for_partner else None,
+        "next_attempt": _brussels(item.next_attempt_at),
     }
 
 
