@@ -23,9 +23,21 @@ from intake.identity_links import IdentityLinks, identity_router
 from intake.phone import PhoneChannel, PhoneWebhookSettings, phone_router
 from intake.pipeline import IntakePipeline
 from intake.settings import IntakeSettings
+from intake.status import LOCAL_STATUS_LINK_KEY, StatusLinks, StatusTokens
+from intake.status import handlers as status_handlers
+from intake.status.page import router as status_router
+from intake.status.projection import StatusProjection
+from intake.status.service import CONSUMER as STATUS_CONSUMER
+from intake.status.service import StatusService
 from intake.web import MongoIdempotencyKeys, WebChannel, WebSettings, web_router
 from intake.web.captcha import CaptchaSettings, CaptchaVerifier
-from schemas import PersonDataErased, TrainingRequestReceived
+from schemas import (
+    CallbackSlotChosen,
+    PersonDataErased,
+    RequestDetailsCorrected,
+    TrainingRequestReceived,
+    TrainingRequestWithdrawn,
+)
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import Runtime, create_service_app
 from services.app import instance_name
@@ -33,6 +45,7 @@ from services.calendar import LiveCalendar
 from services.catalogue import load_catalogue
 from services.clock import SystemClock
 from services.configuration import Configuration, ConfigurationFeed
+from services.idempotency import ProcessedEvents
 from services.outbox import Outbox
 from services.privacy import PersonalData, PersonKeys
 from services.ratelimits import MongoRateLimits
@@ -55,10 +68,16 @@ def create_app(
     catalogue = load_catalogue()
 
     serves_public, serves_privacy = "public" in settings.surfaces, "privacy" in settings.surfaces
+    status_tokens = StatusTokens(
+        settings.status_link_key.get_secret_value() if settings.status_link_key else LOCAL_STATUS_LINK_KEY
+    )
+    status_links = StatusLinks(settings.public_base_url, status_tokens, ttl=timedelta(days=settings.status_link_ttl_days))
 
     def register(runtime: Runtime) -> list[Any]:
         if serves_public:
-            runtime.publishes(TRAINING_REQUESTS, TrainingRequestReceived)
+            runtime.publishes(
+                TRAINING_REQUESTS, TrainingRequestReceived, CallbackSlotChosen, TrainingRequestWithdrawn, RequestDetailsCorrected
+            )
         if serves_privacy:
             runtime.publishes(PRIVACY, PersonDataErased)
         outbox = Outbox(runtime.db, "intake_outbox", tracer=runtime.tracing.tracer)
@@ -70,6 +89,7 @@ def create_app(
             link_window=timedelta(days=settings.link_window_days),
             clock=clock.now,
             personal=PersonalData(keys),
+            status_links=status_links,
         )
         runtime.app_state["pipeline"] = pipeline
         routers: list[Any] = []
@@ -110,7 +130,23 @@ def create_app(
                 ),
                 phone=PhoneChannel(pipeline, phone, calendar, clock.now),
             )
-            routers += [web_router, phone_router, adapter_router]
+            # The status pages read a projection of the events about each request, fed by a subscriber of
+            # intake's own; the person's actions go out through the outbox like the requests.
+            projection = StatusProjection(runtime.db)
+            status = StatusService(
+                projection=projection,
+                processed=ProcessedEvents(runtime.mongo, runtime.db, STATUS_CONSUMER),
+                outbox=outbox,
+                personal=PersonalData(keys),
+                tokens=status_tokens,
+                calendar=calendar,
+                catalogue=catalogue,
+                clock=clock.now,
+            )
+            runtime.app_state["status"] = status
+            status_handlers.include(runtime.broker, status)
+            runtime.on_startup(lambda _: projection.ensure_indexes())
+            routers += [web_router, phone_router, adapter_router, status_router]
         runtime.on_startup(lambda _: pipeline.ensure_indexes())
         runtime.run_in_background(
             "intake.outbox_relay",

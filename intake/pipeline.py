@@ -32,6 +32,7 @@ from pymongo.errors import DuplicateKeyError
 
 from intake.domain import AcceptedRequest, RequestDraft
 from intake.identity import identity_keys, normalise_email, normalise_phone
+from intake.status.links import StatusLinks
 from schemas import Contact, TrainingRequestReceived
 from services.free_text import clean_name
 from services.mongo import MongoDatabase
@@ -102,6 +103,7 @@ def build_event(
     phone: str | None,
     email: str | None,
     linked_request_ids: tuple[str, ...],
+    status_url: str | None = None,
 ) -> TrainingRequestReceived:
     details = dict(draft.channel_details)
     needs_triage, triage_reason = draft.needs_triage, draft.triage_reason
@@ -134,6 +136,7 @@ def build_event(
         triage_reason=triage_reason,
         channel_details=details,
         kind=draft.kind,
+        status_url=status_url,
     )
 
 
@@ -150,6 +153,7 @@ class IntakePipeline:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         personal: PersonalData | None = None,
         max_batch: int = 64,
+        status_links: StatusLinks | None = None,
     ) -> None:
         self._client = client
         self._requests = db["intake_requests"]
@@ -159,6 +163,7 @@ class IntakePipeline:
         self.link_window = link_window
         self._clock = clock
         self.max_batch = max_batch
+        self._status_links = status_links
         self._waiting: list[tuple[RequestDraft, asyncio.Future[AcceptedRequest | None]]] = []
         self._batcher: asyncio.Task[None] | None = None
 
@@ -233,7 +238,13 @@ class IntakePipeline:
                 person_id, request_id = new_person_id(), str(uuid.uuid4())
                 claims += [_claim(key, person_id, now, seen=True) for key in draft_keys]
                 event = build_event(
-                    draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=()
+                    draft,
+                    request_id=request_id,
+                    person_id=person_id,
+                    phone=phone,
+                    email=email,
+                    linked_request_ids=(),
+                    status_url=self._status_url(request_id, draft),
                 )
                 records.append(self._request_record(draft, event, possible=(), keys=draft_keys))
                 events.append(event)
@@ -262,7 +273,13 @@ class IntakePipeline:
             linked = () if person.new else await self._recent_requests(person_id, session)
             request_id = str(uuid.uuid4())
             event = build_event(
-                draft, request_id=request_id, person_id=person_id, phone=phone, email=email, linked_request_ids=linked
+                draft,
+                request_id=request_id,
+                person_id=person_id,
+                phone=phone,
+                email=email,
+                linked_request_ids=linked,
+                status_url=self._status_url(request_id, draft),
             )
             await self._requests.insert_one(self._request_record(draft, event, possible=possible, keys=keys), session=session)
             # Personal fields leave this service only as ciphertext under the person's key.
@@ -281,6 +298,12 @@ class IntakePipeline:
             accepted = AcceptedRequest(earlier["_id"], earlier["person_id"], duplicate=True)
         self._log_accepted(draft, accepted)
         return accepted
+
+    def _status_url(self, request_id: str, draft: RequestDraft) -> str | None:
+        """The person's status link, in their language: every channel's request gets one."""
+        if self._status_links is None:
+            return None
+        return self._status_links.mint(request_id, draft.language, now=self._clock())
 
     def _request_record(
         self, draft: RequestDraft, event: TrainingRequestReceived, *, possible: tuple[str, ...], keys: list[str]

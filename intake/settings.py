@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from intake.phone import PhoneWebhookSettings
@@ -29,6 +29,17 @@ class IntakeSettings(ServiceSettings):
         ),
     )
 
+    public_base_url: str = Field(
+        "http://127.0.0.1:8001",
+        description="Scheme and host job seekers reach the public app at: the status links sent to them start with it.",
+    )
+    status_link_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key of the status links (at least 32 random bytes); local runs use a public "
+        "local-only key, production refuses to start without one.",
+    )
+    status_link_ttl_days: int = Field(90, ge=1, description="How long a status link works after the request.")
+
     phone: PhoneWebhookSettings = Field(
         default_factory=PhoneWebhookSettings,
         description="How the telephony platform signs its webhooks (INTAKE_PHONE_* variables).",
@@ -53,6 +64,8 @@ class IntakeSettings(ServiceSettings):
             problems += production.required_secret_problems("INTAKE_PHONE_TWILIO_AUTH_TOKEN", phone.twilio_auth_token)
         problems += production.hmac_secret_problems("INTAKE_PHONE_WEBHOOK_PREVIOUS_SECRET", phone.previous_secret, required=False)
         problems += production.https_problems("INTAKE_PHONE_PUBLIC_BASE_URL", phone.public_base_url)
+        problems += production.hmac_secret_problems("INTAKE_STATUS_LINK_KEY", self.status_link_key)
+        problems += production.https_problems("INTAKE_PUBLIC_BASE_URL", self.public_base_url)
         return problems
 
     def placeholder_problems(self) -> list[str]:
@@ -61,4 +74,5 @@ class IntakeSettings(ServiceSettings):
             *production.placeholder_problems("INTAKE_PHONE_WEBHOOK_SECRET", self.phone.secret),
             *production.placeholder_problems("INTAKE_PHONE_WEBHOOK_PREVIOUS_SECRET", self.phone.previous_secret),
             *production.placeholder_problems("INTAKE_PHONE_TWILIO_AUTH_TOKEN", self.phone.twilio_auth_token),
+            *production.placeholder_problems("INTAKE_STATUS_LINK_KEY", self.status_link_key),
         ]

@@ -78,9 +78,12 @@ SHARED_COLLECTIONS = (
 GRANTS: dict[str, ServiceGrants] = {
     "intake": ServiceGrants(
         publishes=(TRAINING_REQUESTS, PRIVACY),
-        consumes=(CONFIGURATION,),
+        # The status pages' projection reads what happened to each request (intake.status).
+        consumes=(CONFIGURATION, TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICATION_EXAMS, PRIVACY),
         collections=(
             "intake_requests",
+            "intake_status",
+            "intake_status_people",
             "intake_identities",
             "intake_erasures",
             "intake_outbox",

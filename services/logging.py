@@ -163,6 +163,7 @@ LOGGED_KEYS = frozenset(
         "certification",
         "certifications",
         "course",
+        "late",  # a callback window chosen after the promise (intake's status page)
         "campaign",
         "partner",
         "platform",

@@ -36,6 +36,7 @@ from schemas import (
     ExamSeatOffered,
     PartnerInformationReceived,
     PartnerInformationRequested,
+    RequestDetailsCorrected,
     SealedPersonalData,
     TrainingRequestReceived,
 )
@@ -314,7 +315,7 @@ def seal(event: E, key: bytes) -> E:
         personal_details = {k: details.pop(k) for k in list(details) if k in PERSONAL_CHANNEL_DETAILS}
         fields = {"contact": event.contact.model_dump(mode="json"), "need": event.need, "channel_details": personal_details}
         if event.status_url is not None:
-            # A bearer capability: whoever reads the link reads the person's status page.
+            # A bearer capability: whoever reads the link sees and changes the person's request.
             fields["status_url"] = event.status_url
         return event.model_copy(
             update={
@@ -325,12 +326,24 @@ def seal(event: E, key: bytes) -> E:
                 "sealed": _encrypt(key, event.person_id, fields),
             }
         )
+    if isinstance(event, RequestDetailsCorrected) and event.sealed is None and (event.need is not None or event.contact):
+        corrected: dict[str, Any] = {}
+        if event.need is not None:
+            corrected["need"] = event.need
+        if event.contact is not None:
+            corrected["contact"] = event.contact.model_dump(mode="json")
+        return event.model_copy(update={"need": None, "contact": None, "sealed": _encrypt(key, event.person_id, corrected)})
     names = _SEALED_ALONE.get(type(event), ())
     personal = {name: value for name in names if (value := getattr(event, name)) is not None}
     if personal and getattr(event, "sealed", None) is None:
         person_id: str = getattr(event, "person_id")  # noqa: B009 - every such event has one
         return event.model_copy(update={**dict.fromkeys(personal), "sealed": _encrypt(key, person_id, personal)})
     return event
+
+
+def sealed_fields(sealed: SealedPersonalData, key: bytes | None) -> dict[str, Any]:
+    """The clear fields of a sealed block kept apart from its event (a projection's), or {} once the key is erased."""
+    return _decrypt(key, sealed) if key is not None else {}
 
 
 def unseal(event: E, key: bytes | None) -> E:
@@ -346,6 +359,15 @@ def unseal(event: E, key: bytes | None) -> E:
                 "need": fields.get("need", ""),
                 "channel_details": {**event.channel_details, **fields.get("channel_details", {})},
                 "status_url": fields.get("status_url", event.status_url),
+                "sealed": None,
+            }
+        )
+    if isinstance(event, RequestDetailsCorrected):
+        contact = fields.get("contact")
+        return event.model_copy(
+            update={
+                "need": fields.get("need"),
+                "contact": Contact.model_validate(contact) if contact is not None else None,
                 "sealed": None,
             }
         )

@@ -97,6 +97,10 @@ PUBLIC_VERIFICATION = (
 PUBLIC_SEAT_OFFER_ANSWER = (
     "candidates have no account: a seat offer is answered through its signed, expiring, single-use link; GET changes nothing"
 )
+PUBLIC_STATUS_PAGE = (
+    "job seekers have no account: their request's status page is reached through its signed, expiring, "
+    "revocable link, which is the capability; GET changes nothing"
+)
 PUBLIC_CONSOLE_SIGN_IN = "a browser without a session must be able to start signing in and come back from the provider"
 PUBLIC_CONSOLE_SIGN_OUT = "signing out must work once the session's token expired; the form's CSRF token is checked"
 PUBLIC_LIVENESS = "the orchestrator's liveness probe cannot present a token; the answer says nothing"

@@ -70,8 +70,9 @@ def _message_on_requests_topic() -> tuple[dict[str, Any], dict[str, Any]]:
     messages = document["components"]["messages"]
     (message,) = [
         messages[reference["$ref"].removeprefix("#/components/messages/")]
-        for channel in document["channels"].values()
-        if channel["address"] == TRAINING_REQUESTS.name
+        for name, channel in document["channels"].items()
+        # What intake publishes there (it also reads the topic, for the status pages).
+        if channel["address"] == TRAINING_REQUESTS.name and name.endswith(":publish")
         for reference in channel["messages"].values()
     ]
     return message, document

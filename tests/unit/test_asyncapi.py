@@ -64,10 +64,12 @@ def test_a_published_request_matches_every_message_documenting_its_topic(service
 def test_the_flat_model_no_longer_matches_the_documented_payload() -> None:
     # The documents used to describe `model_dump()`; a consumer written from them would misread the wire.
     document = checks.document("intake")
-    (message,) = checks.messages_on(document, TRAINING_REQUESTS.name)
+    (message,) = checks.messages_on(document, TRAINING_REQUESTS.name, action="send")
     flat = _sealed_request().model_dump(mode="json")
 
-    assert any("'data' is a required property" in error for error in checks.schema_errors(flat, message["payload"], document))
+    # The payload is one of the events intake publishes there (a union): the flat dump is none of them.
+    errors = checks.schema_errors(flat, message["payload"], document)
+    assert errors
 
 
 def test_each_channel_documents_only_its_topics_events() -> None:
@@ -301,11 +303,9 @@ def test_only_consuming_services_document_retry_levels_and_dead_letters() -> Non
     }
 
     assert own == {
-        "intake": [],
-        **{
-            service: [f"{service}.dead-letters.v1", *(f"{service}.retry.{level}.v1" for level in (1, 2, 3))]
-            for service in ("routing", "notification", "certification")
-        },
+        # intake consumes too since its status pages' projection (intake.status).
+        service: [f"{service}.dead-letters.v1", *(f"{service}.retry.{level}.v1" for level in (1, 2, 3))]
+        for service in ("intake", "routing", "notification", "certification")
     }
 
 

@@ -59,13 +59,14 @@ SERVICES = tuple(SETTINGS)
 DEPLOYMENTS: dict[str, str] = {**{name: name for name in SERVICES}, "intake-privacy": "intake"}
 """Each Deployment and the service (package) it runs: intake's privacy surface is deployed apart."""
 CONSUMERS = ("routing", "notification", "certification")
-"""Services that consume topics and scale on lag; intake consumes nothing and scales on CPU."""
+"""Services that consume topics and scale on lag; intake scales on CPU (its one consumer, the status pages, is light)."""
 TOPIC_PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
 SECRET_KEYS = {
     "MONGODB_URI",
     "LOG_PEPPER",
     "KAFKA_SASL_PASSWORD",
     "INTAKE_PHONE_WEBHOOK_SECRET",
+    "INTAKE_STATUS_LINK_KEY",
     "NOTIFICATION_SMS_TOKEN",
     "CERTIFICATION_SIGNING_KEY",
     "CERTIFICATION_OFFER_TOKEN_KEY",
@@ -232,6 +233,7 @@ FILLED_IN_SECRET = {
     "LOG_PEPPER": "3d9a71c0e4b85f26a1c7d03e9b4f8a62c5e1d7b09f3a6c48e2b7d15a0c9f4e83",
     "KAFKA_SASL_PASSWORD": "a-kafka-password-from-the-vault",
     "INTAKE_PHONE_WEBHOOK_SECRET": "9f2c4e71b8a05d3e6c1f47a2b9d08e5c3a6f1b7d2e4c8a0f5b9d3e7c1a4f6b2d",
+    "INTAKE_STATUS_LINK_KEY": "4b8e2f6a1c9d3e7b0a5f8c2d6e1b4a9f3c7e0d5b8a2f6c1e9d4b7a3f0e8c5d2a",
     "NOTIFICATION_SMS_TOKEN": "a-token-the-sms-provider-issued",
     "CERTIFICATION_SIGNING_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
     "CERTIFICATION_OFFER_TOKEN_KEY": "7c4e1a9f3b2d8e05a6c1f4b7d9e2a3c8f0b5d1e6a4c7f2b9e3d0a8c5f1b6e4d2",

@@ -26,6 +26,7 @@ from services.settings import AuthSettings, KafkaSettings, MongoSettings, Servic
 pytestmark = pytest.mark.unit
 
 WEBHOOK_SECRET = "9f2c4e71b8a05d3e6c1f47a2b9d08e5c3a6f1b7d2e4c8a0f5b9d3e7c1a4f6b2d"
+STATUS_LINK_KEY = "4b8e2f6a1c9d3e7b0a5f8c2d6e1b4a9f3c7e0d5b8a2f6c1e9d4b7a3f0e8c5d2a"
 SIGNING_KEY = base64.b64encode(bytes(range(1, 33))).decode()  # 32 distinct bytes
 LOG_PEPPER = "3d9a71c0e4b85f26a1c7d03e9b4f8a62c5e1d7b09f3a6c48e2b7d15a0c9f4e83"
 
@@ -53,7 +54,9 @@ def complete(cls: type[ServiceSettings], **overrides: Any) -> ServiceSettings:
         IntakeSettings: {
             "phone": PhoneWebhookSettings(
                 secret=SecretStr(WEBHOOK_SECRET), public_base_url="https://intake.example.org", twilio_auth_token=None
-            )
+            ),
+            "status_link_key": SecretStr(STATUS_LINK_KEY),
+            "public_base_url": "https://intake.example.org",
         },
         NotificationSettings: {
             "smtp_tls": "starttls",
@@ -154,6 +157,9 @@ REFUSALS: list[tuple[str, type[ServiceSettings], dict[str, Any], str]] = [
         "NOTIFICATION_STAFF_ADDRESS_PATTERN",
     ),
     ("no webhook secret", IntakeSettings, {"phone": phone(secret=None)}, "INTAKE_PHONE_WEBHOOK_SECRET is not set"),
+    ("no status link key", IntakeSettings, {"status_link_key": None}, "INTAKE_STATUS_LINK_KEY is not set"),
+    ("a short status link key", IntakeSettings, {"status_link_key": SecretStr("x" * 16)}, "INTAKE_STATUS_LINK_KEY is shorter"),
+    ("http status links", IntakeSettings, {"public_base_url": "http://intake.example.org"}, "INTAKE_PUBLIC_BASE_URL"),
     ("a short webhook secret", IntakeSettings, {"phone": phone(secret=SecretStr("s3cr3t!"))}, "shorter than 32 bytes"),
     (
         "a repeated-character webhook secret",
