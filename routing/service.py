@@ -451,7 +451,7 @@ class RoutingService:
             sla=self.policy.sla,
             calendar=self.policy.calendar,
         )
-        case = await self._once(event, lambda _case: command)
+        case, _ = await self._once(event, command)
         if case.disposition is not None or case.callback_slot_start is None:
             log.info("callback.slot_ignored", request_id=event.request_id, reason="request_closed")
             return None
@@ -478,9 +478,12 @@ class RoutingService:
         worker), its timers cancelled, and it leaves every queue, freeing the worker holding it.
         Withdrawing a closed request changes nothing."""
         command = Withdraw(now=self.clock.now(), withdrawn_through=event.withdrawn_through, cause=event)
-        case = await self._once(event, lambda _case: command)
-        if case.disposition is not RequestDisposition.WITHDRAWN:
+        case, changed = await self._once(event, command)
+        if case.disposition is not RequestDisposition.WITHDRAWN or (changed is False):
+            # Closed before (reached, unreachable, withdrawn already): nobody is to call, nothing to do.
             log.info("request.withdraw_ignored", request_id=event.request_id, reason="request_closed")
+            if case.disposition is RequestDisposition.WITHDRAWN:
+                await self.assignment.cancel(event.request_id)  # idempotent: repairs a crash after the commit
             return None
         await self.assignment.cancel(event.request_id, reason=f"withdrawn through {case.withdrawn_through}")
         log.info("request.withdrawn", request_id=event.request_id, withdrawn_through=case.withdrawn_through)
@@ -498,7 +501,7 @@ class RoutingService:
             requested_course=unsealed.requested_course,
             contact=unsealed.contact.model_dump(mode="json") if unsealed.contact is not None else None,
         )
-        case = await self._once(event, lambda _case: command)
+        case, _ = await self._once(event, command)
         log.info(
             "request.details_corrected",
             request_id=event.request_id,
@@ -507,16 +510,19 @@ class RoutingService:
         )
         return case
 
-    async def _once(self, event: PersonEvent, command_for: Any) -> Case:
-        """Decide the command `command_for(case)` on the event's case and save it, once per event;
-        the case as it stands afterwards (also when the event was processed before)."""
+    async def _once(self, event: PersonEvent, command: Command) -> tuple[Case, bool | None]:
+        """Decide `command` on the event's case and save it, once per event: the case as it stands
+        afterwards, and whether the command changed it (None: the event was processed before)."""
+        changed: list[bool] = []
 
         async def effect(session: AsyncClientSession) -> list[Event]:
             uow = self.case_store.within(session)
             case = await uow.cases.get(event.request_id)
             if case is None:
                 raise RequestNotRoutedYet(event.request_id)
-            await self._save(uow, case, *decide(case, command_for(case)))
+            decided, effects = decide(case, command)
+            await self._save(uow, case, decided, effects)
+            changed[:] = [decided != case]
             return []  # the decision's events went to the outbox with `uow.apply`
 
         outcome = await self.processed.run_once(event, effect, outbox=self.outbox)
@@ -525,7 +531,8 @@ class RoutingService:
             raise RequestNotRoutedYet(event.request_id)
         if not outcome.applied:
             log.info("person_event.duplicate", request_id=event.request_id, event_type=event.type)
-        return case
+            return case, None
+        return case, changed[0] if changed else None
 
     # --- the dispatcher ----------------------------------------------------------------------
 
