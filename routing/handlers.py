@@ -26,6 +26,7 @@ from routing.batches import FailedRequest, RequestNotRoutedYet
 from schemas import (
     CallbackSlotChosen,
     ContractError,
+    Event,
     PersonDataErased,
     RequestDetailsCorrected,
     TrainingRequestReceived,
@@ -90,38 +91,7 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
         @retried_one_at_a_time(on_training_request_received)
         async def on_training_requests_received(message: KafkaMessage, routing: Routing, tracer: ServiceTracer) -> None:
             decoded, failed = decode_each(message.raw_message)
-            received: list[TrainingRequestReceived] = []
-            person: list[tuple[ConsumerRecord[Any, Any], PersonEvent]] = []
-            record_of: dict[str, ConsumerRecord[Any, Any]] = {}
-            for record, event in decoded:
-                if isinstance(event, TrainingRequestReceived):
-                    received.append(event)
-                    record_of.setdefault(str(event.id), record)
-                elif isinstance(event, PERSON_EVENTS):
-                    person.append((record, event))
-                else:
-                    failed.append((record, ContractError(f"{event.type} is no training request")))
-            mine = [(event, record_of[str(event.id)]) for event in received]
-            not_routed: set[str] = set()
-            with _per_request_spans(tracer or trace.get_tracer(__name__), mine) as contexts, per_cause(contexts):
-                for failure in await routing.route_batch(received):
-                    failed.append((record_of[str(failure.request.id)], failure.error))
-                    not_routed.add(failure.request.request_id)
-            # The person's events after every request of the batch: one of theirs follows its request
-            # on the partition (same key), so it applies after the request is routed. One by one, in
-            # the batch's order, so that a later choice replaces an earlier one.
-            for record, event in person:
-                if event.request_id in not_routed:
-                    # Its request waits for a retry: the event does too, and applies after it.
-                    failed.append((record, RequestNotRoutedYet(event.request_id)))
-                    continue
-                try:
-                    await routing.apply_person_event(event)
-                except Exception as error:  # each record meets the failure policy on its own
-                    if classify(error) is RetryDisposition.RETRY_IN_PLACE:
-                        raise
-                    failed.append((record, error))
-                    not_routed.add(event.request_id)  # the request's later events wait behind it
+            failed += await route_records(routing, decoded, tracer or trace.get_tracer(__name__))
             if failed:
                 raise RecordsFailed(failed)
     else:
@@ -132,6 +102,49 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
         await routing.erase_person(event.person_id)
 
     return router
+
+
+async def route_records(
+    routing: RoutingUseCase, decoded: Sequence[tuple[ConsumerRecord[Any, Any], Event]], tracer: Tracer
+) -> list[tuple[ConsumerRecord[Any, Any], Exception]]:
+    """Handle a batch's decoded records: its requests routed together (`route_batch`), then the
+    person's events one by one in the batch's order; the records that failed, with their error,
+    for the failure policy. An infrastructure failure (MongoDB unreachable) is raised: the whole
+    batch comes again."""
+    failed: list[tuple[ConsumerRecord[Any, Any], Exception]] = []
+    received: list[TrainingRequestReceived] = []
+    person: list[tuple[ConsumerRecord[Any, Any], PersonEvent]] = []
+    record_of: dict[str, ConsumerRecord[Any, Any]] = {}
+    for record, event in decoded:
+        if isinstance(event, TrainingRequestReceived):
+            received.append(event)
+            record_of.setdefault(str(event.id), record)
+        elif isinstance(event, PERSON_EVENTS):
+            person.append((record, event))
+        else:
+            failed.append((record, ContractError(f"{event.type} is no training request")))
+    mine = [(event, record_of[str(event.id)]) for event in received]
+    not_routed: set[str] = set()
+    with _per_request_spans(tracer, mine) as contexts, per_cause(contexts):
+        for failure in (await routing.route_batch(received)) if received else []:
+            failed.append((record_of[str(failure.request.id)], failure.error))
+            not_routed.add(failure.request.request_id)
+    # The person's events after every request of the batch: one of theirs follows its request
+    # on the partition (same key), so it applies after the request is routed. One by one, in
+    # the batch's order, so that a later choice replaces an earlier one.
+    for record, event in person:
+        if event.request_id in not_routed:
+            # Its request waits for a retry: the event does too, and applies after it.
+            failed.append((record, RequestNotRoutedYet(event.request_id)))
+            continue
+        try:
+            await routing.apply_person_event(event)
+        except Exception as error:  # each record meets the failure policy on its own
+            if classify(error) is RetryDisposition.RETRY_IN_PLACE:
+                raise
+            failed.append((record, error))
+            not_routed.add(event.request_id)  # the request's later events wait behind it
+    return failed
 
 
 @contextlib.contextmanager
