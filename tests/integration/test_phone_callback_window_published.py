@@ -50,7 +50,7 @@ async def test_the_chosen_window_follows_its_request_in_the_same_transaction_onc
     assert [type(e) for e in events] == [TrainingRequestReceived, CallbackSlotChosen]
     assert {e["key"] for e in entries} == {request_id.encode()}
     received, chosen = events
-    assert isinstance(chosen, CallbackSlotChosen)
+    assert isinstance(received, TrainingRequestReceived) and isinstance(chosen, CallbackSlotChosen)
     assert (chosen.request_id, chosen.person_id, chosen.chosen_through) == (request_id, received.person_id, "phone_ivr")
     assert (chosen.slot_start, chosen.slot_end) == WINDOW
     assert (chosen.causation_id, chosen.correlation_id) == (received.id, received.correlation_id)
