@@ -337,7 +337,8 @@ class Assignments:
             candidates,
             request.offer_request(),
             now,
-            waiting_since=request.created_at,
+            # A scheduled callback waits from its window's opening: the person asked for it then.
+            waiting_since=max(request.created_at, request.not_before) if request.not_before else request.created_at,
             escalate_after=self.escalate_after,
             closed_on=self.closed_on,
         )
