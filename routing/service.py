@@ -404,6 +404,9 @@ class RoutingService:
             if admitted is None:
                 continue
             case = admitted[0]
+            if case.disposition is RequestDisposition.WITHDRAWN:
+                continue  # nobody is to call a person who withdrew
+
             queued = await self.assignment.get_request(request_id)
             if queued is None:
                 # Waitlisted before waitlisted people kept an advisor: in no queue until now.
@@ -479,13 +482,15 @@ class RoutingService:
         Withdrawing a closed request changes nothing."""
         command = Withdraw(now=self.clock.now(), withdrawn_through=event.withdrawn_through, cause=event)
         case, changed = await self._once(event, command)
-        if case.disposition is not RequestDisposition.WITHDRAWN or (changed is False):
+        if case.disposition is RequestDisposition.WITHDRAWN:
+            # Idempotent, and done again on a redelivery: repairs a crash after the case's commit.
+            await self.assignment.cancel(event.request_id, reason=f"withdrawn through {case.withdrawn_through}")
+            if case.programme == "waitlisted":
+                await self.programme.withdraw(event.request_id)  # a place freed later goes to someone else
+        if case.disposition is not RequestDisposition.WITHDRAWN or changed is False:
             # Closed before (reached, unreachable, withdrawn already): nobody is to call, nothing to do.
             log.info("request.withdraw_ignored", request_id=event.request_id, reason="request_closed")
-            if case.disposition is RequestDisposition.WITHDRAWN:
-                await self.assignment.cancel(event.request_id)  # idempotent: repairs a crash after the commit
             return None
-        await self.assignment.cancel(event.request_id, reason=f"withdrawn through {case.withdrawn_through}")
         log.info("request.withdrawn", request_id=event.request_id, withdrawn_through=case.withdrawn_through)
         return case
 

@@ -21,6 +21,7 @@ from schemas import (
     CallbackSlotChosen,
     Disposition,
     Event,
+    QualificationLevel,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestWithdrawn,
@@ -29,7 +30,15 @@ from services.calendar import BRUSSELS
 from services.clock import FixedClock
 from services.mongo import MongoDatabase
 from services.timers import TimerKind
-from tests.integration.test_routing_service import TUESDAY_10, accepted, build_service, open_count, outbox_events, phone_call
+from tests.integration.test_routing_service import (
+    TUESDAY_10,
+    accepted,
+    build_service,
+    open_count,
+    outbox_events,
+    phone_call,
+    received,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +184,29 @@ async def test_a_batch_with_a_request_and_its_window_routes_it_then_applies_the_
     case = await mongo_db["routing_cases"].find_one({"_id": request.request_id})
     assert case is not None and case["callback_slot_through"] == "status_page" and case["deadline_by_choice"] is True
     assert await mongo_db["routing_cases"].count_documents({"_id": other.request_id}) == 1
+
+
+async def test_a_withdrawn_request_leaves_the_programmes_waitlist_and_is_never_admitted(
+    service: RoutingService, clock: FixedClock, mongo_db: MongoDatabase
+) -> None:
+    year = TUESDAY_10.year
+    await service.programme.set_quota(year, 0)
+    request = received(clock, has_computer=False, qualification_level=QualificationLevel.HIGHER)
+    await service.route(await service.personal.seal(request))
+    assert [w["_id"] for w in await service.programme.waitlist(year)] == [request.request_id]
+
+    await service.apply_person_event(
+        TrainingRequestWithdrawn.following(
+            request,
+            source="/intake/status",
+            request_id=request.request_id,
+            person_id=request.person_id,
+            withdrawn_through="status_page",
+        )
+    )
+
+    assert await service.programme.waitlist(year) == []
+    _, admitted = await service.programme.set_quota(year, 5)
+    assert request.request_id not in admitted
+    routed = await service.assignment.get_request(request.request_id)
+    assert routed is None or routed.status == "closed"
