@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from routing.case import ChooseSlot, CorrectDetails, MarkBreached, Withdraw, decide, slot_deadline, slot_refusal
+from routing.case import ChooseSlot, CorrectDetails, Erase, MarkBreached, Withdraw, decide, slot_deadline, slot_refusal
+from routing.case_repository import case_to_document
 from routing.reservation import Cancel, Offer, Refused, RequestStatus, Schedule, queue_request
 from routing.reservation import decide as decide_reservation
 from routing.rules import load_rules
@@ -183,3 +184,19 @@ def test_a_scheduled_request_keeps_its_place_and_a_cancelled_one_frees_its_worke
         decide_reservation(cancelled, Cancel(now))
     never_held, [dropped] = decide_reservation(queued, Cancel(now))
     assert (never_held.status, dropped.worker_delta) == (RequestStatus.CLOSED, 0)
+
+
+def test_erasure_blanks_the_contact_the_person_corrected_too() -> None:
+    command = CorrectDetails(
+        now=RECEIVED, corrected_through="status_page", contact={"name": None, "phone": "+32470111111", "email": None}
+    )
+    corrected, _ = decide(a_case(), command)
+    erased, _ = decide(corrected, Erase())
+    assert (erased.unverified_contact, erased.contact, erased.need, erased.erased) == ({}, {}, "", True)
+    assert case_to_document(erased)["unverified_contact"] == {}, "the stored document is blanked as well"
+
+
+def test_a_case_without_a_promise_keeps_the_window_and_moves_no_timer() -> None:
+    case, effects = decide(a_case(deadline=None, due_at=None, sla=None), choose(FRIDAY_MORNING))
+    assert (case.callback_slot_start, case.deadline, case.deadline_by_choice) == (FRIDAY_MORNING[0], None, False)
+    assert not effects
