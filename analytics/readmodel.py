@@ -53,6 +53,8 @@ from schemas.events import (
     DigitalDivideProgrammeResumed,
     DigitalDivideProgrammeSuspended,
     DigitalDivideQuotaChanged,
+    DigitalDivideSpaceAssigned,
+    DigitalSpaceChanged,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamScheduled,
@@ -71,6 +73,7 @@ from schemas.events import (
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
+    SelfTrainingSlotOpened,
     TrainingAbandoned,
     TrainingCompleted,
     TrainingRequestClosed,
@@ -194,6 +197,9 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         DigitalDivideQuotaChanged: ("programme", "year", "previous_quota", "quota", "changed_by"),
         SelfTrainingSlotBooked: ("person_id", "slot_id", "space_id", "starts_at", "ends_at", "booked_by"),
         SelfTrainingSlotCancelled: ("person_id", "slot_id", "space_id", "starts_at", "cancelled_by"),
+        DigitalSpaceChanged: ("programme", "space_id", "change", "kind", "capacity", "opening_hours", "changed_by"),
+        SelfTrainingSlotOpened: ("programme", "slot_id", "space_id", "starts_at", "ends_at", "capacity", "opened_by"),
+        DigitalDivideSpaceAssigned: ("request_id", "person_id", "year", "space_id", "previous_space_id", "assigned_by"),
     }
 )
 """Payload fields kept per event class; a class missing here keeps its envelope only."""

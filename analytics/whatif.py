@@ -51,6 +51,7 @@ from schemas import Channel, Target, TrainingRequestReceived, codec
 from schemas.errors import ContractError
 from schemas.topics import TRAINING_REQUESTS
 from services.calendar import BrusselsCalendar
+from services.configuration import ConfigurationFeed
 
 __all__ = [
     "Scenario",
@@ -427,6 +428,17 @@ async def read_requests(
     return list(requests.values()), unreadable
 
 
+async def staff_calendar(settings: AnalyticsSettings) -> BrusselsCalendar:
+    """The calendar routing counts with: public holidays and the closure days staff configured
+    (`configuration.v1`, read to its end), so deadlines redone here fall where routing set them."""
+    feed = ConfigurationFeed(settings.kafka, client_id="analytics-what-if")
+    try:
+        closures = (await feed.catch_up()).closures
+    finally:
+        await feed.close()
+    return BrusselsCalendar(closures.as_mapping() if closures else ())
+
+
 async def what_if(
     settings: AnalyticsSettings,
     *,
@@ -459,6 +471,7 @@ async def what_if(
         requests,
         current,
         alternative,
+        calendar=await staff_calendar(settings),
         handling_time=handling_time or settings.handling_time,
         promise=settings.sla_promise,
         sla_channels=sla_channels,

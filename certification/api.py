@@ -210,6 +210,21 @@ class ResultOut(BaseModel):
     recorded_at: datetime
     credential_id: str | None
     credential_url: str | None
+    bf_certification: str | None = Field(None, description="Bruxelles Formation's certification the exam is for.")
+    vendor_exam: str | None = Field(None, description="The vendor's exam paired with it, if any.")
+    vendor: str | None = Field(None, description="Who owns the vendor's exam.")
+
+
+class ExamOut(BaseModel):
+    """The last exam a candidate sat: the BF certification, the vendor's exam paired with it, and the result."""
+
+    session_id: str
+    passed: bool
+    score: float | None
+    bf_certification: str = Field(description="Bruxelles Formation's certification the exam is for.")
+    vendor_exam: str | None = Field(description="The vendor's (private) certification exam sat with it; null if none.")
+    vendor_programme: str | None
+    vendor: str | None
 
 
 class PriorityChange(BaseModel):
@@ -227,6 +242,7 @@ class CandidateOut(BaseModel):
     offer_id: str | None
     session_id: str | None
     courses: list[str]
+    exam: ExamOut | None = Field(None, description="The last exam result recorded, with the vendor's exam paired with it.")
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> CandidateOut:
@@ -241,6 +257,7 @@ class CandidateOut(BaseModel):
             offer_id=doc.get("offer_id"),
             session_id=doc.get("session_id"),
             courses=doc.get("courses", []),
+            exam=ExamOut.model_validate(doc["exam"]) if doc.get("exam") else None,
         )
 
 

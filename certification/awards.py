@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 from pymongo import ASCENDING
 
-from certification.candidate import Candidate, RecordResult, candidate_id, correlation_ids, decide
+from certification.candidate import Candidate, ExamOutcome, RecordResult, candidate_id, correlation_ids, decide
 from certification.certifications import CertificationInfo, Certifications
 from certification.credentials import (
     CredentialLinks,
@@ -105,10 +105,20 @@ class Awards:
                 cert = catalogued(self.certifications, candidate.certification_code)
                 now = self.clock.now()
                 credential_id = uuid.uuid4().hex if passed else None
+                exam = exam_outcome(cert, session_id, passed=passed, score=score)
                 result = ExamResult(
-                    result_id, session_id, person_id, candidate.candidate_id, cert.code, passed, score, now, credential_id
+                    result_id,
+                    session_id,
+                    person_id,
+                    candidate.candidate_id,
+                    cert.code,
+                    passed,
+                    score,
+                    now,
+                    credential_id,
+                    exam=exam,
                 )
-                recorded, _ = decide(candidate, RecordResult(passed, result_id, credential_id, now))
+                recorded, _ = decide(candidate, RecordResult(passed, result_id, credential_id, now, exam))
                 uow.candidates.save(recorded)
                 uow.results.add(result)
                 if credential_id is not None:
@@ -197,6 +207,9 @@ class Awards:
             "recorded_at": result["recorded_at"],
             "credential_id": credential_id,
             "credential_url": self.links.credential(credential_id) if credential_id else None,
+            "bf_certification": result.get("bf_certification"),
+            "vendor_exam": result.get("vendor_exam"),
+            "vendor": result.get("vendor"),
         }
 
     # --- credentials -----------------------------------------------------------------------
@@ -271,6 +284,21 @@ class Awards:
         """The issuer's controller document: the key that signs credentials (if any), for verifiers to check proofs."""
         keys = [] if self.signer is None else [(self.signer.verification_method, self.signer.public_key_multibase)]
         return controller_document(self.issuer.id, keys)
+
+
+def exam_outcome(cert: CertificationInfo, session_id: str, *, passed: bool, score: float | None) -> ExamOutcome:
+    """The exam as recorded on the result and the candidate: the BF certification and, from the
+    catalogue, the vendor's exam it is paired with."""
+    private = cert.private
+    return ExamOutcome(
+        session_id=session_id,
+        passed=passed,
+        score=score,
+        bf_certification=cert.bf_title,
+        vendor_exam=private.title if private else None,
+        vendor_programme=private.programme.name if private else None,
+        vendor=private.programme.owner if private else None,
+    )
 
 
 def _exam_evidence(cert: CertificationInfo, session_id: str, score: float | None) -> list[dict[str, Any]]:

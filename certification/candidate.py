@@ -32,6 +32,7 @@ __all__ = [
     "Candidate",
     "CandidateCommand",
     "CandidateFact",
+    "ExamOutcome",
     "ExplainWait",
     "JoinWaitlist",
     "Offer",
@@ -104,6 +105,47 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class ExamOutcome:
+    """The exam a candidate sat and how it went: Bruxelles Formation's certification and, when it is
+    paired with one, the vendor's exam (from the catalogue, `certification.certifications`)."""
+
+    session_id: str
+    passed: bool
+    score: float | None
+    bf_certification: str
+    """Bruxelles Formation's certification the exam is for (its title)."""
+    vendor_exam: str | None = None
+    """The private certification's exam sat with it (its title); None when it has no private pair."""
+    vendor_programme: str | None = None
+    vendor: str | None = None
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "passed": self.passed,
+            "score": self.score,
+            "bf_certification": self.bf_certification,
+            "vendor_exam": self.vendor_exam,
+            "vendor_programme": self.vendor_programme,
+            "vendor": self.vendor,
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any] | None) -> ExamOutcome | None:
+        if not doc:
+            return None
+        return cls(
+            session_id=doc["session_id"],
+            passed=bool(doc["passed"]),
+            score=doc.get("score"),
+            bf_certification=doc["bf_certification"],
+            vendor_exam=doc.get("vendor_exam"),
+            vendor_programme=doc.get("vendor_programme"),
+            vendor=doc.get("vendor"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     candidate_id: str
     person_id: str
@@ -128,6 +170,8 @@ class Candidate:
     missed_offers: int = 0
     declined_offers: int = 0
     updated_at: datetime | None = None
+    exam: ExamOutcome | None = None
+    """The last exam result recorded (None before any)."""
     history: tuple[Step, ...] = field(default=(), repr=False)
 
     def waiting(self) -> WaitingCandidate:
@@ -166,6 +210,7 @@ class Candidate:
             "declined_offers": self.declined_offers,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "exam": self.exam.as_document() if self.exam else None,
             "history": [step.as_document() for step in self.history],
         }
 
@@ -196,6 +241,7 @@ class Candidate:
             missed_offers=int(doc.get("missed_offers", 0)),
             declined_offers=int(doc.get("declined_offers", 0)),
             updated_at=utc(doc.get("updated_at")),
+            exam=ExamOutcome.from_document(doc.get("exam")),
             history=tuple(Step.from_document(step) for step in doc.get("history") or ()),
         )
 
@@ -296,6 +342,8 @@ class RecordResult:
     result_id: str
     credential_id: str | None
     at: datetime
+    exam: ExamOutcome | None = None
+    """The exam and its score, recorded on the candidate and in their history."""
 
 
 CandidateCommand = Register | JoinWaitlist | SetPriority | BoostPriority | ExplainWait | Offer | Schedule | Release | RecordResult
@@ -443,11 +491,18 @@ def _record_result(candidate: Candidate, command: RecordResult) -> tuple[Candida
     if candidate.status is not CandidateStatus.SCHEDULED:
         raise NotWaiting(f"candidate {candidate.candidate_id} is {candidate.status.value}, not scheduled")
     status = CandidateStatus.PASSED if command.passed else CandidateStatus.FAILED
+    details: tuple[tuple[str, Any], ...] = (("session_id", candidate.session_id),)
+    if command.exam is not None:
+        exam = command.exam.as_document()
+        details += tuple(
+            (key, exam[key]) for key in ("score", "bf_certification", "vendor_exam", "vendor") if exam[key] is not None
+        )
     changed = candidate._with(
-        Step(command.at, status.value, (("session_id", candidate.session_id),)),
+        Step(command.at, status.value, details),
         status=status,
         result_id=command.result_id,
         credential_id=command.credential_id,
+        exam=command.exam or candidate.exam,
         updated_at=command.at,
     )
     return changed, [CandidateFact(candidate.candidate_id, status.value)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from certification.candidate import utc
+from certification.candidate import ExamOutcome, utc
 
 __all__ = ["ExamResult", "IssuedCredential"]
 
@@ -28,6 +28,9 @@ class ExamResult:
     recorded_at: datetime
     credential_id: str | None = None
     version: int = 0
+    exam: ExamOutcome | None = None
+    """The exam sat: Bruxelles Formation's certification and the vendor's exam paired with it
+    (None on results recorded before it was kept)."""
 
     def as_document(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class ExamResult:
             "recorded_at": self.recorded_at,
             "credential_id": self.credential_id,
             "version": self.version,
+            **(_paired(self.exam) if self.exam else {}),
         }
 
     @classmethod
@@ -56,7 +60,14 @@ class ExamResult:
             recorded_at=utc(doc["recorded_at"]) or doc["recorded_at"],
             credential_id=doc.get("credential_id"),
             version=int(doc.get("version", 0)),
+            # A result document holds its exam's fields itself (see `_paired`).
+            exam=ExamOutcome.from_document(doc if doc.get("bf_certification") else None),
         )
+
+
+def _paired(exam: ExamOutcome) -> dict[str, Any]:
+    """What a result document adds of its exam (session, score and passed are the result's own)."""
+    return {k: v for k, v in exam.as_document().items() if k in ("bf_certification", "vendor_exam", "vendor_programme", "vendor")}
 
 
 @dataclass(frozen=True, slots=True)

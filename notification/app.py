@@ -78,7 +78,7 @@ def create_app(
         overall={SMS: settings.sms_daily_global, EMAIL: settings.email_daily_global},
     )
     renderer = MessageRenderer()
-    staff_directory = load_staff_directory(settings.staff_directory_path)
+    staff_directory = load_staff_directory(settings.staff_directory_path, address_pattern=settings.staff_address_pattern or None)
 
     def register(runtime: Runtime) -> list[Any]:
         me = instance_name(settings)

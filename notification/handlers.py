@@ -27,6 +27,7 @@ from schemas import (
     ExamSeatOfferDeclined,
     ExamSeatOffered,
     ExamSeatOfferExpired,
+    PartnerInformationOverdue,
     PersonDataErased,
     TrainingAbandoned,
     TrainingCompleted,
@@ -133,6 +134,12 @@ def router() -> KafkaRouter:
         await notifications.notify(event)
         if staff is not None and isinstance(event, CallbackDue | CallbackSlaBreached):
             # A callback due warns the worker holding it; a breach tells the team's supervisor.
+            await staff.alert(event)
+
+    @events(filter=carrying(PartnerInformationOverdue))
+    async def on_partner_information_overdue(event: PartnerInformationOverdue, staff: StaffAlerts) -> None:
+        # The partner has not answered the desk's question: the worker holding the request is reminded.
+        if staff is not None:
             await staff.alert(event)
 
     @events

@@ -80,6 +80,12 @@ class NotificationSettings(ServiceSettings):
         description="The roster YAML (worker id, email, languages) staff alerts are addressed from; the shipped "
         "routing/data/workers.yaml by default. In production, the same roster ConfigMap routing loads.",
     )
+    staff_address_pattern: str | None = Field(
+        "{worker_id}@example.org",
+        description="The work address of a worker the roster file does not list (added through routing's configuration "
+        "API while running, whose roster events carry no addresses): `{worker_id}` is replaced. The local default is "
+        "the realm's example scheme; empty: such workers get no e-mail (the alert is recorded as skipped).",
+    )
     console_url: str = Field(
         "http://127.0.0.1:8002/console",
         description="The routing console's base URL, for the links in staff alerts (`/{lang}/`, `/{lang}/team`).",
@@ -107,6 +113,8 @@ class NotificationSettings(ServiceSettings):
         if self.sms_enabled:
             problems += production.https_problems("NOTIFICATION_SMS_URL", self.sms_url)
             problems += production.required_secret_problems("NOTIFICATION_SMS_TOKEN", self.sms_token)
+        if self.staff_address_pattern and self.staff_address_pattern.endswith("@example.org"):
+            problems.append("NOTIFICATION_STAFF_ADDRESS_PATTERN is the local example; set the organisation's or leave it empty")
         return problems
 
     def placeholder_problems(self) -> list[str]:

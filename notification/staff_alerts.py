@@ -34,7 +34,7 @@ from notification.retry import RetryPolicy
 from notification.sender import poll_due
 from notification.staff import PlannedAlert, StaffDirectory, alert_id, staff_alerts_for
 from notification.store import ClaimLost, claim_due_documents, recorded_fields
-from schemas import CallbackDue, CallbackSlaBreached, Event
+from schemas import CallbackDue, CallbackSlaBreached, Event, PartnerInformationOverdue
 from services.clock import Clock
 from services.idempotency import Outcome
 from services.mongo import MongoDatabase
@@ -243,7 +243,7 @@ class StaffAlerts:
 
     async def alert(self, event: Event) -> Outcome | None:
         """Record the alerts `event` gives staff, once; None if it tells staff nothing."""
-        if not isinstance(event, CallbackDue | CallbackSlaBreached):
+        if not isinstance(event, CallbackDue | CallbackSlaBreached | PartnerInformationOverdue):
             return None
         planned = staff_alerts_for(event, self.directory, console_url=self.console_url)
         if not planned:

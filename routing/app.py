@@ -109,7 +109,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         runtime.app_state.update(
             service=service,
             desk=Desk(service, tracer=runtime.tracing.tracer),
-            programme_desk=ProgrammeDesk(service, Spaces(runtime.db), bookings),
+            programme_desk=ProgrammeDesk(service, Spaces(runtime.db, outbox=outbox), bookings),
             clock=clock,
             console=desk_console(sessions, oidc),
         )

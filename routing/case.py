@@ -149,6 +149,9 @@ class Case(BaseModel):
     """Who the breach was escalated to (`CallbackSlaBreached.escalated_to`); None when not escalated,
     or breached before cases kept it."""
     last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    """When the desk may call again after an unanswered call (the person was told "around" then); an
+    unanswered call recorded before it does not count toward `max_attempts` and is refused."""
     closed_by: str | None = None
     unanswered: int = 0
     """Unanswered calls in a row since the request was (re)routed; at `desk.max_attempts` it closes."""
@@ -675,6 +678,13 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
 
     if case.disposition is not None:
         raise DeskError(f"request {case.request_id} is closed ({case.disposition.value})")
+    if outcome is ContactOutcome.NO_ANSWER and case.next_attempt_at is not None and command.now < case.next_attempt_at:
+        # Attempts are spaced so that three of them mean something (and the person was told when we
+        # would call again): a second unanswered call minutes after the first is not a new attempt.
+        raise DeskError(
+            f"the next call is planned from {case.next_attempt_at.isoformat()}; an unanswered call before then "
+            "is not recorded as a new attempt"
+        )
 
     attempt = case.attempts + 1
     unanswered = case.unanswered + 1 if outcome is ContactOutcome.NO_ANSWER else 0
@@ -746,7 +756,7 @@ def _record_contact(case: Case, command: RecordContact) -> tuple[Case, Effects]:
             )
         )
 
-    update: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now, "unanswered": unanswered}
+    update: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now, "unanswered": unanswered, "next_attempt_at": retry}
     cancel: tuple[CancelTimer, ...] = ()
     if command.reaches_person:
         update["first_contact_at"] = case.first_contact_at or now

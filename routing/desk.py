@@ -74,6 +74,7 @@ class QueueItem(BaseModel):
         None, description="Contact details the person gave on the status page, not yet confirmed: check them on the call."
     )
     corrected_at: datetime | None = Field(None, description="When the person last corrected their need, course or contact.")
+    next_attempt_at: datetime | None = Field(None, description="When the next call is planned after an unanswered one.")
 
 
 class BoardItem(BaseModel):
@@ -220,6 +221,7 @@ class Desk:
                     promised_deadline=_aware(case.get("promised_deadline")),
                     unverified_contact=case.get("unverified_contact") or None,
                     corrected_at=_aware(case.get("corrected_at")),
+                    next_attempt_at=_aware(case.get("next_attempt_at")),
                 )
             )
         far = datetime.max.replace(tzinfo=now.tzinfo)

@@ -32,6 +32,7 @@ from schemas import (
     DigitalDivideProgrammeResumed,
     DigitalDivideProgrammeSuspended,
     DigitalDivideQuotaChanged,
+    DigitalDivideSpaceAssigned,
     Event,
 )
 from schemas.events import ReleaseReason
@@ -328,10 +329,31 @@ class DigitalDivideProgramme:
     async def member(self, year: int, person_id: str) -> dict[str, Any] | None:
         return await self._members.find_one({"_id": f"{year}:{person_id}"})
 
-    async def assign_space(self, year: int, person_id: str, space_id: str | None) -> bool:
-        """Assign a member to a space (an EPN) for the year; False if they hold no place."""
-        changed = await self._members.update_one({"_id": f"{year}:{person_id}"}, {"$set": {"space_id": space_id}})
-        return changed.matched_count == 1
+    async def assign_space(self, year: int, person_id: str, space_id: str | None, *, assigned_by: str = "desk") -> bool:
+        """Assign a member to a space (an EPN) for the year (None: unassign); False if they hold no place.
+        A change is announced (`DigitalDivideSpaceAssigned`) in its transaction; the same space again is not."""
+
+        async def transaction(session: AsyncClientSession) -> bool:
+            before = await self._members.find_one_and_update(
+                {"_id": f"{year}:{person_id}"}, {"$set": {"space_id": space_id}}, session=session
+            )
+            if before is None:
+                return False
+            if before.get("space_id") != space_id:
+                assigned = DigitalDivideSpaceAssigned(
+                    source=SOURCE,
+                    request_id=before["request_id"],
+                    person_id=person_id,
+                    year=year,
+                    space_id=space_id,
+                    previous_space_id=before.get("space_id"),
+                    assigned_by=assigned_by,
+                )
+                await self._publish([assigned], session)
+            return True
+
+        async with self._client.start_session() as session:
+            return await session.with_transaction(transaction)
 
 
 def _aware(moment: datetime) -> datetime:

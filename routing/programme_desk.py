@@ -63,23 +63,23 @@ class ProgrammeDesk:
         log.info("programme.quota_changed", year=year, quota=quota, by=by, admitted_count=len(admitted))
         return {"year": year, "quota": status.quota, "admitted": status.admitted, "admitted_now": admitted}
 
-    async def assign_space(self, person_id: str, space_id: str | None, *, year: int | None) -> dict[str, Any]:
+    async def assign_space(self, person_id: str, space_id: str | None, *, year: int | None, by: str) -> dict[str, Any]:
         year = self._year(year)
         if space_id is not None and await self.spaces.get(space_id) is None:
             raise DeskError(f"space {space_id} is unknown", status=422)
-        if not await self._service.programme.assign_space(year, person_id, space_id):
+        if not await self._service.programme.assign_space(year, person_id, space_id, assigned_by=by):
             raise DeskError(f"{person_id} holds no place in {year}", status=404)
         return {"year": year, "person_id": person_id, "space_id": space_id}
 
-    async def delete_space(self, space_id: str) -> None:
+    async def delete_space(self, space_id: str, *, by: str) -> None:
         if await self._service.programme.members.find_one({"space_id": space_id}, {"_id": 1}) is not None:
             raise DeskError(f"members are assigned to {space_id}: assign them elsewhere first", status=409)
-        if not await self.spaces.delete(space_id):
+        if not await self.spaces.delete(space_id, changed_by=by):
             raise DeskError(f"space {space_id} is unknown", status=404)
 
-    async def add_slot(self, space_id: str, day: date, start: time, end: time, capacity: int) -> dict[str, Any]:
+    async def add_slot(self, space_id: str, day: date, start: time, end: time, capacity: int, *, by: str) -> dict[str, Any]:
         try:
-            return await self.bookings.add_slot(space_id, day, start, end, capacity)
+            return await self.bookings.add_slot(space_id, day, start, end, capacity, opened_by=by)
         except LookupError as error:
             raise DeskError(str(error), status=404) from error
         except SlotRefused as error:
@@ -185,9 +185,9 @@ async def set_quota(desk: ProgrammeDeskDep, supervisor: Supervisor, body: Quota)
 
 
 @programme_router.put("/members/{person_id}/space", summary="Assign a member to an EPN or the self-training room")
-async def assign_space(desk: ProgrammeDeskDep, _: Supervisor, person_id: str, body: SpaceAssignment) -> dict[str, Any]:
+async def assign_space(desk: ProgrammeDeskDep, supervisor: Supervisor, person_id: str, body: SpaceAssignment) -> dict[str, Any]:
     try:
-        return await desk.assign_space(person_id, body.space_id, year=body.year)
+        return await desk.assign_space(person_id, body.space_id, year=body.year, by=supervisor.subject)
     except DeskError as error:
         raise _refused(error) from error
 
@@ -198,32 +198,32 @@ async def spaces(desk: ProgrammeDeskDep) -> list[dict[str, Any]]:
 
 
 @programme_router.post("/spaces", summary="Add a space (an EPN partner or the self-training room)", status_code=201)
-async def add_space(desk: ProgrammeDeskDep, _: Supervisor, body: NewSpace) -> dict[str, Any]:
+async def add_space(desk: ProgrammeDeskDep, supervisor: Supervisor, body: NewSpace) -> dict[str, Any]:
     spec = SpaceSpec.model_validate(body.model_dump(exclude={"space_id"}))
-    if not await desk.spaces.create(body.space_id, spec):
+    if not await desk.spaces.create(body.space_id, spec, changed_by=supervisor.subject):
         raise HTTPException(409, f"space {body.space_id} exists")
     return {"space_id": body.space_id, **spec.model_dump(mode="json")}
 
 
 @programme_router.put("/spaces/{space_id}", summary="Change a space")
-async def change_space(desk: ProgrammeDeskDep, _: Supervisor, space_id: str, body: SpaceSpec) -> dict[str, Any]:
-    if not await desk.spaces.replace(space_id, body):
+async def change_space(desk: ProgrammeDeskDep, supervisor: Supervisor, space_id: str, body: SpaceSpec) -> dict[str, Any]:
+    if not await desk.spaces.replace(space_id, body, changed_by=supervisor.subject):
         raise HTTPException(404, f"space {space_id} is unknown")
     return {"space_id": space_id, **body.model_dump(mode="json")}
 
 
 @programme_router.delete("/spaces/{space_id}", summary="Remove a space no member is assigned to", status_code=204)
-async def delete_space(desk: ProgrammeDeskDep, _: Supervisor, space_id: str) -> None:
+async def delete_space(desk: ProgrammeDeskDep, supervisor: Supervisor, space_id: str) -> None:
     try:
-        await desk.delete_space(space_id)
+        await desk.delete_space(space_id, by=supervisor.subject)
     except DeskError as error:
         raise _refused(error) from error
 
 
 @programme_router.post("/spaces/{space_id}/slots", summary="Open a self-training slot in a space", status_code=201)
-async def add_slot(desk: ProgrammeDeskDep, _: Supervisor, space_id: str, body: NewSlot) -> dict[str, Any]:
+async def add_slot(desk: ProgrammeDeskDep, supervisor: Supervisor, space_id: str, body: NewSlot) -> dict[str, Any]:
     try:
-        return await desk.add_slot(space_id, body.date, body.start, body.end, body.capacity)
+        return await desk.add_slot(space_id, body.date, body.start, body.end, body.capacity, by=supervisor.subject)
     except DeskError as error:
         raise _refused(error) from error
 

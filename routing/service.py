@@ -807,7 +807,7 @@ class RoutingService:
         case, effects = changed
         if not effects:
             return None
-        await self.assignment.reprioritise(request_id, case.priority, case.deadline, reason=f"facts recorded by {recorded_by}")
+        await self._reprioritise_keeping_joined(case, reason=f"facts recorded by {recorded_by}")
         log.info(
             "request.facts_recorded",
             request_id=request_id,
@@ -845,9 +845,23 @@ class RoutingService:
             raise DeskError(f"request {request_id} is unknown", status=404)
         case, effects = changed
         if case.deadline is not None:
-            await self.assignment.reprioritise(request_id, case.priority, case.deadline, reason=f"{case.partner} answered")
+            await self._reprioritise_keeping_joined(case, reason=f"{case.partner} answered")
         log.info("partner.information_received", request_id=request_id, worker_id=recorded_by, deadline=case.deadline)
         return effects.events[0]
+
+    async def _reprioritise_keeping_joined(self, case: Case, *, reason: str) -> None:
+        """The queue entry follows the case's new score and deadline, and still keeps the promises of
+        the requests that joined it: the highest score and the earliest deadline of them all, as
+        `_keep_joined_promise` set them (a caller joined to this request is called back through it)."""
+
+        async def joined(uow: CaseUnitOfWork) -> list[Case]:
+            return await uow.cases.joined_pending(case.request_id)
+
+        promises = [case, *await self.case_store.run(joined)]
+        deadlines = [c.deadline for c in promises if c.deadline is not None]
+        await self.assignment.reprioritise(
+            case.request_id, max(c.priority for c in promises), min(deadlines) if deadlines else None, reason=reason
+        )
 
     async def _held_by(self, request_id: str, worker_id: str) -> None:
         routed = await self.assignment.get_request(request_id)

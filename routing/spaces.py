@@ -6,6 +6,10 @@ A booking is one transaction: it writes the member's place of the year (so two b
 person are serialised, and a person without a place is refused), refuses a slot that overlaps one
 they already hold, takes a seat with a conditional update on the slot's counter (never above its
 capacity, whichever replica books), and puts its event in the routing outbox.
+
+Opening a slot is one transaction too, serialised per space by a write to the space's document, so
+racing replicas never open more seats at once than the space has; every change of a space, and
+every slot opened, goes out through the outbox.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from routing.programme_rules import SlotPlan, SpaceSpec, check_slot, overlaps
-from schemas import SelfTrainingSlotBooked, SelfTrainingSlotCancelled
+from schemas import (
+    DigitalSpaceChanged,
+    SelfTrainingSlotBooked,
+    SelfTrainingSlotCancelled,
+    SelfTrainingSlotOpened,
+)
+from schemas.events import SpaceChange, SpaceOpeningHours
 from services.mongo import MongoDatabase
 from services.outbox import Outbox
 
@@ -70,10 +80,13 @@ def _aware(moment: datetime) -> datetime:
 
 
 class Spaces:
-    """The EPN partners and the self-training room, as supervisors keep them."""
+    """The EPN partners and the self-training room, as supervisors keep them. Each change is one
+    transaction that also puts its `DigitalSpaceChanged` in the routing outbox (None: not published)."""
 
-    def __init__(self, db: MongoDatabase) -> None:
+    def __init__(self, db: MongoDatabase, *, outbox: Outbox | None = None) -> None:
+        self._client = db.client
         self._spaces = db[SPACES]
+        self.outbox = outbox
 
     async def list(self) -> list[dict[str, Any]]:
         return [_space_view(doc) async for doc in self._spaces.find().sort("_id", ASCENDING)]
@@ -82,31 +95,75 @@ class Spaces:
         doc = await self._spaces.find_one({"_id": space_id})
         return None if doc is None else _spec(doc)
 
-    async def create(self, space_id: str, spec: SpaceSpec) -> bool:
+    async def _announce(self, space_id: str, spec: SpaceSpec, change: SpaceChange, by: str, session: AsyncClientSession) -> None:
+        if self.outbox is not None:
+            await self.outbox.add([_space_changed(space_id, spec, change, by)], session=session)
+
+    async def create(self, space_id: str, spec: SpaceSpec, *, changed_by: str = "desk") -> bool:
         """False if the id is taken."""
+
+        async def transaction(session: AsyncClientSession) -> None:
+            await self._spaces.insert_one({"_id": space_id, **spec.model_dump(mode="json")}, session=session)
+            await self._announce(space_id, spec, "added", changed_by, session)
+
         try:
-            await self._spaces.insert_one({"_id": space_id, **spec.model_dump(mode="json")})
+            async with self._client.start_session() as session:
+                await session.with_transaction(transaction)
         except DuplicateKeyError:
             return False
         return True
 
-    async def replace(self, space_id: str, spec: SpaceSpec) -> bool:
+    async def replace(self, space_id: str, spec: SpaceSpec, *, changed_by: str = "desk") -> bool:
         """False if unknown."""
-        done = await self._spaces.replace_one({"_id": space_id}, spec.model_dump(mode="json"))
-        return done.matched_count == 1
 
-    async def delete(self, space_id: str) -> bool:
-        done = await self._spaces.delete_one({"_id": space_id})
-        return done.deleted_count == 1
+        async def transaction(session: AsyncClientSession) -> bool:
+            done = await self._spaces.replace_one({"_id": space_id}, spec.model_dump(mode="json"), session=session)
+            if done.matched_count == 0:
+                return False
+            await self._announce(space_id, spec, "changed", changed_by, session)
+            return True
+
+        async with self._client.start_session() as session:
+            return await session.with_transaction(transaction)
+
+    async def delete(self, space_id: str, *, changed_by: str = "desk") -> bool:
+        """False if unknown."""
+
+        async def transaction(session: AsyncClientSession) -> bool:
+            doc = await self._spaces.find_one_and_delete({"_id": space_id}, session=session)
+            if doc is None:
+                return False
+            await self._announce(space_id, _spec(doc), "removed", changed_by, session)
+            return True
+
+        async with self._client.start_session() as session:
+            return await session.with_transaction(transaction)
+
+
+def _space_changed(space_id: str, spec: SpaceSpec, change: SpaceChange, by: str) -> DigitalSpaceChanged:
+    return DigitalSpaceChanged(
+        source=SOURCE,
+        space_id=space_id,
+        change=change,
+        kind=spec.kind.value,
+        name=spec.name,
+        capacity=spec.capacity,
+        opening_hours=tuple(SpaceOpeningHours(weekday=h.weekday, opens=h.opens, closes=h.closes) for h in spec.opening_hours),
+        changed_by=by,
+    )
+
+
+_NOT_SPEC = ("_id", "slot_writes")
+"""Fields of a space's document that are not its description (`slot_writes`: see `Bookings.add_slot`)."""
 
 
 def _space_view(doc: dict[str, Any]) -> dict[str, Any]:
-    view = {k: v for k, v in doc.items() if k != "_id"}
+    view = {k: v for k, v in doc.items() if k not in _NOT_SPEC}
     return {"space_id": doc["_id"], **view}
 
 
 def _spec(doc: dict[str, Any]) -> SpaceSpec:
-    return SpaceSpec.model_validate({k: v for k, v in doc.items() if k != "_id"})
+    return SpaceSpec.model_validate({k: v for k, v in doc.items() if k not in _NOT_SPEC})
 
 
 class Bookings:
@@ -125,32 +182,56 @@ class Bookings:
         await self._bookings.create_index([("person_id", ASCENDING), ("starts_at", ASCENDING)], name="by_person_and_time")
         await self._bookings.create_index([("slot_id", ASCENDING)], name="by_slot")
 
-    async def add_slot(self, space_id: str, day: date, start: time, end: time, capacity: int) -> dict[str, Any]:
+    async def add_slot(
+        self, space_id: str, day: date, start: time, end: time, capacity: int, *, opened_by: str = "desk"
+    ) -> dict[str, Any]:
         """A new slot in an open space; `LookupError` for an unknown space, `SlotRefused` if it does not
-        fit (hours, seats left by the slots overlapping it), `FileExistsError` if it exists."""
-        doc = await self._spaces.find_one({"_id": space_id})
-        if doc is None:
-            raise LookupError(f"space {space_id} is unknown")
-        space = _spec(doc)
+        fit (hours, seats left by the slots overlapping it), `FileExistsError` if it exists.
+
+        One transaction that first writes the space's document: two replicas opening overlapping slots
+        in one space conflict there, and the one retried counts the other's seats, so the slots at any
+        moment never hold more seats than the space has."""
         plan = SlotPlan(space_id=space_id, day=day, start=start, end=end, capacity=capacity)
-        overlapping = await self._slots.find(
-            {"space_id": space_id, "starts_at": {"$lt": plan.ends_at}, "ends_at": {"$gt": plan.starts_at}}
-        ).to_list(None)
-        taken = sum(int(s["capacity"]) for s in overlapping)
-        check_slot(plan, space, seats_taken=taken)
-        slot = {
-            "_id": plan.slot_id,
-            "space_id": space_id,
-            "starts_at": plan.starts_at.astimezone(UTC),
-            "ends_at": plan.ends_at.astimezone(UTC),
-            "capacity": capacity,
-            "booked": 0,
-        }
+
+        async def transaction(session: AsyncClientSession) -> dict[str, Any]:
+            doc = await self._spaces.find_one_and_update(
+                {"_id": space_id}, {"$inc": {"slot_writes": 1}}, session=session, return_document=True
+            )
+            if doc is None:
+                raise LookupError(f"space {space_id} is unknown")
+            overlapping = await self._slots.find(
+                {"space_id": space_id, "starts_at": {"$lt": plan.ends_at}, "ends_at": {"$gt": plan.starts_at}},
+                session=session,
+            ).to_list(None)
+            taken = sum(int(s["capacity"]) for s in overlapping)
+            check_slot(plan, _spec(doc), seats_taken=taken)
+            slot = {
+                "_id": plan.slot_id,
+                "space_id": space_id,
+                "starts_at": plan.starts_at.astimezone(UTC),
+                "ends_at": plan.ends_at.astimezone(UTC),
+                "capacity": capacity,
+                "booked": 0,
+            }
+            await self._slots.insert_one(slot, session=session)
+            if self.outbox is not None:
+                opened = SelfTrainingSlotOpened(
+                    source=SOURCE,
+                    slot_id=plan.slot_id,
+                    space_id=space_id,
+                    starts_at=plan.starts_at,
+                    ends_at=plan.ends_at,
+                    capacity=capacity,
+                    opened_by=opened_by,
+                )
+                await self.outbox.add([opened], session=session)
+            return _slot_view(slot)
+
         try:
-            await self._slots.insert_one(slot)
+            async with self._client.start_session() as session:
+                return await session.with_transaction(transaction)
         except DuplicateKeyError:
             raise FileExistsError(f"slot {plan.slot_id} exists") from None
-        return _slot_view(slot)
 
     async def slots(self, *, space_id: str | None = None, start: datetime, end: datetime) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"starts_at": {"$gte": start, "$lt": end}}

@@ -7,12 +7,12 @@ new `.v2` topic (see `schemas.topics`). `EVENT_TYPES` is the registry the codec 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, time
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.envelope import Event, type_field
 from schemas.values import (
@@ -46,6 +46,8 @@ __all__ = [
     "DigitalDivideProgrammeResumed",
     "DigitalDivideProgrammeSuspended",
     "DigitalDivideQuotaChanged",
+    "DigitalDivideSpaceAssigned",
+    "DigitalSpaceChanged",
     "EnrolmentConfirmed",
     "EnrolmentWaitlisted",
     "ExamScheduled",
@@ -65,6 +67,8 @@ __all__ = [
     "RequestFactsRecorded",
     "SelfTrainingSlotBooked",
     "SelfTrainingSlotCancelled",
+    "SelfTrainingSlotOpened",
+    "SpaceOpeningHours",
     "TrainingAbandoned",
     "TrainingCompleted",
     "TrainingRequestClosed",
@@ -886,6 +890,70 @@ class DigitalDivideQuotaChanged(Event):
     changed_by: NonEmptyStr = Field(description="Who changed it: a supervisor, or `configuration`.", examples=["sup-1"])
 
 
+# --- The programme's places: the EPN spaces, self-training slots, members' spaces ------------
+
+SpaceChange = Literal["added", "changed", "removed"]
+
+
+class SpaceOpeningHours(BaseModel):
+    """When a space is open on one weekday (local time in Brussels)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weekday: int = Field(ge=0, le=6, description="0 is Monday.", examples=[0])
+    opens: time = Field(description="Opening time, Brussels.", examples=["09:00:00"])
+    closes: time = Field(description="Closing time, Brussels.", examples=["17:00:00"])
+
+
+class DigitalSpaceChanged(Event):
+    """A supervisor added, changed or removed a place of the programme: a public digital space (EPN) of a
+    partner, or the self-training room. Carries the space as it now is (as it was, when removed)."""
+
+    type: Literal["be.bruxellesformation.training.programme.space_changed"] = type_field(
+        "be.bruxellesformation.training.programme.space_changed"
+    )
+
+    programme: ProgrammeName = Field(default="digital_divide", description="Which programme; the Kafka key.")
+    space_id: NonEmptyStr = Field(description="Id of the space.", examples=["epn-ixelles"])
+    change: SpaceChange = Field(description="added, changed or removed.", examples=["added"])
+    kind: Literal["epn", "self_training"] = Field(description="An EPN partner or the self-training room.", examples=["epn"])
+    name: NonEmptyStr = Field(description="The space's name (a place, not a person).", examples=["EPN d'Ixelles"])
+    capacity: int = Field(ge=1, description="Workstations: people at once.", examples=[12])
+    opening_hours: tuple[SpaceOpeningHours, ...] = Field(default=(), description="When it is open, per weekday.")
+    changed_by: NonEmptyStr = Field(description="The supervisor (token subject).", examples=["sup-1"])
+
+
+class SelfTrainingSlotOpened(Event):
+    """A supervisor opened a slot in a space that members of the programme may book."""
+
+    type: Literal["be.bruxellesformation.training.self_training.slot_opened"] = type_field(
+        "be.bruxellesformation.training.self_training.slot_opened"
+    )
+
+    programme: ProgrammeName = Field(default="digital_divide", description="Which programme; the Kafka key.")
+    slot_id: NonEmptyStr = Field(description="Id of the slot.", examples=["epn-ixelles:2026-03-02:0900"])
+    space_id: NonEmptyStr = Field(description="Id of the space.", examples=["epn-ixelles"])
+    starts_at: AwareDatetime = Field(description="When the slot starts.", examples=["2026-03-02T09:00:00+01:00"])
+    ends_at: AwareDatetime = Field(description="When the slot ends.", examples=["2026-03-02T11:00:00+01:00"])
+    capacity: int = Field(ge=1, description="Seats in the slot.", examples=[4])
+    opened_by: NonEmptyStr = Field(description="The supervisor (token subject).", examples=["sup-1"])
+
+
+class DigitalDivideSpaceAssigned(Event):
+    """A member of the programme was assigned to a space for the year (or unassigned: `space_id` null)."""
+
+    type: Literal["be.bruxellesformation.training.programme.space_assigned"] = type_field(
+        "be.bruxellesformation.training.programme.space_assigned"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    year: int = Field(ge=2000, le=2100, description="The programme year of the place.", examples=[2026])
+    space_id: str | None = Field(description="The space now; null when unassigned.", examples=["epn-ixelles"])
+    previous_space_id: str | None = Field(default=None, description="The space before, if any.", examples=[None])
+    assigned_by: NonEmptyStr = Field(description="The supervisor (token subject).", examples=["sup-1"])
+
+
 class SelfTrainingSlotBooked(Event):
     """A programme member was booked a slot in a self-training space (a computer and the software, for
     people without either at home)."""
@@ -952,6 +1020,9 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     DigitalDivideQuotaChanged,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
+    DigitalSpaceChanged,
+    SelfTrainingSlotOpened,
+    DigitalDivideSpaceAssigned,
 )
 """Every event class the services exchange, in the order of a request's life."""
 

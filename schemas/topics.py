@@ -41,6 +41,8 @@ from schemas.events import (
     DigitalDivideProgrammeResumed,
     DigitalDivideProgrammeSuspended,
     DigitalDivideQuotaChanged,
+    DigitalDivideSpaceAssigned,
+    DigitalSpaceChanged,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     ExamScheduled,
@@ -59,6 +61,7 @@ from schemas.events import (
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
+    SelfTrainingSlotOpened,
     TrainingAbandoned,
     TrainingCompleted,
     TrainingRequestClosed,
@@ -184,18 +187,24 @@ TRAINING_ROUTING = TopicSpec(
         DigitalDivideProgrammeSuspended,
         DigitalDivideProgrammeResumed,
         DigitalDivideQuotaChanged,
+        DigitalSpaceChanged,
+        SelfTrainingSlotOpened,
+        DigitalDivideSpaceAssigned,
     ),
     configs=kept_for(REPLAY_RETENTION_MS),
     description=(
         "Where each request went, its 48-hour callback, the attempts to reach it and how they ended, "
         "the questions to the partner that handed it over, and the digital-divide programme's places "
-        "(admissions, releases) and state (suspension, quota; keyed by the programme's name)."
+        "(admissions, releases, a member's space) and state (suspension, quota, its spaces and self-training "
+        "slots; keyed by the programme's name)."
     ),
     keyed_otherwise=MappingProxyType(
         {
             DigitalDivideProgrammeSuspended: "programme",
             DigitalDivideProgrammeResumed: "programme",
             DigitalDivideQuotaChanged: "programme",
+            DigitalSpaceChanged: "programme",
+            SelfTrainingSlotOpened: "programme",
         }
     ),
 )

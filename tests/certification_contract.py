@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certification.candidate import Candidate, JoinWaitlist, Register, SetPriority, decide
+from certification.candidate import Candidate, ExamOutcome, JoinWaitlist, Register, SetPriority, decide
 from certification.errors import ConcurrencyConflict
 from certification.offer import MakeOffer, SeatOffer
 from certification.offer import decide as decide_offer
@@ -225,7 +225,8 @@ class UnitOfWorkContract:
         assert await backend.uow().offers.get("o1") is None
 
     async def test_a_result_is_recorded_once_with_its_credential(self, backend: Backend) -> None:
-        result = ExamResult("ses-1:p1", "ses-1", "p1", "MOS-EXCEL:p1", "MOS-EXCEL", True, 812.0, T0, "cred-1")
+        exam = ExamOutcome("ses-1", True, 812.0, "Certification BF : tableur", "MOS: Excel", "MOS", "Microsoft")
+        result = ExamResult("ses-1:p1", "ses-1", "p1", "MOS-EXCEL:p1", "MOS-EXCEL", True, 812.0, T0, "cred-1", exam=exam)
         credential = IssuedCredential("cred-1", "p1", "MOS-EXCEL", "ses-1", T0, {"type": ["VerifiableCredential"]})
         async with backend.uow() as uow:
             uow.results.add(result)

@@ -54,6 +54,7 @@ WORDS = ConsoleTexts(TEXTS)
 PAGES = (
     NavLink("", "nav_queue", frozenset(may(DESK_OWN_WORK))),
     NavLink("team", "nav_team", frozenset(may(DESK_TEAM))),
+    NavLink("sessions", "nav_sessions", frozenset(may(DESK_READ))),
 )
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -137,6 +138,7 @@ def _card(language: Language, item: QueueItem, decision: dict[str, Any]) -> dict
         else None,
         "promise_local": _brussels(item.promised_deadline),
         "corrected_local": _brussels(item.corrected_at),
+        "next_attempt": _brussels(item.next_attempt_at),
     }
 
 

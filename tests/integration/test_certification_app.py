@@ -278,6 +278,24 @@ async def test_from_enrolment_to_a_revoked_credential_over_http(running: Running
     assert identity["identityType"] == "emailAddress"
     assert identity["identityHash"] == identity_hash("cleo.martin@example.org", identity["salt"])
     assert any("Microsoft Office Specialist: Excel" in e["name"] for e in document["evidence"])
+    assert (result.json()["vendor_exam"], result.json()["vendor"]) == ("Microsoft Office Specialist: Excel", "Microsoft")
+    # The vendor exam, the BF certification it pairs with and the score are recorded on the candidate.
+    cleo = (await run.http.get("/candidates/MOS-EXCEL:prs_cleo")).json()
+    assert cleo["status"] == "passed"
+    assert cleo["exam"] == {
+        "session_id": "ses-1",
+        "passed": True,
+        "score": 870,
+        "bf_certification": "Certification Bruxelles Formation : tableur (Excel)",
+        "vendor_exam": "Microsoft Office Specialist: Excel",
+        "vendor_programme": "Microsoft Office Specialist",
+        "vendor": "Microsoft",
+    }
+    assert (cleo["history"][-1]["what"], cleo["history"][-1]["vendor_exam"], cleo["history"][-1]["score"]) == (
+        "passed",
+        "Microsoft Office Specialist: Excel",
+        870,
+    )
 
     # The issuer's controller document asserts the key that signed it; the proofs check here and elsewhere.
     issuer = (await run.http.get("/issuer")).json()

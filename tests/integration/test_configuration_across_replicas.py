@@ -17,6 +17,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
+from analytics.settings import AnalyticsSettings
+from analytics.whatif import staff_calendar
 from routing.app import create_app
 from routing.settings import RoutingSettings
 from schemas import Channel, ConfigurationChanged, codec
@@ -84,7 +86,7 @@ async def published_changes(prefix: str) -> list[ConfigurationChanged]:
 
 
 async def test_a_closure_set_on_one_replica_moves_the_deadline_on_another(
-    replicas: tuple[FastAPI, FastAPI, str], tokens: Tokens
+    replicas: tuple[FastAPI, FastAPI, str], tokens: Tokens, kafka_settings: KafkaSettings
 ) -> None:
     first, second, prefix = replicas
     service = runtime_of(second).app_state["service"]
@@ -129,6 +131,11 @@ async def test_a_closure_set_on_one_replica_moves_the_deadline_on_another(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://routing.test") as http:
         current = (await http.get("/config", headers=supervisor)).json()
     assert current["closures"]["version"] == 1
+
+    # The analysts' what-if redoes deadlines with the same closures, read from the same topic.
+    analytics = AnalyticsSettings(kafka=kafka_settings.model_copy(update={"topic_prefix": prefix}))
+    calendar = await staff_calendar(analytics)
+    assert not calendar.is_working_day(CLOSURE) and calendar.is_working_day(TUESDAY_10.date())
 
 
 async def deadline_on(service: Any, request: Any) -> datetime:

@@ -20,9 +20,12 @@ from schemas import (
     DigitalDivideAdmitted,
     DigitalDivideMemberReleased,
     DigitalDivideQuotaChanged,
+    DigitalDivideSpaceAssigned,
+    DigitalSpaceChanged,
     Event,
     ProgrammePlace,
     QualificationLevel,
+    SelfTrainingSlotOpened,
     decode,
 )
 from services.clock import FixedClock
@@ -300,4 +303,78 @@ async def test_only_a_member_books_and_a_cancelled_seat_is_free_again(mongo_db: 
     with pytest.raises(UnknownSlot):
         await bookings.cancel(slot_id, first, cancelled_by="adv-1")
     types = [e.type.rsplit(".", 1)[1] for e in await stored(mongo_db)]
-    assert types == ["slot_booked", "slot_cancelled", "slot_booked"]
+    assert types == ["slot_opened", "slot_booked", "slot_cancelled", "slot_booked"]
+
+
+async def test_each_change_of_a_space_a_slot_opened_and_a_member_assigned_is_an_event(mongo_db: MongoDatabase) -> None:
+    outbox = Outbox(mongo_db, "routing_outbox")
+    spaces = Spaces(mongo_db, outbox=outbox)
+    bookings = Bookings(mongo_db.client, mongo_db, outbox=outbox)
+    p = programme(mongo_db.client, mongo_db, 5)
+    assert await p.admit_or_waitlist(year=2026, request_id="req-m", person_id="m", priority=1, since=T0)
+
+    assert await spaces.create("room", ROOM, changed_by="sup-1")
+    assert not await spaces.create("room", ROOM, changed_by="sup-1")  # taken: nothing announced
+    assert await spaces.replace("room", ROOM.model_copy(update={"capacity": 6}), changed_by="sup-2")
+    assert not await spaces.replace("nowhere", ROOM, changed_by="sup-2")
+    await bookings.add_slot("room", MONDAY, time(9), time(11), 4, opened_by="sup-1")
+    with pytest.raises(SlotRefused):
+        await bookings.add_slot("room", MONDAY, time(10), time(12), 3, opened_by="sup-1")  # refused: nothing announced
+    assert await p.assign_space(2026, "m", "room", assigned_by="sup-1")
+    assert await p.assign_space(2026, "m", "room", assigned_by="sup-1")  # unchanged: not announced again
+    assert await p.assign_space(2026, "m", None, assigned_by="sup-2")
+    assert not await p.assign_space(2026, "stranger", "room", assigned_by="sup-1")
+    assert await spaces.delete("room", changed_by="sup-1")
+    assert [s["capacity"] for s in await spaces.list()] == []
+
+    events = [e for e in await stored(mongo_db) if not isinstance(e, DigitalDivideAdmitted)]
+    changes = [e for e in events if isinstance(e, DigitalSpaceChanged)]
+    assert [(e.change, e.capacity, e.changed_by) for e in changes] == [
+        ("added", 4, "sup-1"),
+        ("changed", 6, "sup-2"),
+        ("removed", 6, "sup-1"),
+    ]
+    assert changes[0].kind == "self_training" and [h.weekday for h in changes[0].opening_hours] == [0, 1, 2, 3, 4]
+    assert changes[0].opening_hours[0].opens == time(9)
+    [opened] = [e for e in events if isinstance(e, SelfTrainingSlotOpened)]
+    assert (opened.slot_id, opened.capacity, opened.opened_by) == ("room:2026-03-02:0900", 4, "sup-1")
+    assert opened.starts_at == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 09:00 in Brussels
+    assigned = [e for e in events if isinstance(e, DigitalDivideSpaceAssigned)]
+    assert [(e.request_id, e.space_id, e.previous_space_id, e.assigned_by) for e in assigned] == [
+        ("req-m", "room", None, "sup-1"),
+        ("req-m", None, "room", "sup-2"),
+    ]
+    assert len(events) == len(changes) + 1 + len(assigned)
+
+
+async def test_racing_replicas_never_open_more_seats_at_once_than_the_space_has(
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+    other_client: AsyncMongoClient[dict[str, Any]],
+    mongo_db: MongoDatabase,
+) -> None:
+    await Spaces(mongo_db).create("room", ROOM.model_copy(update={"capacity": 4}))
+    replicas = [
+        Bookings(mongo_client, mongo_db, outbox=Outbox(mongo_db, "routing_outbox")),
+        Bookings(other_client, other_client[mongo_db.name], outbox=Outbox(other_client[mongo_db.name], "routing_outbox")),
+    ]
+    await replicas[0].ensure_indexes()
+
+    async def attempt(i: int, start: int) -> str:
+        # Three seats each, overlapping every other attempt between 10:00 and 11:00: only one fits.
+        try:
+            await replicas[i % 2].add_slot("room", MONDAY, time(start), time(start + 2), 3, opened_by=f"sup-{i}")
+        except SlotRefused:
+            return "refused"
+        return "opened"
+
+    for _ in range(3):
+        await mongo_db["routing_self_training_slots"].delete_many({})
+        await mongo_db["routing_outbox"].delete_many({})
+        outcomes = await asyncio.gather(*(attempt(i, start) for i, start in enumerate([9, 10, 9, 10])), return_exceptions=True)
+        # Two attempts share a slot id (same start): the loser of that pair sees FileExistsError.
+        assert all(o in ("opened", "refused") or isinstance(o, FileExistsError) for o in outcomes), outcomes
+        slots = await mongo_db["routing_self_training_slots"].find().to_list(None)
+        print(f"\nslots opened: {Counter(map(str, outcomes))}; seats at 10:00 {sum(s['capacity'] for s in slots)} of 4")
+        assert len(slots) == 1 and slots[0]["capacity"] == 3
+        opened = await mongo_db["routing_outbox"].count_documents({"event_type": {"$regex": "slot_opened$"}})
+        assert opened == 1

@@ -829,6 +829,31 @@ async def test_joining_a_request_never_leaves_the_caller_without_somebody_due_to
     assert joined.priority >= routed.priority
 
 
+async def test_facts_recorded_on_a_joined_request_keep_the_joining_callers_promise_in_the_queue(
+    service: RoutingService, clock: FixedClock
+) -> None:
+    # A web request (no promise) joined by a phone call (a 48-hour promise and a higher score).
+    web = received(clock, has_computer=True)
+    await service.route(web)
+    clock.advance(timedelta(hours=1))
+    call = phone_call(
+        clock, person_id=web.person_id, linked_request_ids=[web.request_id], qualification_level=QualificationLevel.NONE
+    )
+    routed = await service.route(call)
+    assert routed is not None and routed.rule_id == "joins-open-request" and routed.callback_deadline is not None
+    before = await service.assignment.get_request(web.request_id)
+    assert before is not None and before.deadline == routed.callback_deadline
+
+    # The advisor then records what the person said about the web request: it is scored again...
+    await service.record_facts(web.request_id, facts=CallFacts(has_internet=True), recorded_by="adv-1")
+
+    # ...and its queue entry still carries the caller's deadline and score, not the web request's own.
+    after = await service.assignment.get_request(web.request_id)
+    assert after is not None
+    assert after.deadline == routed.callback_deadline
+    assert after.priority >= routed.priority
+
+
 async def test_a_rule_set_that_reads_the_programme_state_sends_people_to_an_advisor_while_it_is_suspended(
     mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db: MongoDatabase, clock: FixedClock
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +29,8 @@ from schemas import (
     DigitalDivideProgrammeResumed,
     DigitalDivideProgrammeSuspended,
     DigitalDivideQuotaChanged,
+    DigitalDivideSpaceAssigned,
+    DigitalSpaceChanged,
     Disposition,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
@@ -53,6 +55,7 @@ from schemas import (
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
+    SelfTrainingSlotOpened,
     Target,
     TrainingAbandoned,
     TrainingCompleted,
@@ -62,6 +65,7 @@ from schemas import (
     codec,
 )
 from schemas.errors import ContractError, MalformedEvent, UnknownEventType
+from schemas.events import SpaceOpeningHours
 from tests.factories import make_request
 
 pytestmark = pytest.mark.unit
@@ -324,6 +328,28 @@ def one_of_each() -> list[Event]:
         ),
         SelfTrainingSlotCancelled(
             source="/routing/desk", person_id=person, slot_id="s1", space_id="epn-1", starts_at=later, cancelled_by="adv-1"
+        ),
+        DigitalSpaceChanged(
+            source="/routing/programme",
+            space_id="epn-1",
+            change="added",
+            kind="epn",
+            name="EPN Ixelles",
+            capacity=8,
+            opening_hours=(SpaceOpeningHours(weekday=0, opens=time(9), closes=time(17)),),
+            changed_by="sup-1",
+        ),
+        SelfTrainingSlotOpened(
+            source="/routing/programme",
+            slot_id="s1",
+            space_id="epn-1",
+            starts_at=later,
+            ends_at=later + timedelta(hours=2),
+            capacity=4,
+            opened_by="sup-1",
+        ),
+        DigitalDivideSpaceAssigned(
+            source="/routing/programme", request_id=rid, person_id=person, year=2026, space_id="epn-1", assigned_by="sup-1"
         ),
     ]
 

@@ -10,15 +10,21 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from uuid import uuid4
 
 import pytest
 
+from certification.api import CandidateOut
+from certification.awards import Awards, exam_outcome
 from certification.candidate import candidate_id
+from certification.certifications import load_certifications
+from certification.credentials import CredentialLinks, IssuerProfile
 from certification.errors import CertificationError, OfferClosed, OfferPastDeadline, Unknown
 from certification.seating import CandidateStatus, CentreState, OfferStatus, WaitingReason
 from certification.seats import OFFER_EXPIRY
 from certification.sessions import Session
+from certification.store import CertificationStore
 from schemas import (
     ExamScheduled,
     ExamSeatOfferAccepted,
@@ -281,3 +287,76 @@ async def test_a_session_too_close_to_leave_time_to_answer_is_offered_to_nobody(
         seats=1,
     )
     assert later.expires_at == clock.now() + timedelta(hours=6)  # the margin, not the 48-hour window
+
+
+def awards_over(cert: FakeCertification, clock: FixedClock) -> Awards:
+    """`Awards` over the fakes: recording a result reads and writes only through the unit of work
+    (the store serves issued credentials, which these tests do not read)."""
+    links = CredentialLinks("https://certification.test")
+    return Awards(
+        cast(CertificationStore, None),
+        cert.seats,
+        uow=cert.uow,
+        certifications=cert.seats.certifications,
+        clock=clock,
+        links=links,
+        issuer=IssuerProfile(id=links.issuer, name="Bruxelles Formation", url="https://www.bruxellesformation.brussels"),
+    )
+
+
+async def test_a_result_records_the_vendor_exam_and_the_bf_certification_it_pairs_with_on_the_candidate(
+    cert: FakeCertification, clock: FixedClock
+) -> None:
+    await waitlisted(cert, clock, [("pass", 0), ("fail", 0)])
+    await closed_centre_with_session(cert, seats=2)
+    for offer in (await cert.seats.put_centre("ctr-1", state=CentreState.OPEN))[1]:
+        await cert.seats.accept(offer.offer_id)
+    awards = awards_over(cert, clock)
+
+    passed = await awards.record_result("ses-june", person_id="pass", passed=True, score=870)
+    failed = await awards.record_result("ses-june", person_id="fail", passed=False, score=420)
+
+    assert (passed["vendor_exam"], passed["vendor"]) == ("Microsoft Office Specialist: Excel", "Microsoft")
+    assert passed["bf_certification"] == "Certification Bruxelles Formation : tableur (Excel)"
+    stored = cert.storage.results["ses-june:pass"].exam
+    assert stored is not None and (stored.vendor_exam, stored.score, stored.passed) == (
+        "Microsoft Office Specialist: Excel",
+        870,
+        True,
+    )
+    assert failed["credential_id"] is None and failed["vendor_exam"] == "Microsoft Office Specialist: Excel"
+
+    doc = await cert.candidates.candidate("MOS-EXCEL:pass")
+    assert doc["exam"] == {
+        "session_id": "ses-june",
+        "passed": True,
+        "score": 870,
+        "bf_certification": "Certification Bruxelles Formation : tableur (Excel)",
+        "vendor_exam": "Microsoft Office Specialist: Excel",
+        "vendor_programme": "Microsoft Office Specialist",
+        "vendor": "Microsoft",
+    }
+    last = doc["history"][-1]
+    assert (last["what"], last["score"], last["vendor_exam"], last["vendor"]) == (
+        "passed",
+        870,
+        "Microsoft Office Specialist: Excel",
+        "Microsoft",
+    )
+    out = CandidateOut.of(await cert.candidates.candidate("MOS-EXCEL:fail"))
+    assert out.exam is not None and (out.exam.passed, out.exam.score, out.exam.vendor_exam) == (
+        False,
+        420,
+        "Microsoft Office Specialist: Excel",
+    )
+    # Recorded again, the same result answers the same (read back from what was stored).
+    assert await awards.record_result("ses-june", person_id="pass", passed=True, score=870) == passed
+
+
+def test_a_certification_without_a_vendor_pair_records_no_vendor_exam() -> None:
+    cert = load_certifications().get("BF-NUMERIQUE")
+    assert cert is not None and cert.private is None
+    exam = exam_outcome(cert, "ses-1", passed=True, score=None)
+    assert (exam.bf_certification, exam.vendor_exam, exam.vendor) == (cert.bf_title, None, None)
+    paired = exam_outcome(load_certifications().by_code["ACP-PHOTOSHOP"], "ses-1", passed=False, score=300)
+    assert (paired.vendor, paired.vendor_programme) == ("Adobe", "Adobe Certified Professional")

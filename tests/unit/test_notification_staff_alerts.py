@@ -27,7 +27,7 @@ from notification.staff import (
     staff_alerts_for,
 )
 from notification.staff_alerts import UNKNOWN_WORKER, StaffAlerts
-from schemas import CallbackDue, CallbackSlaBreached, Event, Target, TrainingRequestRouted
+from schemas import CallbackDue, CallbackSlaBreached, Event, PartnerInformationOverdue, Target, TrainingRequestRouted
 from schemas.topics import TRAINING_ROUTING
 from services.clock import FixedClock
 from tests.factories import make_request
@@ -44,6 +44,7 @@ PERSON = "prs_7f3a9c2e41d8"
 DIRECTORY = StaffDirectory.of(
     StaffMember("adv-1", "adv-1@example.org", "nl"),
     StaffMember("adv-sup", "adv-sup@example.org", "fr"),
+    StaffMember("en-1", "en-1@example.org", "en"),
 )
 
 
@@ -60,6 +61,38 @@ def breached(escalated_to: str | None = "adv-sup", assignee: str | None = "adv-1
         deadline=DEADLINE,
         escalated_to=escalated_to,
     )
+
+
+def partner_overdue(assignee: str | None = "en-1") -> PartnerInformationOverdue:
+    return PartnerInformationOverdue(
+        source="/tests",
+        request_id=str(uuid.uuid4()),
+        person_id=PERSON,
+        partner="cite-des-metiers",
+        assignee_id=assignee,
+        asked_at=DEADLINE - timedelta(days=3),
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_question_the_partner_left_unanswered_reminds_the_worker_holding_the_request(language: str) -> None:
+    event = partner_overdue()
+    [planned] = staff_alerts_for(event, DIRECTORY, console_url=CONSOLE)
+    assert (planned.recipient_id, planned.role, planned.known) == ("en-1", AlertRole.ASSIGNEE, True)
+    message = MessageRenderer().render(planned.template, language, planned.facts)
+    for part in (message.subject, message.text, message.html):
+        assert event.request_id[:8] in part and "cite-des-metiers" in part and PERSON not in part
+    assert format_datetime(event.asked_at, language) in message.text, "when it was asked, in Brussels time"
+    assert staff_alerts_for(partner_overdue(assignee=None), DIRECTORY, console_url=CONSOLE) == []
+
+
+async def test_an_unanswered_partner_question_is_e_mailed_to_the_worker_once() -> None:
+    s = Setup()
+    event = partner_overdue()
+    await s.alerts.alert(event)
+    await s.alerts.alert(event)
+    await s.alerts.send_due()
+    assert len(s.mail.sent) == 1
 
 
 class Setup:
@@ -212,6 +245,24 @@ def test_a_roster_without_emails_gives_an_empty_directory(tmp_path: Path) -> Non
     assert directory.get("w-2") == StaffMember("w-2", "w-2@example.org", "nl")
 
 
+def test_a_supervisor_added_to_the_roster_while_running_is_written_to_through_the_address_pattern(tmp_path: Path) -> None:
+    # The roster staff change through routing's configuration API carries no addresses: a new
+    # supervisor is reached at the organisation's scheme, the file's people at their own address.
+    roster = tmp_path / "workers.yaml"
+    roster.write_text("workers:\n  - {worker_id: w-2, email: w.two@example.net, languages: [nl]}\n")
+    directory = load_staff_directory(roster, address_pattern="{worker_id}@bf.example")
+
+    assert directory.get("new-sup") == StaffMember("new-sup", "new-sup@bf.example", "fr")
+    assert directory.get("w-2") == StaffMember("w-2", "w.two@example.net", "nl")
+    assert directory.get("advisors:supervisor") is None, "a team named as escalation is nobody to write to"
+    assert load_staff_directory(roster).get("new-sup") is None, "without a pattern: skipped, as before"
+
+    planned = staff_alerts_for(breached(escalated_to="new-sup", assignee=None), directory, console_url=CONSOLE)
+    assert [(p.recipient_id, p.known) for p in planned] == [("new-sup", True)]
+    with pytest.raises(ValueError, match="worker_id"):
+        load_staff_directory(roster, address_pattern="alerts@bf.example")
+
+
 class RecordingStaff:
     def __init__(self) -> None:
         self.alerted: list[Event] = []
@@ -220,10 +271,10 @@ class RecordingStaff:
         self.alerted.append(event)
 
 
-async def test_the_handler_alerts_staff_of_callbacks_due_and_breaches_only() -> None:
+async def test_the_handler_alerts_staff_of_callbacks_due_breaches_and_unanswered_partners_only() -> None:
     notifications, staff = RecordingNotifications(), RecordingStaff()
     request = make_request()
-    routed_event, callback, breach = routed(request), callback_due(request), breached()
+    routed_event, callback, breach, unanswered = routed(request), callback_due(request), breached(), partner_overdue()
     async with in_memory("notification", lambda broker: notification_handlers.include(broker, notifications, staff)) as (
         broker,
         _,
@@ -231,5 +282,6 @@ async def test_the_handler_alerts_staff_of_callbacks_due_and_breaches_only() -> 
         await publish(broker, TRAINING_ROUTING, routed_event)
         await publish(broker, TRAINING_ROUTING, callback)
         await publish(broker, TRAINING_ROUTING, breach)
-    assert staff.alerted == [callback, breach]
+        await publish(broker, TRAINING_ROUTING, unanswered)
+    assert staff.alerted == [callback, breach, unanswered]
     assert [event for _, event in notifications.calls] == [routed_event, callback, breach], "the person's use case still decides"

@@ -59,6 +59,7 @@ def complete(cls: type[ServiceSettings], **overrides: Any) -> ServiceSettings:
             "smtp_tls": "starttls",
             "sms_url": "https://sms.example.org/v1/messages",
             "sms_token": SecretStr("a-token-the-sms-provider-issued"),
+            "staff_address_pattern": "{worker_id}@bruxellesformation.brussels",
         },
         CertificationSettings: {
             "signing_key": SecretStr(SIGNING_KEY),
@@ -146,6 +147,12 @@ REFUSALS: list[tuple[str, type[ServiceSettings], dict[str, Any], str]] = [
     ("SMTP without TLS", NotificationSettings, {"smtp_tls": "none"}, "NOTIFICATION_SMTP_TLS"),
     ("an http SMS provider", NotificationSettings, {"sms_url": "http://sms.example.org/v1"}, "NOTIFICATION_SMS_URL"),
     ("no SMS token", NotificationSettings, {"sms_token": None}, "NOTIFICATION_SMS_TOKEN is not set"),
+    (
+        "staff alerts to the local example's addresses",
+        NotificationSettings,
+        {"staff_address_pattern": "{worker_id}@example.org"},
+        "NOTIFICATION_STAFF_ADDRESS_PATTERN",
+    ),
     ("no webhook secret", IntakeSettings, {"phone": phone(secret=None)}, "INTAKE_PHONE_WEBHOOK_SECRET is not set"),
     ("a short webhook secret", IntakeSettings, {"phone": phone(secret=SecretStr("s3cr3t!"))}, "shorter than 32 bytes"),
     (

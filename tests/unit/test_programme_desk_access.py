@@ -22,10 +22,10 @@ PREFIX = "/desk/programmes/digital-divide"
 
 class FakeSpaces:
     def __init__(self) -> None:
-        self.created: list[str] = []
+        self.created: list[tuple[str, str]] = []
 
-    async def create(self, space_id: str, spec: Any) -> bool:
-        self.created.append(space_id)
+    async def create(self, space_id: str, spec: Any, *, changed_by: str) -> bool:
+        self.created.append((space_id, changed_by))
         return True
 
 
@@ -46,6 +46,14 @@ class FakeProgrammeDesk:
 
     async def book(self, slot_id: str, person_id: str, *, by: str) -> dict[str, Any]:
         self.calls.append(("book", slot_id, person_id, by))
+        return {}
+
+    async def assign_space(self, person_id: str, space_id: str | None, *, year: int | None, by: str) -> dict[str, Any]:
+        self.calls.append(("assign", person_id, space_id, year, by))
+        return {}
+
+    async def add_slot(self, space_id: str, day: Any, start: Any, end: Any, capacity: int, *, by: str) -> dict[str, Any]:
+        self.calls.append(("slot", space_id, str(day), capacity, by))
         return {}
 
 
@@ -100,4 +108,15 @@ async def test_only_a_supervisor_adds_a_space_and_its_hours_must_make_sense() ->
     backwards = space | {"opening_hours": [{"weekday": 0, "opens": "17:00", "closes": "09:00"}]}
     assert (await call(desk, "adv-sup", "POST", "/spaces", json=backwards)).status_code == 422
     assert (await call(desk, "adv-sup", "POST", "/spaces", json=space)).status_code == 201
-    assert desk.spaces.created == ["epn-ixelles"]
+    assert desk.spaces.created == [("epn-ixelles", "adv-sup")]
+
+
+async def test_the_supervisor_who_assigns_a_space_or_opens_a_slot_is_recorded_from_the_token() -> None:
+    desk = FakeProgrammeDesk()
+    assign = {"space_id": "epn-ixelles", "year": 2026}
+    assert (await call(desk, "adv-1", "PUT", "/members/p-1/space", json=assign)).status_code == 403
+    assert (await call(desk, "adv-sup", "PUT", "/members/p-1/space", json=assign)).status_code == 200
+    slot = {"date": "2026-03-02", "start": "09:00", "end": "11:00", "capacity": 4}
+    assert (await call(desk, "adv-1", "POST", "/spaces/room/slots", json=slot)).status_code == 403
+    assert (await call(desk, "adv-sup", "POST", "/spaces/room/slots", json=slot)).status_code == 201
+    assert desk.calls == [("assign", "p-1", "epn-ixelles", 2026, "adv-sup"), ("slot", "room", "2026-03-02", 4, "adv-sup")]

@@ -125,8 +125,12 @@ EXPECTED: dict[str, dict[str, str]] = {
         "GET /console/{lang}/team": DESK_TEAM,
         "POST /console/{lang}/team/requests/{request_id}/reassign": DESK_TEAM,
         "POST /console/{lang}/team/programme/{action}": DESK_TEAM,
-        "GET /console/{lang}/sessions": DESK_TEAM,
+        "GET /console/{lang}/sessions": DESK_READ,
         "POST /console/{lang}/sessions": DESK_TEAM,
+        "POST /console/{lang}/sessions/{session_id}/change": DESK_TEAM,
+        "POST /console/{lang}/sessions/{session_id}/cancel": DESK_TEAM,
+        "POST /console/{lang}/enrolments/completed": DESK_READ,
+        "POST /console/{lang}/enrolments/abandoned": DESK_READ,
     },
     "notification": {
         **EVERY_SERVICE,

@@ -57,9 +57,26 @@ def no_answers(case: Case, count: int, **fields: Any) -> tuple[Case, list[Any]]:
     """`count` unanswered calls in a row; the case after them and the effects of each."""
     all_effects = []
     for _ in range(count):
-        case, effects = decide(case, call(ContactOutcome.NO_ANSWER, **fields))
+        # Each call at the earliest the previous one planned (an earlier unanswered call is refused).
+        now = max(fields.get("now", NOW), case.next_attempt_at or NOW)
+        case, effects = decide(case, call(ContactOutcome.NO_ANSWER, **(fields | {"now": now})))
         all_effects.append(effects)
     return case, all_effects
+
+
+def test_an_unanswered_call_before_the_planned_retry_is_refused_and_counts_nothing() -> None:
+    once, _ = no_answers(a_case(), 1)
+    assert once.next_attempt_at is not None and once.next_attempt_at > NOW
+
+    with pytest.raises(DeskError, match="next call is planned"):
+        decide(once, call(ContactOutcome.NO_ANSWER, now=NOW + timedelta(minutes=5)))
+
+    # The person reached before then (they called back, say) is recorded at once and plans nothing.
+    reached, _ = decide(once, call(ContactOutcome.ADVICE_GIVEN, now=NOW + timedelta(minutes=5)))
+    assert reached.disposition is Disposition.REACHED and reached.next_attempt_at is None
+    # At the planned time the second attempt counts.
+    twice, _ = decide(once, call(ContactOutcome.NO_ANSWER, now=once.next_attempt_at))
+    assert (twice.attempts, twice.unanswered) == (2, 2)
 
 
 # --- the policy ---------------------------------------------------------------------------
@@ -184,7 +201,9 @@ def test_attempts_are_counted_and_a_retry_planned_until_the_last_one() -> None:
     for number, each in enumerate(effects, start=1):
         [attempted] = each.events
         assert isinstance(attempted, ContactAttempted) and attempted.attempt == number
-        assert attempted.next_attempt_at == NOW + TWO_HOURS and not each.cancel
+        # Each call two hours after the one before (the earliest it may be), each planning the next.
+        assert attempted.next_attempt_at == NOW + number * TWO_HOURS and not each.cancel
+    assert case.next_attempt_at == NOW + 2 * TWO_HOURS
 
 
 def test_the_last_unanswered_attempt_closes_the_request_as_unreachable() -> None:

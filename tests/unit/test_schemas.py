@@ -42,6 +42,8 @@ from schemas import (
     DigitalDivideProgrammeResumed,
     DigitalDivideProgrammeSuspended,
     DigitalDivideQuotaChanged,
+    DigitalDivideSpaceAssigned,
+    DigitalSpaceChanged,
     Disposition,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
@@ -71,6 +73,7 @@ from schemas import (
     RequestFactsRecorded,
     SelfTrainingSlotBooked,
     SelfTrainingSlotCancelled,
+    SelfTrainingSlotOpened,
     Target,
     TopicSpec,
     TrainingAbandoned,
@@ -357,6 +360,26 @@ _PAYLOADS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         space_id="epn-ixelles",
         starts_at=RECEIVED_AT + timedelta(days=3),
         cancelled_by="adv-1",
+    ),
+    DigitalSpaceChanged: lambda: dict(
+        space_id="epn-ixelles",
+        change="changed",
+        kind="epn",
+        name="EPN d'Ixelles",
+        capacity=12,
+        opening_hours=[{"weekday": 0, "opens": "09:00", "closes": "17:00"}],
+        changed_by="sup-1",
+    ),
+    SelfTrainingSlotOpened: lambda: dict(
+        slot_id="epn-ixelles:2025-03-03:0900",
+        space_id="epn-ixelles",
+        starts_at=RECEIVED_AT + timedelta(days=3),
+        ends_at=RECEIVED_AT + timedelta(days=3, hours=2),
+        capacity=4,
+        opened_by="sup-1",
+    ),
+    DigitalDivideSpaceAssigned: lambda: dict(
+        request_id=REQUEST_ID, person_id=PERSON_ID, year=2025, space_id="epn-ixelles", assigned_by="sup-1"
     ),
 }
 
