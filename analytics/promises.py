@@ -25,6 +25,14 @@ an open request of the same person (`TrainingRequestRouted.rule_id` `joins-open-
 (`routing.case.KeepPromiseOfJoined`): it counts as reached by the first call that reached the
 person on any of its `linked_request_ids` after it was routed.
 
+**A window the person chose** (`CallbackSlotChosen`, status page or phone menu) that ends after the
+promise moves routing's deadline to its end, as the person's choice (`routing.case.ChooseSlot`): the
+last window chosen before the promise passed (and before the person was reached) counts. Such a
+request is judged against both: **met** when settled within the promise still, **by_choice** -
+"called later at the person's request" - when settled after the promise but within the window, and
+**choice_missed** when the window passed too (routing's breach then records the window's end). Both
+are counted apart from `late`: neither is a broken promise of ours in the usual sense.
+
 On a complete stream, routing's timer has fired for every deadline that passed unreached, so the
 requests judged late are exactly those with a recorded breach; the report shows both counts.
 """
@@ -38,7 +46,7 @@ from typing import Any, Final, Literal
 
 __all__ = ["JOINS_OPEN_REQUEST", "NO_ANSWER", "PromiseFacts", "PromiseOutcome", "judge", "read_promises"]
 
-PromiseOutcome = Literal["met", "late", "pending", "no_promise"]
+PromiseOutcome = Literal["met", "late", "pending", "no_promise", "by_choice", "choice_missed"]
 
 NO_ANSWER: Final = "no_answer"
 _NOT_REACHING: Final = frozenset({NO_ANSWER, "wrong_number"})
@@ -59,12 +67,16 @@ class PromiseFacts:
     """Routing published `CallbackSlaBreached` for the request."""
     closed_at: datetime | None = None
     """Routing closed the request (`TrainingRequestClosed`), reached or not: the promise is settled then."""
+    chosen_deadline: datetime | None = None
+    """The end of the window the person chose when it ends after the promise (`CallbackSlotChosen`)."""
 
 
 def judge(facts: PromiseFacts, as_of: datetime | None) -> PromiseOutcome:
     """The outcome of one request's promise as of `as_of` (see the module docstring)."""
     if facts.deadline is None:
         return "no_promise"
+    if facts.chosen_deadline is not None and _utc(facts.chosen_deadline) > _utc(facts.deadline):
+        return _judge_by_choice(facts, as_of)
     if facts.breach_recorded:
         return "late"
     deadline = _utc(facts.deadline)
@@ -73,6 +85,19 @@ def judge(facts: PromiseFacts, as_of: datetime | None) -> PromiseOutcome:
         return "met" if min(settled) <= deadline else "late"
     if as_of is not None and _utc(as_of) > deadline:
         return "late"
+    return "pending"
+
+
+def _judge_by_choice(facts: PromiseFacts, as_of: datetime | None) -> PromiseOutcome:
+    """A promise whose deadline the person moved to the end of the window they chose."""
+    assert facts.deadline is not None and facts.chosen_deadline is not None
+    promise, chosen = _utc(facts.deadline), _utc(facts.chosen_deadline)
+    settled = [_utc(t) for t in (facts.reached_at, facts.closed_at) if t is not None]
+    if settled:
+        first = min(settled)
+        return "met" if first <= promise else "by_choice" if first <= chosen else "choice_missed"
+    if facts.breach_recorded or (as_of is not None and _utc(as_of) > chosen):
+        return "choice_missed"
     return "pending"
 
 
@@ -90,6 +115,7 @@ def read_promises(documents: Iterable[Mapping[str, Any]]) -> dict[str, PromiseFa
     breached: dict[str, datetime] = {}
     reached: dict[str, list[datetime]] = {}
     closed: dict[str, datetime] = {}
+    chosen: dict[str, list[tuple[datetime, datetime]]] = {}
     for doc in docs:
         kind, request_id = doc["event"], doc.get("request_id")
         if request_id is None:
@@ -110,6 +136,8 @@ def read_promises(documents: Iterable[Mapping[str, Any]]) -> dict[str, PromiseFa
             reached.setdefault(request_id, []).append(_utc(doc["time"]))
         elif kind == "TrainingRequestClosed":
             closed.setdefault(request_id, _utc(doc["time"]))
+        elif kind == "CallbackSlotChosen" and doc.get("slot_end") is not None:
+            chosen.setdefault(request_id, []).append((_utc(doc["time"]), _utc(doc["slot_end"])))
 
     facts: dict[str, PromiseFacts] = {}
     for request_id, at in received.items():
@@ -118,14 +146,30 @@ def read_promises(documents: Iterable[Mapping[str, Any]]) -> dict[str, PromiseFa
         if request_id in joined:
             since = routed_at[request_id]
             calls += [max(t, at) for other in linked[request_id] for t in reached.get(other, ()) if t >= since]
+        reached_at = min(calls, default=None)
+        closed_at = max(closed[request_id], at) if request_id in closed else None
+        deadline = deadlines.get(request_id, breached.get(request_id))
         facts[request_id] = PromiseFacts(
             received_at=at,
-            deadline=deadlines.get(request_id, breached.get(request_id)),
-            reached_at=min(calls, default=None),
+            deadline=deadline,
+            reached_at=reached_at,
             breach_recorded=request_id in breached,
-            closed_at=max(closed[request_id], at) if request_id in closed else None,
+            closed_at=closed_at,
+            chosen_deadline=_chosen_deadline(chosen.get(request_id, ()), deadline, reached_at, closed_at),
         )
     return facts
+
+
+def _chosen_deadline(
+    choices: Iterable[tuple[datetime, datetime]], promise: datetime | None, *settled: datetime | None
+) -> datetime | None:
+    """The end of the last window chosen while routing could still move the deadline - before the
+    promise passed and before the request was settled - when it ends after the promise."""
+    if promise is None:
+        return None
+    until = min([promise, *(t for t in settled if t is not None)])
+    made = [end for chosen_at, end in choices if chosen_at <= until]
+    return made[-1] if made and made[-1] > promise else None
 
 
 def _utc(at: datetime) -> datetime:

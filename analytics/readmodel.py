@@ -223,6 +223,8 @@ _INSTANTS: Final = frozenset(
         "waiting_since",
         "starts_at",
         "ends_at",
+        "slot_start",
+        "slot_end",
     }
 )
 _FIELD_TO_WIRE: Final = {"correlation_id": "correlationid", "causation_id": "causationid", "schema_version": "schemaversion"}

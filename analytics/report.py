@@ -355,6 +355,8 @@ _SLA_COLUMNS = (
     "pending",
     "met_pct",
     "no_promise",
+    "called_later_by_choice",
+    "choice_missed",
 )
 
 
@@ -371,6 +373,8 @@ def _sla_row(key: str, subset: Sequence[_Request], outcomes: Mapping[str, _Judge
         counts["pending"],
         _percent(counts["met"], counts["met"] + counts["late"]),
         counts["no_promise"],
+        counts["by_choice"],
+        counts["choice_missed"],
     )
 
 
@@ -399,7 +403,9 @@ def _sla_table(
         or "each request against its own callback_deadline (set by routing where its SLA covers the channel); "
         "late = breach recorded by routing, or reached after the deadline, or not reached with the deadline past; "
         "breached_recorded = CallbackSlaBreached events (equal to late once routing's timers have fired); "
-        "pending = not reached, deadline still ahead; no_promise = no callback_deadline (see time_to_first_contact)",
+        "pending = not reached, deadline still ahead; no_promise = no callback_deadline (see time_to_first_contact); "
+        "called_later_by_choice = called after the promise within a later window the person chose (not late); "
+        "choice_missed = that window passed too (apart from late)",
     )
 
 
@@ -541,6 +547,8 @@ def _overview(
         ("requests with a callback promise", len(outcomes) - judged["no_promise"]),
         ("promises late (report's reading)", judged["late"]),
         ("late without a recorded breach", sum(1 for o in outcomes.values() if o.outcome == "late" and not o.breach_recorded)),
+        ("called later at the person's request", judged["by_choice"]),
+        ("window chosen by the person missed", judged["choice_missed"]),
     ]
     rows += [(f"events: {kind}", n) for kind, n in sorted(by_event.items())]
     return ReportTable(

@@ -14,7 +14,16 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from schemas import CampaignAttribution, Channel, Language, QualificationLevel, RequestKind
+from schemas import (
+    CallbackSlotChosen,
+    CampaignAttribution,
+    Channel,
+    Event,
+    Language,
+    QualificationLevel,
+    RequestKind,
+    TrainingRequestReceived,
+)
 
 ChannelDetail = str | int | bool | None
 
@@ -65,6 +74,9 @@ class RequestDraft:
     dedup_key: str | None = None
     """Same key, same request: a retried webhook (CallSid + status), a re-sent e-mail (Message-ID),
     or a retried POST (Idempotency-Key) is accepted once and answered with the first result."""
+    callback_slot: tuple[datetime, datetime] | None = None
+    """The window the caller chose in the phone menu (`intake.ivr.callback_window`): published as
+    `CallbackSlotChosen` right after the request, in the same transaction (`callback_slot_chosen`)."""
 
     def known_fact_sources(self) -> dict[str, str]:
         """The source of each situation fact the draft knows: a source named for an unknown fact is dropped."""
@@ -88,3 +100,21 @@ class AcceptRequests(Protocol):
     """The intake pipeline as the channels see it."""
 
     async def accept(self, draft: RequestDraft) -> AcceptedRequest: ...
+
+
+def callback_slot_chosen(draft: RequestDraft, received: TrainingRequestReceived) -> list[Event]:
+    """What follows the request `received` in the same transaction: the window its caller chose in
+    the phone menu, caused by it and keyed by the same request (one partition, after it)."""
+    if draft.callback_slot is None:
+        return []
+    start, end = draft.callback_slot
+    chosen = CallbackSlotChosen.following(
+        received,
+        source=draft.source,
+        request_id=received.request_id,
+        person_id=received.person_id,
+        slot_start=start,
+        slot_end=end,
+        chosen_through="phone_ivr",
+    )
+    return [chosen]

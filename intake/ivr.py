@@ -16,14 +16,36 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from typing import Literal
 
 from schemas import Language, QualificationLevel
+from services.calendar import BRUSSELS, BrusselsCalendar
 
-__all__ = ["MENU", "Answer", "IvrFacts", "Question", "facts_from_ivr", "months_before"]
+__all__ = [
+    "CALLBACK_WINDOWS",
+    "MENU",
+    "Answer",
+    "CallbackPart",
+    "IvrFacts",
+    "Question",
+    "callback_window",
+    "facts_from_ivr",
+    "months_before",
+]
 
-AnswerValue = Language | QualificationLevel | bool | int | None
-"""What an answer means: a language, a qualification, yes/no, or a job-seeking band's lower bound in months."""
+CallbackPart = Literal["morning", "afternoon"]
+"""When the caller asked to be called back: the next working day's morning or afternoon."""
+
+CALLBACK_WINDOWS: Mapping[str, tuple[time, time]] = {
+    "morning": (time(9, 0), time(12, 30)),
+    "afternoon": (time(13, 0), time(17, 15)),
+}
+"""The windows the phone menu offers, in Brussels time, within the line's opening hours."""
+
+AnswerValue = Language | QualificationLevel | bool | int | str | None
+"""What an answer means: a language, a qualification, yes/no, a job-seeking band's lower bound in months,
+or a part of the day to be called back in (`CALLBACK_WINDOWS`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +175,24 @@ MENU: tuple[Question, ...] = (
             Answer("0", "unknown", None, "not a job seeker, or does not know"),
         ),
     ),
+    Question(
+        name="callback",
+        fact=None,
+        prompts={
+            Language.FR: "Quand voulez-vous qu'on vous rappelle ? Le prochain jour ouvrable, le matin, entre 9 heures "
+            "et midi et demi : tapez 1. L'après-midi, entre 13 heures et 17 heures 15 : tapez 2. "
+            "Peu importe : tapez 0.",
+            Language.NL: "Wanneer mogen we u terugbellen? De volgende werkdag, 's ochtends, tussen 9 uur en half een: "
+            "druk 1. 's Middags, tussen 13 uur en kwart over vijf: druk 2. Maakt niet uit: druk 0.",
+            Language.EN: "When should we call you back? The next working day, in the morning, between 9 and 12:30, "
+            "press 1. In the afternoon, between 1 pm and 5:15 pm, press 2. Any time, press 0.",
+        },
+        answers=(
+            Answer("1", "morning", "morning", "next working day, 9:00-12:30"),
+            Answer("2", "afternoon", "afternoon", "next working day, 13:00-17:15"),
+            Answer("0", "any_time", None, "any time"),
+        ),
+    ),
 )
 
 QUESTIONS: Mapping[str, Question] = {question.name: question for question in MENU}
@@ -167,6 +207,8 @@ class IvrFacts:
     """`TrainingRequestReceived` field -> value, for the questions answered with a known key."""
     unrecognised: tuple[str, ...] = ()
     """Questions answered with a key the menu does not have (a menu out of step with `MENU`)."""
+    callback: CallbackPart | None = None
+    """When the caller asked to be called back (`callback_window` makes it a window); None: any time."""
 
 
 def months_before(day: date, months: int) -> date:
@@ -183,6 +225,7 @@ def facts_from_ivr(given: Mapping[str, object], called_on: date) -> IvrFacts:
     `called_on` is the call's day in Brussels: a job-seeking band counts back from it.
     """
     language: Language | None = None
+    callback: CallbackPart | None = None
     facts: dict[str, object] = {}
     unrecognised: list[str] = []
     for question in MENU:
@@ -198,8 +241,24 @@ def facts_from_ivr(given: Mapping[str, object], called_on: date) -> IvrFacts:
             continue
         if isinstance(value, Language):
             language = value
+        elif question.name == "callback" and value in CALLBACK_WINDOWS:
+            callback = "morning" if value == "morning" else "afternoon"
         elif question.fact == "unemployed_since" and isinstance(value, int) and not isinstance(value, bool):
             facts[question.fact] = months_before(called_on, value)
         elif question.fact is not None:
             facts[question.fact] = value
-    return IvrFacts(language=language, facts=facts, unrecognised=tuple(unrecognised))
+    return IvrFacts(language=language, facts=facts, unrecognised=tuple(unrecognised), callback=callback)
+
+
+def callback_window(part: CallbackPart, called_at: datetime, calendar: BrusselsCalendar) -> tuple[datetime, datetime]:
+    """The window a caller chose with `part`: that part of the first working day after the call's day
+    in Brussels (weekends, public holidays and the calendar's closures skipped), in Brussels time.
+
+    The next working day, not the same day: a call at 8:00 asking for "the morning" could mean today,
+    but the promise is counted from the call, and tomorrow is what the prompt says.
+    """
+    day = called_at.astimezone(BRUSSELS).date() + timedelta(days=1)
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    start, end = CALLBACK_WINDOWS[part]
+    return datetime.combine(day, start, BRUSSELS), datetime.combine(day, end, BRUSSELS)

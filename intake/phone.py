@@ -51,7 +51,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from intake.domain import AcceptRequests, ChannelDetail, FactSource, RequestDraft
-from intake.ivr import QUESTIONS, facts_from_ivr
+from intake.ivr import QUESTIONS, callback_window, facts_from_ivr
 from schemas import Channel, Language
 from services.app import Runtime, get_runtime
 from services.auth import public
@@ -149,6 +149,11 @@ class PhoneIvrAnswers(BaseModel):
         description=f"How long the caller has been looking for a job, as of the call. {_menu_answers('job_seeker')}.",
         examples=["3", "12_to_24_months"],
     )
+    callback: IvrAnswer = Field(
+        None,
+        description=f"When to call back: the next working day (holidays and closures skipped). {_menu_answers('callback')}.",
+        examples=["1", "afternoon"],
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -208,7 +213,7 @@ class PhoneCallEvent(BaseModel):
     ivr: PhoneIvrAnswers | None = Field(
         None,
         description="The caller's answers in the voice menu, when the menu asked them (docs/phone-ivr.md).",
-        examples=[{"qualification": "2", "computer": "no", "internet": "yes", "job_seeker": "over_24_months"}],
+        examples=[{"qualification": "2", "computer": "no", "internet": "yes", "job_seeker": "over_24_months", "callback": "1"}],
     )
 
     @field_validator("ivr", mode="before")
@@ -217,7 +222,7 @@ class PhoneCallEvent(BaseModel):
         return value if isinstance(value, dict | PhoneIvrAnswers) else None
 
 
-_IVR_FORM_FIELDS = ("ivr_language", "ivr_qualification", "ivr_computer", "ivr_internet", "ivr_job_seeker")
+_IVR_FORM_FIELDS = ("ivr_language", "ivr_qualification", "ivr_computer", "ivr_internet", "ivr_job_seeker", "ivr_callback")
 """The Twilio parameters of the menu's answers, taken from the query string as well as the form."""
 
 
@@ -249,6 +254,9 @@ class TwilioCallForm(BaseModel):
     ivr_internet: str | None = Field(None, description=f"Voice menu, internet at home. {_menu_answers('internet')}.")
     ivr_job_seeker: str | None = Field(
         None, description=f"Voice menu, looking for a job for how long. {_menu_answers('job_seeker')}.", examples=["3"]
+    )
+    ivr_callback: str | None = Field(
+        None, description=f"Voice menu, when to call back (next working day). {_menu_answers('callback')}.", examples=["1"]
     )
     recording_url: str | None = Field(None, alias="RecordingUrl")
     recording_duration: int | None = Field(None, alias="RecordingDuration", ge=0, description="Seconds.")
@@ -434,6 +442,7 @@ def _draft(call: _Call, calendar: BrusselsCalendar) -> RequestDraft:
         channel_details=details,
         fact_sources=dict.fromkeys(facts, FactSource.PHONE_IVR),
         dedup_key=f"phone:{call.platform}:{call.call_id}",
+        callback_slot=callback_window(menu.callback, call.at, calendar) if menu.callback else None,
     )
 
 
@@ -479,6 +488,7 @@ def _twilio_menu(form: TwilioCallForm) -> dict[str, object]:
         "computer": form.ivr_computer,
         "internet": form.ivr_internet,
         "job_seeker": form.ivr_job_seeker,
+        "callback": form.ivr_callback,
     }
     if not any(answers.values()):
         # A menu with the language question only: `Digits` is its answer. With `ivr_*` answers,

@@ -30,7 +30,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateMany, UpdateO
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from intake.domain import AcceptedRequest, RequestDraft
+from intake.domain import AcceptedRequest, RequestDraft, callback_slot_chosen
 from intake.identity import identity_keys, normalise_email, normalise_phone
 from intake.status.links import StatusLinks
 from schemas import Contact, TrainingRequestReceived
@@ -175,7 +175,8 @@ class IntakePipeline:
         await self._outbox.ensure_indexes()
 
     async def accept(self, draft: RequestDraft) -> AcceptedRequest:
-        if draft.dedup_key is None and (accepted := await self._accept_in_batch(draft)) is not None:
+        batchable = draft.dedup_key is None and draft.callback_slot is None
+        if batchable and (accepted := await self._accept_in_batch(draft)) is not None:
             self._log_accepted(draft, accepted)
             return accepted
         # A dedup key (whose race with a twin is settled by the unique index), a known contact detail,
@@ -284,7 +285,7 @@ class IntakePipeline:
             await self._requests.insert_one(self._request_record(draft, event, possible=possible, keys=keys), session=session)
             # Personal fields leave this service only as ciphertext under the person's key.
             sealed = await self._personal.seal(event, session=session, new_person=person.new)
-            await self._outbox.add([sealed], session=session)
+            await self._outbox.add([sealed, *callback_slot_chosen(draft, event)], session=session)
             return AcceptedRequest(request_id, person_id, linked_request_ids=linked)
 
         try:

@@ -29,6 +29,7 @@ from routing.mongo_repositories import MongoRequests, MongoTransactions, MongoWo
 from routing.repositories import RequestRepository, Session, Transactions, VersionConflict, WorkerRepository
 from routing.reservation import (
     Accept,
+    Cancel,
     Command,
     Complete,
     Decline,
@@ -42,6 +43,7 @@ from routing.reservation import (
     Requeue,
     Reservation,
     RoutedRequest,
+    Schedule,
     Transition,
     decide,
     queue_request,
@@ -204,6 +206,9 @@ class Assignments:
         request = await self.requests.get(request_id)
         if request is None or request.status != RequestStatus.QUEUED:
             return None
+        if request.scheduled_after(now):
+            log.debug("routing.scheduled_later", request_id=request_id, not_before=request.not_before)
+            return None
         candidates = await self.workers.candidates(request.language, request.required_skills, request.declined_by)
         pool = self._pool(candidates, request, now)
         if pool.escalated:
@@ -264,7 +269,11 @@ class Assignments:
         """
         now = self._clock()
         loaded = {request.request_id: request for request in await self.requests.get_many(request_ids)}
-        queued = [loaded[r] for r in request_ids if r in loaded and loaded[r].status == RequestStatus.QUEUED]
+        queued = [
+            loaded[r]
+            for r in request_ids
+            if r in loaded and loaded[r].status == RequestStatus.QUEUED and not loaded[r].scheduled_after(now)
+        ]
         # One candidates query per kind of request; the workers' load as the offers before left it.
         eligible: dict[tuple[Language, frozenset[str], frozenset[str]], list[str]] = {}
         workers: dict[str, Worker] = {}
@@ -328,7 +337,8 @@ class Assignments:
             candidates,
             request.offer_request(),
             now,
-            waiting_since=request.created_at,
+            # A scheduled callback waits from its window's opening: the person asked for it then.
+            waiting_since=max(request.created_at, request.not_before) if request.not_before else request.created_at,
             escalate_after=self.escalate_after,
             closed_on=self.closed_on,
         )
@@ -381,6 +391,21 @@ class Assignments:
         """Give an open request a new score and callback deadline; False when it is closed, unknown
         or already so."""
         return await self._change(request_id, Reprioritise(priority, deadline, self._clock(), reason)) is not None
+
+    async def schedule(
+        self, request_id: str, not_before: datetime | None, deadline: datetime | None, *, reason: str = ""
+    ) -> bool:
+        """Offer an open request no earlier than `not_before` (the person's window), with `deadline`
+        as its queue deadline; False when it is closed, unknown or already so."""
+        return await self._change(request_id, Schedule(not_before, deadline, self._clock(), reason)) is not None
+
+    async def cancel(self, request_id: str, *, reason: str = "") -> bool:
+        """Take an open request out of its queue for good and free the worker holding it (the person
+        withdrew it); False when it is closed or unknown."""
+        cancelled = await self._change(request_id, Cancel(self._clock(), reason)) is not None
+        if cancelled:
+            log.info("routing.withdrawn", request_id=request_id)
+        return cancelled
 
     async def escalate(self, request_id: str, level: EscalationLevel, *, reason: str = "") -> bool:
         """Widen a queued request's pool to `level`; False if not queued or already as wide."""

@@ -14,7 +14,17 @@ from datetime import datetime
 
 from schemas import TrainingRequestReceived
 
-__all__ = ["FailedRequest", "Split", "offer_order", "split_batch"]
+__all__ = ["FailedRequest", "RequestNotRoutedYet", "Split", "offer_order", "split_batch"]
+
+
+class RequestNotRoutedYet(Exception):
+    """A person's event (a slot chosen, a withdrawal, a correction) about a request routing has no
+    case of yet - its routing failed and waits for a retry: the event is retried later too, so that
+    it applies once the request is routed rather than being lost."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id} is not routed yet")
+        self.request_id = request_id
 
 
 @dataclass(frozen=True)

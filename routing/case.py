@@ -50,7 +50,7 @@ from schemas import (
     TrainingRequestReceived,
     TrainingRequestRouted,
 )
-from services.calendar import BrusselsCalendar
+from services.calendar import BRUSSELS, BrusselsCalendar
 from services.timers import TimerKind, timer_id
 
 __all__ = [
@@ -58,6 +58,8 @@ __all__ = [
     "AdmitToProgramme",
     "AskPartner",
     "CallFacts",
+    "ChooseSlot",
+    "CorrectDetails",
     "CancelTimer",
     "Case",
     "Command",
@@ -75,11 +77,14 @@ __all__ = [
     "RecordPartnerAnswer",
     "Redirect",
     "ScheduleTimer",
+    "Withdraw",
     "decide",
     "following_case",
     "open_case",
     "promise_outcome",
     "received_fact_source",
+    "slot_deadline",
+    "slot_refusal",
 ]
 
 SOURCE = "/routing"
@@ -166,6 +171,24 @@ class Case(BaseModel):
     partner_asked_at: datetime | None = None
     partner_answered_at: datetime | None = None
     partner_reminded_at: datetime | None = None
+    # The callback window the person chose (status page or phone menu); a later choice replaces it.
+    callback_slot_start: datetime | None = None
+    callback_slot_end: datetime | None = None
+    callback_slot_through: str | None = None
+    callback_slot_chosen_at: datetime | None = None
+    deadline_by_choice: bool = False
+    """The deadline is the end of the window the person chose, later than the promise: a miss is
+    the person's window missed, reported apart from breaches of the promise."""
+    promised_deadline: datetime | None = None
+    """The promise routing made (`TrainingRequestRouted.callback_deadline`) while `deadline` is moved
+    to the person's window; None otherwise."""
+    # What the person corrected themselves (`RequestDetailsCorrected`): the new contact details are
+    # not confirmed by staff yet, so the desk shows them apart, marked unverified.
+    corrected_at: datetime | None = None
+    corrected_through: str | None = None
+    unverified_contact: dict[str, Any] = {}
+    withdrawn_at: datetime | None = None
+    withdrawn_through: str | None = None
     version: int = 0
 
     @property
@@ -522,6 +545,40 @@ class RecordPartnerAnswer:
     calendar: BrusselsCalendar
 
 
+@dataclass(frozen=True, slots=True)
+class ChooseSlot:
+    """The person chose the window to be called back in (`CallbackSlotChosen`), checked first
+    (`slot_refusal`); the deadline follows with `sla` and `calendar` (`slot_deadline`)."""
+
+    slot_start: datetime
+    slot_end: datetime
+    chosen_through: str
+    now: datetime
+    sla: SlaPolicy
+    calendar: BrusselsCalendar
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """The person withdrew the request (`TrainingRequestWithdrawn`, the `cause` of the closing)."""
+
+    now: datetime
+    withdrawn_through: str
+    cause: Event
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectDetails:
+    """The person corrected their need, the course asked for or their contact details; None: unchanged.
+    `contact` is the unsealed new contact, unverified."""
+
+    now: datetime
+    corrected_through: str
+    need: str | None = None
+    requested_course: str | None = None
+    contact: dict[str, Any] | None = None
+
+
 Command = (
     AdmitToProgramme
     | MarkCallbackDue
@@ -534,6 +591,9 @@ Command = (
     | AskPartner
     | MarkPartnerOverdue
     | RecordPartnerAnswer
+    | ChooseSlot
+    | Withdraw
+    | CorrectDetails
 )
 
 
@@ -563,10 +623,16 @@ def decide(case: Case, command: Command) -> tuple[Case, Effects]:
             return _partner_overdue(case, command)
         case RecordPartnerAnswer():
             return _partner_answered(case, command)
+        case ChooseSlot():
+            return _choose_slot(case, command)
+        case Withdraw():
+            return _withdraw(case, command)
+        case CorrectDetails():
+            return _correct_details(case, command)
         case Erase():
-            if case.erased and not case.contact and not case.need:
+            if case.erased and not case.contact and not case.need and not case.unverified_contact:
                 return case, NO_EFFECTS
-            return case.model_copy(update={"contact": {}, "need": "", "erased": True}), NO_EFFECTS
+            return case.model_copy(update={"contact": {}, "need": "", "unverified_contact": {}, "erased": True}), NO_EFFECTS
 
 
 def _callback_facts(case: Case, event_id: uuid.UUID, assignee_id: str | None) -> dict[str, Any]:
@@ -881,3 +947,117 @@ def _partner_answered(case: Case, command: RecordPartnerAnswer) -> tuple[Case, E
     )
     cancel = (CancelTimer(TimerKind.PARTNER_REMINDER, case.request_id),)
     return case.model_copy(update=update), Effects(events=(received,), schedule=schedule, cancel=cancel, seal=True)
+
+
+# --- what the person does about their request ----------------------------------------------
+
+
+def slot_refusal(start: datetime, end: datetime, calendar: BrusselsCalendar, now: datetime) -> str | None:
+    """Why a chosen callback window cannot be scheduled (a short reason for the log), or None.
+
+    A window lies within one day's opening hours (`calendar`: working days, opening to closing)
+    and has not ended yet: nobody can call outside them, and a window already past means nothing.
+    """
+    if end <= start:
+        return "slot_empty"
+    if end <= now:
+        return "slot_past"
+    local_start, local_end = start.astimezone(BRUSSELS), end.astimezone(BRUSSELS)
+    if local_start.date() != local_end.date():
+        return "slot_spans_days"
+    if not calendar.is_working_day(local_start.date()):
+        return "slot_on_closed_day"
+    if local_start.time() < calendar.opening or local_end.time() > calendar.closing:
+        return "slot_outside_opening_hours"
+    return None
+
+
+def slot_deadline(promise: datetime, slot_end: datetime) -> tuple[datetime, bool]:
+    """The callback deadline once the person chose a window ending at `slot_end`, and whether it is
+    theirs rather than the promise: a window ending within the promise changes nothing (the desk
+    calls within both); one ending after it moves the deadline to its end, by the person's choice."""
+    if slot_end <= promise:
+        return promise, False
+    return slot_end, True
+
+
+def _choose_slot(case: Case, command: ChooseSlot) -> tuple[Case, Effects]:
+    if case.disposition is not None or case.erased:
+        return case, NO_EFFECTS  # closed: nobody will call
+    chosen = (case.callback_slot_start, case.callback_slot_end)
+    if _same_instant(chosen[0], command.slot_start) and _same_instant(chosen[1], command.slot_end):
+        return case, NO_EFFECTS  # chosen again
+    update: dict[str, Any] = {
+        "callback_slot_start": command.slot_start,
+        "callback_slot_end": command.slot_end,
+        "callback_slot_through": command.chosen_through,
+        "callback_slot_chosen_at": command.now,
+    }
+    schedule: tuple[ScheduleTimer, ...] = ()
+    if case.awaits_callback and case.deadline is not None:
+        # A later choice replaces an earlier one: judged against the promise, not the moved deadline.
+        promise = case.promised_deadline or case.deadline
+        deadline, by_choice = slot_deadline(promise, command.slot_end)
+        update |= {"deadline_by_choice": by_choice, "promised_deadline": promise if by_choice else None}
+        if not _same_instant(case.deadline, deadline):
+            due = due_at(deadline, command.sla, command.calendar, received_at=case.received_at)
+            if by_choice:
+                # The advisor is warned before the window ends, not before it opens.
+                due = max(due, command.slot_start)
+            due = max(due, command.now)
+            update |= {"deadline": deadline, "due_at": due}
+            payload = {"request_id": case.request_id, "person_id": case.person_id, "deadline": deadline.isoformat()}
+            schedule = (ScheduleTimer(TimerKind.SLA_BREACH, case.request_id, deadline, payload, replace=True),)
+            if case.due_sent_at is None:
+                # A warning already sent is not sent again: its event id derives from the timer's.
+                schedule += (ScheduleTimer(TimerKind.CALLBACK_DUE, case.request_id, due, dict(payload), replace=True),)
+    return case.model_copy(update=update), Effects(schedule=schedule)
+
+
+def _withdraw(case: Case, command: Withdraw) -> tuple[Case, Effects]:
+    if case.disposition is not None:
+        return case, NO_EFFECTS  # closed already: the withdrawal changes nothing
+    now = command.now
+    closed = TrainingRequestClosed(
+        **following_case(case, command.cause),
+        source=SOURCE,
+        subject=case.request_id,
+        request_id=case.request_id,
+        person_id=case.person_id,
+        disposition=Disposition.WITHDRAWN,
+        attempts=case.attempts,
+        worker_id=None,
+    )
+    events: list[Event] = [closed]
+    update: dict[str, Any] = {
+        "outcome": ContactOutcome.WITHDRAWN,
+        "disposition": Disposition.WITHDRAWN,
+        "withdrawn_at": now,
+        "withdrawn_through": command.withdrawn_through,
+    }
+    if case.sla == "pending":
+        # The person ended it: the promise is judged now, as for a request the desk closed.
+        update["sla"] = "met" if case.waiting_for_partner else promise_outcome(case, now)
+        if update["sla"] == "breached":
+            update["breached_at"] = now
+            events.append(CallbackSlaBreached(**_callback_facts(case, late_contact_breach_id(case.request_id), None)))
+    cancel = _cancel_callback_timers(case.request_id)
+    if case.waiting_for_partner:
+        cancel += (CancelTimer(TimerKind.PARTNER_REMINDER, case.request_id),)
+    return case.model_copy(update=update), Effects(events=tuple(events), cancel=cancel)
+
+
+def _correct_details(case: Case, command: CorrectDetails) -> tuple[Case, Effects]:
+    if case.erased:
+        return case, NO_EFFECTS
+    update: dict[str, Any] = {}
+    if command.need is not None and command.need != case.need:
+        update["need"] = command.need
+    if command.requested_course is not None and command.requested_course != case.requested_course:
+        update["requested_course"] = command.requested_course
+    if command.contact is not None and command.contact != case.unverified_contact:
+        update["unverified_contact"] = command.contact
+    if not update:
+        return case, NO_EFFECTS
+    update |= {"corrected_at": command.now, "corrected_through": command.corrected_through}
+    return case.model_copy(update=update), NO_EFFECTS

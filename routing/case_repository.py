@@ -92,6 +92,19 @@ _WRITTEN_ONCE_SET = (
 )
 # Written from the first call on, zero included (a redirection resets the count).
 _WRITTEN_ONCE_CALLED = ("unanswered",)
+# Written once the person chose a window, False and null included: a later choice within the
+# promise takes the moved deadline back.
+_WRITTEN_ONCE_CHOSEN = (
+    "callback_slot_start",
+    "callback_slot_end",
+    "callback_slot_through",
+    "callback_slot_chosen_at",
+    "deadline_by_choice",
+    "promised_deadline",
+)
+# Written once the person corrected their details, empty included: an erasure blanks the new contact too.
+_WRITTEN_ONCE_CORRECTED = ("corrected_at", "corrected_through", "unverified_contact")
+_WRITTEN_ONCE_WITHDRAWN = ("withdrawn_at", "withdrawn_through")
 
 
 class ConcurrencyConflict(Exception):
@@ -115,6 +128,13 @@ def case_to_document(case: Case) -> dict[str, Any]:
     for name in _WRITTEN_ONCE_CALLED:
         if fields["attempts"]:
             doc[name] = fields[name]
+    for first, names in (
+        ("callback_slot_start", _WRITTEN_ONCE_CHOSEN),
+        ("corrected_at", _WRITTEN_ONCE_CORRECTED),
+        ("withdrawn_at", _WRITTEN_ONCE_WITHDRAWN),
+    ):
+        if fields[first] is not None:
+            doc |= {name: _stored(fields[name]) for name in names}
     doc["version"] = case.version
     return doc
 

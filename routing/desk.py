@@ -62,6 +62,18 @@ class QueueItem(BaseModel):
     partner_asked_at: datetime | None = Field(None, description="When the partner was asked, while the desk waits.")
     unanswered: int = Field(0, description="Unanswered calls in a row, toward `max_attempts`.")
     max_attempts: int | None = Field(None, description="Unanswered calls in a row that close the request as unreachable.")
+    callback_slot_start: datetime | None = Field(None, description="Start of the window the person chose to be called in.")
+    callback_slot_end: datetime | None = Field(None, description="End of the window the person chose.")
+    callback_slot_through: str | None = Field(None, description="Where they chose it: status_page or phone_ivr.")
+    scheduled: bool = Field(False, description="The person's window has not opened yet: call them then, not before.")
+    deadline_by_choice: bool = Field(
+        False, description="The deadline is the end of the person's window, later than the promise: their choice, not a delay."
+    )
+    promised_deadline: datetime | None = Field(None, description="The promise, while the deadline is the person's window.")
+    unverified_contact: dict[str, Any] | None = Field(
+        None, description="Contact details the person gave on the status page, not yet confirmed: check them on the call."
+    )
+    corrected_at: datetime | None = Field(None, description="When the person last corrected their need, course or contact.")
     next_attempt_at: datetime | None = Field(None, description="When the next call is planned after an unanswered one.")
 
 
@@ -201,6 +213,14 @@ class Desk:
                     partner_asked_at=_aware(case.get("partner_asked_at")) if waiting else None,
                     unanswered=case.get("unanswered", 0),
                     max_attempts=service.policy.max_attempts,
+                    callback_slot_start=_aware(case.get("callback_slot_start")),
+                    callback_slot_end=_aware(case.get("callback_slot_end")),
+                    callback_slot_through=case.get("callback_slot_through"),
+                    scheduled=routed.scheduled_after(now),
+                    deadline_by_choice=bool(case.get("deadline_by_choice")),
+                    promised_deadline=_aware(case.get("promised_deadline")),
+                    unverified_contact=case.get("unverified_contact") or None,
+                    corrected_at=_aware(case.get("corrected_at")),
                     next_attempt_at=_aware(case.get("next_attempt_at")),
                 )
             )
@@ -381,7 +401,7 @@ class Desk:
         """A request's decision, case (without contact details or need), status and history."""
         service = self._service
         decision = await service.decisions.find_one({"_id": request_id})
-        case = await service.cases.find_one({"_id": request_id}, {"contact": 0, "need": 0})
+        case = await service.cases.find_one({"_id": request_id}, {"contact": 0, "need": 0, "unverified_contact": 0})
         if decision is None or case is None:
             raise DeskError(f"request {request_id} is unknown", status=404)
         routed = await service.assignment.get_request(request_id)
@@ -391,6 +411,7 @@ class Desk:
             "status": routed.status if routed else case.get("programme"),
             "waiting_for_partner": case.get("partner_wait") == "waiting",
             "assignee_id": routed.reservation.worker_id if routed and routed.reservation else None,
+            "scheduled_from": routed.not_before if routed else None,
             "history": await service.assignment.history(request_id),
         }
 

@@ -22,12 +22,22 @@ from opentelemetry import trace
 from opentelemetry.context import Context as TraceContext
 from opentelemetry.trace import Link, Tracer
 
-from routing.batches import FailedRequest
-from schemas import ContractError, PersonDataErased, TrainingRequestReceived
+from routing.batches import FailedRequest, RequestNotRoutedYet
+from schemas import (
+    CallbackSlotChosen,
+    ContractError,
+    Event,
+    PersonDataErased,
+    RequestDetailsCorrected,
+    TrainingRequestReceived,
+    TrainingRequestWithdrawn,
+)
 from schemas.topics import PRIVACY, TRAINING_REQUESTS
 from services import subscriber_options
 from services.consumers import RecordsFailed, batch_subscriber_options, decode_each, retried_one_at_a_time
 from services.kafka import topic_name
+from services.retries import Disposition as RetryDisposition
+from services.retries import classify
 from services.tracing import TRACER, context_of, headers_carrier, per_cause
 
 USE_CASE = "routing"
@@ -45,6 +55,15 @@ class RoutingUseCase(Protocol):
 
     async def erase_person(self, person_id: str, /) -> object: ...
 
+    async def apply_person_event(self, event: PersonEvent, /) -> object:
+        """A slot chosen, a withdrawal or a correction, applied once to the request's case."""
+        ...
+
+
+PersonEvent = CallbackSlotChosen | TrainingRequestWithdrawn | RequestDetailsCorrected
+"""What the person does about their request; on the requests topic, keyed by request, after it."""
+PERSON_EVENTS = (CallbackSlotChosen, TrainingRequestWithdrawn, RequestDetailsCorrected)
+
 
 Routing = Annotated[RoutingUseCase, Context(USE_CASE)]
 ServiceTracer = Annotated[Tracer | None, Context(TRACER, default=None)]
@@ -59,8 +78,11 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
     router = KafkaRouter()
     requests = topic_name(TRAINING_REQUESTS)
 
-    async def on_training_request_received(event: TrainingRequestReceived, routing: Routing) -> None:
-        await routing.route(event)
+    async def on_training_request_received(event: TrainingRequestReceived | PersonEvent, routing: Routing) -> None:
+        if isinstance(event, TrainingRequestReceived):
+            await routing.route(event)
+        else:
+            await routing.apply_person_event(event)
 
     if batch_max_records > 1:
         options = batch_subscriber_options("routing", max_records=batch_max_records, timeout_ms=batch_timeout_ms)
@@ -69,18 +91,7 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
         @retried_one_at_a_time(on_training_request_received)
         async def on_training_requests_received(message: KafkaMessage, routing: Routing, tracer: ServiceTracer) -> None:
             decoded, failed = decode_each(message.raw_message)
-            received: list[TrainingRequestReceived] = []
-            record_of: dict[str, ConsumerRecord[Any, Any]] = {}
-            for record, event in decoded:
-                if isinstance(event, TrainingRequestReceived):
-                    received.append(event)
-                    record_of.setdefault(str(event.id), record)
-                else:
-                    failed.append((record, ContractError(f"{event.type} is no training request")))
-            mine = [(event, record_of[str(event.id)]) for event in received]
-            with _per_request_spans(tracer or trace.get_tracer(__name__), mine) as contexts, per_cause(contexts):
-                for failure in await routing.route_batch(received):
-                    failed.append((record_of[str(failure.request.id)], failure.error))
+            failed += await route_records(routing, decoded, tracer or trace.get_tracer(__name__))
             if failed:
                 raise RecordsFailed(failed)
     else:
@@ -91,6 +102,49 @@ def router(*, batch_max_records: int = 1, batch_timeout_ms: int = 10) -> KafkaRo
         await routing.erase_person(event.person_id)
 
     return router
+
+
+async def route_records(
+    routing: RoutingUseCase, decoded: Sequence[tuple[ConsumerRecord[Any, Any], Event]], tracer: Tracer
+) -> list[tuple[ConsumerRecord[Any, Any], Exception]]:
+    """Handle a batch's decoded records: its requests routed together (`route_batch`), then the
+    person's events one by one in the batch's order; the records that failed, with their error,
+    for the failure policy. An infrastructure failure (MongoDB unreachable) is raised: the whole
+    batch comes again."""
+    failed: list[tuple[ConsumerRecord[Any, Any], Exception]] = []
+    received: list[TrainingRequestReceived] = []
+    person: list[tuple[ConsumerRecord[Any, Any], PersonEvent]] = []
+    record_of: dict[str, ConsumerRecord[Any, Any]] = {}
+    for record, event in decoded:
+        if isinstance(event, TrainingRequestReceived):
+            received.append(event)
+            record_of.setdefault(str(event.id), record)
+        elif isinstance(event, PERSON_EVENTS):
+            person.append((record, event))
+        else:
+            failed.append((record, ContractError(f"{event.type} is no training request")))
+    mine = [(event, record_of[str(event.id)]) for event in received]
+    not_routed: set[str] = set()
+    with _per_request_spans(tracer, mine) as contexts, per_cause(contexts):
+        for failure in (await routing.route_batch(received)) if received else []:
+            failed.append((record_of[str(failure.request.id)], failure.error))
+            not_routed.add(failure.request.request_id)
+    # The person's events after every request of the batch: one of theirs follows its request
+    # on the partition (same key), so it applies after the request is routed. One by one, in
+    # the batch's order, so that a later choice replaces an earlier one.
+    for record, event in person:
+        if event.request_id in not_routed:
+            # Its request waits for a retry: the event does too, and applies after it.
+            failed.append((record, RequestNotRoutedYet(event.request_id)))
+            continue
+        try:
+            await routing.apply_person_event(event)
+        except Exception as error:  # each record meets the failure policy on its own
+            if classify(error) is RetryDisposition.RETRY_IN_PLACE:
+                raise
+            failed.append((record, error))
+            not_routed.add(event.request_id)  # the request's later events wait behind it
+    return failed
 
 
 @contextlib.contextmanager

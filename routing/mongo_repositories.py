@@ -263,6 +263,7 @@ def _state(request: RoutedRequest) -> dict[str, Any]:
         "updated_at": request.updated_at,
         "escalated_at": request.escalated_at,
         "closed_at": request.closed_at,
+        "not_before": request.not_before,
         "version": request.version,
     }
 
@@ -334,4 +335,5 @@ def routed_request(doc: dict[str, Any]) -> RoutedRequest:
         escalated_at=_utc(doc.get("escalated_at")),
         closed_at=_utc(doc.get("closed_at")),
         updated_at=_utc(doc.get("updated_at")),
+        not_before=_utc(doc.get("not_before")),
     )

@@ -313,6 +313,12 @@ class DigitalDivideProgramme:
                 continue  # another replica admitted it: look at the next
             admitted.append(nxt["_id"])
 
+    async def withdraw(self, request_id: str) -> bool:
+        """The person withdrew the request: it leaves the waitlist, never to be admitted; False when it
+        was not waiting (admitted already, or never waitlisted)."""
+        left = await self._waitlist.update_one({"_id": request_id, "status": "waiting"}, {"$set": {"status": "withdrawn"}})
+        return left.modified_count == 1
+
     async def waitlist(self, year: int | None = None) -> list[dict[str, Any]]:
         """Everyone waiting, in admission order (`year`: only those who asked that year)."""
         query: dict[str, Any] = {"status": "waiting"}

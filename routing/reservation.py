@@ -20,6 +20,7 @@ from schemas import Language, Target
 
 __all__ = [
     "Accept",
+    "Cancel",
     "Command",
     "Complete",
     "Decline",
@@ -32,6 +33,7 @@ __all__ = [
     "RequestStatus",
     "Requeue",
     "Reservation",
+    "Schedule",
     "RoutedRequest",
     "Transition",
     "decide",
@@ -84,6 +86,14 @@ class RoutedRequest:
     escalated_at: datetime | None = None
     closed_at: datetime | None = None
     updated_at: datetime | None = None
+    not_before: datetime | None = None
+    """A scheduled callback: the start of the window the person chose. The request is not offered
+    before it (contact centres offer a scheduled callback to an agent when its window opens);
+    None: offered at once."""
+
+    def scheduled_after(self, now: datetime) -> bool:
+        """Whether the request waits for the person's window to open."""
+        return self.not_before is not None and self.not_before > now
 
     def offer_request(self) -> OfferRequest:
         return OfferRequest(
@@ -221,7 +231,26 @@ class Reassign:
     reason: str = ""
 
 
-Command = Offer | Accept | Decline | Expire | Complete | Requeue | Reprioritise | Escalate | Reassign
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The person chose a window: the request is not offered before `not_before`, and its queue
+    deadline becomes `deadline` (the case's, moved to the window's end when that is later)."""
+
+    not_before: datetime | None
+    deadline: datetime | None
+    now: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """The person withdrew the request: it leaves every queue, and the worker holding it is freed."""
+
+    now: datetime
+    reason: str = ""
+
+
+Command = Offer | Accept | Decline | Expire | Complete | Requeue | Reprioritise | Escalate | Reassign | Schedule | Cancel
 
 
 def queue_request(
@@ -306,6 +335,18 @@ def decide(state: RoutedRequest, command: Command) -> tuple[RoutedRequest, list[
                 raise Refused(state.request_id, command, f"already at {state.escalation.value}")
             new = replace(state, escalation=level, escalated_at=command.now)
             transition = Transition(f"escalated:{level.value}", command.now, None, command.reason or None)
+        case Schedule():
+            _require_status(state, command, RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED)
+            if (state.not_before, state.deadline) == (command.not_before, command.deadline):
+                raise Refused(state.request_id, command, "nothing changes")
+            new = replace(state, not_before=command.not_before, deadline=command.deadline)
+            at = command.not_before.isoformat() if command.not_before else "-"
+            transition = Transition("scheduled", command.now, None, command.reason or f"not before {at}")
+        case Cancel():
+            _require_status(state, command, RequestStatus.QUEUED, RequestStatus.RESERVED, RequestStatus.ASSIGNED)
+            holder = state.held_by()
+            new = replace(state, status=RequestStatus.CLOSED, closed_at=command.now, reservation=None)
+            transition = Transition("withdrawn", command.now, holder, command.reason or None, worker_delta=-1 if holder else 0)
         case Reassign():
             _require_held(state, command, command.worker_id, RequestStatus.RESERVED, RequestStatus.ASSIGNED)
             new, transition = _release(state, command.worker_id, command.now, "reassigned", command.reason or None)

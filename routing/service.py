@@ -21,13 +21,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from routing.assignment import Assignments, QueuedRequest, QueueKey, RequestStatus, RoutedRequest
-from routing.batches import FailedRequest, offer_order, split_batch
+from routing.batches import FailedRequest, RequestNotRoutedYet, offer_order, split_batch
 from routing.case import (
     AdmitToProgramme,
     AskPartner,
     CallFacts,
     Case,
+    ChooseSlot,
     Command,
+    CorrectDetails,
     DeskError,
     Effects,
     EnrolledCourse,
@@ -41,8 +43,10 @@ from routing.case import (
     RecordFacts,
     RecordPartnerAnswer,
     Redirect,
+    Withdraw,
     decide,
     open_case,
+    slot_refusal,
 )
 from routing.case_repository import CASES_COLLECTION, CaseStore, CaseUnitOfWork, MongoCaseStore
 from routing.decision import RouteDecision, RoutingState, decide_route
@@ -54,14 +58,18 @@ from routing.rules import RuleSet
 from routing.sla import SlaPolicy, callback_deadline, due_at, later_by
 from schemas import (
     CallbackSlaBreached,
+    CallbackSlotChosen,
     ContactOutcome,
     Event,
     ProgrammePlace,
+    RequestDetailsCorrected,
     RequestFactsRecorded,
     Target,
     TrainingRequestReceived,
     TrainingRequestRouted,
+    TrainingRequestWithdrawn,
 )
+from schemas import Disposition as RequestDisposition
 from services.calendar import BrusselsCalendar
 from services.catalogue import Catalogue
 from services.clock import Clock
@@ -73,7 +81,11 @@ from services.retries import Disposition, classify
 from services.timers import Timer, TimerKind, TimerStore
 from services.tracing import attached, carrier, outgoing_context
 
-__all__ = ["DeskError", "RoutingPolicy", "RoutingService", "required_skills"]
+__all__ = ["DeskError", "PersonEvent", "RequestNotRoutedYet", "RoutingPolicy", "RoutingService", "required_skills"]
+
+PersonEvent = CallbackSlotChosen | TrainingRequestWithdrawn | RequestDetailsCorrected
+"""What the person does about their request (status page, phone menu), on the requests topic."""
+
 
 log = structlog.get_logger(__name__)
 
@@ -392,6 +404,9 @@ class RoutingService:
             if admitted is None:
                 continue
             case = admitted[0]
+            if case.disposition is RequestDisposition.WITHDRAWN:
+                continue  # nobody is to call a person who withdrew
+
             queued = await self.assignment.get_request(request_id)
             if queued is None:
                 # Waitlisted before waitlisted people kept an advisor: in no queue until now.
@@ -407,6 +422,122 @@ class RoutingService:
                 if team is not None:
                     await self.assignment.requeue(request_id, team, reason="admitted to the digital-divide programme")
             await self.assignment.offer_next(request_id)
+
+    # --- what the person does about their request -------------------------------------------
+
+    async def apply_person_event(self, event: PersonEvent) -> Case | None:
+        """Apply one of the person's events once (processed-events record, case, timers and outbox in
+        one transaction), then bring the request's queue entry in line with its case (idempotent, so
+        a redelivery after a crash repairs it). Raises `RequestNotRoutedYet` when routing has no case
+        of the request yet. Returns the case as it stands, or None when the event changes nothing."""
+        match event:
+            case CallbackSlotChosen():
+                return await self.choose_slot(event)
+            case TrainingRequestWithdrawn():
+                return await self.withdraw(event)
+            case RequestDetailsCorrected():
+                return await self.correct_details(event)
+
+    async def choose_slot(self, event: CallbackSlotChosen) -> Case | None:
+        """The person chose a window: the deadline follows it (`routing.case.ChooseSlot`) and the
+        request is offered when the window opens. A window outside the opening hours is ignored,
+        with the reason logged; the request keeps its place and its promise."""
+        now = self.clock.now()
+        if reason := slot_refusal(event.slot_start, event.slot_end, self.policy.calendar, now):
+            log.warning("callback.slot_refused", request_id=event.request_id, reason=reason, chosen_through=event.chosen_through)
+            return None
+        command = ChooseSlot(
+            slot_start=event.slot_start,
+            slot_end=event.slot_end,
+            chosen_through=event.chosen_through,
+            now=now,
+            sla=self.policy.sla,
+            calendar=self.policy.calendar,
+        )
+        case, _ = await self._once(event, command)
+        if case.disposition is not None or case.callback_slot_start is None:
+            log.info("callback.slot_ignored", request_id=event.request_id, reason="request_closed")
+            return None
+        await self.assignment.schedule(
+            event.request_id,
+            case.callback_slot_start,
+            case.deadline,
+            reason=f"window chosen through {case.callback_slot_through}",
+        )
+        await self.assignment.offer_next(event.request_id)  # a window already open: offered at once
+        log.info(
+            "callback.slot_chosen",
+            request_id=event.request_id,
+            slot_start=case.callback_slot_start,
+            slot_end=case.callback_slot_end,
+            deadline=case.deadline,
+            deadline_by_choice=case.deadline_by_choice,
+            chosen_through=case.callback_slot_through,
+        )
+        return case
+
+    async def withdraw(self, event: TrainingRequestWithdrawn) -> Case | None:
+        """The person withdrew the request: it is closed as `withdrawn` (`TrainingRequestClosed`, no
+        worker), its timers cancelled, and it leaves every queue, freeing the worker holding it.
+        Withdrawing a closed request changes nothing."""
+        command = Withdraw(now=self.clock.now(), withdrawn_through=event.withdrawn_through, cause=event)
+        case, changed = await self._once(event, command)
+        if case.disposition is RequestDisposition.WITHDRAWN:
+            # Idempotent, and done again on a redelivery: repairs a crash after the case's commit.
+            await self.assignment.cancel(event.request_id, reason=f"withdrawn through {case.withdrawn_through}")
+            if case.programme == "waitlisted":
+                await self.programme.withdraw(event.request_id)  # a place freed later goes to someone else
+        if case.disposition is not RequestDisposition.WITHDRAWN or changed is False:
+            # Closed before (reached, unreachable, withdrawn already): nobody is to call, nothing to do.
+            log.info("request.withdraw_ignored", request_id=event.request_id, reason="request_closed")
+            return None
+        log.info("request.withdrawn", request_id=event.request_id, withdrawn_through=case.withdrawn_through)
+        return case
+
+    async def correct_details(self, event: RequestDetailsCorrected) -> Case | None:
+        """The person corrected their need, the course or their contact details: the desk shows them,
+        the new contact marked unverified. The team stays (the desk redirects if the new need calls
+        for another), and so does the score: no priority point depends on the course."""
+        unsealed = await self.personal.unseal(event)
+        command = CorrectDetails(
+            now=self.clock.now(),
+            corrected_through=unsealed.corrected_through,
+            need=unsealed.need,
+            requested_course=unsealed.requested_course,
+            contact=unsealed.contact.model_dump(mode="json") if unsealed.contact is not None else None,
+        )
+        case, _ = await self._once(event, command)
+        log.info(
+            "request.details_corrected",
+            request_id=event.request_id,
+            corrected_through=event.corrected_through,
+            facts=sorted(name for name in ("need", "requested_course", "contact") if getattr(unsealed, name) is not None),
+        )
+        return case
+
+    async def _once(self, event: PersonEvent, command: Command) -> tuple[Case, bool | None]:
+        """Decide `command` on the event's case and save it, once per event: the case as it stands
+        afterwards, and whether the command changed it (None: the event was processed before)."""
+        changed: list[bool] = []
+
+        async def effect(session: AsyncClientSession) -> list[Event]:
+            uow = self.case_store.within(session)
+            case = await uow.cases.get(event.request_id)
+            if case is None:
+                raise RequestNotRoutedYet(event.request_id)
+            decided, effects = decide(case, command)
+            await self._save(uow, case, decided, effects)
+            changed[:] = [decided != case]
+            return []  # the decision's events went to the outbox with `uow.apply`
+
+        outcome = await self.processed.run_once(event, effect, outbox=self.outbox)
+        case = await self.case_store.within(None).cases.get(event.request_id)
+        if case is None:  # pragma: no cover - a case is never deleted
+            raise RequestNotRoutedYet(event.request_id)
+        if not outcome.applied:
+            log.info("person_event.duplicate", request_id=event.request_id, event_type=event.type)
+            return case, None
+        return case, changed[0] if changed else None
 
     # --- the dispatcher ----------------------------------------------------------------------
 

@@ -99,6 +99,14 @@ LOGGED_KEYS = frozenset(
         "color_message",  # uvicorn's copy of the message, with colours
         # what happened, and why
         "reason",
+        # what the person did about their request (routing): a window's bounds, where they acted
+        "slot_start",
+        "slot_end",
+        "deadline_by_choice",
+        "not_before",
+        "chosen_through",
+        "withdrawn_through",
+        "corrected_through",
         "why",
         "error",
         "error_type",

@@ -7,13 +7,35 @@ too (`outcome_enrolled`, ...).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from routing.workers import EscalationLevel
 from schemas import ContactOutcome, FactSource, Language, QualificationLevel, Target
+from services.calendar import BRUSSELS
 
-__all__ = ["ENUM_KEYS", "TEXTS"]
+__all__ = ["DAY_NAMES", "ENUM_KEYS", "TEXTS", "window_words"]
+
+DAY_NAMES: dict[Language, tuple[str, ...]] = {
+    Language.FR: ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+    Language.NL: ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
+    Language.EN: ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+
+
+def window_words(language: Language, start: datetime, end: datetime) -> str:
+    """A callback window as the desk reads it, in Brussels time: `mardi 9:00–12:00 (10/03)`."""
+    local_start, local_end = start.astimezone(BRUSSELS), end.astimezone(BRUSSELS)
+    day = DAY_NAMES[language][local_start.weekday()]
+    return f"{day} {local_start:%-H:%M}–{local_end:%-H:%M} ({local_start:%d/%m})"
+
 
 TEXTS: dict[Language, dict[str, str]] = {
     Language.FR: {
+        "callback_slot": "Rappel souhaité : {slot}",
+        "slot_scheduled": "proposé à l'ouverture du créneau",
+        "deadline_by_choice": "Échéance choisie par la personne, après la promesse du {promise} : pas un retard.",
+        "unverified_contact": "Nouvelles coordonnées données par la personne sur la page de suivi, pas encore confirmées",
+        "corrected_by_person": "Demande corrigée par la personne le {at}",
         "part_qualification": "niveau de diplôme",
         "part_no_computer": "pas d'ordinateur",
         "part_no_internet": "pas d'Internet",
@@ -150,6 +172,11 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_cite_des_metiers": "Cité des métiers",
     },
     Language.NL: {
+        "callback_slot": "Gewenst terugbelmoment: {slot}",
+        "slot_scheduled": "aangeboden wanneer het tijdvak begint",
+        "deadline_by_choice": "Termijn gekozen door de persoon, na de belofte van {promise}: geen vertraging.",
+        "unverified_contact": "Nieuwe contactgegevens door de persoon opgegeven op de opvolgingspagina, nog niet bevestigd",
+        "corrected_by_person": "Aanvraag aangepast door de persoon op {at}",
         "part_qualification": "diplomaniveau",
         "part_no_computer": "geen computer",
         "part_no_internet": "geen internet",
@@ -287,6 +314,11 @@ TEXTS: dict[Language, dict[str, str]] = {
         "target_cite_des_metiers": "Cité des métiers",
     },
     Language.EN: {
+        "callback_slot": "Callback wanted: {slot}",
+        "slot_scheduled": "offered when the window opens",
+        "deadline_by_choice": "Deadline chosen by the person, after the promise of {promise}: not a delay.",
+        "unverified_contact": "New contact details given by the person on the status page, not yet confirmed",
+        "corrected_by_person": "Request corrected by the person on {at}",
         "part_qualification": "qualification level",
         "part_no_computer": "no computer",
         "part_no_internet": "no internet",

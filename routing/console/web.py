@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from routing.api import Facts, Outcome, PartnerAnswer, PartnerQuestion, Reassignment, get_desk
-from routing.console.i18n import TEXTS
+from routing.console.i18n import TEXTS, window_words
 from routing.desk import BoardItem, Desk, DeskError, QueueItem
 from routing.priority import PART_FACTS
 from schemas import ContactOutcome, Language, QualificationLevel, Target
@@ -133,6 +133,11 @@ def _card(language: Language, item: QueueItem, decision: dict[str, Any]) -> dict
         "rule_id": decision.get("rule_id"),
         "parts": _parts(language, parts, item.fact_sources, item.priority - score),
         "partner_since": _brussels(item.partner_asked_at) if item.waiting_for_partner else None,
+        "slot": window_words(language, item.callback_slot_start, item.callback_slot_end)
+        if item.callback_slot_start and item.callback_slot_end
+        else None,
+        "promise_local": _brussels(item.promised_deadline),
+        "corrected_local": _brussels(item.corrected_at),
         "next_attempt": _brussels(item.next_attempt_at),
     }
 

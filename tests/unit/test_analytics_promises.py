@@ -164,3 +164,50 @@ def test_a_request_closed_without_reaching_the_person_settles_its_promise_as_rou
     ]
     promise = read_promises(late)["w"]
     assert promise.reached_at is None and judge(promise, DEADLINE + 2 * HOUR) == "late"
+
+
+# --- a window the person chose ---------------------------------------------------------------
+
+CHOSEN_END = DEADLINE + timedelta(days=1)
+
+
+def chose(request_id: str, at: datetime, end: datetime) -> dict[str, Any]:
+    return doc("CallbackSlotChosen", request_id, at, slot_start=end - 3 * HOUR, slot_end=end, chosen_through="status_page")
+
+
+@pytest.mark.parametrize(
+    ("reached", "recorded", "as_of", "outcome"),
+    [
+        (T0 + HOUR, False, DEADLINE + HOUR, "met"),  # called within the promise all the same
+        (DEADLINE + HOUR, False, DEADLINE + 2 * HOUR, "by_choice"),  # after the promise, within the window
+        (CHOSEN_END + HOUR, False, CHOSEN_END + 2 * HOUR, "choice_missed"),
+        (None, True, CHOSEN_END + HOUR, "choice_missed"),  # routing's breach of the moved deadline
+        (None, False, CHOSEN_END + HOUR, "choice_missed"),
+        (None, False, DEADLINE + HOUR, "pending"),  # past the promise, not the window: not late
+    ],
+)
+def test_a_window_chosen_beyond_the_promise_is_judged_apart_from_breaches(
+    reached: datetime | None, recorded: bool, as_of: datetime, outcome: str
+) -> None:
+    promise = PromiseFacts(
+        received_at=T0, deadline=DEADLINE, reached_at=reached, breach_recorded=recorded, chosen_deadline=CHOSEN_END
+    )
+    assert judge(promise, as_of) == outcome
+
+
+def test_the_window_that_counts_is_the_last_chosen_before_the_promise_passed_and_only_beyond_it() -> None:
+    documents = [
+        received("r-1"),
+        routed("r-1", T0, DEADLINE),
+        chose("r-1", T0 + HOUR, CHOSEN_END),
+        chose("r-1", T0 + 2 * HOUR, CHOSEN_END + timedelta(days=1)),  # a later choice replaces it
+        received("r-2"),
+        routed("r-2", T0, DEADLINE),
+        chose("r-2", T0 + HOUR, DEADLINE - HOUR),  # within the promise: changes nothing
+        received("r-3"),
+        routed("r-3", T0, DEADLINE),
+        chose("r-3", DEADLINE + HOUR, CHOSEN_END),  # after the promise passed: too late to move it
+    ]
+    found = read_promises(documents)
+    assert found["r-1"].chosen_deadline == CHOSEN_END + timedelta(days=1)
+    assert found["r-2"].chosen_deadline is None and found["r-3"].chosen_deadline is None

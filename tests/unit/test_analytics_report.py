@@ -15,6 +15,7 @@ from analytics.report import ReportConfig, build_report, write_charts, write_csv
 from analytics.stats import median, percentile
 from schemas import (
     CallbackSlaBreached,
+    CallbackSlotChosen,
     CampaignAttribution,
     Channel,
     ContactAttempted,
@@ -142,6 +143,37 @@ def test_each_request_is_judged_against_its_own_promise() -> None:
     assert (web_row["no_promise"], web_row["met_pct"]) == (1, None)
     # Its wait is still reported, with everyone's.
     assert report.table("time_to_first_contact").row("web")["median_h"] == 72.0
+
+
+def test_a_call_later_at_the_persons_request_is_counted_apart_from_breaches() -> None:
+    later, missed = received("later", MONDAY), received("missed", MONDAY)
+
+    def chose(request: TrainingRequestReceived, end_after: timedelta) -> CallbackSlotChosen:
+        end = request.received_at + end_after
+        return CallbackSlotChosen(
+            source="/intake/status",
+            time=request.received_at + timedelta(hours=1),
+            request_id=request.request_id,
+            person_id=request.person_id,
+            slot_start=end - timedelta(hours=3),
+            slot_end=end,
+            chosen_through="status_page",
+        )
+
+    events: list[Event] = [
+        later,
+        promised(later),
+        chose(later, timedelta(hours=72)),
+        attempt(later, timedelta(hours=70)),  # after the promise, within the window
+        missed,
+        promised(missed),
+        chose(missed, timedelta(hours=72)),
+    ]
+    report = build_report(documents(events), ReportConfig(as_of=MONDAY + timedelta(days=4)))
+    phone = report.table("sla_by_channel").row("phone")
+    assert (phone["met"], phone["late"], phone["called_later_by_choice"], phone["choice_missed"]) == (0, 0, 1, 1)
+    overview = dict(report.table("overview").rows)
+    assert overview["called later at the person's request"] == 1 and overview["window chosen by the person missed"] == 1
 
 
 def test_learner_questions_are_shown_apart_with_their_own_promise() -> None:

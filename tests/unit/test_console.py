@@ -658,3 +658,40 @@ async def test_the_team_page_shows_the_dispatchers_order_the_parts_the_programme
     assert "In the order the dispatcher offers them" in page
     r1 = page[page.index('data-request-id="r-1"') :]
     assert "escalated to" not in r1 and "Programme:" not in r1
+
+
+class DeskWithAChosenWindow(FakeDesk):
+    """r-1 assigned with a window the person chose beyond the promise, and a contact they corrected."""
+
+    async def queue(self, worker_id: str) -> list[QueueItem]:
+        self.calls.append(("queue", worker_id))
+        start = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)  # Tuesday 9:00 in Brussels
+        chosen = {
+            "callback_slot_start": start,
+            "callback_slot_end": start + timedelta(hours=3),
+            "callback_slot_through": "status_page",
+            "scheduled": True,
+            "deadline_by_choice": True,
+            "promised_deadline": start - timedelta(days=1),
+            "unverified_contact": {"phone": "+32470111111", "email": None, "name": None},
+        }
+        return [_item("r-1", "assigned", **chosen)]
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("fr", ["Rappel souhaité : mardi 9:00–12:00 (08/12)", "proposé à l'ouverture du créneau", "pas encore confirmées"]),
+        ("nl", ["Gewenst terugbelmoment: dinsdag 9:00–12:00 (08/12)", "geen vertraging", "nog niet bevestigd"]),
+        ("en", ["Callback wanted: Tuesday 9:00–12:00 (08/12)", "not a delay", "not yet confirmed"]),
+    ],
+)
+async def test_the_queue_shows_the_window_the_person_chose_and_their_unverified_contact(language: str, words: list[str]) -> None:
+    provider, desk = FakeProvider("adv-1"), DeskWithAChosenWindow()
+    app, _ = console_app(provider, desk)
+    async with browser(app) as http:
+        await sign_in(http, provider, f"/console/{language}/")
+        page = html.unescape((await http.get(f"/console/{language}/")).text)
+    for said in words:
+        assert said in page
+    assert "+32470111111" in page

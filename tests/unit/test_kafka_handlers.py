@@ -22,9 +22,10 @@ from prometheus_client import CollectorRegistry
 from certification import handlers as certification_handlers
 from notification import handlers as notification_handlers
 from routing import handlers as routing_handlers
-from routing.batches import FailedRequest
+from routing.batches import FailedRequest, RequestNotRoutedYet
 from schemas import (
     CallbackDue,
+    CallbackSlotChosen,
     DigitalDivideAdmitted,
     DigitalDivideMemberReleased,
     DigitalDivideProgrammeSuspended,
@@ -50,6 +51,7 @@ from schemas import (
     TrainingCompleted,
     TrainingRequestReceived,
     TrainingRequestRouted,
+    TrainingRequestWithdrawn,
     codec,
 )
 from schemas.topics import CERTIFICATION_EXAMS, PRIVACY, TRAINING_ENROLMENTS, TRAINING_REQUESTS, TRAINING_ROUTING, TopicSpec
@@ -167,6 +169,8 @@ class RecordingRouting:
         self.routed: list[TrainingRequestReceived] = []
         self.batches: list[list[TrainingRequestReceived]] = []
         self.erased: list[str] = []
+        self.applied: list[Event] = []
+        """Every call in order: requests routed and the person's events applied."""
         self.refused = set(refused)
         self.late = set(late)
         """Requests whose first routing times out (a transient failure)."""
@@ -178,6 +182,12 @@ class RecordingRouting:
             self.late.discard(request.request_id)
             raise TimeoutError("late")
         self.routed.append(request)
+        self.applied.append(request)
+
+    async def apply_person_event(self, event: routing_handlers.PersonEvent, /) -> None:
+        if event.request_id not in {r.request_id for r in self.routed}:
+            raise RequestNotRoutedYet(event.request_id)
+        self.applied.append(event)
 
     async def route_batch(self, requests: Sequence[TrainingRequestReceived], /) -> list[FailedRequest]:
         self.batches.append(list(requests))
@@ -207,6 +217,50 @@ async def test_routing_routes_a_received_request(max_records: int) -> None:
     assert routing.routed == [request]
     assert routing.erased == []
     assert len(routing.batches) == (1 if max_records > 1 else 0)
+
+
+def _slot_and_withdrawal(request: TrainingRequestReceived) -> tuple[CallbackSlotChosen, TrainingRequestWithdrawn]:
+    start = datetime(2031, 3, 11, 8, 0, tzinfo=UTC)
+    slot = CallbackSlotChosen(
+        source="/intake",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        slot_start=start,
+        slot_end=start.replace(hour=11),
+        chosen_through="phone_ivr",
+    )
+    withdrawn = TrainingRequestWithdrawn(
+        source="/intake", request_id=request.request_id, person_id=request.person_id, withdrawn_through="status_page"
+    )
+    return slot, withdrawn
+
+
+@pytest.mark.parametrize("max_records", [1, 50])
+async def test_routing_applies_the_persons_events_after_their_request_in_order(max_records: int) -> None:
+    request, other = make_request(), make_request()
+    slot, withdrawn = _slot_and_withdrawal(request)
+    routing = RecordingRouting()
+    async with in_memory("routing", routing_in_batches(routing, max_records)) as (broker, metrics):
+        for event in (request, slot, other, withdrawn):
+            await publish(broker, TRAINING_REQUESTS, event)
+        assert dead_letters(metrics) == 0
+    assert [e.id for e in routing.applied if getattr(e, "request_id", None) == request.request_id] == [
+        request.id,
+        slot.id,
+        withdrawn.id,
+    ]
+    assert other in routing.applied
+
+
+async def test_routing_in_batches_retries_a_persons_event_whose_request_waits_for_a_retry() -> None:
+    request = make_request()
+    slot, _ = _slot_and_withdrawal(request)
+    routing = RecordingRouting(late={request.request_id})
+    async with in_memory("routing", routing_in_batches(routing, 50)) as (broker, metrics):
+        await publish(broker, TRAINING_REQUESTS, request)
+        await publish(broker, TRAINING_REQUESTS, slot)
+        assert dead_letters(metrics) == 0
+    assert [e.id for e in routing.applied] == [request.id, slot.id], "the slot is not lost: it applies after the retry"
 
 
 async def test_routing_in_batches_dead_letters_a_refused_request_and_routes_the_others() -> None:

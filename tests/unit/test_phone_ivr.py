@@ -80,3 +80,19 @@ def test_the_telephony_teams_document_is_the_table() -> None:
             assert prompt in doc, prompt
         for answer in question.answers:
             assert f"| `{answer.key}` | `{answer.name}` | {answer.label} |" in doc, (question.name, answer.key)
+
+
+def test_a_callback_window_is_the_first_working_day_after_the_call_closures_skipped() -> None:
+    from datetime import datetime, time
+
+    from intake.ivr import callback_window
+    from services.calendar import BRUSSELS, BrusselsCalendar
+
+    thursday_evening = datetime(2026, 12, 24, 18, 0, tzinfo=BRUSSELS)
+    # 25 December is Christmas, 26 December an extra closure, then the weekend: Monday 28 December.
+    closed = BrusselsCalendar(extra_closures=[date(2026, 12, 26)])
+    start, end = callback_window("morning", thursday_evening, closed)
+    assert (start, end) == (datetime(2026, 12, 28, 9, 0, tzinfo=BRUSSELS), datetime(2026, 12, 28, 12, 30, tzinfo=BRUSSELS))
+    start, end = callback_window("afternoon", datetime(2026, 3, 10, 8, 0, tzinfo=BRUSSELS), BrusselsCalendar())
+    assert (start.date(), start.time(), end.time()) == (date(2026, 3, 11), time(13, 0), time(17, 15))
+    assert closed.is_open(start) and end.time() <= closed.closing, "within the line's opening hours"

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -588,6 +588,34 @@ async def test_menu_answers_the_table_does_not_have_never_lose_the_call(
     assert draft.channel_details.get("ivr_unrecognised") == unrecognised
 
 
+async def test_a_callback_window_chosen_in_the_menu_is_the_next_working_days_part(
+    client: httpx.AsyncClient, pipeline: RecordingPipeline
+) -> None:
+    assert (await post_generic(client, call_event(ivr={"callback": "1"}))).status_code == 202
+    assert (await post_generic(client, call_event(call_id="c-0002", ivr={"callback": "0"}))).status_code == 202
+    morning, any_time = pipeline.drafts
+    wednesday = NOW.date() + timedelta(days=1)
+    assert morning.callback_slot == (
+        datetime.combine(wednesday, time(9, 0), BRUSSELS),
+        datetime.combine(wednesday, time(12, 30), BRUSSELS),
+    )
+    assert any_time.callback_slot is None and "ivr_unrecognised" not in any_time.channel_details
+
+
+async def test_a_twilio_callback_choice_skips_the_weekend_and_easter_monday(
+    client: httpx.AsyncClient, pipeline: RecordingPipeline
+) -> None:
+    # Friday 3 April 2026; Monday 6 April is Easter Monday: the next working day is Tuesday 7 April.
+    friday = "Fri, 03 Apr 2026 11:00:00 +0000"
+    params = twilio_params(CallStatus="in-progress", Digits="2", ivr_callback="2", Timestamp=friday)
+    assert (await post_twilio_to(client, MENU_QUERY, params)).status_code == 202
+    [draft] = pipeline.drafts
+    assert draft.callback_slot == (
+        datetime(2026, 4, 7, 13, 0, tzinfo=BRUSSELS),
+        datetime(2026, 4, 7, 17, 15, tzinfo=BRUSSELS),
+    )
+
+
 async def test_a_job_seeking_band_counts_back_from_the_calls_day_in_brussels(
     client: httpx.AsyncClient, pipeline: RecordingPipeline
 ) -> None:
@@ -662,9 +690,9 @@ async def test_openapi_documents_the_menu_answers_inline(client: httpx.AsyncClie
     body = schema["paths"]["/webhooks/phone"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "$ref" not in json.dumps(body), "the body schema is inlined: a $ref into $defs would point nowhere"
     ivr = next(option for option in body["properties"]["ivr"]["anyOf"] if option.get("type") == "object")
-    assert set(ivr["properties"]) == {"qualification", "computer", "internet", "job_seeker"}
+    assert set(ivr["properties"]) == {"qualification", "computer", "internet", "job_seeker", "callback"}
     assert "`4` or `upper_secondary`" in ivr["properties"]["qualification"]["description"]
     form = schema["paths"]["/webhooks/phone/twilio"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
-    assert {"ivr_language", "ivr_qualification", "ivr_computer", "ivr_internet", "ivr_job_seeker"} <= set(
+    assert {"ivr_language", "ivr_qualification", "ivr_computer", "ivr_internet", "ivr_job_seeker", "ivr_callback"} <= set(
         form["schema"]["properties"]
     )
