@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,15 +37,31 @@ from certification.seating import CentreState
 from certification.signing import CredentialSigner, new_signing_key
 from certification.verification import PAGE_HEADERS, assess, render
 from intake.i18n import text
+from intake.status.page import _message as status_message
+from intake.status.page import _render as render_status
+from intake.status.projection import apply_to_request
+from intake.status.slots import offered_windows
+from intake.status.texts import text as text_of_status
+from intake.status.view import build_view
 from intake.web import FORM_SOURCE, InMemoryIdempotencyKeys, WebChannel, WebSettings, get_web_channel, web_router
 from intake.web.form import _render_message
-from schemas import ExamSeatOffered, Language
+from schemas import (
+    ContactAttempted,
+    ContactOutcome,
+    Event,
+    ExamSeatOffered,
+    Language,
+    Target,
+    TrainingRequestReceived,
+    TrainingRequestRouted,
+)
+from services.calendar import BrusselsCalendar
 from services.catalogue import load_catalogue
 from services.clock import FixedClock
 from services.ratelimits import InMemoryRateLimits
 from tests.accessibility import assert_accessible, focus_indicator, require_axe
 from tests.certification_fakes import OFFER_LINKS, fake_certification, fake_unseal
-from tests.factories import exam_requested
+from tests.factories import exam_requested, make_request
 from tests.fakes import RecordingPipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -63,6 +79,33 @@ T0 = datetime(2020, 5, 18, 9, 0, tzinfo=UTC)
 EXAM_DAY = datetime(2020, 6, 2, 7, 0, tzinfo=UTC)
 ISSUED = datetime(2020, 6, 2, 14, 30, tzinfo=UTC)
 CREDENTIALS = CredentialLinks("https://certification.bruxellesformation.test")
+STATUS_NOW = datetime(2020, 5, 18, 8, 0, tzinfo=UTC)  # a Monday, 10:00 in Brussels
+STATUS_TOKEN = "s1.example.token"
+
+
+def status_events(request: TrainingRequestReceived) -> list[Event]:
+    """A request routed to the advisors with a promise, then a call nobody answered."""
+    routed = TrainingRequestRouted(
+        source="/tests",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        target=Target.ADVISORS,
+        rule_id="default",
+        rule_set_version="t",
+        explanation="staff only",
+        priority=50,
+        callback_deadline=STATUS_NOW + timedelta(hours=48),
+    )
+    call = ContactAttempted(
+        source="/tests",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        worker_id="adv-1",
+        outcome=ContactOutcome.NO_ANSWER,
+        attempt=1,
+        next_attempt_at=STATUS_NOW + timedelta(hours=2),
+    )
+    return [request, routed, call]
 
 
 def free_port() -> int:
@@ -156,6 +199,33 @@ async def pages(pipeline: RecordingPipeline) -> AsyncIterator[tuple[str, dict[st
         )
         return HTMLResponse(render(assessment, Language(lang)), headers=PAGE_HEADERS)
 
+    # The job seeker's status page as intake renders it: a request routed, an unanswered call, the
+    # windows to choose from; with an error tied to its field; the withdrawal's confirmation; a gone link.
+    @app.get("/status-pages/{lang}")
+    async def status(lang: str, error: bool = False) -> HTMLResponse:
+        language = Language(lang)
+        request = make_request(received_at=STATUS_NOW - timedelta(hours=2))
+        entry = None
+        for event in status_events(request):
+            entry = apply_to_request(entry, event)
+        assert entry is not None
+        windows = offered_windows(BrusselsCalendar(), STATUS_NOW, entry["callback_deadline"])
+        view = build_view(entry, None, need="Je voudrais apprendre Excel.", language=language, windows=windows)
+        values = {"need": "", "requested_course": "", "phone": "12" if error else "", "email": ""}
+        wrong = {"error": text_of_status(language, "refused_phone"), "error_field": "phone"} if error else {}
+        return render_status(
+            "status.html", language, 422 if error else 200, STATUS_TOKEN, view=view, base=f"/{lang}/status/{STATUS_TOKEN}",
+            notice=None, values=values, **({"error": None, "error_field": None} | wrong),
+        )  # fmt: skip
+
+    @app.get("/status-pages/{lang}/withdraw")
+    async def status_withdraw(lang: str) -> HTMLResponse:
+        return render_status("status_withdraw.html", Language(lang), 200, STATUS_TOKEN, base=f"/{lang}/status/{STATUS_TOKEN}")
+
+    @app.get("/status-pages/{lang}/gone")
+    async def status_gone(lang: str) -> HTMLResponse:
+        return status_message(Language(lang), 410, "erased_title", "erased", STATUS_TOKEN)
+
     with serve(app, "accessibility-pages") as base:
         yield base, {"offer_token": token}
 
@@ -227,6 +297,26 @@ async def test_the_seat_offer_page_and_its_answer_pass_wcag_21_aa(
 
     await page.goto(f"{base}{RESPOND_PATH}?token=v1.not.valid&lang={lang}")
     await assert_accessible(page, f"seat offer, invalid link ({lang})")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_status_page_its_errors_the_withdrawal_and_a_gone_link_pass_wcag_21_aa(
+    page: Page, pages: tuple[str, dict[str, Any]], lang: str
+) -> None:
+    base, _ = pages
+    await page.goto(f"{base}/status-pages/{lang}")
+    assert await page.get_attribute("html", "lang") == lang
+    await expect(page.locator('input[name="slot"]').first).to_be_visible()
+    await assert_accessible(page, f"status page ({lang})")
+
+    await page.goto(f"{base}/status-pages/{lang}?error=true")
+    assert await page.get_attribute("#phone", "aria-invalid") == "true"
+    await assert_accessible(page, f"status page with an error ({lang})")
+
+    await page.goto(f"{base}/status-pages/{lang}/withdraw")
+    await assert_accessible(page, f"status page, withdrawal ({lang})")
+    await page.goto(f"{base}/status-pages/{lang}/gone")
+    await assert_accessible(page, f"status page, nothing kept ({lang})")
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
