@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as default_policy
 from html import unescape
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -316,7 +317,7 @@ async def at_the_desk(routing_url: str, db: Any) -> None:
         )
 
 
-async def called_back_while_suspended(routing_url: str, db: Any) -> None:
+async def called_back_while_suspended(routing_url: str, db: Any) -> str:
     """The caller without a computer: the programme is suspended, an advisor calls back all the same."""
     case = await db["routing_cases"].find_one({"channel": "phone", "programme": "waitlisted"})
     if case is None:
@@ -339,6 +340,66 @@ async def called_back_while_suspended(routing_url: str, db: Any) -> None:
         f"request {request_id[:8]} (phone, no computer, programme suspended): {advisor} calls back"
         f" -> promise {case.get('sla')}, place on the waitlist kept ({case.get('programme')})"
     )
+    return str(request_id)
+
+
+STATUS_LINK = re.compile(r"https?://[^\s<>\"]+/(?:fr|nl|en)/status/[A-Za-z0-9._~-]+")
+
+
+class _PageText(HTMLParser):
+    """The words a person reads on a page: headings, paragraphs, list items, legends, labels."""
+
+    BLOCKS = frozenset({"h1", "h2", "h3", "p", "li", "dt", "dd", "legend", "label", "summary"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self._open: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("style", "script"):
+            self._skip += 1
+        elif tag in self.BLOCKS:
+            self._open.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip -= 1
+        elif tag in self.BLOCKS and self._open:
+            line = " ".join(self._open.pop().split())
+            if line:
+                self.lines.append(("# " if tag in ("h1", "h2", "h3") else "  ") + line)
+
+    def handle_data(self, data: str) -> None:
+        if self._open and not self._skip:
+            self._open[-1] += data
+
+
+async def status_page(inbox: Inbox, db: Any, request_id: str, timeout: float = 30.0) -> None:
+    """The acknowledgement's status link of the caller just called back, and what their page says."""
+    console.rule("[bold]The job seeker's side: the status link in the acknowledgement, and its page")
+    case = await db["routing_cases"].find_one({"_id": request_id}) or {}
+    phone = str((case.get("contact") or {}).get("phone") or "")
+    deadline = time.monotonic() + timeout
+    links: list[str] = []
+    while not links and time.monotonic() < deadline:
+        texts = [str(t.get("text", "")) for t in inbox.sms if phone and str(t.get("to", "")).endswith(phone[-8:])]
+        links = [link for text in texts for link in STATUS_LINK.findall(text)]
+        if not links:
+            await asyncio.sleep(0.3)
+    if not links:
+        raise RuntimeError(f"no status link reached the caller of request {request_id[:8]}")
+    link = links[0]
+    # Printed whole (the demo's people are made up): a real link is a bearer capability, sealed on Kafka.
+    console.print(f"the acknowledgement's status link: {link}", highlight=False, soft_wrap=True)
+    async with httpx.AsyncClient(timeout=10) as http:
+        page = await http.get(link)
+    reader = _PageText()
+    reader.feed(page.text)
+    console.print(f"GET -> {page.status_code}; what the person reads:", highlight=False)
+    for line in reader.lines:
+        console.print(line, highlight=False, markup=False)
 
 
 async def time_passes(routing_url: str, db: Any) -> None:
@@ -713,7 +774,8 @@ async def play(database: str) -> None:
             console.print(await outcome_table(db))
             await refusals(services["routing"].url)
             await at_the_desk(services["routing"].url, db)
-            await called_back_while_suspended(services["routing"].url, db)
+            suspended_caller = await called_back_while_suspended(services["routing"].url, db)
+            await status_page(inbox, db, suspended_caller)
             await time_passes(services["routing"].url, db)
             await certification_journey(services, db, database, inbox)
             await wait_for_mail(inbox, 5)

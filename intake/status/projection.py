@@ -109,7 +109,8 @@ def apply_to_request(entry: Mapping[str, Any] | None, event: Event) -> dict[str,
                 need_sealed=event.sealed.model_dump(mode="json") if event.sealed else None,
             )
             new.setdefault("requested_course", event.requested_course)
-            return _with_line(new, _line(event, "received"))
+            # When it reached us (a call's start, an e-mail's arrival), not when intake published it.
+            return _with_line(new, _line(event, "received") | {"at": event.received_at})
         case TrainingRequestRouted():
             new.update(target=event.target.value, rule_id=event.rule_id, callback_deadline=event.callback_deadline)
             return _with_line(new, _line(event, "routed", team=event.target.value))
