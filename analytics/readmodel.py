@@ -48,6 +48,7 @@ from schemas.events import (
     CertificateIssued,
     ConfigurationChanged,
     ContactAttempted,
+    ContactDetailsConfirmed,
     DigitalDivideAdmitted,
     DigitalDivideMemberReleased,
     DigitalDivideProgrammeResumed,
@@ -171,6 +172,8 @@ KEPT_FIELDS: Mapping[type[Event], tuple[str, ...]] = MappingProxyType(
         TrainingRequestClosed: ("request_id", "person_id", "disposition", "attempts", "worker_id"),
         CallbackSlotChosen: ("request_id", "person_id", "slot_start", "slot_end", "chosen_through"),
         TrainingRequestWithdrawn: ("request_id", "person_id", "withdrawn_through"),
+        # Not the contact details: personal data.
+        ContactDetailsConfirmed: ("request_id", "person_id", "confirmed_by"),
         # Not the new words nor the new contact details: personal data.
         RequestDetailsCorrected: ("request_id", "person_id", "corrected_through", "requested_course"),
         EnrolmentConfirmed: ("request_id", "person_id", "course_code", "starts_on", "language", "session_id"),

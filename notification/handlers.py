@@ -19,6 +19,7 @@ from schemas import (
     CallbackSlotChosen,
     CertificateIssued,
     ContactAttempted,
+    ContactDetailsConfirmed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     Event,
@@ -100,6 +101,8 @@ class NotificationUseCase(Protocol):
 
     async def erase(self, event: PersonDataErased, /) -> object: ...
 
+    async def confirm_contact(self, event: ContactDetailsConfirmed, /) -> object: ...
+
     async def notify(self, event: Event, /) -> object: ...
 
 
@@ -127,6 +130,10 @@ def router() -> KafkaRouter:
     @events(filter=carrying(TrainingRequestReceived))
     async def on_training_request_received(event: TrainingRequestReceived, notifications: Notifications) -> None:
         await notifications.record_contact(event)
+
+    @events(filter=carrying(ContactDetailsConfirmed))
+    async def on_contact_details_confirmed(event: ContactDetailsConfirmed, notifications: Notifications) -> None:
+        await notifications.confirm_contact(event)
 
     @events(filter=carrying(PersonDataErased))
     async def on_person_data_erased(event: PersonDataErased, notifications: Notifications) -> None:

@@ -20,7 +20,14 @@ from notification.notices import Notice, notice_for
 from notification.policy import BELGIUM_ONLY, plan_channels
 from notification.quiet_hours import QuietHours
 from notification.store import DeliveryStore, PeopleStore
-from schemas import Event, ExamSeatOffered, NotificationChannel, PersonDataErased, TrainingRequestReceived
+from schemas import (
+    ContactDetailsConfirmed,
+    Event,
+    ExamSeatOffered,
+    NotificationChannel,
+    PersonDataErased,
+    TrainingRequestReceived,
+)
 from services.clock import Clock
 from services.idempotency import Outcome, ProcessedEvents
 from services.privacy import PersonalData
@@ -136,6 +143,20 @@ class NotificationService:
             )
         if planned:
             self._on_planned()
+        return outcome
+
+    async def confirm_contact(self, event: ContactDetailsConfirmed) -> Outcome:
+        """Contact details staff checked with the person: messages go there from now on."""
+        confirmed = await self.personal.unseal(event)
+        contact = confirmed.contact.model_dump() if confirmed.sealed is None and confirmed.contact else {}
+
+        async def effect(session: AsyncClientSession) -> list[Event]:
+            await self.people.confirm_contact(event.person_id, contact, now=self.clock.now(), session=session)
+            return []
+
+        outcome = await self.processed.run_once(event, effect)
+        if outcome.applied:
+            log.info("notification.contact_confirmed", person_id=event.person_id, request_id=event.request_id)
         return outcome
 
     async def erase(self, event: PersonDataErased) -> Outcome:

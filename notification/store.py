@@ -21,7 +21,7 @@ happen that the notice is stored "waiting" just after the contact handler looked
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -137,6 +137,16 @@ class PeopleStore:
             return_document=ReturnDocument.AFTER,
         )
         return _upserted(doc)
+
+    async def confirm_contact(
+        self, person_id: str, contact: Mapping[str, Any], *, now: datetime, session: AsyncClientSession
+    ) -> None:
+        """Details staff confirmed replace the known ones, field by field; a person erased meanwhile stays erased."""
+        given = {f"contact.{name}": value for name, value in contact.items() if name in _CONTACT_FIELDS and value}
+        if given:
+            await self._people.update_one(
+                {"_id": person_id, "erased_at": None}, {"$set": {**given, "touched_at": now}}, session=session
+            )
 
     async def erase(self, person_id: str, *, erased_at: datetime, now: datetime, session: AsyncClientSession) -> None:
         """Forget the contact (the document stays as a tombstone, so an older request does not bring it back)."""

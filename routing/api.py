@@ -211,6 +211,18 @@ async def record_facts(desk: DeskDep, principal: Reader, request_id: str, body: 
 
 
 @desk_router.post(
+    "/requests/{request_id}/contact-confirmations",
+    summary="Confirm the contact details the person gave on their status page, checked with them on the call",
+)
+async def confirm_contact(desk: DeskDep, principal: Reader, request_id: str) -> dict[str, Any]:
+    try:
+        event = await desk.confirm_contact(request_id, worker_id=principal.subject, for_team=principal.has_any(ACTS_FOR_OTHERS))
+    except DeskError as error:
+        raise _refused(error) from error
+    return {"request_id": request_id, "published": [event.type]}
+
+
+@desk_router.post(
     "/requests/{request_id}/partner-questions",
     summary="Ask the partner that handed the request over for more information; the callback clock stops",
 )

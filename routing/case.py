@@ -29,7 +29,9 @@ from schemas import (
     CallbackDue,
     CallbackSlaBreached,
     Channel,
+    Contact,
     ContactAttempted,
+    ContactDetailsConfirmed,
     ContactOutcome,
     Disposition,
     EnrolmentConfirmed,
@@ -568,6 +570,14 @@ class Withdraw:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmContact:
+    """A worker checked with the person the contact details they gave on their status page."""
+
+    worker_id: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CorrectDetails:
     """The person corrected their need, the course asked for or their contact details; None: unchanged.
     `contact` is the unsealed new contact, unverified."""
@@ -594,6 +604,7 @@ Command = (
     | ChooseSlot
     | Withdraw
     | CorrectDetails
+    | ConfirmContact
 )
 
 
@@ -629,6 +640,8 @@ def decide(case: Case, command: Command) -> tuple[Case, Effects]:
             return _withdraw(case, command)
         case CorrectDetails():
             return _correct_details(case, command)
+        case ConfirmContact():
+            return _confirm_contact(case, command)
         case Erase():
             if case.erased and not case.contact and not case.need and not case.unverified_contact:
                 return case, NO_EFFECTS
@@ -1061,3 +1074,22 @@ def _correct_details(case: Case, command: CorrectDetails) -> tuple[Case, Effects
         return case, NO_EFFECTS
     update |= {"corrected_at": command.now, "corrected_through": command.corrected_through}
     return case.model_copy(update=update), NO_EFFECTS
+
+
+def _confirm_contact(case: Case, command: ConfirmContact) -> tuple[Case, Effects]:
+    """The details the person gave on their status page become the ones messages go to; the ones
+    they did not give again are kept."""
+    given = {name: value for name, value in case.unverified_contact.items() if value}
+    if not given:
+        raise DeskError(f"request {case.request_id} has no new contact details to confirm")
+    confirmed = ContactDetailsConfirmed(
+        source=f"{SOURCE}/desk",
+        subject=case.request_id,
+        request_id=case.request_id,
+        person_id=case.person_id,
+        confirmed_by=command.worker_id,
+        contact=Contact.model_validate(given),
+        **following_case(case),
+    )
+    update = {"contact": {**case.contact, **given}, "unverified_contact": {}}
+    return case.model_copy(update=update), Effects(events=(confirmed,), seal=True)

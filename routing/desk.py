@@ -380,6 +380,14 @@ class Desk:
             "fact_sources": case.get("fact_sources") or {},
         }
 
+    async def confirm_contact(self, request_id: str, *, worker_id: str, for_team: bool) -> Event:
+        """The worker holding the request, or (`for_team`) a supervisor, confirms the contact details
+        the person gave on their status page, having checked them on the call."""
+        routed = await self._service.assignment.get_request(request_id)
+        if routed is None or (not for_team and routed.held_by() != worker_id):
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        return await self._service.confirm_contact(request_id, worker_id=worker_id)
+
     async def ask_partner(self, request_id: str, *, worker_id: str, question: str) -> Event:
         """The worker holding a handed-over request asks the referring partner (`RoutingService.ask_partner`)."""
         return await self._service.ask_partner(request_id, worker_id=worker_id, question=question)

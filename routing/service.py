@@ -29,6 +29,7 @@ from routing.case import (
     Case,
     ChooseSlot,
     Command,
+    ConfirmContact,
     CorrectDetails,
     DeskError,
     Effects,
@@ -862,6 +863,16 @@ class RoutingService:
         await self.assignment.reprioritise(
             case.request_id, max(c.priority for c in promises), min(deadlines) if deadlines else None, reason=reason
         )
+
+    async def confirm_contact(self, request_id: str, *, worker_id: str) -> Event:
+        """The worker checked with the person the details given on their status page: messages go
+        there from now on (`ContactDetailsConfirmed`, sealed)."""
+        changed = await self._change(request_id, ConfirmContact(worker_id=worker_id, now=self.clock.now()))
+        if changed is None:
+            raise DeskError(f"request {request_id} is unknown", status=404)
+        _, effects = changed
+        log.info("contact.confirmed", request_id=request_id, worker_id=worker_id)
+        return effects.events[0]
 
     async def _held_by(self, request_id: str, worker_id: str) -> None:
         routed = await self.assignment.get_request(request_id)

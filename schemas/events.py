@@ -41,6 +41,7 @@ __all__ = [
     "CertificateIssued",
     "ConfigurationChanged",
     "ContactAttempted",
+    "ContactDetailsConfirmed",
     "DigitalDivideAdmitted",
     "DigitalDivideMemberReleased",
     "DigitalDivideProgrammeResumed",
@@ -498,6 +499,26 @@ class RequestDetailsCorrected(Event):
     )
     sealed: SealedPersonalData | None = Field(
         default=None, description="`need` and `contact`, encrypted with the person's key; they are then blank."
+    )
+
+
+class ContactDetailsConfirmed(Event):
+    """An advisor checked with the person the contact details they gave on their status page
+    (`RequestDetailsCorrected`, unverified until now): messages go to them from now on.
+
+    Staff confirm, never the link alone: whoever holds a status link could otherwise send the
+    person's messages - exam details, credential links - to an address of their choosing."""
+
+    type: Literal["be.bruxellesformation.training.contact.confirmed"] = type_field(
+        "be.bruxellesformation.training.contact.confirmed"
+    )
+
+    request_id: RequestId
+    person_id: PersonId
+    confirmed_by: NonEmptyStr = Field(description="Id of the worker who checked them with the person.", examples=["adv-1"])
+    contact: Contact | None = Field(default=None, description="The confirmed contact details; personal data.")
+    sealed: SealedPersonalData | None = Field(
+        default=None, description="`contact`, encrypted with the person's key; it is then blank."
     )
 
 
@@ -998,6 +1019,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     CallbackSlotChosen,
     TrainingRequestWithdrawn,
     RequestDetailsCorrected,
+    ContactDetailsConfirmed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     TrainingCompleted,

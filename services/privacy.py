@@ -32,6 +32,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas import (
     Contact,
     ContactAttempted,
+    ContactDetailsConfirmed,
     Event,
     ExamSeatOffered,
     PartnerInformationReceived,
@@ -333,6 +334,9 @@ def seal(event: E, key: bytes) -> E:
         if event.contact is not None:
             corrected["contact"] = event.contact.model_dump(mode="json")
         return event.model_copy(update={"need": None, "contact": None, "sealed": _encrypt(key, event.person_id, corrected)})
+    if isinstance(event, ContactDetailsConfirmed) and event.sealed is None and event.contact is not None:
+        confirmed = {"contact": event.contact.model_dump(mode="json")}
+        return event.model_copy(update={"contact": None, "sealed": _encrypt(key, event.person_id, confirmed)})
     names = _SEALED_ALONE.get(type(event), ())
     personal = {name: value for name in names if (value := getattr(event, name)) is not None}
     if personal and getattr(event, "sealed", None) is None:
@@ -362,8 +366,10 @@ def unseal(event: E, key: bytes | None) -> E:
                 "sealed": None,
             }
         )
-    if isinstance(event, RequestDetailsCorrected):
+    if isinstance(event, RequestDetailsCorrected | ContactDetailsConfirmed):
         contact = fields.get("contact")
+        if isinstance(event, ContactDetailsConfirmed):
+            return event.model_copy(update={"contact": Contact.model_validate(contact or {}), "sealed": None})
         return event.model_copy(
             update={
                 "need": fields.get("need"),

@@ -16,6 +16,7 @@ from schemas import (
     CallbackSlotChosen,
     CertificateIssued,
     ContactAttempted,
+    ContactDetailsConfirmed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     Event,
@@ -50,6 +51,7 @@ SHOWN = (
     CallbackSlotChosen,
     TrainingRequestWithdrawn,
     RequestDetailsCorrected,
+    ContactDetailsConfirmed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     TrainingCompleted,
@@ -69,6 +71,7 @@ Shown = (
     | CallbackSlotChosen
     | TrainingRequestWithdrawn
     | RequestDetailsCorrected
+    | ContactDetailsConfirmed
     | EnrolmentConfirmed
     | EnrolmentWaitlisted
     | TrainingCompleted

@@ -24,6 +24,7 @@ from schemas import (
     CallbackSlotChosen,
     CertificateIssued,
     ContactAttempted,
+    ContactDetailsConfirmed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     Event,
@@ -61,6 +62,7 @@ REQUEST_EVENTS: tuple[type[Event], ...] = (
     CallbackSlotChosen,
     TrainingRequestWithdrawn,
     RequestDetailsCorrected,
+    ContactDetailsConfirmed,
     EnrolmentConfirmed,
     EnrolmentWaitlisted,
     TrainingCompleted,
@@ -143,6 +145,9 @@ def apply_to_request(entry: Mapping[str, Any] | None, event: Event) -> dict[str,
             if "contact" in sealed_fields or event.contact is not None:
                 new["contact_unverified"] = True
             return _with_line(new, _line(event, "corrected"))
+        case ContactDetailsConfirmed():
+            new["contact_unverified"] = False
+            return _with_line(new, _line(event, "contact_confirmed"))
         case EnrolmentConfirmed():
             starts = event.starts_on.isoformat() if event.starts_on else None
             return _with_line(new, _line(event, "enrolled", course=event.course_title or event.course_code, starts_on=starts))

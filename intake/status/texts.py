@@ -156,6 +156,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "slot_event": "Vous avez choisi d'être appelé·e le {when}.",
         "withdrawn_event": "Vous avez retiré votre demande.",
         "corrected_event": "Vous avez corrigé votre demande.",
+        "contact_confirmed_event": "Un conseiller a vérifié vos nouvelles coordonnées avec vous. Nous les utilisons désormais.",
         "contact_unverified": "Vos nouvelles coordonnées seront vérifiées par un conseiller pendant l'appel. "
         "D'ici là, nos messages continuent d'arriver aux coordonnées que nous connaissons.",
         "help_heading": "Nous joindre",
@@ -255,6 +256,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "slot_event": "U koos om gebeld te worden op {when}.",
         "withdrawn_event": "U hebt uw aanvraag ingetrokken.",
         "corrected_event": "U hebt uw aanvraag verbeterd.",
+        "contact_confirmed_event": "Een adviseur heeft uw nieuwe gegevens met u gecontroleerd. We gebruiken ze vanaf nu.",
         "contact_unverified": "Een adviseur controleert uw nieuwe gegevens tijdens het gesprek. "
         "Tot dan sturen we onze berichten naar de gegevens die we al kennen.",
         "help_heading": "Ons bereiken",
@@ -352,6 +354,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "slot_event": "You chose to be called on {when}.",
         "withdrawn_event": "You withdrew your request.",
         "corrected_event": "You corrected your request.",
+        "contact_confirmed_event": "An advisor checked your new contact details with you. We use them from now on.",
         "contact_unverified": "An advisor will check your new contact details during the call. "
         "Until then, our messages keep going to the details we already know.",
         "help_heading": "Reach us",

@@ -130,6 +130,8 @@ def _line_text(line: Mapping[str, Any], language: Language) -> str | None:
         return text(language, "withdrawn_event")
     if what == "corrected":
         return text(language, "corrected_event")
+    if what == "contact_confirmed":
+        return text(language, "contact_confirmed_event")
     if what == "enrolled":
         if line.get("starts_on"):
             day = format_day(date.fromisoformat(line["starts_on"]), language)

@@ -145,7 +145,7 @@ def _card(language: Language, item: QueueItem, decision: dict[str, Any]) -> dict
 FormErrors = dict[str, dict[str, str]]
 """Per request id, the message of each field the desk could not take (`facts`: the facts as a whole)."""
 
-DONE_ON_QUEUE = ("accepted", "declined", "outcome", "facts", "asked", "answered")
+DONE_ON_QUEUE = ("accepted", "declined", "outcome", "facts", "asked", "answered", "contact_confirmed")
 
 
 async def _queue_page(
@@ -281,6 +281,19 @@ async def record_facts(request: Request, lang: str, request_id: str, desk: DeskD
     except DeskError as error:
         return _refusal(request, language, error, back=f"/console/{lang}/")
     return _done(lang, "facts")
+
+
+@console_router.post("/{lang}/requests/{request_id}/contact-confirmations")
+async def confirm_contact(request: Request, lang: str, request_id: str, desk: DeskDep, principal: Reader) -> Response:
+    """`POST /desk/requests/{id}/contact-confirmations`: the worker holding the request, or a supervisor."""
+    language = page_language(lang)
+    if await checked_form(request) is None:
+        return _expired(request, language, back=f"/console/{lang}/")
+    try:
+        await desk.confirm_contact(request_id, worker_id=principal.subject, for_team=principal.has_any(ACTS_FOR_OTHERS))
+    except DeskError as error:
+        return _refusal(request, language, error, back=f"/console/{lang}/")
+    return _done(lang, "contact_confirmed")
 
 
 async def _text_needed(

@@ -42,6 +42,7 @@ from schemas import (
     CallbackSlotChosen,
     Contact,
     ContactAttempted,
+    ContactDetailsConfirmed,
     ContactOutcome,
     Disposition,
     EnrolmentConfirmed,
@@ -570,6 +571,35 @@ async def test_a_withdrawal_and_a_chosen_slot_are_confirmed_by_text(sink: SmtpSi
         )
         assert texts[1].startswith("Bruxelles Formation: your training request is cancelled")
         assert all("0800 555 66" in t for t in texts)
+
+
+async def test_contact_details_staff_confirmed_are_where_the_next_message_goes(sink: SmtpSink, provider: SmsProvider) -> None:
+    async with running(sink, provider) as service:
+        personal = PersonalData(PersonKeys(service.db))
+        request = await personal.seal(person(email=None, language=Language.EN))
+        confirmed = await personal.seal(
+            ContactDetailsConfirmed(
+                source="/routing/desk",
+                request_id=request.request_id,
+                person_id=request.person_id,
+                confirmed_by="adv-1",
+                contact=Contact(phone="+32470999888"),
+            )
+        )
+        assert confirmed.contact is None and confirmed.sealed is not None
+        routed = routed_after(request, Target.ADVISORS)
+        # As it happens: the advisor confirms on the call, long after notification read the request.
+        await service.publish(request)
+        await service.wait_processed(request)
+        await service.publish(confirmed)
+        await service.wait_processed(confirmed)
+        await service.publish(routed)
+        await service.wait_status(routed, "sms", "sent")
+
+        (sms,) = provider.accepted
+        assert sms["to"] == "+32470999888", "the confirmed number, not the first one"
+        stored = await service.db["notification_people"].find_one({"_id": request.person_id})
+        assert stored["contact"]["phone"] == "+32470999888" and stored["contact"]["name"] == "Amina El Idrissi"
 
 
 async def test_a_seat_offer_reaches_the_candidate_by_email_and_sms_with_its_links(sink: SmtpSink, provider: SmsProvider) -> None:

@@ -13,15 +13,19 @@ from aiokafka import ConsumerRecord
 from opentelemetry import trace
 from pymongo import AsyncMongoClient
 
+from routing.case import DeskError
 from routing.desk import Desk
 from routing.handlers import route_records
 from routing.service import RoutingService
 from routing.workers import Availability
 from schemas import (
     CallbackSlotChosen,
+    Contact,
+    ContactDetailsConfirmed,
     Disposition,
     Event,
     QualificationLevel,
+    RequestDetailsCorrected,
     TrainingRequestClosed,
     TrainingRequestReceived,
     TrainingRequestWithdrawn,
@@ -210,3 +214,34 @@ async def test_a_withdrawn_request_leaves_the_programmes_waitlist_and_is_never_a
     assert request.request_id not in admitted
     routed = await service.assignment.get_request(request.request_id)
     assert routed is None or routed.status == "closed"
+
+
+async def test_the_advisor_confirms_the_new_contact_after_checking_it_and_it_leaves_sealed(
+    service: RoutingService, mongo_db: MongoDatabase
+) -> None:
+    request = phone_call(FixedClock(TUESDAY_10))
+    await service.route(await service.personal.seal(request))
+    worker = await accepted(service, request.request_id)
+    corrected = RequestDetailsCorrected.following(
+        request,
+        source="/intake/status",
+        request_id=request.request_id,
+        person_id=request.person_id,
+        corrected_through="status_page",
+        contact=Contact(phone="+32470999888"),
+    )
+    await service.apply_person_event(await service.personal.seal(corrected))
+    desk = Desk(service)
+    [item] = await desk.queue(worker)
+    assert item.unverified_contact and item.unverified_contact["phone"] == "+32470999888"
+
+    with pytest.raises(DeskError):
+        await desk.confirm_contact(request.request_id, worker_id="adv-someone-else", for_team=False)
+    await desk.confirm_contact(request.request_id, worker_id=worker, for_team=False)
+
+    [confirmed] = [e for e in await outbox_events(mongo_db, request.request_id) if isinstance(e, ContactDetailsConfirmed)]
+    assert confirmed.contact is None and confirmed.sealed is not None, "personal data leaves sealed"
+    opened = await service.personal.unseal(confirmed)
+    assert opened.contact is not None and opened.contact.phone == "+32470999888" and opened.confirmed_by == worker
+    [item] = await desk.queue(worker)
+    assert item.phone == "+32470999888" and not item.unverified_contact

@@ -23,6 +23,7 @@ from schemas import (
     ConfigurationChanged,
     Contact,
     ContactAttempted,
+    ContactDetailsConfirmed,
     ContactOutcome,
     DigitalDivideAdmitted,
     DigitalDivideMemberReleased,
@@ -178,6 +179,14 @@ def one_of_each() -> list[Event]:
             slot_start=later,
             slot_end=later + timedelta(hours=3),
             chosen_through="status_page",
+            time=later,
+        ),
+        ContactDetailsConfirmed(
+            source="/routing/desk",
+            request_id=rid,
+            person_id=person,
+            confirmed_by="adv-1",
+            contact=Contact(name=NAME, phone=PHONE, email=EMAIL),
             time=later,
         ),
         TrainingRequestWithdrawn(

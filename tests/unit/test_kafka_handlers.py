@@ -26,6 +26,7 @@ from routing.batches import FailedRequest, RequestNotRoutedYet
 from schemas import (
     CallbackDue,
     CallbackSlotChosen,
+    ContactDetailsConfirmed,
     DigitalDivideAdmitted,
     DigitalDivideMemberReleased,
     DigitalDivideProgrammeSuspended,
@@ -467,6 +468,9 @@ class RecordingNotifications:
 
     async def erase(self, event: PersonDataErased, /) -> None:
         self.calls.append(("erase", event))
+
+    async def confirm_contact(self, event: ContactDetailsConfirmed, /) -> None:
+        self.calls.append(("confirm_contact", event))
 
     async def notify(self, event: Event, /) -> None:
         self.calls.append(("notify", event))

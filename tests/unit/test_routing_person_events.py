@@ -9,12 +9,31 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from routing.case import ChooseSlot, CorrectDetails, Erase, MarkBreached, Withdraw, decide, slot_deadline, slot_refusal
+from routing.case import (
+    ChooseSlot,
+    ConfirmContact,
+    CorrectDetails,
+    DeskError,
+    Erase,
+    MarkBreached,
+    Withdraw,
+    decide,
+    slot_deadline,
+    slot_refusal,
+)
 from routing.case_repository import case_to_document
 from routing.reservation import Cancel, Offer, Refused, RequestStatus, Schedule, queue_request
 from routing.reservation import decide as decide_reservation
 from routing.rules import load_rules
-from schemas import ContactOutcome, Disposition, Language, Target, TrainingRequestClosed, TrainingRequestWithdrawn
+from schemas import (
+    ContactDetailsConfirmed,
+    ContactOutcome,
+    Disposition,
+    Language,
+    Target,
+    TrainingRequestClosed,
+    TrainingRequestWithdrawn,
+)
 from services.calendar import BRUSSELS, BrusselsCalendar
 from services.timers import TimerKind
 from tests.routing_case_contract import RECEIVED, a_case
@@ -157,6 +176,28 @@ def test_a_correction_shows_the_new_need_and_course_and_keeps_the_new_contact_ap
     assert not effects
     assert (case.priority, case.target) == (a_case().priority, a_case().target)
     assert decide(case, command)[0] == case, "said again: nothing new"
+
+
+def test_staff_confirming_the_new_contact_makes_it_the_one_messages_go_to() -> None:
+    corrected, _ = decide(
+        a_case(),
+        CorrectDetails(
+            now=RECEIVED + timedelta(hours=1),
+            corrected_through="status_page",
+            contact={"name": None, "phone": "+32470111111", "email": None},
+        ),
+    )
+
+    confirmed, effects = decide(corrected, ConfirmContact(worker_id="adv-1", now=RECEIVED + timedelta(hours=2)))
+
+    assert confirmed.contact["phone"] == "+32470111111" and confirmed.unverified_contact == {}
+    assert confirmed.contact["email"] == a_case().contact.get("email"), "what the person did not give again is kept"
+    [event] = effects.events
+    assert isinstance(event, ContactDetailsConfirmed) and effects.seal, "the details leave sealed"
+    assert (event.confirmed_by, event.contact and event.contact.phone) == ("adv-1", "+32470111111")
+    assert event.correlation_id is not None
+    with pytest.raises(DeskError, match="no new contact details"):
+        decide(confirmed, ConfirmContact(worker_id="adv-1", now=RECEIVED + timedelta(hours=3)))
 
 
 def test_a_scheduled_request_keeps_its_place_and_a_cancelled_one_frees_its_worker() -> None:

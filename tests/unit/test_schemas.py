@@ -35,6 +35,7 @@ from schemas import (
     ConfigurationChanged,
     Contact,
     ContactAttempted,
+    ContactDetailsConfirmed,
     ContactOutcome,
     ContractError,
     DigitalDivideAdmitted,
@@ -215,6 +216,9 @@ _PAYLOADS: dict[type[Event], Callable[[], dict[str, Any]]] = {
         chosen_through="status_page",
     ),
     TrainingRequestWithdrawn: lambda: dict(request_id=REQUEST_ID, person_id=PERSON_ID, withdrawn_through="status_page"),
+    ContactDetailsConfirmed: lambda: dict(
+        request_id=REQUEST_ID, person_id=PERSON_ID, confirmed_by="adv_042", contact=Contact(phone="+32470123456")
+    ),
     RequestDetailsCorrected: lambda: dict(
         request_id=REQUEST_ID,
         person_id=PERSON_ID,

@@ -21,6 +21,7 @@ from schemas import (
     CallbackSlotChosen,
     Contact,
     ContactAttempted,
+    ContactDetailsConfirmed,
     ContactOutcome,
     Disposition,
     ExamScheduled,
@@ -222,6 +223,14 @@ def test_a_corrected_contact_is_marked_unverified_and_the_newest_words_win() -> 
     assert entry["contact_unverified"] is True
     assert entry["requested_course"] == "WORD"
     assert entry["need_corrected"]["ciphertext"] != entry["need_sealed"]["ciphertext"]
+
+    # The advisor checks the new address with the person: the page says so, and no longer "unverified".
+    confirmed = ContactDetailsConfirmed.following(
+        corrected, source="/routing/desk", request_id=request.request_id, person_id=request.person_id, confirmed_by="adv-1"
+    )
+    entry = apply_to_request(entry, seal(confirmed, key))
+    assert entry["contact_unverified"] is False and entry["history"][-1]["what"] == "contact_confirmed"
+    assert "adv-1" not in repr(entry), "who confirmed is internal"
 
 
 # --- the page's content ---------------------------------------------------------------------
