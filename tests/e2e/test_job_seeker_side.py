@@ -243,9 +243,7 @@ async def desk(services: Services, tokens: Tokens) -> AsyncIterator[Desk]:
         await desk.http.aclose()
 
 
-async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
-    services: Services, desk: Desk, tokens: Tokens
-) -> None:
+async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(services: Services, desk: Desk, tokens: Tokens) -> None:
     run, story = services.run, Story()
     requests_topic, routing_topic, privacy_topic = (
         run.topic("training.requests.v1"),
@@ -277,9 +275,7 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
         story.begin("2. The acknowledgement reaches her (SMS or e-mail), with her status link")
 
         async def acknowledged() -> tuple[list[str], list[str]] | None:
-            mails = [
-                plain(m) for m in services.inbox.mails if EMAIL in str(m["To"]) and STATUS_LINK.search(plain(m))
-            ]
+            mails = [plain(m) for m in services.inbox.mails if EMAIL in str(m["To"]) and STATUS_LINK.search(plain(m))]
             texts = [
                 str(s.get("text", ""))
                 for s in services.inbox.sms
@@ -295,9 +291,7 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
             story.say(f"{'SMS' if message in texts else 'e-mail'}: {STATUS_LINK.sub('<link>', message)[:300]}")
         story.check(len(links) == 1, f"the messages carry {len(links)} different status links")
         link = sorted(links)[0]
-        story.check(
-            link.startswith(f"{services.intake}/fr/status/"), f"the link is not intake's French status page: {link[:60]}"
-        )
+        story.check(link.startswith(f"{services.intake}/fr/status/"), f"the link is not intake's French status page: {link[:60]}")
         story.check(any("Suivez votre demande" in m for m in mails + texts), "no message says 'Suivez votre demande'")
         path = link.removeprefix(services.intake)
         story.say(f"link: {path[:30]}… (a bearer capability: not printed in full)")
@@ -323,6 +317,7 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
             f"the promise 'au plus tard le {deadline_words}' is missing",
         )
         story.check("0800 555 66" in words, "the 0800 line is missing")
+        story.check(f"Votre demande a été confiée à {team}." in words, "the history does not say who has it")
         worker_ids = {"adv-1", "adv-2", "adv-3", "adv-sup", "en-1"}
         internal = {received.person_id, routed.rule_id, routed.rule_set_version, *worker_ids} - {None, ""}
         shown = [value for value in internal if value and re.search(rf"(?<![\w-]){re.escape(str(value))}(?![\w-])", html)]
@@ -378,8 +373,10 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
         story.say(f"CallbackSlotChosen on training.requests.v1: {slot_event.slot_start} – {slot_event.slot_end}")
 
         async def on_the_desk() -> dict[str, Any] | None:
+            # Routing saves the window on the case, then schedules the queued request: the item is
+            # read once both are done (`scheduled` while the window has not opened).
             item = (await desk.queue(advisor)).get(request_id)
-            if item and item.get("callback_slot_start"):
+            if item and item.get("callback_slot_start") and (item["scheduled"] or start <= datetime.now(BRUSSELS)):
                 return item
             return None
 
@@ -391,10 +388,14 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
         )
         story.check(item.get("callback_slot_through") == "status_page", f"queue: through {item.get('callback_slot_through')}")
         story.check(item["status"] == "assigned", f"the request left its advisor: {item['status']}")
-        case = (await desk.view(request_id, as_=advisor))["case"]
+        # A window ending within the promise keeps the deadline; one ending after it moves it there.
+        expected_deadline = max(routed.callback_deadline, slot_event.slot_end)
         story.check(
-            case.get("callback_slot_start") is not None, "the advisor's view of the request does not show the window"
+            item.get("deadline") is not None and datetime.fromisoformat(item["deadline"]) == expected_deadline,
+            f"the queue's deadline is {item.get('deadline')}, expected {expected_deadline}",
         )
+        case = (await desk.view(request_id, as_=advisor))["case"]
+        story.check(case.get("callback_slot_start") is not None, "the advisor's view of the request does not show the window")
         story.say(
             f"{advisor}'s queue: window {item['callback_slot_start']} – {item['callback_slot_end']}"
             f" (scheduled: {item.get('scheduled')}), deadline {item.get('deadline')}"
@@ -411,8 +412,8 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
         )
         withdrawn = await web.post(f"{path}/withdraw", data={"confirm": "yes"}, follow_redirects=False)
         assert withdrawn.status_code == 303, f"{withdrawn.status_code}: {visible_text(withdrawn.text)[:300]}"
-        after = visible_text((await web.get(withdrawn.headers["location"])).text)
-        story.check("Votre demande est retirée. Personne ne vous appellera." in after, f"not confirmed: {after[:300]}")
+        confirmed = visible_text((await web.get(withdrawn.headers["location"])).text)
+        story.check("Votre demande est retirée. Personne ne vous appellera." in confirmed, f"not confirmed: {confirmed[:300]}")
         closed: TrainingRequestClosed = await event_of(
             routing_topic, TrainingRequestClosed, request_id, "TrainingRequestClosed (withdrawn)"
         )
@@ -442,7 +443,7 @@ async def test_a_job_seeker_follows_chooses_withdraws_and_is_forgotten(
         )
         twice = await web.get(f"{path}/withdraw")
         story.check(twice.status_code == 409, f"the withdrawal's confirmation after it: {twice.status_code}")
-        story.say(f"the page says it is withdrawn; a new choice answers {again.status_code}, a new withdrawal {twice.status_code}")
+        story.say(f"the page says it is withdrawn; a new choice answers {again.status_code}, a withdrawal {twice.status_code}")
 
         # 7. Erasure.
         story.begin("7. Two DPOs erase her on intake's privacy surface; the link answers that nothing is kept")
