@@ -16,10 +16,12 @@ __all__ = ["HELPLINE", "RULE_REASONS", "TEAM_NAMES", "TEXTS", "rule_reason", "te
 
 HELPLINE = "0800 555 66"
 
+# Each name is singular and starts with an article the sentences can follow ("confiée à l'équipe",
+# "l'équipe ... vous contacte"): a plural name read "confiée à les conseillers ... vous contacte".
 TEAM_NAMES: dict[str, dict[Language, str]] = {
     "advisors": {
-        Language.FR: "les conseillers en formation",
-        Language.NL: "de opleidingsadviseurs",
+        Language.FR: "l'équipe des conseillers en formation",
+        Language.NL: "het team van opleidingsadviseurs",
         Language.EN: "the training advisors",
     },
     "espaces_numeriques": {
@@ -28,7 +30,7 @@ TEAM_NAMES: dict[str, dict[Language, str]] = {
         Language.EN: "the BF espaces numériques team",
     },
     "digital_divide": {
-        Language.FR: "le programme fracture numérique",
+        Language.FR: "l'équipe du programme fracture numérique",
         Language.NL: "het programma digitale kloof",
         Language.EN: "the digital-divide programme",
     },

@@ -165,7 +165,7 @@ async def test_the_page_follows_the_request_and_the_persons_actions_are_publishe
         assert page.status_code == 200, page.text
         shown = html.unescape(page.text)
         assert "Je voudrais apprendre Excel pour trouver un travail" in shown  # their words, unsealed
-        assert "les conseillers en formation" in shown
+        assert "l'équipe des conseillers en formation" in shown
         assert "vous contacte au plus tard le" in shown
         assert "Nous avons essayé de vous appeler, sans réponse." in shown
         assert "0800 555 66" in shown

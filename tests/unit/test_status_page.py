@@ -340,6 +340,26 @@ def test_every_rule_of_routing_has_a_plain_reason_in_every_language() -> None:
     assert set(TEAM_NAMES) == {target.value for target in Target}
 
 
+def test_the_team_sentences_read_right_for_every_team() -> None:
+    """Found by the end-to-end test: the advisors' plural name read "confiée à les conseillers en
+    formation" and "Les conseillers en formation vous contacte" ("De opleidingsadviseurs neemt")."""
+    deadline = datetime(2026, 12, 9, 16, 15, tzinfo=UTC)
+    for target in TEAM_NAMES:
+        for language in (Language.FR, Language.NL):
+            entry = {"target": target, "rule_id": "default", "callback_deadline": deadline}
+            view = build_view(entry, None, need=None, language=language)
+            routed = history_lines([{"id": "1", "at": deadline, "what": "routed", "team": target}], language)[0].text
+            assert view.promise is not None
+            assert not re.search(r"\bà les?\b", routed), routed
+            assert not re.match(r"(Les|De) \S+(eurs|seurs) ", view.promise), view.promise
+    advisors = build_view(
+        {"target": "advisors", "rule_id": "default", "callback_deadline": deadline}, None, need=None, language=Language.FR
+    )
+    assert advisors.promise == (
+        "L'équipe des conseillers en formation vous contacte au plus tard le mercredi 9 décembre 2026 à 17 h 15."
+    )
+
+
 def test_every_language_has_every_text() -> None:
     keys = {language: set(texts) for language, texts in TEXTS.items()}
     assert keys[Language.NL] == keys[Language.FR] == keys[Language.EN]
