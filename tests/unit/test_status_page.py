@@ -258,7 +258,7 @@ def test_the_view_says_team_why_and_by_when_in_brussels_time_and_nothing_interna
     assert view.team == "Votre demande est suivie par l'équipe BF espaces numériques."
     assert view.reason == RULE_REASONS["named-online-course"][Language.FR]
     # 16:15 UTC on 9 December is 17:15 in Brussels.
-    assert view.promise == "Une personne de cette équipe vous contacte au plus tard le mercredi 9 décembre 2026 à 17 h 15."
+    assert view.promise == "L'équipe BF espaces numériques vous contacte au plus tard le mercredi 9 décembre 2026 à 17 h 15."
     texts = [line.text for line in view.history]
     assert "Nous avons essayé de vous appeler, sans réponse." in texts
     assert any("Bruxelles Formation Anderlecht" in line and "mardi 12 janvier 2027 à 9 h 00" in line for line in texts)
