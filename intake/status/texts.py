@@ -162,7 +162,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "contact_unverified": "Vos nouvelles coordonnées seront vérifiées par un conseiller pendant l'appel. "
         "D'ici là, nos messages continuent d'arriver aux coordonnées que nous connaissons.",
         "help_heading": "Nous joindre",
-        "helpline": "Appelez gratuitement le {phone}, les jours ouvrables de 8 h 30 à 17 h 15.",
+        "helpline": "Appelez gratuitement le {phone}, les jours ouvrables de 8h30 à 17h15.",
         "actions_heading": "Ce que vous pouvez faire",
         "slot_heading": "Choisir quand nous vous appelons",
         "slot_legend": "Moment de l'appel",
@@ -360,7 +360,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "contact_unverified": "An advisor will check your new contact details during the call. "
         "Until then, our messages keep going to the details we already know.",
         "help_heading": "Reach us",
-        "helpline": "Call {phone} for free, on working days from 8:30 to 17:15.",
+        "helpline": "Call {phone} free of charge, working days 8:30 am–5:15 pm.",
         "actions_heading": "What you can do",
         "slot_heading": "Choose when we call you",
         "slot_legend": "Time of the call",

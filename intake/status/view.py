@@ -16,89 +16,30 @@ from intake.status.slots import Window
 from intake.status.texts import HELPLINE, TEAM_NAMES, rule_reason, text
 from schemas import Language
 from services.calendar import BRUSSELS
+from services.local_time import format_date, format_datetime, format_time
 
 __all__ = ["HistoryLine", "StatusView", "build_view", "format_day", "format_moment", "history_lines", "window_label"]
 
-_DAYS = {
-    Language.FR: ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-    Language.NL: ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"),
-    Language.EN: ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
-_MONTHS = {
-    Language.FR: (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    Language.NL: (
-        "januari",
-        "februari",
-        "maart",
-        "april",
-        "mei",
-        "juni",
-        "juli",
-        "augustus",
-        "september",
-        "oktober",
-        "november",
-        "december",
-    ),
-    Language.EN: (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
-
 
 def format_day(day: date, language: Language) -> str:
-    """`mardi 8 décembre 2026`, `dinsdag 8 december 2026`, `Tuesday 8 December 2026`."""
-    return f"{_DAYS[language][day.weekday()]} {day.day} {_MONTHS[language][day.month - 1]} {day.year}"
-
-
-def _clock(at: datetime, language: Language) -> str:
-    local = at.astimezone(BRUSSELS)
-    if language is Language.FR:
-        return f"{local.hour} h {local.minute:02d}"
-    if language is Language.NL:
-        return f"{local.hour}.{local.minute:02d} uur"
-    return f"{local.hour}:{local.minute:02d}"
+    """`mardi 8 décembre 2026`, `dinsdag 8 december 2026`, `Tuesday 8 December 2026`: as the messages say it."""
+    return format_date(day, language.value)
 
 
 def format_moment(at: datetime, language: Language) -> str:
-    """A day and a time in Brussels, as people write them: `mardi 8 décembre 2026 à 17 h 15`."""
-    local = at.astimezone(BRUSSELS)
-    joiner = {Language.FR: "à", Language.NL: "om", Language.EN: "at"}[language]
-    return f"{format_day(local.date(), language)} {joiner} {_clock(local, language)}"
+    """A day and a time in Brussels, as the messages write them: `mardi 8 décembre 2026 à 17h15`."""
+    return format_datetime(at, language.value)
 
 
 def window_label(start: datetime, end: datetime, language: Language) -> str:
-    """`mardi 8 décembre 2026, de 8 h 30 à 12 h 30`."""
+    """`mardi 8 décembre 2026, de 8h30 à 12h30`."""
     day = format_day(start.astimezone(BRUSSELS).date(), language)
+    begin, until = format_time(start, language.value), format_time(end, language.value)
     if language is Language.FR:
-        return f"{day}, de {_clock(start, language)} à {_clock(end, language)}"
+        return f"{day}, de {begin} à {until}"
     if language is Language.NL:
-        return f"{day}, van {_clock(start, language).removesuffix(' uur')} tot {_clock(end, language)}"
-    return f"{day}, from {_clock(start, language)} to {_clock(end, language)}"
+        return f"{day}, van {begin.removesuffix(' uur')} tot {until}"
+    return f"{day}, from {begin} to {until}"
 
 
 def _team(target: str | None, language: Language) -> str:

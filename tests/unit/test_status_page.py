@@ -33,6 +33,7 @@ from schemas import (
     TrainingRequestWithdrawn,
 )
 from services.calendar import BRUSSELS, BrusselsCalendar
+from services.local_time import format_datetime
 from services.privacy import seal, sealed_fields, unseal
 from tests.factories import make_request
 
@@ -258,11 +259,11 @@ def test_the_view_says_team_why_and_by_when_in_brussels_time_and_nothing_interna
     assert view.team == "Votre demande est suivie par l'équipe BF espaces numériques."
     assert view.reason == RULE_REASONS["named-online-course"][Language.FR]
     # 16:15 UTC on 9 December is 17:15 in Brussels.
-    assert view.promise == "L'équipe BF espaces numériques vous contacte au plus tard le mercredi 9 décembre 2026 à 17 h 15."
+    assert view.promise == "L'équipe BF espaces numériques vous contacte au plus tard le mercredi 9 décembre 2026 à 17h15."
     texts = [line.text for line in view.history]
     assert "Nous avons essayé de vous appeler, sans réponse." in texts
-    assert any("Bruxelles Formation Anderlecht" in line and "mardi 12 janvier 2027 à 9 h 00" in line for line in texts)
-    assert "0800 555 66" in view.helpline and "8 h 30" in view.helpline and "17 h 15" in view.helpline
+    assert any("Bruxelles Formation Anderlecht" in line and "mardi 12 janvier 2027 à 9h00" in line for line in texts)
+    assert "0800 555 66" in view.helpline and "8h30" in view.helpline and "17h15" in view.helpline
     everything = repr(view)
     for internal in (
         "named-online-course",
@@ -293,11 +294,12 @@ def test_every_history_line_reads_in_every_language(language: Language) -> None:
     assert all(line.text and "{" not in line.text for line in lines)
 
 
-def test_moments_are_written_as_people_write_them() -> None:
+def test_moments_are_written_as_the_messages_write_them() -> None:
+    # The page and the SMS that brought its link say a time the same way.
     at = datetime(2026, 12, 8, 7, 30, tzinfo=UTC)
-    assert format_moment(at, Language.FR) == "mardi 8 décembre 2026 à 8 h 30"
-    assert format_moment(at, Language.NL) == "dinsdag 8 december 2026 om 8.30 uur"
-    assert format_moment(at, Language.EN) == "Tuesday 8 December 2026 at 8:30"
+    assert format_moment(at, Language.FR) == "mardi 8 décembre 2026 à 8h30" == format_datetime(at, "fr")
+    assert format_moment(at, Language.NL) == "dinsdag 8 december 2026 om 08.30 uur" == format_datetime(at, "nl")
+    assert format_moment(at, Language.EN) == "Tuesday 8 December 2026 at 08:30" == format_datetime(at, "en")
 
 
 # --- the windows offered --------------------------------------------------------------------
@@ -356,7 +358,7 @@ def test_the_team_sentences_read_right_for_every_team() -> None:
         {"target": "advisors", "rule_id": "default", "callback_deadline": deadline}, None, need=None, language=Language.FR
     )
     assert advisors.promise == (
-        "L'équipe des conseillers en formation vous contacte au plus tard le mercredi 9 décembre 2026 à 17 h 15."
+        "L'équipe des conseillers en formation vous contacte au plus tard le mercredi 9 décembre 2026 à 17h15."
     )
 
 
