@@ -25,6 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, Tem
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from notification.gsm import to_gsm7
 from services.free_text import clean_name
 from services.helpline import reach_us, reach_us_short
 from services.local_time import format_date, format_datetime, format_time
@@ -147,7 +148,7 @@ class MessageRenderer:
         text_template = self._text_env.get_template(path)
         subject = _one_line(self._block(text_template, "subject", variables))
         text = _paragraphs(self._block(text_template, "text", variables))
-        sms = _one_line(self._block(text_template, "sms", variables))
+        sms = to_gsm7(_one_line(self._block(text_template, "sms", variables)))
         html_template = self._html_env.get_template(path)
         body = Markup(self._block(html_template, "html", variables))  # noqa: S704 - rendered with autoescaping
         html = self._html_env.get_template("_layout.html").render(lang=lang, subject=subject, content=body)

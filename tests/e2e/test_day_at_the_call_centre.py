@@ -43,6 +43,7 @@ import pytest
 import yaml
 
 from intake.phone import generic_signature
+from notification.gsm import to_gsm7
 from notification.messages import format_datetime
 from routing.rules import load_rules
 from routing.sla import callback_deadline, resumed_deadline
@@ -681,7 +682,8 @@ async def test_a_day_and_a_weekend_at_the_call_centre_keep_the_seeds_promises(
         waitlisted = str(person.routed.programme or "").startswith("waitlisted")
         # The plain words the messages use for a suspension: "stopped for now".
         suspended_words = ("arrêtées pour le moment", "voorlopig stopgezet", "stopped for now")
-        says_suspended = any(w in t.lower() for t in texts for w in suspended_words)
+        # (Texts are in the GSM alphabet, "arretées": compared as sent.)
+        says_suspended = any(to_gsm7(w) in to_gsm7(t.lower()) for t in texts for w in suspended_words)
         if person.routed.programme == "waitlisted_suspended" and not says_suspended:
             person.problems.append(f"on the suspended programme's waitlist but not told so: {texts}")
         if not waitlisted and says_suspended:

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from certification.offer_links import OfferLinks, OfferTokens
+from notification.gsm import GSM7_BASIC, GSM7_EXTENSION, septets
 from notification.messages import LANGUAGES, MessageRenderer, RenderedMessage, format_date, format_datetime
 from notification.model import Reachability
 from notification.notices import NoticeKind, notice_for
@@ -255,7 +256,9 @@ def test_every_message_says_how_to_reach_a_person_in_plain_words(
         assert HELPLINE_NUMBER in message.sms, (name, language, message.sms)
         assert all(hour in message.sms for hour in HOURS[language]), (name, language, message.sms)
         limit = SMS_MAX_WITH_LINK if "https://" in message.sms else SMS_MAX
-        assert message.sms.startswith("Bruxelles Formation") and len(message.sms) <= limit, (len(message.sms), message.sms)
+        assert message.sms.startswith("Bruxelles Formation") and septets(message.sms) <= limit, (len(message.sms), message.sms)
+        # In the GSM alphabet: one character outside it would send the text in UCS-2, at 67 a segment.
+        assert set(message.sms) <= GSM7_BASIC | GSM7_EXTENSION, (name, language, set(message.sms) - GSM7_BASIC)
         for part in (message.subject, message.text, message.html, message.sms):
             assert "{{" not in part and "{%" not in part and "}}" not in part, (name, language)
             assert not re.search(r"\bNone\b|\bTrue\b|\bFalse\b|\bundefined\b", part), (name, language, part)
