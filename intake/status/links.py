@@ -6,7 +6,7 @@ bits, so that the link fits in a text message) under `INTAKE_STATUS_LINK_KEY`. T
 - `s2.<base64url(request UUID, 16 bytes | expiry, 4 bytes | link id, 6 bytes | MAC, 16 bytes)>`, 59
   characters, minted for every request whose id is a UUID (all of intake's): the link is short enough
   to leave room in the acknowledgement text message;
-- `s1.<base64url(request_id|expiry|link_id)>.<base64url(MAC)>`, some 120 characters, minted only for a
+- `s1.<base64url(request_id|expiry|link_id)>.<base64url(MAC)>`, 106 characters for a UUID, minted only for a
   request id that is not a UUID, and still checked because links sent before s2 live 90 days.
 
 Both name the link by the same kind of id (12 hex digits), so revocation does not care which form
