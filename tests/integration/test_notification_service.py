@@ -507,7 +507,7 @@ async def test_a_contact_sealed_by_intake_is_unsealed_with_the_persons_key(sink:
         assert len(sink.messages) == 1
 
 
-STATUS_URL = "https://formation.bruxellesformation.brussels/en/status/s1.cmVxdWVzdHwxNzgxMDAwMDAwfGExYjJjMw.c2lnbmF0dXJlMTIzNDU2"
+STATUS_URL = "https://formation.bruxellesformation.brussels/en/status/s2.DG8eKps9TF6Kfx4tPEtaaWon50ChssPU5fanoSQUfQNpPSTJYBWjdLRP"
 
 
 async def test_the_acknowledgement_carries_the_sealed_status_link_until_the_person_is_erased(

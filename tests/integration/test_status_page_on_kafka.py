@@ -7,6 +7,9 @@ says that nothing is kept."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import html
 import re
 from collections.abc import AsyncIterator, Callable
@@ -92,7 +95,7 @@ async def accept(app: FastAPI, mongo_db: Any) -> tuple[TrainingRequestReceived, 
     assert sealed.status_url is None and sealed.sealed is not None and "status_url" in sealed.sealed.fields
     assert b"/status/" not in entry["value"]  # the link is a capability: it travels sealed
     event = await PersonalData(PersonKeys(mongo_db)).unseal(sealed)
-    assert event.status_url is not None and event.status_url.startswith("https://intake.example.org/fr/status/s1.")
+    assert event.status_url is not None and event.status_url.startswith("https://intake.example.org/fr/status/s2.")
     return event, event.status_url.removeprefix("https://intake.example.org")
 
 
@@ -224,12 +227,21 @@ async def test_the_page_follows_the_request_and_the_persons_actions_are_publishe
         }
 
 
+def s1_token(request_id: str, expires_at: datetime, link_id: str) -> str:
+    """A link of the form sent before s2 (still alive for 90 days), built as the s1 code built it."""
+    payload = f"{request_id}|{int(expires_at.timestamp())}|{link_id}".encode()
+    mac = hmac.new(LOCAL_STATUS_LINK_KEY.encode(), b"formation-events/request-status/v1\x00" + payload, hashlib.sha256)
+    payload_b64, mac_b64 = (base64.urlsafe_b64encode(part).rstrip(b"=").decode() for part in (payload, mac.digest()[:16]))
+    return f"s1.{payload_b64}.{mac_b64}"
+
+
 async def test_unknown_expired_and_revoked_links_say_so(intake: tuple[FastAPI, str], mongo_db: Any) -> None:
     app, _ = intake
     request, path = await accept(app, mongo_db)
     tokens = StatusTokens(LOCAL_STATUS_LINK_KEY)
     async with client(app) as http:
         assert (await http.get("/fr/status/s1.bm90.c2ln")).status_code == 404
+        assert (await http.get(f"{path[:-1]}{'A' if path[-1] != 'A' else 'B'}")).status_code == 404
         expired = await http.get(f"/nl/status/{tokens.sign(request.request_id, datetime.now(UTC) - timedelta(seconds=1))}")
         assert expired.status_code == 410 and "Deze link is verlopen" in expired.text and "0800 555 66" in expired.text
 
@@ -241,3 +253,8 @@ async def test_unknown_expired_and_revoked_links_say_so(intake: tuple[FastAPI, s
         assert revoked.status_code == 410 and "Ce lien est désactivé" in revoked.text
         # Another link of the same request still works: revoking is per link.
         assert (await http.get(other)).status_code == 200
+        # So does one sent in the s1 form, until it is turned off in its turn.
+        legacy = f"/nl/status/{s1_token(request.request_id, datetime.now(UTC) + timedelta(days=1), 'a1b2c3d4e5f6')}"
+        assert (await http.get(legacy)).status_code == 200
+        assert (await http.post(f"{legacy}/revoke", **form())).status_code == 200
+        assert (await http.get(legacy)).status_code == 410 and (await http.get(other)).status_code == 200

@@ -48,20 +48,22 @@ pytestmark = pytest.mark.unit
 PERSON = "prs_7f3a9c2e41d8"
 REQUEST = str(uuid.uuid4())
 DEADLINE = datetime(2026, 6, 9, 7, 30, tzinfo=UTC)  # Tuesday 09:30 in Brussels
-STATUS_URL = (
-    "https://formation.bruxellesformation.brussels/fr/status/"
-    "v1.ZjNhOWMyZTQtMWQ4Yi00YjZlLTk1YzItOGQ3ZTFhMmIzYzRkfDE3ODEwMDAwMDB8YTFiMmMzZDRlNWY2.iD5iH_aV6d0zP_2mZInFJQ"
-)
-"""As long as the link intake mints: a request id, an expiry and a link id, signed."""
+STATUS_URL = "https://formation.bruxellesformation.brussels/fr/status/s2.86nC5B2LS26Vwo1-Gis8TWon50ChssPU5fbQ1PnIyqkVg4yqWK9tLsYx"
+"""A link as intake mints it (`intake.status.links`, the compact s2 form): a request's UUID, an expiry
+and a link id, signed; 115 characters."""
 
 HOURS = {"fr": ("8h30", "17h15"), "nl": ("8.30", "17.15"), "en": ("8:30 am", "5:15 pm")}
 INTERNAL_WORDS = ("SLA", "rule", "routing", "priority", "assignee", "person_id", "worker")
 SMS_MAX = 320
 """Two concatenated text segments, as the template tests have always allowed."""
 SMS_MAX_WITH_LINK = 459
-"""Three segments for a text carrying a link to a page of ours (a status page, a seat offer): the
-signed link alone is some 160 characters, a segment of its own, and cutting the promise, the
-waitlist or the line's hours out of the text to save one would hide what happens next."""
+"""Three concatenated segments (of 153 GSM characters) for a text carrying a link to a page of ours (a
+status page, a seat offer). The status link is some 115 characters now (it was 160), yet the longest
+acknowledgements still run to some 375 characters (a waitlisted digital-divide request in French)
+and a seat offer to some 365, past two segments (306), and cutting the promise, the waitlist or the
+line's hours out of the text to save one would hide what happens next. (A text with a letter outside
+the GSM alphabet, such as French "ê" or "ç", goes as UCS-2 at 67 characters a segment: this bound
+counts characters, not what the operator bills.)"""
 
 
 def routed(

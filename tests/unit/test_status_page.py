@@ -3,8 +3,12 @@ it offers, the page's content and the plain words it uses."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import re
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +44,8 @@ from tests.factories import make_request
 pytestmark = pytest.mark.unit
 
 KEY = "a-test-status-link-key-of-at-least-32-bytes"
+REQUEST_ID = "3f2b8c1e-7a4d-4e9b-9c2f-5d6e7f8a9b0c"
+"""Intake's request ids are UUIDs: their links take the compact form."""
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Brussels
 RULES = Path(__file__).resolve().parents[2] / "routing" / "data" / "rules.yaml"
 
@@ -85,12 +91,115 @@ def test_a_token_signed_with_another_key_is_refused_and_short_keys_are_not_keys(
 def test_each_link_has_its_own_id_and_opens_the_page_in_the_persons_language() -> None:
     links = StatusLinks("https://intake.example.org/", StatusTokens(KEY), ttl=timedelta(days=30))
 
-    first, second = links.mint("req-1", Language.NL, now=NOW), links.mint("req-1", Language.NL, now=NOW)
+    first, second = links.mint(REQUEST_ID, Language.NL, now=NOW), links.mint(REQUEST_ID, Language.NL, now=NOW)
 
-    assert re.fullmatch(r"https://intake\.example\.org/nl/status/s1\.[\w-]+\.[\w-]+", first)
+    assert re.fullmatch(r"https://intake\.example\.org/nl/status/s2\.[\w-]{56}", first)
     tokens = [StatusTokens(KEY).verify(url.rsplit("/", 1)[1], now=NOW) for url in (first, second)]
     assert tokens[0].link_id != tokens[1].link_id
     assert tokens[0].expires_at == NOW + timedelta(days=30)
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_a_uuid_request_gets_a_compact_token_that_names_it_until_it_expires() -> None:
+    tokens = StatusTokens(KEY)
+    token = tokens.sign(REQUEST_ID, NOW + timedelta(days=90), "0a1b2c3d4e5f")
+
+    found = tokens.verify(token, now=NOW)
+
+    assert token.startswith("s2.") and "." not in token[3:] and "=" not in token
+    assert (found.request_id, found.link_id) == (REQUEST_ID, "0a1b2c3d4e5f")
+    assert found.expires_at == NOW + timedelta(days=90)
+    assert tokens.verify(token, now=NOW + timedelta(days=90) - timedelta(seconds=1)) == found
+    with pytest.raises(StatusLinkExpired) as expired:
+        tokens.verify(token, now=NOW + timedelta(days=90))
+    assert expired.value.token == found  # the page still knows which request a dead link named
+
+
+def test_a_fresh_compact_token_has_a_fresh_link_id_of_the_s1_kind() -> None:
+    tokens = StatusTokens(KEY)
+    found = [tokens.verify(tokens.sign(REQUEST_ID, NOW + timedelta(days=1)), now=NOW) for _ in range(2)]
+    assert found[0].link_id != found[1].link_id
+    assert all(re.fullmatch(r"[0-9a-f]{12}", token.link_id) for token in found)
+
+
+def test_changing_any_byte_or_character_of_a_compact_token_is_refused() -> None:
+    tokens = StatusTokens(KEY)
+    token = tokens.sign(REQUEST_ID, NOW + timedelta(days=1), "0a1b2c3d4e5f")
+    raw = _unb64(token[3:])
+    assert len(raw) == 42
+    forged = [f"s2.{_b64(raw[:i] + bytes([raw[i] ^ bit]) + raw[i + 1 :])}" for i in range(len(raw)) for bit in (0x01, 0x80)]
+    forged += [token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :] for i in range(3, len(token))]
+    forged += [token[:-1], token + "A", f"s2.{_b64(raw + b'x')}", f"s2.{_b64(raw[:-1])}", f"s1.{token[3:]}", "s2.", "s2"]
+    forged += [token[:10] + "!" + token[11:], token[:10] + "=" + token[11:], f"{token}.{token[3:]}"]
+
+    for bad in forged:
+        assert bad != token
+        with pytest.raises(BadStatusToken):
+            tokens.verify(bad, now=NOW)
+
+
+def test_a_compact_token_signed_with_another_key_is_refused() -> None:
+    token = StatusTokens("another-key-that-is-also-32-bytes-long!").sign(REQUEST_ID, NOW + timedelta(days=1))
+    assert token.startswith("s2.")
+    with pytest.raises(BadStatusToken):
+        StatusTokens(KEY).verify(token, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("request_id", "link_id", "expires_at"),
+    [
+        ("req-1", None, NOW + timedelta(days=90)),  # not a UUID
+        (REQUEST_ID.upper(), None, NOW + timedelta(days=90)),  # a UUID, but read back it would be another string
+        (REQUEST_ID.replace("-", ""), None, NOW + timedelta(days=90)),
+        (REQUEST_ID, "link-a", NOW + timedelta(days=90)),  # a link id that is not 6 bytes of hex
+        (REQUEST_ID, None, datetime(2107, 1, 1, tzinfo=UTC)),  # past what 4 bytes of seconds hold
+    ],
+    ids=["not_uuid", "upper_case", "no_hyphens", "named_link", "far_expiry"],
+)
+def test_what_the_compact_form_cannot_hold_gets_an_s1_token_that_still_works(
+    request_id: str, link_id: str | None, expires_at: datetime
+) -> None:
+    tokens = StatusTokens(KEY)
+    token = tokens.sign(request_id, expires_at, link_id)
+
+    found = tokens.verify(token, now=NOW)
+
+    assert token.startswith("s1.")
+    assert (found.request_id, found.expires_at) == (request_id, expires_at)
+    assert link_id is None or found.link_id == link_id
+
+
+def test_an_s1_link_sent_before_s2_still_opens_until_it_expires_and_can_be_revoked_by_its_id() -> None:
+    # Built by hand as the s1 code built it, so that a change to how s1 is checked shows here.
+    payload = f"{REQUEST_ID}|{int((NOW + timedelta(days=90)).timestamp())}|a1b2c3d4e5f6".encode()
+    mac = hmac.new(KEY.encode(), b"formation-events/request-status/v1\x00" + payload, hashlib.sha256).digest()[:16]
+    token = f"s1.{_b64(payload)}.{_b64(mac)}"
+
+    found = StatusTokens(KEY).verify(token, now=NOW)
+
+    assert (found.request_id, found.link_id, found.expires_at) == (REQUEST_ID, "a1b2c3d4e5f6", NOW + timedelta(days=90))
+    with pytest.raises(StatusLinkExpired):
+        StatusTokens(KEY).verify(token, now=NOW + timedelta(days=90))
+    with pytest.raises(BadStatusToken):
+        StatusTokens("another-key-that-is-also-32-bytes-long!").verify(token, now=NOW)
+
+
+def test_the_status_link_of_a_request_fits_in_some_120_characters() -> None:
+    base = "https://formation.bruxellesformation.brussels"
+    links = StatusLinks(base, StatusTokens(KEY))
+    link = links.mint(str(uuid.uuid4()), Language.NL, now=NOW)
+    old = f"{base}/nl/status/{StatusTokens(KEY).sign('x' * 35 + '-', NOW + timedelta(days=90))}"
+
+    assert len(link.rsplit("/", 1)[1]) == 59
+    assert len(link) <= 120, link
+    assert len(old) > 150  # what an s1 link of the same request id length was
 
 
 # --- sealing --------------------------------------------------------------------------------
