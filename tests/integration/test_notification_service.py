@@ -338,7 +338,8 @@ async def test_an_sms_failing_twice_then_accepted_is_sent_once(sink: SmtpSink, p
         (accepted,) = provider.accepted
         assert accepted["to"] == PHONE and accepted["reference"] == f"{routed.id}:sms"
         assert accepted["text"].startswith(
-            "Bruxelles Formation : demande reçue. Un conseiller va vous appeler avant le jeudi 5 mars 2026"
+            # In the GSM alphabet, as sent: "reçue" becomes "recue".
+            "Bruxelles Formation : demande recue. Un conseiller va vous appeler avant le jeudi 5 mars 2026"
         )
 
         events = await service.notifications(lambda e: any(isinstance(x, NotificationSent) for x in e))
