@@ -12,6 +12,7 @@ from typing import Annotated, Protocol
 from faststream import Context
 from faststream.kafka import KafkaBroker, KafkaRouter
 
+from intake.status.projection import PERSON_EVENTS, REQUEST_EVENTS
 from schemas import (
     CallbackSlotChosen,
     CertificateIssued,
@@ -41,26 +42,8 @@ __all__ = ["CONSUMED", "GROUP", "SHOWN", "include", "router"]
 
 GROUP = "intake.status"
 CONSUMED = (TRAINING_REQUESTS, TRAINING_ROUTING, TRAINING_ENROLMENTS, CERTIFICATION_EXAMS, PRIVACY)
-SHOWN = (
-    TrainingRequestReceived,
-    TrainingRequestRouted,
-    ContactAttempted,
-    PartnerInformationRequested,
-    PartnerInformationReceived,
-    TrainingRequestClosed,
-    CallbackSlotChosen,
-    TrainingRequestWithdrawn,
-    RequestDetailsCorrected,
-    ContactDetailsConfirmed,
-    EnrolmentConfirmed,
-    EnrolmentWaitlisted,
-    TrainingCompleted,
-    TrainingAbandoned,
-    ExamSeatOffered,
-    ExamScheduled,
-    CertificateIssued,
-    PersonDataErased,
-)
+SHOWN: tuple[type[Event], ...] = (*REQUEST_EVENTS, *PERSON_EVENTS, PersonDataErased)
+"""What the projection applies (`intake.status.projection`), and the erasures that empty it."""
 Shown = (
     TrainingRequestReceived
     | TrainingRequestRouted

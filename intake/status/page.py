@@ -14,6 +14,7 @@ the path: the pages are never cached and send no Referer, so the link does not l
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import cache, partial
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -192,8 +193,20 @@ async def show_status(lang: str, token: str, service: Service, done: str | None 
     return await _page(service, found, language, token, notice=notice)
 
 
-@router.post("/{lang}/status/{token}/slot", name="intake_status_slot", include_in_schema=False)
-async def choose_slot(request: Request, lang: str, token: str, service: Service, channel: Channel) -> Response:
+async def _act(
+    request: Request,
+    lang: str,
+    token: str,
+    service: StatusService,
+    channel: WebChannel,
+    act: Callable[[Found, dict[str, str]], Awaitable[object]],
+    *,
+    done: str,
+    kept: Callable[[dict[str, str]], dict[str, str]] | None = None,
+) -> Response:
+    """One of the person's actions: the form read within the web form's limits, `act` on the request
+    the link names, then back to the page (303) saying it is done - or the page with the refusal
+    beside its field, what was typed kept (`kept`)."""
     language = _language(lang)
     if language is None:
         return _not_found()
@@ -203,10 +216,20 @@ async def choose_slot(request: Request, lang: str, token: str, service: Service,
         return _refused(language, refused, token)
     found = await service.find(token)
     try:
-        await service.choose_slot(found, form.get("slot", ""))
+        await act(found, form)
     except ActionRefused as refused:
-        return await _page(service, await service.find(token), language, token, status=_status_of(refused), error=refused)
-    return _back(language, token, "slot")
+        values = kept(form) if kept else None
+        return await _page(
+            service, await service.find(token), language, token, status=_status_of(refused), error=refused, values=values
+        )
+    return _back(language, token, done)
+
+
+@router.post("/{lang}/status/{token}/slot", name="intake_status_slot", include_in_schema=False)
+async def choose_slot(request: Request, lang: str, token: str, service: Service, channel: Channel) -> Response:
+    return await _act(
+        request, lang, token, service, channel, lambda found, form: service.choose_slot(found, form.get("slot", "")), done="slot"
+    )
 
 
 @router.get("/{lang}/status/{token}/withdraw", name="intake_status_withdraw_confirm", include_in_schema=False)
@@ -224,38 +247,24 @@ async def confirm_withdrawal(lang: str, token: str, service: Service) -> Respons
 
 @router.post("/{lang}/status/{token}/withdraw", name="intake_status_withdraw", include_in_schema=False)
 async def withdraw(request: Request, lang: str, token: str, service: Service, channel: Channel) -> Response:
-    language = _language(lang)
-    if language is None:
-        return _not_found()
-    try:
-        await _form(request, channel)
-    except Refused as refused:
-        return _refused(language, refused, token)
-    found = await service.find(token)
-    try:
-        await service.withdraw(found)
-    except ActionRefused as refused:
-        return await _page(service, found, language, token, status=_status_of(refused), error=refused)
-    return _back(language, token, "withdrawn")
+    return await _act(request, lang, token, service, channel, lambda found, _: service.withdraw(found), done="withdrawn")
+
+
+_DETAILS = ("need", "requested_course", "phone", "email")
+
+
+def _details(form: dict[str, str]) -> dict[str, str]:
+    return {name: form.get(name, "")[:4000] for name in _DETAILS}
 
 
 @router.post("/{lang}/status/{token}/details", name="intake_status_details", include_in_schema=False)
 async def correct_details(request: Request, lang: str, token: str, service: Service, channel: Channel) -> Response:
-    language = _language(lang)
-    if language is None:
-        return _not_found()
-    try:
-        form = await _form(request, channel)
-    except Refused as refused:
-        return _refused(language, refused, token)
-    values = {name: form.get(name, "")[:4000] for name in ("need", "requested_course", "phone", "email")}
-    found = await service.find(token)
-    try:
+    async def correct(found: Found, form: dict[str, str]) -> None:
+        values = _details(form)
         await service.correct(found, **{"course" if k == "requested_course" else k: v for k, v in values.items()})
-    except ActionRefused as refused:
-        # What was typed is kept, with the error next to its field.
-        return await _page(service, found, language, token, status=_status_of(refused), error=refused, values=values)
-    return _back(language, token, "corrected")
+
+    # What was typed is kept on a refusal, with the error next to its field.
+    return await _act(request, lang, token, service, channel, correct, done="corrected", kept=_details)
 
 
 @router.post("/{lang}/status/{token}/revoke", name="intake_status_revoke", include_in_schema=False)

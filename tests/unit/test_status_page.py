@@ -11,13 +11,15 @@ import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
+from intake.status.handlers import SHOWN, Shown
 from intake.status.links import BadStatusToken, StatusLinkExpired, StatusLinks, StatusTokens
 from intake.status.page import _render
-from intake.status.projection import apply_to_person, apply_to_request, is_closed
+from intake.status.projection import PERSON_EVENTS, REQUEST_EVENTS, apply_to_person, apply_to_request, is_closed
 from intake.status.slots import find_window, offered_windows
 from intake.status.texts import RULE_REASONS, TEAM_NAMES, TEXTS, rule_reason
 from intake.status.view import build_view, format_moment, history_lines
@@ -30,6 +32,7 @@ from schemas import (
     Disposition,
     ExamScheduled,
     Language,
+    PersonDataErased,
     RequestDetailsCorrected,
     Target,
     TrainingRequestClosed,
@@ -502,3 +505,8 @@ def test_the_page_has_one_heading_its_language_labels_and_errors_tied_to_their_f
     assert page.count('name="slot"') == len(windows) and "<legend>" in page
     # Switching language keeps the link: the same request's page in French.
     assert 'href="/fr/status/s1.abc.def"' in page
+
+
+def test_the_subscriber_documents_the_events_it_applies() -> None:
+    # The annotation FastStream documents and the filter the handler uses name the same events.
+    assert set(get_args(Shown)) == set(SHOWN) == {*REQUEST_EVENTS, *PERSON_EVENTS, PersonDataErased}
