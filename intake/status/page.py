@@ -15,11 +15,10 @@ the path: the pages are never cached and send no Referer, so the link does not l
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import cache, partial
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -29,7 +28,7 @@ from intake.status.service import ActionRefused, Found, StatusService
 from intake.status.texts import HELPLINE, text
 from intake.status.view import build_view, window_label
 from intake.web.channel import LANGUAGE_CODES, WebChannel, get_web_channel
-from intake.web.form import TEMPLATES
+from intake.web.form import template_environment
 from intake.web.limits import Refused, read_body, require_media_type
 from schemas import Language
 from services import Runtime, get_runtime
@@ -61,21 +60,10 @@ Channel = Annotated[WebChannel, Depends(get_web_channel)]
 router = APIRouter(dependencies=[public(PUBLIC_STATUS_PAGE)])
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def _render(name: str, language: Language, status: int, token: str | None, **context: Any) -> HTMLResponse:
     hrefs = {code.value: status_path(code, token) if token else f"/{code.value}/" for code in Language}
     html = (
-        _templates()
+        template_environment()
         .get_template(name)
         .render(
             lang=language.value,

@@ -35,7 +35,7 @@ from intake.web.limits import Refused, read_body, require_media_type
 from intake.web.submission import CampaignSubmission, FieldError, TrainingRequestSubmission, draft, field_errors
 from schemas import Language, QualificationLevel, RequestKind
 
-__all__ = ["FORM_SOURCE", "router"]
+__all__ = ["FORM_SOURCE", "router", "template_environment"]
 
 log = structlog.get_logger(__name__)
 
@@ -125,8 +125,9 @@ _HTML_HEADERS = {
 
 
 @cache
-def _template_environment() -> jinja2.Environment:
-    """One for the process: it caches compiled templates, and compiling them is the slow part."""
+def template_environment() -> jinja2.Environment:
+    """One for the process (the web form's pages and the status pages): it caches compiled templates,
+    and compiling them is the slow part."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
@@ -138,7 +139,7 @@ def _template_environment() -> jinja2.Environment:
 
 def _render(name: str, language: Language, status: int, *, script_origin: str | None = None, **context: Any) -> HTMLResponse:
     html = (
-        _template_environment()
+        template_environment()
         .get_template(name)
         .render(lang=language.value, t=partial(text, language), language_names=LANGUAGE_NAMES, **context)
     )
