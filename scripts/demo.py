@@ -391,6 +391,12 @@ async def status_page(inbox: Inbox, db: Any, request_id: str, timeout: float = 3
     if not links:
         raise RuntimeError(f"no status link reached the caller of request {request_id[:8]}")
     link = links[0]
+    # The page reads a projection fed from Kafka: wait until it has the advisor's call (a few seconds).
+    while time.monotonic() < deadline:
+        entry = await db["intake_status"].find_one({"_id": request_id}, {"history.what": 1}) or {}
+        if any(line.get("what") == "attempt" for line in entry.get("history", [])):
+            break
+        await asyncio.sleep(0.3)
     # Printed whole (the demo's people are made up): a real link is a bearer capability, sealed on Kafka.
     console.print(f"the acknowledgement's status link: {link}", highlight=False, soft_wrap=True)
     async with httpx.AsyncClient(timeout=10) as http:
