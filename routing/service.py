@@ -529,6 +529,14 @@ class RoutingService:
             decided, effects = decide(case, command)
             await self._save(uow, case, decided, effects)
             changed[:] = [decided != case]
+            if isinstance(command, Withdraw) and decided.disposition is RequestDisposition.WITHDRAWN and decided != case:
+                # Requests of the person that joined this one (a call about the same need) end with it,
+                # as they do when the desk closes it: nobody is to call them about it any more.
+                ended = KeepPromiseOfJoined(
+                    now=command.now, disposition=RequestDisposition.WITHDRAWN, attempts=decided.attempts, cause=effects.events[0]
+                )
+                for joined in await uow.cases.joined_pending(event.request_id):
+                    await self._save(uow, joined, *decide(joined, ended))
             return []  # the decision's events went to the outbox with `uow.apply`
 
         outcome = await self.processed.run_once(event, effect, outbox=self.outbox)

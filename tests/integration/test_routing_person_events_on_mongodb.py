@@ -245,3 +245,24 @@ async def test_the_advisor_confirms_the_new_contact_after_checking_it_and_it_lea
     assert opened.contact is not None and opened.contact.phone == "+32470999888" and opened.confirmed_by == worker
     [item] = await desk.queue(worker)
     assert item.phone == "+32470999888" and not item.unverified_contact
+
+
+async def test_withdrawing_a_request_ends_the_call_that_joined_it(service: RoutingService, mongo_db: MongoDatabase) -> None:
+    clock = FixedClock(TUESDAY_10)
+    web = received(clock, has_computer=True)
+    await service.route(web)
+    call = phone_call(clock, person_id=web.person_id, linked_request_ids=[web.request_id])
+    routed = await service.route(call)
+    assert routed is not None and routed.rule_id == "joins-open-request"
+    withdrawn = TrainingRequestWithdrawn.following(
+        web, source="/intake/status", request_id=web.request_id, person_id=web.person_id, withdrawn_through="status_page"
+    )
+
+    await service.apply_person_event(withdrawn)
+    await service.apply_person_event(withdrawn)  # delivered again: nothing more
+
+    closings = [e for e in await outbox_events(mongo_db, call.request_id) if isinstance(e, TrainingRequestClosed)]
+    [own] = [e for e in await outbox_events(mongo_db, web.request_id) if isinstance(e, TrainingRequestClosed)]
+    assert [(c.disposition, c.worker_id, c.causation_id) for c in closings] == [(Disposition.WITHDRAWN, None, own.id)]
+    joined = await service.cases.find_one({"_id": call.request_id})
+    assert joined is not None and joined["disposition"] == "withdrawn" and joined["sla"] == "met"
