@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import TypeAdapter
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -327,20 +329,11 @@ def seal(event: E, key: bytes) -> E:
                 "sealed": _encrypt(key, event.person_id, fields),
             }
         )
-    if isinstance(event, RequestDetailsCorrected) and event.sealed is None and (event.need is not None or event.contact):
-        corrected: dict[str, Any] = {}
-        if event.need is not None:
-            corrected["need"] = event.need
-        if event.contact is not None:
-            corrected["contact"] = event.contact.model_dump(mode="json")
-        return event.model_copy(update={"need": None, "contact": None, "sealed": _encrypt(key, event.person_id, corrected)})
-    if isinstance(event, ContactDetailsConfirmed) and event.sealed is None and event.contact is not None:
-        confirmed = {"contact": event.contact.model_dump(mode="json")}
-        return event.model_copy(update={"contact": None, "sealed": _encrypt(key, event.person_id, confirmed)})
     names = _SEALED_ALONE.get(type(event), ())
-    personal = {name: value for name in names if (value := getattr(event, name)) is not None}
-    if personal and getattr(event, "sealed", None) is None:
+    given = {name for name in names if getattr(event, name) is not None}
+    if given and getattr(event, "sealed", None) is None:
         person_id: str = getattr(event, "person_id")  # noqa: B009 - every such event has one
+        personal = event.model_dump(mode="json", include=given)  # a contact as JSON, like the request's
         return event.model_copy(update={**dict.fromkeys(personal), "sealed": _encrypt(key, person_id, personal)})
     return event
 
@@ -366,20 +359,18 @@ def unseal(event: E, key: bytes | None) -> E:
                 "sealed": None,
             }
         )
-    if isinstance(event, RequestDetailsCorrected | ContactDetailsConfirmed):
-        contact = fields.get("contact")
-        if isinstance(event, ContactDetailsConfirmed):
-            return event.model_copy(update={"contact": Contact.model_validate(contact or {}), "sealed": None})
-        return event.model_copy(
-            update={
-                "need": fields.get("need"),
-                "contact": Contact.model_validate(contact) if contact is not None else None,
-                "sealed": None,
-            }
-        )
     if (names := _SEALED_ALONE.get(type(event))) is not None:
-        return event.model_copy(update={**{name: fields.get(name) for name in names}, "sealed": None})
+        # Each value read back as its field's type (a contact's JSON becomes a `Contact` again).
+        opened = {name: _field_adapter(type(event), name).validate_python(fields.get(name)) for name in names}
+        return event.model_copy(update={**opened, "sealed": None})
     return event
+
+
+@functools.cache
+def _field_adapter(cls: type[Event], name: str) -> TypeAdapter[Any]:
+    annotation = cls.model_fields[name].annotation
+    assert annotation is not None  # every sealed field is annotated
+    return TypeAdapter(annotation)
 
 
 _SEALED_ALONE: Mapping[type[Event], tuple[str, ...]] = {
@@ -388,8 +379,11 @@ _SEALED_ALONE: Mapping[type[Event], tuple[str, ...]] = {
     PartnerInformationReceived: ("answer",),
     # Not personal data but bearer capabilities: whoever reads a link answers the offer for the candidate.
     ExamSeatOffered: ("accept_url", "decline_url"),
+    # What the person changed from their status page, and the contact staff confirmed: personal data.
+    RequestDetailsCorrected: ("need", "contact"),
+    ContactDetailsConfirmed: ("contact",),
 }
-"""Events whose few personal fields (a worker's free text, a candidate's answer links) are sealed alone: their names."""
+"""Events whose few personal fields (free text, a contact, a candidate's answer links) are sealed alone: their names."""
 
 
 class PersonalData:
